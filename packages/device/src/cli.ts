@@ -1,0 +1,196 @@
+import { readFile } from 'node:fs/promises';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { deviceIdProblem } from '@bulwark/protocol';
+import { startAgent } from './agent.ts';
+import { normalizeFingerprint } from './certificate.ts';
+import { parseDuration } from './duration.ts';
+import { enrollDevice } from './enroll.ts';
+import { keyTypes, type KeyType } from './keys.ts';
+import { parseMqttUrl, parseServerUrl } from './urls.ts';
+import { AGENT_VERSION } from './version.ts';
+
+/** Where the CLI writes, and what stops `run`; tests pass their own. */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  /** Stops `run`. Default: SIGINT or SIGTERM. */
+  readonly stopSignal?: AbortSignal;
+}
+
+const processIo: CliIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+interface EnrollFlags {
+  server: string;
+  token: string;
+  id: string;
+  dir: string;
+  ca?: string;
+  caFingerprint?: string;
+  keyType: KeyType;
+  mqtt?: string;
+  force?: boolean;
+}
+
+interface RunFlags {
+  dir: string;
+  mqtt?: string;
+  heartbeatInterval: number;
+  verbose?: boolean;
+}
+
+/**
+ * Runs `bulwark-agent` with `argv` (without `node` and the script) and returns the exit code:
+ * 0 on success, 1 with a one-line `error: …` on stderr otherwise.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await main(process.argv.slice(2));
+ * ```
+ */
+export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  const line = (write: (text: string) => void, text: string) => write(`${text.replace(/\s*\n\s*/g, ' ')}\n`);
+  const program = new Command('bulwark-agent')
+    .description('Bulwark device agent: enroll this device, then keep it connected and its certificate fresh')
+    .version(AGENT_VERSION)
+    .exitOverride()
+    .configureOutput({
+      writeOut: io.stdout,
+      writeErr: io.stderr,
+      outputError: (text, write) => line(write, text.trim()),
+    });
+
+  program
+    .command('enroll')
+    .description('generate a key on this device and obtain its certificate with a one-time token (EST)')
+    .requiredOption('--server <url>', 'Bulwark EST server, https://host[:port]', argument(parseServerUrl))
+    .requiredOption('--token <token>', 'one-time enrollment token for this device', argument(nonEmpty))
+    .requiredOption('--id <device-id>', 'device id, as registered on the server', argument(deviceId))
+    .requiredOption('--dir <dir>', 'identity directory to create (key.pem, cert.pem, ca.pem, identity.json)', argument(nonEmpty))
+    .option('--ca <file>', 'PEM CA chain to trust; without it the chain is fetched and its fingerprint printed')
+    .option('--ca-fingerprint <hex>', 'refuse to enroll unless the CA root has this SHA-256 fingerprint', argument(fingerprint))
+    .addOption(new Option('--key-type <type>', 'key algorithm').choices(keyTypes).default('ec-p256'))
+    .option('--mqtt <url>', 'broker URL to remember, mqtts://host:port (default: server host, port 8883)', argument(parseMqttUrl))
+    .option('--force', 'replace an identity already in --dir')
+    .action(async (flags: EnrollFlags) => {
+      const ca = flags.ca === undefined ? undefined : await readCaFile(flags.ca);
+      const result = await enrollDevice({
+        serverUrl: flags.server,
+        deviceId: flags.id,
+        token: flags.token,
+        dir: flags.dir,
+        ca,
+        caFingerprint: flags.caFingerprint,
+        keyType: flags.keyType,
+        mqttUrl: flags.mqtt,
+        force: flags.force,
+        onTrustOnFirstUse: (root) => {
+          line(io.stderr, `CA root from server: ${root.subject}`);
+          line(io.stderr, `CA root SHA-256 fingerprint: ${root.fingerprint}`);
+          if (flags.caFingerprint === undefined) {
+            line(io.stderr, 'warning: trusted on first use; compare this fingerprint with the one shown by your Bulwark server');
+          }
+        },
+      });
+      line(
+        io.stdout,
+        `enrolled ${result.deviceId}: certificate ${result.certificate.serialNumber} valid until ` +
+          `${new Date(result.certificate.notAfter).toISOString()}, identity saved in ${result.dir}`,
+      );
+    });
+
+  program
+    .command('run')
+    .description('connect to the broker, publish heartbeats and renew the certificate before it expires')
+    .requiredOption('--dir <dir>', 'identity directory written by "enroll"', argument(nonEmpty))
+    .option('--mqtt <url>', 'broker URL, mqtts://host:port (default: from enroll, else server host, port 8883)', argument(parseMqttUrl))
+    .addOption(
+      new Option('--heartbeat-interval <duration>', 'time between heartbeats, e.g. 30s, 5m')
+        .argParser(argument(parseDuration))
+        .default(30_000, '30s'),
+    )
+    .option('--verbose', 'also print every heartbeat')
+    .action(async (flags: RunFlags) => {
+      const agent = await startAgent({ dir: flags.dir, mqttUrl: flags.mqtt, heartbeatIntervalMs: flags.heartbeatInterval });
+      agent.on('connected', ({ url, clientId }) => line(io.stdout, `connected to ${url} as ${clientId}`));
+      agent.on('disconnected', ({ reason, error }) =>
+        line(io.stdout, `disconnected (${reason})${error === undefined ? '' : `: ${error.message}`}`),
+      );
+      agent.on('reconnecting', ({ attempt, delayMs }) =>
+        line(io.stdout, `reconnecting in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt})`),
+      );
+      agent.on('renewed', ({ certificate }) =>
+        line(io.stdout, `certificate renewed, valid until ${new Date(certificate.notAfter).toISOString()}`),
+      );
+      agent.on('error', (err) => line(io.stderr, `warning: ${err.message}`));
+      if (flags.verbose) agent.on('heartbeat', (beat) => line(io.stdout, `heartbeat ${JSON.stringify(beat)}`));
+      line(io.stdout, `bulwark-agent ${AGENT_VERSION} running as ${agent.deviceId}, broker ${agent.mqttUrl}`);
+      await stopRequested(io.stopSignal);
+      await agent.stop();
+      line(io.stdout, 'stopped');
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    // Help and --version arrive here too, with exit code 0.
+    if (err instanceof CommanderError) return err.exitCode;
+    line(io.stderr, `error: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
+
+/** Adapts a validator that throws (our BulwarkErrors) to commander's argument parser. */
+function argument<T>(parse: (text: string) => T): (text: string) => T {
+  return (text) => {
+    try {
+      return parse(text);
+    } catch (err) {
+      throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
+    }
+  };
+}
+
+function nonEmpty(text: string): string {
+  if (text.trim() === '') throw new Error('must not be empty');
+  return text;
+}
+
+function deviceId(text: string): string {
+  const problem = deviceIdProblem(text);
+  if (problem !== undefined) throw new Error(problem);
+  return text;
+}
+
+function fingerprint(text: string): string {
+  const normalized = normalizeFingerprint(text);
+  if (normalized === undefined) throw new Error('expected a SHA-256 fingerprint: 64 hex digits, colons optional');
+  return normalized;
+}
+
+async function readCaFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read --ca file: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
+function stopRequested(signal: AbortSignal | undefined): Promise<void> {
+  if (signal !== undefined) {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  }
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

@@ -1,0 +1,45 @@
+/**
+ * Bulwark device SDK: enroll a device over EST (RFC 7030) with a key generated on the device, keep
+ * its identity on disk, and run the agent that connects to the broker over mutual TLS, publishes
+ * heartbeats and renews the certificate.
+ *
+ * @example
+ * ```ts
+ * import { enrollDevice, startAgent } from '@bulwark/device';
+ *
+ * await enrollDevice({ serverUrl: 'https://bulwark.example:8443', deviceId: 'pump-17', token, dir });
+ * const agent = await startAgent({ dir, heartbeatIntervalMs: 30_000 });
+ * agent.on('heartbeat', (beat) => console.log(beat.seq));
+ * ```
+ *
+ * @packageDocumentation
+ */
+export { startAgent } from './agent.ts';
+export type { Agent, AgentEvent, AgentEvents, AgentOptions, Clock, DisconnectReason } from './agent.ts';
+export { backoffDelay, createBackoff, defaultBackoff } from './backoff.ts';
+export type { Backoff, BackoffOptions } from './backoff.ts';
+export { certificateInfo, fingerprintOf, normalizeFingerprint } from './certificate.ts';
+export type { CertificateInfo } from './certificate.ts';
+export { main } from './cli.ts';
+export type { CliIo } from './cli.ts';
+export { parseDuration } from './duration.ts';
+export { enrollDevice } from './enroll.ts';
+export type { EnrollOptions, EnrollResult } from './enroll.ts';
+export { getCaCerts, simpleEnroll, simpleReenroll } from './est-client.ts';
+export type {
+  CaCertificates,
+  EstCallOptions,
+  GetCaCertsOptions,
+  SimpleEnrollRequest,
+  SimpleReenrollRequest,
+} from './est-client.ts';
+export { buildHeartbeat } from './heartbeat.ts';
+export type { HeartbeatInput } from './heartbeat.ts';
+export { openIdentityStore } from './identity-store.ts';
+export type { Credentials, DeviceIdentity, IdentityMetadata, IdentityStore } from './identity-store.ts';
+export { createCsr, generateDeviceKey, isKeyType, keyTypeOf, keyTypes } from './keys.ts';
+export type { Csr, DeviceKey, KeyType } from './keys.ts';
+export { DEFAULT_RENEW_THRESHOLD, renewIdentity, renewalDue } from './renewal.ts';
+export type { RenewOptions } from './renewal.ts';
+export { MQTTS_DEFAULT_PORT, defaultMqttUrl, parseMqttUrl, parseServerUrl } from './urls.ts';
+export { AGENT_NAME, AGENT_VERSION } from './version.ts';

@@ -1,0 +1,51 @@
+import { Command, Option } from 'commander';
+import { loadConfig, type Config } from '../config/index.ts';
+import { createLogger } from '../logger.ts';
+import { createPlatform, type Platform } from '../platform.ts';
+
+export interface CommonOptions {
+  data?: string;
+  config?: string;
+  json?: boolean;
+}
+
+/** Adds the options every command takes. */
+export function common(cmd: Command, withJson = true): Command {
+  cmd.option('--data <dir>', 'data directory (default ./.bulwark, env BULWARK_DATA)');
+  cmd.option('--config <file>', 'configuration file, YAML or JSON (env BULWARK_CONFIG)');
+  if (withJson) cmd.addOption(new Option('--json', 'print JSON'));
+  return cmd;
+}
+
+export function configFrom(options: CommonOptions, overrides: Record<string, unknown> = {}): Config {
+  return loadConfig({ file: options.config, overrides: { dataDir: options.data, ...overrides } });
+}
+
+/** Runs `work` on a platform built from the command's options, and always closes it. */
+export async function withPlatform<T>(options: CommonOptions, work: (platform: Platform) => Promise<T>): Promise<T> {
+  const config = configFrom(options);
+  // One-shot commands log warnings only: their output is the answer, not a log.
+  const platform = await createPlatform(config, { logger: createLogger(config.logLevel === 'debug' ? 'debug' : 'warn') });
+  try {
+    return await work(platform);
+  } finally {
+    await platform.close();
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+export function printTable(rows: Record<string, string>[], columns: string[]): void {
+  if (rows.length === 0) {
+    process.stdout.write('(none)\n');
+    return;
+  }
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? '').length)));
+  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd() + '\n';
+  process.stdout.write(line(columns.map((c) => c.toUpperCase())));
+  for (const row of rows) process.stdout.write(line(columns.map((c) => row[c] ?? '')));
+}
+
+export const iso = (ms: number | null) => (ms === null ? '' : new Date(ms).toISOString());

@@ -1,0 +1,1 @@
+export { runCli, buildCli } from './main.ts';

@@ -1,0 +1,40 @@
+import { Command, CommanderError } from 'commander';
+import { BulwarkError } from '@bulwark/protocol';
+import { VERSION } from '../version.ts';
+import { auditCommands } from './audit.commands.ts';
+import { deviceCommands } from './device.commands.ts';
+import { pkiCommands } from './pki.commands.ts';
+import { serveCommand } from './serve.command.ts';
+
+export function buildCli(): Command {
+  const program = new Command('bulwark')
+    .description('Bulwark: security platform for IoT fleets')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  program.addCommand(serveCommand());
+  program.addCommand(deviceCommands());
+  program.addCommand(pkiCommands());
+  program.addCommand(auditCommands());
+  for (const cmd of program.commands) {
+    cmd.exitOverride();
+    for (const sub of cmd.commands) sub.exitOverride();
+  }
+  return program;
+}
+
+/** Runs the CLI; errors end with one line on stderr and a non-zero exit code. */
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return; // commander already printed its message (or the help/version)
+    }
+    const e = BulwarkError.from(err);
+    const message = e.code === 'internal' ? `${(err as Error).message ?? 'internal error'}` : e.message;
+    process.stderr.write(`bulwark: ${message}\n`);
+    process.exitCode = e.code === 'audit_chain_broken' ? 2 : 1;
+  }
+}

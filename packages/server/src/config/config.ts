@@ -1,0 +1,175 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { BulwarkError } from '@bulwark/protocol';
+import { parseDuration } from './duration.ts';
+
+const port = z.coerce
+  .number({ error: 'must be a port number' })
+  .int('must be an integer')
+  .min(0, 'must be between 0 and 65535 (0 = ephemeral)')
+  .max(65535, 'must be between 0 and 65535 (0 = ephemeral)');
+
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = typeof value === 'number' ? value : parseDuration(value);
+  if (ms === undefined || ms <= 0) {
+    ctx.addIssue({ code: 'custom', message: 'must be a positive duration such as 90s, 15m, 24h or 7d' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const hostList = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (typeof v === 'string' ? v.split(',') : v).map((h) => h.trim()).filter(Boolean))
+  .pipe(
+    z.array(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9.*:-]{1,253}$/, 'must be host names or IP addresses separated by commas'),
+    ),
+  );
+
+const schema = z
+  .object({
+    dataDir: z.string().min(1, 'must not be empty'),
+    database: z
+      .object({
+        url: z
+          .string()
+          .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL (leave unset for the embedded SQLite store)')
+          .optional(),
+      })
+      .strict()
+      .default({}),
+    masterKey: z
+      .string()
+      .regex(/^(?:[0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/, 'must be 32 bytes as 64 hex characters or base64')
+      .optional(),
+    bind: z.string().min(1).optional(),
+    mqtt: z.object({ port: port.default(8883) }).strict().default({ port: 8883 }),
+    https: z.object({ port: port.default(8443) }).strict().default({ port: 8443 }),
+    pki: z
+      .object({
+        hostnames: hostList.default([]),
+        deviceCertValidity: duration.default(90 * 86_400_000),
+        enrollmentTokenTtl: duration.default(86_400_000),
+      })
+      .strict()
+      .default({ hostnames: [], deviceCertValidity: 90 * 86_400_000, enrollmentTokenTtl: 86_400_000 }),
+    events: z
+      .object({ tailInterval: duration.default(200) })
+      .strict()
+      .default({ tailInterval: 200 }),
+    logLevel: z.enum(['silent', 'error', 'warn', 'info', 'debug']).default('info'),
+  })
+  .strict();
+
+export type Config = Readonly<z.output<typeof schema>>;
+export type ConfigInput = z.input<typeof schema>;
+
+/** Environment variables Bulwark reads, and the configuration key each one sets. */
+export const envKeys = {
+  BULWARK_DATA: 'dataDir',
+  BULWARK_DATABASE_URL: 'database.url',
+  BULWARK_MASTER_KEY: 'masterKey',
+  BULWARK_BIND: 'bind',
+  BULWARK_MQTT_PORT: 'mqtt.port',
+  BULWARK_HTTPS_PORT: 'https.port',
+  BULWARK_HOSTNAMES: 'pki.hostnames',
+  BULWARK_DEVICE_CERT_VALIDITY: 'pki.deviceCertValidity',
+  BULWARK_ENROLLMENT_TOKEN_TTL: 'pki.enrollmentTokenTtl',
+  BULWARK_EVENTS_TAIL_INTERVAL: 'events.tailInterval',
+  BULWARK_LOG_LEVEL: 'logLevel',
+} as const;
+
+const keyToEnv = Object.fromEntries(Object.entries(envKeys).map(([env, key]) => [key, env])) as Record<
+  string,
+  string
+>;
+
+export interface LoadConfigOptions {
+  /** A YAML or JSON file; `BULWARK_CONFIG` names one when this is unset. */
+  file?: string | undefined;
+  /** Values from command-line flags, applied last (dotted keys). */
+  overrides?: Record<string, unknown>;
+  /** The environment; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+function setPath(target: Record<string, unknown>, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (typeof next !== 'object' || next === null) node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1] as string] = value;
+}
+
+function readFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new BulwarkError('config_invalid', `cannot read configuration file ${file}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text); // YAML is a superset of JSON, so one parser reads both
+  } catch (err) {
+    throw new BulwarkError('config_invalid', `configuration file ${file} is not valid YAML/JSON: ${(err as Error).message}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new BulwarkError('config_invalid', `configuration file ${file} must hold a mapping of keys`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Builds the configuration once: defaults < file < BULWARK_* environment < flags. Any invalid value
+ * stops start-up with a message naming the key (and the variable that set it) and what is allowed.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const file = options.file ?? env.BULWARK_CONFIG;
+  const raw: Record<string, unknown> = file ? readFile(file) : {};
+  for (const [name, key] of Object.entries(envKeys)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(raw, key, value);
+  }
+  for (const [key, value] of Object.entries(options.overrides ?? {})) {
+    if (value !== undefined) setPath(raw, key, value);
+  }
+  if (raw.dataDir === undefined) raw.dataDir = '.bulwark';
+
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const key = issue.path.join('.');
+      const from = keyToEnv[key] && env[keyToEnv[key]] !== undefined ? ` (from ${keyToEnv[key]})` : '';
+      const message =
+        issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.message;
+      return `${key || '(root)'}${from}: ${message}`;
+    });
+    throw new BulwarkError('config_invalid', `invalid configuration: ${problems.join('; ')}`);
+  }
+  const config = { ...result.data, dataDir: path.resolve(result.data.dataDir) };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Configuration for tests and embedded use: defaults plus the given values, no environment. */
+export function testConfig(overrides: Record<string, unknown>): Config {
+  return loadConfig({ env: {}, overrides });
+}

@@ -1,0 +1,2 @@
+export { loadConfig, testConfig, envKeys, type Config, type LoadConfigOptions } from './config.ts';
+export { parseDuration } from './duration.ts';

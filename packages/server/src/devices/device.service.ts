@@ -1,0 +1,179 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { BulwarkError, deviceIdProblem } from '@bulwark/protocol';
+import type { EventBus } from '../events/index.ts';
+import type { Db, DbOrTx } from '../store/index.ts';
+import * as store from './device.store.ts';
+import { deviceStatuses, type Device, type DeviceStatus } from './device.types.ts';
+
+export interface DeviceServiceDeps {
+  db: Db;
+  events: Pick<EventBus, 'emit'>;
+  now: () => number;
+  /** Default lifetime of an enrollment token, in ms. */
+  tokenTtlMs: number;
+}
+
+const groupPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const TOKEN_PREFIX = 'bwk_';
+const MAX_TOKEN_TTL_MS = 30 * 86_400_000;
+
+export const hashToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
+
+function checkGroup(group: string | null | undefined): string | null {
+  if (group === undefined || group === null || group === '') return null;
+  if (!groupPattern.test(group)) {
+    throw new BulwarkError('validation_failed', 'group must be 1-64 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit');
+  }
+  return group;
+}
+
+export interface TokenCheck {
+  tokenId: string;
+  device: Device;
+}
+
+export function createDeviceService(deps: DeviceServiceDeps) {
+  const { db, events, now } = deps;
+
+  async function require(q: DbOrTx, id: string): Promise<Device> {
+    const row = await store.getDeviceRow(q, id);
+    if (!row) throw new BulwarkError('not_found', `device ${id} does not exist`);
+    return store.toDevice(row);
+  }
+
+  return {
+    async add(input: { id: string; group?: string | null | undefined }, actor: string): Promise<Device> {
+      const problem = deviceIdProblem(input.id);
+      if (problem) throw new BulwarkError('validation_failed', problem);
+      const group = checkGroup(input.group);
+      const t = now();
+      const row = {
+        id: input.id,
+        group_name: group,
+        status: 'registered',
+        attributes: '{}',
+        created_at: t,
+        updated_at: t,
+        enrolled_at: null,
+        revoked_at: null,
+      };
+      try {
+        await store.insertDevice(db, row);
+      } catch (err) {
+        if (await store.getDeviceRow(db, input.id)) {
+          throw new BulwarkError('conflict', `device ${input.id} already exists`);
+        }
+        throw err;
+      }
+      await events.emit({ type: 'device.added', actor, subject: `device:${input.id}`, data: { group } });
+      return store.toDevice(row);
+    },
+
+    get: (id: string) => require(db, id),
+
+    async find(id: string): Promise<Device | undefined> {
+      const row = await store.getDeviceRow(db, id);
+      return row && store.toDevice(row);
+    },
+
+    async list(filter: { group?: string; status?: string; after?: string; limit?: number } = {}): Promise<Device[]> {
+      if (filter.status !== undefined && !(deviceStatuses as readonly string[]).includes(filter.status)) {
+        throw new BulwarkError('validation_failed', `status must be one of ${deviceStatuses.join(', ')}`);
+      }
+      const limit = filter.limit ?? 1000;
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+        throw new BulwarkError('validation_failed', 'limit must be an integer from 1 to 10000');
+      }
+      const rows = await store.listDeviceRows(db, {
+        group: filter.group,
+        status: filter.status as DeviceStatus | undefined,
+        after: filter.after,
+        limit,
+      });
+      return rows.map(store.toDevice);
+    },
+
+    /** A one-time enrollment token, bound to this device, shown once and stored only as a hash. */
+    async issueToken(id: string, actor: string, ttlMs = deps.tokenTtlMs): Promise<{ token: string; expiresAt: number }> {
+      if (!Number.isFinite(ttlMs) || ttlMs <= 0 || ttlMs > MAX_TOKEN_TTL_MS) {
+        throw new BulwarkError('validation_failed', 'token lifetime must be more than 0 and at most 30 days');
+      }
+      const device = await require(db, id);
+      if (device.status === 'revoked') throw new BulwarkError('device_revoked', `device ${id} is revoked and cannot enroll again`);
+      if (device.status === 'disabled') throw new BulwarkError('device_disabled', `device ${id} is disabled: enable it first`);
+      const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+      const t = now();
+      const tokenId = randomUUID();
+      await store.insertToken(db, {
+        id: tokenId,
+        device_id: id,
+        token_hash: hashToken(token),
+        created_at: t,
+        expires_at: t + ttlMs,
+        used_at: null,
+      });
+      await events.emit({
+        type: 'enrollment.token_issued',
+        actor,
+        subject: `device:${id}`,
+        data: { tokenId, expiresAt: t + ttlMs },
+      });
+      return { token, expiresAt: t + ttlMs };
+    },
+
+    /**
+     * Checks a presented token without using it up, so a request refused later (bad CSR) changes nothing.
+     * An unknown device and a wrong token get the same answer: the refusal does not reveal which ids exist.
+     */
+    async checkToken(id: string, token: string): Promise<TokenCheck> {
+      const row = await store.findTokenByHash(db, hashToken(token));
+      if (!row || row.device_id !== id) {
+        throw new BulwarkError('token_invalid', 'enrollment token is not valid for this device id');
+      }
+      if (row.used_at !== null) throw new BulwarkError('token_used', 'enrollment token has already been used');
+      if (row.expires_at <= now()) throw new BulwarkError('token_expired', 'enrollment token has expired');
+      const device = await require(db, id);
+      if (device.status === 'revoked') throw new BulwarkError('device_revoked', 'device is revoked');
+      if (device.status === 'disabled') throw new BulwarkError('device_disabled', 'device is disabled');
+      return { tokenId: row.id, device };
+    },
+
+    /** Uses the token up and marks the device enrolled, inside the caller's transaction. */
+    async completeEnrollment(trx: DbOrTx, check: TokenCheck): Promise<void> {
+      const t = now();
+      if (!(await store.consumeToken(trx, check.tokenId, t))) {
+        throw new BulwarkError('token_used', 'enrollment token has already been used');
+      }
+      const ok = await store.updateDevice(trx, check.device.id, { status: 'active', enrolled_at: t, updated_at: t }, [
+        'registered',
+        'active',
+      ]);
+      if (!ok) throw new BulwarkError('conflict', 'device changed state during enrollment; try again');
+    },
+
+    async setDisabled(id: string, disabled: boolean, actor: string, reason?: string): Promise<Device> {
+      const device = await require(db, id);
+      if (device.status === 'revoked') throw new BulwarkError('device_revoked', `device ${id} is revoked`);
+      const target: DeviceStatus = disabled ? 'disabled' : device.enrolledAt ? 'active' : 'registered';
+      if (device.status === target) return device;
+      await store.updateDevice(db, id, { status: target, updated_at: now() });
+      if (disabled) {
+        await events.emit({ type: 'device.disabled', actor, subject: `device:${id}`, data: reason ? { reason } : {} });
+      } else {
+        await events.emit({ type: 'device.enabled', actor, subject: `device:${id}`, data: {} });
+      }
+      return { ...device, status: target };
+    },
+
+    /** Marks the device revoked inside the caller's transaction (pki revokes its certificates alongside). */
+    async markRevoked(trx: DbOrTx, id: string): Promise<Device> {
+      const device = await require(trx, id);
+      if (device.status === 'revoked') throw new BulwarkError('conflict', `device ${id} is already revoked`);
+      const t = now();
+      await store.updateDevice(trx, id, { status: 'revoked', revoked_at: t, updated_at: t });
+      return { ...device, status: 'revoked', revokedAt: t };
+    },
+  };
+}
+
+export type DeviceService = ReturnType<typeof createDeviceService>;

@@ -1,0 +1,2 @@
+export { createDeviceService, hashToken, type DeviceService, type TokenCheck } from './device.service.ts';
+export { deviceStatuses, type Device, type DeviceStatus } from './device.types.ts';

@@ -1,0 +1,179 @@
+import type { Db, DbOrTx, AuditLogTable } from '../store/index.ts';
+import type { AuditEntry, EventType, SecurityEvent } from './event-types.ts';
+import { anchorMessage, entryHash, GENESIS_HASH } from './hash-chain.ts';
+
+/** What the audit log needs to authenticate its head (the master-key MAC; see secrets/). */
+export interface AnchorMac {
+  mac(purpose: string, message: string): string;
+  verifyMac(purpose: string, message: string, mac: string): boolean;
+}
+
+export interface AuditLogDeps {
+  db: Db;
+  mac: AnchorMac;
+  now: () => number;
+  /** Conflicts from a concurrent writer (another process): recompute and try again. */
+  isRetryable: (err: unknown) => boolean;
+}
+
+const ANCHOR_PURPOSE = 'audit-anchor';
+const INSERT_CHUNK = 500;
+const MAX_ATTEMPTS = 20;
+
+export interface VerifyResult {
+  ok: boolean;
+  entries: number;
+  headSeq: number;
+  /** The first entry found bad, and why. */
+  badSeq?: number;
+  reason?: string;
+}
+
+function toEntry(row: AuditLogTable): AuditEntry {
+  return {
+    seq: row.seq,
+    ts: row.ts,
+    type: row.type as EventType,
+    actor: row.actor,
+    subject: row.subject,
+    data: JSON.parse(row.data) as Record<string, unknown>,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+/** Append-only, hash-chained, anchored. Appends from this process are batched into one transaction. */
+export function createAuditLog(deps: AuditLogDeps) {
+  const { db, mac, now, isRetryable } = deps;
+
+  async function head(q: DbOrTx): Promise<{ seq: number; hash: string }> {
+    const row = await q.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    return row ?? { seq: 0, hash: GENESIS_HASH };
+  }
+
+  async function appendOnce(events: readonly SecurityEvent[]): Promise<AuditEntry[]> {
+    return db.transaction().execute(async (trx) => {
+      let { seq, hash } = await head(trx);
+      const ts = now();
+      const entries: AuditEntry[] = events.map((event) => {
+        seq += 1;
+        const data = JSON.parse(JSON.stringify(event.data ?? {})) as Record<string, unknown>;
+        const fields = { seq, ts, type: event.type, actor: event.actor, subject: event.subject ?? null, data, prevHash: hash };
+        hash = entryHash(fields);
+        return { ...fields, hash };
+      });
+      for (let i = 0; i < entries.length; i += INSERT_CHUNK) {
+        await trx
+          .insertInto('audit_log')
+          .values(
+            entries.slice(i, i + INSERT_CHUNK).map((e) => ({
+              seq: e.seq,
+              ts: e.ts,
+              type: e.type,
+              actor: e.actor,
+              subject: e.subject,
+              data: JSON.stringify(e.data),
+              prev_hash: e.prevHash,
+              hash: e.hash,
+            })),
+          )
+          .execute();
+      }
+      const anchor = { seq, hash, mac: mac.mac(ANCHOR_PURPOSE, anchorMessage(seq, hash)) };
+      await trx
+        .insertInto('audit_anchor')
+        .values({ id: 1, ...anchor })
+        .onConflict((oc) => oc.column('id').doUpdateSet(anchor))
+        .execute();
+      return entries;
+    });
+  }
+
+  return {
+    /** Appends in one transaction; resolves once the entries are committed (durable). */
+    async append(events: readonly SecurityEvent[]): Promise<AuditEntry[]> {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await appendOnce(events);
+        } catch (err) {
+          if (attempt >= MAX_ATTEMPTS || !isRetryable(err)) throw err;
+          await new Promise((r) => setTimeout(r, Math.min(50, attempt * 2 + Math.random() * 5)));
+        }
+      }
+    },
+
+    head: () => head(db),
+
+    async readAfter(afterSeq: number, limit = 500): Promise<AuditEntry[]> {
+      const rows = await db.selectFrom('audit_log').selectAll().where('seq', '>', afterSeq).orderBy('seq').limit(limit).execute();
+      return rows.map(toEntry);
+    },
+
+    /**
+     * Walks the whole chain: sequence numbers contiguous from 1, each hash recomputed, each link to the
+     * previous hash, and the head matching the MAC-protected anchor (which catches removal or addition at
+     * the end, and a rewrite of the whole chain by someone without the master key).
+     */
+    async verify(options: { pageSize?: number; onProgress?: (seq: number) => void } = {}): Promise<VerifyResult> {
+      const pageSize = options.pageSize ?? 5000;
+      let expectedSeq = 1;
+      let prevHash = GENESIS_HASH;
+      let count = 0;
+      const fail = (badSeq: number, reason: string): VerifyResult => ({ ok: false, entries: count, headSeq: expectedSeq - 1, badSeq, reason });
+      for (;;) {
+        const rows = await db
+          .selectFrom('audit_log')
+          .selectAll()
+          .where('seq', '>=', expectedSeq)
+          .orderBy('seq')
+          .limit(pageSize)
+          .execute();
+        for (const row of rows) {
+          if (row.seq !== expectedSeq) {
+            return row.seq > expectedSeq
+              ? fail(expectedSeq, `entry ${expectedSeq} is missing (next entry found is ${row.seq}): a row was deleted`)
+              : fail(row.seq, `entry ${row.seq} is out of sequence`);
+          }
+          if (row.prev_hash !== prevHash) {
+            return fail(row.seq, `entry ${row.seq} does not link to entry ${row.seq - 1} (previous hash differs): a row was changed, inserted or removed before it`);
+          }
+          let data: unknown;
+          try {
+            data = JSON.parse(row.data);
+          } catch {
+            return fail(row.seq, `entry ${row.seq} has data that is not valid JSON: the row was edited`);
+          }
+          const recomputed = entryHash({ seq: row.seq, ts: row.ts, type: row.type, actor: row.actor, subject: row.subject, data, prevHash: row.prev_hash });
+          if (recomputed !== row.hash) {
+            return fail(row.seq, `entry ${row.seq} (${row.type}) does not match its hash: the row was edited`);
+          }
+          prevHash = row.hash;
+          expectedSeq += 1;
+          count += 1;
+        }
+        options.onProgress?.(expectedSeq - 1);
+        if (rows.length < pageSize) break;
+      }
+      const last = expectedSeq - 1;
+      const anchor = await db.selectFrom('audit_anchor').selectAll().where('id', '=', 1).executeTakeFirst();
+      if (!anchor) {
+        return last === 0 ? { ok: true, entries: 0, headSeq: 0 } : fail(1, 'the audit anchor is missing: it was deleted');
+      }
+      if (!mac.verifyMac(ANCHOR_PURPOSE, anchorMessage(anchor.seq, anchor.hash), anchor.mac)) {
+        return fail(anchor.seq, `the audit anchor for entry ${anchor.seq} fails its MAC: the anchor was forged or the master key differs`);
+      }
+      if (anchor.seq > last) {
+        return fail(last + 1, `entry ${last + 1} is missing: the log ends at ${last} but was anchored at ${anchor.seq} (rows removed from the end)`);
+      }
+      if (anchor.seq < last) {
+        return fail(anchor.seq + 1, `entry ${anchor.seq + 1} was not written by Bulwark: the log was anchored at ${anchor.seq} but continues to ${last} (rows inserted)`);
+      }
+      if (anchor.hash !== prevHash) {
+        return fail(last, `entry ${last} differs from the anchored head: the chain was rewritten`);
+      }
+      return { ok: true, entries: count, headSeq: last };
+    },
+  };
+}
+
+export type AuditLog = ReturnType<typeof createAuditLog>;

@@ -1,0 +1,79 @@
+/** Every security-relevant thing that happens is one of these, on one bus, in one audit log. */
+export const eventTypes = [
+  'platform.started',
+  'platform.stopped',
+  'config.loaded',
+  'pki.initialized',
+  'pki.server_certificate_issued',
+  'device.added',
+  'device.updated',
+  'device.disabled',
+  'device.enabled',
+  'device.revoked',
+  'enrollment.token_issued',
+  'enrollment.refused',
+  'certificate.issued',
+  'certificate.revoked',
+  'mqtt.connected',
+  'mqtt.disconnected',
+  'mqtt.connect_refused',
+  'mqtt.publish_denied',
+  'mqtt.subscribe_denied',
+  'mqtt.session_dropped',
+  'tls.handshake_failed',
+] as const;
+export type EventType = (typeof eventTypes)[number];
+
+type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
+
+/** The data each event carries. Adding an event type does not compile until its data is declared. */
+export interface EventData {
+  'platform.started': { mqttPort: number; httpsPort: number; store: string; version: string };
+  'platform.stopped': { reason: string };
+  'config.loaded': { source: string; dataDir: string; store: string };
+  'pki.initialized': { rootSerial: string; issuingSerial: string; algorithm: string };
+  'pki.server_certificate_issued': { serial: string; hostnames: string[]; notAfter: number };
+  'device.added': { group: string | null };
+  'device.updated': { changes: Record<string, Json> };
+  'device.disabled': { reason?: string };
+  'device.enabled': Record<string, never>;
+  'device.revoked': { revokedCertificates: string[]; reason?: string };
+  'enrollment.token_issued': { tokenId: string; expiresAt: number };
+  'enrollment.refused': { operation: string; reason: string; code: string; remoteAddress?: string };
+  'certificate.issued': {
+    serial: string;
+    operation: 'simpleenroll' | 'simplereenroll';
+    keyAlgorithm: string;
+    notAfter: number;
+    remoteAddress?: string;
+  };
+  'certificate.revoked': { serial: string; reason: string };
+  'mqtt.connected': { remoteAddress: string; certSerial: string };
+  'mqtt.disconnected': { remoteAddress: string; reason: string };
+  'mqtt.connect_refused': { remoteAddress: string; reason: string; returnCode: number; certSerial?: string };
+  'mqtt.publish_denied': { topic: string; reason: string };
+  'mqtt.subscribe_denied': { topic: string; reason: string };
+  'mqtt.session_dropped': { reason: string; trigger: string };
+  'tls.handshake_failed': { listener: 'mqtt' | 'https'; remoteAddress: string; reason: string };
+}
+
+export interface SecurityEvent<T extends EventType = EventType> {
+  type: T;
+  /** Who did it: `system`, `cli`, `device:<id>`, `user:<name>`, `anonymous@<address>`. */
+  actor: string;
+  /** What it was done to, e.g. `device:<id>`. */
+  subject?: string | undefined;
+  data: EventData[T];
+}
+
+/** An event as the audit log holds it. */
+export interface AuditEntry {
+  seq: number;
+  ts: number;
+  type: EventType;
+  actor: string;
+  subject: string | null;
+  data: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}

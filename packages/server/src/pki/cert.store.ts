@@ -1,0 +1,52 @@
+import type { CertificatesTable, DbOrTx, PkiMaterialTable } from '../store/index.ts';
+
+export const certKinds = ['root', 'issuing', 'server', 'device'] as const;
+export type CertKind = (typeof certKinds)[number];
+
+export async function insertCertificate(q: DbOrTx, row: CertificatesTable): Promise<void> {
+  await q.insertInto('certificates').values(row).execute();
+}
+
+export async function getCertificate(q: DbOrTx, serial: string): Promise<CertificatesTable | undefined> {
+  return q.selectFrom('certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
+}
+
+export async function activeDeviceCertificates(q: DbOrTx, deviceId: string): Promise<CertificatesTable[]> {
+  return q.selectFrom('certificates').selectAll().where('device_id', '=', deviceId).where('revoked_at', 'is', null).execute();
+}
+
+export async function revokeCertificates(q: DbOrTx, serials: readonly string[], at: number, reason: string): Promise<void> {
+  if (serials.length === 0) return;
+  await q
+    .updateTable('certificates')
+    .set({ revoked_at: at, revocation_reason: reason })
+    .where('serial', 'in', serials)
+    .where('revoked_at', 'is', null)
+    .execute();
+}
+
+/** Revoked certificates that have not expired yet: what the CRL must list (RFC 5280 §5). */
+export async function revokedUnexpired(q: DbOrTx, now: number) {
+  return q
+    .selectFrom('certificates')
+    .select(['serial', 'revoked_at', 'revocation_reason'])
+    .where('revoked_at', 'is not', null)
+    .where('not_after', '>', now)
+    .orderBy('revoked_at')
+    .execute();
+}
+
+export async function getMaterial(q: DbOrTx, name: string): Promise<PkiMaterialTable | undefined> {
+  return q.selectFrom('pki_material').selectAll().where('name', '=', name).executeTakeFirst();
+}
+
+/** Inserts unless present; a concurrent first start in another process wins and its material is used. */
+export async function putMaterial(q: DbOrTx, row: PkiMaterialTable, replace: boolean): Promise<void> {
+  await q
+    .insertInto('pki_material')
+    .values(row)
+    .onConflict((oc) =>
+      replace ? oc.column('name').doUpdateSet({ cert_pem: row.cert_pem, sealed_key: row.sealed_key, created_at: row.created_at }) : oc.column('name').doNothing(),
+    )
+    .execute();
+}

@@ -1,0 +1,77 @@
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { BulwarkError, est, pkiPaths } from '@bulwark/protocol';
+import type { PkiService } from './pki.service.ts';
+
+const CSR_BODY_LIMIT = 32 * 1024;
+
+/** HTTP Basic (RFC 7617) with username = device id, password = token; or `Authorization: Bearer <token>` plus `?id=`. */
+function enrollmentCredentials(request: FastifyRequest): { deviceId: string; token: string } {
+  const header = request.headers.authorization;
+  if (!header) throw new BulwarkError('unauthenticated', 'enrollment requires HTTP Basic credentials: device id as user name, enrollment token as password');
+  const [scheme, value = ''] = header.split(' ', 2);
+  if (scheme?.toLowerCase() === 'basic') {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon <= 0) throw new BulwarkError('unauthenticated', 'malformed Basic credentials: expected device-id:token');
+    return { deviceId: decoded.slice(0, colon), token: decoded.slice(colon + 1) };
+  }
+  if (scheme?.toLowerCase() === 'bearer') {
+    const query = request.query as Record<string, unknown>;
+    const deviceId = typeof query.id === 'string' ? query.id : (request.headers['x-device-id'] as string | undefined);
+    if (!deviceId) throw new BulwarkError('unauthenticated', 'with a Bearer token, name the device with ?id=DEVICE or an X-Device-Id header');
+    return { deviceId, token: value };
+  }
+  throw new BulwarkError('unauthenticated', `unsupported authorization scheme "${scheme ?? ''}": use Basic or Bearer`);
+}
+
+function peerCertSerial(request: FastifyRequest): string | undefined {
+  const socket = request.raw.socket as TLSSocket;
+  // `authorized` means the client presented a certificate that chains to our CA (checked by TLS).
+  if (!socket.authorized) return undefined;
+  const serial = socket.getPeerCertificate()?.serialNumber;
+  return serial || undefined;
+}
+
+/** EST (RFC 7030) under /.well-known/est and the CRL / CA chain under /pki. */
+export function estRoutes(pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'reenroll' | 'crl' | 'chainPem'>) {
+  return function register(app: FastifyInstance) {
+    app.addContentTypeParser(['application/pkcs10', 'application/x-pem-file'], { parseAs: 'string', bodyLimit: CSR_BODY_LIMIT }, (_req, body, done) => {
+      done(null, body);
+    });
+
+    const sendCerts = (reply: import('fastify').FastifyReply, base64: string, contentType: string) =>
+      reply
+        .header('Content-Type', contentType)
+        .header('Content-Transfer-Encoding', 'base64')
+        .send(base64.replace(/.{1,64}/g, '$&\r\n'));
+
+    const csrBody = (request: FastifyRequest): string => {
+      if (typeof request.body !== 'string') {
+        throw new BulwarkError('unsupported_media_type', `Content-Type must be ${est.csrContentType} with a base64-encoded PKCS#10 body`);
+      }
+      return request.body;
+    };
+
+    app.get(est.cacerts, { config: { auth: 'public' } }, (_request, reply) => sendCerts(reply, pki.caCertsPkcs7(), est.cacertsContentType));
+
+    app.post(est.simpleenroll, { config: { auth: 'enrollment-token' } }, async (request, reply) => {
+      const credentials = enrollmentCredentials(request);
+      const issued = await pki.enroll({ ...credentials, csr: csrBody(request), remoteAddress: request.ip });
+      return sendCerts(reply, issued.pkcs7, est.certsContentType);
+    });
+
+    app.post(est.simplereenroll, { config: { auth: 'device-certificate' } }, async (request, reply) => {
+      const issued = await pki.reenroll({ peerCertSerial: peerCertSerial(request), csr: csrBody(request), remoteAddress: request.ip });
+      return sendCerts(reply, issued.pkcs7, est.certsContentType);
+    });
+
+    app.get(pkiPaths.crl, { config: { auth: 'public' } }, async (_request, reply) =>
+      reply.header('Content-Type', 'application/pkix-crl').send(await pki.crl()),
+    );
+
+    app.get(pkiPaths.caChain, { config: { auth: 'public' } }, (_request, reply) =>
+      reply.header('Content-Type', 'application/pem-certificate-chain').send(pki.chainPem()),
+    );
+  };
+}

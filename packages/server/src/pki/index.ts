@@ -1,0 +1,13 @@
+export { loadOrCreatePki, serverNames, type PkiMaterial } from './ca.ts';
+export {
+  createPkiService,
+  revocationReasons,
+  type PkiService,
+  type RevocationReason,
+  type ConnectionCheck,
+  type ConnectionIdentity,
+  type Issued,
+} from './pki.service.ts';
+export { validateCsr } from './csr.ts';
+export { estRoutes } from './est.routes.ts';
+export { normalizeSerial, x509 } from './x509.ts';

@@ -1,0 +1,252 @@
+import { BulwarkError, connackCodes, type ConnackCode } from '@bulwark/protocol';
+import type { DeviceService } from '../devices/index.ts';
+import type { EventBus } from '../events/index.ts';
+import type { Db } from '../store/index.ts';
+import type { PkiMaterial } from './ca.ts';
+import { certRow } from './ca.ts';
+import * as certs from './cert.store.ts';
+import { validateCsr } from './csr.ts';
+import { derInteger, newSerial, normalizeSerial, SIGNING_ALG, x509 } from './x509.ts';
+
+const BACKDATE = 5 * 60_000;
+const CRL_VALIDITY = 24 * 3_600_000;
+
+export interface PkiServiceDeps {
+  db: Db;
+  material: PkiMaterial;
+  devices: Pick<DeviceService, 'checkToken' | 'completeEnrollment' | 'markRevoked' | 'find'>;
+  events: Pick<EventBus, 'emit'>;
+  now: () => number;
+  deviceCertValidityMs: number;
+}
+
+export interface Issued {
+  certificate: x509.X509Certificate;
+  /** base64 certs-only PKCS#7 (RFC 7030 §4.2.3). */
+  pkcs7: string;
+}
+
+/** What the broker learns about a TLS client before accepting its CONNECT. */
+export interface ConnectionIdentity {
+  clientId: string;
+  certSerial: string | undefined;
+  certCn: string | undefined;
+}
+
+export type ConnectionCheck =
+  | { ok: true; deviceId: string; group: string | null; serial: string }
+  | { ok: false; returnCode: ConnackCode; reason: string };
+
+const reasonCode = {
+  unspecified: x509.X509CrlReason.unspecified,
+  keyCompromise: x509.X509CrlReason.keyCompromise,
+  superseded: x509.X509CrlReason.superseded,
+  cessationOfOperation: x509.X509CrlReason.cessationOfOperation,
+} as const;
+export type RevocationReason = keyof typeof reasonCode;
+export const revocationReasons = Object.keys(reasonCode) as RevocationReason[];
+
+export function createPkiService(deps: PkiServiceDeps) {
+  const { db, material, devices, events, now } = deps;
+  const chain = [material.issuing.cert, material.root.cert];
+  let crlCache: { key: string; der: Buffer } | undefined;
+  let crlNumber = 0;
+
+  /** Signs a device certificate: subject, SAN and extensions are the server's, only the public key is the device's. */
+  async function sign(deviceId: string, publicKey: x509.PublicKey): Promise<x509.X509Certificate> {
+    const t = now();
+    return x509.X509CertificateGenerator.create({
+      serialNumber: newSerial(),
+      subject: [{ CN: [deviceId] }, { O: ['Bulwark devices'] }],
+      issuer: material.issuing.cert.subject,
+      notBefore: new Date(t - BACKDATE),
+      notAfter: new Date(t + deps.deviceCertValidityMs),
+      publicKey,
+      signingKey: material.issuing.key,
+      signingAlgorithm: SIGNING_ALG,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `urn:bulwark:device:${deviceId}` }]),
+        await x509.SubjectKeyIdentifierExtension.create(publicKey),
+        await x509.AuthorityKeyIdentifierExtension.create(material.issuing.cert),
+      ],
+    });
+  }
+
+  const pkcs7Of = (cert: x509.X509Certificate) => new x509.X509Certificates([cert]).export('base64');
+
+  async function refused(operation: string, err: unknown, actor: string, subject: string | undefined, remoteAddress?: string): Promise<never> {
+    const e = BulwarkError.from(err);
+    await events.emit({
+      type: 'enrollment.refused',
+      actor,
+      subject,
+      data: { operation, reason: e.message, code: e.code, ...(remoteAddress ? { remoteAddress } : {}) },
+    });
+    throw e;
+  }
+
+  return {
+    caCertificates: () => chain,
+    chainPem: () => material.chainPem,
+    /** Key and certificate for the TLS listeners. */
+    serverTls: () => ({ keyPem: material.server.keyPem, certPem: material.server.certPem }),
+    /** RFC 7030 §4.1.3: the CA certificates as base64 certs-only PKCS#7. */
+    caCertsPkcs7: () => new x509.X509Certificates(chain).export('base64'),
+
+    /** EST simpleenroll with a one-time token (RFC 7030 §4.2.1, §3.2.3 HTTP-based client authentication). */
+    async enroll(input: { deviceId: string; token: string; csr: string; remoteAddress?: string }): Promise<Issued> {
+      const actor = `device:${input.deviceId}`;
+      let issued: x509.X509Certificate;
+      let keyAlgorithm: string;
+      try {
+        const check = await devices.checkToken(input.deviceId, input.token);
+        const valid = await validateCsr(input.csr);
+        keyAlgorithm = valid.keyAlgorithm;
+        issued = await sign(input.deviceId, valid.csr.publicKey);
+        const t = now();
+        const superseded = await db.transaction().execute(async (trx) => {
+          await devices.completeEnrollment(trx, check);
+          // A token re-provisions the device: certificates it held before are superseded.
+          const previous = (await certs.activeDeviceCertificates(trx, input.deviceId)).map((c) => c.serial);
+          await certs.revokeCertificates(trx, previous, t, 'superseded');
+          await certs.insertCertificate(trx, certRow(issued, 'device', input.deviceId, t));
+          return previous;
+        });
+        for (const serial of superseded) {
+          await events.emit({ type: 'certificate.revoked', actor, subject: actor, data: { serial, reason: 'superseded' } });
+        }
+      } catch (err) {
+        return refused('simpleenroll', err, actor, `device:${input.deviceId}`, input.remoteAddress);
+      }
+      await events.emit({
+        type: 'certificate.issued',
+        actor,
+        subject: actor,
+        data: {
+          serial: normalizeSerial(issued.serialNumber),
+          operation: 'simpleenroll',
+          keyAlgorithm,
+          notAfter: issued.notAfter.getTime(),
+          ...(input.remoteAddress ? { remoteAddress: input.remoteAddress } : {}),
+        },
+      });
+      return { certificate: issued, pkcs7: pkcs7Of(issued) };
+    },
+
+    /**
+     * EST simplereenroll (RFC 7030 §4.2.2): the client authenticates with its current certificate, already
+     * verified against our CA by TLS; it must still be ours, unrevoked, and belong to an active device.
+     */
+    async reenroll(input: { peerCertSerial: string | undefined; csr: string; remoteAddress?: string }): Promise<Issued> {
+      let actor = `anonymous@${input.remoteAddress ?? 'unknown'}`;
+      let deviceId: string | undefined;
+      let issued: x509.X509Certificate;
+      let keyAlgorithm: string;
+      try {
+        if (!input.peerCertSerial) {
+          throw new BulwarkError('unauthenticated', 'simplereenroll requires the current device certificate as TLS client certificate');
+        }
+        const current = await certs.getCertificate(db, normalizeSerial(input.peerCertSerial));
+        if (!current || current.kind !== 'device' || !current.device_id) {
+          throw new BulwarkError('unauthenticated', 'the client certificate is not a device certificate issued here');
+        }
+        deviceId = current.device_id;
+        actor = `device:${deviceId}`;
+        if (current.revoked_at !== null) throw new BulwarkError('device_revoked', 'the client certificate has been revoked');
+        if (current.not_after <= now()) throw new BulwarkError('unauthenticated', 'the client certificate has expired');
+        const device = await devices.find(deviceId);
+        if (!device || device.status === 'revoked') throw new BulwarkError('device_revoked', 'device is revoked');
+        if (device.status === 'disabled') throw new BulwarkError('device_disabled', 'device is disabled');
+        const valid = await validateCsr(input.csr);
+        keyAlgorithm = valid.keyAlgorithm;
+        issued = await sign(deviceId, valid.csr.publicKey);
+        const t = now();
+        await certs.insertCertificate(db, certRow(issued, 'device', deviceId, t));
+      } catch (err) {
+        return refused('simplereenroll', err, actor, deviceId && `device:${deviceId}`, input.remoteAddress);
+      }
+      await events.emit({
+        type: 'certificate.issued',
+        actor,
+        subject: actor,
+        data: {
+          serial: normalizeSerial(issued.serialNumber),
+          operation: 'simplereenroll',
+          keyAlgorithm,
+          notAfter: issued.notAfter.getTime(),
+          ...(input.remoteAddress ? { remoteAddress: input.remoteAddress } : {}),
+        },
+      });
+      return { certificate: issued, pkcs7: pkcs7Of(issued) };
+    },
+
+    /** Revokes the device and every certificate it holds, in one transaction; effective on the broker within a second. */
+    async revokeDevice(deviceId: string, actor: string, reason: RevocationReason = 'cessationOfOperation'): Promise<string[]> {
+      if (!(reason in reasonCode)) throw new BulwarkError('validation_failed', `reason must be one of ${revocationReasons.join(', ')}`);
+      const t = now();
+      const serials = await db.transaction().execute(async (trx) => {
+        await devices.markRevoked(trx, deviceId);
+        const active = (await certs.activeDeviceCertificates(trx, deviceId)).map((c) => c.serial);
+        await certs.revokeCertificates(trx, active, t, reason);
+        return active;
+      });
+      for (const serial of serials) {
+        await events.emit({ type: 'certificate.revoked', actor, subject: `device:${deviceId}`, data: { serial, reason } });
+      }
+      await events.emit({ type: 'device.revoked', actor, subject: `device:${deviceId}`, data: { revokedCertificates: serials, reason } });
+      return serials;
+    },
+
+    /** The broker's identity check for a CONNECT over mutual TLS. */
+    async checkConnection(id: ConnectionIdentity): Promise<ConnectionCheck> {
+      // [MQTT-3.1.3-8], [MQTT-3.1.3-9]: identifier problems are answered with 0x02.
+      if (id.clientId === '') return { ok: false, returnCode: connackCodes.identifierRejected, reason: 'empty client id: the client id must equal the device id' };
+      if (!id.certSerial || !id.certCn) return { ok: false, returnCode: connackCodes.notAuthorized, reason: 'no verified client certificate' };
+      if (id.certCn !== id.clientId) {
+        return { ok: false, returnCode: connackCodes.identifierRejected, reason: `client id "${id.clientId}" does not match the certificate's device id "${id.certCn}"` };
+      }
+      const cert = await certs.getCertificate(db, normalizeSerial(id.certSerial));
+      if (!cert || cert.kind !== 'device' || cert.device_id !== id.certCn) {
+        return { ok: false, returnCode: connackCodes.notAuthorized, reason: 'certificate was not issued to this device' };
+      }
+      if (cert.revoked_at !== null) return { ok: false, returnCode: connackCodes.notAuthorized, reason: `certificate revoked (${cert.revocation_reason ?? 'unspecified'})` };
+      const device = await devices.find(cert.device_id);
+      if (!device) return { ok: false, returnCode: connackCodes.notAuthorized, reason: 'unknown device' };
+      if (device.status !== 'active') return { ok: false, returnCode: connackCodes.notAuthorized, reason: `device is ${device.status}` };
+      return { ok: true, deviceId: device.id, group: device.group, serial: cert.serial };
+    },
+
+    /** DER CRL of the issuing CA (RFC 5280 §5), regenerated when the set of revocations changes. */
+    async crl(): Promise<Buffer> {
+      const t = now();
+      const revoked = await certs.revokedUnexpired(db, t);
+      const key = revoked.map((r) => r.serial).join(',');
+      if (crlCache && crlCache.key === key) return crlCache.der;
+      crlNumber = Math.max(crlNumber + 1, Math.floor(t / 1000));
+      const crl = await x509.X509CrlGenerator.create({
+        issuer: material.issuing.cert.subject,
+        thisUpdate: new Date(t),
+        nextUpdate: new Date(t + CRL_VALIDITY),
+        signingAlgorithm: SIGNING_ALG,
+        signingKey: material.issuing.key,
+        entries: revoked.map((r) => ({
+          serialNumber: r.serial,
+          revocationDate: new Date(r.revoked_at ?? t),
+          reason: reasonCode[(r.revocation_reason ?? 'unspecified') as RevocationReason] ?? x509.X509CrlReason.unspecified,
+        })),
+        extensions: [
+          await x509.AuthorityKeyIdentifierExtension.create(material.issuing.cert),
+          new x509.Extension('2.5.29.20', false, derInteger(crlNumber)),
+        ],
+      });
+      const der = Buffer.from(crl.rawData);
+      crlCache = { key, der };
+      return der;
+    },
+  };
+}
+
+export type PkiService = ReturnType<typeof createPkiService>;

@@ -1,0 +1,105 @@
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
+import pg from 'pg';
+import { BulwarkError } from '@bulwark/protocol';
+import { migrations } from './migrations.ts';
+import type { Database, Db } from './schema.ts';
+
+export const dialects = ['sqlite', 'postgres'] as const;
+export type DialectName = (typeof dialects)[number];
+
+export interface Store {
+  readonly db: Db;
+  readonly dialect: DialectName;
+  /** A description safe to print (no password). */
+  readonly location: string;
+  close(): Promise<void>;
+}
+
+export interface OpenStoreOptions {
+  /** postgres://… selects PostgreSQL; otherwise SQLite in `sqliteFile` (or `:memory:`). */
+  databaseUrl?: string | undefined;
+  sqliteFile?: string;
+}
+
+const INT8_OID = 20;
+
+/**
+ * Opens the store and brings its schema up to date. SQLite runs in WAL mode with full fsync, so a
+ * committed audit entry survives a crash or power loss before the action it records is answered.
+ */
+export async function openStore(options: OpenStoreOptions): Promise<Store> {
+  let store: Store;
+  if (options.databaseUrl) {
+    const pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: 10,
+      // bigint columns hold epoch milliseconds and sequence numbers, which fit a JS number.
+      types: {
+        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+          oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+      },
+    });
+    const url = new URL(options.databaseUrl);
+    url.password = url.password ? '***' : '';
+    store = makeStore(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', url.toString());
+  } else {
+    const file = options.sqliteFile ?? ':memory:';
+    if (file !== ':memory:') {
+      mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      // Created 0600 before SQLite opens it; its -wal and -shm files take the same mode.
+      closeSync(openSync(file, 'a', 0o600));
+    }
+    const sqlite = new SQLite(file);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = FULL');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('foreign_keys = ON');
+    store = makeStore(new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), 'sqlite', file);
+  }
+  try {
+    await migrate(store.db);
+  } catch (err) {
+    await store.close();
+    throw new BulwarkError('internal', `cannot prepare the ${store.dialect} store at ${store.location}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return store;
+}
+
+function makeStore(db: Db, dialect: DialectName, location: string): Store {
+  return {
+    db,
+    dialect,
+    location,
+    close: () => db.destroy(),
+  };
+}
+
+const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
+
+export async function migrate(db: Db): Promise<void> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error) {
+    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${String((error as Error).message ?? error)}`, {
+      cause: error,
+    });
+  }
+}
+
+/** True when `err` is a primary-key or unique-constraint violation on either dialect. */
+export function isUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+/** True when SQLite could not take its write lock in time (another process holds it). */
+export function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT' || code === '40001';
+}
