@@ -17,6 +17,7 @@ export interface AuditLogDeps {
 }
 
 const ANCHOR_PURPOSE = 'audit-anchor';
+const ENTRY_PURPOSE = 'audit-entry';
 const INSERT_CHUNK = 500;
 const MAX_ATTEMPTS = 20;
 
@@ -75,6 +76,7 @@ export function createAuditLog(deps: AuditLogDeps) {
               data: JSON.stringify(e.data),
               prev_hash: e.prevHash,
               hash: e.hash,
+              mac: mac.mac(ENTRY_PURPOSE, e.hash),
             })),
           )
           .execute();
@@ -111,8 +113,9 @@ export function createAuditLog(deps: AuditLogDeps) {
 
     /**
      * Walks the whole chain: sequence numbers contiguous from 1, each hash recomputed, each link to the
-     * previous hash, and the head matching the MAC-protected anchor (which catches removal or addition at
-     * the end, and a rewrite of the whole chain by someone without the master key).
+     * previous hash, each entry's MAC (so a row with a correctly recomputed hash still cannot be forged
+     * without the master key), and the head matching the MAC-protected anchor (which catches rows removed
+     * from the end).
      */
     async verify(options: { pageSize?: number; onProgress?: (seq: number) => void } = {}): Promise<VerifyResult> {
       const pageSize = options.pageSize ?? 5000;
@@ -146,6 +149,9 @@ export function createAuditLog(deps: AuditLogDeps) {
           const recomputed = entryHash({ seq: row.seq, ts: row.ts, type: row.type, actor: row.actor, subject: row.subject, data, prevHash: row.prev_hash });
           if (recomputed !== row.hash) {
             return fail(row.seq, `entry ${row.seq} (${row.type}) does not match its hash: the row was edited`);
+          }
+          if (!mac.verifyMac(ENTRY_PURPOSE, row.hash, row.mac)) {
+            return fail(row.seq, `entry ${row.seq} (${row.type}) has no valid MAC: it was not written by Bulwark (inserted or rewritten)`);
           }
           prevHash = row.hash;
           expectedSeq += 1;

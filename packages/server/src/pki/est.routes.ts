@@ -36,6 +36,8 @@ function peerCertSerial(request: FastifyRequest): string | undefined {
 /** EST (RFC 7030) under /.well-known/est and the CRL / CA chain under /pki. */
 export function estRoutes(pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'reenroll' | 'crl' | 'chainPem'>) {
   return function register(app: FastifyInstance) {
+    // This scope reads only what EST defines; JSON or form bodies are answered 415, not parsed.
+    app.removeAllContentTypeParsers();
     app.addContentTypeParser(['application/pkcs10', 'application/x-pem-file'], { parseAs: 'string', bodyLimit: CSR_BODY_LIMIT }, (_req, body, done) => {
       done(null, body);
     });
@@ -44,7 +46,7 @@ export function estRoutes(pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'ree
       reply
         .header('Content-Type', contentType)
         .header('Content-Transfer-Encoding', 'base64')
-        .send(base64.replace(/.{1,64}/g, '$&\r\n'));
+        .send(base64.replace(/.{1,64}/g, '$&\n'));
 
     const csrBody = (request: FastifyRequest): string => {
       if (typeof request.body !== 'string') {

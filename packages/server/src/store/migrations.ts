@@ -66,6 +66,7 @@ export const migrations: Record<string, Migration> = {
         .addColumn('data', 'text', (c) => c.notNull())
         .addColumn('prev_hash', 'text', (c) => c.notNull())
         .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('mac', 'text', (c) => c.notNull())
         .execute();
       await db.schema.createIndex('audit_log_type_idx').on('audit_log').columns(['type', 'seq']).execute();
 

@@ -51,6 +51,8 @@ export interface AuditLogTable {
   data: string;
   prev_hash: string;
   hash: string;
+  /** HMAC of `hash` under a key derived from the master key: rows cannot be forged without it. */
+  mac: string;
 }
 
 export interface AuditAnchorTable {
