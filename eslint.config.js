@@ -20,7 +20,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['../*/*', '!../*/index.ts', '../../*/src/*'],
+              group: ['../*/*', '!../*/index.ts', '!../test-support/*', '../../*/src/*'],
               message: 'Import another module only through its index.ts.',
             },
           ],
@@ -35,9 +35,16 @@ export default tseslint.config(
   {
     // process.env is read in config/ only (and by test helpers that locate test servers).
     files: ['packages/server/src/**/*.ts'],
-    ignores: ['packages/server/src/config/**', 'packages/server/src/**/*.test.ts', 'packages/server/src/test-support/**'],
+    ignores: [
+      'packages/server/src/config/**',
+      'packages/server/src/**/*.test.ts',
+      'packages/server/src/test-support/**',
+    ],
     rules: {
-      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read configuration through config/.' }],
+      'no-restricted-properties': [
+        'error',
+        { object: 'process', property: 'env', message: 'Read configuration through config/.' },
+      ],
     },
   },
   {

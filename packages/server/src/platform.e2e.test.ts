@@ -26,15 +26,26 @@ describe('foundation end to end', () => {
   let ca: string;
   let dir: string;
 
-  async function enrollWithCurl(id: string, spec: Parameters<typeof opensslCsr>[2] = 'ec-p256'): Promise<DeviceCreds> {
+  async function enrollWithCurl(
+    id: string,
+    spec: Parameters<typeof opensslCsr>[2] = 'ec-p256',
+  ): Promise<DeviceCreds> {
     expect((await s.cli(['device', 'add', id])).code).toBe(0);
     const token = JSON.parse((await s.cli(['device', 'token', id, '--json'])).stdout) as { token: string };
     const csr = await opensslCsr(dir, id, spec, 'not-the-device-id');
     const csrFile = path.join(dir, `${id}.csr.b64`);
     writeFileSync(csrFile, csr.base64);
     const { stdout } = await exec('curl', [
-      '-sS', '--fail-with-body', '--cacert', s.caFile, '-u', `${id}:${token.token}`,
-      '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${csrFile}`,
+      '-sS',
+      '--fail-with-body',
+      '--cacert',
+      s.caFile,
+      '-u',
+      `${id}:${token.token}`,
+      '-H',
+      'Content-Type: application/pkcs10',
+      '--data-binary',
+      `@${csrFile}`,
       `${s.httpsUrl}${est.simpleenroll}`,
     ]);
     const cert = await pkcs7ToPem(dir, stdout);
@@ -61,17 +72,31 @@ describe('foundation end to end', () => {
     const [issuing, root] = ca.split(/(?<=-----END CERTIFICATE-----\n)/).filter((p) => p.includes('BEGIN'));
     writeFileSync(path.join(dir, 'issuing.pem'), issuing!);
     writeFileSync(path.join(dir, 'root.pem'), root!);
-    const rootText = (await exec('openssl', ['x509', '-in', path.join(dir, 'root.pem'), '-noout', '-text'])).stdout;
+    const rootText = (await exec('openssl', ['x509', '-in', path.join(dir, 'root.pem'), '-noout', '-text']))
+      .stdout;
     expect(rootText).toMatch(/CA:TRUE, pathlen:1/);
     expect(rootText).toMatch(/Certificate Sign, CRL Sign/);
     expect(rootText).toMatch(/ASN1 OID: prime256v1/);
-    const issuingText = (await exec('openssl', ['x509', '-in', path.join(dir, 'issuing.pem'), '-noout', '-text'])).stdout;
+    const issuingText = (
+      await exec('openssl', ['x509', '-in', path.join(dir, 'issuing.pem'), '-noout', '-text'])
+    ).stdout;
     expect(issuingText).toMatch(/CA:TRUE, pathlen:0/);
     expect(issuingText).toMatch(/Subject Key Identifier/);
     expect(issuingText).toMatch(/Authority Key Identifier/);
-    const serverCert = (await exec('openssl', ['s_client', '-connect', `127.0.0.1:${s.server.httpsPort}`, '-servername', 'localhost', '-showcerts'], { timeout: 5000 }).catch((e: { stdout: string }) => e)).stdout;
-    writeFileSync(path.join(dir, 'server.pem'), /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(serverCert)?.[0] ?? '');
-    const serverText = (await exec('openssl', ['x509', '-in', path.join(dir, 'server.pem'), '-noout', '-ext', 'subjectAltName'])).stdout;
+    const serverCert = (
+      await exec(
+        'openssl',
+        ['s_client', '-connect', `127.0.0.1:${s.server.httpsPort}`, '-servername', 'localhost', '-showcerts'],
+        { timeout: 5000 },
+      ).catch((e: { stdout: string }) => e)
+    ).stdout;
+    writeFileSync(
+      path.join(dir, 'server.pem'),
+      /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(serverCert)?.[0] ?? '',
+    );
+    const serverText = (
+      await exec('openssl', ['x509', '-in', path.join(dir, 'server.pem'), '-noout', '-ext', 'subjectAltName'])
+    ).stdout;
     expect(serverText).toMatch(/DNS:localhost/);
     expect(serverText).toMatch(/IP Address:127.0.0.1/);
     expect(serverText).toMatch(/IP Address:0:0:0:0:0:0:0:1/);
@@ -81,18 +106,34 @@ describe('foundation end to end', () => {
     const dev = await enrollWithCurl('sensor-1');
     const verify = await exec('openssl', ['verify', '-CAfile', s.caFile, dev.certFile]);
     expect(verify.stdout).toMatch(/OK/);
-    const text = (await exec('openssl', ['x509', '-in', dev.certFile, '-noout', '-subject', '-ext', 'subjectAltName,extendedKeyUsage,basicConstraints'])).stdout;
+    const text = (
+      await exec('openssl', [
+        'x509',
+        '-in',
+        dev.certFile,
+        '-noout',
+        '-subject',
+        '-ext',
+        'subjectAltName,extendedKeyUsage,basicConstraints',
+      ])
+    ).stdout;
     expect(text).toMatch(/CN ?= ?sensor-1/);
     expect(text).not.toMatch(/not-the-device-id/);
     expect(text).toMatch(/URI:urn:bulwark:device:sensor-1/);
     expect(text).toMatch(/TLS Web Client Authentication/);
     expect(text).toMatch(/CA:FALSE/);
-    const list = JSON.parse((await s.cli(['device', 'list', '--json'])).stdout) as { id: string; status: string }[];
+    const list = JSON.parse((await s.cli(['device', 'list', '--json'])).stdout) as {
+      id: string;
+      status: string;
+    }[];
     expect(list.find((d) => d.id === 'sensor-1')?.status).toBe('active');
   });
 
   it('accepts P-384 and RSA-2048 keys', async () => {
-    for (const [id, spec] of [['p384-dev', 'ec-p384'], ['rsa-dev', 'rsa-2048']] as const) {
+    for (const [id, spec] of [
+      ['p384-dev', 'ec-p384'],
+      ['rsa-dev', 'rsa-2048'],
+    ] as const) {
       const dev = await enrollWithCurl(id, spec);
       expect((await exec('openssl', ['verify', '-CAfile', s.caFile, dev.certFile])).stdout).toMatch(/OK/);
     }
@@ -101,18 +142,44 @@ describe('foundation end to end', () => {
   it('lets a device publish only under its own topics; another device cannot read them (mosquitto clients)', async () => {
     const a = await enrollWithCurl('pub-a');
     const b = await enrollWithCurl('pub-b');
-    const tlsArgs = (d: DeviceCreds) => ['-h', 'localhost', '-p', String(s.server.mqttPort), '--cafile', s.caFile, '--cert', d.certFile, '--key', d.keyFile, '-i', d.id];
+    const tlsArgs = (d: DeviceCreds) => [
+      '-h',
+      'localhost',
+      '-p',
+      String(s.server.mqttPort),
+      '--cafile',
+      s.caFile,
+      '--cert',
+      d.certFile,
+      '--key',
+      d.keyFile,
+      '-i',
+      d.id,
+    ];
     // b tries to read a's subtree and everything: the broker refuses each filter with SUBACK 0x80.
     for (const filter of ['devices/pub-a/#', '#', 'devices/+/telemetry', '$SYS/#']) {
-      const sub = await exec('mosquitto_sub', [...tlsArgs(b), '-t', filter, '-v', '-W', '2'], { timeout: 5000 }).catch((e: { stdout: string; stderr: string }) => e);
+      const sub = await exec('mosquitto_sub', [...tlsArgs(b), '-t', filter, '-v', '-W', '2'], {
+        timeout: 5000,
+      }).catch((e: { stdout: string; stderr: string }) => e);
       expect(sub.stdout).toBe('');
       expect(sub.stderr).toMatch(/denied/i);
     }
     // a publishes a retained message with mosquitto_pub …
-    await exec('mosquitto_pub', [...tlsArgs(a), '-t', 'devices/pub-a/telemetry', '-m', '{"t":21.5}', '-q', '1', '-r']);
+    await exec('mosquitto_pub', [
+      ...tlsArgs(a),
+      '-t',
+      'devices/pub-a/telemetry',
+      '-m',
+      '{"t":21.5}',
+      '-q',
+      '1',
+      '-r',
+    ]);
     // … which a itself reads back (so it really was accepted) …
     const own = await connectMqtt(s.mqttUrl, ca, a);
-    const got = new Promise<string>((resolve) => own.once('message', (topic, payload) => resolve(`${topic} ${payload.toString()}`)));
+    const got = new Promise<string>((resolve) =>
+      own.once('message', (topic, payload) => resolve(`${topic} ${payload.toString()}`)),
+    );
     await own.subscribeAsync('devices/pub-a/#', { qos: 1 });
     expect(await got).toBe('devices/pub-a/telemetry {"t":21.5}');
     await own.endAsync();
@@ -126,24 +193,106 @@ describe('foundation end to end', () => {
     await other.endAsync();
     // One SUBSCRIBE with an allowed and a refused filter: SUBACK grants the first and answers 0x80 for the second.
     const raw = await rawMqtt(s.server.mqttPort, { ca, key: b.key, cert: b.cert }, [
-      { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'pub-b', keepalive: 30 },
-      { cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: 'devices/pub-b/#', qos: 1 }, { topic: 'devices/pub-a/#', qos: 1 }] },
+      {
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        clean: true,
+        clientId: 'pub-b',
+        keepalive: 30,
+      },
+      {
+        cmd: 'subscribe',
+        messageId: 7,
+        subscriptions: [
+          { topic: 'devices/pub-b/#', qos: 1 },
+          { topic: 'devices/pub-a/#', qos: 1 },
+        ],
+      },
     ]);
     expect(raw.packets.find((p) => p.cmd === 'suback')).toMatchObject({ messageId: 7, granted: [1, 128] });
     expect(raw.packets.some((p) => p.cmd === 'publish')).toBe(false);
     const denials = await s.platform.audit.readAfter(0, 1000);
-    expect(denials.some((e) => e.type === 'mqtt.subscribe_denied' && e.subject === 'device:pub-b' && e.data.topic === 'devices/pub-a/#')).toBe(true);
+    expect(
+      denials.some(
+        (e) =>
+          e.type === 'mqtt.subscribe_denied' &&
+          e.subject === 'device:pub-b' &&
+          e.data.topic === 'devices/pub-a/#',
+      ),
+    ).toBe(true);
   });
 
   it('fails the TLS handshake for a certificate from a foreign CA, and records it', async () => {
     const foreign = path.join(dir, 'foreign');
-    await exec('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${foreign}.key`, '-out', `${foreign}.crt`, '-subj', '/CN=sensor-1', '-days', '1']);
-    const res = await exec('mosquitto_pub', ['-h', 'localhost', '-p', String(s.server.mqttPort), '--cafile', s.caFile, '--cert', `${foreign}.crt`, '--key', `${foreign}.key`, '-i', 'sensor-1', '-t', 'devices/sensor-1/x', '-m', 'x'], { timeout: 5000 }).catch((e: { code: number; stderr: string }) => e);
+    await exec('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      `${foreign}.key`,
+      '-out',
+      `${foreign}.crt`,
+      '-subj',
+      '/CN=sensor-1',
+      '-days',
+      '1',
+    ]);
+    const res = await exec(
+      'mosquitto_pub',
+      [
+        '-h',
+        'localhost',
+        '-p',
+        String(s.server.mqttPort),
+        '--cafile',
+        s.caFile,
+        '--cert',
+        `${foreign}.crt`,
+        '--key',
+        `${foreign}.key`,
+        '-i',
+        'sensor-1',
+        '-t',
+        'devices/sensor-1/x',
+        '-m',
+        'x',
+      ],
+      { timeout: 5000 },
+    ).catch((e: { code: number; stderr: string }) => e);
     expect((res as { code: number }).code).not.toBe(0);
     // No certificate at all fails the same way.
-    const none = await exec('mosquitto_pub', ['-h', 'localhost', '-p', String(s.server.mqttPort), '--cafile', s.caFile, '-i', 'sensor-1', '-t', 'devices/sensor-1/x', '-m', 'x'], { timeout: 5000 }).catch((e: { code: number }) => e);
+    const none = await exec(
+      'mosquitto_pub',
+      [
+        '-h',
+        'localhost',
+        '-p',
+        String(s.server.mqttPort),
+        '--cafile',
+        s.caFile,
+        '-i',
+        'sensor-1',
+        '-t',
+        'devices/sensor-1/x',
+        '-m',
+        'x',
+      ],
+      { timeout: 5000 },
+    ).catch((e: { code: number }) => e);
     expect((none as { code: number }).code).not.toBe(0);
-    await expect.poll(async () => (await s.platform.audit.readAfter(0, 1000)).filter((e) => e.type === 'tls.handshake_failed' && e.data.listener === 'mqtt').length).toBeGreaterThanOrEqual(1);
+    await expect
+      .poll(
+        async () =>
+          (await s.platform.audit.readAfter(0, 1000)).filter(
+            (e) => e.type === 'tls.handshake_failed' && e.data.listener === 'mqtt',
+          ).length,
+      )
+      .toBeGreaterThanOrEqual(1);
   });
 
   it('refuses TLS below 1.2 on both listeners', async () => {
@@ -175,7 +324,28 @@ describe('foundation end to end', () => {
 
     const refused = await connectMqtt(s.mqttUrl, ca, dev).catch((e: { code?: number }) => e);
     expect((refused as { code?: number }).code).toBe(5); // CONNACK "not authorized"
-    const mosq = await exec('mosquitto_pub', ['-h', 'localhost', '-p', String(s.server.mqttPort), '--cafile', s.caFile, '--cert', dev.certFile, '--key', dev.keyFile, '-i', dev.id, '-t', 'devices/revoke-me/x', '-m', 'x'], { timeout: 5000 }).catch((e: { code: number; stderr: string }) => e);
+    const mosq = await exec(
+      'mosquitto_pub',
+      [
+        '-h',
+        'localhost',
+        '-p',
+        String(s.server.mqttPort),
+        '--cafile',
+        s.caFile,
+        '--cert',
+        dev.certFile,
+        '--key',
+        dev.keyFile,
+        '-i',
+        dev.id,
+        '-t',
+        'devices/revoke-me/x',
+        '-m',
+        'x',
+      ],
+      { timeout: 5000 },
+    ).catch((e: { code: number; stderr: string }) => e);
     expect((mosq as { stderr: string }).stderr).toMatch(/not authori[sz]ed/i);
 
     const crl = await httpsRequest(`${s.httpsUrl}${pkiPaths.crl}`, { ca });
@@ -183,28 +353,60 @@ describe('foundation end to end', () => {
     const crlFile = path.join(dir, 'crl.pem');
     const crlDer = path.join(dir, 'crl.der');
     const raw = await new Promise<Buffer>((resolve, reject) => {
-      import('node:https').then(({ get }) => get(`${s.httpsUrl}${pkiPaths.crl}`, { ca }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(Buffer.concat(chunks)));
-      }).on('error', reject), reject);
+      import('node:https').then(
+        ({ get }) =>
+          get(`${s.httpsUrl}${pkiPaths.crl}`, { ca }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve(Buffer.concat(chunks)));
+          }).on('error', reject),
+        reject,
+      );
     });
     writeFileSync(crlDer, raw);
     await exec('openssl', ['crl', '-inform', 'DER', '-in', crlDer, '-out', crlFile]);
-    const serial = (await exec('openssl', ['x509', '-in', dev.certFile, '-noout', '-serial'])).stdout.trim().split('=')[1]!;
-    expect((await exec('openssl', ['crl', '-in', crlFile, '-noout', '-text'])).stdout.toUpperCase()).toContain(serial.toUpperCase());
-    const crlCheck = await exec('openssl', ['verify', '-crl_check', '-CAfile', s.caFile, '-CRLfile', crlFile, dev.certFile]).catch((e: { stdout: string; stderr: string }) => e);
+    const serial = (await exec('openssl', ['x509', '-in', dev.certFile, '-noout', '-serial'])).stdout
+      .trim()
+      .split('=')[1]!;
+    expect(
+      (await exec('openssl', ['crl', '-in', crlFile, '-noout', '-text'])).stdout.toUpperCase(),
+    ).toContain(serial.toUpperCase());
+    const crlCheck = await exec('openssl', [
+      'verify',
+      '-crl_check',
+      '-CAfile',
+      s.caFile,
+      '-CRLfile',
+      crlFile,
+      dev.certFile,
+    ]).catch((e: { stdout: string; stderr: string }) => e);
     expect(`${crlCheck.stdout}${crlCheck.stderr}`).toMatch(/certificate revoked/);
-    const types = (await s.platform.audit.readAfter(0, 2000)).filter((e) => e.subject === 'device:revoke-me').map((e) => e.type);
-    expect(types).toEqual(expect.arrayContaining(['certificate.revoked', 'device.revoked', 'mqtt.session_dropped', 'mqtt.connect_refused']));
+    const types = (await s.platform.audit.readAfter(0, 2000))
+      .filter((e) => e.subject === 'device:revoke-me')
+      .map((e) => e.type);
+    expect(types).toEqual(
+      expect.arrayContaining([
+        'certificate.revoked',
+        'device.revoked',
+        'mqtt.session_dropped',
+        'mqtt.connect_refused',
+      ]),
+    );
   });
 
   it('refuses bad enrollments with a clear 4xx and changes nothing', async () => {
     expect((await s.cli(['device', 'add', 'careful'])).code).toBe(0);
-    const { token } = JSON.parse((await s.cli(['device', 'token', 'careful', '--json'])).stdout) as { token: string };
+    const { token } = JSON.parse((await s.cli(['device', 'token', 'careful', '--json'])).stdout) as {
+      token: string;
+    };
     const good = await opensslCsr(dir, 'careful');
     const enroll = (body: string, auth = basic('careful', token), type: string = est.csrContentType) =>
-      httpsRequest(`${s.httpsUrl}${est.simpleenroll}`, { method: 'POST', ca, headers: { 'Content-Type': type, Authorization: auth }, body });
+      httpsRequest(`${s.httpsUrl}${est.simpleenroll}`, {
+        method: 'POST',
+        ca,
+        headers: { 'Content-Type': type, Authorization: auth },
+        body,
+      });
 
     const badSig = Buffer.from(good.der);
     badSig[badSig.length - 5] = (badSig[badSig.length - 5] ?? 0) ^ 0xff; // flip a byte in the signature
@@ -217,7 +419,12 @@ describe('foundation end to end', () => {
       ['garbage', enroll('this is not a certificate request!'), 400, 'csr_invalid'],
       ['base64 garbage', enroll(Buffer.from('garbage').toString('base64')), 400, 'csr_invalid'],
       ['empty', enroll(''), 400, 'csr_invalid'],
-      ['wrong media type', enroll(good.base64, basic('careful', token), 'application/json'), 415, 'unsupported_media_type'],
+      [
+        'wrong media type',
+        enroll(good.base64, basic('careful', token), 'application/json'),
+        415,
+        'unsupported_media_type',
+      ],
       ['no credentials', enroll(good.base64, ''), 401, 'unauthenticated'],
       ['wrong token', enroll(good.base64, basic('careful', 'bwk_nope')), 401, 'token_invalid'],
       ['token of another device id', enroll(good.base64, basic('sensor-1', token)), 401, 'token_invalid'],
@@ -232,7 +439,9 @@ describe('foundation end to end', () => {
       expect(problem.detail.length).toBeGreaterThan(10);
     }
     // Nothing changed: still registered, and the same token still enrolls — once.
-    const before = JSON.parse((await s.cli(['device', 'show', 'careful', '--json'])).stdout) as { status: string };
+    const before = JSON.parse((await s.cli(['device', 'show', 'careful', '--json'])).stdout) as {
+      status: string;
+    };
     expect(before.status).toBe('registered');
     expect((await enroll(good.base64)).status).toBe(200);
     const replay = await enroll(good.base64);
@@ -241,12 +450,21 @@ describe('foundation end to end', () => {
 
     // Bearer form works too, and an expired token is refused.
     expect((await s.cli(['device', 'add', 'late'])).code).toBe(0);
-    const late = JSON.parse((await s.cli(['device', 'token', 'late', '--ttl', '1s', '--json'])).stdout) as { token: string };
+    const late = JSON.parse((await s.cli(['device', 'token', 'late', '--ttl', '1s', '--json'])).stdout) as {
+      token: string;
+    };
     await new Promise((r) => setTimeout(r, 1100));
-    const expired = await httpsRequest(`${s.httpsUrl}${est.simpleenroll}?id=late`, { method: 'POST', ca, headers: { 'Content-Type': est.csrContentType, Authorization: `Bearer ${late.token}` }, body: good.base64 });
+    const expired = await httpsRequest(`${s.httpsUrl}${est.simpleenroll}?id=late`, {
+      method: 'POST',
+      ca,
+      headers: { 'Content-Type': est.csrContentType, Authorization: `Bearer ${late.token}` },
+      body: good.base64,
+    });
     expect(expired.status).toBe(401);
     expect((JSON.parse(expired.body) as { code: string }).code).toBe('token_expired');
-    const lateDevice = JSON.parse((await s.cli(['device', 'show', 'late', '--json'])).stdout) as { status: string };
+    const lateDevice = JSON.parse((await s.cli(['device', 'show', 'late', '--json'])).stdout) as {
+      status: string;
+    };
     expect(lateDevice.status).toBe('registered');
   });
 
@@ -255,13 +473,34 @@ describe('foundation end to end', () => {
     const next = await opensslCsr(dir, 'renew-me-2');
     const csrFile = path.join(dir, 'renew.b64');
     writeFileSync(csrFile, next.base64);
-    const { stdout } = await exec('curl', ['-sS', '--fail-with-body', '--cacert', s.caFile, '--cert', dev.certFile, '--key', dev.keyFile, '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${csrFile}`, `${s.httpsUrl}${est.simplereenroll}`]);
+    const { stdout } = await exec('curl', [
+      '-sS',
+      '--fail-with-body',
+      '--cacert',
+      s.caFile,
+      '--cert',
+      dev.certFile,
+      '--key',
+      dev.keyFile,
+      '-H',
+      'Content-Type: application/pkcs10',
+      '--data-binary',
+      `@${csrFile}`,
+      `${s.httpsUrl}${est.simplereenroll}`,
+    ]);
     const renewed = await pkcs7ToPem(dir, stdout);
     writeFileSync(path.join(dir, 'renewed.crt'), renewed);
-    expect((await exec('openssl', ['x509', '-in', path.join(dir, 'renewed.crt'), '-noout', '-subject'])).stdout).toMatch(/CN ?= ?renew-me/);
+    expect(
+      (await exec('openssl', ['x509', '-in', path.join(dir, 'renewed.crt'), '-noout', '-subject'])).stdout,
+    ).toMatch(/CN ?= ?renew-me/);
     const client = await connectMqtt(s.mqttUrl, ca, { id: 'renew-me', key: next.keyPem, cert: renewed });
     await client.endAsync();
-    const anonymous = await httpsRequest(`${s.httpsUrl}${est.simplereenroll}`, { method: 'POST', ca, headers: { 'Content-Type': est.csrContentType }, body: next.base64 });
+    const anonymous = await httpsRequest(`${s.httpsUrl}${est.simplereenroll}`, {
+      method: 'POST',
+      ca,
+      headers: { 'Content-Type': est.csrContentType },
+      body: next.base64,
+    });
     expect(anonymous.status).toBe(401);
   });
 
@@ -286,9 +525,9 @@ describe('foundation end to end', () => {
       expect(deleted.code).not.toBe(0);
       expect(deleted.stderr).toMatch(/entry 7\b.*missing/);
       const row7 = db.prepare('SELECT * FROM audit_log WHERE seq = 6').get() as Record<string, unknown>;
-      db.prepare('INSERT INTO audit_log (seq, ts, type, actor, subject, data, prev_hash, hash, mac) VALUES (7, ?, ?, ?, ?, ?, ?, ?, ?)').run(
-        row7.ts, row7.type, 'mallory', row7.subject, row7.data, row7.hash, row7.hash, row7.mac,
-      );
+      db.prepare(
+        'INSERT INTO audit_log (seq, ts, type, actor, subject, data, prev_hash, hash, mac) VALUES (7, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(row7.ts, row7.type, 'mallory', row7.subject, row7.data, row7.hash, row7.hash, row7.mac);
       const inserted = await s.cli(['audit-log', 'verify']);
       expect(inserted.code).not.toBe(0);
       expect(inserted.stderr).toMatch(/entry 7\b/);

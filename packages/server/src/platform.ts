@@ -36,14 +36,27 @@ export interface PlatformOptions {
 export async function createPlatform(config: Config, options: PlatformOptions): Promise<Platform> {
   const now = options.now ?? Date.now;
   const { logger } = options;
-  const store = await openStore({ databaseUrl: config.database.url, sqliteFile: path.join(config.dataDir, SQLITE_FILE) });
+  const store = await openStore({
+    databaseUrl: config.database.url,
+    sqliteFile: path.join(config.dataDir, SQLITE_FILE),
+  });
   const box = createSecretBox(loadMasterKey(config.dataDir, config.masterKey));
-  const audit = createAuditLog({ db: store.db, mac: box, now, isRetryable: (e) => isUniqueViolation(e) || isBusy(e) });
+  const audit = createAuditLog({
+    db: store.db,
+    mac: box,
+    now,
+    isRetryable: (e) => isUniqueViolation(e) || isBusy(e),
+  });
   const events = createEventBus({
     log: audit,
     onError: (err, entry) => logger.error({ err, seq: entry?.seq }, 'event subscriber failed'),
   });
-  const devices = createDeviceService({ db: store.db, events, now, tokenTtlMs: config.pki.enrollmentTokenTtl });
+  const devices = createDeviceService({
+    db: store.db,
+    events,
+    now,
+    tokenTtlMs: config.pki.enrollmentTokenTtl,
+  });
   let pki: Promise<PkiService> | undefined;
 
   return {
@@ -54,8 +67,16 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     events,
     devices,
     pki() {
-      pki ??= loadOrCreatePki({ db: store.db, box, events, now, hostnames: config.pki.hostnames }).then((material) =>
-        createPkiService({ db: store.db, material, devices, events, now, deviceCertValidityMs: config.pki.deviceCertValidity }),
+      pki ??= loadOrCreatePki({ db: store.db, box, events, now, hostnames: config.pki.hostnames }).then(
+        (material) =>
+          createPkiService({
+            db: store.db,
+            material,
+            devices,
+            events,
+            now,
+            deviceCertValidityMs: config.pki.deviceCertValidity,
+          }),
       );
       return pki;
     },
@@ -88,7 +109,11 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     logger,
     onTlsError: (remoteAddress, reason) => {
       events
-        .emit({ type: 'tls.handshake_failed', actor: `anonymous@${remoteAddress}`, data: { listener: 'https', remoteAddress, reason } })
+        .emit({
+          type: 'tls.handshake_failed',
+          actor: `anonymous@${remoteAddress}`,
+          data: { listener: 'https', remoteAddress, reason },
+        })
         .catch((err: unknown) => logger.error({ err }, 'cannot record event'));
     },
   });
@@ -104,10 +129,12 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     compileAccess: compileDeviceAccess,
   });
 
-  await app.listen({ port: config.https.port, host: config.bind ?? '::' }).catch(async (err: NodeJS.ErrnoException) => {
-    if (config.bind || err.code !== 'EAFNOSUPPORT') throw err;
-    await app.listen({ port: config.https.port, host: '0.0.0.0' }); // no IPv6 on this host
-  });
+  await app
+    .listen({ port: config.https.port, host: config.bind ?? '::' })
+    .catch(async (err: NodeJS.ErrnoException) => {
+      if (config.bind || err.code !== 'EAFNOSUPPORT') throw err;
+      await app.listen({ port: config.https.port, host: '0.0.0.0' }); // no IPv6 on this host
+    });
   const httpsPort = (app.server.address() as { port: number }).port;
   const mqttPort = await broker.listen();
   events.startTail(config.events.tailInterval);

@@ -24,7 +24,11 @@ export interface BrokerDeps {
   host?: string | undefined;
   logger: Logger;
   events: Pick<EventBus, 'emit' | 'subscribe'>;
-  checkConnection(identity: { clientId: string; certSerial: string | undefined; certCn: string | undefined }): Promise<ConnectDecision>;
+  checkConnection(identity: {
+    clientId: string;
+    certSerial: string | undefined;
+    certCn: string | undefined;
+  }): Promise<ConnectDecision>;
   compileAccess(principal: DevicePrincipal): DeviceAccess;
 }
 
@@ -40,13 +44,21 @@ function connackError(reason: string, returnCode: number): Error & { returnCode:
   return Object.assign(new Error(reason), { returnCode: returnCode as never });
 }
 
-function peerIdentity(client: Client): { cn: string | undefined; serial: string | undefined; remoteAddress: string } {
+function peerIdentity(client: Client): {
+  cn: string | undefined;
+  serial: string | undefined;
+  remoteAddress: string;
+} {
   const socket = client.conn as unknown as TLSSocket;
   const remoteAddress = socket.remoteAddress ?? 'unknown';
   const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
-  const cn = peer?.subject?.CN as string | string[] | undefined;
+  const cn = peer?.subject?.CN;
   // A certificate with several CNs names no single device.
-  return { cn: typeof cn === 'string' ? cn : undefined, serial: peer?.serialNumber || undefined, remoteAddress };
+  return {
+    cn: typeof cn === 'string' ? cn : undefined,
+    serial: peer?.serialNumber || undefined,
+    remoteAddress,
+  };
 }
 
 /**
@@ -56,7 +68,11 @@ function peerIdentity(client: Client): { cn: string | undefined; serial: string 
  */
 export async function createBroker(deps: BrokerDeps) {
   const { logger, events } = deps;
-  const aedes = await Aedes.createBroker({ connectTimeout: 10_000, heartbeatInterval: 60_000, drainTimeout: 30_000 });
+  const aedes = await Aedes.createBroker({
+    connectTimeout: 10_000,
+    heartbeatInterval: 60_000,
+    drainTimeout: 30_000,
+  });
   const sessions = new WeakMap<Client, Session>();
   const byDevice = new Map<string, Client>();
   const requestedIds = new WeakMap<Client, string>();
@@ -84,7 +100,12 @@ export async function createBroker(deps: BrokerDeps) {
             type: 'mqtt.connect_refused',
             actor,
             subject: peer.cn ? `device:${peer.cn}` : undefined,
-            data: { remoteAddress: peer.remoteAddress, reason: decision.reason, returnCode: decision.returnCode, ...(peer.serial ? { certSerial: peer.serial } : {}) },
+            data: {
+              remoteAddress: peer.remoteAddress,
+              reason: decision.reason,
+              returnCode: decision.returnCode,
+              ...(peer.serial ? { certSerial: peer.serial } : {}),
+            },
           });
           // [MQTT-3.2.2-5]: a non-zero CONNACK, then the connection is closed.
           callback(connackError(decision.reason, decision.returnCode), false);
@@ -121,7 +142,12 @@ export async function createBroker(deps: BrokerDeps) {
       callback(null);
       return;
     }
-    emit({ type: 'mqtt.publish_denied', actor: `device:${session.deviceId}`, subject: `device:${session.deviceId}`, data: { topic: packet.topic, reason: decision.reason } });
+    emit({
+      type: 'mqtt.publish_denied',
+      actor: `device:${session.deviceId}`,
+      subject: `device:${session.deviceId}`,
+      data: { topic: packet.topic, reason: decision.reason },
+    });
     // [MQTT-3.3.5-2]: an unauthorized PUBLISH is either acknowledged and dropped or the connection is closed; we close.
     callback(new Error(`publish to ${packet.topic} denied: ${decision.reason}`));
   };
@@ -160,11 +186,20 @@ export async function createBroker(deps: BrokerDeps) {
     const session = sessions.get(client);
     if (!session) return;
     if (byDevice.get(session.deviceId) === client) byDevice.delete(session.deviceId);
-    emit({ type: 'mqtt.disconnected', actor: `device:${session.deviceId}`, subject: `device:${session.deviceId}`, data: { remoteAddress: session.remoteAddress, reason: 'disconnected' } });
+    emit({
+      type: 'mqtt.disconnected',
+      actor: `device:${session.deviceId}`,
+      subject: `device:${session.deviceId}`,
+      data: { remoteAddress: session.remoteAddress, reason: 'disconnected' },
+    });
   });
 
-  aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'mqtt client error'));
-  aedes.on('connectionError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'mqtt connection error'));
+  aedes.on('clientError', (client, err) =>
+    logger.debug({ clientId: client.id, err: err.message }, 'mqtt client error'),
+  );
+  aedes.on('connectionError', (client, err) =>
+    logger.debug({ clientId: client.id, err: err.message }, 'mqtt connection error'),
+  );
 
   function drop(deviceId: string, reason: string, trigger: string, serial?: string) {
     const client = byDevice.get(deviceId);
@@ -173,7 +208,12 @@ export async function createBroker(deps: BrokerDeps) {
     byDevice.delete(deviceId);
     sessions.delete(client); // no further publish, subscribe or delivery, even before the socket closes
     client.close();
-    emit({ type: 'mqtt.session_dropped', actor: 'system', subject: `device:${deviceId}`, data: { reason, trigger } });
+    emit({
+      type: 'mqtt.session_dropped',
+      actor: 'system',
+      subject: `device:${deviceId}`,
+      data: { reason, trigger },
+    });
   }
 
   // Revocations and disables reach the broker as events, from this process or (via the audit-log tail) any other.
@@ -182,7 +222,8 @@ export async function createBroker(deps: BrokerDeps) {
     if (!deviceId) return;
     if (entry.type === 'device.revoked') drop(deviceId, 'device revoked', `audit:${entry.seq}`);
     else if (entry.type === 'device.disabled') drop(deviceId, 'device disabled', `audit:${entry.seq}`);
-    else if (entry.type === 'certificate.revoked') drop(deviceId, 'certificate revoked', `audit:${entry.seq}`, String(entry.data.serial));
+    else if (entry.type === 'certificate.revoked')
+      drop(deviceId, 'certificate revoked', `audit:${entry.seq}`, String(entry.data.serial));
   });
 
   const server = tls.createServer(
@@ -200,7 +241,11 @@ export async function createBroker(deps: BrokerDeps) {
     emit({
       type: 'tls.handshake_failed',
       actor: `anonymous@${socket.remoteAddress ?? 'unknown'}`,
-      data: { listener: 'mqtt', remoteAddress: socket.remoteAddress ?? 'unknown', reason: err.code ?? err.message },
+      data: {
+        listener: 'mqtt',
+        remoteAddress: socket.remoteAddress ?? 'unknown',
+        reason: err.code ?? err.message,
+      },
     });
   });
 

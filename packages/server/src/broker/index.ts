@@ -1,1 +1,7 @@
-export { createBroker, type Broker, type BrokerDeps, type BrokerTls, type ConnectDecision } from './broker.ts';
+export {
+  createBroker,
+  type Broker,
+  type BrokerDeps,
+  type BrokerTls,
+  type ConnectDecision,
+} from './broker.ts';

@@ -1,4 +1,5 @@
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
+import { Option } from 'commander';
 import { loadConfig, type Config } from '../config/index.ts';
 import { createLogger } from '../logger.ts';
 import { createPlatform, type Platform } from '../platform.ts';
@@ -22,10 +23,15 @@ export function configFrom(options: CommonOptions, overrides: Record<string, unk
 }
 
 /** Runs `work` on a platform built from the command's options, and always closes it. */
-export async function withPlatform<T>(options: CommonOptions, work: (platform: Platform) => Promise<T>): Promise<T> {
+export async function withPlatform<T>(
+  options: CommonOptions,
+  work: (platform: Platform) => Promise<T>,
+): Promise<T> {
   const config = configFrom(options);
   // One-shot commands log warnings only: their output is the answer, not a log.
-  const platform = await createPlatform(config, { logger: createLogger(config.logLevel === 'debug' ? 'debug' : 'warn') });
+  const platform = await createPlatform(config, {
+    logger: createLogger(config.logLevel === 'debug' ? 'debug' : 'warn'),
+  });
   try {
     return await work(platform);
   } finally {
@@ -43,7 +49,11 @@ export function printTable(rows: Record<string, string>[], columns: string[]): v
     return;
   }
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? '').length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd() + '\n';
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd() + '\n';
   process.stdout.write(line(columns.map((c) => c.toUpperCase())));
   for (const row of rows) process.stdout.write(line(columns.map((c) => row[c] ?? '')));
 }

@@ -8,7 +8,13 @@ import { common, iso, printJson, printTable, withPlatform, type CommonOptions } 
 const ACTOR = 'cli';
 
 function deviceRow(d: Device): Record<string, string> {
-  return { id: d.id, group: d.group ?? '', status: d.status, enrolled: iso(d.enrolledAt), created: iso(d.createdAt) };
+  return {
+    id: d.id,
+    group: d.group ?? '',
+    status: d.status,
+    enrolled: iso(d.enrolledAt),
+    created: iso(d.createdAt),
+  };
 }
 
 export function deviceCommands(): Command {
@@ -19,16 +25,24 @@ export function deviceCommands(): Command {
     .action(async (id: string, options: CommonOptions & { group?: string }) => {
       const added = await withPlatform(options, (p) => p.devices.add({ id, group: options.group }, ACTOR));
       if (options.json) printJson(added);
-      else process.stdout.write(`device ${added.id} added${added.group ? ` to group ${added.group}` : ''}; next: bulwark device token ${added.id}\n`);
+      else
+        process.stdout.write(
+          `device ${added.id} added${added.group ? ` to group ${added.group}` : ''}; next: bulwark device token ${added.id}\n`,
+        );
     });
 
   common(device.command('token <id>').description('print a one-time enrollment token for the device'))
     .option('--ttl <duration>', 'how long the token is valid (e.g. 30m, 24h, 7d)', '24h')
     .action(async (id: string, options: CommonOptions & { ttl: string }) => {
       const ttl = parseDuration(options.ttl);
-      if (ttl === undefined) throw new BulwarkError('validation_failed', `--ttl "${options.ttl}" is not a duration such as 30m, 24h or 7d`);
+      if (ttl === undefined)
+        throw new BulwarkError(
+          'validation_failed',
+          `--ttl "${options.ttl}" is not a duration such as 30m, 24h or 7d`,
+        );
       const issued = await withPlatform(options, (p) => p.devices.issueToken(id, ACTOR, ttl));
-      if (options.json) printJson({ token: issued.token, deviceId: id, expiresAt: new Date(issued.expiresAt).toISOString() });
+      if (options.json)
+        printJson({ token: issued.token, deviceId: id, expiresAt: new Date(issued.expiresAt).toISOString() });
       else process.stdout.write(`${issued.token}\n`);
     });
 
@@ -37,37 +51,62 @@ export function deviceCommands(): Command {
     .option('--status <status>', 'only this status: registered, active, disabled, revoked')
     .option('--limit <n>', 'at most this many', (v) => Number(v), 1000)
     .option('--after <id>', 'start after this device id (pagination)')
-    .action(async (options: CommonOptions & { group?: string; status?: string; limit: number; after?: string }) => {
-      const devices = await withPlatform(options, (p) =>
-        p.devices.list({ group: options.group, status: options.status, limit: options.limit, after: options.after }),
-      );
-      if (options.json) printJson(devices);
-      else printTable(devices.map(deviceRow), ['id', 'group', 'status', 'enrolled', 'created']);
-    });
+    .action(
+      async (options: CommonOptions & { group?: string; status?: string; limit: number; after?: string }) => {
+        const devices = await withPlatform(options, (p) =>
+          p.devices.list({
+            group: options.group,
+            status: options.status,
+            limit: options.limit,
+            after: options.after,
+          }),
+        );
+        if (options.json) printJson(devices);
+        else printTable(devices.map(deviceRow), ['id', 'group', 'status', 'enrolled', 'created']);
+      },
+    );
 
-  common(device.command('show <id>').description('show one device'))
-    .action(async (id: string, options: CommonOptions) => {
+  common(device.command('show <id>').description('show one device')).action(
+    async (id: string, options: CommonOptions) => {
       const d = await withPlatform(options, (p) => p.devices.get(id));
       if (options.json) printJson(d);
       else printTable([deviceRow(d)], ['id', 'group', 'status', 'enrolled', 'created']);
-    });
+    },
+  );
 
-  common(device.command('revoke <id>').description('revoke the device and all its certificates (live sessions are dropped within 1 s)'))
+  common(
+    device
+      .command('revoke <id>')
+      .description('revoke the device and all its certificates (live sessions are dropped within 1 s)'),
+  )
     .option('--reason <reason>', `one of ${revocationReasons.join(', ')}`, 'cessationOfOperation')
     .action(async (id: string, options: CommonOptions & { reason: string }) => {
-      const serials = await withPlatform(options, async (p) => (await p.pki()).revokeDevice(id, ACTOR, options.reason as RevocationReason));
+      const serials = await withPlatform(options, async (p) =>
+        (await p.pki()).revokeDevice(id, ACTOR, options.reason as RevocationReason),
+      );
       if (options.json) printJson({ deviceId: id, revokedCertificates: serials });
-      else process.stdout.write(`device ${id} revoked (${serials.length} certificate${serials.length === 1 ? '' : 's'})\n`);
+      else
+        process.stdout.write(
+          `device ${id} revoked (${serials.length} certificate${serials.length === 1 ? '' : 's'})\n`,
+        );
     });
 
   for (const [name, disabled] of [
     ['disable', true],
     ['enable', false],
   ] as const) {
-    common(device.command(`${name} <id>`).description(disabled ? 'refuse the device until enabled again' : 'let a disabled device connect again'))
+    common(
+      device
+        .command(`${name} <id>`)
+        .description(
+          disabled ? 'refuse the device until enabled again' : 'let a disabled device connect again',
+        ),
+    )
       .option('--reason <text>', 'why (recorded in the audit log)')
       .action(async (id: string, options: CommonOptions & { reason?: string }) => {
-        const d = await withPlatform(options, (p) => p.devices.setDisabled(id, disabled, ACTOR, options.reason));
+        const d = await withPlatform(options, (p) =>
+          p.devices.setDisabled(id, disabled, ACTOR, options.reason),
+        );
         if (options.json) printJson(d);
         else process.stdout.write(`device ${id} is ${d.status}\n`);
       });

@@ -4,7 +4,10 @@ import { common, withPlatform, type CommonOptions } from './context.ts';
 
 export function pkiCommands(): Command {
   const pki = new Command('pki').description('certificate authority');
-  common(pki.command('ca-chain').description('print the CA chain (PEM) that devices and clients should trust'), false)
+  common(
+    pki.command('ca-chain').description('print the CA chain (PEM) that devices and clients should trust'),
+    false,
+  )
     .option('--out <file>', 'write to this file instead of standard output')
     .action(async (options: CommonOptions & { out?: string }) => {
       const pem = await withPlatform(options, async (p) => (await p.pki()).chainPem());

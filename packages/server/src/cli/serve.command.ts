@@ -13,7 +13,10 @@ interface ServeOptions extends CommonOptions {
 }
 
 export function serveCommand(): Command {
-  return common(new Command('serve').description('run the platform: HTTPS (API, EST) and MQTT over TLS'), false)
+  return common(
+    new Command('serve').description('run the platform: HTTPS (API, EST) and MQTT over TLS'),
+    false,
+  )
     .option('--mqtt-port <port>', 'MQTT over TLS port (default 8883, 0 = ephemeral)')
     .option('--https-port <port>', 'HTTPS port (default 8443, 0 = ephemeral)')
     .option('--bind <address>', 'listen on this address only')

@@ -25,9 +25,7 @@ const hostList = z
   .transform((v) => (typeof v === 'string' ? v.split(',') : v).map((h) => h.trim()).filter(Boolean))
   .pipe(
     z.array(
-      z
-        .string()
-        .regex(/^[A-Za-z0-9.*:-]{1,253}$/, 'must be host names or IP addresses separated by commas'),
+      z.string().regex(/^[A-Za-z0-9.*:-]{1,253}$/, 'must be host names or IP addresses separated by commas'),
     ),
   );
 
@@ -38,7 +36,10 @@ const schema = z
       .object({
         url: z
           .string()
-          .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL (leave unset for the embedded SQLite store)')
+          .regex(
+            /^postgres(ql)?:\/\//,
+            'must be a postgres:// URL (leave unset for the embedded SQLite store)',
+          )
           .optional(),
       })
       .strict()
@@ -48,8 +49,14 @@ const schema = z
       .regex(/^(?:[0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/, 'must be 32 bytes as 64 hex characters or base64')
       .optional(),
     bind: z.string().min(1).optional(),
-    mqtt: z.object({ port: port.default(8883) }).strict().default({ port: 8883 }),
-    https: z.object({ port: port.default(8443) }).strict().default({ port: 8443 }),
+    mqtt: z
+      .object({ port: port.default(8883) })
+      .strict()
+      .default({ port: 8883 }),
+    https: z
+      .object({ port: port.default(8443) })
+      .strict()
+      .default({ port: 8443 }),
     pki: z
       .object({
         hostnames: hostList.default([]),
@@ -114,13 +121,19 @@ function readFile(file: string): Record<string, unknown> {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new BulwarkError('config_invalid', `cannot read configuration file ${file}: ${(err as Error).message}`);
+    throw new BulwarkError(
+      'config_invalid',
+      `cannot read configuration file ${file}: ${(err as Error).message}`,
+    );
   }
   let parsed: unknown;
   try {
     parsed = parseYaml(text); // YAML is a superset of JSON, so one parser reads both
   } catch (err) {
-    throw new BulwarkError('config_invalid', `configuration file ${file} is not valid YAML/JSON: ${(err as Error).message}`);
+    throw new BulwarkError(
+      'config_invalid',
+      `configuration file ${file} is not valid YAML/JSON: ${(err as Error).message}`,
+    );
   }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {

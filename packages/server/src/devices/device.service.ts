@@ -22,7 +22,10 @@ export const hashToken = (token: string) => createHash('sha256').update(token, '
 function checkGroup(group: string | null | undefined): string | null {
   if (group === undefined || group === null || group === '') return null;
   if (!groupPattern.test(group)) {
-    throw new BulwarkError('validation_failed', 'group must be 1-64 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit');
+    throw new BulwarkError(
+      'validation_failed',
+      'group must be 1-64 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit',
+    );
   }
   return group;
 }
@@ -76,7 +79,9 @@ export function createDeviceService(deps: DeviceServiceDeps) {
       return row && store.toDevice(row);
     },
 
-    async list(filter: { group?: string; status?: string; after?: string; limit?: number } = {}): Promise<Device[]> {
+    async list(
+      filter: { group?: string; status?: string; after?: string; limit?: number } = {},
+    ): Promise<Device[]> {
       if (filter.status !== undefined && !(deviceStatuses as readonly string[]).includes(filter.status)) {
         throw new BulwarkError('validation_failed', `status must be one of ${deviceStatuses.join(', ')}`);
       }
@@ -94,13 +99,19 @@ export function createDeviceService(deps: DeviceServiceDeps) {
     },
 
     /** A one-time enrollment token, bound to this device, shown once and stored only as a hash. */
-    async issueToken(id: string, actor: string, ttlMs = deps.tokenTtlMs): Promise<{ token: string; expiresAt: number }> {
+    async issueToken(
+      id: string,
+      actor: string,
+      ttlMs = deps.tokenTtlMs,
+    ): Promise<{ token: string; expiresAt: number }> {
       if (!Number.isFinite(ttlMs) || ttlMs <= 0 || ttlMs > MAX_TOKEN_TTL_MS) {
         throw new BulwarkError('validation_failed', 'token lifetime must be more than 0 and at most 30 days');
       }
       const device = await require(db, id);
-      if (device.status === 'revoked') throw new BulwarkError('device_revoked', `device ${id} is revoked and cannot enroll again`);
-      if (device.status === 'disabled') throw new BulwarkError('device_disabled', `device ${id} is disabled: enable it first`);
+      if (device.status === 'revoked')
+        throw new BulwarkError('device_revoked', `device ${id} is revoked and cannot enroll again`);
+      if (device.status === 'disabled')
+        throw new BulwarkError('device_disabled', `device ${id} is disabled: enable it first`);
       const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
       const t = now();
       const tokenId = randomUUID();
@@ -130,7 +141,8 @@ export function createDeviceService(deps: DeviceServiceDeps) {
       if (!row || row.device_id !== id) {
         throw new BulwarkError('token_invalid', 'enrollment token is not valid for this device id');
       }
-      if (row.used_at !== null) throw new BulwarkError('token_used', 'enrollment token has already been used');
+      if (row.used_at !== null)
+        throw new BulwarkError('token_used', 'enrollment token has already been used');
       if (row.expires_at <= now()) throw new BulwarkError('token_expired', 'enrollment token has expired');
       const device = await require(db, id);
       if (device.status === 'revoked') throw new BulwarkError('device_revoked', 'device is revoked');
@@ -144,10 +156,12 @@ export function createDeviceService(deps: DeviceServiceDeps) {
       if (!(await store.consumeToken(trx, check.tokenId, t))) {
         throw new BulwarkError('token_used', 'enrollment token has already been used');
       }
-      const ok = await store.updateDevice(trx, check.device.id, { status: 'active', enrolled_at: t, updated_at: t }, [
-        'registered',
-        'active',
-      ]);
+      const ok = await store.updateDevice(
+        trx,
+        check.device.id,
+        { status: 'active', enrolled_at: t, updated_at: t },
+        ['registered', 'active'],
+      );
       if (!ok) throw new BulwarkError('conflict', 'device changed state during enrollment; try again');
     },
 
@@ -158,7 +172,12 @@ export function createDeviceService(deps: DeviceServiceDeps) {
       if (device.status === target) return device;
       await store.updateDevice(db, id, { status: target, updated_at: now() });
       if (disabled) {
-        await events.emit({ type: 'device.disabled', actor, subject: `device:${id}`, data: reason ? { reason } : {} });
+        await events.emit({
+          type: 'device.disabled',
+          actor,
+          subject: `device:${id}`,
+          data: reason ? { reason } : {},
+        });
       } else {
         await events.emit({ type: 'device.enabled', actor, subject: `device:${id}`, data: {} });
       }

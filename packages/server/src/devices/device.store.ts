@@ -54,7 +54,10 @@ export async function insertToken(q: DbOrTx, row: EnrollmentTokensTable): Promis
   await q.insertInto('enrollment_tokens').values(row).execute();
 }
 
-export async function findTokenByHash(q: DbOrTx, tokenHash: string): Promise<EnrollmentTokensTable | undefined> {
+export async function findTokenByHash(
+  q: DbOrTx,
+  tokenHash: string,
+): Promise<EnrollmentTokensTable | undefined> {
   return q.selectFrom('enrollment_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
 }
 

@@ -48,7 +48,12 @@ export function createAuditLog(deps: AuditLogDeps) {
   const { db, mac, now, isRetryable } = deps;
 
   async function head(q: DbOrTx): Promise<{ seq: number; hash: string }> {
-    const row = await q.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    const row = await q
+      .selectFrom('audit_log')
+      .select(['seq', 'hash'])
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     return row ?? { seq: 0, hash: GENESIS_HASH };
   }
 
@@ -59,7 +64,15 @@ export function createAuditLog(deps: AuditLogDeps) {
       const entries: AuditEntry[] = events.map((event) => {
         seq += 1;
         const data = JSON.parse(JSON.stringify(event.data ?? {})) as Record<string, unknown>;
-        const fields = { seq, ts, type: event.type, actor: event.actor, subject: event.subject ?? null, data, prevHash: hash };
+        const fields = {
+          seq,
+          ts,
+          type: event.type,
+          actor: event.actor,
+          subject: event.subject ?? null,
+          data,
+          prevHash: hash,
+        };
         hash = entryHash(fields);
         return { ...fields, hash };
       });
@@ -107,7 +120,13 @@ export function createAuditLog(deps: AuditLogDeps) {
     head: () => head(db),
 
     async readAfter(afterSeq: number, limit = 500): Promise<AuditEntry[]> {
-      const rows = await db.selectFrom('audit_log').selectAll().where('seq', '>', afterSeq).orderBy('seq').limit(limit).execute();
+      const rows = await db
+        .selectFrom('audit_log')
+        .selectAll()
+        .where('seq', '>', afterSeq)
+        .orderBy('seq')
+        .limit(limit)
+        .execute();
       return rows.map(toEntry);
     },
 
@@ -117,12 +136,20 @@ export function createAuditLog(deps: AuditLogDeps) {
      * without the master key), and the head matching the MAC-protected anchor (which catches rows removed
      * from the end).
      */
-    async verify(options: { pageSize?: number; onProgress?: (seq: number) => void } = {}): Promise<VerifyResult> {
+    async verify(
+      options: { pageSize?: number; onProgress?: (seq: number) => void } = {},
+    ): Promise<VerifyResult> {
       const pageSize = options.pageSize ?? 5000;
       let expectedSeq = 1;
       let prevHash = GENESIS_HASH;
       let count = 0;
-      const fail = (badSeq: number, reason: string): VerifyResult => ({ ok: false, entries: count, headSeq: expectedSeq - 1, badSeq, reason });
+      const fail = (badSeq: number, reason: string): VerifyResult => ({
+        ok: false,
+        entries: count,
+        headSeq: expectedSeq - 1,
+        badSeq,
+        reason,
+      });
       for (;;) {
         const rows = await db
           .selectFrom('audit_log')
@@ -134,11 +161,17 @@ export function createAuditLog(deps: AuditLogDeps) {
         for (const row of rows) {
           if (row.seq !== expectedSeq) {
             return row.seq > expectedSeq
-              ? fail(expectedSeq, `entry ${expectedSeq} is missing (next entry found is ${row.seq}): a row was deleted`)
+              ? fail(
+                  expectedSeq,
+                  `entry ${expectedSeq} is missing (next entry found is ${row.seq}): a row was deleted`,
+                )
               : fail(row.seq, `entry ${row.seq} is out of sequence`);
           }
           if (row.prev_hash !== prevHash) {
-            return fail(row.seq, `entry ${row.seq} does not link to entry ${row.seq - 1} (previous hash differs): a row was changed, inserted or removed before it`);
+            return fail(
+              row.seq,
+              `entry ${row.seq} does not link to entry ${row.seq - 1} (previous hash differs): a row was changed, inserted or removed before it`,
+            );
           }
           let data: unknown;
           try {
@@ -146,12 +179,26 @@ export function createAuditLog(deps: AuditLogDeps) {
           } catch {
             return fail(row.seq, `entry ${row.seq} has data that is not valid JSON: the row was edited`);
           }
-          const recomputed = entryHash({ seq: row.seq, ts: row.ts, type: row.type, actor: row.actor, subject: row.subject, data, prevHash: row.prev_hash });
+          const recomputed = entryHash({
+            seq: row.seq,
+            ts: row.ts,
+            type: row.type,
+            actor: row.actor,
+            subject: row.subject,
+            data,
+            prevHash: row.prev_hash,
+          });
           if (recomputed !== row.hash) {
-            return fail(row.seq, `entry ${row.seq} (${row.type}) does not match its hash: the row was edited`);
+            return fail(
+              row.seq,
+              `entry ${row.seq} (${row.type}) does not match its hash: the row was edited`,
+            );
           }
           if (!mac.verifyMac(ENTRY_PURPOSE, row.hash, row.mac)) {
-            return fail(row.seq, `entry ${row.seq} (${row.type}) has no valid MAC: it was not written by Bulwark (inserted or rewritten)`);
+            return fail(
+              row.seq,
+              `entry ${row.seq} (${row.type}) has no valid MAC: it was not written by Bulwark (inserted or rewritten)`,
+            );
           }
           prevHash = row.hash;
           expectedSeq += 1;
@@ -163,16 +210,27 @@ export function createAuditLog(deps: AuditLogDeps) {
       const last = expectedSeq - 1;
       const anchor = await db.selectFrom('audit_anchor').selectAll().where('id', '=', 1).executeTakeFirst();
       if (!anchor) {
-        return last === 0 ? { ok: true, entries: 0, headSeq: 0 } : fail(1, 'the audit anchor is missing: it was deleted');
+        return last === 0
+          ? { ok: true, entries: 0, headSeq: 0 }
+          : fail(1, 'the audit anchor is missing: it was deleted');
       }
       if (!mac.verifyMac(ANCHOR_PURPOSE, anchorMessage(anchor.seq, anchor.hash), anchor.mac)) {
-        return fail(anchor.seq, `the audit anchor for entry ${anchor.seq} fails its MAC: the anchor was forged or the master key differs`);
+        return fail(
+          anchor.seq,
+          `the audit anchor for entry ${anchor.seq} fails its MAC: the anchor was forged or the master key differs`,
+        );
       }
       if (anchor.seq > last) {
-        return fail(last + 1, `entry ${last + 1} is missing: the log ends at ${last} but was anchored at ${anchor.seq} (rows removed from the end)`);
+        return fail(
+          last + 1,
+          `entry ${last + 1} is missing: the log ends at ${last} but was anchored at ${anchor.seq} (rows removed from the end)`,
+        );
       }
       if (anchor.seq < last) {
-        return fail(anchor.seq + 1, `entry ${anchor.seq + 1} was not written by Bulwark: the log was anchored at ${anchor.seq} but continues to ${last} (rows inserted)`);
+        return fail(
+          anchor.seq + 1,
+          `entry ${anchor.seq + 1} was not written by Bulwark: the log was anchored at ${anchor.seq} but continues to ${last} (rows inserted)`,
+        );
       }
       if (anchor.hash !== prevHash) {
         return fail(last, `entry ${last} differs from the anchored head: the chain was rewritten`);

@@ -1,4 +1,10 @@
-export { eventTypes, type EventType, type EventData, type SecurityEvent, type AuditEntry } from './event-types.ts';
+export {
+  eventTypes,
+  type EventType,
+  type EventData,
+  type SecurityEvent,
+  type AuditEntry,
+} from './event-types.ts';
 export { createAuditLog, type AuditLog, type AnchorMac, type VerifyResult } from './audit-log.ts';
 export { createEventBus, type EventBus, type EventHandler } from './event-bus.ts';
 export { entryHash, GENESIS_HASH } from './hash-chain.ts';

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { BulwarkError } from '@bulwark/protocol';
 import { fromFrameworkError, toProblem } from './problem.ts';
@@ -23,7 +23,7 @@ export interface HttpAppOptions {
  */
 export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = Fastify({
-    loggerInstance: options.logger as unknown as FastifyServerOptions['loggerInstance'],
+    loggerInstance: options.logger,
     https: {
       key: options.tls.key,
       cert: options.tls.cert,
@@ -49,7 +49,10 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   });
 
   app.setNotFoundHandler((request, reply) => {
-    const problem = toProblem(new BulwarkError('not_found', `no route for ${request.method} ${request.url}`), request.url);
+    const problem = toProblem(
+      new BulwarkError('not_found', `no route for ${request.method} ${request.url}`),
+      request.url,
+    );
     void reply.status(404).type('application/problem+json').send(problem);
   });
 

@@ -38,14 +38,18 @@ export function fromFrameworkError(err: unknown): BulwarkError {
   const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown };
   switch (e.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new BulwarkError('unsupported_media_type', `unsupported Content-Type: ${e.message ?? ''}`.trim());
+      return new BulwarkError(
+        'unsupported_media_type',
+        `unsupported Content-Type: ${e.message ?? ''}`.trim(),
+      );
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new BulwarkError('payload_too_large', 'request body is too large');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new BulwarkError('bad_request', e.message ?? 'bad request');
   }
-  if (e.validation) return new BulwarkError('validation_failed', e.message ?? 'request does not match the schema');
+  if (e.validation)
+    return new BulwarkError('validation_failed', e.message ?? 'request does not match the schema');
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     return new BulwarkError('bad_request', e.message ?? 'bad request');
   }

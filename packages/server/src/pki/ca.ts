@@ -143,7 +143,10 @@ async function createHierarchy(deps: CaDeps): Promise<void> {
 async function loadCa(deps: CaDeps, name: 'root' | 'issuing'): Promise<CaKeyPair | undefined> {
   const row = await getMaterial(deps.db, name);
   if (!row) return undefined;
-  return { cert: new x509.X509Certificate(row.cert_pem), key: await importSigningKey(deps.box.open(row.sealed_key, `pki/${name}`)) };
+  return {
+    cert: new x509.X509Certificate(row.cert_pem),
+    key: await importSigningKey(deps.box.open(row.sealed_key, `pki/${name}`)),
+  };
 }
 
 function sanNames(cert: x509.X509Certificate): string[] {
@@ -156,7 +159,8 @@ export async function loadOrCreatePki(deps: CaDeps): Promise<PkiMaterial> {
   if (!(await getMaterial(deps.db, 'root'))) await createHierarchy(deps);
   const root = await loadCa(deps, 'root');
   const issuing = await loadCa(deps, 'issuing');
-  if (!root || !issuing) throw new Error('PKI material is incomplete: root or issuing CA missing from the store');
+  if (!root || !issuing)
+    throw new Error('PKI material is incomplete: root or issuing CA missing from the store');
 
   const names = serverNames(deps.hostnames);
   const current = await getMaterial(deps.db, 'server');
@@ -167,13 +171,27 @@ export async function loadOrCreatePki(deps: CaDeps): Promise<PkiMaterial> {
       cert.issuer === issuing.cert.subject &&
       cert.notAfter.getTime() - deps.now() > SERVER_RENEW_BEFORE &&
       JSON.stringify(sanNames(cert)) === JSON.stringify([...names].sort());
-    if (fits) server = { cert, certPem: current.cert_pem, keyPem: pkcs8ToPem(deps.box.open(current.sealed_key, 'pki/server')) };
+    if (fits)
+      server = {
+        cert,
+        certPem: current.cert_pem,
+        keyPem: pkcs8ToPem(deps.box.open(current.sealed_key, 'pki/server')),
+      };
   }
   server ??= await issueServerCertificate(deps, issuing, names);
-  return { root, issuing, server, chainPem: issuing.cert.toString('pem') + '\n' + root.cert.toString('pem') + '\n' };
+  return {
+    root,
+    issuing,
+    server,
+    chainPem: issuing.cert.toString('pem') + '\n' + root.cert.toString('pem') + '\n',
+  };
 }
 
-async function issueServerCertificate(deps: CaDeps, issuing: CaKeyPair, names: string[]): Promise<PkiMaterial['server']> {
+async function issueServerCertificate(
+  deps: CaDeps,
+  issuing: CaKeyPair,
+  names: string[],
+): Promise<PkiMaterial['server']> {
   const t = deps.now();
   const keys = await generateCaKeys();
   const cert = await x509.X509CertificateGenerator.create({
@@ -189,14 +207,25 @@ async function issueServerCertificate(deps: CaDeps, issuing: CaKeyPair, names: s
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(names.map((value) => ({ type: isIP(value) ? ('ip' as const) : ('dns' as const), value }))),
+      new x509.SubjectAlternativeNameExtension(
+        names.map((value) => ({ type: isIP(value) ? ('ip' as const) : ('dns' as const), value })),
+      ),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(issuing.cert),
     ],
   });
   const pkcs8 = await exportPkcs8(keys.privateKey);
   await deps.db.transaction().execute(async (trx) => {
-    await putMaterial(trx, { name: 'server', cert_pem: cert.toString('pem'), sealed_key: deps.box.seal(pkcs8, 'pki/server'), created_at: t }, true);
+    await putMaterial(
+      trx,
+      {
+        name: 'server',
+        cert_pem: cert.toString('pem'),
+        sealed_key: deps.box.seal(pkcs8, 'pki/server'),
+        created_at: t,
+      },
+      true,
+    );
     await insertCertificate(trx, certRow(cert, 'server', null, t));
   });
   await deps.events.emit({

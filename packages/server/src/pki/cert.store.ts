@@ -12,10 +12,20 @@ export async function getCertificate(q: DbOrTx, serial: string): Promise<Certifi
 }
 
 export async function activeDeviceCertificates(q: DbOrTx, deviceId: string): Promise<CertificatesTable[]> {
-  return q.selectFrom('certificates').selectAll().where('device_id', '=', deviceId).where('revoked_at', 'is', null).execute();
+  return q
+    .selectFrom('certificates')
+    .selectAll()
+    .where('device_id', '=', deviceId)
+    .where('revoked_at', 'is', null)
+    .execute();
 }
 
-export async function revokeCertificates(q: DbOrTx, serials: readonly string[], at: number, reason: string): Promise<void> {
+export async function revokeCertificates(
+  q: DbOrTx,
+  serials: readonly string[],
+  at: number,
+  reason: string,
+): Promise<void> {
   if (serials.length === 0) return;
   await q
     .updateTable('certificates')
@@ -46,7 +56,11 @@ export async function putMaterial(q: DbOrTx, row: PkiMaterialTable, replace: boo
     .insertInto('pki_material')
     .values(row)
     .onConflict((oc) =>
-      replace ? oc.column('name').doUpdateSet({ cert_pem: row.cert_pem, sealed_key: row.sealed_key, created_at: row.created_at }) : oc.column('name').doNothing(),
+      replace
+        ? oc
+            .column('name')
+            .doUpdateSet({ cert_pem: row.cert_pem, sealed_key: row.sealed_key, created_at: row.created_at })
+        : oc.column('name').doNothing(),
     )
     .execute();
 }

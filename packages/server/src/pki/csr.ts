@@ -13,14 +13,22 @@ const curves: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384'
 /** Accepts base64 DER (RFC 7030 §4.2.1) and, for convenience, PEM. */
 function decodeBody(body: string): Buffer {
   const text = body.trim();
-  if (text === '') throw new BulwarkError('csr_invalid', 'request body is empty: expected a base64-encoded PKCS#10 request');
-  const pem = /-----BEGIN (?:NEW )?CERTIFICATE REQUEST-----([\s\S]*?)-----END (?:NEW )?CERTIFICATE REQUEST-----/.exec(text);
+  if (text === '')
+    throw new BulwarkError('csr_invalid', 'request body is empty: expected a base64-encoded PKCS#10 request');
+  const pem =
+    /-----BEGIN (?:NEW )?CERTIFICATE REQUEST-----([\s\S]*?)-----END (?:NEW )?CERTIFICATE REQUEST-----/.exec(
+      text,
+    );
   const b64 = (pem ? (pem[1] ?? '') : text).replace(/\s+/g, '');
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 === 1) {
-    throw new BulwarkError('csr_invalid', 'request body is not base64: expected a base64-encoded PKCS#10 request');
+    throw new BulwarkError(
+      'csr_invalid',
+      'request body is not base64: expected a base64-encoded PKCS#10 request',
+    );
   }
   const der = Buffer.from(b64, 'base64');
-  if (der.length > MAX_CSR_BYTES) throw new BulwarkError('payload_too_large', `certification request exceeds ${MAX_CSR_BYTES} bytes`);
+  if (der.length > MAX_CSR_BYTES)
+    throw new BulwarkError('payload_too_large', `certification request exceeds ${MAX_CSR_BYTES} bytes`);
   return der;
 }
 
@@ -48,16 +56,30 @@ export async function validateCsr(body: string): Promise<ValidCsr> {
   if (key.type === 'ec') {
     const curve = curves[key.curve ?? ''];
     if (!curve) {
-      throw new BulwarkError('key_unsupported', `EC curve ${key.curve ?? 'unknown'} is not accepted: use P-256 or P-384`);
+      throw new BulwarkError(
+        'key_unsupported',
+        `EC curve ${key.curve ?? 'unknown'} is not accepted: use P-256 or P-384`,
+      );
     }
     keyAlgorithm = `ec-${curve}`;
   } else if (key.type === 'rsa') {
     const bits = key.bits ?? 0;
-    if (bits < 2048) throw new BulwarkError('key_unsupported', `RSA key of ${bits} bits is too weak: at least 2048 bits are required`);
-    if (bits > 8192) throw new BulwarkError('key_unsupported', `RSA key of ${bits} bits is larger than the 8192 bits accepted`);
+    if (bits < 2048)
+      throw new BulwarkError(
+        'key_unsupported',
+        `RSA key of ${bits} bits is too weak: at least 2048 bits are required`,
+      );
+    if (bits > 8192)
+      throw new BulwarkError(
+        'key_unsupported',
+        `RSA key of ${bits} bits is larger than the 8192 bits accepted`,
+      );
     keyAlgorithm = `rsa-${bits}`;
   } else {
-    throw new BulwarkError('key_unsupported', `${key.type} keys are not accepted: use ECDSA P-256/P-384 or RSA of at least 2048 bits`);
+    throw new BulwarkError(
+      'key_unsupported',
+      `${key.type} keys are not accepted: use ECDSA P-256/P-384 or RSA of at least 2048 bits`,
+    );
   }
   let valid = false;
   try {
@@ -65,6 +87,10 @@ export async function validateCsr(body: string): Promise<ValidCsr> {
   } catch {
     valid = false;
   }
-  if (!valid) throw new BulwarkError('csr_signature_invalid', 'the certification request signature does not verify (no proof of key possession)');
+  if (!valid)
+    throw new BulwarkError(
+      'csr_signature_invalid',
+      'the certification request signature does not verify (no proof of key possession)',
+    );
   return { csr, keyAlgorithm };
 }

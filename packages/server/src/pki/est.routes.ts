@@ -1,5 +1,5 @@
 import type { TLSSocket } from 'node:tls';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BulwarkError, est, pkiPaths } from '@bulwark/protocol';
 import type { PkiService } from './pki.service.ts';
 
@@ -8,21 +8,34 @@ const CSR_BODY_LIMIT = 32 * 1024;
 /** HTTP Basic (RFC 7617) with username = device id, password = token; or `Authorization: Bearer <token>` plus `?id=`. */
 function enrollmentCredentials(request: FastifyRequest): { deviceId: string; token: string } {
   const header = request.headers.authorization;
-  if (!header) throw new BulwarkError('unauthenticated', 'enrollment requires HTTP Basic credentials: device id as user name, enrollment token as password');
+  if (!header)
+    throw new BulwarkError(
+      'unauthenticated',
+      'enrollment requires HTTP Basic credentials: device id as user name, enrollment token as password',
+    );
   const [scheme, value = ''] = header.split(' ', 2);
   if (scheme?.toLowerCase() === 'basic') {
     const decoded = Buffer.from(value, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    if (colon <= 0) throw new BulwarkError('unauthenticated', 'malformed Basic credentials: expected device-id:token');
+    if (colon <= 0)
+      throw new BulwarkError('unauthenticated', 'malformed Basic credentials: expected device-id:token');
     return { deviceId: decoded.slice(0, colon), token: decoded.slice(colon + 1) };
   }
   if (scheme?.toLowerCase() === 'bearer') {
     const query = request.query as Record<string, unknown>;
-    const deviceId = typeof query.id === 'string' ? query.id : (request.headers['x-device-id'] as string | undefined);
-    if (!deviceId) throw new BulwarkError('unauthenticated', 'with a Bearer token, name the device with ?id=DEVICE or an X-Device-Id header');
+    const deviceId =
+      typeof query.id === 'string' ? query.id : (request.headers['x-device-id'] as string | undefined);
+    if (!deviceId)
+      throw new BulwarkError(
+        'unauthenticated',
+        'with a Bearer token, name the device with ?id=DEVICE or an X-Device-Id header',
+      );
     return { deviceId, token: value };
   }
-  throw new BulwarkError('unauthenticated', `unsupported authorization scheme "${scheme ?? ''}": use Basic or Bearer`);
+  throw new BulwarkError(
+    'unauthenticated',
+    `unsupported authorization scheme "${scheme ?? ''}": use Basic or Bearer`,
+  );
 }
 
 function peerCertSerial(request: FastifyRequest): string | undefined {
@@ -34,15 +47,21 @@ function peerCertSerial(request: FastifyRequest): string | undefined {
 }
 
 /** EST (RFC 7030) under /.well-known/est and the CRL / CA chain under /pki. */
-export function estRoutes(pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'reenroll' | 'crl' | 'chainPem'>) {
+export function estRoutes(
+  pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'reenroll' | 'crl' | 'chainPem'>,
+) {
   return function register(app: FastifyInstance) {
     // This scope reads only what EST defines; JSON or form bodies are answered 415, not parsed.
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser(['application/pkcs10', 'application/x-pem-file'], { parseAs: 'string', bodyLimit: CSR_BODY_LIMIT }, (_req, body, done) => {
-      done(null, body);
-    });
+    app.addContentTypeParser(
+      ['application/pkcs10', 'application/x-pem-file'],
+      { parseAs: 'string', bodyLimit: CSR_BODY_LIMIT },
+      (_req, body, done) => {
+        done(null, body);
+      },
+    );
 
-    const sendCerts = (reply: import('fastify').FastifyReply, base64: string, contentType: string) =>
+    const sendCerts = (reply: FastifyReply, base64: string, contentType: string) =>
       reply
         .header('Content-Type', contentType)
         .header('Content-Transfer-Encoding', 'base64')
@@ -50,12 +69,17 @@ export function estRoutes(pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'ree
 
     const csrBody = (request: FastifyRequest): string => {
       if (typeof request.body !== 'string') {
-        throw new BulwarkError('unsupported_media_type', `Content-Type must be ${est.csrContentType} with a base64-encoded PKCS#10 body`);
+        throw new BulwarkError(
+          'unsupported_media_type',
+          `Content-Type must be ${est.csrContentType} with a base64-encoded PKCS#10 body`,
+        );
       }
       return request.body;
     };
 
-    app.get(est.cacerts, { config: { auth: 'public' } }, (_request, reply) => sendCerts(reply, pki.caCertsPkcs7(), est.cacertsContentType));
+    app.get(est.cacerts, { config: { auth: 'public' } }, (_request, reply) =>
+      sendCerts(reply, pki.caCertsPkcs7(), est.cacertsContentType),
+    );
 
     app.post(est.simpleenroll, { config: { auth: 'enrollment-token' } }, async (request, reply) => {
       const credentials = enrollmentCredentials(request);
@@ -64,7 +88,11 @@ export function estRoutes(pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'ree
     });
 
     app.post(est.simplereenroll, { config: { auth: 'device-certificate' } }, async (request, reply) => {
-      const issued = await pki.reenroll({ peerCertSerial: peerCertSerial(request), csr: csrBody(request), remoteAddress: request.ip });
+      const issued = await pki.reenroll({
+        peerCertSerial: peerCertSerial(request),
+        csr: csrBody(request),
+        remoteAddress: request.ip,
+      });
       return sendCerts(reply, issued.pkcs7, est.certsContentType);
     });
 

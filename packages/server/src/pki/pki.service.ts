@@ -66,7 +66,10 @@ export function createPkiService(deps: PkiServiceDeps) {
       signingAlgorithm: SIGNING_ALG,
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement,
+          true,
+        ),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
         new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `urn:bulwark:device:${deviceId}` }]),
         await x509.SubjectKeyIdentifierExtension.create(publicKey),
@@ -77,7 +80,13 @@ export function createPkiService(deps: PkiServiceDeps) {
 
   const pkcs7Of = (cert: x509.X509Certificate) => new x509.X509Certificates([cert]).export('base64');
 
-  async function refused(operation: string, err: unknown, actor: string, subject: string | undefined, remoteAddress?: string): Promise<never> {
+  async function refused(
+    operation: string,
+    err: unknown,
+    actor: string,
+    subject: string | undefined,
+    remoteAddress?: string,
+  ): Promise<never> {
     const e = BulwarkError.from(err);
     await events.emit({
       type: 'enrollment.refused',
@@ -97,7 +106,12 @@ export function createPkiService(deps: PkiServiceDeps) {
     caCertsPkcs7: () => new x509.X509Certificates(chain).export('base64'),
 
     /** EST simpleenroll with a one-time token (RFC 7030 §4.2.1, §3.2.3 HTTP-based client authentication). */
-    async enroll(input: { deviceId: string; token: string; csr: string; remoteAddress?: string }): Promise<Issued> {
+    async enroll(input: {
+      deviceId: string;
+      token: string;
+      csr: string;
+      remoteAddress?: string;
+    }): Promise<Issued> {
       const actor = `device:${input.deviceId}`;
       let issued: x509.X509Certificate;
       let keyAlgorithm: string;
@@ -116,7 +130,12 @@ export function createPkiService(deps: PkiServiceDeps) {
           return previous;
         });
         for (const serial of superseded) {
-          await events.emit({ type: 'certificate.revoked', actor, subject: actor, data: { serial, reason: 'superseded' } });
+          await events.emit({
+            type: 'certificate.revoked',
+            actor,
+            subject: actor,
+            data: { serial, reason: 'superseded' },
+          });
         }
       } catch (err) {
         return refused('simpleenroll', err, actor, `device:${input.deviceId}`, input.remoteAddress);
@@ -140,25 +159,38 @@ export function createPkiService(deps: PkiServiceDeps) {
      * EST simplereenroll (RFC 7030 §4.2.2): the client authenticates with its current certificate, already
      * verified against our CA by TLS; it must still be ours, unrevoked, and belong to an active device.
      */
-    async reenroll(input: { peerCertSerial: string | undefined; csr: string; remoteAddress?: string }): Promise<Issued> {
+    async reenroll(input: {
+      peerCertSerial: string | undefined;
+      csr: string;
+      remoteAddress?: string;
+    }): Promise<Issued> {
       let actor = `anonymous@${input.remoteAddress ?? 'unknown'}`;
       let deviceId: string | undefined;
       let issued: x509.X509Certificate;
       let keyAlgorithm: string;
       try {
         if (!input.peerCertSerial) {
-          throw new BulwarkError('unauthenticated', 'simplereenroll requires the current device certificate as TLS client certificate');
+          throw new BulwarkError(
+            'unauthenticated',
+            'simplereenroll requires the current device certificate as TLS client certificate',
+          );
         }
         const current = await certs.getCertificate(db, normalizeSerial(input.peerCertSerial));
         if (!current || current.kind !== 'device' || !current.device_id) {
-          throw new BulwarkError('unauthenticated', 'the client certificate is not a device certificate issued here');
+          throw new BulwarkError(
+            'unauthenticated',
+            'the client certificate is not a device certificate issued here',
+          );
         }
         deviceId = current.device_id;
         actor = `device:${deviceId}`;
-        if (current.revoked_at !== null) throw new BulwarkError('device_revoked', 'the client certificate has been revoked');
-        if (current.not_after <= now()) throw new BulwarkError('unauthenticated', 'the client certificate has expired');
+        if (current.revoked_at !== null)
+          throw new BulwarkError('device_revoked', 'the client certificate has been revoked');
+        if (current.not_after <= now())
+          throw new BulwarkError('unauthenticated', 'the client certificate has expired');
         const device = await devices.find(deviceId);
-        if (!device || device.status === 'revoked') throw new BulwarkError('device_revoked', 'device is revoked');
+        if (!device || device.status === 'revoked')
+          throw new BulwarkError('device_revoked', 'device is revoked');
         if (device.status === 'disabled') throw new BulwarkError('device_disabled', 'device is disabled');
         const valid = await validateCsr(input.csr);
         keyAlgorithm = valid.keyAlgorithm;
@@ -184,8 +216,13 @@ export function createPkiService(deps: PkiServiceDeps) {
     },
 
     /** Revokes the device and every certificate it holds, in one transaction; effective on the broker within a second. */
-    async revokeDevice(deviceId: string, actor: string, reason: RevocationReason = 'cessationOfOperation'): Promise<string[]> {
-      if (!(reason in reasonCode)) throw new BulwarkError('validation_failed', `reason must be one of ${revocationReasons.join(', ')}`);
+    async revokeDevice(
+      deviceId: string,
+      actor: string,
+      reason: RevocationReason = 'cessationOfOperation',
+    ): Promise<string[]> {
+      if (!(reason in reasonCode))
+        throw new BulwarkError('validation_failed', `reason must be one of ${revocationReasons.join(', ')}`);
       const t = now();
       const serials = await db.transaction().execute(async (trx) => {
         await devices.markRevoked(trx, deviceId);
@@ -194,28 +231,62 @@ export function createPkiService(deps: PkiServiceDeps) {
         return active;
       });
       for (const serial of serials) {
-        await events.emit({ type: 'certificate.revoked', actor, subject: `device:${deviceId}`, data: { serial, reason } });
+        await events.emit({
+          type: 'certificate.revoked',
+          actor,
+          subject: `device:${deviceId}`,
+          data: { serial, reason },
+        });
       }
-      await events.emit({ type: 'device.revoked', actor, subject: `device:${deviceId}`, data: { revokedCertificates: serials, reason } });
+      await events.emit({
+        type: 'device.revoked',
+        actor,
+        subject: `device:${deviceId}`,
+        data: { revokedCertificates: serials, reason },
+      });
       return serials;
     },
 
     /** The broker's identity check for a CONNECT over mutual TLS. */
     async checkConnection(id: ConnectionIdentity): Promise<ConnectionCheck> {
       // [MQTT-3.1.3-8], [MQTT-3.1.3-9]: identifier problems are answered with 0x02.
-      if (id.clientId === '') return { ok: false, returnCode: connackCodes.identifierRejected, reason: 'empty client id: the client id must equal the device id' };
-      if (!id.certSerial || !id.certCn) return { ok: false, returnCode: connackCodes.notAuthorized, reason: 'no verified client certificate' };
+      if (id.clientId === '')
+        return {
+          ok: false,
+          returnCode: connackCodes.identifierRejected,
+          reason: 'empty client id: the client id must equal the device id',
+        };
+      if (!id.certSerial || !id.certCn)
+        return {
+          ok: false,
+          returnCode: connackCodes.notAuthorized,
+          reason: 'no verified client certificate',
+        };
       if (id.certCn !== id.clientId) {
-        return { ok: false, returnCode: connackCodes.identifierRejected, reason: `client id "${id.clientId}" does not match the certificate's device id "${id.certCn}"` };
+        return {
+          ok: false,
+          returnCode: connackCodes.identifierRejected,
+          reason: `client id "${id.clientId}" does not match the certificate's device id "${id.certCn}"`,
+        };
       }
       const cert = await certs.getCertificate(db, normalizeSerial(id.certSerial));
       if (!cert || cert.kind !== 'device' || cert.device_id !== id.certCn) {
-        return { ok: false, returnCode: connackCodes.notAuthorized, reason: 'certificate was not issued to this device' };
+        return {
+          ok: false,
+          returnCode: connackCodes.notAuthorized,
+          reason: 'certificate was not issued to this device',
+        };
       }
-      if (cert.revoked_at !== null) return { ok: false, returnCode: connackCodes.notAuthorized, reason: `certificate revoked (${cert.revocation_reason ?? 'unspecified'})` };
+      if (cert.revoked_at !== null)
+        return {
+          ok: false,
+          returnCode: connackCodes.notAuthorized,
+          reason: `certificate revoked (${cert.revocation_reason ?? 'unspecified'})`,
+        };
       const device = await devices.find(cert.device_id);
       if (!device) return { ok: false, returnCode: connackCodes.notAuthorized, reason: 'unknown device' };
-      if (device.status !== 'active') return { ok: false, returnCode: connackCodes.notAuthorized, reason: `device is ${device.status}` };
+      if (device.status !== 'active')
+        return { ok: false, returnCode: connackCodes.notAuthorized, reason: `device is ${device.status}` };
       return { ok: true, deviceId: device.id, group: device.group, serial: cert.serial };
     },
 
@@ -235,7 +306,9 @@ export function createPkiService(deps: PkiServiceDeps) {
         entries: revoked.map((r) => ({
           serialNumber: r.serial,
           revocationDate: new Date(r.revoked_at ?? t),
-          reason: reasonCode[(r.revocation_reason ?? 'unspecified') as RevocationReason] ?? x509.X509CrlReason.unspecified,
+          reason:
+            reasonCode[(r.revocation_reason ?? 'unspecified') as RevocationReason] ??
+            x509.X509CrlReason.unspecified,
         })),
         extensions: [
           await x509.AuthorityKeyIdentifierExtension.create(material.issuing.cert),

@@ -10,15 +10,15 @@ export const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 export const SIGNING_ALG = { name: 'ECDSA', hash: 'SHA-256' } as const;
 
 export async function generateCaKeys(): Promise<CryptoKeyPair> {
-  return webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']) as Promise<CryptoKeyPair>;
+  return webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
 }
 
 export async function exportPkcs8(key: CryptoKey): Promise<Buffer> {
-  return Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key as webcrypto.CryptoKey));
+  return Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
 }
 
 export async function importSigningKey(pkcs8: Buffer): Promise<CryptoKey> {
-  return webcrypto.subtle.importKey('pkcs8', pkcs8, EC_P256, false, ['sign']) as Promise<CryptoKey>;
+  return webcrypto.subtle.importKey('pkcs8', pkcs8, EC_P256, false, ['sign']);
 }
 
 export function pkcs8ToPem(der: Buffer): string {
@@ -38,7 +38,10 @@ export function newSerial(): string {
 
 /** Canonical serial form: lowercase hex without leading zeros (Node and x509 libraries differ). */
 export function normalizeSerial(serial: string): string {
-  return serial.toLowerCase().replace(/[^0-9a-f]/g, '').replace(/^0+(?=.)/, '');
+  return serial
+    .toLowerCase()
+    .replace(/[^0-9a-f]/g, '')
+    .replace(/^0+(?=.)/, '');
 }
 
 export function fingerprint(cert: x509.X509Certificate): string {

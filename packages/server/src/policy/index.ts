@@ -1,1 +1,8 @@
-export { compileDeviceAccess, mqttActions, type MqttAction, type Decision, type DeviceAccess, type DevicePrincipal } from './device-access.ts';
+export {
+  compileDeviceAccess,
+  mqttActions,
+  type MqttAction,
+  type Decision,
+  type DeviceAccess,
+  type DevicePrincipal,
+} from './device-access.ts';

@@ -7,9 +7,14 @@ export const MASTER_KEY_FILE = 'master.key';
 
 function decodeKey(text: string, from: string): Buffer {
   const trimmed = text.trim();
-  const key = /^[0-9a-fA-F]{64}$/.test(trimmed) ? Buffer.from(trimmed, 'hex') : Buffer.from(trimmed, 'base64');
+  const key = /^[0-9a-fA-F]{64}$/.test(trimmed)
+    ? Buffer.from(trimmed, 'hex')
+    : Buffer.from(trimmed, 'base64');
   if (key.length !== 32) {
-    throw new BulwarkError('config_invalid', `master key from ${from} must be 32 bytes (64 hex characters or base64)`);
+    throw new BulwarkError(
+      'config_invalid',
+      `master key from ${from} must be 32 bytes (64 hex characters or base64)`,
+    );
   }
   return key;
 }

@@ -1,4 +1,11 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 import { BulwarkError } from '@bulwark/protocol';
 
 const VERSION = 'v1';
@@ -25,7 +32,9 @@ export function createSecretBox(masterKey: Buffer): SecretBox {
   };
   const encKey = deriveKey('seal');
   const mac = (purpose: string, message: string) =>
-    createHmac('sha256', deriveKey(`mac/${purpose}`)).update(message).digest('hex');
+    createHmac('sha256', deriveKey(`mac/${purpose}`))
+      .update(message)
+      .digest('hex');
 
   return {
     seal(plaintext, label) {
@@ -37,7 +46,8 @@ export function createSecretBox(masterKey: Buffer): SecretBox {
     },
     open(sealed, label) {
       const [version, body] = sealed.split(':');
-      if (version !== VERSION || !body) throw new BulwarkError('internal', `sealed secret "${label}" has an unknown format`);
+      if (version !== VERSION || !body)
+        throw new BulwarkError('internal', `sealed secret "${label}" has an unknown format`);
       const raw = Buffer.from(body, 'base64');
       const decipher = createDecipheriv('aes-256-gcm', encKey, raw.subarray(0, 12));
       decipher.setAAD(Buffer.from(label));

@@ -1,2 +1,10 @@
-export { openStore, migrate, isUniqueViolation, isBusy, dialects, type Store, type DialectName } from './store.ts';
+export {
+  openStore,
+  migrate,
+  isUniqueViolation,
+  isBusy,
+  dialects,
+  type Store,
+  type DialectName,
+} from './store.ts';
 export type * from './schema.ts';

@@ -10,8 +10,14 @@ import { isBusy, isUniqueViolation, migrate, type Store } from './index.ts';
 
 const box = createSecretBox(randomBytes(32));
 const retryable = (e: unknown) => isUniqueViolation(e) || isBusy(e);
-const auditOn = (store: Store, now = Date.now) => createAuditLog({ db: store.db, mac: box, now, isRetryable: retryable });
-const event = (n: number): SecurityEvent => ({ type: 'device.added', actor: 'test', subject: `device:d${n}`, data: { group: null } });
+const auditOn = (store: Store, now = Date.now) =>
+  createAuditLog({ db: store.db, mac: box, now, isRetryable: retryable });
+const event = (n: number): SecurityEvent => ({
+  type: 'device.added',
+  actor: 'test',
+  subject: `device:d${n}`,
+  data: { group: null },
+});
 
 describe.each(testDialects)('store on %s', (dialect) => {
   let t: TestStore;
@@ -26,7 +32,16 @@ describe.each(testDialects)('store on %s', (dialect) => {
     await migrate(t.store.db);
     await migrate(t.store.db);
     const tables = await t.store.db.introspection.getTables();
-    expect(tables.map((x) => x.name)).toEqual(expect.arrayContaining(['devices', 'enrollment_tokens', 'certificates', 'audit_log', 'audit_anchor', 'pki_material']));
+    expect(tables.map((x) => x.name)).toEqual(
+      expect.arrayContaining([
+        'devices',
+        'enrollment_tokens',
+        'certificates',
+        'audit_log',
+        'audit_anchor',
+        'pki_material',
+      ]),
+    );
   });
 
   it('appends a contiguous hash chain that verifies', async () => {
@@ -72,10 +87,28 @@ describe.each(testDialects)('store on %s', (dialect) => {
     await audit.append([event(1), event(2)]);
     const { entryHash } = await import('../events/index.ts');
     const head = await audit.head();
-    const forged = { seq: 3, ts: Date.now(), type: 'device.added', actor: 'mallory', subject: null, data: {}, prevHash: head.hash };
+    const forged = {
+      seq: 3,
+      ts: Date.now(),
+      type: 'device.added',
+      actor: 'mallory',
+      subject: null,
+      data: {},
+      prevHash: head.hash,
+    };
     await t.store.db
       .insertInto('audit_log')
-      .values({ seq: 3, ts: forged.ts, type: forged.type, actor: forged.actor, subject: null, prev_hash: forged.prevHash, data: '{}', hash: entryHash(forged), mac: '00'.repeat(32) })
+      .values({
+        seq: 3,
+        ts: forged.ts,
+        type: forged.type,
+        actor: forged.actor,
+        subject: null,
+        prev_hash: forged.prevHash,
+        data: '{}',
+        hash: entryHash(forged),
+        mac: '00'.repeat(32),
+      })
       .execute();
     const result = await audit.verify();
     expect(result).toMatchObject({ ok: false, badSeq: 3 });
@@ -119,7 +152,10 @@ describe.each(testDialects)('store on %s', (dialect) => {
   });
 
   it('reports unique violations the same way on both dialects', async () => {
-    await t.store.db.insertInto('pki_material').values({ name: 'x', cert_pem: '', sealed_key: '', created_at: 1 }).execute();
+    await t.store.db
+      .insertInto('pki_material')
+      .values({ name: 'x', cert_pem: '', sealed_key: '', created_at: 1 })
+      .execute();
     const err = await t.store.db
       .insertInto('pki_material')
       .values({ name: 'x', cert_pem: '', sealed_key: '', created_at: 1 })
@@ -129,8 +165,15 @@ describe.each(testDialects)('store on %s', (dialect) => {
   });
 
   it('stores epoch-millisecond bigints as numbers', async () => {
-    await t.store.db.insertInto('pki_material').values({ name: 'y', cert_pem: '', sealed_key: '', created_at: 1_795_000_000_123 }).execute();
-    const row = await t.store.db.selectFrom('pki_material').selectAll().where('name', '=', 'y').executeTakeFirstOrThrow();
+    await t.store.db
+      .insertInto('pki_material')
+      .values({ name: 'y', cert_pem: '', sealed_key: '', created_at: 1_795_000_000_123 })
+      .execute();
+    const row = await t.store.db
+      .selectFrom('pki_material')
+      .selectAll()
+      .where('name', '=', 'y')
+      .executeTakeFirstOrThrow();
     expect(row.created_at).toBe(1_795_000_000_123);
     const r = await sql<{ n: number }>`select count(*) as n from pki_material`.execute(t.store.db);
     expect(Number(r.rows[0]?.n)).toBe(1);
@@ -138,7 +181,13 @@ describe.each(testDialects)('store on %s', (dialect) => {
 
   describe('devices and enrollment tokens', () => {
     let now = 1_800_000_000_000;
-    const make = () => createDeviceService({ db: t.store.db, events: createEventBus({ log: auditOn(t.store, () => now) }), now: () => now, tokenTtlMs: 60_000 });
+    const make = () =>
+      createDeviceService({
+        db: t.store.db,
+        events: createEventBus({ log: auditOn(t.store, () => now) }),
+        now: () => now,
+        tokenTtlMs: 60_000,
+      });
 
     it('adds, lists with filters and pages, and refuses duplicates and bad ids', async () => {
       const devices = make();

@@ -25,6 +25,13 @@ export interface OpenStoreOptions {
 }
 
 const INT8_OID = 20;
+const baseTypeParser = pg.types.getTypeParser.bind(pg.types) as (
+  oid: number,
+  format?: string,
+) => (value: string) => unknown;
+// bigint columns hold epoch milliseconds and sequence numbers, which fit a JS number.
+const int8AsNumber = (oid: number, format?: string) =>
+  oid === INT8_OID ? Number : baseTypeParser(oid, format);
 
 /**
  * Opens the store and brings its schema up to date. SQLite runs in WAL mode with full fsync, so a
@@ -36,15 +43,15 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     const pool = new pg.Pool({
       connectionString: options.databaseUrl,
       max: 10,
-      // bigint columns hold epoch milliseconds and sequence numbers, which fit a JS number.
-      types: {
-        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-          oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-      },
+      types: { getTypeParser: int8AsNumber } as unknown as pg.CustomTypesConfig,
     });
     const url = new URL(options.databaseUrl);
     url.password = url.password ? '***' : '';
-    store = makeStore(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', url.toString());
+    store = makeStore(
+      new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+      'postgres',
+      url.toString(),
+    );
   } else {
     const file = options.sqliteFile ?? ':memory:';
     if (file !== ':memory:') {
@@ -57,15 +64,23 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
-    store = makeStore(new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), 'sqlite', file);
+    store = makeStore(
+      new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }),
+      'sqlite',
+      file,
+    );
   }
   try {
     await migrate(store.db);
   } catch (err) {
     await store.close();
-    throw new BulwarkError('internal', `cannot prepare the ${store.dialect} store at ${store.location}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new BulwarkError(
+      'internal',
+      `cannot prepare the ${store.dialect} store at ${store.location}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   return store;
 }
@@ -86,9 +101,12 @@ export async function migrate(db: Db): Promise<void> {
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error) {
-    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${String((error as Error).message ?? error)}`, {
-      cause: error,
-    });
+    throw new Error(
+      `migration ${failed?.migrationName ?? ''} failed: ${String((error as Error).message ?? error)}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

@@ -26,7 +26,20 @@ export async function opensslCsr(dir: string, name: string, spec: KeySpec = 'ec-
     'rsa-2048': ['-newkey', 'rsa:2048'],
     ed25519: ['-newkey', 'ed25519'],
   };
-  await exec('openssl', ['req', '-new', ...newkey[spec], '-nodes', '-keyout', keyFile, '-subj', `/CN=${cn}`, '-outform', 'DER', '-out', csrFile]);
+  await exec('openssl', [
+    'req',
+    '-new',
+    ...newkey[spec],
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-subj',
+    `/CN=${cn}`,
+    '-outform',
+    'DER',
+    '-out',
+    csrFile,
+  ]);
   const der = readFileSync(csrFile);
   return { keyFile, keyPem: readFileSync(keyFile, 'utf8'), der, base64: der.toString('base64') };
 }
@@ -39,21 +52,45 @@ export interface HttpResult {
 
 export function httpsRequest(
   url: string,
-  options: { method?: string; ca: string; headers?: Record<string, string>; body?: string; key?: string; cert?: string },
+  options: {
+    method?: string;
+    ca: string;
+    headers?: Record<string, string>;
+    body?: string;
+    key?: string;
+    cert?: string;
+  },
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = https.request(url, { method: options.method ?? 'GET', ca: options.ca, headers: options.headers, key: options.key, cert: options.cert }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-    });
+    const req = https.request(
+      url,
+      {
+        method: options.method ?? 'GET',
+        ca: options.ca,
+        headers: options.headers,
+        key: options.key,
+        cert: options.cert,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      },
+    );
     req.on('error', reject);
     if (options.body !== undefined) req.write(options.body);
     req.end();
   });
 }
 
-export const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+export const basic = (user: string, pass: string) =>
+  `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 
 /** The certificate PEM inside a base64 certs-only PKCS#7, extracted by `openssl pkcs7`. */
 export async function pkcs7ToPem(dir: string, base64: string): Promise<string> {
@@ -71,7 +108,12 @@ export interface DeviceCreds {
   certFile: string;
 }
 
-export function connectMqtt(url: string, ca: string, creds: { id: string; key: string; cert: string }, extra: mqtt.IClientOptions = {}): Promise<MqttClient> {
+export function connectMqtt(
+  url: string,
+  ca: string,
+  creds: { id: string; key: string; cert: string },
+  extra: mqtt.IClientOptions = {},
+): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
     const client = mqtt.connect(url, {
       ca,
@@ -99,7 +141,7 @@ export function connectMqtt(url: string, ca: string, creds: { id: string; key: s
 export async function rawMqtt(
   port: number,
   tlsOptions: { ca: string; key: string; cert: string },
-  packets: object[],
+  packets: (object | Buffer)[],
   waitMs = 500,
 ): Promise<{ packets: mqttPacket.Packet[]; closed: boolean }> {
   const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ...tlsOptions });
@@ -111,7 +153,10 @@ export async function rawMqtt(
   let closed = false;
   socket.on('close', () => (closed = true));
   socket.on('error', () => (closed = true));
-  for (const p of packets) socket.write(mqttPacket.generate(p as mqttPacket.Packet, { protocolVersion: 4 }));
+  for (const p of packets)
+    socket.write(
+      Buffer.isBuffer(p) ? p : mqttPacket.generate(p as mqttPacket.Packet, { protocolVersion: 4 }),
+    );
   await new Promise((r) => setTimeout(r, waitMs));
   socket.destroy();
   return { packets: received, closed };

@@ -27,7 +27,15 @@ export interface TestServer {
 /** The real server on ephemeral ports with a temporary data directory. */
 export async function startTestServer(overrides: Record<string, unknown> = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-e2e-'));
-  const config = testConfig({ dataDir, 'mqtt.port': 0, 'https.port': 0, bind: '127.0.0.1', 'events.tailInterval': 100, logLevel: 'silent', ...overrides });
+  const config = testConfig({
+    dataDir,
+    'mqtt.port': 0,
+    'https.port': 0,
+    bind: '127.0.0.1',
+    'events.tailInterval': 100,
+    logLevel: 'silent',
+    ...overrides,
+  });
   const platform = await createPlatform(config, { logger: createLogger(config.logLevel) });
   const server = await startServer(platform);
   let stopped = false;
@@ -41,11 +49,17 @@ export async function startTestServer(overrides: Record<string, unknown> = {}): 
     mqttUrl: `mqtts://localhost:${server.mqttPort}`,
     async cli(args) {
       try {
-        const { stdout, stderr } = await run(process.execPath, [BULWARK_BIN, ...args, '--data', dataDir], { env: { ...process.env, BULWARK_LOG_LEVEL: 'error' } });
+        const { stdout, stderr } = await run(process.execPath, [BULWARK_BIN, ...args, '--data', dataDir], {
+          env: { ...process.env, BULWARK_LOG_LEVEL: 'error' },
+        });
         return { code: 0, stdout, stderr };
       } catch (err) {
         const e = err as { code?: number; stdout?: string; stderr?: string };
-        return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+        return {
+          code: typeof e.code === 'number' ? e.code : 1,
+          stdout: e.stdout ?? '',
+          stderr: e.stderr ?? '',
+        };
       }
     },
     async stop() {
@@ -56,4 +70,28 @@ export async function startTestServer(overrides: Record<string, unknown> = {}): 
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Adds and enrolls a device through the services (fast path for tests that are about the broker). */
+export async function enrollInProcess(
+  s: TestServer,
+  id: string,
+  group?: string,
+): Promise<{ id: string; key: string; cert: string }> {
+  const { x509 } = await import('../pki/index.ts');
+  await s.platform.devices.add({ id, group }, 'test');
+  const { token } = await s.platform.devices.issueToken(id, 'test');
+  const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+    'sign',
+    'verify',
+  ])) as CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${id}`,
+    keys,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+  });
+  const issued = await (await s.platform.pki()).enroll({ deviceId: id, token, csr: csr.toString('base64') });
+  const pkcs8 = Buffer.from(await crypto.subtle.exportKey('pkcs8', keys.privateKey)).toString('base64');
+  const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.replace(/.{1,64}/g, '$&\n')}-----END PRIVATE KEY-----\n`;
+  return { id, key, cert: issued.certificate.toString('pem') };
 }
