@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { compileDeviceAccess } from './index.ts';
+
+describe('default device access (own subtree only)', () => {
+  const access = compileDeviceAccess({ deviceId: 'pump-1', group: null });
+
+  it.each([
+    ['devices/pump-1/telemetry', true],
+    ['devices/pump-1', true],
+    ['devices/pump-1/a/b/c', true],
+    ['devices/pump-10/telemetry', false],
+    ['devices/pump-/telemetry', false],
+    ['devices/pump-1x', false],
+    ['devices/other/telemetry', false],
+    ['devices', false],
+    ['pump-1/telemetry', false],
+    ['$SYS/broker/load', false],
+    ['$share/g/devices/pump-1/x', false],
+    ['/devices/pump-1/x', false],
+  ])('publish %s → %s', (topic, allowed) => {
+    expect(access.publish(topic).allow).toBe(allowed);
+    expect(access.receive(topic)).toBe(allowed);
+  });
+
+  it.each([
+    ['devices/pump-1/#', true],
+    ['devices/pump-1/+/state', true],
+    ['devices/+/telemetry', false],
+    ['devices/#', false],
+    ['#', false],
+    ['+/pump-1/#', false],
+    ['$SYS/#', false],
+    ['$share/group/devices/pump-1/#', false],
+    ['devices/pump-1+/#', false],
+  ])('subscribe %s → %s', (filter, allowed) => {
+    const decision = access.subscribe(filter);
+    expect(decision.allow).toBe(allowed);
+    expect(decision.reason).toMatch(allowed ? 'own_subtree' : /reserved_topic|outside_own_subtree/);
+  });
+});
