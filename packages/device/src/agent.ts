@@ -39,7 +39,10 @@ export interface AgentOptions {
   readonly mqttUrl?: string | undefined;
   /** Default 30 s. */
   readonly heartbeatIntervalMs?: number | undefined;
-  /** How often to check whether the certificate needs renewal. Default 1 h. */
+  /**
+   * Longest time between two renewal checks. Renewal is also scheduled for the moment it becomes
+   * due; this interval bounds retries after a failure and how late a clock jump is noticed. Default 1 h.
+   */
   readonly renewCheckIntervalMs?: number | undefined;
   /** Renew when less than this fraction of the certificate lifetime remains. Default 1/3. */
   readonly renewThreshold?: number | undefined;
@@ -84,6 +87,9 @@ const defaults = {
   stopTimeoutMs: 2_000,
 } as const;
 
+/** setTimeout fires at once for delays above 2^31 - 1 ms (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const systemClock: Clock = { now: () => Date.now() };
 
 /**
@@ -102,7 +108,11 @@ const systemClock: Clock = { now: () => Date.now() };
  * ```
  */
 export async function startAgent(options: AgentOptions): Promise<Agent> {
-  const heartbeatIntervalMs = positive('heartbeatIntervalMs', options.heartbeatIntervalMs, defaults.heartbeatIntervalMs);
+  const heartbeatIntervalMs = positive(
+    'heartbeatIntervalMs',
+    options.heartbeatIntervalMs,
+    defaults.heartbeatIntervalMs,
+  );
   const renewCheckIntervalMs = positive(
     'renewCheckIntervalMs',
     options.renewCheckIntervalMs,
@@ -129,8 +139,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let stopped = false;
   let stopping: Promise<void> | undefined;
   let renewal: Promise<CertificateInfo> | undefined;
+  /** The old connection closing after a renewal, before the new one opens. */
+  let swapping: Promise<void> | undefined;
   let reconnectTimer: NodeJS.Timeout | undefined;
   let heartbeatTimer: NodeJS.Timeout | undefined;
+  let renewTimer: NodeJS.Timeout | undefined;
   let seq = 0;
   const startedAt = clock.now();
 
@@ -236,7 +249,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     backoff.reset();
     if (previous?.connected) {
       emit('disconnected', { reason: 'renewal' });
-      void closeClient(previous, true).then(() => {
+      swapping = closeClient(previous, true).then(() => {
+        swapping = undefined;
         if (!stopped && client === undefined) connect();
       });
     } else {
@@ -269,10 +283,26 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     }
   }
 
-  const renewTimer = setInterval(() => void renewIfDue(), renewCheckIntervalMs);
+  /**
+   * Next check: when renewal becomes due, or after `renewCheckIntervalMs` if sooner. The periodic
+   * check retries a failed renewal and catches clock jumps (a device without a real-time clock
+   * often learns the time from NTP only after it has started).
+   */
+  function scheduleRenewalCheck(): void {
+    clearTimeout(renewTimer);
+    if (stopped) return;
+    const lifetime = certificate.notAfter - certificate.notBefore;
+    const untilDue = certificate.notAfter - lifetime * renewThreshold - clock.now();
+    const delay = untilDue >= 0 ? Math.min(renewCheckIntervalMs, untilDue + 1) : renewCheckIntervalMs;
+    renewTimer = setTimeout(
+      () => void renewIfDue().then(scheduleRenewalCheck),
+      Math.min(delay, MAX_TIMER_MS),
+    );
+  }
 
   // Renew first if due at start, so the agent does not connect only to reconnect right after.
   void renewIfDue().then(() => {
+    scheduleRenewalCheck();
     if (stopped) return;
     running = true;
     connect();
@@ -306,10 +336,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     stop() {
       stopping ??= (async () => {
         stopped = true;
-        clearInterval(renewTimer);
+        clearTimeout(renewTimer);
         clearInterval(heartbeatTimer);
         clearTimeout(reconnectTimer);
         await renewal?.catch(() => undefined);
+        await swapping;
         const current = client;
         client = undefined;
         if (current === undefined) return;
@@ -340,7 +371,7 @@ async function closeClient(client: mqtt.MqttClient, graceful: boolean): Promise<
 }
 
 function describeConnectionError(err: Error & { code?: unknown }): Error {
-  // CONNACK return codes [MQTT-3.2.2-3]: 5 is how the broker refuses a revoked or unknown device.
+  // CONNACK return codes (MQTT 3.1.1 §3.2.2.3): 5 is how the broker refuses a revoked or unknown device.
   if (err.code === 5) {
     return new Error(`broker refused the connection (not authorized): ${err.message}`, { cause: err });
   }

@@ -68,11 +68,26 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     .requiredOption('--server <url>', 'Bulwark EST server, https://host[:port]', argument(parseServerUrl))
     .requiredOption('--token <token>', 'one-time enrollment token for this device', argument(nonEmpty))
     .requiredOption('--id <device-id>', 'device id, as registered on the server', argument(deviceId))
-    .requiredOption('--dir <dir>', 'identity directory to create (key.pem, cert.pem, ca.pem, identity.json)', argument(nonEmpty))
-    .option('--ca <file>', 'PEM CA chain to trust; without it the chain is fetched and its fingerprint printed')
-    .option('--ca-fingerprint <hex>', 'refuse to enroll unless the CA root has this SHA-256 fingerprint', argument(fingerprint))
+    .requiredOption(
+      '--dir <dir>',
+      'identity directory to create (key.pem, cert.pem, ca.pem, identity.json)',
+      argument(nonEmpty),
+    )
+    .option(
+      '--ca <file>',
+      'PEM CA chain to trust; without it the chain is fetched and its fingerprint printed',
+    )
+    .option(
+      '--ca-fingerprint <hex>',
+      'refuse to enroll unless the CA root has this SHA-256 fingerprint',
+      argument(fingerprint),
+    )
     .addOption(new Option('--key-type <type>', 'key algorithm').choices(keyTypes).default('ec-p256'))
-    .option('--mqtt <url>', 'broker URL to remember, mqtts://host:port (default: server host, port 8883)', argument(parseMqttUrl))
+    .option(
+      '--mqtt <url>',
+      'broker URL to remember, mqtts://host:port (default: server host, port 8883)',
+      argument(parseMqttUrl),
+    )
     .option('--force', 'replace an identity already in --dir')
     .action(async (flags: EnrollFlags) => {
       const ca = flags.ca === undefined ? undefined : await readCaFile(flags.ca);
@@ -90,7 +105,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
           line(io.stderr, `CA root from server: ${root.subject}`);
           line(io.stderr, `CA root SHA-256 fingerprint: ${root.fingerprint}`);
           if (flags.caFingerprint === undefined) {
-            line(io.stderr, 'warning: trusted on first use; compare this fingerprint with the one shown by your Bulwark server');
+            line(
+              io.stderr,
+              'warning: trusted on first use; compare this fingerprint with the one shown by your Bulwark server',
+            );
           }
         },
       });
@@ -105,7 +123,11 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     .command('run')
     .description('connect to the broker, publish heartbeats and renew the certificate before it expires')
     .requiredOption('--dir <dir>', 'identity directory written by "enroll"', argument(nonEmpty))
-    .option('--mqtt <url>', 'broker URL, mqtts://host:port (default: from enroll, else server host, port 8883)', argument(parseMqttUrl))
+    .option(
+      '--mqtt <url>',
+      'broker URL, mqtts://host:port (default: from enroll, else server host, port 8883)',
+      argument(parseMqttUrl),
+    )
     .addOption(
       new Option('--heartbeat-interval <duration>', 'time between heartbeats, e.g. 30s, 5m')
         .argParser(argument(parseDuration))
@@ -113,7 +135,11 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     )
     .option('--verbose', 'also print every heartbeat')
     .action(async (flags: RunFlags) => {
-      const agent = await startAgent({ dir: flags.dir, mqttUrl: flags.mqtt, heartbeatIntervalMs: flags.heartbeatInterval });
+      const agent = await startAgent({
+        dir: flags.dir,
+        mqttUrl: flags.mqtt,
+        heartbeatIntervalMs: flags.heartbeatInterval,
+      });
       agent.on('connected', ({ url, clientId }) => line(io.stdout, `connected to ${url} as ${clientId}`));
       agent.on('disconnected', ({ reason, error }) =>
         line(io.stdout, `disconnected (${reason})${error === undefined ? '' : `: ${error.message}`}`),
@@ -125,7 +151,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
         line(io.stdout, `certificate renewed, valid until ${new Date(certificate.notAfter).toISOString()}`),
       );
       agent.on('error', (err) => line(io.stderr, `warning: ${err.message}`));
-      if (flags.verbose) agent.on('heartbeat', (beat) => line(io.stdout, `heartbeat ${JSON.stringify(beat)}`));
+      if (flags.verbose)
+        agent.on('heartbeat', (beat) => line(io.stdout, `heartbeat ${JSON.stringify(beat)}`));
       line(io.stdout, `bulwark-agent ${AGENT_VERSION} running as ${agent.deviceId}, broker ${agent.mqttUrl}`);
       await stopRequested(io.stopSignal);
       await agent.stop();
@@ -167,7 +194,8 @@ function deviceId(text: string): string {
 
 function fingerprint(text: string): string {
   const normalized = normalizeFingerprint(text);
-  if (normalized === undefined) throw new Error('expected a SHA-256 fingerprint: 64 hex digits, colons optional');
+  if (normalized === undefined)
+    throw new Error('expected a SHA-256 fingerprint: 64 hex digits, colons optional');
   return normalized;
 }
 
@@ -175,7 +203,9 @@ async function readCaFile(path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read --ca file: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new Error(`cannot read --ca file: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
   }
 }
 

@@ -17,7 +17,10 @@ export function parseDuration(text: string): number {
   const amount = match?.[1];
   const unit = match?.[2] as keyof typeof units | undefined;
   if (amount === undefined || unit === undefined) {
-    throw new BulwarkError('validation_failed', `invalid duration "${text}": use a number and a unit, e.g. 30s, 5m, 1h`);
+    throw new BulwarkError(
+      'validation_failed',
+      `invalid duration "${text}": use a number and a unit, e.g. 30s, 5m, 1h`,
+    );
   }
   const ms = Number(amount) * units[unit];
   if (!Number.isSafeInteger(ms) || ms <= 0) {

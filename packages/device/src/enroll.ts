@@ -77,7 +77,10 @@ export async function enrollDevice(options: EnrollOptions): Promise<EnrollResult
 
   const store = openIdentityStore(options.dir);
   if (!options.force && (await store.exists())) {
-    throw new BulwarkError('conflict', `${options.dir} already holds a device identity; enroll with --force (force: true) to replace it`);
+    throw new BulwarkError(
+      'conflict',
+      `${options.dir} already holds a device identity; enroll with --force (force: true) to replace it`,
+    );
   }
   // Fail before the one-time token is spent, not after the certificate has been issued.
   await mkdir(options.dir, { recursive: true, mode: 0o700 });

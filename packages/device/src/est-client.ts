@@ -152,7 +152,10 @@ export function assertBasicUserId(deviceId: string): void {
 
 type Operation = 'cacerts' | 'simpleenroll' | 'simplereenroll';
 
-async function call(operation: Operation, options: Parameters<typeof httpsRequest>[0]): Promise<HttpsResponse> {
+async function call(
+  operation: Operation,
+  options: Parameters<typeof httpsRequest>[0],
+): Promise<HttpsResponse> {
   let response: HttpsResponse;
   try {
     response = await httpsRequest(options);
@@ -186,34 +189,45 @@ function problemError(operation: Operation, response: HttpsResponse): BulwarkErr
   const detail =
     stringOr(problem.detail) ?? stringOr(problem.title) ?? (text.trim().slice(0, 200) || 'no detail');
   const retryAfter = response.headers['retry-after'];
-  const retry = retryAfter === undefined ? '' : ` (retry after ${retryAfter} s)`;
+  // RFC 7030 §4.2.3: 202 (manual approval) and 503 may say when to come back.
+  const retry = retryAfter === undefined ? '' : ` (Retry-After: ${retryAfter})`;
   return new BulwarkError(
     code,
     `EST ${operation} failed: HTTP ${response.status} ${code}: ${detail}${retry}`,
-    { details: { status: response.status, type: problem.type, title: problem.title, detail: problem.detail } },
+    {
+      details: { status: response.status, type: problem.type, title: problem.title, detail: problem.detail },
+    },
   );
 }
 
+/** For answers without a Bulwark code: the first code with that status, else `internal`. */
 function codeForStatus(status: number): ErrorCode {
   if (status >= 500) return 'internal';
-  return errorCodes.find((code) => httpStatusOf(code) === status) ?? 'bad_request';
+  return errorCodes.find((code) => httpStatusOf(code) === status) ?? 'internal';
 }
 
 function stringOr(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
-/** RFC 7030 §4.1.3/§4.2.3: a base64 certs-only CMS. RFC 8951 §3.2: tolerate whitespace. */
+/**
+ * RFC 7030 §4.1.3/§4.2.3: a base64 certs-only CMS. Servers often wrap the base64 in lines, so
+ * whitespace is dropped. A malformed answer is `internal`: the fault is the server's, not the device's.
+ */
 function parseCertsOnly(operation: Operation, body: Buffer): x509.X509Certificate[] {
   try {
     const certs = [...new x509.X509Certificates(body.toString('ascii').replace(/\s+/g, ''))];
     if (certs.length > 0) return certs;
   } catch (err) {
-    throw new BulwarkError('bad_request', `EST ${operation}: response is not a base64 PKCS#7 certs-only message`, {
-      cause: err,
-    });
+    throw new BulwarkError(
+      'internal',
+      `EST ${operation}: response is not a base64 PKCS#7 certs-only message`,
+      {
+        cause: err,
+      },
+    );
   }
-  throw new BulwarkError('bad_request', `EST ${operation}: response contains no certificate`);
+  throw new BulwarkError('internal', `EST ${operation}: response contains no certificate`);
 }
 
 /** The certificate for our key: a server may append its chain, so match on the public key. */
@@ -223,7 +237,10 @@ function issuedCertificate(operation: Operation, body: Buffer, csrDer: Uint8Arra
     requested.equals(Buffer.from(cert.publicKey.rawData)),
   );
   if (issued === undefined) {
-    throw new BulwarkError('bad_request', `EST ${operation}: no certificate in the response matches the requested key`);
+    throw new BulwarkError(
+      'internal',
+      `EST ${operation}: no certificate in the response matches the requested key`,
+    );
   }
   return issued.toString('pem') + '\n';
 }

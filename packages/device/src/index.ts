@@ -20,8 +20,6 @@ export { backoffDelay, createBackoff, defaultBackoff } from './backoff.ts';
 export type { Backoff, BackoffOptions } from './backoff.ts';
 export { certificateInfo, fingerprintOf, normalizeFingerprint } from './certificate.ts';
 export type { CertificateInfo } from './certificate.ts';
-export { main } from './cli.ts';
-export type { CliIo } from './cli.ts';
 export { parseDuration } from './duration.ts';
 export { enrollDevice } from './enroll.ts';
 export type { EnrollOptions, EnrollResult } from './enroll.ts';

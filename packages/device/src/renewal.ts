@@ -41,7 +41,10 @@ export interface RenewOptions {
  * const renewed = await renewIdentity(await store.load(), { store });
  * ```
  */
-export async function renewIdentity(identity: DeviceIdentity, options: RenewOptions): Promise<DeviceIdentity> {
+export async function renewIdentity(
+  identity: DeviceIdentity,
+  options: RenewOptions,
+): Promise<DeviceIdentity> {
   const key = await generateDeviceKey(keyTypeOf(identity.keyPem));
   const csr = await createCsr(identity.deviceId, key);
   const certPem = await simpleReenroll({

@@ -192,10 +192,10 @@ describe('broker: MQTT 3.1.1 over mutual TLS', () => {
     const old = await enrollInProcess(s, 'dev-re');
     const { token } = await s.platform.devices.issueToken('dev-re', 'test');
     const { x509 } = await import('../pki/index.ts');
-    const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+    const keys = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
       'sign',
       'verify',
-    ])) as CryptoKeyPair;
+    ]);
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({
       name: 'CN=x',
       keys,

@@ -3,7 +3,7 @@ import { validateCsr } from './csr.ts';
 import { x509 } from './x509.ts';
 
 async function csrFor(algorithm: EcKeyGenParams | RsaHashedKeyGenParams, sign: EcdsaParams | Algorithm) {
-  const keys = (await crypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = await crypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
   return x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=whatever', keys, signingAlgorithm: sign });
 }
 const rsa = (bits: number): RsaHashedKeyGenParams => ({

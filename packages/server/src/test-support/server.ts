@@ -81,10 +81,10 @@ export async function enrollInProcess(
   const { x509 } = await import('../pki/index.ts');
   await s.platform.devices.add({ id, group }, 'test');
   const { token } = await s.platform.devices.issueToken(id, 'test');
-  const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+  const keys = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
     'sign',
     'verify',
-  ])) as CryptoKeyPair;
+  ]);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: `CN=${id}`,
     keys,
