@@ -9,15 +9,15 @@
  */
 
 /**
- * Device ids are also MQTT client ids and topic levels, so they may not contain topic
- * separators or wildcards (`/`, `+`, `#`), `$`, NUL, whitespace or `..`. Up to 64 characters:
- * MQTT 3.1.1 lets servers accept client ids longer than 23 bytes [MQTT-3.1.3-6].
+ * Device ids are also MQTT client ids, topic levels and HTTP Basic user names, so they may not contain
+ * topic separators or wildcards (`/`, `+`, `#`), `$`, `:` (RFC 7617 §2), NUL, whitespace or `..`.
+ * Up to 64 characters: MQTT 3.1.1 lets servers accept client ids longer than 23 bytes [MQTT-3.1.3-5].
  */
-export const deviceIdPattern = /^[A-Za-z0-9](?:[A-Za-z0-9_.:-]{0,62}[A-Za-z0-9])?$/;
+export const deviceIdPattern = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9])?$/;
 
 export function deviceIdProblem(id: string): string | undefined {
   if (!deviceIdPattern.test(id)) {
-    return 'device id must be 1-64 characters of A-Z a-z 0-9 _ . : -, starting and ending with a letter or digit';
+    return 'device id must be 1-64 characters of A-Z a-z 0-9 _ . -, starting and ending with a letter or digit';
   }
   if (id.includes('..')) return 'device id must not contain ".."';
   return undefined;

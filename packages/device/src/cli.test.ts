@@ -1,0 +1,219 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from './cli.ts';
+import { createTestCa, startFakeBroker, startFakeEstServer, type TestCa } from './test-support/index.ts';
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(
+  argv: string[],
+  stopSignal?: AbortSignal,
+  onStdout?: (text: string) => void,
+): Promise<Outcome> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(argv, {
+    stdout: (text) => {
+      stdout += text;
+      onStdout?.(text);
+    },
+    stderr: (text) => (stderr += text),
+    ...(stopSignal === undefined ? {} : { stopSignal }),
+  });
+  return { code, stdout, stderr };
+}
+
+let root: string;
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'bulwark-cli-'));
+});
+afterAll(() => rm(root, { recursive: true, force: true }));
+
+/** `enroll` with valid arguments (nothing listens on port 1), some replaced by `override`. */
+const enroll = (override: Record<string, string> = {}) => [
+  'enroll',
+  ...Object.entries({
+    '--server': 'https://127.0.0.1:1',
+    '--token': 't',
+    '--id': 'pump-17',
+    '--dir': join(tmpdir(), 'bulwark-cli-never-created'),
+    ...override,
+  }).flat(),
+];
+
+describe('bulwark-agent arguments', () => {
+  it.each([
+    [
+      'a non-https server',
+      enroll({ '--server': 'http://bulwark.example' }),
+      /--server.*must start with https:\/\//,
+    ],
+    ['a device id with a topic separator', enroll({ '--id': 'pumps/17' }), /--id.*device id must be/],
+    ['a bad fingerprint', enroll({ '--ca-fingerprint': 'zz' }), /--ca-fingerprint.*64 hex digits/],
+    ['an unknown key type', enroll({ '--key-type': 'dsa-1024' }), /--key-type.*ec-p256, ec-p384, rsa-2048/],
+    ['a plain-text broker URL', enroll({ '--mqtt': 'mqtt://broker:1883' }), /--mqtt.*mqtts:\/\//],
+    [
+      'a missing token',
+      ['enroll', '--server', 'https://x', '--id', 'a', '--dir', 'd'],
+      /required option '--token/,
+    ],
+    [
+      'a duration without unit',
+      ['run', '--dir', 'd', '--heartbeat-interval', '30'],
+      /--heartbeat-interval.*e\.g\. 30s/,
+    ],
+    ['a zero duration', ['run', '--dir', 'd', '--heartbeat-interval', '0s'], /greater than zero/],
+    ['an unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
+  ])('rejects %s with a one-line reason and exit code 1', async (_what, argv, reason) => {
+    const { code, stdout, stderr } = await cli(argv);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(reason);
+    expect(stderr.trimEnd().split('\n')).toHaveLength(1);
+  });
+
+  it('explains a missing identity in one line', async () => {
+    const { code, stderr } = await cli(['run', '--dir', join(root, 'empty')]);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^error: no device identity in .*: run "bulwark-agent enroll" first\n$/);
+  });
+
+  it('explains an unreadable --ca file in one line', async () => {
+    const { code, stderr } = await cli(enroll({ '--ca': join(root, 'missing.pem') }));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^error: cannot read --ca file: ENOENT.*\n$/);
+  });
+
+  it.each([[[]], [['enroll']], [['run']]])('prints help for %j --help and exits 0', async (argv) => {
+    const { code, stdout } = await cli([...argv, '--help']);
+    expect(code).toBe(0);
+    expect(stdout).toContain('Usage: bulwark-agent');
+  });
+});
+
+describe('bulwark-agent against an EST server and a broker', () => {
+  let ca: TestCa;
+  beforeAll(async () => {
+    ca = await createTestCa();
+  });
+
+  it('enrolls (trust on first use, fingerprint shown), then runs until stopped', async () => {
+    const broker = await startFakeBroker(ca);
+    const est = await startFakeEstServer({ ca, tokens: { 'pump-17': 'tok' } });
+    const dir = join(root, 'device');
+    try {
+      const enrolled = await cli([
+        'enroll',
+        '--server',
+        est.url,
+        '--token',
+        'tok',
+        '--id',
+        'pump-17',
+        '--dir',
+        dir,
+      ]);
+      expect(enrolled.stderr).toContain(`CA root SHA-256 fingerprint: ${ca.fingerprint}`);
+      expect(enrolled.stderr).toContain('warning: trusted on first use');
+      expect(enrolled.stdout).toMatch(
+        /^enrolled pump-17: certificate \w+ valid until \S+, identity saved in /,
+      );
+      expect(enrolled.code).toBe(0);
+
+      const stop = new AbortController();
+      const heartbeat = broker.next('publish');
+      const run = cli(
+        ['run', '--dir', dir, '--mqtt', broker.url, '--heartbeat-interval', '100ms'],
+        stop.signal,
+      );
+      await heartbeat;
+      stop.abort();
+      const { code, stdout } = await run;
+      expect(code).toBe(0);
+      expect(stdout).toContain(`connected to ${broker.url} as pump-17`);
+      expect(stdout).toMatch(/stopped\n$/);
+    } finally {
+      await broker.close();
+      await est.close();
+    }
+  });
+
+  it('refuses to enroll when the CA fingerprint does not match', async () => {
+    const est = await startFakeEstServer({ ca, tokens: { 'pump-17': 'tok' } });
+    const other = await createTestCa('Impostor');
+    try {
+      const { code, stderr } = await cli([
+        'enroll',
+        '--server',
+        est.url,
+        '--token',
+        'tok',
+        '--id',
+        'pump-17',
+        '--dir',
+        join(root, 'refused'),
+        '--ca-fingerprint',
+        other.fingerprint,
+      ]);
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/error: CA root fingerprint mismatch: expected .*; not enrolling\n$/);
+      expect(est.requests.map((request) => request.method)).toEqual(['GET']);
+    } finally {
+      await est.close();
+    }
+  });
+
+  it('enrolls with --ca and no network fetch of the chain', async () => {
+    const est = await startFakeEstServer({ ca, tokens: { 'pump-17': 'tok' } });
+    const caFile = join(root, 'ca.pem');
+    await writeFile(caFile, ca.certPem);
+    try {
+      const { code, stderr } = await cli([
+        'enroll',
+        '--server',
+        est.url,
+        '--token',
+        'tok',
+        '--id',
+        'pump-17',
+        '--dir',
+        join(root, 'with-ca'),
+        '--ca',
+        caFile,
+        '--key-type',
+        'rsa-2048',
+      ]);
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+      expect(est.requests.map((request) => request.path)).toEqual(['/.well-known/est/simpleenroll']);
+    } finally {
+      await est.close();
+    }
+  });
+});
+
+describe('bin/bulwark-agent.js', () => {
+  const bin = fileURLToPath(new URL('../bin/bulwark-agent.js', import.meta.url));
+  const node = (args: string[]) =>
+    new Promise<Outcome>((resolve) => {
+      execFile(process.execPath, [bin, ...args], (err, stdout, stderr) => {
+        resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr });
+      });
+    });
+
+  it('runs the TypeScript CLI: --version, and exit code 1 with one line on bad input', async () => {
+    const version = await node(['--version']);
+    expect(version).toMatchObject({ code: 0, stdout: expect.stringMatching(/^\d+\.\d+\.\d+\n$/) as unknown });
+    const bad = await node(['enroll', '--server', 'ftp://x', '--token', 't', '--id', 'a', '--dir', 'd']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^error: option '--server <url>' argument 'ftp:\/\/x' is invalid\..*\n$/);
+  });
+});

@@ -1,0 +1,56 @@
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enrollDevice, startAgent } from '@bulwark/device';
+import { startTestServer, type TestServer } from './test-support/server.ts';
+
+/** The device SDK and agent against the real server: enroll, connect, heartbeat, renew, get revoked. */
+describe('bulwark-agent against the real server', () => {
+  let s: TestServer;
+  let ca: string;
+  beforeAll(async () => {
+    s = await startTestServer();
+    ca = readFileSync(s.caFile, 'utf8');
+  });
+  afterAll(async () => s?.stop());
+
+  it('enrolls, sends heartbeats, renews over simplereenroll, and is cut off when revoked', async () => {
+    await s.platform.devices.add({ id: 'agent-1', group: 'pumps' }, 'test');
+    const { token } = await s.platform.devices.issueToken('agent-1', 'test');
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'bulwark-agent-')), 'agent-1');
+    await enrollDevice({ serverUrl: s.httpsUrl, deviceId: 'agent-1', token, dir, ca });
+    expect(statSync(path.join(dir, 'key.pem')).mode & 0o777).toBe(0o600);
+
+    const agent = await startAgent({
+      dir,
+      mqttUrl: s.mqttUrl,
+      heartbeatIntervalMs: 100,
+      backoff: { initialMs: 50, maxMs: 200 },
+    });
+    try {
+      const beat = await agent.waitFor('heartbeat', { timeoutMs: 5000 });
+      expect(beat.seq).toBeGreaterThanOrEqual(0);
+      const before = agent.certificate?.serialNumber;
+
+      const renewed = await agent.renewNow();
+      expect(renewed.serialNumber).not.toBe(before);
+      await agent.waitFor('heartbeat', { timeoutMs: 5000 }); // connected again with the new identity
+      const entries = await s.platform.audit.readAfter(0, 1000);
+      expect(
+        entries
+          .filter((e) => e.type === 'certificate.issued' && e.subject === 'device:agent-1')
+          .map((e) => e.data.operation),
+      ).toEqual(['simpleenroll', 'simplereenroll']);
+
+      const lost = agent.waitFor('disconnected', { timeoutMs: 2000 });
+      await (await s.platform.pki()).revokeDevice('agent-1', 'test');
+      expect((await lost).reason).toBe('lost');
+      const refused = await agent.waitFor('error', { timeoutMs: 3000 });
+      expect(refused.message).toMatch(/not authori[sz]ed|refused|5/i);
+      expect(agent.connected).toBe(false);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
