@@ -14,7 +14,7 @@ describe('error codes', () => {
     const doc = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');
     for (const code of errorCodes) {
       expect(doc).toMatch(
-        new RegExp(`\\| \`${code}\` \\| ${httpStatusOf(code)} \\| ${mqttConnackOf(code)} \\|`),
+        new RegExp(`\\|\\s*\`${code}\`\\s*\\|\\s*${httpStatusOf(code)}\\s*\\|\\s*${mqttConnackOf(code)}\\s*\\|`),
       );
     }
   });
