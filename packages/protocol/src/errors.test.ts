@@ -14,7 +14,9 @@ describe('error codes', () => {
     const doc = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');
     for (const code of errorCodes) {
       expect(doc).toMatch(
-        new RegExp(`\\|\\s*\`${code}\`\\s*\\|\\s*${httpStatusOf(code)}\\s*\\|\\s*${mqttConnackOf(code)}\\s*\\|`),
+        new RegExp(
+          `\\|\\s*\`${code}\`\\s*\\|\\s*${httpStatusOf(code)}\\s*\\|\\s*${mqttConnackOf(code)}\\s*\\|`,
+        ),
       );
     }
   });
