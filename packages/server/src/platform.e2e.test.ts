@@ -54,6 +54,30 @@ describe('foundation end to end', () => {
     return { id, key: csr.keyPem, cert, keyFile: csr.keyFile, certFile };
   }
 
+  /** Runs mosquitto_pub/mosquitto_sub against the broker; resolves with the exit code and output. */
+  const mosquitto = (
+    tool: 'mosquitto_pub' | 'mosquitto_sub',
+    who: { id: string; certFile?: string; keyFile?: string },
+    args: string[],
+  ): Promise<{ code: number; stdout: string; stderr: string }> => {
+    const identity = who.certFile && who.keyFile ? ['--cert', who.certFile, '--key', who.keyFile] : [];
+    const base = [
+      '-h',
+      'localhost',
+      '-p',
+      String(s.server.mqttPort),
+      '--cafile',
+      s.caFile,
+      ...identity,
+      '-i',
+      who.id,
+    ];
+    return exec(tool, [...base, ...args], { timeout: 5000 }).then(
+      (r) => ({ code: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+  };
+
   beforeAll(async () => {
     s = await startTestServer();
     ca = readFileSync(s.caFile, 'utf8');
@@ -142,31 +166,14 @@ describe('foundation end to end', () => {
   it('lets a device publish only under its own topics; another device cannot read them (mosquitto clients)', async () => {
     const a = await enrollWithCurl('pub-a');
     const b = await enrollWithCurl('pub-b');
-    const tlsArgs = (d: DeviceCreds) => [
-      '-h',
-      'localhost',
-      '-p',
-      String(s.server.mqttPort),
-      '--cafile',
-      s.caFile,
-      '--cert',
-      d.certFile,
-      '--key',
-      d.keyFile,
-      '-i',
-      d.id,
-    ];
     // b tries to read a's subtree and everything: the broker refuses each filter with SUBACK 0x80.
     for (const filter of ['devices/pub-a/#', '#', 'devices/+/telemetry', '$SYS/#']) {
-      const sub = await exec('mosquitto_sub', [...tlsArgs(b), '-t', filter, '-v', '-W', '2'], {
-        timeout: 5000,
-      }).catch((e: { stdout: string; stderr: string }) => e);
+      const sub = await mosquitto('mosquitto_sub', b, ['-t', filter, '-v', '-W', '2']);
       expect(sub.stdout).toBe('');
       expect(sub.stderr).toMatch(/denied/i);
     }
     // a publishes a retained message with mosquitto_pub …
-    await exec('mosquitto_pub', [
-      ...tlsArgs(a),
+    const published = await mosquitto('mosquitto_pub', a, [
       '-t',
       'devices/pub-a/telemetry',
       '-m',
@@ -175,6 +182,7 @@ describe('foundation end to end', () => {
       '1',
       '-r',
     ]);
+    expect(published.code).toBe(0);
     // … which a itself reads back (so it really was accepted) …
     const own = await connectMqtt(s.mqttUrl, ca, a);
     const got = new Promise<string>((resolve) =>
@@ -242,49 +250,20 @@ describe('foundation end to end', () => {
       '-days',
       '1',
     ]);
-    const res = await exec(
+    const res = await mosquitto(
       'mosquitto_pub',
-      [
-        '-h',
-        'localhost',
-        '-p',
-        String(s.server.mqttPort),
-        '--cafile',
-        s.caFile,
-        '--cert',
-        `${foreign}.crt`,
-        '--key',
-        `${foreign}.key`,
-        '-i',
-        'sensor-1',
-        '-t',
-        'devices/sensor-1/x',
-        '-m',
-        'x',
-      ],
-      { timeout: 5000 },
-    ).catch((e: { code: number; stderr: string }) => e);
-    expect((res as { code: number }).code).not.toBe(0);
+      { id: 'sensor-1', certFile: `${foreign}.crt`, keyFile: `${foreign}.key` },
+      ['-t', 'devices/sensor-1/x', '-m', 'x'],
+    );
+    expect(res.code).not.toBe(0);
     // No certificate at all fails the same way.
-    const none = await exec(
-      'mosquitto_pub',
-      [
-        '-h',
-        'localhost',
-        '-p',
-        String(s.server.mqttPort),
-        '--cafile',
-        s.caFile,
-        '-i',
-        'sensor-1',
-        '-t',
-        'devices/sensor-1/x',
-        '-m',
-        'x',
-      ],
-      { timeout: 5000 },
-    ).catch((e: { code: number }) => e);
-    expect((none as { code: number }).code).not.toBe(0);
+    const none = await mosquitto('mosquitto_pub', { id: 'sensor-1' }, [
+      '-t',
+      'devices/sensor-1/x',
+      '-m',
+      'x',
+    ]);
+    expect(none.code).not.toBe(0);
     await expect
       .poll(
         async () =>
@@ -324,29 +303,8 @@ describe('foundation end to end', () => {
 
     const refused = await connectMqtt(s.mqttUrl, ca, dev).catch((e: { code?: number }) => e);
     expect((refused as { code?: number }).code).toBe(5); // CONNACK "not authorized"
-    const mosq = await exec(
-      'mosquitto_pub',
-      [
-        '-h',
-        'localhost',
-        '-p',
-        String(s.server.mqttPort),
-        '--cafile',
-        s.caFile,
-        '--cert',
-        dev.certFile,
-        '--key',
-        dev.keyFile,
-        '-i',
-        dev.id,
-        '-t',
-        'devices/revoke-me/x',
-        '-m',
-        'x',
-      ],
-      { timeout: 5000 },
-    ).catch((e: { code: number; stderr: string }) => e);
-    expect((mosq as { stderr: string }).stderr).toMatch(/not authori[sz]ed/i);
+    const mosq = await mosquitto('mosquitto_pub', dev, ['-t', 'devices/revoke-me/x', '-m', 'x']);
+    expect(mosq.stderr).toMatch(/not authori[sz]ed/i);
 
     const crl = await httpsRequest(`${s.httpsUrl}${pkiPaths.crl}`, { ca });
     expect(crl.status).toBe(200);
