@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { createBroker, type Broker } from './broker/index.ts';
-import type { Config } from './config/index.ts';
+import { describeConfig, type Config } from './config/index.ts';
 import { createDeviceService, type DeviceService } from './devices/index.ts';
 import { createAuditLog, createEventBus, type AuditLog, type EventBus } from './events/index.ts';
 import { createHttpApp } from './http/index.ts';
@@ -138,6 +138,20 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
   const httpsPort = (app.server.address() as { port: number }).port;
   const mqttPort = await broker.listen();
   events.startTail(config.events.tailInterval);
+  const settings = describeConfig(config);
+  const previous = (await platform.audit.latest('config.loaded'))?.data.settings as
+    Record<string, unknown> | undefined;
+  const changed = previous
+    ? [...new Set([...Object.keys(settings), ...Object.keys(previous)])]
+        .filter((k) => settings[k] !== previous[k])
+        .sort()
+    : [];
+  await events.emit({
+    type: 'config.loaded',
+    actor: 'system',
+    subject: 'config',
+    data: { source: config.source, settings, changed },
+  });
   await events.emit({
     type: 'platform.started',
     actor: 'system',

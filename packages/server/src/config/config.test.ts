@@ -72,3 +72,18 @@ describe('configuration', () => {
     expect(() => loadConfig({ file, env: {} })).toThrow(/must hold a mapping/);
   });
 });
+
+describe('describeConfig', () => {
+  it('flattens settings and never records secrets', async () => {
+    const { describeConfig } = await import('./index.ts');
+    const key = 'a'.repeat(64);
+    const c = loadConfig({
+      env: { BULWARK_MASTER_KEY: key, BULWARK_DATABASE_URL: 'postgres://u:secret@db:5432/b' },
+    });
+    const d = describeConfig(c);
+    expect(d['mqtt.port']).toBe(8883);
+    expect(JSON.stringify(d)).not.toContain(key);
+    expect(JSON.stringify(d)).not.toContain('secret');
+    expect(d['database.url']).toBe('postgres://u:***@db:5432/b');
+  });
+});

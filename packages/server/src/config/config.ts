@@ -73,7 +73,9 @@ const schema = z
   })
   .strict();
 
-export type Config = Readonly<z.output<typeof schema>>;
+export type Config = Readonly<
+  z.output<typeof schema> & { /** Where the settings came from. */ source: string }
+>;
 export type ConfigInput = z.input<typeof schema>;
 
 /** Environment variables Bulwark reads, and the configuration key each one sets. */
@@ -170,7 +172,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     });
     throw new BulwarkError('config_invalid', `invalid configuration: ${problems.join('; ')}`);
   }
-  const config = { ...result.data, dataDir: path.resolve(result.data.dataDir) };
+  const config = {
+    ...result.data,
+    dataDir: path.resolve(result.data.dataDir),
+    source: file ? `file ${path.resolve(file)}, environment and flags` : 'defaults, environment and flags',
+  };
   return deepFreeze(config);
 }
 
@@ -185,4 +191,26 @@ function deepFreeze<T>(value: T): T {
 /** Configuration for tests and embedded use: defaults plus the given values, no environment. */
 export function testConfig(overrides: Record<string, unknown>): Config {
   return loadConfig({ env: {}, overrides });
+}
+
+/** The settings worth recording, flattened to dotted keys, with secrets left out. */
+export function describeConfig(config: Config): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  const walk = (node: unknown, prefix: string) => {
+    if (node === undefined) return;
+    if (typeof node === 'object' && node !== null && !Array.isArray(node)) {
+      for (const [k, v] of Object.entries(node)) walk(v, prefix ? `${prefix}.${k}` : k);
+      return;
+    }
+    out[prefix] = Array.isArray(node) ? node.join(',') : (node as string | number);
+  };
+  const { source: _source, ...settings } = config;
+  walk(settings, '');
+  if (config.masterKey) out.masterKey = '(from BULWARK_MASTER_KEY)';
+  if (config.database.url) {
+    const url = new URL(config.database.url);
+    if (url.password) url.password = '***';
+    out['database.url'] = url.toString();
+  }
+  return out;
 }

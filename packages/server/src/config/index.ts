@@ -1,2 +1,9 @@
-export { loadConfig, testConfig, envKeys, type Config, type LoadConfigOptions } from './config.ts';
+export {
+  loadConfig,
+  testConfig,
+  describeConfig,
+  envKeys,
+  type Config,
+  type LoadConfigOptions,
+} from './config.ts';
 export { parseDuration } from './duration.ts';

@@ -119,6 +119,18 @@ export function createAuditLog(deps: AuditLogDeps) {
 
     head: () => head(db),
 
+    /** The latest entry of a type (e.g. the previous start's configuration). */
+    async latest(type: EventType): Promise<AuditEntry | undefined> {
+      const row = await db
+        .selectFrom('audit_log')
+        .selectAll()
+        .where('type', '=', type)
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      return row && toEntry(row);
+    },
+
     async readAfter(afterSeq: number, limit = 500): Promise<AuditEntry[]> {
       const rows = await db
         .selectFrom('audit_log')

@@ -30,7 +30,8 @@ type Json = string | number | boolean | null | Json[] | { [key: string]: Json | 
 export interface EventData {
   'platform.started': { mqttPort: number; httpsPort: number; store: string; version: string };
   'platform.stopped': { reason: string };
-  'config.loaded': { source: string; dataDir: string; store: string };
+  /** At every start: the effective settings (secrets redacted) and the keys changed since the last start. */
+  'config.loaded': { source: string; settings: Record<string, Json>; changed: string[] };
   'pki.initialized': { rootSerial: string; issuingSerial: string; algorithm: string };
   'pki.server_certificate_issued': { serial: string; hostnames: string[]; notAfter: number };
   'device.added': { group: string | null };

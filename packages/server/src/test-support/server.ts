@@ -21,12 +21,16 @@ export interface TestServer {
   mqttUrl: string;
   /** Runs the real `bulwark` CLI in a child process against this server's data directory. */
   cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
-  stop(): Promise<void>;
+  /** Stops the server; the data directory is removed unless `keepData`. */
+  stop(options?: { keepData?: boolean }): Promise<void>;
 }
 
 /** The real server on ephemeral ports with a temporary data directory. */
-export async function startTestServer(overrides: Record<string, unknown> = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-e2e-'));
+export async function startTestServer(
+  overrides: Record<string, unknown> = {},
+  options: { dataDir?: string } = {},
+): Promise<TestServer> {
+  const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'bulwark-e2e-'));
   const config = testConfig({
     dataDir,
     'mqtt.port': 0,
@@ -62,12 +66,12 @@ export async function startTestServer(overrides: Record<string, unknown> = {}): 
         };
       }
     },
-    async stop() {
+    async stop(stopOptions = {}) {
       if (stopped) return;
       stopped = true;
       await server.close('test');
       await platform.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!stopOptions.keepData) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
