@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from './cli.ts';
-import { createTestCa, startFakeBroker, startFakeEstServer, type TestCa } from './test-support/index.ts';
+import {
+  createTestCa,
+  startFakeBroker,
+  startFakeEstServer,
+  type FakeEstServer,
+  type TestCa,
+} from './test-support/index.ts';
 
 interface Outcome {
   code: number;
@@ -105,24 +111,64 @@ describe('bulwark-agent against an EST server and a broker', () => {
     ca = await createTestCa();
   });
 
-  it('enrolls (trust on first use, fingerprint shown), then runs until stopped', async () => {
+  /** `enroll` against `url` with the token the fake EST servers accept, plus `extra`. */
+  const enrollAt = (url: string, dir: string, ...extra: string[]) => [
+    'enroll',
+    '--server',
+    url,
+    '--token',
+    'tok',
+    '--id',
+    'pump-17',
+    '--dir',
+    dir,
+    ...extra,
+  ];
+  const requested = (est: FakeEstServer) => est.requests.map((request) => request.path);
+
+  it('refuses to enroll with an unverified CA root, printing its fingerprint and how to check it', async () => {
+    const est = await startFakeEstServer({ ca, tokens: { 'pump-17': 'tok' } });
+    try {
+      const { code, stdout, stderr } = await cli(enrollAt(est.url, join(root, 'unverified')));
+      expect(code).toBe(1);
+      expect(stdout).toBe('');
+      expect(stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(stderr).toContain(
+        `error: CA root not verified: the server presented a root with SHA-256 fingerprint ${ca.fingerprint};`,
+      );
+      expect(stderr).toContain('openssl x509 -noout -fingerprint -sha256" on the Bulwark server');
+      expect(stderr).toMatch(/re-run with --ca-fingerprint <hex> .*or --ca FILE .*; not enrolling\n$/);
+      // The token is never sent: the client stopped after the unauthenticated /cacerts.
+      expect(requested(est)).toEqual(['/.well-known/est/cacerts']);
+      expect(est.requests.every((request) => request.headers.authorization === undefined)).toBe(true);
+    } finally {
+      await est.close();
+    }
+  });
+
+  it('enrolls with --ca-fingerprint when the root matches, with nothing on stderr', async () => {
+    const est = await startFakeEstServer({ ca, tokens: { 'pump-17': 'tok' } });
+    try {
+      const { code, stdout, stderr } = await cli(
+        enrollAt(est.url, join(root, 'pinned'), '--ca-fingerprint', ca.fingerprint.replaceAll(':', '')),
+      );
+      expect(stderr).toBe('');
+      expect(stdout).toMatch(/^enrolled pump-17: /);
+      expect(code).toBe(0);
+      expect(requested(est)).toEqual(['/.well-known/est/cacerts', '/.well-known/est/simpleenroll']);
+    } finally {
+      await est.close();
+    }
+  });
+
+  it('enrolls with --trust-on-first-use (fingerprint shown, warning), then runs until stopped', async () => {
     const broker = await startFakeBroker(ca);
     const est = await startFakeEstServer({ ca, tokens: { 'pump-17': 'tok' } });
     const dir = join(root, 'device');
     try {
-      const enrolled = await cli([
-        'enroll',
-        '--server',
-        est.url,
-        '--token',
-        'tok',
-        '--id',
-        'pump-17',
-        '--dir',
-        dir,
-      ]);
+      const enrolled = await cli(enrollAt(est.url, dir, '--trust-on-first-use'));
       expect(enrolled.stderr).toContain(`CA root SHA-256 fingerprint: ${ca.fingerprint}`);
-      expect(enrolled.stderr).toContain('warning: trusted on first use');
+      expect(enrolled.stderr).toContain('warning: trusted on first use (--trust-on-first-use)');
       expect(enrolled.stdout).toMatch(
         /^enrolled pump-17: certificate \w+ valid until \S+, identity saved in /,
       );
@@ -150,22 +196,12 @@ describe('bulwark-agent against an EST server and a broker', () => {
     const est = await startFakeEstServer({ ca, tokens: { 'pump-17': 'tok' } });
     const other = await createTestCa('Impostor');
     try {
-      const { code, stderr } = await cli([
-        'enroll',
-        '--server',
-        est.url,
-        '--token',
-        'tok',
-        '--id',
-        'pump-17',
-        '--dir',
-        join(root, 'refused'),
-        '--ca-fingerprint',
-        other.fingerprint,
-      ]);
+      const { code, stderr } = await cli(
+        enrollAt(est.url, join(root, 'refused'), '--ca-fingerprint', other.fingerprint),
+      );
       expect(code).toBe(1);
-      expect(stderr).toMatch(/error: CA root fingerprint mismatch: expected .*; not enrolling\n$/);
-      expect(est.requests.map((request) => request.method)).toEqual(['GET']);
+      expect(stderr).toMatch(/^error: CA root fingerprint mismatch: expected .*; not enrolling\n$/);
+      expect(requested(est)).toEqual(['/.well-known/est/cacerts']);
     } finally {
       await est.close();
     }
@@ -176,24 +212,12 @@ describe('bulwark-agent against an EST server and a broker', () => {
     const caFile = join(root, 'ca.pem');
     await writeFile(caFile, ca.certPem);
     try {
-      const { code, stderr } = await cli([
-        'enroll',
-        '--server',
-        est.url,
-        '--token',
-        'tok',
-        '--id',
-        'pump-17',
-        '--dir',
-        join(root, 'with-ca'),
-        '--ca',
-        caFile,
-        '--key-type',
-        'rsa-2048',
-      ]);
+      const { code, stderr } = await cli(
+        enrollAt(est.url, join(root, 'with-ca'), '--ca', caFile, '--key-type', 'rsa-2048'),
+      );
       expect(stderr).toBe('');
       expect(code).toBe(0);
-      expect(est.requests.map((request) => request.path)).toEqual(['/.well-known/est/simpleenroll']);
+      expect(requested(est)).toEqual(['/.well-known/est/simpleenroll']);
     } finally {
       await est.close();
     }

@@ -4,7 +4,7 @@ import { deviceIdProblem } from '@bulwark/protocol';
 import { startAgent } from './agent.ts';
 import { normalizeFingerprint } from './certificate.ts';
 import { parseDuration } from './duration.ts';
-import { enrollDevice } from './enroll.ts';
+import { enrollDevice, ROOT_FINGERPRINT_COMMAND } from './enroll.ts';
 import { keyTypes, type KeyType } from './keys.ts';
 import { parseMqttUrl, parseServerUrl } from './urls.ts';
 import { AGENT_VERSION } from './version.ts';
@@ -29,6 +29,7 @@ interface EnrollFlags {
   dir: string;
   ca?: string;
   caFingerprint?: string;
+  trustOnFirstUse?: boolean;
   keyType: KeyType;
   mqtt?: string;
   force?: boolean;
@@ -73,14 +74,15 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
       'identity directory to create (key.pem, cert.pem, ca.pem, identity.json)',
       argument(nonEmpty),
     )
-    .option(
-      '--ca <file>',
-      'PEM CA chain to trust; without it the chain is fetched and its fingerprint printed',
-    )
+    .option('--ca <file>', 'PEM CA chain to trust (from "bulwark pki ca-chain" on the server)')
     .option(
       '--ca-fingerprint <hex>',
-      'refuse to enroll unless the CA root has this SHA-256 fingerprint',
+      'fetch the CA chain from the server and enroll only if its root has this SHA-256 fingerprint',
       argument(fingerprint),
+    )
+    .option(
+      '--trust-on-first-use',
+      'without --ca or --ca-fingerprint, trust the CA root the server presents (unsafe: a machine in the middle could take the token)',
     )
     .addOption(new Option('--key-type <type>', 'key algorithm').choices(keyTypes).default('ec-p256'))
     .option(
@@ -98,18 +100,18 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
         dir: flags.dir,
         ca,
         caFingerprint: flags.caFingerprint,
+        trustOnFirstUse: flags.trustOnFirstUse,
         keyType: flags.keyType,
         mqttUrl: flags.mqtt,
         force: flags.force,
         onTrustOnFirstUse: (root) => {
           line(io.stderr, `CA root from server: ${root.subject}`);
           line(io.stderr, `CA root SHA-256 fingerprint: ${root.fingerprint}`);
-          if (flags.caFingerprint === undefined) {
-            line(
-              io.stderr,
-              'warning: trusted on first use; compare this fingerprint with the one shown by your Bulwark server',
-            );
-          }
+          line(
+            io.stderr,
+            'warning: trusted on first use (--trust-on-first-use); compare this fingerprint with ' +
+              `"${ROOT_FINGERPRINT_COMMAND}" on the Bulwark server`,
+          );
         },
       });
       line(

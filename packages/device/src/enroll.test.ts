@@ -27,15 +27,43 @@ beforeEach(async () => {
 });
 
 const paths = () => server.requests.map((request) => `${request.method} ${request.path}`);
+/** The token travels only in `simpleenroll`'s Authorization header. */
+const tokenSent = () => server.requests.some((request) => request.headers.authorization !== undefined);
 
 describe('enrollDevice', () => {
-  it('trusts the CA on first use, shows its fingerprint, then enrolls over verified TLS', async () => {
+  it('refuses an unverified CA root, naming its fingerprint, before the token is sent', async () => {
+    const shown: string[] = [];
+    await expect(
+      enrollDevice({
+        serverUrl: server.url,
+        deviceId: 'pump-17',
+        token: 'tok-17',
+        dir,
+        onTrustOnFirstUse: (rootCert) => shown.push(rootCert.fingerprint),
+      }),
+    ).rejects.toMatchObject({
+      code: 'forbidden',
+      message: expect.stringMatching(
+        new RegExp(
+          `^CA root not verified: .*fingerprint ${ca.fingerprint}; compare it with "bulwark pki ca-chain .*` +
+            `openssl x509 -noout -fingerprint -sha256".*--ca-fingerprint <hex>.*--ca FILE`,
+        ),
+      ) as unknown,
+    });
+    expect(paths()).toEqual(['GET /.well-known/est/cacerts']);
+    expect(tokenSent()).toBe(false);
+    expect(shown).toEqual([]);
+    expect(await openIdentityStore(dir).exists()).toBe(false);
+  });
+
+  it('with trustOnFirstUse, trusts the fetched CA, shows its fingerprint, then enrolls over verified TLS', async () => {
     const shown: string[] = [];
     const result = await enrollDevice({
       serverUrl: server.url,
       deviceId: 'pump-17',
       token: 'tok-17',
       dir,
+      trustOnFirstUse: true,
       onTrustOnFirstUse: (rootCert) => shown.push(rootCert.fingerprint),
     });
 
@@ -53,6 +81,7 @@ describe('enrollDevice', () => {
   });
 
   it('accepts a root whose fingerprint matches --ca-fingerprint, however it is written', async () => {
+    const shown: string[] = [];
     const result = await enrollDevice({
       serverUrl: server.url,
       deviceId: 'pump-17',
@@ -61,30 +90,38 @@ describe('enrollDevice', () => {
       caFingerprint: ca.fingerprint.replaceAll(':', '').toLowerCase(),
       keyType: 'ec-p384',
       mqttUrl: 'mqtts://127.0.0.1:18883',
+      onTrustOnFirstUse: (rootCert) => shown.push(rootCert.fingerprint),
     });
-    expect(result.trustedOnFirstUse).toBe(false);
+    expect(result).toMatchObject({ trustedOnFirstUse: false, caRoot: { fingerprint: ca.fingerprint } });
+    expect(shown).toEqual([]);
+    expect(paths()).toEqual(['GET /.well-known/est/cacerts', 'POST /.well-known/est/simpleenroll']);
     expect(JSON.parse(await readFile(join(dir, 'identity.json'), 'utf8'))).toMatchObject({
       mqttUrl: 'mqtts://127.0.0.1:18883',
     });
   });
 
-  it('refuses a root with another fingerprint before sending the token', async () => {
-    const other = await createTestCa('Impostor');
-    await expect(
-      enrollDevice({
-        serverUrl: server.url,
-        deviceId: 'pump-17',
-        token: 'tok-17',
-        dir,
-        caFingerprint: other.fingerprint,
-      }),
-    ).rejects.toMatchObject({
-      code: 'forbidden',
-      message: expect.stringMatching(/fingerprint mismatch/) as unknown,
-    });
-    expect(paths()).toEqual(['GET /.well-known/est/cacerts']);
-    expect(await openIdentityStore(dir).exists()).toBe(false);
-  });
+  it.each([false, true])(
+    'refuses a root with another fingerprint before sending the token (trustOnFirstUse: %s)',
+    async (trustOnFirstUse) => {
+      const other = await createTestCa('Impostor');
+      await expect(
+        enrollDevice({
+          serverUrl: server.url,
+          deviceId: 'pump-17',
+          token: 'tok-17',
+          dir,
+          caFingerprint: other.fingerprint,
+          trustOnFirstUse,
+        }),
+      ).rejects.toMatchObject({
+        code: 'forbidden',
+        message: expect.stringMatching(/fingerprint mismatch/) as unknown,
+      });
+      expect(paths()).toEqual(['GET /.well-known/est/cacerts']);
+      expect(tokenSent()).toBe(false);
+      expect(await openIdentityStore(dir).exists()).toBe(false);
+    },
+  );
 
   it('with --ca, trusts exactly that chain and skips the unauthenticated fetch', async () => {
     await enrollDevice({ serverUrl: server.url, deviceId: 'pump-17', token: 'tok-17', dir, ca: ca.certPem });

@@ -7,7 +7,7 @@
  * ```ts
  * import { enrollDevice, startAgent } from '@bulwark/device';
  *
- * await enrollDevice({ serverUrl: 'https://bulwark.example:8443', deviceId: 'pump-17', token, dir });
+ * await enrollDevice({ serverUrl: 'https://bulwark.example:8443', deviceId: 'pump-17', token, dir, caFingerprint });
  * const agent = await startAgent({ dir, heartbeatIntervalMs: 30_000 });
  * agent.on('heartbeat', (beat) => console.log(beat.seq));
  * ```

@@ -4,7 +4,13 @@ import type { Logger } from 'pino';
 import { createBroker, type Broker } from './broker/index.ts';
 import { describeConfig, type Config } from './config/index.ts';
 import { createDeviceService, type DeviceService } from './devices/index.ts';
-import { createAuditLog, createEventBus, type AuditLog, type EventBus } from './events/index.ts';
+import {
+  createAuditLog,
+  createEventBus,
+  createEventRateLimit,
+  type AuditLog,
+  type EventBus,
+} from './events/index.ts';
 import { createHttpApp } from './http/index.ts';
 import { createPkiService, estRoutes, loadOrCreatePki, type PkiService } from './pki/index.ts';
 import { compileDeviceAccess } from './policy/index.ts';
@@ -14,6 +20,7 @@ import { VERSION } from './version.ts';
 
 export const SQLITE_FILE = 'bulwark.db';
 export const CA_CHAIN_FILE = 'ca-chain.pem';
+export const AUDIT_HEAD_FILE = 'audit-head.json';
 
 export interface Platform {
   config: Config;
@@ -30,6 +37,8 @@ export interface Platform {
 export interface PlatformOptions {
   logger: Logger;
   now?: () => number;
+  /** True for `serve`: issue or renew the TLS server certificate when it no longer fits. */
+  manageServerCertificate?: boolean;
 }
 
 /** The composition root: store, secrets, events, services, in that order. No listeners. */
@@ -67,16 +76,22 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     events,
     devices,
     pki() {
-      pki ??= loadOrCreatePki({ db: store.db, box, events, now, hostnames: config.pki.hostnames }).then(
-        (material) =>
-          createPkiService({
-            db: store.db,
-            material,
-            devices,
-            events,
-            now,
-            deviceCertValidityMs: config.pki.deviceCertValidity,
-          }),
+      pki ??= loadOrCreatePki({
+        db: store.db,
+        box,
+        events,
+        now,
+        hostnames: config.pki.hostnames,
+        manageServerCertificate: options.manageServerCertificate ?? false,
+      }).then((material) =>
+        createPkiService({
+          db: store.db,
+          material,
+          devices,
+          events,
+          now,
+          deviceCertValidityMs: config.pki.deviceCertValidity,
+        }),
       );
       return pki;
     },
@@ -104,15 +119,18 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
   writeFileSync(caChainFile, chainPem, { mode: 0o644 });
 
   const server = pki.serverTls();
+  const handshakeFailures = createEventRateLimit({ max: 20, windowMs: 60_000 });
   const app = createHttpApp({
     tls: { key: server.keyPem, cert: server.certPem, clientCa: chainPem },
     logger,
     onTlsError: (remoteAddress, reason) => {
+      const { record, suppressed } = handshakeFailures.admit(remoteAddress);
+      if (!record) return;
       events
         .emit({
           type: 'tls.handshake_failed',
           actor: `anonymous@${remoteAddress}`,
-          data: { listener: 'https', remoteAddress, reason },
+          data: { listener: 'https', remoteAddress, reason, ...(suppressed ? { suppressed } : {}) },
         })
         .catch((err: unknown) => logger.error({ err }, 'cannot record event'));
     },

@@ -4,7 +4,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { ConnackCode } from '@bulwark/protocol';
-import type { AuditEntry, EventBus } from '../events/index.ts';
+import { createEventRateLimit, type AuditEntry, type EventBus } from '../events/index.ts';
 import type { DeviceAccess, DevicePrincipal } from '../policy/index.ts';
 
 export interface BrokerTls {
@@ -76,6 +76,9 @@ export async function createBroker(deps: BrokerDeps) {
   const sessions = new WeakMap<Client, Session>();
   const byDevice = new Map<string, Client>();
   const requestedIds = new WeakMap<Client, string>();
+  // When each device was last revoked or disabled: a connection whose check started before that is refused,
+  // closing the window between the store read in checkConnection and the session being registered.
+  const blockedAt = new Map<string, number>();
 
   const emit = (event: Parameters<typeof events.emit>[0]) => {
     events.emit(event).catch((err: unknown) => logger.error({ err }, 'cannot record broker event'));
@@ -90,10 +93,21 @@ export async function createBroker(deps: BrokerDeps) {
   aedes.authenticate = (client, _username, _password, callback) => {
     const peer = peerIdentity(client);
     const clientId = requestedIds.get(client) ?? client.id;
+    const started = Date.now();
     deps
       .checkConnection({ clientId, certSerial: peer.serial, certCn: peer.cn })
-      .then(async (decision) => {
+      .then(async (checked) => {
+        let decision = checked;
         const actor = peer.cn ? `device:${peer.cn}` : `anonymous@${peer.remoteAddress}`;
+        if (
+          decision.ok &&
+          Math.max(
+            blockedAt.get(`device:${decision.deviceId}`) ?? 0,
+            blockedAt.get(`serial:${decision.serial}`) ?? 0,
+          ) >= started
+        ) {
+          decision = { ok: false, returnCode: 5, reason: 'device revoked or disabled while connecting' };
+        }
         if (!decision.ok) {
           // The refusal is durable before the CONNACK that reports it.
           await events.emit({
@@ -111,18 +125,24 @@ export async function createBroker(deps: BrokerDeps) {
           callback(connackError(decision.reason, decision.returnCode), false);
           return;
         }
+        // Registered before anything is awaited, so a revocation from now on finds and drops it.
         sessions.set(client, {
           deviceId: decision.deviceId,
           serial: decision.serial,
           remoteAddress: peer.remoteAddress,
           access: deps.compileAccess({ deviceId: decision.deviceId, group: decision.group }),
         });
+        byDevice.set(decision.deviceId, client);
         await events.emit({
           type: 'mqtt.connected',
           actor,
           subject: `device:${decision.deviceId}`,
           data: { remoteAddress: peer.remoteAddress, certSerial: decision.serial },
         });
+        if (!sessions.has(client)) {
+          callback(connackError('device revoked or disabled while connecting', 5), false);
+          return;
+        }
         callback(null, true);
       })
       .catch((err: unknown) => {
@@ -175,11 +195,8 @@ export async function createBroker(deps: BrokerDeps) {
   };
 
   aedes.on('clientReady', (client) => {
-    const session = sessions.get(client);
-    if (!session) return;
-    const previous = byDevice.get(session.deviceId);
-    if (previous && previous !== client) previous.close(); // [MQTT-3.1.4-2] one session per client id
-    byDevice.set(session.deviceId, client);
+    // A session dropped between CONNACK and here has no rights left; end the connection too.
+    if (!sessions.has(client)) client.close();
   });
 
   aedes.on('clientDisconnect', (client) => {
@@ -201,7 +218,14 @@ export async function createBroker(deps: BrokerDeps) {
     logger.debug({ clientId: client.id, err: err.message }, 'mqtt connection error'),
   );
 
+  function block(key: string) {
+    const t = Date.now();
+    blockedAt.set(key, t);
+    if (blockedAt.size > 10_000) for (const [id, at] of blockedAt) if (t - at > 60_000) blockedAt.delete(id);
+  }
+
   function drop(deviceId: string, reason: string, trigger: string, serial?: string) {
+    block(serial === undefined ? `device:${deviceId}` : `serial:${serial}`);
     const client = byDevice.get(deviceId);
     const session = client && sessions.get(client);
     if (!client || !session || (serial !== undefined && session.serial !== serial)) return;
@@ -237,14 +261,19 @@ export async function createBroker(deps: BrokerDeps) {
     },
     (socket) => aedes.handle(socket),
   );
+  const handshakeFailures = createEventRateLimit({ max: 20, windowMs: 60_000 });
   server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
+    const remoteAddress = socket.remoteAddress ?? 'unknown';
+    const { record, suppressed } = handshakeFailures.admit(remoteAddress);
+    if (!record) return;
     emit({
       type: 'tls.handshake_failed',
-      actor: `anonymous@${socket.remoteAddress ?? 'unknown'}`,
+      actor: `anonymous@${remoteAddress}`,
       data: {
         listener: 'mqtt',
-        remoteAddress: socket.remoteAddress ?? 'unknown',
+        remoteAddress,
         reason: err.code ?? err.message,
+        ...(suppressed ? { suppressed } : {}),
       },
     });
   });

@@ -1,6 +1,14 @@
 import { Command } from 'commander';
 import { BulwarkError } from '@bulwark/protocol';
-import { common, iso, printJson, printTable, withPlatform, type CommonOptions } from './context.ts';
+import {
+  common,
+  intOption,
+  iso,
+  printJson,
+  printTable,
+  withPlatform,
+  type CommonOptions,
+} from './context.ts';
 
 export function auditCommands(): Command {
   const audit = new Command('audit-log').description('the tamper-evident audit log');
@@ -26,7 +34,7 @@ export function auditCommands(): Command {
   });
 
   common(audit.command('list').description('show the latest entries'))
-    .option('--limit <n>', 'how many', (v) => Number(v), 20)
+    .option('--limit <n>', 'how many', intOption('--limit', 1, 10_000), 20)
     .action(async (options: CommonOptions & { limit: number }) => {
       const entries = await withPlatform(options, async (p) => {
         const head = await p.audit.head();

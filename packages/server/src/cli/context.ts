@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { BulwarkError } from '@bulwark/protocol';
 import { loadConfig, type Config } from '../config/index.ts';
 import { createLogger } from '../logger.ts';
 import { createPlatform, type Platform } from '../platform.ts';
@@ -59,3 +60,17 @@ export function printTable(rows: Record<string, string>[], columns: string[]): v
 }
 
 export const iso = (ms: number | null) => (ms === null ? '' : new Date(ms).toISOString());
+
+/** Parses a whole-number option, naming it in the error. */
+export function intOption(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new BulwarkError(
+        'validation_failed',
+        `${name} must be a whole number from ${min} to ${max}, not "${value}"`,
+      );
+    }
+    return n;
+  };
+}

@@ -3,7 +3,15 @@ import { BulwarkError } from '@bulwark/protocol';
 import { parseDuration } from '../config/index.ts';
 import type { Device } from '../devices/index.ts';
 import { revocationReasons, type RevocationReason } from '../pki/index.ts';
-import { common, iso, printJson, printTable, withPlatform, type CommonOptions } from './context.ts';
+import {
+  common,
+  intOption,
+  iso,
+  printJson,
+  printTable,
+  withPlatform,
+  type CommonOptions,
+} from './context.ts';
 
 const ACTOR = 'cli';
 
@@ -32,10 +40,13 @@ export function deviceCommands(): Command {
     });
 
   common(device.command('token <id>').description('print a one-time enrollment token for the device'))
-    .option('--ttl <duration>', 'how long the token is valid (e.g. 30m, 24h, 7d)', '24h')
-    .action(async (id: string, options: CommonOptions & { ttl: string }) => {
-      const ttl = parseDuration(options.ttl);
-      if (ttl === undefined)
+    .option(
+      '--ttl <duration>',
+      'how long the token is valid, e.g. 30m, 24h, 7d (default: pki.enrollmentTokenTtl, 24h)',
+    )
+    .action(async (id: string, options: CommonOptions & { ttl?: string }) => {
+      const ttl = options.ttl === undefined ? undefined : parseDuration(options.ttl);
+      if (options.ttl !== undefined && ttl === undefined)
         throw new BulwarkError(
           'validation_failed',
           `--ttl "${options.ttl}" is not a duration such as 30m, 24h or 7d`,
@@ -49,7 +60,7 @@ export function deviceCommands(): Command {
   common(device.command('list').description('list devices'))
     .option('--group <group>', 'only this group')
     .option('--status <status>', 'only this status: registered, active, disabled, revoked')
-    .option('--limit <n>', 'at most this many', (v) => Number(v), 1000)
+    .option('--limit <n>', 'at most this many', intOption('--limit', 1, 10_000), 1000)
     .option('--after <id>', 'start after this device id (pagination)')
     .action(
       async (options: CommonOptions & { group?: string; status?: string; limit: number; after?: string }) => {

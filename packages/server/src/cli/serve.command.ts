@@ -29,7 +29,7 @@ export function serveCommand(): Command {
         'pki.hostnames': options.hostname,
       });
       const logger = createLogger(config.logLevel);
-      const platform = await createPlatform(config, { logger });
+      const platform = await createPlatform(config, { logger, manageServerCertificate: true });
       const server = await startServer(platform);
       const rel = path.relative(process.cwd(), server.caChainFile) || server.caChainFile;
       process.stdout.write(

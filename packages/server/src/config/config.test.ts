@@ -85,5 +85,9 @@ describe('describeConfig', () => {
     expect(JSON.stringify(d)).not.toContain(key);
     expect(JSON.stringify(d)).not.toContain('secret');
     expect(d['database.url']).toBe('postgres://u:***@db:5432/b');
+    const { redactDatabaseUrl } = await import('./index.ts');
+    expect(redactDatabaseUrl('postgres://u@db/b?password=hunter2&sslmode=require')).toBe(
+      'postgres://u@db/b?password=***&sslmode=require',
+    );
   });
 });

@@ -65,6 +65,44 @@ const schema = z
       })
       .strict()
       .default({ hostnames: [], deviceCertValidity: 90 * 86_400_000, enrollmentTokenTtl: 86_400_000 }),
+    auth: z
+      .object({
+        /** 2FA is always mandatory for admin and security-officer; this makes it mandatory for everyone. */
+        require2faForAll: z
+          .union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')])
+          .default(false),
+        sessionIdle: duration.default(30 * 60_000),
+        sessionAbsolute: duration.default(12 * 3_600_000),
+        setupSecretTtl: duration.default(24 * 3_600_000),
+        /** Failures (per account and per source address) before the account or address is locked. */
+        lockoutThreshold: z.coerce.number().int().min(3, 'must be at least 3').max(100).default(10),
+        lockoutDuration: duration.default(15 * 60_000),
+        /** From this many failures on, each further attempt waits backoffBase × 2^(failures − backoffAfter). */
+        backoffAfter: z.coerce.number().int().min(1).max(100).default(3),
+        backoffBase: duration.default(1000),
+        /** WebAuthn relying party id (a host name); the origin is https://<rpId>:<https port>. */
+        webauthnRpId: z
+          .string()
+          .regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be a host name')
+          .default('localhost'),
+        /** Origins allowed for WebAuthn besides https://<rpId>:<https port>. */
+        webauthnOrigins: z
+          .union([z.string(), z.array(z.string())])
+          .transform((v) => (typeof v === 'string' ? v.split(',') : v).map((h) => h.trim()).filter(Boolean))
+          .pipe(
+            z.array(
+              z
+                .string()
+                .regex(
+                  /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/,
+                  'must be https:// origins separated by commas',
+                ),
+            ),
+          )
+          .default([]),
+      })
+      .strict()
+      .prefault({}),
     events: z
       .object({ tailInterval: duration.default(200) })
       .strict()
@@ -91,6 +129,9 @@ export const envKeys = {
   BULWARK_ENROLLMENT_TOKEN_TTL: 'pki.enrollmentTokenTtl',
   BULWARK_EVENTS_TAIL_INTERVAL: 'events.tailInterval',
   BULWARK_LOG_LEVEL: 'logLevel',
+  BULWARK_REQUIRE_2FA_FOR_ALL: 'auth.require2faForAll',
+  BULWARK_WEBAUTHN_RP_ID: 'auth.webauthnRpId',
+  BULWARK_WEBAUTHN_ORIGINS: 'auth.webauthnOrigins',
 } as const;
 
 const keyToEnv = Object.fromEntries(Object.entries(envKeys).map(([env, key]) => [key, env])) as Record<
@@ -207,10 +248,20 @@ export function describeConfig(config: Config): Record<string, string | number> 
   const { source: _source, ...settings } = config;
   walk(settings, '');
   if (config.masterKey) out.masterKey = '(from BULWARK_MASTER_KEY)';
-  if (config.database.url) {
-    const url = new URL(config.database.url);
-    if (url.password) url.password = '***';
-    out['database.url'] = url.toString();
-  }
+  if (config.database.url) out['database.url'] = redactDatabaseUrl(config.database.url);
   return out;
+}
+
+/** A database URL safe to print or record: the password, in the user part or as a query parameter, masked. */
+export function redactDatabaseUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = '***';
+    for (const key of [...url.searchParams.keys()]) {
+      if (/pass|secret|key/i.test(key)) url.searchParams.set(key, '***');
+    }
+    return url.toString();
+  } catch {
+    return '(unparseable database URL)';
+  }
 }

@@ -2,6 +2,7 @@ export {
   loadConfig,
   testConfig,
   describeConfig,
+  redactDatabaseUrl,
   envKeys,
   type Config,
   type LoadConfigOptions,

@@ -1,9 +1,16 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { BulwarkError, deviceIdProblem } from '@bulwark/protocol';
 import type { EventBus } from '../events/index.ts';
-import type { Db, DbOrTx } from '../store/index.ts';
+import type { Db, DbOrTx, DevicesTable } from '../store/index.ts';
 import * as store from './device.store.ts';
-import { deviceStatuses, type Device, type DeviceStatus } from './device.types.ts';
+import {
+  allowedFor,
+  deviceStatuses,
+  statusAllows,
+  type Device,
+  type DeviceOperation,
+  type DeviceStatus,
+} from './device.types.ts';
 
 export interface DeviceServiceDeps {
   db: Db;
@@ -30,6 +37,22 @@ function checkGroup(group: string | null | undefined): string | null {
   return group;
 }
 
+/** Why a device in its current state may not do `operation`. */
+export function statusRefusal(
+  device: Pick<Device, 'id' | 'status'>,
+  operation: DeviceOperation,
+): BulwarkError {
+  if (device.status === 'revoked')
+    return new BulwarkError('device_revoked', `device ${device.id} is revoked`);
+  if (device.status === 'disabled')
+    return new BulwarkError('device_disabled', `device ${device.id} is disabled: enable it first`);
+  return new BulwarkError('conflict', `device ${device.id} is ${device.status}: cannot ${operation}`);
+}
+
+export function requireStatus(device: Pick<Device, 'id' | 'status'>, operation: DeviceOperation): void {
+  if (!statusAllows(device.status, operation)) throw statusRefusal(device, operation);
+}
+
 export interface TokenCheck {
   tokenId: string;
   device: Device;
@@ -44,7 +67,24 @@ export function createDeviceService(deps: DeviceServiceDeps) {
     return store.toDevice(row);
   }
 
+  /**
+   * Inside the caller's transaction: re-checks the state with a conditional write (so a concurrent revoke or
+   * disable cannot interleave), applies `changes`, and throws the state's refusal if it does not allow `operation`.
+   */
+  async function lockStatus(
+    trx: DbOrTx,
+    id: string,
+    operation: DeviceOperation,
+    changes: Partial<Omit<DevicesTable, 'id'>> = {},
+  ): Promise<void> {
+    if (!(await store.updateDevice(trx, id, { updated_at: now(), ...changes }, allowedFor(operation)))) {
+      throw statusRefusal(await require(trx, id), operation);
+    }
+  }
+
   return {
+    lockStatus,
+
     async add(input: { id: string; group?: string | null | undefined }, actor: string): Promise<Device> {
       const problem = deviceIdProblem(input.id);
       if (problem) throw new BulwarkError('validation_failed', problem);
@@ -145,8 +185,7 @@ export function createDeviceService(deps: DeviceServiceDeps) {
         throw new BulwarkError('token_used', 'enrollment token has already been used');
       if (row.expires_at <= now()) throw new BulwarkError('token_expired', 'enrollment token has expired');
       const device = await require(db, id);
-      if (device.status === 'revoked') throw new BulwarkError('device_revoked', 'device is revoked');
-      if (device.status === 'disabled') throw new BulwarkError('device_disabled', 'device is disabled');
+      requireStatus(device, 'enroll');
       return { tokenId: row.id, device };
     },
 
@@ -167,10 +206,10 @@ export function createDeviceService(deps: DeviceServiceDeps) {
 
     async setDisabled(id: string, disabled: boolean, actor: string, reason?: string): Promise<Device> {
       const device = await require(db, id);
-      if (device.status === 'revoked') throw new BulwarkError('device_revoked', `device ${id} is revoked`);
+      requireStatus(device, 'setDisabled');
       const target: DeviceStatus = disabled ? 'disabled' : device.enrolledAt ? 'active' : 'registered';
       if (device.status === target) return device;
-      await store.updateDevice(db, id, { status: target, updated_at: now() });
+      await lockStatus(db, id, 'setDisabled', { status: target });
       if (disabled) {
         await events.emit({
           type: 'device.disabled',
@@ -189,7 +228,7 @@ export function createDeviceService(deps: DeviceServiceDeps) {
       const device = await require(trx, id);
       if (device.status === 'revoked') throw new BulwarkError('conflict', `device ${id} is already revoked`);
       const t = now();
-      await store.updateDevice(trx, id, { status: 'revoked', revoked_at: t, updated_at: t });
+      await lockStatus(trx, id, 'revoke', { status: 'revoked', revoked_at: t });
       return { ...device, status: 'revoked', revokedAt: t };
     },
   };

@@ -1,2 +1,15 @@
-export { createDeviceService, hashToken, type DeviceService, type TokenCheck } from './device.service.ts';
-export { deviceStatuses, type Device, type DeviceStatus } from './device.types.ts';
+export {
+  createDeviceService,
+  hashToken,
+  requireStatus,
+  statusRefusal,
+  type DeviceService,
+  type TokenCheck,
+} from './device.service.ts';
+export {
+  deviceStatuses,
+  statusAllows,
+  type Device,
+  type DeviceStatus,
+  type DeviceOperation,
+} from './device.types.ts';

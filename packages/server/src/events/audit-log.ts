@@ -1,3 +1,4 @@
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Db, DbOrTx, AuditLogTable } from '../store/index.ts';
 import type { AuditEntry, EventType, SecurityEvent } from './event-types.ts';
 import { anchorMessage, entryHash, GENESIS_HASH } from './hash-chain.ts';
@@ -14,6 +15,26 @@ export interface AuditLogDeps {
   now: () => number;
   /** Conflicts from a concurrent writer (another process): recompute and try again. */
   isRetryable: (err: unknown) => boolean;
+  /**
+   * A file outside the database where this node records the highest head it has seen. Verification
+   * requires the log to reach it, so cutting the end off and restoring an older anchor is caught.
+   */
+  headFile?: string;
+}
+
+interface HeadMark {
+  seq: number;
+  hash: string;
+}
+
+function readHeadFile(file: string | undefined): HeadMark | undefined {
+  if (!file) return undefined;
+  try {
+    const mark = JSON.parse(readFileSync(file, 'utf8')) as HeadMark;
+    return Number.isInteger(mark.seq) && typeof mark.hash === 'string' ? mark : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const ANCHOR_PURPOSE = 'audit-anchor';
@@ -104,12 +125,45 @@ export function createAuditLog(deps: AuditLogDeps) {
     });
   }
 
+  function markHead(mark: HeadMark): void {
+    if (!deps.headFile) return;
+    const known = readHeadFile(deps.headFile);
+    if (known && known.seq >= mark.seq) return;
+    const tmp = `${deps.headFile}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(mark) + '\n', { mode: 0o600 });
+    renameSync(tmp, deps.headFile);
+  }
+
   return {
+    /**
+     * Writes the anchor of an empty log (seq 0), so that from the first start on a missing anchor means
+     * tampering. Idempotent.
+     */
+    async ensureAnchor(): Promise<void> {
+      const anchor = {
+        id: 1,
+        seq: 0,
+        hash: GENESIS_HASH,
+        mac: mac.mac(ANCHOR_PURPOSE, anchorMessage(0, GENESIS_HASH)),
+      };
+      const present = await db.selectFrom('audit_anchor').select('id').where('id', '=', 1).executeTakeFirst();
+      const rows = await db.selectFrom('audit_log').select('seq').limit(1).executeTakeFirst();
+      if (!present && !rows)
+        await db
+          .insertInto('audit_anchor')
+          .values(anchor)
+          .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+    },
+
     /** Appends in one transaction; resolves once the entries are committed (durable). */
     async append(events: readonly SecurityEvent[]): Promise<AuditEntry[]> {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await appendOnce(events);
+          const entries = await appendOnce(events);
+          const last = entries[entries.length - 1];
+          if (last) markHead({ seq: last.seq, hash: last.hash });
+          return entries;
         } catch (err) {
           if (attempt >= MAX_ATTEMPTS || !isRetryable(err)) throw err;
           await new Promise((r) => setTimeout(r, Math.min(50, attempt * 2 + Math.random() * 5)));
@@ -155,6 +209,8 @@ export function createAuditLog(deps: AuditLogDeps) {
       let expectedSeq = 1;
       let prevHash = GENESIS_HASH;
       let count = 0;
+      const mark = readHeadFile(deps.headFile);
+      let markedHash: string | undefined;
       const fail = (badSeq: number, reason: string): VerifyResult => ({
         ok: false,
         entries: count,
@@ -212,6 +268,7 @@ export function createAuditLog(deps: AuditLogDeps) {
               `entry ${row.seq} (${row.type}) has no valid MAC: it was not written by Bulwark (inserted or rewritten)`,
             );
           }
+          if (mark && row.seq === mark.seq) markedHash = row.hash;
           prevHash = row.hash;
           expectedSeq += 1;
           count += 1;
@@ -221,11 +278,7 @@ export function createAuditLog(deps: AuditLogDeps) {
       }
       const last = expectedSeq - 1;
       const anchor = await db.selectFrom('audit_anchor').selectAll().where('id', '=', 1).executeTakeFirst();
-      if (!anchor) {
-        return last === 0
-          ? { ok: true, entries: 0, headSeq: 0 }
-          : fail(1, 'the audit anchor is missing: it was deleted');
-      }
+      if (!anchor) return fail(last + 1, 'the audit anchor is missing: it was deleted');
       if (!mac.verifyMac(ANCHOR_PURPOSE, anchorMessage(anchor.seq, anchor.hash), anchor.mac)) {
         return fail(
           anchor.seq,
@@ -246,6 +299,18 @@ export function createAuditLog(deps: AuditLogDeps) {
       }
       if (anchor.hash !== prevHash) {
         return fail(last, `entry ${last} differs from the anchored head: the chain was rewritten`);
+      }
+      if (mark && mark.seq > last) {
+        return fail(
+          last + 1,
+          `entry ${last + 1} is missing: this node saw the log reach entry ${mark.seq} (rows removed from the end, older anchor restored)`,
+        );
+      }
+      if (mark && markedHash !== undefined && markedHash !== mark.hash) {
+        return fail(
+          mark.seq,
+          `entry ${mark.seq} differs from what this node recorded: the chain was rewritten`,
+        );
       }
       return { ok: true, entries: count, headSeq: last };
     },

@@ -21,6 +21,22 @@ export const eventTypes = [
   'mqtt.subscribe_denied',
   'mqtt.session_dropped',
   'tls.handshake_failed',
+  'user.created',
+  'user.updated',
+  'user.setup_completed',
+  'auth.sign_in_succeeded',
+  'auth.sign_in_failed',
+  'auth.second_factor_succeeded',
+  'auth.second_factor_failed',
+  'auth.locked_out',
+  'auth.factor_enrolled',
+  'auth.factor_removed',
+  'auth.recovery_codes_generated',
+  'auth.recovery_code_used',
+  'auth.signed_out',
+  'api_token.created',
+  'api_token.revoked',
+  'api_token.used_from_new_address',
 ] as const;
 export type EventType = (typeof eventTypes)[number];
 
@@ -40,7 +56,13 @@ export interface EventData {
   'device.enabled': Record<string, never>;
   'device.revoked': { revokedCertificates: string[]; reason?: string };
   'enrollment.token_issued': { tokenId: string; expiresAt: number };
-  'enrollment.refused': { operation: string; reason: string; code: string; remoteAddress?: string };
+  'enrollment.refused': {
+    operation: string;
+    reason: string;
+    code: string;
+    remoteAddress?: string;
+    suppressed?: number;
+  };
   'certificate.issued': {
     serial: string;
     operation: 'simpleenroll' | 'simplereenroll';
@@ -55,7 +77,32 @@ export interface EventData {
   'mqtt.publish_denied': { topic: string; reason: string };
   'mqtt.subscribe_denied': { topic: string; reason: string };
   'mqtt.session_dropped': { reason: string; trigger: string };
-  'tls.handshake_failed': { listener: 'mqtt' | 'https'; remoteAddress: string; reason: string };
+  'tls.handshake_failed': {
+    listener: 'mqtt' | 'https';
+    remoteAddress: string;
+    reason: string;
+    suppressed?: number;
+  };
+  'user.created': { role: string; groups: string[] | null };
+  'user.updated': { changes: Record<string, Json> };
+  'user.setup_completed': { address: string };
+  'auth.sign_in_succeeded': { address: string; method: 'password' | 'setup'; next: string };
+  'auth.sign_in_failed': { address: string; reason: string };
+  'auth.second_factor_succeeded': { address: string; method: 'totp' | 'recovery_code' | 'webauthn' };
+  'auth.second_factor_failed': {
+    address: string;
+    method: 'totp' | 'recovery_code' | 'webauthn';
+    reason: string;
+  };
+  'auth.locked_out': { address: string; scope: 'account' | 'address'; until: number };
+  'auth.factor_enrolled': { factor: 'totp' | 'webauthn'; name?: string };
+  'auth.factor_removed': { factor: 'totp' | 'webauthn' };
+  'auth.recovery_codes_generated': { count: number };
+  'auth.recovery_code_used': { remaining: number };
+  'auth.signed_out': { everywhere: boolean; sessions: number };
+  'api_token.created': { tokenId: string; name: string; role: string; expiresAt: number };
+  'api_token.revoked': { tokenId: string };
+  'api_token.used_from_new_address': { tokenId: string; address: string; previous: string | null };
 }
 
 export interface SecurityEvent<T extends EventType = EventType> {

@@ -8,3 +8,4 @@ export {
 export { createAuditLog, type AuditLog, type AnchorMac, type VerifyResult } from './audit-log.ts';
 export { createEventBus, type EventBus, type EventHandler } from './event-bus.ts';
 export { entryHash, GENESIS_HASH } from './hash-chain.ts';
+export { createEventRateLimit, type EventRateLimit } from './rate-limit.ts';

@@ -45,6 +45,11 @@ export interface CaDeps {
   now: () => number;
   /** Extra names for the server certificate besides localhost, 127.0.0.1, ::1 and this host's name. */
   hostnames: readonly string[];
+  /**
+   * Only the server issues or renews its certificate; one-shot CLI processes use what is stored, so a CLI
+   * run with other host names never replaces the server's certificate.
+   */
+  manageServerCertificate: boolean;
 }
 
 const caExtensions = async (publicKey: CryptoKey, pathLength: number, issuerPublicKey: CryptoKey) => [
@@ -177,6 +182,13 @@ export async function loadOrCreatePki(deps: CaDeps): Promise<PkiMaterial> {
         certPem: current.cert_pem,
         keyPem: pkcs8ToPem(deps.box.open(current.sealed_key, 'pki/server')),
       };
+  }
+  if (!server && current && !deps.manageServerCertificate) {
+    server = {
+      cert: new x509.X509Certificate(current.cert_pem),
+      certPem: current.cert_pem,
+      keyPem: pkcs8ToPem(deps.box.open(current.sealed_key, 'pki/server')),
+    };
   }
   server ??= await issueServerCertificate(deps, issuing, names);
   return {

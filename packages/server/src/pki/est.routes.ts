@@ -1,12 +1,22 @@
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BulwarkError, est, pkiPaths } from '@bulwark/protocol';
+import { BulwarkError, deviceIdProblem, est, pkiPaths } from '@bulwark/protocol';
 import type { PkiService } from './pki.service.ts';
 
 const CSR_BODY_LIMIT = 32 * 1024;
 
 /** HTTP Basic (RFC 7617) with username = device id, password = token; or `Authorization: Bearer <token>` plus `?id=`. */
 function enrollmentCredentials(request: FastifyRequest): { deviceId: string; token: string } {
+  const credentials = readCredentials(request);
+  // Refused before anything is recorded: a malformed id is never written to the audit log.
+  const problem = deviceIdProblem(credentials.deviceId);
+  if (problem) throw new BulwarkError('validation_failed', `the user name must be the device id: ${problem}`);
+  if (credentials.token.length > 128)
+    throw new BulwarkError('token_invalid', 'enrollment token is not valid for this device id');
+  return credentials;
+}
+
+function readCredentials(request: FastifyRequest): { deviceId: string; token: string } {
   const header = request.headers.authorization;
   if (!header)
     throw new BulwarkError(

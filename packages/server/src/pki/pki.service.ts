@@ -1,6 +1,6 @@
 import { BulwarkError, connackCodes, type ConnackCode } from '@bulwark/protocol';
-import type { DeviceService } from '../devices/index.ts';
-import type { EventBus } from '../events/index.ts';
+import { requireStatus, statusAllows, type DeviceService } from '../devices/index.ts';
+import { createEventRateLimit, type EventBus } from '../events/index.ts';
 import type { Db } from '../store/index.ts';
 import type { PkiMaterial } from './ca.ts';
 import { certRow } from './ca.ts';
@@ -14,7 +14,7 @@ const CRL_VALIDITY = 24 * 3_600_000;
 export interface PkiServiceDeps {
   db: Db;
   material: PkiMaterial;
-  devices: Pick<DeviceService, 'checkToken' | 'completeEnrollment' | 'markRevoked' | 'find'>;
+  devices: Pick<DeviceService, 'checkToken' | 'completeEnrollment' | 'markRevoked' | 'find' | 'lockStatus'>;
   events: Pick<EventBus, 'emit'>;
   now: () => number;
   deviceCertValidityMs: number;
@@ -49,8 +49,9 @@ export const revocationReasons = Object.keys(reasonCode) as RevocationReason[];
 export function createPkiService(deps: PkiServiceDeps) {
   const { db, material, devices, events, now } = deps;
   const chain = [material.issuing.cert, material.root.cert];
-  let crlCache: { key: string; der: Buffer } | undefined;
+  let crlCache: { key: string; der: Buffer; at: number } | undefined;
   let crlNumber = 0;
+  const refusals = createEventRateLimit({ max: 20, windowMs: 60_000 });
 
   /** Signs a device certificate: subject, SAN and extensions are the server's, only the public key is the device's. */
   async function sign(deviceId: string, publicKey: x509.PublicKey): Promise<x509.X509Certificate> {
@@ -88,11 +89,19 @@ export function createPkiService(deps: PkiServiceDeps) {
     remoteAddress?: string,
   ): Promise<never> {
     const e = BulwarkError.from(err);
+    const { record, suppressed } = refusals.admit(remoteAddress ?? 'unknown');
+    if (!record) throw e;
     await events.emit({
       type: 'enrollment.refused',
       actor,
       subject,
-      data: { operation, reason: e.message, code: e.code, ...(remoteAddress ? { remoteAddress } : {}) },
+      data: {
+        operation,
+        reason: e.message,
+        code: e.code,
+        ...(remoteAddress ? { remoteAddress } : {}),
+        ...(suppressed ? { suppressed } : {}),
+      },
     });
     throw e;
   }
@@ -115,13 +124,14 @@ export function createPkiService(deps: PkiServiceDeps) {
       const actor = `device:${input.deviceId}`;
       let issued: x509.X509Certificate;
       let keyAlgorithm: string;
+      let superseded: string[];
       try {
         const check = await devices.checkToken(input.deviceId, input.token);
         const valid = await validateCsr(input.csr);
         keyAlgorithm = valid.keyAlgorithm;
         issued = await sign(input.deviceId, valid.csr.publicKey);
         const t = now();
-        const superseded = await db.transaction().execute(async (trx) => {
+        superseded = await db.transaction().execute(async (trx) => {
           await devices.completeEnrollment(trx, check);
           // A token re-provisions the device: certificates it held before are superseded.
           const previous = (await certs.activeDeviceCertificates(trx, input.deviceId)).map((c) => c.serial);
@@ -129,16 +139,23 @@ export function createPkiService(deps: PkiServiceDeps) {
           await certs.insertCertificate(trx, certRow(issued, 'device', input.deviceId, t));
           return previous;
         });
-        for (const serial of superseded) {
-          await events.emit({
-            type: 'certificate.revoked',
-            actor,
-            subject: actor,
-            data: { serial, reason: 'superseded' },
-          });
-        }
       } catch (err) {
-        return refused('simpleenroll', err, actor, `device:${input.deviceId}`, input.remoteAddress);
+        // Until the token checks out, the claimed id is only a claim: the actor is the address.
+        return refused(
+          'simpleenroll',
+          err,
+          `anonymous@${input.remoteAddress ?? 'unknown'}`,
+          `device:${input.deviceId}`,
+          input.remoteAddress,
+        );
+      }
+      for (const serial of superseded) {
+        await events.emit({
+          type: 'certificate.revoked',
+          actor,
+          subject: actor,
+          data: { serial, reason: 'superseded' },
+        });
       }
       await events.emit({
         type: 'certificate.issued',
@@ -189,14 +206,22 @@ export function createPkiService(deps: PkiServiceDeps) {
         if (current.not_after <= now())
           throw new BulwarkError('unauthenticated', 'the client certificate has expired');
         const device = await devices.find(deviceId);
-        if (!device || device.status === 'revoked')
-          throw new BulwarkError('device_revoked', 'device is revoked');
-        if (device.status === 'disabled') throw new BulwarkError('device_disabled', 'device is disabled');
+        if (!device) throw new BulwarkError('device_revoked', 'device no longer exists');
+        requireStatus(device, 'reenroll');
         const valid = await validateCsr(input.csr);
         keyAlgorithm = valid.keyAlgorithm;
-        issued = await sign(deviceId, valid.csr.publicKey);
-        const t = now();
-        await certs.insertCertificate(db, certRow(issued, 'device', deviceId, t));
+        const id = deviceId;
+        const serial = current.serial;
+        const cert = await sign(id, valid.csr.publicKey);
+        issued = cert;
+        // Re-checked in the transaction that stores the certificate: a revocation meanwhile wins.
+        await db.transaction().execute(async (trx) => {
+          await devices.lockStatus(trx, id, 'reenroll');
+          if ((await certs.getCertificate(trx, serial))?.revoked_at !== null) {
+            throw new BulwarkError('device_revoked', 'the client certificate has been revoked');
+          }
+          await certs.insertCertificate(trx, certRow(cert, 'device', id, now()));
+        });
       } catch (err) {
         return refused('simplereenroll', err, actor, deviceId && `device:${deviceId}`, input.remoteAddress);
       }
@@ -221,7 +246,7 @@ export function createPkiService(deps: PkiServiceDeps) {
       actor: string,
       reason: RevocationReason = 'cessationOfOperation',
     ): Promise<string[]> {
-      if (!(reason in reasonCode))
+      if (!Object.hasOwn(reasonCode, reason))
         throw new BulwarkError('validation_failed', `reason must be one of ${revocationReasons.join(', ')}`);
       const t = now();
       const serials = await db.transaction().execute(async (trx) => {
@@ -285,7 +310,7 @@ export function createPkiService(deps: PkiServiceDeps) {
         };
       const device = await devices.find(cert.device_id);
       if (!device) return { ok: false, returnCode: connackCodes.notAuthorized, reason: 'unknown device' };
-      if (device.status !== 'active')
+      if (!statusAllows(device.status, 'connect'))
         return { ok: false, returnCode: connackCodes.notAuthorized, reason: `device is ${device.status}` };
       return { ok: true, deviceId: device.id, group: device.group, serial: cert.serial };
     },
@@ -295,7 +320,8 @@ export function createPkiService(deps: PkiServiceDeps) {
       const t = now();
       const revoked = await certs.revokedUnexpired(db, t);
       const key = revoked.map((r) => r.serial).join(',');
-      if (crlCache && crlCache.key === key) return crlCache.der;
+      // Reissued when the revocations change, and halfway through its validity so it never goes stale.
+      if (crlCache && crlCache.key === key && t - crlCache.at < CRL_VALIDITY / 2) return crlCache.der;
       crlNumber = Math.max(crlNumber + 1, Math.floor(t / 1000));
       const crl = await x509.X509CrlGenerator.create({
         issuer: material.issuing.cert.subject,
@@ -316,7 +342,7 @@ export function createPkiService(deps: PkiServiceDeps) {
         ],
       });
       const der = Buffer.from(crl.rawData);
-      crlCache = { key, der };
+      crlCache = { key, der, at: t };
       return der;
     },
   };

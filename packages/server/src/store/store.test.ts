@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BulwarkError } from '@bulwark/protocol';
@@ -10,8 +13,8 @@ import { isBusy, isUniqueViolation, migrate, type Store } from './index.ts';
 
 const box = createSecretBox(randomBytes(32));
 const retryable = (e: unknown) => isUniqueViolation(e) || isBusy(e);
-const auditOn = (store: Store, now = Date.now) =>
-  createAuditLog({ db: store.db, mac: box, now, isRetryable: retryable });
+const auditOn = (store: Store, now = Date.now, headFile?: string) =>
+  createAuditLog({ db: store.db, mac: box, now, isRetryable: retryable, headFile });
 const event = (n: number): SecurityEvent => ({
   type: 'device.added',
   actor: 'test',
@@ -116,6 +119,34 @@ describe.each(testDialects)('store on %s', (dialect) => {
     // Even when Bulwark later appends on top of the forged row, the forged row stays flagged.
     await audit.append([event(4)]);
     expect(await audit.verify()).toMatchObject({ ok: false, badSeq: 3 });
+  });
+
+  it('fails when everything, anchor included, was deleted', async () => {
+    await audit.ensureAnchor();
+    expect(await audit.verify()).toEqual({ ok: true, entries: 0, headSeq: 0 });
+    await audit.append([event(1), event(2)]);
+    await t.store.db.deleteFrom('audit_log').execute();
+    await t.store.db.deleteFrom('audit_anchor').execute();
+    const result = await audit.verify();
+    expect(result.ok).toBe(false);
+    expect(result.reason).toMatch(/anchor is missing/);
+  });
+
+  it('catches a cut-off tail with an older anchor restored, through the head recorded outside the database', async () => {
+    const headFile = path.join(mkdtempSync(path.join(tmpdir(), 'bulwark-head-')), 'audit-head.json');
+    const log = auditOn(t.store, Date.now, headFile);
+    await log.append([event(1), event(2), event(3)]);
+    const oldAnchor = await t.store.db.selectFrom('audit_anchor').selectAll().executeTakeFirstOrThrow();
+    await log.append([event(4), event(5)]);
+    await t.store.db.deleteFrom('audit_log').where('seq', '>', 3).execute();
+    await t.store.db
+      .updateTable('audit_anchor')
+      .set({ seq: oldAnchor.seq, hash: oldAnchor.hash, mac: oldAnchor.mac })
+      .execute();
+    expect(await audit.verify()).toMatchObject({ ok: true }); // the database alone cannot tell…
+    const result = await log.verify(); // …the node's own record can
+    expect(result).toMatchObject({ ok: false, badSeq: 4 });
+    expect(result.reason).toMatch(/saw the log reach entry 5/);
   });
 
   it('keeps one valid chain when two writers (processes) append concurrently', async () => {

@@ -4,6 +4,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
 import pg from 'pg';
 import { BulwarkError } from '@bulwark/protocol';
+import { redactDatabaseUrl } from '../config/index.ts';
 import { migrations } from './migrations.ts';
 import type { Database, Db } from './schema.ts';
 
@@ -45,12 +46,10 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
       max: 10,
       types: { getTypeParser: int8AsNumber } as unknown as pg.CustomTypesConfig,
     });
-    const url = new URL(options.databaseUrl);
-    url.password = url.password ? '***' : '';
     store = makeStore(
       new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
       'postgres',
-      url.toString(),
+      redactDatabaseUrl(options.databaseUrl),
     );
   } else {
     const file = options.sqliteFile ?? ':memory:';

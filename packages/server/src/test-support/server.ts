@@ -40,7 +40,10 @@ export async function startTestServer(
     logLevel: 'silent',
     ...overrides,
   });
-  const platform = await createPlatform(config, { logger: createLogger(config.logLevel) });
+  const platform = await createPlatform(config, {
+    logger: createLogger(config.logLevel),
+    manageServerCertificate: true,
+  });
   const server = await startServer(platform);
   let stopped = false;
   return {

@@ -1,0 +1,23 @@
+export { createUserService, type UserService, type SessionTicket } from './user.service.ts';
+export { createThrottle, type Throttle } from './throttle.ts';
+export {
+  permissions,
+  roles,
+  rolePermissions,
+  can,
+  roleWithin,
+  isRole,
+  twoFactorRoles,
+  type Permission,
+  type Role,
+} from './roles.ts';
+export {
+  actorOf,
+  inScope,
+  sessionStates,
+  type Principal,
+  type SessionState,
+  type User,
+} from './user.types.ts';
+export { checkNewPassword, hashPassword, MIN_PASSWORD_LENGTH } from './password.ts';
+export { totpCode, matchTotp } from './totp.ts';

@@ -1,0 +1,50 @@
+/** What a route or an action needs. Each HTTP route declares exactly one access level (see http/guard). */
+export const permissions = [
+  'devices:read',
+  'devices:write',
+  'devices:enroll',
+  'devices:revoke',
+  'audit:read',
+  'audit:verify',
+  'events:read',
+  'users:read',
+  'users:write',
+] as const;
+export type Permission = (typeof permissions)[number];
+
+export const roles = ['admin', 'security-officer', 'operator', 'auditor', 'viewer'] as const;
+export type Role = (typeof roles)[number];
+
+/** Least privilege: each role holds only what its job needs. */
+export const rolePermissions: Record<Role, readonly Permission[]> = {
+  admin: permissions,
+  'security-officer': [
+    'devices:read',
+    'devices:write',
+    'devices:revoke',
+    'audit:read',
+    'audit:verify',
+    'events:read',
+    'users:read',
+  ],
+  operator: ['devices:read', 'devices:write', 'devices:enroll', 'events:read'],
+  auditor: ['devices:read', 'audit:read', 'audit:verify', 'events:read', 'users:read'],
+  viewer: ['devices:read'],
+};
+
+const sets = new Map(roles.map((r) => [r, new Set<Permission>(rolePermissions[r])]));
+
+export function can(role: Role, permission: Permission): boolean {
+  return sets.get(role)?.has(permission) ?? false;
+}
+
+/** True when every permission of `candidate` is also held by `holder` (a token never exceeds its creator). */
+export function roleWithin(candidate: Role, holder: Role): boolean {
+  return rolePermissions[candidate].every((p) => can(holder, p));
+}
+
+/** Roles for which a second factor is always mandatory. */
+export const twoFactorRoles: readonly Role[] = ['admin', 'security-officer'];
+
+export const isRole = (value: unknown): value is Role =>
+  typeof value === 'string' && (roles as readonly string[]).includes(value);

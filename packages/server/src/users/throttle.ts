@@ -1,0 +1,87 @@
+import { sql } from 'kysely';
+import type { Db } from '../store/index.ts';
+
+export interface ThrottleOptions {
+  db: Db;
+  now: () => number;
+  /** Failures after which the key is locked for `lockoutMs`. */
+  threshold: number;
+  lockoutMs: number;
+  /** From this many failures on, the next attempt must wait `backoffBaseMs × 2^(failures − backoffAfter)`. */
+  backoffAfter: number;
+  backoffBaseMs: number;
+}
+
+export interface ThrottleFailure {
+  /** Keys that reached the lockout threshold with this failure. */
+  lockedNow: string[];
+}
+
+/**
+ * Exponential back-off and temporary lockout per key (`account:<name>`, `address:<ip>`), stored in the
+ * database so every node sees the same counts. Counts fade after a quiet lockout period.
+ */
+export function createThrottle(options: ThrottleOptions) {
+  const { db, now } = options;
+
+  return {
+    /** The time until which any of the keys is blocked, if one is. */
+    async blockedUntil(keys: readonly string[]): Promise<number | undefined> {
+      const t = now();
+      const rows = await db
+        .selectFrom('auth_throttle')
+        .select(['locked_until'])
+        .where('key', 'in', keys)
+        .execute();
+      const until = Math.max(0, ...rows.map((r) => r.locked_until));
+      return until > t ? until : undefined;
+    },
+
+    async fail(keys: readonly string[]): Promise<ThrottleFailure> {
+      const t = now();
+      const lockedNow: string[] = [];
+      await db.transaction().execute(async (trx) => {
+        for (const key of keys) {
+          const row = await trx
+            .selectFrom('auth_throttle')
+            .selectAll()
+            .where('key', '=', key)
+            .executeTakeFirst();
+          const stale = row && row.locked_until < t && t - row.updated_at > options.lockoutMs;
+          const failures = row && !stale ? row.failures + 1 : 1;
+          let lockedUntil = 0;
+          if (failures >= options.threshold) {
+            lockedUntil = t + options.lockoutMs;
+            if (failures === options.threshold || (row?.locked_until ?? 0) < t) lockedNow.push(key);
+          } else if (failures >= options.backoffAfter) {
+            lockedUntil = t + options.backoffBaseMs * 2 ** (failures - options.backoffAfter);
+          }
+          await trx
+            .insertInto('auth_throttle')
+            .values({ key, failures, locked_until: lockedUntil, updated_at: t })
+            .onConflict((oc) =>
+              oc.column('key').doUpdateSet({ failures, locked_until: lockedUntil, updated_at: t }),
+            )
+            .execute();
+        }
+      });
+      return { lockedNow };
+    },
+
+    async succeed(keys: readonly string[]): Promise<void> {
+      await db.deleteFrom('auth_throttle').where('key', 'in', keys).execute();
+    },
+
+    /** Removes entries that are neither locked nor recent (housekeeping). */
+    async prune(): Promise<void> {
+      const t = now();
+      await db
+        .deleteFrom('auth_throttle')
+        .where('locked_until', '<', t)
+        .where(sql<boolean>`${sql.ref('updated_at')} < ${t - options.lockoutMs}`)
+        .execute();
+    },
+  };
+}
+
+export type Throttle = ReturnType<typeof createThrottle>;

@@ -1,0 +1,40 @@
+import type { Role } from './roles.ts';
+
+export interface User {
+  id: string;
+  username: string;
+  role: Role;
+  /** Device groups the user is limited to; null = all groups. */
+  groups: string[] | null;
+  twoFactor: { totp: boolean; webauthn: number; recoveryCodesLeft: number };
+  /** Whether this user must have a second factor (role, or the install-wide setting). */
+  twoFactorRequired: boolean;
+  setupPending: boolean;
+  disabled: boolean;
+  createdAt: number;
+}
+
+/** Who is asking: a signed-in user or an API token acting with its own (never larger) role. */
+export interface Principal {
+  userId: string;
+  username: string;
+  role: Role;
+  groups: string[] | null;
+  via: 'session' | 'token';
+  sessionState?: SessionState;
+  tokenId?: string;
+  csrfToken?: string;
+}
+
+export const sessionStates = ['second_factor', 'enrolment', 'active'] as const;
+/** `second_factor`: password accepted, factor pending. `enrolment`: must enrol a factor first. */
+export type SessionState = (typeof sessionStates)[number];
+
+/** An actor string for events. */
+export const actorOf = (p: Pick<Principal, 'username' | 'via' | 'tokenId'>) =>
+  p.via === 'token' ? `user:${p.username}/token:${p.tokenId ?? ''}` : `user:${p.username}`;
+
+/** True when the principal may see a device of this group. */
+export function inScope(p: Pick<Principal, 'groups'>, group: string | null): boolean {
+  return p.groups === null || (group !== null && p.groups.includes(group));
+}
