@@ -91,9 +91,9 @@ describe('PKI service: revocation is final and the CRL stays fresh', () => {
 
   it('reissues the CRL before it goes stale', async () => {
     const pki = await p.pki();
-    const first = new x509.X509Crl(await pki.crl());
+    const first = new x509.X509Crl(new Uint8Array(await pki.crl()));
     now += 13 * 3_600_000;
-    const later = new x509.X509Crl(await pki.crl());
+    const later = new x509.X509Crl(new Uint8Array(await pki.crl()));
     expect(later.thisUpdate.getTime()).toBeGreaterThan(first.thisUpdate.getTime());
     expect(later.nextUpdate!.getTime()).toBeGreaterThan(now);
   });
