@@ -1,17 +1,27 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { createBroker, type Broker } from './broker/index.ts';
 import { describeConfig, type Config } from './config/index.ts';
-import { createDeviceService, type DeviceService } from './devices/index.ts';
+import { createDeviceService, deviceRoutes, type DeviceService } from './devices/index.ts';
+import {
+  authRoutes,
+  createThrottle,
+  createUserService,
+  userRoutes,
+  type UserService,
+} from './users/index.ts';
 import {
   createAuditLog,
   createEventBus,
   createEventRateLimit,
+  auditRoutes,
+  type AuditEntry,
   type AuditLog,
   type EventBus,
 } from './events/index.ts';
-import { createHttpApp } from './http/index.ts';
+import { createHttpApp, type RouteEntry } from './http/index.ts';
 import { createPkiService, estRoutes, loadOrCreatePki, type PkiService } from './pki/index.ts';
 import { compileDeviceAccess } from './policy/index.ts';
 import { createSecretBox, loadMasterKey } from './secrets/index.ts';
@@ -29,6 +39,7 @@ export interface Platform {
   audit: AuditLog;
   events: EventBus;
   devices: DeviceService;
+  users: UserService;
   /** The PKI, created at first use (first start) and loaded afterwards. */
   pki(): Promise<PkiService>;
   close(): Promise<void>;
@@ -55,7 +66,9 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     mac: box,
     now,
     isRetryable: (e) => isUniqueViolation(e) || isBusy(e),
+    headFile: path.join(config.dataDir, AUDIT_HEAD_FILE),
   });
+  await audit.ensureAnchor();
   const events = createEventBus({
     log: audit,
     onError: (err, entry) => logger.error({ err, seq: entry?.seq }, 'event subscriber failed'),
@@ -66,6 +79,26 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     now,
     tokenTtlMs: config.pki.enrollmentTokenTtl,
   });
+  const users = createUserService({
+    db: store.db,
+    box,
+    events,
+    now,
+    throttle: createThrottle({
+      db: store.db,
+      now,
+      threshold: config.auth.lockoutThreshold,
+      lockoutMs: config.auth.lockoutDuration,
+      backoffAfter: config.auth.backoffAfter,
+      backoffBaseMs: config.auth.backoffBase,
+    }),
+    settings: {
+      require2faForAll: config.auth.require2faForAll,
+      sessionIdleMs: config.auth.sessionIdle,
+      sessionAbsoluteMs: config.auth.sessionAbsolute,
+      setupSecretTtlMs: config.auth.setupSecretTtl,
+    },
+  });
   let pki: Promise<PkiService> | undefined;
 
   return {
@@ -75,6 +108,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     audit,
     events,
     devices,
+    users,
     pki() {
       pki ??= loadOrCreatePki({
         db: store.db,
@@ -102,7 +136,32 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
   };
 }
 
+/**
+ * Which audit entries a principal may see: everything, unless the user is limited to device groups; then
+ * only entries about devices of those groups (device groups are looked up, briefly cached).
+ */
+function entryVisibility(platform: Platform) {
+  const cache = new Map<string, { group: string | null; at: number }>();
+  return async (request: FastifyRequest, entry: AuditEntry): Promise<boolean> => {
+    const groups = request.principal?.groups;
+    if (groups === null || groups === undefined) return true;
+    if (!entry.subject?.startsWith('device:')) return false;
+    const id = entry.subject.slice(7);
+    let hit = cache.get(id);
+    if (!hit || Date.now() - hit.at > 5000) {
+      hit = { group: (await platform.devices.find(id))?.group ?? null, at: Date.now() };
+      cache.set(id, hit);
+      if (cache.size > 10_000) cache.clear();
+    }
+    return hit.group !== null && groups.includes(hit.group);
+  };
+}
+
 export interface RunningServer {
+  /** Every HTTP route with its declared access (for the route and role tests). */
+  routes: RouteEntry[];
+  /** The Fastify app (tests use inject()). */
+  app: FastifyInstance;
   mqttPort: number;
   httpsPort: number;
   caChainFile: string;
@@ -120,9 +179,11 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
 
   const server = pki.serverTls();
   const handshakeFailures = createEventRateLimit({ max: 20, windowMs: 60_000 });
-  const app = createHttpApp({
+  const { app, routes } = await createHttpApp({
     tls: { key: server.keyPem, cert: server.certPem, clientCa: chainPem },
     logger,
+    version: VERSION,
+    guard: { users: platform.users },
     onTlsError: (remoteAddress, reason) => {
       const { record, suppressed } = handshakeFailures.admit(remoteAddress);
       if (!record) return;
@@ -136,6 +197,16 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     },
   });
   await app.register(estRoutes(pki));
+  await app.register(authRoutes(platform.users));
+  await app.register(userRoutes(platform.users));
+  await app.register(
+    deviceRoutes({
+      devices: platform.devices,
+      revokeDevice: (id, actor, reason) => pki.revokeDevice(id, actor, reason),
+    }),
+  );
+  await app.register(auditRoutes({ log: platform.audit, bus: events, visible: entryVisibility(platform) }));
+  await app.ready();
 
   const broker = await createBroker({
     tls: { key: server.keyPem, cert: server.certPem, ca: chainPem },
@@ -178,6 +249,8 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
 
   let closed = false;
   return {
+    routes,
+    app,
     mqttPort,
     httpsPort,
     caChainFile,

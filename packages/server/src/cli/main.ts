@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { BulwarkError } from '@bulwark/protocol';
 import { VERSION } from '../version.ts';
+import { adminCommands } from './admin.commands.ts';
 import { auditCommands } from './audit.commands.ts';
 import { deviceCommands } from './device.commands.ts';
 import { pkiCommands } from './pki.commands.ts';
@@ -13,6 +14,7 @@ export function buildCli(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   program.addCommand(serveCommand());
+  program.addCommand(adminCommands());
   program.addCommand(deviceCommands());
   program.addCommand(pkiCommands());
   program.addCommand(auditCommands());

@@ -120,7 +120,13 @@ export function createDeviceService(deps: DeviceServiceDeps) {
     },
 
     async list(
-      filter: { group?: string; status?: string; after?: string; limit?: number } = {},
+      filter: {
+        group?: string | undefined;
+        groupsIn?: readonly string[] | undefined;
+        status?: string | undefined;
+        after?: string | undefined;
+        limit?: number | undefined;
+      } = {},
     ): Promise<Device[]> {
       if (filter.status !== undefined && !(deviceStatuses as readonly string[]).includes(filter.status)) {
         throw new BulwarkError('validation_failed', `status must be one of ${deviceStatuses.join(', ')}`);
@@ -131,11 +137,52 @@ export function createDeviceService(deps: DeviceServiceDeps) {
       }
       const rows = await store.listDeviceRows(db, {
         group: filter.group,
+        groupsIn: filter.groupsIn,
         status: filter.status as DeviceStatus | undefined,
         after: filter.after,
         limit,
       });
       return rows.map(store.toDevice);
+    },
+
+    /** Changes a device's group and/or attributes (attributes are replaced as a whole). */
+    async update(
+      id: string,
+      changes: { group?: string | null | undefined; attributes?: Record<string, string> | undefined },
+      actor: string,
+    ): Promise<Device> {
+      const device = await require(db, id);
+      const set: Partial<Omit<DevicesTable, 'id'>> = {};
+      const recorded: Record<string, string | null | Record<string, string>> = {};
+      if (changes.group !== undefined) {
+        set.group_name = checkGroup(changes.group);
+        recorded.group = set.group_name;
+      }
+      if (changes.attributes !== undefined) {
+        const entries = Object.entries(changes.attributes);
+        if (
+          entries.length > 64 ||
+          entries.some(
+            ([k, v]) => !/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(k) || typeof v !== 'string' || v.length > 256,
+          )
+        ) {
+          throw new BulwarkError(
+            'validation_failed',
+            'attributes must be at most 64 names (letters, digits, _ . -) with string values of at most 256 characters',
+          );
+        }
+        set.attributes = JSON.stringify(Object.fromEntries(entries.sort(([a], [b]) => a.localeCompare(b))));
+        recorded.attributes = JSON.parse(set.attributes) as Record<string, string>;
+      }
+      if (Object.keys(set).length === 0) return device;
+      await store.updateDevice(db, id, { ...set, updated_at: now() });
+      await events.emit({
+        type: 'device.updated',
+        actor,
+        subject: `device:${id}`,
+        data: { changes: recorded },
+      });
+      return require(db, id);
     },
 
     /** A one-time enrollment token, bound to this device, shown once and stored only as a hash. */

@@ -36,6 +36,8 @@ export async function updateDevice(
 
 export interface ListFilter {
   group?: string | undefined;
+  /** Only devices in one of these groups (a user limited to groups). */
+  groupsIn?: readonly string[] | undefined;
   status?: DeviceStatus | undefined;
   /** Keyset pagination: ids after this one. */
   after?: string | undefined;
@@ -45,6 +47,10 @@ export interface ListFilter {
 export async function listDeviceRows(q: DbOrTx, filter: ListFilter): Promise<DevicesTable[]> {
   let query = q.selectFrom('devices').selectAll().orderBy('id').limit(filter.limit);
   if (filter.group !== undefined) query = query.where('group_name', '=', filter.group);
+  if (filter.groupsIn !== undefined) {
+    if (filter.groupsIn.length === 0) return [];
+    query = query.where('group_name', 'in', filter.groupsIn);
+  }
   if (filter.status !== undefined) query = query.where('status', '=', filter.status);
   if (filter.after !== undefined) query = query.where('id', '>', filter.after);
   return query.execute();

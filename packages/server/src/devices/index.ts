@@ -13,3 +13,4 @@ export {
   type DeviceStatus,
   type DeviceOperation,
 } from './device.types.ts';
+export { deviceRoutes, type DeviceRoutesDeps } from './device.routes.ts';

@@ -173,6 +173,26 @@ export function createAuditLog(deps: AuditLogDeps) {
 
     head: () => head(db),
 
+    /** Entries matching a filter, oldest first; page with `after` (the last seq seen). */
+    async query(filter: {
+      from?: number | undefined;
+      to?: number | undefined;
+      type?: string | undefined;
+      actor?: string | undefined;
+      subject?: string | undefined;
+      after?: number | undefined;
+      limit: number;
+    }): Promise<AuditEntry[]> {
+      let q = db.selectFrom('audit_log').selectAll().orderBy('seq').limit(filter.limit);
+      if (filter.after !== undefined) q = q.where('seq', '>', filter.after);
+      if (filter.from !== undefined) q = q.where('ts', '>=', filter.from);
+      if (filter.to !== undefined) q = q.where('ts', '<', filter.to);
+      if (filter.type !== undefined) q = q.where('type', '=', filter.type);
+      if (filter.actor !== undefined) q = q.where('actor', '=', filter.actor);
+      if (filter.subject !== undefined) q = q.where('subject', '=', filter.subject);
+      return (await q.execute()).map(toEntry);
+    },
+
     /** The latest entry of a type (e.g. the previous start's configuration). */
     async latest(type: EventType): Promise<AuditEntry | undefined> {
       const row = await db

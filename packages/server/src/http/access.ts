@@ -8,10 +8,11 @@ import type { Permission, Principal } from '../users/index.ts';
  * - `second-factor`: a session whose password step is done and whose second factor is pending;
  * - `factor-enrolment`: a session allowed to enrol factors (also the only thing a user who must have 2FA
  *   and has none may do);
+ * - `self`: a fully signed-in principal acting on their own account (API tokens, recovery codes), any role;
  * - a permission: a fully signed-in principal whose role holds it.
  */
 export type RouteAccess =
-  'public' | 'device-credentials' | 'signed-in' | 'second-factor' | 'factor-enrolment' | Permission;
+  'public' | 'device-credentials' | 'signed-in' | 'second-factor' | 'factor-enrolment' | 'self' | Permission;
 
 declare module 'fastify' {
   interface FastifyContextConfig {

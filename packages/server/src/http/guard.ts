@@ -1,11 +1,10 @@
 import type {} from '@fastify/cookie'; // brings request.cookies and reply.setCookie into the types
 import { timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BulwarkError } from '@bulwark/protocol';
-import { can, type Principal, type UserService } from '../users/index.ts';
+import { can, SESSION_COOKIE, type Principal, type UserService } from '../users/index.ts';
 import type { RouteAccess } from './access.ts';
 
-export const SESSION_COOKIE = '__Host-bulwark_session';
 export const CSRF_HEADER = 'x-csrf-token';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -17,21 +16,6 @@ export interface GuardDeps {
 
 const same = (a: string, b: string) =>
   a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
-
-/** Sets the session cookie: HttpOnly, Secure, SameSite=Strict, host-only (`__Host-` prefix). */
-export function setSessionCookie(reply: FastifyReply, id: string, expiresAt: number): void {
-  void reply.setCookie(SESSION_COOKIE, id, {
-    httpOnly: true,
-    secure: true,
-    sameSite: 'strict',
-    path: '/',
-    expires: new Date(expiresAt),
-  });
-}
-
-export function clearSessionCookie(reply: FastifyReply): void {
-  void reply.clearCookie(SESSION_COOKIE, { httpOnly: true, secure: true, sameSite: 'strict', path: '/' });
-}
 
 /**
  * The one guard. Every route must declare `config.access` (routes without one fail at registration);
@@ -89,6 +73,7 @@ export function installGuard(app: FastifyInstance, deps: GuardDeps): void {
         'factor_enrolment_required',
         'this account must enrol a second factor (TOTP or a passkey) before anything else',
       );
+    if (access === 'self') return;
     if (!can(principal.role, access))
       throw new BulwarkError('forbidden', `your role (${principal.role}) lacks the permission ${access}`);
   });

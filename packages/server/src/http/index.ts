@@ -1,2 +1,4 @@
-export { createHttpApp, type HttpAppOptions, type HttpTls } from './app.ts';
+export { createHttpApp, OPENAPI_PATH, type HttpAppOptions, type HttpTls, type RouteEntry } from './app.ts';
 export { toProblem, fromFrameworkError, type Problem } from './problem.ts';
+export { CSRF_HEADER, type GuardDeps } from './guard.ts';
+export type { RouteAccess } from './access.ts';

@@ -87,17 +87,17 @@ export function estRoutes(
       return request.body;
     };
 
-    app.get(est.cacerts, { config: { auth: 'public' } }, (_request, reply) =>
+    app.get(est.cacerts, { config: { access: 'public' } }, (_request, reply) =>
       sendCerts(reply, pki.caCertsPkcs7(), est.cacertsContentType),
     );
 
-    app.post(est.simpleenroll, { config: { auth: 'enrollment-token' } }, async (request, reply) => {
+    app.post(est.simpleenroll, { config: { access: 'device-credentials' } }, async (request, reply) => {
       const credentials = enrollmentCredentials(request);
       const issued = await pki.enroll({ ...credentials, csr: csrBody(request), remoteAddress: request.ip });
       return sendCerts(reply, issued.pkcs7, est.certsContentType);
     });
 
-    app.post(est.simplereenroll, { config: { auth: 'device-certificate' } }, async (request, reply) => {
+    app.post(est.simplereenroll, { config: { access: 'device-credentials' } }, async (request, reply) => {
       const issued = await pki.reenroll({
         peerCertSerial: peerCertSerial(request),
         csr: csrBody(request),
@@ -106,11 +106,11 @@ export function estRoutes(
       return sendCerts(reply, issued.pkcs7, est.certsContentType);
     });
 
-    app.get(pkiPaths.crl, { config: { auth: 'public' } }, async (_request, reply) =>
+    app.get(pkiPaths.crl, { config: { access: 'public' } }, async (_request, reply) =>
       reply.header('Content-Type', 'application/pkix-crl').send(await pki.crl()),
     );
 
-    app.get(pkiPaths.caChain, { config: { auth: 'public' } }, (_request, reply) =>
+    app.get(pkiPaths.caChain, { config: { access: 'public' } }, (_request, reply) =>
       reply.header('Content-Type', 'application/pem-certificate-chain').send(pki.chainPem()),
     );
   };

@@ -21,3 +21,6 @@ export {
 } from './user.types.ts';
 export { checkNewPassword, hashPassword, MIN_PASSWORD_LENGTH } from './password.ts';
 export { totpCode, matchTotp } from './totp.ts';
+export { authRoutes } from './auth.routes.ts';
+export { userRoutes } from './user.routes.ts';
+export { SESSION_COOKIE, setSessionCookie, clearSessionCookie } from './session-cookie.ts';

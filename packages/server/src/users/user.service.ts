@@ -201,6 +201,11 @@ export function createUserService(deps: UserServiceDeps) {
   return {
     requires2fa,
 
+    async hasFactor(userId: string): Promise<boolean> {
+      const f = await factorsOf(userId);
+      return f.totp || f.webauthn > 0;
+    },
+
     /** Creates an account with no password: it gets a one-time setup secret to exchange at first sign-in. */
     async create(
       input: { username: string; role: string; groups?: unknown },
