@@ -95,11 +95,11 @@ export async function createHttpApp(
       security: [{ session: [] }, { apiToken: [] }],
     },
     transform: (input) => {
-      const out = jsonSchemaTransform(input);
       // Only the management API is described; EST and the PKI files have their own RFCs.
-      if (!input.url.startsWith('/api/v1/') || input.url === OPENAPI_PATH)
-        (out.schema as { hide?: boolean }).hide = true;
-      return out;
+      if (!input.url.startsWith('/api/v1/') || input.url === OPENAPI_PATH) {
+        return { schema: { ...(input.schema ?? {}), hide: true }, url: input.url };
+      }
+      return jsonSchemaTransform(input);
     },
     transformObject: (documents) => {
       const doc = 'openapiObject' in documents ? documents.openapiObject : documents.swaggerObject;

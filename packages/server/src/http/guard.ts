@@ -31,7 +31,7 @@ export function installGuard(app: FastifyInstance, deps: GuardDeps): void {
     }
   });
 
-  app.addHook('preHandler', async (request: FastifyRequest) => {
+  app.addHook('onRequest', async (request: FastifyRequest) => {
     const access: RouteAccess | undefined = request.routeOptions.config.access;
     if (access === 'public' || access === 'device-credentials') return;
     if (!access) throw new BulwarkError('forbidden', 'route has no declared access');

@@ -591,8 +591,8 @@ export function createUserService(deps: UserServiceDeps) {
 
     async signOut(principal: Principal & { sessionIdHash?: string }, everywhere: boolean): Promise<number> {
       let query = db.deleteFrom('sessions').where('user_id', '=', principal.userId);
-      if (!everywhere && principal.sessionIdHash)
-        query = query.where('id_hash', '=', principal.sessionIdHash);
+      // Without `everywhere`, only the caller's own session ends (an API token has none to end).
+      if (!everywhere) query = query.where('id_hash', '=', principal.sessionIdHash ?? '');
       const res = await query.executeTakeFirst();
       const n = Number(res.numDeletedRows);
       await events.emit({
