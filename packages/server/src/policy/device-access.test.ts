@@ -35,6 +35,11 @@ describe('default device access (own subtree only)', () => {
   ])('subscribe %s → %s', (filter, allowed) => {
     const decision = access.subscribe(filter);
     expect(decision.allow).toBe(allowed);
-    expect(decision.reason).toMatch(allowed ? 'own_subtree' : /reserved_topic|outside_own_subtree/);
+    expect(decision.reason).toMatch(
+      allowed
+        ? 'allowed'
+        : /reserved_topic|no_matching_statement|subscription_broader_than_rights|invalid_topic/,
+    );
+    if (allowed) expect(decision.statement).toBe('own-topics');
   });
 });

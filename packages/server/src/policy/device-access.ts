@@ -1,51 +1,72 @@
-import { DEVICE_TOPIC_ROOT } from '@bulwark/protocol';
+import { compilePolicies, type AttachedPolicy, type DeviceAccess } from './compile.ts';
+import { POLICY_VERSION } from './document.ts';
 
 export const mqttActions = ['connect', 'publish', 'subscribe', 'receive'] as const;
 export type MqttAction = (typeof mqttActions)[number];
-
-export interface Decision {
-  readonly allow: boolean;
-  /** Machine-readable reason, carried into the denial event. */
-  readonly reason: string;
-}
 
 export interface DevicePrincipal {
   deviceId: string;
   group: string | null;
 }
 
-/** A device's access, compiled once per connection; each check is a string comparison, no allocation. */
-export interface DeviceAccess {
-  readonly deviceId: string;
-  publish(topic: string): Decision;
-  subscribe(filter: string): Decision;
-  /** For deliveries (authorizeForward): may this device receive a message on `topic`? */
-  receive(topic: string): boolean;
-}
-
-const ALLOW_OWN: Decision = Object.freeze({ allow: true, reason: 'own_subtree' });
-const DENY_RESERVED: Decision = Object.freeze({ allow: false, reason: 'reserved_topic' });
-const DENY_OUTSIDE: Decision = Object.freeze({ allow: false, reason: 'outside_own_subtree' });
-
 /**
- * The default least-privilege rule: a device may publish, subscribe and receive only under
- * `devices/{its id}/#`. `$`-topics ($SYS, $share…) are never reachable. Device ids cannot contain
- * `/`, `+`, `#` or `..` (see protocol's deviceIdPattern), so the prefix cannot be widened by the id.
- * The policy engine replaces this rule; the broker calls only {@link DeviceAccess}.
+ * The built-in least-privilege policy, attached to every device: connect, and publish, subscribe and
+ * receive only under `devices/{its id}/#`.
  */
+export const DEFAULT_POLICY: AttachedPolicy = {
+  name: 'device-default',
+  version: 1,
+  document: {
+    version: POLICY_VERSION,
+    statements: [
+      {
+        sid: 'own-topics',
+        effect: 'allow',
+        actions: ['mqtt:connect', 'mqtt:publish', 'mqtt:subscribe', 'mqtt:receive'],
+        resources: ['devices/${device.id}/#'],
+      },
+    ],
+  },
+};
+
+/** What a quarantined device keeps: its quarantine subtree, and its command topic to be told what to do. */
+export const QUARANTINE_POLICY: AttachedPolicy = {
+  name: 'quarantine',
+  version: 1,
+  document: {
+    version: POLICY_VERSION,
+    statements: [
+      { sid: 'quarantine-connect', effect: 'allow', actions: ['mqtt:connect'], resources: ['#'] },
+      {
+        sid: 'quarantine-topics',
+        effect: 'allow',
+        actions: ['mqtt:publish', 'mqtt:subscribe', 'mqtt:receive'],
+        resources: ['devices/${device.id}/quarantine/#'],
+      },
+      {
+        sid: 'quarantine-commands',
+        effect: 'allow',
+        actions: ['mqtt:subscribe', 'mqtt:receive'],
+        resources: ['devices/${device.id}/commands'],
+      },
+    ],
+  },
+};
+
+/** The default access of a device with no other policy and no zones (used where no store is at hand). */
 export function compileDeviceAccess(principal: DevicePrincipal): DeviceAccess {
-  const exact = `${DEVICE_TOPIC_ROOT}/${principal.deviceId}`;
-  const prefix = `${exact}/`;
-  const own = (topic: string) => topic === exact || topic.startsWith(prefix);
-  const decide = (topic: string): Decision => {
-    if (topic.charCodeAt(0) === 36 /* $ */) return DENY_RESERVED;
-    return own(topic) ? ALLOW_OWN : DENY_OUTSIDE;
-  };
-  return {
-    deviceId: principal.deviceId,
-    publish: decide,
-    // A filter inside the own prefix cannot match another device's topic whatever wildcards follow.
-    subscribe: decide,
-    receive: (topic) => topic.charCodeAt(0) !== 36 && own(topic),
-  };
+  return compilePolicies({
+    ctx: {
+      deviceId: principal.deviceId,
+      group: principal.group,
+      zone: null,
+      attributes: {},
+      cert: { cn: principal.deviceId },
+      state: 'active',
+      sourceAddress: null,
+    },
+    policies: [DEFAULT_POLICY],
+    segmentation: { zones: [], conduits: [] },
+    deviceZone: () => undefined,
+  });
 }
