@@ -2,3 +2,4 @@ export * from './errors.ts';
 export * from './topics.ts';
 export * from './est.ts';
 export * from './heartbeat.ts';
+export * from './firmware.ts';

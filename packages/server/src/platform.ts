@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { accessRoutes, createAccessService, type AccessService } from './access/index.ts';
 import { createBroker, type Broker } from './broker/index.ts';
 import { describeConfig, type Config } from './config/index.ts';
 import { createDeviceService, deviceRoutes, type DeviceService } from './devices/index.ts';
@@ -9,7 +10,10 @@ import {
   authRoutes,
   createThrottle,
   createUserService,
+  createWebauthnService,
   userRoutes,
+  webauthnOrigins,
+  webauthnRoutes,
   type UserService,
 } from './users/index.ts';
 import {
@@ -21,9 +25,9 @@ import {
   type AuditLog,
   type EventBus,
 } from './events/index.ts';
+import { createFirmware, firmwareRoutes, tufRoutes, type Firmware } from './firmware/index.ts';
 import { createHttpApp, type RouteEntry } from './http/index.ts';
 import { createPkiService, estRoutes, loadOrCreatePki, type PkiService } from './pki/index.ts';
-import { compileDeviceAccess } from './policy/index.ts';
 import { createSecretBox, loadMasterKey } from './secrets/index.ts';
 import { isBusy, isUniqueViolation, openStore, type Store } from './store/index.ts';
 import { VERSION } from './version.ts';
@@ -40,6 +44,10 @@ export interface Platform {
   events: EventBus;
   devices: DeviceService;
   users: UserService;
+  access: AccessService;
+  firmware: Firmware;
+  /** The clock every service reads (tests pass a controllable one). */
+  now: () => number;
   /** The PKI, created at first use (first start) and loaded afterwards. */
   pki(): Promise<PkiService>;
   close(): Promise<void>;
@@ -79,6 +87,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     now,
     tokenTtlMs: config.pki.enrollmentTokenTtl,
   });
+  const access = createAccessService({ db: store.db, events, now });
   const users = createUserService({
     db: store.db,
     box,
@@ -99,6 +108,16 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
       setupSecretTtlMs: config.auth.setupSecretTtl,
     },
   });
+  const firmware = createFirmware({
+    db: store.db,
+    box,
+    events,
+    now,
+    dir: path.join(config.dataDir, 'firmware'),
+    settings: config.firmware,
+    devices,
+    onError: (err) => logger.error({ err }, 'firmware background work failed'),
+  });
   let pki: Promise<PkiService> | undefined;
 
   return {
@@ -109,6 +128,9 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     events,
     devices,
     users,
+    access,
+    firmware,
+    now,
     pki() {
       pki ??= loadOrCreatePki({
         db: store.db,
@@ -198,6 +220,20 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
   });
   await app.register(estRoutes(pki));
   await app.register(authRoutes(platform.users));
+  // The WebAuthn origin names the HTTPS port, known once the listener is up (port 0 picks one).
+  let httpsPort = config.https.port;
+  const webauthn = createWebauthnService({
+    db: platform.store.db,
+    events,
+    users: platform.users,
+    now: platform.now,
+    settings: {
+      rpId: config.auth.webauthnRpId,
+      rpName: 'Bulwark',
+      origins: () => webauthnOrigins(config.auth.webauthnRpId, httpsPort, config.auth.webauthnOrigins),
+    },
+  });
+  await app.register(webauthnRoutes(webauthn));
   await app.register(userRoutes(platform.users));
   await app.register(
     deviceRoutes({
@@ -205,7 +241,16 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
       revokeDevice: (id, actor, reason) => pki.revokeDevice(id, actor, reason),
     }),
   );
+  await app.register(accessRoutes(platform.access, async (id) => (await platform.devices.find(id))?.group));
   await app.register(auditRoutes({ log: platform.audit, bus: events, visible: entryVisibility(platform) }));
+  await app.register(firmwareRoutes({ firmware: platform.firmware }));
+  await app.register(
+    tufRoutes({
+      tuf: platform.firmware.tuf,
+      releases: platform.firmware.releases,
+      checkDevice: (identity) => pki.checkConnection(identity),
+    }),
+  );
   await app.ready();
 
   const broker = await createBroker({
@@ -215,7 +260,8 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     logger,
     events,
     checkConnection: (identity) => pki.checkConnection(identity),
-    compileAccess: compileDeviceAccess,
+    accessFor: (identity) => platform.access.accessFor(identity),
+    onAccessChange: (listener) => platform.access.onChange(listener),
   });
 
   await app
@@ -224,8 +270,17 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
       if (config.bind || err.code !== 'EAFNOSUPPORT') throw err;
       await app.listen({ port: config.https.port, host: '0.0.0.0' }); // no IPv6 on this host
     });
-  const httpsPort = (app.server.address() as { port: number }).port;
+  httpsPort = (app.server.address() as { port: number }).port;
   const mqttPort = await broker.listen();
+  // Firmware: devices report update steps and their running image over MQTT; rollouts send commands back.
+  platform.firmware.connect((_deviceId, topic, payload) => broker.publish(topic, payload));
+  const stopFirmwareReports = broker.onDeviceMessage('devices/', (deviceId, topic, payload) => {
+    if (!topic.includes('/firmware/')) return;
+    platform.firmware
+      .handleDeviceMessage(deviceId, topic, payload)
+      .catch((err: unknown) => logger.error({ err, deviceId }, 'firmware report failed'));
+  });
+  platform.firmware.start(config.firmware.rolloutInterval);
   events.startTail(config.events.tailInterval);
   const settings = describeConfig(config);
   const previous = (await platform.audit.latest('config.loaded'))?.data.settings as
@@ -258,6 +313,8 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     async close(reason = 'shutdown') {
       if (closed) return;
       closed = true;
+      stopFirmwareReports();
+      await platform.firmware.stop();
       await broker.close();
       await app.close();
       await events.emit({ type: 'platform.stopped', actor: 'system', data: { reason } });

@@ -5,7 +5,7 @@ import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { ConnackCode } from '@bulwark/protocol';
 import { createEventRateLimit, type AuditEntry, type EventBus } from '../events/index.ts';
-import type { DeviceAccess, DevicePrincipal } from '../policy/index.ts';
+import type { DeviceAccess } from '../policy/index.ts';
 
 export interface BrokerTls {
   key: string;
@@ -29,13 +29,21 @@ export interface BrokerDeps {
     certSerial: string | undefined;
     certCn: string | undefined;
   }): Promise<ConnectDecision>;
-  compileAccess(principal: DevicePrincipal): DeviceAccess;
+  /** The device's compiled access (policies, zones, quarantine) for this connection. */
+  accessFor(identity: {
+    deviceId: string;
+    remoteAddress: string | null;
+    certSubject: Record<string, string>;
+  }): Promise<DeviceAccess>;
+  /** Subscribes to changes that may alter compiled access; the broker then recompiles its live sessions. */
+  onAccessChange(listener: () => void): () => void;
 }
 
 interface Session {
   deviceId: string;
   serial: string;
   remoteAddress: string;
+  certSubject: Record<string, string>;
   access: DeviceAccess;
 }
 
@@ -48,16 +56,20 @@ function peerIdentity(client: Client): {
   cn: string | undefined;
   serial: string | undefined;
   remoteAddress: string;
+  subject: Record<string, string>;
 } {
   const socket = client.conn as unknown as TLSSocket;
   const remoteAddress = socket.remoteAddress ?? 'unknown';
   const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
-  const cn = peer?.subject?.CN;
+  const raw = (peer?.subject ?? {}) as unknown as Record<string, string | string[]>;
+  const subject: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) if (typeof v === 'string') subject[k] = v;
   // A certificate with several CNs names no single device.
   return {
-    cn: typeof cn === 'string' ? cn : undefined,
+    cn: typeof raw.CN === 'string' ? raw.CN : undefined,
     serial: peer?.serialNumber || undefined,
     remoteAddress,
+    subject,
   };
 }
 
@@ -99,6 +111,22 @@ export async function createBroker(deps: BrokerDeps) {
       .then(async (checked) => {
         let decision = checked;
         const actor = peer.cn ? `device:${peer.cn}` : `anonymous@${peer.remoteAddress}`;
+        let access: DeviceAccess | undefined;
+        if (decision.ok) {
+          access = await deps.accessFor({
+            deviceId: decision.deviceId,
+            remoteAddress: peer.remoteAddress,
+            certSubject: peer.subject,
+          });
+          const connect = access.connect();
+          if (!connect.allow) {
+            decision = {
+              ok: false,
+              returnCode: 5,
+              reason: `connect denied: ${connect.reason}${connect.statement ? ` (${connect.policy ?? ''}/${connect.statement})` : ''}`,
+            };
+          }
+        }
         if (
           decision.ok &&
           Math.max(
@@ -108,7 +136,8 @@ export async function createBroker(deps: BrokerDeps) {
         ) {
           decision = { ok: false, returnCode: 5, reason: 'device revoked or disabled while connecting' };
         }
-        if (!decision.ok) {
+        if (!decision.ok || !access) {
+          if (decision.ok) decision = { ok: false, returnCode: 3, reason: 'access could not be compiled' };
           // The refusal is durable before the CONNACK that reports it.
           await events.emit({
             type: 'mqtt.connect_refused',
@@ -130,7 +159,8 @@ export async function createBroker(deps: BrokerDeps) {
           deviceId: decision.deviceId,
           serial: decision.serial,
           remoteAddress: peer.remoteAddress,
-          access: deps.compileAccess({ deviceId: decision.deviceId, group: decision.group }),
+          certSubject: peer.subject,
+          access,
         });
         byDevice.set(decision.deviceId, client);
         await events.emit({
@@ -240,6 +270,46 @@ export async function createBroker(deps: BrokerDeps) {
     });
   }
 
+  // Policy, zone and quarantine changes: recompile every live session (coalesced), so they apply within a second.
+  let recompiling = false;
+  let again = false;
+  async function recompileAll(): Promise<void> {
+    if (recompiling) {
+      again = true;
+      return;
+    }
+    recompiling = true;
+    try {
+      do {
+        again = false;
+        for (const [deviceId, client] of [...byDevice]) {
+          const session = sessions.get(client);
+          if (!session) continue;
+          try {
+            const access = await deps.accessFor({
+              deviceId,
+              remoteAddress: session.remoteAddress,
+              certSubject: session.certSubject,
+            });
+            if (sessions.get(client) !== session) continue;
+            session.access = access;
+            const connect = access.connect();
+            if (!connect.allow)
+              drop(deviceId, `connect no longer allowed: ${connect.reason}`, 'policy change');
+          } catch (err) {
+            logger.error({ err, deviceId }, 'cannot recompile access; dropping the session');
+            drop(deviceId, 'access could not be recompiled', 'policy change');
+          }
+        }
+      } while (again);
+    } finally {
+      recompiling = false;
+    }
+  }
+  const stopAccessChanges = deps.onAccessChange(() => {
+    recompileAll().catch((err: unknown) => logger.error({ err }, 'recompiling access failed'));
+  });
+
   // Revocations and disables reach the broker as events, from this process or (via the audit-log tail) any other.
   const unsubscribe = events.subscribe((entry: AuditEntry) => {
     const deviceId = entry.subject?.startsWith('device:') ? entry.subject.slice(7) : undefined;
@@ -286,8 +356,34 @@ export async function createBroker(deps: BrokerDeps) {
     },
     /** Connected device ids (for tests and the console). */
     connectedDevices: () => [...byDevice.keys()],
+    /**
+     * Messages devices published (after authorizePublish allowed them) on topics under `prefix`, for services
+     * that consume device reports (firmware steps). The device id is the session's, never read from the topic.
+     */
+    onDeviceMessage(
+      topicPrefix: string,
+      handler: (deviceId: string, topic: string, payload: Buffer) => void,
+    ): () => void {
+      const listener = (packet: { topic: string; payload: Buffer | string }, client: Client | null) => {
+        const session = client ? sessions.get(client) : undefined;
+        if (!session || !packet.topic.startsWith(topicPrefix)) return;
+        handler(session.deviceId, packet.topic, Buffer.from(packet.payload));
+      };
+      aedes.on('publish', listener);
+      return () => aedes.removeListener('publish', listener);
+    },
+    /** Publishes from the server (QoS 1); deliveries still pass each subscriber's authorizeForward. */
+    publish(topic: string, payload: string): Promise<void> {
+      return new Promise((resolve, reject) => {
+        aedes.publish(
+          { cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false },
+          (err) => (err ? reject(err) : resolve()),
+        );
+      });
+    },
     async close(): Promise<void> {
       unsubscribe();
+      stopAccessChanges();
       for (const client of byDevice.values()) client.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));

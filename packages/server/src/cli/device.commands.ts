@@ -122,5 +122,24 @@ export function deviceCommands(): Command {
         else process.stdout.write(`device ${id} is ${d.status}\n`);
       });
   }
+  for (const [name, quarantined] of [
+    ['quarantine', true],
+    ['release', false],
+  ] as const) {
+    common(
+      device
+        .command(`${name} <id>`)
+        .description(
+          quarantined
+            ? 'quarantine: the device keeps only devices/ID/quarantine/# and its command topic (within 1 s)'
+            : 'end quarantine',
+        ),
+    )
+      .option('--reason <text>', 'why (recorded in the audit log)')
+      .action(async (id: string, options: CommonOptions & { reason?: string }) => {
+        await withPlatform(options, (p) => p.access.setQuarantine(id, quarantined, ACTOR, options.reason));
+        process.stdout.write(`device ${id} ${quarantined ? 'quarantined' : 'released from quarantine'}\n`);
+      });
+  }
   return device;
 }

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { BulwarkError } from '@bulwark/protocol';
 import { VERSION } from '../version.ts';
+import { policyCommands, segmentationCommands } from './access.commands.ts';
 import { adminCommands } from './admin.commands.ts';
 import { auditCommands } from './audit.commands.ts';
 import { deviceCommands } from './device.commands.ts';
@@ -16,6 +17,8 @@ export function buildCli(): Command {
   program.addCommand(serveCommand());
   program.addCommand(adminCommands());
   program.addCommand(deviceCommands());
+  program.addCommand(policyCommands());
+  for (const cmd of segmentationCommands()) program.addCommand(cmd);
   program.addCommand(pkiCommands());
   program.addCommand(auditCommands());
   for (const cmd of program.commands) {

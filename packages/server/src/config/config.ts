@@ -20,6 +20,29 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return ms;
 });
 
+const byteUnits: Record<string, number> = {
+  '': 1,
+  k: 1e3,
+  kib: 1024,
+  m: 1e6,
+  mib: 1024 ** 2,
+  g: 1e9,
+  gib: 1024 ** 3,
+};
+const byteSize = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const match = typeof value === 'number' ? null : /^(\d+)\s*([a-z]*)$/i.exec(value.trim());
+  const unit = byteUnits[match?.[2]?.toLowerCase() ?? ''];
+  const bytes = typeof value === 'number' ? value : match && unit ? Number(match[1]) * unit : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'must be a positive size in bytes, or with a unit: 512MiB, 2GiB',
+    });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
 const hostList = z
   .union([z.string(), z.array(z.string())])
   .transform((v) => (typeof v === 'string' ? v.split(',') : v).map((h) => h.trim()).filter(Boolean))
@@ -103,6 +126,23 @@ const schema = z
       })
       .strict()
       .prefault({}),
+    firmware: z
+      .object({
+        /** Largest firmware artifact accepted, in bytes (or with a unit: 512MiB, 2GiB). */
+        maxArtifactSize: byteSize.default(2 * 1024 ** 3),
+        /** How often rollouts advance (send commands, check gates and soak times). */
+        rolloutInterval: duration.default(5000),
+        /** A device that was sent an update and reports nothing for this long counts as a failed attempt. */
+        deviceTimeout: duration.default(3_600_000),
+        rootExpiry: duration.default(365 * 86_400_000),
+        targetsExpiry: duration.default(90 * 86_400_000),
+        snapshotExpiry: duration.default(7 * 86_400_000),
+        timestampExpiry: duration.default(86_400_000),
+        /** Devices whose installed firmware is older than this are reported as not updated. */
+        maxAge: duration.default(365 * 86_400_000),
+      })
+      .strict()
+      .prefault({}),
     events: z
       .object({ tailInterval: duration.default(200) })
       .strict()
@@ -128,6 +168,7 @@ export const envKeys = {
   BULWARK_DEVICE_CERT_VALIDITY: 'pki.deviceCertValidity',
   BULWARK_ENROLLMENT_TOKEN_TTL: 'pki.enrollmentTokenTtl',
   BULWARK_EVENTS_TAIL_INTERVAL: 'events.tailInterval',
+  BULWARK_FIRMWARE_MAX_ARTIFACT_SIZE: 'firmware.maxArtifactSize',
   BULWARK_LOG_LEVEL: 'logLevel',
   BULWARK_REQUIRE_2FA_FOR_ALL: 'auth.require2faForAll',
   BULWARK_WEBAUTHN_RP_ID: 'auth.webauthnRpId',

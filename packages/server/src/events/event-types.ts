@@ -37,6 +37,37 @@ export const eventTypes = [
   'api_token.created',
   'api_token.revoked',
   'api_token.used_from_new_address',
+  'policy.updated',
+  'policy.deleted',
+  'policy.attached',
+  'policy.detached',
+  'zone.updated',
+  'zone.deleted',
+  'conduit.updated',
+  'conduit.deleted',
+  'device.quarantined',
+  'device.released',
+  'firmware.release_created',
+  'firmware.release_uploaded',
+  'firmware.upload_refused',
+  'firmware.release_retired',
+  'firmware.release_discarded',
+  'firmware.tuf_key_created',
+  'firmware.tuf_metadata_prepared',
+  'firmware.tuf_metadata_published',
+  'firmware.tuf_metadata_refused',
+  'firmware.update_succeeded',
+  'firmware.update_failed',
+  'rollout.created',
+  'rollout.phase_started',
+  'rollout.waiting_approval',
+  'rollout.approved',
+  'rollout.paused',
+  'rollout.resumed',
+  'rollout.aborted',
+  'rollout.completed',
+  'vulnerability.advisories_imported',
+  'vulnerability.exposure_alert',
 ] as const;
 export type EventType = (typeof eventTypes)[number];
 
@@ -96,13 +127,77 @@ export interface EventData {
   };
   'auth.locked_out': { address: string; scope: 'account' | 'address'; until: number };
   'auth.factor_enrolled': { factor: 'totp' | 'webauthn'; name?: string };
-  'auth.factor_removed': { factor: 'totp' | 'webauthn' };
+  'auth.factor_removed': { factor: 'totp' | 'webauthn'; name?: string };
   'auth.recovery_codes_generated': { count: number };
   'auth.recovery_code_used': { remaining: number };
   'auth.signed_out': { everywhere: boolean; sessions: number };
   'api_token.created': { tokenId: string; name: string; role: string; expiresAt: number };
   'api_token.revoked': { tokenId: string };
   'api_token.used_from_new_address': { tokenId: string; address: string; previous: string | null };
+  'policy.updated': { version: number; warnings: string[] };
+  'policy.deleted': { version: number };
+  'policy.attached': { kind: string; target: string };
+  'policy.detached': { kind: string; target: string };
+  'zone.updated': { securityLevel: number };
+  'zone.deleted': Record<string, never>;
+  'conduit.updated': { from: string; to: string; topics: string[] };
+  'conduit.deleted': Record<string, never>;
+  'device.quarantined': { reason?: string };
+  'device.released': Record<string, never>;
+  'firmware.release_created': {
+    name: string;
+    version: string;
+    securityVersion: number;
+    hardwareIds: string[];
+    sbomComponents: number;
+  };
+  'firmware.release_uploaded': { name: string; version: string; size: number; sha256: string };
+  /** An upload refused (size, hash, truncation); nothing of it was kept. */
+  'firmware.upload_refused': { name: string; version: string; code: string; reason: string };
+  'firmware.release_retired': { name: string; version: string; reason?: string };
+  'firmware.release_discarded': { name: string; version: string };
+  'firmware.tuf_key_created': { role: string; keyid: string };
+  /** Unsigned metadata prepared for offline signing (targets, or a root for key rotation). */
+  'firmware.tuf_metadata_prepared': { role: string; version: number };
+  'firmware.tuf_metadata_published': { role: string; version: number; expires: number; keyids: string[] };
+  'firmware.tuf_metadata_refused': { role: string; reason: string };
+  'firmware.update_succeeded': { target: string; rolloutId?: string; attempt?: number };
+  'firmware.update_failed': {
+    target: string;
+    reason: string;
+    detail?: string;
+    rolloutId?: string;
+    attempt?: number;
+  };
+  'rollout.created': { releaseId: string; target: string; devices: number; phases: number[] };
+  'rollout.phase_started': { phase: number; percent: number; devices: number };
+  'rollout.waiting_approval': { phase: number };
+  'rollout.approved': { phase: number };
+  /** `automatic`: a gate tripped (this event is the alert). */
+  'rollout.paused': {
+    reason: string;
+    phase: number;
+    automatic: boolean;
+    failureRate?: number;
+    threshold?: number;
+  };
+  'rollout.resumed': { phase: number };
+  'rollout.aborted': { reason?: string };
+  'rollout.completed': { succeeded: number; failed: number; skipped: number };
+  'vulnerability.advisories_imported': {
+    imported: number;
+    unchanged: number;
+    matches: number;
+    source: string;
+  };
+  /** A critical (or high) advisory affects releases that devices run. */
+  'vulnerability.exposure_alert': {
+    advisoryId: string;
+    severity: string;
+    score: number | null;
+    releases: string[];
+    devices: number;
+  };
 }
 
 export interface SecurityEvent<T extends EventType = EventType> {

@@ -7,14 +7,17 @@ export const policyActions = ['mqtt:connect', 'mqtt:publish', 'mqtt:subscribe', 
 export type PolicyAction = (typeof policyActions)[number];
 export const POLICY_VERSION = '2026-11';
 
-const cidr = z.string().refine((v) => {
-  const [address, bits] = v.split('/');
-  const family = isIP(address ?? '');
-  if (!family) return false;
-  if (bits === undefined) return true;
-  const n = Number(bits);
-  return Number.isInteger(n) && n >= 0 && n <= (family === 4 ? 32 : 128);
-}, 'must be an IP address or CIDR such as 10.1.0.0/16');
+export const cidrSchema = z
+  .string()
+  .max(64)
+  .refine((v) => {
+    const [address, bits] = v.split('/');
+    const family = isIP(address ?? '');
+    if (!family) return false;
+    if (bits === undefined) return true;
+    const n = Number(bits);
+    return Number.isInteger(n) && n >= 0 && n <= (family === 4 ? 32 : 128);
+  }, 'must be an IP address or CIDR such as 10.1.0.0/16');
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM (UTC)');
 
@@ -42,7 +45,7 @@ export const statementSchema = z
     resources: z.array(resource).min(1).max(256).default(['#']),
     conditions: z
       .object({
-        sourceAddress: z.array(cidr).min(1).max(256).optional(),
+        sourceAddress: z.array(cidrSchema).min(1).max(256).optional(),
         deviceState: z
           .array(z.enum(['active', 'quarantined']))
           .min(1)

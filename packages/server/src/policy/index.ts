@@ -38,3 +38,4 @@ export {
 } from './zones.ts';
 export { matches, covers, intersects, isValidFilter, isValidTopic } from './topic-filter.ts';
 export { substitute, type PolicyContext } from './variables.ts';
+export { exportNftables, type NftablesOptions } from './nftables.ts';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEVICE_TOPIC_ROOT } from '@bulwark/protocol';
-import { covers, matches } from './topic-filter.ts';
+import { cidrSchema } from './document.ts';
+import { covers, isValidFilter, matches } from './topic-filter.ts';
 
 export const ZONE_TOPIC_ROOT = 'zones';
 const name = z
@@ -23,7 +24,7 @@ export const zoneSchema = z
       })
       .strict(),
     /** Network addresses of the zone's hosts, for the exported firewall rules. */
-    addresses: z.array(z.string().max(64)).max(1024).default([]),
+    addresses: z.array(cidrSchema).max(1024).default([]),
   })
   .strict();
 export type Zone = z.infer<typeof zoneSchema>;
@@ -34,7 +35,10 @@ export const conduitSchema = z
     name,
     from: name,
     to: name,
-    topics: z.array(z.string().min(1).max(512)).min(1).max(256),
+    topics: z
+      .array(z.string().min(1).max(512).refine(isValidFilter, 'must be a valid MQTT topic filter'))
+      .min(1)
+      .max(256),
     direction: z.enum(['one-way', 'two-way']).default('one-way'),
     /** Messages per second across the conduit, per device (enforced by the broker firewall). */
     rateCap: z.number().int().positive().optional(),

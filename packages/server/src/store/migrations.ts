@@ -164,4 +164,194 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_policy': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('policies')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('document', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('policy_versions')
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('document', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('policy_versions_pk', ['name', 'version'])
+        .execute();
+      await db.schema
+        .createTable('policy_attachments')
+        .addColumn('policy', 'text', (c) => c.notNull())
+        .addColumn('target_kind', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('policy_attachments_pk', ['policy', 'target_kind', 'target'])
+        .execute();
+      await db.schema
+        .createTable('zones')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('definition', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('conduits')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('definition', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.alterTable('devices').addColumn('quarantined_at', 'bigint').execute();
+    },
+  },
+  '0004_firmware': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('firmware_releases')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('filename', 'text', (c) => c.notNull())
+        .addColumn('target_path', 'text', (c) => c.notNull().unique())
+        .addColumn('hardware_ids', 'text', (c) => c.notNull())
+        .addColumn('security_version', 'integer', (c) => c.notNull())
+        .addColumn('release_notes', 'text')
+        .addColumn('end_of_support', 'bigint', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('sbom', 'text')
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('uploaded_at', 'bigint')
+        .addColumn('retired_at', 'bigint')
+        .addUniqueConstraint('firmware_releases_name_version', ['name', 'version'])
+        .execute();
+
+      await db.schema
+        .createTable('firmware_sbom_components')
+        .addColumn('release_id', 'text', (c) => c.notNull().references('firmware_releases.id'))
+        .addColumn('idx', 'integer', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('version', 'text')
+        .addColumn('purl', 'text')
+        .addPrimaryKeyConstraint('firmware_sbom_components_pk', ['release_id', 'idx'])
+        .execute();
+
+      await db.schema
+        .createTable('firmware_advisories')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('modified', 'bigint', (c) => c.notNull())
+        .addColumn('summary', 'text', (c) => c.notNull())
+        .addColumn('aliases', 'text', (c) => c.notNull())
+        .addColumn('severity', 'text', (c) => c.notNull())
+        .addColumn('score_tenths', 'integer')
+        .addColumn('cvss_vector', 'text')
+        .addColumn('affected', 'text', (c) => c.notNull())
+        .addColumn('withdrawn', 'bigint')
+        .addColumn('imported_at', 'bigint', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('firmware_release_vulnerabilities')
+        .addColumn('release_id', 'text', (c) => c.notNull().references('firmware_releases.id'))
+        .addColumn('advisory_id', 'text', (c) => c.notNull().references('firmware_advisories.id'))
+        .addColumn('purl', 'text', (c) => c.notNull())
+        .addColumn('component_version', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('firmware_release_vulnerabilities_pk', ['release_id', 'advisory_id', 'purl'])
+        .execute();
+      await db.schema
+        .createIndex('firmware_release_vulnerabilities_advisory_idx')
+        .on('firmware_release_vulnerabilities')
+        .column('advisory_id')
+        .execute();
+
+      await db.schema
+        .createTable('firmware_device_state')
+        .addColumn('device_id', 'text', (c) => c.primaryKey().references('devices.id'))
+        .addColumn('hardware_id', 'text', (c) => c.notNull())
+        .addColumn('target_path', 'text')
+        .addColumn('release_id', 'text')
+        .addColumn('version', 'text')
+        .addColumn('security_version', 'integer', (c) => c.notNull())
+        .addColumn('reported_at', 'bigint', (c) => c.notNull())
+        .addColumn('installed_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('firmware_device_state_release_idx')
+        .on('firmware_device_state')
+        .column('release_id')
+        .execute();
+
+      await db.schema
+        .createTable('tuf_metadata')
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('tuf_metadata_pk', ['role', 'version'])
+        .execute();
+
+      await db.schema
+        .createTable('tuf_keys')
+        .addColumn('keyid', 'text', (c) => c.primaryKey())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('sealed_key', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('tuf_pending')
+        .addColumn('role', 'text', (c) => c.primaryKey())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('firmware_rollouts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('release_id', 'text', (c) => c.notNull().references('firmware_releases.id'))
+        .addColumn('selector', 'text', (c) => c.notNull())
+        .addColumn('settings', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('current_phase', 'integer', (c) => c.notNull())
+        .addColumn('phase_started_at', 'bigint', (c) => c.notNull())
+        .addColumn('phase_done_at', 'bigint')
+        .addColumn('pause_reason', 'text')
+        .addColumn('accepted_failures', 'integer', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('firmware_rollout_devices')
+        .addColumn('rollout_id', 'text', (c) => c.notNull().references('firmware_rollouts.id'))
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('phase', 'integer', (c) => c.notNull())
+        .addColumn('position', 'integer', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('step', 'text')
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('detail', 'text')
+        .addColumn('sent_at', 'bigint')
+        .addColumn('next_attempt_at', 'bigint')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('firmware_rollout_devices_pk', ['rollout_id', 'device_id'])
+        .execute();
+      await db.schema
+        .createIndex('firmware_rollout_devices_device_idx')
+        .on('firmware_rollout_devices')
+        .column('device_id')
+        .execute();
+    },
+  },
 };

@@ -10,6 +10,8 @@ export interface DevicesTable {
   updated_at: number;
   enrolled_at: number | null;
   revoked_at: number | null;
+  /** Set while the device is quarantined (it keeps only its quarantine topics). */
+  quarantined_at?: number | null;
 }
 
 export interface EnrollmentTokensTable {
@@ -132,6 +134,170 @@ export interface AuthThrottleTable {
   updated_at: number;
 }
 
+export interface PoliciesTable {
+  name: string;
+  version: number;
+  document: string;
+  description: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface PolicyVersionsTable {
+  name: string;
+  version: number;
+  document: string;
+  actor: string;
+  created_at: number;
+}
+
+export interface PolicyAttachmentsTable {
+  policy: string;
+  /** all | group | zone | device */
+  target_kind: string;
+  target: string;
+  created_at: number;
+}
+
+export interface SegmentationTable {
+  name: string;
+  definition: string;
+  updated_at: number;
+}
+
+export interface FirmwareReleasesTable {
+  id: string;
+  name: string;
+  version: string;
+  filename: string;
+  /** The TUF target path: `{name}/{version}/{filename}`. */
+  target_path: string;
+  /** JSON array of hardware/model ids the image fits. */
+  hardware_ids: string;
+  security_version: number;
+  release_notes: string | null;
+  end_of_support: number;
+  size: number;
+  sha256: string;
+  /** draft (no artifact yet) | ready | retired */
+  status: string;
+  /** The CycloneDX JSON document as uploaded (validated). */
+  sbom: string | null;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+  uploaded_at: number | null;
+  retired_at: number | null;
+}
+
+export interface FirmwareSbomComponentsTable {
+  release_id: string;
+  idx: number;
+  name: string;
+  version: string | null;
+  purl: string | null;
+}
+
+export interface FirmwareAdvisoriesTable {
+  /** The OSV id (GHSA-…, CVE-…, OSV-…). */
+  id: string;
+  modified: number;
+  summary: string;
+  /** JSON array of aliases. */
+  aliases: string;
+  /** critical | high | medium | low | none | unknown */
+  severity: string;
+  /** CVSS base score × 10 (an integer keeps the column portable). */
+  score_tenths: number | null;
+  cvss_vector: string | null;
+  /** The OSV `affected` array, JSON. */
+  affected: string;
+  withdrawn: number | null;
+  imported_at: number;
+}
+
+export interface FirmwareReleaseVulnerabilitiesTable {
+  release_id: string;
+  advisory_id: string;
+  purl: string;
+  component_version: string;
+}
+
+export interface FirmwareDeviceStateTable {
+  device_id: string;
+  hardware_id: string;
+  target_path: string | null;
+  release_id: string | null;
+  version: string | null;
+  security_version: number;
+  reported_at: number;
+  /** When the installed image last changed (first report, or an update). */
+  installed_at: number;
+}
+
+export interface TufMetadataTable {
+  role: string;
+  version: number;
+  /** The exact bytes served (canonical JSON). */
+  body: string;
+  expires_at: number;
+  created_at: number;
+}
+
+export interface TufKeysTable {
+  keyid: string;
+  /** snapshot | timestamp: only online keys are held by the server. */
+  role: string;
+  /** PKCS#8 PEM sealed with the master key. */
+  sealed_key: string;
+  /** pending (named in an unpublished root) | active | retired */
+  status: string;
+  created_at: number;
+}
+
+export interface TufPendingTable {
+  role: string;
+  body: string;
+  created_by: string;
+  created_at: number;
+}
+
+export interface FirmwareRolloutsTable {
+  id: string;
+  release_id: string;
+  /** JSON: which devices (groups, ids, attributes). */
+  selector: string;
+  /** JSON: phases, gates, retries, maintenance window. */
+  settings: string;
+  /** running | paused | waiting_approval | completed | aborted */
+  status: string;
+  current_phase: number;
+  phase_started_at: number;
+  phase_done_at: number | null;
+  pause_reason: string | null;
+  /** Failures in the current phase an operator accepted when resuming; the gate counts only new ones. */
+  accepted_failures: number;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface FirmwareRolloutDevicesTable {
+  rollout_id: string;
+  device_id: string;
+  phase: number;
+  position: number;
+  /** pending | sent | in_progress | succeeded | failed | skipped */
+  status: string;
+  step: string | null;
+  attempts: number;
+  reason: string | null;
+  detail: string | null;
+  sent_at: number | null;
+  next_attempt_at: number | null;
+  updated_at: number;
+}
+
 export interface Database {
   devices: DevicesTable;
   enrollment_tokens: EnrollmentTokensTable;
@@ -145,6 +311,21 @@ export interface Database {
   sessions: SessionsTable;
   api_tokens: ApiTokensTable;
   auth_throttle: AuthThrottleTable;
+  policies: PoliciesTable;
+  policy_versions: PolicyVersionsTable;
+  policy_attachments: PolicyAttachmentsTable;
+  zones: SegmentationTable;
+  conduits: SegmentationTable;
+  firmware_releases: FirmwareReleasesTable;
+  firmware_sbom_components: FirmwareSbomComponentsTable;
+  firmware_advisories: FirmwareAdvisoriesTable;
+  firmware_release_vulnerabilities: FirmwareReleaseVulnerabilitiesTable;
+  firmware_device_state: FirmwareDeviceStateTable;
+  tuf_metadata: TufMetadataTable;
+  tuf_keys: TufKeysTable;
+  tuf_pending: TufPendingTable;
+  firmware_rollouts: FirmwareRolloutsTable;
+  firmware_rollout_devices: FirmwareRolloutDevicesTable;
 }
 
 export type Db = Kysely<Database>;

@@ -8,7 +8,7 @@ import { clearSessionCookie, setSessionCookie } from './session-cookie.ts';
 import type { SessionTicket, UserService } from './user.service.ts';
 import { sessionStates, type Principal } from './user.types.ts';
 
-const sessionOut = z.object({
+export const sessionOut = z.object({
   state: z
     .enum(sessionStates)
     .describe('second_factor: send a code next; enrolment: enrol a factor first; active: signed in'),
@@ -16,7 +16,7 @@ const sessionOut = z.object({
   expiresAt: z.number().int(),
 });
 
-function principalOf(request: {
+export function principalOf(request: {
   principal: (Principal & { sessionIdHash?: string }) | null;
 }): Principal & { sessionIdHash: string } {
   const p = request.principal;
@@ -24,7 +24,7 @@ function principalOf(request: {
   return p as Principal & { sessionIdHash: string };
 }
 
-function startSession(reply: FastifyReply, ticket: SessionTicket) {
+export function startSession(reply: FastifyReply, ticket: SessionTicket) {
   setSessionCookie(reply, ticket.id, ticket.expiresAt);
   return { state: ticket.state, csrfToken: ticket.csrfToken, expiresAt: ticket.expiresAt };
 }

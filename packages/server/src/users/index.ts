@@ -1,4 +1,15 @@
-export { createUserService, type UserService, type SessionTicket } from './user.service.ts';
+export {
+  createUserService,
+  type UserService,
+  type SessionTicket,
+  type SessionPrincipal,
+} from './user.service.ts';
+export {
+  createWebauthnService,
+  webauthnOrigins,
+  type WebauthnService,
+  type WebauthnCredentialInfo,
+} from './webauthn.ts';
 export { createThrottle, type Throttle } from './throttle.ts';
 export {
   permissions,
@@ -22,5 +33,6 @@ export {
 export { checkNewPassword, hashPassword, MIN_PASSWORD_LENGTH } from './password.ts';
 export { totpCode, matchTotp } from './totp.ts';
 export { authRoutes } from './auth.routes.ts';
+export { webauthnRoutes } from './webauthn.routes.ts';
 export { userRoutes } from './user.routes.ts';
 export { SESSION_COOKIE, setSessionCookie, clearSessionCookie } from './session-cookie.ts';

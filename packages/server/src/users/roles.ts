@@ -9,6 +9,13 @@ export const permissions = [
   'events:read',
   'users:read',
   'users:write',
+  'policies:read',
+  'policies:write',
+  'devices:quarantine',
+  'firmware:read',
+  'firmware:write',
+  'firmware:deploy',
+  'firmware:keys',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
@@ -26,10 +33,32 @@ export const rolePermissions: Record<Role, readonly Permission[]> = {
     'audit:verify',
     'events:read',
     'users:read',
+    'policies:read',
+    'policies:write',
+    'devices:quarantine',
+    'firmware:read',
+    'firmware:deploy',
+    'firmware:keys',
   ],
-  operator: ['devices:read', 'devices:write', 'devices:enroll', 'events:read'],
-  auditor: ['devices:read', 'audit:read', 'audit:verify', 'events:read', 'users:read'],
-  viewer: ['devices:read'],
+  operator: [
+    'devices:read',
+    'devices:write',
+    'devices:enroll',
+    'events:read',
+    'policies:read',
+    'firmware:read',
+    'firmware:deploy',
+  ],
+  auditor: [
+    'devices:read',
+    'audit:read',
+    'audit:verify',
+    'events:read',
+    'users:read',
+    'policies:read',
+    'firmware:read',
+  ],
+  viewer: ['devices:read', 'firmware:read'],
 };
 
 const sets = new Map(roles.map((r) => [r, new Set<Permission>(rolePermissions[r])]));

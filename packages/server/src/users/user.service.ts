@@ -47,6 +47,10 @@ function recoveryCode(): string {
 
 const normalizeRecovery = (code: string) => code.toLowerCase().replace(/[^a-z0-9]/g, '');
 
+/** A principal that came with a session cookie (the steps of sign-in and enrolment act on that session). */
+export type SessionPrincipal = Principal & { sessionIdHash: string };
+type SecondFactorMethod = 'totp' | 'recovery_code' | 'webauthn';
+
 export interface SessionTicket {
   /** The cookie value: shown to the client once, stored only as a hash. */
   id: string;
@@ -196,6 +200,50 @@ export function createUserService(deps: UserServiceDeps) {
   ): Promise<SessionTicket> {
     await db.deleteFrom('sessions').where('id_hash', '=', current.sessionIdHash).execute();
     return newSession(current.userId, state, address);
+  }
+
+  /** Second-factor attempts count in the same throttle as password guessing: per account and per address. */
+  const factorKeys = (principal: Pick<Principal, 'username'>, address: string) => [
+    `account:${principal.username}`,
+    `address:${address}`,
+  ];
+
+  async function failSecondFactor(
+    principal: Pick<Principal, 'username'>,
+    address: string,
+    method: SecondFactorMethod,
+    reason: string,
+  ): Promise<void> {
+    const actor = `user:${principal.username}`;
+    await events.emit({
+      type: 'auth.second_factor_failed',
+      actor,
+      subject: actor,
+      data: { address, method, reason },
+    });
+    await recordFailure(
+      factorKeys(principal, address),
+      principal.username,
+      address,
+      `second factor: ${reason}`,
+      false,
+    );
+  }
+
+  async function passSecondFactor(
+    principal: SessionPrincipal,
+    address: string,
+    method: SecondFactorMethod,
+  ): Promise<SessionTicket> {
+    await throttle.succeed(factorKeys(principal, address));
+    const actor = `user:${principal.username}`;
+    await events.emit({
+      type: 'auth.second_factor_succeeded',
+      actor,
+      subject: actor,
+      data: { address, method },
+    });
+    return rotate(principal, 'active', address);
   }
 
   return {
@@ -442,8 +490,7 @@ export function createUserService(deps: UserServiceDeps) {
       input: { code?: string; recoveryCode?: string },
       address: string,
     ): Promise<SessionTicket> {
-      const keys = [`account:${principal.username}`, `address:${address}`];
-      await refuseIfBlocked(keys);
+      await refuseIfBlocked(factorKeys(principal, address));
       const actor = `user:${principal.username}`;
       const row = await byId(principal.userId);
       if (!row) throw new BulwarkError('unauthenticated', 'session user no longer exists');
@@ -478,13 +525,7 @@ export function createUserService(deps: UserServiceDeps) {
         ok = Number(res.numUpdatedRows) === 1;
       }
       if (!ok) {
-        await events.emit({
-          type: 'auth.second_factor_failed',
-          actor,
-          subject: actor,
-          data: { address, method, reason },
-        });
-        await recordFailure(keys, principal.username, address, `second factor: ${reason}`, false);
+        await failSecondFactor(principal, address, method, reason);
         throw new BulwarkError(
           'invalid_credentials',
           method === 'totp'
@@ -492,7 +533,6 @@ export function createUserService(deps: UserServiceDeps) {
             : 'the recovery code is wrong or already used',
         );
       }
-      await throttle.succeed(keys);
       if (method === 'recovery_code') {
         const left = (await factorsOf(row.id, row)).recoveryCodesLeft;
         await events.emit({
@@ -502,13 +542,37 @@ export function createUserService(deps: UserServiceDeps) {
           data: { remaining: left },
         });
       }
-      await events.emit({
-        type: 'auth.second_factor_succeeded',
-        actor,
-        subject: actor,
-        data: { address, method },
-      });
-      return rotate(principal, 'active', address);
+      return passSecondFactor(principal, address, method);
+    },
+
+    /** For other second factors (passkeys, webauthn.ts): refused while the account or address is throttled. */
+    refuseIfThrottled: (principal: Pick<Principal, 'username'>, address: string) =>
+      refuseIfBlocked(factorKeys(principal, address)),
+
+    /** A failed second-factor attempt: an event, and a failure in the throttle (as a wrong TOTP code). */
+    failSecondFactor,
+
+    /** A passed second factor: clears the throttle, records it, and rotates the session to `active`. */
+    passSecondFactor,
+
+    /**
+     * After another factor (a passkey) was enrolled: the event, 10 recovery codes if the user has none
+     * left, and an `active` session (a new id) when this one was still enrolling.
+     */
+    async completeEnrolment(
+      principal: SessionPrincipal,
+      factor: { factor: 'webauthn'; name: string },
+      address: string,
+    ): Promise<{ recoveryCodes?: string[]; session?: SessionTicket }> {
+      const actor = `user:${principal.username}`;
+      await events.emit({ type: 'auth.factor_enrolled', actor, subject: actor, data: factor });
+      const recoveryCodes =
+        (await factorsOf(principal.userId)).recoveryCodesLeft === 0
+          ? await issueRecoveryCodes(principal.userId, actor)
+          : undefined;
+      const session =
+        principal.sessionState === 'active' ? undefined : await rotate(principal, 'active', address);
+      return { recoveryCodes, session };
     },
 
     /** Starts TOTP enrolment: a fresh secret, its otpauth URI and a QR code (SVG). Not active until confirmed. */

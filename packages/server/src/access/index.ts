@@ -1,0 +1,8 @@
+export {
+  createAccessService,
+  attachmentKinds,
+  type AccessService,
+  type AccessIdentity,
+  type AttachmentKind,
+} from './access.service.ts';
+export { accessRoutes } from './access.routes.ts';

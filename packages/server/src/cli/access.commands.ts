@@ -1,0 +1,197 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { BulwarkError } from '@bulwark/protocol';
+import { common, printJson, printTable, withPlatform, type CommonOptions } from './context.ts';
+
+const ACTOR = 'cli';
+
+function readDocument(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new BulwarkError('validation_failed', `cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return parseYaml(text) as unknown; // YAML or JSON
+  } catch (err) {
+    throw new BulwarkError('validation_failed', `${file} is not valid YAML/JSON: ${(err as Error).message}`);
+  }
+}
+
+export function policyCommands(): Command {
+  const policy = new Command('policy').description(
+    'device access policies: topic ACLs with variables, attachments, simulation',
+  );
+
+  common(policy.command('list').description('policies and where they are attached')).action(
+    async (options: CommonOptions) => {
+      const list = await withPlatform(options, (p) => p.access.listPolicies());
+      if (options.json) return printJson(list);
+      printTable(
+        list.map((x) => ({
+          name: x.name,
+          version: String(x.version),
+          statements: String(x.document.statements.length),
+          attached: x.attachments.map((a) => `${a.kind}:${a.target}`).join(' '),
+        })),
+        ['name', 'version', 'statements', 'attached'],
+      );
+    },
+  );
+
+  common(policy.command('show <name>').description('a policy document'), false).action(
+    async (name: string, options: CommonOptions) => {
+      printJson(await withPlatform(options, (p) => p.access.getPolicy(name)));
+    },
+  );
+
+  common(
+    policy
+      .command('put <name>')
+      .description('create or replace a policy from a YAML or JSON file (a new version)'),
+  )
+    .requiredOption('--file <file>', 'the policy document')
+    .action(async (name: string, options: CommonOptions & { file: string }) => {
+      const saved = await withPlatform(options, (p) =>
+        p.access.putPolicy(name, readDocument(options.file), ACTOR),
+      );
+      if (options.json) return printJson(saved);
+      process.stdout.write(`policy ${saved.name} saved as version ${saved.version}\n`);
+      for (const w of saved.warnings) process.stderr.write(`warning: ${w.message}\n`);
+    });
+
+  common(policy.command('delete <name>').description('delete a policy and its attachments'), false).action(
+    async (name: string, options: CommonOptions) => {
+      await withPlatform(options, (p) => p.access.deletePolicy(name, ACTOR));
+      process.stdout.write(`policy ${name} deleted\n`);
+    },
+  );
+
+  for (const [verb, attach] of [
+    ['attach', true],
+    ['detach', false],
+  ] as const) {
+    common(
+      policy
+        .command(`${verb} <name>`)
+        .description(`${verb} a policy to all devices, a group, a zone or a device`),
+      false,
+    )
+      .requiredOption('--to <kind:target>', 'all, group:NAME, zone:NAME or device:ID')
+      .action(async (name: string, options: CommonOptions & { to: string }) => {
+        const [kind = '', ...rest] = options.to.split(':');
+        await withPlatform(options, (p) => p.access.attach(name, kind, rest.join(':'), ACTOR, attach));
+        process.stdout.write(`policy ${name} ${attach ? 'attached to' : 'detached from'} ${options.to}\n`);
+      });
+  }
+
+  common(policy.command('test').description('would a device be allowed? prints the deciding statement'))
+    .requiredOption('--device <id>', 'device id')
+    .requiredOption('--action <action>', 'connect, publish, subscribe or receive')
+    .option('--topic <topic>', 'topic (publish, receive) or filter (subscribe)')
+    .option('--from <address>', 'source address, for conditions on it')
+    .action(
+      async (options: CommonOptions & { device: string; action: string; topic?: string; from?: string }) => {
+        if (!['connect', 'publish', 'subscribe', 'receive'].includes(options.action)) {
+          throw new BulwarkError(
+            'validation_failed',
+            '--action must be connect, publish, subscribe or receive',
+          );
+        }
+        const d = await withPlatform(options, (p) =>
+          p.access.simulate({
+            deviceId: options.device,
+            action: options.action as 'publish',
+            topic: options.topic,
+            sourceAddress: options.from,
+          }),
+        );
+        if (options.json) return printJson(d);
+        const by = d.statement ? ` by statement ${d.statement} of policy ${d.policy ?? ''}` : '';
+        process.stdout.write(
+          `${d.allow ? 'ALLOW' : 'DENY'} ${options.action} ${options.topic ?? ''}: ${d.reason}${by} (zone: ${d.zone ?? 'none'})\n`,
+        );
+        if (!d.allow) process.exitCode = 3;
+      },
+    );
+  return policy;
+}
+
+export function segmentationCommands(): Command[] {
+  const zone = new Command('zone').description(
+    'zones (IEC 62443-3-2): device groups with a target security level and a topic namespace',
+  );
+  common(zone.command('list').description('zones')).action(async (options: CommonOptions) => {
+    const zones = await withPlatform(options, (p) => p.access.listZones());
+    if (options.json) return printJson(zones);
+    printTable(
+      zones.map((z) => ({
+        name: z.name,
+        sl: `SL${z.securityLevel}`,
+        groups: (z.members.groups ?? []).join(','),
+        addresses: z.addresses.join(','),
+      })),
+      ['name', 'sl', 'groups', 'addresses'],
+    );
+  });
+  common(zone.command('put').description('create or replace a zone from a YAML/JSON file'), false)
+    .requiredOption('--file <file>', 'the zone definition')
+    .action(async (options: CommonOptions & { file: string }) => {
+      const z = await withPlatform(options, (p) => p.access.putZone(readDocument(options.file), ACTOR));
+      process.stdout.write(`zone ${z.name} saved\n`);
+    });
+  common(zone.command('delete <name>').description('delete a zone'), false).action(
+    async (name: string, options: CommonOptions) => {
+      await withPlatform(options, (p) => p.access.deleteSegment('zone', name, ACTOR));
+      process.stdout.write(`zone ${name} deleted\n`);
+    },
+  );
+
+  const conduit = new Command('conduit').description('conduits: the only flows allowed between zones');
+  common(conduit.command('list').description('conduits')).action(async (options: CommonOptions) => {
+    const list = await withPlatform(options, (p) => p.access.listConduits());
+    if (options.json) return printJson(list);
+    printTable(
+      list.map((c) => ({
+        name: c.name,
+        from: c.from,
+        to: c.to,
+        direction: c.direction,
+        topics: c.topics.join(' '),
+      })),
+      ['name', 'from', 'to', 'direction', 'topics'],
+    );
+  });
+  common(conduit.command('put').description('create or replace a conduit from a YAML/JSON file'), false)
+    .requiredOption('--file <file>', 'the conduit definition')
+    .action(async (options: CommonOptions & { file: string }) => {
+      const c = await withPlatform(options, (p) => p.access.putConduit(readDocument(options.file), ACTOR));
+      process.stdout.write(`conduit ${c.name} saved (${c.from} → ${c.to})\n`);
+    });
+  common(conduit.command('delete <name>').description('delete a conduit'), false).action(
+    async (name: string, options: CommonOptions) => {
+      await withPlatform(options, (p) => p.access.deleteSegment('conduit', name, ACTOR));
+      process.stdout.write(`conduit ${name} deleted\n`);
+    },
+  );
+
+  const segmentation = new Command('segmentation').description('network segmentation exports');
+  common(segmentation.command('export').description('write the zones and conduits as firewall rules'), false)
+    .option('--format <format>', 'nftables', 'nftables')
+    .option('--broker <addresses>', 'comma-separated addresses of the Bulwark hosts every zone may reach')
+    .option('--out <file>', 'write to a file instead of standard output')
+    .action(async (options: CommonOptions & { format: string; broker?: string; out?: string }) => {
+      if (options.format !== 'nftables')
+        throw new BulwarkError('validation_failed', '--format must be nftables');
+      const brokerAddresses = options.broker
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      const text = await withPlatform(options, (p) => p.access.exportNftables({ brokerAddresses }));
+      if (options.out) writeFileSync(options.out, text);
+      else process.stdout.write(text);
+    });
+  return [zone, conduit, segmentation];
+}
