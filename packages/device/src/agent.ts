@@ -1,7 +1,8 @@
 import mqtt from 'mqtt';
-import { BulwarkError, topics, type Heartbeat } from '@bulwark/protocol';
+import { BulwarkError, topics, type FirmwareStatus, type Heartbeat } from '@bulwark/protocol';
 import { createBackoff, type BackoffOptions } from './backoff.ts';
 import { certificateInfo, type CertificateInfo } from './certificate.ts';
+import { createFirmwareAgent, type AgentFirmwareOptions, type FirmwareAgent } from './firmware-agent.ts';
 import { buildHeartbeat } from './heartbeat.ts';
 import { openIdentityStore, type DeviceIdentity } from './identity-store.ts';
 import { DEFAULT_RENEW_THRESHOLD, renewIdentity, renewalDue } from './renewal.ts';
@@ -27,6 +28,8 @@ export interface AgentEvents {
   heartbeat: Heartbeat;
   /** A new key and certificate are stored; the agent reconnects with them. */
   renewed: { readonly certificate: CertificateInfo; readonly previous: CertificateInfo };
+  /** A firmware update step (also published on `devices/{id}/firmware/status`). */
+  firmware: FirmwareStatus;
   /** Something failed; the agent keeps running and retries. Never thrown, only reported. */
   error: Error;
 }
@@ -55,6 +58,8 @@ export interface AgentOptions {
   readonly clock?: Clock | undefined;
   /** Random source for backoff jitter, [0, 1). */
   readonly random?: (() => number) | undefined;
+  /** Firmware updates over TUF (off unless given): commands on `devices/{id}/firmware/command`. */
+  readonly firmware?: AgentFirmwareOptions | undefined;
 }
 
 /** A running device agent. */
@@ -74,6 +79,8 @@ export interface Agent {
   ): Promise<AgentEvents[E]>;
   /** Renews now, whatever the remaining lifetime; resolves with the new certificate. */
   renewNow(): Promise<CertificateInfo>;
+  /** The firmware side, when `firmware` was given. */
+  readonly firmware: FirmwareAgent | undefined;
   /** Disconnects (MQTT DISCONNECT), cancels timers and waits for a renewal in progress. */
   stop(): Promise<void>;
 }
@@ -146,6 +153,16 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let renewTimer: NodeJS.Timeout | undefined;
   let seq = 0;
   const startedAt = clock.now();
+  const firmware =
+    options.firmware &&
+    createFirmwareAgent({
+      options: options.firmware,
+      dir: options.dir,
+      identity: () => identity,
+      client: () => client,
+      onStatus: (status) => emit('firmware', status),
+      onError: (err) => emit('error', err),
+    });
 
   function emit<E extends AgentEvent>(event: E, payload: AgentEvents[E]): void {
     for (const listener of listeners.get(event) ?? []) {
@@ -198,6 +215,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       emit('connected', { url: mqttUrl, clientId: identity.deviceId, certificate });
       publishHeartbeat(current);
       heartbeatTimer = setInterval(() => publishHeartbeat(current), heartbeatIntervalMs);
+      firmware?.onConnect(current);
+    });
+    current.on('message', (topic, payload) => {
+      if (client === current) firmware?.onMessage(topic, payload);
     });
     current.on('error', (err) => {
       lastError = err;
@@ -333,6 +354,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       });
     },
     renewNow: () => renew(),
+    firmware,
     stop() {
       stopping ??= (async () => {
         stopped = true;
@@ -340,6 +362,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         clearInterval(heartbeatTimer);
         clearTimeout(reconnectTimer);
         await renewal?.catch(() => undefined);
+        await firmware?.idle();
         await swapping;
         const current = client;
         client = undefined;

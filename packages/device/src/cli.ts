@@ -40,6 +40,10 @@ interface RunFlags {
   mqtt?: string;
   heartbeatInterval: number;
   verbose?: boolean;
+  hardwareId?: string;
+  firmwareVersion?: string;
+  securityVersion?: number;
+  tufRoot?: string;
 }
 
 /**
@@ -136,12 +140,48 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
         .default(30_000, '30s'),
     )
     .option('--verbose', 'also print every heartbeat')
+    .option(
+      '--hardware-id <id>',
+      'accept firmware updates for this hardware/model id (TUF-verified, installed to A/B slots in --dir/firmware)',
+      argument(nonEmpty),
+    )
+    .option('--firmware-version <semver>', 'version of the factory image (before the first update)')
+    .option(
+      '--security-version <n>',
+      'security version of the factory image (anti-rollback floor)',
+      argument((text) => {
+        const n = Number(text);
+        if (!Number.isInteger(n) || n < 0) throw new Error('must be a whole number of 0 or more');
+        return n;
+      }),
+    )
+    .option(
+      '--tuf-root <file>',
+      'TUF root.json provisioned with the device (default: fetched at first update)',
+    )
     .action(async (flags: RunFlags) => {
       const agent = await startAgent({
         dir: flags.dir,
         mqttUrl: flags.mqtt,
         heartbeatIntervalMs: flags.heartbeatInterval,
+        firmware:
+          flags.hardwareId === undefined
+            ? undefined
+            : {
+                hardwareId: flags.hardwareId,
+                factory: {
+                  version: flags.firmwareVersion ?? '0.0.0',
+                  securityVersion: flags.securityVersion ?? 0,
+                },
+                trustedRoot: flags.tufRoot === undefined ? undefined : await readFile(flags.tufRoot, 'utf8'),
+              },
       });
+      agent.on('firmware', (status) =>
+        line(
+          io.stdout,
+          `firmware ${status.target}: ${status.step}${status.reason === undefined ? '' : ` (${status.reason}${status.detail ? `: ${status.detail}` : ''})`}`,
+        ),
+      );
       agent.on('connected', ({ url, clientId }) => line(io.stdout, `connected to ${url} as ${clientId}`));
       agent.on('disconnected', ({ reason, error }) =>
         line(io.stdout, `disconnected (${reason})${error === undefined ? '' : `: ${error.message}`}`),

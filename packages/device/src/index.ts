@@ -41,3 +41,11 @@ export { DEFAULT_RENEW_THRESHOLD, renewIdentity, renewalDue } from './renewal.ts
 export type { RenewOptions } from './renewal.ts';
 export { MQTTS_DEFAULT_PORT, defaultMqttUrl, parseMqttUrl, parseServerUrl } from './urls.ts';
 export { AGENT_NAME, AGENT_VERSION } from './version.ts';
+export { createAbInstaller } from './ab-installer.ts';
+export type { AbInstallerOptions, FirmwareImage, Installer, InstalledFirmware } from './ab-installer.ts';
+export { classifyTufError, createFirmwareUpdater } from './firmware-updater.ts';
+export type { FirmwareUpdater, FirmwareUpdaterOptions, UpdateResult } from './firmware-updater.ts';
+export { createFirmwareAgent } from './firmware-agent.ts';
+export type { AgentFirmwareOptions, FirmwareAgent } from './firmware-agent.ts';
+export { MtlsFetcher } from './tuf-fetcher.ts';
+export type { MtlsFetcherOptions } from './tuf-fetcher.ts';

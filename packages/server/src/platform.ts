@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { accessRoutes, createAccessService, type AccessService } from './access/index.ts';
 import { createBroker, type Broker } from './broker/index.ts';
+import { createFirewallService, firewallRoutes, type FirewallService } from './firewall/index.ts';
 import { describeConfig, type Config } from './config/index.ts';
 import { createDeviceService, deviceRoutes, type DeviceService } from './devices/index.ts';
 import {
@@ -28,6 +29,7 @@ import {
 import { createFirmware, firmwareRoutes, tufRoutes, type Firmware } from './firmware/index.ts';
 import { createHttpApp, type RouteEntry } from './http/index.ts';
 import { createPkiService, estRoutes, loadOrCreatePki, type PkiService } from './pki/index.ts';
+import { zoneOf } from './policy/index.ts';
 import { createSecretBox, loadMasterKey } from './secrets/index.ts';
 import { isBusy, isUniqueViolation, openStore, type Store } from './store/index.ts';
 import { VERSION } from './version.ts';
@@ -45,6 +47,7 @@ export interface Platform {
   devices: DeviceService;
   users: UserService;
   access: AccessService;
+  firewall: FirewallService;
   firmware: Firmware;
   /** The clock every service reads (tests pass a controllable one). */
   now: () => number;
@@ -88,6 +91,31 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     tokenTtlMs: config.pki.enrollmentTokenTtl,
   });
   const access = createAccessService({ db: store.db, events, now });
+  const f = config.firewall;
+  const firewall = createFirewallService({
+    db: store.db,
+    events,
+    now,
+    limits: {
+      connectRate: f.connectRate,
+      connectBurst: f.connectBurst,
+      maxConnectionsPerAddress: f.maxConnectionsPerAddress,
+      failureThreshold: f.failureThreshold,
+      failureWindowMs: 60_000,
+      banDurationMs: f.banDuration,
+      flapThreshold: f.flapThreshold,
+      flapWindowMs: 60_000,
+      publishRate: f.publishRate,
+      publishBurst: f.publishBurst,
+      byteRate: f.byteRate,
+      byteBurst: f.byteRate * 2,
+      throttlesBeforeDisconnect: f.throttlesBeforeDisconnect,
+      maxPayloadBytes: f.maxPayloadBytes,
+      maxSubscriptions: f.maxSubscriptions,
+      maxTopicLength: f.maxTopicLength,
+      maxTopicLevels: f.maxTopicLevels,
+    },
+  });
   const users = createUserService({
     db: store.db,
     box,
@@ -116,6 +144,10 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     dir: path.join(config.dataDir, 'firmware'),
     settings: config.firmware,
     devices,
+    zoneResolver: async () => {
+      const zones = await access.listZones();
+      return (device) => zoneOf(device, zones);
+    },
     onError: (err) => logger.error({ err }, 'firmware background work failed'),
   });
   let pki: Promise<PkiService> | undefined;
@@ -129,6 +161,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     devices,
     users,
     access,
+    firewall,
     firmware,
     now,
     pki() {
@@ -241,6 +274,8 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
       revokeDevice: (id, actor, reason) => pki.revokeDevice(id, actor, reason),
     }),
   );
+  await app.register(firewallRoutes(platform.firewall));
+  await platform.firewall.reload();
   await app.register(accessRoutes(platform.access, async (id) => (await platform.devices.find(id))?.group));
   await app.register(auditRoutes({ log: platform.audit, bus: events, visible: entryVisibility(platform) }));
   await app.register(firmwareRoutes({ firmware: platform.firmware }));
@@ -262,6 +297,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     checkConnection: (identity) => pki.checkConnection(identity),
     accessFor: (identity) => platform.access.accessFor(identity),
     onAccessChange: (listener) => platform.access.onChange(listener),
+    firewall: platform.firewall.firewall,
   });
 
   await app

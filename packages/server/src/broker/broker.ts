@@ -1,10 +1,11 @@
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { ConnackCode } from '@bulwark/protocol';
 import { createEventRateLimit, type AuditEntry, type EventBus } from '../events/index.ts';
+import type { Firewall } from '../firewall/index.ts';
 import type { DeviceAccess } from '../policy/index.ts';
 
 export interface BrokerTls {
@@ -35,6 +36,8 @@ export interface BrokerDeps {
     remoteAddress: string | null;
     certSubject: Record<string, string>;
   }): Promise<DeviceAccess>;
+  /** Connection limits, bans, flapping and publish quotas (see firewall/). */
+  firewall: Firewall;
   /** Subscribes to changes that may alter compiled access; the broker then recompiles its live sessions. */
   onAccessChange(listener: () => void): () => void;
 }
@@ -88,6 +91,7 @@ export async function createBroker(deps: BrokerDeps) {
   const sessions = new WeakMap<Client, Session>();
   const byDevice = new Map<string, Client>();
   const requestedIds = new WeakMap<Client, string>();
+  const throttleEvents = createEventRateLimit({ max: 5, windowMs: 60_000 });
   // When each device was last revoked or disabled: a connection whose check started before that is refused,
   // closing the window between the store read in checkConnection and the session being registered.
   const blockedAt = new Map<string, number>();
@@ -112,6 +116,25 @@ export async function createBroker(deps: BrokerDeps) {
         let decision = checked;
         const actor = peer.cn ? `device:${peer.cn}` : `anonymous@${peer.remoteAddress}`;
         let access: DeviceAccess | undefined;
+        if (decision.ok) {
+          const admitted = deps.firewall.admitDevice(decision.deviceId, peer.remoteAddress);
+          if (!admitted.ok) {
+            if (admitted.flapping) {
+              emit({
+                type: 'firewall.temporary_ban',
+                actor: 'system',
+                subject: `device:${decision.deviceId}`,
+                data: {
+                  scope: 'device',
+                  remoteAddress: peer.remoteAddress,
+                  reason: admitted.reason,
+                  until: admitted.until ?? 0,
+                },
+              });
+            }
+            decision = { ok: false, returnCode: 5, reason: admitted.reason };
+          }
+        }
         if (decision.ok) {
           access = await deps.accessFor({
             deviceId: decision.deviceId,
@@ -138,6 +161,7 @@ export async function createBroker(deps: BrokerDeps) {
         }
         if (!decision.ok || !access) {
           if (decision.ok) decision = { ok: false, returnCode: 3, reason: 'access could not be compiled' };
+          noteFailure(peer.remoteAddress);
           // The refusal is durable before the CONNACK that reports it.
           await events.emit({
             type: 'mqtt.connect_refused',
@@ -187,6 +211,37 @@ export async function createBroker(deps: BrokerDeps) {
       callback(new Error('publish without an authenticated session'));
       return;
     }
+    const verdict = deps.firewall.checkPublish(session.deviceId, packet.topic, packet.payload.length);
+    if (!verdict.ok) {
+      if (verdict.action === 'disconnect') {
+        emit({
+          type: 'firewall.disconnected',
+          actor: 'system',
+          subject: `device:${session.deviceId}`,
+          data: { reason: verdict.reason, remoteAddress: session.remoteAddress },
+        });
+        callback(new Error(verdict.reason));
+        return;
+      }
+      // Throttle: stop reading from this device for a while, then go on; nothing accepted is dropped.
+      const { record, suppressed } = throttleEvents.admit(session.deviceId);
+      if (record)
+        emit({
+          type: 'firewall.throttled',
+          actor: 'system',
+          subject: `device:${session.deviceId}`,
+          data: { reason: verdict.reason, waitMs: verdict.waitMs, ...(suppressed ? { suppressed } : {}) },
+        });
+      const conn = client.conn as unknown as { pause?: () => void; resume?: () => void };
+      conn.pause?.();
+      setTimeout(() => {
+        conn.resume?.();
+        const again = session.access.publish(packet.topic);
+        if (again.allow) callback(null);
+        else callback(new Error(`publish to ${packet.topic} denied: ${again.reason}`));
+      }, verdict.waitMs).unref();
+      return;
+    }
     const decision = session.access.publish(packet.topic);
     if (decision.allow) {
       callback(null);
@@ -204,7 +259,12 @@ export async function createBroker(deps: BrokerDeps) {
 
   aedes.authorizeSubscribe = (client, sub, callback) => {
     const session = sessions.get(client);
-    const decision = session?.access.subscribe(sub.topic);
+    const tooMany = deps.firewall.checkSubscriptionCount(
+      Object.keys((client as unknown as { subscriptions?: object }).subscriptions ?? {}).length + 1,
+    );
+    const decision = tooMany
+      ? { allow: false, reason: 'too_many_subscriptions' }
+      : session?.access.subscribe(sub.topic);
     if (session && decision?.allow) {
       callback(null, sub);
       return;
@@ -247,6 +307,23 @@ export async function createBroker(deps: BrokerDeps) {
   aedes.on('connectionError', (client, err) =>
     logger.debug({ clientId: client.id, err: err.message }, 'mqtt connection error'),
   );
+
+  function noteFailure(remoteAddress: string) {
+    const result = deps.firewall.recordFailure(remoteAddress);
+    if (result.banned) {
+      emit({
+        type: 'firewall.temporary_ban',
+        actor: 'system',
+        subject: `address:${remoteAddress}`,
+        data: {
+          scope: 'address',
+          remoteAddress,
+          reason: 'repeated failed handshakes or refused connects',
+          until: result.until ?? 0,
+        },
+      });
+    }
+  }
 
   function block(key: string) {
     const t = Date.now();
@@ -332,8 +409,27 @@ export async function createBroker(deps: BrokerDeps) {
     (socket) => aedes.handle(socket),
   );
   const handshakeFailures = createEventRateLimit({ max: 20, windowMs: 60_000 });
+  const refusedConnections = createEventRateLimit({ max: 20, windowMs: 60_000 });
+  // Before any TLS work: banned, too fast, or too many at once from this address.
+  server.on('connection', (socket: Socket) => {
+    const remoteAddress = socket.remoteAddress ?? 'unknown';
+    const refusal = deps.firewall.admitConnection(remoteAddress);
+    if (refusal) {
+      socket.destroy();
+      const { record, suppressed } = refusedConnections.admit(remoteAddress);
+      if (record)
+        emit({
+          type: 'firewall.connection_refused',
+          actor: `anonymous@${remoteAddress}`,
+          data: { remoteAddress, reason: refusal, ...(suppressed ? { suppressed } : {}) },
+        });
+      return;
+    }
+    socket.once('close', () => deps.firewall.connectionClosed(remoteAddress));
+  });
   server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
     const remoteAddress = socket.remoteAddress ?? 'unknown';
+    noteFailure(remoteAddress);
     const { record, suppressed } = handshakeFailures.admit(remoteAddress);
     if (!record) return;
     emit({

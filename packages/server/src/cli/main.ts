@@ -3,8 +3,10 @@ import { BulwarkError } from '@bulwark/protocol';
 import { VERSION } from '../version.ts';
 import { policyCommands, segmentationCommands } from './access.commands.ts';
 import { adminCommands } from './admin.commands.ts';
+import { banCommands } from './ban.commands.ts';
 import { auditCommands } from './audit.commands.ts';
 import { deviceCommands } from './device.commands.ts';
+import { firmwareCommands } from './firmware.commands.ts';
 import { pkiCommands } from './pki.commands.ts';
 import { serveCommand } from './serve.command.ts';
 
@@ -17,7 +19,9 @@ export function buildCli(): Command {
   program.addCommand(serveCommand());
   program.addCommand(adminCommands());
   program.addCommand(deviceCommands());
+  program.addCommand(firmwareCommands());
   program.addCommand(policyCommands());
+  program.addCommand(banCommands());
   for (const cmd of segmentationCommands()) program.addCommand(cmd);
   program.addCommand(pkiCommands());
   program.addCommand(auditCommands());

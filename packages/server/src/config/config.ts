@@ -143,6 +143,30 @@ const schema = z
       })
       .strict()
       .prefault({}),
+    firewall: z
+      .object({
+        connectRate: z.coerce.number().positive().default(20),
+        connectBurst: z.coerce.number().int().positive().default(50),
+        maxConnectionsPerAddress: z.coerce.number().int().positive().default(200),
+        failureThreshold: z.coerce.number().int().min(1).default(10),
+        banDuration: duration.default(10 * 60_000),
+        flapThreshold: z.coerce.number().int().min(2).default(20),
+        publishRate: z.coerce.number().positive().default(100),
+        publishBurst: z.coerce.number().int().positive().default(200),
+        byteRate: z.coerce.number().positive().default(1_000_000),
+        throttlesBeforeDisconnect: z.coerce.number().int().min(0).default(5),
+        maxPayloadBytes: z.coerce
+          .number()
+          .int()
+          .positive()
+          .max(268_435_455)
+          .default(256 * 1024),
+        maxSubscriptions: z.coerce.number().int().positive().default(100),
+        maxTopicLength: z.coerce.number().int().positive().max(65_535).default(256),
+        maxTopicLevels: z.coerce.number().int().min(2).max(100).default(16),
+      })
+      .strict()
+      .prefault({}),
     events: z
       .object({ tailInterval: duration.default(200) })
       .strict()

@@ -68,6 +68,12 @@ export const eventTypes = [
   'rollout.completed',
   'vulnerability.advisories_imported',
   'vulnerability.exposure_alert',
+  'firewall.ban_created',
+  'firewall.ban_removed',
+  'firewall.connection_refused',
+  'firewall.temporary_ban',
+  'firewall.throttled',
+  'firewall.disconnected',
 ] as const;
 export type EventType = (typeof eventTypes)[number];
 
@@ -198,6 +204,17 @@ export interface EventData {
     releases: string[];
     devices: number;
   };
+  'firewall.ban_created': { kind: string; value: string; reason: string; expiresAt: number | null };
+  'firewall.ban_removed': { kind: string; value: string };
+  'firewall.connection_refused': { remoteAddress: string; reason: string; suppressed?: number };
+  'firewall.temporary_ban': {
+    scope: 'address' | 'device';
+    remoteAddress: string;
+    reason: string;
+    until: number;
+  };
+  'firewall.throttled': { reason: string; waitMs: number; suppressed?: number };
+  'firewall.disconnected': { reason: string; remoteAddress: string };
 }
 
 export interface SecurityEvent<T extends EventType = EventType> {

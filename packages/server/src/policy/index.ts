@@ -21,6 +21,7 @@ export {
   policyActions,
   POLICY_VERSION,
   addressIn,
+  cidrSchema,
   type PolicyDocument,
   type PolicyAction,
   type Statement,

@@ -354,4 +354,18 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0005_firewall': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('bans')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .execute();
+    },
+  },
 };

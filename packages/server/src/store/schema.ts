@@ -298,6 +298,17 @@ export interface FirmwareRolloutDevicesTable {
   updated_at: number;
 }
 
+export interface BansTable {
+  id: string;
+  /** address (IP or CIDR) | device */
+  kind: string;
+  value: string;
+  reason: string;
+  actor: string;
+  created_at: number;
+  expires_at: number | null;
+}
+
 export interface Database {
   devices: DevicesTable;
   enrollment_tokens: EnrollmentTokensTable;
@@ -326,6 +337,7 @@ export interface Database {
   tuf_pending: TufPendingTable;
   firmware_rollouts: FirmwareRolloutsTable;
   firmware_rollout_devices: FirmwareRolloutDevicesTable;
+  bans: BansTable;
 }
 
 export type Db = Kysely<Database>;

@@ -38,6 +38,11 @@ export async function startTestServer(
     bind: '127.0.0.1',
     'events.tailInterval': 100,
     logLevel: 'silent',
+    // Every test client comes from 127.0.0.1: per-address limits are raised here and tested on their own.
+    'firewall.connectRate': 10_000,
+    'firewall.connectBurst': 10_000,
+    'firewall.failureThreshold': 10_000,
+    'firewall.flapThreshold': 10_000,
     ...overrides,
   });
   const platform = await createPlatform(config, {

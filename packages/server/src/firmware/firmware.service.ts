@@ -1,0 +1,195 @@
+import path from 'node:path';
+import {
+  DEVICE_TOPIC_ROOT,
+  firmwareStateSchema,
+  firmwareStatusSchema,
+  type FirmwareCommand,
+} from '@bulwark/protocol';
+import type { Device } from '../devices/index.ts';
+import type { EventBus } from '../events/index.ts';
+import type { SecretBox } from '../secrets/index.ts';
+import type { Db } from '../store/index.ts';
+import { createArtifactStore } from './artifact-store.ts';
+import { createReleaseService } from './release.service.ts';
+import type { NewRelease } from './release.types.ts';
+import { createRolloutService } from './rollout.service.ts';
+import { createTufRepository, parseMetadata, type TufExpiry } from './tuf.repository.ts';
+import * as tufStore from './tuf.store.ts';
+import { createVulnerabilityService } from './vulnerability.service.ts';
+
+export interface FirmwareSettings {
+  maxArtifactSize: number;
+  deviceTimeout: number;
+  maxAge: number;
+  rootExpiry: number;
+  targetsExpiry: number;
+  snapshotExpiry: number;
+  timestampExpiry: number;
+}
+
+export interface FirmwareDeps {
+  db: Db;
+  box: Pick<SecretBox, 'seal' | 'open'>;
+  events: Pick<EventBus, 'emit'>;
+  now: () => number;
+  /** `<data>/firmware`: artifacts live here (shared storage when several nodes share PostgreSQL). */
+  dir: string;
+  settings: FirmwareSettings;
+  devices: {
+    list(filter: { group?: string; status?: string; limit?: number; after?: string }): Promise<Device[]>;
+  };
+  /** Which zone a device is in (the policy module's zones), for rollouts by zone. */
+  zoneResolver?: (() => Promise<(device: Device) => string | null>) | undefined;
+  /** Publishes to a device's own topics; set once the broker runs (commands wait for the next report otherwise). */
+  send?: ((deviceId: string, topic: string, payload: string) => Promise<void>) | undefined;
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * Firmware updates: releases (artifacts, SBOMs), the TUF repository that signs them for devices, staged
+ * rollouts, and vulnerabilities matched against what the fleet runs.
+ */
+export function createFirmware(deps: FirmwareDeps) {
+  const { db, events, now, settings } = deps;
+  let send = deps.send;
+  const artifacts = createArtifactStore(path.join(deps.dir));
+  const releases = createReleaseService({
+    db,
+    events,
+    now,
+    artifacts,
+    maxArtifactSize: settings.maxArtifactSize,
+  });
+  const expiry: TufExpiry = {
+    root: settings.rootExpiry,
+    targets: settings.targetsExpiry,
+    snapshot: settings.snapshotExpiry,
+    timestamp: settings.timestampExpiry,
+  };
+  const tuf = createTufRepository({
+    db,
+    box: deps.box,
+    events,
+    now,
+    expiry,
+    signableTargets: () => releases.signableTargets(),
+  });
+
+  /** True when the current targets metadata (valid under the current root) lists this image. */
+  async function isSigned(targetPath: string, sha256: string): Promise<boolean> {
+    const rootRow = await tufStore.latest(db, 'root');
+    const targetsRow = await tufStore.latest(db, 'targets');
+    if (!rootRow || !targetsRow) return false;
+    const targets = parseMetadata('targets', targetsRow.body);
+    try {
+      parseMetadata('root', rootRow.body).verifyDelegate('targets', targets);
+    } catch {
+      return false;
+    }
+    return targets.signed.targets[targetPath]?.hashes.sha256 === sha256 && targetsRow.expires_at > now();
+  }
+
+  const rollouts = createRolloutService({
+    db,
+    events,
+    now,
+    releases,
+    devices: deps.devices,
+    isSigned,
+    deviceTimeoutMs: settings.deviceTimeout,
+    zoneResolver: deps.zoneResolver,
+    onError: deps.onError,
+    canSend: () => send !== undefined,
+    async send(deviceId: string, command: FirmwareCommand) {
+      if (!send) throw new Error('no broker to send the command with');
+      await send(deviceId, `${DEVICE_TOPIC_ROOT}/${deviceId}/firmware/command`, JSON.stringify(command));
+    },
+  });
+  const vulnerabilities = createVulnerabilityService({ db, events, now, maxAgeMs: settings.maxAge });
+
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let refreshedAt = 0;
+  // Snapshot and timestamp are renewed at half-life; checking a few times per half-life is plenty.
+  const refreshEveryMs = Math.min(60_000, settings.timestampExpiry / 8);
+
+  return {
+    artifacts,
+    releases: {
+      ...releases,
+      /** Creates a release; an SBOM is matched against the advisories already imported. */
+      async create(input: NewRelease, actor: string) {
+        const release = await releases.create(input, actor);
+        if (release.sbomComponents > 0) await vulnerabilities.rematch(actor);
+        return release;
+      },
+    },
+    tuf,
+    rollouts,
+    vulnerabilities,
+    isSigned,
+
+    /** Lets the rollouts reach devices (the broker exists only in `serve`). */
+    connect(publish: (deviceId: string, topic: string, payload: string) => Promise<void>) {
+      send = publish;
+    },
+
+    /**
+     * A message a device published under `devices/{id}/firmware/…` (the broker has already checked that the
+     * topic is the device's own). Malformed reports are dropped: they change nothing.
+     */
+    async handleDeviceMessage(deviceId: string, topic: string, payload: Buffer): Promise<void> {
+      const prefix = `${DEVICE_TOPIC_ROOT}/${deviceId}/firmware/`;
+      if (!topic.startsWith(prefix)) return;
+      const kind = topic.slice(prefix.length);
+      let json: unknown;
+      try {
+        json = JSON.parse(payload.toString('utf8')) as unknown;
+      } catch {
+        return;
+      }
+      if (kind === 'status') {
+        const parsed = firmwareStatusSchema.safeParse(json);
+        if (parsed.success) await rollouts.report(deviceId, parsed.data);
+      } else if (kind === 'state') {
+        const parsed = firmwareStateSchema.safeParse(json);
+        if (!parsed.success) return;
+        await vulnerabilities.recordState(deviceId, parsed.data);
+        await rollouts.deviceOnline(deviceId, parsed.data.target);
+      }
+    },
+
+    /** Background work: rollouts advance, snapshot and timestamp stay fresh, stale uploads are removed. */
+    start(intervalMs: number) {
+      if (timer) return;
+      const run = () => {
+        running ??= (async () => {
+          try {
+            await rollouts.tick();
+            if (now() - refreshedAt >= refreshEveryMs) {
+              refreshedAt = now();
+              await tuf.refresh();
+            }
+          } catch (err) {
+            deps.onError?.(err);
+          } finally {
+            running = undefined;
+          }
+        })();
+        return running;
+      };
+      void artifacts.cleanTemporary(now(), 3_600_000).catch((err: unknown) => deps.onError?.(err));
+      void run();
+      timer = setInterval(() => void run(), intervalMs);
+      timer.unref();
+    },
+    /** Stops the background work and waits for a round in progress. */
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await running;
+    },
+  };
+}
+
+export type Firmware = ReturnType<typeof createFirmware>;
