@@ -218,6 +218,8 @@ export interface RunningServer {
   /** The Fastify app (tests use inject()). */
   app: FastifyInstance;
   mqttPort: number;
+  /** The development listener without authentication, when configured (never by default). */
+  devMqttPort: number | undefined;
   httpsPort: number;
   caChainFile: string;
   broker: Broker;
@@ -298,6 +300,8 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     accessFor: (identity) => platform.access.accessFor(identity),
     onAccessChange: (listener) => platform.access.onChange(listener),
     firewall: platform.firewall.firewall,
+    devPort: config.mqtt.devListener?.port,
+    checkAnonymous: (clientId) => platform.access.checkAnonymous(clientId),
   });
 
   await app
@@ -308,6 +312,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     });
   httpsPort = (app.server.address() as { port: number }).port;
   const mqttPort = await broker.listen();
+  const devMqttPort = await broker.listenDev();
   // Firmware: devices report update steps and their running image over MQTT; rollouts send commands back.
   platform.firmware.connect((_deviceId, topic, payload) => broker.publish(topic, payload));
   const stopFirmwareReports = broker.onDeviceMessage('devices/', (deviceId, topic, payload) => {
@@ -343,6 +348,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     routes,
     app,
     mqttPort,
+    devMqttPort,
     httpsPort,
     caChainFile,
     broker,

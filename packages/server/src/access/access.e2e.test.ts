@@ -38,7 +38,12 @@ describe('policy engine and segmentation on the live broker', () => {
       'test',
     );
     await access.putZone(
-      { name: 'scada', securityLevel: 3, members: { groups: ['scada'] }, addresses: ['10.2.0.0/16'] },
+      {
+        name: 'scada',
+        securityLevel: 3,
+        members: { groups: ['scada'] },
+        addresses: ['10.2.0.0/16', '10.2.1.0/24'],
+      } /* overlapping ranges */,
       'test',
     );
     await access.putConduit(
@@ -342,6 +347,44 @@ describe('policy engine and segmentation on the live broker', () => {
     );
   });
 
+  it('keeps users limited to device groups away from fleet-wide rules', async () => {
+    const { user } = await s.platform.users.create(
+      { username: 'sec-a', role: 'security-officer', groups: ['plant-a'] },
+      'test',
+    );
+    const { token } = await s.platform.users.createToken(
+      {
+        userId: user.id,
+        username: user.username,
+        role: 'security-officer',
+        groups: ['plant-a'],
+        via: 'session',
+        sessionState: 'active',
+      },
+      { name: 't', expiresInMs: 60_000 },
+    );
+    const call = (method: 'PUT' | 'POST', url: string, payload: object) =>
+      s.server.app.inject({ method, url, payload, headers: { authorization: `Bearer ${token}` } });
+    for (const [method, url, payload] of [
+      [
+        'PUT',
+        '/api/v1/policies/x',
+        {
+          version: '2026-11',
+          statements: [{ sid: 'a', effect: 'allow', actions: ['mqtt:publish'], resources: ['x'] }],
+        },
+      ],
+      ['POST', '/api/v1/policies/lines/attachments', { kind: 'all' }],
+      ['PUT', '/api/v1/zones/z9', { securityLevel: 1, members: {} }],
+      ['POST', '/api/v1/bans', { kind: 'device', value: 'scada-1', reason: 'x' }],
+    ] as const) {
+      const res = await call(method, url, payload);
+      expect({ url, status: res.statusCode }).toEqual({ url, status: 403 });
+    }
+    // Device-scoped actions stay possible inside the user's groups, and answer 404 outside.
+    expect((await call('POST', '/api/v1/devices/scada-1/quarantine', {})).statusCode).toBe(404);
+  });
+
   it('flags a policy that locks out every device or grants everything, on save', async () => {
     const saved = await s.platform.access.putPolicy(
       'dangerous',
@@ -389,7 +432,7 @@ describe('policy engine and segmentation on the live broker', () => {
     const text = readFileSync(file, 'utf8');
     expect(text).toMatch(/policy drop;/);
     expect(text).toMatch(
-      /set zone_plant_a_v4 \{ type ipv4_addr; flags interval; elements = \{ 10\.1\.0\.0\/16 \} \}/,
+      /set zone_plant_a_v4 \{ type ipv4_addr; flags interval; auto-merge; elements = \{ 10\.1\.0\.0\/16 \} \}/,
     );
     expect(text).toMatch(
       /ip saddr @zone_plant_a_v4 ip daddr @zone_scada_v4 tcp dport \{ 8883 \} accept comment "conduit telemetry-up"/,
@@ -405,6 +448,18 @@ describe('policy engine and segmentation on the live broker', () => {
       (e: { code: number }) => e.code,
     );
     expect(broken).not.toBe(0); // the check is real
+    const injected = await s.cli([
+      'segmentation',
+      'export',
+      '--format',
+      'nftables',
+      '--broker',
+      '10.0.0.5 } accept',
+      '--out',
+      path.join(dir, 'x.nft'),
+    ]);
+    expect(injected.code).not.toBe(0);
+    expect(injected.stderr).toMatch(/not an IP address or CIDR/);
   });
 
   it('applies quarantine from another process and a policy change to live sessions within a second', async () => {

@@ -10,6 +10,17 @@ const actorOf = (request: FastifyRequest) => {
   return p.via === 'token' ? `user:${p.username}/token:${p.tokenId ?? ''}` : `user:${p.username}`;
 };
 
+/** Writes that affect the whole fleet (policies, zones, conduits, bans) are not for users limited to device groups. */
+const fleetActorOf = (request: FastifyRequest) => {
+  if (request.principal?.groups !== null && request.principal?.groups !== undefined) {
+    throw new BulwarkError(
+      'forbidden',
+      'users limited to device groups cannot change fleet-wide access rules',
+    );
+  }
+  return actorOf(request);
+};
+
 /** Device-side scope: a user limited to device groups may only look at devices of those groups. */
 async function requireVisible(
   request: FastifyRequest,
@@ -81,13 +92,13 @@ export function accessRoutes(
           },
         },
       },
-      (request) => access.putPolicy(request.params.name, request.body, actorOf(request)),
+      (request) => access.putPolicy(request.params.name, request.body, fleetActorOf(request)),
     );
     app.delete(
       '/api/v1/policies/:name',
       { config: { access: 'policies:write' }, schema: { tags, params: name } },
       async (request, reply) => {
-        await access.deletePolicy(request.params.name, actorOf(request));
+        await access.deletePolicy(request.params.name, fleetActorOf(request));
         return reply.status(204).send();
       },
     );
@@ -108,7 +119,7 @@ export function accessRoutes(
           request.params.name,
           request.body.kind,
           request.body.target,
-          actorOf(request),
+          fleetActorOf(request),
           true,
         );
         return reply.status(204).send();
@@ -122,7 +133,7 @@ export function accessRoutes(
           request.params.name,
           request.body.kind,
           request.body.target,
-          actorOf(request),
+          fleetActorOf(request),
           false,
         );
         return reply.status(204).send();
@@ -163,13 +174,13 @@ export function accessRoutes(
         config: { access: 'policies:write' },
         schema: { tags: stags, params: name, body: z.record(z.string(), z.unknown()) },
       },
-      (request) => access.putZone({ ...request.body, name: request.params.name }, actorOf(request)),
+      (request) => access.putZone({ ...request.body, name: request.params.name }, fleetActorOf(request)),
     );
     app.delete(
       '/api/v1/zones/:name',
       { config: { access: 'policies:write' }, schema: { tags: stags, params: name } },
       async (request, reply) => {
-        await access.deleteSegment('zone', request.params.name, actorOf(request));
+        await access.deleteSegment('zone', request.params.name, fleetActorOf(request));
         return reply.status(204).send();
       },
     );
@@ -184,13 +195,13 @@ export function accessRoutes(
         config: { access: 'policies:write' },
         schema: { tags: stags, params: name, body: z.record(z.string(), z.unknown()) },
       },
-      (request) => access.putConduit({ ...request.body, name: request.params.name }, actorOf(request)),
+      (request) => access.putConduit({ ...request.body, name: request.params.name }, fleetActorOf(request)),
     );
     app.delete(
       '/api/v1/conduits/:name',
       { config: { access: 'policies:write' }, schema: { tags: stags, params: name } },
       async (request, reply) => {
-        await access.deleteSegment('conduit', request.params.name, actorOf(request));
+        await access.deleteSegment('conduit', request.params.name, fleetActorOf(request));
         return reply.status(204).send();
       },
     );

@@ -1,4 +1,4 @@
-import { BulwarkError } from '@bulwark/protocol';
+import { BulwarkError, deviceIdProblem } from '@bulwark/protocol';
 import type { AuditEntry, EventBus, EventType } from '../events/index.ts';
 import {
   compilePolicies,
@@ -52,7 +52,11 @@ export interface AccessIdentity {
   remoteAddress: string | null;
   /** The client certificate's subject fields (CN, O, OU…). */
   certSubject?: Readonly<Record<string, string>>;
+  /** A client of the development listener without authentication: policy group `anonymous`, no device row. */
+  anonymous?: boolean;
 }
+
+export const ANONYMOUS_GROUP = 'anonymous';
 
 export interface AccessServiceDeps {
   db: Db;
@@ -127,7 +131,19 @@ export function createAccessService(deps: AccessServiceDeps) {
 
   async function accessFor(identity: AccessIdentity): Promise<DeviceAccess> {
     const snap = await current();
-    const row = await deviceRow(identity.deviceId);
+    const row: DevicesTable = identity.anonymous
+      ? {
+          id: identity.deviceId,
+          group_name: ANONYMOUS_GROUP,
+          status: 'active',
+          attributes: '{}',
+          created_at: 0,
+          updated_at: 0,
+          enrolled_at: null,
+          revoked_at: null,
+          quarantined_at: null,
+        }
+      : await deviceRow(identity.deviceId);
     const attributes = JSON.parse(row.attributes) as Record<string, string>;
     const zone = zoneOf({ group: row.group_name, attributes }, snap.zones);
     const quarantined = row.quarantined_at !== null && row.quarantined_at !== undefined;
@@ -176,6 +192,28 @@ export function createAccessService(deps: AccessServiceDeps) {
 
   return {
     accessFor,
+
+    /**
+     * Identity on the development listener: the client id, which must be a valid device id and must not be
+     * an enrolled device's (an unauthenticated client never speaks for a real device).
+     */
+    async checkAnonymous(
+      clientId: string,
+    ): Promise<
+      | { ok: true; deviceId: string; group: string; serial: string }
+      | { ok: false; returnCode: 2 | 5; reason: string }
+    > {
+      const problem = deviceIdProblem(clientId);
+      if (problem) return { ok: false, returnCode: 2, reason: problem };
+      if (await db.selectFrom('devices').select('id').where('id', '=', clientId).executeTakeFirst()) {
+        return {
+          ok: false,
+          returnCode: 2,
+          reason: 'this client id belongs to an enrolled device: it must use its certificate',
+        };
+      }
+      return { ok: true, deviceId: clientId, group: ANONYMOUS_GROUP, serial: 'anonymous' };
+    },
     /** Called after any change that may alter compiled access (local or from another process). */
     onChange(listener: () => void): () => void {
       listeners.add(listener);

@@ -1,6 +1,7 @@
 export {
   createAccessService,
   attachmentKinds,
+  ANONYMOUS_GROUP,
   type AccessService,
   type AccessIdentity,
   type AttachmentKind,

@@ -1,12 +1,12 @@
 import { once } from 'node:events';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { ConnackCode } from '@bulwark/protocol';
 import { createEventRateLimit, type AuditEntry, type EventBus } from '../events/index.ts';
 import type { Firewall } from '../firewall/index.ts';
-import type { DeviceAccess } from '../policy/index.ts';
+import { addressIn, type DeviceAccess } from '../policy/index.ts';
 
 export interface BrokerTls {
   key: string;
@@ -22,6 +22,9 @@ export type ConnectDecision =
 export interface BrokerDeps {
   tls: BrokerTls;
   port: number;
+  /** Development only: a plaintext listener without authentication on this port (see config mqtt.devListener). */
+  devPort?: number | undefined;
+  checkAnonymous?(clientId: string): Promise<ConnectDecision>;
   host?: string | undefined;
   logger: Logger;
   events: Pick<EventBus, 'emit' | 'subscribe'>;
@@ -35,6 +38,7 @@ export interface BrokerDeps {
     deviceId: string;
     remoteAddress: string | null;
     certSubject: Record<string, string>;
+    anonymous?: boolean;
   }): Promise<DeviceAccess>;
   /** Connection limits, bans, flapping and publish quotas (see firewall/). */
   firewall: Firewall;
@@ -47,6 +51,8 @@ interface Session {
   serial: string;
   remoteAddress: string;
   certSubject: Record<string, string>;
+  /** A client of the development listener (no certificate). */
+  anonymous: boolean;
   access: DeviceAccess;
 }
 
@@ -91,6 +97,7 @@ export async function createBroker(deps: BrokerDeps) {
   const sessions = new WeakMap<Client, Session>();
   const byDevice = new Map<string, Client>();
   const requestedIds = new WeakMap<Client, string>();
+  const insecureSockets = new WeakSet<object>();
   const throttleEvents = createEventRateLimit({ max: 5, windowMs: 60_000 });
   // When each device was last revoked or disabled: a connection whose check started before that is refused,
   // closing the window between the store read in checkConnection and the session being registered.
@@ -107,11 +114,22 @@ export async function createBroker(deps: BrokerDeps) {
   };
 
   aedes.authenticate = (client, _username, _password, callback) => {
-    const peer = peerIdentity(client);
+    const anonymous = insecureSockets.has(client.conn);
+    const peer = anonymous
+      ? {
+          cn: undefined,
+          serial: undefined,
+          remoteAddress: (client.conn as unknown as Socket).remoteAddress ?? 'unknown',
+          subject: {},
+        }
+      : peerIdentity(client);
     const clientId = requestedIds.get(client) ?? client.id;
     const started = Date.now();
-    deps
-      .checkConnection({ clientId, certSerial: peer.serial, certCn: peer.cn })
+    const identify: Promise<ConnectDecision> = anonymous
+      ? (deps.checkAnonymous?.(clientId) ??
+        Promise.resolve({ ok: false, returnCode: 5, reason: 'anonymous listener not configured' }))
+      : deps.checkConnection({ clientId, certSerial: peer.serial, certCn: peer.cn });
+    identify
       .then(async (checked) => {
         let decision = checked;
         const actor = peer.cn ? `device:${peer.cn}` : `anonymous@${peer.remoteAddress}`;
@@ -140,6 +158,7 @@ export async function createBroker(deps: BrokerDeps) {
             deviceId: decision.deviceId,
             remoteAddress: peer.remoteAddress,
             certSubject: peer.subject,
+            anonymous,
           });
           const connect = access.connect();
           if (!connect.allow) {
@@ -184,6 +203,7 @@ export async function createBroker(deps: BrokerDeps) {
           serial: decision.serial,
           remoteAddress: peer.remoteAddress,
           certSubject: peer.subject,
+          anonymous,
           access,
         });
         byDevice.set(decision.deviceId, client);
@@ -236,6 +256,11 @@ export async function createBroker(deps: BrokerDeps) {
       conn.pause?.();
       setTimeout(() => {
         conn.resume?.();
+        // The session may have been dropped (revoked, banned) while throttled: then nothing goes through.
+        if (sessions.get(client) !== session) {
+          callback(new Error('session ended'));
+          return;
+        }
         const again = session.access.publish(packet.topic);
         if (again.allow) callback(null);
         else callback(new Error(`publish to ${packet.topic} denied: ${again.reason}`));
@@ -367,6 +392,7 @@ export async function createBroker(deps: BrokerDeps) {
               deviceId,
               remoteAddress: session.remoteAddress,
               certSubject: session.certSubject,
+              anonymous: session.anonymous,
             });
             if (sessions.get(client) !== session) continue;
             session.access = access;
@@ -389,6 +415,18 @@ export async function createBroker(deps: BrokerDeps) {
 
   // Revocations and disables reach the broker as events, from this process or (via the audit-log tail) any other.
   const unsubscribe = events.subscribe((entry: AuditEntry) => {
+    // A new ban also ends sessions that are already open.
+    if (entry.type === 'firewall.ban_created') {
+      const { kind, value } = entry.data as { kind: string; value: string };
+      if (kind === 'device') drop(value, 'device banned', `audit:${entry.seq}`);
+      else {
+        for (const [id, client] of [...byDevice]) {
+          const s = sessions.get(client);
+          if (s && addressIn([value], s.remoteAddress)) drop(id, 'address banned', `audit:${entry.seq}`);
+        }
+      }
+      return;
+    }
     const deviceId = entry.subject?.startsWith('device:') ? entry.subject.slice(7) : undefined;
     if (!deviceId) return;
     if (entry.type === 'device.revoked') drop(deviceId, 'device revoked', `audit:${entry.seq}`);
@@ -408,6 +446,7 @@ export async function createBroker(deps: BrokerDeps) {
     },
     (socket) => aedes.handle(socket),
   );
+  let devServer: net.Server | undefined;
   const handshakeFailures = createEventRateLimit({ max: 20, windowMs: 60_000 });
   const refusedConnections = createEventRateLimit({ max: 20, windowMs: 60_000 });
   // Before any TLS work: banned, too fast, or too many at once from this address.
@@ -450,6 +489,29 @@ export async function createBroker(deps: BrokerDeps) {
       await once(server, 'listening');
       return (server.address() as AddressInfo).port;
     },
+    /** Starts the development listener if configured; returns its port. */
+    async listenDev(): Promise<number | undefined> {
+      if (deps.devPort === undefined) return undefined;
+      const dev = net.createServer((socket) => {
+        const address = socket.remoteAddress ?? 'unknown';
+        if (deps.firewall.admitConnection(address)) {
+          socket.destroy();
+          return;
+        }
+        socket.once('close', () => deps.firewall.connectionClosed(address));
+        insecureSockets.add(socket);
+        aedes.handle(socket);
+      });
+      devServer = dev;
+      dev.listen(deps.devPort, deps.host);
+      await once(dev, 'listening');
+      const port = (dev.address() as AddressInfo).port;
+      logger.warn(
+        { port },
+        'INSECURE: plaintext MQTT listener WITHOUT AUTHENTICATION is open (development only)',
+      );
+      return port;
+    },
     /** Connected device ids (for tests and the console). */
     connectedDevices: () => [...byDevice.keys()],
     /**
@@ -482,6 +544,8 @@ export async function createBroker(deps: BrokerDeps) {
       stopAccessChanges();
       for (const client of byDevice.values()) client.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      const dev = devServer;
+      if (dev) await new Promise<void>((resolve) => dev.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
     },
   };

@@ -39,6 +39,13 @@ export function serveCommand(): Command {
           `  MQTT over TLS:     mqtts://localhost:${server.mqttPort}  (client certificate required)`,
           `  Store:             ${platform.store.dialect} ${platform.store.location}`,
           `  CA chain:          ${rel}  (also: npx bulwark pki ca-chain, or GET /.well-known/est/cacerts)`,
+          ...(server.devMqttPort !== undefined
+            ? [
+                '',
+                `  WARNING: plaintext MQTT WITHOUT AUTHENTICATION on port ${server.devMqttPort} (mqtt.devListener).`,
+                '  For development and conformance testing only; its clients are in policy group "anonymous".',
+              ]
+            : []),
           '',
           'Enroll a device:',
           `  npx bulwark device add pump-1`,

@@ -73,7 +73,22 @@ const schema = z
       .optional(),
     bind: z.string().min(1).optional(),
     mqtt: z
-      .object({ port: port.default(8883) })
+      .object({
+        port: port.default(8883),
+        /**
+         * For development and protocol-conformance testing only: a plaintext listener without
+         * authentication (the client id is the identity, policy group `anonymous`). Never on by default.
+         */
+        devListener: z
+          .object({
+            port,
+            authentication: z.literal('none', {
+              error: 'must be "none": this listener has no authentication',
+            }),
+          })
+          .strict()
+          .optional(),
+      })
       .strict()
       .default({ port: 8883 }),
     https: z

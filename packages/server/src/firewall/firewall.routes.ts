@@ -11,6 +11,17 @@ const actorOf = (request: FastifyRequest) => {
   return p.via === 'token' ? `user:${p.username}/token:${p.tokenId ?? ''}` : `user:${p.username}`;
 };
 
+/** Writes that affect the whole fleet (policies, zones, conduits, bans) are not for users limited to device groups. */
+const fleetActorOf = (request: FastifyRequest) => {
+  if (request.principal?.groups !== null && request.principal?.groups !== undefined) {
+    throw new BulwarkError(
+      'forbidden',
+      'users limited to device groups cannot change fleet-wide access rules',
+    );
+  }
+  return actorOf(request);
+};
+
 /** Ban lists (addresses/CIDRs and devices, with expiry). */
 export function firewallRoutes(service: FirewallService) {
   return function register(root: FastifyInstance) {
@@ -40,7 +51,7 @@ export function firewallRoutes(service: FirewallService) {
         const ttlMs = request.body.ttl === undefined ? undefined : parseDuration(request.body.ttl);
         if (request.body.ttl !== undefined && ttlMs === undefined)
           throw new BulwarkError('validation_failed', 'ttl must be a duration such as 15m or 7d');
-        return reply.status(201).send(await service.add({ ...request.body, ttlMs }, actorOf(request)));
+        return reply.status(201).send(await service.add({ ...request.body, ttlMs }, fleetActorOf(request)));
       },
     );
     app.delete(
@@ -50,7 +61,7 @@ export function firewallRoutes(service: FirewallService) {
         schema: { tags, params: z.object({ id: z.string().max(64) }) },
       },
       async (request, reply) => {
-        await service.remove(request.params.id, actorOf(request));
+        await service.remove(request.params.id, fleetActorOf(request));
         return reply.status(204).send();
       },
     );

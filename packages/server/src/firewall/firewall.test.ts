@@ -41,9 +41,12 @@ describe('firewall (pure, with a fake clock)', () => {
     expect(fw.admitConnection('2001:db8::1')).toBe('address banned: abuse');
     expect(fw.admitDevice('pump-9', '10.0.0.1')).toEqual({ ok: false, reason: 'device banned: stolen' });
     expect(fw.admitDevice('old', '10.0.0.1')).toEqual({ ok: true });
-    t = 2000;
-    fw.setBans([{ kind: 'address', value: '203.0.113.0/24', reason: 'scanner', expiresAt: 1000 }]);
+    t = 2000; // expired without any reload
     expect(fw.admitConnection('203.0.113.77')).toBeUndefined();
+    fw.setBans([{ kind: 'device', value: 'pump-8', reason: 'short', expiresAt: 3000 }]);
+    expect(fw.admitDevice('pump-8', '10.0.0.1').ok).toBe(false);
+    t = 3001;
+    expect(fw.admitDevice('pump-8', '10.0.0.1').ok).toBe(true);
   });
 
   it('bans an address after repeated failures, for a while', () => {

@@ -77,9 +77,8 @@ export function createFirewall(limits: FirewallLimits = defaultLimits, clock: ()
   const flaps = new Map<string, Window>();
   const tempBans = new Map<string, { until: number; reason: string }>();
   const devices = new Map<string, { messages: TokenBucket; bytes: TokenBucket; throttles: Window }>();
-  let addressBans = new BlockList();
-  let addressBanReasons: { block: BlockList; reason: string }[] = [];
-  let deviceBans = new Map<string, string>();
+  let addressBanReasons: { block: BlockList; reason: string; expiresAt: number | null }[] = [];
+  let deviceBans = new Map<string, { reason: string; expiresAt: number | null }>();
 
   const plain = (address: string) =>
     address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
@@ -104,37 +103,40 @@ export function createFirewall(limits: FirewallLimits = defaultLimits, clock: ()
     return b.reason;
   }
 
+  /** Is this address banned right now (a persistent ban that has not expired)? */
+  function addressBan(address: string): string | undefined {
+    const t = clock();
+    const a = plain(address);
+    if (!isIP(a)) return undefined;
+    const type = isIP(a) === 6 ? 'ipv6' : 'ipv4';
+    return addressBanReasons.find((r) => (r.expiresAt === null || r.expiresAt > t) && r.block.check(a, type))
+      ?.reason;
+  }
+
   return {
     limits,
 
-    /** Replaces the persistent ban list (addresses/CIDRs and devices); expired bans are ignored. */
+    /** Replaces the persistent ban list (addresses/CIDRs and devices); each ban is checked against its expiry. */
     setBans(bans: readonly Ban[]) {
-      const t = clock();
-      const list = new BlockList();
-      const reasons: { block: BlockList; reason: string }[] = [];
-      const devs = new Map<string, string>();
+      const reasons: { block: BlockList; reason: string; expiresAt: number | null }[] = [];
+      const devs = new Map<string, { reason: string; expiresAt: number | null }>();
       for (const b of bans) {
-        if (b.expiresAt !== null && b.expiresAt <= t) continue;
         if (b.kind === 'device') {
-          devs.set(b.value, b.reason);
+          devs.set(b.value, { reason: b.reason, expiresAt: b.expiresAt });
           continue;
         }
         const [a = '', bits] = b.value.split('/');
         const type = isIP(a) === 6 ? 'ipv6' : 'ipv4';
         const one = new BlockList();
-        if (bits === undefined) {
-          list.addAddress(a, type);
-          one.addAddress(a, type);
-        } else {
-          list.addSubnet(a, Number(bits), type);
-          one.addSubnet(a, Number(bits), type);
-        }
-        reasons.push({ block: one, reason: b.reason });
+        if (bits === undefined) one.addAddress(a, type);
+        else one.addSubnet(a, Number(bits), type);
+        reasons.push({ block: one, reason: b.reason, expiresAt: b.expiresAt });
       }
-      addressBans = list;
       addressBanReasons = reasons;
       deviceBans = devs;
     },
+
+    addressBan,
 
     /**
      * At TCP accept, before any TLS work: refuses a banned address, one over its connection rate, or one at
@@ -143,9 +145,8 @@ export function createFirewall(limits: FirewallLimits = defaultLimits, clock: ()
     admitConnection(address: string): string | undefined {
       const t = clock();
       const a = plain(address);
-      const type = isIP(a) === 6 ? 'ipv6' : 'ipv4';
-      if (isIP(a) && addressBans.check(a, type))
-        return `address banned: ${addressBanReasons.find((r) => r.block.check(a, type))?.reason ?? 'banned'}`;
+      const banned = addressBan(a);
+      if (banned) return `address banned: ${banned}`;
       const temp = tempBanned(`address:${a}`, t);
       if (temp) return `address temporarily banned: ${temp}`;
       let bucket = connectBuckets.get(a);
@@ -188,7 +189,8 @@ export function createFirewall(limits: FirewallLimits = defaultLimits, clock: ()
     ): { ok: true } | { ok: false; reason: string; flapping?: boolean; until?: number } {
       const t = clock();
       const banned = deviceBans.get(deviceId);
-      if (banned) return { ok: false, reason: `device banned: ${banned}` };
+      if (banned && (banned.expiresAt === null || banned.expiresAt > t))
+        return { ok: false, reason: `device banned: ${banned.reason}` };
       const temp = tempBanned(`device:${deviceId}`, t);
       if (temp) return { ok: false, reason: `device temporarily banned: ${temp}` };
       if (bump(flaps, `device:${deviceId}`, limits.flapWindowMs, t) > limits.flapThreshold) {

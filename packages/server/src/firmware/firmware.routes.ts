@@ -450,6 +450,19 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
     // --- rollouts ---------------------------------------------------------------------------------
     {
       const tags = ['firmware rollouts'];
+      /** A user limited to device groups sees and acts only on rollouts confined to those groups (else 404). */
+      const inScope = (request: FastifyRequest, r: { selector: { groups?: string[] | undefined } }) => {
+        const { groups } = principalOf(request);
+        return (
+          groups === null ||
+          (!!r.selector.groups?.length && r.selector.groups.every((g) => groups.includes(g)))
+        );
+      };
+      const visibleRollout = async (request: FastifyRequest, id: string) => {
+        const r = await rollouts.get(id);
+        if (!inScope(request, r)) throw new BulwarkError('not_found', `rollout ${id} does not exist`);
+        return r;
+      };
       app.get(
         '/api/v1/firmware/rollouts',
         {
@@ -464,7 +477,9 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
             response: { 200: z.object({ rollouts: z.array(rolloutOut) }) },
           },
         },
-        async (request) => ({ rollouts: await rollouts.list(request.query) }),
+        async (request) => ({
+          rollouts: (await rollouts.list(request.query)).filter((r) => inScope(request, r)),
+        }),
       );
 
       app.post(
@@ -534,7 +549,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
           config: { access: 'firmware:read' },
           schema: { tags, summary: 'A rollout with status per phase', params, response: { 200: rolloutOut } },
         },
-        (request) => rollouts.get(request.params.id),
+        (request) => visibleRollout(request, request.params.id),
       );
 
       app.get(
@@ -567,13 +582,16 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
             },
           },
         },
-        async (request) => ({
-          devices: await rollouts.devices(request.params.id, {
-            ...request.query,
-            // A user limited to device groups sees only those groups' devices.
-            groupsIn: principalOf(request).groups ?? undefined,
-          }),
-        }),
+        async (request) => {
+          await visibleRollout(request, request.params.id);
+          return {
+            devices: await rollouts.devices(request.params.id, {
+              ...request.query,
+              // A user limited to device groups sees only those groups' devices.
+              groupsIn: principalOf(request).groups ?? undefined,
+            }),
+          };
+        },
       );
 
       const actions = {
@@ -600,6 +618,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
           async (request) => {
             const { actor } = principalOf(request);
             const { id } = request.params;
+            await visibleRollout(request, id);
             if (name === 'resume')
               return rollouts.resume(id, actor, { retryFailed: request.body.retryFailed });
             if (name === 'pause') return rollouts.pause(id, actor, request.body.reason);

@@ -341,8 +341,10 @@ export function createRolloutService(deps: RolloutServiceDeps) {
       let current = await deviceRows(db, id, phase);
 
       const failed = current.filter((d) => d.status === 'failed').length;
-      if (gateTripped(failed, r.accepted_failures, current.length, settings.failureThreshold)) {
-        const rate = Math.round((failed / current.length) * 1000) / 10;
+      // Skipped devices (in another rollout, wrong hardware) were never tried: they do not dilute the rate.
+      const tried = current.filter((d) => d.status !== 'skipped').length;
+      if (gateTripped(failed, r.accepted_failures, tried, settings.failureThreshold)) {
+        const rate = Math.round((failed / Math.max(1, tried)) * 1000) / 10;
         if (
           await setRollout(
             db,

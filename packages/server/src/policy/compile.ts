@@ -155,8 +155,18 @@ export function compilePolicies(input: CompileInput): DeviceAccess {
       const resources: string[] = [];
       for (const r of s.resources) {
         const sub = substitute(r, ctx);
-        if (!sub.ok) dropped.push({ policy: policy.name, statement: s.sid, reason: sub.reason });
-        else if (isValidFilter(sub.value)) resources.push(sub.value);
+        if (sub.ok) {
+          if (isValidFilter(sub.value)) resources.push(sub.value);
+        } else if (s.effect === 'deny') {
+          // A deny must never shrink: a variable that cannot be filled in stands for any level.
+          const widened = r.replace(/\$\{[^}]*\}/g, '+');
+          if (isValidFilter(widened)) resources.push(widened);
+          dropped.push({
+            policy: policy.name,
+            statement: s.sid,
+            reason: `${sub.reason}: deny widened to ${widened}`,
+          });
+        } else dropped.push({ policy: policy.name, statement: s.sid, reason: sub.reason });
       }
       applied.push({ policy: policy.name, sid: s.sid, effect: s.effect, actions: [...s.actions], resources });
       const timeWindow = s.conditions?.timeWindow && {

@@ -1,4 +1,6 @@
 import { isIP } from 'node:net';
+import { BulwarkError } from '@bulwark/protocol';
+import { cidrSchema } from './document.ts';
 import type { Segmentation } from './zones.ts';
 
 export interface NftablesOptions {
@@ -24,6 +26,20 @@ function split(addresses: readonly string[]): { v4: string[]; v6: string[] } {
  */
 export function exportNftables(seg: Segmentation, options: NftablesOptions = {}): string {
   const table = options.tableName ?? 'bulwark';
+  // Everything written into the ruleset is checked: nothing given can add rules of its own.
+  if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(table))
+    throw new BulwarkError('validation_failed', 'table name must be a plain identifier');
+  for (const a of options.brokerAddresses ?? []) {
+    if (!cidrSchema.safeParse(a).success)
+      throw new BulwarkError(
+        'validation_failed',
+        `broker address "${a.slice(0, 64)}" is not an IP address or CIDR`,
+      );
+  }
+  for (const p of options.brokerPorts ?? []) {
+    if (!Number.isInteger(p) || p < 1 || p > 65535)
+      throw new BulwarkError('validation_failed', `broker port ${p} is not a port number`);
+  }
   const ports = options.brokerPorts ?? [8883, 8443];
   const lines: string[] = [
     '#!/usr/sbin/nft -f',
@@ -37,11 +53,11 @@ export function exportNftables(seg: Segmentation, options: NftablesOptions = {})
     lines.push(`  # zone ${zone.name}: security level SL ${zone.securityLevel}`);
     if (f.v4.length)
       lines.push(
-        `  set ${setName(zone.name, 4)} { type ipv4_addr; flags interval; elements = { ${f.v4.join(', ')} } }`,
+        `  set ${setName(zone.name, 4)} { type ipv4_addr; flags interval; auto-merge; elements = { ${f.v4.join(', ')} } }`,
       );
     if (f.v6.length)
       lines.push(
-        `  set ${setName(zone.name, 6)} { type ipv6_addr; flags interval; elements = { ${f.v6.join(', ')} } }`,
+        `  set ${setName(zone.name, 6)} { type ipv6_addr; flags interval; auto-merge; elements = { ${f.v6.join(', ')} } }`,
       );
   }
   lines.push(
