@@ -2,24 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { BulwarkError } from '@bulwark/protocol';
+import { fleetActor, requestScope } from '../users/index.ts';
 import { attachmentKinds, type AccessService } from './access.service.ts';
-
-const actorOf = (request: FastifyRequest) => {
-  const p = request.principal;
-  if (!p) throw new BulwarkError('unauthenticated', 'not signed in');
-  return p.via === 'token' ? `user:${p.username}/token:${p.tokenId ?? ''}` : `user:${p.username}`;
-};
-
-/** Writes that affect the whole fleet (policies, zones, conduits, bans) are not for users limited to device groups. */
-const fleetActorOf = (request: FastifyRequest) => {
-  if (request.principal?.groups !== null && request.principal?.groups !== undefined) {
-    throw new BulwarkError(
-      'forbidden',
-      'users limited to device groups cannot change fleet-wide access rules',
-    );
-  }
-  return actorOf(request);
-};
 
 /** Device-side scope: a user limited to device groups may only look at devices of those groups. */
 async function requireVisible(
@@ -92,13 +76,13 @@ export function accessRoutes(
           },
         },
       },
-      (request) => access.putPolicy(request.params.name, request.body, fleetActorOf(request)),
+      (request) => access.putPolicy(request.params.name, request.body, fleetActor(request)),
     );
     app.delete(
       '/api/v1/policies/:name',
       { config: { access: 'policies:write' }, schema: { tags, params: name } },
       async (request, reply) => {
-        await access.deletePolicy(request.params.name, fleetActorOf(request));
+        await access.deletePolicy(request.params.name, fleetActor(request));
         return reply.status(204).send();
       },
     );
@@ -119,7 +103,7 @@ export function accessRoutes(
           request.params.name,
           request.body.kind,
           request.body.target,
-          fleetActorOf(request),
+          fleetActor(request),
           true,
         );
         return reply.status(204).send();
@@ -133,7 +117,7 @@ export function accessRoutes(
           request.params.name,
           request.body.kind,
           request.body.target,
-          fleetActorOf(request),
+          fleetActor(request),
           false,
         );
         return reply.status(204).send();
@@ -174,13 +158,13 @@ export function accessRoutes(
         config: { access: 'policies:write' },
         schema: { tags: stags, params: name, body: z.record(z.string(), z.unknown()) },
       },
-      (request) => access.putZone({ ...request.body, name: request.params.name }, fleetActorOf(request)),
+      (request) => access.putZone({ ...request.body, name: request.params.name }, fleetActor(request)),
     );
     app.delete(
       '/api/v1/zones/:name',
       { config: { access: 'policies:write' }, schema: { tags: stags, params: name } },
       async (request, reply) => {
-        await access.deleteSegment('zone', request.params.name, fleetActorOf(request));
+        await access.deleteSegment('zone', request.params.name, fleetActor(request));
         return reply.status(204).send();
       },
     );
@@ -195,13 +179,13 @@ export function accessRoutes(
         config: { access: 'policies:write' },
         schema: { tags: stags, params: name, body: z.record(z.string(), z.unknown()) },
       },
-      (request) => access.putConduit({ ...request.body, name: request.params.name }, fleetActorOf(request)),
+      (request) => access.putConduit({ ...request.body, name: request.params.name }, fleetActor(request)),
     );
     app.delete(
       '/api/v1/conduits/:name',
       { config: { access: 'policies:write' }, schema: { tags: stags, params: name } },
       async (request, reply) => {
-        await access.deleteSegment('conduit', request.params.name, fleetActorOf(request));
+        await access.deleteSegment('conduit', request.params.name, fleetActor(request));
         return reply.status(204).send();
       },
     );
@@ -262,7 +246,12 @@ export function accessRoutes(
         },
         async (request, reply) => {
           await requireVisible(request, request.params.id, deviceGroup);
-          await access.setQuarantine(request.params.id, quarantined, actorOf(request), request.body.reason);
+          await access.setQuarantine(
+            request.params.id,
+            quarantined,
+            requestScope(request).actor,
+            request.body.reason,
+          );
           return reply.status(204).send();
         },
       );

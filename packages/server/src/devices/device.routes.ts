@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { BulwarkError } from '@bulwark/protocol';
 import { parseDuration } from '../config/index.ts';
+import { requestScope } from '../users/index.ts';
 import type { DeviceService } from './device.service.ts';
 import { deviceStatuses, type Device } from './device.types.ts';
 
@@ -25,15 +26,6 @@ export interface DeviceRoutesDeps {
   revokeDevice(id: string, actor: string, reason: (typeof revocationReasons)[number]): Promise<string[]>;
 }
 
-/** Who is asking, as the guard set it; its groups limit what it may see. */
-function scope(request: FastifyRequest) {
-  const p = request.principal;
-  if (!p) throw new BulwarkError('unauthenticated', 'not signed in');
-  const actor = p.via === 'token' ? `user:${p.username}/token:${p.tokenId ?? ''}` : `user:${p.username}`;
-  const visible = (group: string | null) => p.groups === null || (group !== null && p.groups.includes(group));
-  return { actor, groups: p.groups, visible };
-}
-
 /** The devices API. A user limited to device groups sees only those: other devices answer 404, not 403. */
 export function deviceRoutes(deps: DeviceRoutesDeps) {
   const { devices } = deps;
@@ -44,7 +36,7 @@ export function deviceRoutes(deps: DeviceRoutesDeps) {
 
     async function visibleDevice(request: FastifyRequest, id: string): Promise<Device> {
       const device = await devices.find(id);
-      if (!device || !scope(request).visible(device.group))
+      if (!device || !requestScope(request).visible(device.group))
         throw new BulwarkError('not_found', `device ${id} does not exist`);
       return device;
     }
@@ -66,7 +58,7 @@ export function deviceRoutes(deps: DeviceRoutesDeps) {
         },
       },
       async (request) => {
-        const { groups } = scope(request);
+        const { groups } = requestScope(request);
         const q = request.query;
         const list = await devices.list({ ...q, groupsIn: groups ?? undefined });
         return { devices: list, next: list.length === q.limit ? (list[list.length - 1]?.id ?? null) : null };
@@ -91,7 +83,7 @@ export function deviceRoutes(deps: DeviceRoutesDeps) {
         },
       },
       async (request, reply) => {
-        const { actor, visible } = scope(request);
+        const { actor, visible } = requestScope(request);
         if (!visible(request.body.group ?? null))
           throw new BulwarkError('forbidden', 'you may add devices only to your own groups');
         return reply.status(201).send(await devices.add(request.body, actor));
@@ -114,7 +106,7 @@ export function deviceRoutes(deps: DeviceRoutesDeps) {
         },
       },
       async (request) => {
-        const { actor, visible } = scope(request);
+        const { actor, visible } = requestScope(request);
         await visibleDevice(request, request.params.id);
         if (request.body.group !== undefined && !visible(request.body.group))
           throw new BulwarkError('forbidden', 'you may move devices only into your own groups');
@@ -139,7 +131,9 @@ export function deviceRoutes(deps: DeviceRoutesDeps) {
         const ttl = request.body.ttl === undefined ? undefined : parseDuration(request.body.ttl);
         if (request.body.ttl !== undefined && ttl === undefined)
           throw new BulwarkError('validation_failed', 'ttl must be a duration such as 30m or 24h');
-        return reply.status(201).send(await devices.issueToken(request.params.id, scope(request).actor, ttl));
+        return reply
+          .status(201)
+          .send(await devices.issueToken(request.params.id, requestScope(request).actor, ttl));
       },
     );
 
@@ -162,7 +156,7 @@ export function deviceRoutes(deps: DeviceRoutesDeps) {
         return {
           revokedCertificates: await deps.revokeDevice(
             request.params.id,
-            scope(request).actor,
+            requestScope(request).actor,
             request.body.reason,
           ),
         };
@@ -189,7 +183,12 @@ export function deviceRoutes(deps: DeviceRoutesDeps) {
         },
         async (request) => {
           await visibleDevice(request, request.params.id);
-          return devices.setDisabled(request.params.id, disabled, scope(request).actor, request.body.reason);
+          return devices.setDisabled(
+            request.params.id,
+            disabled,
+            requestScope(request).actor,
+            request.body.reason,
+          );
         },
       );
     }

@@ -1,26 +1,10 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { BulwarkError } from '@bulwark/protocol';
+import { fleetActor } from '../users/index.ts';
 import { parseDuration } from '../config/index.ts';
 import type { FirewallService } from './firewall.service.ts';
-
-const actorOf = (request: FastifyRequest) => {
-  const p = request.principal;
-  if (!p) throw new BulwarkError('unauthenticated', 'not signed in');
-  return p.via === 'token' ? `user:${p.username}/token:${p.tokenId ?? ''}` : `user:${p.username}`;
-};
-
-/** Writes that affect the whole fleet (policies, zones, conduits, bans) are not for users limited to device groups. */
-const fleetActorOf = (request: FastifyRequest) => {
-  if (request.principal?.groups !== null && request.principal?.groups !== undefined) {
-    throw new BulwarkError(
-      'forbidden',
-      'users limited to device groups cannot change fleet-wide access rules',
-    );
-  }
-  return actorOf(request);
-};
 
 /** Ban lists (addresses/CIDRs and devices, with expiry). */
 export function firewallRoutes(service: FirewallService) {
@@ -51,7 +35,7 @@ export function firewallRoutes(service: FirewallService) {
         const ttlMs = request.body.ttl === undefined ? undefined : parseDuration(request.body.ttl);
         if (request.body.ttl !== undefined && ttlMs === undefined)
           throw new BulwarkError('validation_failed', 'ttl must be a duration such as 15m or 7d');
-        return reply.status(201).send(await service.add({ ...request.body, ttlMs }, fleetActorOf(request)));
+        return reply.status(201).send(await service.add({ ...request.body, ttlMs }, fleetActor(request)));
       },
     );
     app.delete(
@@ -61,7 +45,7 @@ export function firewallRoutes(service: FirewallService) {
         schema: { tags, params: z.object({ id: z.string().max(64) }) },
       },
       async (request, reply) => {
-        await service.remove(request.params.id, fleetActorOf(request));
+        await service.remove(request.params.id, fleetActor(request));
         return reply.status(204).send();
       },
     );

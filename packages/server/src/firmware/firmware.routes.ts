@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { BulwarkError } from '@bulwark/protocol';
 import { parseDuration } from '../config/index.ts';
+import { requestScope } from '../users/index.ts';
 import type { Firmware } from './firmware.service.ts';
 import { severities } from './osv.ts';
 import { advisoriesIn, parseAdvisory } from './osv.ts';
@@ -113,14 +114,6 @@ const vulnerabilityOut = z.object({
 const metadataOut = z.object({ metadata: z.record(z.string(), z.unknown()) });
 const anyJson = z.record(z.string(), z.unknown());
 
-/** Who is asking, as the guard set it. */
-function principalOf(request: FastifyRequest) {
-  const p = request.principal;
-  if (!p) throw new BulwarkError('unauthenticated', 'not signed in');
-  const actor = p.via === 'token' ? `user:${p.username}/token:${p.tokenId ?? ''}` : `user:${p.username}`;
-  return { actor, groups: p.groups };
-}
-
 export interface FirmwareRoutesDeps {
   firmware: Firmware;
 }
@@ -191,7 +184,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
         async (request, reply) =>
           reply
             .status(201)
-            .send(await withSigned(await releases.create(request.body, principalOf(request).actor))),
+            .send(await withSigned(await releases.create(request.body, requestScope(request).actor))),
       );
 
       app.get(
@@ -223,7 +216,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
           const contentLength = header === undefined ? undefined : Number(header);
           try {
             return await withSigned(
-              await releases.upload(request.params.id, body, principalOf(request).actor, {
+              await releases.upload(request.params.id, body, requestScope(request).actor, {
                 contentLength: Number.isSafeInteger(contentLength) ? contentLength : undefined,
               }),
             );
@@ -275,7 +268,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
         },
         async (request) =>
           withSigned(
-            await releases.retire(request.params.id, principalOf(request).actor, request.body.reason),
+            await releases.retire(request.params.id, requestScope(request).actor, request.body.reason),
           ),
       );
 
@@ -286,7 +279,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
           schema: { tags, summary: 'Discard a draft (a release without artifact)', params },
         },
         async (request, reply) => {
-          await releases.discard(request.params.id, principalOf(request).actor);
+          await releases.discard(request.params.id, requestScope(request).actor);
           return reply.status(204).send();
         },
       );
@@ -351,7 +344,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
         },
         async (request) => {
           const b = request.body;
-          const { actor } = principalOf(request);
+          const { actor } = requestScope(request);
           const body =
             b.rootKeys || b.targetsKeys
               ? await tuf.prepareInitialRoot(
@@ -386,7 +379,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
         async (request) => {
           if ((request.body as { signed?: { _type?: unknown } }).signed?._type !== 'root')
             throw new BulwarkError('validation_failed', 'this endpoint publishes root metadata');
-          return tuf.publish(request.body, principalOf(request).actor);
+          return tuf.publish(request.body, requestScope(request).actor);
         },
       );
 
@@ -401,7 +394,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
           },
         },
         async (request) => ({
-          metadata: JSON.parse(await tuf.prepareTargets(principalOf(request).actor)) as Record<
+          metadata: JSON.parse(await tuf.prepareTargets(requestScope(request).actor)) as Record<
             string,
             unknown
           >,
@@ -423,7 +416,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
         async (request) => {
           if ((request.body as { signed?: { _type?: unknown } }).signed?._type !== 'targets')
             throw new BulwarkError('validation_failed', 'this endpoint publishes targets metadata');
-          return tuf.publish(request.body, principalOf(request).actor);
+          return tuf.publish(request.body, requestScope(request).actor);
         },
       );
 
@@ -452,7 +445,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
       const tags = ['firmware rollouts'];
       /** A user limited to device groups sees and acts only on rollouts confined to those groups (else 404). */
       const inScope = (request: FastifyRequest, r: { selector: { groups?: string[] | undefined } }) => {
-        const { groups } = principalOf(request);
+        const { groups } = requestScope(request);
         return (
           groups === null ||
           (!!r.selector.groups?.length && r.selector.groups.every((g) => groups.includes(g)))
@@ -511,7 +504,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
           },
         },
         async (request, reply) => {
-          const { actor, groups } = principalOf(request);
+          const { actor, groups } = requestScope(request);
           const b = request.body;
           if (groups !== null) {
             // A user limited to device groups rolls out only inside them.
@@ -588,7 +581,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
             devices: await rollouts.devices(request.params.id, {
               ...request.query,
               // A user limited to device groups sees only those groups' devices.
-              groupsIn: principalOf(request).groups ?? undefined,
+              groupsIn: requestScope(request).groups ?? undefined,
             }),
           };
         },
@@ -616,7 +609,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
             },
           },
           async (request) => {
-            const { actor } = principalOf(request);
+            const { actor } = requestScope(request);
             const { id } = request.params;
             await visibleRollout(request, id);
             if (name === 'resume')
@@ -681,7 +674,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
         async (request) =>
           vulnerabilities.importAdvisories(
             advisoriesIn(request.body).map(parseAdvisory),
-            principalOf(request).actor,
+            requestScope(request).actor,
             'api',
           ),
       );
@@ -718,7 +711,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
         },
         async (request) => ({
           devices: await vulnerabilities.exposure({
-            groupsIn: principalOf(request).groups ?? undefined,
+            groupsIn: requestScope(request).groups ?? undefined,
             minSeverity: request.query.minSeverity,
           }),
         }),
@@ -750,7 +743,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
         async (request) => ({
           devices: await vulnerabilities.stale({
             maxAgeMs: request.query.maxAge,
-            groupsIn: principalOf(request).groups ?? undefined,
+            groupsIn: requestScope(request).groups ?? undefined,
           }),
         }),
       );

@@ -36,3 +36,4 @@ export { authRoutes } from './auth.routes.ts';
 export { webauthnRoutes } from './webauthn.routes.ts';
 export { userRoutes } from './user.routes.ts';
 export { SESSION_COOKIE, setSessionCookie, clearSessionCookie } from './session-cookie.ts';
+export { requestScope, fleetActor } from './request-principal.ts';
