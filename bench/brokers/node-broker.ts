@@ -1,0 +1,140 @@
+/**
+ * A broker under test that runs on Node, in its own process: Bulwark (the real server, everything on)
+ * or bare Aedes (same Aedes version, same TLS listener settings, no hooks at all).
+ */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import { Aedes } from 'aedes';
+import { startTestServer } from '../bulwark/index.ts';
+import { serve } from '../ipc/index.ts';
+
+export const nodeBrokerKinds = ['bulwark', 'aedes'] as const;
+export type NodeBrokerKind = (typeof nodeBrokerKinds)[number];
+
+interface Running {
+  port: number;
+  /** Bare Aedes only: TCP_NODELAY on connections accepted from now on. */
+  setNoDelay?(on: boolean): void;
+  close(): Promise<void>;
+}
+
+let running: Running | undefined;
+let profiler: Session | undefined;
+
+/** Bulwark as `bulwark serve` runs it, on a copy of the bench fixture's data directory. */
+async function startBulwark(dataDir: string): Promise<Running> {
+  const server = await startTestServer(
+    { logLevel: 'info', 'events.tailInterval': 200, 'https.port': 0, 'mqtt.port': 0 },
+    { dataDir },
+  );
+  return {
+    port: server.server.mqttPort,
+    close: () => server.stop({ keepData: true }),
+  };
+}
+
+/** The Aedes Bulwark is built on, with Bulwark's broker options and TLS listener, and no hooks. */
+async function startAedes(tlsFiles: { key: string; cert: string; ca: string }): Promise<Running> {
+  const aedes = await Aedes.createBroker({
+    connectTimeout: 10_000,
+    heartbeatInterval: 60_000,
+    drainTimeout: 30_000,
+  });
+  let noDelay = false;
+  const server = tls.createServer(
+    {
+      key: tlsFiles.key,
+      cert: tlsFiles.cert,
+      ca: tlsFiles.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+    },
+    (socket) => {
+      if (noDelay) socket.setNoDelay(true);
+      aedes.handle(socket);
+    },
+  );
+  server.listen(0, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    setNoDelay(on) {
+      noDelay = on;
+    },
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    },
+  };
+}
+
+const methods = {
+  async start(p: {
+    kind: NodeBrokerKind;
+    dataDir?: string;
+    tls?: { key: string; cert: string; ca: string };
+  }) {
+    if (running) throw new Error('already started');
+    if (p.kind === 'bulwark') {
+      if (!p.dataDir) throw new Error('bulwark needs a data directory');
+      running = await startBulwark(p.dataDir);
+    } else {
+      if (!p.tls) throw new Error('aedes needs TLS material');
+      running = await startAedes(p.tls);
+    }
+    return { port: running.port, pid: process.pid };
+  },
+
+  /** Full collections, so idle-memory readings do not depend on when V8 last collected. */
+  gc(_: Record<string, never>) {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    gc?.();
+    return Promise.resolve({ collected: gc !== undefined });
+  },
+
+  setNoDelay(p: { on: boolean }) {
+    if (!running?.setNoDelay) return Promise.resolve({ supported: false });
+    running.setNoDelay(p.on);
+    return Promise.resolve({ supported: true });
+  },
+
+  async profileStart(p: { intervalUs: number }) {
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: p.intervalUs });
+    await profiler.post('Profiler.start');
+    return {};
+  },
+
+  async profileStop(p: { file: string }) {
+    if (!profiler) throw new Error('no profile running');
+    const { profile } = await profiler.post('Profiler.stop');
+    profiler.disconnect();
+    profiler = undefined;
+    writeFileSync(p.file, JSON.stringify(profile));
+    return { file: p.file };
+  },
+
+  async stop(_: Record<string, never>) {
+    await running?.close();
+    running = undefined;
+    setImmediate(() => process.exit(0));
+    return {};
+  },
+};
+
+export type NodeBrokerApi = typeof methods;
+
+process.on('SIGTERM', () => {
+  void (running?.close() ?? Promise.resolve()).finally(() => process.exit(0));
+});
+
+serve(methods);

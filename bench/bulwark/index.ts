@@ -1,0 +1,12 @@
+export {
+  compilePolicies,
+  DEFAULT_POLICY,
+  POLICY_VERSION,
+  type AttachedPolicy,
+  createLogger,
+  createPlatform,
+  enrollInProcess,
+  startTestServer,
+  testConfig,
+  type TestServer,
+} from './bulwark.ts';

@@ -1,0 +1,21 @@
+export type { BenchContext, SystemRun } from './context.ts';
+export { deviceId, ensureFixture, type Fixture } from './fixture.ts';
+export { LoadgenPool } from './loadgen-pool.ts';
+export { describeMachine, type Machine } from './machine.ts';
+export { ensureMosquitto } from './mosquitto.ts';
+export {
+  fixtureSize,
+  observerIndex,
+  parsePlan,
+  pingerIndex,
+  probeIndex,
+  scenarioNames,
+  type Plan,
+  type ScenarioName,
+} from './plan.ts';
+export { MachineSampler, ProcessSampler, readRss } from './proc-stats.ts';
+export { summarizeProfile, type CpuProfile, type ProfileSummary } from './profile.ts';
+export { buildReport, writeReport, type NamedProfile, type Report, type SystemInfo } from './report.ts';
+export { Results, type MetricSpec, type Target as MetricTarget } from './results.ts';
+export { summarize, percentile, median, type LatencySummary } from './stats.ts';
+export { startSystem, systemNames, type SystemName, type SystemUnderTest } from './systems.ts';

@@ -1,0 +1,192 @@
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { systemNames, type SystemName } from './systems.ts';
+
+export const scenarioNames = [
+  'storm',
+  'throughput',
+  'latency',
+  'single',
+  'observer',
+  'memory',
+  'soak',
+  'policy',
+  'audit',
+  'profile',
+] as const;
+export type ScenarioName = (typeof scenarioNames)[number];
+
+/** Everything a run does, sized by mode; every loop in the bench is bounded by these counts and times. */
+export interface Plan {
+  mode: 'quick' | 'full';
+  systems: SystemName[];
+  scenarios: ScenarioName[];
+  /** Rounds over the systems, alternating their order (A B C, C B A, …) so drift cancels in the median. */
+  rounds: number;
+  loadgens: number;
+  /** Devices in the connection storm, the throughput and latency scenarios and the soak. */
+  fleet: number;
+  stormConcurrency: number;
+  payloadSize: number;
+  /** Messages each device keeps in flight in the throughput scenario. */
+  window: number;
+  throughput: { warmupMs: number; durationMs: number; drainMs: number };
+  latency: { loadFraction: number; warmupMs: number; durationMs: number; drainMs: number };
+  /**
+   * One message in flight; `minIntervalMs` keeps the pinging device under 100 messages/s, Bulwark's
+   * default per-device publish quota (its firewall would otherwise throttle it, and rightly so).
+   */
+  single: { count: number; warmup: number; maxMs: number; minIntervalMs: number };
+  memoryConnections: number;
+  soak: {
+    floodPerDevice: number;
+    floodMaxMs: number;
+    qos1PerDevice: number;
+    qos1Window: number;
+    qos1MaxMs: number;
+    drainMs: number;
+    /** How long to keep probing for the broker to serve a new device again after the soak. */
+    recoveryMaxMs: number;
+  };
+  policy: { statements: number[]; decisions: number; maxMs: number };
+  audit: { singleAppends: number; batchedEvents: number; verifyEntries: number };
+  /**
+   * Quick runs measure idle memory on the fleet right after the storm and soak that same fleet at the end
+   * of its round, instead of reconnecting fresh brokers for each (which a full run does).
+   */
+  inline: boolean;
+  /** Hard limit for the whole run; past it the harness stops everything and fails. */
+  deadlineMs: number;
+  freshFixture: boolean;
+  outDir: string;
+  /** Before each system's turn, wait up to this long for other processes to leave the machine idle. */
+  waitQuietMs: number;
+}
+
+const usage = `npm run bench -- [--quick] [options]
+
+  --quick                 short run (< 3 min): 1 round, shorter windows, 1,000 idle connections
+  --systems LIST          bulwark,aedes,mosquitto (default: all three)
+  --only LIST             ${scenarioNames.join(',')}
+  --rounds N              rounds over the systems (default: quick 1, full 3)
+  --loadgens N            load generator processes (default: cores - 1, at least 1)
+  --fresh-fixture         re-enroll the device fleet instead of reusing the cached one
+  --wait-quiet SECONDS    before each system's turn, wait up to this long for a quiet machine (default 0)
+  --out DIR               where results go (default: bench/results)
+  --help`;
+
+function list<T extends string>(
+  value: string | undefined,
+  allowed: readonly T[],
+  what: string,
+): T[] | undefined {
+  if (value === undefined) return undefined;
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const item of items) {
+    if (!allowed.includes(item as T))
+      throw new Error(`unknown ${what} "${item}" (choose from ${allowed.join(', ')})`);
+  }
+  return items as T[];
+}
+
+function positive(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
+  return n;
+}
+
+export function parsePlan(argv: string[]): Plan | { help: string } {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      systems: { type: 'string' },
+      only: { type: 'string' },
+      rounds: { type: 'string' },
+      loadgens: { type: 'string' },
+      'fresh-fixture': { type: 'boolean', default: false },
+      'wait-quiet': { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) return { help: usage };
+  const quick = values.quick;
+  const common = {
+    systems: list(values.systems, systemNames, 'system') ?? [...systemNames],
+    scenarios: list(values.only, scenarioNames, 'scenario') ?? [...scenarioNames],
+    loadgens: positive(values.loadgens, 'loadgens') ?? Math.max(1, Math.min(4, os.cpus().length - 1)),
+    fleet: 1000,
+    stormConcurrency: 100,
+    payloadSize: 64,
+    window: 1,
+    freshFixture: values['fresh-fixture'],
+    waitQuietMs:
+      (values['wait-quiet'] === undefined ? 0 : (positive(values['wait-quiet'], 'wait-quiet') ?? 0)) * 1000,
+    outDir: values.out ?? new URL('../results/', import.meta.url).pathname,
+  };
+  if (quick) {
+    return {
+      ...common,
+      mode: 'quick',
+      inline: true,
+      rounds: positive(values.rounds, 'rounds') ?? 1,
+      throughput: { warmupMs: 500, durationMs: 2500, drainMs: 3000 },
+      latency: { loadFraction: 0.5, warmupMs: 500, durationMs: 2500, drainMs: 3000 },
+      single: { count: 300, warmup: 10, maxMs: 3500, minIntervalMs: 11 },
+      // Measured on the fleet itself, right after the connection storm on a fresh broker.
+      memoryConnections: 1000,
+      soak: {
+        floodPerDevice: 100,
+        floodMaxMs: 2000,
+        qos1PerDevice: 10,
+        qos1Window: 10,
+        qos1MaxMs: 3000,
+        drainMs: 3000,
+        recoveryMaxMs: 10_000,
+      },
+      policy: { statements: [10, 1000, 100_000], decisions: 1_000_000, maxMs: 500 },
+      audit: { singleAppends: 200, batchedEvents: 20_000, verifyEntries: 100_000 },
+      deadlineMs: 6 * 60_000,
+      scenarios: common.scenarios.filter((s) => (values.only ? true : s !== 'observer' && s !== 'profile')),
+    };
+  }
+  return {
+    ...common,
+    mode: 'full',
+    inline: false,
+    rounds: positive(values.rounds, 'rounds') ?? 3,
+    throughput: { warmupMs: 1000, durationMs: 5000, drainMs: 5000 },
+    latency: { loadFraction: 0.5, warmupMs: 1000, durationMs: 5000, drainMs: 5000 },
+    single: { count: 1000, warmup: 20, maxMs: 12_000, minIntervalMs: 11 },
+    memoryConnections: 10_000,
+    soak: {
+      // Under Bulwark's default per-device burst (200): the soak is about the broker's queues, not its firewall.
+      floodPerDevice: 180,
+      floodMaxMs: 10_000,
+      qos1PerDevice: 30,
+      qos1Window: 10,
+      qos1MaxMs: 15_000,
+      drainMs: 15_000,
+      recoveryMaxMs: 45_000,
+    },
+    policy: { statements: [10, 1000, 100_000], decisions: 5_000_000, maxMs: 1500 },
+    audit: { singleAppends: 500, batchedEvents: 100_000, verifyEntries: 1_000_000 },
+    deadlineMs: 30 * 60_000,
+  };
+}
+
+/**
+ * Fixture positions: the fleet first, then the single-message pinger, the observer, and the devices that
+ * probe a broker after the soak (one after the other, so none reconnects often enough to count as
+ * flapping for Bulwark's firewall).
+ */
+export const pingerIndex = (plan: Plan) => plan.fleet;
+export const observerIndex = (plan: Plan) => plan.fleet + 1;
+export const PROBES = 50;
+export const probeIndex = (plan: Plan, attempt: number) => plan.fleet + 2 + (attempt % PROBES);
+export const fixtureSize = (plan: Plan) => Math.max(plan.fleet + 2 + PROBES, plan.memoryConnections);

@@ -1,0 +1,1 @@
+export { serve, spawnChild, type ChildHandle, type Methods } from './rpc.ts';

@@ -1,0 +1,589 @@
+/**
+ * A load generator process: holds a slice of the fleet's connections and drives traffic on command
+ * from the harness. Several can run side by side; each reports counts and samples the harness merges.
+ */
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { serve } from '../ipc/index.ts';
+import type { SecureContext } from 'node:tls';
+import { BenchClient, deviceContext, ignoreTraffic, type Identity } from './client.ts';
+import { FleetTally, type TallySummary } from './fleet-stats.ts';
+import { allocPublish } from './mqtt-codec.ts';
+import { writePayload } from './payload.ts';
+
+export interface Target {
+  host: string;
+  port: number;
+  servername: string;
+  caFile: string;
+  identitiesFile: string;
+}
+
+let target: Target | undefined;
+let ca = '';
+let identities: Identity[] = [];
+let fleet: BenchClient[] = [];
+let base = 0;
+/** Last sequence number each fleet device used (continues across phases). */
+let seqs = new Float64Array(0);
+let observer: BenchClient | undefined;
+let soaking:
+  { flood: FleetTally; qos1: FleetTally; floodMs: number; qos1Ms: number; stalled: number } | undefined;
+const contexts = new Map<number, SecureContext>();
+
+function useTarget(next: Target): void {
+  if (target?.identitiesFile !== next.identitiesFile || target.caFile !== next.caFile) {
+    identities = JSON.parse(readFileSync(next.identitiesFile, 'utf8')) as Identity[];
+    ca = readFileSync(next.caFile, 'utf8');
+    contexts.clear();
+  }
+  target = next;
+}
+
+function identity(index: number): Identity {
+  const id = identities[index];
+  if (!id) throw new Error(`fixture has no device #${index} (it holds ${identities.length})`);
+  return id;
+}
+
+function contextFor(index: number): SecureContext {
+  let context = contexts.get(index);
+  if (!context) {
+    context = deviceContext(ca, identity(index));
+    contexts.set(index, context);
+  }
+  return context;
+}
+
+function connectOne(index: number, timeoutMs: number): Promise<BenchClient> {
+  if (!target) throw new Error('no target');
+  return BenchClient.connect({
+    host: target.host,
+    port: target.port,
+    servername: target.servername,
+    secureContext: contextFor(index),
+    identity: identity(index),
+    index,
+    timeoutMs,
+  });
+}
+
+function elu() {
+  return performance.eventLoopUtilization();
+}
+
+function eluSince(start: ReturnType<typeof elu>): number {
+  return performance.eventLoopUtilization(elu(), start).utilization;
+}
+
+async function waitUntil(done: () => boolean, maxMs: number, stepMs = 20): Promise<boolean> {
+  const deadline = Date.now() + maxMs;
+  while (!done()) {
+    if (Date.now() >= deadline) return false;
+    await sleep(stepMs);
+  }
+  return true;
+}
+
+function publishFrom(
+  client: BenchClient,
+  slot: number,
+  qos: 0 | 1,
+  size: number,
+  tally: FleetTally,
+  sentAt: number,
+): boolean {
+  const seq = (seqs[slot] as number) + 1;
+  seqs[slot] = seq;
+  const { packet, payloadOffset } = allocPublish(client.topic, size, qos, qos ? client.messageId() : 0);
+  writePayload(packet, payloadOffset, size, client.index, seq, sentAt);
+  tally.sent++;
+  tally.inflight[slot] = (tally.inflight[slot] as number) + 1;
+  return client.write(packet);
+}
+
+/** Routes a fleet's deliveries into a tally; `onDelivered` runs for each verified one. */
+function route(
+  tally: FleetTally,
+  via: 'own' | 'observer',
+  onDelivered: (slot: number, payload: Buffer, qos: number) => void,
+): void {
+  for (const client of fleet) {
+    client.events = {
+      publish:
+        via === 'own'
+          ? (c, qos, _id, topic, payload) => {
+              if (!topic.equals(c.topic)) {
+                tally.misrouted++;
+                return;
+              }
+              const slot = tally.accept(payload, c.index);
+              if (slot >= 0) onDelivered(slot, payload, qos);
+            }
+          : () => {
+              tally.misrouted++; // the publishers subscribe to nothing in this topology
+            },
+      puback: () => {
+        tally.acked++;
+      },
+    };
+  }
+  if (observer && via === 'observer') {
+    observer.events = {
+      publish: (_c, qos, _id, topic, payload) => {
+        const slot = tally.accept(payload, undefined);
+        if (slot < 0) return;
+        if (!topic.equals((fleet[slot] as BenchClient).topic)) {
+          tally.misrouted++;
+          return;
+        }
+        onDelivered(slot, payload, qos);
+      },
+      puback: () => undefined,
+    };
+  }
+}
+
+function quiet(): void {
+  for (const client of fleet) client.events = ignoreTraffic;
+  if (observer) observer.events = ignoreTraffic;
+}
+
+function connectedCount(): number {
+  return fleet.filter((c) => c.connected).length;
+}
+
+export interface WindowResult {
+  tally: TallySummary;
+  /** Deliveries inside the measured window, and its length. */
+  windowDelivered: number;
+  windowMs: number;
+  windowStart: number;
+  windowEnd: number;
+  elu: number;
+  dropped: number;
+  drained: boolean;
+}
+
+export interface PacedResult {
+  tally: TallySummary;
+  /** End-to-end latencies (ms) of messages scheduled inside the window, from their scheduled send time. */
+  samples: Float64Array;
+  windowStart: number;
+  windowEnd: number;
+  scheduled: number;
+  /** Messages the pacer could not send on time because this process was saturated. */
+  behind: number;
+  elu: number;
+  dropped: number;
+}
+
+export interface PingResult {
+  /** Publish to its delivery back to the same device, one message in flight. */
+  delivery: Float64Array;
+  /** Publish to PUBACK (QoS 1). */
+  ack: Float64Array;
+  timeouts: number;
+  corrupt: number;
+}
+
+export interface SoakResult {
+  flood: TallySummary;
+  qos1: TallySummary;
+  floodMs: number;
+  qos1Ms: number;
+  drainMs: number;
+  dropped: number;
+  stalled: number;
+}
+
+const methods = {
+  async connect(p: {
+    target: Target;
+    from: number;
+    to: number;
+    concurrency: number;
+    timeoutMs: number;
+    maxMs: number;
+  }) {
+    useTarget(p.target);
+    if (fleet.length > 0) throw new Error('fleet already connected');
+    base = p.from;
+    const count = p.to - p.from;
+    const clients: (BenchClient | undefined)[] = new Array<BenchClient | undefined>(count);
+    const connectMs = new Float64Array(count);
+    for (let i = p.from; i < p.to; i++) contextFor(i); // keys loaded before the clock starts
+    let next = 0;
+    let failed = 0;
+    let firstError: string | undefined;
+    const started = performance.now();
+    const e0 = elu();
+    const deadline = Date.now() + p.maxMs;
+    const worker = async () => {
+      while (next < count && Date.now() < deadline) {
+        const i = next++;
+        const t0 = performance.now();
+        try {
+          clients[i] = await connectOne(p.from + i, p.timeoutMs);
+          connectMs[i] = performance.now() - t0;
+        } catch (err) {
+          failed++;
+          connectMs[i] = Number.NaN;
+          firstError ??= err instanceof Error ? err.message : String(err);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(p.concurrency, count) }, worker));
+    const elapsedMs = performance.now() - started;
+    const busy = eluSince(e0);
+    fleet = clients.filter((c): c is BenchClient => c !== undefined);
+    seqs = new Float64Array(count);
+    const connected = fleet.length;
+    const tls = fleet[0]?.tlsInfo() ?? '';
+    if (connected !== count) {
+      // Keep the slot layout dense: a fleet with holes is not measured.
+      await methods.disconnect({ timeoutMs: 2000 });
+    }
+    return {
+      connected,
+      failed,
+      notAttempted: count - connected - failed,
+      firstError,
+      elapsedMs,
+      connectMs: connectMs.filter((v) => !Number.isNaN(v)),
+      elu: busy,
+      tls,
+    };
+  },
+
+  async subscribe(p: { qos: 0 | 1; concurrency: number; timeoutMs: number }) {
+    let next = 0;
+    const worker = async () => {
+      while (next < fleet.length) {
+        const client = fleet[next++] as BenchClient;
+        await client.subscribe(client.topic.toString(), p.qos, p.timeoutMs);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(p.concurrency, fleet.length) }, worker));
+    return { subscribed: fleet.length };
+  },
+
+  /** One extra client that subscribes to every device's telemetry (brokers whose policy allows it). */
+  async observe(p: { target: Target; index: number; qos: 0 | 1; timeoutMs: number }) {
+    useTarget(p.target);
+    observer = await connectOne(p.index, p.timeoutMs);
+    await observer.subscribe('devices/+/telemetry', p.qos, p.timeoutMs);
+    return { observer: observer.id };
+  },
+
+  async throughput(p: {
+    qos: 0 | 1;
+    via: 'own' | 'observer';
+    window: number;
+    warmupMs: number;
+    durationMs: number;
+    drainMs: number;
+    payloadSize: number;
+  }): Promise<WindowResult> {
+    const tally = new FleetTally(base, seqs, p.payloadSize);
+    let running = true;
+    route(tally, p.via, (slot) => {
+      if (!running) return;
+      const client = fleet[slot] as BenchClient;
+      if (client.connected) publishFrom(client, slot, p.qos, p.payloadSize, tally, performance.now());
+    });
+    for (let slot = 0; slot < fleet.length; slot++) {
+      const client = fleet[slot] as BenchClient;
+      for (let k = 0; k < p.window; k++) publishFrom(client, slot, p.qos, p.payloadSize, tally, 0);
+    }
+    await sleep(p.warmupMs);
+    const d0 = tally.delivered;
+    const windowStart = Date.now();
+    const t0 = performance.now();
+    const e0 = elu();
+    await sleep(p.durationMs);
+    const windowDelivered = tally.delivered - d0;
+    const windowMs = performance.now() - t0;
+    const windowEnd = Date.now();
+    const loadElu = eluSince(e0);
+    running = false;
+    const drained = await waitUntil(() => tally.totalInflight() === 0, p.drainMs);
+    quiet();
+    return {
+      tally: tally.summary(),
+      windowDelivered,
+      windowMs,
+      windowStart,
+      windowEnd,
+      elu: loadElu,
+      dropped: fleet.length - connectedCount(),
+      drained,
+    };
+  },
+
+  async paced(p: {
+    qos: 0 | 1;
+    /** Messages per second from this load generator. */
+    rate: number;
+    warmupMs: number;
+    durationMs: number;
+    drainMs: number;
+    payloadSize: number;
+  }): Promise<PacedResult> {
+    const tally = new FleetTally(base, seqs, p.payloadSize);
+    const capacity = Math.ceil((p.rate * p.durationMs) / 1000 + 1000);
+    const samples = new Float64Array(capacity);
+    let sampleCount = 0;
+    const start = performance.now() + 5;
+    const windowFrom = start + p.warmupMs;
+    const windowTo = windowFrom + p.durationMs;
+    route(tally, 'own', (_slot, payload) => {
+      const sentAt = payload.readDoubleBE(8);
+      if (sentAt >= windowFrom && sentAt < windowTo && sampleCount < capacity) {
+        samples[sampleCount++] = performance.now() - sentAt;
+      }
+    });
+    const interval = 1000 / p.rate;
+    const maxPerTick = Math.max(100, Math.ceil(p.rate / 20));
+    let scheduled = 0;
+    let behind = 0;
+    let cursor = 0;
+    let e0 = elu();
+    let windowStart = 0;
+    await new Promise<void>((resolve) => {
+      const tick = () => {
+        const now = performance.now();
+        if (windowStart === 0 && now >= windowFrom) {
+          windowStart = Date.now();
+          e0 = elu();
+        }
+        const due = Math.floor((Math.min(now, windowTo) - start) / interval);
+        let burst = 0;
+        while (scheduled < due) {
+          if (burst++ >= maxPerTick) {
+            behind += due - scheduled;
+            scheduled = due; // skipped, counted: this process could not keep the schedule
+            break;
+          }
+          const slot = cursor++ % fleet.length;
+          const client = fleet[slot] as BenchClient;
+          if (client.connected)
+            publishFrom(client, slot, p.qos, p.payloadSize, tally, start + scheduled * interval);
+          scheduled++;
+        }
+        if (now >= windowTo) {
+          clearInterval(timer);
+          resolve();
+        }
+      };
+      const timer = setInterval(tick, 1);
+    });
+    const windowEnd = Date.now();
+    const loadElu = eluSince(e0);
+    await waitUntil(() => tally.totalInflight() === 0, p.drainMs);
+    quiet();
+    return {
+      tally: tally.summary(),
+      samples: samples.slice(0, sampleCount),
+      windowStart,
+      windowEnd,
+      scheduled,
+      behind,
+      elu: loadElu,
+      dropped: fleet.length - connectedCount(),
+    };
+  },
+
+  async ping(p: {
+    target: Target;
+    index: number;
+    qos: 0 | 1;
+    count: number;
+    warmup: number;
+    maxMs: number;
+    timeoutMs: number;
+    /** At least this long from one send to the next (keeps the device under a per-device rate limit). */
+    minIntervalMs: number;
+    payloadSize: number;
+  }): Promise<PingResult> {
+    useTarget(p.target);
+    const client = await connectOne(p.index, p.timeoutMs);
+    await client.subscribe(client.topic.toString(), p.qos, p.timeoutMs);
+    const delivery = new Float64Array(p.count);
+    const ack = new Float64Array(p.count);
+    let n = 0;
+    let timeouts = 0;
+    let corrupt = 0;
+    const deadline = performance.now() + p.maxMs;
+    const tally = new FleetTally(p.index, new Float64Array(1), p.payloadSize);
+    let seq = 0;
+    try {
+      for (let i = 0; i < p.warmup + p.count && performance.now() < deadline; i++) {
+        seq++;
+        const { packet, payloadOffset } = allocPublish(
+          client.topic,
+          p.payloadSize,
+          p.qos,
+          p.qos ? client.messageId() : 0,
+        );
+        const sentAt = performance.now();
+        writePayload(packet, payloadOffset, p.payloadSize, p.index, seq, sentAt);
+        // Resolves when the message is back and (QoS 1) acknowledged: nothing else is ever in flight.
+        const times = await new Promise<{ delivered: number; acked: number } | undefined>((resolve) => {
+          let delivered = 0;
+          let acked = p.qos === 0 ? -1 : 0;
+          const timer = setTimeout(() => resolve(undefined), p.timeoutMs);
+          const done = () => {
+            if (delivered > 0 && acked !== 0) {
+              clearTimeout(timer);
+              resolve({ delivered, acked });
+            }
+          };
+          client.events = {
+            publish: (_c, _qos, _id, _topic, payload) => {
+              if (tally.accept(payload, p.index) < 0) corrupt++;
+              delivered = performance.now();
+              done();
+            },
+            puback: () => {
+              acked = performance.now();
+              done();
+            },
+          };
+          client.write(packet);
+        });
+        const rest = sentAt + p.minIntervalMs - performance.now();
+        if (rest > 0) await sleep(rest);
+        if (!times) {
+          timeouts++;
+          continue;
+        }
+        if (i < p.warmup) continue;
+        delivery[n] = times.delivered - sentAt;
+        ack[n] = times.acked > 0 ? times.acked - sentAt : 0;
+        n++;
+      }
+    } finally {
+      await client.disconnect(2000);
+    }
+    return {
+      delivery: delivery.slice(0, n),
+      ack: p.qos ? ack.slice(0, n) : new Float64Array(0),
+      timeouts,
+      corrupt: corrupt + tally.corrupt,
+    };
+  },
+
+  /** Sends the soak's traffic; returns once it is sent (see soakCollect for what arrived). */
+  async soak(p: {
+    floodPerDevice: number;
+    floodMaxMs: number;
+    qos1PerDevice: number;
+    qos1Window: number;
+    qos1MaxMs: number;
+    payloadSize: number;
+  }) {
+    // Deliveries of the flood arrive at QoS 0, those of the second phase at QoS 1: the QoS tells them apart.
+    const flood = new FleetTally(base, seqs, p.payloadSize);
+    const qos1 = new FleetTally(base, seqs, p.payloadSize);
+    const remaining = new Int32Array(fleet.length).fill(p.qos1PerDevice);
+    let qos1Running = false;
+    let stalled = 0;
+    for (const client of fleet) {
+      client.events = {
+        publish: (c, qos, _id, topic, payload) => {
+          const tally = qos === 0 ? flood : qos1;
+          if (!topic.equals(c.topic)) tally.misrouted++;
+          else tally.accept(payload, c.index);
+        },
+        // Only the second phase publishes at QoS 1: each PUBACK frees a slot of that device's window.
+        puback: (c) => {
+          qos1.acked++;
+          const slot = c.index - base;
+          if (qos1Running && (remaining[slot] as number) > 0 && c.connected) {
+            remaining[slot] = (remaining[slot] as number) - 1;
+            publishFrom(c, slot, 1, p.payloadSize, qos1, 0);
+          }
+        },
+      };
+    }
+    const t0 = performance.now();
+    const floodDeadline = Date.now() + p.floodMaxMs;
+    await Promise.all(
+      fleet.map(async (client, slot) => {
+        let sent = 0;
+        while (sent < p.floodPerDevice && Date.now() < floodDeadline && client.connected) {
+          client.cork();
+          for (let k = 0; k < 64 && sent < p.floodPerDevice; k++, sent++) {
+            publishFrom(client, slot, 0, p.payloadSize, flood, 0);
+          }
+          client.uncork();
+          if (client.writableNeedDrain) {
+            if (!(await client.drained(Math.max(1, floodDeadline - Date.now())))) {
+              stalled++;
+              return;
+            }
+          } else await sleep(0);
+        }
+      }),
+    );
+    const floodMs = performance.now() - t0;
+    // QoS 1 right behind the flood (no pause to let the broker catch up), each device with at most
+    // `qos1Window` unacknowledged messages, as a device's MQTT client would have.
+    const t1 = performance.now();
+    qos1Running = true;
+    fleet.forEach((client, slot) => {
+      if (!client.connected) return;
+      const first = Math.min(p.qos1Window, p.qos1PerDevice);
+      remaining[slot] = p.qos1PerDevice - first;
+      for (let k = 0; k < first; k++) publishFrom(client, slot, 1, p.payloadSize, qos1, 0);
+    });
+    await waitUntil(() => qos1.sent >= fleet.length * p.qos1PerDevice, p.qos1MaxMs, 50);
+    qos1Running = false;
+    const qos1Ms = performance.now() - t1;
+    // Deliveries keep being counted until soakCollect: the harness probes the broker meanwhile.
+    soaking = { flood, qos1, floodMs, qos1Ms, stalled };
+    return { floodMs, qos1Ms, sentFlood: flood.sent, sentQos1: qos1.sent };
+  },
+
+  /** Waits until everything the soak sent is delivered (or `drainMs`), then reports and stops counting. */
+  async soakCollect(p: { drainMs: number }): Promise<SoakResult> {
+    const state = soaking;
+    if (!state) throw new Error('no soak in progress');
+    const t = performance.now();
+    await waitUntil(
+      () =>
+        state.flood.delivered >= state.flood.sent &&
+        state.qos1.delivered >= state.qos1.sent &&
+        state.qos1.acked >= state.qos1.sent,
+      p.drainMs,
+      100,
+    );
+    quiet();
+    soaking = undefined;
+    return {
+      flood: state.flood.summary(),
+      qos1: state.qos1.summary(),
+      floodMs: state.floodMs,
+      qos1Ms: state.qos1Ms,
+      drainMs: performance.now() - t,
+      dropped: fleet.length - connectedCount(),
+      stalled: state.stalled,
+    };
+  },
+
+  async disconnect(p: { timeoutMs: number }) {
+    const all = observer ? [...fleet, observer] : fleet;
+    const dropped = all.filter((c) => !c.connected).length;
+    await Promise.all(all.map((c) => c.disconnect(p.timeoutMs)));
+    fleet = [];
+    observer = undefined;
+    seqs = new Float64Array(0);
+    return { closed: all.length, dropped };
+  },
+};
+
+export type LoadgenApi = typeof methods;
+
+serve(methods);

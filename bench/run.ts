@@ -1,0 +1,334 @@
+/**
+ * `npm run bench [-- --quick]`: Bulwark's secured broker, bare Aedes and Mosquitto 2 side by side under
+ * the same load, plus Bulwark's policy and audit-log micro-benchmarks. Writes bench/results/<mode>.json
+ * and .md and prints the table. Never part of `npm test`. See docs/performance.md.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  buildReport,
+  describeMachine,
+  deviceId,
+  ensureFixture,
+  ensureMosquitto,
+  fixtureSize,
+  LoadgenPool,
+  MachineSampler,
+  observerIndex,
+  parsePlan,
+  ProcessSampler,
+  Results,
+  startSystem,
+  summarizeProfile,
+  writeReport,
+  type BenchContext,
+  type CpuProfile,
+  type NamedProfile,
+  type Plan,
+  type SystemInfo,
+  type SystemName,
+  type SystemRun,
+} from './harness/index.ts';
+import { fleetRound, idleMemory, microBenchmarks, observerFanIn, soak } from './scenarios/index.ts';
+
+const descriptions: Record<SystemName, string> = {
+  bulwark:
+    'the real server: mTLS, certificate checked against the store at CONNECT, per-message policy on publish, subscribe and delivery, durable audit of connects and denials',
+  aedes: 'bare, the Aedes Bulwark runs on, same TLS listener settings and broker options, no hooks',
+  mosquitto:
+    'require_certificate, use_identity_as_username, ACL pattern readwrite devices/%u/#, persistence off',
+};
+
+const started = new Date();
+const log = (line: string) => {
+  const s = ((Date.now() - started.getTime()) / 1000).toFixed(0).padStart(4);
+  process.stderr.write(`[bench ${s}s] ${line}\n`);
+};
+
+const cleanups: (() => Promise<void>)[] = [];
+async function cleanup(): Promise<void> {
+  for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
+}
+
+async function profileBulwark(ctx: BenchContext, run: SystemRun): Promise<NamedProfile[]> {
+  const { plan, pool } = ctx;
+  const dir = path.join(plan.outDir, 'profiles');
+  mkdirSync(dir, { recursive: true });
+  const system = run.system;
+  if (!system.profileStart || !system.profileStop) return [];
+  const parts = pool.ranges(0, plan.fleet);
+  const out: NamedProfile[] = [];
+  const capture = async (scenario: string, slug: string, work: () => Promise<unknown>) => {
+    const file = path.join(dir, `${plan.mode}-${slug}.cpuprofile`);
+    await system.profileStart?.(200);
+    await work();
+    await system.profileStop?.(file);
+    const summary = summarizeProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile);
+    out.push({ scenario, file: path.relative(process.cwd(), file), summary });
+    ctx.log(
+      `  profile ${scenario}: ${summary.topSelf
+        .slice(0, 3)
+        .map((f) => `${f.frame} ${f.pct}%`)
+        .join(', ')}`,
+    );
+  };
+  try {
+    await capture('connection storm (1,000 devices)', 'storm', () =>
+      pool.each(
+        parts,
+        'connect',
+        (part) => ({
+          target: run.target,
+          from: part.from,
+          to: part.to,
+          concurrency: Math.ceil(plan.stormConcurrency / parts.length),
+          timeoutMs: 30_000,
+          maxMs: 120_000,
+        }),
+        180_000,
+      ),
+    );
+    await pool.each(parts, 'subscribe', () => ({ qos: 1, concurrency: 100, timeoutMs: 30_000 }), 120_000);
+    const { warmupMs, durationMs, drainMs } = plan.throughput;
+    await capture('throughput QoS 1 (1,000 devices)', 'throughput-qos1', () =>
+      pool.each(
+        parts,
+        'throughput',
+        () => ({
+          qos: 1,
+          via: 'own',
+          window: plan.window,
+          warmupMs,
+          durationMs,
+          drainMs,
+          payloadSize: plan.payloadSize,
+        }),
+        warmupMs + durationMs + drainMs + 60_000,
+      ),
+    );
+  } finally {
+    await pool.each(parts, 'disconnect', () => ({ timeoutMs: 5000 }), 60_000);
+  }
+  return out;
+}
+
+async function main(plan: Plan): Promise<number> {
+  const machine = describeMachine();
+  log(
+    `${plan.mode} run: ${plan.systems.join(', ')}; ${plan.rounds} round(s); ${machine.cpu} x${machine.cores}, Node ${machine.node}`,
+  );
+  const results = new Results();
+  const infos: SystemInfo[] = [];
+
+  let mosquitto: { binary: string; version: string } | undefined;
+  if (plan.systems.includes('mosquitto')) {
+    const found = ensureMosquitto(log);
+    if ('skipped' in found) {
+      infos.push({ name: 'mosquitto', description: descriptions.mosquitto, skipped: found.skipped });
+      log(`mosquitto skipped: ${found.skipped}`);
+    } else mosquitto = found;
+  }
+  const fixture = await ensureFixture(fixtureSize(plan), { fresh: plan.freshFixture, log });
+  const pool = LoadgenPool.start(plan.loadgens);
+  cleanups.push(() => pool.stop());
+  const machineLoad = new MachineSampler();
+  cleanups.push(() => Promise.resolve(machineLoad.stop()));
+  machineLoad.track(process.pid);
+  for (const h of pool.handles) machineLoad.track(h.pid);
+  const ctx: BenchContext = {
+    plan,
+    fixture,
+    pool,
+    results,
+    log,
+    machine: machineLoad,
+    observed: { tls: '' },
+  };
+  // A shared machine makes every figure noisier: say how busy it was before we started.
+  const quietFrom = Date.now();
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const before = machineLoad.foreignCores(quietFrom, Date.now());
+  if (before !== undefined && before > 0.2) {
+    log(
+      `warning: other processes are using ${before.toFixed(2)} cores of this machine; figures will be noisy`,
+    );
+    results.note(
+      `at the start, other processes used ${before.toFixed(2)} cores of this ${machine.cores}-core machine`,
+    );
+  }
+  const wants = (s: Plan['scenarios'][number]) => plan.scenarios.includes(s);
+
+  /** On a shared machine: wait (bounded) until other processes have left it idle for three seconds. */
+  const waitQuiet = async () => {
+    if (plan.waitQuietMs <= 0) return;
+    const until = Date.now() + plan.waitQuietMs;
+    let quiet = 0;
+    let waited = false;
+    while (quiet < 3 && Date.now() < until) {
+      const from = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const other = machineLoad.foreignCores(from, Date.now()) ?? 0;
+      quiet = other < 0.15 ? quiet + 1 : 0;
+      if (!waited && quiet === 0)
+        log(`waiting for a quiet machine (other processes use ${other.toFixed(2)} cores)`);
+      waited ||= quiet === 0;
+    }
+  };
+  if (wants('policy') || wants('audit')) {
+    await waitQuiet();
+    log('micro-benchmarks: policy decision, audit log');
+    await microBenchmarks(ctx);
+  }
+  results.skip(
+    { scenario: '7 detection latency', metric: 'ms from attack to alert', unit: 'ms', better: 'lower' },
+    'bulwark',
+    'no monitor module yet',
+  );
+
+  const runs: SystemRun[] = [];
+  const launch = async (name: SystemName): Promise<SystemRun> => {
+    const system = await startSystem(name, fixture, mosquitto, deviceId(observerIndex(plan)));
+    machineLoad.track(system.pid);
+    return {
+      system,
+      broker: new ProcessSampler(system.pid),
+      target: {
+        host: '127.0.0.1',
+        port: system.port,
+        servername: 'localhost',
+        caFile: fixture.caFile,
+        identitiesFile: fixture.identitiesFile,
+      },
+    };
+  };
+  const stopRun = async (run: SystemRun) => {
+    run.broker.stop();
+    await run.system.stop();
+  };
+  /** A fresh broker for scenarios that must not inherit earlier load (memory, soak). */
+  const restart = async (run: SystemRun): Promise<void> => {
+    await stopRun(run);
+    Object.assign(run, await launch(run.system.name));
+  };
+  cleanups.push(async () => {
+    for (const run of runs) await stopRun(run);
+  });
+  for (const name of plan.systems) {
+    if (name === 'mosquitto' && !mosquitto) continue;
+    try {
+      const run = await launch(name);
+      runs.push(run);
+      infos.push({ name, version: run.system.version, description: descriptions[name] });
+      log(`${name} ${run.system.version} listening on 127.0.0.1:${run.system.port} (pid ${run.system.pid})`);
+    } catch (err) {
+      infos.push({
+        name,
+        description: descriptions[name],
+        skipped: (err as Error).message.split('\n')[0] ?? 'did not start',
+      });
+      log(`${name} did not start: ${(err as Error).message}`);
+    }
+  }
+  const alive = (run: SystemRun) => {
+    const status = run.system.exitStatus();
+    if (status)
+      results.note(`${run.system.name} stopped unexpectedly (${status}); its later scenarios are missing`);
+    return !status;
+  };
+  const inOrder = (round: number) => (round % 2 === 0 ? runs : [...runs].reverse());
+
+  const fleetScenarios = wants('storm') || wants('throughput') || wants('latency') || wants('single');
+  for (let round = 0; round < plan.rounds; round++) {
+    for (const run of inOrder(round)) {
+      if (!alive(run)) continue;
+      await waitQuiet();
+      log(`round ${round + 1}/${plan.rounds}: ${run.system.name}`);
+      const inline = plan.inline && round === plan.rounds - 1;
+      const memory = plan.inline && round === 0 && wants('memory') && plan.memoryConnections === plan.fleet;
+      if (fleetScenarios || memory || (inline && wants('soak')))
+        await fleetRound(ctx, run, { memory, soak: inline && wants('soak') });
+    }
+  }
+  if (wants('observer')) {
+    for (const run of inOrder(plan.rounds)) if (alive(run)) await observerFanIn(ctx, run);
+  }
+  const profiles: NamedProfile[] = [];
+  const bulwark = runs.find((r) => r.system.name === 'bulwark');
+  if (wants('profile') && bulwark && alive(bulwark)) {
+    await waitQuiet();
+    log('profiling Bulwark');
+    profiles.push(...(await profileBulwark(ctx, bulwark)));
+  }
+  if (!plan.inline && wants('memory')) {
+    for (const run of inOrder(plan.rounds + 1)) {
+      await waitQuiet();
+      log(`memory: ${run.system.name}, ${plan.memoryConnections} idle connections on a fresh broker`);
+      await restart(run);
+      await idleMemory(ctx, run);
+    }
+  }
+  if (!plan.inline && wants('soak')) {
+    for (const run of inOrder(plan.rounds)) {
+      await waitQuiet();
+      log(`soak: ${run.system.name} (fresh broker)`);
+      await restart(run);
+      await soak(ctx, run);
+    }
+  }
+  const runLoad = machineLoad.foreignCores(quietFrom, Date.now());
+  await cleanup();
+
+  const report = buildReport({
+    plan,
+    machine,
+    systems: infos,
+    results,
+    startedAt: started,
+    tls: ctx.observed.tls,
+    profiles,
+    otherProcessesCores: runLoad,
+  });
+  const written = await writeReport(report, plan.outDir);
+  process.stdout.write(written.markdown);
+  log(
+    `wrote ${path.relative(process.cwd(), written.json)} and ${path.relative(process.cwd(), written.md)} in ${report.durationS} s`,
+  );
+  return 0;
+}
+
+let plan: Plan;
+try {
+  const parsed = parsePlan(process.argv.slice(2));
+  if ('help' in parsed) {
+    process.stdout.write(`${parsed.help}\n`);
+    process.exit(0);
+  }
+  plan = parsed;
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).message}\n`);
+  process.exit(2);
+}
+
+const deadline = setTimeout(() => {
+  log(`over the ${plan.deadlineMs / 60_000} min limit: stopping`);
+  void cleanup().finally(() => process.exit(3));
+}, plan.deadlineMs);
+deadline.unref();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+main(plan).then(
+  (code) => {
+    clearTimeout(deadline);
+    process.exitCode = code;
+  },
+  async (err: unknown) => {
+    log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    await cleanup();
+    process.exit(1);
+  },
+);

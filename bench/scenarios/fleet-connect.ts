@@ -1,0 +1,56 @@
+import type { BenchContext, LoadgenPool, SystemRun } from '../harness/index.ts';
+import type { TallySummary } from '../load/index.ts';
+
+export type FleetParts = ReturnType<LoadgenPool['ranges']>;
+
+/** Deliveries that must never happen, whatever the load: a broker that makes them is not fast, it is wrong. */
+export function checkIntegrity(ctx: BenchContext, run: SystemRun, what: string, t: TallySummary): void {
+  const bad = t.corrupt + t.misrouted + t.outOfOrder;
+  if (bad > 0) {
+    ctx.results.note(
+      `${run.system.name}, ${what}: ${t.corrupt} corrupt, ${t.misrouted} misrouted, ${t.outOfOrder} duplicated or reordered deliveries`,
+    );
+  }
+}
+
+/** Connects the fleet (the storm) over the load generators; the raw results, for scenarios that time it. */
+export function stormFleet(ctx: BenchContext, run: SystemRun) {
+  const { plan, pool } = ctx;
+  const parts = pool.ranges(0, plan.fleet);
+  return {
+    parts,
+    results: pool.each(
+      parts,
+      'connect',
+      (part) => ({
+        target: run.target,
+        from: part.from,
+        to: part.to,
+        concurrency: Math.ceil(plan.stormConcurrency / parts.length),
+        timeoutMs: 30_000,
+        maxMs: 180_000,
+      }),
+      240_000,
+    ),
+  };
+}
+
+/** The fleet connected, each device subscribed to its own telemetry at QoS 1; undefined (noted) on failure. */
+export async function connectFleet(ctx: BenchContext, run: SystemRun): Promise<FleetParts | undefined> {
+  const { parts, results } = stormFleet(ctx, run);
+  const storm = await results;
+  const connected = storm.reduce((n, s) => n + s.connected, 0);
+  if (connected !== ctx.plan.fleet) {
+    ctx.results.note(
+      `${run.system.name}: only ${connected}/${ctx.plan.fleet} devices connected (${storm.find((s) => s.firstError)?.firstError ?? '?'})`,
+    );
+    await ctx.pool.each(parts, 'disconnect', () => ({ timeoutMs: 5000 }), 60_000);
+    return undefined;
+  }
+  await subscribeFleet(ctx, parts);
+  return parts;
+}
+
+export async function subscribeFleet(ctx: BenchContext, parts: FleetParts): Promise<void> {
+  await ctx.pool.each(parts, 'subscribe', () => ({ qos: 1, concurrency: 100, timeoutMs: 30_000 }), 120_000);
+}

@@ -1,0 +1,6 @@
+export { fleetRound } from './fleet.ts';
+export { idleMemory } from './idle-memory.ts';
+export { microBenchmarks } from './micro.ts';
+export { observerFanIn } from './observer-fan-in.ts';
+export { singleInFlight } from './single-in-flight.ts';
+export { soak } from './soak.ts';
