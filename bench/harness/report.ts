@@ -90,7 +90,8 @@ export function buildReport(input: {
         if (m !== undefined) med[s] = round(m);
       }
       const ratios: Partial<Record<SystemName, number>> = {};
-      for (const p of peers) {
+      // A ratio of context figures (CPU, load, machine noise) means nothing; only measured results get one.
+      for (const p of row.better === 'none' ? [] : peers) {
         const r = ratio(row, p);
         if (r !== undefined) ratios[p] = round(r);
       }

@@ -13,32 +13,36 @@ export function checkIntegrity(ctx: BenchContext, run: SystemRun, what: string, 
   }
 }
 
-/** Connects the fleet (the storm) over the load generators; the raw results, for scenarios that time it. */
+/**
+ * The fleet's connection storm over the load generators: `start()` launches it (not before, so a caller
+ * can take readings first) and resolves with the raw results, for scenarios that time it.
+ */
 export function stormFleet(ctx: BenchContext, run: SystemRun) {
   const { plan, pool } = ctx;
   const parts = pool.ranges(0, plan.fleet);
   return {
     parts,
-    results: pool.each(
-      parts,
-      'connect',
-      (part) => ({
-        target: run.target,
-        from: part.from,
-        to: part.to,
-        concurrency: Math.ceil(plan.stormConcurrency / parts.length),
-        timeoutMs: 30_000,
-        maxMs: 180_000,
-      }),
-      240_000,
-    ),
+    start: () =>
+      pool.each(
+        parts,
+        'connect',
+        (part) => ({
+          target: run.target,
+          from: part.from,
+          to: part.to,
+          concurrency: Math.ceil(plan.stormConcurrency / parts.length),
+          timeoutMs: 30_000,
+          maxMs: 180_000,
+        }),
+        240_000,
+      ),
   };
 }
 
 /** The fleet connected, each device subscribed to its own telemetry at QoS 1; undefined (noted) on failure. */
 export async function connectFleet(ctx: BenchContext, run: SystemRun): Promise<FleetParts | undefined> {
-  const { parts, results } = stormFleet(ctx, run);
-  const storm = await results;
+  const { parts, start } = stormFleet(ctx, run);
+  const storm = await start();
   const connected = storm.reduce((n, s) => n + s.connected, 0);
   if (connected !== ctx.plan.fleet) {
     ctx.results.note(
