@@ -182,6 +182,31 @@ const schema = z
       })
       .strict()
       .prefault({}),
+    monitor: z
+      .object({
+        /** How often windows close, datapoints are evaluated and silent devices are looked for. */
+        tickInterval: duration.default(1000),
+        /** How often learned baselines and novelty profiles are saved (and at shutdown). */
+        saveInterval: duration.default(60_000),
+        /** One datapoint of a learned baseline covers this long. */
+        baselineInterval: duration.default(60_000),
+        /** A device heard from before and silent this long raises `device_silent` (profiles may override). */
+        silentAfter: duration.default(15 * 60_000),
+      })
+      .strict()
+      .prefault({}),
+    notifications: z
+      .object({
+        /** How often channels look for new events to deliver. */
+        pollInterval: duration.default(500),
+        /** First retry after a failed delivery; doubles up to retryMax. Nothing is ever skipped. */
+        retryBase: duration.default(1000),
+        retryMax: duration.default(5 * 60_000),
+        /** One delivery attempt (HTTP request, syslog connect + write). */
+        timeout: duration.default(10_000),
+      })
+      .strict()
+      .prefault({}),
     events: z
       .object({ tailInterval: duration.default(200) })
       .strict()

@@ -74,6 +74,23 @@ export const eventTypes = [
   'firewall.temporary_ban',
   'firewall.throttled',
   'firewall.disconnected',
+  'device.metrics_rejected',
+  'monitor.profile_updated',
+  'monitor.profile_deleted',
+  'monitor.profile_attached',
+  'monitor.profile_detached',
+  'alert.raised',
+  'alert.acknowledged',
+  'alert.assigned',
+  'alert.noted',
+  'alert.resolved',
+  'response.executed',
+  'response.failed',
+  'notification.channel_created',
+  'notification.channel_updated',
+  'notification.channel_deleted',
+  'notification.channel_failing',
+  'notification.channel_recovered',
 ] as const;
 export type EventType = (typeof eventTypes)[number];
 
@@ -215,6 +232,41 @@ export interface EventData {
   };
   'firewall.throttled': { reason: string; waitMs: number; suppressed?: number };
   'firewall.disconnected': { reason: string; remoteAddress: string };
+  /** A device's report on `devices/{id}/metrics` did not match the schema; nothing of it was kept. */
+  'device.metrics_rejected': { reason: string; suppressed?: number };
+  'monitor.profile_updated': { version: number; behaviours: number };
+  'monitor.profile_deleted': { version: number };
+  'monitor.profile_attached': { kind: string; target: string };
+  'monitor.profile_detached': { kind: string; target: string };
+  /** A detector fired; `subject` is what it is about (a device, an address, a user). */
+  'alert.raised': {
+    alertId: string;
+    detector: string;
+    severity: string;
+    title: string;
+    evidence: Record<string, Json>;
+  };
+  'alert.acknowledged': { alertId: string; detector: string };
+  'alert.assigned': { alertId: string; assignee: string | null };
+  'alert.noted': { alertId: string; text: string };
+  /** `automatic`: the behaviour cleared (or the alert was superseded) without an operator. */
+  'alert.resolved': { alertId: string; detector: string; automatic: boolean; resolution: string };
+  'response.executed': {
+    alertId: string;
+    action: string;
+    automatic: boolean;
+    detector: string;
+    severity: string;
+    title: string;
+    detail?: string;
+  };
+  'response.failed': { alertId: string; action: string; automatic: boolean; reason: string };
+  'notification.channel_created': { name: string; kind: string; format: string; target: string };
+  'notification.channel_updated': { name: string; changes: string[] };
+  'notification.channel_deleted': { name: string };
+  /** Deliveries to a channel started failing; they are retried (nothing is skipped) until it recovers. */
+  'notification.channel_failing': { name: string; error: string; pendingFromSeq: number };
+  'notification.channel_recovered': { name: string; failedForMs: number; attempts: number };
 }
 
 export interface SecurityEvent<T extends EventType = EventType> {

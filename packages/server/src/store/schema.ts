@@ -309,6 +309,89 @@ export interface BansTable {
   expires_at: number | null;
 }
 
+export interface SecurityProfilesTable {
+  id: string;
+  name: string;
+  /** The profile as JSON (behaviours, baselines, built-in detector settings, responses). */
+  document: string;
+  version: number;
+  created_at: number;
+  updated_at: number;
+  updated_by: string;
+}
+
+export interface SecurityProfileAttachmentsTable {
+  profile_id: string;
+  /** all | group | zone | device */
+  kind: string;
+  target: string;
+  created_at: number;
+}
+
+export interface AlertsTable {
+  id: string;
+  /** detector + subject: at most one alert per key is not resolved. */
+  dedupe_key: string;
+  detector: string;
+  /** `device:<id>`, `address:<ip>`, `user:<name>` */
+  subject: string;
+  device_id: string | null;
+  /** low | medium | high | critical */
+  severity: string;
+  /** open | acknowledged | resolved */
+  status: string;
+  title: string;
+  /** JSON: what triggered the alert (metric, window, value, threshold, samples) */
+  evidence: string;
+  occurrences: number;
+  first_seen: number;
+  last_seen: number;
+  assignee: string | null;
+  /** JSON array of { at, by, text } */
+  notes: string;
+  acknowledged_at: number | null;
+  acknowledged_by: string | null;
+  resolved_at: number | null;
+  resolved_by: string | null;
+  resolution: string | null;
+  updated_at: number;
+}
+
+/** Detector state that survives restarts (learned baselines, what a device was seen doing). */
+export interface MonitorStateTable {
+  key: string;
+  state: string;
+  updated_at: number;
+}
+
+export interface NotificationChannelsTable {
+  id: string;
+  name: string;
+  /** webhook | syslog */
+  kind: string;
+  /** json | rfc5424 | cef */
+  format: string;
+  /** URL for webhooks, host:port for syslog */
+  target: string;
+  /** JSON: transport settings (tls, ca, timeouts) */
+  settings: string;
+  /** The webhook signing secret, sealed with the secret box. */
+  secret_sealed: string | null;
+  /** JSON: which events the channel receives */
+  filter: string;
+  enabled: number;
+  /** The last audit-log seq delivered (or skipped by the filter). */
+  cursor: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  attempts: number;
+  next_attempt_at: number | null;
+  last_error: string | null;
+  last_delivered_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   devices: DevicesTable;
   enrollment_tokens: EnrollmentTokensTable;
@@ -338,6 +421,11 @@ export interface Database {
   firmware_rollouts: FirmwareRolloutsTable;
   firmware_rollout_devices: FirmwareRolloutDevicesTable;
   bans: BansTable;
+  security_profiles: SecurityProfilesTable;
+  security_profile_attachments: SecurityProfileAttachmentsTable;
+  alerts: AlertsTable;
+  monitor_state: MonitorStateTable;
+  notification_channels: NotificationChannelsTable;
 }
 
 export type Db = Kysely<Database>;

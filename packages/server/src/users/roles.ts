@@ -16,6 +16,10 @@ export const permissions = [
   'firmware:write',
   'firmware:deploy',
   'firmware:keys',
+  'alerts:read',
+  'alerts:write',
+  'monitor:write',
+  'metrics:read',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
@@ -39,6 +43,10 @@ export const rolePermissions: Record<Role, readonly Permission[]> = {
     'firmware:read',
     'firmware:deploy',
     'firmware:keys',
+    'alerts:read',
+    'alerts:write',
+    'monitor:write',
+    'metrics:read',
   ],
   operator: [
     'devices:read',
@@ -48,6 +56,9 @@ export const rolePermissions: Record<Role, readonly Permission[]> = {
     'policies:read',
     'firmware:read',
     'firmware:deploy',
+    'alerts:read',
+    'alerts:write',
+    'metrics:read',
   ],
   auditor: [
     'devices:read',
@@ -57,8 +68,9 @@ export const rolePermissions: Record<Role, readonly Permission[]> = {
     'users:read',
     'policies:read',
     'firmware:read',
+    'alerts:read',
   ],
-  viewer: ['devices:read', 'firmware:read'],
+  viewer: ['devices:read', 'firmware:read', 'alerts:read'],
 };
 
 const sets = new Map(roles.map((r) => [r, new Set<Permission>(rolePermissions[r])]));
