@@ -3,3 +3,4 @@ export * from './topics.ts';
 export * from './est.ts';
 export * from './heartbeat.ts';
 export * from './firmware.ts';
+export * from './metrics.ts';

@@ -34,4 +34,6 @@ export const topics = {
   heartbeat: (id: string) => `${DEVICE_TOPIC_ROOT}/${id}/heartbeat`,
   telemetry: (id: string) => `${DEVICE_TOPIC_ROOT}/${id}/telemetry`,
   commands: (id: string) => `${DEVICE_TOPIC_ROOT}/${id}/commands`,
+  /** Device-reported metrics (see `deviceMetricsSchema`). */
+  metrics: (id: string) => `${DEVICE_TOPIC_ROOT}/${id}/metrics`,
 } as const;

@@ -32,6 +32,11 @@ interface Snapshot {
 }
 
 /** Events after which compiled access may differ: every live session is recompiled. */
+const DEVICE_SCOPED: ReadonlySet<string> = new Set([
+  'device.quarantined',
+  'device.released',
+  'device.updated',
+]);
 const ACCESS_EVENTS: ReadonlySet<EventType> = new Set<EventType>([
   'policy.updated',
   'policy.deleted',
@@ -75,12 +80,17 @@ const BUILTIN = new Set([DEFAULT_POLICY.name, QUARANTINE_POLICY.name]);
 export function createAccessService(deps: AccessServiceDeps) {
   const { db, events, now } = deps;
   let snapshot: Promise<Snapshot> | undefined;
-  const listeners = new Set<() => void>();
+  const listeners = new Set<(deviceId?: string) => void>();
 
   events.subscribe((entry: AuditEntry) => {
     if (!ACCESS_EVENTS.has(entry.type)) return;
     snapshot = undefined;
-    for (const l of listeners) l();
+    // A change to one device (quarantine, release, its group) needs only that device's sessions recompiled.
+    const deviceId =
+      DEVICE_SCOPED.has(entry.type) && entry.subject?.startsWith('device:')
+        ? entry.subject.slice(7)
+        : undefined;
+    for (const l of listeners) l(deviceId);
   });
 
   async function load(): Promise<Snapshot> {
@@ -214,8 +224,11 @@ export function createAccessService(deps: AccessServiceDeps) {
       }
       return { ok: true, deviceId: clientId, group: ANONYMOUS_GROUP, serial: 'anonymous' };
     },
-    /** Called after any change that may alter compiled access (local or from another process). */
-    onChange(listener: () => void): () => void {
+    /**
+     * Called after any change that may alter compiled access (local or from another process); with a device
+     * id when only that device is affected.
+     */
+    onChange(listener: (deviceId?: string) => void): () => void {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },

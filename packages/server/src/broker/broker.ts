@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { ConnackCode } from '@bulwark/protocol';
 import { createEventRateLimit, type AuditEntry, type EventBus } from '../events/index.ts';
 import type { Firewall } from '../firewall/index.ts';
+import type { DeviceMeter } from '../monitor/index.ts';
 import { addressIn, type DeviceAccess } from '../policy/index.ts';
 
 export interface BrokerTls {
@@ -43,7 +44,9 @@ export interface BrokerDeps {
   /** Connection limits, bans, flapping and publish quotas (see firewall/). */
   firewall: Firewall;
   /** Subscribes to changes that may alter compiled access; the broker then recompiles its live sessions. */
-  onAccessChange(listener: () => void): () => void;
+  onAccessChange(listener: (deviceId?: string) => void): () => void;
+  /** Per-device metering for the detectors (the meter's rules are in place before the CONNACK). */
+  monitor?: { attach(deviceId: string): Promise<DeviceMeter> } | undefined;
 }
 
 interface Session {
@@ -54,6 +57,7 @@ interface Session {
   /** A client of the development listener (no certificate). */
   anonymous: boolean;
   access: DeviceAccess;
+  meter: DeviceMeter | undefined;
 }
 
 /** aedes reads `returnCode` (2-5) off the error for the CONNACK it sends. */
@@ -197,6 +201,7 @@ export async function createBroker(deps: BrokerDeps) {
           callback(connackError(decision.reason, decision.returnCode), false);
           return;
         }
+        const meter = await deps.monitor?.attach(decision.deviceId);
         // Registered before anything is awaited, so a revocation from now on finds and drops it.
         sessions.set(client, {
           deviceId: decision.deviceId,
@@ -205,6 +210,7 @@ export async function createBroker(deps: BrokerDeps) {
           certSubject: peer.subject,
           anonymous,
           access,
+          meter,
         });
         byDevice.set(decision.deviceId, client);
         await events.emit({
@@ -262,13 +268,16 @@ export async function createBroker(deps: BrokerDeps) {
           return;
         }
         const again = session.access.publish(packet.topic);
-        if (again.allow) callback(null);
-        else callback(new Error(`publish to ${packet.topic} denied: ${again.reason}`));
+        if (again.allow) {
+          session.meter?.published(packet.topic, packet.payload.length);
+          callback(null);
+        } else callback(new Error(`publish to ${packet.topic} denied: ${again.reason}`));
       }, verdict.waitMs).unref();
       return;
     }
     const decision = session.access.publish(packet.topic);
     if (decision.allow) {
+      session.meter?.published(packet.topic, packet.payload.length);
       callback(null);
       return;
     }
@@ -306,7 +315,9 @@ export async function createBroker(deps: BrokerDeps) {
 
   aedes.authorizeForward = (client, packet) => {
     const session = sessions.get(client);
-    return session && session.access.receive(packet.topic) ? packet : null;
+    if (!session || !session.access.receive(packet.topic)) return null;
+    session.meter?.received(packet.payload.length);
+    return packet;
   };
 
   aedes.on('clientReady', (client) => {
@@ -372,6 +383,27 @@ export async function createBroker(deps: BrokerDeps) {
     });
   }
 
+  async function recompileOne(deviceId: string): Promise<void> {
+    const client = byDevice.get(deviceId);
+    const session = client && sessions.get(client);
+    if (!client || !session) return;
+    try {
+      const access = await deps.accessFor({
+        deviceId,
+        remoteAddress: session.remoteAddress,
+        certSubject: session.certSubject,
+        anonymous: session.anonymous,
+      });
+      if (sessions.get(client) !== session) return;
+      session.access = access;
+      const connect = access.connect();
+      if (!connect.allow) drop(deviceId, `connect no longer allowed: ${connect.reason}`, 'policy change');
+    } catch (err) {
+      logger.error({ err, deviceId }, 'cannot recompile access; dropping the session');
+      drop(deviceId, 'access could not be recompiled', 'policy change');
+    }
+  }
+
   // Policy, zone and quarantine changes: recompile every live session (coalesced), so they apply within a second.
   let recompiling = false;
   let again = false;
@@ -384,32 +416,20 @@ export async function createBroker(deps: BrokerDeps) {
     try {
       do {
         again = false;
-        for (const [deviceId, client] of [...byDevice]) {
-          const session = sessions.get(client);
-          if (!session) continue;
-          try {
-            const access = await deps.accessFor({
-              deviceId,
-              remoteAddress: session.remoteAddress,
-              certSubject: session.certSubject,
-              anonymous: session.anonymous,
-            });
-            if (sessions.get(client) !== session) continue;
-            session.access = access;
-            const connect = access.connect();
-            if (!connect.allow)
-              drop(deviceId, `connect no longer allowed: ${connect.reason}`, 'policy change');
-          } catch (err) {
-            logger.error({ err, deviceId }, 'cannot recompile access; dropping the session');
-            drop(deviceId, 'access could not be recompiled', 'policy change');
-          }
-        }
+        for (const deviceId of [...byDevice.keys()]) await recompileOne(deviceId);
       } while (again);
     } finally {
       recompiling = false;
     }
   }
-  const stopAccessChanges = deps.onAccessChange(() => {
+  const stopAccessChanges = deps.onAccessChange((deviceId) => {
+    // One device changed (quarantine, release): recompile its session now, without waiting for the others.
+    if (deviceId !== undefined) {
+      recompileOne(deviceId).catch((err: unknown) =>
+        logger.error({ err, deviceId }, 'recompiling access failed'),
+      );
+      return;
+    }
     recompileAll().catch((err: unknown) => logger.error({ err }, 'recompiling access failed'));
   });
 
@@ -512,6 +532,8 @@ export async function createBroker(deps: BrokerDeps) {
       );
       return port;
     },
+    /** Authenticated sessions (Prometheus). */
+    sessionCount: () => byDevice.size,
     /** Connected device ids (for tests and the console). */
     connectedDevices: () => [...byDevice.keys()],
     /**

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AuditLog } from './audit-log.ts';
@@ -92,44 +92,58 @@ export function auditRoutes(deps: AuditRoutesDeps) {
           }),
         },
       },
-      async (request, reply) => {
-        const wanted = request.query.types
-          ? new Set(request.query.types.split(',').map((t) => t.trim()))
-          : undefined;
-        const lastId = Number(request.headers['last-event-id']);
-        reply.hijack();
-        const res = reply.raw;
-        res.writeHead(200, {
-          'content-type': 'text/event-stream',
-          'cache-control': 'no-store',
-          connection: 'keep-alive',
-          'x-accel-buffering': 'no',
-        });
-        let lastSent = 0;
-        let chain = Promise.resolve();
-        const send = (entry: AuditEntry) => {
-          chain = chain.then(async () => {
-            if (
-              entry.seq <= lastSent ||
-              (wanted && !wanted.has(entry.type)) ||
-              !(await deps.visible(request, entry))
-            )
-              return;
-            lastSent = entry.seq;
-            res.write(`id: ${entry.seq}\nevent: ${entry.type}\ndata: ${JSON.stringify(entry)}\n\n`);
-          });
-        };
-        const unsubscribe = deps.bus.subscribe(send);
-        // Catch up from the durable log first, so a reconnecting client misses nothing.
-        if (Number.isInteger(lastId) && lastId >= 0)
-          for (const e of await deps.log.readAfter(lastId, 1000)) send(e);
-        res.write(': connected\n\n');
-        const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), deps.keepAliveMs ?? 15_000);
-        request.raw.on('close', () => {
-          clearInterval(keepAlive);
-          unsubscribe();
-        });
-      },
+      (request, reply) =>
+        streamEvents(request, reply, {
+          ...deps,
+          types: request.query.types ? request.query.types.split(',').map((t) => t.trim()) : undefined,
+        }),
     );
   };
+}
+
+/**
+ * Streams security events as Server-Sent Events: first what the durable log holds after Last-Event-ID
+ * (so a reconnecting client misses nothing), then live ones, filtered by type and by what the principal may see.
+ */
+export async function streamEvents(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: Pick<AuditRoutesDeps, 'bus' | 'visible' | 'keepAliveMs'> & {
+    log: Pick<AuditLog, 'readAfter'>;
+    types?: readonly string[] | undefined;
+  },
+): Promise<void> {
+  const wanted = deps.types ? new Set(deps.types) : undefined;
+  const lastId = Number(request.headers['last-event-id']);
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-store',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  let lastSent = 0;
+  let chain = Promise.resolve();
+  const send = (entry: AuditEntry) => {
+    chain = chain.then(async () => {
+      if (
+        entry.seq <= lastSent ||
+        (wanted && !wanted.has(entry.type)) ||
+        !(await deps.visible(request, entry))
+      )
+        return;
+      lastSent = entry.seq;
+      res.write(`id: ${entry.seq}\nevent: ${entry.type}\ndata: ${JSON.stringify(entry)}\n\n`);
+    });
+  };
+  const unsubscribe = deps.bus.subscribe(send);
+  if (Number.isInteger(lastId) && lastId >= 0)
+    for (const e of await deps.log.readAfter(lastId, 1000)) send(e);
+  res.write(': connected\n\n');
+  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), deps.keepAliveMs ?? 15_000);
+  request.raw.on('close', () => {
+    clearInterval(keepAlive);
+    unsubscribe();
+  });
 }

@@ -9,4 +9,4 @@ export { createAuditLog, type AuditLog, type AnchorMac, type VerifyResult } from
 export { createEventBus, type EventBus, type EventHandler } from './event-bus.ts';
 export { entryHash, GENESIS_HASH } from './hash-chain.ts';
 export { createEventRateLimit, type EventRateLimit } from './rate-limit.ts';
-export { auditRoutes, type AuditRoutesDeps } from './audit.routes.ts';
+export { auditRoutes, streamEvents, type AuditRoutesDeps } from './audit.routes.ts';

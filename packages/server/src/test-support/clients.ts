@@ -59,6 +59,8 @@ export function httpsRequest(
     body?: string;
     key?: string;
     cert?: string;
+    /** The source address (a 127.x.y.z loopback address acts as another client). */
+    localAddress?: string;
   },
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
@@ -70,6 +72,7 @@ export function httpsRequest(
         headers: options.headers,
         key: options.key,
         cert: options.cert,
+        localAddress: options.localAddress,
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import QRCode from 'qrcode';
 import { BulwarkError } from '@bulwark/protocol';
-import type { EventBus } from '../events/index.ts';
+import { createEventRateLimit, type EventBus } from '../events/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import type { Db, SessionsTable, UsersTable } from '../store/index.ts';
 import { checkNewPassword, dummyHash, hashPassword, verifyPassword } from './password.ts';
@@ -82,6 +82,8 @@ function checkGroups(groups: unknown): string[] | null {
 }
 
 export function createUserService(deps: UserServiceDeps) {
+  /** Sign-ins the back-off refused, recorded at a bounded rate per address. */
+  const throttledSignIns = createEventRateLimit({ max: 30, windowMs: 60_000 });
   const { db, box, events, throttle, now, settings } = deps;
 
   const requires2fa = (role: Role) => settings.require2faForAll || twoFactorRoles.includes(role);
@@ -460,7 +462,18 @@ export function createUserService(deps: UserServiceDeps) {
         .trim()
         .toLowerCase();
       const keys = [`account:${name}`, `address:${input.address}`];
-      await refuseIfBlocked(keys);
+      await refuseIfBlocked(keys).catch(async (err: unknown) => {
+        // Attempts the back-off refuses are still attempts (a guessing run goes on): recorded, at a bounded rate.
+        const { record, suppressed } = throttledSignIns.admit(input.address);
+        if (record)
+          await events.emit({
+            type: 'auth.sign_in_failed',
+            actor: `anonymous@${input.address}`,
+            subject: `user:${name}`,
+            data: { address: input.address, reason: `throttled${suppressed ? ` (+${suppressed} more)` : ''}` },
+          });
+        throw err;
+      });
       const row = usernamePattern.test(name) ? await byName(name) : undefined;
       const stored = row?.password_hash ?? (await dummyHash);
       const passwordOk = await verifyPassword(stored, String(input.password ?? ''));

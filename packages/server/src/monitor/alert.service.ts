@@ -1,0 +1,329 @@
+import { randomUUID } from 'node:crypto';
+import { BulwarkError } from '@bulwark/protocol';
+import type { EventBus } from '../events/index.ts';
+import type { AlertsTable, Db } from '../store/index.ts';
+import type { Finding, Json } from './engine.ts';
+import { severityRank, type Severity } from './profile.ts';
+
+export const alertStatuses = ['open', 'acknowledged', 'resolved'] as const;
+export type AlertStatus = (typeof alertStatuses)[number];
+
+export interface AlertNote {
+  at: number;
+  by: string;
+  text: string;
+}
+
+export interface Alert {
+  id: string;
+  detector: string;
+  subject: string;
+  deviceId: string | null;
+  severity: Severity;
+  status: AlertStatus;
+  title: string;
+  evidence: Record<string, Json>;
+  occurrences: number;
+  firstSeen: number;
+  lastSeen: number;
+  assignee: string | null;
+  notes: AlertNote[];
+  acknowledgedAt: number | null;
+  acknowledgedBy: string | null;
+  resolvedAt: number | null;
+  resolvedBy: string | null;
+  resolution: string | null;
+}
+
+export interface AlertFilter {
+  status?: AlertStatus[] | undefined;
+  severity?: Severity | undefined;
+  /** At least this severity. */
+  minSeverity?: Severity | undefined;
+  detector?: string | undefined;
+  deviceId?: string | undefined;
+  subject?: string | undefined;
+  /** Only devices of these groups (a group-limited user); null for all. */
+  groups?: string[] | null | undefined;
+  limit?: number | undefined;
+  /** Alerts last seen before this time (paging). */
+  before?: number | undefined;
+}
+
+export interface AlertServiceDeps {
+  db: Db;
+  events: Pick<EventBus, 'emit'>;
+  now: () => number;
+  /** The device's group, for group-limited users. */
+  groupOf(deviceId: string): Promise<string | null | undefined>;
+}
+
+function toAlert(row: AlertsTable): Alert {
+  return {
+    id: row.id,
+    detector: row.detector,
+    subject: row.subject,
+    deviceId: row.device_id,
+    severity: row.severity as Severity,
+    status: row.status as AlertStatus,
+    title: row.title,
+    evidence: JSON.parse(row.evidence) as Record<string, Json>,
+    occurrences: row.occurrences,
+    firstSeen: Number(row.first_seen),
+    lastSeen: Number(row.last_seen),
+    assignee: row.assignee,
+    notes: JSON.parse(row.notes) as AlertNote[],
+    acknowledgedAt: row.acknowledged_at === null ? null : Number(row.acknowledged_at),
+    acknowledgedBy: row.acknowledged_by,
+    resolvedAt: row.resolved_at === null ? null : Number(row.resolved_at),
+    resolvedBy: row.resolved_by,
+    resolution: row.resolution,
+  };
+}
+
+const keyOf = (detector: string, subject: string) => `${detector}|${subject}`;
+
+/**
+ * Alerts: one per detector and subject until resolved (repeats add occurrences and refresh the
+ * evidence), lifecycle open → acknowledged → resolved, every transition an event.
+ */
+export function createAlertService(deps: AlertServiceDeps) {
+  const { db, events, now } = deps;
+  /** Work on one dedupe key runs in order (a raise and its auto-resolve never cross). */
+  const chains = new Map<string, Promise<unknown>>();
+  const serial = <T>(key: string, work: () => Promise<T>): Promise<T> => {
+    const next = (chains.get(key) ?? Promise.resolve()).then(work, work);
+    const tail = next.catch(() => undefined);
+    chains.set(key, tail);
+    void tail.then(() => {
+      if (chains.get(key) === tail) chains.delete(key);
+    });
+    return next;
+  };
+
+  const openRow = (key: string) =>
+    db
+      .selectFrom('alerts')
+      .selectAll()
+      .where('dedupe_key', '=', key)
+      .where('status', '!=', 'resolved')
+      .orderBy('first_seen', 'desc')
+      .executeTakeFirst();
+
+  async function requireAlert(id: string): Promise<AlertsTable> {
+    const row = await db.selectFrom('alerts').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new BulwarkError('not_found', `no alert ${id}`);
+    return row;
+  }
+
+  async function resolveRow(row: AlertsTable, actor: string, resolution: string, automatic: boolean) {
+    const at = now();
+    await db
+      .updateTable('alerts')
+      .set({ status: 'resolved', resolved_at: at, resolved_by: actor, resolution, updated_at: at })
+      .where('id', '=', row.id)
+      .execute();
+    await events.emit({
+      type: 'alert.resolved',
+      actor,
+      subject: row.subject,
+      data: { alertId: row.id, detector: row.detector, automatic, resolution },
+    });
+    return toAlert({ ...row, status: 'resolved', resolved_at: at, resolved_by: actor, resolution });
+  }
+
+  return {
+    /** Raises (or, when one is open for the same detector and subject, updates) an alert. */
+    raise(finding: Finding): Promise<{ alert: Alert; created: boolean }> {
+      const key = keyOf(finding.detector, finding.subject);
+      return serial(key, async () => {
+        const at = now();
+        const existing = await openRow(key);
+        if (existing) {
+          const severity =
+            severityRank[finding.severity] > severityRank[existing.severity as Severity]
+              ? finding.severity
+              : (existing.severity as Severity);
+          const changes = {
+            occurrences: existing.occurrences + 1,
+            last_seen: finding.at,
+            evidence: JSON.stringify(finding.evidence),
+            severity,
+            updated_at: at,
+          };
+          await db.updateTable('alerts').set(changes).where('id', '=', existing.id).execute();
+          return { alert: toAlert({ ...existing, ...changes }), created: false };
+        }
+        const row: AlertsTable = {
+          id: randomUUID(),
+          dedupe_key: key,
+          detector: finding.detector,
+          subject: finding.subject,
+          device_id: finding.deviceId,
+          severity: finding.severity,
+          status: 'open',
+          title: finding.title.slice(0, 300),
+          evidence: JSON.stringify(finding.evidence),
+          occurrences: 1,
+          first_seen: finding.at,
+          last_seen: finding.at,
+          assignee: null,
+          notes: '[]',
+          acknowledged_at: null,
+          acknowledged_by: null,
+          resolved_at: null,
+          resolved_by: null,
+          resolution: null,
+          updated_at: at,
+        };
+        await db.insertInto('alerts').values(row).execute();
+        await events.emit({
+          type: 'alert.raised',
+          actor: 'system',
+          subject: finding.subject,
+          data: {
+            alertId: row.id,
+            detector: row.detector,
+            severity: row.severity,
+            title: row.title,
+            evidence: finding.evidence,
+          },
+        });
+        return { alert: toAlert(row), created: true };
+      });
+    },
+
+    /** The behaviour cleared by itself: resolves the open alert for this detector and subject. */
+    autoResolve(detector: string, subject: string, resolution: string): Promise<Alert | undefined> {
+      const key = keyOf(detector, subject);
+      return serial(key, async () => {
+        const row = await openRow(key);
+        return row ? resolveRow(row, 'system', resolution, true) : undefined;
+      });
+    },
+
+    async get(id: string): Promise<Alert> {
+      return toAlert(await requireAlert(id));
+    },
+
+    async list(filter: AlertFilter = {}): Promise<Alert[]> {
+      let q = db.selectFrom('alerts').selectAll();
+      if (filter.status?.length) q = q.where('status', 'in', filter.status);
+      if (filter.severity) q = q.where('severity', '=', filter.severity);
+      if (filter.minSeverity) {
+        const rank = severityRank[filter.minSeverity];
+        q = q.where(
+          'severity',
+          'in',
+          (Object.keys(severityRank) as Severity[]).filter((s) => severityRank[s] >= rank),
+        );
+      }
+      if (filter.detector) q = q.where('detector', '=', filter.detector);
+      if (filter.deviceId) q = q.where('device_id', '=', filter.deviceId);
+      if (filter.subject) q = q.where('subject', '=', filter.subject);
+      if (filter.before !== undefined) q = q.where('last_seen', '<', filter.before);
+      const rows = await q
+        .orderBy('last_seen', 'desc')
+        .orderBy('id')
+        .limit(Math.min(filter.limit ?? 100, 1000))
+        .execute();
+      const alerts = rows.map(toAlert);
+      if (filter.groups === null || filter.groups === undefined) return alerts;
+      const visible: Alert[] = [];
+      for (const a of alerts) {
+        const group = a.deviceId ? await deps.groupOf(a.deviceId) : undefined;
+        if (group && filter.groups.includes(group)) visible.push(a);
+      }
+      return visible;
+    },
+
+    /** Open alerts as [detector, subject] (the engine knows them at start). */
+    async openKeys(): Promise<[string, string][]> {
+      const rows = await db
+        .selectFrom('alerts')
+        .select(['detector', 'subject'])
+        .where('status', '!=', 'resolved')
+        .execute();
+      return rows.map((r) => [r.detector, r.subject]);
+    },
+
+    async counts(): Promise<{ status: string; severity: string; n: number }[]> {
+      const rows = await db
+        .selectFrom('alerts')
+        .select(['status', 'severity', db.fn.countAll<number>().as('n')])
+        .groupBy(['status', 'severity'])
+        .execute();
+      return rows.map((r) => ({ status: r.status, severity: r.severity, n: Number(r.n) }));
+    },
+
+    async acknowledge(id: string, actor: string): Promise<Alert> {
+      const row = await requireAlert(id);
+      return serial(row.dedupe_key, async () => {
+        const current = await requireAlert(id);
+        if (current.status === 'resolved')
+          throw new BulwarkError('conflict', `alert ${id} is already resolved`);
+        if (current.status === 'acknowledged') return toAlert(current);
+        const at = now();
+        await db
+          .updateTable('alerts')
+          .set({ status: 'acknowledged', acknowledged_at: at, acknowledged_by: actor, updated_at: at })
+          .where('id', '=', id)
+          .execute();
+        await events.emit({
+          type: 'alert.acknowledged',
+          actor,
+          subject: current.subject,
+          data: { alertId: id, detector: current.detector },
+        });
+        return toAlert({ ...current, status: 'acknowledged', acknowledged_at: at, acknowledged_by: actor });
+      });
+    },
+
+    async assign(id: string, assignee: string | null, actor: string): Promise<Alert> {
+      const row = await requireAlert(id);
+      const at = now();
+      await db.updateTable('alerts').set({ assignee, updated_at: at }).where('id', '=', id).execute();
+      await events.emit({
+        type: 'alert.assigned',
+        actor,
+        subject: row.subject,
+        data: { alertId: id, assignee },
+      });
+      return toAlert({ ...row, assignee });
+    },
+
+    async note(id: string, text: string, actor: string): Promise<Alert> {
+      const row = await requireAlert(id);
+      return serial(row.dedupe_key, async () => {
+        const current = await requireAlert(id);
+        const notes = [...(JSON.parse(current.notes) as AlertNote[]), { at: now(), by: actor, text }].slice(
+          -200,
+        );
+        await db
+          .updateTable('alerts')
+          .set({ notes: JSON.stringify(notes), updated_at: now() })
+          .where('id', '=', id)
+          .execute();
+        await events.emit({
+          type: 'alert.noted',
+          actor,
+          subject: current.subject,
+          data: { alertId: id, text },
+        });
+        return toAlert({ ...current, notes: JSON.stringify(notes) });
+      });
+    },
+
+    async resolve(id: string, actor: string, resolution: string): Promise<Alert> {
+      const row = await requireAlert(id);
+      return serial(row.dedupe_key, async () => {
+        const current = await requireAlert(id);
+        if (current.status === 'resolved')
+          throw new BulwarkError('conflict', `alert ${id} is already resolved`);
+        return resolveRow(current, actor, resolution, false);
+      });
+    },
+  };
+}
+
+export type AlertService = ReturnType<typeof createAlertService>;

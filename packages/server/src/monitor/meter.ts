@@ -1,0 +1,57 @@
+/** Indexes of the counters the broker bumps on every message (hot path: typed-array slots, no allocation). */
+export const HOT = { messagesSent: 0, bytesSent: 1, messagesReceived: 2, bytesReceived: 3 } as const;
+export const hotMetrics = ['messages_sent', 'bytes_sent', 'messages_received', 'bytes_received'] as const;
+
+/** Message sizes in buckets of a quarter octave (2^(k/4) bytes): p50/p90/p99 within ~19 %. */
+export const SIZE_BUCKETS = 120;
+export function sizeBucket(bytes: number): number {
+  if (bytes <= 1) return 0;
+  const b = Math.floor(Math.log2(bytes) * 4);
+  return b >= SIZE_BUCKETS ? SIZE_BUCKETS - 1 : b;
+}
+export const bucketUpperBytes = (bucket: number): number => Math.round(2 ** ((bucket + 1) / 4));
+
+/** Up to this many distinct topics per device are remembered between two ticks. */
+const TOPICS_PER_TICK = 256;
+
+/**
+ * What the broker records for one device on its hot path. Cumulative totals only; the monitor reads and
+ * folds them into windows on its tick. `trip` is called (rarely) when a counter passes a threshold a rule
+ * set, so a breach is seen on the offending message, not at the end of the window.
+ */
+export class DeviceMeter {
+  readonly totals = new Float64Array(4);
+  /** Absolute totals at which some rule breaches (Infinity when none). */
+  readonly triggers = new Float64Array(4).fill(Infinity);
+  /** Largest message since the last tick, and the size at which some rule breaches. */
+  maxSize = 0;
+  sizeTrigger = Infinity;
+  /** Message sizes since the last tick, when some rule asks for percentiles. */
+  sizes: Uint32Array | undefined;
+  /** Topics published to since the last tick (bounded). */
+  readonly topics = new Set<string>();
+
+  constructor(
+    readonly deviceId: string,
+    private readonly trip: (meter: DeviceMeter) => void,
+  ) {}
+
+  /** A publish the broker accepted from this device. */
+  published(topic: string, bytes: number): void {
+    const t = this.totals;
+    t[0]! += 1;
+    t[1]! += bytes;
+    if (bytes > this.maxSize) this.maxSize = bytes;
+    if (this.sizes) this.sizes[sizeBucket(bytes)]! += 1;
+    if (this.topics.size < TOPICS_PER_TICK) this.topics.add(topic);
+    if (t[0]! > this.triggers[0]! || t[1]! > this.triggers[1]! || bytes > this.sizeTrigger) this.trip(this);
+  }
+
+  /** A message delivered to this device. */
+  received(bytes: number): void {
+    const t = this.totals;
+    t[2]! += 1;
+    t[3]! += bytes;
+    if (t[2]! > this.triggers[2]! || t[3]! > this.triggers[3]!) this.trip(this);
+  }
+}

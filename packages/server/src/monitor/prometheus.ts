@@ -1,0 +1,138 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What /metrics reads at scrape time; each source is a narrow callback owned by its module. */
+export interface MetricSources {
+  broker(): { sessions: number };
+  monitor(): {
+    devices: number;
+    messagesSent: number;
+    bytesSent: number;
+    messagesReceived: number;
+    bytesReceived: number;
+    raised: [string, number][];
+    responses: number;
+    responseFailures: number;
+    tickSeconds: number;
+  };
+  alerts(): Promise<{ status: string; severity: string; n: number }[]>;
+  audit(): Promise<{ seq: number }>;
+  notifications?(): Promise<{ name: string; delivered: number; failures: number; lag: number }[]>;
+}
+
+/**
+ * A Prometheus registry with the process defaults and Bulwark's broker, detector, alert, audit-log and
+ * notification figures, all read at scrape time (nothing on the broker's hot path).
+ */
+export function createMetricsRegistry(sources: MetricSources) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'bulwark_process_' });
+  const gauge = (
+    name: string,
+    help: string,
+    collect: (g: Gauge) => void | Promise<void>,
+    labelNames: string[] = [],
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      async collect() {
+        await collect(this);
+      },
+    });
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+
+  gauge('bulwark_broker_sessions', 'Authenticated MQTT sessions', (g) => g.set(sources.broker().sessions));
+  gauge('bulwark_monitor_devices', 'Devices the detectors hold state for', (g) =>
+    g.set(sources.monitor().devices),
+  );
+  counter(
+    'bulwark_broker_messages_published_total',
+    'Publishes accepted from devices',
+    () => sources.monitor().messagesSent,
+  );
+  counter(
+    'bulwark_broker_bytes_published_total',
+    'Payload bytes accepted from devices',
+    () => sources.monitor().bytesSent,
+  );
+  counter(
+    'bulwark_broker_messages_delivered_total',
+    'Messages delivered to devices',
+    () => sources.monitor().messagesReceived,
+  );
+  counter(
+    'bulwark_broker_bytes_delivered_total',
+    'Payload bytes delivered to devices',
+    () => sources.monitor().bytesReceived,
+  );
+  counter('bulwark_monitor_responses_total', 'Responses executed', () => sources.monitor().responses);
+  counter(
+    'bulwark_monitor_response_failures_total',
+    'Responses that failed',
+    () => sources.monitor().responseFailures,
+  );
+  counter(
+    'bulwark_monitor_tick_seconds_total',
+    'Time spent closing windows and running periodic detectors',
+    () => sources.monitor().tickSeconds,
+  );
+  new Counter({
+    name: 'bulwark_alerts_raised_total',
+    help: 'Alerts raised since start, by detector',
+    labelNames: ['detector'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [detector, n] of sources.monitor().raised) this.inc({ detector }, n);
+    },
+  });
+  gauge(
+    'bulwark_alerts',
+    'Alerts by status and severity',
+    async (g) => {
+      g.reset();
+      for (const { status, severity, n } of await sources.alerts()) g.set({ status, severity }, n);
+    },
+    ['status', 'severity'],
+  );
+  gauge(
+    'bulwark_audit_log_entries',
+    'Entries in the hash-chained audit log (its head sequence number)',
+    async (g) => g.set((await sources.audit()).seq),
+  );
+  gauge(
+    'bulwark_notification_lag_events',
+    'Audit-log entries a notification channel has not delivered yet',
+    async (g) => {
+      g.reset();
+      for (const c of (await sources.notifications?.()) ?? []) g.set({ channel: c.name }, c.lag);
+    },
+    ['channel'],
+  );
+  gauge(
+    'bulwark_notification_failures',
+    'Failed delivery attempts per channel since start',
+    async (g) => {
+      g.reset();
+      for (const c of (await sources.notifications?.()) ?? []) g.set({ channel: c.name }, c.failures);
+    },
+    ['channel'],
+  );
+
+  return {
+    async expose(): Promise<{ contentType: string; body: string }> {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}
