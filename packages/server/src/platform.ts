@@ -27,6 +27,7 @@ import {
   type EventBus,
 } from './events/index.ts';
 import { createFirmware, firmwareRoutes, tufRoutes, type Firmware } from './firmware/index.ts';
+import { createNotifyService, notifyNodeId, notifyRoutes, type NotifyService } from './notify/index.ts';
 import { createHttpApp, type RouteEntry } from './http/index.ts';
 import { createPkiService, estRoutes, loadOrCreatePki, type PkiService } from './pki/index.ts';
 import { zoneOf } from './policy/index.ts';
@@ -49,6 +50,8 @@ export interface Platform {
   access: AccessService;
   firewall: FirewallService;
   firmware: Firmware;
+  /** Notification channels (webhooks, syslog/CEF) following the audit log. */
+  notify: NotifyService;
   /** The clock every service reads (tests pass a controllable one). */
   now: () => number;
   /** The PKI, created at first use (first start) and loaded afterwards. */
@@ -150,6 +153,15 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     },
     onError: (err) => logger.error({ err }, 'firmware background work failed'),
   });
+  const notify = createNotifyService({
+    db: store.db,
+    box,
+    events,
+    audit,
+    now,
+    settings: { ...config.notifications, nodeId: notifyNodeId(config.dataDir) },
+    onError: (err, channel) => logger.error({ err, channel }, 'notification delivery work failed'),
+  });
   let pki: Promise<PkiService> | undefined;
 
   return {
@@ -163,6 +175,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     access,
     firewall,
     firmware,
+    notify,
     now,
     pki() {
       pki ??= loadOrCreatePki({
@@ -185,6 +198,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
       return pki;
     },
     async close() {
+      await notify.stop();
       await events.close();
       await store.close();
     },
@@ -281,6 +295,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
   await app.register(accessRoutes(platform.access, async (id) => (await platform.devices.find(id))?.group));
   await app.register(auditRoutes({ log: platform.audit, bus: events, visible: entryVisibility(platform) }));
   await app.register(firmwareRoutes({ firmware: platform.firmware }));
+  await app.register(notifyRoutes(platform.notify));
   await app.register(
     tufRoutes({
       tuf: platform.firmware.tuf,
@@ -322,6 +337,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
       .catch((err: unknown) => logger.error({ err, deviceId }, 'firmware report failed'));
   });
   platform.firmware.start(config.firmware.rolloutInterval);
+  platform.notify.start();
   events.startTail(config.events.tailInterval);
   const settings = describeConfig(config);
   const previous = (await platform.audit.latest('config.loaded'))?.data.settings as
@@ -357,6 +373,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
       closed = true;
       stopFirmwareReports();
       await platform.firmware.stop();
+      await platform.notify.stop();
       await broker.close();
       await app.close();
       await events.emit({ type: 'platform.stopped', actor: 'system', data: { reason } });

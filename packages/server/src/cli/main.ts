@@ -7,6 +7,7 @@ import { banCommands } from './ban.commands.ts';
 import { auditCommands } from './audit.commands.ts';
 import { deviceCommands } from './device.commands.ts';
 import { firmwareCommands } from './firmware.commands.ts';
+import { notifyCommands } from './notify.commands.ts';
 import { pkiCommands } from './pki.commands.ts';
 import { serveCommand } from './serve.command.ts';
 
@@ -22,6 +23,7 @@ export function buildCli(): Command {
   program.addCommand(firmwareCommands());
   program.addCommand(policyCommands());
   program.addCommand(banCommands());
+  program.addCommand(notifyCommands());
   for (const cmd of segmentationCommands()) program.addCommand(cmd);
   program.addCommand(pkiCommands());
   program.addCommand(auditCommands());
