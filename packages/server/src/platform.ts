@@ -29,6 +29,7 @@ import {
 import { createFirmware, firmwareRoutes, tufRoutes, type Firmware } from './firmware/index.ts';
 import { createNotifyService, notifyNodeId, notifyRoutes, type NotifyService } from './notify/index.ts';
 import { createHttpApp, type RouteEntry } from './http/index.ts';
+import { createMetricsRegistry, createMonitor, monitorRoutes, type Monitor } from './monitor/index.ts';
 import { createPkiService, estRoutes, loadOrCreatePki, type PkiService } from './pki/index.ts';
 import { zoneOf } from './policy/index.ts';
 import { createSecretBox, loadMasterKey } from './secrets/index.ts';
@@ -50,6 +51,8 @@ export interface Platform {
   access: AccessService;
   firewall: FirewallService;
   firmware: Firmware;
+  /** Device metrics, detectors, alerts and responses. */
+  monitor: Monitor;
   /** Notification channels (webhooks, syslog/CEF) following the audit log. */
   notify: NotifyService;
   /** The clock every service reads (tests pass a controllable one). */
@@ -162,9 +165,21 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     settings: { ...config.notifications, nodeId: notifyNodeId(config.dataDir) },
     onError: (err, channel) => logger.error({ err, channel }, 'notification delivery work failed'),
   });
+  const monitor = createMonitor({
+    db: store.db,
+    events,
+    now,
+    settings: config.monitor,
+    deviceInfo: async (id) => {
+      const device = await devices.find(id);
+      if (!device) return undefined;
+      return { group: device.group, zone: zoneOf(device, await access.listZones()) };
+    },
+    onError: (err, what) => logger.error({ err }, `monitor: ${what}`),
+  });
   let pki: Promise<PkiService> | undefined;
 
-  return {
+  const platform: Platform = {
     config,
     logger,
     store,
@@ -176,6 +191,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     firewall,
     firmware,
     notify,
+    monitor,
     now,
     pki() {
       pki ??= loadOrCreatePki({
@@ -203,6 +219,20 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
       await store.close();
     },
   };
+  // Responses act through the services (also from the CLI; the PKI loads on first use).
+  monitor.setActions({
+    quarantine: (id, reason, actor) => access.setQuarantine(id, true, actor, reason),
+    revoke: async (id, _reason, actor) => {
+      await (await platform.pki()).revokeDevice(id, actor, 'keyCompromise');
+    },
+    banAddress: async (address, reason, ttlMs, actor) => {
+      await firewall.add({ kind: 'address', value: address, reason, ttlMs }, actor);
+    },
+    disableUser: async (username, _reason, actor) => {
+      await users.update(username, { disabled: true }, actor);
+    },
+  });
+  return platform;
 }
 
 /**
@@ -296,6 +326,31 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
   await app.register(auditRoutes({ log: platform.audit, bus: events, visible: entryVisibility(platform) }));
   await app.register(firmwareRoutes({ firmware: platform.firmware }));
   await app.register(notifyRoutes(platform.notify));
+  const { monitor } = platform;
+  await monitor.start();
+  const metricsRegistry = createMetricsRegistry({
+    // Read at scrape time, after the broker below exists.
+    broker: () => ({ sessions: broker.sessionCount() }),
+    monitor: () => monitor.stats(),
+    alerts: () => monitor.alerts.counts(),
+    audit: () => platform.audit.head(),
+    notifications: async () =>
+      (await platform.notify.stats()).map((c) => ({
+        name: c.name,
+        delivered: c.delivered,
+        failures: c.failures,
+        lag: c.lag,
+      })),
+  });
+  await app.register(
+    monitorRoutes({
+      monitor,
+      log: platform.audit,
+      bus: events,
+      visible: entryVisibility(platform),
+      metrics: () => metricsRegistry.expose(),
+    }),
+  );
   await app.register(
     tufRoutes({
       tuf: platform.firmware.tuf,
@@ -317,6 +372,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     firewall: platform.firewall.firewall,
     devPort: config.mqtt.devListener?.port,
     checkAnonymous: (clientId) => platform.access.checkAnonymous(clientId),
+    monitor,
   });
 
   await app
@@ -335,6 +391,9 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     platform.firmware
       .handleDeviceMessage(deviceId, topic, payload)
       .catch((err: unknown) => logger.error({ err, deviceId }, 'firmware report failed'));
+  });
+  const stopMetricsReports = broker.onDeviceMessage('devices/', (deviceId, topic, payload) => {
+    if (topic === `devices/${deviceId}/metrics`) monitor.handleReport(deviceId, payload);
   });
   platform.firmware.start(config.firmware.rolloutInterval);
   platform.notify.start();
@@ -372,6 +431,8 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
       if (closed) return;
       closed = true;
       stopFirmwareReports();
+      stopMetricsReports();
+      await monitor.stop();
       await platform.firmware.stop();
       await platform.notify.stop();
       await broker.close();

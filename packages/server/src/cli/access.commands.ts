@@ -1,24 +1,9 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import { BulwarkError } from '@bulwark/protocol';
-import { common, printJson, printTable, withPlatform, type CommonOptions } from './context.ts';
+import { common, printJson, printTable, readDocument, withPlatform, type CommonOptions } from './context.ts';
 
 const ACTOR = 'cli';
-
-function readDocument(file: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new BulwarkError('validation_failed', `cannot read ${file}: ${(err as Error).message}`);
-  }
-  try {
-    return parseYaml(text) as unknown; // YAML or JSON
-  } catch (err) {
-    throw new BulwarkError('validation_failed', `${file} is not valid YAML/JSON: ${(err as Error).message}`);
-  }
-}
 
 export function policyCommands(): Command {
   const policy = new Command('policy').description(

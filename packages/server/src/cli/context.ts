@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
 import { Option } from 'commander';
 import { BulwarkError } from '@bulwark/protocol';
 import { loadConfig, type Config } from '../config/index.ts';
@@ -73,4 +75,19 @@ export function intOption(name: string, min: number, max: number) {
     }
     return n;
   };
+}
+
+/** Reads a YAML or JSON document given on the command line; a clear error names what is wrong. */
+export function readDocument(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new BulwarkError('validation_failed', `cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return parseYaml(text) as unknown; // YAML or JSON
+  } catch (err) {
+    throw new BulwarkError('validation_failed', `${file} is not valid YAML/JSON: ${(err as Error).message}`);
+  }
 }

@@ -7,6 +7,7 @@ import { banCommands } from './ban.commands.ts';
 import { auditCommands } from './audit.commands.ts';
 import { deviceCommands } from './device.commands.ts';
 import { firmwareCommands } from './firmware.commands.ts';
+import { alertCommands, securityProfileCommands } from './monitor.commands.ts';
 import { notifyCommands } from './notify.commands.ts';
 import { pkiCommands } from './pki.commands.ts';
 import { serveCommand } from './serve.command.ts';
@@ -27,6 +28,8 @@ export function buildCli(): Command {
   for (const cmd of segmentationCommands()) program.addCommand(cmd);
   program.addCommand(pkiCommands());
   program.addCommand(auditCommands());
+  program.addCommand(alertCommands());
+  program.addCommand(securityProfileCommands());
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

@@ -87,6 +87,8 @@ interface DeviceState {
   dirty: boolean;
   lastThrottleAt: number;
   alarms: Set<string>;
+  /** Where the device last connected from. */
+  lastAddress: string | null;
   /** Totals every 10 s for the last minute and every minute for the last hour (rolling windows for the API). */
   history: History | undefined;
 }
@@ -491,6 +493,7 @@ export function createEngine(deps: EngineDeps) {
         lastThrottleAt: 0,
         alarms: new Set(),
         history: undefined,
+        lastAddress: null,
       };
       devices.set(id, state);
     }
@@ -534,6 +537,7 @@ export function createEngine(deps: EngineDeps) {
         evidence: { addresses: [...others, address], certSerial: serial },
       });
     state.sessions.set(address, (state.sessions.get(address) ?? 0) + 1);
+    state.lastAddress = address;
     state.disconnectedAt = null;
     state.lastActivity = at;
     observe(state, 'connection_attempts', 1, at);
@@ -933,6 +937,7 @@ export function createEngine(deps: EngineDeps) {
         },
         windows: windows(state.history, t, now),
         connectedFrom: [...state.sessions.keys()],
+        lastAddress: state.lastAddress,
         disconnectedAt: state.disconnectedAt,
         lastPublishAt: state.novelty.lastPublishAt || null,
         behaviours: state.rules.map((r) => ({

@@ -160,15 +160,15 @@ describe('monitor: misbehaving devices among a well-behaved fleet', () => {
 
     const by = (d: string) => all.find((a) => a.detector === d) as Alert;
     expect(by('payload_flood').evidence).toMatchObject({
-      firewall: expect.any(String),
-      reason: expect.any(String),
+      firewall: expect.any(String) as string,
+      reason: expect.any(String) as string,
     });
     expect(by('payload_flood').severity).toBe('high');
     expect(by('topic_scan').evidence.distinctTopics).toBeGreaterThanOrEqual(10);
     expect(by('topic_scan').evidence.deniedTopics).toContain('$SYS/#');
     expect(by('guessing').evidence).toMatchObject({
       address: '127.0.0.2',
-      distinctIdentities: expect.any(Number),
+      distinctIdentities: expect.any(Number) as number,
     });
     expect(by('guessing').evidence.distinctIdentities).toBeGreaterThanOrEqual(5);
     expect((by('cloned_identity').evidence.addresses as string[]).sort()).toEqual(['127.0.0.3', '127.0.0.4']);

@@ -245,11 +245,6 @@ export function monitorRoutes(deps: MonitorRoutesDeps) {
         const needed = responsePermissions[request.body.action];
         if (!principal || !can(principal.role, needed))
           throw new BulwarkError('forbidden', `${request.body.action} needs the ${needed} permission`);
-        if (!monitor.availableResponses(alert).includes(request.body.action))
-          throw new BulwarkError(
-            'validation_failed',
-            `${request.body.action} is not a response of this alert's profile (allowed: ${monitor.availableResponses(alert).join(', ')})`,
-          );
         return view(await monitor.respond(alert.id, request.body.action, requestScope(request).actor));
       },
     );

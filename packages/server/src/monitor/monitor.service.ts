@@ -106,7 +106,10 @@ export function createMonitor(deps: MonitorDeps) {
     if (typeof e.address === 'string') return e.address;
     const addresses = Array.isArray(e.addresses) ? e.addresses : undefined;
     if (addresses && typeof addresses.at(-1) === 'string') return addresses.at(-1) as string;
-    if (alert.deviceId) return engine.describe(alert.deviceId)?.connectedFrom.at(-1);
+    if (alert.deviceId) {
+      const seen = engine.describe(alert.deviceId);
+      return seen?.connectedFrom.at(-1) ?? seen?.lastAddress ?? undefined;
+    }
     return undefined;
   }
 
@@ -340,6 +343,14 @@ export function createMonitor(deps: MonitorDeps) {
     async respond(alertId: string, action: ResponseAction, actor: string): Promise<Alert> {
       const alert = await alerts.get(alertId);
       if (alert.status === 'resolved') throw new BulwarkError('conflict', `alert ${alertId} is resolved`);
+      // From the CLI, nothing is loaded yet: resolve the profiles that apply to this alert now.
+      globalProfile = effectiveProfile(await profiles.list(), {});
+      if (alert.deviceId) await resolveProfile(alert.deviceId);
+      if (!responsesFor(alert).some((r) => r.action === action) && action !== 'notify')
+        throw new BulwarkError(
+          'validation_failed',
+          `${action} is not a response of this alert's profile (allowed: ${[...new Set(['notify', ...responsesFor(alert).map((r) => r.action)])].join(', ')})`,
+        );
       const rule = responsesFor(alert).find((r) => r.action === action);
       await execute(alert, action, false, actor, rule?.duration);
       return alerts.get(alertId);

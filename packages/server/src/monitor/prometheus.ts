@@ -25,7 +25,7 @@ export interface MetricSources {
  */
 export function createMetricsRegistry(sources: MetricSources) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'bulwark_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'bulwark_' });
   const gauge = (
     name: string,
     help: string,

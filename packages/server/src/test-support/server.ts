@@ -107,3 +107,28 @@ export async function enrollInProcess(
   const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.replace(/.{1,64}/g, '$&\n')}-----END PRIVATE KEY-----\n`;
   return { id, key, cert: issued.certificate.toString('pem') };
 }
+
+/**
+ * A user of `role` with an API token, made through the services as a person would through the API: set-up
+ * secret, password, TOTP enrolment for roles that need a second factor, then a token (Authorization: Bearer).
+ */
+export async function apiToken(
+  s: TestServer,
+  username: string,
+  role: 'admin' | 'security-officer' | 'operator' | 'auditor' | 'viewer' = 'admin',
+  groups?: string[],
+): Promise<string> {
+  const { totpCode } = await import('../users/totp.ts');
+  const users = s.platform.users;
+  const password = `Correct-Horse-Battery-${role.length}-42-staple`;
+  const { setupSecret } = await users.create({ username, role, groups }, 'test');
+  const ticket = await users.completeSetup({ username, setupSecret, password, address: '127.0.0.1' });
+  let principal = (await users.resolveSession(ticket.id))!;
+  if (principal.sessionState !== 'active') {
+    const { secret } = await users.beginTotp(principal);
+    const { session } = await users.confirmTotp(principal, totpCode(secret, Date.now()), '127.0.0.1');
+    principal = (await users.resolveSession(session!.id))!;
+  }
+  const { token } = await users.createToken(principal, { name: `${username}-token`, expiresInMs: 3_600_000 });
+  return token;
+}
