@@ -188,6 +188,21 @@ describe('notifications end to end', () => {
       code: 'validation_failed',
       detail: expect.stringMatching(/must use https/) as string,
     });
+    const patched = await api<ChannelOut & { filter: unknown }>(
+      'PATCH',
+      '/api/v1/notification-channels/soc-webhook',
+      {
+        filter: { minSeverity: 'critical' },
+      },
+    );
+    expect(patched.status).toBe(200);
+    expect(patched.body).not.toHaveProperty('secret');
+    expect(patched.body.filter).toEqual({ types: ['alert.*', 'response.*'], minSeverity: 'critical' });
+    const rotated = await api<ChannelOut>('PATCH', '/api/v1/notification-channels/soc-webhook', {
+      rotateSecret: true,
+    });
+    expect(rotated.body.secret).toMatch(/^whsec_/);
+    expect(rotated.body.secret).not.toBe(created.body.secret);
     for (const name of ['soc-webhook', 'no-ca'])
       expect((await api('DELETE', `/api/v1/notification-channels/${name}`)).status).toBe(204);
   });
@@ -332,16 +347,38 @@ describe('notifications end to end', () => {
           '--json',
         ),
       ) as ChannelOut;
-      await cli('device', 'add', 'k-1');
-      await cli('device', 'add', 'k-2');
+      // Three CLI processes at once (each its own writer on the store): two devices, and a test message
+      // that must fail with one line while nothing listens.
+      const [, , test] = await Promise.all([
+        cli('device', 'add', 'k-1'),
+        cli('device', 'add', 'k-2'),
+        exec(process.execPath, [BULWARK_BIN, 'notify', 'test', 'kill-hook', ...args]).then(
+          () => ({ stderr: '' }),
+          (e: { stderr: string }) => e,
+        ),
+      ]);
+      expect(test.stderr.trim()).toMatch(/^bulwark: test message to kill-hook failed: .*ECONNREFUSED/);
+      expect(test.stderr.trim().split('\n')).toHaveLength(1);
       // The running server has tried (and failed) to deliver: the entries wait in the audit log.
       const db = new SQLite(path.join(dataDir, 'bulwark.db'), { readonly: true });
-      const row = () =>
-        db.prepare('SELECT attempts, cursor FROM notification_channels').get() as {
-          attempts: number;
-          cursor: number;
-        };
-      await expect.poll(() => row().attempts, { timeout: 5000 }).toBeGreaterThan(0);
+      const pending = () =>
+        db
+          .prepare(
+            "SELECT subject FROM audit_log WHERE type = 'device.added' AND seq > (SELECT cursor FROM notification_channels)",
+          )
+          .all()
+          .map((r) => (r as { subject: string }).subject)
+          .sort();
+      await expect
+        .poll(
+          () =>
+            (db.prepare('SELECT attempts FROM notification_channels').get() as { attempts: number }).attempts,
+          {
+            timeout: 5000,
+          },
+        )
+        .toBeGreaterThan(0);
+      expect(pending()).toEqual(['device:k-1', 'device:k-2']);
       child.kill('SIGKILL');
       await once(child, 'exit');
       await cli('device', 'add', 'k-3'); // while the server is down
@@ -350,7 +387,7 @@ describe('notifications end to end', () => {
       receiver.trust(secret!);
       child = await serve();
       await expect
-        .poll(() => [...new Set(accepted(receiver!).map((e) => e.subject))], { timeout: 10_000 })
+        .poll(() => [...new Set(accepted(receiver!).map((e) => e.subject))].sort(), { timeout: 10_000 })
         .toEqual(['device:k-1', 'device:k-2', 'device:k-3']);
       db.close();
       const seen = accepted(receiver);

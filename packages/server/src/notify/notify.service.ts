@@ -132,7 +132,7 @@ export function createNotifyService(deps: NotifyServiceDeps) {
   const runtimes = new Map<string, Runtime>();
   const inflight = new Set<Promise<void>>();
   let timer: NodeJS.Timeout | undefined;
-  let ticking = false;
+  let ticking: Promise<void> | undefined;
   let started = false;
   let stopping = false;
   /** Whether this instance ever took a lease (and so has leases to hand back). */
@@ -329,9 +329,14 @@ export function createNotifyService(deps: NotifyServiceDeps) {
     }
   }
 
-  async function tick(): Promise<void> {
-    if (ticking || stopping) return;
-    ticking = true;
+  function tick(): Promise<void> {
+    if (stopping) return Promise.resolve();
+    ticking ??= round().finally(() => (ticking = undefined));
+    return ticking;
+  }
+
+  /** One round: start a delivery run for each channel that is behind, not in back-off and not leased elsewhere. */
+  async function round(): Promise<void> {
     try {
       const rows = await channelStore.listEnabled(db);
       const top = await head();
@@ -365,8 +370,6 @@ export function createNotifyService(deps: NotifyServiceDeps) {
       }
     } catch (err) {
       deps.onError?.(err);
-    } finally {
-      ticking = false;
     }
   }
 
@@ -597,6 +600,7 @@ export function createNotifyService(deps: NotifyServiceDeps) {
       stopping = true;
       if (timer) clearInterval(timer);
       timer = undefined;
+      await ticking; // a round under way starts nothing more once stopping is set
       await Promise.allSettled([...inflight]);
       for (const rt of runtimes.values()) {
         rt.transport?.close();
