@@ -251,14 +251,19 @@ export function createNotifyService(deps: NotifyServiceDeps) {
   }
 
   /** Delivers what the channel has not had yet, in order, until caught up, a failure, or the lease is lost. */
-  async function runChannel(id: string, rt: Runtime): Promise<void> {
-    if (!(await channelStore.claimLease(db, id, settings.nodeId, now(), leaseMs))) {
-      rt.leased = false;
-      return;
+  async function runChannel(seen: ChannelRow, rt: Runtime): Promise<void> {
+    const id = seen.id;
+    let leaseUntil = seen.lease_owner === settings.nodeId ? (seen.lease_until ?? 0) : 0;
+    // Renew only when less than half the lease is left: no write per round for a channel this node holds.
+    if (leaseUntil - now() < leaseMs / 2) {
+      if (!(await channelStore.claimLease(db, id, settings.nodeId, now(), leaseMs))) {
+        rt.leased = false;
+        return;
+      }
+      leaseUntil = now() + leaseMs;
     }
     rt.leased = true;
     delivering = true;
-    let leaseUntil = now() + leaseMs;
     // Read again under the lease: the previous holder may have moved the cursor since the round began.
     const row = await channelStore.byId(db, id);
     if (!row) return;
@@ -353,7 +358,7 @@ export function createNotifyService(deps: NotifyServiceDeps) {
           continue;
         }
         rt.busy = true;
-        const run = runChannel(row.id, rt)
+        const run = runChannel(row, rt)
           .catch((err: unknown) => deps.onError?.(err, row.name))
           .finally(() => {
             rt.busy = false;

@@ -65,17 +65,23 @@ export function createSyslogSender(target: SyslogTarget): SyslogSender {
       s.once(target.transport === 'tls' ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         s.off('error', fail);
+        // From now on any error or close just retires the connection; the next message opens a new one.
+        s.on('error', () => drop(s));
+        s.on('end', () => drop(s));
+        s.on('close', () => drop(s));
+        s.on('data', () => undefined);
+        s.setNoDelay(true);
         resolve(s);
       });
     });
 
-  const drop = (s: net.Socket) => {
+  function drop(s: net.Socket) {
     if (socket === s) {
       socket = undefined;
       open = false;
     }
     s.destroy();
-  };
+  }
 
   return {
     async send(frame) {
@@ -85,13 +91,9 @@ export function createSyslogSender(target: SyslogTarget): SyslogSender {
       if (!socket || !open || socket.destroyed || !socket.writable) {
         if (socket) drop(socket);
         const s = await connect();
+        if (s.destroyed) throw new Error('connection closed at once');
         socket = s;
         open = true;
-        s.setNoDelay(true);
-        s.on('data', () => undefined);
-        s.on('error', () => drop(s));
-        s.on('end', () => drop(s));
-        s.on('close', () => drop(s));
       }
       const s = socket;
       await new Promise<void>((resolve, reject) => {

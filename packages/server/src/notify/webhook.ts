@@ -82,6 +82,10 @@ export function postWebhook(
         clearTimeout(deadline);
         reject(err);
       });
+      res.on('close', () => {
+        clearTimeout(deadline);
+        if (!res.complete) reject(new Error('the answer was cut off'));
+      });
     });
     const deadline = setTimeout(
       () => req.destroy(new Error(`no answer within ${target.timeoutMs} ms`)),
