@@ -427,6 +427,12 @@ describe('firmware: CLI, API and an agent updating end to end', { timeout: 120_0
         advisoryId: 'GHSA-jf85-cpcp-j695',
         devices: 1,
       });
+      // And an alert for the operator, one per advisory.
+      const vulnerable = await s.platform.monitor.alerts.list({ detector: 'vulnerable_firmware' });
+      expect(vulnerable.map((a) => [a.subject, a.severity])).toContainEqual([
+        'advisory:GHSA-jf85-cpcp-j695',
+        'critical',
+      ]);
       expect(log.some((e) => e.type === 'firmware.update_succeeded' && e.subject === 'device:pump-17')).toBe(
         true,
       );

@@ -133,8 +133,16 @@ describe('staged rollout over 100 devices', () => {
     // No device of a later phase was ever sent a command.
     expect(plan.slice(1).every((d) => !commandsSeen.has(d.deviceId))).toBe(true);
 
+    // The pause is an alert for the operator, resolved when the rollout is aborted.
+    const [alert] = await s.platform.monitor.alerts.list({ detector: 'rollout_paused' });
+    expect(alert).toMatchObject({ subject: `rollout:${created.id}`, severity: 'high', status: 'open' });
+    expect(alert!.evidence).toMatchObject({ reason: 'failure_threshold', phase: 0 });
+
     await rollouts.abort(created.id, 'test', 'bad build');
     expect((await rollouts.get(created.id)).status).toBe('aborted');
+    await s.platform.events.flush();
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await s.platform.monitor.alerts.get(alert!.id)).status).toBe('resolved');
   });
 
   it('runs to completion through every phase when no device fails', async () => {

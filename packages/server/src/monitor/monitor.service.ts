@@ -194,6 +194,58 @@ export function createMonitor(deps: MonitorDeps) {
     for (const id of engine.knownDevices()) await resolveProfile(id);
   }
 
+  /**
+   * Fleet-level events that are alerts in their own right: a rollout that paused itself (its failure gate
+   * tripped) and firmware that devices run being exposed to a critical or high advisory.
+   */
+  function fleetFindings(entry: AuditEntry) {
+    const subject = entry.subject ?? '';
+    const data = entry.data;
+    const sink = (finding: Omit<Finding, 'at' | 'deviceId'>) =>
+      alerts
+        .raise({ ...finding, deviceId: null, at: entry.ts })
+        .then(({ alert, created }) =>
+          created ? runAutomatic(alert, { ...finding, deviceId: null, at: entry.ts }) : undefined,
+        )
+        .catch((err: unknown) => deps.onError(err, `raising ${finding.detector}`));
+    if (entry.type === 'rollout.paused' && data.automatic === true)
+      void sink({
+        detector: 'rollout_paused',
+        subject,
+        severity: 'high',
+        title: `Rollout ${subject.slice(8)} paused itself: ${String(data.reason)}`,
+        evidence: {
+          reason: String(data.reason),
+          phase: Number(data.phase),
+          failureRate: typeof data.failureRate === 'number' ? data.failureRate : null,
+          threshold: typeof data.threshold === 'number' ? data.threshold : null,
+        },
+      });
+    else if (
+      entry.type === 'rollout.resumed' ||
+      entry.type === 'rollout.aborted' ||
+      entry.type === 'rollout.completed'
+    )
+      alerts
+        .autoResolve('rollout_paused', subject, entry.type.replace('rollout.', 'rollout '))
+        .catch((err: unknown) => deps.onError(err, 'resolving rollout_paused'));
+    else if (entry.type === 'vulnerability.exposure_alert') {
+      const severity = String(data.severity).toLowerCase();
+      void sink({
+        detector: 'vulnerable_firmware',
+        subject,
+        severity: severity === 'critical' ? 'critical' : 'high',
+        title: `${subject.slice(9)} (${severity}) affects firmware that ${Number(data.devices)} device(s) run`,
+        evidence: {
+          advisory: subject.slice(9),
+          score: typeof data.score === 'number' ? data.score : null,
+          releases: Array.isArray(data.releases) ? data.releases.map(String) : [],
+          devices: Number(data.devices),
+        },
+      });
+    }
+  }
+
   let unsubscribe: (() => void) | undefined;
   let stopProfiles: (() => void) | undefined;
   let tickTimer: NodeJS.Timeout | undefined;
@@ -258,6 +310,7 @@ export function createMonitor(deps: MonitorDeps) {
             if (engine.hasProfile(id))
               resolveProfile(id).catch((err: unknown) => deps.onError(err, 'profile'));
           }
+          fleetFindings(entry);
           if (entry.type === 'zone.updated' || entry.type === 'zone.deleted')
             refreshAll().catch((err: unknown) => deps.onError(err, 'profiles'));
         } catch (err) {
