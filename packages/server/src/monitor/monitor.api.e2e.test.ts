@@ -217,6 +217,28 @@ describe('monitor API: profiles, responses, alert lifecycle, stream and /metrics
     );
   });
 
+  it('lists and handles alerts and profiles from the CLI', async () => {
+    const listed = await s.cli(['alerts', 'list', '--status', 'resolved', '--json']);
+    expect(listed.code).toBe(0);
+    const alerts = JSON.parse(listed.stdout) as { id: string; detector: string; resolution: string }[];
+    expect(alerts).toEqual([expect.objectContaining({ detector: 'burst', resolution: 'firmware fixed' })]);
+    const table = await s.cli(['alerts', 'list', '--status', 'open,resolved']);
+    expect(table.stdout).toMatch(/^ID\s+SEVERITY\s+STATUS/m);
+    expect(table.stdout).toContain('burst');
+    const shown = await s.cli(['alerts', 'show', alerts[0]!.id]);
+    expect(shown.stdout).toMatch(/evidence\n  metric: "messages_sent"/);
+    const missing = await s.cli(['alerts', 'ack', 'no-such-alert']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe('bulwark: no alert no-such-alert\n');
+    const bad = await s.cli(['alerts', 'list', '--status', 'closed']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--status must be one of open, acknowledged, resolved/);
+    const profiles = await s.cli(['security-profile', 'list']);
+    expect(profiles.stdout).toMatch(
+      /pumps\s+1\s+burst ports\s+quarantine\(automatic\) ban_address\(manual\)\s+group:pumps/,
+    );
+  });
+
   it('checks device reports against the schema and the allow-lists', async () => {
     const creds = await enrollInProcess(s, 'pump-2', 'pumps');
     const device = await connectMqtt(s.mqttUrl, ca, creds);
