@@ -18,6 +18,7 @@ import {
   parsePlan,
   ProcessSampler,
   Results,
+  startLoadgen,
   startSystem,
   summarizeProfile,
   writeReport,
@@ -29,7 +30,14 @@ import {
   type SystemName,
   type SystemRun,
 } from './harness/index.ts';
-import { fleetRound, idleMemory, microBenchmarks, observerFanIn, soak } from './scenarios/index.ts';
+import {
+  fleetRound,
+  idleMemory,
+  microBenchmarks,
+  noisyNeighbour,
+  observerFanIn,
+  soak,
+} from './scenarios/index.ts';
 
 const descriptions: Record<SystemName, string> = {
   bulwark:
@@ -135,6 +143,12 @@ async function main(plan: Plan): Promise<number> {
   cleanups.push(() => Promise.resolve(machineLoad.stop()));
   machineLoad.track(process.pid);
   for (const h of pool.handles) machineLoad.track(h.pid);
+  // The noisy neighbour's flooder runs in a process of its own, apart from the devices whose latency counts.
+  const flooder = plan.scenarios.includes('noisy') ? startLoadgen('flooder') : undefined;
+  if (flooder) {
+    cleanups.push(() => flooder.kill(3000));
+    machineLoad.track(flooder.pid);
+  }
   const ctx: BenchContext = {
     plan,
     fixture,
@@ -251,6 +265,14 @@ async function main(plan: Plan): Promise<number> {
   }
   if (wants('observer')) {
     for (const run of inOrder(plan.rounds)) if (alive(run)) await observerFanIn(ctx, run);
+  }
+  if (flooder) {
+    for (const run of inOrder(plan.rounds)) {
+      if (!alive(run)) continue;
+      await waitQuiet();
+      log(`noisy neighbour: ${run.system.name}`);
+      await noisyNeighbour(ctx, run, flooder);
+    }
   }
   const profiles: NamedProfile[] = [];
   const bulwark = runs.find((r) => r.system.name === 'bulwark');

@@ -7,14 +7,24 @@ import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { Aedes } from 'aedes';
-import { startTestServer } from '../bulwark/index.ts';
+import { startTestServer, testConfig } from '../bulwark/index.ts';
 import { serve } from '../ipc/index.ts';
 
 export const nodeBrokerKinds = ['bulwark', 'aedes'] as const;
 export type NodeBrokerKind = (typeof nodeBrokerKinds)[number];
 
+/** A firewall decision Bulwark recorded in its audit log. */
+export interface FirewallEvent {
+  type: string;
+  /** When it was appended (ms since the epoch). */
+  ts: number;
+  data: Record<string, unknown>;
+}
+
 interface Running {
   port: number;
+  /** Bulwark only: the `firewall.*` events its audit log holds for a device, from a time on. */
+  firewallEvents?(deviceId: string, from: number): Promise<FirewallEvent[]>;
   /** Bare Aedes only: TCP_NODELAY on connections accepted from now on. */
   setNoDelay?(on: boolean): void;
   close(): Promise<void>;
@@ -23,14 +33,38 @@ interface Running {
 let running: Running | undefined;
 let profiler: Session | undefined;
 
-/** Bulwark as `bulwark serve` runs it, on a copy of the bench fixture's data directory. */
+/**
+ * Bulwark as `bulwark serve` runs it, on a copy of the bench fixture's data directory. The test support
+ * raises the per-address connection limits (its clients all come from 127.0.0.1); the bench's devices each
+ * have their own address, so the firewall runs with its defaults here, every one of them.
+ */
 async function startBulwark(dataDir: string): Promise<Running> {
+  const firewallDefaults = Object.fromEntries(
+    Object.entries(testConfig({}).firewall).map(([key, value]) => [`firewall.${key}`, value]),
+  );
   const server = await startTestServer(
-    { logLevel: 'info', 'events.tailInterval': 200, 'https.port': 0, 'mqtt.port': 0 },
+    {
+      logLevel: 'info',
+      'events.tailInterval': 200,
+      'https.port': 0,
+      'mqtt.port': 0,
+      ...firewallDefaults,
+    },
     { dataDir },
   );
   return {
     port: server.server.mqttPort,
+    async firewallEvents(deviceId, from) {
+      await server.platform.events.flush();
+      const entries = await server.platform.audit.query({
+        subject: `device:${deviceId}`,
+        from,
+        limit: 1000,
+      });
+      return entries
+        .filter((e) => e.type.startsWith('firewall.'))
+        .map((e) => ({ type: e.type, ts: e.ts, data: e.data }));
+    },
     close: () => server.stop({ keepData: true }),
   };
 }
@@ -103,6 +137,11 @@ const methods = {
     if (!running?.setNoDelay) return Promise.resolve({ supported: false });
     running.setNoDelay(p.on);
     return Promise.resolve({ supported: true });
+  },
+
+  async firewallEvents(p: { deviceId: string; from: number }) {
+    if (!running?.firewallEvents) return { supported: false, events: [] as FirewallEvent[] };
+    return { supported: true, events: await running.firewallEvents(p.deviceId, p.from) };
   },
 
   async profileStart(p: { intervalUs: number }) {

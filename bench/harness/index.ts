@@ -1,10 +1,11 @@
 export type { BenchContext, SystemRun } from './context.ts';
 export { deviceId, ensureFixture, type Fixture } from './fixture.ts';
-export { LoadgenPool } from './loadgen-pool.ts';
+export { LoadgenPool, startLoadgen, type LoadgenHandle } from './loadgen-pool.ts';
 export { describeMachine, type Machine } from './machine.ts';
 export { ensureMosquitto } from './mosquitto.ts';
 export {
   fixtureSize,
+  flooderIndex,
   observerIndex,
   parsePlan,
   pingerIndex,

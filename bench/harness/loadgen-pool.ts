@@ -2,20 +2,22 @@ import type { LoadgenApi } from '../load/index.ts';
 import { spawnChild, type ChildHandle } from '../ipc/index.ts';
 
 type Handle = ChildHandle<LoadgenApi>;
+export type LoadgenHandle = Handle;
+
+/** One load generator process. */
+export function startLoadgen(name: string): Handle {
+  return spawnChild<LoadgenApi>(name, new URL('../load/loadgen.ts', import.meta.url), {
+    // Room for 10,000 TLS connections and their buffers.
+    nodeFlags: ['--max-old-space-size=4096'],
+  });
+}
 
 /** The load generator processes; a fleet is split over them in contiguous ranges of fixture indices. */
 export class LoadgenPool {
   private constructor(readonly handles: Handle[]) {}
 
   static start(count: number): LoadgenPool {
-    return new LoadgenPool(
-      Array.from({ length: count }, (_, i) =>
-        spawnChild<LoadgenApi>(`loadgen-${i}`, new URL('../load/loadgen.ts', import.meta.url), {
-          // Room for 10,000 TLS connections and their buffers.
-          nodeFlags: ['--max-old-space-size=4096'],
-        }),
-      ),
-    );
+    return new LoadgenPool(Array.from({ length: count }, (_, i) => startLoadgen(`loadgen-${i}`)));
   }
 
   get first(): Handle {

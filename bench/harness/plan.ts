@@ -10,6 +10,7 @@ export const scenarioNames = [
   'observer',
   'memory',
   'soak',
+  'noisy',
   'policy',
   'audit',
   'profile',
@@ -47,6 +48,21 @@ export interface Plan {
     drainMs: number;
     /** How long to keep probing for the broker to serve a new device again after the soak. */
     recoveryMaxMs: number;
+  };
+  /**
+   * The noisy neighbour: `devices` well-behaved devices (the first of the fleet) publish QoS 1 at
+   * `ratePerDevice` each, quiet for `quietMs` (after `warmupMs`), then for `floodMs` while one more device
+   * floods; `flood` shapes the flooder's traffic (QoS 1, payload bytes, unacknowledged window, batch).
+   */
+  noisy: {
+    devices: number;
+    ratePerDevice: number;
+    payloadSize: number;
+    warmupMs: number;
+    quietMs: number;
+    floodMs: number;
+    drainMs: number;
+    flood: { payloadSize: number; window: number; batch: number; subscribe: boolean };
   };
   policy: { statements: number[]; decisions: number; maxMs: number };
   audit: { singleAppends: number; batchedEvents: number; verifyEntries: number };
@@ -116,6 +132,16 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
   });
   if (values.help) return { help: usage };
   const quick = values.quick;
+  // 100 devices at 10 QoS 1 messages/s each (a tenth of Bulwark's default per-device quota), and one that
+  // floods 1 KiB QoS 1 messages as fast as its connection takes them. Bulwark's firewall runs with its
+  // defaults: 100 messages/s, burst 200, 5 throttles within a minute, then the device is disconnected.
+  const noisy = (phases: { warmupMs: number; quietMs: number; floodMs: number; drainMs: number }) => ({
+    devices: 100,
+    ratePerDevice: 10,
+    payloadSize: 64,
+    ...phases,
+    flood: { payloadSize: 1024, window: 1000, batch: 32, subscribe: true },
+  });
   const common = {
     systems: list(values.systems, systemNames, 'system') ?? [...systemNames],
     scenarios: list(values.only, scenarioNames, 'scenario') ?? [...scenarioNames],
@@ -135,13 +161,15 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
       mode: 'quick',
       inline: true,
       rounds: positive(values.rounds, 'rounds') ?? 1,
-      throughput: { warmupMs: 500, durationMs: 2500, drainMs: 3000 },
-      latency: { loadFraction: 0.5, warmupMs: 500, durationMs: 2500, drainMs: 3000 },
-      single: { count: 300, warmup: 10, maxMs: 3500, minIntervalMs: 11 },
+      // A smoke run: windows long enough for a figure, short enough that the three systems and the noisy
+      // neighbour fit in three minutes on a busy two-core machine (a fresh fixture included).
+      throughput: { warmupMs: 500, durationMs: 2000, drainMs: 3000 },
+      latency: { loadFraction: 0.5, warmupMs: 500, durationMs: 2000, drainMs: 3000 },
+      single: { count: 200, warmup: 10, maxMs: 2500, minIntervalMs: 11 },
       // Measured on the fleet itself, right after the connection storm on a fresh broker.
       memoryConnections: 1000,
       soak: {
-        floodPerDevice: 100,
+        floodPerDevice: 50,
         floodMaxMs: 2000,
         qos1PerDevice: 10,
         qos1Window: 10,
@@ -149,6 +177,7 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
         drainMs: 3000,
         recoveryMaxMs: 10_000,
       },
+      noisy: noisy({ warmupMs: 500, quietMs: 2500, floodMs: 2500, drainMs: 3000 }),
       policy: { statements: [10, 1000, 100_000], decisions: 1_000_000, maxMs: 500 },
       audit: { singleAppends: 200, batchedEvents: 20_000, verifyEntries: 100_000 },
       deadlineMs: 6 * 60_000,
@@ -174,6 +203,7 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
       drainMs: 15_000,
       recoveryMaxMs: 45_000,
     },
+    noisy: noisy({ warmupMs: 1000, quietMs: 5000, floodMs: 5000, drainMs: 5000 }),
     policy: { statements: [10, 1000, 100_000], decisions: 5_000_000, maxMs: 1500 },
     audit: { singleAppends: 500, batchedEvents: 100_000, verifyEntries: 1_000_000 },
     deadlineMs: 30 * 60_000,
@@ -181,12 +211,14 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
 }
 
 /**
- * Fixture positions: the fleet first, then the single-message pinger, the observer, and the devices that
+ * Fixture positions: the fleet first, then the single-message pinger, the observer, the devices that
  * probe a broker after the soak (one after the other, so none reconnects often enough to count as
- * flapping for Bulwark's firewall).
+ * flapping for Bulwark's firewall), and the noisy neighbour's flooder (a device that never published
+ * before, so it starts with a full burst allowance).
  */
 export const pingerIndex = (plan: Plan) => plan.fleet;
 export const observerIndex = (plan: Plan) => plan.fleet + 1;
 export const PROBES = 50;
 export const probeIndex = (plan: Plan, attempt: number) => plan.fleet + 2 + (attempt % PROBES);
-export const fixtureSize = (plan: Plan) => Math.max(plan.fleet + 2 + PROBES, plan.memoryConnections);
+export const flooderIndex = (plan: Plan) => plan.fleet + 2 + PROBES;
+export const fixtureSize = (plan: Plan) => Math.max(flooderIndex(plan) + 1, plan.memoryConnections);

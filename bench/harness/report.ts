@@ -122,8 +122,11 @@ function fmt(value: number | undefined, unit: string): string {
   if (unit === 'ns' && value >= 1e6) return `${n(1, value / 1e6)} ms`;
   if (unit === 'ns' && value >= 1e4) return `${n(1, value / 1e3)} µs`;
   switch (unit) {
+    case 'yes/no':
+      return value >= 1 ? 'yes' : 'no';
     case '/s':
     case 'msgs':
+    case 'devices':
     case '':
       return n(0);
     case 'ms':
@@ -174,7 +177,7 @@ export function toMarkdown(report: Report): string {
   for (const row of rows) {
     const hasData = Object.keys(row.median).length > 0;
     if (!hasData) continue;
-    const unit = row.unit ? ` (${row.unit})` : '';
+    const unit = row.unit && row.unit !== 'yes/no' ? ` (${row.unit})` : '';
     const target = row.target
       ? `${describeTarget(row.target, row.unit)} ${row.targetMet === undefined ? '' : row.targetMet ? '✓' : '✗'}`
       : '';

@@ -96,6 +96,9 @@ export function describeTarget(t: Target, unit: string): string {
       .filter(Boolean)
       .join(', ');
   if (t.kind === 'ratio') return `${bound(t.min, t.max, '×')} ${t.peer === 'aedes' ? 'Aedes' : 'Mosquitto'}`;
+  // A yes/no figure is 1 or 0: its target is "= yes" (at least 1) or "= no" (at most 0).
+  if (unit === 'yes/no') return t.min !== undefined && t.min >= 1 ? '= yes' : '= no';
+  if (unit === '×') return bound(t.min, t.max, '×');
   return `${bound(t.min, t.max)} ${unit}`;
 }
 

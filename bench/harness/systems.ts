@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { NodeBrokerApi, NodeBrokerKind } from '../brokers/index.ts';
+import type { FirewallEvent, NodeBrokerApi, NodeBrokerKind } from '../brokers/index.ts';
 import { spawnChild, type ChildHandle } from '../ipc/index.ts';
 import type { Fixture } from './fixture.ts';
 import { startMosquitto } from './mosquitto.ts';
@@ -29,6 +29,8 @@ export interface SystemUnderTest {
   gc(): Promise<void>;
   /** TCP_NODELAY on new connections; false when the system does not offer the switch. */
   setNoDelay(on: boolean): Promise<boolean>;
+  /** Bulwark: the firewall decisions its audit log recorded for a device since `from` (ms since the epoch). */
+  firewallEvents?(deviceId: string, from: number): Promise<FirewallEvent[]>;
   profileStart?(intervalUs: number): Promise<void>;
   profileStop?(file: string): Promise<void>;
   stop(): Promise<void>;
@@ -76,6 +78,13 @@ async function startNodeBroker(kind: NodeBrokerKind, fixture: Fixture): Promise<
       async setNoDelay(on) {
         return (await child.call('setNoDelay', { on }, 10_000)).supported;
       },
+      ...(kind === 'bulwark'
+        ? {
+            async firewallEvents(deviceId: string, from: number) {
+              return (await child.call('firewallEvents', { deviceId, from }, 30_000)).events;
+            },
+          }
+        : {}),
       async profileStart(intervalUs) {
         await child.call('profileStart', { intervalUs }, 10_000);
       },

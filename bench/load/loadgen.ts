@@ -28,6 +28,8 @@ let base = 0;
 /** Last sequence number each fleet device used (continues across phases). */
 let seqs = new Float64Array(0);
 let observer: BenchClient | undefined;
+/** The noisy neighbour's flooding device (its own connection, outside the fleet). */
+let flooder: BenchClient | undefined;
 let soaking:
   { flood: FleetTally; qos1: FleetTally; floodMs: number; qos1Ms: number; stalled: number } | undefined;
 const contexts = new Map<number, SecureContext>();
@@ -186,6 +188,42 @@ export interface PingResult {
   ack: Float64Array;
   timeouts: number;
   corrupt: number;
+}
+
+/** Wall-clock milliseconds (since the epoch) of a `performance.now()` reading, comparable across processes. */
+const wall = (t: number) => performance.timeOrigin + t;
+
+export interface SteadyResult {
+  tally: TallySummary;
+  /** Deliveries back to the publishing device: when each message was scheduled (wall clock) and its latency. */
+  deliveredAt: Float64Array;
+  deliveredMs: Float64Array;
+  /** PUBACKs: when each message was scheduled (wall clock) and the time to its PUBACK. */
+  ackedAt: Float64Array;
+  ackedMs: Float64Array;
+  /** Wall-clock span of the schedule. */
+  start: number;
+  end: number;
+  scheduled: number;
+  /** Scheduled messages not sent because their device had been disconnected. */
+  unsent: number;
+  behind: number;
+  /** Devices the broker disconnected, and when the first one went (wall clock). */
+  dropped: number;
+  firstDroppedAt: number | undefined;
+}
+
+export interface FloodResult {
+  /** Wall-clock start of the flood and the end of the sending loop. */
+  start: number;
+  end: number;
+  sent: number;
+  /** PUBACKs received: messages the broker took in. */
+  acked: number;
+  /** Deliveries back to the flooder (when it subscribed to its own topic). */
+  delivered: number;
+  /** When the broker closed the connection (wall clock), if it did. */
+  droppedAt: number | undefined;
 }
 
 export interface SoakResult {
@@ -573,12 +611,190 @@ const methods = {
     };
   },
 
+  /**
+   * The noisy neighbour's well-behaved devices: every device of this process's fleet publishes QoS 1 to its
+   * own topic at `ratePerDevice`, on a fixed schedule (open loop, staggered across devices), and gets it
+   * back through its own subscription. Records the time to each PUBACK and to each delivery, from the
+   * scheduled send time, with that time, so the harness can split the run into phases.
+   */
+  async steady(p: {
+    ratePerDevice: number;
+    durationMs: number;
+    drainMs: number;
+    payloadSize: number;
+  }): Promise<SteadyResult> {
+    const n = fleet.length;
+    if (n === 0) throw new Error('no fleet connected');
+    const tally = new FleetTally(base, seqs, p.payloadSize);
+    const rate = p.ratePerDevice * n;
+    const capacity = Math.ceil((rate * p.durationMs) / 1000) + n + 16;
+    const deliveredAt = new Float64Array(capacity);
+    const deliveredMs = new Float64Array(capacity);
+    const ackedAt = new Float64Array(capacity);
+    const ackedMs = new Float64Array(capacity);
+    let delivered = 0;
+    let acked = 0;
+    // Per device: message id -> scheduled send time, for the PUBACK.
+    const pending = fleet.map(() => new Map<number, number>());
+    for (const client of fleet) {
+      client.events = {
+        publish: (c, _qos, _id, topic, payload) => {
+          if (!topic.equals(c.topic)) {
+            tally.misrouted++;
+            return;
+          }
+          if (tally.accept(payload, c.index) < 0 || delivered >= capacity) return;
+          const sentAt = payload.readDoubleBE(8);
+          deliveredAt[delivered] = wall(sentAt);
+          deliveredMs[delivered++] = performance.now() - sentAt;
+        },
+        puback: (c, messageId) => {
+          tally.acked++;
+          const waiting = pending[c.index - base];
+          const sentAt = waiting?.get(messageId);
+          if (sentAt === undefined || !waiting || acked >= capacity) return;
+          waiting.delete(messageId);
+          ackedAt[acked] = wall(sentAt);
+          ackedMs[acked++] = performance.now() - sentAt;
+        },
+      };
+    }
+    const interval = 1000 / rate;
+    const maxPerTick = Math.max(100, Math.ceil(rate / 20));
+    const start = performance.now() + 5;
+    const end = start + p.durationMs;
+    let scheduled = 0;
+    let unsent = 0;
+    let behind = 0;
+    await new Promise<void>((resolve) => {
+      const tick = () => {
+        const now = performance.now();
+        const due = Math.floor((Math.min(now, end) - start) / interval);
+        let burst = 0;
+        while (scheduled < due) {
+          if (burst++ >= maxPerTick) {
+            behind += due - scheduled;
+            scheduled = due;
+            break;
+          }
+          const slot = scheduled % n;
+          const client = fleet[slot] as BenchClient;
+          const sentAt = start + scheduled * interval;
+          scheduled++;
+          if (!client.connected) {
+            unsent++;
+            continue;
+          }
+          const seq = (seqs[slot] as number) + 1;
+          seqs[slot] = seq;
+          const messageId = client.messageId();
+          const { packet, payloadOffset } = allocPublish(client.topic, p.payloadSize, 1, messageId);
+          writePayload(packet, payloadOffset, p.payloadSize, client.index, seq, sentAt);
+          pending[slot]?.set(messageId, sentAt);
+          tally.sent++;
+          tally.inflight[slot] = (tally.inflight[slot] as number) + 1;
+          client.write(packet);
+        }
+        if (now >= end) {
+          clearInterval(timer);
+          resolve();
+        }
+      };
+      const timer = setInterval(tick, 1);
+    });
+    await waitUntil(() => tally.totalInflight() === 0 && tally.acked >= tally.sent, p.drainMs);
+    quiet();
+    const drops = fleet.map((c) => c.droppedAt).filter((t): t is number => t !== undefined);
+    return {
+      tally: tally.summary(),
+      deliveredAt: deliveredAt.slice(0, delivered),
+      deliveredMs: deliveredMs.slice(0, delivered),
+      ackedAt: ackedAt.slice(0, acked),
+      ackedMs: ackedMs.slice(0, acked),
+      start: wall(start),
+      end: wall(end),
+      scheduled,
+      unsent,
+      behind,
+      dropped: drops.length,
+      firstDroppedAt: drops.length ? Math.min(...drops) : undefined,
+    };
+  },
+
+  /** Connects the noisy neighbour's flooding device. */
+  async floodConnect(p: { target: Target; index: number; subscribe: boolean; timeoutMs: number }) {
+    useTarget(p.target);
+    if (flooder) await flooder.disconnect(1000);
+    flooder = await connectOne(p.index, p.timeoutMs);
+    // Subscribed (QoS 0) to its own topic, the flood is delivered too, as a device's telemetry is consumed.
+    if (p.subscribe) await flooder.subscribe(flooder.topic.toString(), 0, p.timeoutMs);
+    return { id: flooder.id };
+  },
+
+  /**
+   * The flood: QoS 1 PUBLISHes to the device's own topic as fast as the connection takes them (batches of
+   * `batch` per write, at most `window` unacknowledged), for `durationMs` or until the broker closes the
+   * connection. Then waits `graceMs` for the last PUBACKs and disconnects.
+   */
+  async flood(p: {
+    payloadSize: number;
+    window: number;
+    batch: number;
+    durationMs: number;
+    graceMs: number;
+  }): Promise<FloodResult> {
+    const client = flooder;
+    if (!client) throw new Error('no flooder connected');
+    let sent = 0;
+    let acked = 0;
+    let delivered = 0;
+    client.events = {
+      publish: () => {
+        delivered++;
+      },
+      puback: () => {
+        acked++;
+      },
+    };
+    // One packet built once; each batch is copies of it with their own message ids, in one write.
+    const { packet: template, payloadOffset } = allocPublish(client.topic, p.payloadSize, 1, 0);
+    writePayload(template, payloadOffset, p.payloadSize, client.index, 0, 0);
+    const idOffset = payloadOffset - 2;
+    const t0 = performance.now();
+    const end = t0 + p.durationMs;
+    while (client.connected && performance.now() < end) {
+      const count = Math.min(p.batch, p.window - (sent - acked));
+      if (count <= 0) {
+        await sleep(1);
+        continue;
+      }
+      const chunk = Buffer.allocUnsafe(template.length * count);
+      for (let k = 0; k < count; k++) {
+        const at = k * template.length;
+        template.copy(chunk, at);
+        chunk.writeUInt16BE(client.messageId(), at + idOffset);
+      }
+      client.write(chunk);
+      sent += count;
+      if (client.writableNeedDrain) await client.drained(Math.max(1, end - performance.now()));
+      else await new Promise((resolve) => setImmediate(resolve));
+    }
+    const t1 = performance.now();
+    if (client.connected) await waitUntil(() => acked >= sent, p.graceMs, 10);
+    const droppedAt = client.droppedAt;
+    client.events = ignoreTraffic;
+    await client.disconnect(2000);
+    flooder = undefined;
+    return { start: wall(t0), end: wall(t1), sent, acked, delivered, droppedAt };
+  },
+
   async disconnect(p: { timeoutMs: number }) {
-    const all = observer ? [...fleet, observer] : fleet;
+    const all = [...fleet, ...(observer ? [observer] : []), ...(flooder ? [flooder] : [])];
     const dropped = all.filter((c) => !c.connected).length;
     await Promise.all(all.map((c) => c.disconnect(p.timeoutMs)));
     fleet = [];
     observer = undefined;
+    flooder = undefined;
     seqs = new Float64Array(0);
     return { closed: all.length, dropped };
   },
