@@ -4,7 +4,13 @@ import { addressIn } from '../policy/index.ts';
 import type { DeviceMetricsReport } from '@bulwark/protocol';
 import { createBaselines, type BaselineState } from './baseline.ts';
 import { DeviceMeter, HOT, SIZE_BUCKETS, bucketUpperBytes, hotMetrics } from './meter.ts';
-import { builtinsSchema, type Behaviour, type EffectiveProfile, type Severity } from './profile.ts';
+import {
+  builtinDetectors,
+  builtinsSchema,
+  type Behaviour,
+  type EffectiveProfile,
+  type Severity,
+} from './profile.ts';
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
@@ -102,8 +108,10 @@ interface History {
   minuteIndex: number;
 }
 
-const TENS = 6;
-const MINUTES = 60;
+// One snapshot more than the longest window they serve needs (1 m, 1 h): with one fewer, the oldest
+// snapshot is up to a step younger than the window and the figure falls short of it.
+const TENS = 7;
+const MINUTES = 61;
 const WINDOWS: [string, number][] = [
   ['10s', 10_000],
   ['1m', 60_000],
@@ -127,7 +135,11 @@ function record(h: History, totals: Float64Array, at: number) {
   }
 }
 
-/** Sums over each rolling window: now minus the oldest snapshot inside the window. */
+/**
+ * Sums over each rolling window: now minus the snapshot whose age is closest to the window's length, so
+ * the span (reported as spanMs) is within half a snapshot step of it (5 s for 10 s and 1 m, 30 s beyond).
+ * Taking the oldest snapshot inside the window instead made "10s" cover anything from 1 to 11 s.
+ */
 function windows(h: History | undefined, totals: Float64Array, at: number) {
   const out: Record<
     string,
@@ -145,10 +157,13 @@ function windows(h: History | undefined, totals: Float64Array, at: number) {
     let source: Float64Array | undefined;
     if (h) {
       const [ring, times] = ms <= 60_000 ? [h.tens, h.tensAt] : [h.minutes, h.minutesAt];
+      let bestError = Infinity;
       times.forEach((t, i) => {
-        if (t > 0 && at - t <= ms + 1000 && t < bestAt) {
+        const error = Math.abs(at - t - ms);
+        if (t > 0 && t < at && error < bestError) {
           best = i;
           bestAt = t;
+          bestError = error;
           source = ring;
         }
       });
@@ -229,21 +244,38 @@ function percentile(values: number[], p: number): number {
 
 /** A sliding record of who tried what from where, for the guessing and scanning detectors. */
 class Attempts {
-  private readonly byKey = new Map<string, { at: number; what: string }[]>();
-  add(key: string, what: string, at: number, windowMs: number): { distinct: string[]; total: number } {
-    let list = this.byKey.get(key);
-    if (!list) {
-      list = [];
-      this.byKey.set(key, list);
+  private readonly byKey = new Map<string, { list: { at: number; what: string }[]; over: boolean }>();
+  /**
+   * Records an attempt. `crossed` is set on the attempt that brings the distinct count in the window to
+   * `threshold`: one finding per episode, which lasts until the count falls below it again (before, every
+   * further attempt of a run raised again: a database write per attempt of an attack).
+   */
+  add(
+    key: string,
+    what: string,
+    at: number,
+    windowMs: number,
+    threshold: number,
+  ): { distinct: string[]; total: number; crossed: boolean } {
+    let record = this.byKey.get(key);
+    if (!record) {
+      record = { list: [], over: false };
+      this.byKey.set(key, record);
       if (this.byKey.size > 50_000) this.prune(at, windowMs);
     }
+    const { list } = record;
     list.push({ at, what });
     while (list.length > 0 && list[0]!.at < at - windowMs) list.shift();
     if (list.length > 1000) list.splice(0, list.length - 1000);
-    return { distinct: [...new Set(list.map((a) => a.what))], total: list.length };
+    const distinct = [...new Set(list.map((a) => a.what))];
+    const over = distinct.length >= threshold;
+    const crossed = over && !record.over;
+    record.over = over;
+    return { distinct, total: list.length, crossed };
   }
   prune(now: number, windowMs: number) {
-    for (const [key, list] of this.byKey) if ((list.at(-1)?.at ?? 0) < now - windowMs) this.byKey.delete(key);
+    for (const [key, { list }] of this.byKey)
+      if ((list.at(-1)?.at ?? 0) < now - windowMs) this.byKey.delete(key);
   }
 }
 
@@ -269,6 +301,7 @@ export function createEngine(deps: EngineDeps) {
   const guessing = new Attempts();
   const scans = new Attempts();
   let lastBaselineAt = deps.startedAt;
+  let lastTickAt = deps.startedAt;
   let now = deps.startedAt;
 
   const subjectOf = (id: string) => `device:${id}`;
@@ -317,12 +350,21 @@ export function createEngine(deps: EngineDeps) {
       if (old) {
         rule.alarmed = old.alarmed;
         rule.consecutive = old.consecutive;
-        previous.delete(b.name);
+      } else {
+        // First compile after a restart: the alert may still be open (restore() put it in alarms). Without
+        // this the rule raised it again, and never cleared it when the behaviour ended.
+        rule.alarmed = state.alarms.has(b.name);
       }
       return rule;
     });
-    for (const [name, old] of previous)
-      if (old.alarmed) clear(state, name, subjectOf(state.id), 'behaviour removed from the profile');
+    // Alarms of behaviours this profile no longer has, whether held by the previous rules or restored
+    // from open alerts (every alarm that is not a built-in detector's is a behaviour's).
+    for (const detector of [...state.alarms])
+      if (
+        !(builtinDetectors as readonly string[]).includes(detector) &&
+        !state.rules.some((r) => r.b.name === detector)
+      )
+        clear(state, detector, subjectOf(state.id), 'behaviour removed from the profile');
     const needsSizes = state.rules.some((r) => r.hist !== undefined);
     state.meter.sizes = needsSizes ? (state.meter.sizes ?? new Uint32Array(SIZE_BUCKETS)) : undefined;
     setTriggers(state);
@@ -346,13 +388,14 @@ export function createEngine(deps: EngineDeps) {
   function valueOf(state: DeviceState, r: RuleState): number {
     if (r.hot >= 0 && r.b.statistic === 'sum') return state.meter.totals[r.hot]! - r.base;
     if (r.seen) return r.seen.size;
+    // max and min are set by tripped() on the offending message, before the tick counts the message.
     switch (r.b.statistic) {
       case 'sum':
         return r.sum;
       case 'max':
-        return r.count === 0 ? 0 : r.max;
+        return r.max === -Infinity ? 0 : r.max;
       case 'min':
-        return r.count === 0 ? 0 : r.min;
+        return r.min === Infinity ? 0 : r.min;
       case 'avg':
         return r.count === 0 ? 0 : r.sum / r.count;
       case 'latest':
@@ -403,7 +446,16 @@ export function createEngine(deps: EngineDeps) {
   }
 
   function closeWindow(state: DeviceState, r: RuleState, at: number) {
-    if (!r.breached) {
+    // The source address is measured once, at connection: a session that goes on from a refused address
+    // still breaches every window (before, the alert was auto-resolved one window after the connection).
+    if (r.b.metric === 'source_address' && state.sessions.size > 0)
+      checkSet(state, r, [...state.sessions.keys()], at);
+    // A window without a single datapoint (no report, no message) says nothing about a max, min, avg,
+    // latest or percentile, nor about an allow-list: it neither breaches nor counts as clean. Before, a
+    // device reporting less often than the window had its alert resolved and raised again at each report.
+    // Sums of nothing are 0, and are judged (messages_sent lt 1 is silence by rule).
+    const noData = r.count === 0 && r.hot < 0 && !r.seen && (r.b.kind === 'set' || r.b.statistic !== 'sum');
+    if (!r.breached && !noData) {
       const value = valueOf(state, r);
       const bad =
         r.b.kind === 'set'
@@ -456,22 +508,26 @@ export function createEngine(deps: EngineDeps) {
 
   /** Values of a set metric: anything outside a rule's allow-list breaches it at once. */
   function observeSet(state: DeviceState, metric: string, values: readonly string[], at: number) {
-    for (const r of state.rules) {
-      if (r.b.metric !== metric || r.b.kind !== 'set') continue;
-      const allowed = (r.b.allowed ?? []).map(String);
-      const outside = values.filter((v) =>
-        metric === 'source_address' || metric === 'destinations'
-          ? !addressIn(
-              allowed,
-              v.replace(/^\[?([^\]]*?)\]?(:\d+)?$/, (_m, ip: string) => (isIP(ip) ? ip : v)),
-            )
-          : !allowed.includes(v),
-      );
-      if (outside.length === 0) continue;
-      for (const v of outside)
-        if (r.violations.length < 20 && !r.violations.includes(v)) r.violations.push(v);
-      if (!r.breached) breach(state, r, { outside: r.violations, allowed }, at);
-    }
+    for (const r of state.rules)
+      if (r.b.metric === metric && r.b.kind === 'set') checkSet(state, r, values, at);
+  }
+
+  function checkSet(state: DeviceState, r: RuleState, values: readonly string[], at: number) {
+    const metric = r.b.metric;
+    r.count += 1; // a datapoint, clean or not (see closeWindow)
+    const allowed = (r.b.allowed ?? []).map(String);
+    const outside = values.filter((v) =>
+      metric === 'source_address' || metric === 'destinations'
+        ? !addressIn(
+            allowed,
+            v.replace(/^\[?([^\]]*?)\]?(:\d+)?$/, (_m, ip: string) => (isIP(ip) ? ip : v)),
+          )
+        : !allowed.includes(v),
+    );
+    if (outside.length === 0) return;
+    for (const v of outside) if (r.violations.length < 20 && !r.violations.includes(v)) r.violations.push(v);
+    // A copy: the sink keeps the evidence while this window's list goes on growing.
+    if (!r.breached) breach(state, r, { outside: [...r.violations], allowed }, at);
   }
 
   function device(id: string, at = now): DeviceState {
@@ -508,17 +564,19 @@ export function createEngine(deps: EngineDeps) {
       if (r.breached || r.b.threshold === undefined) continue;
       if (r.hot >= 0 && r.b.statistic === 'sum') checkNow(state, r, at);
       else if (r.b.metric === 'message_size' && (r.b.statistic === 'max' || r.b.statistic === 'latest')) {
+        // Not counted here: the next tick counts every message of the window (avg needs the exact count).
         r.max = Math.max(r.max, meter.maxSize);
-        r.last = meter.maxSize;
-        r.count += 1;
+        r.last = meter.lastSize;
         checkNow(state, r, at);
       }
     }
     setTriggers(state);
   }
 
+  // Until the service has resolved a device's profiles (a device restored at start that has not connected
+  // yet), the profiles attached to `all` apply, not the built-in defaults.
   const builtins = (state: DeviceState | undefined) =>
-    (state ? state.profile : deps.globalProfile()).builtins;
+    (state && state.profile !== EMPTY_PROFILE ? state.profile : deps.globalProfile()).builtins;
 
   function onConnected(id: string, address: string, at: number, serial: string) {
     const state = device(id, at);
@@ -526,7 +584,8 @@ export function createEngine(deps: EngineDeps) {
     const others = [...state.sessions.keys()].filter(
       (a) => a !== address && (state.sessions.get(a) ?? 0) > 0,
     );
-    if (others.length > 0 && b.cloned_identity.enabled)
+    // Once per episode: until the alert is resolved by hand (forget()).
+    if (others.length > 0 && b.cloned_identity.enabled && !state.alarms.has('cloned_identity'))
       raise(state, {
         detector: 'cloned_identity',
         subject: subjectOf(id),
@@ -603,8 +662,8 @@ export function createEngine(deps: EngineDeps) {
     const identity =
       entry.subject ??
       (entry.type === 'tls.handshake_failed' ? `certificate#${entry.seq}` : `unknown#${entry.seq}`);
-    const { distinct, total } = guessing.add(address, identity, entry.ts, b.window);
-    if (distinct.length >= b.identities)
+    const { distinct, total, crossed } = guessing.add(address, identity, entry.ts, b.window, b.identities);
+    if (crossed)
       raise(undefined, {
         detector: 'guessing',
         subject: `address:${address}`,
@@ -631,8 +690,8 @@ export function createEngine(deps: EngineDeps) {
     if (!b.enabled) return;
     const subject = entry.subject ?? entry.actor;
     const topic = String((entry.data as { topic?: string }).topic ?? '');
-    const { distinct, total } = scans.add(subject, topic, entry.ts, b.window);
-    if (distinct.length >= b.deniedTopics)
+    const { distinct, total, crossed } = scans.add(subject, topic, entry.ts, b.window, b.deniedTopics);
+    if (crossed)
       raise(state, {
         detector: 'topic_scan',
         subject,
@@ -697,7 +756,8 @@ export function createEngine(deps: EngineDeps) {
           if (!id) break;
           const state = device(id, entry.ts);
           state.lastThrottleAt = entry.ts;
-          if (!builtins(state).payload_flood.enabled) break;
+          // Once per episode: the episode ends after FLOOD_CLEAR_MS without throttling (tick()).
+          if (!builtins(state).payload_flood.enabled || state.alarms.has('payload_flood')) break;
           raise(state, {
             detector: 'payload_flood',
             subject: entry.subject ?? '',
@@ -718,7 +778,8 @@ export function createEngine(deps: EngineDeps) {
           const reason = String(data.reason);
           if (!id || !DOWNGRADE_REASONS.has(reason)) break;
           const state = device(id, entry.ts);
-          if (!builtins(state).firmware_downgrade.enabled) break;
+          // Once per episode: until the alert is resolved by hand (forget()).
+          if (!builtins(state).firmware_downgrade.enabled || state.alarms.has('firmware_downgrade')) break;
           raise(state, {
             detector: 'firmware_downgrade',
             subject: entry.subject ?? '',
@@ -767,12 +828,17 @@ export function createEngine(deps: EngineDeps) {
       for (const state of devices.values()) {
         const m = state.meter;
         const b = builtins(state);
-        // Fold message sizes and topics since the last tick.
+        const sent = m.totals[HOT.messagesSent]! - state.lastTotals[HOT.messagesSent]!;
+        // Fold message sizes and topics since the last tick. Sizes: every message counts (before, one
+        // datapoint per tick, and no sum: avg was always 0, min never set, latest was the tick's largest).
         for (const r of state.rules) {
-          if (r.b.metric === 'message_size' && m.maxSize > 0) {
+          if (r.b.metric === 'message_size') {
+            if (sent === 0) continue;
+            r.sum += m.totals[HOT.bytesSent]! - state.lastTotals[HOT.bytesSent]!;
+            r.count += sent;
             if (m.maxSize > r.max) r.max = m.maxSize;
-            r.last = m.maxSize;
-            r.count += 1;
+            if (m.minSize < r.min) r.min = m.minSize;
+            r.last = m.lastSize;
             if (r.hist && m.sizes) for (let i = 0; i < SIZE_BUCKETS; i++) r.hist[i]! += m.sizes[i]!;
           } else if (r.seen) for (const t of m.topics) r.seen.add(t);
         }
@@ -796,11 +862,11 @@ export function createEngine(deps: EngineDeps) {
           }
         }
         m.maxSize = 0;
+        m.minSize = Infinity;
         m.sizes?.fill(0);
         m.topics.clear();
         for (const r of state.rules) if (r.seen) checkNow(state, r, at);
         // Activity: anything sent since the last tick.
-        const sent = m.totals[HOT.messagesSent]! - state.lastTotals[HOT.messagesSent]!;
         if (sent > 0) {
           state.novelty.messages += sent;
           state.novelty.lastPublishAt = at;
@@ -809,9 +875,12 @@ export function createEngine(deps: EngineDeps) {
           if (state.alarms.has('device_silent'))
             clear(state, 'device_silent', subjectOf(state.id), 'the device is heard from again');
         }
-        state.lastTotals.set(m.totals);
-        if (state.history || sent > 0) {
-          state.history ??= {
+        // Rolling windows, from the first traffic either way (a device that only receives has figures too).
+        if (
+          !state.history &&
+          (sent > 0 || m.totals[HOT.messagesReceived] !== state.lastTotals[HOT.messagesReceived])
+        ) {
+          state.history = {
             tens: new Float64Array(TENS * 4),
             minutes: new Float64Array(MINUTES * 4),
             tensAt: Array.from({ length: TENS }, () => 0),
@@ -819,10 +888,16 @@ export function createEngine(deps: EngineDeps) {
             tenIndex: 0,
             minuteIndex: 0,
           };
-          record(state.history, m.totals, at);
+          // The totals before this traffic, at the previous tick: else what was sent before the first
+          // snapshot was in no window.
+          record(state.history, state.lastTotals, lastTickAt);
         }
+        if (state.history) record(state.history, m.totals, at);
+        state.lastTotals.set(m.totals);
+        // Disconnect duration: while connected it is 0 (a datapoint, so that an alarm on it can clear).
         if (state.disconnectedAt !== null)
           observe(state, 'disconnect_duration', (at - state.disconnectedAt) / 1000, at);
+        else if (state.sessions.size > 0) observe(state, 'disconnect_duration', 0, at);
         for (const r of state.rules) if (at >= r.start + r.b.window) closeWindow(state, r, at);
         setTriggers(state);
         // Silence: heard from before, and nothing for longer than allowed (time before this process started does not count).
@@ -921,6 +996,7 @@ export function createEngine(deps: EngineDeps) {
         guessing.prune(at, 86_400_000);
         scans.prune(at, 3_600_000);
       }
+      lastTickAt = at;
     },
 
     /** Per-device figures for the API: totals, what the rules see now, and the device's novelty profile. */
@@ -993,7 +1069,13 @@ export function createEngine(deps: EngineDeps) {
       baselines.restore(input.baselines);
       for (const [id, n] of input.novelty) device(id).novelty = { ...newNovelty(), ...n };
       for (const [detector, subject] of input.openAlarms)
-        if (subject.startsWith('device:')) device(subject.slice(7)).alarms.add(detector);
+        if (subject.startsWith('device:')) {
+          const state = device(subject.slice(7));
+          state.alarms.add(detector);
+          // Quota time before the start does not count: else the flood alert was resolved at the first
+          // tick, and raised again (responses included) if the device went on flooding.
+          if (detector === 'payload_flood') state.lastThrottleAt = deps.startedAt;
+        }
     },
     /** An alert was resolved by an operator: the detector may fire again for this subject. */
     forget(detector: string, subject: string) {

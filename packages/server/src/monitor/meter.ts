@@ -23,8 +23,13 @@ export class DeviceMeter {
   readonly totals = new Float64Array(4);
   /** Absolute totals at which some rule breaches (Infinity when none). */
   readonly triggers = new Float64Array(4).fill(Infinity);
-  /** Largest message since the last tick, and the size at which some rule breaches. */
+  /**
+   * Largest and smallest message since the last tick, and the last one (the `max`, `min` and `latest`
+   * statistics of message_size; `avg` comes from the totals), and the size at which some rule breaches.
+   */
   maxSize = 0;
+  minSize = Infinity;
+  lastSize = 0;
   sizeTrigger = Infinity;
   /** Message sizes since the last tick, when some rule asks for percentiles. */
   sizes: Uint32Array | undefined;
@@ -42,6 +47,8 @@ export class DeviceMeter {
     t[0]! += 1;
     t[1]! += bytes;
     if (bytes > this.maxSize) this.maxSize = bytes;
+    if (bytes < this.minSize) this.minSize = bytes;
+    this.lastSize = bytes;
     if (this.sizes) this.sizes[sizeBucket(bytes)]! += 1;
     if (this.topics.size < TOPICS_PER_TICK) this.topics.add(topic);
     if (t[0]! > this.triggers[0]! || t[1]! > this.triggers[1]! || bytes > this.sizeTrigger) this.trip(this);

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from '../config/index.ts';
 
@@ -71,6 +72,15 @@ const durationMs = (min: number, max: number) =>
     return ms;
   });
 
+/** An IPv4 or IPv6 address, or a CIDR block of either: what the address allow-lists hold. */
+function isAddressOrCidr(value: string | number): boolean {
+  if (typeof value !== 'string') return false;
+  const [address = '', bits, extra] = value.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+}
+
 const behaviourName = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'behaviour names are a-z 0-9 _ -');
 const metricName = z
   .string()
@@ -113,7 +123,25 @@ export const behaviourSchema = z
         ctx.addIssue({ code: 'custom', message: `${b.metric} is watched with "allowed" (an allow-list)` });
       if (b.threshold !== undefined || b.operator !== undefined)
         ctx.addIssue({ code: 'custom', message: `${b.metric} takes "allowed", not a threshold` });
-    } else if (!b.metric.startsWith('custom:') || b.threshold !== undefined) {
+      // The engine builds a BlockList from these: anything else threw on every connection or report.
+      const bad =
+        b.metric === 'source_address' || b.metric === 'destinations'
+          ? b.allowed?.find((a) => !isAddressOrCidr(a))
+          : undefined;
+      if (bad !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['allowed'],
+          message: `${b.metric} allows IP addresses and CIDRs (10.0.0.0/8, 2001:db8::/32), not ${JSON.stringify(bad)}`,
+        });
+    } else if (b.metric.startsWith('custom:') && b.threshold === undefined) {
+      // A custom metric is a number (operator and threshold) or a string or set of strings (allowed).
+      if (!b.allowed)
+        ctx.addIssue({
+          code: 'custom',
+          message: `${b.metric} needs "operator" and "threshold", or "allowed"`,
+        });
+    } else {
       if (b.threshold === undefined || b.operator === undefined)
         ctx.addIssue({ code: 'custom', message: `${b.metric} needs "operator" and "threshold"` });
     }
@@ -263,7 +291,9 @@ const precedence: Record<AttachmentKind, number> = { all: 0, group: 1, zone: 2, 
 
 /**
  * Merges the profiles attached to a device: behaviours and responses add up; for built-in detector
- * settings the most specific attachment wins (device over zone over group over all).
+ * settings the most specific attachment wins (device over zone over group over all), and so it does for
+ * two behaviours of the same name (the name is the alert's detector: two rules under one name shared one
+ * alarm, and the calm one resolved the alert of the one still breaching).
  */
 export function effectiveProfile(
   profiles: readonly SecurityProfile[],
@@ -291,10 +321,11 @@ export function effectiveProfile(
   for (const { profile } of applying)
     for (const d of profile.explicitBuiltins)
       (builtins as Record<string, unknown>)[d] = profile.document.builtins[d];
+  const behaviours = new Map<string, Behaviour & { profile: string }>();
+  for (const { profile } of applying)
+    for (const b of profile.document.behaviours) behaviours.set(b.name, { ...b, profile: profile.name });
   return {
-    behaviours: applying.flatMap(({ profile }) =>
-      profile.document.behaviours.map((b) => ({ ...b, profile: profile.name })),
-    ),
+    behaviours: [...behaviours.values()],
     builtins,
     responses: applying.flatMap(({ profile }) =>
       profile.document.responses.map((r) => ({ ...r, profile: profile.name })),
