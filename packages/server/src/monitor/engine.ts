@@ -3,7 +3,7 @@ import type { AuditEntry } from '../events/index.ts';
 import { addressIn } from '../policy/index.ts';
 import type { DeviceMetricsReport } from '@bulwark/protocol';
 import { createBaselines, type BaselineState } from './baseline.ts';
-import { DeviceMeter, HOT, SIZE_BUCKETS, bucketUpperBytes, hotMetrics } from './meter.ts';
+import { DeviceMeter, HOT, SIZE_BUCKETS, bucketMiddleBytes, hotMetrics } from './meter.ts';
 import {
   builtinDetectors,
   builtinsSchema,
@@ -75,6 +75,8 @@ export interface NoveltyState {
   connections: number;
   messages: number;
   lastPublishAt: number;
+  /** An operator resolved its silence alert: no new one until the device is heard from again. */
+  silenceDismissed?: boolean;
 }
 
 interface DeviceState {
@@ -231,9 +233,9 @@ function percentileOfHist(hist: Uint32Array, p: number): number {
   let acc = 0;
   for (let i = 0; i < hist.length; i++) {
     acc += hist[i]!;
-    if (acc >= rank) return bucketUpperBytes(i);
+    if (acc >= rank) return bucketMiddleBytes(i);
   }
-  return bucketUpperBytes(hist.length - 1);
+  return bucketMiddleBytes(hist.length - 1);
 }
 
 function percentile(values: number[], p: number): number {
@@ -659,9 +661,11 @@ export function createEngine(deps: EngineDeps) {
     if (!address || address === 'unknown') return;
     const b = deps.globalProfile().builtins.guessing;
     if (!b.enabled) return;
+    // A TLS failure names no identity: count it once per reason, so one device retrying with an expired
+    // certificate is not mistaken for someone trying many.
     const identity =
       entry.subject ??
-      (entry.type === 'tls.handshake_failed' ? `certificate#${entry.seq}` : `unknown#${entry.seq}`);
+      (entry.type === 'tls.handshake_failed' ? `tls:${data.reason ?? 'handshake'}` : `unknown#${entry.seq}`);
     const { distinct, total, crossed } = guessing.add(address, identity, entry.ts, b.window, b.identities);
     if (crossed)
       raise(undefined, {
@@ -872,6 +876,7 @@ export function createEngine(deps: EngineDeps) {
           state.novelty.lastPublishAt = at;
           state.lastActivity = at;
           state.dirty = true;
+          state.novelty.silenceDismissed = undefined;
           if (state.alarms.has('device_silent'))
             clear(state, 'device_silent', subjectOf(state.id), 'the device is heard from again');
         }
@@ -906,6 +911,7 @@ export function createEngine(deps: EngineDeps) {
         if (
           b.device_silent.enabled &&
           lastPublish > 0 &&
+          !state.novelty.silenceDismissed &&
           !state.alarms.has('device_silent') &&
           at - Math.max(lastPublish, deps.startedAt) > after
         )
@@ -1083,6 +1089,10 @@ export function createEngine(deps: EngineDeps) {
       const state = devices.get(subject.slice(7));
       if (!state) return;
       state.alarms.delete(detector);
+      if (detector === 'device_silent') {
+        state.novelty.silenceDismissed = true;
+        state.dirty = true;
+      }
       for (const r of state.rules)
         if (r.b.name === detector) {
           r.alarmed = false;

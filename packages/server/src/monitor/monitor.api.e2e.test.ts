@@ -81,6 +81,14 @@ describe('monitor API: profiles, responses, alert lifecycle, stream and /metrics
         /duration between 10s and 3600s/,
       ],
       [{ responses: [{ action: 'reboot' }] }, /responses\.0\.action/],
+      [
+        {
+          behaviours: [
+            { name: 'x', metric: 'messages_sent', statistic: 'avg', operator: 'gt', threshold: 1 },
+          ],
+        },
+        /counted per window: its statistic is sum/,
+      ],
       [{ behaviours: [], surprise: true }, /surprise|Unrecognized/i],
     ] as const) {
       const res = await api('PUT', '/api/v1/security-profiles/pumps', bad);
@@ -226,7 +234,7 @@ describe('monitor API: profiles, responses, alert lifecycle, stream and /metrics
     expect(table.stdout).toMatch(/^ID\s+SEVERITY\s+STATUS/m);
     expect(table.stdout).toContain('burst');
     const shown = await s.cli(['alerts', 'show', alerts[0]!.id]);
-    expect(shown.stdout).toMatch(/evidence\n  metric: "messages_sent"/);
+    expect(shown.stdout).toMatch(/evidence\n {2}metric: "messages_sent"/);
     const missing = await s.cli(['alerts', 'ack', 'no-such-alert']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toBe('bulwark: no alert no-such-alert\n');

@@ -297,7 +297,8 @@ export function createMonitor(deps: MonitorDeps) {
           novelty.push([row.key.slice(8), JSON.parse(row.state) as NoveltyState]);
       }
       engine.restore({ novelty, baselines, openAlarms: await alerts.openKeys() });
-      globalProfile = effectiveProfile(await profiles.list(), {});
+      // Devices restored from saved state get their own profiles (not only those attached to all).
+      await refreshAll();
       unsubscribe = events.subscribe((entry: AuditEntry) => {
         try {
           engine.onEvent(entry);

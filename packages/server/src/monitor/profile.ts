@@ -117,6 +117,15 @@ export const behaviourSchema = z
   })
   .strict()
   .superRefine((b, ctx) => {
+    // The broker counts these per message; a window has one figure for them, their sum.
+    if (
+      (['messages_sent', 'messages_received', 'bytes_sent', 'bytes_received'] as string[]).includes(
+        b.metric,
+      ) &&
+      b.statistic !== undefined &&
+      b.statistic !== 'sum'
+    )
+      ctx.addIssue({ code: 'custom', message: `${b.metric} is counted per window: its statistic is sum` });
     const isSet = (setMetrics as readonly string[]).includes(b.metric);
     if (isSet) {
       if (!b.allowed)
