@@ -712,6 +712,36 @@ export function createEngine(deps: EngineDeps) {
       });
   }
 
+  /** One learned-baseline datapoint (a device's or a group's message count): raise or clear on a transition. */
+  function baselineDatapoint(
+    state: DeviceState | undefined,
+    subject: string,
+    who: string,
+    value: number,
+    at: number,
+  ) {
+    const v = baselines.observe(`${subject}:messages_sent`, value, at);
+    if (v.transition === 'raised')
+      raise(state, {
+        detector: 'baseline_anomaly',
+        subject,
+        deviceId: state?.id ?? null,
+        severity: 'medium',
+        title: `${who} sends ${v.ratio.toFixed(1)}× its learned normal`,
+        at,
+        evidence: {
+          metric: 'messages_sent',
+          intervalMs: deps.baselineIntervalMs,
+          value,
+          expected: v.expected,
+          score: v.score,
+          ratio: v.ratio,
+        },
+      });
+    else if (v.transition === 'cleared')
+      clear(state, 'baseline_anomaly', subject, 'back within its learned normal');
+  }
+
   return {
     /** The hot-path recorder for a device (the broker keeps it on the session). */
     meter(deviceId: string): DeviceMeter {
@@ -942,26 +972,7 @@ export function createEngine(deps: EngineDeps) {
           state.baselineTotals.set(m.totals);
           if (state.group) groupSums.set(state.group, (groupSums.get(state.group) ?? 0) + value);
           if (b.baseline_anomaly.enabled) {
-            const v = baselines.observe(`device:${state.id}:messages_sent`, value, at);
-            if (v.transition === 'raised')
-              raise(state, {
-                detector: 'baseline_anomaly',
-                subject: subjectOf(state.id),
-                deviceId: state.id,
-                severity: 'medium',
-                title: `${state.id} sends ${v.ratio.toFixed(1)}× its learned normal`,
-                at,
-                evidence: {
-                  metric: 'messages_sent',
-                  intervalMs: deps.baselineIntervalMs,
-                  value,
-                  expected: v.expected,
-                  score: v.score,
-                  ratio: v.ratio,
-                },
-              });
-            else if (v.transition === 'cleared')
-              clear(state, 'baseline_anomaly', subjectOf(state.id), 'back within its learned normal');
+            baselineDatapoint(state, subjectOf(state.id), state.id, value, at);
           }
         }
         // Forget devices that are gone: disconnected, nothing open, quiet for two hours (their novelty is saved).
@@ -976,26 +987,7 @@ export function createEngine(deps: EngineDeps) {
       if (baselineDue) {
         lastBaselineAt = at;
         for (const [group, value] of groupSums) {
-          const v = baselines.observe(`group:${group}:messages_sent`, value, at);
-          if (v.transition === 'raised')
-            raise(undefined, {
-              detector: 'baseline_anomaly',
-              subject: `group:${group}`,
-              deviceId: null,
-              severity: 'medium',
-              title: `Group ${group} sends ${v.ratio.toFixed(1)}× its learned normal`,
-              at,
-              evidence: {
-                metric: 'messages_sent',
-                intervalMs: deps.baselineIntervalMs,
-                value,
-                expected: v.expected,
-                score: v.score,
-                ratio: v.ratio,
-              },
-            });
-          else if (v.transition === 'cleared')
-            sink.clear('baseline_anomaly', `group:${group}`, 'back within its learned normal');
+          baselineDatapoint(undefined, `group:${group}`, `Group ${group}`, value, at);
         }
       }
       if (devices.size > 0 && at % 60_000 < 1000) {

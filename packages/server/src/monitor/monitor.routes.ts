@@ -299,49 +299,34 @@ export function monitorRoutes(deps: MonitorRoutesDeps) {
     const attachment = z
       .object({ kind: z.enum(attachmentKinds), target: z.string().max(64).default('*') })
       .strict();
-    app.post(
-      '/api/v1/security-profiles/:name/attachments',
-      {
+    for (const [method, detach] of [
+      ['POST', false],
+      ['DELETE', true],
+    ] as const)
+      app.route({
+        method,
+        url: '/api/v1/security-profiles/:name/attachments',
         config: { access: 'monitor:write' },
         schema: {
           tags: ptags,
+          summary: detach
+            ? 'Detach a profile'
+            : 'Attach a profile to all devices, a group, a zone or a device',
           params: z.object({ name: z.string().max(64) }),
           body: attachment,
           response: { 200: profileOut },
         },
-      },
-      async (request) =>
-        profileView(
-          await monitor.profiles.attach(
-            request.params.name,
-            request.body.kind,
-            request.body.target,
-            fleetActor(request),
+        handler: async (request) =>
+          profileView(
+            await monitor.profiles.attach(
+              request.params.name,
+              request.body.kind,
+              request.body.target,
+              fleetActor(request),
+              detach,
+            ),
           ),
-        ),
-    );
-    app.delete(
-      '/api/v1/security-profiles/:name/attachments',
-      {
-        config: { access: 'monitor:write' },
-        schema: {
-          tags: ptags,
-          params: z.object({ name: z.string().max(64) }),
-          body: attachment,
-          response: { 200: profileOut },
-        },
-      },
-      async (request) =>
-        profileView(
-          await monitor.profiles.attach(
-            request.params.name,
-            request.body.kind,
-            request.body.target,
-            fleetActor(request),
-            true,
-          ),
-        ),
-    );
+      });
 
     app.get(
       '/api/v1/devices/:id/metrics',
