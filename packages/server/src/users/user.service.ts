@@ -470,7 +470,10 @@ export function createUserService(deps: UserServiceDeps) {
             type: 'auth.sign_in_failed',
             actor: `anonymous@${input.address}`,
             subject: `user:${name}`,
-            data: { address: input.address, reason: `throttled${suppressed ? ` (+${suppressed} more)` : ''}` },
+            data: {
+              address: input.address,
+              reason: `throttled${suppressed ? ` (+${suppressed} more)` : ''}`,
+            },
           });
         throw err;
       });
