@@ -305,13 +305,13 @@ export async function createBroker(deps: BrokerDeps) {
 
   aedes.authorizeSubscribe = (client, sub, callback) => {
     const session = sessions.get(client);
-    const tooMany = deps.firewall.checkSubscriptionCount(
-      Object.keys((client as unknown as { subscriptions?: object }).subscriptions ?? {}).length + 1,
-    );
+    const held = Object.keys((client as unknown as { subscriptions?: object }).subscriptions ?? {}).length;
+    const tooMany = deps.firewall.checkSubscriptionCount(held + 1);
     const decision = tooMany
       ? { allow: false, reason: 'too_many_subscriptions' }
       : session?.access.subscribe(sub.topic);
     if (session && decision?.allow) {
+      if (session.meter) session.meter.subscriptions = held + 1;
       callback(null, sub);
       return;
     }

@@ -661,6 +661,43 @@ describe('built-in detectors', () => {
     expect(of('device_silent').map((f) => f.subject)).not.toContain('device:mute-1');
   });
 
+  it('distinct_source_addresses and subscriptions', () => {
+    const { engine, raised, tickEvery } = setup();
+    engine.setProfile(
+      'gw-1',
+      profile({
+        behaviours: [
+          {
+            name: 'roaming',
+            metric: 'distinct_source_addresses',
+            operator: 'gt',
+            threshold: 2,
+            window: '1m',
+          },
+          {
+            name: 'subs',
+            metric: 'subscriptions',
+            statistic: 'max',
+            operator: 'gt',
+            threshold: 3,
+            window: '10s',
+          },
+        ],
+      }),
+      null,
+    );
+    for (const [i, a] of ['10.0.0.1', '10.0.0.2', '10.0.0.2'].entries()) {
+      engine.onEvent(connected('gw-1', a, T0 + i * S));
+      engine.onEvent(disconnected('gw-1', a, T0 + i * S + 500));
+    }
+    expect(raised).toEqual([]);
+    engine.onEvent(connected('gw-1', '10.0.0.3', T0 + 4 * S));
+    expect(raised.map((f) => [f.detector, f.evidence.value])).toEqual([['roaming', 3]]);
+    engine.meter('gw-1').subscriptions = 4;
+    tickEvery(T0 + 5 * S, T0 + 12 * S);
+    expect(raised.map((f) => f.detector)).toEqual(['roaming', 'subs']);
+  });
+
   it('device_silent: an operator dismissing it holds until the device is heard again, across a restart', () => {
     const { engine, of, publish, tickEvery } = setup({ silentAfterMs: 30 * S });
     engine.onEvent(connected('meter-1', '10.0.0.2', T0));

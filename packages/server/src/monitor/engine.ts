@@ -334,7 +334,8 @@ export function createEngine(deps: EngineDeps) {
           ? new Uint32Array(SIZE_BUCKETS)
           : undefined,
       values: b.statistic.startsWith('p') && b.metric !== 'message_size' ? [] : undefined,
-      seen: b.metric === 'distinct_topics' ? new Set() : undefined,
+      seen:
+        b.metric === 'distinct_topics' || b.metric === 'distinct_source_addresses' ? new Set() : undefined,
       violations: [],
       breached: false,
       consecutive: 0,
@@ -602,6 +603,11 @@ export function createEngine(deps: EngineDeps) {
     state.disconnectedAt = null;
     state.lastActivity = at;
     observe(state, 'connection_attempts', 1, at);
+    for (const r of state.rules)
+      if (r.seen && r.b.metric === 'distinct_source_addresses') {
+        r.seen.add(address);
+        checkNow(state, r, at);
+      }
     observeSet(state, 'source_address', [address], at);
     const n = state.novelty;
     const net = networkOf(address);
@@ -874,7 +880,7 @@ export function createEngine(deps: EngineDeps) {
             if (m.minSize < r.min) r.min = m.minSize;
             r.last = m.lastSize;
             if (r.hist && m.sizes) for (let i = 0; i < SIZE_BUCKETS; i++) r.hist[i]! += m.sizes[i]!;
-          } else if (r.seen) for (const t of m.topics) r.seen.add(t);
+          } else if (r.seen && r.b.metric === 'distinct_topics') for (const t of m.topics) r.seen.add(t);
         }
         if (m.topics.size > 0) {
           const n = state.novelty;
@@ -933,6 +939,7 @@ export function createEngine(deps: EngineDeps) {
         if (state.disconnectedAt !== null)
           observe(state, 'disconnect_duration', (at - state.disconnectedAt) / 1000, at);
         else if (state.sessions.size > 0) observe(state, 'disconnect_duration', 0, at);
+        if (state.sessions.size > 0) observe(state, 'subscriptions', m.subscriptions, at);
         for (const r of state.rules) if (at >= r.start + r.b.window) closeWindow(state, r, at);
         setTriggers(state);
         // Silence: heard from before, and nothing for longer than allowed (time before this process started does not count).

@@ -36,6 +36,8 @@ export class DeviceMeter {
   sizes: Uint32Array | undefined;
   /** Topics published to since the last tick (bounded). */
   readonly topics = new Set<string>();
+  /** Subscriptions the session holds now (set by the broker when it grants one). */
+  subscriptions = 0;
 
   constructor(
     readonly deviceId: string,

@@ -22,6 +22,8 @@ export const numericMetrics = [
   'disconnects',
   'disconnect_duration',
   'distinct_topics',
+  'distinct_source_addresses',
+  'subscriptions',
   'bytes_in',
   'bytes_out',
   'packets_in',
