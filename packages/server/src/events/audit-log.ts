@@ -1,7 +1,8 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Db, DbOrTx, AuditLogTable } from '../store/index.ts';
 import type { AuditEntry, EventType, SecurityEvent } from './event-types.ts';
-import { anchorMessage, entryHash, GENESIS_HASH } from './hash-chain.ts';
+import { anchorMessage, entryHash, entryHashOfCanonicalData, GENESIS_HASH } from './hash-chain.ts';
+import { canonicalJson } from './jcs.ts';
 
 /** What the audit log needs to authenticate its head (the master-key MAC; see secrets/). */
 export interface AnchorMac {
@@ -82,32 +83,34 @@ export function createAuditLog(deps: AuditLogDeps) {
     return db.transaction().execute(async (trx) => {
       let { seq, hash } = await head(trx);
       const ts = now();
+      // The data is stored as its canonical JSON: verification then hashes the stored bytes as they are.
+      const dataJson: string[] = [];
       const entries: AuditEntry[] = events.map((event) => {
         seq += 1;
-        const data = JSON.parse(JSON.stringify(event.data ?? {})) as Record<string, unknown>;
+        const json = canonicalJson(event.data ?? {}) ?? '{}';
+        dataJson.push(json);
         const fields = {
           seq,
           ts,
           type: event.type,
           actor: event.actor,
           subject: event.subject ?? null,
-          data,
           prevHash: hash,
         };
-        hash = entryHash(fields);
-        return { ...fields, hash };
+        hash = entryHashOfCanonicalData(fields, json);
+        return { ...fields, data: JSON.parse(json) as Record<string, unknown>, hash };
       });
       for (let i = 0; i < entries.length; i += INSERT_CHUNK) {
         await trx
           .insertInto('audit_log')
           .values(
-            entries.slice(i, i + INSERT_CHUNK).map((e) => ({
+            entries.slice(i, i + INSERT_CHUNK).map((e, j) => ({
               seq: e.seq,
               ts: e.ts,
               type: e.type,
               actor: e.actor,
               subject: e.subject,
-              data: JSON.stringify(e.data),
+              data: dataJson[i + j]!,
               prev_hash: e.prevHash,
               hash: e.hash,
               mac: mac.mac(ENTRY_PURPOSE, e.hash),
@@ -261,21 +264,26 @@ export function createAuditLog(deps: AuditLogDeps) {
               `entry ${row.seq} does not link to entry ${row.seq - 1} (previous hash differs): a row was changed, inserted or removed before it`,
             );
           }
-          let data: unknown;
-          try {
-            data = JSON.parse(row.data);
-          } catch {
-            return fail(row.seq, `entry ${row.seq} has data that is not valid JSON: the row was edited`);
-          }
-          const recomputed = entryHash({
+          const fields = {
             seq: row.seq,
             ts: row.ts,
             type: row.type,
             actor: row.actor,
             subject: row.subject,
-            data,
             prevHash: row.prev_hash,
-          });
+          };
+          // Fast path: the stored data is the canonical JSON that was hashed. Otherwise (rows written before
+          // data was stored canonically, or re-serialized by a tool) canonicalize what it means and compare.
+          let recomputed = entryHashOfCanonicalData(fields, row.data);
+          if (recomputed !== row.hash) {
+            let data: unknown;
+            try {
+              data = JSON.parse(row.data);
+            } catch {
+              return fail(row.seq, `entry ${row.seq} has data that is not valid JSON: the row was edited`);
+            }
+            recomputed = entryHash({ ...fields, data });
+          }
           if (recomputed !== row.hash) {
             return fail(
               row.seq,

@@ -65,6 +65,21 @@ describe.each(testDialects)('store on %s', (dialect) => {
     expect(result.reason).toMatch(/entry 3 .*edited/);
   });
 
+  it('verifies rows whose data is stored in another serialization of the same JSON (older rows)', async () => {
+    await audit.append([event(1), event(2), event(3)]);
+    const row = await t.store.db
+      .selectFrom('audit_log')
+      .select('data')
+      .where('seq', '=', 2)
+      .executeTakeFirstOrThrow();
+    const pretty = JSON.stringify(JSON.parse(row.data), null, 2);
+    expect(pretty).not.toBe(row.data);
+    await t.store.db.updateTable('audit_log').set({ data: pretty }).where('seq', '=', 2).execute();
+    expect((await audit.verify()).ok).toBe(true);
+    await t.store.db.updateTable('audit_log').set({ data: '{"edited":true}' }).where('seq', '=', 2).execute();
+    expect(await audit.verify()).toMatchObject({ ok: false, badSeq: 2 });
+  });
+
   it('detects an edited row whose hash was recomputed', async () => {
     await audit.append([event(1), event(2), event(3)]);
     const { entryHash } = await import('../events/index.ts');
