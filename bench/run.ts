@@ -31,6 +31,8 @@ import {
   type SystemRun,
 } from './harness/index.ts';
 import {
+  detectionLatency,
+  detectionNotApplicable,
   fleetRound,
   idleMemory,
   microBenchmarks,
@@ -143,11 +145,13 @@ async function main(plan: Plan): Promise<number> {
   cleanups.push(() => Promise.resolve(machineLoad.stop()));
   machineLoad.track(process.pid);
   for (const h of pool.handles) machineLoad.track(h.pid);
-  // The noisy neighbour's flooder runs in a process of its own, apart from the devices whose latency counts.
-  const flooder = plan.scenarios.includes('noisy') ? startLoadgen('flooder') : undefined;
-  if (flooder) {
-    cleanups.push(() => flooder.kill(3000));
-    machineLoad.track(flooder.pid);
+  // The noisy neighbour's flooder and the detection scenario's offenders run in a process of their own,
+  // apart from the devices whose latency counts (and whose traffic would delay the offenders' clock).
+  const detecting = plan.scenarios.includes('detection') && plan.systems.includes('bulwark');
+  const solo = plan.scenarios.includes('noisy') || detecting ? startLoadgen('solo') : undefined;
+  if (solo) {
+    cleanups.push(() => solo.kill(3000));
+    machineLoad.track(solo.pid);
   }
   const ctx: BenchContext = {
     plan,
@@ -193,11 +197,9 @@ async function main(plan: Plan): Promise<number> {
     log('micro-benchmarks: policy decision, audit log');
     await microBenchmarks(ctx);
   }
-  results.skip(
-    { scenario: '7 detection latency', metric: 'ms from attack to alert', unit: 'ms', better: 'lower' },
-    'bulwark',
-    'no monitor module yet',
-  );
+  if (wants('detection'))
+    for (const peer of ['aedes', 'mosquitto'] as const)
+      if (plan.systems.includes(peer)) detectionNotApplicable(ctx, peer);
 
   const runs: SystemRun[] = [];
   const launch = async (name: SystemName): Promise<SystemRun> => {
@@ -251,30 +253,42 @@ async function main(plan: Plan): Promise<number> {
   };
   const inOrder = (round: number) => (round % 2 === 0 ? runs : [...runs].reverse());
 
+  const profiles: NamedProfile[] = [];
   const fleetScenarios = wants('storm') || wants('throughput') || wants('latency') || wants('single');
   for (let round = 0; round < plan.rounds; round++) {
     for (const run of inOrder(round)) {
       if (!alive(run)) continue;
-      await waitQuiet();
-      log(`round ${round + 1}/${plan.rounds}: ${run.system.name}`);
       const inline = plan.inline && round === plan.rounds - 1;
       const memory = plan.inline && round === 0 && wants('memory') && plan.memoryConnections === plan.fleet;
-      if (fleetScenarios || memory || (inline && wants('soak')))
-        await fleetRound(ctx, run, { memory, soak: inline && wants('soak') });
+      // Detection latency (Bulwark only) once, in the last round, with that round's fleet connected.
+      const detect = solo && detecting && run.system.name === 'bulwark' && round === plan.rounds - 1;
+      if (!(fleetScenarios || memory || (inline && wants('soak')) || detect)) continue;
+      await waitQuiet();
+      log(`round ${round + 1}/${plan.rounds}: ${run.system.name}`);
+      await fleetRound(ctx, run, {
+        memory,
+        soak: inline && wants('soak'),
+        whileConnected: detect
+          ? async (parts) => {
+              log(`detection latency: ${plan.detection.offenders} offenders, ${run.system.name}`);
+              const profile = await detectionLatency(ctx, run, solo, parts);
+              if (profile) profiles.push(profile);
+            }
+          : undefined,
+      });
     }
   }
   if (wants('observer')) {
     for (const run of inOrder(plan.rounds)) if (alive(run)) await observerFanIn(ctx, run);
   }
-  if (flooder) {
+  if (solo && wants('noisy')) {
     for (const run of inOrder(plan.rounds)) {
       if (!alive(run)) continue;
       await waitQuiet();
       log(`noisy neighbour: ${run.system.name}`);
-      await noisyNeighbour(ctx, run, flooder);
+      await noisyNeighbour(ctx, run, solo);
     }
   }
-  const profiles: NamedProfile[] = [];
   const bulwark = runs.find((r) => r.system.name === 'bulwark');
   if (wants('profile') && bulwark && alive(bulwark)) {
     await waitQuiet();

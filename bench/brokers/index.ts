@@ -1,2 +1,8 @@
 // node-broker.ts runs as a child process; the harness only needs its types.
-export type { FirewallEvent, NodeBrokerApi, NodeBrokerKind } from './node-broker.ts';
+export type {
+  DetectionEvidence,
+  FirewallEvent,
+  MonitorSetup,
+  NodeBrokerApi,
+  NodeBrokerKind,
+} from './node-broker.ts';

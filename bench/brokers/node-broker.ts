@@ -21,10 +21,35 @@ export interface FirewallEvent {
   data: Record<string, unknown>;
 }
 
+/** A monitor set-up for the detection scenario: one security profile, attached to one group of devices. */
+export interface MonitorSetup {
+  profile: string;
+  /** The profile document, as `PUT /api/v1/security-profiles/{name}` takes it. */
+  document: Record<string, unknown>;
+  group: string;
+  /** Devices moved into the group. */
+  deviceIds: string[];
+}
+
+/** What Bulwark recorded about one device of the detection scenario. */
+export interface DetectionEvidence {
+  deviceId: string;
+  /** Its audit-log entries from a time on (alerts, responses, quarantine, denials, firewall, sessions). */
+  events: FirewallEvent[];
+  /** The alert the behaviour raised: when the engine saw the threshold crossed, and its evidence. */
+  alert?: { detector: string; firstSeen: number; evidence: Record<string, unknown> };
+  /** Publishes the broker accepted from the device (its meter's messages_sent total). */
+  accepted: number;
+}
+
 interface Running {
   port: number;
   /** Bulwark only: the `firewall.*` events its audit log holds for a device, from a time on. */
   firewallEvents?(deviceId: string, from: number): Promise<FirewallEvent[]>;
+  /** Bulwark only: a security profile put and attached to a group, through the monitor's services. */
+  monitorSetup?(setup: MonitorSetup): Promise<{ version: number }>;
+  /** Bulwark only: the detection scenario's evidence for each device, from the audit log, alerts and meters. */
+  detectionEvidence?(deviceIds: string[], detector: string, from: number): Promise<DetectionEvidence[]>;
   /** Bare Aedes only: TCP_NODELAY on connections accepted from now on. */
   setNoDelay?(on: boolean): void;
   close(): Promise<void>;
@@ -64,6 +89,34 @@ async function startBulwark(dataDir: string): Promise<Running> {
       return entries
         .filter((e) => e.type.startsWith('firewall.'))
         .map((e) => ({ type: e.type, ts: e.ts, data: e.data }));
+    },
+    // The services behind `PUT /api/v1/devices/{id}`, `PUT /api/v1/security-profiles/{name}` and
+    // `POST /api/v1/security-profiles/{name}/attachments` (what `bulwark security-profile put|attach` does).
+    async monitorSetup(setup) {
+      const { devices, monitor } = server.platform;
+      for (const id of setup.deviceIds) await devices.update(id, { group: setup.group }, 'user:bench');
+      await monitor.profiles.put(setup.profile, setup.document, 'user:bench');
+      const profile = await monitor.profiles.attach(setup.profile, 'group', setup.group, 'user:bench');
+      await server.platform.events.flush();
+      return { version: profile.version };
+    },
+    async detectionEvidence(deviceIds, detector, from) {
+      const { audit, events, monitor } = server.platform;
+      await events.flush();
+      const out: DetectionEvidence[] = [];
+      for (const deviceId of deviceIds) {
+        const entries = await audit.query({ subject: `device:${deviceId}`, from, limit: 1000 });
+        const [alert] = await monitor.alerts.list({ deviceId, detector, limit: 1 });
+        out.push({
+          deviceId,
+          events: entries.map((e) => ({ type: e.type, ts: e.ts, data: e.data })),
+          ...(alert
+            ? { alert: { detector: alert.detector, firstSeen: alert.firstSeen, evidence: alert.evidence } }
+            : {}),
+          accepted: monitor.engine.meter(deviceId).totals[0] ?? 0,
+        });
+      }
+      return out;
     },
     close: () => server.stop({ keepData: true }),
   };
@@ -131,6 +184,16 @@ const methods = {
     gc?.();
     gc?.();
     return Promise.resolve({ collected: gc !== undefined });
+  },
+
+  async monitorSetup(p: MonitorSetup) {
+    if (!running?.monitorSetup) throw new Error('this broker has no monitor');
+    return running.monitorSetup(p);
+  },
+
+  async detectionEvidence(p: { deviceIds: string[]; detector: string; from: number }) {
+    if (!running?.detectionEvidence) throw new Error('this broker has no monitor');
+    return { evidence: await running.detectionEvidence(p.deviceIds, p.detector, p.from) };
   },
 
   setNoDelay(p: { on: boolean }) {

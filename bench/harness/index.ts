@@ -7,6 +7,7 @@ export {
   fixtureSize,
   flooderIndex,
   observerIndex,
+  offenderIndex,
   parsePlan,
   pingerIndex,
   probeIndex,
@@ -15,7 +16,7 @@ export {
   type ScenarioName,
 } from './plan.ts';
 export { MachineSampler, ProcessSampler, readRss } from './proc-stats.ts';
-export { summarizeProfile, type CpuProfile, type ProfileSummary } from './profile.ts';
+export { sampleWallTimes, summarizeProfile, type CpuProfile, type ProfileSummary } from './profile.ts';
 export { buildReport, writeReport, type NamedProfile, type Report, type SystemInfo } from './report.ts';
 export { Results, type MetricSpec, type Target as MetricTarget } from './results.ts';
 export { summarize, percentile, median, type LatencySummary } from './stats.ts';

@@ -11,6 +11,7 @@ export const scenarioNames = [
   'memory',
   'soak',
   'noisy',
+  'detection',
   'policy',
   'audit',
   'profile',
@@ -63,6 +64,26 @@ export interface Plan {
     floodMs: number;
     drainMs: number;
     flood: { payloadSize: number; window: number; batch: number; subscribe: boolean };
+  };
+  /**
+   * Detection latency (Bulwark only): `offenders` devices, one after the other, each publish QoS 1 to their
+   * own topic at `ratePerSec` until the monitor's `burst` behaviour (messages_sent gt `threshold` in
+   * `window`) trips on message threshold + 1, then one message every `afterIntervalMs` until the broker
+   * cuts them off (or `maxMs` after the offending message: counted as missed). Meanwhile the fleet stays
+   * connected and publishes QoS 1 at `fleetRatePerDevice` each, from `warmupMs` before the first offender.
+   */
+  detection: {
+    offenders: number;
+    /** With the `profile` scenario: this many more offenders afterwards, with Bulwark's CPU profiler on. */
+    profiled: number;
+    threshold: number;
+    window: string;
+    ratePerSec: number;
+    afterIntervalMs: number;
+    maxMs: number;
+    pauseMs: number;
+    fleetRatePerDevice: number;
+    warmupMs: number;
   };
   policy: { statements: number[]; decisions: number; maxMs: number };
   audit: { singleAppends: number; batchedEvents: number; verifyEntries: number };
@@ -142,6 +163,21 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
     ...phases,
     flood: { payloadSize: 1024, window: 1000, batch: 32, subscribe: true },
   });
+  // A group of offenders under a profile with a 'burst' behaviour (100 messages within 10 s, well under the
+  // firewall's burst of 200 at 300 messages/s, so the monitor and not the firewall catches them) and an
+  // automatic quarantine. The fleet publishes calmly around them: 1 QoS 1 message per device per second.
+  const detection = (offenders: number) => ({
+    offenders,
+    profiled: 5,
+    threshold: 100,
+    window: '10s',
+    ratePerSec: 300,
+    afterIntervalMs: 2,
+    maxMs: 5000,
+    pauseMs: 250,
+    fleetRatePerDevice: 1,
+    warmupMs: 1500,
+  });
   const common = {
     systems: list(values.systems, systemNames, 'system') ?? [...systemNames],
     scenarios: list(values.only, scenarioNames, 'scenario') ?? [...scenarioNames],
@@ -178,6 +214,7 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
         recoveryMaxMs: 10_000,
       },
       noisy: noisy({ warmupMs: 500, quietMs: 2500, floodMs: 2500, drainMs: 3000 }),
+      detection: detection(5),
       policy: { statements: [10, 1000, 100_000], decisions: 1_000_000, maxMs: 500 },
       audit: { singleAppends: 200, batchedEvents: 20_000, verifyEntries: 100_000 },
       deadlineMs: 6 * 60_000,
@@ -204,6 +241,7 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
       recoveryMaxMs: 45_000,
     },
     noisy: noisy({ warmupMs: 1000, quietMs: 5000, floodMs: 5000, drainMs: 5000 }),
+    detection: detection(20),
     policy: { statements: [10, 1000, 100_000], decisions: 5_000_000, maxMs: 1500 },
     audit: { singleAppends: 500, batchedEvents: 100_000, verifyEntries: 1_000_000 },
     deadlineMs: 30 * 60_000,
@@ -213,12 +251,16 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
 /**
  * Fixture positions: the fleet first, then the single-message pinger, the observer, the devices that
  * probe a broker after the soak (one after the other, so none reconnects often enough to count as
- * flapping for Bulwark's firewall), and the noisy neighbour's flooder (a device that never published
- * before, so it starts with a full burst allowance).
+ * flapping for Bulwark's firewall), the noisy neighbour's flooder (a device that never published
+ * before, so it starts with a full burst allowance), and the detection scenario's offenders (devices the
+ * broker has never seen: their behaviour window opens when they connect, so a burst right after the
+ * connection never straddles two windows).
  */
 export const pingerIndex = (plan: Plan) => plan.fleet;
 export const observerIndex = (plan: Plan) => plan.fleet + 1;
 export const PROBES = 50;
 export const probeIndex = (plan: Plan, attempt: number) => plan.fleet + 2 + (attempt % PROBES);
 export const flooderIndex = (plan: Plan) => plan.fleet + 2 + PROBES;
-export const fixtureSize = (plan: Plan) => Math.max(flooderIndex(plan) + 1, plan.memoryConnections);
+export const offenderIndex = (plan: Plan, k: number) => flooderIndex(plan) + 1 + k;
+export const fixtureSize = (plan: Plan) =>
+  Math.max(offenderIndex(plan, plan.detection.offenders + plan.detection.profiled), plan.memoryConnections);

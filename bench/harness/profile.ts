@@ -14,8 +14,22 @@ interface ProfileNode {
 
 export interface CpuProfile {
   nodes: ProfileNode[];
+  /** µs on the profiled process's monotonic clock (CLOCK_MONOTONIC on Linux, as `process.hrtime`). */
+  startTime?: number;
   samples: number[];
   timeDeltas: number[];
+}
+
+/** Wall-clock ms (since the epoch) of each sample, from the monotonic clock every process shares on Linux. */
+export function sampleWallTimes(profile: CpuProfile): Float64Array {
+  const monoToWall = Date.now() - Number(process.hrtime.bigint()) / 1e6;
+  const out = new Float64Array(profile.samples.length);
+  let t = (profile.startTime ?? 0) / 1000;
+  profile.timeDeltas.forEach((dt, i) => {
+    t += dt / 1000;
+    out[i] = t + monoToWall;
+  });
+  return out;
 }
 
 export interface FrameShare {
@@ -64,13 +78,28 @@ function frameName(frame: CallFrame): string {
   return `${frame.functionName || '(anonymous)'} ${file}${line}`;
 }
 
-export function summarizeProfile(profile: CpuProfile, top = 15): ProfileSummary {
+/**
+ * `within`: only the samples taken inside these wall-clock intervals (ms since the epoch) count, e.g. the
+ * moments between an offending message and the broker's enforcement.
+ */
+export function summarizeProfile(
+  profile: CpuProfile,
+  top = 15,
+  within?: readonly { from: number; to: number }[],
+): ProfileSummary {
+  const at = within ? sampleWallTimes(profile) : undefined;
+  const counts = (i: number) => {
+    if (!at || !within) return true;
+    const t = at[i] as number;
+    return within.some((w) => t >= w.from && t <= w.to);
+  };
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
   const selfByNode = new Map<number, number>();
   let total = 0;
   profile.samples.forEach((id, i) => {
+    if (!counts(i)) return;
     const dt = (profile.timeDeltas[i] ?? 0) / 1000;
     selfByNode.set(id, (selfByNode.get(id) ?? 0) + dt);
     total += dt;

@@ -2,7 +2,13 @@ import type { ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { FirewallEvent, NodeBrokerApi, NodeBrokerKind } from '../brokers/index.ts';
+import type {
+  DetectionEvidence,
+  FirewallEvent,
+  MonitorSetup,
+  NodeBrokerApi,
+  NodeBrokerKind,
+} from '../brokers/index.ts';
 import { spawnChild, type ChildHandle } from '../ipc/index.ts';
 import type { Fixture } from './fixture.ts';
 import { startMosquitto } from './mosquitto.ts';
@@ -31,6 +37,10 @@ export interface SystemUnderTest {
   setNoDelay(on: boolean): Promise<boolean>;
   /** Bulwark: the firewall decisions its audit log recorded for a device since `from` (ms since the epoch). */
   firewallEvents?(deviceId: string, from: number): Promise<FirewallEvent[]>;
+  /** Bulwark: puts a security profile and attaches it to a group of devices (the monitor's services). */
+  monitorSetup?(setup: MonitorSetup): Promise<void>;
+  /** Bulwark: what its audit log, alerts and meters hold about each device since `from`. */
+  detectionEvidence?(deviceIds: string[], detector: string, from: number): Promise<DetectionEvidence[]>;
   profileStart?(intervalUs: number): Promise<void>;
   profileStop?(file: string): Promise<void>;
   stop(): Promise<void>;
@@ -82,6 +92,12 @@ async function startNodeBroker(kind: NodeBrokerKind, fixture: Fixture): Promise<
         ? {
             async firewallEvents(deviceId: string, from: number) {
               return (await child.call('firewallEvents', { deviceId, from }, 30_000)).events;
+            },
+            async monitorSetup(setup: MonitorSetup) {
+              await child.call('monitorSetup', setup, 60_000);
+            },
+            async detectionEvidence(deviceIds: string[], detector: string, from: number) {
+              return (await child.call('detectionEvidence', { deviceIds, detector, from }, 60_000)).evidence;
             },
           }
         : {}),

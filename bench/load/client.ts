@@ -56,7 +56,7 @@ export class BenchClient {
   readonly topic: Buffer;
   readonly id: string;
   readonly index: number;
-  /** Set when the connection ended without us asking. */
+  /** Set when the connection ended without us asking (wall clock, ms since the epoch, sub-millisecond). */
   droppedAt: number | undefined;
   private closing = false;
   private nextId = 0;
@@ -118,7 +118,7 @@ export class BenchClient {
       tcp.on('error', (err: Error) => fail(err)); // refused or reset before TLS took the socket over
       socket.on('close', () => {
         if (!settled) fail(new Error(`${options.identity.id}: connection closed before CONNACK`));
-        else if (!client.closing) client.droppedAt ??= Date.now();
+        else if (!client.closing) client.droppedAt ??= performance.timeOrigin + performance.now();
       });
       client.connackWaiter = (returnCode) => {
         client.connackWaiter = undefined;

@@ -33,6 +33,8 @@ let flooder: BenchClient | undefined;
 let soaking:
   { flood: FleetTally; qos1: FleetTally; floodMs: number; qos1Ms: number; stalled: number } | undefined;
 const contexts = new Map<number, SecureContext>();
+/** Set by `steadyStop`: the running `steady` schedule ends at its next tick. */
+let steadyStopRequested = false;
 
 function useTarget(next: Target): void {
   if (target?.identitiesFile !== next.identitiesFile || target.caFile !== next.caFile) {
@@ -224,6 +226,26 @@ export interface FloodResult {
   delivered: number;
   /** When the broker closed the connection (wall clock), if it did. */
   droppedAt: number | undefined;
+}
+
+export interface OffenderResult {
+  id: string;
+  index: number;
+  /**
+   * Times are wall clock in ms since the epoch, sub-millisecond, aligned with this machine's `Date.now()`
+   * (the clock the broker stamps its audit entries with).
+   */
+  connectedAt: number;
+  firstSentAt: number;
+  /** When the offending message (threshold + 1) was written. */
+  offendingAt: number | undefined;
+  /** When the broker closed the connection, as the client saw it. */
+  closedAt: number | undefined;
+  sent: number;
+  /** Messages written after the offending one, until the close (or the time limit). */
+  sentAfter: number;
+  acked: number;
+  error?: string;
 }
 
 export interface SoakResult {
@@ -662,13 +684,15 @@ const methods = {
     const interval = 1000 / rate;
     const maxPerTick = Math.max(100, Math.ceil(rate / 20));
     const start = performance.now() + 5;
-    const end = start + p.durationMs;
+    let end = start + p.durationMs;
     let scheduled = 0;
     let unsent = 0;
     let behind = 0;
+    steadyStopRequested = false;
     await new Promise<void>((resolve) => {
       const tick = () => {
         const now = performance.now();
+        if (steadyStopRequested && now < end) end = Math.max(start, now);
         const due = Math.floor((Math.min(now, end) - start) / interval);
         let burst = 0;
         while (scheduled < due) {
@@ -719,6 +743,120 @@ const methods = {
       dropped: drops.length,
       firstDroppedAt: drops.length ? Math.min(...drops) : undefined,
     };
+  },
+
+  /** Ends a running `steady` schedule early (it then drains and returns as usual). */
+  steadyStop(_: Record<string, never>) {
+    steadyStopRequested = true;
+    return Promise.resolve({});
+  },
+
+  /**
+   * The detection scenario's offenders, one after the other: each (a device this broker has not seen yet)
+   * connects, waits `pauseMs`, publishes QoS 1 to its own topic at `ratePerSec` up to and including message
+   * `threshold + 1` (the offending one: the first over the threshold), then one message every
+   * `afterIntervalMs` until the broker closes the connection, which it does at the first publish it refuses
+   * ([MQTT-3.3.5-2]); after `maxMs` from the offending message without a close, it gives up (a miss).
+   */
+  async offenders(p: {
+    target: Target;
+    indices: number[];
+    threshold: number;
+    ratePerSec: number;
+    afterIntervalMs: number;
+    maxMs: number;
+    pauseMs: number;
+    payloadSize: number;
+    timeoutMs: number;
+  }): Promise<{ offenders: OffenderResult[] }> {
+    useTarget(p.target);
+    // Offset from this process's high-resolution wall clock to Date.now() (which only has whole ms): the
+    // largest difference over a few ms of samples is within a few µs of the true one.
+    let skew = -Infinity;
+    for (const until = performance.now() + 3; performance.now() < until;)
+      skew = Math.max(skew, Date.now() - wall(performance.now()));
+    const clock = (t = performance.now()) => wall(t) + skew;
+    const out: OffenderResult[] = [];
+    for (const index of p.indices) {
+      const id = identity(index).id;
+      let client: BenchClient;
+      try {
+        client = await connectOne(index, p.timeoutMs);
+      } catch (err) {
+        const now = clock();
+        out.push({
+          id,
+          index,
+          connectedAt: now,
+          firstSentAt: now,
+          offendingAt: undefined,
+          closedAt: undefined,
+          sent: 0,
+          sentAfter: 0,
+          acked: 0,
+          error: `did not connect: ${err instanceof Error ? err.message : String(err)}`,
+        });
+        continue;
+      }
+      const connectedAt = clock();
+      let acked = 0;
+      client.events = {
+        publish: () => undefined,
+        puback: () => {
+          acked++;
+        },
+      };
+      let sent = 0;
+      const send = () => {
+        const { packet, payloadOffset } = allocPublish(client.topic, p.payloadSize, 1, client.messageId());
+        const at = performance.now();
+        writePayload(packet, payloadOffset, p.payloadSize, index, sent + 1, at);
+        client.write(packet);
+        sent++;
+        return at;
+      };
+      await sleep(p.pauseMs);
+      const interval = 1000 / p.ratePerSec;
+      const t0 = performance.now();
+      let offending: number | undefined;
+      while (client.connected && sent <= p.threshold) {
+        const wait = t0 + sent * interval - performance.now();
+        if (wait >= 1) await sleep(wait);
+        if (!client.connected) break;
+        const at = send();
+        if (sent === p.threshold + 1) offending = at;
+      }
+      let sentAfter = 0;
+      if (offending !== undefined) {
+        const deadline = offending + p.maxMs;
+        while (client.connected && performance.now() < deadline) {
+          await sleep(p.afterIntervalMs);
+          if (!client.connected) break;
+          send();
+          sentAfter++;
+        }
+      }
+      const dropped = client.droppedAt;
+      client.events = ignoreTraffic;
+      if (client.connected) await client.disconnect(2000);
+      out.push({
+        id,
+        index,
+        connectedAt,
+        firstSentAt: clock(t0),
+        offendingAt: offending === undefined ? undefined : clock(offending),
+        // droppedAt is wall(performance.now()) at the close.
+        closedAt: dropped === undefined ? undefined : dropped + skew,
+        sent,
+        sentAfter,
+        acked,
+        ...(offending === undefined
+          ? { error: `the connection closed after ${sent} messages, before the offending one` }
+          : {}),
+      });
+      await sleep(p.pauseMs);
+    }
+    return { offenders: out };
   },
 
   /** Connects the noisy neighbour's flooding device. */

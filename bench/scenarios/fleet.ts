@@ -1,12 +1,13 @@
 /**
  * One system's round: the connection storm (1) connects the fleet, then throughput at QoS 0 and 1 (2),
  * latency at half the throughput just measured (3), and one message in flight (3b). A quick run also
- * measures idle memory (4) around the storm and soaks (8) the same fleet at the end.
+ * measures idle memory (4) around the storm and soaks (8) the same fleet at the end. `whileConnected`
+ * runs with the fleet still connected and subscribed (detection latency, 7), before the soak.
  */
 import type { BenchContext, MetricSpec, SystemRun } from '../harness/index.ts';
 import { summarize } from '../harness/index.ts';
 import type { TallySummary } from '../load/index.ts';
-import { checkIntegrity, stormFleet, subscribeFleet } from './fleet-connect.ts';
+import { checkIntegrity, stormFleet, subscribeFleet, type FleetParts } from './fleet-connect.ts';
 import { measureIdleMemory } from './idle-memory.ts';
 import { singleInFlight } from './single-in-flight.ts';
 import { soakFleet } from './soak.ts';
@@ -89,7 +90,11 @@ function sum(parts: TallySummary[]): TallySummary {
 export async function fleetRound(
   ctx: BenchContext,
   run: SystemRun,
-  options: { memory: boolean; soak: boolean },
+  options: {
+    memory: boolean;
+    soak: boolean;
+    whileConnected?: ((parts: FleetParts) => Promise<void>) | undefined;
+  },
 ): Promise<void> {
   const { plan, pool, results, log } = ctx;
   const name = run.system.name;
@@ -220,6 +225,8 @@ export async function fleetRound(
 
   // (3b) One message in flight, from a separate device while the fleet sits idle.
   if (wants('single')) await singleInFlight(ctx, run);
+
+  if (options.whileConnected) await options.whileConnected(parts);
 
   if (options.soak) await soakFleet(ctx, run, parts);
   else await pool.each(parts, 'disconnect', () => ({ timeoutMs: 5000 }), 60_000);

@@ -1,3 +1,4 @@
+export { detectionLatency, detectionNotApplicable } from './detection-latency.ts';
 export { fleetRound } from './fleet.ts';
 export { idleMemory } from './idle-memory.ts';
 export { microBenchmarks } from './micro.ts';
