@@ -84,12 +84,36 @@ export function createAccessService(deps: AccessServiceDeps) {
 
   events.subscribe((entry: AuditEntry) => {
     if (!ACCESS_EVENTS.has(entry.type)) return;
-    snapshot = undefined;
     // A change to one device (quarantine, release, its group) needs only that device's sessions recompiled.
     const deviceId =
       DEVICE_SCOPED.has(entry.type) && entry.subject?.startsWith('device:')
         ? entry.subject.slice(7)
         : undefined;
+    // The snapshot holds policies, zones and each device's zone, not quarantine (read from the device's row):
+    // a quarantine or release keeps it, a device added or changed updates its own zone, anything else reloads
+    // it. (Reloading every device for one quarantine stalled a 10,000-device broker for ~20 ms.)
+    const id = entry.subject?.startsWith('device:') ? entry.subject.slice(7) : undefined;
+    if (entry.type === 'device.quarantined' || entry.type === 'device.released') {
+      // unchanged
+    } else if ((entry.type === 'device.updated' || entry.type === 'device.added') && id && snapshot) {
+      snapshot = snapshot.then(async (snap) => {
+        const row = await db
+          .selectFrom('devices')
+          .select(['group_name', 'attributes'])
+          .where('id', '=', id)
+          .executeTakeFirst();
+        if (row)
+          snap.deviceZones.set(
+            id,
+            zoneOf(
+              { group: row.group_name, attributes: JSON.parse(row.attributes) as Record<string, string> },
+              snap.zones,
+            ),
+          );
+        return snap;
+      });
+      snapshot.catch(() => (snapshot = undefined));
+    } else snapshot = undefined;
     for (const l of listeners) l(deviceId);
   });
 

@@ -191,7 +191,13 @@ export function createMonitor(deps: MonitorDeps) {
 
   async function refreshAll(): Promise<void> {
     globalProfile = effectiveProfile(await profiles.list(), {});
-    for (const id of engine.knownDevices()) await resolveProfile(id);
+    // Let the broker breathe between slices: the store may answer synchronously (SQLite), and a profile
+    // change re-resolves every known device.
+    let n = 0;
+    for (const id of engine.knownDevices()) {
+      await resolveProfile(id);
+      if (++n % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   /**
