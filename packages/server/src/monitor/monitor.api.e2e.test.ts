@@ -181,6 +181,11 @@ describe('monitor API: profiles, responses, alert lifecycle, stream and /metrics
     };
     const id = alerts[0]!.id;
     expect((await api('POST', `/api/v1/alerts/${id}/acknowledge`, undefined, viewer)).status).toBe(403);
+    // An operator limited to another group neither sees nor handles it.
+    const outsider = await apiToken(s, 'olga', 'operator', ['boilers']);
+    expect((await api('GET', `/api/v1/alerts/${id}`, undefined, outsider)).status).toBe(404);
+    expect((await api('POST', `/api/v1/alerts/${id}/acknowledge`, undefined, outsider)).status).toBe(404);
+    expect((await api('GET', '/api/v1/alerts', undefined, outsider)).body.alerts).toEqual([]);
     expect((await api('POST', `/api/v1/alerts/${id}/acknowledge`)).body).toMatchObject({
       status: 'acknowledged',
       acknowledgedBy: expect.stringMatching(/^user:alice/) as string,

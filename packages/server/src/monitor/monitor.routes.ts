@@ -76,10 +76,8 @@ export function monitorRoutes(deps: MonitorRoutesDeps) {
     const alert = await monitor.alerts.get(id);
     const scope = requestScope(request);
     if (scope.groups === null) return alert;
-    const shown = (
-      await monitor.alerts.list({ subject: alert.subject, groups: scope.groups, limit: 1000 })
-    ).some((a) => a.id === id);
-    if (!shown) throw new BulwarkError('not_found', `no alert ${id}`);
+    const group = alert.deviceId ? await monitor.deviceGroup(alert.deviceId) : undefined;
+    if (group === undefined || !scope.visible(group)) throw new BulwarkError('not_found', `no alert ${id}`);
     return alert;
   }
 
@@ -156,75 +154,49 @@ export function monitorRoutes(deps: MonitorRoutesDeps) {
       async (request) => view(await visibleAlert(request, request.params.id)),
     );
 
-    app.post(
-      '/api/v1/alerts/:id/acknowledge',
-      { config: { access: 'alerts:write' }, schema: { tags, params: idParams, response: { 200: alertOut } } },
-      async (request) => {
-        await visibleAlert(request, request.params.id);
-        return view(await monitor.alerts.acknowledge(request.params.id, requestScope(request).actor));
-      },
-    );
-
-    app.post(
-      '/api/v1/alerts/:id/resolve',
-      {
-        config: { access: 'alerts:write' },
-        schema: {
-          tags,
-          params: idParams,
-          body: z.object({ resolution: z.string().min(1).max(1000) }).strict(),
-          response: { 200: alertOut },
+    // The lifecycle: each checks the alert is the user's to see, then applies one change as the user.
+    const lifecycle = [
+      [
+        'acknowledge',
+        z.object({}).strict(),
+        (id: string, actor: string) => monitor.alerts.acknowledge(id, actor),
+      ],
+      [
+        'resolve',
+        z.object({ resolution: z.string().min(1).max(1000) }).strict(),
+        (id: string, actor: string, body: { resolution: string }) =>
+          monitor.alerts.resolve(id, actor, body.resolution),
+      ],
+      [
+        'assign',
+        z.object({ assignee: z.string().min(1).max(64).nullable() }).strict(),
+        (id: string, actor: string, body: { assignee: string | null }) =>
+          monitor.alerts.assign(id, body.assignee, actor),
+      ],
+      [
+        'notes',
+        z.object({ text: z.string().min(1).max(2000) }).strict(),
+        (id: string, actor: string, body: { text: string }) => monitor.alerts.note(id, body.text, actor),
+      ],
+    ] as const;
+    for (const [action, body, apply] of lifecycle)
+      app.post(
+        `/api/v1/alerts/:id/${action}`,
+        {
+          config: { access: 'alerts:write' },
+          schema: {
+            tags,
+            params: idParams,
+            ...(action === 'acknowledge' ? {} : { body }),
+            response: { 200: alertOut },
+          },
         },
-      },
-      async (request) => {
-        await visibleAlert(request, request.params.id);
-        return view(
-          await monitor.alerts.resolve(
-            request.params.id,
-            requestScope(request).actor,
-            request.body.resolution,
-          ),
-        );
-      },
-    );
-
-    app.post(
-      '/api/v1/alerts/:id/assign',
-      {
-        config: { access: 'alerts:write' },
-        schema: {
-          tags,
-          params: idParams,
-          body: z.object({ assignee: z.string().min(1).max(64).nullable() }).strict(),
-          response: { 200: alertOut },
+        async (request) => {
+          await visibleAlert(request, request.params.id);
+          const change = apply as (id: string, actor: string, body: unknown) => Promise<Alert>;
+          return view(await change(request.params.id, requestScope(request).actor, request.body));
         },
-      },
-      async (request) => {
-        await visibleAlert(request, request.params.id);
-        return view(
-          await monitor.alerts.assign(request.params.id, request.body.assignee, requestScope(request).actor),
-        );
-      },
-    );
-
-    app.post(
-      '/api/v1/alerts/:id/notes',
-      {
-        config: { access: 'alerts:write' },
-        schema: {
-          tags,
-          params: idParams,
-          body: z.object({ text: z.string().min(1).max(2000) }).strict(),
-          response: { 200: alertOut },
-        },
-      },
-      async (request) => {
-        await visibleAlert(request, request.params.id);
-        return view(
-          await monitor.alerts.note(request.params.id, request.body.text, requestScope(request).actor),
-        );
-      },
-    );
+      );
 
     app.post(
       '/api/v1/alerts/:id/respond',

@@ -67,24 +67,26 @@ export function createMonitor(deps: MonitorDeps) {
     silentAfterMs: settings.silentAfter,
     baselineIntervalMs: settings.baselineInterval,
     startedAt,
-    sink: {
-      raise(finding) {
-        alerts
-          .raise(finding)
-          .then(({ alert, created }) => {
-            if (!created) return;
-            counters.raised.set(finding.detector, (counters.raised.get(finding.detector) ?? 0) + 1);
-            return runAutomatic(alert, finding);
-          })
-          .catch((err: unknown) => deps.onError(err, `raising ${finding.detector} for ${finding.subject}`));
-      },
-      clear(detector, subject, resolution) {
-        alerts
-          .autoResolve(detector, subject, resolution)
-          .catch((err: unknown) => deps.onError(err, `resolving ${detector} for ${subject}`));
-      },
-    },
+    sink: { raise: raiseFinding, clear: resolveFinding },
   });
+
+  /** A finding becomes an alert (or a repeat of an open one); a new alert runs its automatic responses. */
+  function raiseFinding(finding: Finding): void {
+    alerts
+      .raise(finding)
+      .then(({ alert, created }) => {
+        if (!created) return;
+        counters.raised.set(finding.detector, (counters.raised.get(finding.detector) ?? 0) + 1);
+        return runAutomatic(alert);
+      })
+      .catch((err: unknown) => deps.onError(err, `raising ${finding.detector} for ${finding.subject}`));
+  }
+
+  function resolveFinding(detector: string, subject: string, resolution: string): void {
+    alerts
+      .autoResolve(detector, subject, resolution)
+      .catch((err: unknown) => deps.onError(err, `resolving ${detector} for ${subject}`));
+  }
 
   function profileOf(alert: Pick<Alert, 'deviceId'>): EffectiveProfile {
     return (alert.deviceId && deviceProfiles.get(alert.deviceId)) || globalProfile;
@@ -177,7 +179,7 @@ export function createMonitor(deps: MonitorDeps) {
     }
   }
 
-  async function runAutomatic(alert: Alert, _finding: Finding) {
+  async function runAutomatic(alert: Alert) {
     for (const r of responsesFor(alert, 'automatic'))
       await execute(alert, r.action, true, 'system', r.duration);
   }
@@ -208,14 +210,9 @@ export function createMonitor(deps: MonitorDeps) {
     const subject = entry.subject ?? '';
     const data = entry.data;
     const sink = (finding: Omit<Finding, 'at' | 'deviceId'>) =>
-      alerts
-        .raise({ ...finding, deviceId: null, at: entry.ts })
-        .then(({ alert, created }) =>
-          created ? runAutomatic(alert, { ...finding, deviceId: null, at: entry.ts }) : undefined,
-        )
-        .catch((err: unknown) => deps.onError(err, `raising ${finding.detector}`));
+      raiseFinding({ ...finding, deviceId: null, at: entry.ts });
     if (entry.type === 'rollout.paused' && data.automatic === true)
-      void sink({
+      sink({
         detector: 'rollout_paused',
         subject,
         severity: 'high',
@@ -232,12 +229,10 @@ export function createMonitor(deps: MonitorDeps) {
       entry.type === 'rollout.aborted' ||
       entry.type === 'rollout.completed'
     )
-      alerts
-        .autoResolve('rollout_paused', subject, entry.type.replace('rollout.', 'rollout '))
-        .catch((err: unknown) => deps.onError(err, 'resolving rollout_paused'));
+      resolveFinding('rollout_paused', subject, entry.type.replace('rollout.', 'rollout '));
     else if (entry.type === 'vulnerability.exposure_alert') {
       const severity = String(data.severity).toLowerCase();
-      void sink({
+      sink({
         detector: 'vulnerable_firmware',
         subject,
         severity: severity === 'critical' ? 'critical' : 'high',
