@@ -147,48 +147,45 @@ export function accessRoutes(
     );
 
     const stags = ['segmentation'];
-    app.get(
-      '/api/v1/zones',
-      { config: { access: 'policies:read' }, schema: { tags: stags, summary: 'Zones (IEC 62443-3-2)' } },
-      () => access.listZones(),
-    );
-    app.put(
-      '/api/v1/zones/:name',
-      {
-        config: { access: 'policies:write' },
-        schema: { tags: stags, params: name, body: z.record(z.string(), z.unknown()) },
-      },
-      (request) => access.putZone({ ...request.body, name: request.params.name }, fleetActor(request)),
-    );
-    app.delete(
-      '/api/v1/zones/:name',
-      { config: { access: 'policies:write' }, schema: { tags: stags, params: name } },
-      async (request, reply) => {
-        await access.deleteSegment('zone', request.params.name, fleetActor(request));
-        return reply.status(204).send();
-      },
-    );
-    app.get(
-      '/api/v1/conduits',
-      { config: { access: 'policies:read' }, schema: { tags: stags, summary: 'Conduits between zones' } },
-      () => access.listConduits(),
-    );
-    app.put(
-      '/api/v1/conduits/:name',
-      {
-        config: { access: 'policies:write' },
-        schema: { tags: stags, params: name, body: z.record(z.string(), z.unknown()) },
-      },
-      (request) => access.putConduit({ ...request.body, name: request.params.name }, fleetActor(request)),
-    );
-    app.delete(
-      '/api/v1/conduits/:name',
-      { config: { access: 'policies:write' }, schema: { tags: stags, params: name } },
-      async (request, reply) => {
-        await access.deleteSegment('conduit', request.params.name, fleetActor(request));
-        return reply.status(204).send();
-      },
-    );
+    // Zones and conduits are kept the same way: list, put by name, delete by name.
+    for (const [kind, plural, summary, list, put] of [
+      [
+        'zone',
+        'zones',
+        'Zones (IEC 62443-3-2)',
+        () => access.listZones(),
+        (i: unknown, a: string) => access.putZone(i, a),
+      ],
+      [
+        'conduit',
+        'conduits',
+        'Conduits between zones',
+        () => access.listConduits(),
+        (i: unknown, a: string) => access.putConduit(i, a),
+      ],
+    ] as const) {
+      app.get(
+        `/api/v1/${plural}`,
+        { config: { access: 'policies:read' }, schema: { tags: stags, summary } },
+        () => list(),
+      );
+      app.put(
+        `/api/v1/${plural}/:name`,
+        {
+          config: { access: 'policies:write' },
+          schema: { tags: stags, params: name, body: z.record(z.string(), z.unknown()) },
+        },
+        (request) => put({ ...request.body, name: request.params.name }, fleetActor(request)),
+      );
+      app.delete(
+        `/api/v1/${plural}/:name`,
+        { config: { access: 'policies:write' }, schema: { tags: stags, params: name } },
+        async (request, reply) => {
+          await access.deleteSegment(kind, request.params.name, fleetActor(request));
+          return reply.status(204).send();
+        },
+      );
+    }
     app.get(
       '/api/v1/segmentation/nftables',
       {
