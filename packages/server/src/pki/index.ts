@@ -11,3 +11,4 @@ export {
 export { validateCsr } from './csr.ts';
 export { estRoutes } from './est.routes.ts';
 export { normalizeSerial, x509 } from './x509.ts';
+export { serverTlsProfile, refuseRenegotiation, TLS12_CIPHERS } from './tls-profile.ts';
