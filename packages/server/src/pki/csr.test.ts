@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateCsr } from './csr.ts';
 import { x509 } from './x509.ts';
@@ -35,6 +39,64 @@ describe('CSR validation', () => {
       code: 'key_unsupported',
       message: /secp521r1/,
     });
+  });
+
+  /** A CSR made by the openssl CLI, as a device maker's tooling would make it. */
+  function opensslCsr(keyOptions: string[]): string {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-csr-'));
+    try {
+      const key = path.join(dir, 'key.pem');
+      execFileSync('openssl', ['genpkey', ...keyOptions, '-out', key], { stdio: 'pipe' });
+      execFileSync(
+        'openssl',
+        ['req', '-new', '-key', key, '-subj', '/CN=dev', '-out', path.join(dir, 'csr.pem')],
+        {
+          stdio: 'pipe',
+        },
+      );
+      return readFileSync(path.join(dir, 'csr.pem'), 'utf8');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('accepts an openssl RSA key with e = 65537 and refuses e = 3 and other exponents (SP 800-56B §6.2.1)', async () => {
+    const f4 = opensslCsr(['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048']);
+    expect((await validateCsr(f4)).keyAlgorithm).toBe('rsa-2048');
+    const e3 = opensslCsr([
+      '-algorithm',
+      'RSA',
+      '-pkeyopt',
+      'rsa_keygen_bits:2048',
+      '-pkeyopt',
+      'rsa_keygen_pubexp:3',
+    ]);
+    await expect(validateCsr(e3)).rejects.toMatchObject({
+      code: 'key_unsupported',
+      message: /public exponent 3 is not accepted/,
+    });
+    // Odd and above 2^16, so NIST would allow it, but no mainstream generator makes it: one exponent only.
+    const e65539 = opensslCsr([
+      '-algorithm',
+      'RSA',
+      '-pkeyopt',
+      'rsa_keygen_bits:2048',
+      '-pkeyopt',
+      'rsa_keygen_pubexp:65539',
+    ]);
+    await expect(validateCsr(e65539)).rejects.toMatchObject({
+      code: 'key_unsupported',
+      message: /public exponent 65539/,
+    });
+  });
+
+  it('accepts openssl EC keys on P-256/P-384 only, and refuses Ed25519', async () => {
+    const p256 = opensslCsr(['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256']);
+    expect((await validateCsr(p256)).keyAlgorithm).toBe('ec-P-256');
+    const k256 = opensslCsr(['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:secp256k1']);
+    await expect(validateCsr(k256)).rejects.toMatchObject({ code: 'key_unsupported', message: /secp256k1/ });
+    const ed = opensslCsr(['-algorithm', 'ED25519']);
+    await expect(validateCsr(ed)).rejects.toMatchObject({ code: 'key_unsupported', message: /ed25519/ });
   });
 
   it('refuses a request whose signature does not verify', async () => {

@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { BulwarkError } from '@bulwark/protocol';
 import { describeSpki, x509 } from './x509.ts';
 
@@ -9,6 +10,19 @@ export interface ValidCsr {
 
 const MAX_CSR_BYTES = 16 * 1024;
 const curves: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384' };
+/**
+ * The one RSA public exponent accepted: F4 = 65537. NIST SP 800-56B Rev. 2 §6.2.1 and FIPS 186-5 §A.1.1
+ * require an odd e with 2^16 < e < 2^256; e = 3 is outside that range and is what Bleichenbacher's
+ * e = 3 signature forgery (and Coppersmith-style attacks on unpadded small-e RSA) rely on. Every
+ * mainstream key generator uses 65537, so requiring exactly it refuses nothing legitimate.
+ */
+const RSA_EXPONENT = 65537n;
+
+/** The public exponent of an RSA SubjectPublicKeyInfo (RFC 8017 §3.1), read by Node's own key parser. */
+function rsaExponent(spki: ArrayBuffer): bigint | undefined {
+  return createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }).asymmetricKeyDetails
+    ?.publicExponent;
+}
 
 /** Accepts base64 DER (RFC 7030 §4.2.1) and, for convenience, PEM. */
 function decodeBody(body: string): Buffer {
@@ -33,7 +47,8 @@ function decodeBody(body: string): Buffer {
 }
 
 /**
- * Parses a PKCS#10 request, enforces the key policy (ECDSA P-256/P-384, RSA ≥ 2048 bits) and checks
+ * Parses a PKCS#10 request, enforces the key policy (ECDSA P-256/P-384, RSA of 2048-8192 bits with
+ * e = 65537; see docs/enrollment.md "Accepted keys") and checks
  * the proof of possession (the request's signature, RFC 2986 §3). Nothing of the request's subject or
  * extensions is used: the server sets them.
  */
@@ -74,11 +89,17 @@ export async function validateCsr(body: string): Promise<ValidCsr> {
         'key_unsupported',
         `RSA key of ${bits} bits is larger than the 8192 bits accepted`,
       );
+    const exponent = rsaExponent(csr.publicKey.rawData);
+    if (exponent !== RSA_EXPONENT)
+      throw new BulwarkError(
+        'key_unsupported',
+        `RSA public exponent ${exponent ?? 'unknown'} is not accepted: the exponent must be 65537 (NIST SP 800-56B Rev. 2 §6.2.1)`,
+      );
     keyAlgorithm = `rsa-${bits}`;
   } else {
     throw new BulwarkError(
       'key_unsupported',
-      `${key.type} keys are not accepted: use ECDSA P-256/P-384 or RSA of at least 2048 bits`,
+      `${key.type} keys are not accepted: use ECDSA P-256/P-384 or RSA of at least 2048 bits with e = 65537`,
     );
   }
   let valid = false;
