@@ -1,10 +1,19 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationProvider } from 'kysely';
 import pg from 'pg';
 import { BulwarkError } from '@bulwark/protocol';
 import { redactDatabaseUrl } from '../config/index.ts';
+import {
+  CONNECT_TIMEOUT_MS,
+  createAvailability,
+  guardPool,
+  unavailableError,
+  type Availability,
+  type StoreHealth,
+  type StoreHealthListener,
+} from './availability.ts';
 import { migrations } from './migrations.ts';
 import type { Database, Db } from './schema.ts';
 
@@ -16,6 +25,12 @@ export interface Store {
   readonly dialect: DialectName;
   /** A description safe to print (no password). */
   readonly location: string;
+  /** Whether the database answers now (SQLite, in-process, always does). */
+  health(): StoreHealth;
+  /** One round trip to the database; throws `unavailable` when it does not answer. */
+  ping(): Promise<void>;
+  /** Called when the store goes down or comes back. */
+  onHealthChange(listener: StoreHealthListener): () => void;
   close(): Promise<void>;
 }
 
@@ -23,6 +38,8 @@ export interface OpenStoreOptions {
   /** postgres://… selects PostgreSQL; otherwise SQLite in `sqliteFile` (or `:memory:`). */
   databaseUrl?: string | undefined;
   sqliteFile?: string;
+  /** Probe back-off bounds (tests shorten them). */
+  retryDelayMs?: { min: number; max: number };
 }
 
 const INT8_OID = 20;
@@ -44,12 +61,22 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     const pool = new pg.Pool({
       connectionString: options.databaseUrl,
       max: 10,
+      // A database that does not answer (host gone, failover) must fail a request, not hold it forever.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
       types: { getTypeParser: int8AsNumber } as unknown as pg.CustomTypesConfig,
     });
+    const availability = createAvailability({
+      probe: () => probe(pool),
+      now: Date.now,
+      minDelayMs: options.retryDelayMs?.min,
+      maxDelayMs: options.retryDelayMs?.max,
+    });
     store = makeStore(
-      new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+      new Kysely<Database>({ dialect: new PostgresDialect({ pool: guardPool(pool, availability) }) }),
       'postgres',
       redactDatabaseUrl(options.databaseUrl),
+      availability,
     );
   } else {
     const file = options.sqliteFile ?? ':memory:';
@@ -84,12 +111,58 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   return store;
 }
 
-function makeStore(db: Db, dialect: DialectName, location: string): Store {
+/** `select 1` on a connection of its own, bounded in time even when the socket hangs. */
+async function probe(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      client.query('select 1'),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error('the database did not answer in time')),
+          CONNECT_TIMEOUT_MS,
+        );
+      }),
+    ]);
+    client.release();
+  } catch (err) {
+    client.release(true);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const alwaysUp: StoreHealth = { state: 'up', since: Date.now() };
+
+function makeStore(db: Db, dialect: DialectName, location: string, availability?: Availability): Store {
   return {
     db,
     dialect,
     location,
-    close: () => db.destroy(),
+    health: () => availability?.health() ?? alwaysUp,
+    async ping() {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          sql`select 1`.execute(db),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => {
+              availability?.suspect();
+              reject(unavailableError(new Error('the database did not answer in time')));
+            }, CONNECT_TIMEOUT_MS);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    onHealthChange: (listener) => availability?.onChange(listener) ?? (() => undefined),
+    async close() {
+      await availability?.close();
+      await db.destroy();
+    },
   };
 }
 
