@@ -28,9 +28,15 @@ import {
 } from './events/index.ts';
 import { createFirmware, firmwareRoutes, tufRoutes, type Firmware } from './firmware/index.ts';
 import { createNotifyService, notifyNodeId, notifyRoutes, type NotifyService } from './notify/index.ts';
-import { createHttpApp, type RouteEntry } from './http/index.ts';
+import { createHttpApp, createReenrollApp, type RouteEntry } from './http/index.ts';
 import { createMetricsRegistry, createMonitor, monitorRoutes, type Monitor } from './monitor/index.ts';
-import { createPkiService, estRoutes, loadOrCreatePki, type PkiService } from './pki/index.ts';
+import {
+  createPkiService,
+  estReenrollRoutes,
+  estRoutes,
+  loadOrCreatePki,
+  type PkiService,
+} from './pki/index.ts';
 import { zoneOf } from './policy/index.ts';
 import { createSecretBox, loadMasterKey } from './secrets/index.ts';
 import { isBusy, isUniqueViolation, openStore, type Store } from './store/index.ts';
@@ -140,6 +146,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
       sessionIdleMs: config.auth.sessionIdle,
       sessionAbsoluteMs: config.auth.sessionAbsolute,
       setupSecretTtlMs: config.auth.setupSecretTtl,
+      stepUpWindowMs: config.auth.stepUpWindow,
     },
   });
   const firmware = createFirmware({
@@ -265,6 +272,8 @@ export interface RunningServer {
   /** The development listener without authentication, when configured (never by default). */
   devMqttPort: number | undefined;
   httpsPort: number;
+  /** The mutual-TLS listener for EST simplereenroll (the main listener redirects there). */
+  reenrollPort: number;
   caChainFile: string;
   broker: Broker;
   close(reason?: string): Promise<void>;
@@ -280,24 +289,36 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
 
   const server = pki.serverTls();
   const handshakeFailures = createEventRateLimit({ max: 20, windowMs: 60_000 });
+  const onTlsError = (remoteAddress: string, reason: string) => {
+    const { record, suppressed } = handshakeFailures.admit(remoteAddress);
+    if (!record) return;
+    events
+      .emit({
+        type: 'tls.handshake_failed',
+        actor: `anonymous@${remoteAddress}`,
+        data: { listener: 'https', remoteAddress, reason, ...(suppressed ? { suppressed } : {}) },
+      })
+      .catch((err: unknown) => logger.error({ err }, 'cannot record event'));
+  };
+  const handshakeTimeoutMs = config.https.handshakeTimeout;
   const { app, routes } = await createHttpApp({
-    tls: { key: server.keyPem, cert: server.certPem, clientCa: chainPem },
+    tls: { key: server.keyPem, cert: server.certPem, handshakeTimeoutMs },
     logger,
     version: VERSION,
     guard: { users: platform.users },
-    onTlsError: (remoteAddress, reason) => {
-      const { record, suppressed } = handshakeFailures.admit(remoteAddress);
-      if (!record) return;
-      events
-        .emit({
-          type: 'tls.handshake_failed',
-          actor: `anonymous@${remoteAddress}`,
-          data: { listener: 'https', remoteAddress, reason, ...(suppressed ? { suppressed } : {}) },
-        })
-        .catch((err: unknown) => logger.error({ err }, 'cannot record event'));
-    },
+    onTlsError,
   });
-  await app.register(estRoutes(pki));
+  const reenroll = await createReenrollApp({
+    tls: { key: server.keyPem, cert: server.certPem, clientCa: chainPem, handshakeTimeoutMs },
+    logger,
+    version: VERSION,
+    guard: { users: platform.users },
+    onTlsError,
+  });
+  await reenroll.app.register(estReenrollRoutes(pki));
+  await reenroll.app.ready();
+  let reenrollPort = config.https.reenrollPort;
+  await app.register(estRoutes(pki, { reenrollPort: () => reenrollPort }));
   await app.register(authRoutes(platform.users));
   // The WebAuthn origin names the HTTPS port, known once the listener is up (port 0 picks one).
   let httpsPort = config.https.port;
@@ -375,12 +396,14 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     monitor,
   });
 
-  await app
-    .listen({ port: config.https.port, host: config.bind ?? '::' })
-    .catch(async (err: NodeJS.ErrnoException) => {
+  const listen = (fastify: FastifyInstance, port: number) =>
+    fastify.listen({ port, host: config.bind ?? '::' }).catch(async (err: NodeJS.ErrnoException) => {
       if (config.bind || err.code !== 'EAFNOSUPPORT') throw err;
-      await app.listen({ port: config.https.port, host: '0.0.0.0' }); // no IPv6 on this host
+      await fastify.listen({ port, host: '0.0.0.0' }); // no IPv6 on this host
     });
+  await listen(reenroll.app, config.https.reenrollPort);
+  reenrollPort = (reenroll.app.server.address() as { port: number }).port;
+  await listen(app, config.https.port);
   httpsPort = (app.server.address() as { port: number }).port;
   const mqttPort = await broker.listen();
   const devMqttPort = await broker.listenDev();
@@ -425,6 +448,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     mqttPort,
     devMqttPort,
     httpsPort,
+    reenrollPort,
     caChainFile,
     broker,
     async close(reason = 'shutdown') {
@@ -437,6 +461,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
       await platform.notify.stop();
       await broker.close();
       await app.close();
+      await reenroll.app.close();
       await events.emit({ type: 'platform.stopped', actor: 'system', data: { reason } });
     },
   };

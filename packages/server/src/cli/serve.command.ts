@@ -36,6 +36,7 @@ export function serveCommand(): Command {
         [
           `Bulwark ${VERSION} is running`,
           `  HTTPS (API, EST):  https://localhost:${server.httpsPort}`,
+          `  EST re-enrollment: https://localhost:${server.reenrollPort}  (mutual TLS; ${server.httpsPort} redirects there)`,
           `  MQTT over TLS:     mqtts://localhost:${server.mqttPort}  (client certificate required)`,
           `  Store:             ${platform.store.dialect} ${platform.store.location}`,
           `  CA chain:          ${rel}  (also: npx bulwark pki ca-chain, or GET /.well-known/est/cacerts)`,

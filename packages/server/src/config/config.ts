@@ -92,9 +92,18 @@ const schema = z
       .strict()
       .default({ port: 8883 }),
     https: z
-      .object({ port: port.default(8443) })
+      .object({
+        port: port.default(8443),
+        /**
+         * The mutual-TLS listener for EST re-enrollment (simplereenroll): the only one that asks clients for a
+         * certificate, so browsers on the main port are never prompted (TLS 1.3 cannot ask per route).
+         */
+        reenrollPort: port.default(8444),
+        /** A TLS handshake not finished in this time is closed (stalled or slow-loris clients). */
+        handshakeTimeout: duration.default(10_000),
+      })
       .strict()
-      .default({ port: 8443 }),
+      .prefault({}),
     pki: z
       .object({
         hostnames: hostList.default([]),
@@ -118,6 +127,8 @@ const schema = z
         /** From this many failures on, each further attempt waits backoffBase × 2^(failures − backoffAfter). */
         backoffAfter: z.coerce.number().int().min(1).max(100).default(3),
         backoffBase: duration.default(1000),
+        /** Managing factors and credentials needs a second factor verified this recently (step-up). */
+        stepUpWindow: duration.default(5 * 60_000),
         /** WebAuthn relying party id (a host name); the origin is https://<rpId>:<https port>. */
         webauthnRpId: z
           .string()
@@ -228,6 +239,7 @@ export const envKeys = {
   BULWARK_BIND: 'bind',
   BULWARK_MQTT_PORT: 'mqtt.port',
   BULWARK_HTTPS_PORT: 'https.port',
+  BULWARK_REENROLL_PORT: 'https.reenrollPort',
   BULWARK_HOSTNAMES: 'pki.hostnames',
   BULWARK_DEVICE_CERT_VALIDITY: 'pki.deviceCertValidity',
   BULWARK_ENROLLMENT_TOKEN_TTL: 'pki.enrollmentTokenTtl',

@@ -1,9 +1,11 @@
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { TLSSocket } from 'node:tls';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { BulwarkError, est } from '@bulwark/protocol';
+import { refuseRenegotiation, serverTlsProfile } from '../pki/index.ts';
 import type { RouteAccess } from './access.ts';
 import { installGuard, type GuardDeps } from './guard.ts';
 import { fromFrameworkError, toProblem } from './problem.ts';
@@ -11,8 +13,14 @@ import { fromFrameworkError, toProblem } from './problem.ts';
 export interface HttpTls {
   key: string;
   cert: string;
-  /** CAs whose client certificates the listener asks for (device re-enrollment); optional, never required. */
-  clientCa: string;
+  /**
+   * Only for the EST re-enrollment listener: CAs whose client certificates it asks for (never requires; the
+   * route answers a clear 401 without one). The main listener sends no CertificateRequest, so browsers are
+   * never prompted for a certificate.
+   */
+  clientCa?: string;
+  /** A handshake not finished in this time is closed (and reported through onTlsError). */
+  handshakeTimeoutMs: number;
 }
 
 export interface HttpAppOptions {
@@ -20,7 +28,7 @@ export interface HttpAppOptions {
   logger: Logger;
   guard: GuardDeps;
   version: string;
-  /** Called when a TLS handshake fails (untrusted client, old protocol version…). */
+  /** Called when a TLS handshake fails (untrusted client, old protocol version, timeout…). */
   onTlsError?: (remoteAddress: string, reason: string) => void;
 }
 
@@ -34,23 +42,31 @@ export const OPENAPI_PATH = '/api/v1/openapi.json';
 
 const openApiPath = (url: string) => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 
+/** RFC 6797: browsers that saw the header use only HTTPS for this host for a year. */
+export const HSTS = 'max-age=31536000';
+
+/** Answers that may carry tokens, recovery codes, setup secrets or certificates are never stored by caches. */
+const NO_STORE_PREFIXES = ['/api/v1/', est.prefix];
+
 /**
- * The HTTPS listener: TLS 1.2+ only, client certificates requested (never required) so EST
- * re-enrollment can authenticate devices, zod schemas that validate input, shape output and make the
- * OpenAPI 3.1 document, one guard for every route, every error as RFC 9457 problem+json.
+ * One HTTPS listener: the TLS profile shared by every Bulwark listener (TLS 1.3; TLS 1.2 with ECDHE and AEAD
+ * only), no client-initiated renegotiation, a handshake deadline, HSTS, `no-store` on the API and EST, one
+ * guard for every route, every error (404 included) as RFC 9457 problem+json.
  */
-export async function createHttpApp(
+async function createListener(
   options: HttpAppOptions,
 ): Promise<{ app: FastifyInstance; routes: RouteEntry[] }> {
+  const mutual = options.tls.clientCa !== undefined;
   const app = Fastify({
     loggerInstance: options.logger,
     https: {
       key: options.tls.key,
       cert: options.tls.cert,
-      ca: options.tls.clientCa,
-      requestCert: true,
-      rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
+      ...serverTlsProfile,
+      // Node can ask for a client certificate only at the handshake (TLS 1.3 has no renegotiation), not per
+      // route: only the re-enrollment listener asks. Never required there, so a refusal is a clear 401.
+      ...(mutual ? { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+      handshakeTimeout: options.tls.handshakeTimeoutMs,
     },
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
@@ -65,13 +81,72 @@ export async function createHttpApp(
     }
   });
 
+  app.server.on('secureConnection', (socket: TLSSocket) => refuseRenegotiation(socket));
   app.server.on('tlsClientError', (err: Error & { code?: string }, socket: { remoteAddress?: string }) => {
     options.onTlsError?.(socket.remoteAddress ?? 'unknown', err.code ?? err.message);
+  });
+
+  // Before the guard, so refusals carry the headers too.
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('Strict-Transport-Security', HSTS);
+    if (NO_STORE_PREFIXES.some((prefix) => request.url.startsWith(prefix)))
+      void reply.header('Cache-Control', 'no-store');
   });
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(fastifyCookie);
+  return { app, routes };
+}
+
+/** Error and not-found handlers: last, after the routes' own plugins. */
+function installProblemHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((err, request, reply) => {
+    const e = fromFrameworkError(err);
+    if (e.code === 'internal') request.log.error({ err: e.cause ?? err }, 'request failed');
+    const problem = toProblem(e, request.url);
+    if (problem.status === 401) {
+      reply.header(
+        'WWW-Authenticate',
+        request.url.startsWith(est.prefix) ? 'Basic realm="bulwark-est"' : 'Bearer realm="bulwark"',
+      );
+    }
+    const retryAfter = e.details?.retryAfterS;
+    if (typeof retryAfter === 'number') reply.header('Retry-After', String(retryAfter));
+    void reply.status(problem.status).type('application/problem+json').send(problem);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const problem = toProblem(
+      new BulwarkError('not_found', `no route for ${request.method} ${request.url}`),
+      request.url,
+    );
+    void reply.status(404).type('application/problem+json').send(problem);
+  });
+}
+
+/**
+ * The mutual-TLS listener for EST re-enrollment (RFC 7030 §4.2.2: the device authenticates with its current
+ * certificate). Register the re-enrollment route on it; everything else answers 404.
+ */
+export async function createReenrollApp(
+  options: HttpAppOptions & { tls: { clientCa: string } },
+): Promise<{ app: FastifyInstance; routes: RouteEntry[] }> {
+  const listener = await createListener(options);
+  installGuard(listener.app, options.guard);
+  installProblemHandlers(listener.app);
+  return listener;
+}
+
+/**
+ * The main HTTPS listener (API, console, EST enrollment): zod schemas that validate input, shape output and
+ * make the OpenAPI 3.1 document, one guard for every route, every error as RFC 9457 problem+json. It never
+ * asks for a client certificate (see createReenrollApp).
+ */
+export async function createHttpApp(
+  options: HttpAppOptions,
+): Promise<{ app: FastifyInstance; routes: RouteEntry[] }> {
+  const { app, routes } = await createListener({ ...options, tls: { ...options.tls, clientCa: undefined } });
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
@@ -115,29 +190,7 @@ export async function createHttpApp(
   });
 
   installGuard(app, options.guard);
-
-  app.setErrorHandler((err, request, reply) => {
-    const e = fromFrameworkError(err);
-    if (e.code === 'internal') request.log.error({ err: e.cause ?? err }, 'request failed');
-    const problem = toProblem(e, request.url);
-    if (problem.status === 401) {
-      reply.header(
-        'WWW-Authenticate',
-        request.url.startsWith(est.prefix) ? 'Basic realm="bulwark-est"' : 'Bearer realm="bulwark"',
-      );
-    }
-    const retryAfter = e.details?.retryAfterS;
-    if (typeof retryAfter === 'number') reply.header('Retry-After', String(retryAfter));
-    void reply.status(problem.status).type('application/problem+json').send(problem);
-  });
-
-  app.setNotFoundHandler((request, reply) => {
-    const problem = toProblem(
-      new BulwarkError('not_found', `no route for ${request.method} ${request.url}`),
-      request.url,
-    );
-    void reply.status(404).type('application/problem+json').send(problem);
-  });
+  installProblemHandlers(app);
 
   app.get(OPENAPI_PATH, { config: { access: 'public' } }, () => app.swagger());
 

@@ -9,7 +9,7 @@ export const CSRF_HEADER = 'x-csrf-token';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export interface GuardDeps {
-  users: Pick<UserService, 'resolveSession' | 'resolveToken' | 'requires2fa'> & {
+  users: Pick<UserService, 'resolveSession' | 'resolveToken' | 'requires2fa' | 'requireFreshSession'> & {
     hasFactor(userId: string): Promise<boolean>;
   };
 }
@@ -34,7 +34,12 @@ export function installGuard(app: FastifyInstance, deps: GuardDeps): void {
   app.addHook('onRequest', async (request: FastifyRequest) => {
     const access: RouteAccess | undefined = request.routeOptions.config.access;
     if (access === 'public' || access === 'device-credentials') return;
-    if (!access) throw new BulwarkError('forbidden', 'route has no declared access');
+    if (!access) {
+      // An unknown path: Fastify's not-found handler answers 404. A declared route without access cannot
+      // exist (refused at registration above), so this stays deny-by-default for everything else.
+      if (request.is404) return;
+      throw new BulwarkError('forbidden', 'route has no declared access');
+    }
     const principal = await authenticate(request);
     if (!principal)
       throw new BulwarkError('unauthenticated', 'sign in, or send an API token as Authorization: Bearer');
@@ -52,7 +57,14 @@ export function installGuard(app: FastifyInstance, deps: GuardDeps): void {
     }
     if (access === 'signed-in') return;
     if (access === 'second-factor') {
-      if (state !== 'second_factor')
+      if (principal.via !== 'session')
+        throw new BulwarkError(
+          'forbidden',
+          'an API token is not a session and has no second factor to verify',
+        );
+      // Sign-in's second step, or step-up: a signed-in session proves its factor again and gets a new id,
+      // whose creation time `fresh-session` routes check.
+      if (state !== 'second_factor' && state !== 'active')
         throw new BulwarkError('bad_request', 'no second factor is pending for this session');
       return;
     }
@@ -64,6 +76,9 @@ export function installGuard(app: FastifyInstance, deps: GuardDeps): void {
         );
       if (state === 'second_factor')
         throw new BulwarkError('second_factor_required', 'complete sign-in with your second factor first');
+      // Adding or replacing a factor of a signed-in account is factor management (step-up); the forced
+      // enrolment right after the password is not.
+      if (state === 'active') deps.users.requireFreshSession(principal);
       return;
     }
     if (state === 'second_factor')
@@ -73,7 +88,15 @@ export function installGuard(app: FastifyInstance, deps: GuardDeps): void {
         'factor_enrolment_required',
         'this account must enrol a second factor (TOTP or a passkey) before anything else',
       );
-    if (access === 'self') return;
+    if (access === 'session' || access === 'fresh-session') {
+      if (principal.via !== 'session')
+        throw new BulwarkError(
+          'forbidden',
+          'factors and credentials are managed from a signed-in session, never with an API token',
+        );
+      if (access === 'fresh-session') deps.users.requireFreshSession(principal);
+      return;
+    }
     if (!can(principal.role, access))
       throw new BulwarkError('forbidden', `your role (${principal.role}) lacks the permission ${access}`);
   });

@@ -1,4 +1,12 @@
-export { createHttpApp, OPENAPI_PATH, type HttpAppOptions, type HttpTls, type RouteEntry } from './app.ts';
+export {
+  createHttpApp,
+  createReenrollApp,
+  HSTS,
+  OPENAPI_PATH,
+  type HttpAppOptions,
+  type HttpTls,
+  type RouteEntry,
+} from './app.ts';
 export { toProblem, fromFrameworkError, type Problem } from './problem.ts';
 export { CSRF_HEADER, type GuardDeps } from './guard.ts';
-export type { RouteAccess } from './access.ts';
+export { CREDENTIAL_ACCESS, type RouteAccess } from './access.ts';

@@ -16,6 +16,7 @@ const titles: Partial<Record<ErrorCode, string>> = {
   token_expired: 'Enrollment token expired',
   token_used: 'Enrollment token already used',
   not_found: 'Not found',
+  unavailable: 'Service unavailable',
   internal: 'Internal error',
 };
 

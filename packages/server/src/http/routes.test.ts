@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../logger.ts';
 import { can, roles, type Principal, type Role } from '../users/index.ts';
 import { startTestServer, type TestServer } from '../test-support/server.ts';
+import { CREDENTIAL_ACCESS, createHttpApp, type RouteAccess } from './index.ts';
+
+/** Where an API token is refused whatever its role: sign-in steps, and factor and credential management. */
+const NEVER_FOR_TOKENS: readonly RouteAccess[] = [...CREDENTIAL_ACCESS, 'second-factor'];
 
 /** Every route declares its access; the OpenAPI document says the same; each role meets each route as it should. */
 describe('routes, permissions and roles', () => {
@@ -85,8 +90,8 @@ describe('routes, permissions and roles', () => {
           ? (JSON.parse(res.body) as { code?: string })
           : {};
         const forbidden = res.statusCode === 403 && body.code === 'forbidden';
-        if (route.access === 'factor-enrolment') {
-          expect(forbidden, `${role} ${route.method} ${route.url}: tokens cannot enrol factors`).toBe(true);
+        if (NEVER_FOR_TOKENS.includes(route.access)) {
+          expect(forbidden, `${role} ${route.method} ${route.url}: never with an API token`).toBe(true);
         } else {
           expect({ role, route: `${route.method} ${route.url}`, forbidden }).toEqual({
             role,
@@ -116,6 +121,103 @@ describe('routes, permissions and roles', () => {
         route: `${route.method} ${route.url}`,
         status: 401,
       });
+    }
+  });
+
+  it('refuses every factor- and credential-management route to an API token of any role, viewer first (issue 11)', async () => {
+    // Enumerated from the route table, so a route added later with one of these access levels is covered.
+    const managed = s.server.routes.filter((r) => NEVER_FOR_TOKENS.includes(r.access));
+    expect(managed.map((r) => `${r.method} ${r.url}`)).toEqual(
+      expect.arrayContaining([
+        'POST /api/v1/auth/recovery-codes',
+        'GET /api/v1/auth/tokens',
+        'POST /api/v1/auth/tokens',
+        'DELETE /api/v1/auth/tokens/:id',
+        'POST /api/v1/auth/totp',
+        'POST /api/v1/auth/totp/confirm',
+        'POST /api/v1/auth/second-factor',
+        'GET /api/v1/auth/webauthn/credentials',
+        'DELETE /api/v1/auth/webauthn/credentials/:id',
+        'POST /api/v1/auth/webauthn/register/options',
+      ]),
+    );
+    // What a token may still reach under /auth is reviewed here: a new route there must choose its level.
+    const tokenReachable = s.server.routes.filter(
+      (r) =>
+        r.url.startsWith('/api/v1/auth/') && r.access !== 'public' && !NEVER_FOR_TOKENS.includes(r.access),
+    );
+    expect(tokenReachable.map((r) => `${r.method} ${r.url} ${r.access}`).sort()).toEqual([
+      'GET /api/v1/auth/session signed-in',
+      'POST /api/v1/auth/sign-out signed-in',
+    ]);
+    const adminTokens = await s.platform.users.listTokens({
+      userId: (await s.platform.users.get('matrix-admin')).id,
+    } as Principal);
+    const calls = [
+      ...managed.map((r) => ({
+        method: r.method,
+        url: r.url.replace(':id', r.url.includes('tokens') ? adminTokens[0]!.id : 'x'),
+        payload: r.method === 'GET' || r.method === 'DELETE' ? undefined : '{}',
+      })),
+      { method: 'POST', url: '/api/v1/auth/sign-out', payload: '{"everywhere":true}' },
+    ];
+    for (const role of ['viewer', 'admin'] as const) {
+      for (const call of calls) {
+        const res = await s.server.app.inject({
+          method: call.method as 'GET',
+          url: call.url,
+          headers: {
+            authorization: `Bearer ${tokens.get(role)}`,
+            ...(call.payload ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(call.payload ? { payload: call.payload } : {}),
+        });
+        expect({
+          role,
+          call: `${call.method} ${call.url}`,
+          status: res.statusCode,
+          code: res.json<{ code: string }>().code,
+        }).toEqual({
+          role,
+          call: `${call.method} ${call.url}`,
+          status: 403,
+          code: 'forbidden',
+        });
+      }
+    }
+    // Nothing changed: the admin's token is still live, and no session of the owner was ended.
+    expect(
+      (
+        await s.platform.users.listTokens({
+          userId: (await s.platform.users.get('matrix-admin')).id,
+        } as Principal)
+      ).every((t) => !t.revoked),
+    ).toBe(true);
+  });
+
+  it('answers an unknown path 404 problem+json, signed in or not; a route without declared access cannot be registered', async () => {
+    for (const url of ['/', '/nope', '/api/v1/nope', '/api/v1/devices/x/nope', '/.well-known/est/nope']) {
+      for (const headers of [{}, { authorization: `Bearer ${tokens.get('viewer')}` }]) {
+        const res = await s.server.app.inject({ method: 'GET', url, headers });
+        expect({ url, status: res.statusCode, type: res.headers['content-type'] }).toEqual({
+          url,
+          status: 404,
+          type: expect.stringMatching(/^application\/problem\+json/) as string,
+        });
+        expect(res.json()).toMatchObject({ code: 'not_found', status: 404, instance: url });
+      }
+    }
+    const tls = (await s.platform.pki()).serverTls();
+    const { app } = await createHttpApp({
+      tls: { key: tls.keyPem, cert: tls.certPem, handshakeTimeoutMs: 10_000 },
+      logger: createLogger('silent'),
+      version: 'test',
+      guard: { users: s.platform.users },
+    });
+    try {
+      expect(() => app.get('/undeclared', () => 'open')).toThrow(/declares no access level/);
+    } finally {
+      await app.close();
     }
   });
 });

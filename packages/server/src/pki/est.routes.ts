@@ -56,36 +56,52 @@ function peerCertSerial(request: FastifyRequest): string | undefined {
   return serial || undefined;
 }
 
-/** EST (RFC 7030) under /.well-known/est and the CRL / CA chain under /pki. */
+/** This scope reads only what EST defines; JSON or form bodies are answered 415, not parsed. */
+function estBodies(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    ['application/pkcs10', 'application/x-pem-file'],
+    { parseAs: 'string', bodyLimit: CSR_BODY_LIMIT },
+    (_req, body, done) => {
+      done(null, body);
+    },
+  );
+}
+
+const sendCerts = (reply: FastifyReply, base64: string, contentType: string) =>
+  reply
+    .header('Content-Type', contentType)
+    .header('Content-Transfer-Encoding', 'base64')
+    .send(base64.replace(/.{1,64}/g, '$&\n'));
+
+const csrBody = (request: FastifyRequest): string => {
+  if (typeof request.body !== 'string') {
+    throw new BulwarkError(
+      'unsupported_media_type',
+      `Content-Type must be ${est.csrContentType} with a base64-encoded PKCS#10 body`,
+    );
+  }
+  return request.body;
+};
+
+/** The host the client asked for, without its port (`[::1]` stays bracketed); undefined when malformed. */
+function requestedHost(request: FastifyRequest): string | undefined {
+  return /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})(?::\d{1,5})?$/.exec(request.host)?.[1];
+}
+
+/**
+ * EST (RFC 7030) under /.well-known/est and the CRL / CA chain under /pki, on the main listener. That listener
+ * asks for no client certificate, so `simplereenroll` there answers 308 Permanent Redirect (RFC 9110 §15.4.9:
+ * method and body are kept) to the same path on the same host at the re-enrollment listener, which does.
+ * Devices enrolled with the main URL keep working: the agent follows this one redirect (and
+ * `curl --location` does too).
+ */
 export function estRoutes(
-  pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'reenroll' | 'crl' | 'chainPem'>,
+  pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'crl' | 'chainPem'>,
+  options: { reenrollPort: () => number },
 ) {
   return function register(app: FastifyInstance) {
-    // This scope reads only what EST defines; JSON or form bodies are answered 415, not parsed.
-    app.removeAllContentTypeParsers();
-    app.addContentTypeParser(
-      ['application/pkcs10', 'application/x-pem-file'],
-      { parseAs: 'string', bodyLimit: CSR_BODY_LIMIT },
-      (_req, body, done) => {
-        done(null, body);
-      },
-    );
-
-    const sendCerts = (reply: FastifyReply, base64: string, contentType: string) =>
-      reply
-        .header('Content-Type', contentType)
-        .header('Content-Transfer-Encoding', 'base64')
-        .send(base64.replace(/.{1,64}/g, '$&\n'));
-
-    const csrBody = (request: FastifyRequest): string => {
-      if (typeof request.body !== 'string') {
-        throw new BulwarkError(
-          'unsupported_media_type',
-          `Content-Type must be ${est.csrContentType} with a base64-encoded PKCS#10 body`,
-        );
-      }
-      return request.body;
-    };
+    estBodies(app);
 
     app.get(est.cacerts, { config: { access: 'public' } }, (_request, reply) =>
       sendCerts(reply, pki.caCertsPkcs7(), est.cacertsContentType),
@@ -97,13 +113,13 @@ export function estRoutes(
       return sendCerts(reply, issued.pkcs7, est.certsContentType);
     });
 
-    app.post(est.simplereenroll, { config: { access: 'device-credentials' } }, async (request, reply) => {
-      const issued = await pki.reenroll({
-        peerCertSerial: peerCertSerial(request),
-        csr: csrBody(request),
-        remoteAddress: request.ip,
-      });
-      return sendCerts(reply, issued.pkcs7, est.certsContentType);
+    app.post(est.simplereenroll, { config: { access: 'public' } }, (request, reply) => {
+      const host = requestedHost(request);
+      if (!host) throw new BulwarkError('bad_request', 'the Host header is not a host name or address');
+      return reply
+        .status(308)
+        .header('Location', `https://${host}:${options.reenrollPort()}${est.simplereenroll}`)
+        .send();
     });
 
     app.get(pkiPaths.crl, { config: { access: 'public' } }, async (_request, reply) =>
@@ -113,5 +129,20 @@ export function estRoutes(
     app.get(pkiPaths.caChain, { config: { access: 'public' } }, (_request, reply) =>
       reply.header('Content-Type', 'application/pem-certificate-chain').send(pki.chainPem()),
     );
+  };
+}
+
+/** EST `simplereenroll` (RFC 7030 §4.2.2) on the mutual-TLS re-enrollment listener. */
+export function estReenrollRoutes(pki: Pick<PkiService, 'reenroll'>) {
+  return function register(app: FastifyInstance) {
+    estBodies(app);
+    app.post(est.simplereenroll, { config: { access: 'device-credentials' } }, async (request, reply) => {
+      const issued = await pki.reenroll({
+        peerCertSerial: peerCertSerial(request),
+        csr: csrBody(request),
+        remoteAddress: request.ip,
+      });
+      return sendCerts(reply, issued.pkcs7, est.certsContentType);
+    });
   };
 }

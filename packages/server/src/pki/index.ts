@@ -9,6 +9,6 @@ export {
   type Issued,
 } from './pki.service.ts';
 export { validateCsr } from './csr.ts';
-export { estRoutes } from './est.routes.ts';
+export { estRoutes, estReenrollRoutes } from './est.routes.ts';
 export { normalizeSerial, x509 } from './x509.ts';
 export { serverTlsProfile, refuseRenegotiation, TLS12_CIPHERS } from './tls-profile.ts';

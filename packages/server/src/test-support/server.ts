@@ -18,6 +18,8 @@ export interface TestServer {
   dataDir: string;
   caFile: string;
   httpsUrl: string;
+  /** The mutual-TLS listener for EST simplereenroll. */
+  reenrollUrl: string;
   mqttUrl: string;
   /** Runs the real `bulwark` CLI in a child process against this server's data directory. */
   cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
@@ -28,13 +30,17 @@ export interface TestServer {
 /** The real server on ephemeral ports with a temporary data directory. */
 export async function startTestServer(
   overrides: Record<string, unknown> = {},
-  options: { dataDir?: string } = {},
+  options: {
+    dataDir?: string;
+    /** The platform's clock (tests that move time forward). */ now?: () => number;
+  } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'bulwark-e2e-'));
   const config = testConfig({
     dataDir,
     'mqtt.port': 0,
     'https.port': 0,
+    'https.reenrollPort': 0,
     bind: '127.0.0.1',
     'events.tailInterval': 100,
     logLevel: 'silent',
@@ -48,6 +54,7 @@ export async function startTestServer(
   const platform = await createPlatform(config, {
     logger: createLogger(config.logLevel),
     manageServerCertificate: true,
+    ...(options.now ? { now: options.now } : {}),
   });
   const server = await startServer(platform);
   let stopped = false;
@@ -58,6 +65,7 @@ export async function startTestServer(
     dataDir,
     caFile: server.caChainFile,
     httpsUrl: `https://localhost:${server.httpsPort}`,
+    reenrollUrl: `https://localhost:${server.reenrollPort}`,
     mqttUrl: `mqtts://localhost:${server.mqttPort}`,
     async cli(args) {
       try {

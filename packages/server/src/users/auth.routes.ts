@@ -75,7 +75,8 @@ export function authRoutes(users: UserService) {
         config: { access: 'second-factor' },
         schema: {
           tags,
-          summary: 'Second step: a TOTP code or a recovery code (the session id is rotated)',
+          summary:
+            'Second step of sign-in, or step-up in a signed-in session: a TOTP code or a recovery code (the session id is rotated)',
           body: z.union([
             z.object({ code: z.string().max(16) }).strict(),
             z.object({ recoveryCode: z.string().max(32) }).strict(),
@@ -134,12 +135,15 @@ export function authRoutes(users: UserService) {
         config: { access: 'signed-in' },
         schema: {
           tags,
-          summary: 'Sign out (everywhere: end every session of this user)',
+          summary:
+            'Sign out (everywhere: end every session of this user; needs a session with a recent second factor)',
           body: z.object({ everywhere: z.boolean().default(false) }).default({ everywhere: false }),
           response: { 200: z.object({ sessionsEnded: z.number().int() }) },
         },
       },
       async (request, reply) => {
+        // Ending the owner's other sessions is credential management: never from an API token (issue 11).
+        if (request.body.everywhere) users.requireFreshSession(request.principal!);
         const ended = await users.signOut(request.principal!, request.body.everywhere);
         clearSessionCookie(reply);
         return { sessionsEnded: ended };
@@ -182,10 +186,11 @@ export function authRoutes(users: UserService) {
     app.post(
       '/api/v1/auth/recovery-codes',
       {
-        config: { access: 'self' },
+        config: { access: 'fresh-session' },
         schema: {
           tags,
-          summary: 'Replace the recovery codes with 10 new ones (shown once)',
+          summary:
+            'Replace the recovery codes with 10 new ones (shown once); needs a second factor verified within auth.stepUpWindow',
           response: { 200: z.object({ recoveryCodes: z.array(z.string()) }) },
         },
       },
@@ -206,7 +211,7 @@ export function authRoutes(users: UserService) {
     app.get(
       '/api/v1/auth/tokens',
       {
-        config: { access: 'self' },
+        config: { access: 'session' },
         schema: {
           tags,
           summary: 'Your API tokens (never the secrets)',
@@ -219,10 +224,11 @@ export function authRoutes(users: UserService) {
     app.post(
       '/api/v1/auth/tokens',
       {
-        config: { access: 'self' },
+        config: { access: 'fresh-session' },
         schema: {
           tags,
-          summary: 'Create an API token (shown once) with a role no larger than yours',
+          summary:
+            'Create an API token (shown once) with a role no larger than yours; needs a recent second factor',
           body: z.object({
             name: z.string().max(64),
             role: z.enum(roles).optional(),
@@ -258,10 +264,10 @@ export function authRoutes(users: UserService) {
     app.delete(
       '/api/v1/auth/tokens/:id',
       {
-        config: { access: 'self' },
+        config: { access: 'fresh-session' },
         schema: {
           tags,
-          summary: 'Revoke one of your API tokens',
+          summary: 'Revoke one of your API tokens; needs a recent second factor',
           params: z.object({ id: z.string().max(64) }),
         },
       },

@@ -21,6 +21,8 @@ export interface UserServiceDeps {
     sessionIdleMs: number;
     sessionAbsoluteMs: number;
     setupSecretTtlMs: number;
+    /** Factor and credential management needs an authentication (second factor) at most this old. */
+    stepUpWindowMs: number;
   };
 }
 
@@ -635,8 +637,19 @@ export function createUserService(deps: UserServiceDeps) {
       return { recoveryCodes, session };
     },
 
-    regenerateRecoveryCodes: (principal: Principal) =>
-      issueRecoveryCodes(principal.userId, actorOf(principal)),
+    requireFreshSession,
+
+    /** New recovery codes replace the old ones: only from a session that just proved its second factor. */
+    async regenerateRecoveryCodes(principal: Principal): Promise<string[]> {
+      requireFreshSession(principal);
+      const factors = await factorsOf(principal.userId);
+      if (!factors.totp && factors.webauthn === 0)
+        throw new BulwarkError(
+          'conflict',
+          'recovery codes stand in for a second factor: enrol TOTP or a passkey first',
+        );
+      return issueRecoveryCodes(principal.userId, actorOf(principal));
+    },
 
     /** Resolves a session cookie; enforces idle and absolute timeouts and slides the idle window. */
     async resolveSession(cookie: string): Promise<(Principal & { sessionIdHash: string }) | undefined> {
@@ -666,6 +679,7 @@ export function createUserService(deps: UserServiceDeps) {
         sessionState: session.state as SessionState,
         csrfToken: session.csrf_token,
         sessionIdHash: idHash,
+        authenticatedAt: session.created_at,
       };
     },
 
@@ -807,6 +821,31 @@ export function createUserService(deps: UserServiceDeps) {
       };
     },
   };
+
+  /**
+   * Factor and credential management (recovery codes, API tokens, passkeys, sign-out everywhere): a signed-in
+   * session, never an API token (a token's role caps what it does, and a token is not a second factor), that
+   * authenticated within the step-up window. OWASP ASVS 4.0 V2.2.3/V3.7.1 (re-authentication before sensitive
+   * changes), NIST SP 800-63B §4.2.2 / §7.1.
+   */
+  function requireFreshSession(principal: Principal): void {
+    if (principal.via !== 'session')
+      throw new BulwarkError(
+        'forbidden',
+        'factors and credentials are managed from a signed-in session, never with an API token',
+      );
+    if (principal.sessionState !== undefined && principal.sessionState !== 'active')
+      throw new BulwarkError('second_factor_required', 'complete sign-in with your second factor first');
+    const age = now() - (principal.authenticatedAt ?? 0);
+    if (age > settings.stepUpWindowMs) {
+      const windowS = Math.round(settings.stepUpWindowMs / 1000);
+      throw new BulwarkError(
+        'step_up_required',
+        `this needs a second factor verified in the last ${windowS} s: verify it again (POST /api/v1/auth/second-factor with a TOTP or recovery code, or a passkey through /api/v1/auth/webauthn/authenticate/options and /verify), then retry; an account without a second factor signs in again`,
+        { details: { stepUpWindowS: windowS } },
+      );
+    }
+  }
 
   async function refuseIfBlocked(keys: string[]): Promise<void> {
     const until = await throttle.blockedUntil(keys);

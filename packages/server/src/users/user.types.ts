@@ -24,6 +24,11 @@ export interface Principal {
   sessionState?: SessionState;
   tokenId?: string;
   csrfToken?: string;
+  /**
+   * Sessions only: when it last authenticated (its second factor, or the password for an account without
+   * one). A session gets a new id at every authentication step, so this is the session's creation time.
+   */
+  authenticatedAt?: number;
 }
 
 export const sessionStates = ['second_factor', 'enrolment', 'active'] as const;

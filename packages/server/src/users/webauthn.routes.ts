@@ -174,7 +174,7 @@ export function webauthnRoutes(webauthn: WebauthnService) {
         config: { access: 'second-factor' },
         schema: {
           tags,
-          summary: 'Second step with a passkey: options for navigator.credentials.get()',
+          summary: 'Second step (or step-up) with a passkey: options for navigator.credentials.get()',
           response: { 200: requestOptions },
         },
       },
@@ -187,7 +187,7 @@ export function webauthnRoutes(webauthn: WebauthnService) {
         config: { access: 'second-factor' },
         schema: {
           tags,
-          summary: 'Second step with a passkey: the assertion (the session id is rotated)',
+          summary: 'Second step (or step-up) with a passkey: the assertion (the session id is rotated)',
           body: z.object({ response: authenticationResponse }),
           response: { 200: sessionOut },
         },
@@ -202,7 +202,7 @@ export function webauthnRoutes(webauthn: WebauthnService) {
     app.get(
       '/api/v1/auth/webauthn/credentials',
       {
-        config: { access: 'self' },
+        config: { access: 'session' },
         schema: {
           tags,
           summary: 'Your passkeys (never their keys)',
@@ -215,10 +215,11 @@ export function webauthnRoutes(webauthn: WebauthnService) {
     app.delete(
       '/api/v1/auth/webauthn/credentials/:id',
       {
-        config: { access: 'self' },
+        config: { access: 'fresh-session' },
         schema: {
           tags,
-          summary: 'Remove one of your passkeys (not the last second factor of a role that requires one)',
+          summary:
+            'Remove one of your passkeys (not the last second factor of a role that requires one); needs a recent second factor',
           params: z.object({ id: credentialId }),
         },
       },
