@@ -193,6 +193,62 @@ describe('simpleReenroll', () => {
     expect(new x509.X509Certificate(certPem).serialNumber).not.toBe(current.serialNumber);
   });
 
+  it("follows the server's redirect to its mutual-TLS re-enrollment listener on the same host, once", async () => {
+    const current = await ca.issueKeyAndCert({ subject: 'CN=pump-17' });
+    const csr = await createCsr('pump-17', await generateDeviceKey());
+    // The main listener asks for no client certificate and redirects, as the Bulwark server does.
+    const main = await serve((_request, res) => {
+      res.writeHead(308, { location: `${estServer.url}${est.simplereenroll}` });
+      res.end();
+    });
+    const certPem = await simpleReenroll({
+      serverUrl: main.url,
+      csrDer: csr.der,
+      ca: ca.certPem,
+      key: current.keyPem,
+      cert: current.certPem,
+    });
+    expect(main.requests).toHaveLength(1);
+    expect(estServer.requests.at(-1)).toMatchObject({
+      method: 'POST',
+      path: est.simplereenroll,
+      clientCertSerial: current.serialNumber,
+      body: Buffer.from(csr.der).toString('base64'),
+    });
+    expect(new x509.X509Certificate(certPem).publicKey.rawData).toEqual(
+      new x509.Pkcs10CertificateRequest(csr.der).publicKey.rawData,
+    );
+  });
+
+  it('refuses a redirect to another host, another path or plain HTTP, sending nothing there', async () => {
+    const current = await ca.issueKeyAndCert({ subject: 'CN=pump-17' });
+    const csr = await createCsr('pump-17', await generateDeviceKey());
+    const port = new URL(estServer.url).port;
+    const before = estServer.requests.length;
+    for (const location of [
+      `https://localhost:${port}${est.simplereenroll}`, // another host name than the configured 127.0.0.1
+      `https://127.0.0.1:${port}/elsewhere`,
+      `http://127.0.0.1:${port}${est.simplereenroll}`,
+    ]) {
+      const main = await serve((_request, res) => {
+        res.writeHead(308, { location });
+        res.end();
+      });
+      await expect(
+        simpleReenroll({
+          serverUrl: main.url,
+          csrDer: csr.der,
+          ca: ca.certPem,
+          key: current.keyPem,
+          cert: current.certPem,
+        }),
+      ).rejects.toThrow(`redirect to ${location} refused`);
+      await main.close();
+      server = undefined;
+    }
+    expect(estServer.requests.length).toBe(before);
+  });
+
   it('fails clearly when the server refuses the client certificate', async () => {
     const csr = await createCsr('pump-17', await generateDeviceKey());
     const stranger = await (await createTestCa('Someone Else')).issueKeyAndCert({ subject: 'CN=pump-17' });

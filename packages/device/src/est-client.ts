@@ -123,18 +123,56 @@ export async function simpleEnroll(request: SimpleEnrollRequest): Promise<string
  * ```
  */
 export async function simpleReenroll(request: SimpleReenrollRequest): Promise<string> {
-  const response = await call('simplereenroll', {
-    method: 'POST',
-    url: new URL(est.simplereenroll, request.serverUrl),
-    headers: { 'content-type': est.csrContentType, accept: est.certsContentType },
-    body: Buffer.from(request.csrDer).toString('base64'),
-    ca: request.ca,
-    key: request.key,
-    cert: request.cert,
-    timeoutMs: request.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    maxBodyBytes: MAX_RESPONSE_BYTES,
-  });
+  const send = (url: URL) =>
+    call(
+      'simplereenroll',
+      {
+        method: 'POST',
+        url,
+        headers: { 'content-type': est.csrContentType, accept: est.certsContentType },
+        body: Buffer.from(request.csrDer).toString('base64'),
+        ca: request.ca,
+        key: request.key,
+        cert: request.cert,
+        timeoutMs: request.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        maxBodyBytes: MAX_RESPONSE_BYTES,
+      },
+      { redirects: true },
+    );
+  const first = new URL(est.simplereenroll, request.serverUrl);
+  let response = await send(first);
+  if (response.status !== 200) response = await send(reenrollRedirect(first, response));
+  if (response.status !== 200) throw problemError('simplereenroll', response);
   return issuedCertificate('simplereenroll', response.body, request.csrDer);
+}
+
+/**
+ * Bulwark serves `simplereenroll` on a mutual-TLS listener of its own (the main listener asks for no client
+ * certificate, so browsers are never prompted) and the main URL answers 307/308 there. RFC 7030 §3.2.1 lets an
+ * EST client follow a redirect within the configured server; this one is followed once, and only to the same
+ * host (any port) and the same path over HTTPS, where the server is verified against the same trust anchors.
+ * Devices that stored the main URL at enrollment keep renewing.
+ */
+function reenrollRedirect(from: URL, response: HttpsResponse): URL {
+  const location = response.headers.location;
+  let to: URL | undefined;
+  try {
+    to = location ? new URL(location, from) : undefined;
+  } catch {
+    to = undefined;
+  }
+  if (
+    to === undefined ||
+    to.protocol !== 'https:' ||
+    to.hostname !== from.hostname ||
+    to.pathname !== est.simplereenroll
+  ) {
+    throw new BulwarkError(
+      'bad_request',
+      `EST simplereenroll failed: HTTP ${response.status} redirect to ${location ?? '(no Location)'} refused: only the same host and path over HTTPS are followed`,
+    );
+  }
+  return to;
 }
 
 /**
@@ -155,6 +193,7 @@ type Operation = 'cacerts' | 'simpleenroll' | 'simplereenroll';
 async function call(
   operation: Operation,
   options: Parameters<typeof httpsRequest>[0],
+  accept: { redirects?: boolean } = {},
 ): Promise<HttpsResponse> {
   let response: HttpsResponse;
   try {
@@ -167,6 +206,7 @@ async function call(
     });
   }
   if (response.status === 200) return response;
+  if (accept.redirects && (response.status === 307 || response.status === 308)) return response;
   throw problemError(operation, response);
 }
 
