@@ -191,7 +191,7 @@ describe('firmware: CLI, API and an agent updating end to end', { timeout: 120_0
       '--sbom',
       path.join(dir, 'bad-sbom.json'),
     ]);
-    expect(badSbom.stderr).toMatch(/^bulwark: SBOM refused: bomFormat/);
+    expect(badSbom.stderr).toMatch(/^bulwark: SBOM refused: \/bomFormat: must be "CycloneDX"\n$/);
     // A draft whose declared hash does not match the file.
     await s.cli([
       'firmware',

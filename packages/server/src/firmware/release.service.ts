@@ -83,7 +83,7 @@ export function createReleaseService(deps: ReleaseServiceDeps) {
           `the artifact is ${input.size} bytes; the limit (firmware.maxArtifactSize) is ${deps.maxArtifactSize}`,
         );
       const sbom: ParsedSbom | undefined =
-        input.sbom === undefined || input.sbom === null ? undefined : parseSbom(input.sbom);
+        input.sbom === undefined || input.sbom === null ? undefined : await parseSbom(input.sbom);
       const id = randomUUID();
       const row = {
         id,
