@@ -3,7 +3,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '.bulwark/**', 'coverage/**', 'packages/*/bin/**'] },
+  {
+    ignores: ['**/node_modules/**', '.bulwark/**', 'coverage/**', 'packages/*/bin/**', 'packages/*/dist/**'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -4,8 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { Option } from 'commander';
 import { BulwarkError } from '@bulwark/protocol';
 import { loadConfig, type Config } from '../config/index.ts';
-import { createLogger } from '../logger.ts';
-import { createPlatform, type Platform } from '../platform.ts';
+import type { Platform } from '../platform.ts';
 
 export interface CommonOptions {
   data?: string;
@@ -31,6 +30,11 @@ export async function withPlatform<T>(
   work: (platform: Platform) => Promise<T>,
 ): Promise<T> {
   const config = configFrom(options);
+  // Loaded on use, so that `--help`, `--version` and bad arguments answer without loading the services.
+  const [{ createPlatform }, { createLogger }] = await Promise.all([
+    import('../platform.ts'),
+    import('../logger.ts'),
+  ]);
   // One-shot commands log warnings only: their output is the answer, not a log.
   const platform = await createPlatform(config, {
     logger: createLogger(config.logLevel === 'debug' ? 'debug' : 'warn'),

@@ -1,7 +1,5 @@
 import path from 'node:path';
 import { Command } from 'commander';
-import { createLogger } from '../logger.ts';
-import { createPlatform, startServer } from '../platform.ts';
 import { VERSION } from '../version.ts';
 import { common, configFrom, type CommonOptions } from './context.ts';
 
@@ -28,6 +26,10 @@ export function serveCommand(): Command {
         bind: options.bind,
         'pki.hostnames': options.hostname,
       });
+      const [{ createPlatform, startServer }, { createLogger }] = await Promise.all([
+        import('../platform.ts'),
+        import('../logger.ts'),
+      ]);
       const logger = createLogger(config.logLevel);
       const platform = await createPlatform(config, { logger, manageServerCertificate: true });
       const server = await startServer(platform);
