@@ -101,6 +101,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     events,
     now,
     tokenTtlMs: config.pki.enrollmentTokenTtl,
+    audit,
   });
   const access = createAccessService({ db: store.db, events, now });
   const f = config.firewall;
@@ -180,9 +181,23 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     deviceInfo: async (id) => {
       const device = await devices.find(id);
       if (!device) return undefined;
-      return { group: device.group, zone: zoneOf(device, await access.listZones()) };
+      return {
+        group: device.group,
+        zone: zoneOf(device, await access.listZones()),
+        quarantined: device.quarantinedAt !== null,
+      };
     },
     onError: (err, what) => logger.error({ err }, `monitor: ${what}`),
+  });
+  devices.setFacts({
+    zones: async () => {
+      const zones = await access.listZones();
+      return (device) => zoneOf(device, zones);
+    },
+    firmwareOf: async (id) => {
+      const state = await firmware.vulnerabilities.deviceState(id);
+      return state && { version: state.version, reportedAt: Number(state.reported_at) };
+    },
   });
   let pki: Promise<PkiService> | undefined;
 
@@ -349,6 +364,10 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
   await app.register(notifyRoutes(platform.notify));
   const { monitor } = platform;
   await monitor.start();
+  // Before the broker listens: session counts left by a crash are cleared, then kept from the events.
+  const stopDeviceFollow = await platform.devices.follow(events, (err) =>
+    logger.error({ err }, 'device state update failed'),
+  );
   const metricsRegistry = createMetricsRegistry({
     // Read at scrape time, after the broker below exists.
     broker: () => ({ sessions: broker.sessionCount() }),
@@ -456,6 +475,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
       closed = true;
       stopFirmwareReports();
       stopMetricsReports();
+      stopDeviceFollow();
       await monitor.stop();
       await platform.firmware.stop();
       await platform.notify.stop();

@@ -5,17 +5,39 @@ import { BulwarkError } from '@bulwark/protocol';
 import { parseDuration } from '../config/index.ts';
 import { requestScope } from '../users/index.ts';
 import type { DeviceService } from './device.service.ts';
-import { deviceStatuses, type Device } from './device.types.ts';
+import { deviceStates, deviceStatuses, type Device } from './device.types.ts';
 
+const time = z.number().int().nullable();
 const deviceOut = z.object({
   id: z.string(),
   group: z.string().nullable(),
-  status: z.enum(deviceStatuses),
+  status: z.enum(deviceStatuses).describe('lifecycle status'),
+  state: z.enum(deviceStates).describe('effective state: the status, or quarantined'),
   attributes: z.record(z.string(), z.string()),
   createdAt: z.number().int(),
   updatedAt: z.number().int(),
-  enrolledAt: z.number().int().nullable(),
-  revokedAt: z.number().int().nullable(),
+  enrolledAt: time,
+  revokedAt: time,
+  quarantinedAt: time,
+  lastSeenAt: time.describe('last MQTT connect or disconnect (epoch ms)'),
+  online: z.boolean(),
+  connectedSince: time,
+  certificateExpiresAt: time.describe('notAfter of its newest certificate not revoked'),
+});
+const deviceViewOut = deviceOut.extend({
+  zone: z.string().nullable(),
+  firmwareVersion: z.string().nullable(),
+  firmwareReportedAt: time,
+});
+const deviceShowOut = deviceViewOut.extend({
+  recentDenials: z.array(
+    z.object({
+      at: z.number().int(),
+      type: z.enum(['mqtt.publish_denied', 'mqtt.subscribe_denied', 'mqtt.connect_refused']),
+      topic: z.string().nullable(),
+      reason: z.string(),
+    }),
+  ),
 });
 
 const revocationReasons = ['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation'] as const;
@@ -50,25 +72,38 @@ export function deviceRoutes(deps: DeviceRoutesDeps) {
           summary: 'List devices (keyset pagination: pass the last id as `after`)',
           querystring: z.object({
             group: z.string().max(64).optional(),
-            status: z.enum(deviceStatuses).optional(),
+            status: z.enum(deviceStatuses).optional().describe('lifecycle status'),
+            state: z.enum(deviceStates).optional().describe('effective state, e.g. quarantined'),
             after: z.string().max(64).optional(),
             limit: z.coerce.number().int().min(1).max(1000).default(100),
           }),
-          response: { 200: z.object({ devices: z.array(deviceOut), next: z.string().nullable() }) },
+          response: { 200: z.object({ devices: z.array(deviceViewOut), next: z.string().nullable() }) },
         },
       },
       async (request) => {
         const { groups } = requestScope(request);
         const q = request.query;
         const list = await devices.list({ ...q, groupsIn: groups ?? undefined });
-        return { devices: list, next: list.length === q.limit ? (list[list.length - 1]?.id ?? null) : null };
+        return {
+          devices: await devices.views(list),
+          next: list.length === q.limit ? (list[list.length - 1]?.id ?? null) : null,
+        };
       },
     );
 
     app.get(
       '/api/v1/devices/:id',
-      { config: { access: 'devices:read' }, schema: { tags, params, response: { 200: deviceOut } } },
-      (request) => visibleDevice(request, request.params.id),
+      {
+        config: { access: 'devices:read' },
+        schema: {
+          tags,
+          summary:
+            'One device with its zone, firmware and latest refusals (denied publish/subscribe, refused connect)',
+          params,
+          response: { 200: deviceShowOut },
+        },
+      },
+      async (request) => devices.show((await visibleDevice(request, request.params.id)).id),
     );
 
     app.post(

@@ -1,14 +1,16 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { BulwarkError, deviceIdProblem } from '@bulwark/protocol';
-import type { EventBus } from '../events/index.ts';
+import type { AuditEntry, AuditLog, EventBus } from '../events/index.ts';
 import type { Db, DbOrTx, DevicesTable } from '../store/index.ts';
 import * as store from './device.store.ts';
 import {
   allowedFor,
+  deviceStates,
   deviceStatuses,
   statusAllows,
   type Device,
   type DeviceOperation,
+  type DeviceState,
   type DeviceStatus,
 } from './device.types.ts';
 
@@ -18,6 +20,8 @@ export interface DeviceServiceDeps {
   now: () => number;
   /** Default lifetime of an enrollment token, in ms. */
   tokenTtlMs: number;
+  /** Where a device's refusals are read from. */
+  audit?: Pick<AuditLog, 'query'> | undefined;
 }
 
 const groupPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -53,6 +57,36 @@ export function requireStatus(device: Pick<Device, 'id' | 'status'>, operation: 
   if (!statusAllows(device.status, operation)) throw statusRefusal(device, operation);
 }
 
+/** A refusal recorded in the audit log about the device: why a publish "succeeded" but nothing arrived. */
+export interface DeviceDenial {
+  at: number;
+  type: 'mqtt.publish_denied' | 'mqtt.subscribe_denied' | 'mqtt.connect_refused';
+  topic: string | null;
+  reason: string;
+}
+
+/** Facts other modules hold about a device; the composition root binds them (the consumer names them here). */
+export interface DeviceFacts {
+  /** Which zone a device is in (the access module's zones), read once for a whole list. */
+  zones(): Promise<(device: Device) => string | null>;
+  /** What the device last reported it runs (the firmware module). */
+  firmwareOf(deviceId: string): Promise<{ version: string | null; reportedAt: number } | undefined>;
+}
+
+const denialTypes = ['mqtt.publish_denied', 'mqtt.subscribe_denied', 'mqtt.connect_refused'] as const;
+/** How far back `device show` looks for refusals, and how much of the log it reads for one type at most. */
+const DENIALS_SINCE_MS = 7 * 86_400_000;
+const DENIAL_PAGES = 20;
+
+/** A device as the operator sees it: its own state and what the other modules know about it. */
+export interface DeviceView extends Device {
+  zone: string | null;
+  firmwareVersion: string | null;
+  firmwareReportedAt: number | null;
+}
+
+const attributeName = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
 export interface TokenCheck {
   tokenId: string;
   device: Device;
@@ -82,8 +116,106 @@ export function createDeviceService(deps: DeviceServiceDeps) {
     }
   }
 
+  let facts: DeviceFacts | undefined;
+
+  /**
+   * The device's latest refusals, newest first. MQTT 3.1.1 has no way to refuse a QoS 0/1 PUBLISH
+   * ([MQTT-3.3.5-2]: acknowledge and drop, or close): the client's side says "sent", the audit log says why.
+   */
+  async function denials(id: string, limit: number): Promise<DeviceDenial[]> {
+    if (!deps.audit) return [];
+    const found: DeviceDenial[] = [];
+    for (const type of denialTypes) {
+      let after: number | undefined;
+      const latest: AuditEntry[] = [];
+      for (let page = 0; page < DENIAL_PAGES; page++) {
+        const entries = await deps.audit.query({
+          type,
+          subject: `device:${id}`,
+          from: now() - DENIALS_SINCE_MS,
+          after,
+          limit: 500,
+        });
+        latest.push(...entries);
+        latest.splice(0, Math.max(0, latest.length - limit));
+        if (entries.length < 500) break;
+        after = entries[entries.length - 1]?.seq;
+      }
+      for (const e of latest)
+        found.push({
+          at: e.ts,
+          type,
+          topic: typeof e.data.topic === 'string' ? e.data.topic : null,
+          reason: typeof e.data.reason === 'string' ? e.data.reason : 'unknown',
+        });
+    }
+    return found.sort((a, b) => b.at - a.at).slice(0, limit);
+  }
+
+  async function views(list: Device[]): Promise<DeviceView[]> {
+    const zoneOf = facts ? await facts.zones() : () => null;
+    const out: DeviceView[] = [];
+    for (const device of list) {
+      const firmware = await facts?.firmwareOf(device.id);
+      out.push({
+        ...device,
+        zone: zoneOf(device),
+        firmwareVersion: firmware?.version ?? null,
+        firmwareReportedAt: firmware?.reportedAt ?? null,
+      });
+    }
+    return out;
+  }
+
+  /** Session and certificate events keep the device's operational state current (see `follow`). */
+  async function onEntry(entry: AuditEntry): Promise<void> {
+    const id = entry.subject?.startsWith('device:') ? entry.subject.slice(7) : undefined;
+    if (!id) return;
+    if (entry.type === 'mqtt.connected') await store.recordConnected(db, id, entry.ts);
+    else if (entry.type === 'mqtt.disconnected' || entry.type === 'mqtt.session_dropped')
+      await store.recordDisconnected(db, id, entry.ts);
+    else if (entry.type === 'certificate.issued' && typeof entry.data.notAfter === 'number')
+      await store.recordCertificate(db, id, entry.data.notAfter);
+  }
+
   return {
     lockStatus,
+
+    /** Binds the facts other modules hold (zone, firmware, denials); until then they read as unknown. */
+    setFacts(bound: DeviceFacts) {
+      facts = bound;
+    },
+
+    /**
+     * In the server: follows session and certificate events so the device's last-seen time, online flag
+     * and certificate expiry can be read by any process (the CLI has no broker). Counts left by a crash are
+     * cleared first: nothing is connected before the broker listens. One broker node per store.
+     */
+    async follow(bus: Pick<EventBus, 'subscribe'>, onError: (err: unknown) => void): Promise<() => void> {
+      await store.clearSessions(db);
+      let chain: Promise<void> = Promise.resolve();
+      return bus.subscribe((entry) => {
+        if (
+          entry.type !== 'mqtt.connected' &&
+          entry.type !== 'mqtt.disconnected' &&
+          entry.type !== 'mqtt.session_dropped' &&
+          entry.type !== 'certificate.issued'
+        )
+          return;
+        // In order: a disconnect never overtakes the connect before it.
+        chain = chain.then(() => onEntry(entry)).catch(onError);
+      });
+    },
+
+    /** Devices with their zone and firmware version. */
+    views,
+
+    /** One device with its zone and firmware, and its latest refusals. */
+    async show(id: string, limit = 10): Promise<DeviceView & { recentDenials: DeviceDenial[] }> {
+      const [device] = await views([await require(db, id)]);
+      if (!device) throw new BulwarkError('not_found', `device ${id} does not exist`);
+      return { ...device, recentDenials: await denials(id, limit) };
+    },
 
     async add(input: { id: string; group?: string | null | undefined }, actor: string): Promise<Device> {
       const problem = deviceIdProblem(input.id);
@@ -99,6 +231,11 @@ export function createDeviceService(deps: DeviceServiceDeps) {
         updated_at: t,
         enrolled_at: null,
         revoked_at: null,
+        quarantined_at: null,
+        last_seen_at: null,
+        connected_at: null,
+        sessions: 0,
+        cert_expires_at: null,
       };
       try {
         await store.insertDevice(db, row);
@@ -124,12 +261,20 @@ export function createDeviceService(deps: DeviceServiceDeps) {
         group?: string | undefined;
         groupsIn?: readonly string[] | undefined;
         status?: string | undefined;
+        /** The effective state: a status, or `quarantined`. */
+        state?: string | undefined;
         after?: string | undefined;
         limit?: number | undefined;
       } = {},
     ): Promise<Device[]> {
       if (filter.status !== undefined && !(deviceStatuses as readonly string[]).includes(filter.status)) {
         throw new BulwarkError('validation_failed', `status must be one of ${deviceStatuses.join(', ')}`);
+      }
+      if (filter.state !== undefined && !(deviceStates as readonly string[]).includes(filter.state)) {
+        throw new BulwarkError(
+          'validation_failed',
+          `state must be one of ${deviceStates.join(', ')}, not "${filter.state}"`,
+        );
       }
       const limit = filter.limit ?? 1000;
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
@@ -139,19 +284,48 @@ export function createDeviceService(deps: DeviceServiceDeps) {
         group: filter.group,
         groupsIn: filter.groupsIn,
         status: filter.status as DeviceStatus | undefined,
+        state: filter.state as DeviceState | undefined,
         after: filter.after,
         limit,
       });
       return rows.map(store.toDevice);
     },
 
-    /** Changes a device's group and/or attributes (attributes are replaced as a whole). */
+    /**
+     * Changes a device's group and/or attributes: `attributes` replaces them as a whole; `setAttributes` and
+     * `unsetAttributes` change only the names given (an empty value in `setAttributes` removes the name).
+     */
     async update(
       id: string,
-      changes: { group?: string | null | undefined; attributes?: Record<string, string> | undefined },
+      changes: {
+        group?: string | null | undefined;
+        attributes?: Record<string, string> | undefined;
+        setAttributes?: Record<string, string> | undefined;
+        unsetAttributes?: readonly string[] | undefined;
+      },
       actor: string,
     ): Promise<Device> {
       const device = await require(db, id);
+      if (changes.setAttributes !== undefined || changes.unsetAttributes !== undefined) {
+        if (changes.attributes !== undefined)
+          throw new BulwarkError(
+            'validation_failed',
+            'give either attributes or set/unset attributes, not both',
+          );
+        for (const name of [...Object.keys(changes.setAttributes ?? {}), ...(changes.unsetAttributes ?? [])])
+          if (!attributeName.test(name))
+            throw new BulwarkError(
+              'validation_failed',
+              `attribute name "${name}" must start with a letter and be at most 64 letters, digits, _ . -`,
+            );
+        const merged: Record<string, string> = { ...device.attributes };
+        for (const [k, v] of Object.entries(changes.setAttributes ?? {})) {
+          if (v === '') delete merged[k];
+          else merged[k] = v;
+        }
+        for (const k of changes.unsetAttributes ?? []) delete merged[k];
+        changes = { group: changes.group, attributes: merged };
+      }
       const set: Partial<Omit<DevicesTable, 'id'>> = {};
       const recorded: Record<string, string | null | Record<string, string>> = {};
       if (changes.group !== undefined) {
@@ -162,9 +336,7 @@ export function createDeviceService(deps: DeviceServiceDeps) {
         const entries = Object.entries(changes.attributes);
         if (
           entries.length > 64 ||
-          entries.some(
-            ([k, v]) => !/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(k) || typeof v !== 'string' || v.length > 256,
-          )
+          entries.some(([k, v]) => !attributeName.test(k) || typeof v !== 'string' || v.length > 256)
         ) {
           throw new BulwarkError(
             'validation_failed',
@@ -267,7 +439,7 @@ export function createDeviceService(deps: DeviceServiceDeps) {
       } else {
         await events.emit({ type: 'device.enabled', actor, subject: `device:${id}`, data: {} });
       }
-      return { ...device, status: target };
+      return require(db, id);
     },
 
     /** Marks the device revoked inside the caller's transaction (pki revokes its certificates alongside). */
@@ -276,7 +448,7 @@ export function createDeviceService(deps: DeviceServiceDeps) {
       if (device.status === 'revoked') throw new BulwarkError('conflict', `device ${id} is already revoked`);
       const t = now();
       await lockStatus(trx, id, 'revoke', { status: 'revoked', revoked_at: t });
-      return { ...device, status: 'revoked', revokedAt: t };
+      return require(trx, id);
     },
   };
 }

@@ -1,7 +1,17 @@
 import type { DbOrTx, DevicesTable, EnrollmentTokensTable } from '../store/index.ts';
-import type { Device, DeviceStatus } from './device.types.ts';
+import {
+  effectiveState,
+  stateFilter,
+  type Device,
+  type DeviceState,
+  type DeviceStatus,
+} from './device.types.ts';
+
+const num = (v: number | string | null | undefined) => (v === null || v === undefined ? null : Number(v));
 
 export function toDevice(row: DevicesTable): Device {
+  const quarantinedAt = num(row.quarantined_at);
+  const connectedSince = (row.sessions ?? 0) > 0 ? num(row.connected_at) : null;
   return {
     id: row.id,
     group: row.group_name,
@@ -11,6 +21,12 @@ export function toDevice(row: DevicesTable): Device {
     updatedAt: row.updated_at,
     enrolledAt: row.enrolled_at,
     revokedAt: row.revoked_at,
+    state: effectiveState(row.status as DeviceStatus, quarantinedAt !== null),
+    quarantinedAt,
+    lastSeenAt: num(row.last_seen_at),
+    online: connectedSince !== null,
+    connectedSince,
+    certificateExpiresAt: num(row.cert_expires_at),
   };
 }
 
@@ -39,6 +55,8 @@ export interface ListFilter {
   /** Only devices in one of these groups (a user limited to groups). */
   groupsIn?: readonly string[] | undefined;
   status?: DeviceStatus | undefined;
+  /** The effective state (quarantine included). */
+  state?: DeviceState | undefined;
   /** Keyset pagination: ids after this one. */
   after?: string | undefined;
   limit: number;
@@ -52,6 +70,12 @@ export async function listDeviceRows(q: DbOrTx, filter: ListFilter): Promise<Dev
     query = query.where('group_name', 'in', filter.groupsIn);
   }
   if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+  if (filter.state !== undefined) {
+    const { statuses, quarantined } = stateFilter(filter.state);
+    query = query.where('status', 'in', statuses);
+    if (quarantined === true) query = query.where('quarantined_at', 'is not', null);
+    if (quarantined === false) query = query.where('quarantined_at', 'is', null);
+  }
   if (filter.after !== undefined) query = query.where('id', '>', filter.after);
   return query.execute();
 }
@@ -77,4 +101,43 @@ export async function consumeToken(q: DbOrTx, id: string, now: number): Promise<
     .where('expires_at', '>', now)
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
+}
+
+/** A session began (`mqtt.connected`): the device is online; `at` is the event's time, so a replay is harmless. */
+export async function recordConnected(q: DbOrTx, id: string, at: number): Promise<void> {
+  await q
+    .updateTable('devices')
+    .set((eb) => ({
+      sessions: eb(eb.fn.coalesce('sessions', eb.lit(0)), '+', 1),
+      connected_at: at,
+      last_seen_at: at,
+    }))
+    .where('id', '=', id)
+    .execute();
+}
+
+/** A session ended (`mqtt.disconnected`, `mqtt.session_dropped`). */
+export async function recordDisconnected(q: DbOrTx, id: string, at: number): Promise<void> {
+  await q
+    .updateTable('devices')
+    .set((eb) => ({
+      sessions: eb
+        .case()
+        .when(eb.fn.coalesce('sessions', eb.lit(0)), '>', 1)
+        .then(eb('sessions', '-', 1))
+        .else(0)
+        .end(),
+      last_seen_at: at,
+    }))
+    .where('id', '=', id)
+    .execute();
+}
+
+/** At server start nothing is connected to this node yet: counts left by a crash are cleared. */
+export async function clearSessions(q: DbOrTx): Promise<void> {
+  await q.updateTable('devices').set({ sessions: 0, connected_at: null }).where('sessions', '>', 0).execute();
+}
+
+export async function recordCertificate(q: DbOrTx, id: string, notAfter: number): Promise<void> {
+  await q.updateTable('devices').set({ cert_expires_at: notAfter }).where('id', '=', id).execute();
 }

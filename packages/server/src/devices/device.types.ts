@@ -5,6 +5,30 @@ export const deviceStatuses = ['registered', 'active', 'disabled', 'revoked'] as
  */
 export type DeviceStatus = (typeof deviceStatuses)[number];
 
+/**
+ * What an operator sees: the lifecycle status, except that quarantine shows over the statuses it restricts.
+ * A new status (`lost`, `decommissioned` with the physical-security work) is one line in `deviceStatuses`:
+ * it outranks quarantine unless it is added to `quarantineShowsOver` too.
+ */
+export const deviceStates = [...deviceStatuses, 'quarantined'] as const;
+export type DeviceState = (typeof deviceStates)[number];
+const quarantineShowsOver: readonly DeviceStatus[] = ['registered', 'active'];
+
+export function effectiveState(status: DeviceStatus, quarantined: boolean): DeviceState {
+  return quarantined && quarantineShowsOver.includes(status) ? 'quarantined' : status;
+}
+
+/** The statuses a state filter selects, and whether the device must (true) or must not (false) be quarantined. */
+export function stateFilter(state: DeviceState): {
+  statuses: readonly DeviceStatus[];
+  quarantined?: boolean;
+} {
+  if (state === 'quarantined') return { statuses: quarantineShowsOver, quarantined: true };
+  return quarantineShowsOver.includes(state)
+    ? { statuses: [state], quarantined: false }
+    : { statuses: [state] };
+}
+
 export interface Device {
   id: string;
   group: string | null;
@@ -14,6 +38,16 @@ export interface Device {
   updatedAt: number;
   enrolledAt: number | null;
   revokedAt: number | null;
+  /** The effective state (status, or `quarantined`). */
+  state: DeviceState;
+  quarantinedAt: number | null;
+  /** Its last MQTT connect or disconnect; while online, it is being heard now. */
+  lastSeenAt: number | null;
+  online: boolean;
+  /** Since when it is connected (null when offline). */
+  connectedSince: number | null;
+  /** notAfter of its newest certificate that is not revoked (RFC 5280 §4.1.2.5). */
+  certificateExpiresAt: number | null;
 }
 
 /** The one place that says which device states allow which operation. */

@@ -3,13 +3,19 @@ export {
   hashToken,
   requireStatus,
   statusRefusal,
+  type DeviceDenial,
+  type DeviceFacts,
   type DeviceService,
+  type DeviceView,
   type TokenCheck,
 } from './device.service.ts';
 export {
+  deviceStates,
   deviceStatuses,
+  effectiveState,
   statusAllows,
   type Device,
+  type DeviceState,
   type DeviceStatus,
   type DeviceOperation,
 } from './device.types.ts';

@@ -14,6 +14,17 @@ export interface AlertNote {
   text: string;
 }
 
+/** A response run for an alert (automatically when raised, or by an operator). */
+export interface AlertResponse {
+  at: number;
+  action: string;
+  automatic: boolean;
+  actor: string;
+  ok: boolean;
+  /** What it acted on, or why it failed. */
+  detail?: string | undefined;
+}
+
 export interface Alert {
   id: string;
   detector: string;
@@ -33,6 +44,8 @@ export interface Alert {
   resolvedAt: number | null;
   resolvedBy: string | null;
   resolution: string | null;
+  /** The responses run for it, oldest first. */
+  responsesRun: AlertResponse[];
 }
 
 export interface AlertFilter {
@@ -56,7 +69,14 @@ export interface AlertServiceDeps {
   now: () => number;
   /** The device's group, for group-limited users. */
   groupOf(deviceId: string): Promise<string | null | undefined>;
+  /** Whether the device is quarantined now. */
+  isQuarantined(deviceId: string): Promise<boolean>;
 }
+
+/** An alert whose quarantine response ran: it is the operator's record of why the device is held. */
+const heldByQuarantine = (row: AlertsTable) =>
+  row.device_id !== null &&
+  (JSON.parse(row.responses ?? '[]') as AlertResponse[]).some((r) => r.action === 'quarantine' && r.ok);
 
 function toAlert(row: AlertsTable): Alert {
   return {
@@ -78,6 +98,7 @@ function toAlert(row: AlertsTable): Alert {
     resolvedAt: row.resolved_at === null ? null : Number(row.resolved_at),
     resolvedBy: row.resolved_by,
     resolution: row.resolution,
+    responsesRun: JSON.parse(row.responses ?? '[]') as AlertResponse[],
   };
 }
 
@@ -118,11 +139,14 @@ export function createAlertService(deps: AlertServiceDeps) {
 
   async function resolveRow(row: AlertsTable, actor: string, resolution: string, automatic: boolean) {
     const at = now();
-    await db
+    // Conditional: another process (the CLI releasing a device, a second node) may resolve it at once.
+    const result = await db
       .updateTable('alerts')
       .set({ status: 'resolved', resolved_at: at, resolved_by: actor, resolution, updated_at: at })
       .where('id', '=', row.id)
-      .execute();
+      .where('status', '!=', 'resolved')
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1) return toAlert(await requireAlert(row.id));
     await events.emit({
       type: 'alert.resolved',
       actor,
@@ -175,6 +199,7 @@ export function createAlertService(deps: AlertServiceDeps) {
           resolved_by: null,
           resolution: null,
           updated_at: at,
+          responses: '[]',
         };
         await db.insertInto('alerts').values(row).execute();
         await events.emit({
@@ -193,12 +218,55 @@ export function createAlertService(deps: AlertServiceDeps) {
       });
     },
 
-    /** The behaviour cleared by itself: resolves the open alert for this detector and subject. */
+    /**
+     * The behaviour cleared by itself: resolves the open alert for this detector and subject, unless a
+     * quarantine response ran for it and the device is still quarantined. Then the alert stays open until an
+     * operator resolves it or releases the device (a closed alert must not hide a device still held).
+     */
     autoResolve(detector: string, subject: string, resolution: string): Promise<Alert | undefined> {
       const key = keyOf(detector, subject);
       return serial(key, async () => {
         const row = await openRow(key);
-        return row ? resolveRow(row, 'system', resolution, true) : undefined;
+        if (!row) return undefined;
+        if (heldByQuarantine(row) && (await deps.isQuarantined(row.device_id!))) return toAlert(row);
+        return resolveRow(row, 'system', resolution, true);
+      });
+    },
+
+    /** The device was released: the alerts whose quarantine held it are resolved, naming who released it. */
+    async releaseHeld(deviceId: string, actor: string): Promise<Alert[]> {
+      const rows = await db
+        .selectFrom('alerts')
+        .selectAll()
+        .where('device_id', '=', deviceId)
+        .where('status', '!=', 'resolved')
+        .execute();
+      const resolved: Alert[] = [];
+      for (const candidate of rows.filter(heldByQuarantine))
+        resolved.push(
+          await serial(candidate.dedupe_key, async () => {
+            const row = await requireAlert(candidate.id);
+            return row.status === 'resolved'
+              ? toAlert(row)
+              : resolveRow(row, actor, `device ${deviceId} released from quarantine`, false);
+          }),
+        );
+      return resolved;
+    },
+
+    /** Records a response run for the alert (kept with it, so `alerts show` names it). */
+    async recordResponse(id: string, response: AlertResponse): Promise<void> {
+      const row = await requireAlert(id);
+      await serial(row.dedupe_key, async () => {
+        const current = await requireAlert(id);
+        const responses = [...(JSON.parse(current.responses ?? '[]') as AlertResponse[]), response].slice(
+          -100,
+        );
+        await db
+          .updateTable('alerts')
+          .set({ responses: JSON.stringify(responses), updated_at: now() })
+          .where('id', '=', id)
+          .execute();
       });
     },
 

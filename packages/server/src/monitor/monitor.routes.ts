@@ -38,6 +38,18 @@ const alertOut = z.object({
   resolvedAt: z.number().int().nullable(),
   resolvedBy: z.string().nullable(),
   resolution: z.string().nullable(),
+  responsesRun: z
+    .array(
+      z.object({
+        at: z.number().int(),
+        action: z.string(),
+        automatic: z.boolean(),
+        actor: z.string(),
+        ok: z.boolean(),
+        detail: z.string().optional(),
+      }),
+    )
+    .describe('responses run for this alert, oldest first'),
   responses: z.array(z.enum(responseActions)).describe('responses an operator may run on this alert'),
 });
 

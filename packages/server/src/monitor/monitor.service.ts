@@ -22,7 +22,9 @@ export interface MonitorDeps {
   now: () => number;
   settings: { tickInterval: number; saveInterval: number; baselineInterval: number; silentAfter: number };
   /** The device's group and zone (for profile attachments); undefined for an unknown device. */
-  deviceInfo(deviceId: string): Promise<{ group: string | null; zone: string | null } | undefined>;
+  deviceInfo(
+    deviceId: string,
+  ): Promise<{ group: string | null; zone: string | null; quarantined?: boolean } | undefined>;
   onError(err: unknown, what: string): void;
 }
 
@@ -50,6 +52,7 @@ export function createMonitor(deps: MonitorDeps) {
     events,
     now,
     groupOf: async (id) => (await deps.deviceInfo(id))?.group,
+    isQuarantined: async (id) => (await deps.deviceInfo(id))?.quarantined === true,
   });
   let actions: ResponseActions | undefined;
   let globalProfile: EffectiveProfile = effectiveProfile([], {});
@@ -153,6 +156,7 @@ export function createMonitor(deps: MonitorDeps) {
           break;
       }
       counters.responses += 1;
+      await alerts.recordResponse(alert.id, { at: now(), action, automatic, actor, ok: true, detail });
       await events.emit({
         type: 'response.executed',
         actor,
@@ -169,6 +173,14 @@ export function createMonitor(deps: MonitorDeps) {
       });
     } catch (err) {
       counters.responseFailures += 1;
+      await alerts.recordResponse(alert.id, {
+        at: now(),
+        action,
+        automatic,
+        actor,
+        ok: false,
+        detail: (err as Error).message.slice(0, 300),
+      });
       await events.emit({
         type: 'response.failed',
         actor,
@@ -307,6 +319,10 @@ export function createMonitor(deps: MonitorDeps) {
             const data = entry.data as { detector: string };
             engine.forget(data.detector, entry.subject ?? '');
           }
+          if (entry.type === 'device.released' && entry.subject?.startsWith('device:'))
+            alerts
+              .releaseHeld(entry.subject.slice(7), entry.actor)
+              .catch((err: unknown) => deps.onError(err, 'resolving alerts of a released device'));
           if (entry.type === 'device.updated' && entry.subject?.startsWith('device:')) {
             const id = entry.subject.slice(7);
             if (engine.hasProfile(id))

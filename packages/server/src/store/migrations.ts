@@ -1,4 +1,4 @@
-import type { Kysely, Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 
 // Portable types only (text, integer, bigint): the same migrations run on SQLite and PostgreSQL.
 export const migrations: Record<string, Migration> = {
@@ -449,6 +449,19 @@ export const migrations: Record<string, Migration> = {
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addColumn('updated_at', 'bigint', (c) => c.notNull())
         .execute();
+    },
+  },
+  '0009_device_ops': {
+    async up(db: Kysely<unknown>) {
+      // What an operator sees about a device without asking the broker (the CLI runs in its own process):
+      // when it was last heard, whether it is connected now, and when its certificate expires.
+      for (const column of ['last_seen_at', 'connected_at', 'cert_expires_at'])
+        await db.schema.alterTable('devices').addColumn(column, 'bigint').execute();
+      await db.schema.alterTable('devices').addColumn('sessions', 'integer').execute();
+      await sql`update devices set cert_expires_at = (select max(c.not_after) from certificates c
+        where c.device_id = devices.id and c.revoked_at is null)`.execute(db);
+      // The responses run for an alert (JSON array), so the alert names them and quarantine can hold it open.
+      await db.schema.alterTable('alerts').addColumn('responses', 'text').execute();
     },
   },
 };

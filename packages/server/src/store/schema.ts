@@ -12,6 +12,14 @@ export interface DevicesTable {
   revoked_at: number | null;
   /** Set while the device is quarantined (it keeps only its quarantine topics). */
   quarantined_at?: number | null;
+  /** Its last MQTT connect or disconnect (from the events; 0009). */
+  last_seen_at?: number | null;
+  /** Since when it is connected; null when it has no session. */
+  connected_at?: number | null;
+  /** Live MQTT sessions (a takeover briefly counts two). */
+  sessions?: number | null;
+  /** notAfter of its newest certificate not revoked. */
+  cert_expires_at?: number | null;
 }
 
 export interface EnrollmentTokensTable {
@@ -355,6 +363,8 @@ export interface AlertsTable {
   resolved_by: string | null;
   resolution: string | null;
   updated_at: number;
+  /** JSON array of the responses run for it: { at, action, automatic, actor, ok, detail? } (0009). */
+  responses?: string | null;
 }
 
 /** Detector state that survives restarts (learned baselines, what a device was seen doing). */
