@@ -216,7 +216,7 @@ describe('simpleReenroll', () => {
       body: Buffer.from(csr.der).toString('base64'),
     });
     expect(new x509.X509Certificate(certPem).publicKey.rawData).toEqual(
-      new x509.Pkcs10CertificateRequest(csr.der).publicKey.rawData,
+      new x509.Pkcs10CertificateRequest(new Uint8Array(csr.der)).publicKey.rawData,
     );
   });
 
