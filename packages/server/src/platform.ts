@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { accessRoutes, createAccessService, type AccessService } from './access/index.ts';
-import { createBroker, type Broker } from './broker/index.ts';
+import { createBroker, createRetainedStore, type Broker } from './broker/index.ts';
 import { createFirewallService, firewallRoutes, type FirewallService } from './firewall/index.ts';
 import { describeConfig, type Config } from './config/index.ts';
 import { createDeviceService, deviceRoutes, type DeviceService } from './devices/index.ts';
@@ -118,6 +118,8 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
       banDurationMs: f.banDuration,
       flapThreshold: f.flapThreshold,
       flapWindowMs: 60_000,
+      takeoverThreshold: f.takeoverThreshold,
+      takeoverWindowMs: 60_000,
       publishRate: f.publishRate,
       publishBurst: f.publishBurst,
       byteRate: f.byteRate,
@@ -128,6 +130,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
       maxTopicLength: f.maxTopicLength,
       maxTopicLevels: f.maxTopicLevels,
     },
+    onError: (err, what) => logger.error({ err }, `firewall: ${what}`),
   });
   const users = createUserService({
     db: store.db,
@@ -400,6 +403,17 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
   );
   await app.ready();
 
+  const retained = createRetainedStore({
+    db: platform.store.db,
+    now: platform.now,
+    limits: {
+      perDevice: config.firewall.retainedPerDevice,
+      bytesPerDevice: config.firewall.retainedBytesPerDevice,
+      total: config.firewall.retainedTotal,
+      bytesTotal: config.firewall.retainedBytesTotal,
+    },
+  });
+  await retained.load();
   const broker = await createBroker({
     tls: { key: server.keyPem, cert: server.certPem, ca: chainPem },
     port: config.mqtt.port,
@@ -413,6 +427,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     devPort: config.mqtt.devListener?.port,
     checkAnonymous: (clientId) => platform.access.checkAnonymous(clientId),
     monitor,
+    retained,
   });
 
   const listen = (fastify: FastifyInstance, port: number) =>

@@ -8,6 +8,7 @@ import { createEventRateLimit, type AuditEntry, type EventBus } from '../events/
 import type { Firewall } from '../firewall/index.ts';
 import type { DeviceMeter } from '../monitor/index.ts';
 import { addressIn, type DeviceAccess } from '../policy/index.ts';
+import type { RetainedStore } from './retained.ts';
 
 export interface BrokerTls {
   key: string;
@@ -47,6 +48,8 @@ export interface BrokerDeps {
   onAccessChange(listener: (deviceId?: string) => void): () => void;
   /** Per-device metering for the detectors (the meter's rules are in place before the CONNACK). */
   monitor?: { attach(deviceId: string): Promise<DeviceMeter> } | undefined;
+  /** Retained messages: quotas per device and in total, kept in the store (loaded before listening). */
+  retained: Pick<RetainedStore, 'retain' | 'attach'>;
 }
 
 interface Session {
@@ -110,8 +113,13 @@ export async function createBroker(deps: BrokerDeps) {
     heartbeatInterval: 60_000,
     drainTimeout: 30_000,
   });
+  // aedes keeps retained messages in memory without bounds; ours are bounded and stored (see retained.ts).
+  deps.retained.attach(
+    (aedes as unknown as { persistence: Parameters<typeof deps.retained.attach>[0] }).persistence,
+  );
   const sessions = new WeakMap<Client, Session>();
   const byDevice = new Map<string, Client>();
+  const retainedEvents = createEventRateLimit({ max: 5, windowMs: 60_000 });
   const requestedIds = new WeakMap<Client, string>();
   const insecureSockets = new WeakSet<object>();
   const throttleEvents = createEventRateLimit({ max: 5, windowMs: 60_000 });
@@ -141,31 +149,25 @@ export async function createBroker(deps: BrokerDeps) {
       : peerIdentity(client);
     const clientId = requestedIds.get(client) ?? client.id;
     const started = Date.now();
-    const identify: Promise<ConnectDecision> = anonymous
-      ? (deps.checkAnonymous?.(clientId) ??
-        Promise.resolve({ ok: false, returnCode: 5, reason: 'anonymous listener not configured' }))
-      : deps.checkConnection({ clientId, certSerial: peer.serial, certCn: peer.cn });
+    // A banned certificate is refused before any store read; refusals by a ban are not counted again.
+    const certificateBan = peer.serial ? deps.firewall.certificateBan(peer.serial) : undefined;
+    let refusedByBan = certificateBan !== undefined;
+    const identify: Promise<ConnectDecision> = certificateBan
+      ? Promise.resolve({ ok: false, returnCode: 5, reason: `certificate banned: ${certificateBan}` })
+      : anonymous
+        ? (deps.checkAnonymous?.(clientId) ??
+          Promise.resolve({ ok: false, returnCode: 5, reason: 'anonymous listener not configured' }))
+        : deps.checkConnection({ clientId, certSerial: peer.serial, certCn: peer.cn });
     identify
       .then(async (checked) => {
         let decision = checked;
         const actor = peer.cn ? `device:${peer.cn}` : `anonymous@${peer.remoteAddress}`;
         let access: DeviceAccess | undefined;
         if (decision.ok) {
-          const admitted = deps.firewall.admitDevice(decision.deviceId, peer.remoteAddress);
+          // Bans of the device or certificate, and flapping (a ban of the device, never of its address).
+          const admitted = deps.firewall.admitDevice(decision.deviceId, decision.serial);
           if (!admitted.ok) {
-            if (admitted.flapping) {
-              emit({
-                type: 'firewall.temporary_ban',
-                actor: 'system',
-                subject: `device:${decision.deviceId}`,
-                data: {
-                  scope: 'device',
-                  remoteAddress: peer.remoteAddress,
-                  reason: admitted.reason,
-                  until: admitted.until ?? 0,
-                },
-              });
-            }
+            refusedByBan = true;
             decision = { ok: false, returnCode: 5, reason: admitted.reason };
           }
         }
@@ -196,7 +198,8 @@ export async function createBroker(deps: BrokerDeps) {
         }
         if (!decision.ok || !access) {
           if (decision.ok) decision = { ok: false, returnCode: 3, reason: 'access could not be compiled' };
-          noteFailure(peer.remoteAddress);
+          // Charged to the certificate that was presented, never to the address (Principle 9).
+          if (!refusedByBan && peer.serial) deps.firewall.recordRefusal(peer.serial);
           // The refusal is durable before the CONNACK that reports it.
           await events.emit({
             type: 'mqtt.connect_refused',
@@ -214,6 +217,10 @@ export async function createBroker(deps: BrokerDeps) {
           return;
         }
         const meter = await deps.monitor?.attach(decision.deviceId);
+        if (takenOver(decision.deviceId, decision.serial, client, peer.remoteAddress)) {
+          callback(connackError('device banned: cloned identity', 5), false);
+          return;
+        }
         // Registered before anything is awaited, so a revocation from now on finds and drops it.
         sessions.set(client, {
           deviceId: decision.deviceId,
@@ -282,7 +289,8 @@ export async function createBroker(deps: BrokerDeps) {
         const again = session.access.publish(packet.topic);
         if (again.allow) {
           session.meter?.published(packet.topic, packet.payload.length);
-          callback(null);
+          if (packet.retain) retain(session, packet, callback);
+          else callback(null);
         } else callback(refusal(`publish to ${packet.topic} denied: ${again.reason}`));
       }, verdict.waitMs).unref();
       return;
@@ -290,7 +298,8 @@ export async function createBroker(deps: BrokerDeps) {
     const decision = session.access.publish(packet.topic);
     if (decision.allow) {
       session.meter?.published(packet.topic, packet.payload.length);
-      callback(null);
+      if (packet.retain) retain(session, packet, callback);
+      else callback(null);
       return;
     }
     emit({
@@ -302,6 +311,49 @@ export async function createBroker(deps: BrokerDeps) {
     // [MQTT-3.3.5-2]: an unauthorized PUBLISH is either acknowledged and dropped or the connection is closed; we close.
     callback(refusal(`publish to ${packet.topic} denied: ${decision.reason}`));
   };
+
+  /**
+   * An allowed retained PUBLISH (or Will): kept within the device's and the broker's retained quotas, in the
+   * store before the PUBACK. Over a quota it is still delivered to current subscribers but not retained, with
+   * an event: MQTT 3.1.1 has no way to tell the client ([MQTT-3.3.5-2] allows acknowledging what is not
+   * carried out), and closing the connection would only make it resend the same message.
+   */
+  function retain(
+    session: Session,
+    packet: { topic: string; payload: Buffer | string; qos: 0 | 1 | 2; retain: boolean },
+    callback: (err: Error | null) => void,
+  ) {
+    const verdict = deps.retained.retain(session.deviceId, {
+      topic: packet.topic,
+      payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+      qos: packet.qos,
+    });
+    if (verdict.ok) {
+      verdict.stored.then(
+        () => callback(null),
+        (err: unknown) => {
+          logger.error({ err, topic: packet.topic }, 'cannot store a retained message');
+          callback(refusal('retained message could not be stored'));
+        },
+      );
+      return;
+    }
+    packet.retain = false;
+    const { record, suppressed } = retainedEvents.admit(session.deviceId);
+    if (record)
+      emit({
+        type: 'mqtt.retained_refused',
+        actor: `device:${session.deviceId}`,
+        subject: `device:${session.deviceId}`,
+        data: {
+          topic: packet.topic,
+          bytes: packet.payload.length,
+          reason: verdict.reason,
+          ...(suppressed ? { suppressed } : {}),
+        },
+      });
+    callback(null);
+  }
 
   aedes.authorizeSubscribe = (client, sub, callback) => {
     const session = sessions.get(client);
@@ -360,21 +412,31 @@ export async function createBroker(deps: BrokerDeps) {
     logger.debug({ clientId: client.id, err: err.message }, 'mqtt connection error'),
   );
 
-  function noteFailure(remoteAddress: string) {
-    const result = deps.firewall.recordFailure(remoteAddress);
-    if (result.banned) {
-      emit({
-        type: 'firewall.temporary_ban',
-        actor: 'system',
-        subject: `address:${remoteAddress}`,
-        data: {
-          scope: 'address',
-          remoteAddress,
-          reason: 'repeated failed handshakes or refused connects',
-          until: result.until ?? 0,
-        },
-      });
-    }
+  /**
+   * A new session of a device whose session is still open takes it over ([MQTT-3.1.4-2]). Done again and
+   * again, that is two agents with one identity: the device is banned for a while (stored, listed, an alert)
+   * and both sessions end. Returns whether this connection is refused for it.
+   */
+  function takenOver(deviceId: string, serial: string, client: Client, remoteAddress: string): boolean {
+    const previous = byDevice.get(deviceId);
+    const previousSession = previous && previous !== client ? sessions.get(previous) : undefined;
+    if (!previousSession) return false;
+    const conflict = deps.firewall.recordTakeover(deviceId, remoteAddress);
+    if (!conflict) return false;
+    const addresses = [...new Set([previousSession.remoteAddress, ...conflict.addresses])];
+    emit({
+      type: 'mqtt.identity_conflict',
+      actor: `device:${deviceId}`,
+      subject: `device:${deviceId}`,
+      data: {
+        remoteAddresses: addresses,
+        takeovers: conflict.takeovers,
+        windowMs: deps.firewall.limits.takeoverWindowMs,
+        certSerial: serial,
+      },
+    });
+    drop(deviceId, conflict.ban.reason, 'firewall');
+    return true;
   }
 
   function block(key: string) {
@@ -455,7 +517,11 @@ export async function createBroker(deps: BrokerDeps) {
     if (entry.type === 'firewall.ban_created') {
       const { kind, value } = entry.data as { kind: string; value: string };
       if (kind === 'device') drop(value, 'device banned', `audit:${entry.seq}`);
-      else {
+      else if (kind === 'certificate') {
+        for (const [id, client] of [...byDevice])
+          if (sessions.get(client)?.serial === value)
+            drop(id, 'certificate banned', `audit:${entry.seq}`, value);
+      } else {
         for (const [id, client] of [...byDevice]) {
           const s = sessions.get(client);
           if (s && addressIn([value], s.remoteAddress)) drop(id, 'address banned', `audit:${entry.seq}`);
@@ -506,8 +572,8 @@ export async function createBroker(deps: BrokerDeps) {
     socket.setNoDelay(true);
   });
   server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
+    // Counted and recorded, never a ban: whoever shares this address may still present a valid certificate.
     const remoteAddress = socket.remoteAddress ?? 'unknown';
-    noteFailure(remoteAddress);
     const { record, suppressed } = handshakeFailures.admit(remoteAddress);
     if (!record) return;
     emit({

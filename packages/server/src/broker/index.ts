@@ -5,3 +5,9 @@ export {
   type BrokerTls,
   type ConnectDecision,
 } from './broker.ts';
+export {
+  createRetainedStore,
+  filterMatches,
+  type RetainedStore,
+  type RetainedLimits,
+} from './retained.ts';

@@ -5,20 +5,38 @@ import { common, iso, printJson, printTable, withPlatform, type CommonOptions } 
 
 export function banCommands(): Command {
   const ban = new Command('ban').description(
-    'ban lists: addresses/CIDRs and devices, with expiry (enforced by the broker firewall)',
+    'ban lists: addresses/CIDRs, devices and certificates, with expiry and origin (enforced by the broker firewall)',
   );
 
-  common(ban.command('add').description('ban an address or CIDR (--address) or a device (--device)'))
+  common(
+    ban
+      .command('add')
+      .description(
+        'ban an address or CIDR (--address), a device (--device) or a certificate (--certificate)',
+      ),
+  )
     .option('--address <cidr>', 'IP address or CIDR')
     .option('--device <id>', 'device id')
+    .option('--certificate <serial>', 'certificate serial (hex)')
     .requiredOption('--reason <text>', 'why (recorded in the audit log)')
     .option('--ttl <duration>', 'how long, e.g. 15m, 7d (default: until removed)')
     .action(
       async (
-        options: CommonOptions & { address?: string; device?: string; reason: string; ttl?: string },
+        options: CommonOptions & {
+          address?: string;
+          device?: string;
+          certificate?: string;
+          reason: string;
+          ttl?: string;
+        },
       ) => {
-        if (Boolean(options.address) === Boolean(options.device))
-          throw new BulwarkError('validation_failed', 'give exactly one of --address or --device');
+        const given = (['address', 'device', 'certificate'] as const).filter((k) => options[k] !== undefined);
+        const kind = given[0];
+        if (given.length !== 1 || kind === undefined)
+          throw new BulwarkError(
+            'validation_failed',
+            'give exactly one of --address, --device or --certificate',
+          );
         const ttlMs = options.ttl === undefined ? undefined : parseDuration(options.ttl);
         if (options.ttl !== undefined && ttlMs === undefined)
           throw new BulwarkError(
@@ -28,8 +46,8 @@ export function banCommands(): Command {
         const added = await withPlatform(options, (p) =>
           p.firewall.add(
             {
-              kind: options.address ? 'address' : 'device',
-              value: (options.address ?? options.device)!,
+              kind,
+              value: options[kind]!,
               reason: options.reason,
               ttlMs,
             },
@@ -44,7 +62,11 @@ export function banCommands(): Command {
       },
     );
 
-  common(ban.command('list').description('bans')).action(async (options: CommonOptions) => {
+  common(
+    ban
+      .command('list')
+      .description('bans, active and expired: reason, origin (manual or automatic: rule), expiry'),
+  ).action(async (options: CommonOptions) => {
     const bans = await withPlatform(options, (p) => p.firewall.list());
     if (options.json) return printJson(bans);
     printTable(
@@ -53,10 +75,11 @@ export function banCommands(): Command {
         kind: b.kind,
         value: b.value,
         reason: b.reason,
+        origin: b.origin === 'automatic' ? `automatic: ${b.rule ?? '?'}` : 'manual',
         expires: b.expiresAt ? iso(b.expiresAt) : 'never',
         active: b.active ? 'yes' : 'no',
       })),
-      ['id', 'kind', 'value', 'reason', 'expires', 'active'],
+      ['id', 'kind', 'value', 'reason', 'origin', 'expires', 'active'],
     );
   });
 

@@ -177,6 +177,8 @@ const schema = z
         failureThreshold: z.coerce.number().int().min(1).default(10),
         banDuration: duration.default(10 * 60_000),
         flapThreshold: z.coerce.number().int().min(2).default(20),
+        /** Sessions of one identity taken over by another connection of it within a minute: a cloned identity. */
+        takeoverThreshold: z.coerce.number().int().min(2).default(5),
         publishRate: z.coerce.number().positive().default(100),
         publishBurst: z.coerce.number().int().positive().default(200),
         byteRate: z.coerce.number().positive().default(1_000_000),
@@ -190,6 +192,11 @@ const schema = z
         maxSubscriptions: z.coerce.number().int().positive().default(100),
         maxTopicLength: z.coerce.number().int().positive().max(65_535).default(256),
         maxTopicLevels: z.coerce.number().int().min(2).max(100).default(16),
+        /** Retained messages (Principle 8): per device, count and bytes (payload + topic), and in total. */
+        retainedPerDevice: z.coerce.number().int().min(0).default(100),
+        retainedBytesPerDevice: byteSize.default(1024 ** 2),
+        retainedTotal: z.coerce.number().int().min(0).default(100_000),
+        retainedBytesTotal: byteSize.default(256 * 1024 ** 2),
       })
       .strict()
       .prefault({}),

@@ -100,9 +100,10 @@ export function createEventBus(deps: EventBusDeps): EventBus {
     },
     startTail(intervalMs) {
       if (tailTimer) return;
-      void runSerial(async () => {
+      // A store that is down now leaves lastSeen unset; the first poll that reaches it starts from its head.
+      runSerial(async () => {
         lastSeen = (await log.head()).seq;
-      });
+      }).catch((err: unknown) => deps.onError?.(err));
       tailTimer = setInterval(() => {
         void runSerial(poll).catch((err: unknown) => deps.onError?.(err));
       }, intervalMs);

@@ -20,6 +20,8 @@ export const eventTypes = [
   'mqtt.publish_denied',
   'mqtt.subscribe_denied',
   'mqtt.session_dropped',
+  'mqtt.identity_conflict',
+  'mqtt.retained_refused',
   'tls.handshake_failed',
   'user.created',
   'user.updated',
@@ -131,6 +133,15 @@ export interface EventData {
   'mqtt.publish_denied': { topic: string; reason: string };
   'mqtt.subscribe_denied': { topic: string; reason: string };
   'mqtt.session_dropped': { reason: string; trigger: string };
+  /** Sessions of one identity kept taking each other over: two agents run with it (a cloned device). */
+  'mqtt.identity_conflict': {
+    remoteAddresses: string[];
+    takeovers: number;
+    windowMs: number;
+    certSerial: string;
+  };
+  /** A retained PUBLISH over the device's or the broker's retained quota: delivered, not retained. */
+  'mqtt.retained_refused': { topic: string; bytes: number; reason: string; suppressed?: number };
   'tls.handshake_failed': {
     listener: 'mqtt' | 'https';
     remoteAddress: string;
@@ -221,9 +232,20 @@ export interface EventData {
     releases: string[];
     devices: number;
   };
-  'firewall.ban_created': { kind: string; value: string; reason: string; expiresAt: number | null };
-  'firewall.ban_removed': { kind: string; value: string };
+  'firewall.ban_created': {
+    /** Absent in entries from before bans had ids in events. */
+    id?: string;
+    kind: string;
+    value: string;
+    reason: string;
+    expiresAt: number | null;
+    /** manual: an operator or a response; automatic: the firewall rule named in `rule`. */
+    origin?: 'manual' | 'automatic';
+    rule?: string;
+  };
+  'firewall.ban_removed': { id?: string; kind: string; value: string; origin?: 'manual' | 'automatic' };
   'firewall.connection_refused': { remoteAddress: string; reason: string; suppressed?: number };
+  /** No longer emitted (0007: every ban is stored, `firewall.ban_created`); kept for older entries. */
   'firewall.temporary_ban': {
     scope: 'address' | 'device';
     remoteAddress: string;

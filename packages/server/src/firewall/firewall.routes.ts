@@ -5,15 +5,23 @@ import { BulwarkError } from '@bulwark/protocol';
 import { fleetActor } from '../users/index.ts';
 import { parseDuration } from '../config/index.ts';
 import type { FirewallService } from './firewall.service.ts';
+import { banKinds } from './firewall.ts';
 
-/** Ban lists (addresses/CIDRs and devices, with expiry). */
+/** Ban lists (addresses/CIDRs, devices and certificates, with expiry and origin). */
 export function firewallRoutes(service: FirewallService) {
   return function register(root: FastifyInstance) {
     const app = root.withTypeProvider<ZodTypeProvider>();
     const tags = ['firewall'];
     app.get(
       '/api/v1/bans',
-      { config: { access: 'policies:read' }, schema: { tags, summary: 'Bans, active and expired' } },
+      {
+        config: { access: 'policies:read' },
+        schema: {
+          tags,
+          summary:
+            'Bans, active and expired, with reason, origin (manual, or automatic and its rule) and expiry',
+        },
+      },
       () => service.list(),
     );
     app.post(
@@ -22,9 +30,10 @@ export function firewallRoutes(service: FirewallService) {
         config: { access: 'policies:write' },
         schema: {
           tags,
-          summary: 'Ban an address/CIDR or a device (refused at TCP accept, or at CONNECT for devices)',
+          summary:
+            'Ban an address/CIDR (refused at TCP accept), a device or a certificate serial (refused at CONNECT)',
           body: z.object({
-            kind: z.enum(['address', 'device']),
+            kind: z.enum(banKinds),
             value: z.string().max(64),
             reason: z.string().max(256),
             ttl: z.string().max(16).optional(),

@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { normalizeSerial } from '../pki/index.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 export interface FirewallLimits {
@@ -7,13 +8,22 @@ export interface FirewallLimits {
   connectBurst: number;
   /** Concurrent connections per source address. */
   maxConnectionsPerAddress: number;
-  /** Failed handshakes or refused CONNECTs from one address before it is banned for `banDuration`. */
+  /**
+   * Refused CONNECTs of one verified certificate within the window before that certificate is banned for
+   * `banDurationMs`. Failures before authentication (handshakes) never ban anything: an address is shared.
+   */
   failureThreshold: number;
   failureWindowMs: number;
   banDurationMs: number;
-  /** Connects per device (or address) within the window that count as flapping: a temporary ban. */
+  /** Connects per device within the window that count as flapping: a temporary ban of the device. */
   flapThreshold: number;
   flapWindowMs: number;
+  /**
+   * Sessions of one device taken over by a new connection of the same identity within the window: two
+   * agents running with one identity (a cloned device) take turns; the device is banned for a while.
+   */
+  takeoverThreshold: number;
+  takeoverWindowMs: number;
   /** Per device: messages per second with burst, bytes per second with burst. */
   publishRate: number;
   publishBurst: number;
@@ -36,6 +46,8 @@ export const defaultLimits: FirewallLimits = {
   banDurationMs: 10 * 60_000,
   flapThreshold: 20,
   flapWindowMs: 60_000,
+  takeoverThreshold: 5,
+  takeoverWindowMs: 60_000,
   publishRate: 100,
   publishBurst: 200,
   byteRate: 1_000_000,
@@ -47,12 +59,28 @@ export const defaultLimits: FirewallLimits = {
   maxTopicLevels: 16,
 };
 
+export const banKinds = ['address', 'device', 'certificate'] as const;
+export type BanKind = (typeof banKinds)[number];
+
+/** The rules that ban an identity by themselves (a ban's origin is `manual` or `automatic:<rule>`). */
+export const banRules = ['refused_connects', 'flapping', 'cloned_identity'] as const;
+export type BanRule = (typeof banRules)[number];
+
 export interface Ban {
-  kind: 'address' | 'device';
-  /** An address or CIDR, or a device id. */
+  kind: BanKind;
+  /** An address or CIDR, a device id, or a certificate serial (lowercase hex). */
   value: string;
   reason: string;
   expiresAt: number | null;
+}
+
+/** A ban a rule decided on: in force on this node at once, and handed to `onBan` to be stored and shared. */
+export interface AutomaticBan {
+  kind: 'device' | 'certificate';
+  value: string;
+  rule: BanRule;
+  reason: string;
+  until: number;
 }
 
 export type PublishVerdict =
@@ -66,19 +94,31 @@ interface Window {
 }
 
 /**
- * The broker's firewall state for one node: per-address connection limits, failure back-off and bans,
- * flapping detection, per-device publish quotas and shape limits. Pure in-memory logic with an injected
- * clock; persistent bans come from the store (see firewall.service) and are loaded with `setBans`.
+ * The broker's firewall state for one node: per-address connection limits and bans, identity bans
+ * (devices, certificates) with the rules that impose them (refused CONNECTs, flapping, cloned identity),
+ * per-device publish quotas and shape limits. Pure in-memory logic with an injected clock; stored bans come
+ * from the store (see firewall.service) through `setBans`, and a ban a rule decides on is handed to
+ * `onBan` to be stored, so that every ban is listed, shared by all nodes and can be lifted.
+ *
+ * Principle 9 (shared addresses are normal): nothing that happens before authentication bans an address.
+ * Its cost is bounded by the per-address rate and concurrency limits; failures after authentication are
+ * charged to the identity that presented them.
  */
-export function createFirewall(limits: FirewallLimits = defaultLimits, clock: () => number = Date.now) {
+export function createFirewall(
+  limits: FirewallLimits = defaultLimits,
+  clock: () => number = Date.now,
+  onBan: (ban: AutomaticBan) => void = () => undefined,
+) {
   const connectBuckets = new Map<string, TokenBucket>();
   const open = new Map<string, number>();
-  const failures = new Map<string, Window>();
+  const refusals = new Map<string, Window>();
   const flaps = new Map<string, Window>();
-  const tempBans = new Map<string, { until: number; reason: string }>();
+  const takeovers = new Map<string, Window & { addresses: string[] }>();
+  /** Automatic bans decided here and not yet back from the store: `kind:value`. */
+  const pending = new Map<string, { reason: string; until: number }>();
   const devices = new Map<string, { messages: TokenBucket; bytes: TokenBucket; throttles: Window }>();
   let addressBanReasons: { block: BlockList; reason: string; expiresAt: number | null }[] = [];
-  let deviceBans = new Map<string, { reason: string; expiresAt: number | null }>();
+  let identityBans = new Map<string, { reason: string; expiresAt: number | null }>();
 
   const plain = (address: string) =>
     address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
@@ -93,17 +133,24 @@ export function createFirewall(limits: FirewallLimits = defaultLimits, clock: ()
     return ++w.count;
   }
 
-  function tempBanned(key: string, t: number): string | undefined {
-    const b = tempBans.get(key);
-    if (!b) return undefined;
-    if (b.until <= t) {
-      tempBans.delete(key);
-      return undefined;
-    }
-    return b.reason;
+  /** Is this identity (`device:id`, `certificate:serial`) banned right now? The reason, or undefined. */
+  function identityBan(key: string): string | undefined {
+    const t = clock();
+    const stored = identityBans.get(key);
+    if (stored && (stored.expiresAt === null || stored.expiresAt > t)) return stored.reason;
+    const p = pending.get(key);
+    if (p && p.until > t) return p.reason;
+    if (p) pending.delete(key);
+    return undefined;
   }
 
-  /** Is this address banned right now (a persistent ban that has not expired)? */
+  function impose(ban: AutomaticBan): AutomaticBan {
+    pending.set(`${ban.kind}:${ban.value}`, { reason: ban.reason, until: ban.until });
+    onBan(ban);
+    return ban;
+  }
+
+  /** Is this address banned right now (a stored ban that has not expired)? */
   function addressBan(address: string): string | undefined {
     const t = clock();
     const a = plain(address);
@@ -116,13 +163,14 @@ export function createFirewall(limits: FirewallLimits = defaultLimits, clock: ()
   return {
     limits,
 
-    /** Replaces the persistent ban list (addresses/CIDRs and devices); each ban is checked against its expiry. */
+    /** Replaces the stored ban list (addresses/CIDRs, devices, certificates); each is checked against its expiry. */
     setBans(bans: readonly Ban[]) {
       const reasons: { block: BlockList; reason: string; expiresAt: number | null }[] = [];
-      const devs = new Map<string, { reason: string; expiresAt: number | null }>();
+      const identities = new Map<string, { reason: string; expiresAt: number | null }>();
       for (const b of bans) {
-        if (b.kind === 'device') {
-          devs.set(b.value, { reason: b.reason, expiresAt: b.expiresAt });
+        if (b.kind !== 'address') {
+          const value = b.kind === 'certificate' ? normalizeSerial(b.value) : b.value;
+          identities.set(`${b.kind}:${value}`, { reason: b.reason, expiresAt: b.expiresAt });
           continue;
         }
         const [a = '', bits] = b.value.split('/');
@@ -133,22 +181,29 @@ export function createFirewall(limits: FirewallLimits = defaultLimits, clock: ()
         reasons.push({ block: one, reason: b.reason, expiresAt: b.expiresAt });
       }
       addressBanReasons = reasons;
-      deviceBans = devs;
+      identityBans = identities;
+      // An automatic ban back from the store is enforced from there (and lifted there).
+      for (const key of pending.keys()) if (identities.has(key)) pending.delete(key);
     },
 
     addressBan,
 
+    /** The reason this certificate (serial, any form) is banned, or undefined. */
+    certificateBan(serial: string): string | undefined {
+      return identityBan(`certificate:${normalizeSerial(serial)}`);
+    },
+
     /**
      * At TCP accept, before any TLS work: refuses a banned address, one over its connection rate, or one at
      * its concurrent-connection cap. Returns the reason to refuse, or undefined (and counts the connection).
+     * These limits bound what unauthenticated handshakes from one address cost; they ban nothing, so a valid
+     * device behind a shared address gets its turn as soon as the rate allows.
      */
     admitConnection(address: string): string | undefined {
       const t = clock();
       const a = plain(address);
       const banned = addressBan(a);
       if (banned) return `address banned: ${banned}`;
-      const temp = tempBanned(`address:${a}`, t);
-      if (temp) return `address temporarily banned: ${temp}`;
       let bucket = connectBuckets.get(a);
       if (!bucket) {
         bucket = new TokenBucket(limits.connectRate, limits.connectBurst, t);
@@ -169,37 +224,92 @@ export function createFirewall(limits: FirewallLimits = defaultLimits, clock: ()
       else open.set(a, n);
     },
 
-    /** A failed TLS handshake or a refused CONNECT; enough of them ban the address for a while. */
-    recordFailure(address: string): { banned: boolean; until?: number } {
+    /**
+     * A CONNECT refused for a verified certificate (wrong client id, revoked, denied by policy, …): enough of
+     * them within the window ban that certificate, not the address it came from.
+     */
+    recordRefusal(serial: string): AutomaticBan | undefined {
       const t = clock();
-      const a = plain(address);
-      if (bump(failures, a, limits.failureWindowMs, t) >= limits.failureThreshold) {
-        failures.delete(a);
-        const until = t + limits.banDurationMs;
-        tempBans.set(`address:${a}`, { until, reason: 'repeated failed handshakes or refused connects' });
-        return { banned: true, until };
-      }
-      return { banned: false };
+      const value = normalizeSerial(serial);
+      if (!value || identityBan(`certificate:${value}`)) return undefined;
+      if (bump(refusals, value, limits.failureWindowMs, t) < limits.failureThreshold) return undefined;
+      refusals.delete(value);
+      return impose({
+        kind: 'certificate',
+        value,
+        rule: 'refused_connects',
+        reason: `${limits.failureThreshold} refused connects within ${Math.round(limits.failureWindowMs / 1000)} s`,
+        until: t + limits.banDurationMs,
+      });
     },
 
-    /** At CONNECT of an identified device: bans, and connect/disconnect churn (flapping) by device and address. */
+    /**
+     * At CONNECT of an identified device: device and certificate bans, and connect churn (flapping), which
+     * bans the device for a while. Never its address.
+     */
     admitDevice(
       deviceId: string,
-      address: string,
-    ): { ok: true } | { ok: false; reason: string; flapping?: boolean; until?: number } {
+      serial?: string,
+    ): { ok: true } | { ok: false; reason: string; banned: true; ban?: AutomaticBan } {
       const t = clock();
-      const banned = deviceBans.get(deviceId);
-      if (banned && (banned.expiresAt === null || banned.expiresAt > t))
-        return { ok: false, reason: `device banned: ${banned.reason}` };
-      const temp = tempBanned(`device:${deviceId}`, t);
-      if (temp) return { ok: false, reason: `device temporarily banned: ${temp}` };
-      if (bump(flaps, `device:${deviceId}`, limits.flapWindowMs, t) > limits.flapThreshold) {
-        const until = t + limits.banDurationMs;
-        tempBans.set(`device:${deviceId}`, { until, reason: 'flapping (connect/disconnect churn)' });
-        tempBans.set(`address:${plain(address)}`, { until, reason: `flapping device ${deviceId}` });
-        return { ok: false, reason: 'flapping: too many connects in a short time', flapping: true, until };
+      const device = identityBan(`device:${deviceId}`);
+      if (device) return { ok: false, banned: true, reason: `device banned: ${device}` };
+      const certificate = serial ? identityBan(`certificate:${normalizeSerial(serial)}`) : undefined;
+      if (certificate) return { ok: false, banned: true, reason: `certificate banned: ${certificate}` };
+      if (bump(flaps, deviceId, limits.flapWindowMs, t) > limits.flapThreshold) {
+        flaps.delete(deviceId);
+        const ban = impose({
+          kind: 'device',
+          value: deviceId,
+          rule: 'flapping',
+          reason: `flapping: more than ${limits.flapThreshold} connects within ${Math.round(limits.flapWindowMs / 1000)} s`,
+          until: t + limits.banDurationMs,
+        });
+        return { ok: false, banned: true, reason: `device banned: ${ban.reason}`, ban };
       }
       return { ok: true };
+    },
+
+    /**
+     * A new session of this device replaced one that was still open ([MQTT-3.1.4-2]). A device that restarts
+     * does this once; two agents with one identity do it again and again, from one address or several.
+     */
+    recordTakeover(
+      deviceId: string,
+      address: string,
+    ): { ban: AutomaticBan; takeovers: number; addresses: string[] } | undefined {
+      const t = clock();
+      let w = takeovers.get(deviceId);
+      if (!w || t - w.start > limits.takeoverWindowMs) {
+        w = { start: t, count: 0, addresses: [] };
+        takeovers.set(deviceId, w);
+        if (takeovers.size > 100_000)
+          for (const [k, v] of takeovers) if (t - v.start > limits.takeoverWindowMs) takeovers.delete(k);
+      }
+      w.count += 1;
+      const a = plain(address);
+      if (!w.addresses.includes(a) && w.addresses.length < 16) w.addresses.push(a);
+      if (w.count < limits.takeoverThreshold) return undefined;
+      takeovers.delete(deviceId);
+      const ban = impose({
+        kind: 'device',
+        value: deviceId,
+        rule: 'cloned_identity',
+        reason: `cloned identity: ${w.count} sessions taken over by the same identity within ${Math.round(limits.takeoverWindowMs / 1000)} s`,
+        until: t + limits.banDurationMs,
+      });
+      return { ban, takeovers: w.count, addresses: w.addresses };
+    },
+
+    /** A ban was lifted: the identity starts afresh (its counters would otherwise ban it again at once). */
+    forget(kind: BanKind, value: string) {
+      const v = kind === 'certificate' ? normalizeSerial(value) : value;
+      pending.delete(`${kind}:${v}`);
+      if (kind === 'certificate') refusals.delete(v);
+      if (kind === 'device') {
+        flaps.delete(v);
+        takeovers.delete(v);
+      }
     },
 
     /** Per-device quota and shape check for one PUBLISH. */

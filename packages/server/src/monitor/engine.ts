@@ -780,6 +780,24 @@ export function createEngine(deps: EngineDeps) {
         case 'mqtt.session_dropped':
           if (id) onDisconnected(id, undefined, entry.ts);
           break;
+        case 'mqtt.identity_conflict': {
+          // The broker saw the identity's sessions take each other over again and again: two agents run with
+          // it, from one address (behind one NAT) or several. Once per episode, like the two-address case.
+          if (!id) break;
+          const state = device(id, entry.ts);
+          if (!builtins(state).cloned_identity.enabled || state.alarms.has('cloned_identity')) break;
+          const addresses = Array.isArray(data.remoteAddresses) ? data.remoteAddresses.map(String) : [];
+          raise(state, {
+            detector: 'cloned_identity',
+            subject: entry.subject ?? '',
+            deviceId: id,
+            severity: 'critical',
+            title: `${id}: two agents run with its identity (their sessions kept taking each other over)`,
+            at: entry.ts,
+            evidence: { addresses, certSerial: text(data.certSerial), takeovers: Number(data.takeovers) },
+          });
+          break;
+        }
         case 'mqtt.connect_refused':
           if (id && devices.has(id)) {
             const state = device(id, entry.ts);

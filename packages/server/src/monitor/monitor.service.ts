@@ -215,15 +215,39 @@ export function createMonitor(deps: MonitorDeps) {
   }
 
   /**
-   * Fleet-level events that are alerts in their own right: a rollout that paused itself (its failure gate
-   * tripped) and firmware that devices run being exposed to a critical or high advisory.
+   * Fleet-level events that are alerts in their own right: a ban (the firewall's, or one made by hand), a
+   * rollout that paused itself (its failure gate tripped) and firmware that devices run being exposed to a
+   * critical or high advisory.
    */
   function fleetFindings(entry: AuditEntry) {
     const subject = entry.subject ?? '';
     const data = entry.data;
     const sink = (finding: Omit<Finding, 'at' | 'deviceId'>) =>
       raiseFinding({ ...finding, deviceId: null, at: entry.ts });
-    if (entry.type === 'rollout.paused' && data.automatic === true)
+    if (entry.type === 'firewall.ban_created') {
+      // Every ban is an alert: who is locked out, why, by whom (an operator or a firewall rule) and until when.
+      const kind = String(data.kind);
+      const value = String(data.value);
+      const automatic = data.origin === 'automatic';
+      raiseFinding({
+        detector: 'firewall_ban',
+        subject,
+        deviceId: kind === 'device' ? value : null,
+        severity: automatic ? 'medium' : 'low',
+        title: `${kind} ${value} banned (${automatic ? `automatic: ${String(data.rule)}` : 'manual'}): ${String(data.reason)}`,
+        evidence: {
+          kind,
+          value,
+          reason: String(data.reason),
+          origin: automatic ? 'automatic' : 'manual',
+          rule: typeof data.rule === 'string' ? data.rule : null,
+          expiresAt: typeof data.expiresAt === 'number' ? data.expiresAt : null,
+          banId: typeof data.id === 'string' ? data.id : null,
+        },
+        at: entry.ts,
+      });
+    } else if (entry.type === 'firewall.ban_removed') resolveFinding('firewall_ban', subject, 'ban lifted');
+    else if (entry.type === 'rollout.paused' && data.automatic === true)
       sink({
         detector: 'rollout_paused',
         subject,

@@ -464,4 +464,26 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('alerts').addColumn('responses', 'text').execute();
     },
   },
+  '0007_bans_retained': {
+    async up(db: Kysely<unknown>) {
+      // Who imposed a ban: `manual` or `automatic:<rule>` (null: a ban from before, made by hand).
+      await db.schema.alterTable('bans').addColumn('origin', 'text').execute();
+      await db.schema.createIndex('bans_identity_idx').on('bans').columns(['kind', 'value']).execute();
+      // Retained messages [MQTT-3.3.1-5], so they survive a restart; the payload as base64 (portable text).
+      await db.schema
+        .createTable('retained_messages')
+        .addColumn('topic', 'text', (c) => c.primaryKey())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('qos', 'integer', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('bytes', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('retained_messages_device_idx')
+        .on('retained_messages')
+        .column('device_id')
+        .execute();
+    },
+  },
 };

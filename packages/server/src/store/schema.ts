@@ -308,13 +308,27 @@ export interface FirmwareRolloutDevicesTable {
 
 export interface BansTable {
   id: string;
-  /** address (IP or CIDR) | device */
+  /** address (IP or CIDR) | device | certificate (serial, lowercase hex) */
   kind: string;
   value: string;
   reason: string;
   actor: string;
+  /** `manual` or `automatic:<rule>`; null for bans made before 0007 (by hand). */
+  origin?: string | null;
   created_at: number;
   expires_at: number | null;
+}
+
+/** One retained message per topic [MQTT-3.3.1-5], charged to the device that published it (0007). */
+export interface RetainedMessagesTable {
+  topic: string;
+  device_id: string;
+  qos: number;
+  /** base64 */
+  payload: string;
+  /** Payload plus topic bytes: what counts against the quotas. */
+  bytes: number;
+  updated_at: number;
 }
 
 export interface SecurityProfilesTable {
@@ -431,6 +445,7 @@ export interface Database {
   firmware_rollouts: FirmwareRolloutsTable;
   firmware_rollout_devices: FirmwareRolloutDevicesTable;
   bans: BansTable;
+  retained_messages: RetainedMessagesTable;
   security_profiles: SecurityProfilesTable;
   security_profile_attachments: SecurityProfileAttachmentsTable;
   alerts: AlertsTable;

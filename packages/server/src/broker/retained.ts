@@ -1,0 +1,235 @@
+import { Readable } from 'node:stream';
+import type { Db } from '../store/index.ts';
+
+export interface RetainedLimits {
+  /** Retained messages one device may hold, and their bytes (payload + topic). */
+  perDevice: number;
+  bytesPerDevice: number;
+  /** Retained messages the broker holds in all, and their bytes. */
+  total: number;
+  bytesTotal: number;
+}
+
+export interface RetainedMessage {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+}
+
+interface Entry extends RetainedMessage {
+  deviceId: string;
+  bytes: number;
+}
+
+interface Usage {
+  count: number;
+  bytes: number;
+}
+
+export interface RetainedStoreDeps {
+  db: Db;
+  now: () => number;
+  limits: RetainedLimits;
+}
+
+export type RetainVerdict = { ok: true; stored: Promise<void> } | { ok: false; reason: string };
+
+/**
+ * Does an MQTT topic filter match a topic name? `+` is one level, a trailing `#` the rest (the parent level
+ * too, [MQTT-4.7.1-2]); wildcards at the first level never match topics starting with `$` [MQTT-4.7.2-1].
+ */
+export function filterMatches(filter: string, topic: string): boolean {
+  if (filter === topic) return true;
+  if ((filter.startsWith('+') || filter.startsWith('#')) && topic.startsWith('$')) return false;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    const level = f[i];
+    if (level === '#') return i === f.length - 1;
+    if (i >= t.length) return false;
+    if (level !== '+' && level !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+const hasWildcard = (filter: string) => filter.includes('+') || filter.includes('#');
+
+/**
+ * Retained messages, one per topic [MQTT-3.3.1-5], kept in the store so they survive a restart and held in
+ * memory for delivery. Each is charged to the device that published it, against a per-device and a total
+ * quota (count and bytes; Principle 8: bounded before it is allocated). A zero-byte payload clears the topic
+ * and frees the quota [MQTT-3.3.1-10], [MQTT-3.3.1-11]. Writes go to the store one after another, in the
+ * order the broker accepted them, so the last retained message of a topic is the one that stays.
+ */
+export function createRetainedStore(deps: RetainedStoreDeps) {
+  const { db, now, limits } = deps;
+  const entries = new Map<string, Entry>();
+  const usage = new Map<string, Usage>();
+  const total: Usage = { count: 0, bytes: 0 };
+  let writes: Promise<void> = Promise.resolve();
+
+  function account(entry: Entry, sign: 1 | -1) {
+    const u = usage.get(entry.deviceId) ?? { count: 0, bytes: 0 };
+    u.count += sign;
+    u.bytes += sign * entry.bytes;
+    if (u.count <= 0) usage.delete(entry.deviceId);
+    else usage.set(entry.deviceId, u);
+    total.count += sign;
+    total.bytes += sign * entry.bytes;
+  }
+
+  function set(entry: Entry) {
+    const previous = entries.get(entry.topic);
+    if (previous) account(previous, -1);
+    entries.set(entry.topic, entry);
+    account(entry, 1);
+  }
+
+  function clear(topic: string) {
+    const previous = entries.get(topic);
+    if (!previous) return;
+    account(previous, -1);
+    entries.delete(topic);
+  }
+
+  /** Why this device may not retain `bytes` more on `topic` (replacing what is there), or undefined. */
+  function overQuota(deviceId: string, topic: string, bytes: number): string | undefined {
+    const previous = entries.get(topic);
+    const own = previous?.deviceId === deviceId ? previous : undefined;
+    const u = usage.get(deviceId) ?? { count: 0, bytes: 0 };
+    const count = u.count + 1 - (own ? 1 : 0);
+    const deviceBytes = u.bytes + bytes - (own?.bytes ?? 0);
+    if (count > limits.perDevice) return `the device already holds ${limits.perDevice} retained messages`;
+    if (deviceBytes > limits.bytesPerDevice)
+      return `the device's retained messages would exceed ${limits.bytesPerDevice} bytes`;
+    if (total.count + (previous ? 0 : 1) > limits.total)
+      return `the broker already holds ${limits.total} retained messages`;
+    if (total.bytes + bytes - (previous?.bytes ?? 0) > limits.bytesTotal)
+      return `the broker's retained messages would exceed ${limits.bytesTotal} bytes`;
+    return undefined;
+  }
+
+  function queue(write: () => Promise<unknown>): Promise<void> {
+    const next = writes.then(write).then(() => undefined);
+    // The chain goes on after a failed write; the caller of this one sees the failure.
+    writes = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Retained messages whose topics match any of the filters (each message once). */
+  function* match(filters: readonly string[]): Generator<RetainedMessage> {
+    const seen = new Set<string>();
+    for (const filter of filters) {
+      if (!hasWildcard(filter)) {
+        const e = entries.get(filter);
+        if (e && !seen.has(e.topic)) {
+          seen.add(e.topic);
+          yield e;
+        }
+        continue;
+      }
+      for (const e of entries.values())
+        if (!seen.has(e.topic) && filterMatches(filter, e.topic)) {
+          seen.add(e.topic);
+          yield e;
+        }
+    }
+  }
+
+  return {
+    /** Reads every retained message from the store (at start, before the broker accepts connections). */
+    async load(): Promise<number> {
+      const rows = await db.selectFrom('retained_messages').selectAll().execute();
+      entries.clear();
+      usage.clear();
+      total.count = 0;
+      total.bytes = 0;
+      for (const r of rows)
+        set({
+          topic: r.topic,
+          deviceId: r.device_id,
+          qos: Number(r.qos) as 0 | 1 | 2,
+          payload: Buffer.from(r.payload, 'base64'),
+          bytes: Number(r.bytes),
+        });
+      return rows.length;
+    },
+
+    /**
+     * A retained PUBLISH the device was allowed to make: kept (or, with an empty payload, cleared) at once in
+     * memory, and in the store when `stored` settles; refused when it would go over a quota.
+     */
+    retain(deviceId: string, message: RetainedMessage): RetainVerdict {
+      const { topic, payload, qos } = message;
+      if (payload.length === 0) {
+        clear(topic);
+        return {
+          ok: true,
+          stored: queue(() => db.deleteFrom('retained_messages').where('topic', '=', topic).execute()),
+        };
+      }
+      const bytes = payload.length + Buffer.byteLength(topic);
+      const reason = overQuota(deviceId, topic, bytes);
+      if (reason) return { ok: false, reason };
+      // A copy: the parser's buffer may be a slice of a larger read.
+      const entry: Entry = { topic, deviceId, qos, payload: Buffer.from(payload), bytes };
+      set(entry);
+      const row = {
+        topic,
+        device_id: deviceId,
+        qos,
+        payload: entry.payload.toString('base64'),
+        bytes,
+        updated_at: now(),
+      };
+      return {
+        ok: true,
+        stored: queue(() =>
+          db
+            .insertInto('retained_messages')
+            .values(row)
+            .onConflict((oc) =>
+              oc.column('topic').doUpdateSet({
+                device_id: row.device_id,
+                qos: row.qos,
+                payload: row.payload,
+                bytes: row.bytes,
+                updated_at: row.updated_at,
+              }),
+            )
+            .execute(),
+        ),
+      };
+    },
+
+    match,
+
+    /** What one device, or the broker in all, holds. */
+    usage(deviceId?: string): Usage {
+      const u = deviceId === undefined ? total : usage.get(deviceId);
+      return { count: u?.count ?? 0, bytes: u?.bytes ?? 0 };
+    },
+
+    /** Waits for the writes queued so far (shutdown). */
+    flush(): Promise<void> {
+      return writes;
+    },
+
+    /**
+     * Replaces the retained part of an aedes persistence: aedes asks it for retained messages on SUBSCRIBE
+     * (each then still passes the subscriber's authorizeForward); storing is done by the broker in
+     * authorizePublish, where the publishing device and its quota are known.
+     */
+    attach(persistence: {
+      storeRetained: unknown;
+      createRetainedStream: unknown;
+      createRetainedStreamCombi: unknown;
+    }) {
+      persistence.storeRetained = async () => undefined;
+      persistence.createRetainedStream = (filter: string) => Readable.from(match([filter]));
+      persistence.createRetainedStreamCombi = (filters: string[]) => Readable.from(match(filters));
+    },
+  };
+}
+
+export type RetainedStore = ReturnType<typeof createRetainedStore>;
