@@ -225,7 +225,7 @@ export function createRetainedStore(deps: RetainedStoreDeps) {
       createRetainedStream: unknown;
       createRetainedStreamCombi: unknown;
     }) {
-      persistence.storeRetained = async () => undefined;
+      persistence.storeRetained = () => Promise.resolve();
       persistence.createRetainedStream = (filter: string) => Readable.from(match([filter]));
       persistence.createRetainedStreamCombi = (filters: string[]) => Readable.from(match(filters));
     },
