@@ -112,6 +112,10 @@ export function createFirmware(deps: FirmwareDeps) {
   let refreshedAt = 0;
   // Snapshot and timestamp are renewed at half-life; checking a few times per half-life is plenty.
   const refreshEveryMs = Math.min(60_000, settings.timestampExpiry / 8);
+  // Temporary files of uploads whose owner is gone go at start; a node on another host is judged gone only
+  // once its lease heartbeat is stale, so look again now and then (artifact-store.ts).
+  let cleanedAt = 0;
+  const cleanEveryMs = 10 * 60_000;
 
   return {
     artifacts,
@@ -170,6 +174,10 @@ export function createFirmware(deps: FirmwareDeps) {
               refreshedAt = now();
               await tuf.refresh();
             }
+            if (now() - cleanedAt >= cleanEveryMs) {
+              cleanedAt = now();
+              await artifacts.cleanTemporary();
+            }
           } catch (err) {
             deps.onError?.(err);
           } finally {
@@ -178,7 +186,8 @@ export function createFirmware(deps: FirmwareDeps) {
         })();
         return running;
       };
-      void artifacts.cleanTemporary(now(), 3_600_000).catch((err: unknown) => deps.onError?.(err));
+      cleanedAt = now();
+      void artifacts.cleanTemporary().catch((err: unknown) => deps.onError?.(err));
       void run();
       timer = setInterval(() => void run(), intervalMs);
       timer.unref();
