@@ -1,0 +1,158 @@
+import { readFileSync } from 'node:fs';
+import type { MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectMqtt } from '../test-support/clients.ts';
+import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
+
+/** Subscribes and collects what arrives as retained (`retain` flag set on delivery, [MQTT-3.3.1-8]). */
+async function retainedSeen(client: MqttClient, filter: string, settleMs = 500): Promise<string[]> {
+  const seen: string[] = [];
+  client.on('message', (topic, payload, packet) => {
+    if (packet.retain) seen.push(`${topic}=${payload.toString()}`);
+  });
+  await client.subscribeAsync(filter, { qos: 1 });
+  // Retained messages are sent right after the SUBACK; give them the time to arrive.
+  await new Promise((r) => setTimeout(r, settleMs));
+  return seen.sort();
+}
+
+describe('retained messages: bounded per device and in total, kept in the store', () => {
+  let s: TestServer;
+  let ca: string;
+  let dataDir: string;
+  const devices: Record<string, { id: string; key: string; cert: string }> = {};
+
+  beforeAll(async () => {
+    s = await startTestServer({
+      'firewall.retainedPerDevice': 2,
+      'firewall.retainedBytesPerDevice': 4096,
+      'firewall.retainedTotal': 3,
+    });
+    dataDir = s.dataDir;
+    ca = readFileSync(s.caFile, 'utf8');
+    for (const id of ['ret-a', 'ret-b', 'ret-c', 'ret-reader']) devices[id] = await enrollInProcess(s, id);
+  });
+  afterAll(async () => s?.stop());
+
+  it('refuses a retained message over the device quota with an event; clearing one frees the quota', async () => {
+    const a = await connectMqtt(s.mqttUrl, ca, devices['ret-a']!);
+    await a.publishAsync('devices/ret-a/one', '1', { qos: 1, retain: true });
+    await a.publishAsync('devices/ret-a/two', '2', { qos: 1, retain: true });
+    // The third is acknowledged (MQTT 3.1.1 cannot say no) and delivered to subscribers, not retained.
+    const live = new Promise<string>((resolve) =>
+      a.on('message', (topic, payload) => topic.endsWith('three') && resolve(payload.toString())),
+    );
+    await a.subscribeAsync('devices/ret-a/three', { qos: 1 });
+    await a.publishAsync('devices/ret-a/three', '3', { qos: 1, retain: true });
+    expect(await live).toBe('3');
+    await expect
+      .poll(async () =>
+        (
+          await s.platform.audit.query({ type: 'mqtt.retained_refused', subject: 'device:ret-a', limit: 10 })
+        ).map((e) => e.data),
+      )
+      .toEqual([
+        expect.objectContaining({
+          topic: 'devices/ret-a/three',
+          reason: 'the device already holds 2 retained messages',
+        }),
+      ]);
+    await a.endAsync();
+    const fresh = await connectMqtt(s.mqttUrl, ca, devices['ret-a']!);
+    expect(await retainedSeen(fresh, 'devices/ret-a/#')).toEqual([
+      'devices/ret-a/one=1',
+      'devices/ret-a/two=2',
+    ]);
+
+    // An empty retained payload clears the topic [MQTT-3.3.1-10] and gives the quota back.
+    await fresh.publishAsync('devices/ret-a/one', '', { qos: 1, retain: true });
+    await fresh.publishAsync('devices/ret-a/three', '3b', { qos: 1, retain: true });
+    await fresh.endAsync();
+    const again = await connectMqtt(s.mqttUrl, ca, devices['ret-a']!);
+    expect(await retainedSeen(again, 'devices/ret-a/#')).toEqual([
+      'devices/ret-a/three=3b',
+      'devices/ret-a/two=2',
+    ]);
+    await again.endAsync();
+  });
+
+  it('refuses over the total quota, whichever device asks', async () => {
+    // ret-a holds 2 of the 3 the broker keeps; ret-b gets the last one, ret-c none.
+    const b = await connectMqtt(s.mqttUrl, ca, devices['ret-b']!);
+    await b.publishAsync('devices/ret-b/state', 'on', { qos: 1, retain: true });
+    await b.endAsync();
+    const c = await connectMqtt(s.mqttUrl, ca, devices['ret-c']!);
+    await c.publishAsync('devices/ret-c/state', 'off', { qos: 1, retain: true });
+    await expect
+      .poll(async () =>
+        (
+          await s.platform.audit.query({ type: 'mqtt.retained_refused', subject: 'device:ret-c', limit: 10 })
+        ).map((e) => e.data.reason),
+      )
+      .toEqual(['the broker already holds 3 retained messages']);
+    await c.endAsync();
+    const c2 = await connectMqtt(s.mqttUrl, ca, devices['ret-c']!);
+    expect(await retainedSeen(c2, 'devices/ret-c/#')).toEqual([]);
+    await c2.endAsync();
+  });
+
+  it('delivers retained messages only through the subscriber’s own access (authorizeForward)', async () => {
+    // The reader may subscribe to every device's status subtree, but may not receive ret-b's secret topic.
+    await s.platform.access.putPolicy(
+      'status-reader',
+      {
+        version: '2026-11',
+        statements: [
+          { sid: 'sub', effect: 'allow', actions: ['mqtt:subscribe'], resources: ['devices/+/state/#'] },
+          { sid: 'recv', effect: 'allow', actions: ['mqtt:receive'], resources: ['devices/+/state/#'] },
+          {
+            sid: 'secret',
+            effect: 'deny',
+            actions: ['mqtt:receive'],
+            resources: ['devices/ret-b/state/secret'],
+          },
+        ],
+      },
+      'test',
+    );
+    await s.platform.access.attach('status-reader', 'device', 'ret-reader', 'test', true);
+    const b = await connectMqtt(s.mqttUrl, ca, devices['ret-b']!);
+    // ret-b holds 1 of its 2 (devices/ret-b/state); the broker's 3 are taken, so ret-a makes room first.
+    const a = await connectMqtt(s.mqttUrl, ca, devices['ret-a']!);
+    await a.publishAsync('devices/ret-a/two', '', { qos: 1, retain: true });
+    await a.endAsync();
+    await b.publishAsync('devices/ret-b/state/secret', 'pin=1234', { qos: 1, retain: true });
+    await b.endAsync();
+    const reader = await connectMqtt(s.mqttUrl, ca, devices['ret-reader']!);
+    const seen = await retainedSeen(reader, 'devices/+/state/#');
+    await reader.endAsync();
+    expect(seen).toEqual(['devices/ret-b/state=on']);
+    // ret-b itself receives both under its own default rights.
+    const own = await connectMqtt(s.mqttUrl, ca, devices['ret-b']!);
+    expect(await retainedSeen(own, 'devices/ret-b/#')).toEqual([
+      'devices/ret-b/state/secret=pin=1234',
+      'devices/ret-b/state=on',
+    ]);
+    await own.endAsync();
+  });
+
+  it('keeps retained messages across a restart on the same data directory', async () => {
+    await s.stop({ keepData: true });
+    s = await startTestServer({}, { dataDir });
+    ca = readFileSync(s.caFile, 'utf8');
+    const reader = await connectMqtt(s.mqttUrl, ca, devices['ret-b']!);
+    expect(await retainedSeen(reader, 'devices/ret-b/#')).toEqual([
+      'devices/ret-b/state/secret=pin=1234',
+      'devices/ret-b/state=on',
+    ]);
+    // Clearing after the restart is durable too: a second restart does not bring it back.
+    await reader.publishAsync('devices/ret-b/state', '', { qos: 1, retain: true });
+    await reader.endAsync();
+    await s.stop({ keepData: true });
+    s = await startTestServer({}, { dataDir });
+    ca = readFileSync(s.caFile, 'utf8');
+    const again = await connectMqtt(s.mqttUrl, ca, devices['ret-b']!);
+    expect(await retainedSeen(again, 'devices/ret-b/#')).toEqual(['devices/ret-b/state/secret=pin=1234']);
+    await again.endAsync();
+  });
+});
