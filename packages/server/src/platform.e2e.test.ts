@@ -426,7 +426,7 @@ describe('foundation end to end', () => {
     expect(lateDevice.status).toBe('registered');
   });
 
-  it('re-enrolls with the current certificate (curl --cert) and refuses without one', async () => {
+  it('re-enrolls with the current certificate (curl --cert, following the main URL to the mutual-TLS listener) and refuses without one', async () => {
     const dev = await enrollWithCurl('renew-me');
     const next = await opensslCsr(dir, 'renew-me-2');
     const csrFile = path.join(dir, 'renew.b64');
@@ -444,6 +444,7 @@ describe('foundation end to end', () => {
       'Content-Type: application/pkcs10',
       '--data-binary',
       `@${csrFile}`,
+      '--location', // the main listener asks for no client certificate: 308 to the re-enrollment listener
       `${s.httpsUrl}${est.simplereenroll}`,
     ]);
     const renewed = await pkcs7ToPem(dir, stdout);
@@ -453,7 +454,7 @@ describe('foundation end to end', () => {
     ).toMatch(/CN ?= ?renew-me/);
     const client = await connectMqtt(s.mqttUrl, ca, { id: 'renew-me', key: next.keyPem, cert: renewed });
     await client.endAsync();
-    const anonymous = await httpsRequest(`${s.httpsUrl}${est.simplereenroll}`, {
+    const anonymous = await httpsRequest(`${s.reenrollUrl}${est.simplereenroll}`, {
       method: 'POST',
       ca,
       headers: { 'Content-Type': est.csrContentType },
