@@ -9,12 +9,13 @@
 //   time exactly as it would without the bundle).
 // - CommonJS dependencies get Node's ESM interop (`import x from 'cjs'` is `module.exports`), the
 //   semantics the sources are type-checked and tested with (see nodeInterop).
-// - A dependency that reads files next to itself gets its real __dirname (see ownDirname).
+// - A dependency or source that reads files next to itself gets its real location (ownDirname,
+//   ownImportMeta): the bundle is built in place, beside node_modules and the sources.
 // Run by `npm install`/`npm ci` (the root `prepare` script), `npm run build`, and before every test run
 // (vitest globalSetup), so that tests which spawn the commands never run stale code.
 /* global process, URL -- Node.js globals (scripts run on Node, outside the TypeScript project) */
 import { build } from 'esbuild';
-import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -69,7 +70,31 @@ function ownDirname(outdir) {
   };
 }
 
-// What ownDirname's prologue refers to: the bundle's own directory.
+/**
+ * A workspace source that reads a file beside it (`new URL('./x.json', import.meta.url)`) gets its own
+ * import.meta.url/dirname/filename, resolved at run time relative to the bundle like ownDirname's.
+ */
+function ownImportMeta(outdir) {
+  return {
+    name: 'own-import-meta',
+    setup(b) {
+      b.onLoad({ filter: /[\\/]packages[\\/][^\\/]+[\\/]src[\\/].*\.ts$/ }, async (args) => {
+        const source = await readFile(args.path, 'utf8');
+        if (!source.includes('import.meta')) return undefined;
+        const file = `__bulwarkPath.resolve(__bulwarkDir, ${JSON.stringify(path.relative(outdir, args.path))})`;
+        return {
+          contents: source
+            .replaceAll('import.meta.url', `require('node:url').pathToFileURL(${file}).href`)
+            .replaceAll('import.meta.dirname', `__bulwarkPath.dirname(${file})`)
+            .replaceAll('import.meta.filename', file),
+          loader: 'ts',
+        };
+      });
+    },
+  };
+}
+
+// What the prologues of ownDirname and ownImportMeta refer to: the bundle's own directory.
 const banner = "const __bulwarkPath = require('node:path'), __bulwarkDir = __dirname;";
 
 /**
@@ -100,10 +125,11 @@ export async function buildAll({ quiet = false } = {}) {
         sourcesContent: false,
         legalComments: 'none',
         logLevel: 'error',
-        plugins: [externalIfMissing, ownDirname(path.dirname(file))],
+        plugins: [externalIfMissing, ownDirname(path.dirname(file)), ownImportMeta(path.dirname(file))],
       });
       // Written beside and renamed into place: a command started during a rebuild (tests run several at
       // once) reads either the old bundle or the new one, never half of one.
+      await mkdir(path.dirname(file), { recursive: true });
       for (const output of result.outputFiles) {
         const tmp = `${output.path}.${process.pid}.tmp`;
         const text = output.path === file ? nodeInterop(output.text) : output.text;

@@ -38,13 +38,11 @@ import {
   type PkiService,
 } from './pki/index.ts';
 import { zoneOf } from './policy/index.ts';
-import { createSecretBox, loadMasterKey } from './secrets/index.ts';
-import { isBusy, isUniqueViolation, openStore, type Store } from './store/index.ts';
+import { AUDIT_HEAD_FILE, CA_CHAIN_FILE, openDataDir } from './data-dir.ts';
+import { isBusy, isUniqueViolation, type Store } from './store/index.ts';
 import { VERSION } from './version.ts';
 
-export const SQLITE_FILE = 'bulwark.db';
-export const CA_CHAIN_FILE = 'ca-chain.pem';
-export const AUDIT_HEAD_FILE = 'audit-head.json';
+export { SQLITE_FILE, CA_CHAIN_FILE, AUDIT_HEAD_FILE } from './data-dir.ts';
 
 export interface Platform {
   config: Config;
@@ -73,17 +71,19 @@ export interface PlatformOptions {
   now?: () => number;
   /** True for `serve`: issue or renew the TLS server certificate when it no longer fits. */
   manageServerCertificate?: boolean;
+  /**
+   * May a new data directory, store and master key be created (default true)? The CLI passes false for
+   * every command but `serve` and `init` (data-dir.ts).
+   */
+  createDataDir?: boolean;
 }
 
 /** The composition root: store, secrets, events, services, in that order. No listeners. */
 export async function createPlatform(config: Config, options: PlatformOptions): Promise<Platform> {
   const now = options.now ?? Date.now;
   const { logger } = options;
-  const store = await openStore({
-    databaseUrl: config.database.url,
-    sqliteFile: path.join(config.dataDir, SQLITE_FILE),
-  });
-  const box = createSecretBox(loadMasterKey(config.dataDir, config.masterKey));
+  // Refuses a store without its master key, a key that does not match, a store lost from beside its CA.
+  const { store, box } = await openDataDir(config, { create: options.createDataDir ?? true, now });
   const audit = createAuditLog({
     db: store.db,
     mac: box,

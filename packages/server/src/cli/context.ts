@@ -24,10 +24,14 @@ export function configFrom(options: CommonOptions, overrides: Record<string, unk
   return loadConfig({ file: options.config, overrides: { dataDir: options.data, ...overrides } });
 }
 
-/** Runs `work` on a platform built from the command's options, and always closes it. */
+/**
+ * Runs `work` on a platform built from the command's options, and always closes it. The data directory
+ * must already hold Bulwark data unless `create` (only `serve` and `init` create: docs/configuration.md).
+ */
 export async function withPlatform<T>(
   options: CommonOptions,
   work: (platform: Platform) => Promise<T>,
+  { create = false }: { create?: boolean } = {},
 ): Promise<T> {
   const config = configFrom(options);
   // Loaded on use, so that `--help`, `--version` and bad arguments answer without loading the services.
@@ -38,6 +42,7 @@ export async function withPlatform<T>(
   // One-shot commands log warnings only: their output is the answer, not a log.
   const platform = await createPlatform(config, {
     logger: createLogger(config.logLevel === 'debug' ? 'debug' : 'warn'),
+    createDataDir: create,
   });
   try {
     return await work(platform);

@@ -7,10 +7,12 @@ import { banCommands } from './ban.commands.ts';
 import { auditCommands } from './audit.commands.ts';
 import { deviceCommands } from './device.commands.ts';
 import { firmwareCommands } from './firmware.commands.ts';
+import { initCommand } from './init.command.ts';
 import { alertCommands, securityProfileCommands } from './monitor.commands.ts';
 import { notifyCommands } from './notify.commands.ts';
 import { pkiCommands } from './pki.commands.ts';
 import { serveCommand } from './serve.command.ts';
+import { tokenCommands } from './token.commands.ts';
 
 export function buildCli(): Command {
   const program = new Command('bulwark')
@@ -19,6 +21,7 @@ export function buildCli(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   program.addCommand(serveCommand());
+  program.addCommand(initCommand());
   program.addCommand(adminCommands());
   program.addCommand(deviceCommands());
   program.addCommand(firmwareCommands());
@@ -30,6 +33,7 @@ export function buildCli(): Command {
   program.addCommand(auditCommands());
   program.addCommand(alertCommands());
   program.addCommand(securityProfileCommands());
+  program.addCommand(tokenCommands());
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

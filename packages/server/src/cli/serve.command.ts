@@ -1,5 +1,10 @@
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
+import { BulwarkError } from '@bulwark/protocol';
+import type { Config } from '../config/index.ts';
+import { acquireServerLock } from '../data-dir.ts';
+import type { Platform, RunningServer } from '../platform.ts';
 import { VERSION } from '../version.ts';
 import { common, configFrom, type CommonOptions } from './context.ts';
 
@@ -31,8 +36,21 @@ export function serveCommand(): Command {
         import('../logger.ts'),
       ]);
       const logger = createLogger(config.logLevel);
-      const platform = await createPlatform(config, { logger, manageServerCertificate: true });
-      const server = await startServer(platform);
+      // One server per data directory: taken before the store is opened, released at exit.
+      mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+      const releaseLock = acquireServerLock(config.dataDir);
+      let platform: Platform | undefined;
+      let server: RunningServer;
+      try {
+        platform = await createPlatform(config, {
+          logger,
+          manageServerCertificate: true,
+          createDataDir: true,
+        });
+        server = await startServer(platform);
+      } catch (err) {
+        throw await abandonStart(err, config, platform, releaseLock);
+      }
       const rel = path.relative(process.cwd(), server.caChainFile) || server.caChainFile;
       process.stdout.write(
         [
@@ -67,6 +85,7 @@ export function serveCommand(): Command {
         server
           .close(signal)
           .then(() => platform.close())
+          .then(releaseLock)
           .then(
             () => process.exit(0),
             (err: unknown) => {
@@ -78,4 +97,53 @@ export function serveCommand(): Command {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
+}
+
+/** The listeners, by the setting that names their port (for the one-line reason of a failed start). */
+function listenerOf(port: number, config: Config): string {
+  const listeners: [number | undefined, string][] = [
+    [config.https.port, 'HTTPS (API, EST): --https-port or BULWARK_HTTPS_PORT'],
+    [config.https.reenrollPort, 'EST re-enrollment: https.reenrollPort or BULWARK_REENROLL_PORT'],
+    [config.mqtt.port, 'MQTT over TLS: --mqtt-port or BULWARK_MQTT_PORT'],
+    [config.mqtt.devListener?.port, 'plaintext MQTT: mqtt.devListener.port'],
+  ];
+  return listeners.find(([p]) => p === port)?.[1] ?? 'a listener';
+}
+
+/**
+ * A start that failed half-way (a port in use, a store refused) ends the process: its reason becomes one
+ * line, the lock is released, and the listeners already open are closed; whatever still holds the event
+ * loop after a second (a half-started broker) does not keep a failed server hanging.
+ */
+async function abandonStart(
+  err: unknown,
+  config: Config,
+  platform: Platform | undefined,
+  releaseLock: () => void,
+): Promise<unknown> {
+  releaseLock();
+  setTimeout(() => process.exit(1), 1000).unref();
+  await Promise.race([
+    platform?.close().catch(() => undefined),
+    new Promise((r) => setTimeout(r, 500).unref()),
+  ]);
+  const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+  if (e.syscall === 'listen' && typeof e.port === 'number') {
+    const where = `port ${e.port}${e.address ? ` on ${e.address}` : ''}`;
+    const listener = listenerOf(e.port, config);
+    const [name, setting] = listener.split(': ');
+    if (e.code === 'EADDRINUSE')
+      return new BulwarkError(
+        'config_invalid',
+        `cannot listen on ${where} for ${name}: the port is already in use (another program or another Bulwark); stop it or choose another port${setting ? ` with ${setting}` : ''}`,
+        { cause: err },
+      );
+    if (e.code === 'EACCES')
+      return new BulwarkError(
+        'config_invalid',
+        `cannot listen on ${where} for ${name}: permission denied (ports below 1024 need privileges); choose another port${setting ? ` with ${setting}` : ''}`,
+        { cause: err },
+      );
+  }
+  return err;
 }

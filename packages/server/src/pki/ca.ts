@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { hostname as osHostname } from 'node:os';
+import { BulwarkError } from '@bulwark/protocol';
 import type { EventBus } from '../events/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import type { Db } from '../store/index.ts';
@@ -160,8 +161,32 @@ function sanNames(cert: x509.X509Certificate): string[] {
 }
 
 /** Loads the CA hierarchy, creating it at first start, and a server certificate that fits the configured names. */
+/**
+ * Whether the store holds a root CA and, given a box, that its sealed key opens with that master key
+ * (throws `config_invalid` if it does not). A store from before key check values proves its key this way.
+ */
+export async function hasRootKey(deps: {
+  db: Db;
+  box?: Pick<SecretBox, 'open'> | undefined;
+}): Promise<boolean> {
+  const root = await getMaterial(deps.db, 'root');
+  if (!root) return false;
+  deps.box?.open(root.sealed_key, 'pki/root');
+  return true;
+}
+
 export async function loadOrCreatePki(deps: CaDeps): Promise<PkiMaterial> {
-  if (!(await getMaterial(deps.db, 'root'))) await createHierarchy(deps);
+  if (!(await getMaterial(deps.db, 'root'))) {
+    // Certificates without their CA: the CA was lost, not never made. A new CA would silently cut off
+    // every enrolled device (their chains no longer verify), so stop instead.
+    const issued = await deps.db.selectFrom('certificates').select('serial').limit(1).executeTakeFirst();
+    if (issued)
+      throw new BulwarkError(
+        'config_invalid',
+        'the store holds issued certificates but no CA (pki_material is missing its root): restore the store from a backup; a new CA is not created over existing certificates',
+      );
+    await createHierarchy(deps);
+  }
   const root = await loadCa(deps, 'root');
   const issuing = await loadCa(deps, 'issuing');
   if (!root || !issuing)

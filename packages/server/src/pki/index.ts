@@ -1,4 +1,4 @@
-export { loadOrCreatePki, serverNames, type PkiMaterial } from './ca.ts';
+export { hasRootKey, loadOrCreatePki, serverNames, type PkiMaterial } from './ca.ts';
 export {
   createPkiService,
   revocationReasons,

@@ -486,4 +486,15 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0010_store_meta': {
+    async up(db: Kysely<unknown>) {
+      // Facts about the store itself, e.g. the master key check value (secrets/master-key.ts).
+      await db.schema
+        .createTable('store_meta')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

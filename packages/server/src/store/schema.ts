@@ -416,6 +416,13 @@ export interface NotificationChannelsTable {
   updated_at: number;
 }
 
+/** Facts about the store itself (0010): `master_key_check`, the master key check value. */
+export interface StoreMetaTable {
+  name: string;
+  value: string;
+  created_at: number;
+}
+
 export interface Database {
   devices: DevicesTable;
   enrollment_tokens: EnrollmentTokensTable;
@@ -451,6 +458,7 @@ export interface Database {
   alerts: AlertsTable;
   monitor_state: MonitorStateTable;
   notification_channels: NotificationChannelsTable;
+  store_meta: StoreMetaTable;
 }
 
 export type Db = Kysely<Database>;
