@@ -373,7 +373,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
   );
   const metricsRegistry = createMetricsRegistry({
     // Read at scrape time, after the broker below exists.
-    broker: () => ({ sessions: broker.sessionCount() }),
+    broker: () => broker.stats(),
     monitor: () => monitor.stats(),
     alerts: () => monitor.alerts.counts(),
     audit: () => platform.audit.head(),
@@ -428,6 +428,14 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     checkAnonymous: (clientId) => platform.access.checkAnonymous(clientId),
     monitor,
     retained,
+    limits: {
+      // The largest PUBLISH the firewall could admit: payload, a topic of 4-byte characters, its length, a packet id.
+      maxPacketBytes: config.firewall.maxPayloadBytes + 4 * config.firewall.maxTopicLength + 4,
+      maxConnectBytes: config.mqtt.maxConnectSize,
+      handshakeTimeoutMs: config.mqtt.handshakeTimeout,
+    },
+    revocationLists: () => pki.revocationListsPem(),
+    certificateStanding: (serial) => pki.certificateStanding(serial),
   });
 
   const listen = (fastify: FastifyInstance, port: number) =>

@@ -188,7 +188,7 @@ describe('broker: MQTT 3.1.1 over mutual TLS', () => {
     await again.endAsync();
   });
 
-  it('refuses an unknown certificate serial even when it chains to our CA (a certificate superseded by re-enrollment with a token)', async () => {
+  it('refuses a certificate superseded by re-enrollment with a token in the TLS handshake (it is on the CRL)', async () => {
     const old = await enrollInProcess(s, 'dev-re');
     const { token } = await s.platform.devices.issueToken('dev-re', 'test');
     const { x509 } = await import('../pki/index.ts');
@@ -202,7 +202,9 @@ describe('broker: MQTT 3.1.1 over mutual TLS', () => {
       signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
     });
     await (await s.platform.pki()).enroll({ deviceId: 'dev-re', token, csr: csr.toString('base64') });
+    // TLS 1.3: the client finishes its side of the handshake first, then reads the server's alert and the close.
     const r = await raw(old, [connect('dev-re')]);
-    expect(r.packets[0]).toMatchObject({ cmd: 'connack', returnCode: 5 });
+    expect(r.packets).toEqual([]);
+    expect(r.closed).toBe(true);
   });
 });

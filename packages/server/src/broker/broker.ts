@@ -7,6 +7,7 @@ import type { ConnackCode } from '@bulwark/protocol';
 import { createEventRateLimit, type AuditEntry, type EventBus } from '../events/index.ts';
 import type { Firewall } from '../firewall/index.ts';
 import type { DeviceMeter } from '../monitor/index.ts';
+import { refuseRenegotiation, serverTlsProfile } from '../pki/index.ts';
 import { addressIn, type DeviceAccess } from '../policy/index.ts';
 import type { RetainedStore } from './retained.ts';
 
@@ -50,7 +51,38 @@ export interface BrokerDeps {
   monitor?: { attach(deviceId: string): Promise<DeviceMeter> } | undefined;
   /** Retained messages: quotas per device and in total, kept in the store (loaded before listening). */
   retained: Pick<RetainedStore, 'retain' | 'attach'>;
+  /** Bounds enforced before anything is buffered (DESIGN principle 8); defaults in `defaultBrokerLimits`. */
+  limits?: Partial<BrokerLimits> | undefined;
+  /**
+   * PEM CRLs of every CA in the chain (issuing and root: OpenSSL's CRL_CHECK_ALL needs one per CA), checked
+   * in the TLS handshake. Read at start, after every `certificate.revoked` and every hour (they are reissued
+   * at half their validity, so they never expire in the listener).
+   */
+  revocationLists?: (() => Promise<string[]>) | undefined;
+  /**
+   * Right after the handshake and before any MQTT byte is read: whether the client certificate is one the
+   * store knows, unrevoked, of a device that still exists (a CRL cannot list what the store never saw).
+   */
+  certificateStanding?:
+    ((serial: string) => Promise<{ ok: true } | { ok: false; reason: string }>) | undefined;
 }
+
+export interface BrokerLimits {
+  /** Largest MQTT packet other than CONNECT (remaining length), refused at its fixed header. */
+  maxPacketBytes: number;
+  /** Largest CONNECT (remaining length), refused at its fixed header: a client id, a Will and credentials. */
+  maxConnectBytes: number;
+  /** A TLS handshake not finished within this is closed (stalled ClientHellos, bare TCP connections). */
+  handshakeTimeoutMs: number;
+}
+
+export const defaultBrokerLimits: BrokerLimits = Object.freeze({
+  // 256 KiB of payload plus room for a long topic (4 bytes per character at most, 256 characters), the topic
+  // length and the packet id: what firewall.maxPayloadBytes and maxTopicLength admit with their defaults.
+  maxPacketBytes: 256 * 1024 + 4 * 256 + 4,
+  maxConnectBytes: 16 * 1024,
+  handshakeTimeoutMs: 10_000,
+});
 
 interface Session {
   deviceId: string;
@@ -78,6 +110,46 @@ function refusal(reason: string): Error {
 /** aedes reads `returnCode` (2-5) off the error for the CONNACK it sends. */
 function connackError(reason: string, returnCode: number): Error & { returnCode: never } {
   return Object.assign(refusal(reason), { returnCode: returnCode as never });
+}
+
+/** The part of mqtt-packet's Parser the size check touches (aedes keeps one per client as `client._parser`). */
+interface PacketParser {
+  packet: { cmd: string; length: number };
+  _parseLength: (this: PacketParser) => boolean;
+  _emitError: (this: PacketParser, err: Error) => void;
+}
+
+/**
+ * Refuses a packet whose fixed header announces more than its limit, before its body is buffered: mqtt-packet
+ * would otherwise collect the whole remaining length (up to 256 MB, [MQTT-2.2.3]) before looking at it. The
+ * remaining length is known after at most 5 bytes; per packet this adds one call and one comparison.
+ */
+function limitPacketSize(
+  client: Client,
+  limits: BrokerLimits,
+  tooLarge: (client: Client, cmd: string, length: number, limit: number) => void,
+): void {
+  const parser = (client as unknown as { _parser: PacketParser })._parser;
+  const parseLength = parser._parseLength;
+  const { maxPacketBytes, maxConnectBytes } = limits;
+  parser._parseLength = function (this: PacketParser): boolean {
+    if (!parseLength.call(this)) return false;
+    const { cmd, length } = this.packet;
+    const limit = cmd === 'connect' ? maxConnectBytes : maxPacketBytes;
+    if (length <= limit) return true;
+    tooLarge(client, cmd, length, limit);
+    // The parser stops here; aedes closes the connection on the error.
+    this._emitError(refusal(`${cmd} of ${length} bytes exceeds the limit of ${limit}`));
+    return false;
+  };
+}
+
+/** Why aedes closed a connection before its CONNECT was handled, or undefined when the peer just went away. */
+function connectErrorReason(err: Error & { code?: unknown }): string | undefined {
+  if (err.code !== undefined) return undefined; // socket and TLS errors (ECONNRESET, EPIPE): nothing was refused
+  if (err.message === 'connect did not arrive in time') return 'connect_timeout';
+  if (err.message === 'Invalid protocol') return 'first packet is not CONNECT [MQTT-3.1.0-1]';
+  return `malformed: ${err.message}`;
 }
 
 function peerIdentity(client: Client): {
@@ -122,6 +194,8 @@ export async function createBroker(deps: BrokerDeps) {
   const retainedEvents = createEventRateLimit({ max: 5, windowMs: 60_000 });
   const requestedIds = new WeakMap<Client, string>();
   const insecureSockets = new WeakSet<object>();
+  // Connections whose certificate standing the store could not answer (it is down): CONNACK 3 below.
+  const uncheckedSockets = new WeakSet<object>();
   const throttleEvents = createEventRateLimit({ max: 5, windowMs: 60_000 });
   // When each device was last revoked or disabled: a connection whose check started before that is refused,
   // closing the window between the store read in checkConnection and the session being registered.
@@ -131,15 +205,17 @@ export async function createBroker(deps: BrokerDeps) {
     events.emit(event).catch((err: unknown) => logger.error({ err }, 'cannot record broker event'));
   };
 
-  aedes.preConnect = (client, packet, callback) => {
-    // aedes replaces an empty client id with a generated one before authenticate; remember what was sent.
-    requestedIds.set(client, packet.clientId ?? '');
-    callback(null, true);
-  };
+  const limits: BrokerLimits = { ...defaultBrokerLimits, ...deps.limits };
+  // Read at scrape time by Prometheus; plain integers, nothing allocated on the hot path.
+  const stats = { handshakeTimeouts: 0, packetsTooLarge: 0, publishDenied: new Map<string, number>() };
+  // Refusals before authentication come from anyone who passed TLS (or from the development listener):
+  // recorded at most 20 a minute per address, with the count of those left out.
+  const earlyRefusals = createEventRateLimit({ max: 20, windowMs: 60_000 });
+  // Connections whose refusal is already recorded (aedes then reports the same close as an error too).
+  const refusalRecorded = new WeakSet<Client>();
 
-  aedes.authenticate = (client, _username, _password, callback) => {
-    const anonymous = insecureSockets.has(client.conn);
-    const peer = anonymous
+  const peerOf = (client: Client) =>
+    insecureSockets.has(client.conn)
       ? {
           cn: undefined,
           serial: undefined,
@@ -147,6 +223,78 @@ export async function createBroker(deps: BrokerDeps) {
           subject: {},
         }
       : peerIdentity(client);
+
+  /** Records a CONNECT refused before authentication (malformed, too large, timed out, wrong protocol version). */
+  function refuseEarly(client: Client, reason: string, returnCode?: number): Promise<void> {
+    refusalRecorded.add(client);
+    const peer = peerOf(client);
+    const { record, suppressed } = earlyRefusals.admit(peer.remoteAddress);
+    if (!record) return Promise.resolve();
+    return events
+      .emit({
+        type: 'mqtt.connect_refused',
+        actor: peer.cn ? `device:${peer.cn}` : `anonymous@${peer.remoteAddress}`,
+        subject: peer.cn ? `device:${peer.cn}` : undefined,
+        data: {
+          remoteAddress: peer.remoteAddress,
+          reason,
+          ...(returnCode !== undefined ? { returnCode } : {}),
+          ...(peer.serial ? { certSerial: peer.serial } : {}),
+          ...(suppressed ? { suppressed } : {}),
+        },
+      })
+      .then(
+        () => undefined,
+        (err: unknown) => logger.error({ err }, 'cannot record broker event'),
+      );
+  }
+
+  /** A packet announced more than its limit (see limitPacketSize); the connection is being closed. */
+  function packetTooLarge(client: Client, cmd: string, length: number, limit: number): void {
+    stats.packetsTooLarge += 1;
+    const reason = `packet_too_large: ${cmd.toUpperCase()} announces ${length} bytes, limit ${limit}`;
+    const session = sessions.get(client);
+    if (!session) {
+      void refuseEarly(client, reason);
+      return;
+    }
+    // The session ends here, like a drop: no further publish or delivery while the socket closes.
+    sessions.delete(client);
+    if (byDevice.get(session.deviceId) === client) {
+      byDevice.delete(session.deviceId);
+      deps.firewall.forgetDevice(session.deviceId);
+    }
+    emit({
+      type: 'mqtt.session_dropped',
+      actor: 'system',
+      subject: `device:${session.deviceId}`,
+      data: { reason, trigger: 'packet_size' },
+    });
+  }
+
+  aedes.preConnect = (client, packet, callback) => {
+    // aedes replaces an empty client id with a generated one before authenticate; remember what was sent.
+    requestedIds.set(client, packet.clientId ?? '');
+    // aedes answers any level but 3 and 4 with CONNACK 0x01 before any other hook runs [MQTT-3.1.2-2]; the
+    // refusal is recorded first. (MQTT 5 clients arrive here: mqtt-packet parses their CONNECT.)
+    const version = packet.protocolVersion;
+    if (version !== 3 && version !== 4) {
+      void refuseEarly(client, `unsupported protocol version ${String(version)} (MQTT 3.1.1 only)`, 1).then(
+        () => callback(null, true),
+      );
+      return;
+    }
+    callback(null, true);
+  };
+
+  aedes.authenticate = (client, _username, _password, callback) => {
+    if (uncheckedSockets.has(client.conn)) {
+      // [MQTT-3.2.2-5], return code 3: the client retries later instead of taking a bare close for a refusal.
+      callback(connackError('server unavailable', 3), false);
+      return;
+    }
+    const anonymous = insecureSockets.has(client.conn);
+    const peer = peerOf(client);
     const clientId = requestedIds.get(client) ?? client.id;
     const started = Date.now();
     // A banned certificate is refused before any store read; refusals by a ban are not counted again.
@@ -291,7 +439,7 @@ export async function createBroker(deps: BrokerDeps) {
           session.meter?.published(packet.topic, packet.payload.length);
           if (packet.retain) retain(session, packet, callback);
           else callback(null);
-        } else callback(refusal(`publish to ${packet.topic} denied: ${again.reason}`));
+        } else denyPublish(session, packet.topic, again.reason, callback);
       }, verdict.waitMs).unref();
       return;
     }
@@ -302,14 +450,7 @@ export async function createBroker(deps: BrokerDeps) {
       else callback(null);
       return;
     }
-    emit({
-      type: 'mqtt.publish_denied',
-      actor: `device:${session.deviceId}`,
-      subject: `device:${session.deviceId}`,
-      data: { topic: packet.topic, reason: decision.reason },
-    });
-    // [MQTT-3.3.5-2]: an unauthorized PUBLISH is either acknowledged and dropped or the connection is closed; we close.
-    callback(refusal(`publish to ${packet.topic} denied: ${decision.reason}`));
+    denyPublish(session, packet.topic, decision.reason, callback);
   };
 
   /**
@@ -353,6 +494,20 @@ export async function createBroker(deps: BrokerDeps) {
         },
       });
     callback(null);
+  }
+
+  /** Off the hot path: only a denied publish gets here. */
+  function denyPublish(session: Session, topic: string, reason: string, callback: (err: Error) => void) {
+    stats.publishDenied.set(reason, (stats.publishDenied.get(reason) ?? 0) + 1);
+    emit({
+      type: 'mqtt.publish_denied',
+      actor: `device:${session.deviceId}`,
+      subject: `device:${session.deviceId}`,
+      data: { topic, reason },
+    });
+    // [MQTT-3.3.5-2]: an unauthorized PUBLISH is either acknowledged and dropped or the connection is closed;
+    // we close. MQTT 3.1.1 has no negative PUBACK, so the client learns only that the connection ended.
+    callback(refusal(`publish to ${topic} denied: ${reason}`));
   }
 
   aedes.authorizeSubscribe = (client, sub, callback) => {
@@ -408,9 +563,13 @@ export async function createBroker(deps: BrokerDeps) {
   aedes.on('clientError', (client, err) =>
     logger.debug({ clientId: client.id, err: err.message }, 'mqtt client error'),
   );
-  aedes.on('connectionError', (client, err) =>
-    logger.debug({ clientId: client.id, err: err.message }, 'mqtt connection error'),
-  );
+  aedes.on('connectionError', (client, err) => {
+    logger.debug({ clientId: client.id, err: err.message }, 'mqtt connection error');
+    // Closed before its CONNECT was handled: every refusal is an event (docs/broker.md).
+    if (refusalRecorded.has(client)) return;
+    const reason = connectErrorReason(err);
+    if (reason) void refuseEarly(client, reason);
+  });
 
   /**
    * A new session of a device whose session is still open takes it over ([MQTT-3.1.4-2]). Done again and
@@ -533,21 +692,84 @@ export async function createBroker(deps: BrokerDeps) {
     if (!deviceId) return;
     if (entry.type === 'device.revoked') drop(deviceId, 'device revoked', `audit:${entry.seq}`);
     else if (entry.type === 'device.disabled') drop(deviceId, 'device disabled', `audit:${entry.seq}`);
-    else if (entry.type === 'certificate.revoked')
+    else if (entry.type === 'certificate.revoked') {
+      refreshCrls();
       drop(deviceId, 'certificate revoked', `audit:${entry.seq}`, String(entry.data.serial));
+    }
   });
 
+  const tlsOptions: tls.TlsOptions = {
+    ...serverTlsProfile,
+    key: deps.tls.key,
+    cert: deps.tls.cert,
+    ca: deps.tls.ca,
+    requestCert: true,
+    // No certificate from our CA, no MQTT at all: checked first thing in the secureConnection handler below.
+    // With `true`, Node closes such a connection without a word to anyone, and the refusal is never recorded.
+    rejectUnauthorized: false,
+  };
+  // Revoked certificates fail the handshake itself (RFC 5280 §6.3): the CRLs are part of the secure context.
+  const crlSource = deps.revocationLists;
+  if (crlSource) tlsOptions.crl = await crlSource();
   const server = tls.createServer(
-    {
-      key: deps.tls.key,
-      cert: deps.tls.cert,
-      ca: deps.tls.ca,
-      requestCert: true,
-      rejectUnauthorized: true, // no certificate from our CA, no MQTT at all
-      minVersion: 'TLSv1.2',
+    { ...tlsOptions, handshakeTimeout: limits.handshakeTimeoutMs },
+    (socket: TLSSocket) => {
+      refuseRenegotiation(socket);
+      if (!socket.authorized) {
+        // Chain, validity or CRL (CERT_REVOKED) check failed, or no certificate was sent (RFC 8446 §4.4.2.4).
+        const remoteAddress = socket.remoteAddress ?? 'unknown';
+        const serial = socket.getPeerCertificate()?.serialNumber;
+        socket.destroy();
+        handshakeFailed(remoteAddress, String(socket.authorizationError ?? 'no client certificate'), serial);
+        return;
+      }
+      const standing = deps.certificateStanding;
+      if (!standing) {
+        limitPacketSize(aedes.handle(socket), limits, packetTooLarge);
+        return;
+      }
+      // Nothing reads the socket until aedes has it: what the client sends meanwhile waits in the kernel.
+      const serial = socket.getPeerCertificate().serialNumber;
+      standing(serial)
+        .then((verdict) => {
+          if (socket.destroyed) return;
+          if (verdict.ok) {
+            limitPacketSize(aedes.handle(socket), limits, packetTooLarge);
+            return;
+          }
+          const remoteAddress = socket.remoteAddress ?? 'unknown';
+          socket.destroy();
+          handshakeFailed(remoteAddress, verdict.reason, serial);
+        })
+        .catch((err: unknown) => {
+          logger.error({ err }, 'certificate check failed');
+          if (socket.destroyed) return;
+          uncheckedSockets.add(socket);
+          limitPacketSize(aedes.handle(socket), limits, packetTooLarge);
+        });
     },
-    (socket) => aedes.handle(socket),
   );
+  // Revocations from this process or any other (audit-log tail) swap the CRLs in; the hourly refresh keeps
+  // them within their validity (they are reissued at half of it). Coalesced: a bulk revocation refreshes once
+  // or twice, not once per certificate.
+  let crlRefresh: Promise<void> | undefined;
+  let crlAgain = false;
+  function refreshCrls(): void {
+    if (!crlSource) return;
+    if (crlRefresh) {
+      crlAgain = true;
+      return;
+    }
+    crlRefresh = (async () => {
+      do {
+        crlAgain = false;
+        server.setSecureContext({ ...tlsOptions, crl: await crlSource() });
+      } while (crlAgain);
+    })()
+      .catch((err: unknown) => logger.error({ err }, 'cannot refresh the certificate revocation lists'))
+      .finally(() => (crlRefresh = undefined));
+  }
+  const crlTimer = setInterval(refreshCrls, 3_600_000).unref();
   let devServer: net.Server | undefined;
   const handshakeFailures = createEventRateLimit({ max: 20, windowMs: 60_000 });
   const refusedConnections = createEventRateLimit({ max: 20, windowMs: 60_000 });
@@ -572,8 +794,18 @@ export async function createBroker(deps: BrokerDeps) {
     socket.setNoDelay(true);
   });
   server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
-    // Counted and recorded, never a ban: whoever shares this address may still present a valid certificate.
     const remoteAddress = socket.remoteAddress ?? 'unknown';
+    // Node reports a handshake timeout but leaves the socket open, holding a slot and a descriptor.
+    socket.destroy();
+    if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') stats.handshakeTimeouts += 1;
+    handshakeFailed(remoteAddress, err.code ?? err.message);
+  });
+
+  /**
+   * Recorded at most 20 a minute per address (with the count left out), never a ban: whoever shares this
+   * address may still present a valid certificate.
+   */
+  function handshakeFailed(remoteAddress: string, reason: string, certSerial?: string): void {
     const { record, suppressed } = handshakeFailures.admit(remoteAddress);
     if (!record) return;
     emit({
@@ -582,11 +814,12 @@ export async function createBroker(deps: BrokerDeps) {
       data: {
         listener: 'mqtt',
         remoteAddress,
-        reason: err.code ?? err.message,
+        reason,
+        ...(certSerial ? { certSerial } : {}),
         ...(suppressed ? { suppressed } : {}),
       },
     });
-  });
+  }
 
   return {
     async listen(): Promise<number> {
@@ -606,7 +839,7 @@ export async function createBroker(deps: BrokerDeps) {
         socket.once('close', () => deps.firewall.connectionClosed(address));
         socket.setNoDelay(true);
         insecureSockets.add(socket);
-        aedes.handle(socket);
+        limitPacketSize(aedes.handle(socket), limits, packetTooLarge);
       });
       devServer = dev;
       dev.listen(deps.devPort, deps.host);
@@ -620,6 +853,13 @@ export async function createBroker(deps: BrokerDeps) {
     },
     /** Authenticated sessions (Prometheus). */
     sessionCount: () => byDevice.size,
+    /** Counters for Prometheus, read at scrape time. Denials are by reason (a bounded set), never by device. */
+    stats: () => ({
+      sessions: byDevice.size,
+      handshakeTimeouts: stats.handshakeTimeouts,
+      packetsTooLarge: stats.packetsTooLarge,
+      publishDenied: [...stats.publishDenied],
+    }),
     /** Connected device ids (for tests and the console). */
     connectedDevices: () => [...byDevice.keys()],
     /**
@@ -648,6 +888,7 @@ export async function createBroker(deps: BrokerDeps) {
       });
     },
     async close(): Promise<void> {
+      clearInterval(crlTimer);
       unsubscribe();
       stopAccessChanges();
       for (const client of byDevice.values()) client.close();

@@ -75,22 +75,32 @@ const schema = z
     mqtt: z
       .object({
         port: port.default(8883),
+        /** A TLS handshake not finished in this time is closed (stalled ClientHellos, bare TCP connections). */
+        handshakeTimeout: duration.default(10_000),
+        /**
+         * Largest CONNECT packet (client id, Will, credentials), refused at its fixed header. Other packets are
+         * bounded by firewall.maxPayloadBytes plus the longest topic.
+         */
+        maxConnectSize: byteSize.default(16 * 1024),
         /**
          * For development and protocol-conformance testing only: a plaintext listener without
-         * authentication (the client id is the identity, policy group `anonymous`). Never on by default.
+         * authentication (the client id is the identity, policy group `anonymous`). Never on by default;
+         * setting its port (file, BULWARK_MQTT_DEV_PORT or --mqtt-dev-port) is the explicit choice.
          */
         devListener: z
           .object({
             port,
-            authentication: z.literal('none', {
-              error: 'must be "none": this listener has no authentication',
-            }),
+            authentication: z
+              .literal('none', {
+                error: 'must be "none": this listener has no authentication',
+              })
+              .default('none'),
           })
           .strict()
           .optional(),
       })
       .strict()
-      .default({ port: 8883 }),
+      .prefault({}),
     https: z
       .object({
         port: port.default(8443),
@@ -245,6 +255,8 @@ export const envKeys = {
   BULWARK_MASTER_KEY: 'masterKey',
   BULWARK_BIND: 'bind',
   BULWARK_MQTT_PORT: 'mqtt.port',
+  BULWARK_MQTT_DEV_PORT: 'mqtt.devListener.port',
+  BULWARK_MQTT_HANDSHAKE_TIMEOUT: 'mqtt.handshakeTimeout',
   BULWARK_HTTPS_PORT: 'https.port',
   BULWARK_REENROLL_PORT: 'https.reenrollPort',
   BULWARK_HOSTNAMES: 'pki.hostnames',

@@ -129,7 +129,15 @@ export interface EventData {
   'certificate.revoked': { serial: string; reason: string };
   'mqtt.connected': { remoteAddress: string; certSerial: string };
   'mqtt.disconnected': { remoteAddress: string; reason: string };
-  'mqtt.connect_refused': { remoteAddress: string; reason: string; returnCode: number; certSerial?: string };
+  'mqtt.connect_refused': {
+    remoteAddress: string;
+    reason: string;
+    /** The CONNACK return code sent; absent when the connection was closed without one (malformed, too large, timed out). */
+    returnCode?: number;
+    certSerial?: string;
+    /** Refusals from this address left unrecorded since the last recorded one (rate-limited before authentication). */
+    suppressed?: number;
+  };
   'mqtt.publish_denied': { topic: string; reason: string };
   'mqtt.subscribe_denied': { topic: string; reason: string };
   'mqtt.session_dropped': { reason: string; trigger: string };
@@ -146,6 +154,8 @@ export interface EventData {
     listener: 'mqtt' | 'https';
     remoteAddress: string;
     reason: string;
+    /** The client certificate's serial, when the refusal came after the handshake (unknown certificate). */
+    certSerial?: string;
     suppressed?: number;
   };
   'user.created': { role: string; groups: string[] | null };

@@ -2,7 +2,15 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** What /metrics reads at scrape time; each source is a narrow callback owned by its module. */
 export interface MetricSources {
-  broker(): { sessions: number };
+  broker(): {
+    sessions: number;
+    /** TLS handshakes on the MQTT port closed for not finishing in time. */
+    handshakeTimeouts?: number;
+    /** MQTT packets refused at their fixed header for announcing more than the limit. */
+    packetsTooLarge?: number;
+    /** Denied publishes by reason (a bounded set of policy reasons). */
+    publishDenied?: [string, number][];
+  };
   monitor(): {
     devices: number;
     messagesSent: number;
@@ -53,6 +61,26 @@ export function createMetricsRegistry(sources: MetricSources) {
     });
 
   gauge('bulwark_broker_sessions', 'Authenticated MQTT sessions', (g) => g.set(sources.broker().sessions));
+  counter(
+    'bulwark_broker_handshake_timeouts_total',
+    'TLS handshakes on the MQTT port closed for not finishing within mqtt.handshakeTimeout',
+    () => sources.broker().handshakeTimeouts ?? 0,
+  );
+  counter(
+    'bulwark_broker_packets_too_large_total',
+    'MQTT packets refused at their fixed header for announcing more than the size limit',
+    () => sources.broker().packetsTooLarge ?? 0,
+  );
+  new Counter({
+    name: 'bulwark_broker_publish_denied_total',
+    help: 'Publishes refused by policy, by reason (the device learns only that its connection closed)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of sources.broker().publishDenied ?? []) this.inc({ reason }, n);
+    },
+  });
   gauge('bulwark_monitor_devices', 'Devices the detectors hold state for', (g) =>
     g.set(sources.monitor().devices),
   );

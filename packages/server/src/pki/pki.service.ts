@@ -2,7 +2,7 @@ import { BulwarkError, connackCodes, type ConnackCode } from '@bulwark/protocol'
 import { requireStatus, statusAllows, type DeviceService } from '../devices/index.ts';
 import { createEventRateLimit, type EventBus } from '../events/index.ts';
 import type { Db } from '../store/index.ts';
-import type { PkiMaterial } from './ca.ts';
+import type { CaKeyPair, PkiMaterial } from './ca.ts';
 import { certRow } from './ca.ts';
 import * as certs from './cert.store.ts';
 import { validateCsr } from './csr.ts';
@@ -46,11 +46,37 @@ const reasonCode = {
 export type RevocationReason = keyof typeof reasonCode;
 export const revocationReasons = Object.keys(reasonCode) as RevocationReason[];
 
+/** A CRL (RFC 5280 §5) signed by `ca`, valid for CRL_VALIDITY from `t`. */
+async function signCrl(
+  ca: CaKeyPair,
+  t: number,
+  number: number,
+  entries: x509.X509CrlEntryParams[],
+): Promise<Buffer> {
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: ca.cert.subject,
+    thisUpdate: new Date(t),
+    nextUpdate: new Date(t + CRL_VALIDITY),
+    signingAlgorithm: SIGNING_ALG,
+    signingKey: ca.key,
+    entries,
+    extensions: [
+      await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
+      new x509.Extension('2.5.29.20', false, derInteger(number)), // cRLNumber, RFC 5280 §5.2.3
+    ],
+  });
+  return Buffer.from(crl.rawData);
+}
+
+const toPem = (der: Buffer) =>
+  `-----BEGIN X509 CRL-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END X509 CRL-----\n`;
+
 export function createPkiService(deps: PkiServiceDeps) {
   const { db, material, devices, events, now } = deps;
   const chain = [material.issuing.cert, material.root.cert];
   let crlCache: { key: string; der: Buffer; at: number } | undefined;
   let crlNumber = 0;
+  let rootCrlCache: { der: Buffer; at: number } | undefined;
   const refusals = createEventRateLimit({ max: 20, windowMs: 60_000 });
 
   /** Signs a device certificate: subject, SAN and extensions are the server's, only the public key is the device's. */
@@ -104,6 +130,30 @@ export function createPkiService(deps: PkiServiceDeps) {
       },
     });
     throw e;
+  }
+
+  /** DER CRL of the issuing CA (RFC 5280 §5), regenerated when the set of revocations changes. */
+  async function crl(): Promise<Buffer> {
+    const t = now();
+    const revoked = await certs.revokedUnexpired(db, t);
+    const key = revoked.map((r) => r.serial).join(',');
+    // Reissued when the revocations change, and halfway through its validity so it never goes stale.
+    if (crlCache && crlCache.key === key && t - crlCache.at < CRL_VALIDITY / 2) return crlCache.der;
+    crlNumber = Math.max(crlNumber + 1, Math.floor(t / 1000));
+    const der = await signCrl(
+      material.issuing,
+      t,
+      crlNumber,
+      revoked.map((r) => ({
+        serialNumber: r.serial,
+        revocationDate: new Date(r.revoked_at ?? t),
+        reason:
+          reasonCode[(r.revocation_reason ?? 'unspecified') as RevocationReason] ??
+          x509.X509CrlReason.unspecified,
+      })),
+    );
+    crlCache = { key, der, at: t };
+    return der;
   }
 
   return {
@@ -315,35 +365,35 @@ export function createPkiService(deps: PkiServiceDeps) {
       return { ok: true, deviceId: device.id, group: device.group, serial: cert.serial };
     },
 
-    /** DER CRL of the issuing CA (RFC 5280 §5), regenerated when the set of revocations changes. */
-    async crl(): Promise<Buffer> {
+    crl,
+
+    /**
+     * PEM CRLs of every CA in the chain, for a TLS listener that checks client certificates against them.
+     * Node sets OpenSSL's X509_V_FLAG_CRL_CHECK_ALL when a CRL is given, so the issuing CA's own certificate
+     * needs one from the root too (RFC 5280 §6.3: a certificate without a current CRL from its issuer fails).
+     * The root never revokes the issuing CA here (a compromise means a new installation), so its CRL is empty.
+     */
+    async revocationListsPem(): Promise<string[]> {
       const t = now();
-      const revoked = await certs.revokedUnexpired(db, t);
-      const key = revoked.map((r) => r.serial).join(',');
-      // Reissued when the revocations change, and halfway through its validity so it never goes stale.
-      if (crlCache && crlCache.key === key && t - crlCache.at < CRL_VALIDITY / 2) return crlCache.der;
-      crlNumber = Math.max(crlNumber + 1, Math.floor(t / 1000));
-      const crl = await x509.X509CrlGenerator.create({
-        issuer: material.issuing.cert.subject,
-        thisUpdate: new Date(t),
-        nextUpdate: new Date(t + CRL_VALIDITY),
-        signingAlgorithm: SIGNING_ALG,
-        signingKey: material.issuing.key,
-        entries: revoked.map((r) => ({
-          serialNumber: r.serial,
-          revocationDate: new Date(r.revoked_at ?? t),
-          reason:
-            reasonCode[(r.revocation_reason ?? 'unspecified') as RevocationReason] ??
-            x509.X509CrlReason.unspecified,
-        })),
-        extensions: [
-          await x509.AuthorityKeyIdentifierExtension.create(material.issuing.cert),
-          new x509.Extension('2.5.29.20', false, derInteger(crlNumber)),
-        ],
-      });
-      const der = Buffer.from(crl.rawData);
-      crlCache = { key, der, at: t };
-      return der;
+      if (!rootCrlCache || t - rootCrlCache.at >= CRL_VALIDITY / 2) {
+        rootCrlCache = { der: await signCrl(material.root, t, Math.floor(t / 1000), []), at: t };
+      }
+      return [toPem(await crl()), toPem(rootCrlCache.der)];
+    },
+
+    /**
+     * Whether a certificate that chains to our CA may speak to the broker at all: issued here to a device,
+     * not revoked, and its device still exists. Checked right after the TLS handshake, before any MQTT byte is
+     * read; the CRL in the handshake covers revocations, this covers certificates the store does not know
+     * (signed, then the store was restored from an older backup) and devices that no longer exist.
+     */
+    async certificateStanding(serial: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+      const cert = await certs.getCertificate(db, normalizeSerial(serial));
+      if (!cert || cert.kind !== 'device' || !cert.device_id)
+        return { ok: false, reason: 'certificate_unknown' };
+      if (cert.revoked_at !== null) return { ok: false, reason: 'certificate_revoked' };
+      if (!(await devices.find(cert.device_id))) return { ok: false, reason: 'device_unknown' };
+      return { ok: true };
     },
   };
 }
