@@ -7,7 +7,7 @@ import { parseDuration } from '../config/index.ts';
 import { requestScope } from '../users/index.ts';
 import type { Firmware } from './firmware.service.ts';
 import { severities } from './osv.ts';
-import { advisoriesIn, parseAdvisory } from './osv.ts';
+import { parseAdvisories } from './osv.ts';
 import { rolloutDeviceStatuses, rolloutStatuses, type RolloutSettings } from './rollout.plan.ts';
 import { releaseStatuses, type Release } from './release.types.ts';
 import { MAX_SBOM_BYTES } from './sbom.ts';
@@ -672,11 +672,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
           },
         },
         async (request) =>
-          vulnerabilities.importAdvisories(
-            advisoriesIn(request.body).map(parseAdvisory),
-            requestScope(request).actor,
-            'api',
-          ),
+          vulnerabilities.importAdvisories(parseAdvisories(request.body), requestScope(request).actor, 'api'),
       );
 
       app.get(

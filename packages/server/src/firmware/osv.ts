@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import cvssCalculator from 'ae-cvss-calculator';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { PackageURL } from 'packageurl-js';
 import semver from 'semver';
-import { z } from 'zod';
 import { BulwarkError } from '@bulwark/protocol';
 
 /** OSV advisories (https://ossf.github.io/osv-schema/) and their match against SBOM components. Pure. */
@@ -17,45 +19,75 @@ export const severityRank: Record<Severity, number> = {
   unknown: 0,
 };
 
-const event = z
-  .object({
-    introduced: z.string().optional(),
-    fixed: z.string().optional(),
-    last_affected: z.string().optional(),
-    limit: z.string().optional(),
-  })
-  .loose();
+/** One event of a range: exactly one of these keys (the schema enforces it). */
+export interface OsvEvent {
+  introduced?: string;
+  fixed?: string;
+  last_affected?: string;
+  limit?: string;
+}
+export interface OsvAffected {
+  package?: { ecosystem: string; name: string; purl?: string };
+  ranges?: { type: 'GIT' | 'SEMVER' | 'ECOSYSTEM'; repo?: string; events: OsvEvent[] }[];
+  versions?: string[];
+}
+/** The fields of a schema-valid OSV record that Bulwark reads. */
+interface OsvRecord {
+  id: string;
+  modified: string;
+  withdrawn?: string;
+  aliases?: string[] | null;
+  summary?: string;
+  details?: string;
+  severity?: { type: string; score: string }[] | null;
+  affected?: OsvAffected[] | null;
+  database_specific?: { severity?: unknown };
+}
 
-const affectedSchema = z
-  .object({
-    package: z
-      .object({ ecosystem: z.string(), name: z.string(), purl: z.string().optional() })
-      .loose()
-      .optional(),
-    ranges: z.array(z.object({ type: z.string(), events: z.array(event) }).loose()).optional(),
-    versions: z.array(z.string()).optional(),
-  })
-  .loose();
-export type OsvAffected = z.infer<typeof affectedSchema>;
+/**
+ * The OSV JSON Schema (draft 2020-12) written for Bulwark from the OSV specification (osv.schema.json), compiled
+ * once. Formats (`date-time`, `uri`) are checked by ajv-formats; ajv's strict mode stays on, so a mistake in the
+ * schema fails here rather than passing records silently.
+ */
+const validateRecord: ValidateFunction<OsvRecord> = (() => {
+  const schema = JSON.parse(readFileSync(new URL('./osv.schema.json', import.meta.url), 'utf8')) as object;
+  // verbose: errors carry the schema object that failed, where `x-messages` sits.
+  const ajv = new Ajv2020({ allErrors: false, strictRequired: false, verbose: true });
+  ajv.addKeyword({ keyword: 'x-messages', schemaType: 'object' });
+  addFormats.default(ajv, ['date-time', 'uri']);
+  return ajv.compile<OsvRecord>(schema);
+})();
 
-const advisorySchema = z
-  .object({
-    id: z
-      .string()
-      .min(1)
-      .max(128)
-      .regex(/^[A-Za-z0-9._:-]+$/, 'id must be an OSV id such as GHSA-xxxx-xxxx-xxxx'),
-    modified: z.string(),
-    published: z.string().optional(),
-    withdrawn: z.string().optional(),
-    aliases: z.array(z.string()).optional(),
-    summary: z.string().optional(),
-    details: z.string().optional(),
-    severity: z.array(z.object({ type: z.string(), score: z.string() }).loose()).optional(),
-    affected: z.array(affectedSchema).optional(),
-    database_specific: z.object({ severity: z.string().optional() }).loose().optional(),
-  })
-  .loose();
+/**
+ * Names the field at fault: the deepest error, as ajv lists a combinator's failure after its branches', except
+ * for `anyOf`, whose branches' errors are about alternatives that were not meant. Where the schema gives plain
+ * words for a rule (its `x-messages` annotation), they replace ajv's (a long pattern, "must NOT be valid").
+ */
+function describeErrors(errors: ErrorObject[] | null | undefined): string {
+  const list = errors ?? [];
+  const best =
+    list.find((e) => e.keyword === 'anyOf') ??
+    [...list].sort((a, b) => b.instancePath.split('/').length - a.instancePath.split('/').length)[0];
+  if (!best) return '/: does not match the OSV schema';
+  let where = best.instancePath;
+  let detail = best.message ?? `fails ${best.keyword}`;
+  const params = best.params as Record<string, unknown>;
+  const words = (best.parentSchema as { 'x-messages'?: Record<string, string> } | undefined)?.[
+    'x-messages'
+  ]?.[best.keyword];
+  if (words !== undefined) {
+    detail = words;
+  } else if (best.keyword === 'additionalProperties' && typeof params.additionalProperty === 'string') {
+    where = `${where}/${params.additionalProperty}`;
+    detail = 'is not a field of the OSV schema here';
+  } else if (best.keyword === 'required' && typeof params.missingProperty === 'string') {
+    where = `${where}/${params.missingProperty}`;
+    detail = 'is required';
+  } else if (best.keyword === 'enum' && Array.isArray(params.allowedValues)) {
+    detail = `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+  }
+  return `${where || '/'}: ${detail}`;
+}
 
 export interface Advisory {
   id: string;
@@ -97,20 +129,24 @@ export function cvssScore(vector: string): number | undefined {
   }
 }
 
-/** Parses one OSV advisory; severity comes from its CVSS vector (newest CVSS version first). */
-export function parseAdvisory(input: unknown): Advisory {
-  const result = advisorySchema.safeParse(input);
-  if (!result.success) {
-    const issue = result.error.issues[0];
+/**
+ * Validates one OSV record against the OSV JSON Schema and shapes it; severity comes from its CVSS vector
+ * (newest CVSS version first). `at` is the record's JSON Pointer within what was imported, for messages.
+ */
+export function parseAdvisory(input: unknown, at = ''): Advisory {
+  if (!validateRecord(input)) {
+    const id =
+      typeof input === 'object' && input !== null && typeof (input as { id?: unknown }).id === 'string'
+        ? ` ${(input as { id: string }).id}`
+        : '';
+    const problem = describeErrors(validateRecord.errors);
     throw new BulwarkError(
       'validation_failed',
-      `not an OSV advisory: ${issue?.path.join('.') || '(document)'}: ${issue?.message ?? 'invalid'}`,
+      `not an OSV advisory${id}: ${at}${problem.startsWith('/:') && at ? problem.slice(1) : problem}`,
     );
   }
-  const a = result.data;
+  const a = input;
   const modified = Date.parse(a.modified);
-  if (!Number.isFinite(modified))
-    throw new BulwarkError('validation_failed', `advisory ${a.id}: modified must be an RFC 3339 time`);
   const order = ['CVSS_V4', 'CVSS_V3', 'CVSS_V2'];
   let score: number | null = null;
   let vector: string | null = null;
@@ -126,14 +162,14 @@ export function parseAdvisory(input: unknown): Advisory {
   let severity: Severity = score === null ? 'unknown' : ratingOf(score);
   if (score === null) {
     // No usable vector: the database's own rating (GitHub's MODERATE is CVSS's medium).
-    const given = a.database_specific?.severity?.toLowerCase().replace('moderate', 'medium');
+    const rating = a.database_specific?.severity;
+    const given = typeof rating === 'string' ? rating.toLowerCase().replace('moderate', 'medium') : undefined;
     if (given && (severities as readonly string[]).includes(given)) severity = given as Severity;
   }
-  const withdrawn = a.withdrawn === undefined ? null : Date.parse(a.withdrawn);
   return {
     id: a.id,
     modified,
-    withdrawn: withdrawn !== null && Number.isFinite(withdrawn) ? withdrawn : null,
+    withdrawn: a.withdrawn === undefined ? null : Date.parse(a.withdrawn),
     summary: (a.summary ?? a.details ?? '').slice(0, 1000),
     aliases: a.aliases ?? [],
     severity,
@@ -141,6 +177,17 @@ export function parseAdvisory(input: unknown): Advisory {
     cvssVector: vector,
     affected: a.affected ?? [],
   };
+}
+
+/**
+ * Validates every record of an import (one advisory, an array, or an OSV API answer `{ vulns: [...] }`) before
+ * anything is stored: one invalid record refuses the whole batch, naming its JSON Pointer.
+ */
+export function parseAdvisories(json: unknown): Advisory[] {
+  if (Array.isArray(json)) return json.map((item, i) => parseAdvisory(item, `/${i}`));
+  const vulns = (json as { vulns?: unknown } | null)?.vulns;
+  if (Array.isArray(vulns)) return vulns.map((item, i) => parseAdvisory(item, `/vulns/${i}`));
+  return [parseAdvisory(json)];
 }
 
 /** OSV ecosystem → package URL type (https://github.com/package-url/purl-spec, OSV schema appendix). */
@@ -229,8 +276,8 @@ export function compareVersions(a: string, b: string): number {
 }
 
 /** OSV range evaluation (schema §"Evaluation"): events in version order toggle "affected". */
-function inRange(version: string, events: z.infer<typeof event>[]): boolean {
-  const point = (e: z.infer<typeof event>) => e.introduced ?? e.fixed ?? e.last_affected ?? e.limit ?? '0';
+function inRange(version: string, events: OsvEvent[]): boolean {
+  const point = (e: OsvEvent) => e.introduced ?? e.fixed ?? e.last_affected ?? e.limit ?? '0';
   const sorted = [...events].sort((x, y) => {
     const px = point(x);
     const py = point(y);
@@ -259,12 +306,4 @@ export function isAffected(entry: OsvAffected, componentKey: string, version: st
   return (entry.ranges ?? []).some(
     (r) => (r.type === 'SEMVER' || r.type === 'ECOSYSTEM') && inRange(version, r.events),
   );
-}
-
-/** Reads advisories from parsed JSON: one advisory, an array, or an OSV API answer `{ vulns: [...] }`. */
-export function advisoriesIn(json: unknown): unknown[] {
-  if (Array.isArray(json)) return json;
-  const vulns = (json as { vulns?: unknown } | null)?.vulns;
-  if (Array.isArray(vulns)) return vulns;
-  return [json];
 }
