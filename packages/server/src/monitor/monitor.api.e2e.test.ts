@@ -234,11 +234,19 @@ describe('monitor API: profiles, responses, alert lifecycle, stream and /metrics
     const listed = await s.cli(['alerts', 'list', '--status', 'resolved', '--json']);
     expect(listed.code).toBe(0);
     const alerts = JSON.parse(listed.stdout) as { id: string; detector: string; resolution: string }[];
-    expect(alerts).toEqual([expect.objectContaining({ detector: 'burst', resolution: 'firmware fixed' })]);
+    // The address ban run above is an alert too, resolved when the ban was lifted.
+    expect(alerts).toHaveLength(2);
+    expect(alerts).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ detector: 'burst', resolution: 'firmware fixed' }),
+        expect.objectContaining({ detector: 'firewall_ban', resolution: 'ban lifted' }),
+      ]),
+    );
+    const burst = alerts.find((a) => a.detector === 'burst')!;
     const table = await s.cli(['alerts', 'list', '--status', 'open,resolved']);
     expect(table.stdout).toMatch(/^ID\s+SEVERITY\s+STATUS/m);
     expect(table.stdout).toContain('burst');
-    const shown = await s.cli(['alerts', 'show', alerts[0]!.id]);
+    const shown = await s.cli(['alerts', 'show', burst.id]);
     expect(shown.stdout).toMatch(/evidence\n {2}metric: "messages_sent"/);
     const missing = await s.cli(['alerts', 'ack', 'no-such-alert']);
     expect(missing.code).toBe(1);
