@@ -512,10 +512,13 @@ export function createAccessService(deps: AccessServiceDeps) {
       action: 'connect' | 'publish' | 'subscribe' | 'receive';
       topic?: string;
       sourceAddress?: string;
+      /** Client-certificate subject fields to simulate (CN defaults to the device id). */
+      certSubject?: Readonly<Record<string, string>>;
     }) {
       const access = await accessFor({
         deviceId: input.deviceId,
         remoteAddress: input.sourceAddress ?? null,
+        certSubject: input.certSubject,
       });
       let decision: Decision;
       if (input.action === 'connect') decision = access.connect();
@@ -535,6 +538,8 @@ export function createAccessService(deps: AccessServiceDeps) {
         action: input.action,
         topic: input.topic ?? null,
         zone: access.zone,
+        // For a deny without a deciding statement: what applied, and what was dropped for this context and why.
+        explain: access.describe(),
       };
     },
 

@@ -1,9 +1,58 @@
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { BulwarkError } from '@bulwark/protocol';
+import { covers, intersects, matches } from '../policy/index.ts';
 import { common, printJson, printTable, readDocument, withPlatform, type CommonOptions } from './context.ts';
 
 const ACTOR = 'cli';
+
+interface Simulated {
+  allow: boolean;
+  reason: string;
+  statement?: string | undefined;
+  policy?: string | undefined;
+  action: string;
+  topic: string | null;
+  zone: string | null;
+  explain: {
+    statements: {
+      policy: string;
+      sid: string;
+      effect: 'allow' | 'deny';
+      actions: string[];
+      resources: string[];
+    }[];
+    dropped: { policy: string; statement: string; reason: string }[];
+  };
+}
+
+/** Why a decision came out as it did, in lines an operator can act on (the policy module's explain, formatted). */
+export function explainDecision(d: Simulated): string[] {
+  if (d.statement) return [`decided by statement ${d.statement} of policy ${d.policy ?? ''}`];
+  if (d.allow) return [];
+  const action = `mqtt:${d.action}`;
+  const lines: string[] = [];
+  if (d.reason === 'no_matching_statement' || d.reason === 'subscription_broader_than_rights')
+    lines.push(
+      d.reason === 'no_matching_statement'
+        ? `no statement allows ${d.action}${d.topic ? ` on ${d.topic}` : ''} (no match is a deny)`
+        : `allowing statements overlap ${d.topic ?? ''} but none covers it all`,
+    );
+  else if (d.reason === 'cross_zone_no_conduit')
+    lines.push(`the topic belongs to another zone than ${d.zone ?? 'the device'} and no conduit carries it`);
+  // A statement for this action whose resource fits the topic, that did not decide: its time window is closed.
+  const fits = (r: string) =>
+    d.topic === null ||
+    (d.action === 'subscribe' ? covers(r, d.topic) || intersects(r, d.topic) : matches(r, d.topic));
+  for (const s of d.explain.statements)
+    if (s.actions.includes(action) && s.resources.some(fits))
+      lines.push(
+        `statement ${s.sid} of policy ${s.policy} fits but did not apply now (outside its time window)`,
+      );
+  for (const x of d.explain.dropped)
+    lines.push(`statement ${x.statement} of policy ${x.policy} does not apply to this device: ${x.reason}`);
+  return lines;
+}
 
 export function policyCommands(): Command {
   const policy = new Command('policy').description(
@@ -77,8 +126,25 @@ export function policyCommands(): Command {
     .requiredOption('--action <action>', 'connect, publish, subscribe or receive')
     .option('--topic <topic>', 'topic (publish, receive) or filter (subscribe)')
     .option('--from <address>', 'source address, for conditions on it')
+    .option(
+      '--cert <field=value>',
+      'a client-certificate subject field, for conditions on it (repeatable), e.g. O=Acme',
+      (value: string, previous: Record<string, string> = {}) => {
+        const eq = value.indexOf('=');
+        if (eq <= 0) throw new BulwarkError('validation_failed', `--cert "${value}" must be FIELD=VALUE`);
+        return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+      },
+    )
     .action(
-      async (options: CommonOptions & { device: string; action: string; topic?: string; from?: string }) => {
+      async (
+        options: CommonOptions & {
+          device: string;
+          action: string;
+          topic?: string;
+          from?: string;
+          cert?: Record<string, string>;
+        },
+      ) => {
         if (!['connect', 'publish', 'subscribe', 'receive'].includes(options.action)) {
           throw new BulwarkError(
             'validation_failed',
@@ -91,13 +157,19 @@ export function policyCommands(): Command {
             action: options.action as 'publish',
             topic: options.topic,
             sourceAddress: options.from,
+            certSubject: options.cert,
           }),
         );
-        if (options.json) return printJson(d);
-        const by = d.statement ? ` by statement ${d.statement} of policy ${d.policy ?? ''}` : '';
-        process.stdout.write(
-          `${d.allow ? 'ALLOW' : 'DENY'} ${options.action} ${options.topic ?? ''}: ${d.reason}${by} (zone: ${d.zone ?? 'none'})\n`,
-        );
+        if (options.json) {
+          printJson({ ...d, why: explainDecision(d) });
+        } else {
+          const by = d.statement ? ` by statement ${d.statement} of policy ${d.policy ?? ''}` : '';
+          process.stdout.write(
+            `${d.allow ? 'ALLOW' : 'DENY'} ${options.action} ${options.topic ?? ''}: ${d.reason}${by} (zone: ${d.zone ?? 'none'})\n`,
+          );
+          if (!d.allow && !d.statement)
+            for (const line of explainDecision(d)) process.stdout.write(`  ${line}\n`);
+        }
         if (!d.allow) process.exitCode = 3;
       },
     );

@@ -1,7 +1,15 @@
+import { readFileSync, statSync } from 'node:fs';
 import { Command } from 'commander';
 import { BulwarkError } from '@bulwark/protocol';
 import { parseDuration } from '../config/index.ts';
-import type { Device } from '../devices/index.ts';
+import {
+  deviceStates,
+  importRows,
+  parseCsv,
+  IMPORT_MAX_BYTES,
+  type DeviceView,
+  type ImportResult,
+} from '../devices/index.ts';
 import { revocationReasons, type RevocationReason } from '../pki/index.ts';
 import {
   common,
@@ -15,14 +23,64 @@ import {
 
 const ACTOR = 'cli';
 
-function deviceRow(d: Device): Record<string, string> {
+/** "3m ago", "in 41d": times an operator reads at a glance (the JSON keeps epoch ms). */
+function relative(ms: number | null, now = Date.now()): string {
+  if (ms === null) return '-';
+  const d = Math.abs(ms - now);
+  const text =
+    d < 60_000
+      ? `${Math.round(d / 1000)}s`
+      : d < 3_600_000
+        ? `${Math.round(d / 60_000)}m`
+        : d < 172_800_000
+          ? `${Math.round(d / 3_600_000)}h`
+          : `${Math.round(d / 86_400_000)}d`;
+  return ms <= now ? `${text} ago` : `in ${text}`;
+}
+
+function deviceRow(d: DeviceView): Record<string, string> {
   return {
     id: d.id,
     group: d.group ?? '',
-    status: d.status,
-    enrolled: iso(d.enrolledAt),
-    created: iso(d.createdAt),
+    status: d.state,
+    online: d.online ? 'yes' : 'no',
+    'last seen': d.online ? 'now' : relative(d.lastSeenAt),
+    'cert expires': d.certificateExpiresAt === null ? '-' : relative(d.certificateExpiresAt),
+    firmware: d.firmwareVersion ?? '-',
+    zone: d.zone ?? '-',
   };
+}
+const deviceColumns = ['id', 'group', 'status', 'online', 'last seen', 'cert expires', 'firmware', 'zone'];
+
+/** `--attr k=v` (repeatable): `k=` removes k. */
+function collectAttr(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0)
+    throw new BulwarkError('validation_failed', `--attr "${value}" must be NAME=VALUE (NAME= removes it)`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function ttlOption(ttl: string | undefined): number | undefined {
+  if (ttl === undefined) return undefined;
+  const ms = parseDuration(ttl);
+  if (ms === undefined)
+    throw new BulwarkError('validation_failed', `--ttl "${ttl}" is not a duration such as 30m, 24h or 7d`);
+  return ms;
+}
+
+/** Reads a CSV file given on the command line, bounded before it is read. */
+function readCsv(file: string) {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch (err) {
+    throw new BulwarkError('validation_failed', `cannot read ${file}: ${(err as Error).message}`);
+  }
+  if (size > IMPORT_MAX_BYTES)
+    throw new BulwarkError('validation_failed', `${file} is larger than ${IMPORT_MAX_BYTES} bytes: split it`);
+  const text = readFileSync(file, 'utf8');
+  return importRows(parseCsv(text));
 }
 
 export function deviceCommands(): Command {
@@ -45,45 +103,164 @@ export function deviceCommands(): Command {
       'how long the token is valid, e.g. 30m, 24h, 7d (default: pki.enrollmentTokenTtl, 24h)',
     )
     .action(async (id: string, options: CommonOptions & { ttl?: string }) => {
-      const ttl = options.ttl === undefined ? undefined : parseDuration(options.ttl);
-      if (options.ttl !== undefined && ttl === undefined)
-        throw new BulwarkError(
-          'validation_failed',
-          `--ttl "${options.ttl}" is not a duration such as 30m, 24h or 7d`,
-        );
+      const ttl = ttlOption(options.ttl);
       const issued = await withPlatform(options, (p) => p.devices.issueToken(id, ACTOR, ttl));
       if (options.json)
         printJson({ token: issued.token, deviceId: id, expiresAt: new Date(issued.expiresAt).toISOString() });
       else process.stdout.write(`${issued.token}\n`);
     });
 
-  common(device.command('list').description('list devices'))
+  common(
+    device
+      .command('list')
+      .description('list devices: state, online, last seen, certificate expiry, firmware, zone'),
+  )
     .option('--group <group>', 'only this group')
-    .option('--status <status>', 'only this status: registered, active, disabled, revoked')
+    .option('--status <state>', `only this state: ${deviceStates.join(', ')}`)
     .option('--limit <n>', 'at most this many', intOption('--limit', 1, 10_000), 1000)
     .option('--after <id>', 'start after this device id (pagination)')
     .action(
       async (options: CommonOptions & { group?: string; status?: string; limit: number; after?: string }) => {
-        const devices = await withPlatform(options, (p) =>
-          p.devices.list({
-            group: options.group,
-            status: options.status,
-            limit: options.limit,
-            after: options.after,
-          }),
+        const devices = await withPlatform(options, async (p) =>
+          p.devices.views(
+            await p.devices.list({
+              group: options.group,
+              state: options.status,
+              limit: options.limit,
+              after: options.after,
+            }),
+          ),
         );
         if (options.json) printJson(devices);
-        else printTable(devices.map(deviceRow), ['id', 'group', 'status', 'enrolled', 'created']);
+        else printTable(devices.map(deviceRow), deviceColumns);
       },
     );
 
-  common(device.command('show <id>').description('show one device')).action(
-    async (id: string, options: CommonOptions) => {
-      const d = await withPlatform(options, (p) => p.devices.get(id));
-      if (options.json) printJson(d);
-      else printTable([deviceRow(d)], ['id', 'group', 'status', 'enrolled', 'created']);
-    },
-  );
+  common(
+    device
+      .command('show <id>')
+      .description('one device: state, attributes, certificate, firmware, and its latest refusals'),
+  )
+    .option('--denials <n>', 'how many recent refusals to show', intOption('--denials', 0, 100), 10)
+    .action(async (id: string, options: CommonOptions & { denials: number }) => {
+      const d = await withPlatform(options, (p) => p.devices.show(id, options.denials));
+      if (options.json) return printJson(d);
+      const attrs = Object.entries(d.attributes).map(([k, v]) => `${k}=${v}`);
+      const lines = [
+        `device        ${d.id}`,
+        `state         ${d.state}${d.state !== d.status ? ` (status ${d.status})` : ''}${d.quarantinedAt !== null ? `, quarantined since ${iso(d.quarantinedAt)}` : ''}`,
+        `group         ${d.group ?? '-'}`,
+        `zone          ${d.zone ?? '-'}`,
+        `attributes    ${attrs.length ? attrs.join(' ') : '-'}`,
+        `online        ${d.online ? `yes, since ${iso(d.connectedSince)}` : 'no'}`,
+        `last seen     ${d.lastSeenAt === null ? 'never' : `${iso(d.lastSeenAt)} (${relative(d.lastSeenAt)})`}`,
+        `certificate   ${d.certificateExpiresAt === null ? 'none' : `expires ${iso(d.certificateExpiresAt)} (${relative(d.certificateExpiresAt)})`}`,
+        `firmware      ${d.firmwareVersion ?? 'not reported'}`,
+        `enrolled      ${iso(d.enrolledAt) || 'no'}`,
+        `created       ${iso(d.createdAt)}`,
+        '',
+        // MQTT 3.1.1 cannot refuse a QoS 0/1 PUBLISH [MQTT-3.3.5-2]: the broker drops it and closes the
+        // connection, so `mosquitto_pub` reports success. The audit log has the reason.
+        d.recentDenials.length
+          ? 'recent refusals (a publish the broker refused was dropped; the client is not told why):'
+          : 'recent refusals: none in the last 7 days',
+        ...d.recentDenials.map(
+          (x) =>
+            `  ${iso(x.at)}  ${x.type.replace('mqtt.', '').replace('_', ' ')}${x.topic ? `  ${x.topic}` : ''}  ${x.reason}`,
+        ),
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+
+  common(
+    device
+      .command('update <id>')
+      .description('change group and attributes (attributes drive policies and rollouts)'),
+  )
+    .option('--group <group>', 'move to this group ("" for none)')
+    .option('--attr <name=value>', 'set an attribute (repeatable); NAME= removes it', collectAttr)
+    .option('--unset-attr <name>', 'remove an attribute (repeatable)', collect)
+    .action(
+      async (
+        id: string,
+        options: CommonOptions & { group?: string; attr?: Record<string, string>; unsetAttr?: string[] },
+      ) => {
+        if (options.group === undefined && !options.attr && !options.unsetAttr)
+          throw new BulwarkError(
+            'validation_failed',
+            'nothing to change: give --group, --attr or --unset-attr',
+          );
+        const d = await withPlatform(options, (p) =>
+          p.devices.update(
+            id,
+            { group: options.group, setAttributes: options.attr, unsetAttributes: options.unsetAttr },
+            ACTOR,
+          ),
+        );
+        if (options.json) return printJson(d);
+        const attrs = Object.entries(d.attributes).map(([k, v]) => `${k}=${v}`);
+        process.stdout.write(
+          `device ${d.id} updated: group ${d.group ?? '-'}, attributes ${attrs.length ? attrs.join(' ') : '-'}\n`,
+        );
+      },
+    );
+
+  common(
+    device
+      .command('import <file>')
+      .description(
+        'add devices from a CSV file (header: id,group,attr.NAME,…) and print one enrollment token per device',
+      ),
+  )
+    .option(
+      '--ttl <duration>',
+      'how long the tokens are valid, e.g. 24h, 7d (default: pki.enrollmentTokenTtl)',
+    )
+    .action(async (file: string, options: CommonOptions & { ttl?: string }) => {
+      const ttl = ttlOption(options.ttl);
+      const rows = readCsv(file);
+      const progress = process.stderr.isTTY === true;
+      const results: ImportResult[] = await withPlatform(options, async (p) => {
+        const out: ImportResult[] = [];
+        for (const row of rows) {
+          if ('error' in row) out.push({ line: row.line, id: row.id, ok: false, error: row.error });
+          else
+            try {
+              const added = await p.devices.addWithToken(row, ACTOR, ttl);
+              out.push({
+                line: row.line,
+                id: row.id,
+                ok: true,
+                token: added.token,
+                expiresAt: added.expiresAt,
+              });
+            } catch (err) {
+              out.push({ line: row.line, id: row.id, ok: false, error: BulwarkError.from(err).message });
+            }
+          if (progress) process.stderr.write(`\rimporting ${out.length}/${rows.length}`);
+        }
+        return out;
+      });
+      if (progress) process.stderr.write('\r\x1b[K');
+      const failed = results.filter((r) => !r.ok);
+      if (options.json) printJson(results);
+      else
+        printTable(
+          results.map((r) => ({
+            line: String(r.line),
+            id: r.id,
+            result: r.ok ? 'added' : `FAILED: ${r.error}`,
+            token: r.ok ? r.token : '',
+            expires: r.ok ? iso(r.expiresAt) : '',
+          })),
+          ['line', 'id', 'result', 'token', 'expires'],
+        );
+      if (failed.length)
+        throw new BulwarkError(
+          'validation_failed',
+          `${failed.length} of ${results.length} rows not imported (line ${failed.map((f) => f.line).join(', ')}); the other rows were added`,
+        );
+    });
 
   common(
     device
@@ -137,8 +314,15 @@ export function deviceCommands(): Command {
     )
       .option('--reason <text>', 'why (recorded in the audit log)')
       .action(async (id: string, options: CommonOptions & { reason?: string }) => {
-        await withPlatform(options, (p) => p.access.setQuarantine(id, quarantined, ACTOR, options.reason));
+        const resolved = await withPlatform(options, async (p) => {
+          await p.access.setQuarantine(id, quarantined, ACTOR, options.reason);
+          // The server resolves them too when it sees the release; resolving is idempotent, and this way
+          // the alerts close even when no server is running.
+          return quarantined ? [] : p.monitor.alerts.releaseHeld(id, ACTOR);
+        });
         process.stdout.write(`device ${id} ${quarantined ? 'quarantined' : 'released from quarantine'}\n`);
+        for (const a of resolved)
+          process.stdout.write(`alert ${a.id} (${a.detector}) resolved: ${a.resolution}\n`);
       });
   }
   return device;

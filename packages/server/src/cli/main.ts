@@ -13,6 +13,7 @@ import { notifyCommands } from './notify.commands.ts';
 import { pkiCommands } from './pki.commands.ts';
 import { serveCommand } from './serve.command.ts';
 import { tokenCommands } from './token.commands.ts';
+import { tokenCommands } from './token.commands.ts';
 
 export function buildCli(): Command {
   const program = new Command('bulwark')
@@ -33,6 +34,7 @@ export function buildCli(): Command {
   program.addCommand(auditCommands());
   program.addCommand(alertCommands());
   program.addCommand(securityProfileCommands());
+  program.addCommand(tokenCommands());
   program.addCommand(tokenCommands());
   for (const cmd of program.commands) {
     cmd.exitOverride();

@@ -37,6 +37,11 @@ function printAlert(a: Alert) {
     ...(a.resolvedBy ? [`resolved   ${iso(a.resolvedAt)} by ${a.resolvedBy}: ${a.resolution ?? ''}`] : []),
     'evidence',
     ...Object.entries(a.evidence).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`),
+    a.responsesRun.length ? 'responses run' : 'responses run: none',
+    ...a.responsesRun.map(
+      (r) =>
+        `  ${iso(r.at)}  ${r.action}  ${r.automatic ? 'automatic' : `by ${r.actor}`}  ${r.ok ? 'done' : 'FAILED'}${r.detail ? `: ${r.detail}` : ''}`,
+    ),
     ...a.notes.map((n) => `note ${iso(n.at)} ${n.by}: ${n.text}`),
   ];
   process.stdout.write(lines.join('\n') + '\n');

@@ -87,6 +87,27 @@ export interface DeviceView extends Device {
 
 const attributeName = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
+/** Validates attributes and returns them as stored: JSON with the names sorted. */
+function checkAttributes(attributes: Record<string, string>): string {
+  const entries = Object.entries(attributes);
+  if (
+    entries.length > 64 ||
+    entries.some(([k, v]) => !attributeName.test(k) || typeof v !== 'string' || v.length > 256)
+  ) {
+    throw new BulwarkError(
+      'validation_failed',
+      'attributes must be at most 64 names (letters, digits, _ . -) with string values of at most 256 characters',
+    );
+  }
+  return JSON.stringify(Object.fromEntries(entries.sort(([a], [b]) => a.localeCompare(b))));
+}
+
+function checkTokenTtl(ttlMs: number): void {
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0 || ttlMs > MAX_TOKEN_TTL_MS) {
+    throw new BulwarkError('validation_failed', 'token lifetime must be more than 0 and at most 30 days');
+  }
+}
+
 export interface TokenCheck {
   tokenId: string;
   device: Device;
@@ -249,6 +270,79 @@ export function createDeviceService(deps: DeviceServiceDeps) {
       return store.toDevice(row);
     },
 
+    /**
+     * Registers a device with its group and attributes and issues its enrollment token, all or nothing (one
+     * transaction): a bulk import never leaves a device without its token or without its attributes.
+     */
+    async addWithToken(
+      input: {
+        id: string;
+        group?: string | null | undefined;
+        attributes?: Record<string, string> | undefined;
+      },
+      actor: string,
+      ttlMs = deps.tokenTtlMs,
+    ): Promise<{ device: Device; token: string; expiresAt: number }> {
+      const problem = deviceIdProblem(input.id);
+      if (problem) throw new BulwarkError('validation_failed', problem);
+      const group = checkGroup(input.group);
+      const attributes = checkAttributes(input.attributes ?? {});
+      checkTokenTtl(ttlMs);
+      const t = now();
+      const row: DevicesTable = {
+        id: input.id,
+        group_name: group,
+        status: 'registered',
+        attributes,
+        created_at: t,
+        updated_at: t,
+        enrolled_at: null,
+        revoked_at: null,
+        quarantined_at: null,
+        last_seen_at: null,
+        connected_at: null,
+        sessions: 0,
+        cert_expires_at: null,
+      };
+      const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+      const tokenId = randomUUID();
+      if (await store.getDeviceRow(db, input.id))
+        throw new BulwarkError('conflict', `device ${input.id} already exists`);
+      try {
+        await db.transaction().execute(async (trx) => {
+          await store.insertDevice(trx, row);
+          await store.insertToken(trx, {
+            id: tokenId,
+            device_id: input.id,
+            token_hash: hashToken(token),
+            created_at: t,
+            expires_at: t + ttlMs,
+            used_at: null,
+          });
+        });
+      } catch (err) {
+        if (await store.getDeviceRow(db, input.id))
+          throw new BulwarkError('conflict', `device ${input.id} already exists`);
+        throw err;
+      }
+      const subject = `device:${input.id}`;
+      await events.emit({ type: 'device.added', actor, subject, data: { group } });
+      if (attributes !== '{}')
+        await events.emit({
+          type: 'device.updated',
+          actor,
+          subject,
+          data: { changes: { attributes: JSON.parse(attributes) as Record<string, string> } },
+        });
+      await events.emit({
+        type: 'enrollment.token_issued',
+        actor,
+        subject,
+        data: { tokenId, expiresAt: t + ttlMs },
+      });
+      return { device: store.toDevice(row), token, expiresAt: t + ttlMs };
+    },
+
     get: (id: string) => require(db, id),
 
     async find(id: string): Promise<Device | undefined> {
@@ -333,17 +427,7 @@ export function createDeviceService(deps: DeviceServiceDeps) {
         recorded.group = set.group_name;
       }
       if (changes.attributes !== undefined) {
-        const entries = Object.entries(changes.attributes);
-        if (
-          entries.length > 64 ||
-          entries.some(([k, v]) => !attributeName.test(k) || typeof v !== 'string' || v.length > 256)
-        ) {
-          throw new BulwarkError(
-            'validation_failed',
-            'attributes must be at most 64 names (letters, digits, _ . -) with string values of at most 256 characters',
-          );
-        }
-        set.attributes = JSON.stringify(Object.fromEntries(entries.sort(([a], [b]) => a.localeCompare(b))));
+        set.attributes = checkAttributes(changes.attributes);
         recorded.attributes = JSON.parse(set.attributes) as Record<string, string>;
       }
       if (Object.keys(set).length === 0) return device;
@@ -363,9 +447,7 @@ export function createDeviceService(deps: DeviceServiceDeps) {
       actor: string,
       ttlMs = deps.tokenTtlMs,
     ): Promise<{ token: string; expiresAt: number }> {
-      if (!Number.isFinite(ttlMs) || ttlMs <= 0 || ttlMs > MAX_TOKEN_TTL_MS) {
-        throw new BulwarkError('validation_failed', 'token lifetime must be more than 0 and at most 30 days');
-      }
+      checkTokenTtl(ttlMs);
       const device = await require(db, id);
       if (device.status === 'revoked')
         throw new BulwarkError('device_revoked', `device ${id} is revoked and cannot enroll again`);

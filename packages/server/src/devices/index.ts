@@ -20,3 +20,12 @@ export {
   type DeviceOperation,
 } from './device.types.ts';
 export { deviceRoutes, type DeviceRoutesDeps } from './device.routes.ts';
+export {
+  parseCsv,
+  importRows,
+  IMPORT_MAX_BYTES,
+  IMPORT_MAX_ROWS,
+  type CsvRecord,
+  type ImportRow,
+  type ImportResult,
+} from './device-import.ts';
