@@ -1,4 +1,4 @@
-import { BulwarkError, deviceIdProblem } from '@bulwark/protocol';
+import { BulwarkError } from '@bulwark/protocol';
 import type { AuditEntry, EventBus, EventType } from '../events/index.ts';
 import {
   compilePolicies,
@@ -62,6 +62,19 @@ export interface AccessIdentity {
 }
 
 export const ANONYMOUS_GROUP = 'anonymous';
+
+/**
+ * What MQTT 3.1.1 lets a server refuse in a client id ([MQTT-3.1.3-5]: any UTF-8 string; a server may allow
+ * more than 23 characters): empty (the server would have to assign one, [MQTT-3.1.3-6]), U+0000
+ * ([MQTT-1.5.3-2]), control characters (§1.5.3: a receiver may close the connection), or too long to record.
+ */
+export function anonymousClientIdProblem(clientId: string): string | undefined {
+  if (clientId.length === 0) return 'empty client id: the development listener needs a client id';
+  if (clientId.length > 256) return 'client id longer than 256 characters';
+  // eslint-disable-next-line no-control-regex -- the control characters are exactly what is refused
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(clientId)) return 'client id contains control characters';
+  return undefined;
+}
 
 export interface AccessServiceDeps {
   db: Db;
@@ -228,8 +241,10 @@ export function createAccessService(deps: AccessServiceDeps) {
     accessFor,
 
     /**
-     * Identity on the development listener: the client id, which must be a valid device id and must not be
-     * an enrolled device's (an unauthenticated client never speaks for a real device).
+     * Identity on the development listener: the client id, any that MQTT allows (spaces included), but never
+     * an enrolled device's (an unauthenticated client never speaks for a real device). An id that is not one
+     * plain topic level ("a/b", "+", "bench 7") still connects; policies insert `${device.id}` only when it
+     * is one, so such a client simply has no subtree of its own.
      */
     async checkAnonymous(
       clientId: string,
@@ -237,7 +252,7 @@ export function createAccessService(deps: AccessServiceDeps) {
       | { ok: true; deviceId: string; group: string; serial: string }
       | { ok: false; returnCode: 2 | 5; reason: string }
     > {
-      const problem = deviceIdProblem(clientId);
+      const problem = anonymousClientIdProblem(clientId);
       if (problem) return { ok: false, returnCode: 2, reason: problem };
       if (await db.selectFrom('devices').select('id').where('id', '=', clientId).executeTakeFirst()) {
         return {

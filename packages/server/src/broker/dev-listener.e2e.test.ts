@@ -1,8 +1,13 @@
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
+import { loadConfig } from '../config/index.ts';
+import { BULWARK_BIN, enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 
 /** Plaintext MQTT exchange (the development listener has no TLS). */
 async function plain(port: number, packets: object[], waitMs = 300) {
@@ -78,6 +83,76 @@ describe('development listener (authentication: none)', () => {
       { cmd: 'publish', topic: 'lab/bench-9', payload: Buffer.from('1'), qos: 1, messageId: 1 },
     ]);
     expect(lab.packets.map((p) => p.cmd)).toEqual(['connack', 'puback']);
+  });
+
+  it("accepts any client id MQTT allows, spaces included, without widening any device's topics", async () => {
+    const port = s.server.devMqttPort!;
+    const spaced = await plain(port, [
+      connect('bench 7'),
+      { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'devices/bench 7/#', qos: 0 }] },
+    ]);
+    expect(spaced.packets[0]).toMatchObject({ cmd: 'connack', returnCode: 0 });
+    // Not a plain topic level: policies never insert it, so this client has no subtree of its own.
+    expect(spaced.packets[1]).toMatchObject({ cmd: 'suback', granted: [128] });
+    // An id that would reach into an enrolled device's subtree if it were inserted into a topic.
+    const sneaky = await plain(port, [
+      connect('real-1/x'),
+      { cmd: 'publish', topic: 'devices/real-1/x/t', payload: Buffer.from('1'), qos: 1, messageId: 1 },
+    ]);
+    expect(sneaky.packets[0]).toMatchObject({ cmd: 'connack', returnCode: 0 });
+    expect(sneaky.packets.some((p) => p.cmd === 'puback')).toBe(false);
+    expect(sneaky.closed).toBe(true);
+    // [MQTT-1.5.3-2]: U+0000 is refused with 0x02, like an enrolled device's id.
+    const nul = await plain(port, [connect('bench\u00008')]);
+    expect(nul.packets[0]).toMatchObject({ cmd: 'connack', returnCode: 2 });
+  });
+
+  it('is set from the command line (--mqtt-dev-port) and the environment (BULWARK_MQTT_DEV_PORT)', async () => {
+    expect(loadConfig({ env: { BULWARK_MQTT_DEV_PORT: '1884' } }).mqtt.devListener).toEqual({
+      port: 1884,
+      authentication: 'none',
+    });
+    expect(loadConfig({ env: {} }).mqtt.devListener).toBeUndefined();
+    expect(() => loadConfig({ env: { BULWARK_MQTT_DEV_PORT: 'x' } })).toThrow(
+      /mqtt\.devListener\.port \(from BULWARK_MQTT_DEV_PORT\): must be a port number/,
+    );
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-dev-serve-'));
+    const child = spawn(
+      process.execPath,
+      [
+        BULWARK_BIN,
+        'serve',
+        '--data',
+        dataDir,
+        '--mqtt-port',
+        '0',
+        '--https-port',
+        '0',
+        '--mqtt-dev-port',
+        '0',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: {
+          ...process.env,
+          BULWARK_BIND: '127.0.0.1',
+          BULWARK_REENROLL_PORT: '0',
+          BULWARK_LOG_LEVEL: 'error',
+        },
+      },
+    );
+    try {
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      await expect.poll(() => out, { timeout: 30_000 }).toMatch(/WITHOUT AUTHENTICATION on port \d+/);
+      const port = Number(/WITHOUT AUTHENTICATION on port (\d+)/.exec(out)?.[1]);
+      const r = await plain(port, [connect('cli-dev')]);
+      expect(r.packets[0]).toMatchObject({ cmd: 'connack', returnCode: 0 });
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('refuses the same plaintext connection on the TLS port', async () => {

@@ -10,6 +10,7 @@ import { common, configFrom, type CommonOptions } from './context.ts';
 
 interface ServeOptions extends CommonOptions {
   mqttPort?: string;
+  mqttDevPort?: string;
   httpsPort?: string;
   bind?: string;
   hostname?: string[];
@@ -21,12 +22,17 @@ export function serveCommand(): Command {
     false,
   )
     .option('--mqtt-port <port>', 'MQTT over TLS port (default 8883, 0 = ephemeral)')
+    .option(
+      '--mqtt-dev-port <port>',
+      'DEVELOPMENT ONLY: also open a plaintext MQTT listener WITHOUT AUTHENTICATION on this port (mqtt.devListener)',
+    )
     .option('--https-port <port>', 'HTTPS port (default 8443, 0 = ephemeral)')
     .option('--bind <address>', 'listen on this address only')
     .option('--hostname <name...>', 'extra host names or addresses for the server certificate')
     .action(async (options: ServeOptions) => {
       const config = configFrom(options, {
         'mqtt.port': options.mqttPort,
+        'mqtt.devListener.port': options.mqttDevPort,
         'https.port': options.httpsPort,
         bind: options.bind,
         'pki.hostnames': options.hostname,
