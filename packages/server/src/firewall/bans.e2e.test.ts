@@ -165,6 +165,29 @@ describe('bans behind a shared address, with the default limits', () => {
       .toContain(`certificate:${serial}`);
   });
 
+  it('the CLI bans a certificate by serial, and refuses bad input with a one-line reason', async () => {
+    const d = await enrollInProcess(s, 'cli-cert-1');
+    const bad = await s.cli(['ban', 'add', '--certificate', 'not-hex', '--reason', 'x']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^bulwark: value must be a certificate serial in hex.*\n$/);
+    const both = await s.cli(['ban', 'add', '--device', 'a', '--address', '10.0.0.1', '--reason', 'x']);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toMatch(/exactly one of --address, --device or --certificate/);
+    const serial = new X509Certificate(d.cert).serialNumber; // upper case, as Node and openssl print it
+    const added = await s.cli(['ban', 'add', '--certificate', serial, '--reason', 'key leaked', '--json']);
+    expect(added.code).toBe(0);
+    expect(JSON.parse(added.stdout)).toMatchObject({
+      kind: 'certificate',
+      value: serialOf(d.cert),
+      origin: 'manual',
+    });
+    await expect.poll(() => tryConnect(s, ca, d)).toMatch(/refused/);
+    const table = await s.cli(['ban', 'list']);
+    expect(table.stdout).toMatch(
+      new RegExp(`certificate\\s+${serialOf(d.cert)}\\s+key leaked\\s+manual\\s+never\\s+yes`),
+    );
+  });
+
   it('two agents with one certificate: a cloned-identity alert and a ban of that device only', async () => {
     const twin = await enrollInProcess(s, 'twin-1');
     const neighbour = await enrollInProcess(s, 'twin-neighbour');
