@@ -31,6 +31,7 @@ import {
   type SystemRun,
 } from './harness/index.ts';
 import {
+  cliStartup,
   detectionLatency,
   detectionNotApplicable,
   fleetRound,
@@ -196,6 +197,11 @@ async function main(plan: Plan): Promise<number> {
     await waitQuiet();
     log('micro-benchmarks: policy decision, audit log');
     await microBenchmarks(ctx);
+  }
+  if (wants('cli')) {
+    await waitQuiet();
+    log('CLI start-up: bulwark and bulwark-agent, spawned one after the other');
+    await cliStartup(ctx);
   }
   if (wants('detection'))
     for (const peer of ['aedes', 'mosquitto'] as const)

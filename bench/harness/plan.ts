@@ -14,6 +14,7 @@ export const scenarioNames = [
   'detection',
   'policy',
   'audit',
+  'cli',
   'profile',
 ] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
@@ -87,6 +88,8 @@ export interface Plan {
   };
   policy: { statements: number[]; decisions: number; maxMs: number };
   audit: { singleAppends: number; batchedEvents: number; verifyEntries: number };
+  /** CLI start-up: each command is spawned this many times (after one warm-up run) for its median and p95. */
+  cli: { runs: number };
   /**
    * Quick runs measure idle memory on the fleet right after the storm and soak that same fleet at the end
    * of its round, instead of reconnecting fresh brokers for each (which a full run does).
@@ -217,6 +220,7 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
       detection: detection(5),
       policy: { statements: [10, 1000, 100_000], decisions: 1_000_000, maxMs: 500 },
       audit: { singleAppends: 200, batchedEvents: 20_000, verifyEntries: 100_000 },
+      cli: { runs: 10 },
       deadlineMs: 6 * 60_000,
       scenarios: common.scenarios.filter((s) => (values.only ? true : s !== 'observer' && s !== 'profile')),
     };
@@ -244,6 +248,7 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
     detection: detection(20),
     policy: { statements: [10, 1000, 100_000], decisions: 5_000_000, maxMs: 1500 },
     audit: { singleAppends: 500, batchedEvents: 100_000, verifyEntries: 1_000_000 },
+    cli: { runs: 30 },
     deadlineMs: 30 * 60_000,
   };
 }

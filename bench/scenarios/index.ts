@@ -6,3 +6,4 @@ export { noisyNeighbour } from './noisy-neighbour.ts';
 export { observerFanIn } from './observer-fan-in.ts';
 export { singleInFlight } from './single-in-flight.ts';
 export { soak } from './soak.ts';
+export { cliStartup } from './cli-startup.ts';

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BULWARK_BIN } from '../test-support/server.ts';
 
 const exec = promisify(execFile);
@@ -22,6 +22,11 @@ async function bulwark(args: string[], env: Record<string, string> = {}) {
 }
 
 describe('the bulwark command', () => {
+  // Only `init` and `serve` create a data directory; the other commands need one.
+  beforeAll(async () => {
+    expect((await bulwark(['init'])).code).toBe(0);
+  });
+
   it('lists its commands in --help', async () => {
     const r = await bulwark(['--help']);
     expect(r.code).toBe(0);

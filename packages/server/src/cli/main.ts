@@ -13,7 +13,6 @@ import { notifyCommands } from './notify.commands.ts';
 import { pkiCommands } from './pki.commands.ts';
 import { serveCommand } from './serve.command.ts';
 import { tokenCommands } from './token.commands.ts';
-import { tokenCommands } from './token.commands.ts';
 
 export function buildCli(): Command {
   const program = new Command('bulwark')
@@ -35,7 +34,6 @@ export function buildCli(): Command {
   program.addCommand(alertCommands());
   program.addCommand(securityProfileCommands());
   program.addCommand(tokenCommands());
-  program.addCommand(tokenCommands());
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();
@@ -46,7 +44,7 @@ export function buildCli(): Command {
 /** Runs the CLI; errors end with one line on stderr and a non-zero exit code. */
 export async function runCli(argv: string[]): Promise<void> {
   try {
-    await buildCli().parseAsync(argv);
+    await buildCli().parseAsync(commonOptionsLast(argv));
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode;
@@ -57,4 +55,19 @@ export async function runCli(argv: string[]): Promise<void> {
     process.stderr.write(`bulwark: ${message}\n`);
     process.exitCode = e.code === 'audit_chain_broken' ? 2 : 1;
   }
+}
+
+/**
+ * `bulwark --data DIR device list` as well as `bulwark device list --data DIR`: the options every command
+ * takes (--data, --config) may also come before the command; they are handed to it.
+ */
+function commonOptionsLast(argv: string[]): string[] {
+  const rest = argv.slice(2);
+  const moved: string[] = [];
+  while (rest[0] !== undefined && /^--(data|config)(=|$)/.test(rest[0])) {
+    const option = rest.shift()!;
+    moved.push(option);
+    if (!option.includes('=') && rest[0] !== undefined) moved.push(rest.shift()!);
+  }
+  return [...argv.slice(0, 2), ...rest, ...moved];
 }
