@@ -224,6 +224,12 @@ export function createAuditLog(deps: AuditLogDeps) {
      * previous hash, each entry's MAC (so a row with a correctly recomputed hash still cannot be forged
      * without the master key), and the head matching the MAC-protected anchor (which catches rows removed
      * from the end).
+     *
+     * The log may grow while it is walked (other nodes, the server beside the CLI), so the anchor is read
+     * twice. Before the walk: every entry up to it was committed with it, so the walk must reach it and pass
+     * through its hash (rows removed from the end). After the walk: every entry Bulwark committed that the
+     * walk saw was anchored by then, so the walk must not go past it (rows inserted). Entries appended after
+     * the first read are checked like all others; none is taken for a removal or an insertion.
      */
     async verify(
       options: { pageSize?: number; onProgress?: (seq: number) => void } = {},
@@ -234,6 +240,10 @@ export function createAuditLog(deps: AuditLogDeps) {
       let count = 0;
       const mark = readHeadFile(deps.headFile);
       let markedHash: string | undefined;
+      const readAnchor = () =>
+        db.selectFrom('audit_anchor').selectAll().where('id', '=', 1).executeTakeFirst();
+      const first = await readAnchor();
+      let firstAnchoredHash: string | undefined;
       const fail = (badSeq: number, reason: string): VerifyResult => ({
         ok: false,
         entries: count,
@@ -297,6 +307,7 @@ export function createAuditLog(deps: AuditLogDeps) {
             );
           }
           if (mark && row.seq === mark.seq) markedHash = row.hash;
+          if (first && row.seq === first.seq) firstAnchoredHash = row.hash;
           prevHash = row.hash;
           expectedSeq += 1;
           count += 1;
@@ -305,19 +316,24 @@ export function createAuditLog(deps: AuditLogDeps) {
         if (rows.length < pageSize) break;
       }
       const last = expectedSeq - 1;
-      const anchor = await db.selectFrom('audit_anchor').selectAll().where('id', '=', 1).executeTakeFirst();
-      if (!anchor) return fail(last + 1, 'the audit anchor is missing: it was deleted');
-      if (!mac.verifyMac(ANCHOR_PURPOSE, anchorMessage(anchor.seq, anchor.hash), anchor.mac)) {
-        return fail(
-          anchor.seq,
-          `the audit anchor for entry ${anchor.seq} fails its MAC: the anchor was forged or the master key differs`,
-        );
+      const anchor = await readAnchor();
+      if (!first || !anchor) return fail(last + 1, 'the audit anchor is missing: it was deleted');
+      for (const a of first.seq === anchor.seq && first.mac === anchor.mac ? [anchor] : [first, anchor]) {
+        if (!mac.verifyMac(ANCHOR_PURPOSE, anchorMessage(a.seq, a.hash), a.mac)) {
+          return fail(
+            a.seq,
+            `the audit anchor for entry ${a.seq} fails its MAC: the anchor was forged or the master key differs`,
+          );
+        }
       }
-      if (anchor.seq > last) {
+      if (first.seq > last) {
         return fail(
           last + 1,
-          `entry ${last + 1} is missing: the log ends at ${last} but was anchored at ${anchor.seq} (rows removed from the end)`,
+          `entry ${last + 1} is missing: the log ends at ${last} but was anchored at ${first.seq} (rows removed from the end)`,
         );
+      }
+      if (first.seq > 0 && firstAnchoredHash !== first.hash) {
+        return fail(first.seq, `entry ${first.seq} differs from the anchored head: the chain was rewritten`);
       }
       if (anchor.seq < last) {
         return fail(
@@ -325,7 +341,7 @@ export function createAuditLog(deps: AuditLogDeps) {
           `entry ${anchor.seq + 1} was not written by Bulwark: the log was anchored at ${anchor.seq} but continues to ${last} (rows inserted)`,
         );
       }
-      if (anchor.hash !== prevHash) {
+      if (anchor.seq === last && anchor.hash !== prevHash) {
         return fail(last, `entry ${last} differs from the anchored head: the chain was rewritten`);
       }
       if (mark && mark.seq > last) {

@@ -1,8 +1,10 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { sql } from 'kysely';
+import { sql, type KyselyPlugin } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BulwarkError } from '@bulwark/protocol';
 import { createDeviceService } from '../devices/index.ts';
@@ -11,7 +13,9 @@ import { createSecretBox } from '../secrets/index.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
 import { isBusy, isUniqueViolation, migrate, type Store } from './index.ts';
 
-const box = createSecretBox(randomBytes(32));
+const appendLoop = path.join(import.meta.dirname, '..', 'test-support', 'audit-append-loop.ts');
+const masterKey = randomBytes(32);
+const box = createSecretBox(masterKey);
 const retryable = (e: unknown) => isUniqueViolation(e) || isBusy(e);
 const auditOn = (store: Store, now = Date.now, headFile?: string) =>
   createAuditLog({ db: store.db, mac: box, now, isRetryable: retryable, headFile });
@@ -172,6 +176,75 @@ describe.each(testDialects)('store on %s', (dialect) => {
     ]);
     expect(await audit.verify()).toEqual({ ok: true, entries: 30, headSeq: 30 });
   });
+
+  it('verifies without a false alarm when another writer appends between reading the rows and the anchor', async () => {
+    await audit.append([event(1), event(2), event(3)]);
+    const writer = auditOn(await t.openAnother());
+    // A hook on the verifier's connection: after each read of audit rows, another process appends (and
+    // commits) before the verifier goes on. The append lands exactly where the race put it.
+    let appended = 0;
+    const interleave: KyselyPlugin = {
+      transformQuery: (args) => args.node,
+      async transformResult(args) {
+        if (args.result.rows.some((r) => 'prev_hash' in r)) {
+          await writer.append([event(100 + appended)]);
+          appended += 1;
+        }
+        return args.result;
+      },
+    };
+    const verifier = createAuditLog({
+      db: t.store.db.withPlugin(interleave),
+      mac: box,
+      now: Date.now,
+      isRetryable: retryable,
+    });
+    for (let run = 1; run <= 20; run++) {
+      const result = await verifier.verify();
+      expect(result, `run ${run}: ${result.reason ?? ''}`).toMatchObject({ ok: true });
+      expect(result.headSeq).toBeGreaterThanOrEqual(3 + run - 1);
+    }
+    expect(appended).toBeGreaterThanOrEqual(20);
+    expect(await audit.verify()).toMatchObject({ ok: true, headSeq: 3 + appended });
+  });
+
+  it('passes 20 verifications out of 20 during a tight loop of appends from another process', async () => {
+    await audit.append([event(1)]);
+    const where = t.location.url ?? t.location.file ?? '';
+    const writer = spawn(
+      process.execPath,
+      ['--import', 'tsx', appendLoop, where, masterKey.toString('hex')],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const exited = once(writer, 'exit');
+    try {
+      await expect
+        .poll(async () => (await audit.head()).seq, { timeout: 60_000, interval: 100 })
+        .toBeGreaterThan(20);
+      const heads = new Set<number>();
+      for (let run = 1; run <= 20; run++) {
+        const result = await audit.verify({ pageSize: 50 });
+        expect(result, `run ${run}: ${result.reason ?? ''}`).toMatchObject({ ok: true });
+        heads.add(result.headSeq);
+      }
+      // The log grew while it was being verified.
+      expect(heads.size).toBeGreaterThan(1);
+    } finally {
+      writer.kill('SIGKILL');
+      await exited;
+    }
+    // A real removal from the end is still caught once the writer has stopped.
+    const head = await audit.head();
+    await t.store.db
+      .deleteFrom('audit_log')
+      .where('seq', '>', head.seq - 2)
+      .execute();
+    const cut = await audit.verify({ pageSize: 50 });
+    expect(cut).toMatchObject({ ok: false, badSeq: head.seq - 1 });
+    expect(cut.reason).toMatch(/removed from the end/);
+  }, 120_000);
 
   it('batches concurrent emits into durable entries and delivers them to subscribers once', async () => {
     const bus = createEventBus({ log: audit });
