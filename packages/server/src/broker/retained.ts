@@ -210,11 +210,6 @@ export function createRetainedStore(deps: RetainedStoreDeps) {
       return { count: u?.count ?? 0, bytes: u?.bytes ?? 0 };
     },
 
-    /** Waits for the writes queued so far (shutdown). */
-    flush(): Promise<void> {
-      return writes;
-    },
-
     /**
      * Replaces the retained part of an aedes persistence: aedes asks it for retained messages on SUBSCRIBE
      * (each then still passes the subscriber's authorizeForward); storing is done by the broker in
