@@ -498,7 +498,9 @@ export async function createBroker(deps: BrokerDeps) {
 
   /** Off the hot path: only a denied publish gets here. */
   function denyPublish(session: Session, topic: string, reason: string, callback: (err: Error) => void) {
-    stats.publishDenied.set(reason, (stats.publishDenied.get(reason) ?? 0) + 1);
+    // Policy reasons are a handful of constants; the cap keeps the Prometheus label set bounded regardless.
+    const label = stats.publishDenied.has(reason) || stats.publishDenied.size < 32 ? reason : 'other';
+    stats.publishDenied.set(label, (stats.publishDenied.get(label) ?? 0) + 1);
     emit({
       type: 'mqtt.publish_denied',
       actor: `device:${session.deviceId}`,

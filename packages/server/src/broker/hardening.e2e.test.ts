@@ -6,7 +6,7 @@ import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../events/index.ts';
-import { connectMqtt, rawMqtt, workDir } from '../test-support/clients.ts';
+import { connectMqtt, exec, rawMqtt, workDir } from '../test-support/clients.ts';
 import { apiToken, enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 
 type Creds = { id: string; key: string; cert: string };
@@ -202,7 +202,45 @@ describe('broker hardening: sizes, handshakes, revocation in TLS, refused CONNEC
     expect(recorded.some((e) => e.data.reason === 'ERR_TLS_HANDSHAKE_TIMEOUT')).toBe(true);
   });
 
+  it('counts publish denials by reason: mosquitto_pub cannot be told why (MQTT 3.1.1 has no negative PUBACK), /metrics can', async () => {
+    const token = await apiToken(s, 'denials-admin');
+    const denied = async () => {
+      const res = await s.server.app.inject({
+        method: 'GET',
+        url: '/metrics',
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return Number(
+        /^bulwark_broker_publish_denied_total\{reason="no_matching_statement"\} (\d+)/m.exec(res.body)?.[1] ??
+          0,
+      );
+    };
+    const start = await denied();
+    const f = files(dir, dev);
+    const pub = (qos: string) =>
+      exec('mosquitto_pub', [
+        ...['-h', 'localhost', '-p', String(s.server.mqttPort), '--cafile', s.caFile],
+        ...['--cert', f.cert, '--key', f.key, '-i', 'big-1', '-V', 'mqttv311'],
+        ...['-t', 'devices/someone-else/commands', '-m', 'reboot', '-q', qos],
+      ]).then(
+        () => 0,
+        (e: { code?: number }) => e.code ?? 1,
+      );
+    // The broker closes the connection ([MQTT-3.3.5-2]). At QoS 0 the client has nothing to wait for and reports
+    // success; at QoS 1 it reports only a lost connection (mosquitto's MOSQ_ERR_CONN_LOST), never a refusal.
+    expect(await pub('0')).toBe(0);
+    expect(await pub('1')).not.toBe(0);
+    await until('two counted denials', async () => ((await denied()) - start >= 2 ? true : undefined));
+    const recorded = (await events(s, 'mqtt.publish_denied')).filter((e) => e.subject === 'device:big-1');
+    expect(recorded.length).toBeGreaterThanOrEqual(2);
+    expect(recorded[0]!.data).toEqual({
+      topic: 'devices/someone-else/commands',
+      reason: 'no_matching_statement',
+    });
+  });
+
   it('records an MQTT 5 CONNECT (refused by protocol level) and malformed CONNECTs as mqtt.connect_refused', async () => {
+    const before = (await events(s, 'mqtt.connect_refused')).length;
     const refused = await new Promise<number | undefined>((resolve) => {
       const client = mqtt.connect(s.mqttUrl, {
         ca,
@@ -234,7 +272,7 @@ describe('broker hardening: sizes, handshakes, revocation in TLS, refused CONNEC
     expect(r2.closed).toBe(true);
     const reasons = await until('three refusals', async () => {
       const r = (await events(s, 'mqtt.connect_refused')).map((e) => e.data);
-      return r.length >= 6 ? r : undefined; // three from the 250 MB test, three here
+      return r.length >= before + 3 ? r.slice(before) : undefined;
     });
     expect(reasons).toEqual(
       expect.arrayContaining([
