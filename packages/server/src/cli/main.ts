@@ -1,39 +1,54 @@
 import { Command, CommanderError } from 'commander';
 import { BulwarkError } from '@bulwark/protocol';
 import { VERSION } from '../version.ts';
-import { policyCommands, segmentationCommands } from './access.commands.ts';
-import { adminCommands } from './admin.commands.ts';
-import { banCommands } from './ban.commands.ts';
-import { auditCommands } from './audit.commands.ts';
-import { deviceCommands } from './device.commands.ts';
-import { firmwareCommands } from './firmware.commands.ts';
-import { initCommand } from './init.command.ts';
-import { alertCommands, securityProfileCommands } from './monitor.commands.ts';
-import { notifyCommands } from './notify.commands.ts';
-import { pkiCommands } from './pki.commands.ts';
-import { serveCommand } from './serve.command.ts';
-import { tokenCommands } from './token.commands.ts';
 
-export function buildCli(): Command {
+/**
+ * Every top-level command and the module that defines it. A module is loaded only when one of its commands
+ * runs (or for the full help), so a command does not pay for initialising every other one: start-up time is
+ * the CLI's latency (issue 12, docs/performance.md). Add a command here, in help order.
+ */
+const commandModules: { names: string[]; load: () => Promise<Command[]> }[] = [
+  { names: ['serve'], load: async () => [(await import('./serve.command.ts')).serveCommand()] },
+  { names: ['init'], load: async () => [(await import('./init.command.ts')).initCommand()] },
+  { names: ['admin'], load: async () => [(await import('./admin.commands.ts')).adminCommands()] },
+  { names: ['device'], load: async () => [(await import('./device.commands.ts')).deviceCommands()] },
+  { names: ['firmware'], load: async () => [(await import('./firmware.commands.ts')).firmwareCommands()] },
+  {
+    names: ['policy', 'zone', 'conduit', 'segmentation'],
+    load: async () => {
+      const m = await import('./access.commands.ts');
+      return [m.policyCommands(), ...m.segmentationCommands()];
+    },
+  },
+  { names: ['ban'], load: async () => [(await import('./ban.commands.ts')).banCommands()] },
+  { names: ['notify'], load: async () => [(await import('./notify.commands.ts')).notifyCommands()] },
+  { names: ['pki'], load: async () => [(await import('./pki.commands.ts')).pkiCommands()] },
+  { names: ['audit-log'], load: async () => [(await import('./audit.commands.ts')).auditCommands()] },
+  {
+    names: ['alerts', 'security-profile'],
+    load: async () => {
+      const m = await import('./monitor.commands.ts');
+      return [m.alertCommands(), m.securityProfileCommands()];
+    },
+  },
+  { names: ['token'], load: async () => [(await import('./token.commands.ts')).tokenCommands()] },
+];
+
+/** The program with the commands `argv` names, or all of them (help, an unknown command, no command). */
+export async function buildCli(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('bulwark')
     .description('Bulwark: security platform for IoT fleets')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  program.addCommand(serveCommand());
-  program.addCommand(initCommand());
-  program.addCommand(adminCommands());
-  program.addCommand(deviceCommands());
-  program.addCommand(firmwareCommands());
-  program.addCommand(policyCommands());
-  program.addCommand(banCommands());
-  program.addCommand(notifyCommands());
-  for (const cmd of segmentationCommands()) program.addCommand(cmd);
-  program.addCommand(pkiCommands());
-  program.addCommand(auditCommands());
-  program.addCommand(alertCommands());
-  program.addCommand(securityProfileCommands());
-  program.addCommand(tokenCommands());
+  const named = argv.slice(2).find((a) => !a.startsWith('-'));
+  const only = commandModules.find((m) => named !== undefined && m.names.includes(named));
+  const wanted = only
+    ? [only]
+    : argv.some((a) => a === '--version' || a === '-V') && !named
+      ? []
+      : commandModules;
+  for (const module of wanted) for (const cmd of await module.load()) program.addCommand(cmd);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();
@@ -44,7 +59,8 @@ export function buildCli(): Command {
 /** Runs the CLI; errors end with one line on stderr and a non-zero exit code. */
 export async function runCli(argv: string[]): Promise<void> {
   try {
-    await buildCli().parseAsync(commonOptionsLast(argv));
+    const args = commonOptionsLast(argv);
+    await (await buildCli(args)).parseAsync(args);
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode;
