@@ -224,6 +224,27 @@ describe('bans behind a shared address, with the default limits', () => {
   });
 });
 
+describe('a ban that expires', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ 'monitor.saveInterval': 300 });
+  });
+  afterAll(async () => s?.stop());
+
+  it('stays listed as inactive, and its alert is resolved', async () => {
+    const added = await s.cli(['ban', 'add', '--device', 'brief-1', '--reason', 'cool down', '--ttl', '3s']);
+    expect(added.code).toBe(0);
+    const alerts = () =>
+      s.platform.monitor.alerts.list({ detector: 'firewall_ban', status: ['open', 'resolved'] });
+    await expect.poll(async () => (await alerts()).map((a) => a.status)).toEqual(['open']);
+    await expect
+      .poll(async () => (await alerts()).map((a) => [a.status, a.resolution]), { timeout: 20_000 })
+      .toEqual([['resolved', 'ban expired']]);
+    const listed = JSON.parse((await s.cli(['ban', 'list', '--json'])).stdout) as BanRow[];
+    expect(listed).toEqual([expect.objectContaining({ value: 'brief-1', origin: 'manual', active: false })]);
+  });
+});
+
 describe.skipIf(!testPostgresUrl)('bans are shared by the nodes of one store (PostgreSQL)', () => {
   let db: TestStore;
   let a: TestServer;

@@ -289,6 +289,14 @@ export function createMonitor(deps: MonitorDeps) {
   let saveTimer: NodeJS.Timeout | undefined;
   const rejected = createEventRateLimit({ max: 5, windowMs: 60_000 });
 
+  /** A ban that expired by itself (no `firewall.ban_removed`) no longer locks anyone out: its alert is resolved. */
+  async function resolveExpiredBans(): Promise<void> {
+    const t = now();
+    for (const alert of await alerts.list({ detector: 'firewall_ban', status: ['open', 'acknowledged'] }))
+      if (typeof alert.evidence.expiresAt === 'number' && alert.evidence.expiresAt <= t)
+        await alerts.autoResolve('firewall_ban', alert.subject, 'ban expired');
+  }
+
   async function save(): Promise<void> {
     const { novelty, baselines } = engine.dirtyState();
     const at = now();
@@ -375,6 +383,7 @@ export function createMonitor(deps: MonitorDeps) {
       tickTimer.unref();
       saveTimer = setInterval(() => {
         save().catch((err: unknown) => deps.onError(err, 'saving detector state'));
+        resolveExpiredBans().catch((err: unknown) => deps.onError(err, 'resolving alerts of expired bans'));
       }, settings.saveInterval);
       saveTimer.unref();
     },
