@@ -433,6 +433,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
       maxPacketBytes: config.firewall.maxPayloadBytes + 4 * config.firewall.maxTopicLength + 4,
       maxConnectBytes: config.mqtt.maxConnectSize,
       handshakeTimeoutMs: config.mqtt.handshakeTimeout,
+      connectTimeoutMs: config.mqtt.connectTimeout,
     },
     revocationLists: () => pki.revocationListsPem(),
     certificateStanding: (serial) => pki.certificateStanding(serial),

@@ -74,6 +74,8 @@ export interface BrokerLimits {
   maxConnectBytes: number;
   /** A TLS handshake not finished within this is closed (stalled ClientHellos, bare TCP connections). */
   handshakeTimeoutMs: number;
+  /** A connection whose CONNECT has not arrived within this is closed (`mqtt.connect_refused`, connect_timeout). */
+  connectTimeoutMs: number;
 }
 
 export const defaultBrokerLimits: BrokerLimits = Object.freeze({
@@ -82,6 +84,7 @@ export const defaultBrokerLimits: BrokerLimits = Object.freeze({
   maxPacketBytes: 256 * 1024 + 4 * 256 + 4,
   maxConnectBytes: 16 * 1024,
   handshakeTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
 });
 
 interface Session {
@@ -180,8 +183,9 @@ function peerIdentity(client: Client): {
  */
 export async function createBroker(deps: BrokerDeps) {
   const { logger, events } = deps;
+  const limits: BrokerLimits = { ...defaultBrokerLimits, ...deps.limits };
   const aedes = await Aedes.createBroker({
-    connectTimeout: 10_000,
+    connectTimeout: limits.connectTimeoutMs,
     heartbeatInterval: 60_000,
     drainTimeout: 30_000,
   });
@@ -205,7 +209,6 @@ export async function createBroker(deps: BrokerDeps) {
     events.emit(event).catch((err: unknown) => logger.error({ err }, 'cannot record broker event'));
   };
 
-  const limits: BrokerLimits = { ...defaultBrokerLimits, ...deps.limits };
   // Read at scrape time by Prometheus; plain integers, nothing allocated on the hot path.
   const stats = { handshakeTimeouts: 0, packetsTooLarge: 0, publishDenied: new Map<string, number>() };
   // Refusals before authentication come from anyone who passed TLS (or from the development listener):
@@ -214,7 +217,7 @@ export async function createBroker(deps: BrokerDeps) {
   // Connections whose refusal is already recorded (aedes then reports the same close as an error too).
   const refusalRecorded = new WeakSet<Client>();
 
-  const peerOf = (client: Client) =>
+  const identify = (client: Client) =>
     insecureSockets.has(client.conn)
       ? {
           cn: undefined,
@@ -223,6 +226,17 @@ export async function createBroker(deps: BrokerDeps) {
           subject: {},
         }
       : peerIdentity(client);
+  // Read once per connection when aedes takes it: once aedes has closed a socket (a malformed CONNECT, a
+  // CONNECT timeout), its address and certificate can no longer be read for the event that records why.
+  const peers = new WeakMap<Client, ReturnType<typeof identify>>();
+  const peerOf = (client: Client) => peers.get(client) ?? identify(client);
+
+  /** Hands a connection to aedes, with the packet-size check in its parser. */
+  function accept(socket: Socket): void {
+    const client = aedes.handle(socket);
+    peers.set(client, identify(client));
+    limitPacketSize(client, limits, packetTooLarge);
+  }
 
   /** Records a CONNECT refused before authentication (malformed, too large, timed out, wrong protocol version). */
   function refuseEarly(client: Client, reason: string, returnCode?: number): Promise<void> {
@@ -727,7 +741,7 @@ export async function createBroker(deps: BrokerDeps) {
       }
       const standing = deps.certificateStanding;
       if (!standing) {
-        limitPacketSize(aedes.handle(socket), limits, packetTooLarge);
+        accept(socket);
         return;
       }
       // Nothing reads the socket until aedes has it: what the client sends meanwhile waits in the kernel.
@@ -736,7 +750,7 @@ export async function createBroker(deps: BrokerDeps) {
         .then((verdict) => {
           if (socket.destroyed) return;
           if (verdict.ok) {
-            limitPacketSize(aedes.handle(socket), limits, packetTooLarge);
+            accept(socket);
             return;
           }
           const remoteAddress = socket.remoteAddress ?? 'unknown';
@@ -747,7 +761,7 @@ export async function createBroker(deps: BrokerDeps) {
           logger.error({ err }, 'certificate check failed');
           if (socket.destroyed) return;
           uncheckedSockets.add(socket);
-          limitPacketSize(aedes.handle(socket), limits, packetTooLarge);
+          accept(socket);
         });
     },
   );
@@ -841,7 +855,7 @@ export async function createBroker(deps: BrokerDeps) {
         socket.once('close', () => deps.firewall.connectionClosed(address));
         socket.setNoDelay(true);
         insecureSockets.add(socket);
-        limitPacketSize(aedes.handle(socket), limits, packetTooLarge);
+        accept(socket);
       });
       devServer = dev;
       dev.listen(deps.devPort, deps.host);

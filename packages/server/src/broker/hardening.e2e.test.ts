@@ -110,7 +110,7 @@ describe('broker hardening: sizes, handshakes, revocation in TLS, refused CONNEC
   let dev: Creds;
 
   beforeAll(async () => {
-    s = await startTestServer({ 'mqtt.handshakeTimeout': 1000 });
+    s = await startTestServer({ 'mqtt.handshakeTimeout': 1000, 'mqtt.connectTimeout': 1000 });
     dir = workDir();
     ca = readFileSync(s.caFile, 'utf8');
     dev = await enrollInProcess(s, 'big-1');
@@ -137,6 +137,19 @@ describe('broker hardening: sizes, handshakes, revocation in TLS, refused CONNEC
     });
     expect(refused[0]).toMatchObject({ actor: 'device:big-1', data: { remoteAddress: '127.0.0.1' } });
     expect(refused[0]!.data.returnCode).toBeUndefined(); // closed without a CONNACK
+  });
+
+  it('closes a connection whose CONNECT does not arrive within mqtt.connectTimeout, and records it', async () => {
+    const before = (await events(s, 'mqtt.connect_refused')).length;
+    // TLS completes, then nothing: rawMqtt waits well past the 1 s deadline before giving up itself.
+    const r = await rawMqtt(s.server.mqttPort, { ca, key: dev.key, cert: dev.cert }, [], 5000);
+    expect(r).toEqual({ packets: [], closed: true });
+    const refused = await until('the refusal', async () =>
+      (await events(s, 'mqtt.connect_refused'))
+        .slice(before)
+        .find((e) => e.data.reason === 'connect_timeout'),
+    );
+    expect(refused).toMatchObject({ actor: 'device:big-1', data: { remoteAddress: '127.0.0.1' } });
   });
 
   it('refuses an oversized PUBLISH from a connected device the same way, with an event', async () => {

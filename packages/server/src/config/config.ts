@@ -77,6 +77,8 @@ const schema = z
         port: port.default(8883),
         /** A TLS handshake not finished in this time is closed (stalled ClientHellos, bare TCP connections). */
         handshakeTimeout: duration.default(10_000),
+        /** A connection whose CONNECT has not arrived in this time (after the handshake) is closed. */
+        connectTimeout: duration.default(10_000),
         /**
          * Largest CONNECT packet (client id, Will, credentials), refused at its fixed header. Other packets are
          * bounded by firewall.maxPayloadBytes plus the longest topic.
