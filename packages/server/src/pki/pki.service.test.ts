@@ -1,11 +1,15 @@
-import { mkdtempSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConfig } from '../config/index.ts';
 import { createLogger } from '../logger.ts';
 import { createPlatform, type Platform } from '../platform.ts';
 import { x509 } from './index.ts';
+
+const exec = promisify(execFile);
 
 async function csr(): Promise<string> {
   const keys = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
@@ -87,6 +91,43 @@ describe('PKI service: revocation is final and the CRL stays fresh', () => {
       });
     }
     expect((await p.devices.get('reason-1')).status).toBe('active');
+  });
+
+  it('gives a TLS listener one CRL per CA: OpenSSL with CRL_CHECK_ALL accepts a valid device and refuses a revoked one', async () => {
+    const pki = await p.pki();
+    const good = await enrolled('crl-good');
+    const bad = await enrolled('crl-bad');
+    await pki.revokeDevice('crl-bad', 'test', 'keyCompromise');
+    const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-crl-'));
+    const file = (name: string, text: string) => {
+      writeFileSync(path.join(dir, name), text);
+      return path.join(dir, name);
+    };
+    const chain = file('chain.pem', pki.chainPem());
+    const crls = file('crls.pem', (await pki.revocationListsPem()).join(''));
+    // -crl_check_all is what Node sets when a listener is given CRLs: every CA in the chain needs a current one.
+    const verify = (cert: x509.X509Certificate) =>
+      exec('openssl', [
+        'verify',
+        '-crl_check_all',
+        '-CAfile',
+        chain,
+        '-CRLfile',
+        crls,
+        file('c.pem', cert.toString('pem')),
+      ])
+        .then(({ stdout }) => stdout)
+        .catch((e: { stdout?: string; stderr?: string }) => `${e.stdout ?? ''}${e.stderr ?? ''}`);
+    expect(await verify(good.certificate)).toMatch(/: OK/);
+    expect(await verify(bad.certificate)).toMatch(/certificate revoked/);
+    // What the broker asks right after a handshake: known, unrevoked, of a device that exists.
+    const serial = (c: x509.X509Certificate) => c.serialNumber;
+    expect(await pki.certificateStanding(serial(good.certificate))).toEqual({ ok: true });
+    expect(await pki.certificateStanding(serial(bad.certificate))).toEqual({
+      ok: false,
+      reason: 'certificate_revoked',
+    });
+    expect(await pki.certificateStanding('7f00aa')).toEqual({ ok: false, reason: 'certificate_unknown' });
   });
 
   it('reissues the CRL before it goes stale', async () => {
