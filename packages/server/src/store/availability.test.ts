@@ -94,6 +94,8 @@ describe.skipIf(skipPrivate !== undefined)('store across a PostgreSQL restart (p
     await expectUnavailable(count(store));
     await expectUnavailable(addRow(store, 'during'));
     await expectUnavailable(store.ping());
+    // A process starting now (the CLI, another node) is told the same.
+    await expectUnavailable(openStore({ databaseUrl: server.url }));
     await until('the store to be reported down', () => store.health().state === 'down' || undefined);
     expect(store.health().reason).toBeTruthy();
 

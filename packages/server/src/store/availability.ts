@@ -45,7 +45,7 @@ const lossMessages =
   /^Connection terminated|not queryable|timeout exceeded when trying to connect|Postgres connection has been discarded/;
 
 /** True when `err` means the database cannot be reached (as opposed to a query it refused). */
-export function isConnectionLoss(err: unknown): boolean {
+export function isConnectionLoss(err: unknown, depth = 0): boolean {
   if (err instanceof BulwarkError) return err.code === 'unavailable';
   const e = err as { code?: unknown; message?: unknown; errors?: unknown } | null;
   if (!e || typeof e !== 'object') return false;
@@ -53,7 +53,11 @@ export function isConnectionLoss(err: unknown): boolean {
   if (socketCodes.has(code) || serverCodes.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return true;
   if (typeof e.message === 'string' && lossMessages.test(e.message)) return true;
   // Node's happy-eyeballs connect reports one error per address tried.
-  return Array.isArray(e.errors) && e.errors.length > 0 && e.errors.every(isConnectionLoss);
+  if (Array.isArray(e.errors) && e.errors.length > 0 && e.errors.every((x) => isConnectionLoss(x, depth + 1)))
+    return true;
+  // A wrapper (a failed migration) around a lost connection.
+  const cause = (err as { cause?: unknown }).cause;
+  return depth < 4 && cause !== undefined && cause !== err && isConnectionLoss(cause, depth + 1);
 }
 
 /** The error every interface shows for a store that is down: HTTP 503, CONNACK 3, CLI exit 1. */

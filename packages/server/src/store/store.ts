@@ -9,6 +9,7 @@ import {
   CONNECT_TIMEOUT_MS,
   createAvailability,
   guardPool,
+  isConnectionLoss,
   unavailableError,
   type Availability,
   type StoreHealth,
@@ -100,6 +101,12 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     await migrate(store.db);
   } catch (err) {
     await store.close();
+    if (isConnectionLoss(err))
+      throw new BulwarkError(
+        'unavailable',
+        `cannot reach the ${store.dialect} store at ${store.location}: ${(err as Error).message}`,
+        { cause: err },
+      );
     throw new BulwarkError(
       'internal',
       `cannot prepare the ${store.dialect} store at ${store.location}: ${(err as Error).message}`,
