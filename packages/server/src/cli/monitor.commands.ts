@@ -162,15 +162,35 @@ export function securityProfileCommands(): Command {
   );
 
   common(
-    profile.command('put <name> <file>').description('create or replace a profile from a YAML or JSON file'),
-  ).action(async (name: string, file: string, options: CommonOptions) => {
-    const document = readDocument(file);
-    const saved = await withPlatform(options, (p) => p.monitor.profiles.put(name, document, ACTOR));
-    if (options.json) return printJson(saved);
-    process.stdout.write(
-      `security profile ${name} saved (version ${saved.version}, ${saved.document.behaviours.length} behaviours)\n`,
+    profile
+      .command('put <name> [file]')
+      .description(
+        'create or replace a profile from a YAML or JSON file (--file, or the file after the name)',
+      ),
+  )
+    // `--file` as `policy put`, `zone put` and `conduit put` take it; the positional form stays for scripts.
+    .option('--file <file>', 'the profile document')
+    .action(
+      async (name: string, positional: string | undefined, options: CommonOptions & { file?: string }) => {
+        if (positional !== undefined && options.file !== undefined && positional !== options.file)
+          throw new BulwarkError(
+            'validation_failed',
+            'give the file once: either --file FILE or after the name',
+          );
+        const file = options.file ?? positional;
+        if (file === undefined)
+          throw new BulwarkError(
+            'validation_failed',
+            'which file? bulwark security-profile put NAME --file FILE',
+          );
+        const document = readDocument(file);
+        const saved = await withPlatform(options, (p) => p.monitor.profiles.put(name, document, ACTOR));
+        if (options.json) return printJson(saved);
+        process.stdout.write(
+          `security profile ${name} saved (version ${saved.version}, ${saved.document.behaviours.length} behaviours)\n`,
+        );
+      },
     );
-  });
 
   common(profile.command('list').description('profiles and where they are attached')).action(
     async (options: CommonOptions) => {

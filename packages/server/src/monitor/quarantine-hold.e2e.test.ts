@@ -51,7 +51,7 @@ describe('an alert whose response quarantined a device', () => {
       file,
       'responses:\n  - action: quarantine\n    detectors: [payload_flood]\n    mode: automatic\n',
     );
-    expect((await s.cli(['security-profile', 'put', 'guard', file])).code).toBe(0);
+    expect((await s.cli(['security-profile', 'put', 'guard', '--file', file])).code).toBe(0);
     expect((await s.cli(['security-profile', 'attach', 'guard', '--all'])).code).toBe(0);
     // The server has taken the profile in (it follows the CLI's changes through the audit log).
     await waitFor('the server to see the profile', async () =>
