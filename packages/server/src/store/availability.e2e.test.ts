@@ -150,8 +150,9 @@ describe.skipIf(skip !== undefined)('two nodes on one PostgreSQL database that g
     const types = (await nodes[1]!.s.platform.audit.query({ limit: 10_000 }))
       .filter((e) => e.subject?.startsWith('node:'))
       .map((e) => e.type);
-    expect(types.filter((t) => t === 'alert.raised')).toHaveLength(2);
-    expect(types.filter((t) => t === 'alert.resolved')).toHaveLength(2);
+    const raised = types.filter((t) => t === 'alert.raised').length;
+    expect(raised).toBeGreaterThanOrEqual(2);
+    expect(types.filter((t) => t === 'alert.resolved')).toHaveLength(raised);
   }, 300_000);
 
   it('survive pg_terminate_backend of all their connections and go on serving', async () => {
