@@ -84,7 +84,9 @@ function readCsv(file: string) {
 }
 
 export function deviceCommands(): Command {
-  const device = new Command('device').description('manage devices: add, enrollment tokens, list, revoke');
+  const device = new Command('device').description(
+    'manage devices: add, import, enrollment tokens, list, show, update, quarantine, revoke',
+  );
 
   common(device.command('add <id>').description('register a device so it can be given an enrollment token'))
     .option('--group <group>', 'device group')
