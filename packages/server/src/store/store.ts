@@ -59,6 +59,7 @@ const int8AsNumber = (oid: number, format?: string) =>
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
   let store: Store;
   if (options.databaseUrl) {
+    const databaseUrl = options.databaseUrl;
     const pool = new pg.Pool({
       connectionString: options.databaseUrl,
       max: 10,
@@ -68,7 +69,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
       types: { getTypeParser: int8AsNumber } as unknown as pg.CustomTypesConfig,
     });
     const availability = createAvailability({
-      probe: () => probe(pool),
+      probe: () => probe(databaseUrl),
       now: Date.now,
       minDelayMs: options.retryDelayMs?.min,
       maxDelayMs: options.retryDelayMs?.max,
@@ -118,13 +119,18 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   return store;
 }
 
-/** `select 1` on a connection of its own, bounded in time even when the socket hangs. */
-async function probe(pool: pg.Pool): Promise<void> {
-  const client = await pool.connect();
+/**
+ * `select 1` on a connection of its own, outside the pool: it measures whether the database answers, not
+ * whether the pool has a free connection (a busy pool is not an outage). Bounded in time even when the
+ * socket hangs.
+ */
+async function probe(connectionString: string): Promise<void> {
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  client.on('error', () => undefined); // the answer is the rejected promise below
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
-      client.query('select 1'),
+      client.connect().then(() => client.query('select 1')),
       new Promise((_, reject) => {
         timer = setTimeout(
           () => reject(new Error('the database did not answer in time')),
@@ -132,12 +138,9 @@ async function probe(pool: pg.Pool): Promise<void> {
         );
       }),
     ]);
-    client.release();
-  } catch (err) {
-    client.release(true);
-    throw err;
   } finally {
     clearTimeout(timer);
+    await client.end().catch(() => undefined);
   }
 }
 
