@@ -125,4 +125,35 @@ describe('an alert whose response quarantined a device', () => {
     const events = await s.platform.audit.query({ type: 'alert.resolved', limit: 100 });
     expect(events.filter((e) => e.data.alertId === alert.id)).toHaveLength(1);
   }, 120_000);
+
+  it('is resolved by the server when the device is released through the API path', async () => {
+    const flooder = await enrollInProcess(s, 'flooder-2', 'pumps');
+    const flood = await connectMqtt(s.mqttUrl, ca, flooder);
+    flood.on('error', () => undefined);
+    clients.push(flood);
+    const payload = Buffer.alloc(512, 7);
+    for (let i = 0; i < 3000 && flood.connected; i++)
+      flood.publish(`devices/${flooder.id}/telemetry`, payload, { qos: 0 });
+    const alert = await waitFor('the second flood alert with its quarantine', async () => {
+      const [a] = await s.platform.monitor.alerts.list({ detector: 'payload_flood', deviceId: 'flooder-2' });
+      return a?.responsesRun.some((r) => r.action === 'quarantine' && r.ok) ? a : undefined;
+    });
+    s.platform.monitor.engine.tick(Date.now() + 5 * 60_000);
+    await s.platform.monitor.alerts.autoResolve(
+      'payload_flood',
+      'device:flooder-2',
+      'test: clear window passed',
+    );
+    expect((await s.platform.monitor.alerts.get(alert.id)).status).toBe('open');
+    // What `POST /api/v1/devices/{id}/release` does: the release event reaches the monitor's subscription.
+    await s.platform.access.setQuarantine('flooder-2', false, 'user:olga');
+    const resolved = await waitFor('the alert resolved by the release', async () => {
+      const a = await s.platform.monitor.alerts.get(alert.id);
+      return a.status === 'resolved' ? a : undefined;
+    });
+    expect(resolved).toMatchObject({
+      resolvedBy: 'user:olga',
+      resolution: 'device flooder-2 released from quarantine',
+    });
+  }, 120_000);
 });
