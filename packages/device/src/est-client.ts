@@ -1,6 +1,6 @@
 import { BulwarkError, errorCodes, est, httpStatusOf, isErrorCode, type ErrorCode } from '@bulwark/protocol';
 import { describeCertificate, rootOf, toPem, type CertificateInfo } from './certificate.ts';
-import { httpsRequest, type HttpsResponse } from './https-request.ts';
+import { deviceListenerRedirect, httpsRequest, type HttpsResponse } from './https-request.ts';
 import { x509 } from './x509.ts';
 
 /** Settings common to every EST call. */
@@ -146,32 +146,15 @@ export async function simpleReenroll(request: SimpleReenrollRequest): Promise<st
   return issuedCertificate('simplereenroll', response.body, request.csrDer);
 }
 
-/**
- * Bulwark serves `simplereenroll` on a mutual-TLS listener of its own (the main listener asks for no client
- * certificate, so browsers are never prompted) and the main URL answers 307/308 there. RFC 7030 §3.2.1 lets an
- * EST client follow a redirect within the configured server; this one is followed once, and only to the same
- * host (any port) and the same path over HTTPS, where the server is verified against the same trust anchors.
- * Devices that stored the main URL at enrollment keep renewing.
- */
+/** The main URL redirects `simplereenroll` to the mutual-TLS device listener (see deviceListenerRedirect). */
 function reenrollRedirect(from: URL, response: HttpsResponse): URL {
   const location = response.headers.location;
-  let to: URL | undefined;
-  try {
-    to = location ? new URL(location, from) : undefined;
-  } catch {
-    to = undefined;
-  }
-  if (
-    to === undefined ||
-    to.protocol !== 'https:' ||
-    to.hostname !== from.hostname ||
-    to.pathname !== est.simplereenroll
-  ) {
+  const to = deviceListenerRedirect(from, response.status, location);
+  if (to === undefined)
     throw new BulwarkError(
       'bad_request',
       `EST simplereenroll failed: HTTP ${response.status} redirect to ${location ?? '(no Location)'} refused: only the same host and path over HTTPS are followed`,
     );
-  }
   return to;
 }
 

@@ -60,3 +60,28 @@ export function httpsRequest(options: HttpsRequest): Promise<HttpsResponse> {
     req.end(options.body);
   });
 }
+
+/**
+ * Bulwark serves what needs the device certificate (EST `simplereenroll`, the TUF repository) on a
+ * mutual-TLS listener of its own, so that its main listener never asks browsers for a certificate; the main
+ * URL answers 307/308 there. A device follows such a redirect once, and only to the same host (any port) and
+ * the same path over HTTPS, where the server is verified against the same trust anchors (RFC 7030 §3.2.1
+ * lets an EST client follow a redirect within its configured server). Returns the target, or undefined
+ * when the redirect may not be followed.
+ */
+export function deviceListenerRedirect(
+  from: URL,
+  status: number,
+  location: string | undefined,
+): URL | undefined {
+  if (status !== 307 && status !== 308) return undefined;
+  let to: URL;
+  try {
+    to = new URL(location ?? '', from);
+  } catch {
+    return undefined;
+  }
+  if (location === undefined || to.protocol !== 'https:' || to.hostname !== from.hostname) return undefined;
+  if (to.pathname !== from.pathname || to.search !== from.search) return undefined;
+  return to;
+}

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { est, tufPaths } from '@bulwark/protocol';
 import { accessRoutes, createAccessService, type AccessService } from './access/index.ts';
 import { createBroker, createRetainedStore, type Broker } from './broker/index.ts';
 import { createFirewallService, firewallRoutes, type FirewallService } from './firewall/index.ts';
@@ -28,7 +29,7 @@ import {
 } from './events/index.ts';
 import { createFirmware, firmwareRoutes, tufRoutes, type Firmware } from './firmware/index.ts';
 import { createNotifyService, notifyNodeId, notifyRoutes, type NotifyService } from './notify/index.ts';
-import { createHttpApp, createReenrollApp, type RouteEntry } from './http/index.ts';
+import { createHttpApp, createReenrollApp, deviceListenerRedirects, type RouteEntry } from './http/index.ts';
 import { createMetricsRegistry, createMonitor, monitorRoutes, type Monitor } from './monitor/index.ts';
 import {
   createPkiService,
@@ -333,10 +334,28 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     guard: { users: platform.users },
     onTlsError,
   });
+  // The device listener: what authenticates devices by their certificate (EST re-enrollment, the TUF repository).
   await reenroll.app.register(estReenrollRoutes(pki));
+  await reenroll.app.register(
+    tufRoutes({
+      tuf: platform.firmware.tuf,
+      releases: platform.firmware.releases,
+      checkDevice: (identity) => pki.checkConnection(identity),
+    }),
+  );
   await reenroll.app.ready();
   let reenrollPort = config.https.reenrollPort;
-  await app.register(estRoutes(pki, { reenrollPort: () => reenrollPort }));
+  await app.register(estRoutes(pki));
+  await app.register(
+    deviceListenerRedirects(
+      [
+        { method: 'POST', url: est.simplereenroll },
+        { method: 'GET', url: `${tufPaths.metadata}:name` },
+        { method: 'GET', url: `${tufPaths.targets}*` },
+      ],
+      () => reenrollPort,
+    ),
+  );
   await app.register(authRoutes(platform.users));
   // The WebAuthn origin names the HTTPS port, known once the listener is up (port 0 picks one).
   let httpsPort = config.https.port;
@@ -392,13 +411,6 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
       bus: events,
       visible: entryVisibility(platform),
       metrics: () => metricsRegistry.expose(),
-    }),
-  );
-  await app.register(
-    tufRoutes({
-      tuf: platform.firmware.tuf,
-      releases: platform.firmware.releases,
-      checkDevice: (identity) => pki.checkConnection(identity),
     }),
   );
   await app.ready();

@@ -10,3 +10,4 @@ export {
 export { toProblem, fromFrameworkError, type Problem } from './problem.ts';
 export { CSRF_HEADER, type GuardDeps } from './guard.ts';
 export { CREDENTIAL_ACCESS, type RouteAccess } from './access.ts';
+export { deviceListenerRedirects, type DeviceRoute } from './device-redirect.ts';

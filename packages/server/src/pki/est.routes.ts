@@ -84,22 +84,12 @@ const csrBody = (request: FastifyRequest): string => {
   return request.body;
 };
 
-/** The host the client asked for, without its port (`[::1]` stays bracketed); undefined when malformed. */
-function requestedHost(request: FastifyRequest): string | undefined {
-  return /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})(?::\d{1,5})?$/.exec(request.host)?.[1];
-}
-
 /**
  * EST (RFC 7030) under /.well-known/est and the CRL / CA chain under /pki, on the main listener. That listener
- * asks for no client certificate, so `simplereenroll` there answers 308 Permanent Redirect (RFC 9110 §15.4.9:
- * method and body are kept) to the same path on the same host at the re-enrollment listener, which does.
- * Devices enrolled with the main URL keep working: the agent follows this one redirect (and
- * `curl --location` does too).
+ * asks for no client certificate, so `simplereenroll` is served on the device listener (estReenrollRoutes)
+ * and the main listener redirects there (http/ deviceListenerRedirects).
  */
-export function estRoutes(
-  pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'crl' | 'chainPem'>,
-  options: { reenrollPort: () => number },
-) {
+export function estRoutes(pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'crl' | 'chainPem'>) {
   return function register(app: FastifyInstance) {
     estBodies(app);
 
@@ -111,15 +101,6 @@ export function estRoutes(
       const credentials = enrollmentCredentials(request);
       const issued = await pki.enroll({ ...credentials, csr: csrBody(request), remoteAddress: request.ip });
       return sendCerts(reply, issued.pkcs7, est.certsContentType);
-    });
-
-    app.post(est.simplereenroll, { config: { access: 'public' } }, (request, reply) => {
-      const host = requestedHost(request);
-      if (!host) throw new BulwarkError('bad_request', 'the Host header is not a host name or address');
-      return reply
-        .status(308)
-        .header('Location', `https://${host}:${options.reenrollPort()}${est.simplereenroll}`)
-        .send();
     });
 
     app.get(pkiPaths.crl, { config: { access: 'public' } }, async (_request, reply) =>
