@@ -105,7 +105,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     if (isConnectionLoss(err))
       throw new BulwarkError(
         'unavailable',
-        `cannot reach the ${store.dialect} store at ${store.location}: ${(err as Error).message}`,
+        `cannot reach the ${store.dialect} store at ${store.location} (${rootCause(err)}); retry shortly`,
         { cause: err },
       );
     throw new BulwarkError(
@@ -142,6 +142,15 @@ async function probe(connectionString: string): Promise<void> {
     clearTimeout(timer);
     await client.end().catch(() => undefined);
   }
+}
+
+/** The innermost cause's message (ECONNREFUSED, "the database system is starting up"…). */
+function rootCause(err: unknown): string {
+  let e = err;
+  for (let i = 0; i < 5 && e instanceof Error && e.cause instanceof Error; i++) e = e.cause;
+  if (!(e instanceof Error)) return 'no answer';
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
 }
 
 const alwaysUp: StoreHealth = { state: 'up', since: Date.now() };
