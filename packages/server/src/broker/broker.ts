@@ -9,6 +9,7 @@ import type { Firewall } from '../firewall/index.ts';
 import type { DeviceMeter } from '../monitor/index.ts';
 import { refuseRenegotiation, serverTlsProfile } from '../pki/index.ts';
 import { addressIn, type DeviceAccess } from '../policy/index.ts';
+import { isConnectionLoss } from '../store/index.ts';
 import type { RetainedStore } from './retained.ts';
 
 export interface BrokerTls {
@@ -488,7 +489,10 @@ export async function createBroker(deps: BrokerDeps) {
         () => callback(null),
         (err: unknown) => {
           logger.error({ err, topic: packet.topic }, 'cannot store a retained message');
-          callback(refusal('retained message could not be stored'));
+          // The store is down: the message is delivered and kept in memory on this node, not stored. Refusing
+          // it would end a live session that cannot reconnect (CONNACK 3) until the store is back.
+          if (isConnectionLoss(err)) callback(null);
+          else callback(refusal('retained message could not be stored'));
         },
       );
       return;
@@ -734,9 +738,13 @@ export async function createBroker(deps: BrokerDeps) {
       if (!socket.authorized) {
         // Chain, validity or CRL (CERT_REVOKED) check failed, or no certificate was sent (RFC 8446 §4.4.2.4).
         const remoteAddress = socket.remoteAddress ?? 'unknown';
-        const serial = socket.getPeerCertificate()?.serialNumber;
+        const peer = socket.getPeerCertificate();
+        const reason = String(socket.authorizationError ?? 'no client certificate');
         socket.destroy();
-        handshakeFailed(remoteAddress, String(socket.authorizationError ?? 'no client certificate'), serial);
+        // Only a revoked certificate has a verified signature, so only its CN names a device of ours.
+        const cn =
+          reason === 'CERT_REVOKED' && typeof peer?.subject?.CN === 'string' ? peer.subject.CN : undefined;
+        handshakeFailed(remoteAddress, reason, peer?.serialNumber, cn);
         return;
       }
       const standing = deps.certificateStanding;
@@ -745,7 +753,7 @@ export async function createBroker(deps: BrokerDeps) {
         return;
       }
       // Nothing reads the socket until aedes has it: what the client sends meanwhile waits in the kernel.
-      const serial = socket.getPeerCertificate().serialNumber;
+      const { serialNumber: serial, subject } = socket.getPeerCertificate();
       standing(serial)
         .then((verdict) => {
           if (socket.destroyed) return;
@@ -755,7 +763,12 @@ export async function createBroker(deps: BrokerDeps) {
           }
           const remoteAddress = socket.remoteAddress ?? 'unknown';
           socket.destroy();
-          handshakeFailed(remoteAddress, verdict.reason, serial);
+          handshakeFailed(
+            remoteAddress,
+            verdict.reason,
+            serial,
+            typeof subject?.CN === 'string' ? subject.CN : undefined,
+          );
         })
         .catch((err: unknown) => {
           logger.error({ err }, 'certificate check failed');
@@ -821,12 +834,19 @@ export async function createBroker(deps: BrokerDeps) {
    * Recorded at most 20 a minute per address (with the count left out), never a ban: whoever shares this
    * address may still present a valid certificate.
    */
-  function handshakeFailed(remoteAddress: string, reason: string, certSerial?: string): void {
+  function handshakeFailed(
+    remoteAddress: string,
+    reason: string,
+    certSerial?: string,
+    deviceId?: string,
+  ): void {
     const { record, suppressed } = handshakeFailures.admit(remoteAddress);
     if (!record) return;
     emit({
       type: 'tls.handshake_failed',
       actor: `anonymous@${remoteAddress}`,
+      // A certificate our CA signed names its device: the refusal shows in that device's history.
+      subject: deviceId === undefined ? undefined : `device:${deviceId}`,
       data: {
         listener: 'mqtt',
         remoteAddress,

@@ -340,7 +340,10 @@ describe('broker: revoked and unknown certificates are refused in the TLS handsh
       'CERT_REVOKED',
     );
     const refused = (await events(s, 'tls.handshake_failed')).find((e) => e.data.reason === 'CERT_REVOKED');
-    expect(refused?.data).toMatchObject({ listener: 'mqtt', remoteAddress: '127.0.0.1' });
+    expect(refused).toMatchObject({
+      subject: 'device:rev-early', // in the device's history: its CA-signed certificate names it
+      data: { listener: 'mqtt', remoteAddress: '127.0.0.1' },
+    });
 
     // rev-live is connected; the CLI (another process) revokes it: the session ends, and the CRL the TLS
     // listener checks is swapped in live (after the revocation event arrives from the audit-log tail).
@@ -373,5 +376,9 @@ describe('broker: revoked and unknown certificates are refused in the TLS handsh
     expect(await until('the refusal event', async () => (await refusalsOf(s, gone.cert)).at(0))).toBe(
       'certificate_unknown',
     );
+    const recorded = (await events(s, 'tls.handshake_failed')).find(
+      (e) => e.data.reason === 'certificate_unknown',
+    );
+    expect(recorded?.subject).toBe('device:unknown-1');
   });
 });
