@@ -1,5 +1,5 @@
 /**
- * Scenario 8, CLI start-up (issue 12): how long `bulwark` and `bulwark-agent` take from spawn to exit, as a
+ * Scenario 10, CLI start-up (issue 12): how long `bulwark` and `bulwark-agent` take from spawn to exit, as a
  * user runs them (`node bin/…js`, which loads the compiled bundle with its code cache). Each command runs
  * once to warm the cache and the page cache, then `plan.cli.runs` times one after the other
  * (hyperfine-style); the figure is the median wall time, with the p95. Target: under 500 ms each.
@@ -52,7 +52,7 @@ export async function cliStartup(ctx: BenchContext): Promise<void> {
       for (let i = 0; i < plan.cli.runs; i++) times.push(await timeRun(args));
       times.sort((a, b) => a - b);
       const spec = (metric: string, target?: number): MetricSpec => ({
-        scenario: `8 CLI start-up, ${name}`,
+        scenario: `10 CLI start-up, ${name}`,
         metric,
         unit: 'ms',
         better: 'lower',
