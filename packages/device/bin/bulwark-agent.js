@@ -2,7 +2,7 @@
 // Runs the compiled bundle (dist/, built by `npm install` and `npm run build`); without one, the
 // TypeScript sources through tsx, which is much slower to start.
 import { fileURLToPath } from 'node:url';
-import { loadBundle } from '../../server/bin/load-bundle.js';
+import { loadBundle } from './load-bundle.js';
 
 let cli = loadBundle(fileURLToPath(new URL('../dist/bulwark-agent.cjs', import.meta.url)));
 if (!cli) {

@@ -1,7 +1,8 @@
 // Runs a CommonJS bundle made by scripts/build.js with a V8 code cache kept beside it, so that a command
 // does not re-parse megabytes of JavaScript at every start: the first run compiles and writes the cache,
 // later runs deserialize it (the cache is per Node.js version and is ignored by V8 if it does not fit).
-// Shared by packages/server/bin/bulwark.js and packages/device/bin/bulwark-agent.js.
+// The same file is in packages/server/bin and packages/device/bin: the device package ships on its own and
+// never depends on the server package (DESIGN.md, Layout); keep the two copies identical.
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire, Module } from 'node:module';
 import path from 'node:path';
