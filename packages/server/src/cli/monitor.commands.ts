@@ -37,6 +37,9 @@ function printAlert(a: Alert) {
     ...(a.resolvedBy ? [`resolved   ${iso(a.resolvedAt)} by ${a.resolvedBy}: ${a.resolution ?? ''}`] : []),
     'evidence',
     ...Object.entries(a.evidence).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`),
+    ...(a.status !== 'resolved' && a.deviceId && a.responsesRun.some((r) => r.action === 'quarantine' && r.ok)
+      ? [`held       open while ${a.deviceId} is quarantined: resolve it, or release the device`]
+      : []),
     a.responsesRun.length ? 'responses run' : 'responses run: none',
     ...a.responsesRun.map(
       (r) =>

@@ -89,6 +89,9 @@ describe('an alert whose response quarantined a device', () => {
     // `alerts show` names the response that ran.
     const shown = await s.cli(['alerts', 'show', alert.id]);
     expect(shown.stdout).toMatch(/responses run\n\s+\S+\s+quarantine\s+automatic\s+done: device flooder-1/);
+    expect(shown.stdout).toContain(
+      'held       open while flooder-1 is quarantined: resolve it, or release the device',
+    );
 
     // The flood detector's clear window (60 s without throttling) passes: the engine's tick decides the
     // behaviour has cleared and asks for the alert to be resolved...
