@@ -1,9 +1,23 @@
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testConfig, type Config } from './config/index.ts';
-import { CA_CHAIN_FILE, openDataDir } from './data-dir.ts';
+import {
+  acquireServerLock,
+  CA_CHAIN_FILE,
+  LOCK_STALE_MS,
+  openDataDir,
+  SERVER_LOCK_FILE,
+} from './data-dir.ts';
 import { createLogger } from './logger.ts';
 import { createPlatform } from './platform.ts';
 import { createTestStore, testDialects, type TestStore } from './test-support/dialects.ts';
@@ -89,6 +103,30 @@ describe.each(testDialects)('data directory checks on %s', (dialect) => {
       await expect(openDataDir(config(), { create: true, now })).rejects.toThrow(
         /holds no Bulwark data, but .* holds ca-chain\.pem from a store that did/,
       );
+    }
+  });
+});
+
+describe('the server lock', () => {
+  it('refuses while another host keeps its lock fresh, and takes it over once nobody touched it for 30 s', () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-lock-'));
+    const file = path.join(dataDir, SERVER_LOCK_FILE);
+    try {
+      const other = { pid: 4242, host: 'gateway-2.invalid', startedAt: '2026-12-01T00:00:00.000Z' };
+      writeFileSync(file, JSON.stringify(other));
+      expect(() => acquireServerLock(dataDir)).toThrow(
+        /is in use by a Bulwark server on host gateway-2\.invalid \(pid 4242, since 2026-12-01/,
+      );
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(other);
+
+      const old = new Date(Date.now() - LOCK_STALE_MS - 5000);
+      utimesSync(file, old, old);
+      const release = acquireServerLock(dataDir);
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ pid: process.pid });
+      release();
+      expect(existsSync(file)).toBe(false);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

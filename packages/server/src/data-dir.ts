@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { BulwarkError } from '@bulwark/protocol';
@@ -159,11 +159,17 @@ function isRunning(pid: number): boolean {
   }
 }
 
+/** A running server touches its lock this often; a lock untouched for LOCK_STALE_MS has no live holder. */
+const LOCK_HEARTBEAT_MS = 10_000;
+export const LOCK_STALE_MS = 30_000;
+
 /**
  * Takes `<data>/server.lock` for a server process, so that a second server on the same data directory
  * refuses to start instead of sharing its store, node identity and files. The lock names its holder's pid
- * and host; a lock whose process is gone (a crash, kill -9) on this host is stale and taken over. Returns
- * the release function (also run at process exit).
+ * and host, and the holder touches it every 10 s. A lock is stale, and taken over, when nobody touched it
+ * for 30 s (a crash anywhere, a container recreated with another host name, a reused pid), or at once when
+ * its holder was on this host and that process is gone (kill -9) or is this very process (a restarted
+ * container gets the same pid). Returns the release function (also run at process exit).
  */
 export function acquireServerLock(dataDir: string): () => void {
   const dir = path.resolve(dataDir);
@@ -178,17 +184,19 @@ export function acquireServerLock(dataDir: string): () => void {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const holder = readHolder(file);
-    if (holder && holder.host !== me.host)
+    const touched = fileMtime(file);
+    const fresh = touched !== undefined && Date.now() - touched < LOCK_STALE_MS;
+    const sameHost = holder?.host === me.host;
+    const gone = sameHost && (holder.pid === me.pid || !isRunning(holder.pid));
+    if (holder && fresh && !gone) {
       throw new BulwarkError(
         'conflict',
-        `${dir} is in use by a Bulwark server on host ${holder.host} (pid ${holder.pid}, since ${holder.startedAt}); if that server is gone, remove ${file}`,
+        sameHost
+          ? `${dir} is in use by another Bulwark server (pid ${holder.pid}, since ${holder.startedAt}): stop it first, or give this one another --data directory`
+          : `${dir} is in use by a Bulwark server on host ${holder.host} (pid ${holder.pid}, since ${holder.startedAt}); if it is gone, its lock ${file} goes stale ${LOCK_STALE_MS / 1000} s after it stopped`,
       );
-    if (holder && isRunning(holder.pid))
-      throw new BulwarkError(
-        'conflict',
-        `${dir} is in use by another Bulwark server (pid ${holder.pid}, since ${holder.startedAt}): stop it first, or give this one another --data directory`,
-      );
-    // Stale (its process is gone) or unreadable (a writer died mid-write): remove it and try again once.
+    }
+    // Stale, or unreadable (a writer died mid-write): remove it and try again once.
     if (attempt > 0)
       throw new BulwarkError(
         'conflict',
@@ -196,13 +204,30 @@ export function acquireServerLock(dataDir: string): () => void {
       );
     rmSync(file, { force: true });
   }
+  const heartbeat = setInterval(() => {
+    try {
+      const now = new Date();
+      utimesSync(file, now, now);
+    } catch {
+      // Removed by hand: the next server takes a new lock; nothing to keep up here.
+    }
+  }, LOCK_HEARTBEAT_MS).unref();
   let released = false;
   const release = () => {
     if (released) return;
     released = true;
+    clearInterval(heartbeat);
     process.removeListener('exit', release);
     if (readHolder(file)?.pid === me.pid) rmSync(file, { force: true });
   };
   process.on('exit', release);
   return release;
+}
+
+function fileMtime(file: string): number | undefined {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return undefined;
+  }
 }
