@@ -107,6 +107,37 @@ describe.each(testDialects)('device state on %s', (dialect) => {
     expect((await applied('p-1')).certificateExpiresAt).toBe(now + marker);
   });
 
+  it('shows the latest refusals about the device, newest first, and only its own', async () => {
+    await devices.add({ id: 'd-1' }, 'test');
+    for (let i = 0; i < 12; i++)
+      await bus.emit({
+        type: 'mqtt.publish_denied',
+        actor: 'device:d-1',
+        subject: 'device:d-1',
+        data: { topic: `devices/other/${i}`, reason: 'no_matching_statement' },
+      });
+    await bus.emit({
+      type: 'mqtt.subscribe_denied',
+      actor: 'device:d-1',
+      subject: 'device:d-1',
+      data: { topic: '#', reason: 'no_matching_statement' },
+    });
+    await bus.emit({
+      type: 'mqtt.publish_denied',
+      actor: 'device:d-2',
+      subject: 'device:d-2',
+      data: { topic: 'x', reason: 'no_matching_statement' },
+    });
+    const shown = await devices.show('d-1', 4);
+    expect(shown.recentDenials.map((d) => [d.type, d.topic])).toEqual([
+      ['mqtt.subscribe_denied', '#'],
+      ['mqtt.publish_denied', 'devices/other/11'],
+      ['mqtt.publish_denied', 'devices/other/10'],
+      ['mqtt.publish_denied', 'devices/other/9'],
+    ]);
+    expect((await devices.show('d-1', 0)).recentDenials).toEqual([]);
+  });
+
   it('filters on the effective state: quarantine shows over active and registered', async () => {
     await devices.add({ id: 'a' }, 'test');
     await devices.add({ id: 'b' }, 'test');

@@ -74,8 +74,11 @@ export interface DeviceFacts {
 }
 
 const denialTypes = ['mqtt.publish_denied', 'mqtt.subscribe_denied', 'mqtt.connect_refused'] as const;
-/** How far back `device show` looks for refusals, and how much of the log it reads for one type at most. */
-const DENIALS_SINCE_MS = 7 * 86_400_000;
+/**
+ * How far back `device show` looks for refusals: the last hour first, then the day, then the week, so the
+ * latest are found without reading a week of a noisy device; at most this many pages per type and span.
+ */
+const DENIAL_SPANS_MS = [3_600_000, 86_400_000, 7 * 86_400_000];
 const DENIAL_PAGES = 20;
 
 /** A device as the operator sees it: its own state and what the other modules know about it. */
@@ -145,32 +148,45 @@ export function createDeviceService(deps: DeviceServiceDeps) {
    */
   async function denials(id: string, limit: number): Promise<DeviceDenial[]> {
     if (!deps.audit) return [];
-    const found: DeviceDenial[] = [];
+    const found: AuditEntry[] = [];
+    const t = now();
     for (const type of denialTypes) {
-      let after: number | undefined;
       const latest: AuditEntry[] = [];
-      for (let page = 0; page < DENIAL_PAGES; page++) {
-        const entries = await deps.audit.query({
-          type,
-          subject: `device:${id}`,
-          from: now() - DENIALS_SINCE_MS,
-          after,
-          limit: 500,
-        });
-        latest.push(...entries);
-        latest.splice(0, Math.max(0, latest.length - limit));
-        if (entries.length < 500) break;
-        after = entries[entries.length - 1]?.seq;
+      let to = t + 1;
+      for (const span of DENIAL_SPANS_MS) {
+        if (latest.length >= limit) break;
+        const from = t - span;
+        const older: AuditEntry[] = [];
+        let after: number | undefined;
+        for (let page = 0; page < DENIAL_PAGES; page++) {
+          const entries = await deps.audit.query({
+            type,
+            subject: `device:${id}`,
+            from,
+            to,
+            after,
+            limit: 500,
+          });
+          older.push(...entries);
+          older.splice(0, Math.max(0, older.length - limit));
+          if (entries.length < 500) break;
+          after = entries[entries.length - 1]?.seq;
+        }
+        latest.unshift(...older.slice(-(limit - latest.length)));
+        to = from;
       }
-      for (const e of latest)
-        found.push({
-          at: e.ts,
-          type,
-          topic: typeof e.data.topic === 'string' ? e.data.topic : null,
-          reason: typeof e.data.reason === 'string' ? e.data.reason : 'unknown',
-        });
+      found.push(...latest);
     }
-    return found.sort((a, b) => b.at - a.at).slice(0, limit);
+    // Newest first, in the log's own order (several refusals can share a millisecond).
+    return found
+      .sort((a, b) => b.seq - a.seq)
+      .slice(0, limit)
+      .map((e) => ({
+        at: e.ts,
+        type: e.type as DeviceDenial['type'],
+        topic: typeof e.data.topic === 'string' ? e.data.topic : null,
+        reason: typeof e.data.reason === 'string' ? e.data.reason : 'unknown',
+      }));
   }
 
   async function views(list: Device[]): Promise<DeviceView[]> {
@@ -202,7 +218,7 @@ export function createDeviceService(deps: DeviceServiceDeps) {
   return {
     lockStatus,
 
-    /** Binds the facts other modules hold (zone, firmware, denials); until then they read as unknown. */
+    /** Binds the facts other modules hold (zone, firmware); until then they read as unknown. */
     setFacts(bound: DeviceFacts) {
       facts = bound;
     },
