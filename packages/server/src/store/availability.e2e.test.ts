@@ -123,8 +123,15 @@ describe.skipIf(skip !== undefined)('two nodes on one PostgreSQL database that g
       );
       expect(refused?.code).toBe(3);
 
-      // The live session goes on: its compiled access needs no store.
+      // The live session goes on: its compiled access needs no store. A retained message cannot be stored
+      // now; it is still delivered, and the session is not ended for it.
       await roundTrip(node, 'during');
+      await node.client.publishAsync(`devices/${node.device.id}/state`, 'retained-during', {
+        qos: 1,
+        retain: true,
+      });
+      await until('the retained message to be delivered', () => node.received.includes('retained-during'));
+      await roundTrip(node, 'during-2');
     }
 
     await db.start();
