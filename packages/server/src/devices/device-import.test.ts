@@ -25,9 +25,9 @@ describe('parseCsv (RFC 4180)', () => {
   });
 
   it('refuses what RFC 4180 does not allow, naming the line', () => {
-    expect(() => parseCsv('id\nab"c\n')).toThrow('line 2: a quote inside an unquoted field');
-    expect(() => parseCsv('id\n"abc"x\n')).toThrow('line 2: text after a closing quote');
-    expect(() => parseCsv('id\n"abc\n\n')).toThrow('line 2: a quoted field is not closed');
+    expect(() => parseCsv('id\nab"c\n')).toThrow(/not valid CSV: Invalid Opening Quote: .* at line 2/);
+    expect(() => parseCsv('id\n"abc"x\n')).toThrow(/not valid CSV: Invalid Closing Quote: .* at line 2/);
+    expect(() => parseCsv('id\n"abc\n\n')).toThrow(/not valid CSV: Quote Not Closed/);
   });
 });
 

@@ -1,3 +1,4 @@
+import { parse } from 'csv-parse/sync';
 import { BulwarkError } from '@bulwark/protocol';
 
 /** A CSV record and the line it starts on (a quoted field may span lines). */
@@ -10,78 +11,37 @@ export interface CsvRecord {
 export const IMPORT_MAX_BYTES = 16 * 1024 * 1024;
 export const IMPORT_MAX_ROWS = 100_000;
 
+const lineBreaks = (value: string) => value.split('\n').length - 1;
+
 /**
- * Parses CSV as RFC 4180 §2 defines it: records end with CRLF (a bare LF is accepted too), fields are
- * separated by commas, a field with a comma, quote or line break is enclosed in double quotes and a quote
- * inside it is doubled (§2.6, §2.7). Anything else — a quote inside an unquoted field, text after a closing
- * quote, a quote left open — is an error naming the line, and nothing is imported: a file whose structure
- * is in doubt cannot be split into rows safely. Blank lines are skipped. A UTF-8 BOM is ignored.
+ * Parses CSV (RFC 4180) with csv-parse: records end with CRLF or LF, a field with a comma, quote or line
+ * break is enclosed in double quotes and a quote inside it is doubled (§2.6, §2.7). Anything else — a quote
+ * inside an unquoted field, text after a closing quote, a quote left open — is an error naming the line, and
+ * nothing is imported: a file whose structure is in doubt cannot be split into rows safely. Blank lines are
+ * skipped; a UTF-8 BOM is ignored. Each record keeps the line it starts on (a quoted field may span lines).
  */
 export function parseCsv(text: string): CsvRecord[] {
-  const records: CsvRecord[] = [];
-  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-  let line = 1;
-  const n = text.length;
-  while (i < n) {
-    const start = line;
-    const fields: string[] = [];
-    for (;;) {
-      let value = '';
-      if (text[i] === '"') {
-        const opened = line;
-        i++;
-        for (;;) {
-          if (i >= n)
-            throw new BulwarkError('validation_failed', `line ${opened}: a quoted field is not closed`);
-          const c = text[i]!;
-          if (c === '"') {
-            if (text[i + 1] === '"') {
-              value += '"';
-              i += 2;
-              continue;
-            }
-            i++;
-            break;
-          }
-          if (c === '\n') line++;
-          value += c;
-          i++;
-        }
-        const next = text[i];
-        if (i < n && next !== ',' && next !== '\n' && !(next === '\r' && text[i + 1] === '\n'))
-          throw new BulwarkError('validation_failed', `line ${line}: text after a closing quote`);
-      } else {
-        let j = i;
-        while (j < n && text[j] !== ',' && text[j] !== '\n' && !(text[j] === '\r' && text[j + 1] === '\n')) {
-          if (text[j] === '"')
-            throw new BulwarkError(
-              'validation_failed',
-              `line ${line}: a quote inside an unquoted field (enclose the field in quotes and double the quote)`,
-            );
-          j++;
-        }
-        value = text.slice(i, j);
-        i = j;
-      }
-      fields.push(value);
-      if (text[i] === ',') {
-        i++;
-        continue;
-      }
-      break; // end of record (line break or end of text)
-    }
-    if (text[i] === '\r') i++;
-    if (text[i] === '\n') {
-      i++;
-      line++;
-    }
-    if (!(fields.length === 1 && fields[0] === '')) {
-      records.push({ line: start, fields });
-      if (records.length > IMPORT_MAX_ROWS + 1)
-        throw new BulwarkError('validation_failed', `more than ${IMPORT_MAX_ROWS} rows: split the file`);
-    }
+  let parsed: { record: string[]; info: { lines: number } }[];
+  try {
+    // csv-parse's typings do not follow its `info` option, which wraps each record with its position.
+    parsed = (parse as (input: string, options: object) => typeof parsed)(text, {
+      bom: true,
+      info: true,
+      record_delimiter: ['\r\n', '\n'],
+      relax_column_count: true, // a row with the wrong field count is an error for that row only (importRows)
+      skip_empty_lines: true,
+      to: IMPORT_MAX_ROWS + 2,
+    });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    throw new BulwarkError('validation_failed', `not valid CSV: ${e.message}`);
   }
-  return records;
+  if (parsed.length > IMPORT_MAX_ROWS + 1)
+    throw new BulwarkError('validation_failed', `more than ${IMPORT_MAX_ROWS} rows: split the file`);
+  return parsed.map(({ record, info }) => ({
+    line: info.lines - record.reduce((n, field) => n + lineBreaks(field), 0),
+    fields: record,
+  }));
 }
 
 /** One device to import: columns `id`, `group` and `attr.NAME` (an attribute, as `${device.attr.NAME}`). */
