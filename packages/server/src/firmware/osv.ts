@@ -46,17 +46,21 @@ interface OsvRecord {
 
 /**
  * The OSV JSON Schema (draft 2020-12) written for Bulwark from the OSV specification (osv.schema.json), compiled
- * once. Formats (`date-time`, `uri`) are checked by ajv-formats; ajv's strict mode stays on, so a mistake in the
+ * on first use (not at load: every CLI command loads this module, and compiling takes a quarter of a second).
+ * Formats (`date-time`, `uri`) are checked by ajv-formats; ajv's strict mode stays on, so a mistake in the
  * schema fails here rather than passing records silently.
  */
-const validateRecord: ValidateFunction<OsvRecord> = (() => {
+let compiled: ValidateFunction<OsvRecord> | undefined;
+function recordValidator(): ValidateFunction<OsvRecord> {
+  if (compiled) return compiled;
   const schema = JSON.parse(readFileSync(new URL('./osv.schema.json', import.meta.url), 'utf8')) as object;
   // verbose: errors carry the schema object that failed, where `x-messages` sits.
   const ajv = new Ajv2020({ allErrors: false, strictRequired: false, verbose: true });
   ajv.addKeyword({ keyword: 'x-messages', schemaType: 'object' });
   addFormats.default(ajv, ['date-time', 'uri']);
-  return ajv.compile<OsvRecord>(schema);
-})();
+  compiled = ajv.compile<OsvRecord>(schema);
+  return compiled;
+}
 
 /**
  * Names the field at fault: the deepest error, as ajv lists a combinator's failure after its branches', except
@@ -134,6 +138,7 @@ export function cvssScore(vector: string): number | undefined {
  * (newest CVSS version first). `at` is the record's JSON Pointer within what was imported, for messages.
  */
 export function parseAdvisory(input: unknown, at = ''): Advisory {
+  const validateRecord = recordValidator();
   if (!validateRecord(input)) {
     const id =
       typeof input === 'object' && input !== null && typeof (input as { id?: unknown }).id === 'string'

@@ -1,4 +1,4 @@
-import { Spec, Validation } from '@cyclonedx/cyclonedx-library';
+import type * as CycloneDx from '@cyclonedx/cyclonedx-library';
 import { PackageURL } from 'packageurl-js';
 import { BulwarkError } from '@bulwark/protocol';
 
@@ -8,14 +8,6 @@ import { BulwarkError } from '@bulwark/protocol';
  */
 export const cycloneDxVersions = ['1.2', '1.3', '1.4', '1.5', '1.6', '1.7'] as const;
 type CycloneDxVersion = (typeof cycloneDxVersions)[number];
-const specVersionOf: Record<CycloneDxVersion, Spec.Version> = {
-  '1.2': Spec.Version.v1dot2,
-  '1.3': Spec.Version.v1dot3,
-  '1.4': Spec.Version.v1dot4,
-  '1.5': Spec.Version.v1dot5,
-  '1.6': Spec.Version.v1dot6,
-  '1.7': Spec.Version.v1dot7,
-};
 
 export const MAX_SBOM_BYTES = 16 * 1024 * 1024;
 const MAX_COMPONENTS = 100_000;
@@ -38,11 +30,24 @@ export interface ParsedSbom {
 
 const refuse = (message: string) => new BulwarkError('sbom_invalid', `SBOM refused: ${message}`);
 
+// Loaded on first use: every CLI command loads this module, and the library takes a tenth of a second to load.
+let library: Promise<typeof CycloneDx> | undefined;
+const cycloneDx = () => (library ??= import('@cyclonedx/cyclonedx-library'));
+
 /** One validator per spec version, compiled on first use (compiling a schema takes a while). */
-const validators = new Map<CycloneDxVersion, Validation.JsonStrictValidator>();
-function validatorFor(version: CycloneDxVersion): Validation.JsonStrictValidator {
+const validators = new Map<CycloneDxVersion, CycloneDx.Validation.JsonStrictValidator>();
+async function validatorFor(version: CycloneDxVersion): Promise<CycloneDx.Validation.JsonStrictValidator> {
   let validator = validators.get(version);
   if (!validator) {
+    const { Spec, Validation } = await cycloneDx();
+    const specVersionOf: Record<CycloneDxVersion, CycloneDx.Spec.Version> = {
+      '1.2': Spec.Version.v1dot2,
+      '1.3': Spec.Version.v1dot3,
+      '1.4': Spec.Version.v1dot4,
+      '1.5': Spec.Version.v1dot5,
+      '1.6': Spec.Version.v1dot6,
+      '1.7': Spec.Version.v1dot7,
+    };
     validator = new Validation.JsonStrictValidator(specVersionOf[version]);
     validators.set(version, validator);
   }
@@ -223,7 +228,7 @@ export async function parseSbom(input: unknown): Promise<ParsedSbom> {
       `/specVersion: must be one of ${cycloneDxVersions.map((v) => `"${v}"`).join(', ')} (a string)`,
     );
   checkDepth(bom);
-  const result: unknown = await validatorFor(specVersion as CycloneDxVersion).validate(text);
+  const result: unknown = await (await validatorFor(specVersion as CycloneDxVersion)).validate(text);
   if (result !== null) {
     const errors = Array.isArray(result) ? result.filter(isSchemaError) : [];
     throw refuse(describe(errors));

@@ -1,12 +1,9 @@
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import type * as SimpleWebauthn from '@simplewebauthn/server';
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import { z } from 'zod';
 import { BulwarkError } from '@bulwark/protocol';
@@ -15,6 +12,10 @@ import { isUniqueViolation, type Db, type WebauthnCredentialsTable } from '../st
 import type { Role } from './roles.ts';
 import type { SessionPrincipal, SessionTicket, UserService } from './user.service.ts';
 import { actorOf, type Principal } from './user.types.ts';
+
+// Loaded on first use: every CLI command loads this module, and the library takes ~0.2 s to load.
+let library: Promise<typeof SimpleWebauthn> | undefined;
+const simpleWebauthn = () => (library ??= import('@simplewebauthn/server'));
 
 export interface WebauthnServiceDeps {
   db: Db;
@@ -174,7 +175,9 @@ export function createWebauthnService(deps: WebauthnServiceDeps) {
     /** Options for `navigator.credentials.create()`; the challenge is kept on the session. */
     async registrationOptions(principal: SessionPrincipal): Promise<PublicKeyCredentialCreationOptionsJSON> {
       const existing = await credentialsOf(principal.userId);
-      const options = await generateRegistrationOptions({
+      const options = await (
+        await simpleWebauthn()
+      ).generateRegistrationOptions({
         rpName: settings.rpName,
         rpID: settings.rpId,
         userName: principal.username,
@@ -212,9 +215,11 @@ export function createWebauthnService(deps: WebauthnServiceDeps) {
         taken.challenge,
       );
       if (clientProblem) throw new BulwarkError('validation_failed', clientProblem.message);
-      let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
+      let verification: Awaited<ReturnType<typeof SimpleWebauthn.verifyRegistrationResponse>>;
       try {
-        verification = await verifyRegistrationResponse({
+        verification = await (
+          await simpleWebauthn()
+        ).verifyRegistrationResponse({
           response: input.response,
           expectedChallenge: taken.challenge,
           expectedOrigin: [...settings.origins()],
@@ -262,7 +267,9 @@ export function createWebauthnService(deps: WebauthnServiceDeps) {
           'bad_request',
           'this account has no passkey: complete sign-in with a TOTP code or a recovery code',
         );
-      const options = await generateAuthenticationOptions({
+      const options = await (
+        await simpleWebauthn()
+      ).generateAuthenticationOptions({
         rpID: settings.rpId,
         allowCredentials: credentials.map((c) => ({
           id: c.id,
@@ -309,9 +316,11 @@ export function createWebauthnService(deps: WebauthnServiceDeps) {
       const handle = response.response.userHandle;
       if (handle && handle !== b64url(userHandleOf(principal.userId)))
         return refuse('user handle mismatch', 'it belongs to another account');
-      let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
+      let verification: Awaited<ReturnType<typeof SimpleWebauthn.verifyAuthenticationResponse>>;
       try {
-        verification = await verifyAuthenticationResponse({
+        verification = await (
+          await simpleWebauthn()
+        ).verifyAuthenticationResponse({
           response,
           expectedChallenge: taken.challenge,
           expectedOrigin: [...settings.origins()],
