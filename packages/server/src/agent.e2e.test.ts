@@ -43,7 +43,7 @@ describe('bulwark-agent against the real server', () => {
           .map((e) => e.data.operation),
       ).toEqual(['simpleenroll', 'simplereenroll']);
 
-      const lost = agent.waitFor('disconnected', { timeoutMs: 2000 });
+      const lost = agent.waitFor('disconnected', { timeoutMs: 15_000 });
       await (await s.platform.pki()).revokeDevice('agent-1', 'test');
       expect((await lost).reason).toBe('lost');
       // The revoked certificate no longer passes the broker's TLS listener (its CRL), so the agent's next
