@@ -9,7 +9,7 @@ import {
   startPrivatePostgres,
   type PrivatePostgres,
 } from '../test-support/private-postgres.ts';
-import { openStore, type Store, type StoreHealth } from './index.ts';
+import { isConnectionLoss, isUniqueViolation, openStore, type Store, type StoreHealth } from './index.ts';
 
 const retryDelayMs = { min: 50, max: 500 };
 
@@ -158,4 +158,40 @@ describe.skipIf(!testPostgresUrl)('store when its PostgreSQL connections are ter
     expect(await count(store)).toBe(1);
     await until('the store to be up', () => store.health().state === 'up' || undefined);
   }, 120_000);
+});
+
+describe.skipIf(!testPostgresUrl)('what counts as the database being unreachable', () => {
+  it('a refused connection does; a query the database refused (a unique violation, bad SQL) does not', async () => {
+    const refused = await new pg.Client({
+      connectionString: 'postgres://x:y@127.0.0.1:1/db',
+      connectionTimeoutMillis: 5000,
+    })
+      .connect()
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(isConnectionLoss(refused)).toBe(true);
+    expect(isConnectionLoss(new Error('migration failed', { cause: refused }))).toBe(true);
+
+    const c = new pg.Client({ connectionString: testPostgresUrl });
+    await c.connect();
+    try {
+      await c.query('create temporary table t (id int primary key)');
+      await c.query('insert into t values (1)');
+      const duplicate = await c.query('insert into t values (1)').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isUniqueViolation(duplicate)).toBe(true);
+      expect(isConnectionLoss(duplicate)).toBe(false);
+      const bad = await c.query('select from nowhere').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isConnectionLoss(bad)).toBe(false);
+    } finally {
+      await c.end();
+    }
+  });
 });
