@@ -40,7 +40,14 @@ import {
 } from './pki/index.ts';
 import { zoneOf } from './policy/index.ts';
 import { AUDIT_HEAD_FILE, CA_CHAIN_FILE, openDataDir } from './data-dir.ts';
-import { isBusy, isUniqueViolation, type Store } from './store/index.ts';
+import {
+  healthRoutes,
+  isBusy,
+  isConnectionLoss,
+  isUniqueViolation,
+  reportStoreOutages,
+  type Store,
+} from './store/index.ts';
 import { VERSION } from './version.ts';
 
 export { SQLITE_FILE, CA_CHAIN_FILE, AUDIT_HEAD_FILE } from './data-dir.ts';
@@ -83,6 +90,12 @@ export interface PlatformOptions {
 export async function createPlatform(config: Config, options: PlatformOptions): Promise<Platform> {
   const now = options.now ?? Date.now;
   const { logger } = options;
+  // While the store is down every background round fails the same way; the outage is logged once, by
+  // reportStoreOutages below, and these only at debug level.
+  const logFailure = (err: unknown, fields: Record<string, unknown>, message: string) => {
+    if (isConnectionLoss(err)) logger.debug({ err, ...fields }, message);
+    else logger.error({ err, ...fields }, message);
+  };
   // Refuses a store without its master key, a key that does not match, a store lost from beside its CA.
   const { store, box } = await openDataDir(config, { create: options.createDataDir ?? true, now });
   const audit = createAuditLog({
@@ -95,7 +108,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
   await audit.ensureAnchor();
   const events = createEventBus({
     log: audit,
-    onError: (err, entry) => logger.error({ err, seq: entry?.seq }, 'event subscriber failed'),
+    onError: (err, entry) => logFailure(err, { seq: entry?.seq }, 'event subscriber failed'),
   });
   const devices = createDeviceService({
     db: store.db,
@@ -166,7 +179,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
       const zones = await access.listZones();
       return (device) => zoneOf(device, zones);
     },
-    onError: (err) => logger.error({ err }, 'firmware background work failed'),
+    onError: (err) => logFailure(err, {}, 'firmware background work failed'),
   });
   const notify = createNotifyService({
     db: store.db,
@@ -175,7 +188,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     audit,
     now,
     settings: { ...config.notifications, nodeId: notifyNodeId(config.dataDir) },
-    onError: (err, channel) => logger.error({ err, channel }, 'notification delivery work failed'),
+    onError: (err, channel) => logFailure(err, { channel }, 'notification delivery work failed'),
   });
   const monitor = createMonitor({
     db: store.db,
@@ -191,7 +204,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
         quarantined: device.quarantinedAt !== null,
       };
     },
-    onError: (err, what) => logger.error({ err }, `monitor: ${what}`),
+    onError: (err, what) => logFailure(err, {}, `monitor: ${what}`),
   });
   devices.setFacts({
     zones: async () => {
@@ -202,6 +215,13 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
       const state = await firmware.vulnerabilities.deviceState(id);
       return state && { version: state.version, reportedAt: Number(state.reported_at) };
     },
+  });
+  // The store going down and coming back becomes an alert once the store can take it (see store/outage.ts).
+  const stopOutageReports = reportStoreOutages({
+    store,
+    alerts: monitor.alerts,
+    nodeId: notifyNodeId(config.dataDir),
+    log: logger,
   });
   let pki: Promise<PkiService> | undefined;
 
@@ -240,6 +260,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
       return pki;
     },
     async close() {
+      stopOutageReports();
       await notify.stop();
       await events.close();
       await store.close();
@@ -384,6 +405,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
   await app.register(auditRoutes({ log: platform.audit, bus: events, visible: entryVisibility(platform) }));
   await app.register(firmwareRoutes({ firmware: platform.firmware }));
   await app.register(notifyRoutes(platform.notify));
+  await app.register(healthRoutes(platform.store));
   const { monitor } = platform;
   await monitor.start();
   // Before the broker listens: session counts left by a crash are cleared, then kept from the events.
@@ -518,7 +540,10 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
       await broker.close();
       await app.close();
       await reenroll.app.close();
-      await events.emit({ type: 'platform.stopped', actor: 'system', data: { reason } });
+      // A store that is down cannot take the record; the node still shuts down cleanly.
+      await events
+        .emit({ type: 'platform.stopped', actor: 'system', data: { reason } })
+        .catch((err: unknown) => logger.warn({ err }, 'cannot record platform.stopped'));
     },
   };
 }
