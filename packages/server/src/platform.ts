@@ -144,7 +144,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
       maxTopicLength: f.maxTopicLength,
       maxTopicLevels: f.maxTopicLevels,
     },
-    onError: (err, what) => logger.error({ err }, `firewall: ${what}`),
+    onError: (err, what) => logFailure(err, {}, `firewall: ${what}`),
   });
   const users = createUserService({
     db: store.db,
