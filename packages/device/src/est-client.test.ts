@@ -193,7 +193,7 @@ describe('simpleReenroll', () => {
     expect(new x509.X509Certificate(certPem).serialNumber).not.toBe(current.serialNumber);
   });
 
-  it("follows the server's redirect to its mutual-TLS re-enrollment listener on the same host, once", async () => {
+  it("follows the server's redirect to its mutual-TLS device listener on the same host, once", async () => {
     const current = await ca.issueKeyAndCert({ subject: 'CN=pump-17' });
     const csr = await createCsr('pump-17', await generateDeviceKey());
     // The main listener asks for no client certificate and redirects, as the Bulwark server does.

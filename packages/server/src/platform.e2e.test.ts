@@ -451,7 +451,7 @@ describe('foundation end to end', () => {
       'Content-Type: application/pkcs10',
       '--data-binary',
       `@${csrFile}`,
-      '--location', // the main listener asks for no client certificate: 308 to the re-enrollment listener
+      '--location', // the main listener asks for no client certificate: 308 to the device listener
       `${s.httpsUrl}${est.simplereenroll}`,
     ]);
     const renewed = await pkcs7ToPem(dir, stdout);
@@ -461,7 +461,7 @@ describe('foundation end to end', () => {
     ).toMatch(/CN ?= ?renew-me/);
     const client = await connectMqtt(s.mqttUrl, ca, { id: 'renew-me', key: next.keyPem, cert: renewed });
     await client.endAsync();
-    const anonymous = await httpsRequest(`${s.reenrollUrl}${est.simplereenroll}`, {
+    const anonymous = await httpsRequest(`${s.deviceUrl}${est.simplereenroll}`, {
       method: 'POST',
       ca,
       headers: { 'Content-Type': est.csrContentType },

@@ -29,7 +29,7 @@ import {
 } from './events/index.ts';
 import { createFirmware, firmwareRoutes, tufRoutes, type Firmware } from './firmware/index.ts';
 import { createNotifyService, notifyNodeId, notifyRoutes, type NotifyService } from './notify/index.ts';
-import { createHttpApp, createReenrollApp, deviceListenerRedirects, type RouteEntry } from './http/index.ts';
+import { createHttpApp, createDeviceApp, deviceListenerRedirects, type RouteEntry } from './http/index.ts';
 import { createMetricsRegistry, createMonitor, monitorRoutes, type Monitor } from './monitor/index.ts';
 import {
   createPkiService,
@@ -313,7 +313,7 @@ export interface RunningServer {
   devMqttPort: number | undefined;
   httpsPort: number;
   /** The mutual-TLS listener for EST simplereenroll (the main listener redirects there). */
-  reenrollPort: number;
+  devicePort: number;
   caChainFile: string;
   broker: Broker;
   close(reason?: string): Promise<void>;
@@ -348,7 +348,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     guard: { users: platform.users },
     onTlsError,
   });
-  const reenroll = await createReenrollApp({
+  const deviceApp = await createDeviceApp({
     tls: { key: server.keyPem, cert: server.certPem, clientCa: chainPem, handshakeTimeoutMs },
     logger,
     version: VERSION,
@@ -356,16 +356,16 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     onTlsError,
   });
   // The device listener: what authenticates devices by their certificate (EST re-enrollment, the TUF repository).
-  await reenroll.app.register(estReenrollRoutes(pki));
-  await reenroll.app.register(
+  await deviceApp.app.register(estReenrollRoutes(pki));
+  await deviceApp.app.register(
     tufRoutes({
       tuf: platform.firmware.tuf,
       releases: platform.firmware.releases,
       checkDevice: (identity) => pki.checkConnection(identity),
     }),
   );
-  await reenroll.app.ready();
-  let reenrollPort = config.https.reenrollPort;
+  await deviceApp.app.ready();
+  let devicePort = config.https.devicePort;
   await app.register(estRoutes(pki));
   await app.register(
     deviceListenerRedirects(
@@ -374,7 +374,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
         { method: 'GET', url: `${tufPaths.metadata}:name` },
         { method: 'GET', url: `${tufPaths.targets}*` },
       ],
-      () => reenrollPort,
+      () => devicePort,
     ),
   );
   await app.register(authRoutes(platform.users));
@@ -478,8 +478,8 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
       if (config.bind || err.code !== 'EAFNOSUPPORT') throw err;
       await fastify.listen({ port, host: '0.0.0.0' }); // no IPv6 on this host
     });
-  await listen(reenroll.app, config.https.reenrollPort);
-  reenrollPort = (reenroll.app.server.address() as { port: number }).port;
+  await listen(deviceApp.app, config.https.devicePort);
+  devicePort = (deviceApp.app.server.address() as { port: number }).port;
   await listen(app, config.https.port);
   httpsPort = (app.server.address() as { port: number }).port;
   const mqttPort = await broker.listen();
@@ -525,7 +525,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     mqttPort,
     devMqttPort,
     httpsPort,
-    reenrollPort,
+    devicePort,
     caChainFile,
     broker,
     async close(reason = 'shutdown') {
@@ -539,7 +539,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
       await platform.notify.stop();
       await broker.close();
       await app.close();
-      await reenroll.app.close();
+      await deviceApp.app.close();
       // A store that is down cannot take the record; the node still shuts down cleanly.
       await events
         .emit({ type: 'platform.stopped', actor: 'system', data: { reason } })

@@ -136,7 +136,7 @@ describe('development listener (authentication: none)', () => {
         env: {
           ...process.env,
           BULWARK_BIND: '127.0.0.1',
-          BULWARK_REENROLL_PORT: '0',
+          BULWARK_DEVICE_PORT: '0',
           BULWARK_LOG_LEVEL: 'error',
         },
       },

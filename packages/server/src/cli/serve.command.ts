@@ -62,7 +62,7 @@ export function serveCommand(): Command {
         [
           `Bulwark ${VERSION} is running`,
           `  HTTPS (API, EST):  https://localhost:${server.httpsPort}`,
-          `  EST re-enrollment: https://localhost:${server.reenrollPort}  (mutual TLS; ${server.httpsPort} redirects there)`,
+          `  device listener:   https://localhost:${server.devicePort}  (mutual TLS: EST re-enrollment, firmware repository; ${server.httpsPort} redirects there)`,
           `  MQTT over TLS:     mqtts://localhost:${server.mqttPort}  (client certificate required)`,
           `  Store:             ${platform.store.dialect} ${platform.store.location}`,
           `  CA chain:          ${rel}  (also: npx bulwark pki ca-chain, or GET /.well-known/est/cacerts)`,
@@ -109,7 +109,7 @@ export function serveCommand(): Command {
 function listenerOf(port: number, config: Config): string {
   const listeners: [number | undefined, string][] = [
     [config.https.port, 'HTTPS (API, EST): --https-port or BULWARK_HTTPS_PORT'],
-    [config.https.reenrollPort, 'EST re-enrollment: https.reenrollPort or BULWARK_REENROLL_PORT'],
+    [config.https.devicePort, 'device listener: https.devicePort or BULWARK_DEVICE_PORT'],
     [config.mqtt.port, 'MQTT over TLS: --mqtt-port or BULWARK_MQTT_PORT'],
     [config.mqtt.devListener?.port, 'plaintext MQTT: mqtt.devListener.port'],
   ];

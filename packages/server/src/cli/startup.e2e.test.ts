@@ -23,7 +23,7 @@ import { BULWARK_BIN } from '../test-support/server.ts';
 const exec = promisify(execFile);
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
-const env = { ...process.env, BULWARK_LOG_LEVEL: 'error', BULWARK_REENROLL_PORT: '0' };
+const env = { ...process.env, BULWARK_LOG_LEVEL: 'error', BULWARK_DEVICE_PORT: '0' };
 
 function tempDir(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-startup-'));

@@ -107,10 +107,11 @@ const schema = z
       .object({
         port: port.default(8443),
         /**
-         * The mutual-TLS listener for EST re-enrollment (simplereenroll): the only one that asks clients for a
-         * certificate, so browsers on the main port are never prompted (TLS 1.3 cannot ask per route).
+         * The mutual-TLS device listener, for what devices authenticate to with their certificate (EST
+         * simplereenroll, the TUF firmware repository): the only one that asks clients for a certificate, so
+         * browsers on the main port are never prompted (TLS 1.3 cannot ask per route).
          */
-        reenrollPort: port.default(8444),
+        devicePort: port.default(8444),
         /** A TLS handshake not finished in this time is closed (stalled or slow-loris clients). */
         handshakeTimeout: duration.default(10_000),
       })
@@ -260,7 +261,7 @@ export const envKeys = {
   BULWARK_MQTT_DEV_PORT: 'mqtt.devListener.port',
   BULWARK_MQTT_HANDSHAKE_TIMEOUT: 'mqtt.handshakeTimeout',
   BULWARK_HTTPS_PORT: 'https.port',
-  BULWARK_REENROLL_PORT: 'https.reenrollPort',
+  BULWARK_DEVICE_PORT: 'https.devicePort',
   BULWARK_HOSTNAMES: 'pki.hostnames',
   BULWARK_DEVICE_CERT_VALIDITY: 'pki.deviceCertValidity',
   BULWARK_ENROLLMENT_TOKEN_TTL: 'pki.enrollmentTokenTtl',

@@ -38,11 +38,11 @@ describe('TUF repository', () => {
     // The main listener asks for no client certificate: it points devices at the device listener.
     const main = await httpsRequest(`${s.httpsUrl}${tufPaths.metadata}timestamp.json`, { ca });
     expect(main.status).toBe(308);
-    expect(main.headers.location).toBe(`${s.reenrollUrl}${tufPaths.metadata}timestamp.json`);
-    const anonymous = await httpsRequest(`${s.reenrollUrl}${tufPaths.metadata}timestamp.json`, { ca });
+    expect(main.headers.location).toBe(`${s.deviceUrl}${tufPaths.metadata}timestamp.json`);
+    const anonymous = await httpsRequest(`${s.deviceUrl}${tufPaths.metadata}timestamp.json`, { ca });
     expect(anonymous.status).toBe(401);
     expect(JSON.parse(anonymous.body)).toMatchObject({ code: 'unauthenticated' });
-    const ok = await httpsRequest(`${s.reenrollUrl}${tufPaths.metadata}timestamp.json`, {
+    const ok = await httpsRequest(`${s.deviceUrl}${tufPaths.metadata}timestamp.json`, {
       ca,
       key: device.key,
       cert: device.cert,

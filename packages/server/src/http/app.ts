@@ -14,7 +14,7 @@ export interface HttpTls {
   key: string;
   cert: string;
   /**
-   * Only for the EST re-enrollment listener: CAs whose client certificates it asks for (never requires; the
+   * Only for the EST device listener: CAs whose client certificates it asks for (never requires; the
    * route answers a clear 401 without one). The main listener sends no CertificateRequest, so browsers are
    * never prompted for a certificate.
    */
@@ -64,7 +64,7 @@ async function createListener(
       cert: options.tls.cert,
       ...serverTlsProfile,
       // Node can ask for a client certificate only at the handshake (TLS 1.3 has no renegotiation), not per
-      // route: only the re-enrollment listener asks. Never required there, so a refusal is a clear 401.
+      // route: only the device listener asks. Never required there, so a refusal is a clear 401.
       ...(mutual ? { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
       handshakeTimeout: options.tls.handshakeTimeoutMs,
     },
@@ -126,10 +126,10 @@ function installProblemHandlers(app: FastifyInstance): void {
 }
 
 /**
- * The mutual-TLS listener for EST re-enrollment (RFC 7030 §4.2.2: the device authenticates with its current
- * certificate). Register the re-enrollment route on it; everything else answers 404.
+ * The mutual-TLS device listener, for routes where a device authenticates with its current certificate (EST
+ * re-enrollment, RFC 7030 §4.2.2; the TUF firmware repository). Everything else answers 404 there.
  */
-export async function createReenrollApp(
+export async function createDeviceApp(
   options: HttpAppOptions & { tls: { clientCa: string } },
 ): Promise<{ app: FastifyInstance; routes: RouteEntry[] }> {
   const listener = await createListener(options);
@@ -141,7 +141,7 @@ export async function createReenrollApp(
 /**
  * The main HTTPS listener (API, console, EST enrollment): zod schemas that validate input, shape output and
  * make the OpenAPI 3.1 document, one guard for every route, every error as RFC 9457 problem+json. It never
- * asks for a client certificate (see createReenrollApp).
+ * asks for a client certificate (see createDeviceApp).
  */
 export async function createHttpApp(
   options: HttpAppOptions,

@@ -1,6 +1,6 @@
 export {
   createHttpApp,
-  createReenrollApp,
+  createDeviceApp,
   HSTS,
   OPENAPI_PATH,
   type HttpAppOptions,

@@ -10,7 +10,7 @@ import { exec, opensslCsr, pkcs7ToPem, workDir } from '../test-support/clients.t
 /**
  * Issue 11, finding 8 (HTTPS listener), checked with openssl s_client and curl: the Mozilla "intermediate"
  * suites only, no client-initiated renegotiation, no CertificateRequest on the main listener (mutual TLS only
- * on the EST re-enrollment listener), a handshake deadline, HSTS and `Cache-Control: no-store`.
+ * on the EST device listener), a handshake deadline, HSTS and `Cache-Control: no-store`.
  */
 describe('HTTPS listeners: TLS profile and HTTP posture', () => {
   let s: TestServer;
@@ -59,11 +59,11 @@ describe('HTTPS listeners: TLS profile and HTTP posture', () => {
 
   const listeners = () => [
     { name: 'main', port: s.server.httpsPort },
-    { name: 're-enrollment', port: s.server.reenrollPort },
+    { name: 're-enrollment', port: s.server.devicePort },
   ];
 
   it('closes a connection that does not finish its handshake in time, and records it (first: refusals below are rate-limited events)', async () => {
-    for (const port of [s.server.httpsPort, s.server.reenrollPort]) {
+    for (const port of [s.server.httpsPort, s.server.devicePort]) {
       const closed = await new Promise<boolean>((resolve) => {
         const socket = net.connect(port, '127.0.0.1');
         const deadline = setTimeout(() => {
@@ -136,13 +136,13 @@ describe('HTTPS listeners: TLS profile and HTTP posture', () => {
     }
   });
 
-  it('sends no CertificateRequest on the main listener (browsers are not prompted); only the re-enrollment listener asks', async () => {
+  it('sends no CertificateRequest on the main listener (browsers are not prompted); only the device listener asks', async () => {
     for (const version of ['-tls1_2', '-tls1_3']) {
       const main = await sClient(s.server.httpsPort, [version]);
       expect(main.out).toContain('No client certificate CA names sent');
-      const reenroll = await sClient(s.server.reenrollPort, [version]);
-      expect(reenroll.out).toContain('Acceptable client certificate CA names');
-      expect(reenroll.out).toMatch(/CN ?= ?Bulwark Issuing CA/);
+      const device = await sClient(s.server.devicePort, [version]);
+      expect(device.out).toContain('Acceptable client certificate CA names');
+      expect(device.out).toMatch(/CN ?= ?Bulwark Issuing CA/);
     }
   });
 
@@ -182,15 +182,15 @@ describe('HTTPS listeners: TLS profile and HTTP posture', () => {
     const unknown = await curlHead(`${s.httpsUrl}/`);
     expect(unknown.status).toBe(404);
     expect(unknown.headers['strict-transport-security']).toBe('max-age=31536000');
-    const reenroll = await curlHead(`${s.reenrollUrl}${est.simplereenroll}`, [
+    const device = await curlHead(`${s.deviceUrl}${est.simplereenroll}`, [
       '-H',
       `Content-Type: ${est.csrContentType}`,
       '--data',
       'AAAA',
     ]);
-    expect(reenroll.status).toBe(401);
-    expect(reenroll.headers['cache-control']).toBe('no-store');
-    expect(reenroll.headers['strict-transport-security']).toBe('max-age=31536000');
+    expect(device.status).toBe(401);
+    expect(device.headers['cache-control']).toBe('no-store');
+    expect(device.headers['strict-transport-security']).toBe('max-age=31536000');
   });
 
   it('re-enrolls through the main URL: 308 to the mutual-TLS listener, which curl --location follows with the certificate', async () => {
@@ -207,7 +207,7 @@ describe('HTTPS listeners: TLS profile and HTTP posture', () => {
     const redirect = await exec('curl', [...common, '-i', ...body, `${s.httpsUrl}${est.simplereenroll}`]);
     expect(redirect.stdout).toMatch(/^HTTP\/1\.1 308/);
     expect(redirect.stdout).toMatch(
-      new RegExp(`location: https://localhost:${s.server.reenrollPort}${est.simplereenroll}`, 'i'),
+      new RegExp(`location: https://localhost:${s.server.devicePort}${est.simplereenroll}`, 'i'),
     );
     const renewed = await exec('curl', [
       ...common,

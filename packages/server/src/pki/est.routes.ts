@@ -113,7 +113,7 @@ export function estRoutes(pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'crl
   };
 }
 
-/** EST `simplereenroll` (RFC 7030 §4.2.2) on the mutual-TLS re-enrollment listener. */
+/** EST `simplereenroll` (RFC 7030 §4.2.2) on the mutual-TLS device listener. */
 export function estReenrollRoutes(pki: Pick<PkiService, 'reenroll'>) {
   return function register(app: FastifyInstance) {
     estBodies(app);

@@ -19,7 +19,7 @@ export interface TestServer {
   caFile: string;
   httpsUrl: string;
   /** The mutual-TLS listener for EST simplereenroll. */
-  reenrollUrl: string;
+  deviceUrl: string;
   mqttUrl: string;
   /** Runs the real `bulwark` CLI in a child process against this server's data directory. */
   cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
@@ -40,7 +40,7 @@ export async function startTestServer(
     dataDir,
     'mqtt.port': 0,
     'https.port': 0,
-    'https.reenrollPort': 0,
+    'https.devicePort': 0,
     bind: '127.0.0.1',
     'events.tailInterval': 100,
     logLevel: 'silent',
@@ -65,7 +65,7 @@ export async function startTestServer(
     dataDir,
     caFile: server.caChainFile,
     httpsUrl: `https://localhost:${server.httpsPort}`,
-    reenrollUrl: `https://localhost:${server.reenrollPort}`,
+    deviceUrl: `https://localhost:${server.devicePort}`,
     mqttUrl: `mqtts://localhost:${server.mqttPort}`,
     async cli(args) {
       try {
