@@ -5,9 +5,4 @@ export {
   type BrokerTls,
   type ConnectDecision,
 } from './broker.ts';
-export {
-  createRetainedStore,
-  filterMatches,
-  type RetainedStore,
-  type RetainedLimits,
-} from './retained.ts';
+export { createRetainedStore, filterMatches, type RetainedStore, type RetainedLimits } from './retained.ts';
