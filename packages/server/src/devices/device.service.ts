@@ -116,6 +116,25 @@ export interface TokenCheck {
   device: Device;
 }
 
+/** A device as registered: not enrolled, never seen. */
+function newDeviceRow(id: string, group: string | null, attributes: string, t: number): DevicesTable {
+  return {
+    id,
+    group_name: group,
+    status: 'registered',
+    attributes,
+    created_at: t,
+    updated_at: t,
+    enrolled_at: null,
+    revoked_at: null,
+    quarantined_at: null,
+    last_seen_at: null,
+    connected_at: null,
+    sessions: 0,
+    cert_expires_at: null,
+  };
+}
+
 export function createDeviceService(deps: DeviceServiceDeps) {
   const { db, events, now } = deps;
 
@@ -258,22 +277,7 @@ export function createDeviceService(deps: DeviceServiceDeps) {
       const problem = deviceIdProblem(input.id);
       if (problem) throw new BulwarkError('validation_failed', problem);
       const group = checkGroup(input.group);
-      const t = now();
-      const row = {
-        id: input.id,
-        group_name: group,
-        status: 'registered',
-        attributes: '{}',
-        created_at: t,
-        updated_at: t,
-        enrolled_at: null,
-        revoked_at: null,
-        quarantined_at: null,
-        last_seen_at: null,
-        connected_at: null,
-        sessions: 0,
-        cert_expires_at: null,
-      };
+      const row = newDeviceRow(input.id, group, '{}', now());
       try {
         await store.insertDevice(db, row);
       } catch (err) {
@@ -304,22 +308,8 @@ export function createDeviceService(deps: DeviceServiceDeps) {
       const group = checkGroup(input.group);
       const attributes = checkAttributes(input.attributes ?? {});
       checkTokenTtl(ttlMs);
-      const t = now();
-      const row: DevicesTable = {
-        id: input.id,
-        group_name: group,
-        status: 'registered',
-        attributes,
-        created_at: t,
-        updated_at: t,
-        enrolled_at: null,
-        revoked_at: null,
-        quarantined_at: null,
-        last_seen_at: null,
-        connected_at: null,
-        sessions: 0,
-        cert_expires_at: null,
-      };
+      const row = newDeviceRow(input.id, group, attributes, now());
+      const t = row.created_at;
       const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
       const tokenId = randomUUID();
       if (await store.getDeviceRow(db, input.id))
