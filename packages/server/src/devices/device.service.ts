@@ -224,14 +224,14 @@ export function createDeviceService(deps: DeviceServiceDeps) {
   }
 
   /** Session and certificate events keep the device's operational state current (see `follow`). */
-  async function onEntry(entry: AuditEntry): Promise<void> {
+  async function onEntry(q: DbOrTx, entry: AuditEntry): Promise<void> {
     const id = entry.subject?.startsWith('device:') ? entry.subject.slice(7) : undefined;
     if (!id) return;
-    if (entry.type === 'mqtt.connected') await store.recordConnected(db, id, entry.ts);
+    if (entry.type === 'mqtt.connected') await store.recordConnected(q, id, entry.ts);
     else if (entry.type === 'mqtt.disconnected' || entry.type === 'mqtt.session_dropped')
-      await store.recordDisconnected(db, id, entry.ts);
+      await store.recordDisconnected(q, id, entry.ts);
     else if (entry.type === 'certificate.issued' && typeof entry.data.notAfter === 'number')
-      await store.recordCertificate(db, id, entry.data.notAfter);
+      await store.recordCertificate(q, id, entry.data.notAfter);
   }
 
   return {
@@ -249,7 +249,26 @@ export function createDeviceService(deps: DeviceServiceDeps) {
      */
     async follow(bus: Pick<EventBus, 'subscribe'>, onError: (err: unknown) => void): Promise<() => void> {
       await store.clearSessions(db);
-      let chain: Promise<void> = Promise.resolve();
+      // In order (a disconnect never overtakes the connect before it), and in batches: what arrives while one
+      // transaction commits goes into the next, so a connection storm costs a few durable commits, not one
+      // per connection on the broker's event loop.
+      let pending: AuditEntry[] = [];
+      let draining = false;
+      const drain = async () => {
+        draining = true;
+        while (pending.length > 0) {
+          const batch = pending;
+          pending = [];
+          try {
+            await db.transaction().execute(async (trx) => {
+              for (const entry of batch) await onEntry(trx, entry);
+            });
+          } catch (err) {
+            onError(err);
+          }
+        }
+        draining = false;
+      };
       return bus.subscribe((entry) => {
         if (
           entry.type !== 'mqtt.connected' &&
@@ -258,8 +277,8 @@ export function createDeviceService(deps: DeviceServiceDeps) {
           entry.type !== 'certificate.issued'
         )
           return;
-        // In order: a disconnect never overtakes the connect before it.
-        chain = chain.then(() => onEntry(entry)).catch(onError);
+        pending.push(entry);
+        if (!draining) void drain();
       });
     },
 
