@@ -52,7 +52,7 @@ const restoreHint = (dir: string) =>
 export async function openDataDir(
   config: Pick<Config, 'dataDir' | 'masterKey' | 'database'>,
   options: OpenDataDirOptions,
-): Promise<{ store: Store; box: SecretBox }> {
+): Promise<{ store: Store; box: SecretBox; created: boolean }> {
   const dir = path.resolve(config.dataDir);
   const sqliteFile = path.join(dir, SQLITE_FILE);
   const postgres = Boolean(config.database.url);
@@ -80,7 +80,7 @@ export async function openDataDir(
       if (!masterKey) throw missingKey(dir, store.location);
       const box = createSecretBox(masterKey.key);
       if (!matchesKeyCheckValue(box, stored)) throw wrongKey(masterKey.source, store.location);
-      return { store, box };
+      return { store, box, created: false };
     }
     // No key check value: a new store, or one from before key check values. The latter proves its key by
     // opening its root CA key; without a key, a root CA means the key was lost.
@@ -98,7 +98,7 @@ export async function openDataDir(
     }
     const box = createSecretBox(masterKey.key);
     await putStoreMeta(store.db, KEY_CHECK, keyCheckValue(box), options.now());
-    return { store, box };
+    return { store, box, created: !hasRoot };
   } catch (err) {
     await store.close();
     throw err;

@@ -30,7 +30,13 @@ import {
 import { createFirmware, firmwareRoutes, tufRoutes, type Firmware } from './firmware/index.ts';
 import { createNotifyService, notifyNodeId, notifyRoutes, type NotifyService } from './notify/index.ts';
 import { createHttpApp, createDeviceApp, deviceListenerRedirects, type RouteEntry } from './http/index.ts';
-import { createMetricsRegistry, createMonitor, monitorRoutes, type Monitor } from './monitor/index.ts';
+import {
+  createMetricsRegistry,
+  createMonitor,
+  installDefaultProfile,
+  monitorRoutes,
+  type Monitor,
+} from './monitor/index.ts';
 import {
   createPkiService,
   estReenrollRoutes,
@@ -97,7 +103,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     else logger.error({ err, ...fields }, message);
   };
   // Refuses a store without its master key, a key that does not match, a store lost from beside its CA.
-  const { store, box } = await openDataDir(config, { create: options.createDataDir ?? true, now });
+  const { store, box, created } = await openDataDir(config, { create: options.createDataDir ?? true, now });
   const audit = createAuditLog({
     db: store.db,
     mac: box,
@@ -206,6 +212,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     },
     onError: (err, what) => logFailure(err, {}, `monitor: ${what}`),
   });
+  if (created && config.monitor.defaultProfile) await installDefaultProfile(monitor);
   devices.setFacts({
     zones: async () => {
       const zones = await access.listZones();

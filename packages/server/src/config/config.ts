@@ -223,6 +223,12 @@ const schema = z
         baselineInterval: duration.default(60_000),
         /** A device heard from before and silent this long raises `device_silent` (profiles may override). */
         silentAfter: duration.default(15 * 60_000),
+        /**
+         * A new installation gets the security profile `default`, attached to all devices: the built-in
+         * detectors, and an automatic quarantine for a device that floods (secure by default). An operator
+         * may change, detach or delete it; it is made once, when the store is created.
+         */
+        defaultProfile: z.boolean().default(true),
       })
       .strict()
       .prefault({}),

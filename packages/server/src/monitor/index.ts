@@ -1,4 +1,11 @@
-export { createMonitor, responsePermissions, type Monitor, type ResponseActions } from './monitor.service.ts';
+export {
+  createMonitor,
+  DEFAULT_PROFILE_NAME,
+  installDefaultProfile,
+  responsePermissions,
+  type Monitor,
+  type ResponseActions,
+} from './monitor.service.ts';
 export { monitorRoutes, type MonitorRoutesDeps } from './monitor.routes.ts';
 export { createMetricsRegistry, type MetricSources } from './prometheus.ts';
 export { DeviceMeter } from './meter.ts';

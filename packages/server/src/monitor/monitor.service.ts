@@ -481,3 +481,18 @@ export function createMonitor(deps: MonitorDeps) {
 }
 
 export type Monitor = ReturnType<typeof createMonitor>;
+
+/** The profile a new installation starts with (config `monitor.defaultProfile`; docs/monitoring.md). */
+export const DEFAULT_PROFILE_NAME = 'default';
+const defaultProfileDocument = {
+  description:
+    'Made at first start: the built-in detectors at their defaults, and a device that floods is quarantined ' +
+    'until an operator releases it. Change, detach or delete it as you see fit.',
+  responses: [{ action: 'quarantine', detectors: ['payload_flood'], mode: 'automatic' }],
+};
+
+/** Puts the default profile and attaches it to all devices (once, when the store is created). */
+export async function installDefaultProfile(monitor: Pick<Monitor, 'profiles'>): Promise<void> {
+  await monitor.profiles.put(DEFAULT_PROFILE_NAME, defaultProfileDocument, 'system');
+  await monitor.profiles.attach(DEFAULT_PROFILE_NAME, 'all', '*', 'system');
+}

@@ -1,5 +1,3 @@
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMqtt } from '../test-support/clients.ts';
@@ -20,7 +18,7 @@ async function waitFor<T>(what: string, read: () => Promise<T | undefined>, time
 
 /**
  * Issue 12, acceptance: on a fresh data directory a device that floods is quarantined by the automatic
- * response of a profile (the built-in payload_flood detector at its defaults); `bulwark device list --status
+ * response of the default security profile (the built-in payload_flood detector at its defaults); `bulwark device list --status
  * quarantined --json` lists it; its alert does not close itself when the flood detector's clear window has
  * passed while the device is still quarantined, and is resolved when an operator releases the device.
  */
@@ -31,6 +29,7 @@ describe('an alert whose response quarantined a device', () => {
 
   beforeAll(async () => {
     s = await startTestServer({
+      'monitor.defaultProfile': true, // as a new installation has it
       'monitor.tickInterval': 100,
       'firewall.publishRate': 50,
       'firewall.publishBurst': 100,
@@ -45,20 +44,12 @@ describe('an alert whose response quarantined a device', () => {
   });
 
   it('stays open while the device is quarantined and is resolved when it is released', async () => {
-    // The operator's side, as a new user would do it: a profile with an automatic quarantine, for all.
-    const file = path.join(s.dataDir, 'guard.yaml');
-    writeFileSync(
-      file,
-      'responses:\n  - action: quarantine\n    detectors: [payload_flood]\n    mode: automatic\n',
-    );
-    expect((await s.cli(['security-profile', 'put', 'guard', '--file', file])).code).toBe(0);
-    expect((await s.cli(['security-profile', 'attach', 'guard', '--all'])).code).toBe(0);
-    // The server has taken the profile in (it follows the CLI's changes through the audit log).
-    await waitFor('the server to see the profile', async () =>
-      (await s.platform.monitor.profiles.list()).some((p) => p.attachments.some((a) => a.kind === 'all'))
-        ? true
-        : undefined,
-    );
+    // Nothing attached by hand: a new installation's `default` profile quarantines a flooding device.
+    const profiles = JSON.parse((await s.cli(['security-profile', 'list', '--json'])).stdout) as {
+      name: string;
+      attachments: { kind: string }[];
+    }[];
+    expect(profiles.map((p) => [p.name, p.attachments.map((a) => a.kind)])).toEqual([['default', ['all']]]);
 
     const flooder = await enrollInProcess(s, 'flooder-1', 'pumps');
     const flood = await connectMqtt(s.mqttUrl, ca, flooder);

@@ -49,6 +49,8 @@ export async function startTestServer(
     'firewall.connectBurst': 10_000,
     'firewall.failureThreshold': 10_000,
     'firewall.flapThreshold': 10_000,
+    // Tests attach the profiles they test; the shipped default is tested on its own (quarantine-hold).
+    'monitor.defaultProfile': false,
     ...overrides,
   });
   const platform = await createPlatform(config, {
