@@ -57,6 +57,27 @@ export function serveCommand(): Command {
       } catch (err) {
         throw await abandonStart(err, config, platform, releaseLock);
       }
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'shutting down');
+        server
+          .close(signal)
+          .then(() => platform.close())
+          .then(releaseLock)
+          .then(
+            () => process.exit(0),
+            (err: unknown) => {
+              logger.error({ err }, 'unclean shutdown');
+              process.exit(1);
+            },
+          );
+      };
+      // Before "is running" is printed, so a supervisor that signals as soon as it reads it gets a clean stop;
+      // `on`, not `once`: a second signal during shutdown must not kill the process half-way.
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
       const rel = path.relative(process.cwd(), server.caChainFile) || server.caChainFile;
       process.stdout.write(
         [
@@ -83,25 +104,6 @@ export function serveCommand(): Command {
           '',
         ].join('\n'),
       );
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'shutting down');
-        server
-          .close(signal)
-          .then(() => platform.close())
-          .then(releaseLock)
-          .then(
-            () => process.exit(0),
-            (err: unknown) => {
-              logger.error({ err }, 'unclean shutdown');
-              process.exit(1);
-            },
-          );
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
     });
 }
 
