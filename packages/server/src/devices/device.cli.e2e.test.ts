@@ -12,18 +12,7 @@ import {
   startTestServer,
   type TestServer,
 } from '../test-support/server.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, read: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+import { waitFor } from '../test-support/wait.ts';
 
 interface DeviceJson {
   id: string;

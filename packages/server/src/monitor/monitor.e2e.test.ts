@@ -2,28 +2,10 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMqtt, httpsRequest } from '../test-support/clients.ts';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
+import { sleep, waitFor } from '../test-support/wait.ts';
 import type { Alert } from './index.ts';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 let s: TestServer;
-async function waitFor<T>(what: string, read: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (value !== undefined) return value;
-    if (Date.now() > until) {
-      const list = await s.platform.monitor.alerts.list({ status: ['open', 'acknowledged', 'resolved'] });
-      const types = await s.platform.audit.query({ limit: 5000 });
-      const counts: Record<string, number> = {};
-      for (const e of types) counts[e.type] = (counts[e.type] ?? 0) + 1;
-      throw new Error(
-        `timed out waiting for ${what}: ${JSON.stringify(list.map((a) => [a.detector, a.subject]))} ${JSON.stringify(counts)}`,
-      );
-    }
-    await sleep(100);
-  }
-}
 
 /**
  * Issue 5, acceptance 1: with real MQTT clients over mTLS, a flood, a topic scan, a guessing run from one

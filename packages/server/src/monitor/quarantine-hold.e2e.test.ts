@@ -2,19 +2,8 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMqtt } from '../test-support/clients.ts';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
+import { sleep, waitFor } from '../test-support/wait.ts';
 import type { Alert } from './index.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, read: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /**
  * Issue 12, acceptance: on a fresh data directory a device that floods is quarantined by the automatic
