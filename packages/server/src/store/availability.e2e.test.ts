@@ -10,21 +10,10 @@ import {
   type PrivatePostgres,
 } from '../test-support/private-postgres.ts';
 import { apiToken, enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
+import { waitFor } from '../test-support/wait.ts';
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false) {
-  const deadline = Date.now() + 90_000;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`, { cause: last });
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false) =>
+  waitFor(what, probe, { timeoutMs: 90_000, retryErrors: true });
 
 interface Node {
   s: TestServer;

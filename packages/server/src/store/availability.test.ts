@@ -10,23 +10,12 @@ import {
   type PrivatePostgres,
 } from '../test-support/private-postgres.ts';
 import { isConnectionLoss, isUniqueViolation, openStore, type Store, type StoreHealth } from './index.ts';
+import { waitFor } from '../test-support/wait.ts';
 
 const retryDelayMs = { min: 50, max: 500 };
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 60_000) {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`, { cause: last });
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false) =>
+  waitFor(what, probe, { timeoutMs: 60_000, intervalMs: 50, retryErrors: true });
 
 // A table of the test's own: what is written while the database is away must not appear.
 const prepare = (store: Store) =>
