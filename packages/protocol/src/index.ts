@@ -4,3 +4,4 @@ export * from './est.ts';
 export * from './heartbeat.ts';
 export * from './firmware.ts';
 export * from './metrics.ts';
+export * from './common.ts';

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollDevice, startAgent } from '@bulwark/device';
 import { startTestServer, type TestServer } from './test-support/server.ts';
+import { entriesOf } from './events/index.ts';
 
 /** The device SDK and agent against the real server: enroll, connect, heartbeat, renew, get revoked. */
 describe('bulwark-agent against the real server', () => {
@@ -38,8 +39,8 @@ describe('bulwark-agent against the real server', () => {
       await agent.waitFor('heartbeat', { timeoutMs: 5000 }); // connected again with the new identity
       const entries = await s.platform.audit.readAfter(0, 1000);
       expect(
-        entries
-          .filter((e) => e.type === 'certificate.issued' && e.subject === 'device:agent-1')
+        entriesOf(entries, 'certificate.issued')
+          .filter((e) => e.subject === 'device:agent-1')
           .map((e) => e.data.operation),
       ).toEqual(['simpleenroll', 'simplereenroll']);
 

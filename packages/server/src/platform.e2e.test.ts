@@ -15,6 +15,7 @@ import {
   type DeviceCreds,
 } from './test-support/clients.ts';
 import { startTestServer, type TestServer } from './test-support/server.ts';
+import { entriesOf } from './events/index.ts';
 
 /**
  * Acceptance of the foundation, tried as a new user would: `openssl req` + `curl` against EST,
@@ -312,8 +313,8 @@ describe('foundation end to end', () => {
     expect(mosq.code).not.toBe(0);
     await expect
       .poll(async () =>
-        (await s.platform.audit.readAfter(0, 2000))
-          .filter((e) => e.type === 'tls.handshake_failed' && e.data.listener === 'mqtt')
+        entriesOf(await s.platform.audit.readAfter(0, 2000), 'tls.handshake_failed')
+          .filter((e) => e.data.listener === 'mqtt')
           .map((e) => String(e.data.reason)),
       )
       .toEqual(expect.arrayContaining([expect.stringMatching(/revoked/i)]));

@@ -114,6 +114,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
   await audit.ensureAnchor();
   const events = createEventBus({
     log: audit,
+    db: store.db,
     onError: (err, entry) => logFailure(err, { seq: entry?.seq }, 'event subscriber failed'),
   });
   const devices = createDeviceService({
@@ -506,8 +507,7 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
   platform.notify.start();
   events.startTail(config.events.tailInterval);
   const settings = describeConfig(config);
-  const previous = (await platform.audit.latest('config.loaded'))?.data.settings as
-    Record<string, unknown> | undefined;
+  const previous = (await platform.audit.latest('config.loaded'))?.data.settings;
   const changed = previous
     ? [...new Set([...Object.keys(settings), ...Object.keys(previous)])]
         .filter((k) => settings[k] !== previous[k])

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMqtt, rawMqtt } from '../test-support/clients.ts';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
+import { entriesOf } from '../events/index.ts';
 
 type Creds = { id: string; key: string; cert: string };
 const connect = (clientId: string, extra: object = {}) => ({
@@ -108,8 +109,8 @@ describe('broker: MQTT 3.1.1 over mutual TLS', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(seen).toEqual([]);
     await watcher.endAsync();
-    const denied = (await s.platform.audit.readAfter(0, 1000)).filter(
-      (e) => e.type === 'mqtt.publish_denied' && e.subject === 'device:dev-a',
+    const denied = entriesOf(await s.platform.audit.readAfter(0, 1000), 'mqtt.publish_denied').filter(
+      (e) => e.subject === 'device:dev-a',
     );
     expect(denied.map((e) => e.data.topic)).toEqual(
       expect.arrayContaining(['devices/dev-b/commands', 'devices/dev-a2/x', 'elsewhere', '$SYS/broker/x']),

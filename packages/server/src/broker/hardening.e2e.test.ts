@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditEntry } from '../events/index.ts';
+import { entriesOf, type AuditEntry, type EventType } from '../events/index.ts';
 import { connectMqtt, exec, rawMqtt, workDir } from '../test-support/clients.ts';
 import { apiToken, enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 
@@ -23,8 +23,8 @@ async function until<T>(what: string, check: () => Promise<T | undefined> | T | 
   }
 }
 
-const events = async (s: TestServer, type: string): Promise<AuditEntry[]> =>
-  (await s.platform.audit.readAfter(0, 5000)).filter((e) => e.type === type);
+const events = async <T extends EventType>(s: TestServer, type: T): Promise<AuditEntry<T>[]> =>
+  entriesOf(await s.platform.audit.readAfter(0, 5000), type);
 
 /** The key and certificate as files, for openssl. */
 function files(dir: string, creds: Creds) {

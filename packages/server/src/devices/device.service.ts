@@ -167,15 +167,15 @@ export function createDeviceService(deps: DeviceServiceDeps) {
    */
   async function denials(id: string, limit: number): Promise<DeviceDenial[]> {
     if (!deps.audit) return [];
-    const found: AuditEntry[] = [];
+    const found: AuditEntry<DeviceDenial['type']>[] = [];
     const t = now();
     for (const type of denialTypes) {
-      const latest: AuditEntry[] = [];
+      const latest: AuditEntry<DeviceDenial['type']>[] = [];
       let to = t + 1;
       for (const span of DENIAL_SPANS_MS) {
         if (latest.length >= limit) break;
         const from = t - span;
-        const older: AuditEntry[] = [];
+        const older: AuditEntry<DeviceDenial['type']>[] = [];
         let after: number | undefined;
         for (let page = 0; page < DENIAL_PAGES; page++) {
           const entries = await deps.audit.query({
@@ -202,9 +202,9 @@ export function createDeviceService(deps: DeviceServiceDeps) {
       .slice(0, limit)
       .map((e) => ({
         at: e.ts,
-        type: e.type as DeviceDenial['type'],
-        topic: typeof e.data.topic === 'string' ? e.data.topic : null,
-        reason: typeof e.data.reason === 'string' ? e.data.reason : 'unknown',
+        type: e.type,
+        topic: 'topic' in e.data ? e.data.topic : null,
+        reason: e.data.reason,
       }));
   }
 

@@ -52,17 +52,18 @@ export interface VerifyResult {
   reason?: string;
 }
 
+/** The storage edge: a row's type and data were written from a typed event by `append`. */
 function toEntry(row: AuditLogTable): AuditEntry {
   return {
     seq: row.seq,
     ts: row.ts,
-    type: row.type as EventType,
+    type: row.type,
     actor: row.actor,
     subject: row.subject,
-    data: JSON.parse(row.data) as Record<string, unknown>,
+    data: JSON.parse(row.data) as unknown,
     prevHash: row.prev_hash,
     hash: row.hash,
-  };
+  } as AuditEntry;
 }
 
 /** Append-only, hash-chained, anchored. Appends from this process are batched into one transaction. */
@@ -98,7 +99,7 @@ export function createAuditLog(deps: AuditLogDeps) {
           prevHash: hash,
         };
         hash = entryHashOfCanonicalData(fields, json);
-        return { ...fields, data: JSON.parse(json) as Record<string, unknown>, hash };
+        return { ...fields, data: JSON.parse(json) as unknown, hash } as AuditEntry;
       });
       for (let i = 0; i < entries.length; i += INSERT_CHUNK) {
         await trx
@@ -177,15 +178,15 @@ export function createAuditLog(deps: AuditLogDeps) {
     head: () => head(db),
 
     /** Entries matching a filter, oldest first; page with `after` (the last seq seen). */
-    async query(filter: {
+    async query<T extends EventType = EventType>(filter: {
       from?: number | undefined;
       to?: number | undefined;
-      type?: string | undefined;
+      type?: T | undefined;
       actor?: string | undefined;
       subject?: string | undefined;
       after?: number | undefined;
       limit: number;
-    }): Promise<AuditEntry[]> {
+    }): Promise<AuditEntry<T>[]> {
       let q = db.selectFrom('audit_log').selectAll().orderBy('seq').limit(filter.limit);
       if (filter.after !== undefined) q = q.where('seq', '>', filter.after);
       if (filter.from !== undefined) q = q.where('ts', '>=', filter.from);
@@ -193,11 +194,11 @@ export function createAuditLog(deps: AuditLogDeps) {
       if (filter.type !== undefined) q = q.where('type', '=', filter.type);
       if (filter.actor !== undefined) q = q.where('actor', '=', filter.actor);
       if (filter.subject !== undefined) q = q.where('subject', '=', filter.subject);
-      return (await q.execute()).map(toEntry);
+      return (await q.execute()).map(toEntry) as AuditEntry<T>[];
     },
 
     /** The latest entry of a type (e.g. the previous start's configuration). */
-    async latest(type: EventType): Promise<AuditEntry | undefined> {
+    async latest<T extends EventType>(type: T): Promise<AuditEntry<T> | undefined> {
       const row = await db
         .selectFrom('audit_log')
         .selectAll()
@@ -205,7 +206,7 @@ export function createAuditLog(deps: AuditLogDeps) {
         .orderBy('seq', 'desc')
         .limit(1)
         .executeTakeFirst();
-      return row && toEntry(row);
+      return row && (toEntry(row) as AuditEntry<T>);
     },
 
     async readAfter(afterSeq: number, limit = 500): Promise<AuditEntry[]> {

@@ -1,13 +1,25 @@
+import type { Db, Tx } from '../store/index.ts';
 import type { AuditEntry, EventType, SecurityEvent } from './event-types.ts';
 import type { AuditLog } from './audit-log.ts';
 
-export type EventHandler = (entry: AuditEntry) => void;
+export type EventHandler<T extends EventType = EventType> = (entry: AuditEntry<T>) => void;
+
+/** Records an event as part of the surrounding change (see `atomically`). */
+export type TxEmit = <T extends EventType>(event: SecurityEvent<T>) => void;
 
 export interface EventBus {
   /** Persists the event (batched with others) and resolves once it is durable, then notifies subscribers. */
   emit<T extends EventType>(event: SecurityEvent<T>): Promise<AuditEntry>;
   /** Subscribes to every event, local or appended by another process sharing the store. */
   subscribe(handler: EventHandler): () => void;
+  /** Subscribes to one event type or a list of them; the handler receives that type's data. */
+  on<T extends EventType>(types: T | readonly T[] | ReadonlySet<T>, handler: EventHandler<T>): () => void;
+  /**
+   * A change and its events as one unit: `work` writes through `tx` and records its events with `emit`;
+   * the events are committed with the change or not at all. Resolves with `work`'s result once the
+   * events are durable in the audit log.
+   */
+  atomically<R>(work: (tx: Tx, emit: TxEmit) => Promise<R>): Promise<R>;
   /** Follows the audit log for events written by other processes (CLI, other nodes). */
   startTail(intervalMs: number): void;
   /** Resolves when everything emitted so far is durable. */
@@ -23,6 +35,8 @@ interface Pending {
 
 export interface EventBusDeps {
   log: Pick<AuditLog, 'append' | 'head' | 'readAfter'>;
+  /** The store the changes of `atomically` are written to. */
+  db?: Db;
   /** A subscriber threw, or the tail could not read the log. */
   onError?: (err: unknown, entry?: AuditEntry) => void;
 }
@@ -84,19 +98,37 @@ export function createEventBus(deps: EventBusDeps): EventBus {
     }
   };
 
+  const emit = <T extends EventType>(event: SecurityEvent<T>) =>
+    new Promise<AuditEntry>((resolve, reject) => {
+      queue.push({ event, resolve, reject });
+      if (!flushScheduled) {
+        flushScheduled = true;
+        void runSerial(writeBatch);
+      }
+    });
+
   return {
-    emit(event) {
-      return new Promise<AuditEntry>((resolve, reject) => {
-        queue.push({ event, resolve, reject });
-        if (!flushScheduled) {
-          flushScheduled = true;
-          void runSerial(writeBatch);
-        }
-      });
-    },
+    emit,
     subscribe(handler) {
       handlers.add(handler);
       return () => handlers.delete(handler);
+    },
+    on(types, handler) {
+      const wanted: ReadonlySet<EventType> =
+        typeof types === 'string' ? new Set([types]) : new Set(types as Iterable<EventType>);
+      // The one place entries are narrowed by a runtime check of their type (the handler's declared types).
+      const filtered: EventHandler = (entry) => {
+        if (wanted.has(entry.type)) handler(entry as AuditEntry<never>);
+      };
+      handlers.add(filtered);
+      return () => handlers.delete(filtered);
+    },
+    async atomically(work) {
+      if (!deps.db) throw new Error('event bus: atomically needs the store');
+      const recorded: SecurityEvent[] = [];
+      const result = await deps.db.transaction().execute((tx) => work(tx, (event) => recorded.push(event)));
+      await Promise.all(recorded.map((event) => emit(event)));
+      return result;
     },
     startTail(intervalMs) {
       if (tailTimer) return;

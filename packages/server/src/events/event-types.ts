@@ -1,100 +1,139 @@
-/** Every security-relevant thing that happens is one of these, on one bus, in one audit log. */
-export const eventTypes = [
-  'platform.started',
-  'platform.stopped',
-  'config.loaded',
-  'pki.initialized',
-  'pki.server_certificate_issued',
-  'device.added',
-  'device.updated',
-  'device.disabled',
-  'device.enabled',
-  'device.revoked',
-  'enrollment.token_issued',
-  'enrollment.refused',
-  'certificate.issued',
-  'certificate.revoked',
-  'mqtt.connected',
-  'mqtt.disconnected',
-  'mqtt.connect_refused',
-  'mqtt.publish_denied',
-  'mqtt.subscribe_denied',
-  'mqtt.session_dropped',
-  'mqtt.identity_conflict',
-  'mqtt.retained_refused',
-  'tls.handshake_failed',
-  'user.created',
-  'user.updated',
-  'user.setup_completed',
-  'auth.sign_in_succeeded',
-  'auth.sign_in_failed',
-  'auth.second_factor_succeeded',
-  'auth.second_factor_failed',
-  'auth.locked_out',
-  'auth.factor_enrolled',
-  'auth.factor_removed',
-  'auth.recovery_codes_generated',
-  'auth.recovery_code_used',
-  'auth.signed_out',
-  'api_token.created',
-  'api_token.revoked',
-  'api_token.used_from_new_address',
-  'policy.updated',
-  'policy.deleted',
-  'policy.attached',
-  'policy.detached',
-  'zone.updated',
-  'zone.deleted',
-  'conduit.updated',
-  'conduit.deleted',
-  'device.quarantined',
-  'device.released',
-  'firmware.release_created',
-  'firmware.release_uploaded',
-  'firmware.upload_refused',
-  'firmware.release_retired',
-  'firmware.release_discarded',
-  'firmware.tuf_key_created',
-  'firmware.tuf_metadata_prepared',
-  'firmware.tuf_metadata_published',
-  'firmware.tuf_metadata_refused',
-  'firmware.update_succeeded',
-  'firmware.update_failed',
-  'rollout.created',
-  'rollout.phase_started',
-  'rollout.waiting_approval',
-  'rollout.approved',
-  'rollout.paused',
-  'rollout.resumed',
-  'rollout.aborted',
-  'rollout.completed',
-  'vulnerability.advisories_imported',
-  'vulnerability.exposure_alert',
-  'firewall.ban_created',
-  'firewall.ban_removed',
-  'firewall.connection_refused',
-  'firewall.temporary_ban',
-  'firewall.throttled',
-  'firewall.disconnected',
-  'device.metrics_rejected',
-  'monitor.profile_updated',
-  'monitor.profile_deleted',
-  'monitor.profile_attached',
-  'monitor.profile_detached',
-  'alert.raised',
-  'alert.acknowledged',
-  'alert.assigned',
-  'alert.noted',
-  'alert.resolved',
-  'response.executed',
-  'response.failed',
-  'notification.channel_created',
-  'notification.channel_updated',
-  'notification.channel_deleted',
-  'notification.channel_failing',
-  'notification.channel_recovered',
-] as const;
-export type EventType = (typeof eventTypes)[number];
+/**
+ * Every security-relevant thing that happens is one of these, on one bus, in one audit log. Each type names
+ * the groups it belongs to; the groups (what matters to access, the alert lifecycle, what rates a warning)
+ * are derived from here, never copied into lists elsewhere (`eventsIn`).
+ */
+export const eventCatalog = {
+  'platform.started': {},
+  'platform.stopped': {},
+  'config.loaded': {},
+  'pki.initialized': {},
+  'pki.server_certificate_issued': {},
+  'device.added': { groups: ['access'] },
+  'device.updated': { groups: ['access', 'device-access'] },
+  'device.disabled': {},
+  'device.enabled': {},
+  'device.revoked': {},
+  'enrollment.token_issued': {},
+  'enrollment.refused': { groups: ['guessing', 'warning'] },
+  'certificate.issued': {},
+  'certificate.revoked': {},
+  'mqtt.connected': {},
+  'mqtt.disconnected': {},
+  'mqtt.connect_refused': { groups: ['guessing', 'warning'] },
+  'mqtt.publish_denied': { groups: ['warning'] },
+  'mqtt.subscribe_denied': { groups: ['warning'] },
+  'mqtt.session_dropped': {},
+  'mqtt.identity_conflict': {},
+  'mqtt.retained_refused': { groups: ['warning'] },
+  'tls.handshake_failed': { groups: ['guessing', 'warning'] },
+  'user.created': {},
+  'user.updated': {},
+  'user.setup_completed': {},
+  'auth.sign_in_succeeded': {},
+  'auth.sign_in_failed': { groups: ['guessing', 'warning'] },
+  'auth.second_factor_succeeded': {},
+  'auth.second_factor_failed': { groups: ['warning'] },
+  'auth.locked_out': { groups: ['warning'] },
+  'auth.factor_enrolled': {},
+  'auth.factor_removed': {},
+  'auth.recovery_codes_generated': {},
+  'auth.recovery_code_used': {},
+  'auth.signed_out': {},
+  'api_token.created': {},
+  'api_token.revoked': {},
+  'api_token.used_from_new_address': {},
+  'policy.updated': { groups: ['access'] },
+  'policy.deleted': { groups: ['access'] },
+  'policy.attached': { groups: ['access'] },
+  'policy.detached': { groups: ['access'] },
+  'zone.updated': { groups: ['access'] },
+  'zone.deleted': { groups: ['access'] },
+  'conduit.updated': { groups: ['access'] },
+  'conduit.deleted': { groups: ['access'] },
+  'device.quarantined': { groups: ['access', 'device-access'] },
+  'device.released': { groups: ['access', 'device-access'] },
+  'firmware.release_created': {},
+  'firmware.release_uploaded': {},
+  'firmware.upload_refused': { groups: ['warning'] },
+  'firmware.release_retired': {},
+  'firmware.release_discarded': {},
+  'firmware.tuf_key_created': {},
+  'firmware.tuf_metadata_prepared': {},
+  'firmware.tuf_metadata_published': {},
+  'firmware.tuf_metadata_refused': { groups: ['warning'] },
+  'firmware.update_succeeded': {},
+  'firmware.update_failed': { groups: ['warning'] },
+  'rollout.created': {},
+  'rollout.phase_started': {},
+  'rollout.waiting_approval': {},
+  'rollout.approved': {},
+  'rollout.paused': {},
+  'rollout.resumed': {},
+  'rollout.aborted': {},
+  'rollout.completed': {},
+  'vulnerability.advisories_imported': {},
+  'vulnerability.exposure_alert': { groups: ['warning'] },
+  'firewall.ban_created': {},
+  'firewall.ban_removed': {},
+  'firewall.connection_refused': { groups: ['warning'] },
+  'firewall.temporary_ban': { groups: ['warning'] },
+  'firewall.throttled': { groups: ['warning'] },
+  'firewall.disconnected': {},
+  'device.metrics_rejected': { groups: ['warning'] },
+  'monitor.profile_updated': { groups: ['profile'] },
+  'monitor.profile_deleted': { groups: ['profile'] },
+  'monitor.profile_attached': { groups: ['profile'] },
+  'monitor.profile_detached': { groups: ['profile'] },
+  'alert.raised': { groups: ['alert'] },
+  'alert.acknowledged': { groups: ['alert'] },
+  'alert.assigned': { groups: ['alert'] },
+  'alert.noted': { groups: ['alert'] },
+  'alert.resolved': { groups: ['alert'] },
+  'response.executed': { groups: ['alert'] },
+  'response.failed': { groups: ['alert', 'warning'] },
+  'notification.channel_created': {},
+  'notification.channel_updated': {},
+  'notification.channel_deleted': {},
+  'notification.channel_failing': { groups: ['warning'] },
+  'notification.channel_recovered': {},
+} as const satisfies Record<keyof EventData, EventMeta>;
+
+/**
+ * - `access`: compiled device access may differ afterwards (live sessions are recompiled);
+ * - `device-access`: of those, the ones about one device (only its sessions);
+ * - `alert`: the alert lifecycle (the alert streams follow these);
+ * - `profile`: security profiles changed (detector settings reload);
+ * - `guessing`: a refused credential (counted by the credential-guessing detector);
+ * - `warning`: refusals, denials and failures, worth a warning even when nothing rates them.
+ */
+export const eventGroups = ['access', 'device-access', 'alert', 'profile', 'guessing', 'warning'] as const;
+export type EventGroup = (typeof eventGroups)[number];
+
+interface EventMeta {
+  groups?: readonly EventGroup[];
+}
+
+export type EventType = keyof typeof eventCatalog;
+export const eventTypes = Object.keys(eventCatalog) as readonly EventType[];
+
+type GroupsOf<T extends EventType> = (typeof eventCatalog)[T] extends { groups: readonly (infer G)[] }
+  ? G
+  : never;
+/** The event types of a group, as a type. */
+export type EventsIn<G extends EventGroup> = {
+  [T in EventType]: G extends GroupsOf<T> ? T : never;
+}[EventType];
+
+/** The event types of a group, from the catalog. */
+export function eventsIn<G extends EventGroup>(group: G): ReadonlySet<EventsIn<G>> {
+  return new Set(eventTypes.filter((t): t is EventsIn<G> => isIn(group, t)));
+}
+
+/** Is this event type in the group? (narrows the type) */
+export function isIn<G extends EventGroup>(group: G, type: EventType): type is EventsIn<G> {
+  return (eventCatalog[type] as EventMeta).groups?.includes(group) ?? false;
+}
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
 
@@ -310,14 +349,27 @@ export interface SecurityEvent<T extends EventType = EventType> {
   data: EventData[T];
 }
 
-/** An event as the audit log holds it. */
-export interface AuditEntry {
-  seq: number;
-  ts: number;
-  type: EventType;
-  actor: string;
-  subject: string | null;
-  data: Record<string, unknown>;
-  prevHash: string;
-  hash: string;
+/** An event as the audit log holds it: a union keyed by `type`, so `entry.type === 'x'` narrows `entry.data`. */
+type EntryOfType = {
+  [K in EventType]: {
+    seq: number;
+    ts: number;
+    type: K;
+    actor: string;
+    subject: string | null;
+    data: EventData[K];
+    prevHash: string;
+    hash: string;
+  };
+};
+export type AuditEntry<T extends EventType = EventType> = Extract<EntryOfType[EventType], { type: T }>;
+
+/** Is this entry of that type? (narrows `data` to the type's data) */
+export function isEvent<T extends EventType>(entry: AuditEntry, type: T): entry is AuditEntry<T> {
+  return entry.type === type;
+}
+
+/** The entries of one type, typed. */
+export function entriesOf<T extends EventType>(entries: readonly AuditEntry[], type: T): AuditEntry<T>[] {
+  return entries.filter((e): e is AuditEntry<T> => isEvent(e, type));
 }

@@ -10,3 +10,27 @@ export { createEventBus, type EventBus, type EventHandler } from './event-bus.ts
 export { entryHash, GENESIS_HASH } from './hash-chain.ts';
 export { createEventRateLimit, type EventRateLimit } from './rate-limit.ts';
 export { auditRoutes, streamEvents, type AuditRoutesDeps } from './audit.routes.ts';
+export {
+  eventCatalog,
+  eventGroups,
+  eventsIn,
+  isIn,
+  isEvent,
+  entriesOf,
+  type EventGroup,
+  type EventsIn,
+} from './event-types.ts';
+export {
+  subjectKinds,
+  subjectOf,
+  actorOf,
+  parseSubject,
+  parseActor,
+  subjectIdOf,
+  deviceIdOf,
+  type Subject,
+  type SubjectKind,
+  type SubjectString,
+  type Actor,
+} from './subject.ts';
+export type { TxEmit } from './event-bus.ts';

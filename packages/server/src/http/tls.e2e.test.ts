@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { est } from '@bulwark/protocol';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 import { exec, opensslCsr, pkcs7ToPem, workDir } from '../test-support/clients.ts';
+import { entriesOf } from '../events/index.ts';
 
 /**
  * Issue 11, finding 8 (HTTPS listener), checked with openssl s_client and curl: the Mozilla "intermediate"
@@ -81,8 +82,8 @@ describe('HTTPS listeners: TLS profile and HTTP posture', () => {
     let reasons: unknown[] = [];
     for (let i = 0; i < 100 && reasons.length < 2; i++) {
       await s.platform.events.flush();
-      reasons = (await s.platform.audit.readAfter(0, 5000))
-        .filter((e) => e.type === 'tls.handshake_failed' && e.data.reason === 'ERR_TLS_HANDSHAKE_TIMEOUT')
+      reasons = entriesOf(await s.platform.audit.readAfter(0, 5000), 'tls.handshake_failed')
+        .filter((e) => e.data.reason === 'ERR_TLS_HANDSHAKE_TIMEOUT')
         .map((e) => e.data.reason);
       if (reasons.length < 2) await new Promise((r) => setTimeout(r, 200));
     }

@@ -296,7 +296,7 @@ describe('notifications end to end', () => {
     closers.push(() => collector.close());
     await expect.poll(() => collector.messages.length, { timeout: 5000 }).toBeGreaterThanOrEqual(10);
     expect(collector.messages.map((m) => Number(m.structuredData[0]!.params.seq))).toEqual(seqs);
-    const of = (type: 'notification.channel_failing' | 'notification.channel_recovered') =>
+    const of = <T extends 'notification.channel_failing' | 'notification.channel_recovered'>(type: T) =>
       s.platform.audit.query({ type, subject: `channel:${created.body.id}`, limit: 10 });
     await expect.poll(async () => (await of('notification.channel_recovered')).length).toBe(1);
     const failing = await of('notification.channel_failing');

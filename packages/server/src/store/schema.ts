@@ -464,3 +464,5 @@ export interface Database {
 export type Db = Kysely<Database>;
 /** A database handle or an open transaction: store functions take it first. */
 export type DbOrTx = Kysely<Database> | Transaction<Database>;
+/** A transaction in progress (a change and its events, see the event bus's `atomically`). */
+export type Tx = Transaction<Database>;
