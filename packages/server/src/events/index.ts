@@ -32,5 +32,7 @@ export {
   type SubjectKind,
   type SubjectString,
   type Actor,
+  type SubjectData,
+  type ModuleFacts,
 } from './subject.ts';
 export type { TxEmit } from './event-bus.ts';

@@ -95,3 +95,22 @@ export function parseActor(value: string): Actor {
     return { kind: subject.kind, id: subject.id };
   return { kind: 'other', name: value };
 }
+
+/**
+ * What a module holding data about people or devices answers for the rest (compliance and privacy): every
+ * record it keeps about one data subject, and their erasure. Erasure removes or anonymises the records; it
+ * never edits the audit log (its entries stay verifiable; privacy erases their data by other means).
+ */
+export interface SubjectData {
+  /** The module's name in an export (`devices`, `users`, …). */
+  readonly module: string;
+  /** Every record the module keeps about the subject, as plain JSON (empty when none). */
+  exportSubject(subject: Subject): Promise<Record<string, unknown>[]>;
+  /** Erases (or anonymises) them; resolves with how many records changed. */
+  eraseSubject(subject: Subject, actor: string): Promise<{ erased: number }>;
+}
+
+/** What a module states about itself for the compliance checks: plain values read through its door. */
+export interface ModuleFacts<F> {
+  facts(): Promise<F>;
+}
