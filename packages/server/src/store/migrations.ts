@@ -497,4 +497,19 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0011_event_outbox': {
+    async up(db: Kysely<unknown>) {
+      // Events committed with the change they record (events/outbox.ts), until the relay moves them into
+      // the audit log. `id` is made by the application and sorts in the order the events were recorded.
+      await db.schema
+        .createTable('event_outbox')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text')
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

@@ -65,6 +65,17 @@ export interface AuditLogTable {
   mac: string;
 }
 
+/** An event recorded with its change, waiting for the relay to append it to the audit log. */
+export interface EventOutboxTable {
+  id: string;
+  type: string;
+  actor: string;
+  subject: string | null;
+  /** The event's data as canonical JSON. */
+  data: string;
+  created_at: number;
+}
+
 export interface AuditAnchorTable {
   id: number;
   seq: number;
@@ -430,6 +441,7 @@ export interface Database {
   pki_material: PkiMaterialTable;
   audit_log: AuditLogTable;
   audit_anchor: AuditAnchorTable;
+  event_outbox: EventOutboxTable;
   users: UsersTable;
   recovery_codes: RecoveryCodesTable;
   webauthn_credentials: WebauthnCredentialsTable;
