@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { AuditEntry, EventType } from '../events/index.ts';
+import { subjectOf, type AuditEntry, type EventData, type EventType } from '../events/index.ts';
 import { createEngine, networkOf, topicShape, type Finding } from './engine.ts';
 import {
   behaviourSchema,
@@ -51,13 +51,20 @@ const profile = (doc: ProfileDocumentInput = {}, name = 'test'): EffectiveProfil
   effectiveProfile([securityProfile(name, doc)], { deviceId: 'x' });
 
 let seq = 0;
-function entry(type: EventType, ts: number, subject: string | null, data: Record<string, unknown> = {}) {
+/** An audit entry of one type, with that type's data. */
+function entry<T extends EventType>(
+  type: T,
+  ts: number,
+  subject: string | null,
+  data: EventData[T],
+): AuditEntry<T>;
+function entry(type: EventType, ts: number, subject: string | null, data: EventData[EventType]) {
   return { seq: ++seq, ts, type, actor: subject ?? 'system', subject, data, prevHash: '', hash: '' };
 }
 const connected = (id: string, remoteAddress: string, ts: number): AuditEntry =>
-  entry('mqtt.connected', ts, `device:${id}`, { remoteAddress, certSerial: '0a1b2c' });
+  entry('mqtt.connected', ts, subjectOf.device(id), { remoteAddress, certSerial: '0a1b2c' });
 const disconnected = (id: string, remoteAddress: string, ts: number): AuditEntry =>
-  entry('mqtt.disconnected', ts, `device:${id}`, { remoteAddress, reason: 'disconnected' });
+  entry('mqtt.disconnected', ts, subjectOf.device(id), { remoteAddress, reason: 'disconnected' });
 
 function setup(
   options: {

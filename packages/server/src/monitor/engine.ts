@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { AuditEntry } from '../events/index.ts';
+import { deviceIdOf, isIn, subjectOf as subjects, type AuditEntry, type EventsIn } from '../events/index.ts';
 import { addressIn } from '../policy/index.ts';
 import type { DeviceMetricsReport } from '@bulwark/protocol';
 import { createBaselines, type BaselineState } from './baseline.ts';
@@ -281,12 +281,8 @@ class Attempts {
   }
 }
 
-const GUESSING_EVENTS = new Set([
-  'mqtt.connect_refused',
-  'tls.handshake_failed',
-  'auth.sign_in_failed',
-  'enrollment.refused',
-]);
+const isGuessing = (entry: AuditEntry): entry is AuditEntry<EventsIn<'guessing'>> =>
+  isIn('guessing', entry.type);
 const DOWNGRADE_REASONS = new Set(['security_version_lower', 'metadata_rollback']);
 /** A device whose firewall quota was not hit for this long no longer floods. */
 const FLOOD_CLEAR_MS = 60_000;
@@ -306,7 +302,7 @@ export function createEngine(deps: EngineDeps) {
   let lastTickAt = deps.startedAt;
   let now = deps.startedAt;
 
-  const subjectOf = (id: string) => `device:${id}`;
+  const subjectOf = (id: string): string => subjects.device(id);
 
   function raise(state: DeviceState | undefined, finding: Omit<Finding, 'at'> & { at?: number }) {
     if (state) state.alarms.add(finding.detector);
@@ -661,9 +657,9 @@ export function createEngine(deps: EngineDeps) {
     observe(state, 'disconnects', 1, at);
   }
 
-  function guess(entry: AuditEntry) {
-    const data = entry.data as { remoteAddress?: string; address?: string; reason?: string };
-    const address = data.remoteAddress ?? data.address;
+  function guess(entry: AuditEntry<EventsIn<'guessing'>>) {
+    const data = entry.data;
+    const address = entry.type === 'auth.sign_in_failed' ? entry.data.address : entry.data.remoteAddress;
     if (!address || address === 'unknown') return;
     const b = deps.globalProfile().builtins.guessing;
     if (!b.enabled) return;
@@ -671,7 +667,7 @@ export function createEngine(deps: EngineDeps) {
     // certificate is not mistaken for someone trying many.
     const identity =
       entry.subject ??
-      (entry.type === 'tls.handshake_failed' ? `tls:${data.reason ?? 'handshake'}` : `unknown#${entry.seq}`);
+      (entry.type === 'tls.handshake_failed' ? `tls:${data.reason}` : `unknown#${entry.seq}`);
     const { distinct, total, crossed } = guessing.add(address, identity, entry.ts, b.window, b.identities);
     if (crossed)
       raise(undefined, {
@@ -687,19 +683,19 @@ export function createEngine(deps: EngineDeps) {
           distinctIdentities: distinct.length,
           failures: total,
           windowMs: b.window,
-          lastReason: data.reason ?? entry.type,
+          lastReason: data.reason,
         },
       });
   }
 
-  function scan(entry: AuditEntry) {
-    const id = entry.subject?.startsWith('device:') ? entry.subject.slice(7) : undefined;
+  function scan(entry: AuditEntry<'mqtt.publish_denied' | 'mqtt.subscribe_denied'>) {
+    const id = deviceIdOf(entry.subject);
     const state = id ? device(id, entry.ts) : undefined;
     if (state) observe(state, 'authorization_failures', 1, entry.ts);
     const b = builtins(state).topic_scan;
     if (!b.enabled) return;
     const subject = entry.subject ?? entry.actor;
-    const topic = String((entry.data as { topic?: string }).topic ?? '');
+    const topic = entry.data.topic;
     const { distinct, total, crossed } = scans.add(subject, topic, entry.ts, b.window, b.deniedTopics);
     if (crossed)
       raise(state, {
@@ -766,16 +762,14 @@ export function createEngine(deps: EngineDeps) {
     /** Every security event: the built-in detectors and event-counted metrics. */
     onEvent(entry: AuditEntry) {
       now = Math.max(now, entry.ts);
-      const id = entry.subject?.startsWith('device:') ? entry.subject.slice(7) : undefined;
-      const data = entry.data;
-      const text = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
-      if (GUESSING_EVENTS.has(entry.type)) guess(entry);
+      const id = deviceIdOf(entry.subject);
+      if (isGuessing(entry)) guess(entry);
       switch (entry.type) {
         case 'mqtt.connected':
-          if (id) onConnected(id, String(data.remoteAddress), entry.ts, text(data.certSerial));
+          if (id) onConnected(id, entry.data.remoteAddress, entry.ts, entry.data.certSerial);
           break;
         case 'mqtt.disconnected':
-          if (id) onDisconnected(id, String(data.remoteAddress), entry.ts);
+          if (id) onDisconnected(id, entry.data.remoteAddress, entry.ts);
           break;
         case 'mqtt.session_dropped':
           if (id) onDisconnected(id, undefined, entry.ts);
@@ -786,7 +780,7 @@ export function createEngine(deps: EngineDeps) {
           if (!id) break;
           const state = device(id, entry.ts);
           if (!builtins(state).cloned_identity.enabled || state.alarms.has('cloned_identity')) break;
-          const addresses = Array.isArray(data.remoteAddresses) ? data.remoteAddresses.map(String) : [];
+          const addresses = entry.data.remoteAddresses.map(String);
           raise(state, {
             detector: 'cloned_identity',
             subject: entry.subject ?? '',
@@ -794,7 +788,7 @@ export function createEngine(deps: EngineDeps) {
             severity: 'critical',
             title: `${id}: two agents run with its identity (their sessions kept taking each other over)`,
             at: entry.ts,
-            evidence: { addresses, certSerial: text(data.certSerial), takeovers: Number(data.takeovers) },
+            evidence: { addresses, certSerial: entry.data.certSerial, takeovers: entry.data.takeovers },
           });
           break;
         }
@@ -821,10 +815,10 @@ export function createEngine(deps: EngineDeps) {
             subject: entry.subject ?? '',
             deviceId: id,
             severity: 'high',
-            title: `${id} floods the broker (${String(data.reason)})`,
+            title: `${id} floods the broker (${entry.data.reason})`,
             at: entry.ts,
             evidence: {
-              reason: String(data.reason),
+              reason: entry.data.reason,
               firewall: entry.type === 'firewall.disconnected' ? 'disconnected' : 'throttled',
               messagesSent: state.meter.totals[HOT.messagesSent]!,
               bytesSent: state.meter.totals[HOT.bytesSent]!,
@@ -833,7 +827,7 @@ export function createEngine(deps: EngineDeps) {
           break;
         }
         case 'firmware.update_failed': {
-          const reason = String(data.reason);
+          const reason = entry.data.reason;
           if (!id || !DOWNGRADE_REASONS.has(reason)) break;
           const state = device(id, entry.ts);
           // Once per episode: until the alert is resolved by hand (forget()).
@@ -845,7 +839,7 @@ export function createEngine(deps: EngineDeps) {
             severity: 'high',
             title: `${id} was offered a firmware or metadata downgrade (${reason})`,
             at: entry.ts,
-            evidence: { reason, target: text(data.target), detail: text(data.detail) },
+            evidence: { reason, target: entry.data.target, detail: entry.data.detail ?? '' },
           });
           break;
         }

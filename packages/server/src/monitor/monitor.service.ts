@@ -1,5 +1,12 @@
-import { BulwarkError, DEVICE_METRICS_MAX_BYTES, deviceMetricsSchema } from '@bulwark/protocol';
-import { createEventRateLimit, type AuditEntry, type EventBus } from '../events/index.ts';
+import { BulwarkError, type DeviceMetricsReport } from '@bulwark/protocol';
+import {
+  createEventRateLimit,
+  deviceIdOf,
+  subjectIdOf,
+  subjectOf,
+  type AuditEntry,
+  type EventBus,
+} from '../events/index.ts';
 import type { Db } from '../store/index.ts';
 import { createAlertService, type Alert } from './alert.service.ts';
 import type { BaselineState } from './baseline.ts';
@@ -221,64 +228,60 @@ export function createMonitor(deps: MonitorDeps) {
    */
   function fleetFindings(entry: AuditEntry) {
     const subject = entry.subject ?? '';
-    const data = entry.data;
     const sink = (finding: Omit<Finding, 'at' | 'deviceId'>) =>
       raiseFinding({ ...finding, deviceId: null, at: entry.ts });
     if (entry.type === 'firewall.ban_created') {
       // Every ban is an alert: who is locked out, why, by whom (an operator or a firewall rule) and until when.
-      const kind = String(data.kind);
-      const value = String(data.value);
+      const data = entry.data;
       const automatic = data.origin === 'automatic';
       raiseFinding({
         detector: 'firewall_ban',
         subject,
-        deviceId: kind === 'device' ? value : null,
+        deviceId: data.kind === 'device' ? data.value : null,
         severity: automatic ? 'medium' : 'low',
-        title: `${kind} ${value} banned (${automatic ? `automatic: ${String(data.rule)}` : 'manual'}): ${String(data.reason)}`,
+        title: `${data.kind} ${data.value} banned (${automatic ? `automatic: ${String(data.rule)}` : 'manual'}): ${data.reason}`,
         evidence: {
-          kind,
-          value,
-          reason: String(data.reason),
+          kind: data.kind,
+          value: data.value,
+          reason: data.reason,
           origin: automatic ? 'automatic' : 'manual',
-          rule: typeof data.rule === 'string' ? data.rule : null,
-          expiresAt: typeof data.expiresAt === 'number' ? data.expiresAt : null,
-          banId: typeof data.id === 'string' ? data.id : null,
+          rule: data.rule ?? null,
+          expiresAt: data.expiresAt ?? null,
+          banId: data.id ?? null,
         },
         at: entry.ts,
       });
     } else if (entry.type === 'firewall.ban_removed') resolveFinding('firewall_ban', subject, 'ban lifted');
-    else if (entry.type === 'rollout.paused' && data.automatic === true)
+    else if (entry.type === 'rollout.paused' && entry.data.automatic) {
+      const data = entry.data;
       sink({
         detector: 'rollout_paused',
         subject,
         severity: 'high',
-        title: `Rollout ${subject.slice(8)} paused itself: ${String(data.reason)}`,
+        title: `Rollout ${subjectIdOf(subject, 'rollout') ?? ''} paused itself: ${data.reason}`,
         evidence: {
-          reason: String(data.reason),
-          phase: Number(data.phase),
-          failureRate: typeof data.failureRate === 'number' ? data.failureRate : null,
-          threshold: typeof data.threshold === 'number' ? data.threshold : null,
+          reason: data.reason,
+          phase: data.phase,
+          failureRate: data.failureRate ?? null,
+          threshold: data.threshold ?? null,
         },
       });
-    else if (
+    } else if (
       entry.type === 'rollout.resumed' ||
       entry.type === 'rollout.aborted' ||
       entry.type === 'rollout.completed'
     )
       resolveFinding('rollout_paused', subject, entry.type.replace('rollout.', 'rollout '));
     else if (entry.type === 'vulnerability.exposure_alert') {
-      const severity = String(data.severity).toLowerCase();
+      const data = entry.data;
+      const severity = data.severity.toLowerCase();
+      const advisory = subjectIdOf(subject, 'advisory') ?? '';
       sink({
         detector: 'vulnerable_firmware',
         subject,
         severity: severity === 'critical' ? 'critical' : 'high',
-        title: `${subject.slice(9)} (${severity}) affects firmware that ${Number(data.devices)} device(s) run`,
-        evidence: {
-          advisory: subject.slice(9),
-          score: typeof data.score === 'number' ? data.score : null,
-          releases: Array.isArray(data.releases) ? data.releases.map(String) : [],
-          devices: Number(data.devices),
-        },
+        title: `${advisory} (${severity}) affects firmware that ${data.devices} device(s) run`,
+        evidence: { advisory, score: data.score ?? null, releases: data.releases, devices: data.devices },
       });
     }
   }
@@ -347,16 +350,15 @@ export function createMonitor(deps: MonitorDeps) {
       unsubscribe = events.subscribe((entry: AuditEntry) => {
         try {
           engine.onEvent(entry);
-          if (entry.type === 'alert.resolved' && entry.actor !== 'system') {
-            const data = entry.data as { detector: string };
-            engine.forget(data.detector, entry.subject ?? '');
-          }
-          if (entry.type === 'device.released' && entry.subject?.startsWith('device:'))
+          if (entry.type === 'alert.resolved' && entry.actor !== 'system')
+            engine.forget(entry.data.detector, entry.subject ?? '');
+          const deviceId = deviceIdOf(entry.subject);
+          if (entry.type === 'device.released' && deviceId)
             alerts
-              .releaseHeld(entry.subject.slice(7), entry.actor)
+              .releaseHeld(deviceId, entry.actor)
               .catch((err: unknown) => deps.onError(err, 'resolving alerts of a released device'));
-          if (entry.type === 'device.updated' && entry.subject?.startsWith('device:')) {
-            const id = entry.subject.slice(7);
+          if (entry.type === 'device.updated' && deviceId) {
+            const id = deviceId;
             if (engine.hasProfile(id))
               resolveProfile(id).catch((err: unknown) => deps.onError(err, 'profile'));
           }
@@ -402,38 +404,21 @@ export function createMonitor(deps: MonitorDeps) {
       return engine.meter(deviceId);
     },
 
-    /** A report on `devices/{id}/metrics`: validated at the edge; a bad one is an event and changes nothing. */
-    handleReport(deviceId: string, payload: Buffer): void {
-      let problem: string | undefined;
-      if (payload.length > DEVICE_METRICS_MAX_BYTES)
-        problem = `report larger than ${DEVICE_METRICS_MAX_BYTES} bytes`;
-      else {
-        let json: unknown;
-        try {
-          json = JSON.parse(payload.toString('utf8'));
-        } catch {
-          problem = 'report is not JSON';
-        }
-        if (!problem) {
-          const parsed = deviceMetricsSchema.safeParse(json);
-          if (parsed.success) {
-            engine.onReport(deviceId, parsed.data, now());
-            return;
-          }
-          problem = parsed.error.issues
-            .slice(0, 3)
-            .map((i) => `${i.path.join('.') || 'report'}: ${i.message}`)
-            .join('; ');
-        }
-      }
+    /** A report on `devices/{id}/metrics`, validated at the edge (the broker's ingress router). */
+    handleReport(deviceId: string, report: DeviceMetricsReport): void {
+      engine.onReport(deviceId, report, now());
+    },
+
+    /** A report that did not pass the schema (too large, not JSON, invalid): an event; it changes nothing. */
+    rejectReport(deviceId: string, problem: string): void {
       const { record, suppressed } = rejected.admit(deviceId);
       if (record)
         events
           .emit({
             type: 'device.metrics_rejected',
-            actor: `device:${deviceId}`,
-            subject: `device:${deviceId}`,
-            data: { reason: problem ?? 'invalid', ...(suppressed ? { suppressed } : {}) },
+            actor: subjectOf.device(deviceId),
+            subject: subjectOf.device(deviceId),
+            data: { reason: problem, ...(suppressed ? { suppressed } : {}) },
           })
           .catch((err: unknown) => deps.onError(err, 'recording a rejected report'));
     },
