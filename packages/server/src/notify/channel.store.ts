@@ -59,7 +59,11 @@ export const channelStore = {
    * Takes or renews the delivery lease: one conditional UPDATE, so of several nodes sharing the store only
    * one wins while the lease runs; an expired lease (its holder died) can be taken by anyone.
    */
-  async claimLease(db: DbOrTx, id: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
+  async claimLease(
+    db: DbOrTx,
+    lease: { id: string; owner: string; now: number; leaseMs: number },
+  ): Promise<boolean> {
+    const { id, owner, now, leaseMs } = lease;
     const result = await db
       .updateTable('notification_channels')
       .set({ lease_owner: owner, lease_until: now + leaseMs })
@@ -73,7 +77,12 @@ export const channelStore = {
   },
 
   /** Changes made only while this node still holds the lease (false: lost it, or the channel is gone). */
-  async updateLeased(db: DbOrTx, id: string, owner: string, changes: Partial<ChannelRow>): Promise<boolean> {
+  async updateLeased(
+    db: DbOrTx,
+    lease: { id: string; owner: string },
+    changes: Partial<ChannelRow>,
+  ): Promise<boolean> {
+    const { id, owner } = lease;
     const result = await db
       .updateTable('notification_channels')
       .set(changes)

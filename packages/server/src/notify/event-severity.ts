@@ -1,8 +1,8 @@
+import { eventsIn } from '../events/index.ts';
 import type { NotificationEntry } from './channel.types.ts';
 
-/** Refusals, denials and failures: worth a warning even when nothing rates them. */
-const WARNING =
-  /(_denied|_refused|\.refused|_failed|\.failed|\.locked_out|_rejected|\.temporary_ban|\.throttled|\.channel_failing|\.exposure_alert)$/;
+/** Refusals, denials and failures: worth a warning even when nothing rates them (the catalog's group). */
+const WARNING: ReadonlySet<string> = eventsIn('warning');
 
 /** RFC 5424 §6.2.1 Table 2 severities for an entry: rated events by their rating, refusals 4, the rest 6. */
 export function syslogSeverity(entry: Pick<NotificationEntry, 'type' | 'data'>): number {
@@ -16,7 +16,7 @@ export function syslogSeverity(entry: Pick<NotificationEntry, 'type' | 'data'>):
     case 'low':
       return 5; // Notice
   }
-  return WARNING.test(entry.type) ? 4 : 6; // Warning : Informational
+  return WARNING.has(entry.type) ? 4 : 6; // Warning : Informational
 }
 
 /** CEF severity 0-10 (ArcSight: 0-3 low, 4-6 medium, 7-8 high, 9-10 very high). */
@@ -31,5 +31,5 @@ export function cefSeverity(entry: Pick<NotificationEntry, 'type' | 'data'>): nu
     case 'low':
       return 3;
   }
-  return WARNING.test(entry.type) ? 4 : 1;
+  return WARNING.has(entry.type) ? 4 : 1;
 }

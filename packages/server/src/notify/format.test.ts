@@ -3,7 +3,7 @@ import { formatCef } from './cef.ts';
 import type { NotificationEntry } from './channel.types.ts';
 import { cefSeverity, syslogSeverity } from './event-severity.ts';
 import { escapeParamValue, formatRfc5424, frameOctetCounted, MAX_MESSAGE_OCTETS, SD_ID } from './rfc5424.ts';
-import { octetDeframer, parseCef, parseRfc5424 } from './test-receivers.ts';
+import { octetDeframer, parseCef, parseRfc5424 } from '../test-support/notify-receivers.ts';
 
 const entry = (over: Partial<NotificationEntry> = {}): NotificationEntry => ({
   seq: 42,

@@ -17,7 +17,7 @@ import {
   startWebhookReceiver,
   testCertificate,
   type WebhookReceiver,
-} from './test-receivers.ts';
+} from '../test-support/notify-receivers.ts';
 
 const exec = promisify(execFile);
 

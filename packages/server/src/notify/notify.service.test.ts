@@ -7,7 +7,11 @@ import { createSecretBox, type SecretBox } from '../secrets/index.ts';
 import { isBusy, isUniqueViolation, type Store } from '../store/index.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
 import { createNotifyService, type NotifySettings } from './notify.service.ts';
-import { startSyslogReceiver, startWebhookReceiver, type WebhookReceiver } from './test-receivers.ts';
+import {
+  startSyslogReceiver,
+  startWebhookReceiver,
+  type WebhookReceiver,
+} from '../test-support/notify-receivers.ts';
 
 interface Node {
   audit: AuditLog;

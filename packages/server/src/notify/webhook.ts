@@ -31,6 +31,9 @@ export interface WebhookTarget {
   /** PEM: the receiver's certificate must chain to it (instead of the system's trust store). */
   ca?: string | undefined;
   timeoutMs: number;
+  /** The message id (`webhook-id`), the same on every retry of one entry. */
+  id: string;
+  now: () => number;
 }
 
 /**
@@ -39,12 +42,8 @@ export interface WebhookTarget {
  * refuse a replayed old message. Redirects are not followed. A fresh connection per message: a kept-alive
  * socket the receiver closed while idle would turn into a spurious failure.
  */
-export function postWebhook(
-  target: WebhookTarget,
-  id: string,
-  body: string,
-  now: () => number,
-): Promise<{ status: number }> {
+export function postWebhook(target: WebhookTarget, body: string): Promise<{ status: number }> {
+  const { id, now } = target;
   const url = new URL(target.url);
   const timestamp = new Date(now());
   const signature = new Webhook(target.secret).sign(id, timestamp, body);
