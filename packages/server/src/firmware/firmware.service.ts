@@ -1,9 +1,9 @@
 import path from 'node:path';
 import {
   DEVICE_TOPIC_ROOT,
-  firmwareStateSchema,
-  firmwareStatusSchema,
   type FirmwareCommand,
+  type FirmwareState,
+  type FirmwareStatus,
 } from '@bulwark/protocol';
 import type { Device } from '../devices/index.ts';
 import type { EventBus } from '../events/index.ts';
@@ -30,7 +30,7 @@ export interface FirmwareSettings {
 export interface FirmwareDeps {
   db: Db;
   box: Pick<SecretBox, 'seal' | 'open'>;
-  events: Pick<EventBus, 'emit'>;
+  events: Pick<EventBus, 'emit' | 'atomically'>;
   now: () => number;
   /** `<data>/firmware`: artifacts live here (shared storage when several nodes share PostgreSQL). */
   dir: string;
@@ -139,28 +139,17 @@ export function createFirmware(deps: FirmwareDeps) {
     },
 
     /**
-     * A message a device published under `devices/{id}/firmware/…` (the broker has already checked that the
-     * topic is the device's own). Malformed reports are dropped: they change nothing.
+     * A step of an update a device reported on `devices/{id}/firmware/status`, validated by the broker's
+     * ingress router (malformed reports never get here: they change nothing).
      */
-    async handleDeviceMessage(deviceId: string, topic: string, payload: Buffer): Promise<void> {
-      const prefix = `${DEVICE_TOPIC_ROOT}/${deviceId}/firmware/`;
-      if (!topic.startsWith(prefix)) return;
-      const kind = topic.slice(prefix.length);
-      let json: unknown;
-      try {
-        json = JSON.parse(payload.toString('utf8')) as unknown;
-      } catch {
-        return;
-      }
-      if (kind === 'status') {
-        const parsed = firmwareStatusSchema.safeParse(json);
-        if (parsed.success) await rollouts.report(deviceId, parsed.data);
-      } else if (kind === 'state') {
-        const parsed = firmwareStateSchema.safeParse(json);
-        if (!parsed.success) return;
-        await vulnerabilities.recordState(deviceId, parsed.data);
-        await rollouts.deviceOnline(deviceId, parsed.data.target);
-      }
+    async handleStatus(deviceId: string, status: FirmwareStatus): Promise<void> {
+      await rollouts.report(deviceId, status);
+    },
+
+    /** What a device runs now, reported on `devices/{id}/firmware/state` at every connect (validated). */
+    async handleState(deviceId: string, state: FirmwareState): Promise<void> {
+      await vulnerabilities.recordState(deviceId, state);
+      await rollouts.deviceOnline(deviceId, state.target);
     },
 
     /** Background work: rollouts advance, snapshot and timestamp stay fresh, stale uploads are removed. */

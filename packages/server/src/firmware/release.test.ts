@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AuditEntry, SecurityEvent } from '../events/index.ts';
+import type { SecurityEvent } from '../events/index.ts';
+import { recordingEvents } from './recording-events.fixture.ts';
 import { createSecretBox } from '../secrets/index.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
 import { cycloneDx, releaseInput } from '../test-support/firmware.ts';
@@ -59,12 +60,7 @@ describe.each(testDialects)('firmware releases (%s)', (dialect) => {
     firmware = createFirmware({
       db: t.store.db,
       box: createSecretBox(randomBytes(32)),
-      events: {
-        emit: (e) => {
-          events.push(e);
-          return Promise.resolve({} as AuditEntry);
-        },
-      },
+      events: recordingEvents(t.store.db, events),
       now: Date.now,
       dir,
       settings,

@@ -134,7 +134,13 @@ export function assignPhases(
 }
 
 /** The gate: true when more than `threshold` percent of the phase's devices failed (beyond those accepted). */
-export function gateTripped(failed: number, accepted: number, phaseSize: number, threshold: number): boolean {
+export function gateTripped(counts: {
+  failed: number;
+  accepted: number;
+  phaseSize: number;
+  threshold: number;
+}): boolean {
+  const { failed, accepted, phaseSize, threshold } = counts;
   if (phaseSize === 0) return false;
   return ((failed - accepted) / phaseSize) * 100 > threshold;
 }

@@ -6,12 +6,13 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FirmwareCommand } from '@bulwark/protocol';
 import { createDeviceService } from '../devices/index.ts';
-import type { AuditEntry, SecurityEvent } from '../events/index.ts';
+import type { SecurityEvent } from '../events/index.ts';
 import { createSecretBox } from '../secrets/index.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
 import { releaseInput } from '../test-support/firmware.ts';
 import { createFirmware, generateTufKey, privateKeyFromPem, signDocument, type Firmware } from './index.ts';
 import { assignPhases, inWindow } from './rollout.plan.ts';
+import { recordingEvents } from './recording-events.fixture.ts';
 
 const DAY = 86_400_000;
 
@@ -54,12 +55,7 @@ describe.each(testDialects)('rollouts (%s)', (dialect) => {
     events = [];
     sent = [];
     clock = Date.parse('2026-03-02T12:00:00Z');
-    const emitter = {
-      emit: (e: SecurityEvent) => {
-        events.push(e);
-        return Promise.resolve({} as AuditEntry);
-      },
-    };
+    const emitter = recordingEvents(t.store.db, events);
     const devices = createDeviceService({
       db: t.store.db,
       events: emitter,
