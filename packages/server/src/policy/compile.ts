@@ -89,15 +89,21 @@ function insert(root: TrieNode, st: Compiled): void {
   node.end.push(st);
 }
 
-function collect(node: TrieNode, levels: string[], i: number, dollar: boolean, out: Compiled[]): void {
-  if (!(i === 0 && dollar)) for (const s of node.hash) out.push(s); // '#' also matches the parent level
-  if (i === levels.length) {
-    for (const s of node.end) out.push(s);
+/** A lookup in progress: the topic's levels and where matches go (reused, no allocation per lookup). */
+interface Query {
+  levels: string[];
+  out: Compiled[];
+}
+
+function collect(node: TrieNode, i: number, q: Query): void {
+  for (const s of node.hash) q.out.push(s); // '#' also matches the parent level
+  if (i === q.levels.length) {
+    for (const s of node.end) q.out.push(s);
     return;
   }
-  const child = node.children.get(levels[i] as string);
-  if (child) collect(child, levels, i + 1, dollar, out);
-  if (node.plus && !(i === 0 && dollar)) collect(node.plus, levels, i + 1, dollar, out); // [MQTT-4.7.2-1]
+  const child = node.children.get(q.levels[i] as string);
+  if (child) collect(child, i + 1, q);
+  if (node.plus) collect(node.plus, i + 1, q); // [MQTT-4.7.2-1]
 }
 
 const minutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3));
@@ -124,6 +130,196 @@ export interface CompileInput {
   clock?: () => number;
 }
 
+type Dropped = { policy: string; statement: string; reason: string };
+
+/** A compiled device access: statements in tries per action, caches per action. */
+interface Program {
+  input: CompileInput;
+  clock: () => number;
+  tries: Record<Exclude<PolicyAction, 'mqtt:connect'>, TrieNode>;
+  subscribeStatements: Compiled[];
+  connectStatements: Compiled[];
+  applied: AppliedStatement[];
+  dropped: Dropped[];
+  /** A statement has a time window: decisions depend on the clock and are not cached. */
+  timed: boolean;
+  index: number;
+  query: Query;
+  caches: { 'mqtt:publish': Map<string, Decision>; 'mqtt:receive': Map<string, Decision> };
+  subscribeCache: Map<string, Decision>;
+}
+
+/** A statement's resources with its variables filled in (a deny that cannot be filled in widens). */
+function resourcesOf(s: Statement, policy: AttachedPolicy, p: Program): string[] {
+  const resources: string[] = [];
+  for (const r of s.resources) {
+    const sub = substitute(r, p.input.ctx);
+    if (sub.ok) {
+      if (isValidFilter(sub.value)) resources.push(sub.value);
+    } else if (s.effect === 'deny') {
+      // A deny must never shrink: a variable that cannot be filled in stands for any level.
+      const widened = r.replace(/\$\{[^}]*\}/g, '+');
+      if (isValidFilter(widened)) resources.push(widened);
+      p.dropped.push({
+        policy: policy.name,
+        statement: s.sid,
+        reason: `${sub.reason}: deny widened to ${widened}`,
+      });
+    } else p.dropped.push({ policy: policy.name, statement: s.sid, reason: sub.reason });
+  }
+  return resources;
+}
+
+function addStatement(p: Program, s: Statement, policy: AttachedPolicy): void {
+  const why = conditionsHold(s, p.input.ctx);
+  if (why) {
+    p.dropped.push({ policy: policy.name, statement: s.sid, reason: why });
+    return;
+  }
+  const resources = resourcesOf(s, policy, p);
+  p.applied.push({ policy: policy.name, sid: s.sid, effect: s.effect, actions: [...s.actions], resources });
+  const window = s.conditions?.timeWindow;
+  const timeWindow = window && { from: minutes(window.from), to: minutes(window.to) };
+  if (timeWindow) p.timed = true;
+  const decision: Decision = Object.freeze({
+    allow: s.effect === 'allow',
+    reason: s.effect === 'allow' ? 'allowed' : 'denied_by_statement',
+    statement: s.sid,
+    policy: policy.name,
+  });
+  const base = { policy: policy.name, sid: s.sid, effect: s.effect, timeWindow, decision };
+  for (const action of s.actions) {
+    if (action === 'mqtt:connect') {
+      p.connectStatements.push({ ...base, index: p.index++, resource: '#' });
+      continue;
+    }
+    for (const resource of resources) {
+      const compiled: Compiled = { ...base, index: p.index++, resource };
+      insert(p.tries[action], compiled);
+      if (action === 'mqtt:subscribe') p.subscribeStatements.push(compiled);
+    }
+  }
+}
+
+function buildProgram(input: CompileInput): Program {
+  const p: Program = {
+    input,
+    clock: input.clock ?? (() => Math.floor((Date.now() % 86_400_000) / 60_000)),
+    tries: {
+      'mqtt:publish': new TrieNode(),
+      'mqtt:subscribe': new TrieNode(),
+      'mqtt:receive': new TrieNode(),
+    },
+    subscribeStatements: [],
+    connectStatements: [],
+    applied: [],
+    dropped: [],
+    timed: false,
+    index: 0,
+    query: { levels: [], out: [] },
+    caches: { 'mqtt:publish': new Map(), 'mqtt:receive': new Map() },
+    subscribeCache: new Map(),
+  };
+  for (const policy of input.policies) for (const s of policy.document.statements) addStatement(p, s, policy);
+  return p;
+}
+
+function active(p: Program, s: Compiled): boolean {
+  if (!s.timeWindow) return true;
+  const m = p.clock();
+  return s.timeWindow.from <= s.timeWindow.to
+    ? m >= s.timeWindow.from && m < s.timeWindow.to
+    : m >= s.timeWindow.from || m < s.timeWindow.to;
+}
+
+function pick(p: Program, matched: readonly Compiled[]): Decision {
+  let deny: Compiled | undefined;
+  let allow: Compiled | undefined;
+  for (const s of matched) {
+    if (!active(p, s)) continue;
+    if (s.effect === 'deny') {
+      if (!deny || s.index < deny.index) deny = s;
+    } else if (!allow || s.index < allow.index) allow = s;
+  }
+  return deny?.decision ?? allow?.decision ?? DENY_NO_MATCH;
+}
+
+/** Zone rule: a topic owned by another zone needs a conduit in the right direction. */
+function zoneCheck(
+  p: Program,
+  topic: string,
+  use: 'publish' | 'receive' | 'subscribe',
+): Decision | undefined {
+  const { segmentation, ctx } = p.input;
+  if (segmentation.zones.length === 0) return undefined;
+  const owner = ownerOf(topic, (id) => p.input.deviceZone(id));
+  if (owner.kind === 'none') return undefined;
+  if (owner.kind === 'ambiguous') return DENY_AMBIGUOUS_ZONE;
+  if (owner.zone === ctx.zone) return undefined;
+  const outbound = use === 'publish';
+  const conduit = conduitFor(segmentation, {
+    from: outbound ? ctx.zone : owner.zone,
+    to: outbound ? owner.zone : ctx.zone,
+    topic,
+    isFilter: use === 'subscribe',
+  });
+  return conduit ? undefined : DENY_CROSS_ZONE;
+}
+
+/** Caches a decision (never one that depends on the clock: the caller checks `timed`). */
+function remember(cache: Map<string, Decision>, key: string, decision: Decision): Decision {
+  if (cache.size >= CACHE_LIMIT) cache.clear();
+  cache.set(key, decision);
+  return decision;
+}
+
+function lookup(p: Program, action: 'mqtt:publish' | 'mqtt:receive', topic: string): Decision {
+  const cache = p.caches[action];
+  const hit = cache.get(topic);
+  if (hit) return hit;
+  let decision: Decision;
+  if (!isValidTopic(topic)) decision = DENY_INVALID;
+  else if (topic.charCodeAt(0) === 36 /* $ */) decision = DENY_RESERVED;
+  else {
+    decision = zoneCheck(p, topic, action === 'mqtt:publish' ? 'publish' : 'receive') ?? DENY_NO_MATCH;
+    if (decision === DENY_NO_MATCH) {
+      p.query.levels = topic.split('/');
+      p.query.out.length = 0;
+      collect(p.tries[action], 0, p.query);
+      decision = pick(p, p.query.out);
+    }
+  }
+  return p.timed ? decision : remember(cache, topic, decision);
+}
+
+/** A subscription must be covered by an allowed filter and overlap no denied one. */
+function subscribeStatementsDecide(p: Program, filter: string): Decision {
+  let deny: Compiled | undefined;
+  let allow: Compiled | undefined;
+  for (const s of p.subscribeStatements) {
+    if (!active(p, s)) continue;
+    if (s.effect === 'deny' && intersects(s.resource, filter) && (!deny || s.index < deny.index)) deny = s;
+    if (s.effect === 'allow' && covers(s.resource, filter) && (!allow || s.index < allow.index)) allow = s;
+  }
+  const overlapsAllow = p.subscribeStatements.some(
+    (s) => s.effect === 'allow' && intersects(s.resource, filter),
+  );
+  return deny?.decision ?? allow?.decision ?? (overlapsAllow ? DENY_NOT_COVERED : DENY_NO_MATCH);
+}
+
+function subscribe(p: Program, filter: string): Decision {
+  const hit = p.subscribeCache.get(filter);
+  if (hit) return hit;
+  let decision: Decision;
+  if (!isValidFilter(filter)) decision = DENY_INVALID;
+  else if (filter.charCodeAt(0) === 36) decision = DENY_RESERVED;
+  else {
+    decision = zoneCheck(p, filter, 'subscribe') ?? DENY_NO_MATCH;
+    if (decision === DENY_NO_MATCH) decision = subscribeStatementsDecide(p, filter);
+  }
+  return p.timed ? decision : remember(p.subscribeCache, filter, decision);
+}
+
 /**
  * Compiles the policies attached to a device into per-action tries. Deny wins over allow; no match is deny.
  * A publish or delivery decision is a trie lookup, cached per topic (a cache hit allocates nothing); a
@@ -131,185 +327,15 @@ export interface CompileInput {
  * another zone's namespace needs a conduit.
  */
 export function compilePolicies(input: CompileInput): DeviceAccess {
-  const { ctx, segmentation } = input;
-  const clock = input.clock ?? (() => Math.floor((Date.now() % 86_400_000) / 60_000));
-  const tries: Record<Exclude<PolicyAction, 'mqtt:connect'>, TrieNode> = {
-    'mqtt:publish': new TrieNode(),
-    'mqtt:subscribe': new TrieNode(),
-    'mqtt:receive': new TrieNode(),
-  };
-  const subscribeStatements: Compiled[] = [];
-  const connectStatements: Compiled[] = [];
-  const applied: AppliedStatement[] = [];
-  const dropped: { policy: string; statement: string; reason: string }[] = [];
-  let index = 0;
-  let timed = false;
-
-  for (const policy of input.policies) {
-    for (const s of policy.document.statements) {
-      const why = conditionsHold(s, ctx);
-      if (why) {
-        dropped.push({ policy: policy.name, statement: s.sid, reason: why });
-        continue;
-      }
-      const resources: string[] = [];
-      for (const r of s.resources) {
-        const sub = substitute(r, ctx);
-        if (sub.ok) {
-          if (isValidFilter(sub.value)) resources.push(sub.value);
-        } else if (s.effect === 'deny') {
-          // A deny must never shrink: a variable that cannot be filled in stands for any level.
-          const widened = r.replace(/\$\{[^}]*\}/g, '+');
-          if (isValidFilter(widened)) resources.push(widened);
-          dropped.push({
-            policy: policy.name,
-            statement: s.sid,
-            reason: `${sub.reason}: deny widened to ${widened}`,
-          });
-        } else dropped.push({ policy: policy.name, statement: s.sid, reason: sub.reason });
-      }
-      applied.push({ policy: policy.name, sid: s.sid, effect: s.effect, actions: [...s.actions], resources });
-      const timeWindow = s.conditions?.timeWindow && {
-        from: minutes(s.conditions.timeWindow.from),
-        to: minutes(s.conditions.timeWindow.to),
-      };
-      if (timeWindow) timed = true;
-      const decision: Decision = Object.freeze({
-        allow: s.effect === 'allow',
-        reason: s.effect === 'allow' ? 'allowed' : 'denied_by_statement',
-        statement: s.sid,
-        policy: policy.name,
-      });
-      for (const action of s.actions) {
-        if (action === 'mqtt:connect') {
-          connectStatements.push({
-            index: index++,
-            policy: policy.name,
-            sid: s.sid,
-            effect: s.effect,
-            resource: '#',
-            timeWindow,
-            decision,
-          });
-          continue;
-        }
-        for (const resource of resources) {
-          const compiled: Compiled = {
-            index: index++,
-            policy: policy.name,
-            sid: s.sid,
-            effect: s.effect,
-            resource,
-            timeWindow,
-            decision,
-          };
-          insert(tries[action], compiled);
-          if (action === 'mqtt:subscribe') subscribeStatements.push(compiled);
-        }
-      }
-    }
-  }
-
-  const active = (s: Compiled) => {
-    if (!s.timeWindow) return true;
-    const m = clock();
-    return s.timeWindow.from <= s.timeWindow.to
-      ? m >= s.timeWindow.from && m < s.timeWindow.to
-      : m >= s.timeWindow.from || m < s.timeWindow.to;
-  };
-
-  function pick(matched: readonly Compiled[]): Decision {
-    let deny: Compiled | undefined;
-    let allow: Compiled | undefined;
-    for (const s of matched) {
-      if (!active(s)) continue;
-      if (s.effect === 'deny') {
-        if (!deny || s.index < deny.index) deny = s;
-      } else if (!allow || s.index < allow.index) allow = s;
-    }
-    return deny?.decision ?? allow?.decision ?? DENY_NO_MATCH;
-  }
-
-  /** Zone rule: a topic owned by another zone needs a conduit in the right direction. */
-  function zoneCheck(topic: string, outbound: boolean, isFilter: boolean): Decision | undefined {
-    if (segmentation.zones.length === 0) return undefined;
-    const owner = ownerOf(topic, (id) => input.deviceZone(id));
-    if (owner.kind === 'none') return undefined;
-    if (owner.kind === 'ambiguous') return DENY_AMBIGUOUS_ZONE;
-    if (owner.zone === ctx.zone) return undefined;
-    const conduit = outbound
-      ? conduitFor(segmentation, ctx.zone, owner.zone, topic, isFilter)
-      : conduitFor(segmentation, owner.zone, ctx.zone, topic, isFilter);
-    return conduit ? undefined : DENY_CROSS_ZONE;
-  }
-
-  const scratch: Compiled[] = [];
-  function lookup(
-    action: 'mqtt:publish' | 'mqtt:receive',
-    topic: string,
-    cache: Map<string, Decision>,
-  ): Decision {
-    const hit = cache.get(topic);
-    if (hit) return hit;
-    let decision: Decision;
-    if (!isValidTopic(topic)) decision = DENY_INVALID;
-    else if (topic.charCodeAt(0) === 36 /* $ */) decision = DENY_RESERVED;
-    else {
-      decision = zoneCheck(topic, action === 'mqtt:publish', false) ?? DENY_NO_MATCH;
-      if (decision === DENY_NO_MATCH) {
-        scratch.length = 0;
-        collect(tries[action], topic.split('/'), 0, false, scratch);
-        decision = pick(scratch);
-      }
-    }
-    if (!timed) {
-      if (cache.size >= CACHE_LIMIT) cache.clear();
-      cache.set(topic, decision);
-    }
-    return decision;
-  }
-
-  const publishCache = new Map<string, Decision>();
-  const receiveCache = new Map<string, Decision>();
-  const subscribeCache = new Map<string, Decision>();
-
+  const p = buildProgram(input);
   return {
-    deviceId: ctx.deviceId,
-    zone: ctx.zone,
-    connect: () => pick(connectStatements),
-    publish: (topic) => lookup('mqtt:publish', topic, publishCache),
-    receive: (topic) => lookup('mqtt:receive', topic, receiveCache).allow,
-    receiveDecision: (topic) => lookup('mqtt:receive', topic, receiveCache),
-    subscribe(filter) {
-      const hit = subscribeCache.get(filter);
-      if (hit) return hit;
-      let decision: Decision;
-      if (!isValidFilter(filter)) decision = DENY_INVALID;
-      else if (filter.charCodeAt(0) === 36) decision = DENY_RESERVED;
-      else {
-        decision = zoneCheck(filter, false, true) ?? DENY_NO_MATCH;
-        if (decision === DENY_NO_MATCH) {
-          let deny: Compiled | undefined;
-          let allow: Compiled | undefined;
-          for (const s of subscribeStatements) {
-            if (!active(s)) continue;
-            if (s.effect === 'deny' && intersects(s.resource, filter) && (!deny || s.index < deny.index))
-              deny = s;
-            if (s.effect === 'allow' && covers(s.resource, filter) && (!allow || s.index < allow.index))
-              allow = s;
-          }
-          const overlapsAllow = subscribeStatements.some(
-            (s) => s.effect === 'allow' && intersects(s.resource, filter),
-          );
-          decision = deny?.decision ?? allow?.decision ?? (overlapsAllow ? DENY_NOT_COVERED : DENY_NO_MATCH);
-        }
-      }
-      if (!timed) {
-        if (subscribeCache.size >= CACHE_LIMIT) subscribeCache.clear();
-        subscribeCache.set(filter, decision);
-      }
-      return decision;
-    },
-    describe: () => ({ statements: applied, dropped }),
+    deviceId: input.ctx.deviceId,
+    zone: input.ctx.zone,
+    connect: () => pick(p, p.connectStatements),
+    publish: (topic) => lookup(p, 'mqtt:publish', topic),
+    receive: (topic) => lookup(p, 'mqtt:receive', topic).allow,
+    receiveDecision: (topic) => lookup(p, 'mqtt:receive', topic),
+    subscribe: (filter) => subscribe(p, filter),
+    describe: () => ({ statements: p.applied, dropped: p.dropped }),
   };
 }

@@ -91,11 +91,9 @@ export function ownerOf(topicOrFilter: string, deviceZone: (id: string) => strin
 /** Is there a conduit carrying `topic` (or, for subscriptions, the whole filter) from zone `from` to `to`? */
 export function conduitFor(
   seg: Segmentation,
-  from: string | null,
-  to: string | null,
-  topicOrFilter: string,
-  isFilter: boolean,
+  route: { from: string | null; to: string | null; topic: string; isFilter: boolean },
 ): Conduit | undefined {
+  const { from, to, topic: topicOrFilter, isFilter } = route;
   if (from === null || to === null) return undefined;
   return seg.conduits.find(
     (c) =>
