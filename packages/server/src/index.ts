@@ -1,3 +1,10 @@
-export { createPlatform, startServer, type Platform, type RunningServer } from './platform.ts';
+export {
+  createPlatform,
+  createServerPlatform,
+  startServer,
+  type Platform,
+  type RunningServer,
+  type ServerPlatform,
+} from './platform.ts';
 export { loadConfig, testConfig, type Config } from './config/index.ts';
 export { createLogger } from './logger.ts';

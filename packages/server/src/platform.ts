@@ -4,10 +4,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { est, tufPaths } from '@bulwark/protocol';
 import { accessRoutes, createAccessService, type AccessService } from './access/index.ts';
-import { createBroker, createRetainedStore, type Broker } from './broker/index.ts';
+import { createBroker, createIngressRouter, createRetainedStore, type Broker } from './broker/index.ts';
 import { createFirewallService, firewallRoutes, type FirewallService } from './firewall/index.ts';
 import { describeConfig, type Config } from './config/index.ts';
-import { createDeviceService, deviceRoutes, type DeviceService } from './devices/index.ts';
+import { createDeviceService, deviceRoutes, type Device, type DeviceService } from './devices/index.ts';
 import {
   authRoutes,
   createThrottle,
@@ -17,6 +17,7 @@ import {
   webauthnOrigins,
   webauthnRoutes,
   type UserService,
+  type WebauthnService,
 } from './users/index.ts';
 import {
   createAuditLog,
@@ -28,6 +29,7 @@ import {
   type EventBus,
 } from './events/index.ts';
 import { createFirmware, firmwareRoutes, tufRoutes, type Firmware } from './firmware/index.ts';
+import { createRisk, riskRoutes, type Risk } from './risk/index.ts';
 import { createNotifyService, notifyNodeId, notifyRoutes, type NotifyService } from './notify/index.ts';
 import { createHttpApp, createDeviceApp, deviceListenerRedirects, type RouteEntry } from './http/index.ts';
 import {
@@ -54,6 +56,7 @@ import {
   reportStoreOutages,
   type Store,
 } from './store/index.ts';
+import type { SecretBox } from './secrets/index.ts';
 import { VERSION } from './version.ts';
 
 export { SQLITE_FILE, CA_CHAIN_FILE, AUDIT_HEAD_FILE } from './data-dir.ts';
@@ -66,9 +69,13 @@ export interface Platform {
   events: EventBus;
   devices: DeviceService;
   users: UserService;
+  /** Passkeys (WebAuthn): the server's routes and the CLI's credential management. */
+  webauthn: WebauthnService;
   access: AccessService;
   firewall: FirewallService;
   firmware: Firmware;
+  /** Known vulnerabilities (OSV advisories × SBOMs) and fleet exposure. */
+  risk: Risk;
   /** Device metrics, detectors, alerts and responses. */
   monitor: Monitor;
   /** Notification channels (webhooks, syslog/CEF) following the audit log. */
@@ -90,10 +97,42 @@ export interface PlatformOptions {
    * every command but `serve` and `init` (data-dir.ts).
    */
   createDataDir?: boolean;
+  /** Test seam: called at each step of `events.atomically` (the revocation crash test). */
+  onAtomicStep?: Parameters<typeof createEventBus>[0]['onAtomicStep'];
 }
 
-/** The composition root: store, secrets, events, services, in that order. No listeners. */
-export async function createPlatform(config: Config, options: PlatformOptions): Promise<Platform> {
+/** What the server process links to its services (the CLI has no broker and no listener). */
+interface ServerLinks {
+  /** Publishes to a device's own topics through the broker (firmware commands). */
+  publish(topic: string, payload: string): Promise<void>;
+  /** The port the HTTPS API listens on: the WebAuthn origin names it (port 0 picks one). */
+  httpsPort(): number;
+}
+
+/** The store, secrets and event bus every service is built on. */
+interface Core {
+  config: Config;
+  logger: Logger;
+  now: () => number;
+  store: Store;
+  box: SecretBox;
+  /** True when this start created the data directory's store. */
+  created: boolean;
+  audit: AuditLog;
+  events: EventBus;
+  /** While the store is down every background round fails the same way: logged at debug level then. */
+  logFailure: (err: unknown, fields: Record<string, unknown>, message: string) => void;
+}
+
+/**
+ * The composition root, stage one, for every process (CLI, `serve`, tests): store, secrets, events and every
+ * service, each built with its dependencies, in that order. No listeners, no background loops.
+ */
+export function createPlatform(config: Config, options: PlatformOptions): Promise<Platform> {
+  return buildPlatform(config, options, undefined);
+}
+
+async function openCore(config: Config, options: PlatformOptions): Promise<Core> {
   const now = options.now ?? Date.now;
   const { logger } = options;
   // While the store is down every background round fails the same way; the outage is logged once, by
@@ -116,17 +155,42 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     log: audit,
     db: store.db,
     onError: (err, entry) => logFailure(err, { seq: entry?.seq }, 'event subscriber failed'),
+    onAtomicStep: options.onAtomicStep,
   });
-  const devices = createDeviceService({
+  // Events a crash left in the outbox are in the audit log before any service starts.
+  await events.drainOutbox();
+  return { config, logger, now, store, box, created, audit, events, logFailure };
+}
+
+function createUsers(core: Core): UserService {
+  const { config, store, box, events, now } = core;
+  return createUserService({
     db: store.db,
+    box,
     events,
     now,
-    tokenTtlMs: config.pki.enrollmentTokenTtl,
-    audit,
+    throttle: createThrottle({
+      db: store.db,
+      now,
+      threshold: config.auth.lockoutThreshold,
+      lockoutMs: config.auth.lockoutDuration,
+      backoffAfter: config.auth.backoffAfter,
+      backoffBaseMs: config.auth.backoffBase,
+    }),
+    settings: {
+      require2faForAll: config.auth.require2faForAll,
+      sessionIdleMs: config.auth.sessionIdle,
+      sessionAbsoluteMs: config.auth.sessionAbsolute,
+      setupSecretTtlMs: config.auth.setupSecretTtl,
+      stepUpWindowMs: config.auth.stepUpWindow,
+    },
   });
-  const access = createAccessService({ db: store.db, events, now });
+}
+
+function createFirewall(core: Core): FirewallService {
+  const { config, store, events, now, logFailure } = core;
   const f = config.firewall;
-  const firewall = createFirewallService({
+  return createFirewallService({
     db: store.db,
     events,
     now,
@@ -153,25 +217,74 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     },
     onError: (err, what) => logFailure(err, {}, `firewall: ${what}`),
   });
-  const users = createUserService({
+}
+
+/** The PKI, created at first use (first start) and loaded afterwards; one instance per platform. */
+function lazyPki(
+  core: Core,
+  devices: DeviceService,
+  manageServerCertificate: boolean,
+): () => Promise<PkiService> {
+  const { config, store, box, events, now } = core;
+  let pki: Promise<PkiService> | undefined;
+  return () => {
+    pki ??= loadOrCreatePki({
+      db: store.db,
+      box,
+      events,
+      now,
+      hostnames: config.pki.hostnames,
+      manageServerCertificate,
+    }).then((material) =>
+      createPkiService({
+        db: store.db,
+        material,
+        devices,
+        events,
+        now,
+        deviceCertValidityMs: config.pki.deviceCertValidity,
+      }),
+    );
+    return pki;
+  };
+}
+
+/** Every service, each with its dependencies; `links` only in the server process. */
+async function buildPlatform(
+  config: Config,
+  options: PlatformOptions,
+  links: ServerLinks | undefined,
+): Promise<Platform> {
+  const core = await openCore(config, options);
+  const { logger, store, box, audit, events, now, logFailure } = core;
+  const zoneResolver = async () => {
+    const zones = await access.listZones();
+    return (device: Device) => zoneOf(device, zones);
+  };
+  const devices = createDeviceService({
     db: store.db,
-    box,
     events,
     now,
-    throttle: createThrottle({
-      db: store.db,
-      now,
-      threshold: config.auth.lockoutThreshold,
-      lockoutMs: config.auth.lockoutDuration,
-      backoffAfter: config.auth.backoffAfter,
-      backoffBaseMs: config.auth.backoffBase,
-    }),
+    tokenTtlMs: config.pki.enrollmentTokenTtl,
+    audit,
+  });
+  const access = createAccessService({ db: store.db, events, now, devices });
+  const firewall = createFirewall(core);
+  const users = createUsers(core);
+  const webauthn = createWebauthnService({
+    db: store.db,
+    events,
+    users,
+    now,
     settings: {
-      require2faForAll: config.auth.require2faForAll,
-      sessionIdleMs: config.auth.sessionIdle,
-      sessionAbsoluteMs: config.auth.sessionAbsolute,
-      setupSecretTtlMs: config.auth.setupSecretTtl,
-      stepUpWindowMs: config.auth.stepUpWindow,
+      rpId: config.auth.webauthnRpId,
+      rpName: 'Bulwark',
+      origins: () =>
+        webauthnOrigins(
+          config.auth.webauthnRpId,
+          links?.httpsPort() ?? config.https.port,
+          config.auth.webauthnOrigins,
+        ),
     },
   });
   const firmware = createFirmware({
@@ -182,11 +295,20 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     dir: path.join(config.dataDir, 'firmware'),
     settings: config.firmware,
     devices,
-    zoneResolver: async () => {
-      const zones = await access.listZones();
-      return (device) => zoneOf(device, zones);
-    },
+    zoneResolver,
+    // Rollouts reach devices through the broker, which only the server process has.
+    send: links && ((_deviceId, topic, payload) => links.publish(topic, payload)),
     onError: (err) => logFailure(err, {}, 'firmware background work failed'),
+    // A release with an SBOM is matched against the advisories already imported.
+    onReleaseCreated: (_release, actor) => risk.vulnerabilities.rematch(actor),
+  });
+  const risk = createRisk({ db: store.db, events, now, firmware });
+  devices.setFacts({
+    zones: zoneResolver,
+    firmwareOf: async (id) => {
+      const state = await firmware.fleet.deviceState(id);
+      return state && { version: state.version, reportedAt: Number(state.reported_at) };
+    },
   });
   const notify = createNotifyService({
     db: store.db,
@@ -197,6 +319,7 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     settings: { ...config.notifications, nodeId: notifyNodeId(config.dataDir) },
     onError: (err, channel) => logFailure(err, { channel }, 'notification delivery work failed'),
   });
+  const pki = lazyPki(core, devices, options.manageServerCertificate ?? false);
   const monitor = createMonitor({
     db: store.db,
     events,
@@ -213,72 +336,11 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
     },
     onError: (err, what) => logFailure(err, {}, `monitor: ${what}`),
   });
-  if (created && config.monitor.defaultProfile) await installDefaultProfile(monitor);
-  devices.setFacts({
-    zones: async () => {
-      const zones = await access.listZones();
-      return (device) => zoneOf(device, zones);
-    },
-    firmwareOf: async (id) => {
-      const state = await firmware.vulnerabilities.deviceState(id);
-      return state && { version: state.version, reportedAt: Number(state.reported_at) };
-    },
-  });
-  // The store going down and coming back becomes an alert once the store can take it (see store/outage.ts).
-  const stopOutageReports = reportStoreOutages({
-    store,
-    alerts: monitor.alerts,
-    nodeId: notifyNodeId(config.dataDir),
-    log: logger,
-  });
-  let pki: Promise<PkiService> | undefined;
-
-  const platform: Platform = {
-    config,
-    logger,
-    store,
-    audit,
-    events,
-    devices,
-    users,
-    access,
-    firewall,
-    firmware,
-    notify,
-    monitor,
-    now,
-    pki() {
-      pki ??= loadOrCreatePki({
-        db: store.db,
-        box,
-        events,
-        now,
-        hostnames: config.pki.hostnames,
-        manageServerCertificate: options.manageServerCertificate ?? false,
-      }).then((material) =>
-        createPkiService({
-          db: store.db,
-          material,
-          devices,
-          events,
-          now,
-          deviceCertValidityMs: config.pki.deviceCertValidity,
-        }),
-      );
-      return pki;
-    },
-    async close() {
-      stopOutageReports();
-      await notify.stop();
-      await events.close();
-      await store.close();
-    },
-  };
   // Responses act through the services (also from the CLI; the PKI loads on first use).
   monitor.setActions({
-    quarantine: (id, reason, actor) => access.setQuarantine(id, true, actor, reason),
+    quarantine: (id, reason, actor) => access.setQuarantine(id, { quarantined: true, reason }, actor),
     revoke: async (id, _reason, actor) => {
-      await (await platform.pki()).revokeDevice(id, actor, 'keyCompromise');
+      await (await pki()).revokeDevice(id, actor, 'keyCompromise');
     },
     banAddress: async (address, reason, ttlMs, actor) => {
       await firewall.add({ kind: 'address', value: address, reason, ttlMs }, actor);
@@ -287,7 +349,38 @@ export async function createPlatform(config: Config, options: PlatformOptions): 
       await users.update(username, { disabled: true }, actor);
     },
   });
-  return platform;
+  if (core.created && config.monitor.defaultProfile) await installDefaultProfile(monitor);
+  // The store going down and coming back becomes an alert once the store can take it (see store/outage.ts).
+  const stopOutageReports = reportStoreOutages({
+    store,
+    alerts: monitor.alerts,
+    nodeId: notifyNodeId(config.dataDir),
+    log: logger,
+  });
+  return {
+    config,
+    logger,
+    store,
+    audit,
+    events,
+    devices,
+    users,
+    webauthn,
+    access,
+    firewall,
+    firmware,
+    risk,
+    notify,
+    monitor,
+    now,
+    pki,
+    async close() {
+      stopOutageReports();
+      await notify.stop();
+      await events.close();
+      await store.close();
+    },
+  };
 }
 
 /**
@@ -311,59 +404,170 @@ function entryVisibility(platform: Platform) {
   };
 }
 
-export interface RunningServer {
-  /** Every HTTP route with its declared access (for the route and role tests). */
-  routes: RouteEntry[];
-  /** The Fastify app (tests use inject()). */
+/** The HTTPS API (with the console and EST) and the mutual-TLS device listener, built and ready. */
+export interface HttpApps {
+  /** The main HTTPS app (tests use inject()). */
   app: FastifyInstance;
-  mqttPort: number;
-  /** The development listener without authentication, when configured (never by default). */
-  devMqttPort: number | undefined;
-  httpsPort: number;
-  /** The mutual-TLS listener for EST simplereenroll (the main listener redirects there). */
-  devicePort: number;
-  caChainFile: string;
-  broker: Broker;
-  close(reason?: string): Promise<void>;
+  /** The device listener's app: EST re-enrollment and the TUF repository, by client certificate. */
+  deviceApp: FastifyInstance;
+  /** Every HTTP route of the main app with its declared access (for the route and role tests). */
+  routes: RouteEntry[];
 }
 
-/** Brings up the HTTPS and MQTT listeners on a platform and follows events from other processes. */
-export async function startServer(platform: Platform): Promise<RunningServer> {
-  const { config, logger, events } = platform;
-  const pki = await platform.pki();
-  const chainPem = pki.chainPem();
-  const caChainFile = path.join(config.dataDir, CA_CHAIN_FILE);
-  writeFileSync(caChainFile, chainPem, { mode: 0o644 });
+/** A platform with its adapters built and ready: nothing listens until startServer. */
+export interface ServerPlatform extends Platform {
+  http: HttpApps;
+  broker: Broker;
+  /** The CA chain file written into the data directory (what devices and clients trust). */
+  caChainFile: string;
+  /** Closes the broker and the HTTP apps (once; close() does it too). */
+  closeAdapters(): Promise<void>;
+}
 
+/** The port a listener got (port 0 picks one), or undefined before it listens. */
+function listeningPort(app: FastifyInstance): number | undefined {
+  const address = app.server.address();
+  return typeof address === 'object' && address !== null ? address.port : undefined;
+}
+
+/**
+ * The composition root for `serve` (and the tests' platforms), stage one: every service, the PKI (created at
+ * first start), the HTTP apps and the broker, each built with its dependencies. Nothing listens and no
+ * background loop runs until startServer.
+ */
+export async function createServerPlatform(
+  config: Config,
+  options: PlatformOptions,
+): Promise<ServerPlatform> {
+  const platform = await buildPlatform(
+    config,
+    { manageServerCertificate: true, ...options },
+    {
+      // The adapters are built below, from the services; these are read when a rollout sends or a passkey signs.
+      publish: (topic, payload) => adapters.broker.publish(topic, payload),
+      httpsPort: () => listeningPort(adapters.http.app) ?? config.https.port,
+    },
+  );
+  const adapters = await buildAdapters(platform).catch(async (err: unknown) => {
+    await platform.close().catch(() => undefined);
+    throw err;
+  });
+  let closing: Promise<void> | undefined;
+  const closeAdapters = () => {
+    closing ??= (async () => {
+      await adapters.broker.close();
+      await adapters.http.app.close();
+      await adapters.http.deviceApp.close();
+    })();
+    return closing;
+  };
+  return {
+    ...platform,
+    ...adapters,
+    closeAdapters,
+    async close() {
+      await closeAdapters();
+      await platform.close();
+    },
+  };
+}
+
+async function buildAdapters(
+  platform: Platform,
+): Promise<Pick<ServerPlatform, 'http' | 'broker' | 'caChainFile'>> {
+  const pki = await platform.pki();
+  const caChainFile = path.join(platform.config.dataDir, CA_CHAIN_FILE);
+  writeFileSync(caChainFile, pki.chainPem(), { mode: 0o644 });
+  const broker = await buildBroker(platform, pki);
+  const http = await buildHttpApps(platform, pki, broker);
+  return { http, broker, caChainFile };
+}
+
+async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker> {
+  const { config, logger, events, monitor } = platform;
   const server = pki.serverTls();
+  const retained = createRetainedStore({
+    db: platform.store.db,
+    now: platform.now,
+    limits: {
+      perDevice: config.firewall.retainedPerDevice,
+      bytesPerDevice: config.firewall.retainedBytesPerDevice,
+      total: config.firewall.retainedTotal,
+      bytesTotal: config.firewall.retainedBytesTotal,
+    },
+  });
+  await retained.load();
+  return createBroker({
+    tls: { key: server.keyPem, cert: server.certPem, ca: pki.chainPem() },
+    port: config.mqtt.port,
+    host: config.bind,
+    logger,
+    events,
+    checkConnection: (identity) => pki.checkConnection(identity),
+    accessFor: (identity) => platform.access.accessFor(identity),
+    onAccessChange: (listener) => platform.access.onChange(listener),
+    firewall: platform.firewall.firewall,
+    devPort: config.mqtt.devListener?.port,
+    checkAnonymous: (clientId) => platform.access.checkAnonymous(clientId),
+    monitor,
+    retained,
+    limits: {
+      // The largest PUBLISH the firewall could admit: payload, a topic of 4-byte characters, its length, a packet id.
+      maxPacketBytes: config.firewall.maxPayloadBytes + 4 * config.firewall.maxTopicLength + 4,
+      maxConnectBytes: config.mqtt.maxConnectSize,
+      handshakeTimeoutMs: config.mqtt.handshakeTimeout,
+      connectTimeoutMs: config.mqtt.connectTimeout,
+    },
+    revocationLists: () => pki.revocationListsPem(),
+    certificateStanding: (serial) => pki.certificateStanding(serial),
+    // Device messages the platform consumes, parsed and validated once (protocol's deviceIngress).
+    ingress: createIngressRouter({
+      handlers: {
+        // Firmware: devices report update steps and their running image; rollouts send commands back.
+        firmwareStatus: { accept: (deviceId, status) => platform.firmware.handleStatus(deviceId, status) },
+        firmwareState: { accept: (deviceId, state) => platform.firmware.handleState(deviceId, state) },
+        metrics: {
+          accept: (deviceId, report) => monitor.handleReport(deviceId, report),
+          reject: (deviceId, problem) => monitor.rejectReport(deviceId, problem),
+        },
+      },
+      onError: (err, deviceId, route) => logger.error({ err, deviceId, route }, 'device report failed'),
+    }),
+  });
+}
+
+/** The handshake failures of the HTTPS listeners, as events (at most 20 a minute per address). */
+function tlsErrorReporter(platform: Platform) {
   const handshakeFailures = createEventRateLimit({ max: 20, windowMs: 60_000 });
-  const onTlsError = (remoteAddress: string, reason: string) => {
+  return (remoteAddress: string, reason: string) => {
     const { record, suppressed } = handshakeFailures.admit(remoteAddress);
     if (!record) return;
-    events
+    platform.events
       .emit({
         type: 'tls.handshake_failed',
         actor: `anonymous@${remoteAddress}`,
         data: { listener: 'https', remoteAddress, reason, ...(suppressed ? { suppressed } : {}) },
       })
-      .catch((err: unknown) => logger.error({ err }, 'cannot record event'));
+      .catch((err: unknown) => platform.logger.error({ err }, 'cannot record event'));
   };
-  const handshakeTimeoutMs = config.https.handshakeTimeout;
-  const { app, routes } = await createHttpApp({
-    tls: { key: server.keyPem, cert: server.certPem, handshakeTimeoutMs },
-    logger,
-    version: VERSION,
-    guard: { users: platform.users },
-    onTlsError,
-  });
+}
+
+/** The device listener: what authenticates devices by their certificate (EST re-enrollment, the TUF repository). */
+async function buildDeviceApp(platform: Platform, pki: PkiService): Promise<FastifyInstance> {
+  const { config, logger } = platform;
+  const server = pki.serverTls();
   const deviceApp = await createDeviceApp({
-    tls: { key: server.keyPem, cert: server.certPem, clientCa: chainPem, handshakeTimeoutMs },
+    tls: {
+      key: server.keyPem,
+      cert: server.certPem,
+      clientCa: pki.chainPem(),
+      handshakeTimeoutMs: config.https.handshakeTimeout,
+    },
     logger,
     version: VERSION,
     guard: { users: platform.users },
-    onTlsError,
+    onTlsError: tlsErrorReporter(platform),
   });
-  // The device listener: what authenticates devices by their certificate (EST re-enrollment, the TUF repository).
   await deviceApp.app.register(estReenrollRoutes(pki));
   await deviceApp.app.register(
     tufRoutes({
@@ -373,7 +577,20 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     }),
   );
   await deviceApp.app.ready();
-  let devicePort = config.https.devicePort;
+  return deviceApp.app;
+}
+
+async function buildHttpApps(platform: Platform, pki: PkiService, broker: Broker): Promise<HttpApps> {
+  const { config, logger, events, monitor } = platform;
+  const server = pki.serverTls();
+  const deviceApp = await buildDeviceApp(platform, pki);
+  const { app, routes } = await createHttpApp({
+    tls: { key: server.keyPem, cert: server.certPem, handshakeTimeoutMs: config.https.handshakeTimeout },
+    logger,
+    version: VERSION,
+    guard: { users: platform.users },
+    onTlsError: tlsErrorReporter(platform),
+  });
   await app.register(estRoutes(pki));
   await app.register(
     deviceListenerRedirects(
@@ -382,24 +599,12 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
         { method: 'GET', url: `${tufPaths.metadata}:name` },
         { method: 'GET', url: `${tufPaths.targets}*` },
       ],
-      () => devicePort,
+      // The device listener's port once it listens (port 0 picks one).
+      () => listeningPort(deviceApp) ?? config.https.devicePort,
     ),
   );
   await app.register(authRoutes(platform.users));
-  // The WebAuthn origin names the HTTPS port, known once the listener is up (port 0 picks one).
-  let httpsPort = config.https.port;
-  const webauthn = createWebauthnService({
-    db: platform.store.db,
-    events,
-    users: platform.users,
-    now: platform.now,
-    settings: {
-      rpId: config.auth.webauthnRpId,
-      rpName: 'Bulwark',
-      origins: () => webauthnOrigins(config.auth.webauthnRpId, httpsPort, config.auth.webauthnOrigins),
-    },
-  });
-  await app.register(webauthnRoutes(webauthn));
+  await app.register(webauthnRoutes(platform.webauthn));
   await app.register(userRoutes(platform.users));
   await app.register(
     deviceRoutes({
@@ -408,20 +613,18 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     }),
   );
   await app.register(firewallRoutes(platform.firewall));
-  await platform.firewall.reload();
   await app.register(accessRoutes(platform.access, async (id) => (await platform.devices.find(id))?.group));
   await app.register(auditRoutes({ log: platform.audit, bus: events, visible: entryVisibility(platform) }));
   await app.register(firmwareRoutes({ firmware: platform.firmware }));
+  await app.register(
+    riskRoutes({
+      risk: platform.risk,
+      releaseId: async (ref) => (await platform.firmware.releases.get(ref)).id,
+    }),
+  );
   await app.register(notifyRoutes(platform.notify));
   await app.register(healthRoutes(platform.store));
-  const { monitor } = platform;
-  await monitor.start();
-  // Before the broker listens: session counts left by a crash are cleared, then kept from the events.
-  const stopDeviceFollow = await platform.devices.follow(events, (err) =>
-    logger.error({ err }, 'device state update failed'),
-  );
   const metricsRegistry = createMetricsRegistry({
-    // Read at scrape time, after the broker below exists.
     broker: () => broker.stats(),
     monitor: () => monitor.stats(),
     alerts: () => monitor.alerts.counts(),
@@ -444,68 +647,66 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
     }),
   );
   await app.ready();
+  return { app, deviceApp, routes };
+}
 
-  const retained = createRetainedStore({
-    db: platform.store.db,
-    now: platform.now,
-    limits: {
-      perDevice: config.firewall.retainedPerDevice,
-      bytesPerDevice: config.firewall.retainedBytesPerDevice,
-      total: config.firewall.retainedTotal,
-      bytesTotal: config.firewall.retainedBytesTotal,
-    },
-  });
-  await retained.load();
-  const broker = await createBroker({
-    tls: { key: server.keyPem, cert: server.certPem, ca: chainPem },
-    port: config.mqtt.port,
-    host: config.bind,
-    logger,
-    events,
-    checkConnection: (identity) => pki.checkConnection(identity),
-    accessFor: (identity) => platform.access.accessFor(identity),
-    onAccessChange: (listener) => platform.access.onChange(listener),
-    firewall: platform.firewall.firewall,
-    devPort: config.mqtt.devListener?.port,
-    checkAnonymous: (clientId) => platform.access.checkAnonymous(clientId),
-    monitor,
-    retained,
-    limits: {
-      // The largest PUBLISH the firewall could admit: payload, a topic of 4-byte characters, its length, a packet id.
-      maxPacketBytes: config.firewall.maxPayloadBytes + 4 * config.firewall.maxTopicLength + 4,
-      maxConnectBytes: config.mqtt.maxConnectSize,
-      handshakeTimeoutMs: config.mqtt.handshakeTimeout,
-      connectTimeoutMs: config.mqtt.connectTimeout,
-    },
-    revocationLists: () => pki.revocationListsPem(),
-    certificateStanding: (serial) => pki.certificateStanding(serial),
-  });
+export interface RunningServer {
+  /** Every HTTP route with its declared access (for the route and role tests). */
+  routes: RouteEntry[];
+  /** The Fastify app (tests use inject()). */
+  app: FastifyInstance;
+  mqttPort: number;
+  /** The development listener without authentication, when configured (never by default). */
+  devMqttPort: number | undefined;
+  httpsPort: number;
+  /** The mutual-TLS listener for EST simplereenroll (the main listener redirects there). */
+  devicePort: number;
+  caChainFile: string;
+  broker: Broker;
+  close(reason?: string): Promise<void>;
+}
 
-  const listen = (fastify: FastifyInstance, port: number) =>
-    fastify.listen({ port, host: config.bind ?? '::' }).catch(async (err: NodeJS.ErrnoException) => {
-      if (config.bind || err.code !== 'EAFNOSUPPORT') throw err;
-      await fastify.listen({ port, host: '0.0.0.0' }); // no IPv6 on this host
-    });
-  await listen(deviceApp.app, config.https.devicePort);
-  devicePort = (deviceApp.app.server.address() as { port: number }).port;
-  await listen(app, config.https.port);
-  httpsPort = (app.server.address() as { port: number }).port;
-  const mqttPort = await broker.listen();
-  const devMqttPort = await broker.listenDev();
-  // Firmware: devices report update steps and their running image over MQTT; rollouts send commands back.
-  platform.firmware.connect((_deviceId, topic, payload) => broker.publish(topic, payload));
-  const stopFirmwareReports = broker.onDeviceMessage('devices/', (deviceId, topic, payload) => {
-    if (!topic.includes('/firmware/')) return;
-    platform.firmware
-      .handleDeviceMessage(deviceId, topic, payload)
-      .catch((err: unknown) => logger.error({ err, deviceId }, 'firmware report failed'));
-  });
-  const stopMetricsReports = broker.onDeviceMessage('devices/', (deviceId, topic, payload) => {
-    if (topic === `devices/${deviceId}/metrics`) monitor.handleReport(deviceId, payload);
-  });
+/**
+ * What must run before the listeners open: bans loaded, the monitor, device session state, device reports
+ * from the broker. Returns what stops the platform's background work.
+ */
+async function startServices(platform: ServerPlatform): Promise<() => Promise<void>> {
+  const { logger, events, monitor } = platform;
+  await platform.firewall.reload();
+  await monitor.start();
+  // Before the broker listens: session counts left by a crash are cleared, then kept from the events.
+  const stopDeviceFollow = await platform.devices.follow(events, (err) =>
+    logger.error({ err }, 'device state update failed'),
+  );
+  return async () => {
+    stopDeviceFollow();
+    await monitor.stop();
+    await platform.firmware.stop();
+    await platform.notify.stop();
+  };
+}
+
+/** The loops: rollouts, notification delivery, the audit-log tail (events from other processes). */
+function startLoops(platform: Platform): void {
+  const { config } = platform;
   platform.firmware.start(config.firmware.rolloutInterval);
   platform.notify.start();
-  events.startTail(config.events.tailInterval);
+  platform.events.startTail(config.events.tailInterval);
+}
+
+/**
+ * The background work of a platform without its listeners (createTestPlatform): services started, loops
+ * running. Returns what stops it.
+ */
+export async function startBackground(platform: ServerPlatform): Promise<() => Promise<void>> {
+  const stop = await startServices(platform);
+  startLoops(platform);
+  return stop;
+}
+
+/** The settings in effect, and which changed since the last start (config.loaded). */
+async function recordConfig(platform: Platform): Promise<void> {
+  const { config } = platform;
   const settings = describeConfig(config);
   const previous = (await platform.audit.latest('config.loaded'))?.data.settings;
   const changed = previous
@@ -513,12 +714,31 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
         .filter((k) => settings[k] !== previous[k])
         .sort()
     : [];
-  await events.emit({
+  await platform.events.emit({
     type: 'config.loaded',
     actor: 'system',
     subject: 'config',
     data: { source: config.source, settings, changed },
   });
+}
+
+/** Stage two: starts the background work and opens the listeners (HTTPS, device HTTPS, MQTT). */
+export async function startServer(platform: ServerPlatform): Promise<RunningServer> {
+  const { config, events, broker, http, logger } = platform;
+  const stopBackground = await startServices(platform);
+  const listen = (fastify: FastifyInstance, port: number) =>
+    fastify.listen({ port, host: config.bind ?? '::' }).catch(async (err: NodeJS.ErrnoException) => {
+      if (config.bind || err.code !== 'EAFNOSUPPORT') throw err;
+      await fastify.listen({ port, host: '0.0.0.0' }); // no IPv6 on this host
+    });
+  await listen(http.deviceApp, config.https.devicePort);
+  await listen(http.app, config.https.port);
+  const mqttPort = await broker.listen();
+  const devMqttPort = await broker.listenDev();
+  const httpsPort = listeningPort(http.app) ?? config.https.port;
+  const devicePort = listeningPort(http.deviceApp) ?? config.https.devicePort;
+  startLoops(platform);
+  await recordConfig(platform);
   await events.emit({
     type: 'platform.started',
     actor: 'system',
@@ -527,26 +747,19 @@ export async function startServer(platform: Platform): Promise<RunningServer> {
 
   let closed = false;
   return {
-    routes,
-    app,
+    routes: http.routes,
+    app: http.app,
     mqttPort,
     devMqttPort,
     httpsPort,
     devicePort,
-    caChainFile,
+    caChainFile: platform.caChainFile,
     broker,
     async close(reason = 'shutdown') {
       if (closed) return;
       closed = true;
-      stopFirmwareReports();
-      stopMetricsReports();
-      stopDeviceFollow();
-      await monitor.stop();
-      await platform.firmware.stop();
-      await platform.notify.stop();
-      await broker.close();
-      await app.close();
-      await deviceApp.app.close();
+      await stopBackground();
+      await platform.closeAdapters();
       // A store that is down cannot take the record; the node still shuts down cleanly.
       await events
         .emit({ type: 'platform.stopped', actor: 'system', data: { reason } })

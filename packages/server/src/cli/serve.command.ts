@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { BulwarkError } from '@bulwark/protocol';
 import type { Config } from '../config/index.ts';
 import { acquireServerLock } from '../data-dir.ts';
-import type { Platform, RunningServer } from '../platform.ts';
+import type { RunningServer, ServerPlatform } from '../platform.ts';
 import { VERSION } from '../version.ts';
 import { common, configFrom, type CommonOptions } from './context.ts';
 
@@ -37,7 +37,7 @@ export function serveCommand(): Command {
         bind: options.bind,
         'pki.hostnames': options.hostname,
       });
-      const [{ createPlatform, startServer }, { createLogger }] = await Promise.all([
+      const [{ createServerPlatform, startServer }, { createLogger }] = await Promise.all([
         import('../platform.ts'),
         import('../logger.ts'),
       ]);
@@ -45,10 +45,11 @@ export function serveCommand(): Command {
       // One server per data directory: taken before the store is opened, released at exit.
       mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
       const releaseLock = acquireServerLock(config.dataDir);
-      let platform: Platform | undefined;
+      let platform: ServerPlatform | undefined;
       let server: RunningServer;
       try {
-        platform = await createPlatform(config, {
+        // Stage one builds every service, the PKI, the HTTP apps and the broker; stage two listens.
+        platform = await createServerPlatform(config, {
           logger,
           manageServerCertificate: true,
           createDataDir: true,
@@ -126,7 +127,7 @@ function listenerOf(port: number, config: Config): string {
 async function abandonStart(
   err: unknown,
   config: Config,
-  platform: Platform | undefined,
+  platform: ServerPlatform | undefined,
   releaseLock: () => void,
 ): Promise<unknown> {
   releaseLock();

@@ -6,13 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { testConfig, type Config } from '../config/index.ts';
 import { createLogger } from '../logger.ts';
-import { createPlatform, startServer, type Platform, type RunningServer } from '../platform.ts';
+import { createServerPlatform, startServer, type RunningServer, type ServerPlatform } from '../platform.ts';
 
 const run = promisify(execFile);
 export const BULWARK_BIN = fileURLToPath(new URL('../../bin/bulwark.js', import.meta.url));
 
 export interface TestServer {
-  platform: Platform;
+  platform: ServerPlatform;
   server: RunningServer;
   config: Config;
   dataDir: string;
@@ -53,7 +53,7 @@ export async function startTestServer(
     'monitor.defaultProfile': false,
     ...overrides,
   });
-  const platform = await createPlatform(config, {
+  const platform = await createServerPlatform(config, {
     logger: createLogger(config.logLevel),
     manageServerCertificate: true,
     ...(options.now ? { now: options.now } : {}),
