@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { openStore, type DialectName, type Store } from '../store/index.ts';
+import { testTmpDir } from './tmp.ts';
 
 /**
  * Every store suite runs against each dialect (as Kysely's own test setup does). PostgreSQL comes from
@@ -32,7 +32,7 @@ export interface TestStore {
 
 export async function createTestStore(dialect: DialectName): Promise<TestStore> {
   if (dialect === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-store-'));
+    const dir = mkdtempSync(path.join(testTmpDir(), 'bulwark-store-'));
     const file = path.join(dir, 'test.db');
     const store = await openStore({ sqliteFile: file });
     const others: Store[] = [];

@@ -1,12 +1,20 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { testConfig, type Config } from '../config/index.ts';
 import { createLogger } from '../logger.ts';
-import { createServerPlatform, startServer, type RunningServer, type ServerPlatform } from '../platform.ts';
+import {
+  createServerPlatform,
+  startServer,
+  type Platform,
+  type RunningServer,
+  type ServerPlatform,
+} from '../platform.ts';
+import { testTmpDir } from './tmp.ts';
+
+export { apiToken, signedInSession } from './platform.ts';
 
 const run = promisify(execFile);
 export const BULWARK_BIN = fileURLToPath(new URL('../../bin/bulwark.js', import.meta.url));
@@ -35,7 +43,7 @@ export async function startTestServer(
     /** The platform's clock (tests that move time forward). */ now?: () => number;
   } = {},
 ): Promise<TestServer> {
-  const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'bulwark-e2e-'));
+  const dataDir = options.dataDir ?? mkdtempSync(path.join(testTmpDir(), 'bulwark-e2e-'));
   const config = testConfig({
     dataDir,
     'mqtt.port': 0,
@@ -96,7 +104,7 @@ export async function startTestServer(
 
 /** Adds and enrolls a device through the services (fast path for tests that are about the broker). */
 export async function enrollInProcess(
-  s: TestServer,
+  s: { platform: Platform },
   id: string,
   group?: string,
 ): Promise<{ id: string; key: string; cert: string }> {
@@ -116,29 +124,4 @@ export async function enrollInProcess(
   const pkcs8 = Buffer.from(await crypto.subtle.exportKey('pkcs8', keys.privateKey)).toString('base64');
   const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.replace(/.{1,64}/g, '$&\n')}-----END PRIVATE KEY-----\n`;
   return { id, key, cert: issued.certificate.toString('pem') };
-}
-
-/**
- * A user of `role` with an API token, made through the services as a person would through the API: set-up
- * secret, password, TOTP enrolment for roles that need a second factor, then a token (Authorization: Bearer).
- */
-export async function apiToken(
-  s: TestServer,
-  username: string,
-  role: 'admin' | 'security-officer' | 'operator' | 'auditor' | 'viewer' = 'admin',
-  groups?: string[],
-): Promise<string> {
-  const { totpCode } = await import('../users/totp.ts');
-  const users = s.platform.users;
-  const password = `Correct-Horse-Battery-${role.length}-42-staple`;
-  const { setupSecret } = await users.create({ username, role, groups }, 'test');
-  const ticket = await users.completeSetup({ username, setupSecret, password, address: '127.0.0.1' });
-  let principal = (await users.resolveSession(ticket.id))!;
-  if (principal.sessionState !== 'active') {
-    const { secret } = await users.beginTotp(principal);
-    const { session } = await users.confirmTotp(principal, totpCode(secret, Date.now()), '127.0.0.1');
-    principal = (await users.resolveSession(session!.id))!;
-  }
-  const { token } = await users.createToken(principal, { name: `${username}-token`, expiresInMs: 3_600_000 });
-  return token;
 }

@@ -1,0 +1,21 @@
+import { accessSync, constants, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+
+let chosen: string | undefined;
+
+/**
+ * Where tests put their data directories and SQLite files: /dev/shm (memory) where there is one, else the
+ * system's temporary directory. The store commits durably (synchronous = FULL), and on a disk every commit
+ * waits for an fsync that a test never needs; in memory the same code runs without that wait.
+ */
+export function testTmpDir(): string {
+  if (chosen !== undefined) return chosen;
+  try {
+    if (!statSync('/dev/shm').isDirectory()) throw new Error('not a directory');
+    accessSync('/dev/shm', constants.W_OK);
+    chosen = '/dev/shm';
+  } catch {
+    chosen = tmpdir();
+  }
+  return chosen;
+}
