@@ -1,4 +1,5 @@
-import type { Permission, Principal } from '../users/index.ts';
+import type { Permission } from '../authz/index.ts';
+import type { Principal } from '../users/index.ts';
 
 /**
  * What a route needs. Every route declares one (a test walks them all):

@@ -3,8 +3,9 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { BulwarkError } from '@bulwark/protocol';
 import { parseDuration } from '../config/index.ts';
-import { roles } from './roles.ts';
+import { roles } from '../authz/index.ts';
 import { clearSessionCookie, setSessionCookie } from './session-cookie.ts';
+import { principalIn } from './request-principal.ts';
 import type { SessionTicket, UserService } from './user.service.ts';
 import { sessionStates, type Principal } from './user.types.ts';
 
@@ -114,7 +115,7 @@ export function authRoutes(users: UserService) {
         },
       },
       async (request) => {
-        const p = request.principal!;
+        const p = principalIn(request);
         const user = await users.get(p.username);
         return {
           username: p.username,
@@ -143,8 +144,8 @@ export function authRoutes(users: UserService) {
       },
       async (request, reply) => {
         // Ending the owner's other sessions is credential management: never from an API token (issue 11).
-        if (request.body.everywhere) users.requireFreshSession(request.principal!);
-        const ended = await users.signOut(request.principal!, request.body.everywhere);
+        if (request.body.everywhere) users.requireFreshSession(principalIn(request));
+        const ended = await users.signOut(principalIn(request), request.body.everywhere);
         clearSessionCookie(reply);
         return { sessionsEnded: ended };
       },
@@ -160,7 +161,7 @@ export function authRoutes(users: UserService) {
           response: { 200: z.object({ secret: z.string(), otpauthUri: z.string(), qrSvg: z.string() }) },
         },
       },
-      async (request) => users.beginTotp(request.principal!),
+      async (request) => users.beginTotp(principalIn(request)),
     );
 
     app.post(
@@ -194,7 +195,7 @@ export function authRoutes(users: UserService) {
           response: { 200: z.object({ recoveryCodes: z.array(z.string()) }) },
         },
       },
-      async (request) => ({ recoveryCodes: await users.regenerateRecoveryCodes(request.principal!) }),
+      async (request) => ({ recoveryCodes: await users.regenerateRecoveryCodes(principalIn(request)) }),
     );
 
     const tokenOut = z.object({
@@ -218,7 +219,7 @@ export function authRoutes(users: UserService) {
           response: { 200: z.array(tokenOut) },
         },
       },
-      async (request) => users.listTokens(request.principal!),
+      async (request) => users.listTokens(principalIn(request)),
     );
 
     app.post(
@@ -252,7 +253,7 @@ export function authRoutes(users: UserService) {
             'validation_failed',
             'expiresIn must be a duration such as 12h, 30d or 365d',
           );
-        const created = await users.createToken(request.principal!, {
+        const created = await users.createToken(principalIn(request), {
           name: request.body.name,
           role: request.body.role,
           expiresInMs,
@@ -272,7 +273,7 @@ export function authRoutes(users: UserService) {
         },
       },
       async (request, reply) => {
-        await users.revokeToken(request.principal!, request.params.id);
+        await users.revokeToken(principalIn(request), request.params.id);
         return reply.status(204).send();
       },
     );

@@ -1,6 +1,7 @@
 export {
   createUserService,
   type UserService,
+  type UserFacts,
   type SessionTicket,
   type SessionPrincipal,
 } from './user.service.ts';
@@ -11,6 +12,7 @@ export {
   type WebauthnCredentialInfo,
 } from './webauthn.ts';
 export { createThrottle, type Throttle } from './throttle.ts';
+// Roles, permissions and the request's scope are authz's; re-exported for callers that import them from here.
 export {
   permissions,
   roles,
@@ -19,9 +21,11 @@ export {
   roleWithin,
   isRole,
   twoFactorRoles,
+  requestScope,
+  fleetActor,
   type Permission,
   type Role,
-} from './roles.ts';
+} from '../authz/index.ts';
 export {
   actorOf,
   inScope,
@@ -36,4 +40,3 @@ export { authRoutes } from './auth.routes.ts';
 export { webauthnRoutes } from './webauthn.routes.ts';
 export { userRoutes } from './user.routes.ts';
 export { SESSION_COOKIE, setSessionCookie, clearSessionCookie } from './session-cookie.ts';
-export { requestScope, fleetActor } from './request-principal.ts';

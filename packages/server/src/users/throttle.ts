@@ -25,6 +25,14 @@ export function createThrottle(options: ThrottleOptions) {
   const { db, now } = options;
 
   return {
+    /** The back-off and lockout settings (stated in the users module's facts). */
+    settings: {
+      threshold: options.threshold,
+      lockoutMs: options.lockoutMs,
+      backoffAfter: options.backoffAfter,
+      backoffBaseMs: options.backoffBaseMs,
+    },
+
     /** The time until which any of the keys is blocked, if one is. */
     async blockedUntil(keys: readonly string[]): Promise<number | undefined> {
       const t = now();

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { actorOf } from './user.types.ts';
-import { roles } from './roles.ts';
+import { principalIn } from './request-principal.ts';
+import { roles } from '../authz/index.ts';
 import type { UserService } from './user.service.ts';
 
 export const userOut = z.object({
@@ -58,8 +59,8 @@ export function userRoutes(users: UserService) {
       async (request, reply) => {
         const created = await users.create(
           request.body,
-          actorOf(request.principal!),
-          request.principal!.role,
+          actorOf(principalIn(request)),
+          principalIn(request).role,
         );
         return reply.status(201).send(created);
       },
@@ -81,7 +82,7 @@ export function userRoutes(users: UserService) {
           response: { 200: userOut },
         },
       },
-      (request) => users.update(request.params.username, request.body, actorOf(request.principal!)),
+      (request) => users.update(request.params.username, request.body, actorOf(principalIn(request))),
     );
 
     app.post(
@@ -95,7 +96,7 @@ export function userRoutes(users: UserService) {
           response: { 200: setupOut },
         },
       },
-      (request) => users.resetSetup(request.params.username, actorOf(request.principal!)),
+      (request) => users.resetSetup(request.params.username, actorOf(principalIn(request))),
     );
   };
 }

@@ -1,4 +1,4 @@
-import type { Role } from './roles.ts';
+import { principalActor, seesGroup, type Role } from '../authz/index.ts';
 
 export interface User {
   id: string;
@@ -35,11 +35,8 @@ export const sessionStates = ['second_factor', 'enrolment', 'active'] as const;
 /** `second_factor`: password accepted, factor pending. `enrolment`: must enrol a factor first. */
 export type SessionState = (typeof sessionStates)[number];
 
-/** An actor string for events. */
-export const actorOf = (p: Pick<Principal, 'username' | 'via' | 'tokenId'>) =>
-  p.via === 'token' ? `user:${p.username}/token:${p.tokenId ?? ''}` : `user:${p.username}`;
+/** An actor string for events (authz's `principalActor`). */
+export const actorOf = principalActor;
 
-/** True when the principal may see a device of this group. */
-export function inScope(p: Pick<Principal, 'groups'>, group: string | null): boolean {
-  return p.groups === null || (group !== null && p.groups.includes(group));
-}
+/** True when the principal may see a device of this group (authz's `seesGroup`). */
+export const inScope = seesGroup;

@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { principalOf, sessionOut, startSession } from './auth.routes.ts';
 import type { WebauthnService } from './webauthn.ts';
+import { principalIn } from './request-principal.ts';
 
 /** Credential ids are at most 1023 bytes (WebAuthn L3 §5.1.4.1): 1364 base64url characters. */
 const credentialId = z
@@ -209,7 +210,7 @@ export function webauthnRoutes(webauthn: WebauthnService) {
           response: { 200: z.array(credentialOut) },
         },
       },
-      async (request) => webauthn.list(request.principal!),
+      async (request) => webauthn.list(principalIn(request)),
     );
 
     app.delete(
@@ -224,7 +225,7 @@ export function webauthnRoutes(webauthn: WebauthnService) {
         },
       },
       async (request, reply) => {
-        await webauthn.remove(request.principal!, request.params.id);
+        await webauthn.remove(principalIn(request), request.params.id);
         return reply.status(204).send();
       },
     );
