@@ -138,7 +138,7 @@ describe('policy engine and segmentation on the live broker', () => {
     for (const [name, doc, target] of policies) {
       await access.putPolicy(name, { version: '2026-11', ...doc }, 'test');
       const [kind = 'all', t = '*'] = target.split(':');
-      await access.attach(name, kind, t, 'test', true);
+      await access.attach(name, { kind, target: t }, 'test');
     }
     const devices: [string, string | null, Record<string, string>][] = [
       ['pump-1', 'plant-a', { line: 'l1' }],
@@ -157,7 +157,7 @@ describe('policy engine and segmentation on the live broker', () => {
       creds.set(id, await enrollInProcess(s, id, group ?? undefined));
       if (Object.keys(attributes).length) await s.platform.devices.update(id, { attributes }, 'test');
     }
-    await access.setQuarantine('q-dev', true, 'test', 'suspicious');
+    await access.setQuarantine('q-dev', { quarantined: true, reason: 'suspicious' }, 'test');
   });
   afterAll(async () => s?.stop());
 
@@ -503,7 +503,7 @@ describe('policy engine and segmentation on the live broker', () => {
       },
       'test',
     );
-    await s.platform.access.attach('freeze-state', 'device', 'live-1', 'test', true);
+    await s.platform.access.attach('freeze-state', { kind: 'device', target: 'live-1' }, 'test');
     const changedAt = Date.now();
     let goneAt = -1;
     while (Date.now() - changedAt < 1500 && goneAt < 0) {

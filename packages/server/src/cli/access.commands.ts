@@ -116,7 +116,9 @@ export function policyCommands(): Command {
       .requiredOption('--to <kind:target>', 'all, group:NAME, zone:NAME or device:ID')
       .action(async (name: string, options: CommonOptions & { to: string }) => {
         const [kind = '', ...rest] = options.to.split(':');
-        await withPlatform(options, (p) => p.access.attach(name, kind, rest.join(':'), ACTOR, attach));
+        await withPlatform(options, (p) =>
+          p.access.setAttachment(name, { kind, target: rest.join(':'), attached: attach }, ACTOR),
+        );
         process.stdout.write(`policy ${name} ${attach ? 'attached to' : 'detached from'} ${options.to}\n`);
       });
   }

@@ -295,7 +295,7 @@ export function deviceCommands(): Command {
       .option('--reason <text>', 'why (recorded in the audit log)')
       .action(async (id: string, options: CommonOptions & { reason?: string }) => {
         const d = await withPlatform(options, (p) =>
-          p.devices.setDisabled(id, disabled, ACTOR, options.reason),
+          p.devices.setDisabled(id, { disabled, reason: options.reason }, ACTOR),
         );
         if (options.json) printJson(d);
         else process.stdout.write(`device ${id} is ${d.status}\n`);
@@ -317,7 +317,7 @@ export function deviceCommands(): Command {
       .option('--reason <text>', 'why (recorded in the audit log)')
       .action(async (id: string, options: CommonOptions & { reason?: string }) => {
         const resolved = await withPlatform(options, async (p) => {
-          await p.access.setQuarantine(id, quarantined, ACTOR, options.reason);
+          await p.access.setQuarantine(id, { quarantined, reason: options.reason }, ACTOR);
           // The server resolves them too when it sees the release; resolving is idempotent, and this way
           // the alerts close even when no server is running.
           return quarantined ? [] : p.monitor.alerts.releaseHeld(id, ACTOR);

@@ -132,7 +132,7 @@ describe('operating devices from the CLI', () => {
       firmwareVersion: '1.4.2',
       recentDenials: [{ topic: 'devices/pump-2/commands' }],
     });
-    await s.platform.access.setQuarantine('pump-1', true, 'test');
+    await s.platform.access.setQuarantine('pump-1', { quarantined: true }, 'test');
     const q = await httpsRequest(`${s.httpsUrl}/api/v1/devices?state=quarantined`, {
       ca,
       headers: { authorization: `Bearer ${token}` },
@@ -143,7 +143,7 @@ describe('operating devices from the CLI', () => {
     const bad = await s.cli(['device', 'list', '--status', 'sleeping']);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim()).toMatch(
-      /^bulwark: state must be one of registered, active, disabled, revoked, quarantined/,
+      /^bulwark: state must be one of registered, active, disabled, revoked, decommissioned, quarantined/,
     );
   }, 120_000);
 

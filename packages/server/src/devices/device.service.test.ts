@@ -27,7 +27,7 @@ describe.each(testDialects)('device state on %s', (dialect) => {
       headFile: path.join(mkdtempSync(path.join(tmpdir(), 'bulwark-dev-')), 'head.json'),
     });
     await audit.ensureAnchor();
-    bus = createEventBus({ log: audit });
+    bus = createEventBus({ log: audit, db: t.store.db });
     devices = createDeviceService({ db: t.store.db, events: bus, now: () => now, tokenTtlMs: 60_000, audit });
     stop = await devices.follow(bus, (err) => {
       throw err;
@@ -147,7 +147,7 @@ describe.each(testDialects)('device state on %s', (dialect) => {
       .set({ quarantined_at: now })
       .where('id', 'in', ['a', 'c'])
       .execute();
-    await devices.setDisabled('c', true, 'test');
+    await devices.setDisabled('c', { disabled: true }, 'test');
     expect((await devices.list({ state: 'quarantined' })).map((d) => d.id)).toEqual(['a']);
     expect((await devices.list({ state: 'registered' })).map((d) => d.id)).toEqual(['b']);
     // Disabled outranks quarantine: the device is refused altogether.

@@ -38,14 +38,17 @@ export async function insertDevice(q: DbOrTx, row: DevicesTable): Promise<void> 
   await q.insertInto('devices').values(row).execute();
 }
 
+/** Changes a device row; with `onlyIfStatusIn`, only while its status is one of them (true if it changed). */
 export async function updateDevice(
   q: DbOrTx,
-  id: string,
-  changes: Partial<Omit<DevicesTable, 'id'>>,
-  onlyIfStatusIn?: readonly DeviceStatus[],
+  update: {
+    id: string;
+    changes: Partial<Omit<DevicesTable, 'id'>>;
+    onlyIfStatusIn?: readonly DeviceStatus[] | undefined;
+  },
 ): Promise<boolean> {
-  let query = q.updateTable('devices').set(changes).where('id', '=', id);
-  if (onlyIfStatusIn) query = query.where('status', 'in', onlyIfStatusIn);
+  let query = q.updateTable('devices').set(update.changes).where('id', '=', update.id);
+  if (update.onlyIfStatusIn) query = query.where('status', 'in', update.onlyIfStatusIn);
   const result = await query.executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
@@ -140,4 +143,57 @@ export async function clearSessions(q: DbOrTx): Promise<void> {
 
 export async function recordCertificate(q: DbOrTx, id: string, notAfter: number): Promise<void> {
   await q.updateTable('devices').set({ cert_expires_at: notAfter }).where('id', '=', id).execute();
+}
+
+/** The device's enrollment tokens, newest first (their hashes stay here). */
+export async function listTokens(q: DbOrTx, deviceId: string): Promise<EnrollmentTokensTable[]> {
+  return q
+    .selectFrom('enrollment_tokens')
+    .selectAll()
+    .where('device_id', '=', deviceId)
+    .orderBy('created_at', 'desc')
+    .execute();
+}
+
+export async function deleteTokens(q: DbOrTx, deviceId: string): Promise<number> {
+  const result = await q.deleteFrom('enrollment_tokens').where('device_id', '=', deviceId).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/** Devices per lifecycle status and per quarantine flag. */
+export async function countByStatus(
+  q: DbOrTx,
+): Promise<{ status: string; quarantined: boolean; count: number }[]> {
+  const rows = await q
+    .selectFrom('devices')
+    .select((eb) => [
+      'status',
+      eb.case().when('quarantined_at', 'is', null).then(0).else(1).end().as('q'),
+      eb.fn.countAll().as('n'),
+    ])
+    .groupBy(['status', 'q'])
+    .execute();
+  return rows.map((r) => ({ status: r.status, quarantined: Number(r.q) === 1, count: Number(r.n) }));
+}
+
+/** How many devices match, counted in the database (the facts read). */
+export async function countWhere(
+  q: DbOrTx,
+  where: {
+    statusIn?: readonly DeviceStatus[];
+    withoutCertificate?: boolean;
+    certificateExpiringBefore?: number;
+    neverSeen?: boolean;
+    seenBefore?: number;
+  },
+): Promise<number> {
+  let query = q.selectFrom('devices').select((eb) => eb.fn.countAll().as('n'));
+  if (where.statusIn) query = query.where('status', 'in', where.statusIn);
+  if (where.withoutCertificate) query = query.where('cert_expires_at', 'is', null);
+  if (where.certificateExpiringBefore !== undefined)
+    query = query.where('cert_expires_at', '<', where.certificateExpiringBefore);
+  if (where.neverSeen) query = query.where('last_seen_at', 'is', null);
+  if (where.seenBefore !== undefined) query = query.where('last_seen_at', '<', where.seenBefore);
+  const row = await query.executeTakeFirst();
+  return Number(row?.n ?? 0);
 }

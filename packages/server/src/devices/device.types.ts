@@ -1,7 +1,8 @@
-export const deviceStatuses = ['registered', 'active', 'disabled', 'revoked'] as const;
+export const deviceStatuses = ['registered', 'active', 'disabled', 'revoked', 'decommissioned'] as const;
 /**
  * `registered`: known, not yet enrolled. `active`: holds a certificate. `disabled`: refused until
- * enabled again. `revoked`: its certificates are revoked; final.
+ * enabled again. `revoked`: its certificates are revoked; final. `decommissioned`: its data was erased
+ * (attributes and tokens gone, the row kept anonymised so the audit log's subject still resolves); final.
  */
 export type DeviceStatus = (typeof deviceStatuses)[number];
 

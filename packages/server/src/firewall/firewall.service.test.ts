@@ -41,7 +41,7 @@ for (const dialect of testDialects) {
         isRetryable: (e) => isUniqueViolation(e) || isBusy(e),
       });
       await log.ensureAnchor();
-      return { log, bus: createEventBus({ log }) };
+      return { log, bus: createEventBus({ log, db: store.db }) };
     };
     const service = (store: Store, events: EventBus) =>
       createFirewallService({

@@ -303,7 +303,7 @@ describe.each(testDialects)('store on %s', (dialect) => {
     const make = () =>
       createDeviceService({
         db: t.store.db,
-        events: createEventBus({ log: auditOn(t.store, () => now) }),
+        events: createEventBus({ log: auditOn(t.store, () => now), db: t.store.db }),
         now: () => now,
         tokenTtlMs: 60_000,
       });

@@ -1,0 +1,71 @@
+import { BulwarkError } from '@bulwark/protocol';
+import { subjectOf } from '../events/index.ts';
+import type { Decision } from '../policy/index.ts';
+import { accessFor } from './access.compile.ts';
+import { deviceRow, isQuarantined, type AccessContext } from './access.context.ts';
+
+/** Per-device access: quarantine, simulation, and what a device can do now. */
+
+/**
+ * Quarantine: the device keeps only `devices/{id}/quarantine/#` and its command topic, at once. The device's
+ * row changes through the devices door, in the same transaction as the event.
+ */
+export async function setQuarantine(
+  ctx: AccessContext,
+  change: { deviceId: string; quarantined: boolean; reason?: string | undefined },
+  actor: string,
+): Promise<void> {
+  const { deviceId: id, quarantined, reason } = change;
+  const subject = subjectOf.device(id);
+  await ctx.events.atomically(async (tx, emit) => {
+    if (!(await ctx.devices.markQuarantined(tx, { id, quarantined }))) return;
+    if (quarantined) emit({ type: 'device.quarantined', actor, subject, data: reason ? { reason } : {} });
+    else emit({ type: 'device.released', actor, subject, data: {} });
+  });
+}
+
+export interface SimulateInput {
+  deviceId: string;
+  action: 'connect' | 'publish' | 'subscribe' | 'receive';
+  topic?: string;
+  sourceAddress?: string;
+  /** Client-certificate subject fields to simulate (CN defaults to the device id). */
+  certSubject?: Readonly<Record<string, string>>;
+}
+
+/** Explain a decision: allow or deny, and the statement (and policy) that decided. */
+export async function simulate(ctx: AccessContext, input: SimulateInput) {
+  const access = await accessFor(ctx, {
+    deviceId: input.deviceId,
+    remoteAddress: input.sourceAddress ?? null,
+    certSubject: input.certSubject,
+  });
+  let decision: Decision;
+  if (input.action === 'connect') decision = access.connect();
+  else {
+    if (!input.topic)
+      throw new BulwarkError('validation_failed', `a topic is needed to simulate ${input.action}`);
+    decision =
+      input.action === 'publish'
+        ? access.publish(input.topic)
+        : input.action === 'subscribe'
+          ? access.subscribe(input.topic)
+          : access.receiveDecision(input.topic);
+  }
+  return {
+    ...decision,
+    deviceId: input.deviceId,
+    action: input.action,
+    topic: input.topic ?? null,
+    zone: access.zone,
+    // For a deny without a deciding statement: what applied, and what was dropped for this context and why.
+    explain: access.describe(),
+  };
+}
+
+/** What a device can do now: the statements that apply after variables and conditions, and its zone. */
+export async function describeAccess(ctx: AccessContext, deviceId: string) {
+  const row = await deviceRow(ctx, deviceId);
+  const access = await accessFor(ctx, { deviceId, remoteAddress: null });
+  return { deviceId, zone: access.zone, quarantined: isQuarantined(row), ...access.describe() };
+}

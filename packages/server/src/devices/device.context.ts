@@ -1,0 +1,40 @@
+import { BulwarkError } from '@bulwark/protocol';
+import type { AuditLog, EventBus, SecurityEvent, TxEmit } from '../events/index.ts';
+import type { Db, DbOrTx, Tx } from '../store/index.ts';
+import * as store from './device.store.ts';
+import type { Device } from './device.types.ts';
+
+export interface DeviceServiceDeps {
+  db: Db;
+  /**
+   * Where changes and their events go. With `atomically` (the platform's bus) a state change commits with its
+   * event; a bare recording emitter (unit tests of other modules) gets them one after the other.
+   */
+  events: Pick<EventBus, 'emit'> & Partial<Pick<EventBus, 'atomically'>>;
+  now: () => number;
+  /** Default lifetime of an enrollment token, in ms. */
+  tokenTtlMs: number;
+  /** Where a device's refusals are read from. */
+  audit?: Pick<AuditLog, 'query'> | undefined;
+}
+
+/** What every use case of the devices module works with. */
+export type DeviceContext = DeviceServiceDeps;
+
+export async function requireDevice(q: DbOrTx, id: string): Promise<Device> {
+  const row = await store.getDeviceRow(q, id);
+  if (!row) throw new BulwarkError('not_found', `device ${id} does not exist`);
+  return store.toDevice(row);
+}
+
+/** A change and its events as one unit (the bus's `atomically`). */
+export async function atomically<R>(
+  ctx: DeviceContext,
+  work: (tx: Tx, emit: TxEmit) => Promise<R>,
+): Promise<R> {
+  if (ctx.events.atomically) return ctx.events.atomically(work);
+  const recorded: SecurityEvent[] = [];
+  const result = await ctx.db.transaction().execute((tx) => work(tx, (event) => recorded.push(event)));
+  for (const event of recorded) await ctx.events.emit(event);
+  return result;
+}
