@@ -6,7 +6,13 @@ export {
   type AuditEntry,
 } from './event-types.ts';
 export { createAuditLog, type AuditLog, type AnchorMac, type VerifyResult } from './audit-log.ts';
-export { createEventBus, type EventBus, type EventHandler } from './event-bus.ts';
+export {
+  createEventBus,
+  atomicSteps,
+  type EventBus,
+  type EventHandler,
+  type AtomicStep,
+} from './event-bus.ts';
 export { entryHash, GENESIS_HASH } from './hash-chain.ts';
 export { createEventRateLimit, type EventRateLimit } from './rate-limit.ts';
 export { auditRoutes, streamEvents, type AuditRoutesDeps } from './audit.routes.ts';
