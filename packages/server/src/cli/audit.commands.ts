@@ -62,8 +62,9 @@ async function latest(p: Platform, f: ListFilter, limit: number): Promise<AuditE
       const page = await p.audit.query({ type, subject: f.subject, from: f.from, after, limit: 1000 });
       kept.push(...page);
       if (kept.length > limit * 2) kept.sort((a, b) => a.seq - b.seq).splice(0, kept.length - limit);
-      if (page.length < 1000) break;
-      after = page[page.length - 1]!.seq;
+      const lastOfPage = page.at(-1);
+      if (page.length < 1000 || !lastOfPage) break;
+      after = lastOfPage.seq;
     }
   }
   return kept.sort((a, b) => a.seq - b.seq).slice(-limit);
@@ -80,8 +81,9 @@ const rowOf = (e: AuditEntry) => ({
 const columns = ['seq', 'time', 'type', 'actor', 'subject', 'data'];
 
 /** Follows the log until interrupted: one line (or one JSON object, with --json) per new matching entry. */
-async function follow(p: Platform, f: ListFilter, afterSeq: number, json: boolean): Promise<void> {
-  let last = afterSeq;
+async function follow(p: Platform, f: ListFilter, from: { afterSeq: number; json: boolean }): Promise<void> {
+  const { json } = from;
+  let last = from.afterSeq;
   let stop = false;
   const done = new Promise<void>((resolve) => {
     const end = () => {
@@ -164,7 +166,10 @@ export function auditCommands(): Command {
                 const r = rowOf(e);
                 process.stdout.write(columns.map((c) => r[c as keyof typeof r]).join('  ') + '\n');
               }
-            return follow(p, filter, Math.max(head.seq, entries.at(-1)?.seq ?? 0), options.json === true);
+            return follow(p, filter, {
+              afterSeq: Math.max(head.seq, entries.at(-1)?.seq ?? 0),
+              json: options.json === true,
+            });
           }
           if (options.json) printJson(entries);
           else printTable(entries.map(rowOf), columns);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { Option } from 'commander';
-import { BulwarkError } from '@bulwark/protocol';
+import { BulwarkError, parseSeverity } from '@bulwark/protocol';
 import { loadConfig, type Config } from '../config/index.ts';
 import type { Platform } from '../platform.ts';
 
@@ -73,6 +73,11 @@ export function printTable(rows: Record<string, string>[], columns: string[]): v
 export const iso = (ms: number | null) => (ms === null ? '' : new Date(ms).toISOString());
 
 /** Parses a whole-number option, naming it in the error. */
+/** A severity option: the one scale from protocol, in any case (`Critical` is `critical`). */
+export function severityOption(name: string) {
+  return (value: string) => parseSeverity(value, name);
+}
+
 export function intOption(name: string, min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);

@@ -1,9 +1,10 @@
 import { Command } from 'commander';
-import { BulwarkError } from '@bulwark/protocol';
-import { alertStatuses, responseActions, severities, type Alert } from '../monitor/index.ts';
+import { BulwarkError, severities } from '@bulwark/protocol';
+import { alertStatuses, responseActions, type Alert } from '../monitor/index.ts';
 import {
   common,
   intOption,
+  severityOption,
   iso,
   printJson,
   printTable,
@@ -58,7 +59,11 @@ export function alertCommands(): Command {
 
   common(alerts.command('list').description('alerts, newest first (default: open and acknowledged)'))
     .option('--status <list>', 'comma-separated: open, acknowledged, resolved', 'open,acknowledged')
-    .option('--severity <level>', 'at least this severity', oneOf('severity', severities))
+    .option(
+      '--severity <level>',
+      `at least this severity (${severities.join(', ')})`,
+      severityOption('--severity'),
+    )
     .option('--device <id>', 'only this device')
     .option('--detector <name>', 'only this detector or behaviour')
     .option('--limit <n>', 'at most this many', intOption('--limit', 1, 1000), 100)
@@ -244,12 +249,12 @@ export function securityProfileCommands(): Command {
           options: CommonOptions & { all?: boolean; group?: string; zone?: string; device?: string },
         ) => {
           const given = (['all', 'group', 'zone', 'device'] as const).filter((k) => options[k] !== undefined);
-          if (given.length !== 1)
+          const kind = given[0];
+          if (given.length !== 1 || kind === undefined)
             throw new BulwarkError(
               'validation_failed',
               'give exactly one of --all, --group, --zone or --device',
             );
-          const kind = given[0]!;
           const target = kind === 'all' ? '*' : String(options[kind]);
           const saved = await withPlatform(options, (p) =>
             p.monitor.profiles.attach(name, kind, target, ACTOR, detach),

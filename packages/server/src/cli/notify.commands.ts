@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { BulwarkError } from '@bulwark/protocol';
-import { severities, type Channel } from '../notify/index.ts';
+import { BulwarkError, severities, type Severity } from '@bulwark/protocol';
+import type { Channel } from '../notify/index.ts';
 import {
   common,
   intOption,
+  severityOption,
   iso,
   printJson,
   printTable,
@@ -22,7 +23,7 @@ interface AddOptions extends CommonOptions {
   facility?: number;
   ca?: string;
   types?: string;
-  minSeverity?: string;
+  minSeverity?: Severity;
   from?: string;
   disabled?: boolean;
 }
@@ -83,18 +84,23 @@ export function notifyCommands(): Command {
     .option('--facility <n>', 'syslog facility 0-23 (default 10, authpriv)', intOption('--facility', 0, 23))
     .option('--ca <file>', "PEM file the receiver's TLS certificate must chain to")
     .option('--types <globs>', 'comma-separated event types or globs (default alert.*,response.*)')
-    .addOption(new Option('--min-severity <level>', 'drop rated events below this').choices([...severities]))
+    .option(
+      '--min-severity <level>',
+      `drop rated events below this (${severities.join(', ')})`,
+      severityOption('--min-severity'),
+    )
     .option('--from <where>', 'head (default), beginning, or an audit seq to start from')
     .option('--disabled', 'create it paused')
     .action(async (name: string, options: AddOptions) => {
-      if (Boolean(options.webhook) === Boolean(options.syslog))
+      const target = options.webhook ?? options.syslog;
+      if (Boolean(options.webhook) === Boolean(options.syslog) || target === undefined)
         throw new BulwarkError('validation_failed', 'give exactly one of --webhook or --syslog');
       const created = await withPlatform(options, (p) =>
         p.notify.create(
           {
             name,
             kind: options.webhook ? 'webhook' : 'syslog',
-            target: (options.webhook ?? options.syslog)!,
+            target,
             format: options.format,
             transport: options.transport,
             facility: options.facility,
@@ -104,7 +110,7 @@ export function notifyCommands(): Command {
                 ?.split(',')
                 .map((t) => t.trim())
                 .filter(Boolean),
-              minSeverity: options.minSeverity as (typeof severities)[number] | undefined,
+              minSeverity: options.minSeverity,
             },
             enabled: !options.disabled,
             from: parseFrom(options.from),

@@ -9,8 +9,9 @@ export type ChannelFormat = (typeof channelFormats)[number];
 export const syslogTransports = ['tls', 'tcp'] as const;
 export type SyslogTransport = (typeof syslogTransports)[number];
 
-export const severities = ['low', 'medium', 'high', 'critical'] as const;
-export type Severity = (typeof severities)[number];
+/** The one severity scale (protocol's). */
+export { severities, type Severity } from '@bulwark/protocol';
+import type { Severity } from '@bulwark/protocol';
 
 export interface ChannelFilter {
   /** Globs over event types: `alert.*`, `response.*`, `*`. */
