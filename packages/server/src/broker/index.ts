@@ -1,8 +1,33 @@
 export {
   createBroker,
+  defaultBrokerLimits,
   type Broker,
   type BrokerDeps,
+  type BrokerLimits,
   type BrokerTls,
   type ConnectDecision,
 } from './broker.ts';
 export { createRetainedStore, filterMatches, type RetainedStore, type RetainedLimits } from './retained.ts';
+export {
+  createIngressRouter,
+  type IngressHandler,
+  type IngressHandlers,
+  type IngressRouter,
+} from './ingress.ts';
+export {
+  CONTINUE,
+  type BrokerSession,
+  type BrokerTransforms,
+  type ConnectContext,
+  type ConnectOutcome,
+  type ConnectRefusal,
+  type ConnectStage,
+  type DeliverPacket,
+  type DeliverStage,
+  type PeerIdentity,
+  type PublishPacket,
+  type PublishStage,
+  type PublishVerdict,
+  type SubscribeRequest,
+  type SubscribeStage,
+} from './stages.ts';

@@ -55,18 +55,13 @@ export function filterMatches(filter: string, topic: string): boolean {
 const hasWildcard = (filter: string) => filter.includes('+') || filter.includes('#');
 
 /**
- * Retained messages, one per topic [MQTT-3.3.1-5], kept in the store so they survive a restart and held in
- * memory for delivery. Each is charged to the device that published it, against a per-device and a total
- * quota (count and bytes; Principle 8: bounded before it is allocated). A zero-byte payload clears the topic
- * and frees the quota [MQTT-3.3.1-10], [MQTT-3.3.1-11]. Writes go to the store one after another, in the
- * order the broker accepted them, so the last retained message of a topic is the one that stays.
+ * The retained messages in memory and what each device and the broker hold: one per topic [MQTT-3.3.1-5],
+ * each charged to the device that published it.
  */
-export function createRetainedStore(deps: RetainedStoreDeps) {
-  const { db, now, limits } = deps;
+function createRetainedIndex(limits: RetainedLimits) {
   const entries = new Map<string, Entry>();
   const usage = new Map<string, Usage>();
   const total: Usage = { count: 0, bytes: 0 };
-  let writes: Promise<void> = Promise.resolve();
 
   function account(entry: Entry, sign: 1 | -1) {
     const u = usage.get(entry.deviceId) ?? { count: 0, bytes: 0 };
@@ -76,44 +71,6 @@ export function createRetainedStore(deps: RetainedStoreDeps) {
     else usage.set(entry.deviceId, u);
     total.count += sign;
     total.bytes += sign * entry.bytes;
-  }
-
-  function set(entry: Entry) {
-    const previous = entries.get(entry.topic);
-    if (previous) account(previous, -1);
-    entries.set(entry.topic, entry);
-    account(entry, 1);
-  }
-
-  function clear(topic: string) {
-    const previous = entries.get(topic);
-    if (!previous) return;
-    account(previous, -1);
-    entries.delete(topic);
-  }
-
-  /** Why this device may not retain `bytes` more on `topic` (replacing what is there), or undefined. */
-  function overQuota(deviceId: string, topic: string, bytes: number): string | undefined {
-    const previous = entries.get(topic);
-    const own = previous?.deviceId === deviceId ? previous : undefined;
-    const u = usage.get(deviceId) ?? { count: 0, bytes: 0 };
-    const count = u.count + 1 - (own ? 1 : 0);
-    const deviceBytes = u.bytes + bytes - (own?.bytes ?? 0);
-    if (count > limits.perDevice) return `the device already holds ${limits.perDevice} retained messages`;
-    if (deviceBytes > limits.bytesPerDevice)
-      return `the device's retained messages would exceed ${limits.bytesPerDevice} bytes`;
-    if (total.count + (previous ? 0 : 1) > limits.total)
-      return `the broker already holds ${limits.total} retained messages`;
-    if (total.bytes + bytes - (previous?.bytes ?? 0) > limits.bytesTotal)
-      return `the broker's retained messages would exceed ${limits.bytesTotal} bytes`;
-    return undefined;
-  }
-
-  function queue(write: () => Promise<unknown>): Promise<void> {
-    const next = writes.then(write).then(() => undefined);
-    // The chain goes on after a failed write; the caller of this one sees the failure.
-    writes = next.catch(() => undefined);
-    return next;
   }
 
   /** Retained messages whose topics match any of the filters (each message once). */
@@ -137,15 +94,102 @@ export function createRetainedStore(deps: RetainedStoreDeps) {
   }
 
   return {
-    /** Reads every retained message from the store (at start, before the broker accepts connections). */
-    async load(): Promise<number> {
-      const rows = await db.selectFrom('retained_messages').selectAll().execute();
+    set(entry: Entry) {
+      const previous = entries.get(entry.topic);
+      if (previous) account(previous, -1);
+      entries.set(entry.topic, entry);
+      account(entry, 1);
+    },
+    clear(topic: string) {
+      const previous = entries.get(topic);
+      if (!previous) return;
+      account(previous, -1);
+      entries.delete(topic);
+    },
+    reset() {
       entries.clear();
       usage.clear();
       total.count = 0;
       total.bytes = 0;
+    },
+    /** Why this device may not retain `bytes` more on `topic` (replacing what is there), or undefined. */
+    overQuota(deviceId: string, topic: string, bytes: number): string | undefined {
+      const previous = entries.get(topic);
+      const own = previous?.deviceId === deviceId ? previous : undefined;
+      const u = usage.get(deviceId) ?? { count: 0, bytes: 0 };
+      const count = u.count + 1 - (own ? 1 : 0);
+      const deviceBytes = u.bytes + bytes - (own?.bytes ?? 0);
+      if (count > limits.perDevice) return `the device already holds ${limits.perDevice} retained messages`;
+      if (deviceBytes > limits.bytesPerDevice)
+        return `the device's retained messages would exceed ${limits.bytesPerDevice} bytes`;
+      if (total.count + (previous ? 0 : 1) > limits.total)
+        return `the broker already holds ${limits.total} retained messages`;
+      if (total.bytes + bytes - (previous?.bytes ?? 0) > limits.bytesTotal)
+        return `the broker's retained messages would exceed ${limits.bytesTotal} bytes`;
+      return undefined;
+    },
+    match,
+    usage(deviceId?: string): Usage {
+      const u = deviceId === undefined ? total : usage.get(deviceId);
+      return { count: u?.count ?? 0, bytes: u?.bytes ?? 0 };
+    },
+  };
+}
+
+/** Store writes one after another, in the order the broker accepted them. */
+function createWriteQueue() {
+  let writes: Promise<void> = Promise.resolve();
+  return (write: () => Promise<unknown>): Promise<void> => {
+    const next = writes.then(write).then(() => undefined);
+    // The chain goes on after a failed write; the caller of this one sees the failure.
+    writes = next.catch(() => undefined);
+    return next;
+  };
+}
+
+function upsert(db: Db, entry: Entry, now: number) {
+  const row = {
+    topic: entry.topic,
+    device_id: entry.deviceId,
+    qos: entry.qos,
+    payload: entry.payload.toString('base64'),
+    bytes: entry.bytes,
+    updated_at: now,
+  };
+  return db
+    .insertInto('retained_messages')
+    .values(row)
+    .onConflict((oc) =>
+      oc.column('topic').doUpdateSet({
+        device_id: row.device_id,
+        qos: row.qos,
+        payload: row.payload,
+        bytes: row.bytes,
+        updated_at: row.updated_at,
+      }),
+    )
+    .execute();
+}
+
+/**
+ * Retained messages, one per topic [MQTT-3.3.1-5], kept in the store so they survive a restart and held in
+ * memory for delivery. Each is charged to the device that published it, against a per-device and a total
+ * quota (count and bytes; Principle 8: bounded before it is allocated). A zero-byte payload clears the topic
+ * and frees the quota [MQTT-3.3.1-10], [MQTT-3.3.1-11]. Writes go to the store one after another, in the
+ * order the broker accepted them, so the last retained message of a topic is the one that stays.
+ */
+export function createRetainedStore(deps: RetainedStoreDeps) {
+  const { db, now, limits } = deps;
+  const index = createRetainedIndex(limits);
+  const queue = createWriteQueue();
+
+  return {
+    /** Reads every retained message from the store (at start, before the broker accepts connections). */
+    async load(): Promise<number> {
+      const rows = await db.selectFrom('retained_messages').selectAll().execute();
+      index.reset();
       for (const r of rows)
-        set({
+        index.set({
           topic: r.topic,
           deviceId: r.device_id,
           qos: Number(r.qos) as 0 | 1 | 2,
@@ -162,58 +206,31 @@ export function createRetainedStore(deps: RetainedStoreDeps) {
     retain(deviceId: string, message: RetainedMessage): RetainVerdict {
       const { topic, payload, qos } = message;
       if (payload.length === 0) {
-        clear(topic);
+        index.clear(topic);
         return {
           ok: true,
           stored: queue(() => db.deleteFrom('retained_messages').where('topic', '=', topic).execute()),
         };
       }
       const bytes = payload.length + Buffer.byteLength(topic);
-      const reason = overQuota(deviceId, topic, bytes);
+      const reason = index.overQuota(deviceId, topic, bytes);
       if (reason) return { ok: false, reason };
       // A copy: the parser's buffer may be a slice of a larger read.
       const entry: Entry = { topic, deviceId, qos, payload: Buffer.from(payload), bytes };
-      set(entry);
-      const row = {
-        topic,
-        device_id: deviceId,
-        qos,
-        payload: entry.payload.toString('base64'),
-        bytes,
-        updated_at: now(),
-      };
-      return {
-        ok: true,
-        stored: queue(() =>
-          db
-            .insertInto('retained_messages')
-            .values(row)
-            .onConflict((oc) =>
-              oc.column('topic').doUpdateSet({
-                device_id: row.device_id,
-                qos: row.qos,
-                payload: row.payload,
-                bytes: row.bytes,
-                updated_at: row.updated_at,
-              }),
-            )
-            .execute(),
-        ),
-      };
+      index.set(entry);
+      const at = now();
+      return { ok: true, stored: queue(() => upsert(db, entry, at)) };
     },
 
-    match,
+    match: (filters: readonly string[]) => index.match(filters),
 
     /** What one device, or the broker in all, holds. */
-    usage(deviceId?: string): Usage {
-      const u = deviceId === undefined ? total : usage.get(deviceId);
-      return { count: u?.count ?? 0, bytes: u?.bytes ?? 0 };
-    },
+    usage: (deviceId?: string) => index.usage(deviceId),
 
     /**
      * Replaces the retained part of an aedes persistence: aedes asks it for retained messages on SUBSCRIBE
-     * (each then still passes the subscriber's authorizeForward); storing is done by the broker in
-     * authorizePublish, where the publishing device and its quota are known.
+     * (each then still passes the subscriber's delivery stages); storing is done by the broker's retain
+     * stage, where the publishing device and its quota are known.
      */
     attach(persistence: {
       storeRetained: unknown;
@@ -221,8 +238,8 @@ export function createRetainedStore(deps: RetainedStoreDeps) {
       createRetainedStreamCombi: unknown;
     }) {
       persistence.storeRetained = () => Promise.resolve();
-      persistence.createRetainedStream = (filter: string) => Readable.from(match([filter]));
-      persistence.createRetainedStreamCombi = (filters: string[]) => Readable.from(match(filters));
+      persistence.createRetainedStream = (filter: string) => Readable.from(index.match([filter]));
+      persistence.createRetainedStreamCombi = (filters: string[]) => Readable.from(index.match(filters));
     },
   };
 }

@@ -1,0 +1,302 @@
+/**
+ * The one file that knows aedes: it wires every aedes hook (deny by default, CONVENTIONS "Boundaries") to
+ * the broker's stages and sessions. A broker core other than aedes replaces this file and keeps the rest.
+ */
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { connackCodes } from '@bulwark/protocol';
+import type { Logger } from 'pino';
+import { actorOf, subjectOf } from '../events/index.ts';
+import type { createEarlyRefusals, createConnectHandler } from './connect.ts';
+import type { BrokerCounters, Emit } from './emit.ts';
+import type { IngressRouter } from './ingress.ts';
+import type { Admission } from './listeners.ts';
+import type { createDeliverPipeline, createPublishPipeline, createSubscribePipeline } from './pipeline.ts';
+import { connackError, refusal } from './refusal.ts';
+import type { RetainedStore } from './retained.ts';
+import type { SessionRegistry } from './sessions.ts';
+import type { BrokerSession, PeerIdentity } from './stages.ts';
+
+export interface BrokerLimits {
+  /** Largest MQTT packet other than CONNECT (remaining length), refused at its fixed header. */
+  maxPacketBytes: number;
+  /** Largest CONNECT (remaining length), refused at its fixed header: a client id, a Will and credentials. */
+  maxConnectBytes: number;
+  /** A TLS handshake not finished within this is closed (stalled ClientHellos, bare TCP connections). */
+  handshakeTimeoutMs: number;
+  /** A connection whose CONNECT has not arrived within this is closed (`mqtt.connect_refused`, connect_timeout). */
+  connectTimeoutMs: number;
+}
+
+/** The part of mqtt-packet's Parser the size check touches (aedes keeps one per client as `client._parser`). */
+interface PacketParser {
+  packet: { cmd: string; length: number };
+  _parseLength: (this: PacketParser) => boolean;
+  _emitError: (this: PacketParser, err: Error) => void;
+}
+
+interface OversizedPacket {
+  cmd: string;
+  length: number;
+  limit: number;
+}
+
+/**
+ * Refuses a packet whose fixed header announces more than its limit, before its body is buffered: mqtt-packet
+ * would otherwise collect the whole remaining length (up to 256 MB, [MQTT-2.2.3]) before looking at it. The
+ * remaining length is known after at most 5 bytes; per packet this adds one call and one comparison.
+ */
+function limitPacketSize(
+  client: Client,
+  limits: BrokerLimits,
+  tooLarge: (packet: OversizedPacket) => void,
+): void {
+  const parser = (client as unknown as { _parser: PacketParser })._parser;
+  const parseLength = parser._parseLength;
+  const { maxPacketBytes, maxConnectBytes } = limits;
+  parser._parseLength = function (this: PacketParser): boolean {
+    if (!parseLength.call(this)) return false;
+    const { cmd, length } = this.packet;
+    const limit = cmd === 'connect' ? maxConnectBytes : maxPacketBytes;
+    if (length <= limit) return true;
+    tooLarge({ cmd, length, limit });
+    // The parser stops here; aedes closes the connection on the error.
+    this._emitError(refusal(`${cmd} of ${length} bytes exceeds the limit of ${limit}`));
+    return false;
+  };
+}
+
+/** Why aedes closed a connection before its CONNECT was handled, or undefined when the peer just went away. */
+function connectErrorReason(err: Error & { code?: unknown }): string | undefined {
+  if (err.code !== undefined) return undefined; // socket and TLS errors (ECONNRESET, EPIPE): nothing was refused
+  if (err.message === 'connect did not arrive in time') return 'connect_timeout';
+  if (err.message === 'Invalid protocol') return 'first packet is not CONNECT [MQTT-3.1.0-1]';
+  return `malformed: ${err.message}`;
+}
+
+/** The identity the transport established: the verified client certificate, or none (development listener). */
+function peerIdentity(conn: unknown, admission: Admission): PeerIdentity {
+  const socket = conn as Partial<TLSSocket>;
+  const remoteAddress = socket.remoteAddress ?? 'unknown';
+  if (admission === 'insecure' || typeof socket.getPeerCertificate !== 'function')
+    return {
+      cn: undefined,
+      serial: undefined,
+      remoteAddress,
+      subject: {},
+      anonymous: admission === 'insecure',
+    };
+  const peer = socket.getPeerCertificate();
+  const raw = (peer?.subject ?? {}) as unknown as Record<string, string | string[]>;
+  const subject: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) if (typeof v === 'string') subject[k] = v;
+  // A certificate with several CNs names no single device.
+  return {
+    cn: typeof raw.CN === 'string' ? raw.CN : undefined,
+    serial: peer?.serialNumber || undefined,
+    remoteAddress,
+    subject,
+    anonymous: false,
+  };
+}
+
+function transportOf(client: Client): BrokerSession['transport'] {
+  const conn = client.conn as unknown as { pause?: () => void; resume?: () => void };
+  return { pause: () => conn.pause?.(), resume: () => conn.resume?.() };
+}
+
+export interface AedesAdapterDeps {
+  limits: BrokerLimits;
+  sessions: SessionRegistry<Client>;
+  handleConnect: ReturnType<typeof createConnectHandler<Client>>;
+  refuseEarly: ReturnType<typeof createEarlyRefusals>;
+  publish: ReturnType<typeof createPublishPipeline>;
+  subscribe: ReturnType<typeof createSubscribePipeline>;
+  deliver: ReturnType<typeof createDeliverPipeline>;
+  retained: Pick<RetainedStore, 'attach'>;
+  ingress?: IngressRouter | undefined;
+  emit: Emit;
+  counters: BrokerCounters;
+  logger: Logger;
+}
+
+interface Connections {
+  admissions: WeakMap<Client, Admission>;
+  peers: WeakMap<Client, PeerIdentity>;
+  /** aedes replaces an empty client id with a generated one before authenticate; what was sent. */
+  requestedIds: WeakMap<Client, string>;
+  /** Connections whose refusal is already recorded (aedes then reports the same close as an error too). */
+  refusalRecorded: WeakSet<Client>;
+}
+
+type Wiring = AedesAdapterDeps & Connections & { aedes: Aedes; peerOf(client: Client): PeerIdentity };
+
+function refuseEarly(w: Wiring, client: Client, why: { reason: string; returnCode?: number }): Promise<void> {
+  w.refusalRecorded.add(client);
+  return w.refuseEarly(w.peerOf(client), why.reason, why.returnCode);
+}
+
+/** CONNECT: the protocol level, then the connect stages (connect.ts). */
+function wireConnect(w: Wiring): void {
+  w.aedes.preConnect = (client, packet, callback) => {
+    w.requestedIds.set(client, packet.clientId ?? '');
+    // aedes answers any level but 3 and 4 with CONNACK 0x01 before any other hook runs [MQTT-3.1.2-2]; the
+    // refusal is recorded first. (MQTT 5 clients arrive here: mqtt-packet parses their CONNECT.)
+    const version = packet.protocolVersion;
+    if (version !== 3 && version !== 4) {
+      const reason = `unsupported protocol version ${String(version)} (MQTT 3.1.1 only)`;
+      void refuseEarly(w, client, { reason, returnCode: connackCodes.unacceptableProtocolVersion }).then(() =>
+        callback(null, true),
+      );
+      return;
+    }
+    callback(null, true);
+  };
+  const unavailable = () => connackError('server unavailable', 'unavailable') as unknown as AuthenticateError;
+  // aedes' hook is (client, username, password, done); credentials play no part (the certificate does).
+  w.aedes.authenticate = (...[client, , , callback]: Parameters<Aedes['authenticate']>) => {
+    // [MQTT-3.2.2-5], return code 3: the client retries later instead of taking a bare close for a refusal.
+    if (w.admissions.get(client) === 'unchecked') {
+      callback(unavailable(), false);
+      return;
+    }
+    const context = {
+      peer: w.peerOf(client),
+      clientId: w.requestedIds.get(client) ?? client.id,
+      startedAt: Date.now(),
+    };
+    w.handleConnect(client, context, transportOf(client)).then(
+      (err) => callback(err as unknown as AuthenticateError | null, err === null),
+      (err: unknown) => {
+        w.logger.error({ err }, 'connection check failed');
+        callback(unavailable(), false);
+      },
+    );
+  };
+}
+
+/** PUBLISH, SUBSCRIBE and delivery: each through its stages (pipeline.ts). */
+function wireAuthorization(w: Wiring): void {
+  w.aedes.authorizePublish = (client, packet, callback) => {
+    const session = client && w.sessions.get(client);
+    if (!session) {
+      callback(refusal('publish without an authenticated session'));
+      return;
+    }
+    w.publish.run(session, packet, callback);
+  };
+  w.aedes.authorizeSubscribe = (client, sub, callback) => {
+    const session = w.sessions.get(client);
+    const held = Object.keys((client as unknown as { subscriptions?: object }).subscriptions ?? {}).length;
+    const reason = session ? w.subscribe.run(session, { filter: sub.topic, held }) : 'no_session';
+    if (session && reason === undefined) {
+      callback(null, sub);
+      return;
+    }
+    w.emit({
+      type: 'mqtt.subscribe_denied',
+      actor: session ? actorOf.device(session.deviceId) : `client:${client.id}`,
+      subject: session ? subjectOf.device(session.deviceId) : undefined,
+      data: { topic: sub.topic, reason: reason ?? 'no_session' },
+    });
+    // §3.9.3: refuse this filter with return code 0x80 in the SUBACK; never grant and filter later.
+    callback(null, null);
+  };
+  w.aedes.authorizeForward = (client, packet) => {
+    const session = w.sessions.get(client);
+    return session ? w.deliver.run(session, packet) : null;
+  };
+  const { ingress } = w;
+  if (ingress)
+    // After the publish stages let it through; the device id is the session's, never read from the topic.
+    w.aedes.on('publish', (packet, client) => {
+      const session = client ? w.sessions.get(client) : undefined;
+      if (session) ingress.dispatch(session.deviceId, packet.topic, packet.payload);
+    });
+}
+
+function wireLifecycle(w: Wiring): void {
+  w.aedes.on('clientReady', (client) => {
+    // A session dropped between CONNACK and here has no rights left; end the connection too.
+    if (!w.sessions.has(client)) client.close();
+  });
+  w.aedes.on('clientDisconnect', (client) => w.sessions.disconnected(client));
+  w.aedes.on('clientError', (client, err) =>
+    w.logger.debug({ clientId: client.id, err: err.message }, 'mqtt client error'),
+  );
+  w.aedes.on('connectionError', (client, err) => {
+    w.logger.debug({ clientId: client.id, err: err.message }, 'mqtt connection error');
+    // Closed before its CONNECT was handled: every refusal is an event (docs/broker.md).
+    if (w.refusalRecorded.has(client)) return;
+    const reason = connectErrorReason(err);
+    if (reason) void refuseEarly(w, client, { reason });
+  });
+}
+
+/** A packet announced more than its limit (see limitPacketSize); the connection is being closed. */
+function packetTooLarge(w: Wiring, client: Client, packet: OversizedPacket): void {
+  w.counters.packetsTooLarge += 1;
+  const reason = `packet_too_large: ${packet.cmd.toUpperCase()} announces ${packet.length} bytes, limit ${packet.limit}`;
+  // With a session, it ends here like a drop: no further publish or delivery while the socket closes.
+  if (!w.sessions.end(client, reason)) void refuseEarly(w, client, { reason });
+}
+
+/**
+ * MQTT 3.1.1 on aedes. Every aedes hook is wired (deny by default): the certificate is the identity, the
+ * client id must equal it, and each publish, subscribe and delivery goes through the stages.
+ */
+export async function createAedesAdapter(deps: AedesAdapterDeps) {
+  const aedes = await Aedes.createBroker({
+    connectTimeout: deps.limits.connectTimeoutMs,
+    heartbeatInterval: 60_000,
+    drainTimeout: 30_000,
+  });
+  // aedes keeps retained messages in memory without bounds; ours are bounded and stored (see retained.ts).
+  deps.retained.attach(
+    (aedes as unknown as { persistence: Parameters<typeof deps.retained.attach>[0] }).persistence,
+  );
+  const connections: Connections = {
+    admissions: new WeakMap(),
+    peers: new WeakMap(),
+    requestedIds: new WeakMap(),
+    refusalRecorded: new WeakSet(),
+  };
+  const w: Wiring = {
+    ...deps,
+    ...connections,
+    aedes,
+    // Read once per connection when aedes takes it: once aedes has closed a socket (a malformed CONNECT, a
+    // CONNECT timeout), its address and certificate can no longer be read for the event that records why.
+    peerOf: (client) =>
+      connections.peers.get(client) ??
+      peerIdentity(client.conn, connections.admissions.get(client) ?? 'verified'),
+  };
+  wireConnect(w);
+  wireAuthorization(w);
+  wireLifecycle(w);
+
+  /** Hands a connection to aedes, with the packet-size check in its parser. */
+  function accept(stream: Socket | Duplex, admission: Admission, peer?: PeerIdentity): void {
+    const client = aedes.handle(stream);
+    connections.admissions.set(client, admission);
+    connections.peers.set(client, peer ?? peerIdentity(client.conn, admission));
+    limitPacketSize(client, deps.limits, (packet) => packetTooLarge(w, client, packet));
+  }
+
+  return {
+    accept,
+    close: (client: Client) => client.close(),
+    /** Publishes from the server (QoS 1); deliveries still pass each subscriber's delivery stages. */
+    publish(topic: string, payload: string): Promise<void> {
+      return new Promise((resolve, reject) => {
+        aedes.publish(
+          { cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false },
+          (err) => (err ? reject(err) : resolve()),
+        );
+      });
+    },
+    shutdown: () => new Promise<void>((resolve) => aedes.close(() => resolve())),
+  };
+}

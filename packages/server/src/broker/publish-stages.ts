@@ -1,0 +1,194 @@
+import type { Logger } from 'pino';
+import { actorOf, createEventRateLimit, subjectOf } from '../events/index.ts';
+import type { Firewall } from '../firewall/index.ts';
+import { isConnectionLoss } from '../store/index.ts';
+import type { BrokerCounters, Emit } from './emit.ts';
+import type { RetainedStore } from './retained.ts';
+import {
+  CONTINUE,
+  type BrokerTransforms,
+  type DeliverStage,
+  type PublishStage,
+  type PublishVerdict,
+  type SubscribeStage,
+} from './stages.ts';
+
+export interface PublishStageDeps {
+  firewall: Pick<Firewall, 'checkPublish' | 'checkSubscriptionCount'>;
+  retained: Pick<RetainedStore, 'retain'>;
+  emit: Emit;
+  counters: BrokerCounters;
+  logger: Pick<Logger, 'error'>;
+}
+
+/** Publish quotas and shapes (firewall): disconnect, or throttle by not reading from the device for a while. */
+export function quotaStage(deps: Pick<PublishStageDeps, 'firewall' | 'emit'>): PublishStage {
+  const throttleEvents = createEventRateLimit({ max: 5, windowMs: 60_000 });
+  return {
+    name: 'quota',
+    run(session, packet) {
+      const verdict = deps.firewall.checkPublish(session.deviceId, packet.topic, packet.payload.length);
+      if (verdict.ok) return CONTINUE;
+      const subject = subjectOf.device(session.deviceId);
+      if (verdict.action === 'disconnect') {
+        deps.emit({
+          type: 'firewall.disconnected',
+          actor: 'system',
+          subject,
+          data: { reason: verdict.reason, remoteAddress: session.remoteAddress },
+        });
+        return { kind: 'deny', reason: verdict.reason };
+      }
+      const { record, suppressed } = throttleEvents.admit(session.deviceId);
+      if (record)
+        deps.emit({
+          type: 'firewall.throttled',
+          actor: 'system',
+          subject,
+          data: { reason: verdict.reason, waitMs: verdict.waitMs, ...(suppressed ? { suppressed } : {}) },
+        });
+      return { kind: 'wait', ms: verdict.waitMs };
+    },
+  };
+}
+
+/** The device's compiled access; a denial is counted by reason and recorded (off the hot path). */
+export function authorizeStage(deps: Pick<PublishStageDeps, 'emit' | 'counters'>): PublishStage {
+  const denied = deps.counters.publishDenied;
+  return {
+    name: 'authorize',
+    run(session, packet) {
+      const decision = session.access.publish(packet.topic);
+      if (decision.allow) return CONTINUE;
+      const { reason } = decision;
+      // Policy reasons are a handful of constants; the cap keeps the Prometheus label set bounded regardless.
+      const label = denied.has(reason) || denied.size < 32 ? reason : 'other';
+      denied.set(label, (denied.get(label) ?? 0) + 1);
+      deps.emit({
+        type: 'mqtt.publish_denied',
+        actor: actorOf.device(session.deviceId),
+        subject: subjectOf.device(session.deviceId),
+        data: { topic: packet.topic, reason },
+      });
+      // [MQTT-3.3.5-2]: an unauthorized PUBLISH is either acknowledged and dropped or the connection is
+      // closed; we close. MQTT 3.1.1 has no negative PUBACK, so the client learns only that it ended.
+      return { kind: 'deny', reason: `publish to ${packet.topic} denied: ${reason}` };
+    },
+  };
+}
+
+/** Counts what the device published, for the detectors. */
+export const publishMeterStage: PublishStage = {
+  name: 'meter',
+  run(session, packet) {
+    session.meter?.published(packet.topic, packet.payload.length);
+    return CONTINUE;
+  },
+};
+
+/**
+ * An allowed retained PUBLISH (or Will): kept within the device's and the broker's retained quotas, in the
+ * store before the PUBACK. Over a quota it is still delivered to current subscribers but not retained, with
+ * an event: MQTT 3.1.1 has no way to tell the client ([MQTT-3.3.5-2] allows acknowledging what is not
+ * carried out), and closing the connection would only make it resend the same message.
+ */
+export function retainStage(deps: Pick<PublishStageDeps, 'retained' | 'emit' | 'logger'>): PublishStage {
+  const retainedEvents = createEventRateLimit({ max: 5, windowMs: 60_000 });
+  const stored = (topic: string) => ({
+    ok: (): PublishVerdict => CONTINUE,
+    failed: (err: unknown): PublishVerdict => {
+      deps.logger.error({ err, topic }, 'cannot store a retained message');
+      // The store is down: the message is delivered and kept in memory on this node, not stored. Refusing
+      // it would end a live session that cannot reconnect (CONNACK 3) until the store is back.
+      return isConnectionLoss(err)
+        ? CONTINUE
+        : { kind: 'deny', reason: 'retained message could not be stored' };
+    },
+  });
+  return {
+    name: 'retain',
+    run(session, packet) {
+      if (!packet.retain) return CONTINUE;
+      const { topic, payload, qos } = packet;
+      const verdict = deps.retained.retain(session.deviceId, {
+        topic,
+        payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload),
+        qos,
+      });
+      if (verdict.ok) {
+        const settle = stored(topic);
+        return { kind: 'pending', verdict: verdict.stored.then(settle.ok, settle.failed) };
+      }
+      packet.retain = false;
+      const { record, suppressed } = retainedEvents.admit(session.deviceId);
+      if (record)
+        deps.emit({
+          type: 'mqtt.retained_refused',
+          actor: actorOf.device(session.deviceId),
+          subject: subjectOf.device(session.deviceId),
+          data: {
+            topic,
+            bytes: payload.length,
+            reason: verdict.reason,
+            ...(suppressed ? { suppressed } : {}),
+          },
+        });
+      return CONTINUE;
+    },
+  };
+}
+
+/** quota, authorize, transform (the platform's, empty by default), meter, retain. */
+export function publishStages(
+  deps: PublishStageDeps,
+  transforms?: BrokerTransforms,
+): readonly PublishStage[] {
+  return [
+    quotaStage(deps),
+    authorizeStage(deps),
+    ...(transforms?.publish ?? []),
+    publishMeterStage,
+    retainStage(deps),
+  ];
+}
+
+/** Subscriptions per client (firewall), the device's access, then the meter's subscription count. */
+export function subscribeStages(deps: Pick<PublishStageDeps, 'firewall'>): readonly SubscribeStage[] {
+  return [
+    {
+      name: 'quota',
+      run: (_session, { held }) =>
+        deps.firewall.checkSubscriptionCount(held + 1) ? 'too_many_subscriptions' : undefined,
+    },
+    {
+      name: 'authorize',
+      run(session, { filter }) {
+        const decision = session.access.subscribe(filter);
+        return decision.allow ? undefined : decision.reason;
+      },
+    },
+    {
+      name: 'meter',
+      run(session, { held }) {
+        if (session.meter) session.meter.subscriptions = held + 1;
+        return undefined;
+      },
+    },
+  ];
+}
+
+/** Delivery to one subscriber: its access, the platform's transforms (empty by default), then the meter. */
+export function deliverStages(transforms?: BrokerTransforms): readonly DeliverStage[] {
+  const authorize: DeliverStage = {
+    name: 'authorize',
+    run: (session, packet) => (session.access.receive(packet.topic) ? packet : null),
+  };
+  const meter: DeliverStage = {
+    name: 'meter',
+    run(session, packet) {
+      session.meter?.received(packet.payload.length);
+      return packet;
+    },
+  };
+  return [authorize, ...(transforms?.deliver ?? []), meter];
+}
