@@ -11,7 +11,7 @@ import { exec, workDir } from '../test-support/clients.ts';
 import { cycloneDx, inTwoYears, makeImage } from '../test-support/firmware.ts';
 import { BULWARK_BIN, startTestServer, type TestServer } from '../test-support/server.ts';
 
-const FIXTURES = fileURLToPath(new URL('./fixtures/osv', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../risk/fixtures/osv', import.meta.url));
 
 interface Answer {
   status: number;
@@ -347,9 +347,9 @@ describe('firmware: CLI, API and an agent updating end to end', { timeout: 120_0
     try {
       await agent.waitFor('connected', { timeoutMs: 5000 });
       // The agent said what it runs (the factory image).
-      for (let i = 0; i < 50 && !(await s.platform.firmware.vulnerabilities.deviceState('pump-17')); i++)
+      for (let i = 0; i < 50 && !(await s.platform.firmware.fleet.deviceState('pump-17')); i++)
         await new Promise((r) => setTimeout(r, 50));
-      expect(await s.platform.firmware.vulnerabilities.deviceState('pump-17')).toMatchObject({
+      expect(await s.platform.firmware.fleet.deviceState('pump-17')).toMatchObject({
         hardware_id: 'pump-v2',
         version: '0.9.0',
         target_path: null,
@@ -399,7 +399,7 @@ describe('firmware: CLI, API and an agent updating end to end', { timeout: 120_0
       }
       expect(rollout?.body).toMatchObject({ status: 'completed', phases: [{ devices: 1, succeeded: 1 }] });
       for (let i = 0; i < 50; i++) {
-        if ((await s.platform.firmware.vulnerabilities.deviceState('pump-17'))?.version === '1.0.0') break;
+        if ((await s.platform.firmware.fleet.deviceState('pump-17'))?.version === '1.0.0') break;
         await new Promise((r) => setTimeout(r, 50));
       }
 

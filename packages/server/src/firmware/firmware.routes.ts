@@ -6,8 +6,6 @@ import { BulwarkError } from '@bulwark/protocol';
 import { parseDuration } from '../config/index.ts';
 import { requestScope } from '../users/index.ts';
 import type { Firmware } from './firmware.service.ts';
-import { severities } from './osv.ts';
-import { parseAdvisories } from './osv.ts';
 import { rolloutDeviceStatuses, rolloutStatuses, type RolloutSettings } from './rollout.plan.ts';
 import { releaseStatuses, type Release } from './release.types.ts';
 import { MAX_SBOM_BYTES } from './sbom.ts';
@@ -100,17 +98,6 @@ const duration = (name: string) =>
     return ms;
   });
 
-const vulnerabilityOut = z.object({
-  advisoryId: z.string(),
-  summary: z.string(),
-  aliases: z.array(z.string()),
-  severity: z.enum(severities),
-  score: z.number().nullable(),
-  cvssVector: z.string().nullable(),
-  purl: z.string(),
-  componentVersion: z.string(),
-});
-
 const metadataOut = z.object({ metadata: z.record(z.string(), z.unknown()) });
 const anyJson = z.record(z.string(), z.unknown());
 
@@ -118,9 +105,12 @@ export interface FirmwareRoutesDeps {
   firmware: Firmware;
 }
 
-/** The firmware management API under /api/v1/firmware: releases, TUF signing, rollouts, vulnerabilities. */
+/**
+ * The firmware management API under /api/v1/firmware: releases, TUF signing, rollouts, stale devices (the
+ * vulnerability routes are risk's, risk.routes.ts).
+ */
 export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
-  const { releases, tuf, rollouts, vulnerabilities } = firmware;
+  const { releases, tuf, rollouts } = firmware;
   const withSigned = async (r: Release) => ({
     ...r,
     signed: await firmware.isSigned(r.targetPath, r.sha256),
@@ -216,7 +206,8 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
           const contentLength = header === undefined ? undefined : Number(header);
           try {
             return await withSigned(
-              await releases.upload(request.params.id, body, requestScope(request).actor, {
+              await releases.upload(request.params.id, body, {
+                actor: requestScope(request).actor,
                 contentLength: Number.isSafeInteger(contentLength) ? contentLength : undefined,
               }),
             );
@@ -236,22 +227,6 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
         },
         async (request, reply) =>
           reply.type('application/vnd.cyclonedx+json').send(await releases.sbom(request.params.id)),
-      );
-
-      app.get(
-        '/api/v1/firmware/releases/:id/vulnerabilities',
-        {
-          config: { access: 'firmware:read' },
-          schema: {
-            tags,
-            summary: 'Known vulnerabilities of the release (SBOM × imported OSV advisories), worst first',
-            params,
-            response: { 200: z.object({ vulnerabilities: z.array(vulnerabilityOut) }) },
-          },
-        },
-        async (request) => ({
-          vulnerabilities: await vulnerabilities.forRelease((await releases.get(request.params.id)).id),
-        }),
       );
 
       app.post(
@@ -625,94 +600,6 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
     // --- vulnerabilities --------------------------------------------------------------------------
     {
       const tags = ['firmware vulnerabilities'];
-      const advisoryOut = z.object({
-        id: z.string(),
-        summary: z.string(),
-        aliases: z.array(z.string()),
-        severity: z.enum(severities),
-        score: z.number().nullable(),
-        cvssVector: z.string().nullable(),
-        modified: z.number().int(),
-        withdrawn: z.number().int().nullable(),
-      });
-      app.get(
-        '/api/v1/firmware/advisories',
-        {
-          config: { access: 'firmware:read' },
-          schema: {
-            tags,
-            summary: 'Imported OSV advisories, highest score first',
-            querystring: z.object({
-              severity: z.enum(severities).optional(),
-              limit: z.coerce.number().int().min(1).max(10_000).default(1000),
-            }),
-            response: { 200: z.object({ advisories: z.array(advisoryOut) }) },
-          },
-        },
-        async (request) => ({ advisories: await vulnerabilities.advisories(request.query) }),
-      );
-
-      app.post(
-        '/api/v1/firmware/advisories',
-        {
-          config: { access: 'firmware:write' },
-          bodyLimit: 64 * 1024 * 1024,
-          schema: {
-            tags,
-            summary:
-              'Import OSV advisories (one, an array, or {"vulns": [...]}) and match them against SBOMs',
-            body: z.union([anyJson, z.array(anyJson)]),
-            response: {
-              200: z.object({
-                imported: z.number().int(),
-                unchanged: z.number().int(),
-                matches: z.number().int(),
-              }),
-            },
-          },
-        },
-        async (request) =>
-          vulnerabilities.importAdvisories(parseAdvisories(request.body), requestScope(request).actor, 'api'),
-      );
-
-      app.get(
-        '/api/v1/firmware/exposure',
-        {
-          config: { access: 'firmware:read' },
-          schema: {
-            tags,
-            summary: 'Devices running releases with known vulnerabilities, worst severity first',
-            querystring: z.object({ minSeverity: z.enum(severities).optional() }),
-            response: {
-              200: z.object({
-                devices: z.array(
-                  z.object({
-                    deviceId: z.string(),
-                    group: z.string().nullable(),
-                    release: z.object({ id: z.string(), name: z.string(), version: z.string() }).nullable(),
-                    worstSeverity: z.enum(severities),
-                    worstScore: z.number().nullable(),
-                    advisories: z.array(
-                      z.object({
-                        id: z.string(),
-                        severity: z.enum(severities),
-                        score: z.number().nullable(),
-                      }),
-                    ),
-                  }),
-                ),
-              }),
-            },
-          },
-        },
-        async (request) => ({
-          devices: await vulnerabilities.exposure({
-            groupsIn: requestScope(request).groups ?? undefined,
-            minSeverity: request.query.minSeverity,
-          }),
-        }),
-      );
-
       app.get(
         '/api/v1/firmware/stale',
         {
@@ -737,7 +624,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
           },
         },
         async (request) => ({
-          devices: await vulnerabilities.stale({
+          devices: await firmware.fleet.stale({
             maxAgeMs: request.query.maxAge,
             groupsIn: requestScope(request).groups ?? undefined,
           }),

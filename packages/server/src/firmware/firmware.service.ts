@@ -10,12 +10,12 @@ import type { EventBus } from '../events/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import type { Db } from '../store/index.ts';
 import { createArtifactStore } from './artifact-store.ts';
+import { createFleet } from './fleet.service.ts';
 import { createReleaseService } from './release.service.ts';
-import type { NewRelease } from './release.types.ts';
+import type { NewRelease, Release } from './release.types.ts';
 import { createRolloutService } from './rollout.service.ts';
 import { createTufRepository, parseMetadata, type TufExpiry } from './tuf.repository.ts';
 import * as tufStore from './tuf.store.ts';
-import { createVulnerabilityService } from './vulnerability.service.ts';
 
 export interface FirmwareSettings {
   maxArtifactSize: number;
@@ -43,11 +43,16 @@ export interface FirmwareDeps {
   /** Publishes to a device's own topics; set once the broker runs (commands wait for the next report otherwise). */
   send?: ((deviceId: string, topic: string, payload: string) => Promise<void>) | undefined;
   onError?: (err: unknown) => void;
+  /**
+   * A release with an SBOM was created (risk matches it against the advisories; firmware does not know risk).
+   * Awaited before `releases.create` resolves.
+   */
+  onReleaseCreated?: ((release: Release, actor: string) => Promise<unknown>) | undefined;
 }
 
 /**
  * Firmware updates: releases (artifacts, SBOMs), the TUF repository that signs them for devices, staged
- * rollouts, and vulnerabilities matched against what the fleet runs.
+ * rollouts, and what the fleet runs (the risk module matches vulnerabilities against it).
  */
 export function createFirmware(deps: FirmwareDeps) {
   const { db, events, now, settings } = deps;
@@ -105,7 +110,7 @@ export function createFirmware(deps: FirmwareDeps) {
       await send(deviceId, `${DEVICE_TOPIC_ROOT}/${deviceId}/firmware/command`, JSON.stringify(command));
     },
   });
-  const vulnerabilities = createVulnerabilityService({ db, events, now, maxAgeMs: settings.maxAge });
+  const fleet = createFleet({ db, now, maxAgeMs: settings.maxAge });
 
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
@@ -124,13 +129,14 @@ export function createFirmware(deps: FirmwareDeps) {
       /** Creates a release; an SBOM is matched against the advisories already imported. */
       async create(input: NewRelease, actor: string) {
         const release = await releases.create(input, actor);
-        if (release.sbomComponents > 0) await vulnerabilities.rematch(actor);
+        if (release.sbomComponents > 0) await deps.onReleaseCreated?.(release, actor);
         return release;
       },
     },
     tuf,
     rollouts,
-    vulnerabilities,
+    /** What the fleet runs: device reports, stale devices, deployments and SBOM components (read by risk). */
+    fleet,
     isSigned,
 
     /** Lets the rollouts reach devices (the broker exists only in `serve`). */
@@ -148,7 +154,7 @@ export function createFirmware(deps: FirmwareDeps) {
 
     /** What a device runs now, reported on `devices/{id}/firmware/state` at every connect (validated). */
     async handleState(deviceId: string, state: FirmwareState): Promise<void> {
-      await vulnerabilities.recordState(deviceId, state);
+      await fleet.recordState(deviceId, state);
       await rollouts.deviceOnline(deviceId, state.target);
     },
 

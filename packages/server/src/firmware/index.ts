@@ -7,7 +7,7 @@ export {
 export { firmwareRoutes, type FirmwareRoutesDeps } from './firmware.routes.ts';
 export { tufRoutes, type TufRoutesDeps, type DeviceCheck } from './tuf.routes.ts';
 export type { Release, NewRelease, ReleaseStatus } from './release.types.ts';
-export type { Rollout, RolloutDevice, NewRollout, PhaseSummary } from './rollout.service.ts';
+export type { Rollout, RolloutDevice, NewRollout, PhaseSummary } from './rollout.types.ts';
 export type { RolloutSelector, RolloutSettings, RolloutStatus } from './rollout.plan.ts';
 export {
   generateTufKey,
@@ -20,4 +20,4 @@ export {
 export { signDocument, roleOfDocument, type TufStatus } from './tuf.repository.ts';
 export { tufRoles, type TufRole } from './tuf.store.ts';
 export { parseSbom } from './sbom.ts';
-export { severities, type Severity } from './osv.ts';
+export type { Fleet, Deployment, StaleDevice } from './fleet.service.ts';

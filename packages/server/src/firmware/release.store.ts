@@ -110,14 +110,17 @@ export async function insertComponents(q: DbOrTx, rows: FirmwareSbomComponentsTa
       .execute();
 }
 
+/** Changes a release (only from these statuses, when given); true when it applied. */
 export async function updateRelease(
   q: DbOrTx,
-  id: string,
-  changes: Partial<Omit<FirmwareReleasesTable, 'id'>>,
-  onlyIfStatus?: ReleaseStatus[],
+  update: {
+    id: string;
+    changes: Partial<Omit<FirmwareReleasesTable, 'id'>>;
+    onlyIfStatus?: ReleaseStatus[] | undefined;
+  },
 ): Promise<boolean> {
-  let query = q.updateTable('firmware_releases').set(changes).where('id', '=', id);
-  if (onlyIfStatus) query = query.where('status', 'in', onlyIfStatus);
+  let query = q.updateTable('firmware_releases').set(update.changes).where('id', '=', update.id);
+  if (update.onlyIfStatus) query = query.where('status', 'in', update.onlyIfStatus);
   return Number((await query.executeTakeFirst()).numUpdatedRows) === 1;
 }
 

@@ -295,7 +295,7 @@ describe.each(testDialects)('rollouts (%s)', (dialect) => {
   });
 
   it('skips devices known to be other hardware instead of failing them', async () => {
-    await firmware.vulnerabilities.recordState('d3', {
+    await firmware.fleet.recordState('d3', {
       hardwareId: 'valve-v1',
       target: null,
       version: '0.1.0',

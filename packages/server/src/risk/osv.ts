@@ -5,19 +5,9 @@ import addFormats from 'ajv-formats';
 import { PackageURL } from 'packageurl-js';
 import semver from 'semver';
 import { BulwarkError } from '@bulwark/protocol';
+import { advisorySeverities, type AdvisorySeverity } from './severity.ts';
 
 /** OSV advisories (https://ossf.github.io/osv-schema/) and their match against SBOM components. Pure. */
-
-export const severities = ['critical', 'high', 'medium', 'low', 'none', 'unknown'] as const;
-export type Severity = (typeof severities)[number];
-export const severityRank: Record<Severity, number> = {
-  critical: 5,
-  high: 4,
-  medium: 3,
-  low: 2,
-  none: 1,
-  unknown: 0,
-};
 
 /** One event of a range: exactly one of these keys (the schema enforces it). */
 export interface OsvEvent {
@@ -99,7 +89,7 @@ export interface Advisory {
   withdrawn: number | null;
   summary: string;
   aliases: string[];
-  severity: Severity;
+  severity: AdvisorySeverity;
   /** CVSS base score, 0-10, from the advisory's vector. */
   score: number | null;
   cvssVector: string | null;
@@ -107,7 +97,7 @@ export interface Advisory {
 }
 
 /** The qualitative rating of a CVSS v3/v4 base score (FIRST CVSS v3.1 specification §5). */
-export function ratingOf(score: number): Severity {
+export function ratingOf(score: number): AdvisorySeverity {
   if (score >= 9) return 'critical';
   if (score >= 7) return 'high';
   if (score >= 4) return 'medium';
@@ -164,12 +154,13 @@ export function parseAdvisory(input: unknown, at = ''): Advisory {
       break;
     }
   }
-  let severity: Severity = score === null ? 'unknown' : ratingOf(score);
+  let severity: AdvisorySeverity = score === null ? 'unknown' : ratingOf(score);
   if (score === null) {
     // No usable vector: the database's own rating (GitHub's MODERATE is CVSS's medium).
     const rating = a.database_specific?.severity;
     const given = typeof rating === 'string' ? rating.toLowerCase().replace('moderate', 'medium') : undefined;
-    if (given && (severities as readonly string[]).includes(given)) severity = given as Severity;
+    const known = advisorySeverities.find((s) => s === given);
+    if (known) severity = known;
   }
   return {
     id: a.id,

@@ -45,7 +45,7 @@ describe('OSV advisory import, all or nothing', { timeout: 120_000 }, () => {
     expect(String(answer.body.detail)).toMatch(
       /\/vulns\/2\/affected\/0\/ranges\/0\/type: must be one of "GIT", "SEMVER", "ECOSYSTEM"/,
     );
-    expect(await s.platform.firmware.vulnerabilities.advisories()).toEqual([]);
+    expect(await s.platform.risk.vulnerabilities.advisories()).toEqual([]);
     // The valid records alone are imported.
     expect(await post([good, record('osv', 'GHSA-jf85-cpcp-j695.json')])).toMatchObject({
       status: 200,
@@ -59,12 +59,12 @@ describe('OSV advisory import, all or nothing', { timeout: 120_000 }, () => {
     mkdirSync(feed);
     cpSync(path.join(fixtures, 'osv-valid'), feed, { recursive: true });
     cpSync(path.join(fixtures, 'osv-invalid', 'event-with-two-keys.json'), path.join(feed, 'zz-bad.json'));
-    const before = (await s.platform.firmware.vulnerabilities.advisories()).map((a) => a.id);
+    const before = (await s.platform.risk.vulnerabilities.advisories()).map((a) => a.id);
     const refused = await s.cli(['firmware', 'advisories', 'import', feed]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(
       /^bulwark: .*zz-bad\.json: not an OSV advisory BWK-2026-0001: \/affected\/0\/ranges\/0\/events\/0: an event has exactly one of introduced, fixed, last_affected, limit\n$/,
     );
-    expect((await s.platform.firmware.vulnerabilities.advisories()).map((a) => a.id)).toEqual(before);
+    expect((await s.platform.risk.vulnerabilities.advisories()).map((a) => a.id)).toEqual(before);
   });
 });

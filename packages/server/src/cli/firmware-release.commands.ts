@@ -1,0 +1,211 @@
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import type { Command } from 'commander';
+import { BulwarkError } from '@bulwark/protocol';
+import { common, intOption, printJson, printTable, withPlatform, type CommonOptions } from './context.ts';
+import { ACTOR, collect, digest, readText, releaseRow } from './firmware-shared.ts';
+
+interface ReleaseFlags extends CommonOptions {
+  hardware?: string[];
+  securityVersion?: number;
+  endOfSupport?: string;
+  notes?: string;
+  notesFile?: string;
+  sbom?: string;
+  filename?: string;
+}
+
+const releaseOptions = (cmd: Command) =>
+  cmd
+    .option('--hardware <id>', 'hardware/model id the image fits; repeat or comma-separate', collect)
+    .option(
+      '--security-version <n>',
+      'anti-rollback counter (never lower than an earlier release)',
+      intOption('--security-version', 0, 2 ** 31 - 1),
+    )
+    .option('--end-of-support <date>', 'end of security updates, ISO date (ETSI EN 303 645 5.3-13)')
+    .option('--notes <text>', 'release notes')
+    .option('--notes-file <file>', 'release notes from a file')
+    .option('--sbom <file>', 'CycloneDX JSON SBOM')
+    .option('--filename <name>', 'file name devices download (default NAME-VERSION.bin)');
+
+/** `name@version`, as a release is named everywhere. */
+function splitRef(ref: string): { name: string; version: string } {
+  const at = ref.lastIndexOf('@');
+  if (at < 1 || at === ref.length - 1)
+    throw new BulwarkError(
+      'validation_failed',
+      `name the release as NAME@VERSION (e.g. pump-fw@1.4.0), not "${ref}"`,
+    );
+  return { name: ref.slice(0, at), version: ref.slice(at + 1) };
+}
+
+function newRelease(ref: string, flags: ReleaseFlags, artifact: { size: number; sha256: string }) {
+  const named = splitRef(ref);
+  const missing = (['hardware', 'securityVersion', 'endOfSupport'] as const).filter(
+    (k) => flags[k] === undefined,
+  );
+  if (missing.length)
+    throw new BulwarkError(
+      'validation_failed',
+      `missing ${missing.map((m) => `--${m.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`,
+    );
+  return {
+    ...named,
+    filename: flags.filename,
+    hardwareIds: (flags.hardware ?? [])
+      .flatMap((h) => h.split(','))
+      .map((h) => h.trim())
+      .filter(Boolean),
+    securityVersion: flags.securityVersion ?? 0,
+    endOfSupport: flags.endOfSupport ?? '',
+    releaseNotes: flags.notesFile ? readText(flags.notesFile, 'release notes') : flags.notes,
+    sbom: flags.sbom ? readText(flags.sbom, 'SBOM') : undefined,
+    ...artifact,
+  };
+}
+
+function createCommand(firmware: Command): void {
+  common(
+    releaseOptions(
+      firmware
+        .command('create <name@version>')
+        .description(
+          'record a release (metadata, SBOM, declared size and hash) before uploading its artifact',
+        ),
+    ),
+  )
+    .requiredOption('--sha256 <hex>', 'SHA-256 of the artifact')
+    .requiredOption(
+      '--size <bytes>',
+      'artifact size in bytes',
+      intOption('--size', 1, Number.MAX_SAFE_INTEGER),
+    )
+    .action(async (ref: string, flags: ReleaseFlags & { sha256: string; size: number }) => {
+      const r = await withPlatform(flags, (p) =>
+        p.firmware.releases.create(newRelease(ref, flags, flags), ACTOR),
+      );
+      if (flags.json) printJson(r);
+      else
+        process.stdout.write(
+          `release ${r.name}@${r.version} created (${r.id}); next: bulwark firmware upload FILE ${r.name}@${r.version}\n`,
+        );
+    });
+}
+
+function uploadCommand(firmware: Command): void {
+  common(
+    releaseOptions(
+      firmware
+        .command('upload <file> <name@version>')
+        .description(
+          'upload an artifact: to an existing draft, or create the release from the flags and upload in one step; a refused upload leaves nothing behind',
+        ),
+    ),
+  ).action(async (file: string, ref: string, flags: ReleaseFlags) => {
+    if (!existsSync(file) || !statSync(file).isFile())
+      throw new BulwarkError('not_found', `${file} is not a file`);
+    const r = await withPlatform(flags, async (p) => {
+      const existing = await p.firmware.releases.find(ref);
+      if (existing) return p.firmware.releases.upload(existing.id, createReadStream(file), ACTOR);
+      const created = await p.firmware.releases.create(newRelease(ref, flags, await digest(file)), ACTOR);
+      try {
+        return await p.firmware.releases.upload(created.id, createReadStream(file), ACTOR);
+      } catch (err) {
+        await p.firmware.releases.discard(created.id, ACTOR);
+        throw err;
+      }
+    });
+    if (flags.json) printJson(r);
+    else
+      process.stdout.write(
+        `release ${r.name}@${r.version} uploaded (${r.size} bytes, sha256 ${r.sha256}); next: bulwark firmware tuf targets --key TARGETS_KEY\n`,
+      );
+  });
+}
+
+function listCommand(firmware: Command): void {
+  common(firmware.command('list').description('list releases, newest first'))
+    .option('--name <name>', 'only this image name')
+    .option('--status <status>', 'draft, ready or retired')
+    .action(async (flags: CommonOptions & { name?: string; status?: string }) => {
+      const list = await withPlatform(flags, async (p) =>
+        Promise.all(
+          (await p.firmware.releases.list({ name: flags.name, status: flags.status })).map(async (r) => ({
+            ...r,
+            signed: await p.firmware.isSigned(r.targetPath, r.sha256),
+          })),
+        ),
+      );
+      if (flags.json) printJson(list);
+      else
+        printTable(list.map(releaseRow), [
+          'release',
+          'status',
+          'security',
+          'hardware',
+          'signed',
+          'end of support',
+          'id',
+        ]);
+    });
+}
+
+function showCommand(firmware: Command): void {
+  common(
+    firmware
+      .command('show <release>')
+      .description('a release (id or name@version) and its known vulnerabilities'),
+  ).action(async (ref: string, flags: CommonOptions) => {
+    const { release, vulnerabilities, signed } = await withPlatform(flags, async (p) => {
+      const release = await p.firmware.releases.get(ref);
+      return {
+        release,
+        signed: await p.firmware.isSigned(release.targetPath, release.sha256),
+        vulnerabilities: await p.risk.vulnerabilities.forRelease(release.id),
+      };
+    });
+    if (flags.json) {
+      printJson({ ...release, signed, vulnerabilities });
+      return;
+    }
+    printTable(
+      [releaseRow({ ...release, signed })],
+      ['release', 'status', 'security', 'hardware', 'signed', 'end of support', 'id'],
+    );
+    process.stdout.write(
+      `target ${release.targetPath}, sha256 ${release.sha256}, SBOM components ${release.sbomComponents}\n`,
+    );
+    printTable(
+      vulnerabilities.map((v) => ({
+        advisory: v.advisoryId,
+        severity: v.severity,
+        score: v.score === null ? '' : v.score.toFixed(1),
+        component: `${v.purl}`,
+      })),
+      ['advisory', 'severity', 'score', 'component'],
+    );
+  });
+}
+
+function retireCommand(firmware: Command): void {
+  common(
+    firmware
+      .command('retire <release>')
+      .description('withdraw a release: no new rollouts, no more downloads'),
+  )
+    .option('--reason <text>', 'why (recorded in the audit log)')
+    .action(async (ref: string, flags: CommonOptions & { reason?: string }) => {
+      const r = await withPlatform(flags, (p) => p.firmware.releases.retire(ref, ACTOR, flags.reason));
+      if (flags.json) printJson(r);
+      else process.stdout.write(`release ${r.name}@${r.version} retired\n`);
+    });
+}
+
+/** `firmware create|upload|list|show|retire`: releases. */
+export function releaseCommands(firmware: Command): void {
+  createCommand(firmware);
+  uploadCommand(firmware);
+  listCommand(firmware);
+  showCommand(firmware);
+  retireCommand(firmware);
+}

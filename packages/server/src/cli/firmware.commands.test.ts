@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { cycloneDx, releaseInput } from '../test-support/firmware.ts';
+import { withPlatform } from './context.ts';
+import { runCli } from './main.ts';
+
+const FIXTURES = fileURLToPath(new URL('../risk/fixtures/osv', import.meta.url));
+
+/** Runs `bulwark …` in-process; what it wrote and its exit code. */
+async function bulwark(...args: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    process.exitCode = undefined;
+    await runCli(['node', 'bulwark', ...args]);
+    return { code: process.exitCode ?? 0, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+    process.exitCode = undefined;
+  }
+}
+
+describe('bulwark firmware: option values are checked where they enter', { timeout: 60_000 }, () => {
+  let data: string;
+
+  beforeAll(async () => {
+    // One device running a release whose SBOM has lodash 4.17.11: a critical and a high advisory.
+    data = mkdtempSync(path.join(tmpdir(), 'bulwark-cli-fw-'));
+    await withPlatform(
+      { data },
+      async (p) => {
+        await p.devices.add({ id: 'pump-1', group: 'pumps' }, 'test');
+        const release = await p.firmware.releases.create(
+          releaseInput(
+            { size: 100, sha256: randomBytes(32).toString('hex') },
+            { sbom: cycloneDx(['pkg:npm/lodash@4.17.11']) },
+          ),
+          'test',
+        );
+        await p.firmware.fleet.recordState('pump-1', {
+          hardwareId: 'pump-v2',
+          target: release.targetPath,
+          version: release.version,
+          securityVersion: 1,
+          ts: Date.now(),
+        });
+        await p.risk.vulnerabilities.importFrom(FIXTURES, 'test');
+      },
+      { create: true },
+    );
+  });
+  afterEach(() => vi.restoreAllMocks());
+
+  it('takes a severity in any case: --min-severity Critical lists the device exposed to a critical advisory', async () => {
+    for (const level of ['Critical', 'CRITICAL', 'critical', 'High']) {
+      const run = await bulwark('firmware', 'exposure', '--min-severity', level, '--json', '--data', data);
+      expect(run, level).toMatchObject({ code: 0, stderr: '' });
+      const devices = JSON.parse(run.stdout) as { deviceId: string; worstSeverity: string }[];
+      expect(
+        devices.map((d) => [d.deviceId, d.worstSeverity]),
+        level,
+      ).toEqual([['pump-1', 'critical']]);
+    }
+  });
+
+  it('refuses a severity off the scale with one line naming the choices and a non-zero exit, before any work', async () => {
+    const run = await bulwark('firmware', 'exposure', '--min-severity', 'severe', '--data', data);
+    expect(run).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'bulwark: --min-severity "severe" is not one of low, medium, high, critical\n',
+    });
+    const list = await bulwark('firmware', 'advisories', 'list', '--severity', 'urgent', '--data', data);
+    expect(list).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'bulwark: --severity "urgent" is not one of critical, high, medium, low, none, unknown\n',
+    });
+  });
+
+  it('lists advisories by severity in any case, including the advisory-only states', async () => {
+    const run = await bulwark(
+      'firmware',
+      'advisories',
+      'list',
+      '--severity',
+      'High',
+      '--json',
+      '--data',
+      data,
+    );
+    expect(run.code).toBe(0);
+    expect((JSON.parse(run.stdout) as { severity: string }[]).map((a) => a.severity)).toEqual(['high']);
+    const none = await bulwark(
+      'firmware',
+      'advisories',
+      'list',
+      '--severity',
+      'Unknown',
+      '--json',
+      '--data',
+      data,
+    );
+    expect(JSON.parse(none.stdout)).toEqual([]);
+  });
+
+  it('refuses a duration outside the one grammar', async () => {
+    const run = await bulwark('firmware', 'stale', '--max-age', 'forever', '--data', data);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(
+      'bulwark: --max-age "forever" is not a duration: use a number and a unit, e.g. 500ms, 30s, 15m, 24h, 7d\n',
+    );
+    expect((await bulwark('firmware', 'stale', '--max-age', '180d', '--json', '--data', data)).code).toBe(0);
+  });
+});

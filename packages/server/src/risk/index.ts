@@ -1,0 +1,16 @@
+export { createRisk, type Risk, type RiskDeps } from './risk.service.ts';
+export { riskRoutes, type RiskRoutesDeps } from './risk.routes.ts';
+export type {
+  VulnerabilityService,
+  ReleaseVulnerability,
+  DeviceExposure,
+  ImportResult,
+  FirmwareReads,
+} from './vulnerability.service.ts';
+export {
+  advisorySeverities,
+  advisoryRank,
+  parseAdvisorySeverity,
+  type AdvisorySeverity,
+} from './severity.ts';
+export { parseAdvisories, type Advisory } from './osv.ts';
