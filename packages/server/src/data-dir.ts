@@ -55,12 +55,32 @@ export async function openDataDir(
 ): Promise<{ store: Store; box: SecretBox; created: boolean }> {
   const dir = path.resolve(config.dataDir);
   const sqliteFile = path.join(dir, SQLITE_FILE);
-  const postgres = Boolean(config.database.url);
   const traces = [CA_CHAIN_FILE, AUDIT_HEAD_FILE].filter((f) => existsSync(path.join(dir, f)));
-  const hasSqliteStore = !postgres && (fileSize(sqliteFile) ?? 0) > 0;
-  let masterKey = readMasterKey(dir, config.masterKey);
+  const masterKey = readMasterKey(dir, config.masterKey);
+  checkBeforeOpening({ dir, sqliteFile, traces, postgres: Boolean(config.database.url), masterKey, options });
+  if (options.create) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const store = await openStore({ databaseUrl: config.database.url, sqliteFile });
+  try {
+    return { store, ...(await unlock({ dir, store, traces, masterKey, options })) };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
 
-  // Checked before the store is opened: opening (migrations, WAL) writes to it.
+type MasterKey = ReturnType<typeof readMasterKey>;
+
+/** Checked before the store is opened: opening (migrations, WAL) writes to it. */
+function checkBeforeOpening(at: {
+  dir: string;
+  sqliteFile: string;
+  traces: string[];
+  postgres: boolean;
+  masterKey: MasterKey;
+  options: OpenDataDirOptions;
+}): void {
+  const { dir, traces, postgres, options } = at;
+  const hasSqliteStore = !postgres && (fileSize(at.sqliteFile) ?? 0) > 0;
   if (!postgres && !hasSqliteStore) {
     if (traces.length > 0)
       throw new BulwarkError(
@@ -70,39 +90,43 @@ export async function openDataDir(
     if (!options.create) throw noData(dir);
   }
   if (postgres && !options.create && !existsSync(dir)) throw noData(dir);
-  if (hasSqliteStore && !masterKey) throw missingKey(dir, sqliteFile);
+  if (hasSqliteStore && !at.masterKey) throw missingKey(dir, at.sqliteFile);
+}
 
-  if (options.create) mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const store = await openStore({ databaseUrl: config.database.url, sqliteFile });
-  try {
-    const stored = await getStoreMeta(store.db, KEY_CHECK);
-    if (stored !== undefined) {
-      if (!masterKey) throw missingKey(dir, store.location);
-      const box = createSecretBox(masterKey.key);
-      if (!matchesKeyCheckValue(box, stored)) throw wrongKey(masterKey.source, store.location);
-      return { store, box, created: false };
-    }
-    // No key check value: a new store, or one from before key check values. The latter proves its key by
-    // opening its root CA key; without a key, a root CA means the key was lost.
-    let hasRoot: boolean;
-    try {
-      hasRoot = await hasRootKey({ db: store.db, box: masterKey && createSecretBox(masterKey.key) });
-    } catch {
-      throw wrongKey(masterKey?.source ?? '', store.location);
-    }
-    if (!hasRoot && traces.includes(CA_CHAIN_FILE)) throw lostStore(dir, [CA_CHAIN_FILE], store.location);
-    if (!masterKey) {
-      if (hasRoot) throw missingKey(dir, store.location);
-      if (!options.create) throw noData(dir);
-      masterKey = createMasterKey(dir);
-    }
+/** The secret box of an opened store: its key proven by the key check value, or set up for a new store. */
+async function unlock(at: {
+  dir: string;
+  store: Store;
+  traces: string[];
+  masterKey: MasterKey;
+  options: OpenDataDirOptions;
+}): Promise<{ box: SecretBox; created: boolean }> {
+  const { dir, store, options } = at;
+  let { masterKey } = at;
+  const stored = await getStoreMeta(store.db, KEY_CHECK);
+  if (stored !== undefined) {
+    if (!masterKey) throw missingKey(dir, store.location);
     const box = createSecretBox(masterKey.key);
-    await putStoreMeta(store.db, KEY_CHECK, keyCheckValue(box), options.now());
-    return { store, box, created: !hasRoot };
-  } catch (err) {
-    await store.close();
-    throw err;
+    if (!matchesKeyCheckValue(box, stored)) throw wrongKey(masterKey.source, store.location);
+    return { box, created: false };
   }
+  // No key check value: a new store, or one from before key check values. The latter proves its key by
+  // opening its root CA key; without a key, a root CA means the key was lost.
+  let hasRoot: boolean;
+  try {
+    hasRoot = await hasRootKey({ db: store.db, box: masterKey && createSecretBox(masterKey.key) });
+  } catch {
+    throw wrongKey(masterKey?.source ?? '', store.location);
+  }
+  if (!hasRoot && at.traces.includes(CA_CHAIN_FILE)) throw lostStore(dir, [CA_CHAIN_FILE], store.location);
+  if (!masterKey) {
+    if (hasRoot) throw missingKey(dir, store.location);
+    if (!options.create) throw noData(dir);
+    masterKey = createMasterKey(dir);
+  }
+  const box = createSecretBox(masterKey.key);
+  await putStoreMeta(store.db, KEY_CHECK, keyCheckValue(box), options.now());
+  return { box, created: !hasRoot };
 }
 
 function noData(dir: string): BulwarkError {
