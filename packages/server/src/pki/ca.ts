@@ -42,7 +42,7 @@ export interface PkiMaterial {
 export interface CaDeps {
   db: Db;
   box: Pick<SecretBox, 'seal' | 'open'>;
-  events: Pick<EventBus, 'emit'>;
+  events: Pick<EventBus, 'atomically'>;
   now: () => number;
   /** Extra names for the server certificate besides localhost, 127.0.0.1, ::1 and this host's name. */
   hostnames: readonly string[];
@@ -61,7 +61,14 @@ const caExtensions = async (publicKey: CryptoKey, pathLength: number, issuerPubl
   await x509.AuthorityKeyIdentifierExtension.create(issuerPublicKey),
 ];
 
-function certRow(cert: x509.X509Certificate, kind: CertKind, deviceId: string | null, issuedAt: number) {
+/** The `certificates` row of a certificate issued here. */
+export function certRow(issued: {
+  cert: x509.X509Certificate;
+  kind: CertKind;
+  deviceId: string | null;
+  issuedAt: number;
+}) {
+  const { cert, kind, deviceId, issuedAt } = issued;
   return {
     serial: normalizeSerial(cert.serialNumber),
     kind,
@@ -76,8 +83,6 @@ function certRow(cert: x509.X509Certificate, kind: CertKind, deviceId: string | 
     revocation_reason: null,
   };
 }
-
-export { certRow };
 
 export function serverNames(configured: readonly string[]): string[] {
   const names = new Set(['localhost', '127.0.0.1', '::1', ...configured]);
@@ -112,8 +117,9 @@ async function createHierarchy(deps: CaDeps): Promise<void> {
     signingAlgorithm: SIGNING_ALG,
     extensions: await caExtensions(issuingKeys.publicKey, 0, rootKeys.publicKey),
   });
-  const inserted = await deps.db.transaction().execute(async (trx) => {
-    if (await getMaterial(trx, 'root')) return false; // another process initialised it first
+  // The hierarchy and its event commit together; a concurrent first start in another process wins.
+  await deps.events.atomically(async (trx, emit) => {
+    if (await getMaterial(trx, 'root')) return; // another process initialised it first
     for (const [name, cert, keys] of [
       ['root', root, rootKeys],
       ['issuing', issuing, issuingKeys],
@@ -128,12 +134,9 @@ async function createHierarchy(deps: CaDeps): Promise<void> {
         },
         false,
       );
-      await insertCertificate(trx, certRow(cert, name, null, t));
+      await insertCertificate(trx, certRow({ cert, kind: name, deviceId: null, issuedAt: t }));
     }
-    return true;
-  });
-  if (inserted) {
-    await deps.events.emit({
+    emit({
       type: 'pki.initialized',
       actor: 'system',
       subject: 'pki',
@@ -143,7 +146,7 @@ async function createHierarchy(deps: CaDeps): Promise<void> {
         algorithm: 'ECDSA P-256 / SHA-256',
       },
     });
-  }
+  });
 }
 
 async function loadCa(deps: CaDeps, name: 'root' | 'issuing'): Promise<CaKeyPair | undefined> {
@@ -252,7 +255,7 @@ async function issueServerCertificate(
     ],
   });
   const pkcs8 = await exportPkcs8(keys.privateKey);
-  await deps.db.transaction().execute(async (trx) => {
+  await deps.events.atomically(async (trx, emit) => {
     await putMaterial(
       trx,
       {
@@ -263,13 +266,17 @@ async function issueServerCertificate(
       },
       true,
     );
-    await insertCertificate(trx, certRow(cert, 'server', null, t));
-  });
-  await deps.events.emit({
-    type: 'pki.server_certificate_issued',
-    actor: 'system',
-    subject: 'pki',
-    data: { serial: normalizeSerial(cert.serialNumber), hostnames: names, notAfter: cert.notAfter.getTime() },
+    await insertCertificate(trx, certRow({ cert, kind: 'server', deviceId: null, issuedAt: t }));
+    emit({
+      type: 'pki.server_certificate_issued',
+      actor: 'system',
+      subject: 'pki',
+      data: {
+        serial: normalizeSerial(cert.serialNumber),
+        hostnames: names,
+        notAfter: cert.notAfter.getTime(),
+      },
+    });
   });
   return { cert, certPem: cert.toString('pem'), keyPem: pkcs8ToPem(pkcs8) };
 }

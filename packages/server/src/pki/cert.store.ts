@@ -22,10 +22,9 @@ export async function activeDeviceCertificates(q: DbOrTx, deviceId: string): Pro
 
 export async function revokeCertificates(
   q: DbOrTx,
-  serials: readonly string[],
-  at: number,
-  reason: string,
+  revocation: { serials: readonly string[]; at: number; reason: string },
 ): Promise<void> {
+  const { serials, at, reason } = revocation;
   if (serials.length === 0) return;
   await q
     .updateTable('certificates')

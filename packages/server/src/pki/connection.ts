@@ -1,0 +1,68 @@
+import type { ErrorCode } from '@bulwark/protocol';
+import { statusAllows } from '../devices/index.ts';
+import * as certs from './cert.store.ts';
+import type { PkiContext } from './pki.context.ts';
+import { normalizeSerial } from './x509.ts';
+
+/** What the broker learns about a TLS client before accepting its CONNECT. */
+export interface ConnectionIdentity {
+  clientId: string;
+  certSerial: string | undefined;
+  certCn: string | undefined;
+}
+
+export type ConnectionCheck =
+  | { ok: true; deviceId: string; group: string | null; serial: string }
+  /** `code` becomes the CONNACK return code through protocol's `mqttConnackOf`. */
+  | { ok: false; code: ErrorCode; reason: string };
+
+type Refusal = Extract<ConnectionCheck, { ok: false }>;
+const refuse = (code: ErrorCode, reason: string): Refusal => ({ ok: false, code, reason });
+
+/** The identity's own consistency: a client id, a verified certificate, and the two naming one device. */
+function identityProblem(id: ConnectionIdentity): Refusal | undefined {
+  // [MQTT-3.1.3-8], [MQTT-3.1.3-9]: identifier problems are answered with 0x02.
+  if (id.clientId === '')
+    return refuse('validation_failed', 'empty client id: the client id must equal the device id');
+  if (!id.certSerial || !id.certCn) return refuse('unauthenticated', 'no verified client certificate');
+  if (id.certCn !== id.clientId) {
+    return refuse(
+      'validation_failed',
+      `client id "${id.clientId}" does not match the certificate's device id "${id.certCn}"`,
+    );
+  }
+  return undefined;
+}
+
+/** The broker's identity check for a CONNECT over mutual TLS. */
+export async function checkConnection(ctx: PkiContext, id: ConnectionIdentity): Promise<ConnectionCheck> {
+  const problem = identityProblem(id);
+  if (problem || !id.certSerial)
+    return problem ?? refuse('unauthenticated', 'no verified client certificate');
+  const cert = await certs.getCertificate(ctx.db, normalizeSerial(id.certSerial));
+  if (!cert || cert.kind !== 'device' || cert.device_id !== id.certCn || !cert.device_id)
+    return refuse('forbidden', 'certificate was not issued to this device');
+  if (cert.revoked_at !== null)
+    return refuse('device_revoked', `certificate revoked (${cert.revocation_reason ?? 'unspecified'})`);
+  const device = await ctx.devices.find(cert.device_id);
+  if (!device) return refuse('not_found', 'unknown device');
+  if (!statusAllows(device.status, 'connect')) return refuse('forbidden', `device is ${device.status}`);
+  return { ok: true, deviceId: device.id, group: device.group, serial: cert.serial };
+}
+
+/**
+ * Whether a certificate that chains to our CA may speak to the broker at all: issued here to a device,
+ * not revoked, and its device still exists. Checked right after the TLS handshake, before any MQTT byte is
+ * read; the CRL in the handshake covers revocations, this covers certificates the store does not know
+ * (signed, then the store was restored from an older backup) and devices that no longer exist.
+ */
+export async function certificateStanding(
+  ctx: PkiContext,
+  serial: string,
+): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const cert = await certs.getCertificate(ctx.db, normalizeSerial(serial));
+  if (!cert || cert.kind !== 'device' || !cert.device_id) return { ok: false, reason: 'certificate_unknown' };
+  if (cert.revoked_at !== null) return { ok: false, reason: 'certificate_revoked' };
+  if (!(await ctx.devices.find(cert.device_id))) return { ok: false, reason: 'device_unknown' };
+  return { ok: true };
+}
