@@ -93,8 +93,10 @@ export function importRows(
         error: `${record.fields.length} fields where the header has ${names.length}`,
       };
     const attributes: Record<string, string> = {};
-    for (const name of names)
-      if (name.startsWith('attr.') && cell(name) !== '') attributes[name.slice(5)] = cell(name)!;
+    for (const name of names) {
+      const value = cell(name);
+      if (name.startsWith('attr.') && value !== undefined && value !== '') attributes[name.slice(5)] = value;
+    }
     const group = cell('group');
     return { line: record.line, id, group: group === undefined || group === '' ? null : group, attributes };
   });

@@ -93,6 +93,250 @@ interface Window {
   count: number;
 }
 
+type IdentityBan = { reason: string; expiresAt: number | null };
+
+/** One node's firewall state; the functions below read and change it. */
+interface FirewallState {
+  limits: FirewallLimits;
+  clock: () => number;
+  onBan: (ban: AutomaticBan) => void;
+  connectBuckets: Map<string, TokenBucket>;
+  open: Map<string, number>;
+  refusals: Map<string, Window>;
+  flaps: Map<string, Window>;
+  takeovers: Map<string, Window & { addresses: string[] }>;
+  /** Automatic bans decided here and not yet back from the store: `kind:value`. */
+  pending: Map<string, { reason: string; until: number }>;
+  devices: Map<string, { messages: TokenBucket; bytes: TokenBucket; throttles: Window }>;
+  addressBans: { block: BlockList; reason: string; expiresAt: number | null }[];
+  identityBans: Map<string, IdentityBan>;
+}
+
+const plain = (address: string) =>
+  address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+
+/** Counts one more in the key's window (a new window once the old one is over); returns the count. */
+function bump(map: Map<string, Window>, key: string, window: { ms: number; t: number }): number {
+  const { ms, t } = window;
+  let w = map.get(key);
+  if (!w || t - w.start > ms) {
+    w = { start: t, count: 0 };
+    map.set(key, w);
+    if (map.size > 100_000) for (const [k, v] of map) if (t - v.start > ms) map.delete(k);
+  }
+  return ++w.count;
+}
+
+/** Is this identity (`device:id`, `certificate:serial`) banned right now? The reason, or undefined. */
+function identityBan(s: FirewallState, key: string): string | undefined {
+  const t = s.clock();
+  const stored = s.identityBans.get(key);
+  if (stored && (stored.expiresAt === null || stored.expiresAt > t)) return stored.reason;
+  const p = s.pending.get(key);
+  if (p && p.until > t) return p.reason;
+  if (p) s.pending.delete(key);
+  return undefined;
+}
+
+function impose(s: FirewallState, ban: AutomaticBan): AutomaticBan {
+  s.pending.set(`${ban.kind}:${ban.value}`, { reason: ban.reason, until: ban.until });
+  s.onBan(ban);
+  return ban;
+}
+
+/** Is this address banned right now (a stored ban that has not expired)? */
+function addressBan(s: FirewallState, address: string): string | undefined {
+  const t = s.clock();
+  const a = plain(address);
+  if (!isIP(a)) return undefined;
+  const type = isIP(a) === 6 ? 'ipv6' : 'ipv4';
+  return s.addressBans.find((r) => (r.expiresAt === null || r.expiresAt > t) && r.block.check(a, type))
+    ?.reason;
+}
+
+/** Replaces the stored ban list (addresses/CIDRs, devices, certificates); each is checked against its expiry. */
+function setBans(s: FirewallState, bans: readonly Ban[]): void {
+  const reasons: FirewallState['addressBans'] = [];
+  const identities = new Map<string, IdentityBan>();
+  for (const b of bans) {
+    if (b.kind !== 'address') {
+      const value = b.kind === 'certificate' ? normalizeSerial(b.value) : b.value;
+      identities.set(`${b.kind}:${value}`, { reason: b.reason, expiresAt: b.expiresAt });
+      continue;
+    }
+    const [a = '', bits] = b.value.split('/');
+    const type = isIP(a) === 6 ? 'ipv6' : 'ipv4';
+    const one = new BlockList();
+    if (bits === undefined) one.addAddress(a, type);
+    else one.addSubnet(a, Number(bits), type);
+    reasons.push({ block: one, reason: b.reason, expiresAt: b.expiresAt });
+  }
+  s.addressBans = reasons;
+  s.identityBans = identities;
+  // An automatic ban back from the store is enforced from there (and lifted there).
+  for (const key of s.pending.keys()) if (identities.has(key)) s.pending.delete(key);
+}
+
+/**
+ * At TCP accept, before any TLS work: refuses a banned address, one over its connection rate, or one at
+ * its concurrent-connection cap. Returns the reason to refuse, or undefined (and counts the connection).
+ * These limits bound what unauthenticated handshakes from one address cost; they ban nothing, so a valid
+ * device behind a shared address gets its turn as soon as the rate allows.
+ */
+function admitConnection(s: FirewallState, address: string): string | undefined {
+  const { limits } = s;
+  const t = s.clock();
+  const a = plain(address);
+  const banned = addressBan(s, a);
+  if (banned) return `address banned: ${banned}`;
+  let bucket = s.connectBuckets.get(a);
+  if (!bucket) {
+    bucket = new TokenBucket(limits.connectRate, limits.connectBurst, t);
+    s.connectBuckets.set(a, bucket);
+    if (s.connectBuckets.size > 100_000) s.connectBuckets.clear();
+  }
+  if (bucket.take(1, t) > 0) return 'connection rate exceeded';
+  const n = s.open.get(a) ?? 0;
+  if (n >= limits.maxConnectionsPerAddress) return 'too many concurrent connections from this address';
+  s.open.set(a, n + 1);
+  return undefined;
+}
+
+function connectionClosed(s: FirewallState, address: string): void {
+  const a = plain(address);
+  const n = (s.open.get(a) ?? 1) - 1;
+  if (n <= 0) s.open.delete(a);
+  else s.open.set(a, n);
+}
+
+/**
+ * A CONNECT refused for a verified certificate (wrong client id, revoked, denied by policy, …): enough of
+ * them within the window ban that certificate, not the address it came from.
+ */
+function recordRefusal(s: FirewallState, serial: string): AutomaticBan | undefined {
+  const { limits } = s;
+  const t = s.clock();
+  const value = normalizeSerial(serial);
+  if (!value || identityBan(s, `certificate:${value}`)) return undefined;
+  if (bump(s.refusals, value, { ms: limits.failureWindowMs, t }) < limits.failureThreshold) return undefined;
+  s.refusals.delete(value);
+  return impose(s, {
+    kind: 'certificate',
+    value,
+    rule: 'refused_connects',
+    reason: `${limits.failureThreshold} refused connects within ${Math.round(limits.failureWindowMs / 1000)} s`,
+    until: t + limits.banDurationMs,
+  });
+}
+
+type DeviceAdmission = { ok: true } | { ok: false; reason: string; banned: true; ban?: AutomaticBan };
+
+/**
+ * At CONNECT of an identified device: device and certificate bans, and connect churn (flapping), which
+ * bans the device for a while. Never its address.
+ */
+function admitDevice(s: FirewallState, deviceId: string, serial?: string): DeviceAdmission {
+  const { limits } = s;
+  const t = s.clock();
+  const device = identityBan(s, `device:${deviceId}`);
+  if (device) return { ok: false, banned: true, reason: `device banned: ${device}` };
+  const certificate = serial ? identityBan(s, `certificate:${normalizeSerial(serial)}`) : undefined;
+  if (certificate) return { ok: false, banned: true, reason: `certificate banned: ${certificate}` };
+  if (bump(s.flaps, deviceId, { ms: limits.flapWindowMs, t }) > limits.flapThreshold) {
+    s.flaps.delete(deviceId);
+    const ban = impose(s, {
+      kind: 'device',
+      value: deviceId,
+      rule: 'flapping',
+      reason: `flapping: more than ${limits.flapThreshold} connects within ${Math.round(limits.flapWindowMs / 1000)} s`,
+      until: t + limits.banDurationMs,
+    });
+    return { ok: false, banned: true, reason: `device banned: ${ban.reason}`, ban };
+  }
+  return { ok: true };
+}
+
+/**
+ * A new session of this device replaced one that was still open ([MQTT-3.1.4-2]). A device that restarts
+ * does this once; two agents with one identity do it again and again, from one address or several.
+ */
+function recordTakeover(
+  s: FirewallState,
+  deviceId: string,
+  address: string,
+): { ban: AutomaticBan; takeovers: number; addresses: string[] } | undefined {
+  const { limits, takeovers } = s;
+  const t = s.clock();
+  let w = takeovers.get(deviceId);
+  if (!w || t - w.start > limits.takeoverWindowMs) {
+    w = { start: t, count: 0, addresses: [] };
+    takeovers.set(deviceId, w);
+    if (takeovers.size > 100_000)
+      for (const [k, v] of takeovers) if (t - v.start > limits.takeoverWindowMs) takeovers.delete(k);
+  }
+  w.count += 1;
+  const a = plain(address);
+  if (!w.addresses.includes(a) && w.addresses.length < 16) w.addresses.push(a);
+  if (w.count < limits.takeoverThreshold) return undefined;
+  takeovers.delete(deviceId);
+  const ban = impose(s, {
+    kind: 'device',
+    value: deviceId,
+    rule: 'cloned_identity',
+    reason: `cloned identity: ${w.count} sessions taken over by the same identity within ${Math.round(limits.takeoverWindowMs / 1000)} s`,
+    until: t + limits.banDurationMs,
+  });
+  return { ban, takeovers: w.count, addresses: w.addresses };
+}
+
+/** A ban was lifted: the identity starts afresh (its counters would otherwise ban it again at once). */
+function forget(s: FirewallState, kind: BanKind, value: string): void {
+  const v = kind === 'certificate' ? normalizeSerial(value) : value;
+  s.pending.delete(`${kind}:${v}`);
+  if (kind === 'certificate') s.refusals.delete(v);
+  if (kind === 'device') {
+    s.flaps.delete(v);
+    s.takeovers.delete(v);
+  }
+}
+
+/** The shape limits of one PUBLISH: a violation disconnects. */
+function shapeProblem(limits: FirewallLimits, topic: string, bytes: number): string | undefined {
+  if (bytes > limits.maxPayloadBytes) return `payload of ${bytes} bytes exceeds ${limits.maxPayloadBytes}`;
+  if (topic.length > limits.maxTopicLength) return `topic longer than ${limits.maxTopicLength} characters`;
+  if (topic.split('/').length > limits.maxTopicLevels)
+    return `topic deeper than ${limits.maxTopicLevels} levels`;
+  return undefined;
+}
+
+/** Per-device quota and shape check for one PUBLISH. */
+function checkPublish(
+  s: FirewallState,
+  publish: { deviceId: string; topic: string; bytes: number },
+): PublishVerdict {
+  const { limits } = s;
+  const { deviceId, topic, bytes } = publish;
+  const shape = shapeProblem(limits, topic, bytes);
+  if (shape) return { ok: false, action: 'disconnect', reason: shape };
+  const t = s.clock();
+  let d = s.devices.get(deviceId);
+  if (!d) {
+    d = {
+      messages: new TokenBucket(limits.publishRate, limits.publishBurst, t),
+      bytes: new TokenBucket(limits.byteRate, limits.byteBurst, t),
+      throttles: { start: t, count: 0 },
+    };
+    s.devices.set(deviceId, d);
+  }
+  const wait = Math.max(d.messages.take(1, t), d.bytes.take(bytes, t));
+  if (wait === 0) return { ok: true };
+  if (t - d.throttles.start > 60_000) d.throttles = { start: t, count: 0 };
+  d.throttles.count += 1;
+  if (d.throttles.count > limits.throttlesBeforeDisconnect)
+    return { ok: false, action: 'disconnect', reason: 'publish quota exceeded repeatedly' };
+  return { ok: false, action: 'throttle', waitMs: Math.min(wait, 5000), reason: 'publish quota exceeded' };
+}
+
 /**
  * The broker's firewall state for one node: per-address connection limits and bans, identity bans
  * (devices, certificates) with the rules that impose them (refused CONNECTs, flapping, cloned identity),
@@ -109,261 +353,38 @@ export function createFirewall(
   clock: () => number = Date.now,
   onBan: (ban: AutomaticBan) => void = () => undefined,
 ) {
-  const connectBuckets = new Map<string, TokenBucket>();
-  const open = new Map<string, number>();
-  const refusals = new Map<string, Window>();
-  const flaps = new Map<string, Window>();
-  const takeovers = new Map<string, Window & { addresses: string[] }>();
-  /** Automatic bans decided here and not yet back from the store: `kind:value`. */
-  const pending = new Map<string, { reason: string; until: number }>();
-  const devices = new Map<string, { messages: TokenBucket; bytes: TokenBucket; throttles: Window }>();
-  let addressBanReasons: { block: BlockList; reason: string; expiresAt: number | null }[] = [];
-  let identityBans = new Map<string, { reason: string; expiresAt: number | null }>();
-
-  const plain = (address: string) =>
-    address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
-
-  function bump(map: Map<string, Window>, key: string, windowMs: number, t: number): number {
-    let w = map.get(key);
-    if (!w || t - w.start > windowMs) {
-      w = { start: t, count: 0 };
-      map.set(key, w);
-      if (map.size > 100_000) for (const [k, v] of map) if (t - v.start > windowMs) map.delete(k);
-    }
-    return ++w.count;
-  }
-
-  /** Is this identity (`device:id`, `certificate:serial`) banned right now? The reason, or undefined. */
-  function identityBan(key: string): string | undefined {
-    const t = clock();
-    const stored = identityBans.get(key);
-    if (stored && (stored.expiresAt === null || stored.expiresAt > t)) return stored.reason;
-    const p = pending.get(key);
-    if (p && p.until > t) return p.reason;
-    if (p) pending.delete(key);
-    return undefined;
-  }
-
-  function impose(ban: AutomaticBan): AutomaticBan {
-    pending.set(`${ban.kind}:${ban.value}`, { reason: ban.reason, until: ban.until });
-    onBan(ban);
-    return ban;
-  }
-
-  /** Is this address banned right now (a stored ban that has not expired)? */
-  function addressBan(address: string): string | undefined {
-    const t = clock();
-    const a = plain(address);
-    if (!isIP(a)) return undefined;
-    const type = isIP(a) === 6 ? 'ipv6' : 'ipv4';
-    return addressBanReasons.find((r) => (r.expiresAt === null || r.expiresAt > t) && r.block.check(a, type))
-      ?.reason;
-  }
-
+  const s: FirewallState = {
+    limits,
+    clock,
+    onBan,
+    connectBuckets: new Map(),
+    open: new Map(),
+    refusals: new Map(),
+    flaps: new Map(),
+    takeovers: new Map(),
+    pending: new Map(),
+    devices: new Map(),
+    addressBans: [],
+    identityBans: new Map(),
+  };
   return {
     limits,
-
-    /** Replaces the stored ban list (addresses/CIDRs, devices, certificates); each is checked against its expiry. */
-    setBans(bans: readonly Ban[]) {
-      const reasons: { block: BlockList; reason: string; expiresAt: number | null }[] = [];
-      const identities = new Map<string, { reason: string; expiresAt: number | null }>();
-      for (const b of bans) {
-        if (b.kind !== 'address') {
-          const value = b.kind === 'certificate' ? normalizeSerial(b.value) : b.value;
-          identities.set(`${b.kind}:${value}`, { reason: b.reason, expiresAt: b.expiresAt });
-          continue;
-        }
-        const [a = '', bits] = b.value.split('/');
-        const type = isIP(a) === 6 ? 'ipv6' : 'ipv4';
-        const one = new BlockList();
-        if (bits === undefined) one.addAddress(a, type);
-        else one.addSubnet(a, Number(bits), type);
-        reasons.push({ block: one, reason: b.reason, expiresAt: b.expiresAt });
-      }
-      addressBanReasons = reasons;
-      identityBans = identities;
-      // An automatic ban back from the store is enforced from there (and lifted there).
-      for (const key of pending.keys()) if (identities.has(key)) pending.delete(key);
-    },
-
-    addressBan,
-
+    setBans: (bans: readonly Ban[]) => setBans(s, bans),
+    addressBan: (address: string) => addressBan(s, address),
     /** The reason this certificate (serial, any form) is banned, or undefined. */
-    certificateBan(serial: string): string | undefined {
-      return identityBan(`certificate:${normalizeSerial(serial)}`);
-    },
-
-    /**
-     * At TCP accept, before any TLS work: refuses a banned address, one over its connection rate, or one at
-     * its concurrent-connection cap. Returns the reason to refuse, or undefined (and counts the connection).
-     * These limits bound what unauthenticated handshakes from one address cost; they ban nothing, so a valid
-     * device behind a shared address gets its turn as soon as the rate allows.
-     */
-    admitConnection(address: string): string | undefined {
-      const t = clock();
-      const a = plain(address);
-      const banned = addressBan(a);
-      if (banned) return `address banned: ${banned}`;
-      let bucket = connectBuckets.get(a);
-      if (!bucket) {
-        bucket = new TokenBucket(limits.connectRate, limits.connectBurst, t);
-        connectBuckets.set(a, bucket);
-        if (connectBuckets.size > 100_000) connectBuckets.clear();
-      }
-      if (bucket.take(1, t) > 0) return 'connection rate exceeded';
-      const n = open.get(a) ?? 0;
-      if (n >= limits.maxConnectionsPerAddress) return 'too many concurrent connections from this address';
-      open.set(a, n + 1);
-      return undefined;
-    },
-
-    connectionClosed(address: string) {
-      const a = plain(address);
-      const n = (open.get(a) ?? 1) - 1;
-      if (n <= 0) open.delete(a);
-      else open.set(a, n);
-    },
-
-    /**
-     * A CONNECT refused for a verified certificate (wrong client id, revoked, denied by policy, …): enough of
-     * them within the window ban that certificate, not the address it came from.
-     */
-    recordRefusal(serial: string): AutomaticBan | undefined {
-      const t = clock();
-      const value = normalizeSerial(serial);
-      if (!value || identityBan(`certificate:${value}`)) return undefined;
-      if (bump(refusals, value, limits.failureWindowMs, t) < limits.failureThreshold) return undefined;
-      refusals.delete(value);
-      return impose({
-        kind: 'certificate',
-        value,
-        rule: 'refused_connects',
-        reason: `${limits.failureThreshold} refused connects within ${Math.round(limits.failureWindowMs / 1000)} s`,
-        until: t + limits.banDurationMs,
-      });
-    },
-
-    /**
-     * At CONNECT of an identified device: device and certificate bans, and connect churn (flapping), which
-     * bans the device for a while. Never its address.
-     */
-    admitDevice(
-      deviceId: string,
-      serial?: string,
-    ): { ok: true } | { ok: false; reason: string; banned: true; ban?: AutomaticBan } {
-      const t = clock();
-      const device = identityBan(`device:${deviceId}`);
-      if (device) return { ok: false, banned: true, reason: `device banned: ${device}` };
-      const certificate = serial ? identityBan(`certificate:${normalizeSerial(serial)}`) : undefined;
-      if (certificate) return { ok: false, banned: true, reason: `certificate banned: ${certificate}` };
-      if (bump(flaps, deviceId, limits.flapWindowMs, t) > limits.flapThreshold) {
-        flaps.delete(deviceId);
-        const ban = impose({
-          kind: 'device',
-          value: deviceId,
-          rule: 'flapping',
-          reason: `flapping: more than ${limits.flapThreshold} connects within ${Math.round(limits.flapWindowMs / 1000)} s`,
-          until: t + limits.banDurationMs,
-        });
-        return { ok: false, banned: true, reason: `device banned: ${ban.reason}`, ban };
-      }
-      return { ok: true };
-    },
-
-    /**
-     * A new session of this device replaced one that was still open ([MQTT-3.1.4-2]). A device that restarts
-     * does this once; two agents with one identity do it again and again, from one address or several.
-     */
-    recordTakeover(
-      deviceId: string,
-      address: string,
-    ): { ban: AutomaticBan; takeovers: number; addresses: string[] } | undefined {
-      const t = clock();
-      let w = takeovers.get(deviceId);
-      if (!w || t - w.start > limits.takeoverWindowMs) {
-        w = { start: t, count: 0, addresses: [] };
-        takeovers.set(deviceId, w);
-        if (takeovers.size > 100_000)
-          for (const [k, v] of takeovers) if (t - v.start > limits.takeoverWindowMs) takeovers.delete(k);
-      }
-      w.count += 1;
-      const a = plain(address);
-      if (!w.addresses.includes(a) && w.addresses.length < 16) w.addresses.push(a);
-      if (w.count < limits.takeoverThreshold) return undefined;
-      takeovers.delete(deviceId);
-      const ban = impose({
-        kind: 'device',
-        value: deviceId,
-        rule: 'cloned_identity',
-        reason: `cloned identity: ${w.count} sessions taken over by the same identity within ${Math.round(limits.takeoverWindowMs / 1000)} s`,
-        until: t + limits.banDurationMs,
-      });
-      return { ban, takeovers: w.count, addresses: w.addresses };
-    },
-
-    /** A ban was lifted: the identity starts afresh (its counters would otherwise ban it again at once). */
-    forget(kind: BanKind, value: string) {
-      const v = kind === 'certificate' ? normalizeSerial(value) : value;
-      pending.delete(`${kind}:${v}`);
-      if (kind === 'certificate') refusals.delete(v);
-      if (kind === 'device') {
-        flaps.delete(v);
-        takeovers.delete(v);
-      }
-    },
-
-    /** Per-device quota and shape check for one PUBLISH. */
-    checkPublish(deviceId: string, topic: string, bytes: number): PublishVerdict {
-      if (bytes > limits.maxPayloadBytes)
-        return {
-          ok: false,
-          action: 'disconnect',
-          reason: `payload of ${bytes} bytes exceeds ${limits.maxPayloadBytes}`,
-        };
-      if (topic.length > limits.maxTopicLength)
-        return {
-          ok: false,
-          action: 'disconnect',
-          reason: `topic longer than ${limits.maxTopicLength} characters`,
-        };
-      if (topic.split('/').length > limits.maxTopicLevels)
-        return {
-          ok: false,
-          action: 'disconnect',
-          reason: `topic deeper than ${limits.maxTopicLevels} levels`,
-        };
-      const t = clock();
-      let d = devices.get(deviceId);
-      if (!d) {
-        d = {
-          messages: new TokenBucket(limits.publishRate, limits.publishBurst, t),
-          bytes: new TokenBucket(limits.byteRate, limits.byteBurst, t),
-          throttles: { start: t, count: 0 },
-        };
-        devices.set(deviceId, d);
-      }
-      const wait = Math.max(d.messages.take(1, t), d.bytes.take(bytes, t));
-      if (wait === 0) return { ok: true };
-      if (t - d.throttles.start > 60_000) d.throttles = { start: t, count: 0 };
-      d.throttles.count += 1;
-      if (d.throttles.count > limits.throttlesBeforeDisconnect)
-        return { ok: false, action: 'disconnect', reason: 'publish quota exceeded repeatedly' };
-      return {
-        ok: false,
-        action: 'throttle',
-        waitMs: Math.min(wait, 5000),
-        reason: 'publish quota exceeded',
-      };
-    },
-
-    checkSubscriptionCount(count: number): string | undefined {
-      return count > limits.maxSubscriptions
-        ? `more than ${limits.maxSubscriptions} subscriptions`
-        : undefined;
-    },
-
-    forgetDevice(deviceId: string) {
-      devices.delete(deviceId);
+    certificateBan: (serial: string) => identityBan(s, `certificate:${normalizeSerial(serial)}`),
+    admitConnection: (address: string) => admitConnection(s, address),
+    connectionClosed: (address: string) => connectionClosed(s, address),
+    recordRefusal: (serial: string) => recordRefusal(s, serial),
+    admitDevice: (deviceId: string, serial?: string) => admitDevice(s, deviceId, serial),
+    recordTakeover: (deviceId: string, address: string) => recordTakeover(s, deviceId, address),
+    forget: (kind: BanKind, value: string) => forget(s, kind, value),
+    checkPublish: (deviceId: string, topic: string, bytes: number) =>
+      checkPublish(s, { deviceId, topic, bytes }),
+    checkSubscriptionCount: (count: number): string | undefined =>
+      count > limits.maxSubscriptions ? `more than ${limits.maxSubscriptions} subscriptions` : undefined,
+    forgetDevice: (deviceId: string) => {
+      s.devices.delete(deviceId);
     },
   };
 }
