@@ -4,4 +4,6 @@ export * from './est.ts';
 export * from './heartbeat.ts';
 export * from './firmware.ts';
 export * from './metrics.ts';
+export * from './ingress.ts';
 export * from './common.ts';
+export * from './api/index.ts';

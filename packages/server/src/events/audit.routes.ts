@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { z } from 'zod';
+import { api, BulwarkError } from '@bulwark/protocol';
+import type {} from '../http/index.ts'; // app.defineRoute
 import type { AuditLog } from './audit-log.ts';
 import type { EventBus } from './event-bus.ts';
-import { eventTypes, type AuditEntry } from './event-types.ts';
+import { eventTypes, type AuditEntry, type EventType } from './event-types.ts';
 
 export interface AuditRoutesDeps {
   log: Pick<AuditLog, 'query' | 'verify' | 'readAfter'>;
@@ -13,91 +13,40 @@ export interface AuditRoutesDeps {
   keepAliveMs?: number;
 }
 
-const entryOut = z.object({
-  seq: z.number().int(),
-  ts: z.number().int(),
-  type: z.enum(eventTypes),
-  actor: z.string(),
-  subject: z.string().nullable(),
-  data: z.record(z.string(), z.unknown()),
-  prevHash: z.string(),
-  hash: z.string(),
-});
+function isEventType(type: string): type is EventType {
+  return (eventTypes as readonly string[]).includes(type);
+}
+
+/** An event type as a query names it: one of the catalog's, or a validation error (400). */
+function eventTypeOf(type: string | undefined): EventType | undefined {
+  if (type === undefined) return undefined;
+  if (!isEventType(type)) throw new BulwarkError('validation_failed', `type: unknown event type "${type}"`);
+  return type;
+}
 
 /** The audit log over HTTP: query, verify, and the live event stream (Server-Sent Events). */
 export function auditRoutes(deps: AuditRoutesDeps) {
-  return function register(root: FastifyInstance) {
-    const app = root.withTypeProvider<ZodTypeProvider>();
-    const tags = ['audit'];
-
-    app.get(
-      '/api/v1/audit',
-      {
-        config: { access: 'audit:read' },
-        schema: {
-          tags,
-          summary: 'Query the audit log by time, type, actor and subject (keyset pagination with `after`)',
-          querystring: z.object({
-            from: z.coerce.number().int().optional().describe('epoch ms, inclusive'),
-            to: z.coerce.number().int().optional().describe('epoch ms, exclusive'),
-            type: z.enum(eventTypes).optional(),
-            actor: z.string().max(256).optional(),
-            subject: z.string().max(256).optional(),
-            after: z.coerce.number().int().min(0).optional(),
-            limit: z.coerce.number().int().min(1).max(1000).default(100),
-          }),
-          response: { 200: z.object({ entries: z.array(entryOut), next: z.number().int().nullable() }) },
-        },
-      },
-      async (request) => {
-        const q = request.query;
-        const raw = await deps.log.query(q);
+  return function register(app: FastifyInstance) {
+    app.defineRoute(api.audit.query, {
+      async handler({ request, query }) {
+        const raw = await deps.log.query({ ...query, type: eventTypeOf(query.type) });
         const entries: AuditEntry[] = [];
         for (const e of raw) if (await deps.visible(request, e)) entries.push(e);
-        return { entries, next: raw.length === q.limit ? (raw[raw.length - 1]?.seq ?? null) : null };
+        return { entries, next: raw.length === query.limit ? (raw[raw.length - 1]?.seq ?? null) : null };
       },
-    );
+    });
 
-    app.get(
-      '/api/v1/audit/verify',
-      {
-        config: { access: 'audit:verify' },
-        schema: {
-          tags,
-          summary: 'Walk the hash chain, entry MACs and anchor; names the first bad entry',
-          response: {
-            200: z.object({
-              ok: z.boolean(),
-              entries: z.number().int(),
-              headSeq: z.number().int(),
-              badSeq: z.number().int().optional(),
-              reason: z.string().optional(),
-            }),
-          },
-        },
-      },
-      () => deps.log.verify(),
-    );
+    app.defineRoute(api.audit.verify, { handler: () => deps.log.verify() });
 
-    app.get(
-      '/api/v1/events',
-      {
-        config: { access: 'events:read' },
-        schema: {
-          tags,
-          summary:
-            'Live security events as Server-Sent Events (text/event-stream); resumes after Last-Event-ID',
-          querystring: z.object({
-            types: z.string().max(2000).optional().describe('comma-separated event types'),
-          }),
-        },
-      },
-      (request, reply) =>
-        streamEvents(request, reply, {
+    app.defineRoute(api.audit.events, {
+      async handler({ request, reply, query }) {
+        await streamEvents(request, reply, {
           ...deps,
-          types: request.query.types ? request.query.types.split(',').map((t) => t.trim()) : undefined,
-        }),
-    );
+          types: query.types ? query.types.split(',').map((t) => t.trim()) : undefined,
+        });
+        return reply;
+      },
+    });
   };
 }
 

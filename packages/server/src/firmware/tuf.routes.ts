@@ -1,6 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { BulwarkError, tufPaths } from '@bulwark/protocol';
+import { api, BulwarkError } from '@bulwark/protocol';
+import type {} from '../http/index.ts'; // app.defineRoute
 import type { ReleaseService } from './release.service.ts';
 import type { TufRepository } from './tuf.repository.ts';
 
@@ -49,26 +50,22 @@ const targetFile = /^([0-9a-f]{64})\.(.+)$/;
  */
 export function tufRoutes(deps: TufRoutesDeps) {
   return function register(app: FastifyInstance) {
-    app.get<{ Params: { name: string } }>(
-      `${tufPaths.metadata}:name`,
-      { config: { access: 'device-credentials' } },
-      async (request, reply) => {
+    app.defineRoute(api.pki.tufMetadata, {
+      async handler({ request, reply, params }) {
         await authenticateDevice(request, deps.checkDevice);
-        const body = await deps.tuf.file(request.params.name);
-        if (body === undefined) throw new BulwarkError('not_found', `no metadata ${request.params.name}`);
+        const body = await deps.tuf.file(params.name);
+        if (body === undefined) throw new BulwarkError('not_found', `no metadata ${params.name}`);
         return reply
           .header('Content-Type', 'application/json')
           .header('Cache-Control', 'no-store')
           .send(body);
       },
-    );
+    });
 
-    app.get<{ Params: { '*': string } }>(
-      `${tufPaths.targets}*`,
-      { config: { access: 'device-credentials' } },
-      async (request, reply) => {
+    app.defineRoute(api.pki.tufTarget, {
+      async handler({ request, reply, params }) {
         await authenticateDevice(request, deps.checkDevice);
-        const parts = request.params['*'].split('/');
+        const parts = params['*'].split('/');
         const last = parts.pop() ?? '';
         const m = targetFile.exec(last);
         if (!m || parts.some((p) => p === '' || p === '.' || p === '..'))
@@ -81,6 +78,6 @@ export function tufRoutes(deps: TufRoutesDeps) {
           .header('Cache-Control', 'no-store')
           .send(found.stream);
       },
-    );
+    });
   };
 }

@@ -4,9 +4,10 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
-import { BulwarkError, est } from '@bulwark/protocol';
+import { api, BulwarkError, est, type Contract } from '@bulwark/protocol';
 import { refuseRenegotiation, serverTlsProfile } from '../pki/index.ts';
 import type { RouteAccess } from './access.ts';
+import { defineRoute, installRouteDefinition } from './define-route.ts';
 import { installGuard, type GuardDeps } from './guard.ts';
 import { fromFrameworkError, toProblem } from './problem.ts';
 
@@ -36,9 +37,11 @@ export interface RouteEntry {
   method: string;
   url: string;
   access: RouteAccess;
+  /** The operation's contract, for every route registered with defineRoute. */
+  contract?: Contract;
 }
 
-export const OPENAPI_PATH = '/api/v1/openapi.json';
+export const OPENAPI_PATH = api.meta.openapi.path;
 
 const openApiPath = (url: string) => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 
@@ -77,7 +80,12 @@ async function createListener(
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       if (method === 'HEAD') continue;
-      routes.push({ method, url: route.url, access: route.config?.access as RouteAccess });
+      routes.push({
+        method,
+        url: route.url,
+        access: route.config?.access as RouteAccess,
+        ...(route.config?.contract ? { contract: route.config.contract } : {}),
+      });
     }
   });
 
@@ -95,6 +103,7 @@ async function createListener(
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  installRouteDefinition(app);
   await app.register(fastifyCookie);
   return { app, routes };
 }
@@ -192,7 +201,10 @@ export async function createHttpApp(
   installGuard(app, options.guard);
   installProblemHandlers(app);
 
-  app.get(OPENAPI_PATH, { config: { access: 'public' } }, () => app.swagger());
+  // Serialized here: the document is what @fastify/swagger made, with no schema of its own to encode through.
+  defineRoute(app, api.meta.openapi, {
+    handler: ({ reply }) => reply.type('application/json').send(JSON.stringify(app.swagger())),
+  });
 
   return { app, routes };
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BulwarkError } from '@bulwark/protocol';
+import { api, BulwarkError } from '@bulwark/protocol';
+import { defineRoute } from './define-route.ts';
 
 /** A route that authenticates devices by their TLS client certificate, served on the device listener. */
 export interface DeviceRoute {
@@ -27,6 +28,9 @@ export function deviceListenerRedirects(routes: readonly DeviceRoute[], devicePo
   return function register(app: FastifyInstance) {
     // Answered in onRequest, before any body is read or parsed (a CSR's content type is the device listener's).
     for (const route of routes)
-      app.route({ ...route, config: { access: 'public' }, onRequest: redirect, handler: redirect });
+      defineRoute(app, api.meta.deviceListenerRedirect(route.method, route.url), {
+        onRequest: redirect,
+        handler: ({ request, reply }) => redirect(request, reply),
+      });
   };
 }

@@ -1,6 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BulwarkError, deviceIdProblem, est, pkiPaths } from '@bulwark/protocol';
+import { api, BulwarkError, deviceIdProblem, est } from '@bulwark/protocol';
+import type {} from '../http/index.ts'; // app.defineRoute
 import type { PkiService } from './pki.service.ts';
 
 const CSR_BODY_LIMIT = 32 * 1024;
@@ -93,23 +94,27 @@ export function estRoutes(pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'crl
   return function register(app: FastifyInstance) {
     estBodies(app);
 
-    app.get(est.cacerts, { config: { access: 'public' } }, (_request, reply) =>
-      sendCerts(reply, pki.caCertsPkcs7(), est.cacertsContentType),
-    );
-
-    app.post(est.simpleenroll, { config: { access: 'device-credentials' } }, async (request, reply) => {
-      const credentials = enrollmentCredentials(request);
-      const issued = await pki.enroll({ ...credentials, csr: csrBody(request), remoteAddress: request.ip });
-      return sendCerts(reply, issued.pkcs7, est.certsContentType);
+    app.defineRoute(api.pki.cacerts, {
+      handler: ({ reply }) => sendCerts(reply, pki.caCertsPkcs7(), est.cacertsContentType),
     });
 
-    app.get(pkiPaths.crl, { config: { access: 'public' } }, async (_request, reply) =>
-      reply.header('Content-Type', 'application/pkix-crl').send(await pki.crl()),
-    );
+    app.defineRoute(api.pki.simpleenroll, {
+      async handler({ request, reply }) {
+        const credentials = enrollmentCredentials(request);
+        const issued = await pki.enroll({ ...credentials, csr: csrBody(request), remoteAddress: request.ip });
+        return sendCerts(reply, issued.pkcs7, est.certsContentType);
+      },
+    });
 
-    app.get(pkiPaths.caChain, { config: { access: 'public' } }, (_request, reply) =>
-      reply.header('Content-Type', 'application/pem-certificate-chain').send(pki.chainPem()),
-    );
+    app.defineRoute(api.pki.crl, {
+      handler: async ({ reply }) =>
+        reply.header('Content-Type', 'application/pkix-crl').send(await pki.crl()),
+    });
+
+    app.defineRoute(api.pki.caChain, {
+      handler: ({ reply }) =>
+        reply.header('Content-Type', 'application/pem-certificate-chain').send(pki.chainPem()),
+    });
   };
 }
 
@@ -117,13 +122,15 @@ export function estRoutes(pki: Pick<PkiService, 'caCertsPkcs7' | 'enroll' | 'crl
 export function estReenrollRoutes(pki: Pick<PkiService, 'reenroll'>) {
   return function register(app: FastifyInstance) {
     estBodies(app);
-    app.post(est.simplereenroll, { config: { access: 'device-credentials' } }, async (request, reply) => {
-      const issued = await pki.reenroll({
-        peerCertSerial: peerCertSerial(request),
-        csr: csrBody(request),
-        remoteAddress: request.ip,
-      });
-      return sendCerts(reply, issued.pkcs7, est.certsContentType);
+    app.defineRoute(api.pki.simplereenroll, {
+      async handler({ request, reply }) {
+        const issued = await pki.reenroll({
+          peerCertSerial: peerCertSerial(request),
+          csr: csrBody(request),
+          remoteAddress: request.ip,
+        });
+        return sendCerts(reply, issued.pkcs7, est.certsContentType);
+      },
     });
   };
 }

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { z } from 'zod';
-import { storeStates } from './availability.ts';
+import { api } from '@bulwark/protocol';
+import type {} from '../http/index.ts'; // app.defineRoute
 import type { Store } from './store.ts';
 
 /**
@@ -12,36 +11,20 @@ import type { Store } from './store.ts';
  * balancer sends HTTP requests to nodes that can serve them.
  */
 export function healthRoutes(store: Pick<Store, 'health' | 'ping'>) {
-  return function register(root: FastifyInstance) {
-    const app = root.withTypeProvider<ZodTypeProvider>();
-    const storeOut = z.object({
-      state: z.enum(storeStates),
-      since: z.number().int().describe('when it last changed state (epoch ms)'),
-    });
-
-    app.get(
-      '/health',
-      {
-        config: { access: 'public' },
-        schema: { response: { 200: z.object({ status: z.literal('ok'), store: storeOut }) } },
-      },
-      () => {
+  return function register(app: FastifyInstance) {
+    app.defineRoute(api.health.health, {
+      handler() {
         const { state, since } = store.health();
         return { status: 'ok' as const, store: { state, since } };
       },
-    );
+    });
 
-    app.get(
-      '/ready',
-      {
-        config: { access: 'public' },
-        schema: { response: { 200: z.object({ status: z.literal('ready'), store: storeOut }) } },
-      },
-      async () => {
+    app.defineRoute(api.health.ready, {
+      async handler() {
         await store.ping(); // throws `unavailable` (503) when the database does not answer
         const { state, since } = store.health();
         return { status: 'ready' as const, store: { state, since } };
       },
-    );
+    });
   };
 }

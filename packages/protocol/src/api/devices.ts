@@ -1,0 +1,152 @@
+import { z } from 'zod';
+import { contract, pageOf, pageQuery } from './contract.ts';
+import { duration } from './shared.ts';
+
+/**
+ * Lifecycle status: `registered` (not yet enrolled), `active`, `disabled`, `revoked` (final), `decommissioned`
+ * (its data erased by a data-subject request; final).
+ */
+export const deviceStatuses = ['registered', 'active', 'disabled', 'revoked', 'decommissioned'] as const;
+/** What an operator sees: the status, or `quarantined` over the statuses quarantine restricts. */
+export const deviceStates = [...deviceStatuses, 'quarantined'] as const;
+export const revocationReasons = [
+  'unspecified',
+  'keyCompromise',
+  'superseded',
+  'cessationOfOperation',
+] as const;
+
+const time = z.number().int().nullable();
+const id = z.string().max(64);
+const params = z.object({ id });
+const tags = ['devices'] as const;
+
+export const device = z.object({
+  id: z.string(),
+  group: z.string().nullable(),
+  status: z.enum(deviceStatuses).describe('lifecycle status'),
+  state: z.enum(deviceStates).describe('effective state: the status, or quarantined'),
+  attributes: z.record(z.string(), z.string()),
+  createdAt: z.number().int(),
+  updatedAt: z.number().int(),
+  enrolledAt: time,
+  revokedAt: time,
+  quarantinedAt: time,
+  lastSeenAt: time.describe('last MQTT connect or disconnect (epoch ms)'),
+  online: z.boolean(),
+  connectedSince: time,
+  certificateExpiresAt: time.describe('notAfter of its newest certificate not revoked'),
+});
+export const deviceView = device.extend({
+  zone: z.string().nullable(),
+  firmwareVersion: z.string().nullable(),
+  firmwareReportedAt: time,
+});
+export const deviceDetail = deviceView.extend({
+  recentDenials: z.array(
+    z.object({
+      at: z.number().int(),
+      type: z.enum(['mqtt.publish_denied', 'mqtt.subscribe_denied', 'mqtt.connect_refused']),
+      topic: z.string().nullable(),
+      reason: z.string(),
+    }),
+  ),
+});
+
+export const list = contract({
+  method: 'GET',
+  path: '/api/v1/devices',
+  summary: 'List devices (keyset pagination: pass the last id as `after`)',
+  tags,
+  access: 'devices:read',
+  query: z.object({
+    group: id.optional(),
+    status: z.enum(deviceStatuses).optional().describe('lifecycle status'),
+    state: z.enum(deviceStates).optional().describe('effective state, e.g. quarantined'),
+    ...pageQuery(),
+  }),
+  response: { 200: pageOf('devices', deviceView) },
+});
+
+export const show = contract({
+  method: 'GET',
+  path: '/api/v1/devices/:id',
+  summary:
+    'One device with its zone, firmware and latest refusals (denied publish/subscribe, refused connect)',
+  tags,
+  access: 'devices:read',
+  params,
+  response: { 200: deviceDetail },
+});
+
+export const add = contract({
+  method: 'POST',
+  path: '/api/v1/devices',
+  summary: 'Register a device',
+  tags,
+  access: 'devices:write',
+  body: z.object({ id, group: id.nullable().optional() }),
+  response: { 201: device },
+});
+
+export const update = contract({
+  method: 'PATCH',
+  path: '/api/v1/devices/:id',
+  summary: 'Change group and/or attributes',
+  tags,
+  access: 'devices:write',
+  params,
+  body: z.object({
+    group: id.nullable().optional(),
+    attributes: z.record(z.string(), z.string()).optional(),
+  }),
+  response: { 200: device },
+});
+
+export const enrollmentToken = contract({
+  method: 'POST',
+  path: '/api/v1/devices/:id/enrollment-token',
+  summary: 'One-time enrollment token (shown once)',
+  tags,
+  access: 'devices:enroll',
+  params,
+  body: z.object({ ttl: duration.optional() }).default({}),
+  response: { 201: z.object({ token: z.string(), expiresAt: z.number().int() }) },
+});
+
+export const revoke = contract({
+  method: 'POST',
+  path: '/api/v1/devices/:id/revoke',
+  summary: 'Revoke the device and all its certificates (live sessions dropped within 1 s)',
+  tags,
+  access: 'devices:revoke',
+  params,
+  body: z
+    .object({ reason: z.enum(revocationReasons).default('cessationOfOperation') })
+    .default({ reason: 'cessationOfOperation' }),
+  response: { 200: z.object({ revokedCertificates: z.array(z.string()) }) },
+});
+
+const reasonBody = z.object({ reason: z.string().max(256).optional() }).default({});
+
+export const disable = contract({
+  method: 'POST',
+  path: '/api/v1/devices/:id/disable',
+  summary: 'Refuse the device until enabled again',
+  tags,
+  access: 'devices:write',
+  params,
+  body: reasonBody,
+  response: { 200: device },
+});
+
+export const enable = contract({
+  method: 'POST',
+  path: '/api/v1/devices/:id/enable',
+  summary: 'Let a disabled device connect again',
+  tags,
+  access: 'devices:write',
+  params,
+  body: reasonBody,
+  response: { 200: device },
+});

@@ -1,0 +1,19 @@
+/**
+ * The API contracts, one per operation, grouped by area: `api.devices.list`, `api.firewall.ban`, …
+ * Routes are registered from them (server `defineRoute`), the OpenAPI document is generated from them, and
+ * the CLI's `--json` output is checked against their response schemas.
+ */
+import * as access from './access.ts';
+import * as audit from './audit.ts';
+import * as devices from './devices.ts';
+import * as firewall from './firewall.ts';
+import * as health from './health.ts';
+import * as meta from './meta.ts';
+import * as monitor from './monitor.ts';
+import * as notify from './notify.ts';
+import * as pki from './pki.ts';
+
+export const api = { access, audit, devices, firewall, health, meta, monitor, notify, pki } as const;
+
+export * from './contract.ts';
+export { duration as durationSchema, severity as severitySchema, epochMs } from './shared.ts';
