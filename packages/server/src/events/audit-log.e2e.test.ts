@@ -2,12 +2,13 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
-import { BULWARK_BIN, startTestServer, type TestServer } from '../test-support/server.ts';
+import { createTestPlatform, type TestPlatform } from '../test-support/platform.ts';
+import { BULWARK_BIN } from '../test-support/server.ts';
 
 const run = promisify(execFile);
 
 /** The real `bulwark` CLI in a process of its own, on the server's data directory and database. */
-async function bulwark(s: TestServer, databaseUrl: string | undefined, args: string[]) {
+async function bulwark(s: TestPlatform, databaseUrl: string | undefined, args: string[]) {
   const env: Record<string, string | undefined> = { ...process.env, BULWARK_LOG_LEVEL: 'error' };
   if (databaseUrl) env.BULWARK_DATABASE_URL = databaseUrl;
   try {
@@ -22,10 +23,11 @@ async function bulwark(s: TestServer, databaseUrl: string | undefined, args: str
 }
 
 describe.each(testDialects)('bulwark audit-log verify while the server appends (%s)', (dialect) => {
-  let s: TestServer | undefined;
+  // The server's platform in process (its event bus is what the flood uses); the CLI is a real process.
+  let s: TestPlatform | undefined;
   let db: TestStore | undefined;
   afterEach(async () => {
-    await s?.stop();
+    await s?.close();
     await db?.cleanup();
   });
 
@@ -35,7 +37,7 @@ describe.each(testDialects)('bulwark audit-log verify while the server appends (
       db = await createTestStore('postgres');
       url = db.location.url;
     }
-    s = await startTestServer(url ? { 'database.url': url } : {});
+    s = await createTestPlatform({ overrides: url ? { 'database.url': url } : {} });
     const server = s;
     let stop = false;
     let emitted = 0;

@@ -83,7 +83,15 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
   const config = testConfig({
     dataDir,
     logLevel: 'silent',
+    // Events from the CLI's processes reach the platform within this (tests wait on them).
+    'events.tailInterval': 25,
+    // Tests attach the profiles they test; the shipped default is tested on its own (quarantine-hold).
     'monitor.defaultProfile': false,
+    // Every in-memory client comes from 127.0.0.1: per-address limits are raised as in startTestServer.
+    'firewall.connectRate': 10_000,
+    'firewall.connectBurst': 10_000,
+    'firewall.failureThreshold': 10_000,
+    'firewall.flapThreshold': 10_000,
     ...options.overrides,
   });
   const platform = await createServerPlatform(config, {

@@ -50,7 +50,8 @@ export async function startTestServer(
     'https.port': 0,
     'https.devicePort': 0,
     bind: '127.0.0.1',
-    'events.tailInterval': 100,
+    // Events from the CLI's processes reach the server within this (tests wait on them).
+    'events.tailInterval': 25,
     logLevel: 'silent',
     // Every test client comes from 127.0.0.1: per-address limits are raised here and tested on their own.
     'firewall.connectRate': 10_000,
