@@ -133,6 +133,89 @@ const PART = /^([0-9a-f]{24})\.[0-9a-f]{16}\.part$/;
 const LEGACY_PART = /^[0-9a-f]{24}\.part$/;
 const LEASE = /^([0-9a-f]{24})\.lease$/;
 
+/** True unless the owner of `instance`'s files is shown to be gone (see "Temporary files and their owners"). */
+async function ownerAlive(
+  at: { me: ReturnType<typeof thisProcess>; leaseFile: string },
+  instance: string,
+): Promise<boolean> {
+  const { me } = at;
+  if (instance === me.instance) return true;
+  let text: string;
+  let mtimeMs: number;
+  try {
+    mtimeMs = (await stat(at.leaseFile)).mtimeMs;
+    text = await readFile(at.leaseFile, 'utf8');
+  } catch {
+    return false; // no lease: its process has ended every upload it started, or died before
+  }
+  const lease = parseLease(text);
+  const sameHost =
+    lease !== undefined &&
+    lease.instance === instance &&
+    me.bootId !== null &&
+    me.pidNamespace !== null &&
+    lease.bootId === me.bootId &&
+    lease.pidNamespace === me.pidNamespace &&
+    lease.startTicks !== null;
+  if (sameHost) return processStartTicks(lease.pid) === lease.startTicks;
+  // Another host, or an unreadable lease (being written?): alive while its heartbeat is fresh.
+  return Date.now() - mtimeMs < LEASE_STALE_MS;
+}
+
+/**
+ * Streams an upload into `tmp` with the size cap and the SHA-256 check, and makes it durable; resolves with
+ * its hash. A refusal names why (too large, truncated, broken stream, other bytes).
+ */
+async function receive(source: Readable, tmp: string, expected: ArtifactExpectation): Promise<string> {
+  const hash = createHash('sha256');
+  let received = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      received += chunk.length;
+      if (received > expected.size) {
+        done(
+          new BulwarkError(
+            'payload_too_large',
+            `the upload is larger than the declared size of ${expected.size} bytes`,
+          ),
+        );
+        return;
+      }
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  try {
+    await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
+  } catch (err) {
+    if (err instanceof BulwarkError) throw err;
+    // The client went away or the stream broke: whatever arrived is not the image.
+    throw new BulwarkError(
+      'upload_incomplete',
+      `the upload ended after ${received} of ${expected.size} bytes (${(err as Error).message})`,
+      { cause: err },
+    );
+  }
+  if (received !== expected.size)
+    throw new BulwarkError(
+      'upload_incomplete',
+      `the upload is truncated: ${received} of ${expected.size} bytes arrived`,
+    );
+  const actual = hash.digest('hex');
+  if (actual !== expected.sha256)
+    throw new BulwarkError(
+      'hash_mismatch',
+      `the upload's SHA-256 is ${actual}, not the declared ${expected.sha256}`,
+    );
+  const handle = await open(tmp, 'r');
+  try {
+    await handle.sync(); // durable before it becomes visible
+  } finally {
+    await handle.close();
+  }
+  return actual;
+}
+
 export function createArtifactStore(root: string): ArtifactStore {
   const dir = path.join(root, 'artifacts');
   const tmpDir = path.join(root, 'tmp');
@@ -179,83 +262,12 @@ export function createArtifactStore(root: string): ArtifactStore {
     });
   }
 
-  /** True unless the owner of `instance`'s files is shown to be gone (see "Temporary files and their owners"). */
-  async function ownerAlive(instance: string): Promise<boolean> {
-    if (instance === me.instance) return true;
-    let text: string;
-    let mtimeMs: number;
-    try {
-      mtimeMs = (await stat(leaseOf(instance))).mtimeMs;
-      text = await readFile(leaseOf(instance), 'utf8');
-    } catch {
-      return false; // no lease: its process has ended every upload it started, or died before
-    }
-    const lease = parseLease(text);
-    const sameHost =
-      lease !== undefined &&
-      lease.instance === instance &&
-      me.bootId !== null &&
-      me.pidNamespace !== null &&
-      lease.bootId === me.bootId &&
-      lease.pidNamespace === me.pidNamespace &&
-      lease.startTicks !== null;
-    if (sameHost) return processStartTicks(lease.pid) === lease.startTicks;
-    // Another host, or an unreadable lease (being written?): alive while its heartbeat is fresh.
-    return Date.now() - mtimeMs < LEASE_STALE_MS;
-  }
-
   return {
     async put(source, expected) {
       await acquireLease();
       const tmp = path.join(tmpDir, `${me.instance}.${randomBytes(8).toString('hex')}.part`);
-      const hash = createHash('sha256');
-      let received = 0;
-      const meter = new Transform({
-        transform(chunk: Buffer, _encoding, done) {
-          received += chunk.length;
-          if (received > expected.size) {
-            done(
-              new BulwarkError(
-                'payload_too_large',
-                `the upload is larger than the declared size of ${expected.size} bytes`,
-              ),
-            );
-            return;
-          }
-          hash.update(chunk);
-          done(null, chunk);
-        },
-      });
       try {
-        try {
-          await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
-        } catch (err) {
-          if (err instanceof BulwarkError) throw err;
-          // The client went away or the stream broke: whatever arrived is not the image.
-          throw new BulwarkError(
-            'upload_incomplete',
-            `the upload ended after ${received} of ${expected.size} bytes (${(err as Error).message})`,
-            { cause: err },
-          );
-        }
-        if (received !== expected.size)
-          throw new BulwarkError(
-            'upload_incomplete',
-            `the upload is truncated: ${received} of ${expected.size} bytes arrived`,
-          );
-        const actual = hash.digest('hex');
-        if (actual !== expected.sha256)
-          throw new BulwarkError(
-            'hash_mismatch',
-            `the upload's SHA-256 is ${actual}, not the declared ${expected.sha256}`,
-          );
-        const handle = await open(tmp, 'r');
-        try {
-          await handle.sync(); // durable before it becomes visible
-        } finally {
-          await handle.close();
-        }
-        await rename(tmp, fileOf(actual));
+        await rename(tmp, fileOf(await receive(source, tmp, expected)));
       } finally {
         await rm(tmp, { force: true });
         await releaseLease();
@@ -278,7 +290,8 @@ export function createArtifactStore(root: string): ArtifactStore {
       const verdicts = new Map<string, Promise<boolean>>();
       const alive = (instance: string) => {
         let verdict = verdicts.get(instance);
-        if (!verdict) verdicts.set(instance, (verdict = ownerAlive(instance)));
+        if (!verdict)
+          verdicts.set(instance, (verdict = ownerAlive({ me, leaseFile: leaseOf(instance) }, instance)));
         return verdict;
       };
       const drop = async (name: string) => {
