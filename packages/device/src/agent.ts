@@ -1,10 +1,11 @@
 import mqtt from 'mqtt';
 import { BulwarkError, topics, type FirmwareStatus, type Heartbeat } from '@bulwark/protocol';
-import { createBackoff, type BackoffOptions } from './backoff.ts';
+import { createBackoff, type Backoff, type BackoffOptions } from './backoff.ts';
 import { certificateInfo, type CertificateInfo } from './certificate.ts';
 import { createFirmwareAgent, type AgentFirmwareOptions, type FirmwareAgent } from './firmware-agent.ts';
 import { buildHeartbeat } from './heartbeat.ts';
-import { openIdentityStore, type DeviceIdentity } from './identity-store.ts';
+import { asError, createEmitter, type Emitter } from './emitter.ts';
+import { openIdentityStore, type DeviceIdentity, type IdentityStore } from './identity-store.ts';
 import { DEFAULT_RENEW_THRESHOLD, renewIdentity, renewalDue } from './renewal.ts';
 import { defaultMqttUrl, parseMqttUrl } from './urls.ts';
 
@@ -99,6 +100,226 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const systemClock: Clock = { now: () => Date.now() };
 
+interface Settings {
+  heartbeatIntervalMs: number;
+  renewCheckIntervalMs: number;
+  connectTimeoutMs: number;
+  keepaliveS: number;
+  renewThreshold: number;
+}
+
+function settingsOf(options: AgentOptions): Settings {
+  const renewThreshold = options.renewThreshold ?? DEFAULT_RENEW_THRESHOLD;
+  if (!(renewThreshold > 0 && renewThreshold < 1)) {
+    throw new BulwarkError('validation_failed', 'renewThreshold must be between 0 and 1');
+  }
+  return {
+    heartbeatIntervalMs: positive(
+      'heartbeatIntervalMs',
+      options.heartbeatIntervalMs,
+      defaults.heartbeatIntervalMs,
+    ),
+    renewCheckIntervalMs: positive(
+      'renewCheckIntervalMs',
+      options.renewCheckIntervalMs,
+      defaults.renewCheckIntervalMs,
+    ),
+    connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs, defaults.connectTimeoutMs),
+    keepaliveS: positive('keepaliveS', options.keepaliveS, defaults.keepaliveS),
+    renewThreshold,
+  };
+}
+
+/** The agent's state, shared by the functions below. */
+interface State {
+  readonly settings: Settings;
+  readonly clock: Clock;
+  readonly backoff: Backoff;
+  readonly store: IdentityStore;
+  readonly mqttUrl: string;
+  readonly events: Emitter<AgentEvents>;
+  readonly startedAt: number;
+  firmware: FirmwareAgent | undefined;
+  identity: DeviceIdentity;
+  certificate: CertificateInfo;
+  client: mqtt.MqttClient | undefined;
+  /** False until the first connection attempt, so a renewal at start does not connect twice. */
+  running: boolean;
+  stopped: boolean;
+  renewal: Promise<CertificateInfo> | undefined;
+  /** The old connection closing after a renewal, before the new one opens. */
+  swapping: Promise<void> | undefined;
+  reconnectTimer: NodeJS.Timeout | undefined;
+  heartbeatTimer: NodeJS.Timeout | undefined;
+  renewTimer: NodeJS.Timeout | undefined;
+  seq: number;
+}
+
+function openClient(s: State): mqtt.MqttClient {
+  return mqtt.connect(s.mqttUrl, {
+    protocolVersion: 4,
+    clientId: s.identity.deviceId,
+    clean: true,
+    key: s.identity.keyPem,
+    cert: s.identity.certPem,
+    ca: s.identity.caPem,
+    rejectUnauthorized: true,
+    // mqtt.js would retry at a fixed period; we retry ourselves with exponential backoff.
+    reconnectPeriod: 0,
+    connectTimeout: s.settings.connectTimeoutMs,
+    keepalive: s.settings.keepaliveS,
+  });
+}
+
+function connect(s: State): void {
+  let current: mqtt.MqttClient;
+  try {
+    current = openClient(s);
+  } catch (err) {
+    s.events.emit('error', asError(err));
+    scheduleReconnect(s);
+    return;
+  }
+  s.client = current;
+  let sessionUp = false;
+  let lastError: Error | undefined;
+
+  current.on('connect', () => {
+    if (s.client !== current) return;
+    sessionUp = true;
+    s.backoff.reset();
+    s.events.emit('connected', { url: s.mqttUrl, clientId: s.identity.deviceId, certificate: s.certificate });
+    publishHeartbeat(s, current);
+    s.heartbeatTimer = setInterval(() => publishHeartbeat(s, current), s.settings.heartbeatIntervalMs);
+    s.firmware?.onConnect(current);
+  });
+  current.on('message', (topic, payload) => {
+    if (s.client === current) s.firmware?.onMessage(topic, payload);
+  });
+  current.on('error', (err) => {
+    lastError = err;
+    if (s.client === current) s.events.emit('error', describeConnectionError(err));
+  });
+  current.on('close', () => {
+    // Ends this client's resources; with reconnectPeriod 0 it would not reconnect anyway.
+    current.end(true);
+    if (s.client !== current) return; // replaced after renewal, or stopped
+    s.client = undefined;
+    clearInterval(s.heartbeatTimer);
+    if (sessionUp) s.events.emit('disconnected', { reason: 'lost', error: lastError });
+    if (!s.stopped) scheduleReconnect(s);
+  });
+}
+
+function scheduleReconnect(s: State): void {
+  const delayMs = s.backoff.next();
+  s.events.emit('reconnecting', { attempt: s.backoff.attempts, delayMs });
+  s.reconnectTimer = setTimeout(() => {
+    s.reconnectTimer = undefined;
+    if (!s.stopped) connect(s);
+  }, delayMs);
+}
+
+function publishHeartbeat(s: State, current: mqtt.MqttClient): void {
+  let beat: Heartbeat;
+  try {
+    beat = buildHeartbeat({
+      seq: s.seq++,
+      startedAt: s.startedAt,
+      now: s.clock.now(),
+      certNotAfter: s.certificate.notAfter,
+    });
+  } catch (err) {
+    s.events.emit('error', asError(err));
+    return;
+  }
+  current.publish(topics.heartbeat(s.identity.deviceId), JSON.stringify(beat), { qos: 1 }, (err) => {
+    if (err === undefined || err === null) s.events.emit('heartbeat', beat);
+    // A publish cut short by a lost connection is reported by `disconnected`, not as an error.
+    else if (s.client === current && current.connected) s.events.emit('error', err);
+  });
+}
+
+/** Swaps the connection for one with the renewed identity, without waiting for backoff. */
+function reconnectWithNewIdentity(s: State): void {
+  if (!s.running || s.stopped) return;
+  const previous = s.client;
+  s.client = undefined;
+  clearInterval(s.heartbeatTimer);
+  clearTimeout(s.reconnectTimer);
+  s.reconnectTimer = undefined;
+  s.backoff.reset();
+  if (previous?.connected) {
+    s.events.emit('disconnected', { reason: 'renewal' });
+    s.swapping = closeClient(previous, true).then(() => {
+      s.swapping = undefined;
+      if (!s.stopped && s.client === undefined) connect(s);
+    });
+  } else {
+    previous?.end(true);
+    connect(s);
+  }
+}
+
+function renew(s: State): Promise<CertificateInfo> {
+  s.renewal ??= (async () => {
+    const previous = s.certificate;
+    s.identity = await renewIdentity(s.identity, { store: s.store });
+    s.certificate = certificateInfo(s.identity.certPem);
+    s.events.emit('renewed', { certificate: s.certificate, previous });
+    reconnectWithNewIdentity(s);
+    return s.certificate;
+  })().finally(() => {
+    s.renewal = undefined;
+  });
+  return s.renewal;
+}
+
+async function renewIfDue(s: State): Promise<void> {
+  if (s.stopped || !renewalDue(s.certificate, s.clock.now(), s.settings.renewThreshold)) return;
+  try {
+    await renew(s);
+  } catch (err) {
+    // Retried at the next check; the current certificate stays in use until then.
+    s.events.emit('error', new Error(`certificate renewal failed: ${asError(err).message}`, { cause: err }));
+  }
+}
+
+/**
+ * Next check: when renewal becomes due, or after `renewCheckIntervalMs` if sooner. The periodic
+ * check retries a failed renewal and catches clock jumps (a device without a real-time clock
+ * often learns the time from NTP only after it has started).
+ */
+function scheduleRenewalCheck(s: State): void {
+  clearTimeout(s.renewTimer);
+  if (s.stopped) return;
+  const { certificate } = s;
+  const { renewCheckIntervalMs, renewThreshold } = s.settings;
+  const lifetime = certificate.notAfter - certificate.notBefore;
+  const untilDue = certificate.notAfter - lifetime * renewThreshold - s.clock.now();
+  const delay = untilDue >= 0 ? Math.min(renewCheckIntervalMs, untilDue + 1) : renewCheckIntervalMs;
+  s.renewTimer = setTimeout(
+    () => void renewIfDue(s).then(() => scheduleRenewalCheck(s)),
+    Math.min(delay, MAX_TIMER_MS),
+  );
+}
+
+async function stopAgent(s: State): Promise<void> {
+  s.stopped = true;
+  clearTimeout(s.renewTimer);
+  clearInterval(s.heartbeatTimer);
+  clearTimeout(s.reconnectTimer);
+  await s.renewal?.catch(() => undefined);
+  await s.firmware?.idle();
+  await s.swapping;
+  const current = s.client;
+  s.client = undefined;
+  if (current === undefined) return;
+  const wasConnected = current.connected;
+  await closeClient(current, wasConnected);
+  if (wasConnected) s.events.emit('disconnected', { reason: 'stopped' });
+}
+
 /**
  * Loads the identity in `dir`, then connects to the broker with the device certificate (mutual
  * TLS), publishes heartbeats, reconnects with exponential backoff and renews the certificate
@@ -115,262 +336,66 @@ const systemClock: Clock = { now: () => Date.now() };
  * ```
  */
 export async function startAgent(options: AgentOptions): Promise<Agent> {
-  const heartbeatIntervalMs = positive(
-    'heartbeatIntervalMs',
-    options.heartbeatIntervalMs,
-    defaults.heartbeatIntervalMs,
-  );
-  const renewCheckIntervalMs = positive(
-    'renewCheckIntervalMs',
-    options.renewCheckIntervalMs,
-    defaults.renewCheckIntervalMs,
-  );
-  const connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, defaults.connectTimeoutMs);
-  const keepaliveS = positive('keepaliveS', options.keepaliveS, defaults.keepaliveS);
-  const renewThreshold = options.renewThreshold ?? DEFAULT_RENEW_THRESHOLD;
-  if (!(renewThreshold > 0 && renewThreshold < 1)) {
-    throw new BulwarkError('validation_failed', 'renewThreshold must be between 0 and 1');
-  }
+  const settings = settingsOf(options);
   const clock = options.clock ?? systemClock;
-  const backoff = createBackoff(options.backoff, options.random);
-
   const store = openIdentityStore(options.dir);
-  let identity: DeviceIdentity = await store.load();
-  let certificate = certificateInfo(identity.certPem);
-  const mqttUrl = parseMqttUrl(options.mqttUrl ?? identity.mqttUrl ?? defaultMqttUrl(identity.serverUrl));
-
-  const listeners = new Map<AgentEvent, Set<(payload: never) => void>>();
-  let client: mqtt.MqttClient | undefined;
-  /** False until the first connection attempt, so a renewal at start does not connect twice. */
-  let running = false;
-  let stopped = false;
-  let stopping: Promise<void> | undefined;
-  let renewal: Promise<CertificateInfo> | undefined;
-  /** The old connection closing after a renewal, before the new one opens. */
-  let swapping: Promise<void> | undefined;
-  let reconnectTimer: NodeJS.Timeout | undefined;
-  let heartbeatTimer: NodeJS.Timeout | undefined;
-  let renewTimer: NodeJS.Timeout | undefined;
-  let seq = 0;
-  const startedAt = clock.now();
-  const firmware =
+  const identity = await store.load();
+  const s: State = {
+    settings,
+    clock,
+    backoff: createBackoff(options.backoff, options.random),
+    store,
+    mqttUrl: parseMqttUrl(options.mqttUrl ?? identity.mqttUrl ?? defaultMqttUrl(identity.serverUrl)),
+    events: createEmitter<AgentEvents>(),
+    startedAt: clock.now(),
+    firmware: undefined,
+    identity,
+    certificate: certificateInfo(identity.certPem),
+    client: undefined,
+    running: false,
+    stopped: false,
+    renewal: undefined,
+    swapping: undefined,
+    reconnectTimer: undefined,
+    heartbeatTimer: undefined,
+    renewTimer: undefined,
+    seq: 0,
+  };
+  s.firmware =
     options.firmware &&
     createFirmwareAgent({
       options: options.firmware,
       dir: options.dir,
-      identity: () => identity,
-      client: () => client,
-      onStatus: (status) => emit('firmware', status),
-      onError: (err) => emit('error', err),
+      identity: () => s.identity,
+      client: () => s.client,
+      onStatus: (status) => s.events.emit('firmware', status),
+      onError: (err) => s.events.emit('error', err),
     });
-
-  function emit<E extends AgentEvent>(event: E, payload: AgentEvents[E]): void {
-    for (const listener of listeners.get(event) ?? []) {
-      try {
-        (listener as (payload: AgentEvents[E]) => void)(payload);
-      } catch (err) {
-        // A faulty listener must not break the connection loop; report it unless it is the error
-        // listener itself (which would recurse).
-        if (event !== 'error') emit('error', asError(err));
-      }
-    }
-  }
-
-  function on<E extends AgentEvent>(event: E, listener: (payload: AgentEvents[E]) => void): () => void {
-    let set = listeners.get(event);
-    if (set === undefined) listeners.set(event, (set = new Set()));
-    set.add(listener);
-    return () => set.delete(listener);
-  }
-
-  function connect(): void {
-    let current: mqtt.MqttClient;
-    try {
-      current = mqtt.connect(mqttUrl, {
-        protocolVersion: 4,
-        clientId: identity.deviceId,
-        clean: true,
-        key: identity.keyPem,
-        cert: identity.certPem,
-        ca: identity.caPem,
-        rejectUnauthorized: true,
-        // mqtt.js would retry at a fixed period; we retry ourselves with exponential backoff.
-        reconnectPeriod: 0,
-        connectTimeout: connectTimeoutMs,
-        keepalive: keepaliveS,
-      });
-    } catch (err) {
-      emit('error', asError(err));
-      scheduleReconnect();
-      return;
-    }
-    client = current;
-    let sessionUp = false;
-    let lastError: Error | undefined;
-
-    current.on('connect', () => {
-      if (client !== current) return;
-      sessionUp = true;
-      backoff.reset();
-      emit('connected', { url: mqttUrl, clientId: identity.deviceId, certificate });
-      publishHeartbeat(current);
-      heartbeatTimer = setInterval(() => publishHeartbeat(current), heartbeatIntervalMs);
-      firmware?.onConnect(current);
-    });
-    current.on('message', (topic, payload) => {
-      if (client === current) firmware?.onMessage(topic, payload);
-    });
-    current.on('error', (err) => {
-      lastError = err;
-      if (client === current) emit('error', describeConnectionError(err));
-    });
-    current.on('close', () => {
-      // Ends this client's resources; with reconnectPeriod 0 it would not reconnect anyway.
-      current.end(true);
-      if (client !== current) return; // replaced after renewal, or stopped
-      client = undefined;
-      clearInterval(heartbeatTimer);
-      if (sessionUp) emit('disconnected', { reason: 'lost', error: lastError });
-      if (!stopped) scheduleReconnect();
-    });
-  }
-
-  function scheduleReconnect(): void {
-    const delayMs = backoff.next();
-    emit('reconnecting', { attempt: backoff.attempts, delayMs });
-    reconnectTimer = setTimeout(() => {
-      reconnectTimer = undefined;
-      if (!stopped) connect();
-    }, delayMs);
-  }
-
-  function publishHeartbeat(current: mqtt.MqttClient): void {
-    let beat: Heartbeat;
-    try {
-      beat = buildHeartbeat({ seq: seq++, startedAt, now: clock.now(), certNotAfter: certificate.notAfter });
-    } catch (err) {
-      emit('error', asError(err));
-      return;
-    }
-    current.publish(topics.heartbeat(identity.deviceId), JSON.stringify(beat), { qos: 1 }, (err) => {
-      if (err === undefined || err === null) emit('heartbeat', beat);
-      // A publish cut short by a lost connection is reported by `disconnected`, not as an error.
-      else if (client === current && current.connected) emit('error', err);
-    });
-  }
-
-  /** Swaps the connection for one with the renewed identity, without waiting for backoff. */
-  function reconnectWithNewIdentity(): void {
-    if (!running || stopped) return;
-    const previous = client;
-    client = undefined;
-    clearInterval(heartbeatTimer);
-    clearTimeout(reconnectTimer);
-    reconnectTimer = undefined;
-    backoff.reset();
-    if (previous?.connected) {
-      emit('disconnected', { reason: 'renewal' });
-      swapping = closeClient(previous, true).then(() => {
-        swapping = undefined;
-        if (!stopped && client === undefined) connect();
-      });
-    } else {
-      previous?.end(true);
-      connect();
-    }
-  }
-
-  function renew(): Promise<CertificateInfo> {
-    renewal ??= (async () => {
-      const previous = certificate;
-      identity = await renewIdentity(identity, { store });
-      certificate = certificateInfo(identity.certPem);
-      emit('renewed', { certificate, previous });
-      reconnectWithNewIdentity();
-      return certificate;
-    })().finally(() => {
-      renewal = undefined;
-    });
-    return renewal;
-  }
-
-  async function renewIfDue(): Promise<void> {
-    if (stopped || !renewalDue(certificate, clock.now(), renewThreshold)) return;
-    try {
-      await renew();
-    } catch (err) {
-      // Retried at the next check; the current certificate stays in use until then.
-      emit('error', new Error(`certificate renewal failed: ${asError(err).message}`, { cause: err }));
-    }
-  }
-
-  /**
-   * Next check: when renewal becomes due, or after `renewCheckIntervalMs` if sooner. The periodic
-   * check retries a failed renewal and catches clock jumps (a device without a real-time clock
-   * often learns the time from NTP only after it has started).
-   */
-  function scheduleRenewalCheck(): void {
-    clearTimeout(renewTimer);
-    if (stopped) return;
-    const lifetime = certificate.notAfter - certificate.notBefore;
-    const untilDue = certificate.notAfter - lifetime * renewThreshold - clock.now();
-    const delay = untilDue >= 0 ? Math.min(renewCheckIntervalMs, untilDue + 1) : renewCheckIntervalMs;
-    renewTimer = setTimeout(
-      () => void renewIfDue().then(scheduleRenewalCheck),
-      Math.min(delay, MAX_TIMER_MS),
-    );
-  }
 
   // Renew first if due at start, so the agent does not connect only to reconnect right after.
-  void renewIfDue().then(() => {
-    scheduleRenewalCheck();
-    if (stopped) return;
-    running = true;
-    connect();
+  void renewIfDue(s).then(() => {
+    scheduleRenewalCheck(s);
+    if (s.stopped) return;
+    s.running = true;
+    connect(s);
   });
 
+  let stopping: Promise<void> | undefined;
   return {
     deviceId: identity.deviceId,
-    mqttUrl,
+    mqttUrl: s.mqttUrl,
     get connected() {
-      return client?.connected ?? false;
+      return s.client?.connected ?? false;
     },
     get certificate() {
-      return certificate;
+      return s.certificate;
     },
-    on,
-    waitFor(event, { timeoutMs = 30_000, filter } = {}) {
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          off();
-          reject(new Error(`no "${event}" event within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const off = on(event, (payload) => {
-          if (filter !== undefined && !filter(payload)) return;
-          clearTimeout(timer);
-          off();
-          resolve(payload);
-        });
-      });
-    },
-    renewNow: () => renew(),
-    firmware,
+    on: s.events.on,
+    waitFor: s.events.waitFor,
+    renewNow: () => renew(s),
+    firmware: s.firmware,
     stop() {
-      stopping ??= (async () => {
-        stopped = true;
-        clearTimeout(renewTimer);
-        clearInterval(heartbeatTimer);
-        clearTimeout(reconnectTimer);
-        await renewal?.catch(() => undefined);
-        await firmware?.idle();
-        await swapping;
-        const current = client;
-        client = undefined;
-        if (current === undefined) return;
-        const wasConnected = current.connected;
-        await closeClient(current, wasConnected);
-        if (wasConnected) emit('disconnected', { reason: 'stopped' });
-      })();
+      stopping ??= stopAgent(s);
       return stopping;
     },
   };
@@ -407,8 +432,4 @@ function positive(name: string, value: number | undefined, fallback: number): nu
     throw new BulwarkError('validation_failed', `${name} must be a positive number`);
   }
   return result;
-}
-
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
 }

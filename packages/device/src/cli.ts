@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { deviceIdProblem } from '@bulwark/protocol';
-import { startAgent } from './agent.ts';
+import { startAgent, type Agent } from './agent.ts';
+import type { AgentFirmwareOptions } from './firmware-agent.ts';
 import { normalizeFingerprint } from './certificate.ts';
 import { parseDuration } from './duration.ts';
 import { enrollDevice, ROOT_FINGERPRINT_COMMAND } from './enroll.ts';
@@ -55,8 +56,12 @@ interface RunFlags {
  * process.exitCode = await main(process.argv.slice(2));
  * ```
  */
+/** One line of output: newlines inside a message are folded so every message is one line. */
+function line(write: (text: string) => void, text: string): void {
+  write(`${text.replace(/\s*\n\s*/g, ' ')}\n`);
+}
+
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
-  const line = (write: (text: string) => void, text: string) => write(`${text.replace(/\s*\n\s*/g, ' ')}\n`);
   const program = new Command('bulwark-agent')
     .description('Bulwark device agent: enroll this device, then keep it connected and its certificate fresh')
     .version(AGENT_VERSION)
@@ -67,6 +72,22 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
       outputError: (text, write) => line(write, text.trim()),
     });
 
+  enrollCommand(program, io);
+  runCommand(program, io);
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    // Help and --version arrive here too, with exit code 0.
+    if (err instanceof CommanderError) return err.exitCode;
+    line(io.stderr, `error: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
+
+/** `bulwark-agent enroll`: a key made here, a certificate by EST with a one-time token. */
+function enrollCommand(program: Command, io: CliIo): void {
   program
     .command('enroll')
     .description('generate a key on this device and obtain its certificate with a one-time token (EST)')
@@ -124,7 +145,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
           `${new Date(result.certificate.notAfter).toISOString()}, identity saved in ${result.dir}`,
       );
     });
+}
 
+/** `bulwark-agent run`: connected, heartbeats, renewal, firmware updates until stopped. */
+function runCommand(program: Command, io: CliIo): void {
   program
     .command('run')
     .description('connect to the broker, publish heartbeats and renew the certificate before it expires')
@@ -164,52 +188,46 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
         dir: flags.dir,
         mqttUrl: flags.mqtt,
         heartbeatIntervalMs: flags.heartbeatInterval,
-        firmware:
-          flags.hardwareId === undefined
-            ? undefined
-            : {
-                hardwareId: flags.hardwareId,
-                factory: {
-                  version: flags.firmwareVersion ?? '0.0.0',
-                  securityVersion: flags.securityVersion ?? 0,
-                },
-                trustedRoot: flags.tufRoot === undefined ? undefined : await readFile(flags.tufRoot, 'utf8'),
-              },
+        firmware: await firmwareOptions(flags),
       });
-      agent.on('firmware', (status) =>
-        line(
-          io.stdout,
-          `firmware ${status.target}: ${status.step}${status.reason === undefined ? '' : ` (${status.reason}${status.detail ? `: ${status.detail}` : ''})`}`,
-        ),
-      );
-      agent.on('connected', ({ url, clientId }) => line(io.stdout, `connected to ${url} as ${clientId}`));
-      agent.on('disconnected', ({ reason, error }) =>
-        line(io.stdout, `disconnected (${reason})${error === undefined ? '' : `: ${error.message}`}`),
-      );
-      agent.on('reconnecting', ({ attempt, delayMs }) =>
-        line(io.stdout, `reconnecting in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt})`),
-      );
-      agent.on('renewed', ({ certificate }) =>
-        line(io.stdout, `certificate renewed, valid until ${new Date(certificate.notAfter).toISOString()}`),
-      );
-      agent.on('error', (err) => line(io.stderr, `warning: ${err.message}`));
-      if (flags.verbose)
-        agent.on('heartbeat', (beat) => line(io.stdout, `heartbeat ${JSON.stringify(beat)}`));
+      report(agent, io, flags.verbose === true);
       line(io.stdout, `bulwark-agent ${AGENT_VERSION} running as ${agent.deviceId}, broker ${agent.mqttUrl}`);
       await stopRequested(io.stopSignal);
       await agent.stop();
       line(io.stdout, 'stopped');
     });
+}
 
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-    return 0;
-  } catch (err) {
-    // Help and --version arrive here too, with exit code 0.
-    if (err instanceof CommanderError) return err.exitCode;
-    line(io.stderr, `error: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
-  }
+/** Firmware updates when the device names its hardware id. */
+async function firmwareOptions(flags: RunFlags): Promise<AgentFirmwareOptions | undefined> {
+  if (flags.hardwareId === undefined) return undefined;
+  return {
+    hardwareId: flags.hardwareId,
+    factory: { version: flags.firmwareVersion ?? '0.0.0', securityVersion: flags.securityVersion ?? 0 },
+    trustedRoot: flags.tufRoot === undefined ? undefined : await readFile(flags.tufRoot, 'utf8'),
+  };
+}
+
+/** One line per agent event (heartbeats with --verbose). */
+function report(agent: Agent, io: CliIo, verbose: boolean): void {
+  agent.on('firmware', (status) =>
+    line(
+      io.stdout,
+      `firmware ${status.target}: ${status.step}${status.reason === undefined ? '' : ` (${status.reason}${status.detail ? `: ${status.detail}` : ''})`}`,
+    ),
+  );
+  agent.on('connected', ({ url, clientId }) => line(io.stdout, `connected to ${url} as ${clientId}`));
+  agent.on('disconnected', ({ reason, error }) =>
+    line(io.stdout, `disconnected (${reason})${error === undefined ? '' : `: ${error.message}`}`),
+  );
+  agent.on('reconnecting', ({ attempt, delayMs }) =>
+    line(io.stdout, `reconnecting in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt})`),
+  );
+  agent.on('renewed', ({ certificate }) =>
+    line(io.stdout, `certificate renewed, valid until ${new Date(certificate.notAfter).toISOString()}`),
+  );
+  agent.on('error', (err) => line(io.stderr, `warning: ${err.message}`));
+  if (verbose) agent.on('heartbeat', (beat) => line(io.stdout, `heartbeat ${JSON.stringify(beat)}`));
 }
 
 /** Adapts a validator that throws (our BulwarkErrors) to commander's argument parser. */
