@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { est, tufPaths } from '@bulwark/protocol';
+import { createAuthz, requestVisibility, type Authz } from './authz/index.ts';
 import { accessRoutes, createAccessService, type AccessService } from './access/index.ts';
 import { createBroker, createIngressRouter, createRetainedStore, type Broker } from './broker/index.ts';
 import { createFirewallService, firewallRoutes, type FirewallService } from './firewall/index.ts';
@@ -69,6 +70,8 @@ export interface Platform {
   events: EventBus;
   devices: DeviceService;
   users: UserService;
+  /** Roles, permissions and the one visibility check (routes, SSE streams, CLI). */
+  authz: Authz;
   /** Passkeys (WebAuthn): the server's routes and the CLI's credential management. */
   webauthn: WebauthnService;
   access: AccessService;
@@ -271,6 +274,8 @@ async function buildPlatform(
   const access = createAccessService({ db: store.db, events, now, devices });
   const firewall = createFirewall(core);
   const users = createUsers(core);
+  // Device groups for visibility, looked up briefly cached (wall clock: the cache is not behaviour).
+  const authz = createAuthz({ groupOf: async (id) => (await devices.find(id))?.group, now: Date.now });
   const webauthn = createWebauthnService({
     db: store.db,
     events,
@@ -365,6 +370,7 @@ async function buildPlatform(
     events,
     devices,
     users,
+    authz,
     webauthn,
     access,
     firewall,
@@ -388,20 +394,8 @@ async function buildPlatform(
  * only entries about devices of those groups (device groups are looked up, briefly cached).
  */
 function entryVisibility(platform: Platform) {
-  const cache = new Map<string, { group: string | null; at: number }>();
-  return async (request: FastifyRequest, entry: AuditEntry): Promise<boolean> => {
-    const groups = request.principal?.groups;
-    if (groups === null || groups === undefined) return true;
-    if (!entry.subject?.startsWith('device:')) return false;
-    const id = entry.subject.slice(7);
-    let hit = cache.get(id);
-    if (!hit || Date.now() - hit.at > 5000) {
-      hit = { group: (await platform.devices.find(id))?.group ?? null, at: Date.now() };
-      cache.set(id, hit);
-      if (cache.size > 10_000) cache.clear();
-    }
-    return hit.group !== null && groups.includes(hit.group);
-  };
+  const { sees } = requestVisibility(platform.authz);
+  return (request: FastifyRequest, entry: AuditEntry): Promise<boolean> => sees(request, { entry });
 }
 
 /** The HTTPS API (with the console and EST) and the mutual-TLS device listener, built and ready. */

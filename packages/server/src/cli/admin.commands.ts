@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { BulwarkError } from '@bulwark/protocol';
-import { roles } from '../users/index.ts';
+import { localOperator, roles } from '../authz/index.ts';
 import { common, printJson, withPlatform, type CommonOptions } from './context.ts';
 
 const explain = (username: string, secret: string, expiresAt: number) =>
@@ -28,7 +28,7 @@ export function adminCommands(): Command {
     .option('--role <role>', `one of ${roles.join(', ')}`, 'admin')
     .action(async (options: CommonOptions & { username: string; role: string }) => {
       const created = await withPlatform(options, (p) =>
-        p.users.create({ username: options.username, role: options.role }, 'cli'),
+        p.users.create({ username: options.username, role: options.role }, localOperator.actor),
       );
       if (options.json)
         printJson({
@@ -45,7 +45,9 @@ export function adminCommands(): Command {
   )
     .requiredOption('--username <name>', 'user name')
     .action(async (options: CommonOptions & { username: string }) => {
-      const reset = await withPlatform(options, (p) => p.users.resetSetup(options.username, 'cli'));
+      const reset = await withPlatform(options, (p) =>
+        p.users.resetSetup(options.username, localOperator.actor),
+      );
       if (options.json) printJson({ username: options.username, ...reset });
       else process.stdout.write(explain(options.username, reset.setupSecret, reset.setupExpiresAt));
     });

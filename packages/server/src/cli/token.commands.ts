@@ -6,9 +6,10 @@ import type { Principal } from '../users/index.ts';
 import { common, iso, printJson, printTable, withPlatform, type CommonOptions } from './context.ts';
 
 /**
- * The account a token belongs to, as a principal. The CLI runs on the server with its data directory, as
- * `admin create` does: host access stands for the operator (the HTTP API instead asks for a signed-in session
- * that passed step-up). A disabled account or one that never finished its setup gets no token.
+ * The account a token belongs to, as a principal. The CLI acts as the local operator (authz's `localOperator`:
+ * host access with the data directory stands for the operator, as for `admin create`), so it manages any
+ * account's tokens; the HTTP API instead asks for the owner's signed-in session that passed step-up. A disabled
+ * account or one that never finished its setup gets no token.
  */
 async function principalOf(p: Platform, username: string): Promise<Principal> {
   const user = await p.users.get(username);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { BulwarkError } from '@bulwark/protocol';
+import { seesGroup } from '../authz/index.ts';
 import type { EventBus } from '../events/index.ts';
 import type { AlertsTable, Db } from '../store/index.ts';
 import type { Finding, Json } from './engine.ts';
@@ -298,9 +299,10 @@ export function createAlertService(deps: AlertServiceDeps) {
       const alerts = rows.map(toAlert);
       if (filter.groups === null || filter.groups === undefined) return alerts;
       const visible: Alert[] = [];
+      const scope = { groups: filter.groups };
       for (const a of alerts) {
         const group = a.deviceId ? await deps.groupOf(a.deviceId) : undefined;
-        if (group && filter.groups.includes(group)) visible.push(a);
+        if (seesGroup(scope, group)) visible.push(a);
       }
       return visible;
     },
