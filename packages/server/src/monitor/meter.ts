@@ -2,6 +2,14 @@
 export const HOT = { messagesSent: 0, bytesSent: 1, messagesReceived: 2, bytesReceived: 3 } as const;
 export const hotMetrics = ['messages_sent', 'bytes_sent', 'messages_received', 'bytes_received'] as const;
 
+/** The number at `i` of a typed array (0 past its end): typed arrays are zero-filled, never sparse. */
+export const slot = (a: ArrayLike<number>, i: number): number => a[i] ?? 0;
+
+/** Adds to the number at `i` of a typed array. */
+const bump = (a: Float64Array | Uint32Array, i: number, by: number) => {
+  a[i] = slot(a, i) + by;
+};
+
 /** Message sizes in buckets of a quarter octave (2^(k/4) bytes): p50/p90/p99 within ~19 %. */
 export const SIZE_BUCKETS = 120;
 export function sizeBucket(bytes: number): number {
@@ -47,21 +55,26 @@ export class DeviceMeter {
   /** A publish the broker accepted from this device. */
   published(topic: string, bytes: number): void {
     const t = this.totals;
-    t[0]! += 1;
-    t[1]! += bytes;
+    bump(t, 0, 1);
+    bump(t, 1, bytes);
     if (bytes > this.maxSize) this.maxSize = bytes;
     if (bytes < this.minSize) this.minSize = bytes;
     this.lastSize = bytes;
-    if (this.sizes) this.sizes[sizeBucket(bytes)]! += 1;
+    if (this.sizes) bump(this.sizes, sizeBucket(bytes), 1);
     if (this.topics.size < TOPICS_PER_TICK) this.topics.add(topic);
-    if (t[0]! > this.triggers[0]! || t[1]! > this.triggers[1]! || bytes > this.sizeTrigger) this.trip(this);
+    if (this.over(0) || this.over(1) || bytes > this.sizeTrigger) this.trip(this);
   }
 
   /** A message delivered to this device. */
   received(bytes: number): void {
     const t = this.totals;
-    t[2]! += 1;
-    t[3]! += bytes;
-    if (t[2]! > this.triggers[2]! || t[3]! > this.triggers[3]!) this.trip(this);
+    bump(t, 2, 1);
+    bump(t, 3, bytes);
+    if (this.over(2) || this.over(3)) this.trip(this);
+  }
+
+  /** Has total `i` passed the level at which some rule breaches? */
+  private over(i: number): boolean {
+    return slot(this.totals, i) > slot(this.triggers, i);
   }
 }

@@ -2,7 +2,6 @@ import { BulwarkError, type DeviceMetricsReport } from '@bulwark/protocol';
 import {
   createEventRateLimit,
   deviceIdOf,
-  subjectIdOf,
   subjectOf,
   type AuditEntry,
   type EventBus,
@@ -221,71 +220,6 @@ export function createMonitor(deps: MonitorDeps) {
     }
   }
 
-  /**
-   * Fleet-level events that are alerts in their own right: a ban (the firewall's, or one made by hand), a
-   * rollout that paused itself (its failure gate tripped) and firmware that devices run being exposed to a
-   * critical or high advisory.
-   */
-  function fleetFindings(entry: AuditEntry) {
-    const subject = entry.subject ?? '';
-    const sink = (finding: Omit<Finding, 'at' | 'deviceId'>) =>
-      raiseFinding({ ...finding, deviceId: null, at: entry.ts });
-    if (entry.type === 'firewall.ban_created') {
-      // Every ban is an alert: who is locked out, why, by whom (an operator or a firewall rule) and until when.
-      const data = entry.data;
-      const automatic = data.origin === 'automatic';
-      raiseFinding({
-        detector: 'firewall_ban',
-        subject,
-        deviceId: data.kind === 'device' ? data.value : null,
-        severity: automatic ? 'medium' : 'low',
-        title: `${data.kind} ${data.value} banned (${automatic ? `automatic: ${String(data.rule)}` : 'manual'}): ${data.reason}`,
-        evidence: {
-          kind: data.kind,
-          value: data.value,
-          reason: data.reason,
-          origin: automatic ? 'automatic' : 'manual',
-          rule: data.rule ?? null,
-          expiresAt: data.expiresAt ?? null,
-          banId: data.id ?? null,
-        },
-        at: entry.ts,
-      });
-    } else if (entry.type === 'firewall.ban_removed') resolveFinding('firewall_ban', subject, 'ban lifted');
-    else if (entry.type === 'rollout.paused' && entry.data.automatic) {
-      const data = entry.data;
-      sink({
-        detector: 'rollout_paused',
-        subject,
-        severity: 'high',
-        title: `Rollout ${subjectIdOf(subject, 'rollout') ?? ''} paused itself: ${data.reason}`,
-        evidence: {
-          reason: data.reason,
-          phase: data.phase,
-          failureRate: data.failureRate ?? null,
-          threshold: data.threshold ?? null,
-        },
-      });
-    } else if (
-      entry.type === 'rollout.resumed' ||
-      entry.type === 'rollout.aborted' ||
-      entry.type === 'rollout.completed'
-    )
-      resolveFinding('rollout_paused', subject, entry.type.replace('rollout.', 'rollout '));
-    else if (entry.type === 'vulnerability.exposure_alert') {
-      const data = entry.data;
-      const severity = data.severity.toLowerCase();
-      const advisory = subjectIdOf(subject, 'advisory') ?? '';
-      sink({
-        detector: 'vulnerable_firmware',
-        subject,
-        severity: severity === 'critical' ? 'critical' : 'high',
-        title: `${advisory} (${severity}) affects firmware that ${data.devices} device(s) run`,
-        evidence: { advisory, score: data.score ?? null, releases: data.releases, devices: data.devices },
-      });
-    }
-  }
-
   let unsubscribe: (() => void) | undefined;
   let stopProfiles: (() => void) | undefined;
   let tickTimer: NodeJS.Timeout | undefined;
@@ -362,7 +296,6 @@ export function createMonitor(deps: MonitorDeps) {
             if (engine.hasProfile(id))
               resolveProfile(id).catch((err: unknown) => deps.onError(err, 'profile'));
           }
-          fleetFindings(entry);
           if (entry.type === 'zone.updated' || entry.type === 'zone.deleted')
             refreshAll().catch((err: unknown) => deps.onError(err, 'profiles'));
         } catch (err) {
