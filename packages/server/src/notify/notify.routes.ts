@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { api } from '@bulwark/protocol';
 import type {} from '../http/index.ts'; // app.defineRoute
-import { fleetActor } from '../users/index.ts';
+import { fleetActor } from '../authz/index.ts';
 import type { NotifyService } from './notify.service.ts';
 
 const contracts = api.notify;

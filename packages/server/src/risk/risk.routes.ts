@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { requestScope } from '../users/index.ts';
+import { requestScope } from '../authz/index.ts';
 import type { Risk } from './risk.service.ts';
 import { advisorySeverities } from './severity.ts';
 
