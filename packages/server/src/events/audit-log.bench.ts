@@ -5,7 +5,7 @@ import path from 'node:path';
 import { bench, describe } from 'vitest';
 import { createSecretBox } from '../secrets/index.ts';
 import { isBusy, isUniqueViolation, openStore } from '../store/index.ts';
-import { createAuditLog, createEventBus, type SecurityEvent } from './index.ts';
+import { actorOf, createAuditLog, createEventBus, subjectOf, type SecurityEvent } from './index.ts';
 
 // Durable appends on SQLite (WAL, synchronous=FULL): one at a time, and batched by the event bus.
 const store = await openStore({
@@ -20,8 +20,8 @@ const log = createAuditLog({
 const bus = createEventBus({ log });
 const event: SecurityEvent = {
   type: 'mqtt.publish_denied',
-  actor: 'device:bench',
-  subject: 'device:bench',
+  actor: actorOf.device('bench'),
+  subject: subjectOf.device('bench'),
   data: { topic: 'devices/other/x', reason: 'outside_own_subtree' },
 };
 await log.append(Array.from({ length: 10_000 }, () => event));
