@@ -306,6 +306,7 @@ async function buildPlatform(
     onError: (err) => logFailure(err, {}, 'firmware background work failed'),
     // A release with an SBOM is matched against the advisories already imported.
     onReleaseCreated: (_release, actor) => risk.vulnerabilities.rematch(actor),
+    onReleaseDiscard: (tx, releaseId) => risk.vulnerabilities.forgetRelease(tx, releaseId),
   });
   const risk = createRisk({ db: store.db, events, now, firmware });
   devices.setFacts({

@@ -8,7 +8,7 @@ import {
 import type { Device } from '../devices/index.ts';
 import type { EventBus } from '../events/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
-import type { Db } from '../store/index.ts';
+import type { Db, Tx } from '../store/index.ts';
 import { createArtifactStore } from './artifact-store.ts';
 import { createFleet } from './fleet.service.ts';
 import { createReleaseService } from './release.service.ts';
@@ -48,6 +48,8 @@ export interface FirmwareDeps {
    * Awaited before `releases.create` resolves.
    */
   onReleaseCreated?: ((release: Release, actor: string) => Promise<unknown>) | undefined;
+  /** A draft is being discarded: what other modules keep about it goes in the same transaction (risk). */
+  onReleaseDiscard?: ((tx: Tx, releaseId: string) => Promise<unknown>) | undefined;
 }
 
 /**
@@ -64,6 +66,7 @@ export function createFirmware(deps: FirmwareDeps) {
     now,
     artifacts,
     maxArtifactSize: settings.maxArtifactSize,
+    onDiscard: deps.onReleaseDiscard,
   });
   const expiry: TufExpiry = {
     root: settings.rootExpiry,

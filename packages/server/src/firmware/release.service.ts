@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { BulwarkError } from '@bulwark/protocol';
 import { subjectOf, type EventBus } from '../events/index.ts';
-import { isUniqueViolation, type Db } from '../store/index.ts';
+import { isUniqueViolation, type Db, type Tx } from '../store/index.ts';
 import type { ArtifactStore } from './artifact-store.ts';
 import * as store from './release.store.ts';
 import {
@@ -28,6 +28,8 @@ export interface ReleaseServiceDeps {
   now: () => number;
   artifacts: ArtifactStore;
   maxArtifactSize: number;
+  /** Other modules' records of a draft being discarded go first, in its transaction (risk's matches). */
+  onDiscard?: ((tx: Tx, releaseId: string) => Promise<unknown>) | undefined;
 }
 
 /** What the custom field of a TUF target carries; devices read hardware fit and anti-rollback from it. */
@@ -251,7 +253,10 @@ async function discardRelease(deps: ReleaseServiceDeps, ref: string, actor: stri
   const release = await requireRelease(deps, ref);
   if (release.status !== 'draft')
     throw new BulwarkError('conflict', 'only a draft can be discarded: retire a release instead');
-  await deps.db.transaction().execute((trx) => store.deleteRelease(trx, release.id));
+  await deps.db.transaction().execute(async (trx) => {
+    await deps.onDiscard?.(trx, release.id);
+    await store.deleteRelease(trx, release.id);
+  });
   await deps.events.emit({
     type: 'firmware.release_discarded',
     actor,

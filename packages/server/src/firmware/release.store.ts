@@ -126,7 +126,6 @@ export async function updateRelease(
 
 export async function deleteRelease(q: DbOrTx, id: string): Promise<void> {
   await q.deleteFrom('firmware_sbom_components').where('release_id', '=', id).execute();
-  await q.deleteFrom('firmware_release_vulnerabilities').where('release_id', '=', id).execute();
   await q.deleteFrom('firmware_releases').where('id', '=', id).where('status', '=', 'draft').execute();
 }
 

@@ -38,6 +38,11 @@ export async function matchedPairs(q: DbOrTx): Promise<Set<string>> {
   return new Set(rows.map((r) => `${r.release_id} ${r.advisory_id}`));
 }
 
+/** Drops the matches of one release (a discarded draft). */
+export async function deleteMatchesOf(q: DbOrTx, releaseId: string): Promise<void> {
+  await q.deleteFrom('firmware_release_vulnerabilities').where('release_id', '=', releaseId).execute();
+}
+
 export async function replaceMatches(db: Db, rows: MatchRow[]): Promise<void> {
   await db.transaction().execute(async (trx) => {
     await trx.deleteFrom('firmware_release_vulnerabilities').execute();

@@ -17,13 +17,7 @@ const exemptFiles = new Set(['store/migrations.ts']);
  * Writes waiting for their owner's door (each entry names the module, the table and why). An entry that no
  * longer matches a write fails too, so the list only shrinks.
  */
-const allowed: { module: string; table: TableName; why: string }[] = [
-  {
-    module: 'firmware',
-    table: 'firmware_release_vulnerabilities',
-    why: 'firmware/release.store.ts deletes a discarded release’s matches; risk/ owns them now (issue 13, point 3): ask its door',
-  },
-];
+const allowed: { module: string; table: TableName; why: string }[] = [];
 
 export interface Write {
   file: string;
