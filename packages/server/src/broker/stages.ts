@@ -154,7 +154,7 @@ export interface DeliverPacket {
  * ```ts
  * const onlyOwnTopics: DeliverStage = {
  *   name: 'own-topics',
- *   run: (session, packet) => (packet.topic.startsWith(`devices/${session.deviceId}/`) ? packet : null),
+ *   run: (session, packet) => (packet.topic.startsWith(topics.devicePrefix(session.deviceId)) ? packet : null),
  * };
  * ```
  */
