@@ -32,7 +32,8 @@ export function banCommands(): Command {
       ) => {
         const given = (['address', 'device', 'certificate'] as const).filter((k) => options[k] !== undefined);
         const kind = given[0];
-        if (given.length !== 1 || kind === undefined)
+        const value = kind === undefined ? undefined : options[kind];
+        if (given.length !== 1 || kind === undefined || value === undefined)
           throw new BulwarkError(
             'validation_failed',
             'give exactly one of --address, --device or --certificate',
@@ -47,7 +48,7 @@ export function banCommands(): Command {
           p.firewall.add(
             {
               kind,
-              value: options[kind]!,
+              value,
               reason: options.reason,
               ttlMs,
             },

@@ -83,11 +83,8 @@ function readCsv(file: string) {
   return importRows(parseCsv(text));
 }
 
-export function deviceCommands(): Command {
-  const device = new Command('device').description(
-    'manage devices: add, import, enrollment tokens, list, show, update, quarantine, revoke',
-  );
-
+/** `bulwark device` add, token: register a device and give it an enrollment token. */
+function registerCommands(device: Command): void {
   common(device.command('add <id>').description('register a device so it can be given an enrollment token'))
     .option('--group <group>', 'device group')
     .action(async (id: string, options: CommonOptions & { group?: string }) => {
@@ -111,7 +108,10 @@ export function deviceCommands(): Command {
         printJson({ token: issued.token, deviceId: id, expiresAt: new Date(issued.expiresAt).toISOString() });
       else process.stdout.write(`${issued.token}\n`);
     });
+}
 
+/** `bulwark device` list, show: what the operator reads. */
+function readCommands(device: Command): void {
   common(
     device
       .command('list')
@@ -173,7 +173,10 @@ export function deviceCommands(): Command {
       ];
       process.stdout.write(lines.join('\n') + '\n');
     });
+}
 
+/** `bulwark device` update, import: change devices, add many from a file. */
+function changeCommands(device: Command): void {
   common(
     device
       .command('update <id>')
@@ -263,7 +266,10 @@ export function deviceCommands(): Command {
           `${failed.length} of ${results.length} rows not imported (line ${failed.map((f) => f.line).join(', ')}); the other rows were added`,
         );
     });
+}
 
+/** `bulwark device` revoke, disable/enable, quarantine/release. */
+function lifecycleCommands(device: Command): void {
   common(
     device
       .command('revoke <id>')
@@ -327,5 +333,16 @@ export function deviceCommands(): Command {
           process.stdout.write(`alert ${a.id} (${a.detector}) resolved: ${a.resolution}\n`);
       });
   }
+}
+
+export function deviceCommands(): Command {
+  const device = new Command('device').description(
+    'manage devices: add, import, enrollment tokens, list, show, update, quarantine, revoke',
+  );
+
+  registerCommands(device);
+  readCommands(device);
+  changeCommands(device);
+  lifecycleCommands(device);
   return device;
 }

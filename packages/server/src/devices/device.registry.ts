@@ -11,6 +11,7 @@ import {
   mergeAttributes,
   newDeviceRow,
   newToken,
+  requireStatus,
 } from './device.rules.ts';
 import * as store from './device.store.ts';
 import {
@@ -211,6 +212,7 @@ export async function issueToken(
     throw new BulwarkError('device_revoked', `device ${id} is revoked and cannot enroll again`);
   if (device.status === 'disabled')
     throw new BulwarkError('device_disabled', `device ${id} is disabled: enable it first`);
+  requireStatus(device, 'issueToken');
   const token = newToken();
   const t = ctx.now();
   const tokenId = randomUUID();

@@ -6,10 +6,13 @@ export async function getStoreMeta(q: DbOrTx, name: string): Promise<string | un
 }
 
 /** Writes `name` once; a value already there (another process was first) is kept. */
-export async function putStoreMeta(q: DbOrTx, name: string, value: string, now: number): Promise<void> {
+export async function putStoreMeta(
+  q: DbOrTx,
+  meta: { name: string; value: string; now: number },
+): Promise<void> {
   await q
     .insertInto('store_meta')
-    .values({ name, value, created_at: now })
+    .values({ name: meta.name, value: meta.value, created_at: meta.now })
     .onConflict((oc) => oc.column('name').doNothing())
     .execute();
 }

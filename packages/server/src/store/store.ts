@@ -76,8 +76,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     });
     store = makeStore(
       new Kysely<Database>({ dialect: new PostgresDialect({ pool: guardPool(pool, availability) }) }),
-      'postgres',
-      redactDatabaseUrl(options.databaseUrl),
+      { dialect: 'postgres', location: redactDatabaseUrl(options.databaseUrl) },
       availability,
     );
   } else {
@@ -92,11 +91,10 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
-    store = makeStore(
-      new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }),
-      'sqlite',
-      file,
-    );
+    store = makeStore(new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), {
+      dialect: 'sqlite',
+      location: file,
+    });
   }
   try {
     await migrate(store.db);
@@ -155,7 +153,12 @@ function rootCause(err: unknown): string {
 
 const alwaysUp: StoreHealth = { state: 'up', since: Date.now() };
 
-function makeStore(db: Db, dialect: DialectName, location: string, availability?: Availability): Store {
+function makeStore(
+  db: Db,
+  where: { dialect: DialectName; location: string },
+  availability?: Availability,
+): Store {
+  const { dialect, location } = where;
   return {
     db,
     dialect,
