@@ -179,12 +179,12 @@ describe('broker: MQTT 3.1.1 over mutual TLS', () => {
     const d = await enrollInProcess(s, 'dev-off');
     const live = await connectMqtt(s.mqttUrl, ca, d);
     const closed = new Promise<boolean>((resolve) => live.once('close', () => resolve(true)));
-    await s.platform.devices.setDisabled('dev-off', true, 'test', 'maintenance');
+    await s.platform.devices.setDisabled('dev-off', { disabled: true, reason: 'maintenance' }, 'test');
     expect(await closed).toBe(true);
     live.end(true);
     const r = await raw(d, [connect('dev-off')]);
     expect(r.packets[0]).toMatchObject({ cmd: 'connack', returnCode: 5 });
-    await s.platform.devices.setDisabled('dev-off', false, 'test');
+    await s.platform.devices.setDisabled('dev-off', { disabled: false }, 'test');
     const again = await connectMqtt(s.mqttUrl, ca, d);
     await again.endAsync();
   });

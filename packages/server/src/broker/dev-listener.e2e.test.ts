@@ -77,7 +77,7 @@ describe('development listener (authentication: none)', () => {
       },
       'test',
     );
-    await s.platform.access.attach('anon-lab', 'group', 'anonymous', 'test', true);
+    await s.platform.access.attach('anon-lab', { kind: 'group', target: 'anonymous' }, 'test');
     const lab = await plain(port, [
       connect('bench-9'),
       { cmd: 'publish', topic: 'lab/bench-9', payload: Buffer.from('1'), qos: 1, messageId: 1 },

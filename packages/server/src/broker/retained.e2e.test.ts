@@ -115,7 +115,7 @@ describe('retained messages: bounded per device and in total, kept in the store'
       },
       'test',
     );
-    await s.platform.access.attach('status-reader', 'device', 'ret-reader', 'test', true);
+    await s.platform.access.attach('status-reader', { kind: 'device', target: 'ret-reader' }, 'test');
     const b = await connectMqtt(s.mqttUrl, ca, devices['ret-b']!);
     // ret-b holds 1 of its 2 (devices/ret-b/state); the broker's 3 are taken, so ret-a makes room first.
     const a = await connectMqtt(s.mqttUrl, ca, devices['ret-a']!);
