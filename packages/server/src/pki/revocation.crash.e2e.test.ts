@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConfig } from '../config/index.ts';
 import { atomicSteps, subjectOf, type AtomicStep } from '../events/index.ts';
 import { createLogger } from '../logger.ts';
@@ -62,38 +62,39 @@ const expected: Record<AtomicStep, typeof both> = { written: neither, committed:
 describe.each(testDialects)('a revocation killed at each step, then restarted (%s)', (dialect) => {
   let dataDir: string | undefined;
   let db: TestStore | undefined;
-  afterEach(async () => {
+  let open: () => Promise<Platform>;
+  let databaseUrl = '';
+  // One installation per dialect, with a device enrolled for each step.
+  beforeAll(async () => {
+    dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-crash-'));
+    if (dialect === 'postgres') db = await createTestStore('postgres');
+    databaseUrl = db?.location.url ?? '';
+    const config = testConfig({
+      dataDir,
+      logLevel: 'silent',
+      ...(databaseUrl ? { 'database.url': databaseUrl } : {}),
+    });
+    open = () => createPlatform(config, { logger: createLogger('silent') });
+    const p = await open();
+    for (const step of atomicSteps) {
+      await p.devices.add({ id: step }, 'test');
+      const { token } = await p.devices.issueToken(step, 'test');
+      await (await p.pki()).enroll({ deviceId: step, token, csr: await csr() });
+    }
+    await p.close();
+  }, 120_000);
+  afterAll(async () => {
     await db?.cleanup();
-    db = undefined;
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   it.each(atomicSteps)(
     'leaves both the revocation and its audit events, or neither (killed at %s)',
     async (step) => {
-      dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-crash-'));
-      if (dialect === 'postgres') db = await createTestStore('postgres');
-      const databaseUrl = db?.location.url ?? '';
-      const config = testConfig({
-        dataDir,
-        logLevel: 'silent',
-        ...(databaseUrl ? { 'database.url': databaseUrl } : {}),
+      const args = [crashScript, dataDir ?? '', databaseUrl, step, step];
+      const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+        stdio: ['ignore', 'pipe', 'inherit'],
       });
-      const open = () => createPlatform(config, { logger: createLogger('silent') });
-
-      const before = await open();
-      await before.devices.add({ id: 'pump-1' }, 'test');
-      const { token } = await before.devices.issueToken('pump-1', 'test');
-      await (await before.pki()).enroll({ deviceId: 'pump-1', token, csr: await csr() });
-      await before.close();
-
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', crashScript, dataDir, databaseUrl, 'pump-1', step],
-        {
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
-      );
       let out = '';
       child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
       const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
@@ -102,7 +103,7 @@ describe.each(testDialects)('a revocation killed at each step, then restarted (%
       // The restart appends what the crash left in the outbox before anything else runs.
       const after = await open();
       try {
-        expect(await revocationState(after, 'pump-1')).toEqual({ ...expected[step], outbox: 0 });
+        expect(await revocationState(after, step)).toEqual({ ...expected[step], outbox: 0 });
         expect(await after.audit.verify()).toMatchObject({ ok: true });
       } finally {
         await after.close();
