@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { api, BulwarkError } from '@bulwark/protocol';
 import type {} from '../http/index.ts'; // app.defineRoute
-import { fleetActor, requestScope } from '../users/index.ts';
+import { fleetActor, fleetWide, requestScope, seesGroup } from '../authz/index.ts';
 import type { AccessService } from './access.service.ts';
 
 type DeviceGroup = (id: string) => Promise<string | null | undefined>;
@@ -10,10 +10,9 @@ const contracts = api.access;
 
 /** Device-side scope: a user limited to device groups may only look at devices of those groups. */
 async function requireVisible(request: FastifyRequest, deviceId: string, group: DeviceGroup) {
-  const groups = request.principal?.groups;
-  if (groups === null || groups === undefined) return;
-  const g = await group(deviceId);
-  if (g === undefined || g === null || !groups.includes(g))
+  const { scope } = requestScope(request);
+  if (fleetWide(scope)) return;
+  if (!seesGroup(scope, await group(deviceId)))
     throw new BulwarkError('not_found', `device ${deviceId} does not exist`);
 }
 

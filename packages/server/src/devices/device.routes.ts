@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { api, BulwarkError } from '@bulwark/protocol';
 import type {} from '../http/index.ts'; // app.defineRoute
-import { requestScope } from '../users/index.ts';
+import { requestScope } from '../authz/index.ts';
 import type { DeviceService } from './device.service.ts';
 import type { Device } from './device.types.ts';
 

@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { BulwarkError } from '@bulwark/protocol';
 import { parseDuration } from '../config/index.ts';
-import { requestScope } from '../users/index.ts';
+import { fleetWide, requestScope, seesAllGroups } from '../authz/index.ts';
 import type { Firmware } from './firmware.service.ts';
 import { rolloutDeviceStatuses, rolloutStatuses, type RolloutSettings } from './rollout.plan.ts';
 import { releaseStatuses, type Release } from './release.types.ts';
@@ -420,11 +420,7 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
       const tags = ['firmware rollouts'];
       /** A user limited to device groups sees and acts only on rollouts confined to those groups (else 404). */
       const inScope = (request: FastifyRequest, r: { selector: { groups?: string[] | undefined } }) => {
-        const { groups } = requestScope(request);
-        return (
-          groups === null ||
-          (!!r.selector.groups?.length && r.selector.groups.every((g) => groups.includes(g)))
-        );
+        return seesAllGroups(requestScope(request).scope, r.selector.groups);
       };
       const visibleRollout = async (request: FastifyRequest, id: string) => {
         const r = await rollouts.get(id);
@@ -479,20 +475,14 @@ export function firmwareRoutes({ firmware }: FirmwareRoutesDeps) {
           },
         },
         async (request, reply) => {
-          const { actor, groups } = requestScope(request);
+          const { actor, scope } = requestScope(request);
           const b = request.body;
-          if (groups !== null) {
-            // A user limited to device groups rolls out only inside them.
-            if (
-              b.selector.all ||
-              !b.selector.groups?.length ||
-              b.selector.groups.some((g) => !groups.includes(g))
-            )
-              throw new BulwarkError(
-                'forbidden',
-                'you may roll out only to your own device groups (selector.groups)',
-              );
-          }
+          // A user limited to device groups rolls out only inside them.
+          if (!fleetWide(scope) && (b.selector.all || !seesAllGroups(scope, b.selector.groups)))
+            throw new BulwarkError(
+              'forbidden',
+              'you may roll out only to your own device groups (selector.groups)',
+            );
           const settings: Partial<RolloutSettings> & Pick<RolloutSettings, 'phases'> = {
             phases: b.phases.map((p) =>
               typeof p === 'number'

@@ -2,8 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { api, BulwarkError } from '@bulwark/protocol';
 import { streamEvents, type AuditEntry, type AuditLog, type EventBus } from '../events/index.ts';
 import type {} from '../http/index.ts'; // app.defineRoute
-import { createAuthz, requestVisibility } from '../authz/index.ts';
-import { can, fleetActor, requestScope } from '../users/index.ts';
+import { can, createAuthz, fleetActor, requestScope, requestVisibility } from '../authz/index.ts';
 import { alertStatuses, type Alert } from './alert.service.ts';
 import type { Monitor } from './monitor.service.ts';
 import { responsePermissions } from './monitor.service.ts';
