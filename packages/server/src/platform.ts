@@ -340,20 +340,20 @@ async function buildPlatform(
         quarantined: device.quarantinedAt !== null,
       };
     },
+    // Responses act through the services (also from the CLI; the PKI loads on first use).
+    actions: {
+      quarantine: (id, reason, actor) => access.setQuarantine(id, { quarantined: true, reason }, actor),
+      revoke: async (id, _reason, actor) => {
+        await (await pki()).revokeDevice(id, actor, 'keyCompromise');
+      },
+      banAddress: async (address, reason, ttlMs, actor) => {
+        await firewall.add({ kind: 'address', value: address, reason, ttlMs }, actor);
+      },
+      disableUser: async (username, _reason, actor) => {
+        await users.update(username, { disabled: true }, actor);
+      },
+    },
     onError: (err, what) => logFailure(err, {}, `monitor: ${what}`),
-  });
-  // Responses act through the services (also from the CLI; the PKI loads on first use).
-  monitor.setActions({
-    quarantine: (id, reason, actor) => access.setQuarantine(id, { quarantined: true, reason }, actor),
-    revoke: async (id, _reason, actor) => {
-      await (await pki()).revokeDevice(id, actor, 'keyCompromise');
-    },
-    banAddress: async (address, reason, ttlMs, actor) => {
-      await firewall.add({ kind: 'address', value: address, reason, ttlMs }, actor);
-    },
-    disableUser: async (username, _reason, actor) => {
-      await users.update(username, { disabled: true }, actor);
-    },
   });
   if (core.created && config.monitor.defaultProfile) await installDefaultProfile(monitor);
   // The store going down and coming back becomes an alert once the store can take it (see store/outage.ts).

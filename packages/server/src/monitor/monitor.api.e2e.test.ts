@@ -1,48 +1,51 @@
-import https from 'node:https';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectMqtt, httpsRequest } from '../test-support/clients.ts';
-import { apiToken, enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
+import { createTestPlatform, type TestPlatform } from '../test-support/platform.ts';
+import { apiToken, enrollInProcess } from '../test-support/server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Security profiles, automatic and manual responses, the alert lifecycle and its live stream, device
- * metrics reports and Prometheus, over the HTTP API with real MQTT devices.
+ * metrics reports and Prometheus, over the HTTP API (inject) with mqtt.js devices, on the platform in
+ * process: what is tested is the API and the services, not the wire (the CLI stays a real process).
  */
 describe('monitor API: profiles, responses, alert lifecycle, stream and /metrics', () => {
-  let s: TestServer;
-  let ca: string;
+  let s: TestPlatform;
   let admin: string;
   let viewer: string;
   const clients: MqttClient[] = [];
 
-  const api = async (method: string, path: string, body?: unknown, token = admin) => {
-    const res = await httpsRequest(`${s.httpsUrl}${path}`, {
+  const api = async (
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    body?: unknown,
+    token = admin,
+  ) => {
+    const res = await s.app.inject({
       method,
-      ca,
+      url: path,
       headers: {
         authorization: `Bearer ${token}`,
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
     });
-    const json = res.headers['content-type']?.includes('json')
+    const json = String(res.headers['content-type'] ?? '').includes('json')
       ? (JSON.parse(res.body) as Record<string, unknown>)
       : {};
-    return { status: res.status, body: json, text: res.body };
+    return { status: res.statusCode, body: json, text: res.body };
   };
 
   beforeAll(async () => {
-    s = await startTestServer({ 'monitor.tickInterval': 100 });
-    ca = (await s.platform.pki()).chainPem();
+    s = await createTestPlatform({ overrides: { 'monitor.tickInterval': 100 } });
     admin = await apiToken(s, 'alice', 'admin');
     viewer = await apiToken(s, 'victor', 'viewer');
   }, 60_000);
 
   afterAll(async () => {
     for (const c of clients) c.end(true);
-    await s.stop();
+    await s.close();
   });
 
   it('refuses a bad profile with a reason and keeps the old one', async () => {
@@ -108,21 +111,25 @@ describe('monitor API: profiles, responses, alert lifecycle, stream and /metrics
 
   it('quarantines a device automatically when it crosses its threshold, and streams the alert', async () => {
     const streamed: string[] = [];
-    const stream = https.get(
-      `${s.httpsUrl}/api/v1/alerts/stream`,
-      { ca, headers: { authorization: `Bearer ${admin}` } },
-      (res) => {
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          for (const m of chunk.matchAll(/^event: (.+)$/gm)) streamed.push(m[1]!);
-        });
-      },
-    );
+    const streaming = new AbortController();
+    const stream = (
+      await s.app.inject({
+        method: 'GET',
+        url: '/api/v1/alerts/stream',
+        headers: { authorization: `Bearer ${admin}` },
+        payloadAsStream: true,
+        signal: streaming.signal,
+      })
+    ).stream();
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      for (const m of chunk.matchAll(/^event: (.+)$/gm)) streamed.push(m[1]!);
+    });
     stream.on('error', () => undefined);
     await sleep(300);
 
     const creds = await enrollInProcess(s, 'pump-1', 'pumps');
-    const device = await connectMqtt(s.mqttUrl, ca, creds);
+    const device = await s.mqtt(creds);
     clients.push(device);
     device.on('error', () => undefined);
     const closed = new Promise<void>((resolve) => device.once('close', () => resolve()));
@@ -167,7 +174,7 @@ describe('monitor API: profiles, responses, alert lifecycle, stream and /metrics
 
     await sleep(300);
     expect(streamed).toEqual(expect.arrayContaining(['alert.raised', 'response.executed']));
-    stream.destroy();
+    streaming.abort();
 
     const metrics = await api('GET', '/api/v1/devices/pump-1/metrics');
     expect(metrics.body).toMatchObject({ totals: { messagesSent: expect.any(Number) as number } });
@@ -262,7 +269,7 @@ describe('monitor API: profiles, responses, alert lifecycle, stream and /metrics
 
   it('checks device reports against the schema and the allow-lists', async () => {
     const creds = await enrollInProcess(s, 'pump-2', 'pumps');
-    const device = await connectMqtt(s.mqttUrl, ca, creds);
+    const device = await s.mqtt(creds);
     clients.push(device);
     await device.publishAsync('devices/pump-2/metrics', 'not json', { qos: 1 });
     await device.publishAsync('devices/pump-2/metrics', JSON.stringify({ listeningTcpPorts: [70000] }), {

@@ -26,6 +26,7 @@ import type { RouteEntry } from '../http/index.ts';
 import { createLogger } from '../logger.ts';
 import { createServerPlatform, startBackground, type Platform, type ServerPlatform } from '../platform.ts';
 import { SESSION_COOKIE } from '../users/index.ts';
+import { bulwarkCli, type CliResult } from './cli.ts';
 import { testTmpDir } from './tmp.ts';
 
 export type TestRole = 'admin' | 'security-officer' | 'operator' | 'auditor' | 'viewer';
@@ -73,6 +74,8 @@ export interface TestPlatform {
    * as the TLS layer would (its CN and serial): it goes through every connect stage like a real client.
    */
   mqtt(device: { id: string; cert: string }, options?: mqtt.IClientOptions): Promise<MqttClient>;
+  /** Runs the real `bulwark` CLI in a child process against this platform's data directory. */
+  cli(args: string[]): Promise<CliResult>;
   /** Stops the platform and removes its data directory. */
   close(): Promise<void>;
 }
@@ -123,6 +126,7 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
       };
     },
     mqtt: (device, clientOptions) => connectInMemory(platform, device, clientOptions),
+    cli: (args) => bulwarkCli(dataDir, args),
     async close() {
       if (closed) return;
       closed = true;

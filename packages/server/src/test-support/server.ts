@@ -1,8 +1,5 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { testConfig, type Config } from '../config/index.ts';
 import { createLogger } from '../logger.ts';
 import {
@@ -12,12 +9,12 @@ import {
   type RunningServer,
   type ServerPlatform,
 } from '../platform.ts';
+import { bulwarkCli, type CliResult } from './cli.ts';
 import { testTmpDir } from './tmp.ts';
 
 export { apiToken, signedInSession } from './platform.ts';
 
-const run = promisify(execFile);
-export const BULWARK_BIN = fileURLToPath(new URL('../../bin/bulwark.js', import.meta.url));
+export { BULWARK_BIN } from './cli.ts';
 
 export interface TestServer {
   platform: ServerPlatform;
@@ -30,7 +27,7 @@ export interface TestServer {
   deviceUrl: string;
   mqttUrl: string;
   /** Runs the real `bulwark` CLI in a child process against this server's data directory. */
-  cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  cli(args: string[]): Promise<CliResult>;
   /** Stops the server; the data directory is removed unless `keepData`. */
   stop(options?: { keepData?: boolean }): Promise<void>;
 }
@@ -78,21 +75,7 @@ export async function startTestServer(
     httpsUrl: `https://localhost:${server.httpsPort}`,
     deviceUrl: `https://localhost:${server.devicePort}`,
     mqttUrl: `mqtts://localhost:${server.mqttPort}`,
-    async cli(args) {
-      try {
-        const { stdout, stderr } = await run(process.execPath, [BULWARK_BIN, ...args, '--data', dataDir], {
-          env: { ...process.env, BULWARK_LOG_LEVEL: 'error' },
-        });
-        return { code: 0, stdout, stderr };
-      } catch (err) {
-        const e = err as { code?: number; stdout?: string; stderr?: string };
-        return {
-          code: typeof e.code === 'number' ? e.code : 1,
-          stdout: e.stdout ?? '',
-          stderr: e.stderr ?? '',
-        };
-      }
-    },
+    cli: (args) => bulwarkCli(dataDir, args),
     async stop(stopOptions = {}) {
       if (stopped) return;
       stopped = true;
