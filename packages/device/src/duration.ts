@@ -1,11 +1,14 @@
-import { BulwarkError } from '@bulwark/protocol';
-
-const units = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
-const durationPattern = /^(\d+)(ms|s|m|h)$/;
+import { BulwarkError, DURATION_PATTERN, durationMs } from '@bulwark/protocol';
 
 /**
- * Parses a human duration (`500ms`, `30s`, `5m`, `1h`) into milliseconds. A unit is required so
- * `--heartbeat-interval 30` cannot be misread as 30 ms or 30 min.
+ * The agent's intervals are whole numbers of ms, s, m or h: protocol's duration grammar (DURATION_PATTERN)
+ * without fractions or days, which no agent interval needs.
+ */
+const agentUnits = new Set(['ms', 's', 'm', 'h']);
+
+/**
+ * Parses a human duration (`500ms`, `30s`, `5m`, `1h`) into milliseconds, with protocol's grammar. A unit is
+ * required so `--heartbeat-interval 30` cannot be misread as 30 ms or 30 min.
  *
  * @example
  * ```ts
@@ -13,17 +16,15 @@ const durationPattern = /^(\d+)(ms|s|m|h)$/;
  * ```
  */
 export function parseDuration(text: string): number {
-  const match = durationPattern.exec(text.trim());
-  const amount = match?.[1];
-  const unit = match?.[2] as keyof typeof units | undefined;
-  if (amount === undefined || unit === undefined) {
+  const match = DURATION_PATTERN.exec(text.trim());
+  const ms = durationMs(text);
+  if (!match || match[1]?.includes('.') || !agentUnits.has(match[2] ?? '') || ms === undefined) {
     throw new BulwarkError(
       'validation_failed',
       `invalid duration "${text}": use a number and a unit, e.g. 30s, 5m, 1h`,
     );
   }
-  const ms = Number(amount) * units[unit];
-  if (!Number.isSafeInteger(ms) || ms <= 0) {
+  if (ms <= 0) {
     throw new BulwarkError('validation_failed', `invalid duration "${text}": must be greater than zero`);
   }
   return ms;

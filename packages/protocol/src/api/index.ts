@@ -12,8 +12,9 @@ import * as meta from './meta.ts';
 import * as monitor from './monitor.ts';
 import * as notify from './notify.ts';
 import * as pki from './pki.ts';
+import * as users from './users.ts';
 
-export const api = { access, audit, devices, firewall, health, meta, monitor, notify, pki } as const;
+export const api = { access, audit, devices, firewall, health, meta, monitor, notify, pki, users } as const;
 
 export * from './contract.ts';
 export { duration as durationSchema, severity as severitySchema, epochMs } from './shared.ts';

@@ -1,9 +1,14 @@
-const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+import { durationMs } from '@bulwark/protocol';
 
-/** Parses `500ms`, `30s`, `15m`, `24h`, `7d` (or a bare number of milliseconds). */
+/**
+ * Parses a duration in protocol's one grammar (`500ms`, `30s`, `15m`, `24h`, `7d`). Configuration files
+ * also accept a bare number of milliseconds and a space before the unit (`30 s`), as they always have.
+ */
 export function parseDuration(text: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!match) return undefined;
-  const value = Number(match[1]) * (units[match[2] ?? 'ms'] ?? 1);
-  return Number.isFinite(value) ? Math.round(value) : undefined;
+  const trimmed = text.trim();
+  if (/^\d+(?:\.\d+)?$/.test(trimmed)) {
+    const ms = Math.round(Number(trimmed));
+    return Number.isSafeInteger(ms) ? ms : undefined;
+  }
+  return durationMs(trimmed.replace(/^(\d+(?:\.\d+)?)\s+/, '$1'));
 }
