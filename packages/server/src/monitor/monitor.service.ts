@@ -5,22 +5,24 @@ import {
   subjectOf,
   type AuditEntry,
   type EventBus,
+  type EventRateLimit,
 } from '../events/index.ts';
 import type { Db } from '../store/index.ts';
-import { createAlertService, type Alert } from './alert.service.ts';
-import type { BaselineState } from './baseline.ts';
-import { createEngine, type Finding, type NoveltyState } from './engine.ts';
+import { createAlertService, type Alert, type AlertService } from './alert.service.ts';
+import { createEngine, type Engine, type Finding } from './engine.ts';
 import type { DeviceMeter } from './meter.ts';
-import { effectiveProfile, severityRank, type EffectiveProfile, type ResponseAction } from './profile.ts';
-import { createProfileService } from './profile.service.ts';
+import { loadState, saveState } from './monitor-state.ts';
+import { effectiveProfile, type EffectiveProfile, type ResponseAction } from './profile.ts';
+import { createProfileService, type ProfileService } from './profile.service.ts';
+import {
+  execute,
+  responsesFor,
+  runAutomatic,
+  type ResponderDeps,
+  type ResponseActions,
+} from './responses.ts';
 
-/** What responses can do; the composition root binds them to the access, pki, firewall and user services. */
-export interface ResponseActions {
-  quarantine(deviceId: string, reason: string, actor: string): Promise<void>;
-  revoke(deviceId: string, reason: string, actor: string): Promise<void>;
-  banAddress(address: string, reason: string, ttlMs: number, actor: string): Promise<void>;
-  disableUser(username: string, reason: string, actor: string): Promise<void>;
-}
+export { responsePermissions, type ResponseActions } from './responses.ts';
 
 export interface MonitorDeps {
   db: Db;
@@ -31,38 +33,153 @@ export interface MonitorDeps {
   deviceInfo(
     deviceId: string,
   ): Promise<{ group: string | null; zone: string | null; quarantined?: boolean } | undefined>;
+  /** What responses do (quarantine through access, revoke through the PKI, …), bound by the composition root. */
+  actions: ResponseActions;
   onError(err: unknown, what: string): void;
 }
 
-/** The permission an operator needs to run each response by hand. */
-export const responsePermissions = {
-  quarantine: 'devices:quarantine',
-  revoke: 'devices:revoke',
-  ban_address: 'policies:write',
-  disable_user: 'users:write',
-  notify: 'alerts:write',
-} as const satisfies Record<ResponseAction, string>;
+/** The monitor's parts, shared by the use cases below. */
+interface Parts {
+  deps: MonitorDeps;
+  engine: Engine;
+  alerts: AlertService;
+  profiles: ProfileService;
+  /** The profiles in effect: those attached to all, and each known device's. */
+  resolved: { global: EffectiveProfile; devices: Map<string, EffectiveProfile> };
+  responder: ResponderDeps;
+  counters: {
+    raised: Map<string, number>;
+    responses: number;
+    responseFailures: number;
+    ticks: number;
+    tickMs: number;
+  };
+  rejected: EventRateLimit;
+}
 
-const DEFAULT_BAN_MS = 3_600_000;
+const profileOf = (p: Parts, alert: Pick<Alert, 'deviceId'>): EffectiveProfile =>
+  (alert.deviceId && p.resolved.devices.get(alert.deviceId)) || p.resolved.global;
 
-/**
- * Monitoring, detection and response: the engine sees every message (through the broker's meters) and
- * every security event; its findings become alerts; alerts trigger the responses their profiles name.
- */
-export function createMonitor(deps: MonitorDeps) {
+/** A finding becomes an alert (or a repeat of an open one); a new alert runs its automatic responses. */
+function raiseFinding(p: Parts, finding: Finding): void {
+  p.alerts
+    .raise(finding)
+    .then(({ alert, created }) => {
+      if (!created) return;
+      p.counters.raised.set(finding.detector, (p.counters.raised.get(finding.detector) ?? 0) + 1);
+      return runAutomatic(p.responder, alert, profileOf(p, alert));
+    })
+    .catch((err: unknown) => p.deps.onError(err, `raising ${finding.detector} for ${finding.subject}`));
+}
+
+async function resolveProfile(p: Parts, deviceId: string): Promise<void> {
+  const [all, info] = await Promise.all([p.profiles.list(), p.deps.deviceInfo(deviceId)]);
+  const profile = effectiveProfile(all, { deviceId, group: info?.group, zone: info?.zone });
+  p.resolved.devices.set(deviceId, profile);
+  p.engine.setProfile(deviceId, profile, info?.group ?? null);
+}
+
+async function refreshAll(p: Parts): Promise<void> {
+  p.resolved.global = effectiveProfile(await p.profiles.list(), {});
+  // Let the broker breathe between slices: the store may answer synchronously (SQLite), and a profile
+  // change re-resolves every known device.
+  let n = 0;
+  for (const id of p.engine.knownDevices()) {
+    await resolveProfile(p, id);
+    if (++n % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Every event: the detectors, and what the monitor itself follows (releases, profile inputs, resolutions). */
+function onEntry(p: Parts, entry: AuditEntry): void {
+  const { engine, deps } = p;
+  engine.onEvent(entry);
+  if (entry.type === 'alert.resolved' && entry.actor !== 'system')
+    engine.forget(entry.data.detector, entry.subject ?? '');
+  const deviceId = deviceIdOf(entry.subject);
+  if (entry.type === 'device.released' && deviceId)
+    p.alerts
+      .releaseHeld(deviceId, entry.actor)
+      .catch((err: unknown) => deps.onError(err, 'resolving alerts of a released device'));
+  if (entry.type === 'device.updated' && deviceId && engine.hasProfile(deviceId))
+    resolveProfile(p, deviceId).catch((err: unknown) => deps.onError(err, 'profile'));
+  if (entry.type === 'zone.updated' || entry.type === 'zone.deleted')
+    refreshAll(p).catch((err: unknown) => deps.onError(err, 'profiles'));
+}
+
+/** A ban that expired by itself (no `firewall.ban_removed`) no longer locks anyone out: its alert is resolved. */
+async function resolveExpiredBans(p: Parts): Promise<void> {
+  const t = p.deps.now();
+  for (const alert of await p.alerts.list({ detector: 'firewall_ban', status: ['open', 'acknowledged'] }))
+    if (typeof alert.evidence.expiresAt === 'number' && alert.evidence.expiresAt <= t)
+      await p.alerts.autoResolve('firewall_ban', alert.subject, 'ban expired');
+}
+
+const save = (p: Parts) => saveState(p.deps.db, p.engine.dirtyState(), p.deps.now());
+
+/** The engine's clock, and saving its state (with the expired bans' alerts) now and then. */
+function startTimers(p: Parts): () => void {
+  const { deps, counters } = p;
+  const tickTimer = setInterval(() => {
+    const t0 = performance.now();
+    try {
+      p.engine.tick(deps.now());
+    } catch (err) {
+      deps.onError(err, 'monitor tick');
+    }
+    counters.ticks += 1;
+    counters.tickMs += performance.now() - t0;
+  }, deps.settings.tickInterval);
+  tickTimer.unref();
+  const saveTimer = setInterval(() => {
+    save(p).catch((err: unknown) => deps.onError(err, 'saving detector state'));
+    resolveExpiredBans(p).catch((err: unknown) => deps.onError(err, 'resolving alerts of expired bans'));
+  }, deps.settings.saveInterval);
+  saveTimer.unref();
+  return () => {
+    clearInterval(tickTimer);
+    clearInterval(saveTimer);
+  };
+}
+
+/** A report that did not pass the schema (too large, not JSON, invalid): an event; it changes nothing. */
+function rejectReport(p: Parts, deviceId: string, problem: string): void {
+  const { record, suppressed } = p.rejected.admit(deviceId);
+  if (record)
+    p.deps.events
+      .emit({
+        type: 'device.metrics_rejected',
+        actor: subjectOf.device(deviceId),
+        subject: subjectOf.device(deviceId),
+        data: { reason: problem, ...(suppressed ? { suppressed } : {}) },
+      })
+      .catch((err: unknown) => p.deps.onError(err, 'recording a rejected report'));
+}
+
+/** Runs a response by hand (the caller checked the operator's permission for it). */
+async function respond(
+  p: Parts,
+  alertId: string,
+  run: { action: ResponseAction; actor: string },
+): Promise<Alert> {
+  const alert = await p.alerts.get(alertId);
+  if (alert.status === 'resolved') throw new BulwarkError('conflict', `alert ${alertId} is resolved`);
+  // From the CLI, nothing is loaded yet: resolve the profiles that apply to this alert now.
+  p.resolved.global = effectiveProfile(await p.profiles.list(), {});
+  if (alert.deviceId) await resolveProfile(p, alert.deviceId);
+  const rules = responsesFor(profileOf(p, alert), alert);
+  const rule = rules.find((r) => r.action === run.action);
+  if (!rule && run.action !== 'notify')
+    throw new BulwarkError(
+      'validation_failed',
+      `${run.action} is not a response of this alert's profile (allowed: ${[...new Set(['notify', ...rules.map((r) => r.action)])].join(', ')})`,
+    );
+  await execute(p.responder, alert, { ...run, automatic: false, durationMs: rule?.duration });
+  return p.alerts.get(alertId);
+}
+
+function createParts(deps: MonitorDeps): Parts {
   const { db, events, now, settings } = deps;
-  const startedAt = now();
-  const profiles = createProfileService({ db, events, now });
-  const alerts = createAlertService({
-    db,
-    events,
-    now,
-    groupOf: async (id) => (await deps.deviceInfo(id))?.group,
-    isQuarantined: async (id) => (await deps.deviceInfo(id))?.quarantined === true,
-  });
-  let actions: ResponseActions | undefined;
-  let globalProfile: EffectiveProfile = effectiveProfile([], {});
-  const deviceProfiles = new Map<string, EffectiveProfile>();
   const counters = {
     raised: new Map<string, number>(),
     responses: 0,
@@ -70,313 +187,115 @@ export function createMonitor(deps: MonitorDeps) {
     ticks: 0,
     tickMs: 0,
   };
-
+  const alerts = createAlertService({
+    db,
+    events,
+    now,
+    groupOf: async (id) => (await deps.deviceInfo(id))?.group,
+    isQuarantined: async (id) => (await deps.deviceInfo(id))?.quarantined === true,
+  });
+  const resolved = { global: effectiveProfile([], {}), devices: new Map<string, EffectiveProfile>() };
+  // The engine reports to the parts through `sink`, which needs them: bound once they exist.
   const engine = createEngine({
-    globalProfile: () => globalProfile,
+    globalProfile: () => resolved.global,
     silentAfterMs: settings.silentAfter,
     baselineIntervalMs: settings.baselineInterval,
-    startedAt,
-    sink: { raise: raiseFinding, clear: resolveFinding },
+    startedAt: now(),
+    sink: {
+      raise: (finding) => raiseFinding(parts, finding),
+      clear: (detector, subject, resolution) => {
+        alerts
+          .autoResolve(detector, subject, resolution)
+          .catch((err: unknown) => deps.onError(err, `resolving ${detector} for ${subject}`));
+      },
+    },
   });
+  const parts: Parts = {
+    deps,
+    engine,
+    alerts,
+    profiles: createProfileService({ db, events, now }),
+    resolved,
+    counters,
+    rejected: createEventRateLimit({ max: 5, windowMs: 60_000 }),
+    responder: {
+      alerts,
+      events,
+      now,
+      actions: deps.actions,
+      counters,
+      addressOfDevice: (id) => {
+        const seen = engine.describe(id);
+        return seen?.connectedFrom.at(-1) ?? seen?.lastAddress ?? undefined;
+      },
+    },
+  };
+  return parts;
+}
 
-  /** A finding becomes an alert (or a repeat of an open one); a new alert runs its automatic responses. */
-  function raiseFinding(finding: Finding): void {
-    alerts
-      .raise(finding)
-      .then(({ alert, created }) => {
-        if (!created) return;
-        counters.raised.set(finding.detector, (counters.raised.get(finding.detector) ?? 0) + 1);
-        return runAutomatic(alert);
-      })
-      .catch((err: unknown) => deps.onError(err, `raising ${finding.detector} for ${finding.subject}`));
-  }
-
-  function resolveFinding(detector: string, subject: string, resolution: string): void {
-    alerts
-      .autoResolve(detector, subject, resolution)
-      .catch((err: unknown) => deps.onError(err, `resolving ${detector} for ${subject}`));
-  }
-
-  function profileOf(alert: Pick<Alert, 'deviceId'>): EffectiveProfile {
-    return (alert.deviceId && deviceProfiles.get(alert.deviceId)) || globalProfile;
-  }
-
-  /** Responses of the alert's profile that answer this detector at this severity. */
-  function responsesFor(alert: Alert, mode?: 'automatic' | 'manual') {
-    return profileOf(alert).responses.filter(
-      (r) =>
-        (mode === undefined || r.mode === mode) &&
-        (r.detectors.includes('*') || r.detectors.includes(alert.detector)) &&
-        severityRank[alert.severity] >= severityRank[r.minSeverity],
-    );
-  }
-
-  function addressOf(alert: Alert): string | undefined {
-    if (alert.subject.startsWith('address:')) return alert.subject.slice(8);
-    const e = alert.evidence;
-    if (typeof e.address === 'string') return e.address;
-    const addresses = Array.isArray(e.addresses) ? e.addresses : undefined;
-    if (addresses && typeof addresses.at(-1) === 'string') return addresses.at(-1) as string;
-    if (alert.deviceId) {
-      const seen = engine.describe(alert.deviceId);
-      return seen?.connectedFrom.at(-1) ?? seen?.lastAddress ?? undefined;
-    }
-    return undefined;
-  }
-
-  async function execute(
-    alert: Alert,
-    action: ResponseAction,
-    automatic: boolean,
-    actor: string,
-    durationMs?: number,
-  ) {
-    const reason = `alert ${alert.id}: ${alert.title}`.slice(0, 250);
-    let detail: string | undefined;
-    try {
-      if (action !== 'notify' && !actions) throw new Error('responses are not available yet');
-      switch (action) {
-        case 'quarantine':
-        case 'revoke':
-          if (!alert.deviceId)
-            throw new BulwarkError('validation_failed', `${action} needs an alert about a device`);
-          if (action === 'quarantine') await actions!.quarantine(alert.deviceId, reason, actor);
-          else await actions!.revoke(alert.deviceId, reason, actor);
-          detail = `device ${alert.deviceId}`;
-          break;
-        case 'ban_address': {
-          const address = addressOf(alert);
-          if (!address)
-            throw new BulwarkError('validation_failed', 'the alert names no source address to ban');
-          await actions!.banAddress(address, reason, durationMs ?? DEFAULT_BAN_MS, actor);
-          detail = `address ${address}`;
-          break;
-        }
-        case 'disable_user':
-          if (!alert.subject.startsWith('user:'))
-            throw new BulwarkError('validation_failed', 'disable_user needs an alert about a user');
-          await actions!.disableUser(alert.subject.slice(5), reason, actor);
-          detail = alert.subject;
-          break;
-        case 'notify':
-          break;
-      }
-      counters.responses += 1;
-      await alerts.recordResponse(alert.id, { at: now(), action, automatic, actor, ok: true, detail });
-      await events.emit({
-        type: 'response.executed',
-        actor,
-        subject: alert.subject,
-        data: {
-          alertId: alert.id,
-          action,
-          automatic,
-          detector: alert.detector,
-          severity: alert.severity,
-          title: alert.title,
-          ...(detail ? { detail } : {}),
-        },
-      });
-    } catch (err) {
-      counters.responseFailures += 1;
-      await alerts.recordResponse(alert.id, {
-        at: now(),
-        action,
-        automatic,
-        actor,
-        ok: false,
-        detail: (err as Error).message.slice(0, 300),
-      });
-      await events.emit({
-        type: 'response.failed',
-        actor,
-        subject: alert.subject,
-        data: { alertId: alert.id, action, automatic, reason: (err as Error).message.slice(0, 300) },
-      });
-      if (!automatic) throw err;
-    }
-  }
-
-  async function runAutomatic(alert: Alert) {
-    for (const r of responsesFor(alert, 'automatic'))
-      await execute(alert, r.action, true, 'system', r.duration);
-  }
-
-  async function resolveProfile(deviceId: string): Promise<void> {
-    const [all, info] = await Promise.all([profiles.list(), deps.deviceInfo(deviceId)]);
-    const profile = effectiveProfile(all, { deviceId, group: info?.group, zone: info?.zone });
-    deviceProfiles.set(deviceId, profile);
-    engine.setProfile(deviceId, profile, info?.group ?? null);
-  }
-
-  async function refreshAll(): Promise<void> {
-    globalProfile = effectiveProfile(await profiles.list(), {});
-    // Let the broker breathe between slices: the store may answer synchronously (SQLite), and a profile
-    // change re-resolves every known device.
-    let n = 0;
-    for (const id of engine.knownDevices()) {
-      await resolveProfile(id);
-      if (++n % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
-
-  let unsubscribe: (() => void) | undefined;
-  let stopProfiles: (() => void) | undefined;
-  let tickTimer: NodeJS.Timeout | undefined;
-  let saveTimer: NodeJS.Timeout | undefined;
-  const rejected = createEventRateLimit({ max: 5, windowMs: 60_000 });
-
-  /** A ban that expired by itself (no `firewall.ban_removed`) no longer locks anyone out: its alert is resolved. */
-  async function resolveExpiredBans(): Promise<void> {
-    const t = now();
-    for (const alert of await alerts.list({ detector: 'firewall_ban', status: ['open', 'acknowledged'] }))
-      if (typeof alert.evidence.expiresAt === 'number' && alert.evidence.expiresAt <= t)
-        await alerts.autoResolve('firewall_ban', alert.subject, 'ban expired');
-  }
-
-  async function save(): Promise<void> {
-    const { novelty, baselines } = engine.dirtyState();
-    const at = now();
-    const rows = [
-      ...novelty.map(([id, state]) => ({
-        key: `novelty:${id}`,
-        state: JSON.stringify(state),
-        updated_at: at,
-      })),
-      { key: 'baselines', state: JSON.stringify(baselines), updated_at: at },
-    ];
-    for (let i = 0; i < rows.length; i += 200)
-      await db
-        .insertInto('monitor_state')
-        .values(rows.slice(i, i + 200))
-        .onConflict((oc) =>
-          oc.column('key').doUpdateSet((eb) => ({
-            state: eb.ref('excluded.state'),
-            updated_at: eb.ref('excluded.updated_at'),
-          })),
-        )
-        .execute();
-  }
-
+/**
+ * Monitoring, detection and response: the engine sees every message (through the broker's meters) and
+ * every security event; its findings become alerts; alerts trigger the responses their profiles name.
+ */
+export function createMonitor(deps: MonitorDeps) {
+  const p = createParts(deps);
+  const { engine, alerts, profiles } = p;
+  let stopAll: (() => void) | undefined;
   return {
     engine,
     alerts,
     profiles,
 
-    /** Binds responses to the services that carry them out (the PKI exists only once the server starts). */
-    setActions(bound: ResponseActions) {
-      actions = bound;
-    },
-
     /** Restores saved detector state and starts following events and the clock. */
     async start(): Promise<void> {
-      const rows = await db.selectFrom('monitor_state').selectAll().execute();
-      const novelty: [string, NoveltyState][] = [];
-      let baselines: Record<string, BaselineState> = {};
-      for (const row of rows) {
-        if (row.key === 'baselines') baselines = JSON.parse(row.state) as Record<string, BaselineState>;
-        else if (row.key.startsWith('novelty:'))
-          novelty.push([row.key.slice(8), JSON.parse(row.state) as NoveltyState]);
-      }
-      engine.restore({ novelty, baselines, openAlarms: await alerts.openKeys() });
+      engine.restore({ ...(await loadState(deps.db)), openAlarms: await alerts.openKeys() });
       // Devices restored from saved state get their own profiles (not only those attached to all).
-      await refreshAll();
-      unsubscribe = events.subscribe((entry: AuditEntry) => {
+      await refreshAll(p);
+      const unsubscribe = deps.events.subscribe((entry) => {
         try {
-          engine.onEvent(entry);
-          if (entry.type === 'alert.resolved' && entry.actor !== 'system')
-            engine.forget(entry.data.detector, entry.subject ?? '');
-          const deviceId = deviceIdOf(entry.subject);
-          if (entry.type === 'device.released' && deviceId)
-            alerts
-              .releaseHeld(deviceId, entry.actor)
-              .catch((err: unknown) => deps.onError(err, 'resolving alerts of a released device'));
-          if (entry.type === 'device.updated' && deviceId) {
-            const id = deviceId;
-            if (engine.hasProfile(id))
-              resolveProfile(id).catch((err: unknown) => deps.onError(err, 'profile'));
-          }
-          if (entry.type === 'zone.updated' || entry.type === 'zone.deleted')
-            refreshAll().catch((err: unknown) => deps.onError(err, 'profiles'));
+          onEntry(p, entry);
         } catch (err) {
           deps.onError(err, `monitoring ${entry.type}`);
         }
       });
-      stopProfiles = profiles.onChange(() => {
-        refreshAll().catch((err: unknown) => deps.onError(err, 'profiles'));
+      const stopProfiles = profiles.onChange(() => {
+        refreshAll(p).catch((err: unknown) => deps.onError(err, 'profiles'));
       });
-      tickTimer = setInterval(() => {
-        const t0 = performance.now();
-        try {
-          engine.tick(now());
-        } catch (err) {
-          deps.onError(err, 'monitor tick');
-        }
-        counters.ticks += 1;
-        counters.tickMs += performance.now() - t0;
-      }, settings.tickInterval);
-      tickTimer.unref();
-      saveTimer = setInterval(() => {
-        save().catch((err: unknown) => deps.onError(err, 'saving detector state'));
-        resolveExpiredBans().catch((err: unknown) => deps.onError(err, 'resolving alerts of expired bans'));
-      }, settings.saveInterval);
-      saveTimer.unref();
+      const stopTimers = startTimers(p);
+      stopAll = () => {
+        unsubscribe();
+        stopProfiles();
+        stopTimers();
+      };
     },
 
     async stop(): Promise<void> {
-      unsubscribe?.();
-      stopProfiles?.();
-      if (tickTimer) clearInterval(tickTimer);
-      if (saveTimer) clearInterval(saveTimer);
-      await save().catch((err: unknown) => deps.onError(err, 'saving detector state'));
+      stopAll?.();
+      await save(p).catch((err: unknown) => deps.onError(err, 'saving detector state'));
     },
 
     /** The device's meter, with its profile's rules compiled, before the broker accepts its first message. */
     async attach(deviceId: string): Promise<DeviceMeter> {
-      if (!engine.hasProfile(deviceId)) await resolveProfile(deviceId);
+      if (!engine.hasProfile(deviceId)) await resolveProfile(p, deviceId);
       return engine.meter(deviceId);
     },
 
     /** A report on `devices/{id}/metrics`, validated at the edge (the broker's ingress router). */
     handleReport(deviceId: string, report: DeviceMetricsReport): void {
-      engine.onReport(deviceId, report, now());
+      engine.onReport(deviceId, report, deps.now());
     },
 
-    /** A report that did not pass the schema (too large, not JSON, invalid): an event; it changes nothing. */
-    rejectReport(deviceId: string, problem: string): void {
-      const { record, suppressed } = rejected.admit(deviceId);
-      if (record)
-        events
-          .emit({
-            type: 'device.metrics_rejected',
-            actor: subjectOf.device(deviceId),
-            subject: subjectOf.device(deviceId),
-            data: { reason: problem, ...(suppressed ? { suppressed } : {}) },
-          })
-          .catch((err: unknown) => deps.onError(err, 'recording a rejected report'));
-    },
+    rejectReport: (deviceId: string, problem: string) => rejectReport(p, deviceId, problem),
 
     /** Responses an operator may run on this alert (its profile's manual and automatic ones, and notify). */
     availableResponses(alert: Alert): ResponseAction[] {
-      return [...new Set<ResponseAction>([...responsesFor(alert).map((r) => r.action), 'notify'])];
+      const actions = responsesFor(profileOf(p, alert), alert).map((r) => r.action);
+      return [...new Set<ResponseAction>([...actions, 'notify'])];
     },
 
     /** Runs a response by hand (the caller checked the operator's permission for it). */
-    async respond(alertId: string, action: ResponseAction, actor: string): Promise<Alert> {
-      const alert = await alerts.get(alertId);
-      if (alert.status === 'resolved') throw new BulwarkError('conflict', `alert ${alertId} is resolved`);
-      // From the CLI, nothing is loaded yet: resolve the profiles that apply to this alert now.
-      globalProfile = effectiveProfile(await profiles.list(), {});
-      if (alert.deviceId) await resolveProfile(alert.deviceId);
-      if (!responsesFor(alert).some((r) => r.action === action) && action !== 'notify')
-        throw new BulwarkError(
-          'validation_failed',
-          `${action} is not a response of this alert's profile (allowed: ${[...new Set(['notify', ...responsesFor(alert).map((r) => r.action)])].join(', ')})`,
-        );
-      const rule = responsesFor(alert).find((r) => r.action === action);
-      await execute(alert, action, false, actor, rule?.duration);
-      return alerts.get(alertId);
-    },
+    respond: (alertId: string, action: ResponseAction, actor: string) =>
+      respond(p, alertId, { action, actor }),
 
     /** The device's group (null: none), or undefined when there is no such device. */
     async deviceGroup(deviceId: string): Promise<string | null | undefined> {
@@ -386,6 +305,7 @@ export function createMonitor(deps: MonitorDeps) {
 
     /** Figures for Prometheus. */
     stats() {
+      const { counters } = p;
       return {
         ...engine.totals(),
         raised: [...counters.raised],
