@@ -80,10 +80,11 @@ export async function runCli(argv: string[]): Promise<void> {
 function commonOptionsLast(argv: string[]): string[] {
   const rest = argv.slice(2);
   const moved: string[] = [];
-  while (rest[0] !== undefined && /^--(data|config)(=|$)/.test(rest[0])) {
-    const option = rest.shift()!;
+  for (let option = rest[0]; option !== undefined && /^--(data|config)(=|$)/.test(option); option = rest[0]) {
+    rest.shift();
     moved.push(option);
-    if (!option.includes('=') && rest[0] !== undefined) moved.push(rest.shift()!);
+    const value = option.includes('=') ? undefined : rest.shift();
+    if (value !== undefined) moved.push(value);
   }
   return [...argv.slice(0, 2), ...rest, ...moved];
 }

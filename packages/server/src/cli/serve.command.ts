@@ -56,7 +56,7 @@ export function serveCommand(): Command {
         });
         server = await startServer(platform);
       } catch (err) {
-        throw await abandonStart(err, config, platform, releaseLock);
+        throw await abandonStart(err, { config, platform, releaseLock });
       }
       let stopping = false;
       const stop = (signal: string) => {
@@ -126,9 +126,11 @@ function listenerOf(port: number, config: Config): string {
  */
 async function abandonStart(
   err: unknown,
-  config: Config,
-  platform: ServerPlatform | undefined,
-  releaseLock: () => void,
+  {
+    config,
+    platform,
+    releaseLock,
+  }: { config: Config; platform: ServerPlatform | undefined; releaseLock: () => void },
 ): Promise<unknown> {
   releaseLock();
   setTimeout(() => process.exit(1), 1000).unref();
