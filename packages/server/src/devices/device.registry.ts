@@ -54,13 +54,16 @@ export async function add(
   checkId(input.id);
   const group = checkGroup(input.group);
   const row = newDeviceRow({ id: input.id, group, attributes: '{}', at: ctx.now() });
-  await insertNew(ctx, () => store.insertDevice(ctx.db, row), input.id);
-  await ctx.events.emit({
-    type: 'device.added',
-    actor,
-    subject: subjectOf.device(input.id),
-    data: { group },
-  });
+  const subject = subjectOf.device(input.id);
+  await insertNew(
+    ctx,
+    () =>
+      atomically(ctx, async (tx, emit) => {
+        await store.insertDevice(tx, row);
+        emit({ type: 'device.added', actor, subject, data: { group } });
+      }),
+    input.id,
+  );
   return store.toDevice(row);
 }
 
@@ -188,14 +191,11 @@ export async function update(
   const device = await requireDevice(ctx.db, id);
   const { set, recorded } = plannedUpdate(device, input.changes);
   if (Object.keys(set).length === 0) return device;
-  await store.updateDevice(ctx.db, { id, changes: { ...set, updated_at: ctx.now() } });
-  await ctx.events.emit({
-    type: 'device.updated',
-    actor,
-    subject: subjectOf.device(id),
-    data: { changes: recorded },
+  return atomically(ctx, async (tx, emit) => {
+    await store.updateDevice(tx, { id, changes: { ...set, updated_at: ctx.now() } });
+    emit({ type: 'device.updated', actor, subject: subjectOf.device(id), data: { changes: recorded } });
+    return requireDevice(tx, id);
   });
-  return requireDevice(ctx.db, id);
 }
 
 /** A one-time enrollment token, bound to this device, shown once and stored only as a hash. */
@@ -216,19 +216,11 @@ export async function issueToken(
   const token = newToken();
   const t = ctx.now();
   const tokenId = randomUUID();
-  await store.insertToken(ctx.db, {
-    id: tokenId,
-    device_id: id,
-    token_hash: hashToken(token),
-    created_at: t,
-    expires_at: t + ttlMs,
-    used_at: null,
-  });
-  await ctx.events.emit({
-    type: 'enrollment.token_issued',
-    actor,
-    subject: subjectOf.device(id),
-    data: { tokenId, expiresAt: t + ttlMs },
+  await atomically(ctx, async (tx, emit) => {
+    const row = { id: tokenId, device_id: id, token_hash: hashToken(token) };
+    await store.insertToken(tx, { ...row, created_at: t, expires_at: t + ttlMs, used_at: null });
+    const data = { tokenId, expiresAt: t + ttlMs };
+    emit({ type: 'enrollment.token_issued', actor, subject: subjectOf.device(id), data });
   });
   return { token, expiresAt: t + ttlMs };
 }
