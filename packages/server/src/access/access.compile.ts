@@ -100,14 +100,14 @@ export async function checkAnonymous(
   clientId: string,
 ): Promise<
   | { ok: true; deviceId: string; group: string; serial: string }
-  | { ok: false; returnCode: 2 | 5; reason: string }
+  | { ok: false; code: 'validation_failed'; reason: string }
 > {
   const problem = anonymousClientIdProblem(clientId);
-  if (problem) return { ok: false, returnCode: 2, reason: problem };
+  if (problem) return { ok: false, code: 'validation_failed', reason: problem };
   if (await ctx.db.selectFrom('devices').select('id').where('id', '=', clientId).executeTakeFirst()) {
     return {
       ok: false,
-      returnCode: 2,
+      code: 'validation_failed',
       reason: 'this client id belongs to an enrolled device: it must use its certificate',
     };
   }
