@@ -105,15 +105,12 @@ function toAlert(row: AlertsTable): Alert {
 
 const keyOf = (detector: string, subject: string) => `${detector}|${subject}`;
 
-/**
- * Alerts: one per detector and subject until resolved (repeats add occurrences and refresh the
- * evidence), lifecycle open → acknowledged → resolved, every transition an event.
- */
-export function createAlertService(deps: AlertServiceDeps) {
-  const { db, events, now } = deps;
-  /** Work on one dedupe key runs in order (a raise and its auto-resolve never cross). */
+/** Runs work on one dedupe key in order (a raise and its auto-resolve never cross). */
+type Serial = <T>(key: string, work: () => Promise<T>) => Promise<T>;
+
+function createSerial(): Serial {
   const chains = new Map<string, Promise<unknown>>();
-  const serial = <T>(key: string, work: () => Promise<T>): Promise<T> => {
+  return <T>(key: string, work: () => Promise<T>): Promise<T> => {
     const next = (chains.get(key) ?? Promise.resolve()).then(work, work);
     const tail = next.catch(() => undefined);
     chains.set(key, tail);
@@ -122,102 +119,236 @@ export function createAlertService(deps: AlertServiceDeps) {
     });
     return next;
   };
+}
 
-  const openRow = (key: string) =>
-    db
-      .selectFrom('alerts')
-      .selectAll()
-      .where('dedupe_key', '=', key)
-      .where('status', '!=', 'resolved')
-      .orderBy('first_seen', 'desc')
-      .executeTakeFirst();
+/** What the alert use cases below share. */
+interface Ctx {
+  db: Db;
+  events: Pick<EventBus, 'emit'>;
+  now: () => number;
+  deps: AlertServiceDeps;
+  serial: Serial;
+}
 
-  async function requireAlert(id: string): Promise<AlertsTable> {
-    const row = await db.selectFrom('alerts').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) throw new BulwarkError('not_found', `no alert ${id}`);
-    return row;
-  }
+const openRow = (db: Db, key: string) =>
+  db
+    .selectFrom('alerts')
+    .selectAll()
+    .where('dedupe_key', '=', key)
+    .where('status', '!=', 'resolved')
+    .orderBy('first_seen', 'desc')
+    .executeTakeFirst();
 
-  async function resolveRow(row: AlertsTable, actor: string, resolution: string, automatic: boolean) {
+async function requireAlert(db: Db, id: string): Promise<AlertsTable> {
+  const row = await db.selectFrom('alerts').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw new BulwarkError('not_found', `no alert ${id}`);
+  return row;
+}
+
+/** How an alert is resolved: by whom, why, and whether without an operator. */
+interface Resolution {
+  actor: string;
+  resolution: string;
+  automatic: boolean;
+}
+
+async function resolveRow(ctx: Ctx, row: AlertsTable, how: Resolution) {
+  const { db, events, now } = ctx;
+  const { actor, resolution, automatic } = how;
+  const at = now();
+  // Conditional: another process (the CLI releasing a device, a second node) may resolve it at once.
+  const result = await db
+    .updateTable('alerts')
+    .set({ status: 'resolved', resolved_at: at, resolved_by: actor, resolution, updated_at: at })
+    .where('id', '=', row.id)
+    .where('status', '!=', 'resolved')
+    .executeTakeFirst();
+  if (Number(result.numUpdatedRows) !== 1) return toAlert(await requireAlert(db, row.id));
+  await events.emit({
+    type: 'alert.resolved',
+    actor,
+    subject: row.subject,
+    data: { alertId: row.id, detector: row.detector, automatic, resolution },
+  });
+  return toAlert({ ...row, status: 'resolved', resolved_at: at, resolved_by: actor, resolution });
+}
+
+/** Raises (or, when one is open for the same detector and subject, updates) an alert. */
+function raiseAlert(ctx: Ctx, finding: Finding): Promise<{ alert: Alert; created: boolean }> {
+  const { db, events, now } = ctx;
+  const key = keyOf(finding.detector, finding.subject);
+  return ctx.serial(key, async () => {
     const at = now();
-    // Conditional: another process (the CLI releasing a device, a second node) may resolve it at once.
-    const result = await db
-      .updateTable('alerts')
-      .set({ status: 'resolved', resolved_at: at, resolved_by: actor, resolution, updated_at: at })
-      .where('id', '=', row.id)
-      .where('status', '!=', 'resolved')
-      .executeTakeFirst();
-    if (Number(result.numUpdatedRows) !== 1) return toAlert(await requireAlert(row.id));
+    const existing = await openRow(db, key);
+    if (existing) {
+      const severity =
+        severityRank[finding.severity] > severityRank[existing.severity as Severity]
+          ? finding.severity
+          : (existing.severity as Severity);
+      const changes = {
+        occurrences: existing.occurrences + 1,
+        last_seen: finding.at,
+        evidence: JSON.stringify(finding.evidence),
+        severity,
+        updated_at: at,
+      };
+      await db.updateTable('alerts').set(changes).where('id', '=', existing.id).execute();
+      return { alert: toAlert({ ...existing, ...changes }), created: false };
+    }
+    const row: AlertsTable = {
+      id: randomUUID(),
+      dedupe_key: key,
+      detector: finding.detector,
+      subject: finding.subject,
+      device_id: finding.deviceId,
+      severity: finding.severity,
+      status: 'open',
+      title: finding.title.slice(0, 300),
+      evidence: JSON.stringify(finding.evidence),
+      occurrences: 1,
+      first_seen: finding.at,
+      last_seen: finding.at,
+      assignee: null,
+      notes: '[]',
+      acknowledged_at: null,
+      acknowledged_by: null,
+      resolved_at: null,
+      resolved_by: null,
+      resolution: null,
+      updated_at: at,
+      responses: '[]',
+    };
+    await db.insertInto('alerts').values(row).execute();
     await events.emit({
-      type: 'alert.resolved',
-      actor,
-      subject: row.subject,
-      data: { alertId: row.id, detector: row.detector, automatic, resolution },
+      type: 'alert.raised',
+      actor: 'system',
+      subject: finding.subject,
+      data: {
+        alertId: row.id,
+        detector: row.detector,
+        severity: row.severity,
+        title: row.title,
+        evidence: finding.evidence,
+      },
     });
-    return toAlert({ ...row, status: 'resolved', resolved_at: at, resolved_by: actor, resolution });
-  }
+    return { alert: toAlert(row), created: true };
+  });
+}
 
+/** The device was released: the alerts whose quarantine held it are resolved, naming who released it. */
+async function releaseHeld(ctx: Ctx, deviceId: string, actor: string): Promise<Alert[]> {
+  const { db } = ctx;
+  const rows = await db
+    .selectFrom('alerts')
+    .selectAll()
+    .where('device_id', '=', deviceId)
+    .where('status', '!=', 'resolved')
+    .execute();
+  const resolved: Alert[] = [];
+  for (const candidate of rows.filter(heldByQuarantine))
+    resolved.push(
+      await ctx.serial(candidate.dedupe_key, async () => {
+        const row = await requireAlert(db, candidate.id);
+        return row.status === 'resolved'
+          ? toAlert(row)
+          : resolveRow(ctx, row, {
+              actor,
+              resolution: `device ${deviceId} released from quarantine`,
+              automatic: false,
+            });
+      }),
+    );
+  return resolved;
+}
+
+async function listAlerts(ctx: Ctx, filter: AlertFilter): Promise<Alert[]> {
+  const { db, deps } = ctx;
+  let q = db.selectFrom('alerts').selectAll();
+  if (filter.status?.length) q = q.where('status', 'in', filter.status);
+  if (filter.severity) q = q.where('severity', '=', filter.severity);
+  if (filter.minSeverity) {
+    const rank = severityRank[filter.minSeverity];
+    q = q.where(
+      'severity',
+      'in',
+      (Object.keys(severityRank) as Severity[]).filter((s) => severityRank[s] >= rank),
+    );
+  }
+  if (filter.detector) q = q.where('detector', '=', filter.detector);
+  if (filter.deviceId) q = q.where('device_id', '=', filter.deviceId);
+  if (filter.subject) q = q.where('subject', '=', filter.subject);
+  if (filter.before !== undefined) q = q.where('last_seen', '<', filter.before);
+  const rows = await q
+    .orderBy('last_seen', 'desc')
+    .orderBy('id')
+    .limit(Math.min(filter.limit ?? 100, 1000))
+    .execute();
+  const alerts = rows.map(toAlert);
+  if (filter.groups === null || filter.groups === undefined) return alerts;
+  const visible: Alert[] = [];
+  const scope = { groups: filter.groups };
+  for (const a of alerts) {
+    const group = a.deviceId ? await deps.groupOf(a.deviceId) : undefined;
+    if (seesGroup(scope, group)) visible.push(a);
+  }
+  return visible;
+}
+
+async function acknowledge(ctx: Ctx, id: string, actor: string): Promise<Alert> {
+  const { db, events, now } = ctx;
+  const row = await requireAlert(db, id);
+  return ctx.serial(row.dedupe_key, async () => {
+    const current = await requireAlert(db, id);
+    if (current.status === 'resolved') throw new BulwarkError('conflict', `alert ${id} is already resolved`);
+    if (current.status === 'acknowledged') return toAlert(current);
+    const at = now();
+    await db
+      .updateTable('alerts')
+      .set({ status: 'acknowledged', acknowledged_at: at, acknowledged_by: actor, updated_at: at })
+      .where('id', '=', id)
+      .execute();
+    await events.emit({
+      type: 'alert.acknowledged',
+      actor,
+      subject: current.subject,
+      data: { alertId: id, detector: current.detector },
+    });
+    return toAlert({ ...current, status: 'acknowledged', acknowledged_at: at, acknowledged_by: actor });
+  });
+}
+
+async function note(ctx: Ctx, id: string, by: { text: string; actor: string }): Promise<Alert> {
+  const { db, events, now } = ctx;
+  const { text, actor } = by;
+  const row = await requireAlert(db, id);
+  return ctx.serial(row.dedupe_key, async () => {
+    const current = await requireAlert(db, id);
+    const notes = [...(JSON.parse(current.notes) as AlertNote[]), { at: now(), by: actor, text }].slice(-200);
+    await db
+      .updateTable('alerts')
+      .set({ notes: JSON.stringify(notes), updated_at: now() })
+      .where('id', '=', id)
+      .execute();
+    await events.emit({
+      type: 'alert.noted',
+      actor,
+      subject: current.subject,
+      data: { alertId: id, text },
+    });
+    return toAlert({ ...current, notes: JSON.stringify(notes) });
+  });
+}
+
+/**
+ * Alerts: one per detector and subject until resolved (repeats add occurrences and refresh the
+ * evidence), lifecycle open → acknowledged → resolved, every transition an event.
+ */
+export function createAlertService(deps: AlertServiceDeps) {
+  const { db, events, now } = deps;
+  const ctx: Ctx = { db, events, now, deps, serial: createSerial() };
   return {
     /** Raises (or, when one is open for the same detector and subject, updates) an alert. */
-    raise(finding: Finding): Promise<{ alert: Alert; created: boolean }> {
-      const key = keyOf(finding.detector, finding.subject);
-      return serial(key, async () => {
-        const at = now();
-        const existing = await openRow(key);
-        if (existing) {
-          const severity =
-            severityRank[finding.severity] > severityRank[existing.severity as Severity]
-              ? finding.severity
-              : (existing.severity as Severity);
-          const changes = {
-            occurrences: existing.occurrences + 1,
-            last_seen: finding.at,
-            evidence: JSON.stringify(finding.evidence),
-            severity,
-            updated_at: at,
-          };
-          await db.updateTable('alerts').set(changes).where('id', '=', existing.id).execute();
-          return { alert: toAlert({ ...existing, ...changes }), created: false };
-        }
-        const row: AlertsTable = {
-          id: randomUUID(),
-          dedupe_key: key,
-          detector: finding.detector,
-          subject: finding.subject,
-          device_id: finding.deviceId,
-          severity: finding.severity,
-          status: 'open',
-          title: finding.title.slice(0, 300),
-          evidence: JSON.stringify(finding.evidence),
-          occurrences: 1,
-          first_seen: finding.at,
-          last_seen: finding.at,
-          assignee: null,
-          notes: '[]',
-          acknowledged_at: null,
-          acknowledged_by: null,
-          resolved_at: null,
-          resolved_by: null,
-          resolution: null,
-          updated_at: at,
-          responses: '[]',
-        };
-        await db.insertInto('alerts').values(row).execute();
-        await events.emit({
-          type: 'alert.raised',
-          actor: 'system',
-          subject: finding.subject,
-          data: {
-            alertId: row.id,
-            detector: row.detector,
-            severity: row.severity,
-            title: row.title,
-            evidence: finding.evidence,
-          },
-        });
-        return { alert: toAlert(row), created: true };
-      });
-    },
+    raise: (finding: Finding) => raiseAlert(ctx, finding),
 
     /**
      * The behaviour cleared by itself: resolves the open alert for this detector and subject, unless a
@@ -226,40 +357,23 @@ export function createAlertService(deps: AlertServiceDeps) {
      */
     autoResolve(detector: string, subject: string, resolution: string): Promise<Alert | undefined> {
       const key = keyOf(detector, subject);
-      return serial(key, async () => {
-        const row = await openRow(key);
+      return ctx.serial(key, async () => {
+        const row = await openRow(db, key);
         if (!row) return undefined;
-        if (heldByQuarantine(row) && (await deps.isQuarantined(row.device_id!))) return toAlert(row);
-        return resolveRow(row, 'system', resolution, true);
+        if (row.device_id !== null && heldByQuarantine(row) && (await deps.isQuarantined(row.device_id)))
+          return toAlert(row);
+        return resolveRow(ctx, row, { actor: 'system', resolution, automatic: true });
       });
     },
 
     /** The device was released: the alerts whose quarantine held it are resolved, naming who released it. */
-    async releaseHeld(deviceId: string, actor: string): Promise<Alert[]> {
-      const rows = await db
-        .selectFrom('alerts')
-        .selectAll()
-        .where('device_id', '=', deviceId)
-        .where('status', '!=', 'resolved')
-        .execute();
-      const resolved: Alert[] = [];
-      for (const candidate of rows.filter(heldByQuarantine))
-        resolved.push(
-          await serial(candidate.dedupe_key, async () => {
-            const row = await requireAlert(candidate.id);
-            return row.status === 'resolved'
-              ? toAlert(row)
-              : resolveRow(row, actor, `device ${deviceId} released from quarantine`, false);
-          }),
-        );
-      return resolved;
-    },
+    releaseHeld: (deviceId: string, actor: string) => releaseHeld(ctx, deviceId, actor),
 
     /** Records a response run for the alert (kept with it, so `alerts show` names it). */
     async recordResponse(id: string, response: AlertResponse): Promise<void> {
-      const row = await requireAlert(id);
-      await serial(row.dedupe_key, async () => {
-        const current = await requireAlert(id);
+      const row = await requireAlert(db, id);
+      await ctx.serial(row.dedupe_key, async () => {
+        const current = await requireAlert(db, id);
         const responses = [...(JSON.parse(current.responses ?? '[]') as AlertResponse[]), response].slice(
           -100,
         );
@@ -272,40 +386,10 @@ export function createAlertService(deps: AlertServiceDeps) {
     },
 
     async get(id: string): Promise<Alert> {
-      return toAlert(await requireAlert(id));
+      return toAlert(await requireAlert(db, id));
     },
 
-    async list(filter: AlertFilter = {}): Promise<Alert[]> {
-      let q = db.selectFrom('alerts').selectAll();
-      if (filter.status?.length) q = q.where('status', 'in', filter.status);
-      if (filter.severity) q = q.where('severity', '=', filter.severity);
-      if (filter.minSeverity) {
-        const rank = severityRank[filter.minSeverity];
-        q = q.where(
-          'severity',
-          'in',
-          (Object.keys(severityRank) as Severity[]).filter((s) => severityRank[s] >= rank),
-        );
-      }
-      if (filter.detector) q = q.where('detector', '=', filter.detector);
-      if (filter.deviceId) q = q.where('device_id', '=', filter.deviceId);
-      if (filter.subject) q = q.where('subject', '=', filter.subject);
-      if (filter.before !== undefined) q = q.where('last_seen', '<', filter.before);
-      const rows = await q
-        .orderBy('last_seen', 'desc')
-        .orderBy('id')
-        .limit(Math.min(filter.limit ?? 100, 1000))
-        .execute();
-      const alerts = rows.map(toAlert);
-      if (filter.groups === null || filter.groups === undefined) return alerts;
-      const visible: Alert[] = [];
-      const scope = { groups: filter.groups };
-      for (const a of alerts) {
-        const group = a.deviceId ? await deps.groupOf(a.deviceId) : undefined;
-        if (seesGroup(scope, group)) visible.push(a);
-      }
-      return visible;
-    },
+    list: (filter: AlertFilter = {}) => listAlerts(ctx, filter),
 
     /** Open alerts as [detector, subject] (the engine knows them at start). */
     async openKeys(): Promise<[string, string][]> {
@@ -326,31 +410,10 @@ export function createAlertService(deps: AlertServiceDeps) {
       return rows.map((r) => ({ status: r.status, severity: r.severity, n: Number(r.n) }));
     },
 
-    async acknowledge(id: string, actor: string): Promise<Alert> {
-      const row = await requireAlert(id);
-      return serial(row.dedupe_key, async () => {
-        const current = await requireAlert(id);
-        if (current.status === 'resolved')
-          throw new BulwarkError('conflict', `alert ${id} is already resolved`);
-        if (current.status === 'acknowledged') return toAlert(current);
-        const at = now();
-        await db
-          .updateTable('alerts')
-          .set({ status: 'acknowledged', acknowledged_at: at, acknowledged_by: actor, updated_at: at })
-          .where('id', '=', id)
-          .execute();
-        await events.emit({
-          type: 'alert.acknowledged',
-          actor,
-          subject: current.subject,
-          data: { alertId: id, detector: current.detector },
-        });
-        return toAlert({ ...current, status: 'acknowledged', acknowledged_at: at, acknowledged_by: actor });
-      });
-    },
+    acknowledge: (id: string, actor: string) => acknowledge(ctx, id, actor),
 
     async assign(id: string, assignee: string | null, actor: string): Promise<Alert> {
-      const row = await requireAlert(id);
+      const row = await requireAlert(db, id);
       const at = now();
       await db.updateTable('alerts').set({ assignee, updated_at: at }).where('id', '=', id).execute();
       await events.emit({
@@ -362,35 +425,15 @@ export function createAlertService(deps: AlertServiceDeps) {
       return toAlert({ ...row, assignee });
     },
 
-    async note(id: string, text: string, actor: string): Promise<Alert> {
-      const row = await requireAlert(id);
-      return serial(row.dedupe_key, async () => {
-        const current = await requireAlert(id);
-        const notes = [...(JSON.parse(current.notes) as AlertNote[]), { at: now(), by: actor, text }].slice(
-          -200,
-        );
-        await db
-          .updateTable('alerts')
-          .set({ notes: JSON.stringify(notes), updated_at: now() })
-          .where('id', '=', id)
-          .execute();
-        await events.emit({
-          type: 'alert.noted',
-          actor,
-          subject: current.subject,
-          data: { alertId: id, text },
-        });
-        return toAlert({ ...current, notes: JSON.stringify(notes) });
-      });
-    },
+    note: (id: string, text: string, actor: string) => note(ctx, id, { text, actor }),
 
     async resolve(id: string, actor: string, resolution: string): Promise<Alert> {
-      const row = await requireAlert(id);
-      return serial(row.dedupe_key, async () => {
-        const current = await requireAlert(id);
+      const row = await requireAlert(db, id);
+      return ctx.serial(row.dedupe_key, async () => {
+        const current = await requireAlert(db, id);
         if (current.status === 'resolved')
           throw new BulwarkError('conflict', `alert ${id} is already resolved`);
-        return resolveRow(current, actor, resolution, false);
+        return resolveRow(ctx, current, { actor, resolution, automatic: false });
       });
     },
   };
