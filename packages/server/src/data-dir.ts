@@ -125,7 +125,7 @@ async function unlock(at: {
     masterKey = createMasterKey(dir);
   }
   const box = createSecretBox(masterKey.key);
-  await putStoreMeta(store.db, KEY_CHECK, keyCheckValue(box), options.now());
+  await putStoreMeta(store.db, { name: KEY_CHECK, value: keyCheckValue(box), now: options.now() });
   return { box, created: !hasRoot };
 }
 

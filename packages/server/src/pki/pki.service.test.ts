@@ -51,11 +51,11 @@ describe('PKI service: revocation is final and the CRL stays fresh', () => {
     await enrolled('race-1');
     const pki = await p.pki();
     await Promise.allSettled([
-      p.devices.setDisabled('race-1', true, 'test'),
+      p.devices.setDisabled('race-1', { disabled: true }, 'test'),
       pki.revokeDevice('race-1', 'test'),
     ]);
     expect((await p.devices.get('race-1')).status).toBe('revoked');
-    await expect(p.devices.setDisabled('race-1', false, 'test')).rejects.toMatchObject({
+    await expect(p.devices.setDisabled('race-1', { disabled: false }, 'test')).rejects.toMatchObject({
       code: 'device_revoked',
     });
     await expect(p.devices.issueToken('race-1', 'test')).rejects.toMatchObject({ code: 'device_revoked' });
