@@ -164,6 +164,56 @@ export function createBaselines(overrides: Partial<BaselineSettings> = {}): Base
   const flagDown = direction !== 'up';
   const states = new Map<string, BaselineState>();
 
+  /** The alarm: `toAlarm` outliers in a row raise it, `toClear` datapoints in a row that are not suspect clear it. */
+  function judge(s: BaselineState, outlier: boolean, suspect: boolean): BaselineVerdict['transition'] {
+    if (!s.alarm) {
+      s.streak = outlier ? s.streak + 1 : 0;
+      if (s.streak < toAlarm) return undefined;
+      s.alarm = true;
+      s.streak = 0;
+      return 'raised';
+    }
+    s.streak = suspect ? 0 : s.streak + 1;
+    if (s.streak < toClear) return undefined;
+    s.alarm = false;
+    s.streak = 0;
+    return 'cleared';
+  }
+
+  /**
+   * Learns from a datapoint (`d`: its distance from the mean, `s.samples` already counting it). False while
+   * warming up or re-anchoring: the datapoint is learned but not judged.
+   */
+  function update(s: BaselineState, d: number, suspect: boolean): boolean {
+    const n = s.samples - 1;
+    if (n < warmup) {
+      // Warm-up: a plain running mean and variance (weight 1/(n+1)) until the EWMA's own weight is
+      // larger, so the first datapoints are not over-weighted by an EWMA started from nothing.
+      learn(s, d, Math.max(alpha, 1 / (n + 1)));
+      return false;
+    }
+    if (s.rewarm > 0) {
+      // Re-anchoring: a running average that counts the stale mean as one datapoint. The variance (the
+      // key's noise) is kept: relearning it from scratch would under-estimate it and then alert.
+      const seen = Math.max(0, settings.rewarm - s.rewarm);
+      learnMean(s, d, Math.max(alpha, 1 / (seen + 2)));
+      s.rewarm -= 1;
+      return false;
+    }
+    // A suspect datapoint in either direction does not move the variance, and the mean only slowly
+    // and by a bounded step (a zero is infinitely far from 200 in log space): an attack or an outage
+    // does not become the new normal within minutes, a lasting change does within hours. The variance
+    // floor keeps sparse counts, whose tails are skipped here, honest.
+    if (s.alarm || suspect) {
+      const bounded = Math.min(logMinRatio, Math.max(-logMinRatio, d));
+      if (suspect) learnMean(s, bounded, slowAlpha);
+      else learn(s, bounded, slowAlpha);
+    } else {
+      learn(s, d, alpha);
+    }
+    return true;
+  }
+
   function observe(key: string, value: number, at: number): BaselineVerdict {
     if (!(value >= 0 && value < Infinity)) throw new RangeError(`baseline ${key}: value ${value}`);
     if (!Number.isFinite(at)) throw new RangeError(`baseline ${key}: time ${at}`);
@@ -206,48 +256,10 @@ export function createBaselines(overrides: Partial<BaselineSettings> = {}): Base
     s.samples = n + 1;
     s.lastAt = at;
 
-    if (n < warmup) {
-      // Warm-up: a plain running mean and variance (weight 1/(n+1)) until the EWMA's own weight is
-      // larger, so the first datapoints are not over-weighted by an EWMA started from nothing.
-      learn(s, d, Math.max(alpha, 1 / (n + 1)), true);
-      return verdict;
-    }
-    if (s.rewarm > 0) {
-      // Re-anchoring: a running average that counts the stale mean as one datapoint. The variance (the
-      // key's noise) is kept: relearning it from scratch would under-estimate it and then alert.
-      const seen = Math.max(0, settings.rewarm - s.rewarm);
-      learn(s, d, Math.max(alpha, 1 / (seen + 2)), false);
-      s.rewarm -= 1;
-      return verdict;
-    }
-
-    // A suspect datapoint in either direction does not move the variance, and the mean only slowly
-    // and by a bounded step (a zero is infinitely far from 200 in log space): an attack or an outage
-    // does not become the new normal within minutes, a lasting change does within hours. The variance
-    // floor keeps sparse counts, whose tails are skipped here, honest.
-    const suspect = suspectUp || suspectDown;
-    if (s.alarm || suspect) {
-      learn(s, Math.min(logMinRatio, Math.max(-logMinRatio, d)), slowAlpha, !suspect);
-    } else {
-      learn(s, d, alpha, true);
-    }
+    if (!update(s, d, suspectUp || suspectDown)) return verdict;
 
     verdict.outlier = outlier;
-    if (!s.alarm) {
-      s.streak = outlier ? s.streak + 1 : 0;
-      if (s.streak >= toAlarm) {
-        s.alarm = true;
-        s.streak = 0;
-        verdict.transition = 'raised';
-      }
-    } else {
-      s.streak = (flagUp && suspectUp) || (flagDown && suspectDown) ? 0 : s.streak + 1;
-      if (s.streak >= toClear) {
-        s.alarm = false;
-        s.streak = 0;
-        verdict.transition = 'cleared';
-      }
-    }
+    verdict.transition = judge(s, outlier, (flagUp && suspectUp) || (flagDown && suspectDown));
     verdict.status = s.alarm ? 'anomalous' : 'normal';
     return verdict;
   }
@@ -282,10 +294,15 @@ export function createBaselines(overrides: Partial<BaselineSettings> = {}): Base
  * Incremental exponentially weighted mean and variance (Finch 2009, "Incremental calculation of
  * weighted mean and variance", eq. 143), with `d` the datapoint minus the mean before it.
  */
-function learn(s: BaselineState, d: number, a: number, variance: boolean): void {
+function learn(s: BaselineState, d: number, a: number): void {
   const step = a * d;
   s.mean += step;
-  if (variance) s.variance = (1 - a) * (s.variance + d * step);
+  s.variance = (1 - a) * (s.variance + d * step);
+}
+
+/** `learn` for the mean only: the variance (the key's noise) is kept. */
+function learnMean(s: BaselineState, d: number, a: number): void {
+  s.mean += a * d;
 }
 
 /**
