@@ -35,15 +35,12 @@ export function createMetricsRegistry(sources: MetricSources) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'bulwark_' });
   const gauge = (
-    name: string,
-    help: string,
+    meta: { name: string; help: string; labelNames?: string[] },
     collect: (g: Gauge) => void | Promise<void>,
-    labelNames: string[] = [],
   ) =>
     new Gauge({
-      name,
-      help,
-      labelNames,
+      ...meta,
+      labelNames: meta.labelNames ?? [],
       registers: [registry],
       async collect() {
         await collect(this);
@@ -60,7 +57,9 @@ export function createMetricsRegistry(sources: MetricSources) {
       },
     });
 
-  gauge('bulwark_broker_sessions', 'Authenticated MQTT sessions', (g) => g.set(sources.broker().sessions));
+  gauge({ name: 'bulwark_broker_sessions', help: 'Authenticated MQTT sessions' }, (g) =>
+    g.set(sources.broker().sessions),
+  );
   counter(
     'bulwark_broker_handshake_timeouts_total',
     'TLS handshakes on the MQTT port closed for not finishing within mqtt.handshakeTimeout',
@@ -81,7 +80,7 @@ export function createMetricsRegistry(sources: MetricSources) {
       for (const [reason, n] of sources.broker().publishDenied ?? []) this.inc({ reason }, n);
     },
   });
-  gauge('bulwark_monitor_devices', 'Devices the detectors hold state for', (g) =>
+  gauge({ name: 'bulwark_monitor_devices', help: 'Devices the detectors hold state for' }, (g) =>
     g.set(sources.monitor().devices),
   );
   counter(
@@ -126,36 +125,40 @@ export function createMetricsRegistry(sources: MetricSources) {
     },
   });
   gauge(
-    'bulwark_alerts',
-    'Alerts by status and severity',
+    { name: 'bulwark_alerts', help: 'Alerts by status and severity', labelNames: ['status', 'severity'] },
     async (g) => {
       g.reset();
       for (const { status, severity, n } of await sources.alerts()) g.set({ status, severity }, n);
     },
-    ['status', 'severity'],
   );
   gauge(
-    'bulwark_audit_log_entries',
-    'Entries in the hash-chained audit log (its head sequence number)',
+    {
+      name: 'bulwark_audit_log_entries',
+      help: 'Entries in the hash-chained audit log (its head sequence number)',
+    },
     async (g) => g.set((await sources.audit()).seq),
   );
   gauge(
-    'bulwark_notification_lag_events',
-    'Audit-log entries a notification channel has not delivered yet',
+    {
+      name: 'bulwark_notification_lag_events',
+      help: 'Audit-log entries a notification channel has not delivered yet',
+      labelNames: ['channel'],
+    },
     async (g) => {
       g.reset();
       for (const c of (await sources.notifications?.()) ?? []) g.set({ channel: c.name }, c.lag);
     },
-    ['channel'],
   );
   gauge(
-    'bulwark_notification_failures',
-    'Failed delivery attempts per channel since start',
+    {
+      name: 'bulwark_notification_failures',
+      help: 'Failed delivery attempts per channel since start',
+      labelNames: ['channel'],
+    },
     async (g) => {
       g.reset();
       for (const c of (await sources.notifications?.()) ?? []) g.set({ channel: c.name }, c.failures);
     },
-    ['channel'],
   );
 
   return {
