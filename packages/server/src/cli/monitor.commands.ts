@@ -257,7 +257,7 @@ export function securityProfileCommands(): Command {
             );
           const target = kind === 'all' ? '*' : String(options[kind]);
           const saved = await withPlatform(options, (p) =>
-            p.monitor.profiles.attach(name, kind, target, ACTOR, detach),
+            p.monitor.profiles.attach(name, { kind, target, detach }, ACTOR),
           );
           if (options.json) return printJson(saved);
           process.stdout.write(

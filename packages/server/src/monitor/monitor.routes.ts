@@ -143,7 +143,11 @@ function profileRoutes(app: FastifyInstance, monitor: Monitor): void {
     app.defineRoute(c, {
       handler: async ({ request, params, body }) =>
         profileView(
-          await monitor.profiles.attach(params.name, body.kind, body.target, fleetActor(request), detach),
+          await monitor.profiles.attach(
+            params.name,
+            { kind: body.kind, target: body.target, detach },
+            fleetActor(request),
+          ),
         ),
     });
 }

@@ -332,5 +332,5 @@ const defaultProfileDocument = {
 /** Puts the default profile and attaches it to all devices (once, when the store is created). */
 export async function installDefaultProfile(monitor: Pick<Monitor, 'profiles'>): Promise<void> {
   await monitor.profiles.put(DEFAULT_PROFILE_NAME, defaultProfileDocument, 'system');
-  await monitor.profiles.attach(DEFAULT_PROFILE_NAME, 'all', '*', 'system');
+  await monitor.profiles.attach(DEFAULT_PROFILE_NAME, { kind: 'all', target: '*' }, 'system');
 }

@@ -160,11 +160,10 @@ export function createProfileService(deps: ProfileServiceDeps) {
 
     async attach(
       name: string,
-      kind: string,
-      target: string,
+      attachment: { kind: string; target: string; detach?: boolean },
       actor: string,
-      detach = false,
     ): Promise<SecurityProfile> {
+      const { kind, target, detach = false } = attachment;
       if (!(attachmentKinds as readonly string[]).includes(kind))
         throw new BulwarkError('validation_failed', `attach to one of ${attachmentKinds.join(', ')}`);
       const t = kind === 'all' ? '*' : target;
