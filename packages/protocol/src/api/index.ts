@@ -6,15 +6,30 @@
 import * as access from './access.ts';
 import * as audit from './audit.ts';
 import * as devices from './devices.ts';
+import * as firmware from './firmware.ts';
 import * as firewall from './firewall.ts';
 import * as health from './health.ts';
 import * as meta from './meta.ts';
 import * as monitor from './monitor.ts';
 import * as notify from './notify.ts';
 import * as pki from './pki.ts';
+import * as risk from './risk.ts';
 import * as users from './users.ts';
 
-export const api = { access, audit, devices, firewall, health, meta, monitor, notify, pki, users } as const;
+export const api = {
+  access,
+  audit,
+  devices,
+  firewall,
+  firmware,
+  health,
+  meta,
+  monitor,
+  notify,
+  pki,
+  risk,
+  users,
+} as const;
 
 export * from './contract.ts';
 export { duration as durationSchema, severity as severitySchema, epochMs } from './shared.ts';

@@ -57,6 +57,18 @@ describe('bulwark --json output against the API contracts', { timeout: 60_000 },
           evidence: { refused: 12 },
           at: Date.now(),
         });
+        await p.firmware.releases.create(
+          {
+            name: 'pump-fw',
+            version: '1.2.0',
+            hardwareIds: ['pump-v1'],
+            securityVersion: 3,
+            endOfSupport: '2030-01-01',
+            size: 1024,
+            sha256: 'a'.repeat(64),
+          },
+          'test',
+        );
       },
       { create: true },
     );
@@ -84,5 +96,12 @@ describe('bulwark --json output against the API contracts', { timeout: 60_000 },
       .array(api.monitor.alert.omit({ responses: true }).strict())
       .parse(await bulwarkJson(data, 'alerts', 'list'));
     expect(alerts).toMatchObject([{ detector: 'auth_failures', severity: 'high', status: 'open' }]);
+  });
+
+  it('firmware list: each release as GET /api/v1/firmware/releases lists it', async () => {
+    const releases = z
+      .array(strictly(api.firmware.release))
+      .parse(await bulwarkJson(data, 'firmware', 'list'));
+    expect(releases).toMatchObject([{ name: 'pump-fw', version: '1.2.0', status: 'draft', signed: false }]);
   });
 });

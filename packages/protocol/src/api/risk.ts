@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { severities } from '../common.ts';
+import { contract } from './contract.ts';
+
+/**
+ * Vulnerabilities of the firmware a fleet runs (risk's operations, under `/api/v1/firmware` where operators
+ * look for them): imported OSV advisories, a release's matches and the fleet's exposure.
+ *
+ * @example
+ * ```ts
+ * import { api } from '@bulwark/protocol';
+ * const { devices } = api.risk.exposure.response[200].parse(await res.json());
+ * ```
+ */
+
+/**
+ * An advisory's severity: the one scale, highest first, plus `none` (CVSS rates it 0.0) and `unknown` (no
+ * rating given).
+ */
+export const advisorySeverities = ['critical', 'high', 'medium', 'low', 'none', 'unknown'] as const;
+export type AdvisorySeverity = (typeof advisorySeverities)[number];
+/** Every severity of the one scale is an advisory severity (a compile error here when the scale grows). */
+export const scaleSeverities: readonly AdvisorySeverity[] = severities;
+
+const advisorySeverity = z.enum(advisorySeverities);
+const tags = ['firmware vulnerabilities'] as const;
+const anyJson = z.record(z.string(), z.unknown());
+
+export const vulnerability = z.object({
+  advisoryId: z.string(),
+  summary: z.string(),
+  aliases: z.array(z.string()),
+  severity: advisorySeverity,
+  score: z.number().nullable(),
+  cvssVector: z.string().nullable(),
+  purl: z.string(),
+  componentVersion: z.string(),
+});
+
+export const advisory = z.object({
+  id: z.string(),
+  summary: z.string(),
+  aliases: z.array(z.string()),
+  severity: advisorySeverity,
+  score: z.number().nullable(),
+  cvssVector: z.string().nullable(),
+  modified: z.number().int(),
+  withdrawn: z.number().int().nullable(),
+});
+
+export const exposedDevice = z.object({
+  deviceId: z.string(),
+  group: z.string().nullable(),
+  release: z.object({ id: z.string(), name: z.string(), version: z.string() }).nullable(),
+  worstSeverity: advisorySeverity,
+  worstScore: z.number().nullable(),
+  advisories: z.array(z.object({ id: z.string(), severity: advisorySeverity, score: z.number().nullable() })),
+});
+
+export const releaseVulnerabilities = contract({
+  method: 'GET',
+  path: '/api/v1/firmware/releases/:id/vulnerabilities',
+  summary: 'Known vulnerabilities of the release (SBOM × imported OSV advisories), worst first',
+  tags,
+  access: 'firmware:read',
+  params: z.object({ id: z.string().max(200) }),
+  response: { 200: z.object({ vulnerabilities: z.array(vulnerability) }) },
+});
+
+export const advisories = contract({
+  method: 'GET',
+  path: '/api/v1/firmware/advisories',
+  summary: 'Imported OSV advisories, highest score first',
+  tags,
+  access: 'firmware:read',
+  query: z.object({
+    severity: advisorySeverity.optional(),
+    limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  }),
+  response: { 200: z.object({ advisories: z.array(advisory) }) },
+});
+
+export const exposure = contract({
+  method: 'GET',
+  path: '/api/v1/firmware/exposure',
+  summary: 'Devices running releases with known vulnerabilities, worst severity first',
+  tags,
+  access: 'firmware:read',
+  query: z.object({ minSeverity: advisorySeverity.optional() }),
+  response: { 200: z.object({ devices: z.array(exposedDevice) }) },
+});
+
+export const importAdvisories = contract({
+  method: 'POST',
+  path: '/api/v1/firmware/advisories',
+  summary: 'Import OSV advisories (one, an array, or {"vulns": [...]}) and match them against SBOMs',
+  tags,
+  access: 'firmware:write',
+  body: z.union([anyJson, z.array(anyJson)]),
+  response: {
+    200: z.object({ imported: z.number().int(), unchanged: z.number().int(), matches: z.number().int() }),
+  },
+});
