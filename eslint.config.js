@@ -50,6 +50,42 @@ export default tseslint.config(
     },
   },
   {
+    // Small units (issue 13): a factory closure holding a whole service counts as one function.
+    files: ['packages/*/src/**/*.ts'],
+    ignores: ['**/*.test.ts', '**/test-support/**'],
+    rules: {
+      'max-lines-per-function': ['error', { max: 150 }],
+      complexity: ['error', 25],
+      'max-params': ['error', 3],
+      '@typescript-eslint/no-non-null-assertion': 'error',
+    },
+  },
+  {
+    // Subjects and actors are written and read only by events/subject.ts; event data is typed, never cast.
+    files: ['packages/server/src/**/*.ts'],
+    ignores: ['**/*.test.ts', '**/test-support/**', 'packages/server/src/events/subject.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: 'TSEnumDeclaration', message: 'Use an `as const` array and its union instead of enum.' },
+        {
+          selector:
+            "CallExpression[callee.property.name='startsWith'] > Literal[value=/^(device|user|app|channel|policy|zone|rollout|alert):$/]",
+          message: 'Parse subjects with parseSubject/deviceIdOf from events/index.ts.',
+        },
+        {
+          selector: 'TemplateElement[value.raw=/(^|[^A-Za-z0-9_:-])(device|user|app|channel|rollout):$/]',
+          message: 'Write subjects and actors with subjectOf/actorOf from events/index.ts.',
+        },
+        {
+          selector:
+            "TSAsExpression > MemberExpression[property.name='data'][object.name=/^(e|entry|event)$/]",
+          message: 'Event data is typed by its event type: narrow on entry.type, do not cast.',
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
   },

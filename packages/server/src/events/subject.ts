@@ -12,6 +12,7 @@ export const subjectKinds = [
   'address',
   'advisory',
   'alert',
+  'certificate',
   'channel',
   'conduit',
   'firmware',

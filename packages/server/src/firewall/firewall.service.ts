@@ -65,14 +65,11 @@ function toView(r: BansTable, t: number): BanView {
   };
 }
 
-/**
- * What a ban is about, as the audit log names it. Certificates keep `certificate:<serial>` (the events'
- * subject kinds have `serial` for enrollment; the ban's subject has always been written this way).
- */
+/** What a ban is about, as the audit log names it (`certificate:<serial>` for a certificate). */
 function banSubject(kind: string, value: string): string {
   if (kind === 'address') return subjectOf.address(value);
   if (kind === 'device') return subjectOf.device(value);
-  return `certificate:${value}`;
+  return subjectOf.certificate(value);
 }
 
 /** The stored form of a ban's value: CIDRs as given, device ids as given, serials in canonical form. */

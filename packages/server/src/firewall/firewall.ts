@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import { normalizeSerial } from '../pki/index.ts';
+import { subjectOf } from '../events/index.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 export interface FirewallLimits {
@@ -217,7 +218,7 @@ function recordRefusal(s: FirewallState, serial: string): AutomaticBan | undefin
   const { limits } = s;
   const t = s.clock();
   const value = normalizeSerial(serial);
-  if (!value || identityBan(s, `certificate:${value}`)) return undefined;
+  if (!value || identityBan(s, subjectOf.certificate(value))) return undefined;
   if (bump(s.refusals, value, { ms: limits.failureWindowMs, t }) < limits.failureThreshold) return undefined;
   s.refusals.delete(value);
   return impose(s, {
@@ -238,9 +239,9 @@ type DeviceAdmission = { ok: true } | { ok: false; reason: string; banned: true;
 function admitDevice(s: FirewallState, deviceId: string, serial?: string): DeviceAdmission {
   const { limits } = s;
   const t = s.clock();
-  const device = identityBan(s, `device:${deviceId}`);
+  const device = identityBan(s, subjectOf.device(deviceId));
   if (device) return { ok: false, banned: true, reason: `device banned: ${device}` };
-  const certificate = serial ? identityBan(s, `certificate:${normalizeSerial(serial)}`) : undefined;
+  const certificate = serial ? identityBan(s, subjectOf.certificate(normalizeSerial(serial))) : undefined;
   if (certificate) return { ok: false, banned: true, reason: `certificate banned: ${certificate}` };
   if (bump(s.flaps, deviceId, { ms: limits.flapWindowMs, t }) > limits.flapThreshold) {
     s.flaps.delete(deviceId);
@@ -372,7 +373,7 @@ export function createFirewall(
     setBans: (bans: readonly Ban[]) => setBans(s, bans),
     addressBan: (address: string) => addressBan(s, address),
     /** The reason this certificate (serial, any form) is banned, or undefined. */
-    certificateBan: (serial: string) => identityBan(s, `certificate:${normalizeSerial(serial)}`),
+    certificateBan: (serial: string) => identityBan(s, subjectOf.certificate(normalizeSerial(serial))),
     admitConnection: (address: string) => admitConnection(s, address),
     connectionClosed: (address: string) => connectionClosed(s, address),
     recordRefusal: (serial: string) => recordRefusal(s, serial),

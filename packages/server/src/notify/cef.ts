@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { VERSION } from '../version.ts';
+import { subjectIdOf } from '../events/index.ts';
 import type { NotificationEntry } from './channel.types.ts';
 import { cefSeverity } from './event-severity.ts';
 
@@ -40,7 +41,8 @@ export function formatCef(entry: NotificationEntry, deviceHost: string): string 
     ['suser', entry.actor],
     ['dvchost', deviceHost],
   ];
-  if (entry.subject?.startsWith('user:')) ext.push(['duser', entry.subject.slice(5)]);
+  const user = subjectIdOf(entry.subject, 'user');
+  if (user !== undefined) ext.push(['duser', user]);
   const address = str(entry.data.remoteAddress) ?? str(entry.data.address);
   if (address && isIP(address)) ext.push(['src', address]);
   const action = str(entry.data.action);
