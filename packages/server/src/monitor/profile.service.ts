@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { BulwarkError } from '@bulwark/protocol';
-import type { EventBus } from '../events/index.ts';
+import { subjectOf, type EventBus } from '../events/index.ts';
 import type { Db } from '../store/index.ts';
 import {
   attachmentKinds,
@@ -137,7 +137,7 @@ export function createProfileService(deps: ProfileServiceDeps) {
       await events.emit({
         type: 'monitor.profile_updated',
         actor,
-        subject: `profile:${name}`,
+        subject: subjectOf.profile(name),
         data: { version, behaviours: document.behaviours.length },
       });
       return find(name);
@@ -153,7 +153,7 @@ export function createProfileService(deps: ProfileServiceDeps) {
       await events.emit({
         type: 'monitor.profile_deleted',
         actor,
-        subject: `profile:${name}`,
+        subject: subjectOf.profile(name),
         data: { version: profile.version },
       });
     },
@@ -186,7 +186,7 @@ export function createProfileService(deps: ProfileServiceDeps) {
       await events.emit({
         type: detach ? 'monitor.profile_detached' : 'monitor.profile_attached',
         actor,
-        subject: `profile:${name}`,
+        subject: subjectOf.profile(name),
         data: { kind, target: t },
       });
       return find(name);
