@@ -42,6 +42,7 @@ import {
 } from './monitor/index.ts';
 import {
   createPkiService,
+  deviceCertificateSummaries,
   estReenrollRoutes,
   estRoutes,
   loadOrCreatePki,
@@ -270,6 +271,15 @@ async function buildPlatform(
     now,
     tokenTtlMs: config.pki.enrollmentTokenTtl,
     audit,
+    // Read when asked, after every service below exists.
+    facts: {
+      zones: zoneResolver,
+      firmwareOf: async (id) => {
+        const state = await firmware.fleet.deviceState(id);
+        return state && { version: state.version, reportedAt: Number(state.reported_at) };
+      },
+      certificatesOf: (id) => deviceCertificateSummaries(store.db, id),
+    },
   });
   const access = createAccessService({ db: store.db, events, now, devices });
   const firewall = createFirewall(core);
@@ -309,13 +319,6 @@ async function buildPlatform(
     onReleaseDiscard: (tx, releaseId) => risk.vulnerabilities.forgetRelease(tx, releaseId),
   });
   const risk = createRisk({ db: store.db, events, now, firmware });
-  devices.setFacts({
-    zones: zoneResolver,
-    firmwareOf: async (id) => {
-      const state = await firmware.fleet.deviceState(id);
-      return state && { version: state.version, reportedAt: Number(state.reported_at) };
-    },
-  });
   const notify = createNotifyService({
     db: store.db,
     box,
@@ -346,7 +349,7 @@ async function buildPlatform(
       revoke: async (id, _reason, actor) => {
         await (await pki()).revokeDevice(id, actor, 'keyCompromise');
       },
-      banAddress: async (address, reason, ttlMs, actor) => {
+      banAddress: async ({ address, reason, ttlMs }, actor) => {
         await firewall.add({ kind: 'address', value: address, reason, ttlMs }, actor);
       },
       disableUser: async (username, _reason, actor) => {

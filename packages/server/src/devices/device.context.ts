@@ -3,6 +3,8 @@ import type { AuditLog, EventBus, SecurityEvent, TxEmit } from '../events/index.
 import type { Db, DbOrTx, Tx } from '../store/index.ts';
 import * as store from './device.store.ts';
 import type { Device } from './device.types.ts';
+import type { DeviceFacts } from './device.reads.ts';
+import type { CertificatesOf } from './device.subject.ts';
 
 export interface DeviceServiceDeps {
   db: Db;
@@ -16,6 +18,11 @@ export interface DeviceServiceDeps {
   tokenTtlMs: number;
   /** Where a device's refusals are read from. */
   audit?: Pick<AuditLog, 'query'> | undefined;
+  /**
+   * What other modules know about a device (zone, firmware, certificates), as functions the composition root
+   * passes at creation; without them these read as unknown.
+   */
+  facts?: (DeviceFacts & { certificatesOf?: CertificatesOf | undefined }) | undefined;
 }
 
 /** What every use case of the devices module works with. */

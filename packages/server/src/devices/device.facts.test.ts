@@ -93,15 +93,21 @@ describe.each(testDialects)('device facts and data subjects on %s', (dialect) =>
       'usedAt',
     ]);
 
-    devices.setFacts({
-      zones: () => Promise.resolve(() => null),
-      firmwareOf: () => Promise.resolve(undefined),
-      certificatesOf: (id) =>
-        Promise.resolve(
-          id === 'pump-1' ? [{ serial: '0a', notBefore: now, notAfter: now + DAY, revokedAt: null }] : [],
-        ),
+    const withPki = createDeviceService({
+      db: t.store.db,
+      events: bus,
+      now: () => now,
+      tokenTtlMs: DAY,
+      facts: {
+        zones: () => Promise.resolve(() => null),
+        firmwareOf: () => Promise.resolve(undefined),
+        certificatesOf: (id) =>
+          Promise.resolve(
+            id === 'pump-1' ? [{ serial: '0a', notBefore: now, notAfter: now + DAY, revokedAt: null }] : [],
+          ),
+      },
     });
-    const withCerts = await devices.subjectData.exportSubject({ kind: 'device', id: 'pump-1' });
+    const withCerts = await withPki.subjectData.exportSubject({ kind: 'device', id: 'pump-1' });
     expect(withCerts.at(-1)).toEqual({
       record: 'certificate',
       serial: '0a',

@@ -7,7 +7,7 @@ import * as lifecycle from './device.lifecycle.ts';
 import * as reads from './device.reads.ts';
 import * as registry from './device.registry.ts';
 import * as store from './device.store.ts';
-import { deviceSubjectData, type CertificatesOf } from './device.subject.ts';
+import { deviceSubjectData } from './device.subject.ts';
 import type { Device, DeviceOperation } from './device.types.ts';
 
 export { hashToken, requireStatus, statusRefusal } from './device.rules.ts';
@@ -22,19 +22,13 @@ export type { TokenCheck } from './device.lifecycle.ts';
  */
 export function createDeviceService(deps: DeviceServiceDeps) {
   const ctx: DeviceContext = deps;
-  let facts: reads.DeviceFacts | undefined;
-  let certificatesOf: CertificatesOf | undefined;
+  const { facts } = deps;
+  const certificatesOf = facts?.certificatesOf;
 
   return {
     /** Inside the caller's transaction: the status still allows `operation` (pki's re-enrollment). */
     lockStatus: (trx: DbOrTx, id: string, operation: DeviceOperation) =>
       lifecycle.lockStatus(ctx, trx, { id, operation }),
-
-    /** Binds the facts other modules hold (zone, firmware, certificates); until then they read as unknown. */
-    setFacts(bound: reads.DeviceFacts & { certificatesOf?: CertificatesOf }) {
-      facts = bound;
-      certificatesOf = bound.certificatesOf;
-    },
 
     follow: (bus: Pick<EventBus, 'on'>, onError: (err: unknown) => void) => follow(ctx.db, bus, onError),
 

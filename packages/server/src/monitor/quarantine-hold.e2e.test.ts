@@ -129,7 +129,7 @@ describe('an alert whose response quarantined a device', () => {
     );
     expect((await s.platform.monitor.alerts.get(alert.id)).status).toBe('open');
     // What `POST /api/v1/devices/{id}/release` does: the release event reaches the monitor's subscription.
-    await s.platform.access.setQuarantine('flooder-2', false, 'user:olga');
+    await s.platform.access.setQuarantine('flooder-2', { quarantined: false }, 'user:olga');
     const resolved = await waitFor('the alert resolved by the release', async () => {
       const a = await s.platform.monitor.alerts.get(alert.id);
       return a.status === 'resolved' ? a : undefined;

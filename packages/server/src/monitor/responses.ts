@@ -7,7 +7,7 @@ import { severityRank, type EffectiveProfile, type ResponseAction } from './prof
 export interface ResponseActions {
   quarantine(deviceId: string, reason: string, actor: string): Promise<void>;
   revoke(deviceId: string, reason: string, actor: string): Promise<void>;
-  banAddress(address: string, reason: string, ttlMs: number, actor: string): Promise<void>;
+  banAddress(ban: { address: string; reason: string; ttlMs: number }, actor: string): Promise<void>;
   disableUser(username: string, reason: string, actor: string): Promise<void>;
 }
 
@@ -78,7 +78,7 @@ async function perform(deps: ResponderDeps, alert: Alert, run: ResponseRun): Pro
     case 'ban_address': {
       const address = addressOf(deps, alert);
       if (!address) throw invalid('the alert names no source address to ban');
-      await deps.actions.banAddress(address, reason, run.durationMs ?? DEFAULT_BAN_MS, actor);
+      await deps.actions.banAddress({ address, reason, ttlMs: run.durationMs ?? DEFAULT_BAN_MS }, actor);
       return `address ${address}`;
     }
     case 'disable_user': {

@@ -11,6 +11,22 @@ export async function getCertificate(q: DbOrTx, serial: string): Promise<Certifi
   return q.selectFrom('certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
 }
 
+/** Every certificate issued to a device (revoked ones too), oldest first, as an export lists them. */
+export async function deviceCertificateSummaries(q: DbOrTx, deviceId: string) {
+  const rows = await q
+    .selectFrom('certificates')
+    .select(['serial', 'not_before', 'not_after', 'revoked_at'])
+    .where('device_id', '=', deviceId)
+    .orderBy('issued_at')
+    .execute();
+  return rows.map((r) => ({
+    serial: r.serial,
+    notBefore: Number(r.not_before),
+    notAfter: Number(r.not_after),
+    revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+  }));
+}
+
 export async function activeDeviceCertificates(q: DbOrTx, deviceId: string): Promise<CertificatesTable[]> {
   return q
     .selectFrom('certificates')

@@ -12,3 +12,4 @@ export { validateCsr } from './csr.ts';
 export { estRoutes, estReenrollRoutes } from './est.routes.ts';
 export { normalizeSerial, x509 } from './x509.ts';
 export { serverTlsProfile, refuseRenegotiation, TLS12_CIPHERS } from './tls-profile.ts';
+export { deviceCertificateSummaries } from './cert.store.ts';
