@@ -96,7 +96,11 @@ async function startBulwark(dataDir: string): Promise<Running> {
       const { devices, monitor } = server.platform;
       for (const id of setup.deviceIds) await devices.update(id, { group: setup.group }, 'user:bench');
       await monitor.profiles.put(setup.profile, setup.document, 'user:bench');
-      const profile = await monitor.profiles.attach(setup.profile, 'group', setup.group, 'user:bench');
+      const profile = await monitor.profiles.attach(
+        setup.profile,
+        { kind: 'group', target: setup.group },
+        'user:bench',
+      );
       await server.platform.events.flush();
       return { version: profile.version };
     },
