@@ -187,16 +187,26 @@ function addStatement(p: Program, s: Statement, policy: AttachedPolicy): void {
     statement: s.sid,
     policy: policy.name,
   });
-  const base = { policy: policy.name, sid: s.sid, effect: s.effect, timeWindow, decision };
+  // One object literal in one field order for every compiled statement: the decision loops read them by
+  // the hundred thousand, and objects of one shape keep those reads fast (a spread would not).
+  const compiled = (resource: string): Compiled => ({
+    index: p.index++,
+    policy: policy.name,
+    sid: s.sid,
+    effect: s.effect,
+    resource,
+    timeWindow,
+    decision,
+  });
   for (const action of s.actions) {
     if (action === 'mqtt:connect') {
-      p.connectStatements.push({ ...base, index: p.index++, resource: '#' });
+      p.connectStatements.push(compiled('#'));
       continue;
     }
     for (const resource of resources) {
-      const compiled: Compiled = { ...base, index: p.index++, resource };
-      insert(p.tries[action], compiled);
-      if (action === 'mqtt:subscribe') p.subscribeStatements.push(compiled);
+      const statement = compiled(resource);
+      insert(p.tries[action], statement);
+      if (action === 'mqtt:subscribe') p.subscribeStatements.push(statement);
     }
   }
 }
