@@ -323,10 +323,12 @@ function lifecycleCommands(device: Command): void {
       .option('--reason <text>', 'why (recorded in the audit log)')
       .action(async (id: string, options: CommonOptions & { reason?: string }) => {
         const resolved = await withPlatform(options, async (p) => {
+          // The held alerts are read before the release: a running server resolves them too when it
+          // sees the release (possibly first); resolving is idempotent, and this way the alerts close
+          // even when no server is running, and the operator is told which ones either way.
+          const held = quarantined ? [] : await p.monitor.alerts.heldAlerts(id);
           await p.access.setQuarantine(id, { quarantined, reason: options.reason }, ACTOR);
-          // The server resolves them too when it sees the release; resolving is idempotent, and this way
-          // the alerts close even when no server is running.
-          return quarantined ? [] : p.monitor.alerts.releaseHeld(id, ACTOR);
+          return quarantined ? [] : p.monitor.alerts.releaseHeld(id, ACTOR, held);
         });
         process.stdout.write(`device ${id} ${quarantined ? 'quarantined' : 'released from quarantine'}\n`);
         for (const a of resolved)

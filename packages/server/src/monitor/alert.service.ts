@@ -235,24 +235,37 @@ function raiseAlert(ctx: Ctx, finding: Finding): Promise<{ alert: Alert; created
   });
 }
 
-/** The device was released: the alerts whose quarantine held it are resolved, naming who released it. */
-async function releaseHeld(ctx: Ctx, deviceId: string, actor: string): Promise<Alert[]> {
-  const { db } = ctx;
-  const rows = await db
+/** The open alerts on a device that its quarantine holds open. */
+async function heldAlerts(ctx: Ctx, deviceId: string): Promise<Alert[]> {
+  const rows = await ctx.db
     .selectFrom('alerts')
     .selectAll()
     .where('device_id', '=', deviceId)
     .where('status', '!=', 'resolved')
     .execute();
+  return rows.filter(heldByQuarantine).map(toAlert);
+}
+
+/**
+ * The device was released: the alerts whose quarantine held it are resolved, naming who released it.
+ * `held` are the alerts held before the release (read by a caller that releases and resolves in two
+ * steps); each is returned resolved even when another node resolved it in between.
+ */
+async function releaseHeld(
+  ctx: Ctx,
+  deviceId: string,
+  how: { actor: string; held?: Alert[] },
+): Promise<Alert[]> {
+  const candidates = how.held ?? (await heldAlerts(ctx, deviceId));
   const resolved: Alert[] = [];
-  for (const candidate of rows.filter(heldByQuarantine))
+  for (const candidate of candidates)
     resolved.push(
-      await ctx.serial(candidate.dedupe_key, async () => {
-        const row = await requireAlert(db, candidate.id);
+      await ctx.serial(keyOf(candidate.detector, candidate.subject), async () => {
+        const row = await requireAlert(ctx.db, candidate.id);
         return row.status === 'resolved'
           ? toAlert(row)
           : resolveRow(ctx, row, {
-              actor,
+              actor: how.actor,
               resolution: `device ${deviceId} released from quarantine`,
               automatic: false,
             });
@@ -367,7 +380,9 @@ export function createAlertService(deps: AlertServiceDeps) {
     },
 
     /** The device was released: the alerts whose quarantine held it are resolved, naming who released it. */
-    releaseHeld: (deviceId: string, actor: string) => releaseHeld(ctx, deviceId, actor),
+    heldAlerts: (deviceId: string) => heldAlerts(ctx, deviceId),
+    releaseHeld: (deviceId: string, actor: string, held?: Alert[]) =>
+      releaseHeld(ctx, deviceId, { actor, held }),
 
     /** Records a response run for the alert (kept with it, so `alerts show` names it). */
     async recordResponse(id: string, response: AlertResponse): Promise<void> {
