@@ -5,5 +5,6 @@ export * from './heartbeat.ts';
 export * from './firmware.ts';
 export * from './metrics.ts';
 export * from './ingress.ts';
+export * from './commands.ts';
 export * from './common.ts';
 export * from './api/index.ts';

@@ -33,6 +33,7 @@ export const topics = {
   devicePrefix: (id: string) => `${DEVICE_TOPIC_ROOT}/${id}/`,
   heartbeat: (id: string) => `${DEVICE_TOPIC_ROOT}/${id}/heartbeat`,
   telemetry: (id: string) => `${DEVICE_TOPIC_ROOT}/${id}/telemetry`,
+  /** Commands to the device: `devices/{id}/commands/{name}` (see `commandTopics`). */
   commands: (id: string) => `${DEVICE_TOPIC_ROOT}/${id}/commands`,
   /** Device-reported metrics (see `deviceMetricsSchema`). */
   metrics: (id: string) => `${DEVICE_TOPIC_ROOT}/${id}/metrics`,

@@ -97,6 +97,19 @@ export const eventCatalog = {
   'notification.channel_deleted': {},
   'notification.channel_failing': { groups: ['warning'] },
   'notification.channel_recovered': {},
+  'app.added': { groups: ['access'] },
+  'app.updated': { groups: ['access'] },
+  'app.revoked': {},
+  'app.token_created': {},
+  'app.token_revoked': {},
+  'app.certificate_issued': {},
+  'app.delivery_dropped': { groups: ['warning'] },
+  'device.command_sent': {},
+  'device.command_result': {},
+  'device.command_timed_out': { groups: ['warning'] },
+  'telemetry.pattern_set': {},
+  'telemetry.pattern_removed': {},
+  'telemetry.retention_applied': {},
 } as const satisfies Record<keyof EventData, EventMeta>;
 
 /**
@@ -338,6 +351,38 @@ export interface EventData {
   /** Deliveries to a channel started failing; they are retried (nothing is skipped) until it recovers. */
   'notification.channel_failing': { name: string; error: string; pendingFromSeq: number };
   'notification.channel_recovered': { name: string; failedForMs: number; attempts: number };
+  /** An application principal (subject `app:<name>`); `purpose` is a fideslang data-use key. */
+  'app.added': { purpose: string | null; zone: string | null; grants: string[] };
+  'app.updated': { changes: Record<string, Json> };
+  /** Its certificates and tokens were revoked with it; its live sessions end within 1 s. */
+  'app.revoked': { reason?: string; revokedCertificates: string[]; revokedTokens: number };
+  'app.token_created': { tokenId: string; expiresAt: number | null };
+  'app.token_revoked': { tokenId: string };
+  'app.certificate_issued': { serial: string; notAfter: number };
+  /** Messages to the app were dropped because its connection did not keep up (bounded queue). */
+  'app.delivery_dropped': { dropped: number; queuedBytes: number; windowMs: number; clientId: string };
+  /** A command to the device (subject), by the platform (`via: platform`) or an app over MQTT. */
+  'device.command_sent': {
+    commandId: string;
+    name: string;
+    issuedAt: number;
+    expiresAt: number | null;
+    via: 'platform' | 'mqtt';
+    /** The command's `data` (what the device receives), when the platform sent it. */
+    data?: Json;
+  };
+  /** The device's answer on `devices/{id}/commands/{name}/result`. */
+  'device.command_result': {
+    commandId: string;
+    name: string;
+    status: 'ok' | 'failed' | 'refused';
+    message?: string;
+    result?: Json;
+  };
+  'device.command_timed_out': { commandId: string; name: string; timeoutMs: number; online: boolean };
+  'telemetry.pattern_set': { pattern: string; retentionMs: number };
+  'telemetry.pattern_removed': { pattern: string; deleted: number };
+  'telemetry.retention_applied': { pattern: string; deleted: number; before: number };
 }
 
 export interface SecurityEvent<T extends EventType = EventType> {

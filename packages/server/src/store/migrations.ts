@@ -512,4 +512,75 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0012_apps_and_telemetry': {
+    async up(db: Kysely<unknown>) {
+      // Applications as principals (apps/), their MQTT tokens and delivery counters; certificates issued
+      // to an app; the optional telemetry store (telemetry/).
+      await db.schema.alterTable('certificates').addColumn('app_name', 'text').execute();
+      await db.schema
+        .createTable('apps')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('purpose', 'text')
+        .addColumn('zone', 'text')
+        .addColumn('description', 'text')
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .execute();
+      await db.schema
+        .createTable('app_tokens')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('app', 'text', (c) => c.notNull())
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .addColumn('last_used_at', 'bigint')
+        .addColumn('last_used_from', 'text')
+        .addColumn('revoked_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('app_tokens_app_idx').on('app_tokens').column('app').execute();
+      await db.schema
+        .createTable('app_delivery_stats')
+        .addColumn('app', 'text', (c) => c.notNull())
+        .addColumn('node', 'text', (c) => c.notNull())
+        .addColumn('messages', 'bigint', (c) => c.notNull())
+        .addColumn('bytes', 'bigint', (c) => c.notNull())
+        .addColumn('dropped', 'bigint', (c) => c.notNull())
+        .addColumn('queued_bytes', 'bigint', (c) => c.notNull())
+        .addColumn('connections', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('app_delivery_stats_pk', ['app', 'node'])
+        .execute();
+      await db.schema
+        .createTable('telemetry_patterns')
+        .addColumn('pattern', 'text', (c) => c.primaryKey())
+        .addColumn('retention_ms', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('telemetry_messages')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('topic', 'text', (c) => c.notNull())
+        .addColumn('pattern', 'text', (c) => c.notNull())
+        .addColumn('received_at', 'bigint', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('bytes', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('telemetry_messages_device_idx')
+        .on('telemetry_messages')
+        .columns(['device_id', 'received_at'])
+        .execute();
+      await db.schema
+        .createIndex('telemetry_messages_pattern_idx')
+        .on('telemetry_messages')
+        .columns(['pattern', 'received_at'])
+        .execute();
+    },
+  },
 };

@@ -43,6 +43,8 @@ export interface CertificatesTable {
   issued_at: number;
   revoked_at: number | null;
   revocation_reason: string | null;
+  /** The application a `kind: 'app'` certificate was issued to (0012). */
+  app_name?: string | null;
 }
 
 export interface PkiMaterialTable {
@@ -331,6 +333,65 @@ export interface BansTable {
 }
 
 /** One retained message per topic [MQTT-3.3.1-5], charged to the device that published it (0007). */
+/** An application principal (0012): a backend that reads fleet data and commands devices. */
+export interface AppsTable {
+  name: string;
+  /** fideslang data-use key; null: the app may not be granted device data. */
+  purpose: string | null;
+  zone: string | null;
+  description: string | null;
+  status: string;
+  created_at: number;
+  updated_at: number;
+  revoked_at: number | null;
+}
+
+/** An app's MQTT password (user name = app name), stored as its sha256 (0012). */
+export interface AppTokensTable {
+  id: string;
+  app: string;
+  token_hash: string;
+  created_at: number;
+  created_by: string;
+  expires_at: number | null;
+  last_used_at: number | null;
+  last_used_from: string | null;
+  revoked_at: number | null;
+}
+
+/** Delivery to an app per node, as the broker last reported it (0012). */
+export interface AppDeliveryStatsTable {
+  app: string;
+  node: string;
+  messages: number;
+  bytes: number;
+  dropped: number;
+  queued_bytes: number;
+  connections: number;
+  updated_at: number;
+}
+
+/** A topic pattern whose messages are stored, and for how long (0012). */
+export interface TelemetryPatternsTable {
+  pattern: string;
+  retention_ms: number;
+  created_at: number;
+  updated_at: number;
+  created_by: string;
+}
+
+/** A stored device message (0012). `id` sorts in arrival order. */
+export interface TelemetryMessagesTable {
+  id: string;
+  device_id: string;
+  topic: string;
+  pattern: string;
+  received_at: number;
+  /** base64 */
+  payload: string;
+  bytes: number;
+}
+
 export interface RetainedMessagesTable {
   topic: string;
   device_id: string;
@@ -438,6 +499,11 @@ export interface Database {
   devices: DevicesTable;
   enrollment_tokens: EnrollmentTokensTable;
   certificates: CertificatesTable;
+  apps: AppsTable;
+  app_tokens: AppTokensTable;
+  app_delivery_stats: AppDeliveryStatsTable;
+  telemetry_patterns: TelemetryPatternsTable;
+  telemetry_messages: TelemetryMessagesTable;
   pki_material: PkiMaterialTable;
   audit_log: AuditLogTable;
   audit_anchor: AuditAnchorTable;

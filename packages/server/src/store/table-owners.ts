@@ -43,6 +43,11 @@ export const tableOwners = {
   monitor_state: 'monitor',
   notification_channels: 'notify',
   store_meta: 'store',
+  apps: 'apps',
+  app_tokens: 'apps',
+  app_delivery_stats: 'apps',
+  telemetry_patterns: 'telemetry',
+  telemetry_messages: 'telemetry',
 } as const satisfies Record<keyof Database, string>;
 
 export type TableName = keyof typeof tableOwners;
