@@ -6,5 +6,6 @@ export * from './firmware.ts';
 export * from './metrics.ts';
 export * from './ingress.ts';
 export * from './commands.ts';
+export * from './taxonomy/taxonomy.ts';
 export * from './common.ts';
 export * from './api/index.ts';
