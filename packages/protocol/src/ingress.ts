@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { COMMAND_MAX_BYTES, commandResultSchema, commandTopics } from './commands.ts';
 import { firmwareStateSchema, firmwareStatusSchema, firmwareTopics } from './firmware.ts';
 import { heartbeatSchema } from './heartbeat.ts';
 import { DEVICE_METRICS_MAX_BYTES, deviceMetricsSchema } from './metrics.ts';
@@ -10,7 +11,10 @@ import { topics } from './topics.ts';
  * validates a payload once, against this, before any handler sees it.
  */
 export interface IngressRoute<S extends z.ZodType = z.ZodType> {
-  /** The topic for a device id, e.g. `topics.heartbeat` (`devices/{id}/heartbeat`). */
+  /**
+   * The topic for a device id, e.g. `topics.heartbeat` (`devices/{id}/heartbeat`). One level inside the
+   * device's subtree may be `+` (`devices/{id}/commands/+/result`): the handler gets what it matched.
+   */
   readonly topic: (deviceId: string) => string;
   /** The JSON payload's schema. */
   readonly schema: S;
@@ -33,6 +37,8 @@ export const deviceIngress = {
   firmwareStatus: { topic: firmwareTopics.status, schema: firmwareStatusSchema },
   firmwareState: { topic: firmwareTopics.state, schema: firmwareStateSchema },
   metrics: { topic: topics.metrics, schema: deviceMetricsSchema, maxBytes: DEVICE_METRICS_MAX_BYTES },
+  /** A device's answer to a command (`devices/{id}/commands/{name}/result`); `+` is the command name. */
+  commandResult: { topic: commandTopics.results, schema: commandResultSchema, maxBytes: COMMAND_MAX_BYTES },
 } as const satisfies Record<string, IngressRoute>;
 
 export type IngressName = keyof typeof deviceIngress;

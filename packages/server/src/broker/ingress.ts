@@ -9,8 +9,12 @@ import {
 
 /** What the platform does with one kind of device message. */
 export interface IngressHandler<N extends IngressName> {
-  /** A payload that passed the route's schema; the device id is the session's, never read from the topic. */
-  accept(deviceId: string, payload: IngressPayload<N>): void | Promise<void>;
+  /**
+   * A payload that passed the route's schema; the device id is the session's, never read from the topic.
+   * `level` is what the route's `+` level matched (the command name of `commandResult`), undefined for a
+   * route without one.
+   */
+  accept(deviceId: string, payload: IngressPayload<N>, level: string | undefined): void | Promise<void>;
   /**
    * A payload that did not (too large, not JSON, or the schema's first three issues); without this it is
    * dropped: it changes nothing.
@@ -26,14 +30,34 @@ export interface IngressRouter {
   dispatch(deviceId: string, topic: string, payload: Buffer | string): void;
 }
 
+/** A route's suffix with a `+` level split around it: `commands/+/result` is `commands/` and `/result`. */
+export interface WildcardSuffix {
+  before: string;
+  after: string;
+}
+
 interface CompiledRoute {
   name: IngressName;
-  suffix: string;
+  /** The fixed suffix, or undefined when the route has a `+` level (then `wildcard`). */
+  suffix: string | undefined;
+  wildcard: WildcardSuffix | undefined;
   route: IngressRoute;
   handler: IngressHandler<IngressName>;
 }
 
 const SLASH = 47;
+
+/** A route's suffix, fixed or with one `+` level (a whole level); anything else is a programming error. */
+export function splitSuffix(suffix: string): { suffix: string } | { wildcard: WildcardSuffix } {
+  const levels = suffix.split('/');
+  const plus = levels.indexOf('+');
+  if (levels.some((l, i) => l.includes('#') || (l.includes('+') && i !== plus)) || levels.includes(''))
+    throw new Error(`ingress suffix ${suffix}: at most one + level, no # and no empty level`);
+  if (plus < 0) return { suffix };
+  const before = levels.slice(0, plus).join('/');
+  const after = levels.slice(plus + 1).join('/');
+  return { wildcard: { before: before && `${before}/`, after: after && `/${after}` } };
+}
 
 /** Is `topic` exactly `devices/{deviceId}/{suffix}`? Compared in place: nothing is allocated per message. */
 export function isDeviceTopic(topic: string, deviceId: string, suffix: string): boolean {
@@ -46,6 +70,27 @@ export function isDeviceTopic(topic: string, deviceId: string, suffix: string): 
     topic.startsWith(deviceId, root + 1) &&
     topic.charCodeAt(root + 1 + deviceId.length) === SLASH
   );
+}
+
+/**
+ * Is `topic` `devices/{deviceId}/{before}{level}{after}` with `level` one non-empty topic level? Returns where
+ * `level` starts, or -1. Compared in place like isDeviceTopic: nothing is allocated per message.
+ */
+export function wildcardLevelAt(topic: string, deviceId: string, pattern: WildcardSuffix): number {
+  const root = DEVICE_TOPIC_ROOT.length;
+  const start = root + deviceId.length + 2 + pattern.before.length;
+  const end = topic.length - pattern.after.length;
+  if (end <= start) return -1;
+  const framed =
+    topic.endsWith(pattern.after) &&
+    topic.startsWith(DEVICE_TOPIC_ROOT) &&
+    topic.charCodeAt(root) === SLASH &&
+    topic.startsWith(deviceId, root + 1) &&
+    topic.charCodeAt(root + 1 + deviceId.length) === SLASH &&
+    topic.startsWith(pattern.before, root + 2 + deviceId.length);
+  if (!framed) return -1;
+  const slash = topic.indexOf('/', start);
+  return slash < 0 || slash >= end ? start : -1;
 }
 
 type Parsed = { ok: true; value: unknown } | { ok: false; problem: string };
@@ -99,11 +144,23 @@ export function createIngressRouter(options: {
     const handler: IngressHandler<IngressName> | undefined = options.handlers[name];
     if (!handler) continue;
     const route: IngressRoute = deviceIngress[name];
-    compiled.push({ name, suffix: ingressSuffix(route), route, handler });
+    const split = splitSuffix(ingressSuffix(route));
+    compiled.push({
+      name,
+      suffix: 'suffix' in split ? split.suffix : undefined,
+      wildcard: 'wildcard' in split ? split.wildcard : undefined,
+      route,
+      handler,
+    });
   }
   const fail = (err: unknown, deviceId: string, name: IngressName) => options.onError(err, deviceId, name);
 
-  function deliver(entry: CompiledRoute, deviceId: string, payload: Buffer | string): void {
+  function deliver(
+    entry: CompiledRoute,
+    deviceId: string,
+    message: { payload: Buffer | string; level: string | undefined },
+  ): void {
+    const { payload, level } = message;
     const parsed = parseIngress(entry.route, payload);
     try {
       if (!parsed.ok) {
@@ -111,7 +168,7 @@ export function createIngressRouter(options: {
         return;
       }
       // The schema of this route validated it: its value is this route's payload type.
-      const done = entry.handler.accept(deviceId, parsed.value as never);
+      const done = entry.handler.accept(deviceId, parsed.value as never, level);
       if (done) done.catch((err: unknown) => fail(err, deviceId, entry.name));
     } catch (err) {
       fail(err, deviceId, entry.name);
@@ -121,8 +178,16 @@ export function createIngressRouter(options: {
   return {
     dispatch(deviceId, topic, payload) {
       for (const entry of compiled) {
-        if (!isDeviceTopic(topic, deviceId, entry.suffix)) continue;
-        deliver(entry, deviceId, payload);
+        if (entry.suffix !== undefined) {
+          if (!isDeviceTopic(topic, deviceId, entry.suffix)) continue;
+          deliver(entry, deviceId, { payload, level: undefined });
+          return;
+        }
+        if (!entry.wildcard) continue;
+        const start = wildcardLevelAt(topic, deviceId, entry.wildcard);
+        if (start < 0) continue;
+        const level = topic.slice(start, topic.length - entry.wildcard.after.length);
+        deliver(entry, deviceId, { payload, level });
         return;
       }
     },
