@@ -571,7 +571,7 @@ async function buildDeviceApp(platform: Platform, pki: PkiService): Promise<Fast
     tufRoutes({
       tuf: platform.firmware.tuf,
       releases: platform.firmware.releases,
-      checkDevice: (identity) => pki.checkConnection(identity),
+      checkDevice: (identity) => pki.checkDevice(identity),
     }),
   );
   await deviceApp.app.ready();

@@ -67,6 +67,8 @@ export function certRow(issued: {
   kind: CertKind;
   deviceId: string | null;
   issuedAt: number;
+  /** The application of a `kind: 'app'` certificate. */
+  appName?: string;
 }) {
   const { cert, kind, deviceId, issuedAt } = issued;
   return {
@@ -81,6 +83,7 @@ export function certRow(issued: {
     issued_at: issuedAt,
     revoked_at: null,
     revocation_reason: null,
+    ...(issued.appName === undefined ? {} : { app_name: issued.appName }),
   };
 }
 

@@ -1,6 +1,6 @@
 import type { CertificatesTable, DbOrTx, PkiMaterialTable } from '../store/index.ts';
 
-export const certKinds = ['root', 'issuing', 'server', 'device'] as const;
+export const certKinds = ['root', 'issuing', 'server', 'device', 'app'] as const;
 export type CertKind = (typeof certKinds)[number];
 
 export async function insertCertificate(q: DbOrTx, row: CertificatesTable): Promise<void> {
@@ -34,6 +34,34 @@ export async function activeDeviceCertificates(q: DbOrTx, deviceId: string): Pro
     .where('device_id', '=', deviceId)
     .where('revoked_at', 'is', null)
     .execute();
+}
+
+/** An application's certificates that are not revoked. */
+export async function activeAppCertificates(q: DbOrTx, app: string): Promise<CertificatesTable[]> {
+  return q
+    .selectFrom('certificates')
+    .selectAll()
+    .where('kind', '=', 'app')
+    .where('app_name', '=', app)
+    .where('revoked_at', 'is', null)
+    .execute();
+}
+
+/** Every certificate issued to an application (revoked ones too), oldest first. */
+export async function appCertificateSummaries(q: DbOrTx, app: string) {
+  const rows = await q
+    .selectFrom('certificates')
+    .select(['serial', 'not_before', 'not_after', 'revoked_at'])
+    .where('kind', '=', 'app')
+    .where('app_name', '=', app)
+    .orderBy('issued_at')
+    .execute();
+  return rows.map((r) => ({
+    serial: r.serial,
+    notBefore: Number(r.not_before),
+    notAfter: Number(r.not_after),
+    revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+  }));
 }
 
 export async function revokeCertificates(

@@ -5,9 +5,8 @@ import { certRow } from './ca.ts';
 import * as certs from './cert.store.ts';
 import { validateCsr } from './csr.ts';
 import type { PkiContext } from './pki.context.ts';
-import { newSerial, normalizeSerial, SIGNING_ALG, x509 } from './x509.ts';
-
-const BACKDATE = 5 * 60_000;
+import { signClientCertificate } from './signing.ts';
+import { normalizeSerial, x509 } from './x509.ts';
 
 export interface Issued {
   certificate: x509.X509Certificate;
@@ -29,32 +28,14 @@ export interface ReenrollInput {
 }
 
 /** Signs a device certificate: subject, SAN and extensions are the server's, only the public key is the device's. */
-async function sign(
+function sign(
   ctx: PkiContext,
   device: { id: string; publicKey: x509.PublicKey },
 ): Promise<x509.X509Certificate> {
-  const { material } = ctx;
-  const t = ctx.now();
-  return x509.X509CertificateGenerator.create({
-    serialNumber: newSerial(),
+  return signClientCertificate(ctx, {
     subject: [{ CN: [device.id] }, { O: ['Bulwark devices'] }],
-    issuer: material.issuing.cert.subject,
-    notBefore: new Date(t - BACKDATE),
-    notAfter: new Date(t + ctx.deviceCertValidityMs),
+    sanUri: `urn:bulwark:device:${device.id}`,
     publicKey: device.publicKey,
-    signingKey: material.issuing.key,
-    signingAlgorithm: SIGNING_ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement,
-        true,
-      ),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `urn:bulwark:device:${device.id}` }]),
-      await x509.SubjectKeyIdentifierExtension.create(device.publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(material.issuing.cert),
-    ],
   });
 }
 

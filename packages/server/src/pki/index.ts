@@ -6,10 +6,14 @@ export {
   type RevocationReason,
   type ConnectionCheck,
   type ConnectionIdentity,
+  type DeviceConnectionCheck,
+  type AppCertificate,
+  type AppCertificateRequest,
   type Issued,
 } from './pki.service.ts';
 export { validateCsr } from './csr.ts';
 export { estRoutes, estReenrollRoutes } from './est.routes.ts';
 export { normalizeSerial, x509 } from './x509.ts';
 export { serverTlsProfile, refuseRenegotiation, TLS12_CIPHERS } from './tls-profile.ts';
-export { deviceCertificateSummaries } from './cert.store.ts';
+export { deviceCertificateSummaries, appCertificateSummaries } from './cert.store.ts';
+export { revokeAppCertificates, APP_CERT_OU } from './app-certificates.ts';

@@ -1,5 +1,15 @@
 import { createEventRateLimit } from '../events/index.ts';
-import { certificateStanding, checkConnection, type ConnectionIdentity } from './connection.ts';
+import {
+  issueAppCertificate,
+  revokeAppCertificates,
+  type AppCertificateRequest,
+} from './app-certificates.ts';
+import {
+  certificateStanding,
+  checkConnection,
+  checkDeviceConnection,
+  type ConnectionIdentity,
+} from './connection.ts';
 import { createCrls, type RevocationReason } from './crl.ts';
 import { enroll, reenroll, type EnrollInput, type ReenrollInput } from './enrollment.ts';
 import type { PkiContext, PkiServiceDeps } from './pki.context.ts';
@@ -7,7 +17,8 @@ import { revokeDevice } from './revocation.ts';
 import { x509 } from './x509.ts';
 
 export type { PkiServiceDeps } from './pki.context.ts';
-export type { ConnectionCheck, ConnectionIdentity } from './connection.ts';
+export type { ConnectionCheck, ConnectionIdentity, DeviceConnectionCheck } from './connection.ts';
+export type { AppCertificate, AppCertificateRequest } from './app-certificates.ts';
 export { revocationReasons, type RevocationReason } from './crl.ts';
 export type { Issued } from './enrollment.ts';
 
@@ -29,7 +40,14 @@ export function createPkiService(deps: PkiServiceDeps) {
     /** Revokes the device and every certificate it holds, with their events, in one transaction. */
     revokeDevice: (deviceId: string, actor: string, reason: RevocationReason = 'cessationOfOperation') =>
       revokeDevice(ctx, { deviceId, actor, reason }),
+    /** The broker's check: a device certificate (client id = device id), or an app's (`kind: 'app'`). */
     checkConnection: (id: ConnectionIdentity) => checkConnection(ctx, id),
+    /** For device-only listeners (TUF repository): an application certificate is refused. */
+    checkDevice: (id: ConnectionIdentity) => checkDeviceConnection(ctx, id),
+    /** An application's client certificate from its CSR, with its event, in one transaction. */
+    issueAppCertificate: (request: AppCertificateRequest) => issueAppCertificate(ctx, request),
+    /** Inside the apps module's revocation transaction: every certificate of the app, with its events. */
+    revokeAppCertificates,
     crl: crls.crl,
     revocationListsPem: crls.revocationListsPem,
     certificateStanding: (serial: string) => certificateStanding(ctx, serial),
