@@ -4,6 +4,7 @@
  * the CLI's `--json` output is checked against their response schemas.
  */
 import * as access from './access.ts';
+import * as apps from './apps.ts';
 import * as audit from './audit.ts';
 import * as devices from './devices.ts';
 import * as firmware from './firmware.ts';
@@ -14,10 +15,12 @@ import * as monitor from './monitor.ts';
 import * as notify from './notify.ts';
 import * as pki from './pki.ts';
 import * as risk from './risk.ts';
+import * as telemetry from './telemetry.ts';
 import * as users from './users.ts';
 
 export const api = {
   access,
+  apps,
   audit,
   devices,
   firewall,
@@ -28,6 +31,7 @@ export const api = {
   notify,
   pki,
   risk,
+  telemetry,
   users,
 } as const;
 
