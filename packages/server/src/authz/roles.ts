@@ -20,6 +20,8 @@ export const permissions = [
   'alerts:write',
   'monitor:write',
   'metrics:read',
+  'apps:read',
+  'apps:write',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
@@ -47,6 +49,8 @@ export const rolePermissions: Record<Role, readonly Permission[]> = {
     'alerts:write',
     'monitor:write',
     'metrics:read',
+    'apps:read',
+    'apps:write',
   ],
   operator: [
     'devices:read',
@@ -59,6 +63,8 @@ export const rolePermissions: Record<Role, readonly Permission[]> = {
     'alerts:read',
     'alerts:write',
     'metrics:read',
+    'apps:read',
+    'apps:write',
   ],
   auditor: [
     'devices:read',
@@ -69,6 +75,7 @@ export const rolePermissions: Record<Role, readonly Permission[]> = {
     'policies:read',
     'firmware:read',
     'alerts:read',
+    'apps:read',
   ],
   viewer: ['devices:read', 'firmware:read', 'alerts:read'],
 };
