@@ -1,5 +1,6 @@
-import type { PolicyAction, PolicyDocument, Statement } from './document.ts';
+import type { PolicyAction, PolicyDocument, Statement, Targets } from './document.ts';
 import { addressIn } from './document.ts';
+import { reachOf, targetsHold, type DeviceFacts, type Reach } from './targets.ts';
 import { covers, intersects, isValidFilter, isValidTopic } from './topic-filter.ts';
 import { substitute, type PolicyContext } from './variables.ts';
 import { conduitFor, ownerOf, type Segmentation } from './zones.ts';
@@ -51,6 +52,8 @@ interface Compiled {
   effect: 'allow' | 'deny';
   resource: string;
   timeWindow?: { from: number; to: number };
+  /** Which devices' topics the statement reaches (absent: it is not limited to devices). */
+  targets: Targets | undefined;
   decision: Decision;
 }
 
@@ -126,6 +129,8 @@ export interface CompileInput {
   segmentation: Segmentation;
   /** The zone of another device (for `devices/<id>/…` topics); undefined when unknown. */
   deviceZone(id: string): string | null | undefined;
+  /** Group and zone of another device, for statements with `targets` (none: such statements never apply). */
+  deviceFacts?: (id: string) => DeviceFacts | undefined;
   /** Minutes since midnight UTC, for time-window conditions. */
   clock?: () => number;
 }
@@ -143,6 +148,11 @@ interface Program {
   dropped: Dropped[];
   /** A statement has a time window: decisions depend on the clock and are not cached. */
   timed: boolean;
+  /** A statement has targets: matches are checked against the topic's device (else the plain path runs). */
+  targeted: boolean;
+  /** The principal is an app (wildcard subscriptions are checked per message, see `subscribe`). */
+  app: boolean;
+  facts: (id: string) => DeviceFacts | undefined;
   index: number;
   query: Query;
   caches: { 'mqtt:publish': Map<string, Decision>; 'mqtt:receive': Map<string, Decision> };
@@ -170,6 +180,15 @@ function resourcesOf(s: Statement, policy: AttachedPolicy, p: Program): string[]
   return resources;
 }
 
+const NO_PURPOSE = 'app has no declared purpose';
+
+/** An app without a declared purpose is granted nothing under `devices/` (issue 14: no purpose, no device data). */
+function withoutPurpose(p: Program, s: Statement, resources: readonly string[]): boolean {
+  const { ctx } = p.input;
+  if (ctx.principal !== 'app' || ctx.app?.purpose || s.effect !== 'allow') return false;
+  return resources.some((r) => intersects(r, 'devices/#'));
+}
+
 function addStatement(p: Program, s: Statement, policy: AttachedPolicy): void {
   const why = conditionsHold(s, p.input.ctx);
   if (why) {
@@ -177,6 +196,12 @@ function addStatement(p: Program, s: Statement, policy: AttachedPolicy): void {
     return;
   }
   const resources = resourcesOf(s, policy, p);
+  if (withoutPurpose(p, s, resources)) {
+    p.dropped.push({ policy: policy.name, statement: s.sid, reason: NO_PURPOSE });
+    return;
+  }
+  const targets = s.conditions?.targets;
+  if (targets) p.targeted = true;
   p.applied.push({ policy: policy.name, sid: s.sid, effect: s.effect, actions: [...s.actions], resources });
   const window = s.conditions?.timeWindow;
   const timeWindow = window && { from: minutes(window.from), to: minutes(window.to) };
@@ -196,11 +221,13 @@ function addStatement(p: Program, s: Statement, policy: AttachedPolicy): void {
     effect: s.effect,
     resource,
     timeWindow,
+    targets,
     decision,
   });
   for (const action of s.actions) {
     if (action === 'mqtt:connect') {
-      p.connectStatements.push(compiled('#'));
+      // Targets limit a statement to device topics: a connect has none, so it does not apply.
+      if (!targets) p.connectStatements.push(compiled('#'));
       continue;
     }
     for (const resource of resources) {
@@ -225,6 +252,9 @@ function buildProgram(input: CompileInput): Program {
     applied: [],
     dropped: [],
     timed: false,
+    targeted: false,
+    app: input.ctx.principal === 'app',
+    facts: input.deviceFacts ?? (() => undefined),
     index: 0,
     query: { levels: [], out: [] },
     caches: { 'mqtt:publish': new Map(), 'mqtt:receive': new Map() },
@@ -254,6 +284,26 @@ function pick(p: Program, matched: readonly Compiled[]): Decision {
   return deny?.decision ?? allow?.decision ?? DENY_NO_MATCH;
 }
 
+/** Does a matched statement apply to the topic's device? (Only statements with targets can fail this.) */
+function applies(p: Program, s: Compiled, reach: Reach): boolean {
+  if (!s.targets) return true;
+  return reach.kind === 'device' && targetsHold(s.targets, reach.id, p.facts);
+}
+
+/** `pick` for a program with targets: a statement whose targets leave out the topic's device is skipped. */
+function pickTargeted(p: Program, matched: readonly Compiled[], levels: readonly string[]): Decision {
+  const reach = reachOf(levels);
+  let deny: Compiled | undefined;
+  let allow: Compiled | undefined;
+  for (const s of matched) {
+    if (!active(p, s) || !applies(p, s, reach)) continue;
+    if (s.effect === 'deny') {
+      if (!deny || s.index < deny.index) deny = s;
+    } else if (!allow || s.index < allow.index) allow = s;
+  }
+  return deny?.decision ?? allow?.decision ?? DENY_NO_MATCH;
+}
+
 /** Zone rule: a topic owned by another zone needs a conduit in the right direction. */
 function zoneCheck(
   p: Program,
@@ -264,7 +314,8 @@ function zoneCheck(
   if (segmentation.zones.length === 0) return undefined;
   const owner = ownerOf(topic, (id) => p.input.deviceZone(id));
   if (owner.kind === 'none') return undefined;
-  if (owner.kind === 'ambiguous') return DENY_AMBIGUOUS_ZONE;
+  // An app's wildcard subscription is checked against zones per message, on delivery (`receive`).
+  if (owner.kind === 'ambiguous') return p.app && use === 'subscribe' ? undefined : DENY_AMBIGUOUS_ZONE;
   if (owner.zone === ctx.zone) return undefined;
   const outbound = use === 'publish';
   const conduit = conduitFor(segmentation, {
@@ -296,24 +347,37 @@ function lookup(p: Program, action: 'mqtt:publish' | 'mqtt:receive', topic: stri
       p.query.levels = topic.split('/');
       p.query.out.length = 0;
       collect(p.tries[action], 0, p.query);
-      decision = pick(p, p.query.out);
+      decision = p.targeted ? pickTargeted(p, p.query.out, p.query.levels) : pick(p, p.query.out);
     }
   }
   return p.timed ? decision : remember(cache, topic, decision);
+}
+
+/**
+ * Does a subscribe statement apply to a filter? Without targets, always. With targets: for a filter naming one
+ * device, when that device is targeted; for a filter that may reach any device (`devices/+/…`), an app's
+ * allow covers it (targets are then checked per message, on delivery) while a device's allow does not, and
+ * a deny applies to a device (a deny never shrinks) but not to an app (checked on delivery too).
+ */
+function appliesToFilter(p: Program, s: Compiled, reach: Reach): boolean {
+  if (!s.targets || reach.kind !== 'wildcard') return applies(p, s, reach);
+  return p.app === (s.effect === 'allow');
 }
 
 /** A subscription must be covered by an allowed filter and overlap no denied one. */
 function subscribeStatementsDecide(p: Program, filter: string): Decision {
   let deny: Compiled | undefined;
   let allow: Compiled | undefined;
-  for (const s of p.subscribeStatements) {
+  const reach: Reach = p.targeted ? reachOf(filter.split('/')) : { kind: 'none' };
+  const statements = p.targeted
+    ? p.subscribeStatements.filter((s) => appliesToFilter(p, s, reach))
+    : p.subscribeStatements;
+  for (const s of statements) {
     if (!active(p, s)) continue;
     if (s.effect === 'deny' && intersects(s.resource, filter) && (!deny || s.index < deny.index)) deny = s;
     if (s.effect === 'allow' && covers(s.resource, filter) && (!allow || s.index < allow.index)) allow = s;
   }
-  const overlapsAllow = p.subscribeStatements.some(
-    (s) => s.effect === 'allow' && intersects(s.resource, filter),
-  );
+  const overlapsAllow = statements.some((s) => s.effect === 'allow' && intersects(s.resource, filter));
   return deny?.decision ?? allow?.decision ?? (overlapsAllow ? DENY_NOT_COVERED : DENY_NO_MATCH);
 }
 

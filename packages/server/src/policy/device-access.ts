@@ -29,7 +29,10 @@ export const DEFAULT_POLICY: AttachedPolicy = {
   },
 };
 
-/** What a quarantined device keeps: its quarantine subtree, and its command topic to be told what to do. */
+/**
+ * What a quarantined device keeps: its quarantine subtree, and its commands (it receives them on
+ * `devices/{id}/commands/+` and answers on `…/commands/{name}/result`) so it can still be told what to do.
+ */
 export const QUARANTINE_POLICY: AttachedPolicy = {
   name: 'quarantine',
   version: 1,
@@ -47,7 +50,33 @@ export const QUARANTINE_POLICY: AttachedPolicy = {
         sid: 'quarantine-commands',
         effect: 'allow',
         actions: ['mqtt:subscribe', 'mqtt:receive'],
-        resources: ['devices/${device.id}/commands'],
+        resources: ['devices/${device.id}/commands/+'],
+      },
+      {
+        sid: 'quarantine-command-results',
+        effect: 'allow',
+        actions: ['mqtt:publish'],
+        resources: ['devices/${device.id}/commands/+/result'],
+      },
+    ],
+  },
+};
+
+/**
+ * The built-in policy of every app: connect, and publish, subscribe and receive under `apps/{its name}/#`.
+ * Anything else (device data, commands) comes from the policies attached to the app (its grants).
+ */
+export const APP_DEFAULT_POLICY: AttachedPolicy = {
+  name: 'app-default',
+  version: 1,
+  document: {
+    version: POLICY_VERSION,
+    statements: [
+      {
+        sid: 'app-own-topics',
+        effect: 'allow',
+        actions: ['mqtt:connect', 'mqtt:publish', 'mqtt:subscribe', 'mqtt:receive'],
+        resources: ['apps/${app.name}/#'],
       },
     ],
   },

@@ -37,6 +37,24 @@ const resource = z
       ctx.addIssue({ code: 'custom', message: 'a variable must fill a whole topic level' });
   });
 
+const scopeNames = z
+  .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be a group, zone or device name'))
+  .min(1)
+  .max(256);
+
+/**
+ * Which devices' topics a statement reaches: it applies to a topic `devices/{id}/…` only when that device is
+ * in one of the listed groups, zones or ids (several kinds: all must hold), and to no other topic.
+ */
+export const targetsSchema = z
+  .object({ groups: scopeNames.optional(), zones: scopeNames.optional(), devices: scopeNames.optional() })
+  .strict()
+  .refine(
+    (t) => t.groups !== undefined || t.zones !== undefined || t.devices !== undefined,
+    'targets must name groups, zones or devices',
+  );
+export type Targets = z.infer<typeof targetsSchema>;
+
 export const statementSchema = z
   .object({
     sid: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'sid must be 1-64 characters of A-Z a-z 0-9 _ . -'),
@@ -52,6 +70,7 @@ export const statementSchema = z
           .optional(),
         timeWindow: z.object({ from: hhmm, to: hhmm }).strict().optional(),
         certificate: z.record(z.string().regex(/^[A-Za-z]{1,16}$/), z.string().max(256)).optional(),
+        targets: targetsSchema.optional(),
       })
       .strict()
       .optional(),
@@ -115,7 +134,8 @@ export function lintPolicy(
         message: `statement ${s.sid} denies mqtt:connect unconditionally: every device it applies to is locked out`,
       });
     }
-    if (s.effect === 'allow' && s.actions.some((a) => a !== 'mqtt:connect')) {
+    // A statement with targets reaches only the listed devices' topics, whatever its resources say.
+    if (s.effect === 'allow' && !s.conditions?.targets && s.actions.some((a) => a !== 'mqtt:connect')) {
       for (const r of s.resources) {
         if (/^[+#]/.test(r) || /^devices\/[+#]/.test(r) || /^zones\/[+#]/.test(r)) {
           warnings.push({

@@ -2,6 +2,7 @@ export {
   compileDeviceAccess,
   DEFAULT_POLICY,
   QUARANTINE_POLICY,
+  APP_DEFAULT_POLICY,
   mqttActions,
   type MqttAction,
   type DevicePrincipal,
@@ -22,6 +23,8 @@ export {
   POLICY_VERSION,
   addressIn,
   cidrSchema,
+  targetsSchema,
+  type Targets,
   type PolicyDocument,
   type PolicyAction,
   type Statement,
@@ -40,3 +43,5 @@ export {
 export { matches, covers, intersects, isValidFilter, isValidTopic } from './topic-filter.ts';
 export { substitute, type PolicyContext } from './variables.ts';
 export { exportNftables, type NftablesOptions } from './nftables.ts';
+export { parseGrant, formatGrant, grantsToPolicy, appPolicyName, type GrantResult } from './grants.ts';
+export { reachOf, targetsHold, type DeviceFacts, type Reach } from './targets.ts';

@@ -1,5 +1,12 @@
-/** What a policy's variables can refer to: the device, its certificate, and its connection. */
+/**
+ * What a policy's variables can refer to: the principal (a device, or an app), its certificate, and its
+ * connection. For an app, `deviceId` is empty and the `device.*` variables have no value.
+ */
 export interface PolicyContext {
+  /** Who is deciding: a device (the default) or an app. */
+  principal?: 'device' | 'app';
+  /** The app, for an app principal: `${app.name}`, `${app.instance}`, and its declared purpose. */
+  app?: { name: string; instance: string | null; purpose: string | null };
   deviceId: string;
   group: string | null;
   zone: string | null;
@@ -16,6 +23,9 @@ const SAFE_VALUE = /^[A-Za-z0-9_.-]{1,64}$/;
 const VARIABLE = /\$\{([a-z]+(?:\.[A-Za-z0-9_-]+){1,2})\}/g;
 
 export function lookup(name: string, ctx: PolicyContext): string | null | undefined {
+  if (name === 'app.name') return ctx.app?.name;
+  if (name === 'app.instance') return ctx.app?.instance;
+  if (ctx.principal === 'app' && name.startsWith('device.')) return undefined;
   if (name === 'device.id') return ctx.deviceId;
   if (name === 'device.group') return ctx.group;
   if (name === 'device.zone') return ctx.zone;
@@ -25,14 +35,14 @@ export function lookup(name: string, ctx: PolicyContext): string | null | undefi
 }
 
 export const knownVariable = (name: string) =>
-  ['device.id', 'device.group', 'device.zone', 'cert.cn'].includes(name) ||
+  ['device.id', 'device.group', 'device.zone', 'cert.cn', 'app.name', 'app.instance'].includes(name) ||
   /^device\.attr\.[A-Za-z0-9_-]{1,64}$/.test(name);
 
 export function variablesIn(resource: string): string[] {
   return [...resource.matchAll(VARIABLE)].map((m) => m[1] as string);
 }
 
-/** The resource with its variables filled in, or a reason why the statement cannot apply to this device. */
+/** The resource with its variables filled in, or a reason why the statement cannot apply to this principal. */
 export function substitute(
   resource: string,
   ctx: PolicyContext,
@@ -40,7 +50,8 @@ export function substitute(
   let failure: string | undefined;
   const value = resource.replace(VARIABLE, (_all, name: string) => {
     const v = lookup(name, ctx);
-    if (v === undefined || v === null || v === '') failure ??= `\${${name}} has no value for this device`;
+    if (v === undefined || v === null || v === '')
+      failure ??= `\${${name}} has no value for this ${ctx.principal ?? 'device'}`;
     else if (!SAFE_VALUE.test(v) || v === '.' || v === '..')
       failure ??= `\${${name}} is not a plain topic level (${JSON.stringify(v).slice(0, 40)})`;
     return v ?? '';
