@@ -5,10 +5,10 @@
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client } from 'aedes';
 import { connackCodes } from '@bulwark/protocol';
 import type { Logger } from 'pino';
-import { actorOf, subjectOf } from '../events/index.ts';
+import type { AppDelivery } from './app-delivery.ts';
 import type { createEarlyRefusals, createConnectHandler } from './connect.ts';
 import type { BrokerCounters, Emit } from './emit.ts';
 import type { IngressRouter } from './ingress.ts';
@@ -17,6 +17,7 @@ import type { createDeliverPipeline, createPublishPipeline, createSubscribePipel
 import { connackError, refusal } from './refusal.ts';
 import type { RetainedStore } from './retained.ts';
 import type { SessionRegistry } from './sessions.ts';
+import { createShareGroups, isShareFilter, parseShare, type ShareGroup } from './shared-subscriptions.ts';
 import type { BrokerSession, PeerIdentity } from './stages.ts';
 
 export interface BrokerLimits {
@@ -28,6 +29,8 @@ export interface BrokerLimits {
   handshakeTimeoutMs: number;
   /** A connection whose CONNECT has not arrived within this is closed (`mqtt.connect_refused`, connect_timeout). */
   connectTimeoutMs: number;
+  /** Bytes an app connection may hold unsent; beyond, messages to it are dropped and counted (app-delivery.ts). */
+  appQueueBytes: number;
 }
 
 /** The part of mqtt-packet's Parser the size check touches (aedes keeps one per client as `client._parser`). */
@@ -76,17 +79,21 @@ function connectErrorReason(err: Error & { code?: unknown }): string | undefined
   return `malformed: ${err.message}`;
 }
 
-/** The identity the transport established: the verified client certificate, or none (development listener). */
+/**
+ * The identity the transport established: the verified client certificate, or none (development listener;
+ * a TLS client without a certificate, which must authenticate with app credentials).
+ */
 function peerIdentity(conn: unknown, admission: Admission): PeerIdentity {
   const socket = conn as Partial<TLSSocket>;
   const remoteAddress = socket.remoteAddress ?? 'unknown';
-  if (admission === 'insecure' || typeof socket.getPeerCertificate !== 'function')
+  if (admission === 'insecure' || admission === 'password' || typeof socket.getPeerCertificate !== 'function')
     return {
       cn: undefined,
       serial: undefined,
       remoteAddress,
       subject: {},
       anonymous: admission === 'insecure',
+      ...(admission === 'password' ? { password: true } : {}),
     };
   const peer = socket.getPeerCertificate();
   const raw = (peer?.subject ?? {}) as unknown as Record<string, string | string[]>;
@@ -107,6 +114,27 @@ function transportOf(client: Client): BrokerSession['transport'] {
   return { pause: () => conn.pause?.(), resume: () => conn.resume?.() };
 }
 
+/** Bytes written to the client's connection and not yet sent. */
+const queuedOf = (client: Client): number =>
+  (client.conn as unknown as { writableLength?: number }).writableLength ?? 0;
+
+/**
+ * An app connection buffers up to the app queue bound without aedes waiting for 'drain' (which would hold
+ * the message, and after enough of them every other subscriber's, for up to its drain timeout): beyond the
+ * bound, messages to it are dropped (app-delivery.ts). Node reads the high-water mark at every write.
+ */
+function raiseHighWaterMark(client: Client, bytes: number): void {
+  const state = (client.conn as unknown as { _writableState?: { highWaterMark: number } })._writableState;
+  if (state && state.highWaterMark < bytes) state.highWaterMark = bytes;
+}
+
+/** The parts of an aedes Client that shared delivery uses (not in aedes' types). */
+interface Deliverable {
+  deliverQoS(packet: object, callback: () => void): void;
+}
+
+type Deliver = (packet: AedesPublishPacket, callback: () => void) => void;
+
 export interface AedesAdapterDeps {
   limits: BrokerLimits;
   sessions: SessionRegistry<Client>;
@@ -117,6 +145,8 @@ export interface AedesAdapterDeps {
   deliver: ReturnType<typeof createDeliverPipeline>;
   retained: Pick<RetainedStore, 'attach'>;
   ingress?: IngressRouter | undefined;
+  /** App delivery counters and the app queue bound. */
+  appDelivery: AppDelivery;
   emit: Emit;
   counters: BrokerCounters;
   logger: Logger;
@@ -131,7 +161,14 @@ interface Connections {
   refusalRecorded: WeakSet<Client>;
 }
 
-type Wiring = AedesAdapterDeps & Connections & { aedes: Aedes; peerOf(client: Client): PeerIdentity };
+type Wiring = AedesAdapterDeps &
+  Connections & {
+    aedes: Aedes;
+    peerOf(client: Client): PeerIdentity;
+    shares: ReturnType<typeof createShareGroups<Client>>;
+    /** Each share group's listener on its inner filter (to unsubscribe it when the group empties). */
+    shareListeners: WeakMap<ShareGroup<Client>, Deliver>;
+  };
 
 function refuseEarly(w: Wiring, client: Client, why: { reason: string; returnCode?: number }): Promise<void> {
   w.refusalRecorded.add(client);
@@ -155,8 +192,9 @@ function wireConnect(w: Wiring): void {
     callback(null, true);
   };
   const unavailable = () => connackError('server unavailable', 'unavailable') as unknown as AuthenticateError;
-  // aedes' hook is (client, username, password, done); credentials play no part (the certificate does).
-  w.aedes.authenticate = (...[client, , , callback]: Parameters<Aedes['authenticate']>) => {
+  // aedes' hook is (client, username, password, done): devices are their certificate; apps may use
+  // credentials (user name = app, password = token) when they present none.
+  w.aedes.authenticate = (...[client, username, password, callback]: Parameters<Aedes['authenticate']>) => {
     // [MQTT-3.2.2-5], return code 3: the client retries later instead of taking a bare close for a refusal.
     if (w.admissions.get(client) === 'unchecked') {
       callback(unavailable(), false);
@@ -166,9 +204,16 @@ function wireConnect(w: Wiring): void {
       peer: w.peerOf(client),
       clientId: w.requestedIds.get(client) ?? client.id,
       startedAt: Date.now(),
+      ...(username !== undefined && password !== undefined
+        ? { credentials: { username, password: Buffer.from(password) } }
+        : {}),
     };
     w.handleConnect(client, context, transportOf(client)).then(
-      (err) => callback(err as unknown as AuthenticateError | null, err === null),
+      (err) => {
+        if (err === null && w.sessions.get(client)?.principal.kind === 'app')
+          raiseHighWaterMark(client, w.limits.appQueueBytes);
+        callback(err as unknown as AuthenticateError | null, err === null);
+      },
       (err: unknown) => {
         w.logger.error({ err }, 'connection check failed');
         callback(unavailable(), false);
@@ -190,15 +235,20 @@ function wireAuthorization(w: Wiring): void {
   w.aedes.authorizeSubscribe = (client, sub, callback) => {
     const session = w.sessions.get(client);
     const held = Object.keys((client as unknown as { subscriptions?: object }).subscriptions ?? {}).length;
-    const reason = session ? w.subscribe.run(session, { filter: sub.topic, held }) : 'no_session';
+    // A shared subscription's inner filter is authorized like any filter (a malformed one is refused).
+    const share = isShareFilter(sub.topic) ? parseShare(sub.topic) : undefined;
+    let reason: string | undefined = 'no_session';
+    if (session && isShareFilter(sub.topic) && !share) reason = 'malformed shared subscription';
+    else if (session) reason = w.subscribe.run(session, { filter: share ? share.filter : sub.topic, held });
     if (session && reason === undefined) {
+      if (share) joinShare(w, client, { ...share, topic: sub.topic, qos: sub.qos });
       callback(null, sub);
       return;
     }
     w.emit({
       type: 'mqtt.subscribe_denied',
-      actor: session ? actorOf.device(session.deviceId) : `client:${client.id}`,
-      subject: session ? subjectOf.device(session.deviceId) : undefined,
+      actor: session ? session.actor : `client:${client.id}`,
+      subject: session?.subject,
       data: { topic: sub.topic, reason: reason ?? 'no_session' },
     });
     // §3.9.3: refuse this filter with return code 0x80 in the SUBACK; never grant and filter later.
@@ -206,15 +256,79 @@ function wireAuthorization(w: Wiring): void {
   };
   w.aedes.authorizeForward = (client, packet) => {
     const session = w.sessions.get(client);
-    return session ? w.deliver.run(session, packet) : null;
+    if (!session) return null;
+    const out = w.deliver.run(session, packet);
+    // Apps only (devices pass on one comparison): counted, or dropped when the connection is over its bound.
+    if (out === null || session.delivery === undefined) return out;
+    const delivery = { clientId: client.id, queued: queuedOf(client), bytes: out.payload.length };
+    return w.appDelivery.admit(session, delivery) ? out : null;
   };
   const { ingress } = w;
   if (ingress)
     // After the publish stages let it through; the device id is the session's, never read from the topic.
     w.aedes.on('publish', (packet, client) => {
       const session = client ? w.sessions.get(client) : undefined;
-      if (session) ingress.dispatch(session.deviceId, packet.topic, packet.payload);
+      if (session?.principal.kind === 'device')
+        ingress.dispatch(session.principal.id, packet.topic, packet.payload);
     });
+}
+
+/**
+ * Joins the client to a share group; a new group is subscribed once to its inner filter, and each message
+ * goes to one live member (round robin) that may receive it and is not over its queue bound. aedes keeps the
+ * `$share/…` filter itself among the client's subscriptions (so UNSUBSCRIBE and SUBACK work as for any
+ * filter); it matches no topic. Retained messages are not sent for a shared subscription (MQTT 5 §4.8.2).
+ */
+function joinShare(
+  w: Wiring,
+  client: Client,
+  share: { topic: string; group: string; filter: string; qos: 0 | 1 | 2 },
+): void {
+  const { group, created } = w.shares.join(client, share.topic, share);
+  if (!created) return;
+  const listener = deliverShared(w, group);
+  w.shareListeners.set(group, listener);
+  w.aedes.subscribe(group.filter, listener, () => undefined);
+}
+
+/** A group left empty stops listening on its filter. */
+function emptied(w: Wiring, groups: readonly (ShareGroup<Client> | undefined)[]): void {
+  for (const group of groups) {
+    const listener = group && w.shareListeners.get(group);
+    if (!group || !listener) continue;
+    w.shareListeners.delete(group);
+    w.aedes.unsubscribe(group.filter, listener, () => undefined);
+  }
+}
+
+/** One message of a share group's filter, to one member (aedes' dedupe skipped: a plain copy may also go). */
+function deliverShared(w: Wiring, group: ShareGroup<Client>): Deliver {
+  const eligible = (topic: string) => (client: Client) => {
+    const session = w.sessions.get(client);
+    if (!session?.active || client.closed || !session.access.receive(topic)) return false;
+    return session.delivery === undefined || !w.appDelivery.overBound(queuedOf(client));
+  };
+  return (packet, callback) => {
+    // [MQTT-4.7.2-1]: a filter starting with a wildcard does not match `$` topics.
+    const wild = group.filter.startsWith('+') || group.filter.startsWith('#');
+    const member =
+      wild && packet.topic.startsWith('$') ? undefined : w.shares.pick(group, eligible(packet.topic));
+    if (!member) {
+      callback();
+      return;
+    }
+    const qos = Math.min(member.qos, packet.qos) as 0 | 1 | 2;
+    // No brokerId: aedes would otherwise take this copy for a duplicate of the member's plain subscription's.
+    const copy = {
+      cmd: 'publish',
+      topic: packet.topic,
+      payload: packet.payload,
+      qos,
+      retain: false,
+      dup: false,
+    };
+    (member.client as unknown as Deliverable).deliverQoS(copy, callback);
+  };
 }
 
 function wireLifecycle(w: Wiring): void {
@@ -223,6 +337,12 @@ function wireLifecycle(w: Wiring): void {
     if (!w.sessions.has(client)) client.close();
   });
   w.aedes.on('clientDisconnect', (client) => w.sessions.disconnected(client));
+  w.aedes.on('unsubscribe', (topics, client) => {
+    emptied(
+      w,
+      topics.filter(isShareFilter).map((topic) => w.shares.leave(client, topic)),
+    );
+  });
   w.aedes.on('clientError', (client, err) =>
     w.logger.debug({ clientId: client.id, err: err.message }, 'mqtt client error'),
   );
@@ -267,6 +387,8 @@ export async function createAedesAdapter(deps: AedesAdapterDeps) {
     ...deps,
     ...connections,
     aedes,
+    shares: createShareGroups<Client>(),
+    shareListeners: new WeakMap(),
     // Read once per connection when aedes takes it: once aedes has closed a socket (a malformed CONNECT, a
     // CONNECT timeout), its address and certificate can no longer be read for the event that records why.
     peerOf: (client) =>
@@ -283,11 +405,15 @@ export async function createAedesAdapter(deps: AedesAdapterDeps) {
     connections.admissions.set(client, admission);
     connections.peers.set(client, peer ?? peerIdentity(client.conn, admission));
     limitPacketSize(client, deps.limits, (packet) => packetTooLarge(w, client, packet));
+    // However it ends (a takeover of a persistent session emits no clientDisconnect), it leaves its groups.
+    stream.once('close', () => emptied(w, w.shares.leaveAll(client)));
   }
 
   return {
     accept,
     close: (client: Client) => client.close(),
+    /** Bytes written to the client's connection and not yet sent (app queue figures). */
+    queuedOf,
     /** Publishes from the server (QoS 1); deliveries still pass each subscriber's delivery stages. */
     publish(topic: string, payload: string): Promise<void> {
       return new Promise((resolve, reject) => {

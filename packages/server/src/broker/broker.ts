@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { EventBus } from '../events/index.ts';
 import type { Firewall } from '../firewall/index.ts';
 import { createAedesAdapter, type BrokerLimits } from './aedes-adapter.ts';
+import { createAppDelivery } from './app-delivery.ts';
 import { createConnectHandler, createEarlyRefusals } from './connect.ts';
 import { connectStages, type ConnectStageDeps } from './connect-stages.ts';
 import { createCounters, createEmit } from './emit.ts';
@@ -12,17 +13,27 @@ import { createListeners, type BrokerTls, type ListenerDeps } from './listeners.
 import { createDeliverPipeline, createPublishPipeline, createSubscribePipeline } from './pipeline.ts';
 import { deliverStages, publishStages, subscribeStages } from './publish-stages.ts';
 import type { RetainedStore } from './retained.ts';
-import { watchAccessChanges, watchRevocations } from './revocation-watch.ts';
+import { watchAccessChanges, watchAppChanges, watchRevocations } from './revocation-watch.ts';
 import { createSessionRegistry } from './sessions.ts';
-import type { BrokerTransforms, PeerIdentity } from './stages.ts';
+import type { BrokerTransforms, PeerIdentity, PublishStage } from './stages.ts';
 
 export type { BrokerLimits } from './aedes-adapter.ts';
-export type { ConnectDecision } from './connect-stages.ts';
+export type { AppDeliveryStats } from './app-delivery.ts';
+export type { AppAccessIdentity, AppCheckRequest, AppDecision, ConnectDecision } from './connect-stages.ts';
 export type { BrokerTls } from './listeners.ts';
 
 export interface BrokerDeps
   extends
-    Pick<ConnectStageDeps, 'checkConnection' | 'checkAnonymous' | 'accessFor' | 'monitor'>,
+    Pick<
+      ConnectStageDeps,
+      | 'checkConnection'
+      | 'checkAnonymous'
+      | 'accessFor'
+      | 'monitor'
+      | 'checkApp'
+      | 'accessForApp'
+      | 'appPasswords'
+    >,
     Pick<ListenerDeps, 'revocationLists' | 'certificateStanding'> {
   tls: BrokerTls;
   port: number;
@@ -43,6 +54,17 @@ export interface BrokerDeps
   ingress?: IngressRouter | undefined;
   /** Stages at the transform points of the publish and delivery pipelines (privacy); none by default. */
   transforms?: BrokerTransforms | undefined;
+  /**
+   * Stages that keep messages (the telemetry store): after meter, before retain, for every publish that
+   * passed authorization (devices and apps; the stage decides).
+   */
+  persist?: readonly PublishStage[] | undefined;
+  /**
+   * An app's facts when they change (`app.updated`): its sessions are recompiled with them. Without it,
+   * an updated app's sessions are dropped (its instances reconnect with the new facts).
+   */
+  appFacts?:
+    ((app: string) => Promise<{ zone: string | null; purpose: string | null } | undefined>) | undefined;
 }
 
 export const defaultBrokerLimits: BrokerLimits = Object.freeze({
@@ -52,6 +74,7 @@ export const defaultBrokerLimits: BrokerLimits = Object.freeze({
   maxConnectBytes: 16 * 1024,
   handshakeTimeoutMs: 10_000,
   connectTimeoutMs: 10_000,
+  appQueueBytes: 8 * 1024 * 1024,
 });
 
 /**
@@ -66,24 +89,28 @@ export async function createBroker(deps: BrokerDeps) {
   const counters = createCounters();
   const sessions = createSessionRegistry<Client>({ firewall, emit, close: (client) => client.close() });
   const stageDeps = { firewall, retained: deps.retained, emit, counters, logger };
+  const appDelivery = createAppDelivery({ emit, queueBytes: limits.appQueueBytes });
   const mqtt = await createAedesAdapter({
     limits,
     sessions,
     handleConnect: createConnectHandler<Client>({
       stages: connectStages({
         ...deps,
-        blockedSince: (device, since) => sessions.blockedSince(device, since),
+        appPasswords: deps.appPasswords !== false,
+        blockedSince: (identity, since) => sessions.blockedSince(identity, since),
       }),
       sessions,
       events,
       firewall,
+      appCounters: (app) => appDelivery.countersOf(app),
     }),
     refuseEarly: createEarlyRefusals({ events, logger }),
-    publish: createPublishPipeline(publishStages(stageDeps, deps.transforms)),
+    publish: createPublishPipeline(publishStages(stageDeps, deps.transforms, deps.persist)),
     subscribe: createSubscribePipeline(subscribeStages(stageDeps)),
     deliver: createDeliverPipeline(deliverStages(deps.transforms)),
     retained: deps.retained,
     ingress: deps.ingress,
+    appDelivery,
     emit,
     counters,
     logger,
@@ -97,6 +124,7 @@ export async function createBroker(deps: BrokerDeps) {
   });
   const stopRevocations = watchRevocations({ events, sessions, refreshCrls: listeners.refreshCrls });
   const stopAccessChanges = watchAccessChanges({ ...deps, sessions });
+  const stopAppChanges = watchAppChanges({ ...deps, sessions });
 
   return {
     listen: () => listeners.listen(),
@@ -116,6 +144,17 @@ export async function createBroker(deps: BrokerDeps) {
       packetsTooLarge: counters.packetsTooLarge,
       publishDenied: [...counters.publishDenied],
     }),
+    /**
+     * Per app: messages, bytes and drops since start, bytes waiting in its connections and how many it has
+     * (Prometheus; the apps module records them per node).
+     */
+    appDeliveryStats: () =>
+      appDelivery.stats((app) => {
+        const clients = sessions.clientsOfApp(app);
+        let queuedBytes = 0;
+        for (const client of clients) queuedBytes += mqtt.queuedOf(client);
+        return { queuedBytes, connections: clients.length };
+      }),
     /** Connected device ids (for tests and the console). */
     connectedDevices: () => sessions.deviceIds(),
     /** Publishes from the server (QoS 1); deliveries still pass each subscriber's delivery stages. */
@@ -123,6 +162,7 @@ export async function createBroker(deps: BrokerDeps) {
     async close(): Promise<void> {
       stopRevocations();
       stopAccessChanges();
+      stopAppChanges();
       for (const client of sessions.clients()) client.close();
       await listeners.close();
       await mqtt.shutdown();

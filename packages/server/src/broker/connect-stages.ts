@@ -2,17 +2,47 @@ import type { ErrorCode } from '@bulwark/protocol';
 import type { Firewall } from '../firewall/index.ts';
 import type { DeviceMeter } from '../monitor/index.ts';
 import type { DeviceAccess } from '../policy/index.ts';
-import type {
-  ConnectContext,
-  ConnectOutcome,
-  ConnectRefusal,
-  ConnectStage,
-  IdentifiedDevice,
+import { appKey, blockOfApp, type Blockable } from './sessions.ts';
+import {
+  type ConnectContext,
+  type ConnectOutcome,
+  type ConnectRefusal,
+  type ConnectStage,
+  type IdentifiedApp,
+  type IdentifiedDevice,
 } from './stages.ts';
 
-/** The identity check's answer (pki for certificates, access for the development listener). */
+type Refused = { ok: false; code: ErrorCode; reason: string };
+
+/**
+ * The identity check's answer (pki for certificates, access for the development listener): a device, or
+ * an app certificate (whose client id the apps check then compares, see {@link AppDecision}).
+ */
 export type ConnectDecision =
-  ({ ok: true } & IdentifiedDevice) | { ok: false; code: ErrorCode; reason: string };
+  | ({ ok: true; kind?: 'device' } & IdentifiedDevice)
+  | { ok: true; kind: 'app'; app: string; serial: string }
+  | Refused;
+
+/** What the apps check asks about one app connection (a certificate, or CONNECT credentials). */
+export interface AppCheckRequest {
+  clientId: string;
+  remoteAddress: string;
+  certificate?: { serial: string; app: string };
+  password?: { username: string; password: Buffer };
+}
+
+/** The apps check's answer (apps/): the app instance, or why it is refused. */
+export type AppDecision = ({ ok: true } & IdentifiedApp) | Refused;
+
+/** What an app's access is compiled from (its facts, read when it connects and when it changes). */
+export interface AppAccessIdentity {
+  app: string;
+  instance: string | null;
+  zone: string | null;
+  purpose: string | null;
+  remoteAddress: string | null;
+  certSubject?: Record<string, string>;
+}
 
 export interface ConnectStageDeps {
   firewall: Pick<Firewall, 'certificateBan' | 'admitDevice'>;
@@ -22,6 +52,10 @@ export interface ConnectStageDeps {
     certCn: string | undefined;
   }): Promise<ConnectDecision>;
   checkAnonymous?: ((clientId: string) => Promise<ConnectDecision>) | undefined;
+  /** The apps check: app certificates and app credentials (user name = app, password = token). */
+  checkApp?: ((request: AppCheckRequest) => Promise<AppDecision>) | undefined;
+  /** TLS clients without a certificate may authenticate with app credentials (config mqtt.appPasswords). */
+  appPasswords?: boolean | undefined;
   /** The device's compiled access (policies, zones, quarantine) for this connection. */
   accessFor(identity: {
     deviceId: string;
@@ -29,10 +63,12 @@ export interface ConnectStageDeps {
     certSubject: Record<string, string>;
     anonymous?: boolean;
   }): Promise<DeviceAccess>;
+  /** An app's compiled access (its default policy and grants) for this connection. */
+  accessForApp?: ((identity: AppAccessIdentity) => Promise<DeviceAccess>) | undefined;
   /** Per-device metering for the detectors (the meter's rules are in place before the CONNACK). */
   monitor?: { attach(deviceId: string): Promise<DeviceMeter> } | undefined;
-  /** Was this device or certificate revoked or disabled at or after `since`? (see sessions.ts) */
-  blockedSince(device: IdentifiedDevice, since: number): boolean;
+  /** Was this device (app) or certificate (token) revoked or disabled at or after `since`? (see sessions.ts) */
+  blockedSince(identity: Blockable, since: number): boolean;
 }
 
 const refuse = (refusal: ConnectRefusal): ConnectOutcome => ({ ok: false, refusal });
@@ -54,34 +90,103 @@ export function firewallStage(deps: Pick<ConnectStageDeps, 'firewall'>): Connect
   };
 }
 
-/** The certificate is the identity and the client id must equal it (pki); anonymous clients on the dev listener. */
+const noCredentials = (): Refused => ({
+  ok: false,
+  code: 'unauthenticated',
+  reason: 'no client certificate and no app credentials',
+});
+const noApps = (): Refused => ({ ok: false, code: 'forbidden', reason: 'apps are not configured' });
+
+/** A TLS client without a certificate: app credentials from the CONNECT, or nothing. */
+function checkPassword(
+  deps: Pick<ConnectStageDeps, 'checkApp' | 'appPasswords'>,
+  context: ConnectContext,
+): Promise<AppDecision> | AppDecision {
+  const { credentials, clientId, peer } = context;
+  if (!credentials || deps.appPasswords === false) return noCredentials();
+  if (!deps.checkApp) return noApps();
+  return deps.checkApp({ clientId, remoteAddress: peer.remoteAddress, password: credentials });
+}
+
+type Identified = { ok: true; device: IdentifiedDevice } | { ok: true; app: IdentifiedApp } | Refused;
+
+async function identify(
+  deps: Pick<ConnectStageDeps, 'checkConnection' | 'checkAnonymous' | 'checkApp' | 'appPasswords'>,
+  context: ConnectContext,
+): Promise<Identified> {
+  const { peer, clientId } = context;
+  if (peer.anonymous) {
+    if (!deps.checkAnonymous)
+      return { ok: false, code: 'forbidden', reason: 'anonymous listener not configured' };
+    const decision = await deps.checkAnonymous(clientId);
+    if (!decision.ok) return decision;
+    if (decision.kind === 'app') return { ok: false, code: 'forbidden', reason: 'not a device' };
+    return {
+      ok: true,
+      device: { deviceId: decision.deviceId, group: decision.group, serial: decision.serial },
+    };
+  }
+  if (peer.password || peer.serial === undefined) {
+    const app = await checkPassword(deps, context);
+    return app.ok ? { ok: true, app } : app;
+  }
+  const decision = await deps.checkConnection({ clientId, certSerial: peer.serial, certCn: peer.cn });
+  if (!decision.ok) return decision;
+  if (decision.kind !== 'app')
+    return {
+      ok: true,
+      device: { deviceId: decision.deviceId, group: decision.group, serial: decision.serial },
+    };
+  // An app certificate identifies an app, never a device; the apps check compares it with the client id.
+  if (!deps.checkApp) return noApps();
+  const certificate = { serial: decision.serial, app: decision.app };
+  const app = await deps.checkApp({ clientId, remoteAddress: peer.remoteAddress, certificate });
+  return app.ok ? { ok: true, app } : app;
+}
+
+/**
+ * Devices: the certificate is the identity and the client id must equal it (pki); anonymous clients on the
+ * dev listener. Apps: an app certificate, or (TLS without a certificate) app credentials at CONNECT, and a
+ * client id `NAME` or `NAME/<instance>` of that app (the apps check).
+ */
 export function identifyStage(
-  deps: Pick<ConnectStageDeps, 'checkConnection' | 'checkAnonymous'>,
+  deps: Pick<ConnectStageDeps, 'checkConnection' | 'checkAnonymous' | 'checkApp' | 'appPasswords'>,
 ): ConnectStage {
   return {
     name: 'identify',
     async run(context) {
-      const { peer, clientId } = context;
-      let decision: ConnectDecision;
-      if (!peer.anonymous)
-        decision = await deps.checkConnection({ clientId, certSerial: peer.serial, certCn: peer.cn });
-      else if (deps.checkAnonymous) decision = await deps.checkAnonymous(clientId);
-      else decision = { ok: false, code: 'forbidden', reason: 'anonymous listener not configured' };
-      if (!decision.ok) return refuse({ code: decision.code, reason: decision.reason });
-      const { deviceId, group, serial } = decision;
-      return next({ ...context, device: { deviceId, group, serial } });
+      const identified = await identify(deps, context);
+      if (!identified.ok) return refuse({ code: identified.code, reason: identified.reason });
+      if ('device' in identified) return next({ ...context, device: identified.device });
+      const { app, instance, clientId, zone, purpose, serial, tokenId } = identified.app;
+      return next({ ...context, app: { app, instance, clientId, zone, purpose, serial, tokenId } });
     },
   };
 }
 
-/** Bans of the device or certificate, and flapping (a ban of the device, never of its address). */
+/** The firewall key and block of whoever the identify stage found. */
+function identityOf(
+  context: ConnectContext,
+): ({ key: string; certSerial: string | undefined } & Blockable) | undefined {
+  const { device, app } = context;
+  if (device)
+    return { key: device.deviceId, block: device.deviceId, serial: device.serial, certSerial: device.serial };
+  if (!app) return undefined;
+  const certSerial = app.tokenId === null ? app.serial : undefined;
+  return { key: appKey(app.clientId), block: blockOfApp(app.app), serial: app.serial, certSerial };
+}
+
+/**
+ * Bans of the device or certificate, and flapping (a ban of the device, never of its address). An app
+ * instance is admitted by its key (`app:<clientId>`) and its certificate, if it has one.
+ */
 export function admitStage(deps: Pick<ConnectStageDeps, 'firewall'>): ConnectStage {
   return {
     name: 'firewall-admit',
     run(context) {
-      const { device } = context;
-      if (!device) return notIdentified('firewall-admit');
-      const admitted = deps.firewall.admitDevice(device.deviceId, device.serial);
+      const identity = identityOf(context);
+      if (!identity) return notIdentified('firewall-admit');
+      const admitted = deps.firewall.admitDevice(identity.key, identity.certSerial);
       if (admitted.ok) return next(context);
       return refuse({ code: 'forbidden', reason: admitted.reason, banned: true });
     },
@@ -89,18 +194,29 @@ export function admitStage(deps: Pick<ConnectStageDeps, 'firewall'>): ConnectSta
 }
 
 /** Compiles the device's access for this connection; its policies may refuse the connection itself. */
-export function accessStage(deps: Pick<ConnectStageDeps, 'accessFor'>): ConnectStage {
+export function accessStage(deps: Pick<ConnectStageDeps, 'accessFor' | 'accessForApp'>): ConnectStage {
   return {
     name: 'access',
     async run(context) {
-      const { device, peer } = context;
-      if (!device) return notIdentified('access');
-      const access = await deps.accessFor({
-        deviceId: device.deviceId,
-        remoteAddress: peer.remoteAddress,
-        certSubject: peer.subject,
-        anonymous: peer.anonymous,
-      });
+      const { device, app, peer } = context;
+      let access: DeviceAccess;
+      if (device)
+        access = await deps.accessFor({
+          deviceId: device.deviceId,
+          remoteAddress: peer.remoteAddress,
+          certSubject: peer.subject,
+          anonymous: peer.anonymous,
+        });
+      else if (app && deps.accessForApp)
+        access = await deps.accessForApp({
+          app: app.app,
+          instance: app.instance,
+          zone: app.zone,
+          purpose: app.purpose,
+          remoteAddress: peer.remoteAddress,
+          certSubject: peer.subject,
+        });
+      else return notIdentified('access');
       const connect = access.connect();
       if (connect.allow) return next({ ...context, access });
       const where = connect.statement ? ` (${connect.policy ?? ''}/${connect.statement})` : '';
@@ -114,15 +230,16 @@ export function revocationGuardStage(deps: Pick<ConnectStageDeps, 'blockedSince'
   return {
     name: 'revocation-guard',
     run(context) {
-      const { device } = context;
-      if (!device) return notIdentified('revocation-guard');
-      if (!deps.blockedSince(device, context.startedAt)) return next(context);
+      const identity = identityOf(context);
+      if (!identity) return notIdentified('revocation-guard');
+      if (!deps.blockedSince(identity, context.startedAt)) return next(context);
+      if (context.app) return refuse({ code: 'forbidden', reason: 'app revoked while connecting' });
       return refuse({ code: 'device_revoked', reason: 'device revoked or disabled while connecting' });
     },
   };
 }
 
-/** The device's meter, with its profile's rules compiled, before the CONNACK. */
+/** The device's meter, with its profile's rules compiled, before the CONNACK (devices only: apps are not metered). */
 export function meterStage(deps: Pick<ConnectStageDeps, 'monitor'>): ConnectStage {
   return {
     name: 'meter',

@@ -2,9 +2,10 @@ import type { Logger } from 'pino';
 import { actorOf, createEventRateLimit, subjectOf, type EventBus } from '../events/index.ts';
 import type { Firewall } from '../firewall/index.ts';
 import { connackError, connackOf } from './refusal.ts';
-import type { SessionRegistry } from './sessions.ts';
+import { appKey, type SessionRegistry } from './sessions.ts';
 import {
   runConnectStages,
+  type AppDeliveryCounters,
   type BrokerSession,
   type ConnectContext,
   type ConnectRefusal,
@@ -12,15 +13,56 @@ import {
   type PeerIdentity,
 } from './stages.ts';
 
-const actorOfPeer = (peer: PeerIdentity) =>
-  peer.cn ? actorOf.device(peer.cn) : actorOf.anonymous(peer.remoteAddress);
-const subjectOfPeer = (peer: PeerIdentity) => (peer.cn ? subjectOf.device(peer.cn) : undefined);
+/** Our CA writes this OU into app certificates (pki): their CN names an app, not a device. */
+const APP_OU = 'bulwark-apps';
+const isAppCertificate = (peer: PeerIdentity) => peer.subject.OU === APP_OU;
+const actorOfPeer = (peer: PeerIdentity) => {
+  if (!peer.cn) return actorOf.anonymous(peer.remoteAddress);
+  return isAppCertificate(peer) ? actorOf.app(peer.cn) : actorOf.device(peer.cn);
+};
+const subjectOfPeer = (peer: PeerIdentity) => {
+  if (!peer.cn) return undefined;
+  return isAppCertificate(peer) ? subjectOf.app(peer.cn) : subjectOf.device(peer.cn);
+};
+
+/** Who the connect stages identified, as the session names it (key, subject and actor precomputed). */
+function principalOf(
+  context: ConnectContext,
+): Pick<BrokerSession, 'principal' | 'key' | 'subject' | 'actor' | 'serial'> | undefined {
+  const { device, app } = context;
+  if (device) {
+    const id = device.deviceId;
+    return {
+      principal: { kind: 'device', id },
+      key: id,
+      subject: subjectOf.device(id),
+      actor: actorOf.device(id),
+      serial: device.serial,
+    };
+  }
+  if (!app) return undefined;
+  return {
+    principal: {
+      kind: 'app',
+      id: app.app,
+      instance: app.instance,
+      clientId: app.clientId,
+      tokenId: app.tokenId,
+    },
+    key: appKey(app.clientId),
+    subject: subjectOf.app(app.app),
+    actor: actorOf.app(app.app),
+    serial: app.serial,
+  };
+}
 
 export interface ConnectHandlerDeps<C extends object> {
   stages: readonly ConnectStage[];
   sessions: Pick<SessionRegistry<C>, 'takenOver' | 'register' | 'has'>;
   events: Pick<EventBus, 'emit'>;
   firewall: Pick<Firewall, 'recordRefusal'>;
+  /** The delivery counters of an app, shared by its sessions (app-delivery.ts). */
+  appCounters?: ((app: string) => AppDeliveryCounters) | undefined;
 }
 
 /**
@@ -56,15 +98,16 @@ export function createConnectHandler<C extends object>(deps: ConnectHandlerDeps<
   ): Promise<Error | null> {
     const outcome = await runConnectStages(deps.stages, context);
     if (!outcome.ok) return refuse(context.peer, outcome.refusal);
-    const { device, access, meter } = outcome.context;
-    if (!device || !access)
+    const { access, meter } = outcome.context;
+    const who = principalOf(outcome.context);
+    if (!who || !access)
       return refuse(context.peer, { code: 'internal', reason: 'access could not be compiled' });
     const { peer } = context;
-    if (sessions.takenOver(client, device, peer.remoteAddress))
-      return connackError('device banned: cloned identity', 'forbidden');
+    if (sessions.takenOver(client, who, peer.remoteAddress))
+      return connackError(`${who.principal.kind} banned: cloned identity`, 'forbidden');
+    const delivery = who.principal.kind === 'app' ? deps.appCounters?.(who.principal.id) : undefined;
     sessions.register(client, {
-      deviceId: device.deviceId,
-      serial: device.serial,
+      ...who,
       remoteAddress: peer.remoteAddress,
       certSubject: peer.subject,
       anonymous: peer.anonymous,
@@ -72,16 +115,22 @@ export function createConnectHandler<C extends object>(deps: ConnectHandlerDeps<
       meter,
       active: true,
       transport,
+      delivery,
+      appFacts: outcome.context.app && {
+        zone: outcome.context.app.zone,
+        purpose: outcome.context.app.purpose,
+      },
     });
     await events.emit({
       type: 'mqtt.connected',
-      actor: actorOfPeer(peer),
-      subject: subjectOf.device(device.deviceId),
-      data: { remoteAddress: peer.remoteAddress, certSerial: device.serial },
+      // A device's actor is as the transport saw it (anonymous on the development listener).
+      actor: who.principal.kind === 'device' ? actorOfPeer(peer) : who.actor,
+      subject: who.subject,
+      data: { remoteAddress: peer.remoteAddress, certSerial: who.serial },
     });
-    if (!sessions.has(client))
-      return connackError('device revoked or disabled while connecting', 'device_revoked');
-    return null;
+    if (sessions.has(client)) return null;
+    if (who.principal.kind === 'app') return connackError('app revoked while connecting', 'forbidden');
+    return connackError('device revoked or disabled while connecting', 'device_revoked');
   };
 }
 

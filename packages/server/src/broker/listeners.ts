@@ -14,8 +14,11 @@ export interface BrokerTls {
   ca: string;
 }
 
-/** How a socket reaches the broker: from the TLS listener (checked or not) or the development listener. */
-export type Admission = 'verified' | 'unchecked' | 'insecure';
+/**
+ * How a socket reaches the broker: from the TLS listener (a certificate checked or not; no certificate, so
+ * app credentials at CONNECT) or the development listener.
+ */
+export type Admission = 'verified' | 'unchecked' | 'password' | 'insecure';
 
 export interface ListenerDeps {
   tls: BrokerTls;
@@ -23,6 +26,8 @@ export interface ListenerDeps {
   host?: string | undefined;
   devPort?: number | undefined;
   handshakeTimeoutMs: number;
+  /** TLS clients without a certificate are admitted to authenticate with app credentials (default true). */
+  appPasswords?: boolean | undefined;
   firewall: Pick<Firewall, 'admitConnection' | 'connectionClosed'>;
   revocationLists?: (() => Promise<string[]>) | undefined;
   certificateStanding?:
@@ -76,8 +81,14 @@ function secureConnection(deps: ListenerDeps, failed: (f: HandshakeFailure) => v
     refuseRenegotiation(socket);
     const remoteAddress = socket.remoteAddress ?? 'unknown';
     if (!socket.authorized) {
-      // Chain, validity or CRL (CERT_REVOKED) check failed, or no certificate was sent (RFC 8446 §4.4.2.4).
       const peer = socket.getPeerCertificate();
+      // No certificate was sent (RFC 8446 §4.4.2.4; Node reports an empty peer): an app may still
+      // authenticate with its credentials at CONNECT (the handshake is done, the connect deadline applies).
+      if (deps.appPasswords !== false && peer?.serialNumber === undefined) {
+        deps.accept(socket, 'password');
+        return;
+      }
+      // Chain, validity or CRL (CERT_REVOKED) check failed, or no certificate when app passwords are off.
       const reason = String(socket.authorizationError ?? 'no client certificate');
       socket.destroy();
       // Only a revoked certificate has a verified signature, so only its CN names a device of ours.

@@ -32,7 +32,10 @@ function access(overrides: Partial<DeviceAccess> = {}): DeviceAccess {
 
 function session(overrides: Partial<BrokerSession> = {}): BrokerSession {
   return {
-    deviceId: 'd1',
+    principal: { kind: 'device', id: 'd1' },
+    key: 'd1',
+    subject: 'device:d1',
+    actor: 'device:d1',
     serial: '01',
     remoteAddress: '10.0.0.1',
     certSubject: {},

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
+import { commandRequestSchema, DEVICE_TOPIC_ROOT } from '@bulwark/protocol';
 import type { Logger } from 'pino';
-import { actorOf, createEventRateLimit, subjectOf } from '../events/index.ts';
+import { createEventRateLimit, subjectOf } from '../events/index.ts';
 import type { Firewall } from '../firewall/index.ts';
 import { isConnectionLoss } from '../store/index.ts';
 import type { BrokerCounters, Emit } from './emit.ts';
@@ -27,9 +29,9 @@ export function quotaStage(deps: Pick<PublishStageDeps, 'firewall' | 'emit'>): P
   return {
     name: 'quota',
     run(session, packet) {
-      const verdict = deps.firewall.checkPublish(session.deviceId, packet.topic, packet.payload.length);
+      const verdict = deps.firewall.checkPublish(session.key, packet.topic, packet.payload.length);
       if (verdict.ok) return CONTINUE;
-      const subject = subjectOf.device(session.deviceId);
+      const { subject } = session;
       if (verdict.action === 'disconnect') {
         deps.emit({
           type: 'firewall.disconnected',
@@ -39,7 +41,7 @@ export function quotaStage(deps: Pick<PublishStageDeps, 'firewall' | 'emit'>): P
         });
         return { kind: 'deny', reason: verdict.reason };
       }
-      const { record, suppressed } = throttleEvents.admit(session.deviceId);
+      const { record, suppressed } = throttleEvents.admit(session.key);
       if (record)
         deps.emit({
           type: 'firewall.throttled',
@@ -66,8 +68,8 @@ export function authorizeStage(deps: Pick<PublishStageDeps, 'emit' | 'counters'>
       denied.set(label, (denied.get(label) ?? 0) + 1);
       deps.emit({
         type: 'mqtt.publish_denied',
-        actor: actorOf.device(session.deviceId),
-        subject: subjectOf.device(session.deviceId),
+        actor: session.actor,
+        subject: session.subject,
         data: { topic: packet.topic, reason },
       });
       // [MQTT-3.3.5-2]: an unauthorized PUBLISH is either acknowledged and dropped or the connection is
@@ -110,7 +112,8 @@ export function retainStage(deps: Pick<PublishStageDeps, 'retained' | 'emit' | '
     run(session, packet) {
       if (!packet.retain) return CONTINUE;
       const { topic, payload, qos } = packet;
-      const verdict = deps.retained.retain(session.deviceId, {
+      // Charged to the session's key: the device, or the app instance.
+      const verdict = deps.retained.retain(session.key, {
         topic,
         payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload),
         qos,
@@ -120,12 +123,12 @@ export function retainStage(deps: Pick<PublishStageDeps, 'retained' | 'emit' | '
         return { kind: 'pending', verdict: verdict.stored.then(settle.ok, settle.failed) };
       }
       packet.retain = false;
-      const { record, suppressed } = retainedEvents.admit(session.deviceId);
+      const { record, suppressed } = retainedEvents.admit(session.key);
       if (record)
         deps.emit({
           type: 'mqtt.retained_refused',
-          actor: actorOf.device(session.deviceId),
-          subject: subjectOf.device(session.deviceId),
+          actor: session.actor,
+          subject: session.subject,
           data: {
             topic,
             bytes: payload.length,
@@ -138,16 +141,73 @@ export function retainStage(deps: Pick<PublishStageDeps, 'retained' | 'emit' | '
   };
 }
 
-/** quota, authorize, transform (the platform's, empty by default), meter, retain. */
+const COMMANDS_LEVEL = 'commands';
+
+/** The device and command name of `devices/{id}/commands/{name}` (not its result), or undefined. */
+export function commandTopicOf(topic: string): { deviceId: string; name: string } | undefined {
+  const levels = topic.split('/');
+  if (levels.length !== 4 || levels[0] !== DEVICE_TOPIC_ROOT || levels[2] !== COMMANDS_LEVEL)
+    return undefined;
+  const [, deviceId, , name] = levels;
+  return deviceId && name ? { deviceId, name } : undefined;
+}
+
+/** The command id a request carries (`id`, when the payload is a command request), else a new one. */
+function commandIdOf(payload: Buffer | string): string {
+  try {
+    const parsed = commandRequestSchema.safeParse(JSON.parse(payload.toString()));
+    if (parsed.success) return parsed.data.id;
+  } catch {
+    // Not JSON: the device gets it as it is; the record names it by a new id.
+  }
+  return randomUUID();
+}
+
+/**
+ * An app commanding a device over MQTT (a PUBLISH on `devices/{id}/commands/{name}` its grants allow) is
+ * recorded like a command from the platform: `device.command_sent`, via `mqtt`, actor the app, subject the
+ * device. Devices pass straight through (one comparison).
+ */
+export function commandStage(deps: Pick<PublishStageDeps, 'emit'>): PublishStage {
+  return {
+    name: 'command',
+    run(session, packet) {
+      if (session.principal.kind !== 'app') return CONTINUE;
+      const command = commandTopicOf(packet.topic);
+      if (!command) return CONTINUE;
+      deps.emit({
+        type: 'device.command_sent',
+        actor: session.actor,
+        subject: subjectOf.device(command.deviceId),
+        data: {
+          commandId: commandIdOf(packet.payload),
+          name: command.name,
+          issuedAt: Date.now(),
+          expiresAt: null,
+          via: 'mqtt',
+        },
+      });
+      return CONTINUE;
+    },
+  };
+}
+
+/**
+ * quota, authorize, transform (the platform's, empty by default), command (apps), meter, persist (the
+ * telemetry store's, empty by default), retain.
+ */
 export function publishStages(
   deps: PublishStageDeps,
   transforms?: BrokerTransforms,
+  persist?: readonly PublishStage[],
 ): readonly PublishStage[] {
   return [
     quotaStage(deps),
     authorizeStage(deps),
     ...(transforms?.publish ?? []),
+    commandStage(deps),
     publishMeterStage,
+    ...(persist ?? []),
     retainStage(deps),
   ];
 }

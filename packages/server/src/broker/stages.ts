@@ -17,6 +17,11 @@ export interface PeerIdentity {
   subject: Record<string, string>;
   /** A client of the development listener (no certificate). */
   anonymous: boolean;
+  /**
+   * A TLS client that sent no certificate (admission `password`): it must authenticate at CONNECT with app
+   * credentials (MQTT user name and password). `cn` and `serial` are then undefined.
+   */
+  password?: boolean | undefined;
 }
 
 /** The device a connection was identified as (by the identify stage). */
@@ -26,6 +31,30 @@ export interface IdentifiedDevice {
   serial: string;
 }
 
+/** The app a connection was identified as (by the identify stage, through the apps check). */
+export interface IdentifiedApp {
+  app: string;
+  instance: string | null;
+  clientId: string;
+  zone: string | null;
+  purpose: string | null;
+  /** The app certificate's serial, or `token:<tokenId>`. */
+  serial: string;
+  tokenId: string | null;
+}
+
+/** Who holds a session: a device (by its certificate) or an app instance (by its client id). */
+export type Principal =
+  | { readonly kind: 'device'; readonly id: string }
+  | {
+      readonly kind: 'app';
+      /** The app's name. */
+      readonly id: string;
+      readonly instance: string | null;
+      readonly clientId: string;
+      readonly tokenId: string | null;
+    };
+
 /** What the connect stages know about one CONNECT; each stage may add to it. */
 export interface ConnectContext {
   readonly peer: PeerIdentity;
@@ -33,7 +62,10 @@ export interface ConnectContext {
   readonly clientId: string;
   /** When handling began: a revocation at or after this refuses the connection. */
   readonly startedAt: number;
+  /** The CONNECT's user name and password, when it carried them (app credentials). */
+  readonly credentials?: { username: string; password: Buffer } | undefined;
   readonly device?: IdentifiedDevice | undefined;
+  readonly app?: IdentifiedApp | undefined;
   readonly access?: DeviceAccess | undefined;
   readonly meter?: DeviceMeter | undefined;
 }
@@ -83,9 +115,25 @@ export async function runConnectStages(
   return { ok: true, context: current };
 }
 
-/** A connected device's state, read by the publish, subscribe and delivery stages. */
+/** What the broker counts for an app's deliveries (see app-delivery.ts); shared by the app's sessions. */
+export interface AppDeliveryCounters {
+  messages: number;
+  bytes: number;
+  dropped: number;
+}
+
+/** A connected device's or app's state, read by the publish, subscribe and delivery stages. */
 export interface BrokerSession {
-  readonly deviceId: string;
+  readonly principal: Principal;
+  /**
+   * The registry and firewall key: the device id for a device; `app:<clientId>` for an app instance (a
+   * device id has no `:`, so the two never meet). Quotas and retained messages are charged to it.
+   */
+  readonly key: string;
+  /** Precomputed for events: `device:<id>` or `app:<name>`. */
+  readonly subject: string;
+  readonly actor: string;
+  /** The certificate's serial, or `token:<tokenId>` for an app authenticated with a token. */
   readonly serial: string;
   readonly remoteAddress: string;
   readonly certSubject: Record<string, string>;
@@ -97,6 +145,10 @@ export interface BrokerSession {
   active: boolean;
   /** Stops and resumes reading from the connection (throttling). */
   readonly transport: { pause(): void; resume(): void };
+  /** An app session's delivery counters (its app's, shared by its instances); undefined for a device. */
+  readonly delivery?: AppDeliveryCounters | undefined;
+  /** An app session's facts its access is compiled from (replaced on `app.updated`); undefined for a device. */
+  appFacts?: { zone: string | null; purpose: string | null } | undefined;
 }
 
 /** A PUBLISH as the stages see it; `payload` and `retain` may be changed by a stage (transform, retain). */
@@ -154,7 +206,7 @@ export interface DeliverPacket {
  * ```ts
  * const onlyOwnTopics: DeliverStage = {
  *   name: 'own-topics',
- *   run: (session, packet) => (packet.topic.startsWith(topics.devicePrefix(session.deviceId)) ? packet : null),
+ *   run: (session, packet) => (packet.topic.startsWith(topics.devicePrefix(session.key)) ? packet : null),
  * };
  * ```
  */

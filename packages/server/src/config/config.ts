@@ -85,6 +85,13 @@ const schema = z
          */
         maxConnectSize: byteSize.default(16 * 1024),
         /**
+         * TLS clients without a certificate may authenticate as an app with its credentials (MQTT user name =
+         * app name, password = an app token). Off: such clients are refused at the handshake, as before.
+         */
+        appPasswords: z.boolean().default(true),
+        /** Bytes an app connection may hold unsent; beyond, messages to it are dropped and counted. */
+        appQueueSize: byteSize.default(8 * 1024 * 1024),
+        /**
          * For development and protocol-conformance testing only: a plaintext listener without
          * authentication (the client id is the identity, policy group `anonymous`). Never on by default;
          * setting its port (file, BULWARK_MQTT_DEV_PORT or --mqtt-dev-port) is the explicit choice.
@@ -241,6 +248,13 @@ const schema = z
         retryMax: duration.default(5 * 60_000),
         /** One delivery attempt (HTTP request, syslog connect + write). */
         timeout: duration.default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    telemetry: z
+      .object({
+        /** How often the telemetry store deletes messages older than their pattern's retention. */
+        retentionInterval: duration.default(60_000),
       })
       .strict()
       .prefault({}),
