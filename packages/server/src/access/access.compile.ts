@@ -1,4 +1,5 @@
 import {
+  APP_DEFAULT_POLICY,
   compilePolicies,
   DEFAULT_POLICY,
   QUARANTINE_POLICY,
@@ -8,7 +9,7 @@ import {
 } from '../policy/index.ts';
 import type { DevicesTable } from '../store/index.ts';
 import { deviceRow, isQuarantined, type AccessContext } from './access.context.ts';
-import type { Snapshot } from './access.snapshot.ts';
+import { deviceFactsOf, type Snapshot } from './access.snapshot.ts';
 
 export interface AccessIdentity {
   deviceId: string;
@@ -86,6 +87,56 @@ export async function accessFor(ctx: AccessContext, identity: AccessIdentity): P
     policies: attachedPolicies(snap, row, zone),
     segmentation: { zones: snap.zones, conduits: snap.conduits },
     deviceZone: (id) => snap.deviceZones.get(id),
+    deviceFacts: deviceFactsOf(snap),
+  });
+}
+
+/** An app connection as the apps check identified it (zone and purpose are the app's, from its row). */
+export interface AppAccessIdentity {
+  app: string;
+  instance: string | null;
+  zone: string | null;
+  /** The app's declared purpose (a fideslang data use); without one, no grant reaches `devices/`. */
+  purpose: string | null;
+  remoteAddress: string | null;
+  /** The client certificate's subject fields, when the app connected with a certificate. */
+  certSubject?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The policies of an app: the built-in app default, then those attached to the app by name. An app never
+ * gets what is attached to all devices, a group, a zone or a device.
+ */
+function appPolicies(snap: Snapshot, app: string): AttachedPolicy[] {
+  const names = snap.attachments.filter((a) => a.kind === 'app' && a.target === app).map((a) => a.policy);
+  return [
+    APP_DEFAULT_POLICY,
+    ...[...new Set(names)]
+      .sort()
+      .map((name) => snap.policies.get(name))
+      .filter((p): p is AttachedPolicy => p !== undefined),
+  ];
+}
+
+/** An app connection's compiled access: its grants, its zone's conduits, targets checked per device. */
+export async function accessForApp(ctx: AccessContext, identity: AppAccessIdentity): Promise<DeviceAccess> {
+  const snap = await ctx.cache.current();
+  return compilePolicies({
+    ctx: {
+      principal: 'app',
+      app: { name: identity.app, instance: identity.instance, purpose: identity.purpose },
+      deviceId: '',
+      group: null,
+      zone: identity.zone,
+      attributes: {},
+      cert: { ...(identity.certSubject ?? {}), cn: identity.certSubject?.CN ?? identity.app },
+      state: 'active',
+      sourceAddress: identity.remoteAddress,
+    },
+    policies: appPolicies(snap, identity.app),
+    segmentation: { zones: snap.zones, conduits: snap.conduits },
+    deviceZone: (id) => snap.deviceZones.get(id),
+    deviceFacts: deviceFactsOf(snap),
   });
 }
 

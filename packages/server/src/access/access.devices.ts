@@ -1,7 +1,7 @@
 import { BulwarkError } from '@bulwark/protocol';
 import { subjectOf } from '../events/index.ts';
-import type { Decision } from '../policy/index.ts';
-import { accessFor } from './access.compile.ts';
+import type { Decision, DeviceAccess } from '../policy/index.ts';
+import { accessFor, accessForApp } from './access.compile.ts';
 import { deviceRow, isQuarantined, type AccessContext } from './access.context.ts';
 
 /** Per-device access: quarantine, simulation, and what a device can do now. */
@@ -33,13 +33,17 @@ export interface SimulateInput {
   certSubject?: Readonly<Record<string, string>>;
 }
 
-/** Explain a decision: allow or deny, and the statement (and policy) that decided. */
-export async function simulate(ctx: AccessContext, input: SimulateInput) {
-  const access = await accessFor(ctx, {
-    deviceId: input.deviceId,
-    remoteAddress: input.sourceAddress ?? null,
-    certSubject: input.certSubject,
-  });
+/** An app to simulate: as the apps module knows it (its zone and purpose), and which instance. */
+export interface SimulatedApp {
+  name: string;
+  instance?: string | null | undefined;
+  zone: string | null;
+  purpose: string | null;
+}
+
+export type AppSimulateInput = Omit<SimulateInput, 'deviceId'> & { app: SimulatedApp };
+
+function decide(access: DeviceAccess, input: Pick<SimulateInput, 'action' | 'topic'>) {
   let decision: Decision;
   if (input.action === 'connect') decision = access.connect();
   else {
@@ -54,13 +58,36 @@ export async function simulate(ctx: AccessContext, input: SimulateInput) {
   }
   return {
     ...decision,
-    deviceId: input.deviceId,
     action: input.action,
     topic: input.topic ?? null,
     zone: access.zone,
     // For a deny without a deciding statement: what applied, and what was dropped for this context and why.
     explain: access.describe(),
   };
+}
+
+/** Explain a decision: allow or deny, and the statement (and policy) that decided. */
+export async function simulate(ctx: AccessContext, input: SimulateInput) {
+  const access = await accessFor(ctx, {
+    deviceId: input.deviceId,
+    remoteAddress: input.sourceAddress ?? null,
+    certSubject: input.certSubject,
+  });
+  return { ...decide(access, input), deviceId: input.deviceId };
+}
+
+/** Explain an app's decision (as `simulate`), for `bulwark policy test --app`. */
+export async function simulateApp(ctx: AccessContext, input: AppSimulateInput) {
+  const { name, instance = null, zone, purpose } = input.app;
+  const access = await accessForApp(ctx, {
+    app: name,
+    instance,
+    zone,
+    purpose,
+    remoteAddress: input.sourceAddress ?? null,
+    certSubject: input.certSubject,
+  });
+  return { ...decide(access, input), app: name, instance };
 }
 
 /** What a device can do now: the statements that apply after variables and conditions, and its zone. */

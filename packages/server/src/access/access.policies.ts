@@ -1,6 +1,7 @@
 import { BulwarkError } from '@bulwark/protocol';
 import { subjectOf } from '../events/index.ts';
 import {
+  APP_DEFAULT_POLICY,
   DEFAULT_POLICY,
   lintPolicy,
   parsePolicyDocument,
@@ -14,7 +15,13 @@ import { attachmentKinds } from './access.snapshot.ts';
 /** Policies: versioned documents, and where they are attached. Each change commits with its event. */
 
 const policyName = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
-const BUILTIN = new Set([DEFAULT_POLICY.name, QUARANTINE_POLICY.name]);
+const BUILTIN = new Set([DEFAULT_POLICY.name, QUARANTINE_POLICY.name, APP_DEFAULT_POLICY.name]);
+/** Where each built-in policy applies, as `policy list` shows it. */
+const builtinAttachment = {
+  [DEFAULT_POLICY.name]: 'all',
+  [QUARANTINE_POLICY.name]: 'quarantined',
+  [APP_DEFAULT_POLICY.name]: 'app',
+};
 
 function checkPolicyName(name: string) {
   if (!policyName.test(name))
@@ -25,12 +32,12 @@ function checkPolicyName(name: string) {
 export async function listPolicies(ctx: Pick<AccessContext, 'db'>) {
   const rows = await ctx.db.selectFrom('policies').selectAll().orderBy('name').execute();
   const attachments = await ctx.db.selectFrom('policy_attachments').selectAll().execute();
-  const builtins = [DEFAULT_POLICY, QUARANTINE_POLICY].map((p) => ({
+  const builtins = [DEFAULT_POLICY, QUARANTINE_POLICY, APP_DEFAULT_POLICY].map((p) => ({
     name: p.name,
     version: p.version,
     builtin: true,
     document: p.document,
-    attachments: [{ kind: p.name === DEFAULT_POLICY.name ? 'all' : 'quarantined', target: '*' }],
+    attachments: [{ kind: builtinAttachment[p.name] ?? 'all', target: '*' }],
     updatedAt: 0,
   }));
   return [
@@ -148,7 +155,7 @@ export interface AttachmentChange {
   attached: boolean;
 }
 
-/** Attaches a policy to all devices, a group, a zone or a device, or detaches it. */
+/** Attaches a policy to all devices, a group, a zone, a device or an app, or detaches it. */
 export async function setAttachment(
   ctx: AccessContext,
   change: AttachmentChange & { policy: string },
@@ -159,7 +166,7 @@ export async function setAttachment(
     throw new BulwarkError('validation_failed', `kind must be one of ${attachmentKinds.join(', ')}`);
   const target = kind === 'all' ? '*' : change.target;
   if (kind !== 'all' && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(target))
-    throw new BulwarkError('validation_failed', 'target must be a group, zone or device name');
+    throw new BulwarkError('validation_failed', 'target must be a group, zone, device or app name');
   checkPolicyName(name);
   await ctx.events.atomically(async (tx, emit) => {
     if (!(await tx.selectFrom('policies').select('name').where('name', '=', name).executeTakeFirst())) {

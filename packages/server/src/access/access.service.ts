@@ -8,7 +8,13 @@ import * as policies from './access.policies.ts';
 import * as segments from './access.segments.ts';
 import { createSnapshotCache, type SnapshotCache } from './access.snapshot.ts';
 
-export { ANONYMOUS_GROUP, anonymousClientIdProblem, type AccessIdentity } from './access.compile.ts';
+export {
+  ANONYMOUS_GROUP,
+  anonymousClientIdProblem,
+  type AccessIdentity,
+  type AppAccessIdentity,
+} from './access.compile.ts';
+export type { SimulateInput, AppSimulateInput, SimulatedApp } from './access.devices.ts';
 export { attachmentKinds, type AttachmentKind } from './access.snapshot.ts';
 export type { AccessServiceDeps } from './access.context.ts';
 export type { AccessFacts } from './access.facts.ts';
@@ -38,6 +44,19 @@ function followChanges(
   });
 }
 
+type DeviceSimulation = Awaited<ReturnType<typeof devices.simulate>>;
+type AppSimulation = Awaited<ReturnType<typeof devices.simulateApp>>;
+
+/** `simulate` for a device (`deviceId`) or an app (`app`), typed by which one is asked. */
+function simulator(ctx: AccessContext) {
+  function simulate(input: devices.SimulateInput): Promise<DeviceSimulation>;
+  function simulate(input: devices.AppSimulateInput): Promise<AppSimulation>;
+  function simulate(input: devices.SimulateInput | devices.AppSimulateInput) {
+    return 'app' in input ? devices.simulateApp(ctx, input) : devices.simulate(ctx, input);
+  }
+  return simulate;
+}
+
 /**
  * Stores policies (versioned), their attachments, zones and conduits, and turns them into a device's
  * compiled access. Changes are events, committed with the change; every process sharing the store sees
@@ -50,6 +69,8 @@ export function createAccessService(deps: AccessServiceDeps) {
 
   return {
     accessFor: (identity: compile.AccessIdentity) => compile.accessFor(ctx, identity),
+    /** An app connection's access: the app default and the policies attached to the app (its grants). */
+    accessForApp: (identity: compile.AppAccessIdentity) => compile.accessForApp(ctx, identity),
     /** Identity on the development listener (never an enrolled device's id). */
     checkAnonymous: (clientId: string) => compile.checkAnonymous(ctx, clientId),
 
@@ -69,7 +90,7 @@ export function createAccessService(deps: AccessServiceDeps) {
     putPolicy: (name: string, document: unknown, actor: string) =>
       policies.putPolicy(ctx, { name, document }, actor),
     deletePolicy: (name: string, actor: string) => policies.deletePolicy(ctx, name, actor),
-    /** Attaches (`attached: true`) or detaches a policy: all devices, a group, a zone or a device. */
+    /** Attaches (`attached: true`) or detaches a policy: all devices, a group, a zone, a device or an app. */
     setAttachment: (name: string, change: policies.AttachmentChange, actor: string) =>
       policies.setAttachment(ctx, { ...change, policy: name }, actor),
     attach: (name: string, to: { kind: string; target: string }, actor: string) =>
@@ -91,7 +112,8 @@ export function createAccessService(deps: AccessServiceDeps) {
       change: { quarantined: boolean; reason?: string | undefined },
       actor: string,
     ) => devices.setQuarantine(ctx, { deviceId, ...change }, actor),
-    simulate: (input: devices.SimulateInput) => devices.simulate(ctx, input),
+    /** Explain a decision for a device (`deviceId`) or an app (`app: { name, instance, zone, purpose }`). */
+    simulate: simulator(ctx),
     describeAccess: (deviceId: string) => devices.describeAccess(ctx, deviceId),
 
     /** For the compliance checks: policies, zones with security levels, conduits, devices in no zone. */

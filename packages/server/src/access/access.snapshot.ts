@@ -4,12 +4,14 @@ import {
   zoneSchema,
   type AttachedPolicy,
   type Conduit,
+  type DeviceFacts,
   type PolicyDocument,
   type Zone,
 } from '../policy/index.ts';
 import type { Db } from '../store/index.ts';
 
-export const attachmentKinds = ['all', 'group', 'zone', 'device'] as const;
+/** Where a policy is attached: devices (all, a group, a zone, one device) or one app (by name). */
+export const attachmentKinds = ['all', 'group', 'zone', 'device', 'app'] as const;
 export type AttachmentKind = (typeof attachmentKinds)[number];
 
 /** What compiling a device's access needs, read once and kept until an access event changes it. */
@@ -19,6 +21,16 @@ export interface Snapshot {
   zones: Zone[];
   conduits: Conduit[];
   deviceZones: Map<string, string | null>;
+  /** Each device's group, for statements with `targets` (alongside its zone above). */
+  deviceGroups: Map<string, string | null>;
+}
+
+/** Group and zone of a device of the snapshot (for statements with `targets`); undefined when unknown. */
+export function deviceFactsOf(snap: Snapshot): (id: string) => DeviceFacts | undefined {
+  return (id) =>
+    snap.deviceZones.has(id)
+      ? { group: snap.deviceGroups.get(id) ?? null, zone: snap.deviceZones.get(id) ?? null }
+      : undefined;
 }
 
 const attributesOf = (text: string) => JSON.parse(text) as Record<string, string>;
@@ -52,6 +64,7 @@ export async function loadSnapshot(db: Db): Promise<Snapshot> {
         zoneOf({ group: d.group_name, attributes: attributesOf(d.attributes) }, zoneList),
       ]),
     ),
+    deviceGroups: new Map(devices.map((d) => [d.id, d.group_name])),
   };
 }
 
@@ -68,7 +81,7 @@ export function createSnapshotCache(db: Db) {
     invalidate(): void {
       snapshot = undefined;
     },
-    /** A device added or changed: only its own zone is read again (if a snapshot is loaded at all). */
+    /** A device added or changed: only its own zone and group are read again (if a snapshot is loaded at all). */
     refreshDevice(id: string): void {
       if (!snapshot) return;
       snapshot = snapshot.then(async (snap) => {
@@ -77,11 +90,13 @@ export function createSnapshotCache(db: Db) {
           .select(['group_name', 'attributes'])
           .where('id', '=', id)
           .executeTakeFirst();
-        if (row)
+        if (row) {
           snap.deviceZones.set(
             id,
             zoneOf({ group: row.group_name, attributes: attributesOf(row.attributes) }, snap.zones),
           );
+          snap.deviceGroups.set(id, row.group_name);
+        }
         return snap;
       });
       snapshot.catch(() => (snapshot = undefined));

@@ -4,6 +4,9 @@ export {
   ANONYMOUS_GROUP,
   type AccessService,
   type AccessIdentity,
+  type AppAccessIdentity,
+  type AppSimulateInput,
+  type SimulatedApp,
   type AttachmentKind,
 } from './access.service.ts';
 export { accessRoutes } from './access.routes.ts';
