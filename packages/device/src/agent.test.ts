@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { heartbeatSchema, topics } from '@bulwark/protocol';
+import { commandResultSchema, commandTopics, heartbeatSchema, topics } from '@bulwark/protocol';
 import { startAgent, type Agent, type AgentOptions } from './agent.ts';
 import { openIdentityStore } from './identity-store.ts';
 import {
@@ -212,5 +212,131 @@ describe('agent', () => {
     await expect(startAgent({ dir: join(root, 'nothing-here') })).rejects.toMatchObject({
       code: 'not_found',
     });
+  });
+});
+
+describe('agent commands', () => {
+  /** Sends command `name` to pump-17 (QoS 1) and resolves with the result the agent publishes. */
+  async function command(name: string, extra: Record<string, unknown> = {}) {
+    const id = `c-${Math.random().toString(36).slice(2)}`;
+    const published = broker.next('publish', (p) => p.topic === commandTopics.result('pump-17', name));
+    const payload = {
+      id,
+      issuedBy: 'user:ana',
+      issuedAt: Date.now(),
+      expiresAt: Date.now() + 10_000,
+      ...extra,
+    };
+    expect(broker.send('pump-17', commandTopics.request('pump-17', name), JSON.stringify(payload))).toBe(
+      true,
+    );
+    const { qos, payload: text } = await published;
+    expect(qos).toBe(1);
+    const result = commandResultSchema.parse(JSON.parse(text));
+    expect(result.id).toBe(id);
+    return result;
+  }
+
+  async function subscribed() {
+    const subscribe = await broker.next('subscribe', (s) =>
+      s.filters.some((f) => f.filter === commandTopics.all('pump-17')),
+    );
+    expect(subscribe.filters).toEqual([{ filter: 'devices/pump-17/commands/+', qos: 1 }]);
+  }
+
+  it('subscribes to its commands at every connect and answers ping and report-state', async () => {
+    const first = subscribed();
+    const running = await start({ heartbeatIntervalMs: 60_000 });
+    await first;
+
+    const ping = await command('ping');
+    expect(ping).toMatchObject({ status: 'ok', result: { pong: true } });
+    expect(ping.result).toEqual({
+      pong: true,
+      ts: expect.any(Number) as unknown,
+      uptimeS: expect.any(Number) as unknown,
+    });
+
+    const state = await command('report-state');
+    expect(state).toMatchObject({
+      status: 'ok',
+      result: {
+        deviceId: 'pump-17',
+        agent: expect.stringMatching(/^bulwark-agent\//) as unknown,
+        firmware: null,
+        certificate: {
+          serialNumber: running.certificate.serialNumber,
+          notAfter: running.certificate.notAfter,
+        },
+        connectedSince: expect.any(Number) as unknown,
+      },
+    });
+
+    const again = subscribed();
+    broker.dropAll();
+    await again; // subscribed again on the new connection
+    expect(await command('ping')).toMatchObject({ status: 'ok' });
+  });
+
+  it('refuses unknown and expired commands, and reboot without a reboot hook', async () => {
+    const first = subscribed();
+    await start({ heartbeatIntervalMs: 60_000 });
+    await first;
+    expect(await command('self-destruct')).toMatchObject({
+      status: 'refused',
+      message: 'unknown command self-destruct (known: ping, reboot, report-state)',
+    });
+    expect(await command('ping', { expiresAt: Date.now() - 1_000 })).toMatchObject({
+      status: 'refused',
+      message: 'expired',
+    });
+    expect(await command('reboot')).toMatchObject({
+      status: 'refused',
+      message: 'reboot not configured on this device',
+    });
+  });
+
+  it('answers reboot before running the reboot hook', async () => {
+    const order: string[] = [];
+    const first = subscribed();
+    await start({
+      heartbeatIntervalMs: 60_000,
+      reboot: () => {
+        order.push(
+          `rebooting after ${broker.publishes.filter((p) => p.topic.endsWith('/reboot/result')).length} result`,
+        );
+      },
+    });
+    await first;
+    expect(await command('reboot')).toEqual(
+      expect.objectContaining({ status: 'ok', result: { rebooting: true } }),
+    );
+    await expect.poll(() => order).toEqual(['rebooting after 1 result']);
+  });
+
+  it("runs the device's own handlers (options and onCommand) and reports each command", async () => {
+    const first = subscribed();
+    const running = await start({
+      heartbeatIntervalMs: 60_000,
+      commands: {
+        'set-speed': (request) => ({ rpm: (request.data as { rpm: number }).rpm }),
+        ping: () => 'my own ping',
+      },
+    });
+    await first;
+    const reported = running.waitFor('command', { filter: (c) => c.name === 'set-speed' });
+    expect(await command('set-speed', { data: { rpm: 800 } })).toMatchObject({
+      status: 'ok',
+      result: { rpm: 800 },
+    });
+    expect(await reported).toMatchObject({ name: 'set-speed', status: 'ok', repeated: false });
+    expect(await command('ping')).toMatchObject({ status: 'ok', result: 'my own ping' });
+
+    const remove = running.onCommand('blink', () => {
+      throw new Error('no LED on this model');
+    });
+    expect(await command('blink')).toMatchObject({ status: 'failed', message: 'no LED on this model' });
+    remove();
+    expect(await command('blink')).toMatchObject({ status: 'refused' });
   });
 });

@@ -1,7 +1,9 @@
 import mqtt from 'mqtt';
 import { BulwarkError, topics, type FirmwareStatus, type Heartbeat } from '@bulwark/protocol';
+import { createAgentCommands, type AgentCommands } from './agent-commands.ts';
 import { createBackoff, type Backoff, type BackoffOptions } from './backoff.ts';
 import { certificateInfo, type CertificateInfo } from './certificate.ts';
+import type { CommandHandler, CommandOutcome } from './commands.ts';
 import { createFirmwareAgent, type AgentFirmwareOptions, type FirmwareAgent } from './firmware-agent.ts';
 import { buildHeartbeat } from './heartbeat.ts';
 import { asError, createEmitter, type Emitter } from './emitter.ts';
@@ -31,6 +33,8 @@ export interface AgentEvents {
   renewed: { readonly certificate: CertificateInfo; readonly previous: CertificateInfo };
   /** A firmware update step (also published on `devices/{id}/firmware/status`). */
   firmware: FirmwareStatus;
+  /** A command was answered (its result published on `devices/{id}/commands/{name}/result`). */
+  command: CommandOutcome;
   /** Something failed; the agent keeps running and retries. Never thrown, only reported. */
   error: Error;
 }
@@ -61,6 +65,13 @@ export interface AgentOptions {
   readonly random?: (() => number) | undefined;
   /** Firmware updates over TUF (off unless given): commands on `devices/{id}/firmware/command`. */
   readonly firmware?: AgentFirmwareOptions | undefined;
+  /**
+   * Command handlers by name (commands on `devices/{id}/commands/{name}`), besides the built-ins `ping`,
+   * `report-state` and `reboot`; a handler named like a built-in replaces it.
+   */
+  readonly commands?: Readonly<Record<string, CommandHandler>> | undefined;
+  /** What the `reboot` command runs, after its result is sent. Without it, `reboot` is refused. */
+  readonly reboot?: (() => void | Promise<void>) | undefined;
 }
 
 /** A running device agent. */
@@ -82,6 +93,8 @@ export interface Agent {
   renewNow(): Promise<CertificateInfo>;
   /** The firmware side, when `firmware` was given. */
   readonly firmware: FirmwareAgent | undefined;
+  /** Adds or replaces the handler of command `name` (see {@link AgentOptions.commands}); returns its removal. */
+  onCommand(name: string, handler: CommandHandler): () => void;
   /** Disconnects (MQTT DISCONNECT), cancels timers and waits for a renewal in progress. */
   stop(): Promise<void>;
 }
@@ -140,9 +153,12 @@ interface State {
   readonly events: Emitter<AgentEvents>;
   readonly startedAt: number;
   firmware: FirmwareAgent | undefined;
+  commands: AgentCommands | undefined;
   identity: DeviceIdentity;
   certificate: CertificateInfo;
   client: mqtt.MqttClient | undefined;
+  /** When the current session started (CONNACK), epoch ms. */
+  connectedAt: number | null;
   /** False until the first connection attempt, so a renewal at start does not connect twice. */
   running: boolean;
   stopped: boolean;
@@ -187,14 +203,17 @@ function connect(s: State): void {
   current.on('connect', () => {
     if (s.client !== current) return;
     sessionUp = true;
+    s.connectedAt = s.clock.now();
     s.backoff.reset();
     s.events.emit('connected', { url: s.mqttUrl, clientId: s.identity.deviceId, certificate: s.certificate });
     publishHeartbeat(s, current);
     s.heartbeatTimer = setInterval(() => publishHeartbeat(s, current), s.settings.heartbeatIntervalMs);
     s.firmware?.onConnect(current);
+    s.commands?.onConnect(current);
   });
   current.on('message', (topic, payload) => {
-    if (s.client === current) s.firmware?.onMessage(topic, payload);
+    if (s.client !== current) return;
+    if (s.firmware?.onMessage(topic, payload) !== true) s.commands?.onMessage(topic, payload);
   });
   current.on('error', (err) => {
     lastError = err;
@@ -205,6 +224,7 @@ function connect(s: State): void {
     current.end(true);
     if (s.client !== current) return; // replaced after renewal, or stopped
     s.client = undefined;
+    s.connectedAt = null;
     clearInterval(s.heartbeatTimer);
     if (sessionUp) s.events.emit('disconnected', { reason: 'lost', error: lastError });
     if (!s.stopped) scheduleReconnect(s);
@@ -311,6 +331,7 @@ async function stopAgent(s: State): Promise<void> {
   clearTimeout(s.reconnectTimer);
   await s.renewal?.catch(() => undefined);
   await s.firmware?.idle();
+  await s.commands?.stop();
   await s.swapping;
   const current = s.client;
   s.client = undefined;
@@ -349,9 +370,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     events: createEmitter<AgentEvents>(),
     startedAt: clock.now(),
     firmware: undefined,
+    commands: undefined,
     identity,
     certificate: certificateInfo(identity.certPem),
     client: undefined,
+    connectedAt: null,
     running: false,
     stopped: false,
     renewal: undefined,
@@ -371,6 +394,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       onStatus: (status) => s.events.emit('firmware', status),
       onError: (err) => s.events.emit('error', err),
     });
+  const commands = commandsOf(s, options);
+  s.commands = commands;
 
   // Renew first if due at start, so the agent does not connect only to reconnect right after.
   void renewIfDue(s).then(() => {
@@ -394,11 +419,32 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     waitFor: s.events.waitFor,
     renewNow: () => renew(s),
     firmware: s.firmware,
+    onCommand: commands.router.register,
     stop() {
       stopping ??= stopAgent(s);
       return stopping;
     },
   };
+}
+
+/** The built-in commands read the agent's state; the device's handlers come from `options.commands`. */
+function commandsOf(s: State, options: AgentOptions): AgentCommands {
+  const { firmware } = s;
+  return createAgentCommands({
+    view: {
+      deviceId: () => s.identity.deviceId,
+      now: () => s.clock.now(),
+      startedAt: s.startedAt,
+      certificate: () => s.certificate,
+      connectedSince: () => s.connectedAt,
+      firmware: firmware && (() => firmware.installer.current()),
+      reboot: options.reboot,
+    },
+    handlers: options.commands,
+    client: () => s.client,
+    onResult: (outcome) => s.events.emit('command', outcome),
+    onError: (err) => s.events.emit('error', err),
+  });
 }
 
 /** DISCONNECT politely when connected, but never hang on a dead link. */

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { commandTopics } from '@bulwark/protocol';
 import { main } from './cli.ts';
 import {
   createTestCa,
@@ -77,6 +78,18 @@ describe('bulwark-agent arguments', () => {
       /--heartbeat-interval.*e\.g\. 30s/,
     ],
     ['a zero duration', ['run', '--dir', 'd', '--heartbeat-interval', '0s'], /greater than zero/],
+    ['an --exec without a path', ['run', '--dir', 'd', '--exec', 'ping'], /--exec.*expected NAME=PATH/],
+    ['an --exec of a reserved name', ['run', '--dir', 'd', '--exec', 'result=/bin/true'], /--exec.*reserved/],
+    [
+      'a command mapped twice',
+      ['run', '--dir', 'd', '--exec', 'job=/bin/true', '--exec', 'job=/bin/false'],
+      /command job is mapped twice/,
+    ],
+    [
+      'an --exec program that is not there',
+      ['run', '--dir', 'd', '--exec', 'job=/nonexistent/job.sh'],
+      /^error: --exec job: \/nonexistent\/job\.sh is not an executable file$/m,
+    ],
     ['an unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
   ])('rejects %s with a one-line reason and exit code 1', async (_what, argv, reason) => {
     const { code, stdout, stderr } = await cli(argv);
@@ -102,6 +115,13 @@ describe('bulwark-agent arguments', () => {
     const { code, stdout } = await cli([...argv, '--help']);
     expect(code).toBe(0);
     expect(stdout).toContain('Usage: bulwark-agent');
+  });
+
+  it('documents --exec and --reboot-command in run --help', async () => {
+    const { stdout } = await cli(['run', '--help']);
+    expect(stdout).toContain('--exec <name=path>');
+    expect(stdout).toMatch(/may replace any built-in \(ping, report-state,\s+reboot\)/);
+    expect(stdout).toContain('--reboot-command <cmd>');
   });
 });
 
@@ -186,6 +206,45 @@ describe('bulwark-agent against an EST server and a broker', () => {
       expect(code).toBe(0);
       expect(stdout).toContain(`connected to ${broker.url} as pump-17`);
       expect(stdout).toMatch(/stopped\n$/);
+    } finally {
+      await broker.close();
+      await est.close();
+    }
+  });
+
+  it('answers commands with --exec programs and the built-ins, one line per command', async () => {
+    const broker = await startFakeBroker(ca);
+    const est = await startFakeEstServer({ ca, tokens: { 'pump-17': 'tok' } });
+    const dir = join(root, 'commanded');
+    const job = join(root, 'job.sh');
+    await writeFile(job, '#!/bin/sh\nprintf \'{"got":%s}\' "$(cat)"\n', { mode: 0o755 });
+    try {
+      expect((await cli(enrollAt(est.url, dir, '--trust-on-first-use'))).code).toBe(0);
+      const stop = new AbortController();
+      const subscribed = broker.next('subscribe');
+      const run = cli(['run', '--dir', dir, '--mqtt', broker.url, '--exec', `job=${job}`], stop.signal);
+      await subscribed;
+      const send = async (name: string, data?: unknown) => {
+        const result = broker.next('publish', (p) => p.topic === commandTopics.result('pump-17', name));
+        const request = { id: `id-${name}`, issuedBy: 'cli', issuedAt: Date.now(), expiresAt: null, data };
+        broker.send('pump-17', commandTopics.request('pump-17', name), JSON.stringify(request));
+        return JSON.parse((await result).payload) as unknown;
+      };
+      expect(await send('job', { valve: 3 })).toEqual({
+        id: 'id-job',
+        status: 'ok',
+        result: { got: { valve: 3 } },
+      });
+      expect(await send('reboot')).toEqual({
+        id: 'id-reboot',
+        status: 'refused',
+        message: 'reboot not configured on this device',
+      });
+      stop.abort();
+      const { code, stdout } = await run;
+      expect(code).toBe(0);
+      expect(stdout).toContain('command job id-job: ok\n');
+      expect(stdout).toContain('command reboot id-reboot: refused (reboot not configured on this device)\n');
     } finally {
       await broker.close();
       await est.close();

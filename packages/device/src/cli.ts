@@ -2,6 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { deviceIdProblem } from '@bulwark/protocol';
 import { startAgent, type Agent } from './agent.ts';
+import { BUILTIN_COMMANDS } from './builtin-commands.ts';
+import type { CommandHandler } from './commands.ts';
+import { checkExecutable, execCommandHandler, parseExecMapping, runRebootCommand } from './exec-command.ts';
 import type { AgentFirmwareOptions } from './firmware-agent.ts';
 import { normalizeFingerprint } from './certificate.ts';
 import { parseDuration } from './duration.ts';
@@ -45,6 +48,8 @@ interface RunFlags {
   firmwareVersion?: string;
   securityVersion?: number;
   tufRoot?: string;
+  exec: { name: string; path: string }[];
+  rebootCommand?: string;
 }
 
 /**
@@ -183,12 +188,29 @@ function runCommand(program: Command, io: CliIo): void {
       '--tuf-root <file>',
       'TUF root.json provisioned with the device (default: fetched at first update)',
     )
+    .option(
+      '--exec <name=path>',
+      'answer command NAME by running PATH (no shell): the command data as JSON on stdin, ' +
+        'BULWARK_COMMAND_ID/NAME in its environment; stdout is the result, exit 0 = ok, else failed ' +
+        `with stderr's last line; killed at the command's expiry (5 min at most). Repeatable; ` +
+        `may replace any built-in (${BUILTIN_COMMANDS.join(', ')})`,
+      collectExec,
+      [],
+    )
+    .option(
+      '--reboot-command <cmd>',
+      'what the "reboot" command runs, after answering (program and arguments split on spaces, no shell); ' +
+        'without it "reboot" is refused',
+      argument(nonEmpty),
+    )
     .action(async (flags: RunFlags) => {
       const agent = await startAgent({
         dir: flags.dir,
         mqttUrl: flags.mqtt,
         heartbeatIntervalMs: flags.heartbeatInterval,
         firmware: await firmwareOptions(flags),
+        commands: await execHandlers(flags.exec),
+        reboot: rebootHook(flags.rebootCommand),
       });
       report(agent, io, flags.verbose === true);
       line(io.stdout, `bulwark-agent ${AGENT_VERSION} running as ${agent.deviceId}, broker ${agent.mqttUrl}`);
@@ -208,6 +230,33 @@ async function firmwareOptions(flags: RunFlags): Promise<AgentFirmwareOptions | 
   };
 }
 
+/** `--exec NAME=PATH`, repeatable; a name given twice is an error. */
+function collectExec(text: string, previous: RunFlags['exec']): RunFlags['exec'] {
+  const mapping = argument(parseExecMapping)(text);
+  if (previous.some(({ name }) => name === mapping.name))
+    throw new InvalidArgumentError(`command ${mapping.name} is mapped twice`);
+  return [...previous, mapping];
+}
+
+/** The `--exec` handlers, once each program is known to be executable. */
+async function execHandlers(exec: RunFlags['exec']): Promise<Record<string, CommandHandler>> {
+  const handlers: Record<string, CommandHandler> = {};
+  for (const { name, path } of exec) {
+    try {
+      await checkExecutable(path);
+    } catch (err) {
+      throw new Error(`--exec ${name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    handlers[name] = execCommandHandler(path);
+  }
+  return handlers;
+}
+
+function rebootHook(command: string | undefined): (() => Promise<void>) | undefined {
+  if (command === undefined) return undefined;
+  return () => runRebootCommand(command);
+}
+
 /** One line per agent event (heartbeats with --verbose). */
 function report(agent: Agent, io: CliIo, verbose: boolean): void {
   agent.on('firmware', (status) =>
@@ -225,6 +274,12 @@ function report(agent: Agent, io: CliIo, verbose: boolean): void {
   );
   agent.on('renewed', ({ certificate }) =>
     line(io.stdout, `certificate renewed, valid until ${new Date(certificate.notAfter).toISOString()}`),
+  );
+  agent.on('command', ({ id, name, status, message, repeated }) =>
+    line(
+      io.stdout,
+      `command ${name} ${id}: ${status}${message === undefined ? '' : ` (${message})`}${repeated ? ' (repeated)' : ''}`,
+    ),
   );
   agent.on('error', (err) => line(io.stderr, `warning: ${err.message}`));
   if (verbose) agent.on('heartbeat', (beat) => line(io.stdout, `heartbeat ${JSON.stringify(beat)}`));

@@ -1,21 +1,39 @@
 /**
  * Bulwark device SDK: enroll a device over EST (RFC 7030) with a key generated on the device, keep
  * its identity on disk, and run the agent that connects to the broker over mutual TLS, publishes
- * heartbeats and renews the certificate.
+ * heartbeats, renews the certificate and answers commands (`devices/{id}/commands/{name}`).
  *
  * @example
  * ```ts
  * import { enrollDevice, startAgent } from '@bulwark/device';
  *
  * await enrollDevice({ serverUrl: 'https://bulwark.example:8443', deviceId: 'pump-17', token, dir, caFingerprint });
- * const agent = await startAgent({ dir, heartbeatIntervalMs: 30_000 });
+ * const agent = await startAgent({
+ *   dir,
+ *   heartbeatIntervalMs: 30_000,
+ *   // Besides the built-ins ping, report-state and reboot (with `reboot: () => …`).
+ *   commands: { 'set-speed': async (request) => ({ rpm: await pump.setSpeed(Number(request.data)) }) },
+ * });
  * agent.on('heartbeat', (beat) => console.log(beat.seq));
+ * agent.onCommand('blink', async () => led.blink()); // resolve: ok; throw: failed
  * ```
  *
  * @packageDocumentation
  */
 export { startAgent } from './agent.ts';
 export type { Agent, AgentEvent, AgentEvents, AgentOptions, Clock, DisconnectReason } from './agent.ts';
+export { CommandRefusal, createCommandRouter } from './commands.ts';
+export type {
+  CommandContext,
+  CommandHandler,
+  CommandOutcome,
+  CommandRouter,
+  CommandRouterOptions,
+} from './commands.ts';
+export { BUILTIN_COMMANDS, builtinCommands } from './builtin-commands.ts';
+export type { AgentState, AgentView } from './builtin-commands.ts';
+export { EXEC_MAX_RUNTIME_MS, EXEC_OUTPUT_MAX_BYTES, execCommandHandler } from './exec-command.ts';
+export type { ExecHandlerOptions } from './exec-command.ts';
 export { backoffDelay, createBackoff, defaultBackoff } from './backoff.ts';
 export type { Backoff, BackoffOptions } from './backoff.ts';
 export { certificateInfo, fingerprintOf, normalizeFingerprint } from './certificate.ts';

@@ -19,15 +19,22 @@ export interface BrokerPublish {
   readonly payload: string;
 }
 
+export interface BrokerSubscribe {
+  readonly clientId: string;
+  readonly filters: readonly { readonly filter: string; readonly qos: number }[];
+}
+
 interface BrokerEvents {
   connect: [BrokerConnect];
   publish: [BrokerPublish];
+  subscribe: [BrokerSubscribe];
   disconnect: [{ clientId: string }];
 }
 
 /**
  * A minimal MQTT 3.1.1 broker over mutual TLS for agent tests: it answers CONNECT, PUBLISH (QoS 0/1),
- * PINGREQ and DISCONNECT and records what it sees. It can refuse connections with a CONNACK code,
+ * SUBSCRIBE (granting every filter, unless listed in `refuseFilters`), PINGREQ and DISCONNECT and records
+ * what it sees; `send` delivers a PUBLISH to a connected client, whatever it subscribed to. It can refuse connections with a CONNACK code,
  * drop every connection, or stop listening, to exercise reconnection.
  */
 export interface FakeBroker {
@@ -36,6 +43,11 @@ export interface FakeBroker {
   readonly url: string;
   readonly connects: BrokerConnect[];
   readonly publishes: BrokerPublish[];
+  readonly subscribes: BrokerSubscribe[];
+  /** Filters answered with SUBACK 0x80 (failure). */
+  readonly refuseFilters: Set<string>;
+  /** Sends a PUBLISH (QoS 0 or 1) to the client connected with `clientId`; false when none is. */
+  send(clientId: string, topic: string, payload: string | Buffer, qos?: 0 | 1): boolean;
   /** CONNACK return code to refuse new connections with (5 = not authorized); 0 accepts. */
   refuseWith: number;
   /** Resolves with the next event matching `filter`. */
@@ -59,6 +71,10 @@ export async function startFakeBroker(ca: TestCa): Promise<FakeBroker> {
   const sockets = new Set<TLSSocket>();
   const connects: BrokerConnect[] = [];
   const publishes: BrokerPublish[] = [];
+  const subscribes: BrokerSubscribe[] = [];
+  const refuseFilters = new Set<string>();
+  const byClientId = new Map<string, TLSSocket>();
+  let nextPacketId = 1;
   let refuseWith = 0;
 
   const server = createServer(
@@ -92,6 +108,7 @@ export async function startFakeBroker(ca: TestCa): Promise<FakeBroker> {
               certCommonName: String(peer.subject.CN),
             };
             connects.push(record);
+            if (refuseWith === 0) byClientId.set(clientId, socket);
             socket.write(Buffer.from([0x20, 0x02, 0x00, refuseWith]));
             // [MQTT-3.2.2-5]: after a refusing CONNACK the server closes the connection.
             if (refuseWith !== 0) socket.end();
@@ -108,6 +125,24 @@ export async function startFakeBroker(ca: TestCa): Promise<FakeBroker> {
             const record: BrokerPublish = { clientId, topic, qos, payload: body.toString('utf8', offset) };
             publishes.push(record);
             events.emit('publish', record);
+          } else if (type === 8) {
+            // SUBSCRIBE (MQTT 3.1.1 §3.8): packet id, then (filter, requested QoS) pairs; SUBACK §3.9.
+            const filters: { filter: string; qos: number }[] = [];
+            for (let offset = 2; offset < body.length;) {
+              const length = body.readUInt16BE(offset);
+              const filter = body.toString('utf8', offset + 2, offset + 2 + length);
+              filters.push({ filter, qos: body.readUInt8(offset + 2 + length) });
+              offset += 3 + length;
+            }
+            const granted = filters.map(({ filter, qos }) =>
+              refuseFilters.has(filter) ? 0x80 : Math.min(qos, 1),
+            );
+            socket.write(
+              Buffer.from([0x90, 2 + granted.length, body.readUInt8(0), body.readUInt8(1), ...granted]),
+            );
+            const record: BrokerSubscribe = { clientId, filters };
+            subscribes.push(record);
+            events.emit('subscribe', record);
           } else if (type === 12) {
             socket.write(Buffer.from([0xd0, 0x00]));
           } else if (type === 14) {
@@ -139,6 +174,23 @@ export async function startFakeBroker(ca: TestCa): Promise<FakeBroker> {
     url: `mqtts://127.0.0.1:${port}`,
     connects,
     publishes,
+    subscribes,
+    refuseFilters,
+    send(clientId, topic, payload, qos = 1) {
+      const socket = byClientId.get(clientId);
+      if (socket === undefined || socket.destroyed) return false;
+      const topicBytes = Buffer.from(topic, 'utf8');
+      const parts: Buffer[] = [Buffer.from([topicBytes.length >> 8, topicBytes.length & 0xff]), topicBytes];
+      if (qos === 1) {
+        const id = nextPacketId;
+        nextPacketId = (nextPacketId % 0xffff) + 1;
+        parts.push(Buffer.from([id >> 8, id & 0xff]));
+      }
+      parts.push(typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload);
+      const body = Buffer.concat(parts);
+      socket.write(Buffer.concat([Buffer.from([0x30 | (qos << 1), ...remainingLength(body.length)]), body]));
+      return true;
+    },
     get refuseWith() {
       return refuseWith;
     },
@@ -199,4 +251,17 @@ function readPacket(
     body: buffer.subarray(offset, offset + remaining),
     length: offset + remaining,
   };
+}
+
+/** The remaining length of a fixed header (MQTT 3.1.1 §2.2.3): 7 bits a byte, high bit = more. */
+function remainingLength(length: number): number[] {
+  const bytes: number[] = [];
+  let rest = length;
+  do {
+    let byte = rest % 128;
+    rest = Math.floor(rest / 128);
+    if (rest > 0) byte |= 0x80;
+    bytes.push(byte);
+  } while (rest > 0);
+  return bytes;
 }

@@ -1,5 +1,5 @@
 export { startFakeBroker } from './fake-mqtt-broker.ts';
-export type { BrokerConnect, BrokerPublish, FakeBroker } from './fake-mqtt-broker.ts';
+export type { BrokerConnect, BrokerPublish, BrokerSubscribe, FakeBroker } from './fake-mqtt-broker.ts';
 export { startFakeEstServer } from './fake-est-server.ts';
 export type { FakeEstServer } from './fake-est-server.ts';
 export { sendProblem, startHttpsServer } from './https-test-server.ts';
