@@ -2,7 +2,6 @@ import type { Logger } from 'pino';
 import { CONTINUE, type BrokerSession, type PublishStage, type PublishVerdict } from '../broker/index.ts';
 import { isConnectionLoss } from '../store/index.ts';
 import type { PatternMatcher } from './telemetry.patterns.ts';
-import { nextMessageId } from './telemetry.store.ts';
 import type { TelemetryWriter } from './telemetry.writer.ts';
 
 export interface TelemetryStageDeps {
@@ -64,7 +63,6 @@ export function createTelemetryStage(
       if (pattern === undefined || deviceId === undefined) return CONTINUE;
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
       const stored = deps.writer.add({
-        id: nextMessageId(),
         device_id: deviceId,
         topic: packet.topic,
         pattern,

@@ -1,5 +1,5 @@
 import type { Db, TelemetryMessagesTable } from '../store/index.ts';
-import { insertMessages } from './telemetry.store.ts';
+import { insertMessages, nextMessageId } from './telemetry.store.ts';
 
 export interface WriterSettings {
   /** A batch is written once it holds this many rows… */
@@ -36,10 +36,10 @@ interface Batch {
 
 export interface TelemetryWriter {
   /**
-   * Queues a row; resolves once its batch is committed, rejects when the batch failed. Undefined when the
-   * queue is full (the row is not stored; counted as dropped).
+   * Queues a row (its id, in arrival order, given here); resolves once its batch is committed, rejects when
+   * the batch failed. Undefined when the queue is full (the row is not stored; counted as dropped).
    */
-  add(row: TelemetryMessagesTable): Promise<void> | undefined;
+  add(row: Omit<TelemetryMessagesTable, 'id'>): Promise<void> | undefined;
   /** Writes what is queued now; resolves when everything queued so far is written (or failed). */
   flush(): Promise<void>;
   stats(): WriterStats;
@@ -100,7 +100,7 @@ export function createTelemetryWriter(
       }
       current ??= newBatch();
       const batch = current;
-      batch.rows.push(row);
+      batch.rows.push({ id: nextMessageId(), ...row });
       counts.queued++;
       if (batch.rows.length >= settings.maxRows) void cut();
       else timer ??= setTimeout(() => void cut(), settings.maxDelayMs).unref();
