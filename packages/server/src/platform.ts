@@ -31,6 +31,12 @@ import {
 } from './events/index.ts';
 import { createFirmware, firmwareRoutes, tufRoutes, type Firmware } from './firmware/index.ts';
 import { createRisk, riskRoutes, type Risk } from './risk/index.ts';
+import {
+  createTelemetryService,
+  createTelemetryStage,
+  telemetryRoutes,
+  type TelemetryService,
+} from './telemetry/index.ts';
 import { createNotifyService, notifyNodeId, notifyRoutes, type NotifyService } from './notify/index.ts';
 import { createHttpApp, createDeviceApp, deviceListenerRedirects, type RouteEntry } from './http/index.ts';
 import {
@@ -84,6 +90,8 @@ export interface Platform {
   monitor: Monitor;
   /** Notification channels (webhooks, syslog/CEF) following the audit log. */
   notify: NotifyService;
+  /** The optional telemetry store: topic patterns, stored device messages, retention. */
+  telemetry: TelemetryService;
   /** The clock every service reads (tests pass a controllable one). */
   now: () => number;
   /** The PKI, created at first use (first start) and loaded afterwards. */
@@ -359,6 +367,12 @@ async function buildPlatform(
     onError: (err, what) => logFailure(err, {}, `monitor: ${what}`),
   });
   if (core.created && config.monitor.defaultProfile) await installDefaultProfile(monitor);
+  const telemetry = createTelemetryService({
+    db: store.db,
+    events,
+    now,
+    onError: (err, what) => logFailure(err, {}, what),
+  });
   // The store going down and coming back becomes an alert once the store can take it (see store/outage.ts).
   const stopOutageReports = reportStoreOutages({
     store,
@@ -382,11 +396,14 @@ async function buildPlatform(
     risk,
     notify,
     monitor,
+    telemetry,
     now,
     pki,
     async close() {
       stopOutageReports();
       await notify.stop();
+      // Messages still batched are written before the store closes.
+      await telemetry.stop();
       await events.close();
       await store.close();
     },
@@ -509,6 +526,15 @@ async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker>
     checkAnonymous: (clientId) => platform.access.checkAnonymous(clientId),
     monitor,
     retained,
+    // Device messages of the stored topic patterns (telemetry/): after meter, before retain.
+    persist: [
+      createTelemetryStage({
+        patterns: platform.telemetry.patterns,
+        writer: platform.telemetry.writer,
+        now: platform.now,
+        logger,
+      }),
+    ],
     limits: {
       // The largest PUBLISH the firewall could admit: payload, a topic of 4-byte characters, its length, a packet id.
       maxPacketBytes: config.firewall.maxPayloadBytes + 4 * config.firewall.maxTopicLength + 4,
@@ -621,6 +647,12 @@ async function buildHttpApps(platform: Platform, pki: PkiService, broker: Broker
     }),
   );
   await app.register(notifyRoutes(platform.notify));
+  await app.register(
+    telemetryRoutes({
+      telemetry: platform.telemetry,
+      groupOf: async (id) => (await platform.devices.find(id))?.group,
+    }),
+  );
   await app.register(healthRoutes(platform.store));
   const metricsRegistry = createMetricsRegistry({
     broker: () => broker.stats(),
@@ -672,6 +704,8 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
   const { logger, events, monitor } = platform;
   await platform.firewall.reload();
   await monitor.start();
+  // Stored topic patterns followed (for the broker stage), retention on its interval.
+  await platform.telemetry.start(platform.config.telemetry.retentionInterval);
   // Before the broker listens: session counts left by a crash are cleared, then kept from the events.
   const stopDeviceFollow = await platform.devices.follow(events, (err) =>
     logger.error({ err }, 'device state update failed'),

@@ -32,6 +32,10 @@ const commandModules: { names: string[]; load: () => Promise<Command[]> }[] = [
     },
   },
   { names: ['token'], load: async () => [(await import('./token.commands.ts')).tokenCommands()] },
+  {
+    names: ['telemetry'],
+    load: async () => [(await import('./telemetry.commands.ts')).telemetryCommands()],
+  },
 ];
 
 /** The program with the commands `argv` names, or all of them (help, an unknown command, no command). */
