@@ -258,13 +258,6 @@ const schema = z
       })
       .strict()
       .prefault({}),
-    telemetry: z
-      .object({
-        /** How often the telemetry store deletes messages older than their pattern's retention. */
-        retentionInterval: duration.default(60_000),
-      })
-      .strict()
-      .prefault({}),
     events: z
       .object({ tailInterval: duration.default(200) })
       .strict()
