@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { est, tufPaths } from '@bulwark/protocol';
 import { createAuthz, requestVisibility, type Authz } from './authz/index.ts';
 import { accessRoutes, createAccessService, type AccessService } from './access/index.ts';
+import { commandRoutes, createCommands, startCommandPublisher, type Commands } from './commands/index.ts';
 import { createBroker, createIngressRouter, createRetainedStore, type Broker } from './broker/index.ts';
 import { createFirewallService, firewallRoutes, type FirewallService } from './firewall/index.ts';
 import { describeConfig, type Config } from './config/index.ts';
@@ -92,6 +93,8 @@ export interface Platform {
   notify: NotifyService;
   /** The optional telemetry store: topic patterns, stored device messages, retention. */
   telemetry: TelemetryService;
+  /** Commands to devices, through the audit log (any process sends; the server publishes). */
+  commands: Commands;
   /** The clock every service reads (tests pass a controllable one). */
   now: () => number;
   /** The PKI, created at first use (first start) and loaded afterwards. */
@@ -367,6 +370,14 @@ async function buildPlatform(
     onError: (err, what) => logFailure(err, {}, `monitor: ${what}`),
   });
   if (core.created && config.monitor.defaultProfile) await installDefaultProfile(monitor);
+  const commands = createCommands({
+    events,
+    devices,
+    now,
+    tailIntervalMs: config.events.tailInterval,
+    onRejected: (deviceId, problem, suppressed) =>
+      logger.warn({ deviceId, problem, suppressed }, 'command result refused'),
+  });
   const telemetry = createTelemetryService({
     db: store.db,
     events,
@@ -397,6 +408,7 @@ async function buildPlatform(
     notify,
     monitor,
     telemetry,
+    commands,
     now,
     pki,
     async close() {
@@ -554,6 +566,7 @@ async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker>
           accept: (deviceId, report) => monitor.handleReport(deviceId, report),
           reject: (deviceId, problem) => monitor.rejectReport(deviceId, problem),
         },
+        commandResult: platform.commands.results,
       },
       onError: (err, deviceId, route) => logger.error({ err, deviceId, route }, 'device report failed'),
     }),
@@ -653,6 +666,12 @@ async function buildHttpApps(platform: Platform, pki: PkiService, broker: Broker
       groupOf: async (id) => (await platform.devices.find(id))?.group,
     }),
   );
+  await app.register(
+    commandRoutes({
+      commands: platform.commands,
+      groupOf: async (id) => (await platform.devices.find(id))?.group,
+    }),
+  );
   await app.register(healthRoutes(platform.store));
   const metricsRegistry = createMetricsRegistry({
     broker: () => broker.stats(),
@@ -710,7 +729,15 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
   const stopDeviceFollow = await platform.devices.follow(events, (err) =>
     logger.error({ err }, 'device state update failed'),
   );
+  // Commands recorded by any process reach the device through this process's broker.
+  const stopCommands = startCommandPublisher({
+    events,
+    publish: (topic, payload) => platform.broker.publish(topic, payload),
+    now: platform.now,
+    onError: (err, what) => logger.error({ err }, `cannot publish ${what}`),
+  });
   return async () => {
+    stopCommands();
     stopDeviceFollow();
     await monitor.stop();
     await platform.firmware.stop();

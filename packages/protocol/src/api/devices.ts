@@ -150,3 +150,40 @@ export const enable = contract({
   body: reasonBody,
   response: { 200: device },
 });
+
+/** What a command came to: the device's answer (`ok`, `failed`, `refused`) or `timeout`. */
+export const commandOutcomeStatuses = ['ok', 'failed', 'refused', 'timeout'] as const;
+
+export const commandOutcome = z.object({
+  commandId: z.string().describe('the command id the device answers with (audit log: device.command_*)'),
+  status: z.enum(commandOutcomeStatuses),
+  message: z
+    .string()
+    .optional()
+    .describe("the device's message, or for a timeout whether the device is online and when it was last seen"),
+  result: z.unknown().optional().describe("the device's result (JSON), when it sent one"),
+  online: z.boolean().describe('whether the device is connected (true when it answered)'),
+});
+
+export const command = contract({
+  method: 'POST',
+  path: '/api/v1/devices/:id/commands',
+  summary:
+    'Send the device a command on devices/{id}/commands/{name} and wait for its answer. Every outcome answers ' +
+    '200 with its status (ok, failed, refused, timeout): the command was sent and recorded either way; a ' +
+    'timeout says whether the device is online. Timeout 1s to 10m (default 30s)',
+  tags,
+  access: 'devices:write',
+  params,
+  body: z
+    .object({
+      name: z.string().max(64).describe('the command name, one topic level: A-Z a-z 0-9 _ . -'),
+      data: z.unknown().optional().describe('JSON the device receives as the request `data` (at most 16 KiB)'),
+      timeout: duration.optional().describe('how long to wait for the answer, e.g. 30s (default 30s)'),
+      timeoutMs: z.number().int().optional().describe('the same in milliseconds'),
+    })
+    .refine((b) => b.timeout === undefined || b.timeoutMs === undefined, {
+      message: 'give timeout or timeoutMs, not both',
+    }),
+  response: { 200: commandOutcome },
+});
