@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { est, tufPaths } from '@bulwark/protocol';
 import { createAuthz, requestVisibility, type Authz } from './authz/index.ts';
 import { accessRoutes, createAccessService, type AccessService } from './access/index.ts';
+import { appRoutes, createAppService, type AppService } from './apps/index.ts';
 import { commandRoutes, createCommands, startCommandPublisher, type Commands } from './commands/index.ts';
 import { createBroker, createIngressRouter, createRetainedStore, type Broker } from './broker/index.ts';
 import { createFirewallService, firewallRoutes, type FirewallService } from './firewall/index.ts';
@@ -83,6 +84,8 @@ export interface Platform {
   /** Passkeys (WebAuthn): the server's routes and the CLI's credential management. */
   webauthn: WebauthnService;
   access: AccessService;
+  /** Applications: principals with grants, tokens and certificates (docs/apps.md). */
+  apps: AppService;
   firewall: FirewallService;
   firmware: Firmware;
   /** Known vulnerabilities (OSV advisories × SBOMs) and fleet exposure. */
@@ -340,6 +343,7 @@ async function buildPlatform(
     onError: (err, channel) => logFailure(err, { channel }, 'notification delivery work failed'),
   });
   const pki = lazyPki(core, devices, options.manageServerCertificate ?? false);
+  const apps = createAppService({ db: store.db, events, now, access, pki });
   const monitor = createMonitor({
     db: store.db,
     events,
@@ -402,6 +406,7 @@ async function buildPlatform(
     authz,
     webauthn,
     access,
+    apps,
     firewall,
     firmware,
     risk,
@@ -650,6 +655,7 @@ async function buildHttpApps(platform: Platform, pki: PkiService, broker: Broker
     }),
   );
   await app.register(firewallRoutes(platform.firewall));
+  await app.register(appRoutes(platform.apps));
   await app.register(accessRoutes(platform.access, async (id) => (await platform.devices.find(id))?.group));
   await app.register(auditRoutes({ log: platform.audit, bus: events, visible: entryVisibility(platform) }));
   await app.register(firmwareRoutes({ firmware: platform.firmware }));
