@@ -230,6 +230,8 @@ export function createTelemetryService(deps: TelemetryDeps) {
     subjectData: telemetrySubjectData(deps),
     patterns,
     writer,
+    /** Rows stored, dropped (queue full), failed (batch failed) and waiting, in this process. */
+    stats: () => writer.stats(),
     /** Server process: follows pattern changes and runs retention every `retentionIntervalMs`. */
     async start(retentionIntervalMs: number): Promise<void> {
       await patterns.start();
