@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -212,17 +212,33 @@ describe('bulwark-agent against an EST server and a broker', () => {
     }
   });
 
-  it('answers commands with --exec programs and the built-ins, one line per command', async () => {
+  it('answers commands with --exec programs and reboots with --reboot-command, one line per command', async () => {
     const broker = await startFakeBroker(ca);
     const est = await startFakeEstServer({ ca, tokens: { 'pump-17': 'tok' } });
     const dir = join(root, 'commanded');
     const job = join(root, 'job.sh');
     await writeFile(job, '#!/bin/sh\nprintf \'{"got":%s}\' "$(cat)"\n', { mode: 0o755 });
+    const rebooted = join(root, 'rebooted');
+    const reboot = join(root, 'reboot.sh');
+    await writeFile(reboot, '#!/bin/sh\necho "$1" > "$2"\n', { mode: 0o755 });
     try {
       expect((await cli(enrollAt(est.url, dir, '--trust-on-first-use'))).code).toBe(0);
       const stop = new AbortController();
       const subscribed = broker.next('subscribe');
-      const run = cli(['run', '--dir', dir, '--mqtt', broker.url, '--exec', `job=${job}`], stop.signal);
+      const run = cli(
+        [
+          'run',
+          '--dir',
+          dir,
+          '--mqtt',
+          broker.url,
+          '--exec',
+          `job=${job}`,
+          '--reboot-command',
+          `${reboot} now ${rebooted}`,
+        ],
+        stop.signal,
+      );
       await subscribed;
       const send = async (name: string, data?: unknown) => {
         const result = broker.next('publish', (p) => p.topic === commandTopics.result('pump-17', name));
@@ -235,16 +251,13 @@ describe('bulwark-agent against an EST server and a broker', () => {
         status: 'ok',
         result: { got: { valve: 3 } },
       });
-      expect(await send('reboot')).toEqual({
-        id: 'id-reboot',
-        status: 'refused',
-        message: 'reboot not configured on this device',
-      });
+      expect(await send('reboot')).toEqual({ id: 'id-reboot', status: 'ok', result: { rebooting: true } });
+      await expect.poll(() => readFile(rebooted, 'utf8').catch(() => '')).toBe('now\n');
       stop.abort();
       const { code, stdout } = await run;
       expect(code).toBe(0);
       expect(stdout).toContain('command job id-job: ok\n');
-      expect(stdout).toContain('command reboot id-reboot: refused (reboot not configured on this device)\n');
+      expect(stdout).toContain('command reboot id-reboot: ok\n');
     } finally {
       await broker.close();
       await est.close();

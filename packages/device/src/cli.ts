@@ -39,6 +39,11 @@ interface EnrollFlags {
   force?: boolean;
 }
 
+interface ExecMapping {
+  name: string;
+  path: string;
+}
+
 interface RunFlags {
   dir: string;
   mqtt?: string;
@@ -48,7 +53,7 @@ interface RunFlags {
   firmwareVersion?: string;
   securityVersion?: number;
   tufRoot?: string;
-  exec: { name: string; path: string }[];
+  exec?: ExecMapping[];
   rebootCommand?: string;
 }
 
@@ -152,11 +157,13 @@ function enrollCommand(program: Command, io: CliIo): void {
     });
 }
 
-/** `bulwark-agent run`: connected, heartbeats, renewal, firmware updates until stopped. */
+/** `bulwark-agent run`: connected, heartbeats, renewal, firmware updates, commands until stopped. */
 function runCommand(program: Command, io: CliIo): void {
   program
     .command('run')
-    .description('connect to the broker, publish heartbeats and renew the certificate before it expires')
+    .description(
+      'connect to the broker, publish heartbeats, renew the certificate before it expires and answer commands',
+    )
     .requiredOption('--dir <dir>', 'identity directory written by "enroll"', argument(nonEmpty))
     .option(
       '--mqtt <url>',
@@ -195,7 +202,6 @@ function runCommand(program: Command, io: CliIo): void {
         `with stderr's last line; killed at the command's expiry (5 min at most). Repeatable; ` +
         `may replace any built-in (${BUILTIN_COMMANDS.join(', ')})`,
       collectExec,
-      [],
     )
     .option(
       '--reboot-command <cmd>',
@@ -231,15 +237,15 @@ async function firmwareOptions(flags: RunFlags): Promise<AgentFirmwareOptions | 
 }
 
 /** `--exec NAME=PATH`, repeatable; a name given twice is an error. */
-function collectExec(text: string, previous: RunFlags['exec']): RunFlags['exec'] {
+function collectExec(text: string, previous: ExecMapping[] | undefined): ExecMapping[] {
   const mapping = argument(parseExecMapping)(text);
-  if (previous.some(({ name }) => name === mapping.name))
+  if (previous?.some(({ name }) => name === mapping.name))
     throw new InvalidArgumentError(`command ${mapping.name} is mapped twice`);
-  return [...previous, mapping];
+  return [...(previous ?? []), mapping];
 }
 
 /** The `--exec` handlers, once each program is known to be executable. */
-async function execHandlers(exec: RunFlags['exec']): Promise<Record<string, CommandHandler>> {
+async function execHandlers(exec: readonly ExecMapping[] = []): Promise<Record<string, CommandHandler>> {
   const handlers: Record<string, CommandHandler> = {};
   for (const { name, path } of exec) {
     try {
