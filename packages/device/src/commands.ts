@@ -192,7 +192,7 @@ async function run(s: RouterState, incoming: Incoming): Promise<CommandResult | 
     const result = {
       id: parsed.id,
       status: 'refused',
-      message: `malformed request: ${parsed.reason}`,
+      message: truncate(`malformed request: ${parsed.reason}`),
     } as const;
     return answer(s, { incoming, result, repeated: false });
   }
