@@ -5,6 +5,10 @@ export {
   type BrokerDeps,
   type BrokerLimits,
   type BrokerTls,
+  type AppAccessIdentity,
+  type AppCheckRequest,
+  type AppDecision,
+  type AppDeliveryStats,
   type ConnectDecision,
 } from './broker.ts';
 export { createRetainedStore, filterMatches, type RetainedStore, type RetainedLimits } from './retained.ts';
@@ -17,6 +21,7 @@ export {
 export {
   CONTINUE,
   type BrokerSession,
+  type Principal,
   type BrokerTransforms,
   type ConnectContext,
   type ConnectOutcome,

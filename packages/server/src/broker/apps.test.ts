@@ -1,0 +1,498 @@
+/**
+ * The broker serving applications, with the apps check and the access compiler faked (apps/ and access/
+ * have their own tests; apps.e2e.test.ts runs the real ones): app credentials and certificates, several
+ * instances, revocation, recompilation, shared subscriptions, commands, and the bounded app queue. MQTT goes
+ * through mqtt.js over in-memory streams; the TLS listener's no-certificate path over a real TLS socket.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  entriesOf,
+  type AuditEntry,
+  type EventBus,
+  type EventType,
+  type SecurityEvent,
+} from '../events/index.ts';
+import { createFirewall } from '../firewall/index.ts';
+import { createLogger } from '../logger.ts';
+import type { DeviceAccess } from '../policy/index.ts';
+import { duplexPair } from '../test-support/platform.ts';
+import { testTmpDir } from '../test-support/tmp.ts';
+import {
+  createBroker,
+  type AppCheckRequest,
+  type AppDecision,
+  type Broker,
+  type BrokerDeps,
+} from './index.ts';
+import type { PeerIdentity } from './stages.ts';
+
+const allow = { allow: true as const, reason: 'allowed' };
+const deny = { allow: false as const, reason: 'no_matching_statement' };
+
+/** Access that allows what `prefixes` cover (or everything). */
+function access(id: string, prefixes?: string[]): DeviceAccess {
+  const covered = (topic: string) => !prefixes || prefixes.some((p) => topic.startsWith(p));
+  return {
+    deviceId: id,
+    zone: null,
+    connect: () => allow,
+    publish: (topic) => (covered(topic) ? allow : deny),
+    subscribe: (filter) => (covered(filter) ? allow : deny),
+    receive: covered,
+    receiveDecision: (topic) => (covered(topic) ? allow : deny),
+    describe: () => ({ statements: [], dropped: [] }),
+  };
+}
+
+/** An event bus that records, numbers and dispatches in memory. */
+function fakeEvents() {
+  const recorded: AuditEntry[] = [];
+  const handlers: { types: ReadonlySet<string>; handler: (entry: AuditEntry) => void }[] = [];
+  const bus: Pick<EventBus, 'emit' | 'on'> = {
+    emit<T extends EventType>(event: SecurityEvent<T>) {
+      const entry = {
+        ...event,
+        subject: event.subject ?? null,
+        seq: recorded.length + 1,
+        ts: Date.now(),
+        prevHash: '',
+        hash: '',
+      } as unknown as AuditEntry; // the fake's one cast: a SecurityEvent<T> made into its entry
+      recorded.push(entry);
+      for (const h of handlers) if (h.types.has(entry.type)) h.handler(entry);
+      return Promise.resolve(entry);
+    },
+    on(types, handler) {
+      const wanted = new Set<string>(typeof types === 'string' ? [types] : [...types]);
+      const h = { types: wanted, handler: handler as (entry: AuditEntry) => void };
+      handlers.push(h);
+      return () => void handlers.splice(handlers.indexOf(h), 1);
+    },
+  };
+  return { bus, recorded, ofType: <T extends EventType>(type: T) => entriesOf(recorded, type) };
+}
+
+/** A self-signed certificate for the listener (the no-certificate path needs no client CA of ours). */
+function serverTls(dir: string) {
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  execFileSync('openssl', [
+    ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
+    ...['-keyout', key, '-out', cert, '-subj', '/CN=localhost', '-days', '1'],
+    ...['-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
+  ]);
+  const pem = readFileSync(cert, 'utf8');
+  return { key: readFileSync(key, 'utf8'), cert: pem, ca: pem };
+}
+
+const TOKENS: Record<string, string> = { 'tok-1': 'secret-1', 'tok-2': 'secret-2' };
+
+/** The apps check, faked: app `billing` (tokens tok-1, tok-2; certificate serial AA) and nothing else. */
+function checkApp(request: AppCheckRequest): Promise<AppDecision> {
+  const { clientId } = request;
+  const [app, instance = null] = clientId.split('/');
+  const refuse = (reason: string): AppDecision => ({ ok: false, code: 'unauthenticated', reason });
+  if (app !== 'billing') return Promise.resolve(refuse('unknown app'));
+  let serial: string;
+  let tokenId: string | null = null;
+  if (request.certificate) serial = request.certificate.serial;
+  else {
+    const password = request.password?.password.toString() ?? '';
+    tokenId = Object.keys(TOKENS).find((id) => TOKENS[id] === password) ?? null;
+    if (request.password?.username !== app || tokenId === null) return Promise.resolve(refuse('bad token'));
+    serial = `token:${tokenId}`;
+  }
+  return Promise.resolve({
+    ok: true,
+    app,
+    instance,
+    clientId,
+    zone: null,
+    purpose: 'operations',
+    serial,
+    tokenId,
+  });
+}
+
+interface Harness {
+  broker: Broker;
+  /** The listener's certificate, which clients trust. */
+  ca: string;
+  events: ReturnType<typeof fakeEvents>;
+  accessChanged(deviceId?: string): void;
+  appAccessCalls: number;
+  device(id: string): Promise<MqttClient>;
+  app(clientId: string, o?: { password?: string; stall?: Stall }): Promise<MqttClient>;
+  close(): Promise<void>;
+}
+
+/** A connection that looks backed up while `on`: its socket reports that much unsent. */
+interface Stall {
+  on: boolean;
+  queued: number;
+}
+
+function stalledPair(stall: Stall): [Duplex, Duplex] {
+  const [client, broker] = duplexPair();
+  Object.defineProperty(broker, 'writableLength', { get: () => (stall.on ? stall.queued : 0) });
+  return [client, broker];
+}
+
+function connectOver(broker: Broker, peer: PeerIdentity, options: mqtt.IClientOptions & { stall?: Stall }) {
+  const { stall, ...clientOptions } = options;
+  return new Promise<MqttClient>((resolve, reject) => {
+    const client = new mqtt.MqttClient(
+      () => {
+        const [clientSide, brokerSide] = stall ? stalledPair(stall) : duplexPair();
+        broker.connectStream(brokerSide, peer);
+        return clientSide;
+      },
+      { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...clientOptions },
+    );
+    client.once('connect', () => resolve(client));
+    client.once('error', (err) => {
+      client.end(true);
+      reject(err);
+    });
+    client.once('close', () => reject(new Error('closed before CONNACK')));
+  });
+}
+
+async function harness(overrides: Partial<BrokerDeps> = {}): Promise<Harness> {
+  const dir = mkdtempSync(path.join(testTmpDir(), 'bulwark-broker-apps-'));
+  const events = fakeEvents();
+  let accessListener: ((deviceId?: string) => void) | undefined;
+  const clients: MqttClient[] = [];
+  const listenerTls = serverTls(dir);
+  const h: Harness = {
+    ca: listenerTls.ca,
+    broker: await createBroker({
+      tls: listenerTls,
+      port: 0,
+      logger: createLogger('silent'),
+      events: events.bus,
+      firewall: createFirewall(),
+      onAccessChange: (listener) => ((accessListener = listener), () => undefined),
+      retained: { retain: () => ({ ok: true, stored: Promise.resolve() }), attach: () => undefined },
+      checkConnection: ({ certCn, certSerial }) =>
+        Promise.resolve(
+          certSerial === 'AA'
+            ? { ok: true, kind: 'app', app: 'billing', serial: 'AA' }
+            : { ok: true, deviceId: certCn ?? '', group: null, serial: certSerial ?? '' },
+        ),
+      accessFor: ({ deviceId }) => Promise.resolve(access(deviceId, [`devices/${deviceId}/`])),
+      checkApp,
+      accessForApp: ({ app }) => {
+        h.appAccessCalls += 1;
+        return Promise.resolve(access(app, ['devices/', `apps/${app}/`]));
+      },
+      ...overrides,
+    }),
+    events,
+    accessChanged: (deviceId) => accessListener?.(deviceId),
+    appAccessCalls: 0,
+    async device(id) {
+      const peer = {
+        remoteAddress: '10.0.0.2',
+        cn: id,
+        serial: `S-${id}`,
+        subject: { CN: id },
+        anonymous: false,
+      };
+      const client = await connectOver(h.broker, peer, { clientId: id });
+      clients.push(client);
+      return client;
+    },
+    async app(clientId, o = {}) {
+      const peer = {
+        remoteAddress: '10.0.0.3',
+        cn: undefined,
+        serial: undefined,
+        subject: {},
+        anonymous: false,
+        password: true,
+      };
+      const client = await connectOver(h.broker, peer, {
+        clientId,
+        username: clientId.split('/')[0],
+        password: o.password ?? 'secret-1',
+        stall: o.stall,
+      });
+      clients.push(client);
+      return client;
+    },
+    async close() {
+      for (const c of clients) c.end(true);
+      await h.broker.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return h;
+}
+
+const closed = (c: MqttClient) =>
+  new Promise<void>((resolve) => (c.connected ? c.once('close', () => resolve()) : resolve()));
+const until = async (what: string, check: () => boolean, ms = 3000) => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+const refusalOf = (err: unknown) => (err as { code?: number }).code;
+
+describe('broker: applications', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('admits an app by its token (no certificate), as a principal of its own', async () => {
+    h = await harness();
+    await h.app('billing');
+    const connected = h.events.ofType('mqtt.connected').at(-1);
+    expect(connected).toMatchObject({
+      actor: 'app:billing',
+      subject: 'app:billing',
+      data: { certSerial: 'token:tok-1' },
+    });
+    expect(h.broker.connectedDevices()).toEqual([]);
+    expect(h.broker.sessionCount()).toBe(1);
+  });
+
+  it('refuses a wrong token, a foreign client id, and no credentials at all (CONNACK 5, recorded)', async () => {
+    h = await harness();
+    await expect(h.app('billing', { password: 'wrong' }).catch(refusalOf)).resolves.toBe(5);
+    await expect(h.app('payroll').catch(refusalOf)).resolves.toBe(5);
+    const peer = {
+      remoteAddress: '10.0.0.3',
+      cn: undefined,
+      serial: undefined,
+      subject: {},
+      anonymous: false,
+      password: true,
+    };
+    await expect(connectOver(h.broker, peer, { clientId: 'billing' }).catch(refusalOf)).resolves.toBe(5);
+    expect(h.events.ofType('mqtt.connect_refused').map((e) => e.data)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ reason: 'no client certificate and no app credentials', returnCode: 5 }),
+        expect.objectContaining({ reason: 'bad token' }),
+      ]),
+    );
+  });
+
+  it('identifies an app certificate through the apps check, never as a device', async () => {
+    h = await harness();
+    const peer = {
+      remoteAddress: '10.0.0.4',
+      cn: 'billing',
+      serial: 'AA',
+      subject: { CN: 'billing', OU: 'bulwark-apps' },
+      anonymous: false,
+    };
+    await connectOver(h.broker, peer, { clientId: 'billing/worker-1' });
+    expect(h.events.ofType('mqtt.connected').at(-1)).toMatchObject({
+      subject: 'app:billing',
+      data: { certSerial: 'AA' },
+    });
+    expect(h.broker.connectedDevices()).toEqual([]);
+  });
+
+  it('keeps several instances at once; a second connection with one client id takes the first over', async () => {
+    h = await harness();
+    const a = await h.app('billing/a');
+    const b = await h.app('billing/b');
+    expect(h.broker.sessionCount()).toBe(2);
+    const a2 = await h.app('billing/a');
+    await closed(a);
+    expect(b.connected && a2.connected).toBe(true);
+    expect(h.broker.sessionCount()).toBe(2);
+  });
+
+  it('ends every session of a revoked app, and only the sessions of a revoked token', async () => {
+    h = await harness();
+    const one = await h.app('billing/one', { password: 'secret-1' });
+    const two = await h.app('billing/two', { password: 'secret-2' });
+    const device = await h.device('pump-1');
+    await h.events.bus.emit({
+      type: 'app.token_revoked',
+      actor: 'cli',
+      subject: 'app:billing',
+      data: { tokenId: 'tok-1' },
+    });
+    await closed(one);
+    expect(two.connected).toBe(true);
+    await h.events.bus.emit({
+      type: 'app.revoked',
+      actor: 'cli',
+      subject: 'app:billing',
+      data: { revokedCertificates: [], revokedTokens: 1 },
+    });
+    await closed(two);
+    expect(device.connected).toBe(true);
+    expect(h.events.ofType('mqtt.session_dropped').map((e) => [e.subject, e.data])).toEqual([
+      ['app:billing', expect.objectContaining({ reason: 'token revoked' })],
+      ['app:billing', expect.objectContaining({ reason: 'app revoked' })],
+    ]);
+    await expect(h.app('billing/one', { password: 'secret-2' })).resolves.toBeDefined(); // the fake apps check still admits
+  });
+
+  it('recompiles app sessions on any access change', async () => {
+    h = await harness();
+    await h.app('billing');
+    const before = h.appAccessCalls;
+    h.accessChanged('pump-1');
+    await until('the recompile', () => h?.appAccessCalls === before + 1);
+  });
+
+  it('splits a shared subscription between its members, each message once; a plain subscriber gets them all', async () => {
+    h = await harness();
+    const [a, b, plain] = [await h.app('billing/a'), await h.app('billing/b'), await h.app('billing/c')];
+    const got = { a: [] as string[], b: [] as string[], plain: [] as string[] };
+    a.on('message', (_t, p) => got.a.push(p.toString()));
+    b.on('message', (_t, p) => got.b.push(p.toString()));
+    plain.on('message', (_t, p) => got.plain.push(p.toString()));
+    await a.subscribeAsync('$share/g/devices/+/telemetry', { qos: 1 });
+    await b.subscribeAsync('$share/g/devices/+/telemetry', { qos: 1 });
+    await plain.subscribeAsync('devices/+/telemetry', { qos: 1 });
+    const device = await h.device('pump-1');
+    for (let i = 0; i < 10; i++) await device.publishAsync('devices/pump-1/telemetry', `m${i}`, { qos: 1 });
+    await until('every message', () => got.a.length + got.b.length === 10 && got.plain.length === 10);
+    expect([...got.a, ...got.b].sort()).toEqual([...got.plain].sort());
+    expect(got.a.length).toBe(5);
+    expect(got.b.length).toBe(5);
+    // A member that leaves no longer gets any.
+    await a.unsubscribeAsync('$share/g/devices/+/telemetry');
+    await device.publishAsync('devices/pump-1/telemetry', 'after', { qos: 1 });
+    await until('the last message', () => got.b.includes('after'));
+    expect(got.a).not.toContain('after');
+  });
+
+  it('authorizes the inner filter of a shared subscription (0x80 and an event when refused)', async () => {
+    h = await harness();
+    const a = await h.app('billing');
+    const suback = new Promise<unknown>((resolve) =>
+      a.on('packetreceive', (packet) => packet.cmd === 'suback' && resolve(packet.granted)),
+    );
+    // mqtt.js reports a refused filter as an error; the SUBACK itself is what is checked.
+    a.subscribe(['$share/g/other/#', '$share//x', '$share/g/devices/+/telemetry'], () => undefined);
+    expect(await suback).toEqual([128, 128, 0]);
+    expect(h.events.ofType('mqtt.subscribe_denied').map((e) => [e.subject, e.data])).toEqual([
+      ['app:billing', { topic: '$share/g/other/#', reason: 'no_matching_statement' }],
+      ['app:billing', { topic: '$share//x', reason: 'malformed shared subscription' }],
+    ]);
+  });
+
+  it('records an app command to a device (device.command_sent via mqtt) and delivers it', async () => {
+    h = await harness();
+    const device = await h.device('pump-1');
+    await device.subscribeAsync('devices/pump-1/commands/+');
+    const received = new Promise<string>((resolve) => device.once('message', (topic) => resolve(topic)));
+    const app = await h.app('billing');
+    const request = { id: 'cmd-42', issuedBy: 'app:billing', issuedAt: Date.now(), expiresAt: null };
+    await app.publishAsync('devices/pump-1/commands/reboot', JSON.stringify(request), { qos: 1 });
+    await app.publishAsync('devices/pump-1/commands/ping', 'not json', { qos: 1 });
+    expect(await received).toBe('devices/pump-1/commands/reboot');
+    const sent = h.events.ofType('device.command_sent');
+    expect(sent.map((e) => [e.actor, e.subject])).toEqual([
+      ['app:billing', 'device:pump-1'],
+      ['app:billing', 'device:pump-1'],
+    ]);
+    expect(sent[0]?.data).toMatchObject({ commandId: 'cmd-42', name: 'reboot', via: 'mqtt' });
+    expect(sent[1]?.data).toMatchObject({
+      name: 'ping',
+      via: 'mqtt',
+      commandId: expect.any(String) as string,
+    });
+  });
+
+  it('counts deliveries per app; drops (and records once) what a backed-up connection cannot take, devices unaffected', async () => {
+    h = await harness({ limits: { appQueueBytes: 4096 } });
+    const stall: Stall = { on: false, queued: 10_000 };
+    const fast = await h.app('billing/fast');
+    await fast.subscribeAsync('devices/+/telemetry', { qos: 0 });
+    let fastGot = 0;
+    fast.on('message', () => (fastGot += 1));
+    const slow = await h.app('billing/slow', { stall });
+    await slow.subscribeAsync('devices/+/telemetry', { qos: 0 });
+    const device = await h.device('pump-1');
+    await device.publishAsync('devices/pump-1/telemetry', 'x'.repeat(100), { qos: 1 });
+    await until('the first deliveries', () => h?.broker.appDeliveryStats()[0]?.messages === 2);
+    stall.on = true;
+    for (let i = 0; i < 20; i++)
+      await device.publishAsync('devices/pump-1/telemetry', 'y'.repeat(1000), { qos: 1 });
+    // The slow instance's copies are dropped; the other instance (and the device) carry on.
+    await until('the drops', () => h?.broker.appDeliveryStats()[0]?.dropped === 20 && fastGot === 21);
+    expect(h.broker.appDeliveryStats()).toEqual([
+      {
+        app: 'billing',
+        messages: 22,
+        bytes: 2 * 100 + 20 * 1000,
+        dropped: 20,
+        queuedBytes: 10_000,
+        connections: 2,
+      },
+    ]);
+    await until('the drop event', () => h?.events.ofType('app.delivery_dropped').length === 1);
+    expect(h.events.ofType('app.delivery_dropped')[0]).toMatchObject({
+      subject: 'app:billing',
+      data: { clientId: 'billing/slow', windowMs: 10_000 },
+    });
+  });
+});
+
+describe('broker: the TLS listener and app credentials', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  const connectTls = (port: number, ca: string, options: mqtt.IClientOptions) =>
+    mqtt.connectAsync(`mqtts://127.0.0.1:${port}`, {
+      ca,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      ...options,
+    });
+
+  it('admits a TLS client without a certificate that authenticates with app credentials at CONNECT', async () => {
+    h = await harness();
+    const port = await h.broker.listen();
+    const { ca } = h;
+    const client = await connectTls(port, ca, {
+      clientId: 'billing/tls',
+      username: 'billing',
+      password: 'secret-1',
+    });
+    expect(h.events.ofType('mqtt.connected').at(-1)).toMatchObject({ subject: 'app:billing' });
+    await client.endAsync();
+    await expect(connectTls(port, ca, { clientId: 'billing' }).catch(refusalOf)).resolves.toBe(5);
+    await until(
+      'the refusal',
+      () =>
+        h?.events
+          .ofType('mqtt.connect_refused')
+          .some((e) => e.data.reason === 'no client certificate and no app credentials') ?? false,
+    );
+  });
+
+  it('refuses a client without a certificate at the handshake when mqtt.appPasswords is off', async () => {
+    h = await harness({ appPasswords: false });
+    const port = await h.broker.listen();
+    const { ca } = h;
+    // Closed right after the handshake, before any MQTT is read.
+    const socket = tls.connect({ port, host: '127.0.0.1', ca, servername: 'localhost' });
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('close', resolve));
+    await until('the handshake failure', () => h?.events.ofType('tls.handshake_failed').length === 1);
+  });
+});
