@@ -14,6 +14,8 @@ interface Simulated {
   action: string;
   topic: string | null;
   zone: string | null;
+  /** Set when an app's decision was simulated (`policy test --app`). */
+  app?: string | undefined;
   explain: {
     statements: {
       policy: string;
@@ -21,9 +23,20 @@ interface Simulated {
       effect: 'allow' | 'deny';
       actions: string[];
       resources: string[];
+      targets?: { groups?: string[]; zones?: string[]; devices?: string[] } | undefined;
     }[];
     dropped: { policy: string; statement: string; reason: string }[];
   };
+}
+
+/** A statement's targets as grants write them: `group:pumps zone:plant-a device:pump-1`. */
+function targetsText(t: { groups?: string[]; zones?: string[]; devices?: string[] }): string {
+  const scopes = [
+    ...(t.groups ?? []).map((g) => `group:${g}`),
+    ...(t.zones ?? []).map((z) => `zone:${z}`),
+    ...(t.devices ?? []).map((id) => `device:${id}`),
+  ];
+  return `devices of ${scopes.join(' ')}`;
 }
 
 /** Why a decision came out as it did, in lines an operator can act on (the policy module's explain, formatted). */
@@ -40,18 +53,95 @@ export function explainDecision(d: Simulated): string[] {
     );
   else if (d.reason === 'cross_zone_no_conduit')
     lines.push(`the topic belongs to another zone than ${d.zone ?? 'the device'} and no conduit carries it`);
-  // A statement for this action whose resource fits the topic, that did not decide: its time window is closed.
+  // A statement for this action whose resource fits the topic, that did not decide: its targets leave out the
+  // topic's device, or its time window is closed.
   const fits = (r: string) =>
     d.topic === null ||
     (d.action === 'subscribe' ? covers(r, d.topic) || intersects(r, d.topic) : matches(r, d.topic));
   for (const s of d.explain.statements)
     if (s.actions.includes(action) && s.resources.some(fits))
       lines.push(
-        `statement ${s.sid} of policy ${s.policy} fits but did not apply now (outside its time window)`,
+        s.targets
+          ? `statement ${s.sid} of policy ${s.policy} fits but is limited to ${targetsText(s.targets)}`
+          : `statement ${s.sid} of policy ${s.policy} fits but did not apply now (outside its time window)`,
       );
+  const who = d.app === undefined ? 'device' : 'app';
   for (const x of d.explain.dropped)
-    lines.push(`statement ${x.statement} of policy ${x.policy} does not apply to this device: ${x.reason}`);
+    lines.push(`statement ${x.statement} of policy ${x.policy} does not apply to this ${who}: ${x.reason}`);
   return lines;
+}
+
+interface PolicyTestOptions extends CommonOptions {
+  device?: string;
+  app?: string;
+  instance?: string;
+  action: string;
+  topic?: string;
+  from?: string;
+  cert?: Record<string, string>;
+}
+
+const simulatedActions = ['connect', 'publish', 'subscribe', 'receive'] as const;
+const isSimulatedAction = (a: string): a is (typeof simulatedActions)[number] =>
+  (simulatedActions as readonly string[]).includes(a);
+
+/** The decision `policy test` asks for: a device's, or an app's as the apps module knows the app. */
+async function simulateFor(options: PolicyTestOptions): Promise<Simulated & { note?: string }> {
+  const { action } = options;
+  if (!isSimulatedAction(action))
+    throw new BulwarkError('validation_failed', '--action must be connect, publish, subscribe or receive');
+  if ((options.device === undefined) === (options.app === undefined))
+    throw new BulwarkError('validation_failed', 'name either --device ID or --app NAME');
+  const asked = { action, topic: options.topic, sourceAddress: options.from, certSubject: options.cert };
+  const { app: name, instance = null } = options;
+  if (name === undefined)
+    return withPlatform(options, (p) => p.access.simulate({ ...asked, deviceId: options.device ?? '' }));
+  return withPlatform(options, async (p) => {
+    const app = await p.apps.get(name);
+    const d = await p.access.simulate({
+      ...asked,
+      app: { name, instance, zone: app.zone, purpose: app.purpose },
+    });
+    // A revoked app cannot connect at all: the apps check refuses it before any policy is asked.
+    return app.status === 'revoked' ? { ...d, note: `app ${name} is revoked: it cannot connect` } : d;
+  });
+}
+
+/** `bulwark policy test`: would a device (or an app) be allowed? prints the deciding statement. */
+function policyTestCommand(policy: Command): void {
+  common(
+    policy.command('test').description('would a device or an app be allowed? prints the deciding statement'),
+  )
+    .option('--device <id>', 'device id')
+    .option('--app <name>', 'app name (its zone and purpose are read from the app)')
+    .option('--instance <instance>', 'app instance (the client id NAME/INSTANCE), for ${app.instance}')
+    .requiredOption('--action <action>', 'connect, publish, subscribe or receive')
+    .option('--topic <topic>', 'topic (publish, receive) or filter (subscribe)')
+    .option('--from <address>', 'source address, for conditions on it')
+    .option(
+      '--cert <field=value>',
+      'a client-certificate subject field, for conditions on it (repeatable), e.g. O=Acme',
+      (value: string, previous: Record<string, string> = {}) => {
+        const eq = value.indexOf('=');
+        if (eq <= 0) throw new BulwarkError('validation_failed', `--cert "${value}" must be FIELD=VALUE`);
+        return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+      },
+    )
+    .action(async (options: PolicyTestOptions) => {
+      const d = await simulateFor(options);
+      if (options.json) {
+        printJson({ ...d, why: explainDecision(d) });
+      } else {
+        const by = d.statement ? ` by statement ${d.statement} of policy ${d.policy ?? ''}` : '';
+        process.stdout.write(
+          `${d.allow ? 'ALLOW' : 'DENY'} ${options.action} ${options.topic ?? ''}: ${d.reason}${by} (zone: ${d.zone ?? 'none'})\n`,
+        );
+        if (!d.allow && !d.statement)
+          for (const line of explainDecision(d)) process.stdout.write(`  ${line}\n`);
+        if (d.note) process.stdout.write(`  ${d.note}\n`);
+      }
+      if (!d.allow) process.exitCode = 3;
+    });
 }
 
 export function policyCommands(): Command {
@@ -123,58 +213,7 @@ export function policyCommands(): Command {
       });
   }
 
-  common(policy.command('test').description('would a device be allowed? prints the deciding statement'))
-    .requiredOption('--device <id>', 'device id')
-    .requiredOption('--action <action>', 'connect, publish, subscribe or receive')
-    .option('--topic <topic>', 'topic (publish, receive) or filter (subscribe)')
-    .option('--from <address>', 'source address, for conditions on it')
-    .option(
-      '--cert <field=value>',
-      'a client-certificate subject field, for conditions on it (repeatable), e.g. O=Acme',
-      (value: string, previous: Record<string, string> = {}) => {
-        const eq = value.indexOf('=');
-        if (eq <= 0) throw new BulwarkError('validation_failed', `--cert "${value}" must be FIELD=VALUE`);
-        return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
-      },
-    )
-    .action(
-      async (
-        options: CommonOptions & {
-          device: string;
-          action: string;
-          topic?: string;
-          from?: string;
-          cert?: Record<string, string>;
-        },
-      ) => {
-        if (!['connect', 'publish', 'subscribe', 'receive'].includes(options.action)) {
-          throw new BulwarkError(
-            'validation_failed',
-            '--action must be connect, publish, subscribe or receive',
-          );
-        }
-        const d = await withPlatform(options, (p) =>
-          p.access.simulate({
-            deviceId: options.device,
-            action: options.action as 'publish',
-            topic: options.topic,
-            sourceAddress: options.from,
-            certSubject: options.cert,
-          }),
-        );
-        if (options.json) {
-          printJson({ ...d, why: explainDecision(d) });
-        } else {
-          const by = d.statement ? ` by statement ${d.statement} of policy ${d.policy ?? ''}` : '';
-          process.stdout.write(
-            `${d.allow ? 'ALLOW' : 'DENY'} ${options.action} ${options.topic ?? ''}: ${d.reason}${by} (zone: ${d.zone ?? 'none'})\n`,
-          );
-          if (!d.allow && !d.statement)
-            for (const line of explainDecision(d)) process.stdout.write(`  ${line}\n`);
-        }
-        if (!d.allow) process.exitCode = 3;
-      },
-    );
+  policyTestCommand(policy);
   return policy;
 }
 

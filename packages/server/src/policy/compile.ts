@@ -43,6 +43,8 @@ export interface AppliedStatement {
   effect: 'allow' | 'deny';
   actions: PolicyAction[];
   resources: string[];
+  /** The devices the statement is limited to, when it is. */
+  targets?: Targets;
 }
 
 interface Compiled {
@@ -202,7 +204,8 @@ function addStatement(p: Program, s: Statement, policy: AttachedPolicy): void {
   }
   const targets = s.conditions?.targets;
   if (targets) p.targeted = true;
-  p.applied.push({ policy: policy.name, sid: s.sid, effect: s.effect, actions: [...s.actions], resources });
+  const applied = { policy: policy.name, sid: s.sid, effect: s.effect, actions: [...s.actions], resources };
+  p.applied.push(targets ? { ...applied, targets } : applied);
   const window = s.conditions?.timeWindow;
   const timeWindow = window && { from: minutes(window.from), to: minutes(window.to) };
   if (timeWindow) p.timed = true;
