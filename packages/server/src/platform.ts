@@ -541,6 +541,14 @@ async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker>
     firewall: platform.firewall.firewall,
     devPort: config.mqtt.devListener?.port,
     checkAnonymous: (clientId) => platform.access.checkAnonymous(clientId),
+    // Applications (apps/): their certificates and tokens, their grants, their facts when they change.
+    checkApp: (request) => platform.apps.checkApp(request),
+    accessForApp: (identity) => platform.access.accessForApp(identity),
+    appFacts: async (name) => {
+      const app = await platform.apps.get(name);
+      return app && app.status !== 'revoked' ? { zone: app.zone, purpose: app.purpose } : undefined;
+    },
+    appPasswords: config.mqtt.appPasswords,
     monitor,
     retained,
     // Device messages of the stored topic patterns (telemetry/): after meter, before retain.
@@ -558,6 +566,7 @@ async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker>
       maxConnectBytes: config.mqtt.maxConnectSize,
       handshakeTimeoutMs: config.mqtt.handshakeTimeout,
       connectTimeoutMs: config.mqtt.connectTimeout,
+      appQueueBytes: config.mqtt.appQueueSize,
     },
     revocationLists: () => pki.revocationListsPem(),
     certificateStanding: (serial) => pki.certificateStanding(serial),
