@@ -57,8 +57,15 @@ export async function deliveryStats(ctx: AppContext, name: string): Promise<Deli
   return total;
 }
 
+/** An app with its tokens (never secrets), certificates and delivery. */
+export type AppDetail = AppView & {
+  tokens: store.AppTokenInfo[];
+  certificates: { serial: string; notBefore: number; notAfter: number; revokedAt: number | null }[];
+  delivery: DeliveryStats;
+};
+
 /** Everything about one app: grants, tokens (never secrets), certificates, delivery. */
-export async function describeApp(ctx: AppContext, name: string) {
+export async function describeApp(ctx: AppContext, name: string): Promise<AppDetail> {
   const app = await getApp(ctx, name);
   const [tokens, certificates, delivery] = await Promise.all([
     store.tokensOf(ctx.db, name),

@@ -2,6 +2,6 @@ export { createAppService, type AppService, type AppServiceDeps } from './app.se
 export type { AppCheckRequest, AppDecision } from './app.check.ts';
 export type { AppFacts } from './app.facts.ts';
 export type { AppRecord, AppStatus, AppTokenInfo, DeliveryReport } from './app.store.ts';
-export type { AppView, DeliveryStats } from './app.views.ts';
+export type { AppDetail, AppView, DeliveryStats } from './app.views.ts';
 export { APP_TOKEN_PREFIX } from './app.tokens.ts';
 export { appRoutes } from './app.routes.ts';

@@ -12,6 +12,7 @@ const commandModules: { names: string[]; load: () => Promise<Command[]> }[] = [
   { names: ['init'], load: async () => [(await import('./init.command.ts')).initCommand()] },
   { names: ['admin'], load: async () => [(await import('./admin.commands.ts')).adminCommands()] },
   { names: ['device'], load: async () => [(await import('./device.commands.ts')).deviceCommands()] },
+  { names: ['app'], load: async () => [(await import('./app.commands.ts')).appCommands()] },
   { names: ['firmware'], load: async () => [(await import('./firmware.commands.ts')).firmwareCommands()] },
   {
     names: ['policy', 'zone', 'conduit', 'segmentation'],
