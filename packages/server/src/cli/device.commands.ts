@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Command } from 'commander';
-import { BulwarkError } from '@bulwark/protocol';
+import { BulwarkError, durationMs } from '@bulwark/protocol';
+import { formatWait, type CommandOutcome } from '../commands/index.ts';
 import { parseDuration } from '../config/index.ts';
 import {
   deviceStates,
@@ -337,14 +338,71 @@ function lifecycleCommands(device: Command): void {
   }
 }
 
+/** `--args JSON` (the command's data; `--data` names the data directory): parsed before anything is sent. */
+function dataOption(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new BulwarkError('validation_failed', `--args is not JSON: ${(err as Error).message}`);
+  }
+}
+
+/** The one line a command that did not succeed ends with (exit 1). */
+function outcomeLine(
+  outcome: CommandOutcome,
+  device: { id: string; timeoutMs: number; lastSeenAt: number | null },
+): string {
+  if (outcome.status !== 'timeout')
+    return `${outcome.status}: device ${device.id}: ${outcome.message ?? 'no reason given'}`;
+  const wait = formatWait(device.timeoutMs);
+  if (outcome.online) return `timeout: device ${device.id} is online but did not answer within ${wait}`;
+  const seen = device.lastSeenAt === null ? 'never connected' : `last seen ${relative(device.lastSeenAt)}`;
+  return `timeout: device ${device.id} is offline (${seen}); no answer within ${wait}`;
+}
+
+/** `bulwark device command`: through the audit log to the running server, and the answer back. */
+function commandCommand(device: Command): void {
+  common(
+    device
+      .command('command <id> <name>')
+      .description('send the device a command (through the running server) and print its answer'),
+  )
+    .option('--args <json>', "JSON the device receives as the command's data")
+    .option('--timeout <duration>', 'how long to wait for the answer, 1s to 10m', '30s')
+    .action(async (id: string, name: string, options: CommonOptions & { args?: string; timeout: string }) => {
+      const data = dataOption(options.args);
+      const timeoutMs = durationMs(options.timeout);
+      if (timeoutMs === undefined)
+        throw new BulwarkError(
+          'validation_failed',
+          `--timeout "${options.timeout}" is not a duration such as 30s or 2m`,
+        );
+      const { outcome, lastSeenAt } = await withPlatform(options, async (p) => {
+        const sent = await p.commands.send({ deviceId: id, name, data, timeoutMs, actor: ACTOR });
+        return { outcome: sent, lastSeenAt: (await p.devices.find(id))?.lastSeenAt ?? null };
+      });
+      if (options.json) printJson(outcome);
+      else if (outcome.status === 'ok')
+        process.stdout.write(
+          `ok${outcome.message ? `: ${outcome.message}` : ''}\n` +
+            (outcome.result === undefined ? '' : `${JSON.stringify(outcome.result, null, 2)}\n`),
+        );
+      if (outcome.status === 'ok') return;
+      process.stderr.write(`${outcomeLine(outcome, { id, timeoutMs, lastSeenAt })}\n`);
+      process.exitCode = 1;
+    });
+}
+
 export function deviceCommands(): Command {
   const device = new Command('device').description(
-    'manage devices: add, import, enrollment tokens, list, show, update, quarantine, revoke',
+    'manage devices: add, import, enrollment tokens, list, show, update, quarantine, revoke, command',
   );
 
   registerCommands(device);
   readCommands(device);
   changeCommands(device);
   lifecycleCommands(device);
+  commandCommand(device);
   return device;
 }
