@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { BulwarkError } from '@bulwark/protocol';
-import { covers, intersects, matches } from '../policy/index.ts';
+import { covers, formatTargets, intersects, matches } from '../policy/index.ts';
 import { common, printJson, printTable, readDocument, withPlatform, type CommonOptions } from './context.ts';
 
 const ACTOR = 'cli';
@@ -29,16 +29,6 @@ interface Simulated {
   };
 }
 
-/** A statement's targets as grants write them: `group:pumps zone:plant-a device:pump-1`. */
-function targetsText(t: { groups?: string[]; zones?: string[]; devices?: string[] }): string {
-  const scopes = [
-    ...(t.groups ?? []).map((g) => `group:${g}`),
-    ...(t.zones ?? []).map((z) => `zone:${z}`),
-    ...(t.devices ?? []).map((id) => `device:${id}`),
-  ];
-  return `devices of ${scopes.join(' ')}`;
-}
-
 /** Why a decision came out as it did, in lines an operator can act on (the policy module's explain, formatted). */
 export function explainDecision(d: Simulated): string[] {
   if (d.statement) return [`decided by statement ${d.statement} of policy ${d.policy ?? ''}`];
@@ -62,7 +52,7 @@ export function explainDecision(d: Simulated): string[] {
     if (s.actions.includes(action) && s.resources.some(fits))
       lines.push(
         s.targets
-          ? `statement ${s.sid} of policy ${s.policy} fits but is limited to ${targetsText(s.targets)}`
+          ? `statement ${s.sid} of policy ${s.policy} fits but is limited to devices of ${formatTargets(s.targets)}`
           : `statement ${s.sid} of policy ${s.policy} fits but did not apply now (outside its time window)`,
       );
   const who = d.app === undefined ? 'device' : 'app';

@@ -112,10 +112,14 @@ export function formatGrant(statement: Statement): string | undefined {
     (v) => verbs[v].length === actions.length && verbs[v].every((a) => actions.includes(a)),
   );
   if (!verb) return undefined;
-  const scopes = (Object.keys(scopeKinds) as ScopeKind[]).flatMap((kind) =>
-    (targets?.[scopeKinds[kind]] ?? []).map((name) => `${kind}:${name}`),
-  );
-  return [verb, resources[0], ...scopes].join(' ');
+  return [verb, resources[0], ...(targets ? [formatTargets(targets)] : [])].join(' ');
+}
+
+/** A statement's targets as grants write them: `group:pumps zone:plant-a device:pump-1`. */
+export function formatTargets(targets: Targets): string {
+  return (Object.keys(scopeKinds) as ScopeKind[])
+    .flatMap((kind) => (targets[scopeKinds[kind]] ?? []).map((name) => `${kind}:${name}`))
+    .join(' ');
 }
 
 /**

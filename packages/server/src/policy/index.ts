@@ -43,5 +43,12 @@ export {
 export { matches, covers, intersects, isValidFilter, isValidTopic } from './topic-filter.ts';
 export { substitute, type PolicyContext } from './variables.ts';
 export { exportNftables, type NftablesOptions } from './nftables.ts';
-export { parseGrant, formatGrant, grantsToPolicy, appPolicyName, type GrantResult } from './grants.ts';
+export {
+  parseGrant,
+  formatGrant,
+  formatTargets,
+  grantsToPolicy,
+  appPolicyName,
+  type GrantResult,
+} from './grants.ts';
 export { reachOf, targetsHold, type DeviceFacts, type Reach } from './targets.ts';
