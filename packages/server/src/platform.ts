@@ -751,7 +751,17 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
     now: platform.now,
     onError: (err, what) => logger.error({ err }, `cannot publish ${what}`),
   });
+  // This node's app delivery figures (broker), summed over the nodes by the apps module.
+  const node = notifyNodeId(platform.config.dataDir);
+  const deliveryReports = setInterval(() => {
+    const stats = platform.broker.appDeliveryStats();
+    if (stats.length === 0) return;
+    platform.apps
+      .recordDelivery(node, stats)
+      .catch((err: unknown) => logger.error({ err }, 'cannot record app delivery figures'));
+  }, 10_000).unref();
   return async () => {
+    clearInterval(deliveryReports);
     stopCommands();
     stopDeviceFollow();
     await monitor.stop();

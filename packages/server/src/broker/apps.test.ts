@@ -20,6 +20,7 @@ import {
 } from '../events/index.ts';
 import { createFirewall } from '../firewall/index.ts';
 import { createLogger } from '../logger.ts';
+import { createMetricsRegistry } from '../monitor/index.ts';
 import type { DeviceAccess } from '../policy/index.ts';
 import { duplexPair } from '../test-support/platform.ts';
 import { testTmpDir } from '../test-support/tmp.ts';
@@ -441,6 +442,27 @@ describe('broker: applications', () => {
       },
     ]);
     await until('the drop event', () => h?.events.ofType('app.delivery_dropped').length === 1);
+    // Prometheus reads the same figures, one series per app.
+    const metrics = createMetricsRegistry({
+      broker: () => h?.broker.stats() ?? { sessions: 0 },
+      monitor: () => ({
+        devices: 0,
+        messagesSent: 0,
+        bytesSent: 0,
+        messagesReceived: 0,
+        bytesReceived: 0,
+        raised: [],
+        responses: 0,
+        responseFailures: 0,
+        tickSeconds: 0,
+      }),
+      alerts: () => Promise.resolve([]),
+      audit: () => Promise.resolve({ seq: 0 }),
+    });
+    const { body } = await metrics.expose();
+    expect(body).toMatch(/^bulwark_app_delivered_messages_total\{app="billing"\} 22$/m);
+    expect(body).toMatch(/^bulwark_app_dropped_messages_total\{app="billing"\} 20$/m);
+    expect(body).toMatch(/^bulwark_app_queued_bytes\{app="billing"\} 10000$/m);
     expect(h.events.ofType('app.delivery_dropped')[0]).toMatchObject({
       subject: 'app:billing',
       data: { clientId: 'billing/slow', windowMs: 10_000 },

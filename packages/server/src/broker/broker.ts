@@ -125,6 +125,13 @@ export async function createBroker(deps: BrokerDeps) {
   const stopRevocations = watchRevocations({ events, sessions, refreshCrls: listeners.refreshCrls });
   const stopAccessChanges = watchAccessChanges({ ...deps, sessions });
   const stopAppChanges = watchAppChanges({ ...deps, sessions });
+  const appDeliveryStats = () =>
+    appDelivery.stats((app) => {
+      const clients = sessions.clientsOfApp(app);
+      let queuedBytes = 0;
+      for (const client of clients) queuedBytes += mqtt.queuedOf(client);
+      return { queuedBytes, connections: clients.length };
+    });
 
   return {
     listen: () => listeners.listen(),
@@ -143,18 +150,13 @@ export async function createBroker(deps: BrokerDeps) {
       handshakeTimeouts: counters.handshakeTimeouts,
       packetsTooLarge: counters.packetsTooLarge,
       publishDenied: [...counters.publishDenied],
+      apps: appDeliveryStats(),
     }),
     /**
      * Per app: messages, bytes and drops since start, bytes waiting in its connections and how many it has
      * (Prometheus; the apps module records them per node).
      */
-    appDeliveryStats: () =>
-      appDelivery.stats((app) => {
-        const clients = sessions.clientsOfApp(app);
-        let queuedBytes = 0;
-        for (const client of clients) queuedBytes += mqtt.queuedOf(client);
-        return { queuedBytes, connections: clients.length };
-      }),
+    appDeliveryStats,
     /** Connected device ids (for tests and the console). */
     connectedDevices: () => sessions.deviceIds(),
     /** Publishes from the server (QoS 1); deliveries still pass each subscriber's delivery stages. */

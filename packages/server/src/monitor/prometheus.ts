@@ -10,6 +10,8 @@ export interface MetricSources {
     packetsTooLarge?: number;
     /** Denied publishes by reason (a bounded set of policy reasons). */
     publishDenied?: [string, number][];
+    /** Delivery to each app (apps are few and named by operators: a bounded label set). */
+    apps?: { app: string; messages: number; bytes: number; dropped: number; queuedBytes: number }[];
   };
   monitor(): {
     devices: number;
@@ -25,6 +27,39 @@ export interface MetricSources {
   alerts(): Promise<{ status: string; severity: string; n: number }[]>;
   audit(): Promise<{ seq: number }>;
   notifications?(): Promise<{ name: string; delivered: number; failures: number; lag: number }[]>;
+}
+
+/** Per app: messages and bytes delivered, messages dropped (bounded queue), bytes waiting now. */
+function appSeries(registry: Registry, sources: MetricSources): void {
+  const apps = () => sources.broker().apps ?? [];
+  const perApp = (name: string, help: string, read: (a: ReturnType<typeof apps>[number]) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['app'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const a of apps()) this.inc({ app: a.app }, read(a));
+      },
+    });
+  perApp('bulwark_app_delivered_messages_total', 'Messages delivered to each app', (a) => a.messages);
+  perApp('bulwark_app_delivered_bytes_total', 'Payload bytes delivered to each app', (a) => a.bytes);
+  perApp(
+    'bulwark_app_dropped_messages_total',
+    'Messages to each app dropped because its connection held more than mqtt.appQueueSize',
+    (a) => a.dropped,
+  );
+  new Gauge({
+    name: 'bulwark_app_queued_bytes',
+    help: "Bytes waiting in each app's connections",
+    labelNames: ['app'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const a of apps()) this.set({ app: a.app }, a.queuedBytes);
+    },
+  });
 }
 
 /**
@@ -80,6 +115,7 @@ export function createMetricsRegistry(sources: MetricSources) {
       for (const [reason, n] of sources.broker().publishDenied ?? []) this.inc({ reason }, n);
     },
   });
+  appSeries(registry, sources);
   gauge({ name: 'bulwark_monitor_devices', help: 'Devices the detectors hold state for' }, (g) =>
     g.set(sources.monitor().devices),
   );
