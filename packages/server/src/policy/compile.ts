@@ -16,6 +16,7 @@ export interface Decision {
 
 /** A device's access, compiled once per connection (and again when policies change). */
 export interface DeviceAccess {
+  /** The device's id; empty for an app (an app's access is compiled by the same engine). */
   readonly deviceId: string;
   readonly zone: string | null;
   connect(): Decision;
@@ -371,10 +372,11 @@ function appliesToFilter(p: Program, s: Compiled, reach: Reach): boolean {
 function subscribeStatementsDecide(p: Program, filter: string): Decision {
   let deny: Compiled | undefined;
   let allow: Compiled | undefined;
-  const reach: Reach = p.targeted ? reachOf(filter.split('/')) : { kind: 'none' };
-  const statements = p.targeted
-    ? p.subscribeStatements.filter((s) => appliesToFilter(p, s, reach))
-    : p.subscribeStatements;
+  let statements = p.subscribeStatements;
+  if (p.targeted) {
+    const reach = reachOf(filter.split('/'));
+    statements = statements.filter((s) => appliesToFilter(p, s, reach));
+  }
   for (const s of statements) {
     if (!active(p, s)) continue;
     if (s.effect === 'deny' && intersects(s.resource, filter) && (!deny || s.index < deny.index)) deny = s;
@@ -398,10 +400,12 @@ function subscribe(p: Program, filter: string): Decision {
 }
 
 /**
- * Compiles the policies attached to a device into per-action tries. Deny wins over allow; no match is deny.
- * A publish or delivery decision is a trie lookup, cached per topic (a cache hit allocates nothing); a
- * subscription must be covered by an allowed filter and overlap no denied one. Zones come first: a topic in
- * another zone's namespace needs a conduit.
+ * Compiles the policies attached to a device (or an app) into per-action tries. Deny wins over allow; no
+ * match is deny. A publish or delivery decision is a trie lookup, cached per topic (a cache hit allocates
+ * nothing); a subscription must be covered by an allowed filter and overlap no denied one. Zones come first:
+ * a topic in another zone's namespace needs a conduit. A statement with `targets` applies only to topics of
+ * the devices it names (checked after the trie lookup, only when some statement has targets). For an app, a
+ * subscription that may reach any device is checked against zones and targets per message, on delivery.
  */
 export function compilePolicies(input: CompileInput): DeviceAccess {
   const p = buildProgram(input);
