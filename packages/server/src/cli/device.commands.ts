@@ -371,6 +371,11 @@ function commandCommand(device: Command): void {
     .option('--args <json>', "JSON the device receives as the command's data")
     .option('--timeout <duration>', 'how long to wait for the answer, 1s to 10m', '30s')
     .action(async (id: string, name: string, options: CommonOptions & { args?: string; timeout: string }) => {
+      if (options.data !== undefined && /^\s*[[{]/.test(options.data))
+        throw new BulwarkError(
+          'validation_failed',
+          "--data names the data directory: give the command's JSON data as --args",
+        );
       const data = dataOption(options.args);
       const timeoutMs = durationMs(options.timeout);
       if (timeoutMs === undefined)

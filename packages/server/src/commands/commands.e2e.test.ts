@@ -1,8 +1,8 @@
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, commandRequestSchema, commandTopics } from '@bulwark/protocol';
-import { connectMqtt } from '../test-support/clients.ts';
-import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
+import { connectMqtt, exec } from '../test-support/clients.ts';
+import { BULWARK_BIN, enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 import { waitFor } from '../test-support/wait.ts';
 
 /**
@@ -92,6 +92,18 @@ describe('bulwark device command (CLI process → running server → device)', {
     const data = await s.cli(['device', 'command', 'pump-1', 'ping', '--args', '{oops']);
     expect(data.code).toBe(1);
     expect(data.stderr).toMatch(/^bulwark: --args is not JSON: /);
+    // `--data` names the data directory (here from BULWARK_DATA): JSON there is a misplaced --args.
+    const misplaced = await exec(
+      process.execPath,
+      [BULWARK_BIN, ...['device', 'command', 'pump-1', 'ping'], '--data', '{"n":1}'],
+      {
+        env: { ...process.env, BULWARK_DATA: s.dataDir },
+      },
+    ).catch((err: unknown) => err as { code: number; stderr: string });
+    expect(misplaced).toMatchObject({
+      code: 1,
+      stderr: "bulwark: --data names the data directory: give the command's JSON data as --args\n",
+    });
     const timeout = await s.cli(['device', 'command', 'pump-1', 'ping', '--timeout', 'soon']);
     expect(timeout.stderr.trim()).toBe('bulwark: --timeout "soon" is not a duration such as 30s or 2m');
     const long = await s.cli(['device', 'command', 'pump-1', 'ping', '--timeout', '1h']);
