@@ -60,11 +60,15 @@ export function normaliseGrant(text: string): string {
 const attachedTo = (policy: PolicyList[number] | undefined, app: string) =>
   policy?.attachments.some((a) => a.kind === 'app' && a.target === app) ?? false;
 
+/** A grants document written back as grants (single spaces, scopes in order). */
+export function grantsText(document: PolicyDocument | undefined): string[] {
+  return (document?.statements ?? []).map((s) => formatGrant(s) ?? JSON.stringify(s));
+}
+
 /** An app's grants as text, in order: its policy `app.<name>` while attached to it. */
 export function grantsIn(policies: PolicyList, app: string): string[] {
   const policy = policies.find((p) => p.name === appPolicyName(app));
-  if (!policy || !attachedTo(policy, app)) return [];
-  return policy.document.statements.map((s) => formatGrant(s) ?? JSON.stringify(s));
+  return policy && attachedTo(policy, app) ? grantsText(policy.document) : [];
 }
 
 /**
@@ -96,13 +100,14 @@ export async function setGrants(
   const app = requireActive(await requireApp(ctx.db, name));
   const document = grantsDocument(app, grants);
   await writeGrants(ctx, { app: name, document, actor });
+  const written = grantsText(document);
   await ctx.events.emit({
     type: 'app.updated',
     actor,
     subject: subjectOf.app(name),
-    data: { changes: { grants: [...grants] } },
+    data: { changes: { grants: written } },
   });
-  return [...grants];
+  return written;
 }
 
 /** Adds one grant (unless the app holds it already, written the same way). */

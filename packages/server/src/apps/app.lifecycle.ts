@@ -3,7 +3,7 @@ import { subjectOf } from '../events/index.ts';
 import { revokeAppCertificates } from '../pki/index.ts';
 import { isUniqueViolation } from '../store/index.ts';
 import type { AppContext } from './app.context.ts';
-import { grantsDocument, writeGrants } from './app.grants.ts';
+import { grantsDocument, grantsText, writeGrants } from './app.grants.ts';
 import { requireActive, requireApp } from './app.lookup.ts';
 import * as store from './app.store.ts';
 
@@ -72,7 +72,7 @@ export async function addApp(ctx: AppContext, input: NewApp, actor: string): Pro
       if (await store.getApp(tx, app.name))
         throw new BulwarkError('conflict', `app ${app.name} already exists`);
       await store.insertApp(tx, app);
-      const data = { purpose, zone: app.zone, grants: [...grants] };
+      const data = { purpose, zone: app.zone, grants: grantsText(document) };
       emit({ type: 'app.added', actor, subject: subjectOf.app(app.name), data });
     });
   } catch (err) {

@@ -80,7 +80,15 @@ describe.each(testDialects)('apps on %s', (dialect) => {
     const policy = (await access.listPolicies()).find((p) => p.name === 'app.dashboard');
     expect(policy?.attachments).toEqual([{ kind: 'app', target: 'dashboard' }]);
     expect(await entries('app.added')).toMatchObject([
-      { actor: 'user:alice', subject: 'app:dashboard', data: { purpose: 'analytics.reporting', zone: null } },
+      {
+        actor: 'user:alice',
+        subject: 'app:dashboard',
+        data: {
+          purpose: 'analytics.reporting',
+          zone: null,
+          grants: ['subscribe devices/+/telemetry group:pumps', 'publish devices/+/commands/# zone:plant-a'],
+        },
+      },
     ]);
     expect((await apps.list()).map((a) => a.name)).toEqual(['dashboard']);
   });
