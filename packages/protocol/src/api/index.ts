@@ -5,7 +5,6 @@
  */
 import * as access from './access.ts';
 import * as apps from './apps.ts';
-import * as apps from './apps.ts';
 import * as audit from './audit.ts';
 import * as devices from './devices.ts';
 import * as firmware from './firmware.ts';
@@ -21,7 +20,6 @@ import * as users from './users.ts';
 
 export const api = {
   access,
-  apps,
   apps,
   audit,
   devices,
