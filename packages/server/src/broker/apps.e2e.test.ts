@@ -3,10 +3,12 @@
  * over TLS without a client certificate (mqtt.js), two instances sharing a subscription, and revocation of
  * its token ending its sessions. The apps check and the grants are the real ones (apps/, access/).
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectMqtt } from '../test-support/clients.ts';
+import { connectMqtt, exec } from '../test-support/clients.ts';
+import { testTmpDir } from '../test-support/tmp.ts';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 
 describe('broker: applications end to end', () => {
@@ -65,5 +67,36 @@ describe('broker: applications end to end', () => {
     expect(Math.max(endA, endB) - revokedAt).toBeLessThan(1000);
     await expect(connectApp('billing', token)).rejects.toBeDefined();
     device.end(true);
+  });
+
+  it('serves an app by its certificate (never as a device) and ends its session when the app is revoked', async () => {
+    const { apps } = s.platform;
+    await apps.add(
+      { name: 'metering', purpose: 'analytics.reporting', grants: ['subscribe devices/+/telemetry'] },
+      'test',
+    );
+    const dir = mkdtempSync(path.join(testTmpDir(), 'bulwark-app-cert-'));
+    const keyFile = path.join(dir, 'app.key');
+    const csrFile = path.join(dir, 'app.csr');
+    await exec('openssl', [
+      ...['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
+      ...['-keyout', keyFile, '-subj', '/CN=metering', '-out', csrFile],
+    ]);
+    const issued = await apps.issueCertificate('metering', readFileSync(csrFile, 'utf8'), 'test');
+    const creds = {
+      id: 'metering/worker-1',
+      key: readFileSync(keyFile, 'utf8'),
+      cert: issued.certificatePem,
+    };
+    const app = await connectMqtt(s.mqttUrl, ca, creds);
+    expect(s.server.broker.connectedDevices()).not.toContain('metering');
+    // The certificate names the app, not a client id of a device: `metering` as a device id is refused.
+    await expect(connectMqtt(s.mqttUrl, ca, { ...creds, id: 'other' })).rejects.toBeDefined();
+
+    const end = closed(app);
+    const revokedAt = Date.now();
+    await apps.revoke('metering', 'test');
+    expect((await end) - revokedAt).toBeLessThan(1000);
+    await expect(connectMqtt(s.mqttUrl, ca, creds)).rejects.toBeDefined();
   });
 });
