@@ -6,7 +6,7 @@ import { est, tufPaths } from '@bulwark/protocol';
 import { createAuthz, requestVisibility, type Authz } from './authz/index.ts';
 import { accessRoutes, createAccessService, type AccessService } from './access/index.ts';
 import { appRoutes, createAppService, type AppService } from './apps/index.ts';
-import { commandRoutes, createCommands, startCommandPublisher, type Commands } from './commands/index.ts';
+import { commandRoutes, createCommands, type Commands } from './commands/index.ts';
 import { createBroker, createIngressRouter, createRetainedStore, type Broker } from './broker/index.ts';
 import { createFirewallService, firewallRoutes, type FirewallService } from './firewall/index.ts';
 import { describeConfig, type Config } from './config/index.ts';
@@ -745,10 +745,8 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
     logger.error({ err }, 'device state update failed'),
   );
   // Commands recorded by any process reach the device through this process's broker.
-  const stopCommands = startCommandPublisher({
-    events,
+  const stopCommands = platform.commands.serve({
     publish: (topic, payload) => platform.broker.publish(topic, payload),
-    now: platform.now,
     onError: (err, what) => logger.error({ err }, `cannot publish ${what}`),
   });
   // This node's app delivery figures (broker), summed over the nodes by the apps module.

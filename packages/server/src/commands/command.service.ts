@@ -54,7 +54,10 @@ type ResultEntry = AuditEntry<'device.command_result'>;
  * from another one (the process holding the device's session) through the audit-log tail.
  */
 function createWaiters(events: Pick<EventBus, 'on'>) {
-  const waiting = new Map<string, { deviceId: string; resolve: (entry: ResultEntry) => void }>();
+  const waiting = new Map<
+    string,
+    { deviceId: string; resolve: (entry: ResultEntry) => void; abandon: (err: Error) => void }
+  >();
   events.on('device.command_result', (entry) => {
     const waiter = waiting.get(entry.data.commandId);
     if (!waiter || entry.subject !== subjectOf.device(waiter.deviceId)) return;
@@ -65,7 +68,7 @@ function createWaiters(events: Pick<EventBus, 'on'>) {
     /** Resolves with the result, or undefined once `timeoutMs` passed without one. */
     expect(commandId: string, deviceId: string, timeoutMs: number) {
       let cancel = () => {};
-      const answer = new Promise<ResultEntry | undefined>((resolve) => {
+      const answer = new Promise<ResultEntry | undefined>((resolve, reject) => {
         const timer = setTimeout(() => {
           waiting.delete(commandId);
           resolve(undefined);
@@ -76,6 +79,10 @@ function createWaiters(events: Pick<EventBus, 'on'>) {
             clearTimeout(timer);
             resolve(entry);
           },
+          abandon: (err) => {
+            clearTimeout(timer);
+            reject(err);
+          },
         });
         cancel = () => {
           clearTimeout(timer);
@@ -83,6 +90,13 @@ function createWaiters(events: Pick<EventBus, 'on'>) {
         };
       });
       return { answer, cancel };
+    },
+    /** Ends every wait with `err` (the process is shutting down: its HTTP requests must not hold it). */
+    abandonAll(err: (commandId: string) => Error) {
+      for (const [commandId, waiter] of waiting) {
+        waiting.delete(commandId);
+        waiter.abandon(err(commandId));
+      }
     },
   };
 }
@@ -167,6 +181,15 @@ export function createCommandService(deps: CommandServiceDeps) {
       const entry = await wait.answer;
       return entry ? outcomeOf(commandId, entry) : timedOut(input, commandId);
     },
+    /** Ends the waits of this process (shutdown): they fail with `unavailable`, naming the command. */
+    abandonWaits: () =>
+      waiters.abandonAll(
+        (commandId) =>
+          new BulwarkError(
+            'unavailable',
+            `the server is shutting down: command ${commandId} was sent; its answer, if any, will be in the audit log`,
+          ),
+      ),
   };
 }
 

@@ -225,6 +225,31 @@ describe('device commands (in process)', { timeout: 60_000 }, () => {
   });
 });
 
+describe('device commands at shutdown', { timeout: 60_000 }, () => {
+  it('ends the waits of a stopping server with unavailable, naming the command', async () => {
+    const t = await createTestPlatform();
+    try {
+      await t.platform.devices.add({ id: 'pump-7' }, 'test');
+      const pending = t.platform.commands.send({
+        deviceId: 'pump-7',
+        name: 'ping',
+        timeoutMs: 60_000,
+        actor: 'cli',
+      });
+      const sent = await waitFor('the command recorded', async () =>
+        (await t.platform.audit.query({ type: 'device.command_sent', limit: 10 })).at(0),
+      );
+      const stop = t.platform.commands.serve({ publish: () => Promise.resolve(), onError: () => undefined });
+      stop();
+      await expect(pending).rejects.toThrow(
+        `the server is shutting down: command ${sent.data.commandId} was sent; its answer, if any, will be in the audit log`,
+      );
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('command rules', () => {
   it('says how long it waited and what it knows of the device', () => {
     expect(formatWait(30_000)).toBe('30 s');

@@ -1,7 +1,8 @@
 import { createCommandService, type CommandServiceDeps } from './command.service.ts';
 import { createCommandResults, type CommandResultsDeps } from './command.results.ts';
+import { startCommandPublisher, type CommandPublisherDeps } from './command.publisher.ts';
 
-export { startCommandPublisher, type CommandPublisherDeps } from './command.publisher.ts';
+export type { CommandPublisherDeps } from './command.publisher.ts';
 export { commandRoutes, type CommandRoutesDeps } from './command.routes.ts';
 export { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, formatWait } from './command.rules.ts';
 export type { CommandOutcome, SendCommand, DeviceLookup } from './command.service.ts';
@@ -24,6 +25,18 @@ export function createCommands(deps: CommandServiceDeps & Pick<CommandResultsDep
     send: service.send,
     /** The ingress route `commandResult`: a device's answer (the command name from the topic). */
     results,
+    /**
+     * The server process's part: publishes every command the platform records to its device (see
+     * command.publisher.ts). The returned stop also ends this process's waits, so that a shutdown is not
+     * held by a request waiting for an answer.
+     */
+    serve(server: Pick<CommandPublisherDeps, 'publish' | 'onError'>): () => void {
+      const stop = startCommandPublisher({ ...server, events: deps.events, now: deps.now });
+      return () => {
+        stop();
+        service.abandonWaits();
+      };
+    },
   };
 }
 
