@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { contract, noContent, raw } from './contract.ts';
 
-export const attachmentKinds = ['all', 'group', 'zone', 'device'] as const;
+export const attachmentKinds = ['all', 'group', 'zone', 'device', 'app'] as const;
 const tags = ['policies'] as const;
 const segmentationTags = ['segmentation'] as const;
 const deviceTags = ['devices'] as const;
@@ -138,7 +138,7 @@ const attachment = z.object({ kind: z.enum(attachmentKinds), target: z.string().
 export const attach = contract({
   method: 'POST',
   path: '/api/v1/policies/:name/attachments',
-  summary: 'Attach to all devices, a group, a zone or a device',
+  summary: 'Attach to all devices, a group, a zone, a device or an app (kind app: the app’s grants)',
   tags,
   access: 'policies:write',
   params: nameParams,
@@ -149,7 +149,7 @@ export const attach = contract({
 export const detach = contract({
   method: 'DELETE',
   path: '/api/v1/policies/:name/attachments',
-  summary: 'Detach from all devices, a group, a zone or a device',
+  summary: 'Detach from all devices, a group, a zone, a device or an app',
   tags,
   access: 'policies:write',
   params: nameParams,

@@ -115,4 +115,16 @@ describe.each(testDialects)('access facts and changes on %s', (dialect) => {
     const types = (await audit.query({ limit: 100 })).map((e) => e.type);
     expect(types.filter((x) => x.startsWith('policy.') || x.startsWith('zone.'))).toEqual([]);
   });
+
+  it('a policy deleted and created again under its name goes on from its last version', async () => {
+    const doc = {
+      version: '2026-11',
+      statements: [{ sid: 's', effect: 'allow', actions: ['mqtt:publish'], resources: ['x/#'] }],
+    };
+    expect((await access.putPolicy('again', doc, 'test')).version).toBe(1);
+    expect((await access.putPolicy('again', doc, 'test')).version).toBe(2);
+    await access.deletePolicy('again', 'test');
+    expect((await access.putPolicy('again', doc, 'test')).version).toBe(3);
+    expect((await access.policyVersions('again')).map((v) => v.version)).toEqual([1, 2, 3]);
+  });
 });

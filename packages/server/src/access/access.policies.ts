@@ -85,7 +85,14 @@ async function writeVersion(tx: Tx, policy: { name: string; text: string; actor:
     .select('version')
     .where('name', '=', name)
     .executeTakeFirst();
-  const v = (existing?.version ?? 0) + 1;
+  // The history outlives a deletion: a policy created again under a deleted one's name goes on from its
+  // last version (a fresh 1 would collide with the kept version 1).
+  const history = await tx
+    .selectFrom('policy_versions')
+    .select((eb) => eb.fn.max('version').as('last'))
+    .where('name', '=', name)
+    .executeTakeFirst();
+  const v = Math.max(existing?.version ?? 0, Number(history?.last ?? 0)) + 1;
   if (existing)
     await tx
       .updateTable('policies')
