@@ -190,10 +190,10 @@ export function policyCommands(): Command {
     common(
       policy
         .command(`${verb} <name>`)
-        .description(`${verb} a policy to all devices, a group, a zone or a device`),
+        .description(`${verb} a policy to all devices, a group, a zone, a device or an app`),
       false,
     )
-      .requiredOption('--to <kind:target>', 'all, group:NAME, zone:NAME or device:ID')
+      .requiredOption('--to <kind:target>', 'all, group:NAME, zone:NAME, device:ID or app:NAME')
       .action(async (name: string, options: CommonOptions & { to: string }) => {
         const [kind = '', ...rest] = options.to.split(':');
         await withPlatform(options, (p) =>
