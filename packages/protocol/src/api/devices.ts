@@ -160,7 +160,9 @@ export const commandOutcome = z.object({
   message: z
     .string()
     .optional()
-    .describe("the device's message, or for a timeout whether the device is online and when it was last seen"),
+    .describe(
+      "the device's message, or for a timeout whether the device is online and when it was last seen",
+    ),
   result: z.unknown().optional().describe("the device's result (JSON), when it sent one"),
   online: z.boolean().describe('whether the device is connected (true when it answered)'),
 });
@@ -178,7 +180,10 @@ export const command = contract({
   body: z
     .object({
       name: z.string().max(64).describe('the command name, one topic level: A-Z a-z 0-9 _ . -'),
-      data: z.unknown().optional().describe('JSON the device receives as the request `data` (at most 16 KiB)'),
+      data: z
+        .unknown()
+        .optional()
+        .describe('JSON the device receives as the request `data` (at most 16 KiB)'),
       timeout: duration.optional().describe('how long to wait for the answer, e.g. 30s (default 30s)'),
       timeoutMs: z.number().int().optional().describe('the same in milliseconds'),
     })
