@@ -22,6 +22,7 @@ import { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import mqtt, { type MqttClient } from 'mqtt';
 import { testConfig, type Config } from '../config/index.ts';
+import type { PeerIdentity } from '../broker/index.ts';
 import type { RouteEntry } from '../http/index.ts';
 import { createLogger } from '../logger.ts';
 import { createServerPlatform, startBackground, type Platform, type ServerPlatform } from '../platform.ts';
@@ -74,6 +75,11 @@ export interface TestPlatform {
    * as the TLS layer would (its CN and serial): it goes through every connect stage like a real client.
    */
   mqtt(device: { id: string; cert: string }, options?: mqtt.IClientOptions): Promise<MqttClient>;
+  /**
+   * An mqtt.js client of an app connected through an in-memory stream as a TLS client without a certificate:
+   * user name = the app of `clientId` (`NAME` or `NAME/<instance>`), password = its token.
+   */
+  mqttApp(app: { clientId: string; token: string }, options?: mqtt.IClientOptions): Promise<MqttClient>;
   /** Runs the real `bulwark` CLI in a child process against this platform's data directory. */
   cli(args: string[]): Promise<CliResult>;
   /** Stops the platform and removes its data directory. */
@@ -126,6 +132,24 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
       };
     },
     mqtt: (device, clientOptions) => connectInMemory(platform, device, clientOptions),
+    mqttApp: (app, clientOptions) =>
+      connectStreamClient(
+        platform,
+        {
+          remoteAddress: '127.0.0.1',
+          cn: undefined,
+          serial: undefined,
+          subject: {},
+          anonymous: false,
+          password: true,
+        },
+        {
+          clientId: app.clientId,
+          username: app.clientId.split('/')[0],
+          password: app.token,
+          ...clientOptions,
+        },
+      ),
     cli: (args) => bulwarkCli(dataDir, args),
     async close() {
       if (closed) return;
@@ -207,6 +231,30 @@ export function duplexPair(): [Duplex, Duplex] {
   const a = make(() => b);
   const b = make(() => a);
   return [a, b];
+}
+
+/** An mqtt.js client (MQTT 3.1.1, no reconnect) on one end of a stream pair, the broker with `peer` on the other. */
+function connectStreamClient(
+  platform: ServerPlatform,
+  peer: PeerIdentity,
+  options: mqtt.IClientOptions,
+): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    const client = new mqtt.MqttClient(
+      () => {
+        const [clientSide, brokerSide] = duplexPair();
+        platform.broker.connectStream(brokerSide, peer);
+        return clientSide;
+      },
+      { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...options },
+    );
+    client.once('connect', () => resolve(client));
+    client.once('error', (err) => {
+      client.end(true);
+      reject(err);
+    });
+    client.once('close', () => reject(new Error('closed before CONNACK')));
+  });
 }
 
 /**
