@@ -353,6 +353,34 @@ describe('broker: applications', () => {
     await until('the recompile', () => h?.appAccessCalls === before + 1);
   });
 
+  it('recompiles an updated app with its fresh facts, and drops its sessions when it is gone', async () => {
+    const seen: (string | null)[] = [];
+    let facts: { zone: string | null; purpose: string | null } | undefined = {
+      zone: 'plant-b',
+      purpose: 'operations',
+    };
+    h = await harness({
+      appFacts: () => Promise.resolve(facts),
+      accessForApp: ({ app, zone }) => {
+        seen.push(zone);
+        return Promise.resolve(access(app));
+      },
+    });
+    const app = await h.app('billing');
+    const changed = {
+      type: 'app.updated' as const,
+      actor: 'cli',
+      subject: 'app:billing',
+      data: { changes: { zone: 'plant-b' } },
+    };
+    await h.events.bus.emit(changed);
+    await until('the recompile', () => seen.length === 2);
+    expect(seen).toEqual([null, 'plant-b']);
+    facts = undefined;
+    await h.events.bus.emit(changed);
+    await closed(app);
+  });
+
   it('splits a shared subscription between its members, each message once; a plain subscriber gets them all', async () => {
     h = await harness();
     const [a, b, plain] = [await h.app('billing/a'), await h.app('billing/b'), await h.app('billing/c')];
