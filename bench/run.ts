@@ -8,13 +8,12 @@ import path from 'node:path';
 import {
   buildReport,
   describeMachine,
-  deviceId,
   ensureFixture,
   ensureMosquitto,
   fixtureSize,
   LoadgenPool,
   MachineSampler,
-  observerIndex,
+  OBSERVER_APP,
   parsePlan,
   ProcessSampler,
   Results,
@@ -209,7 +208,7 @@ async function main(plan: Plan): Promise<number> {
 
   const runs: SystemRun[] = [];
   const launch = async (name: SystemName): Promise<SystemRun> => {
-    const system = await startSystem(name, fixture, mosquitto, deviceId(observerIndex(plan)));
+    const system = await startSystem(name, fixture, mosquitto, OBSERVER_APP.name);
     machineLoad.track(system.pid);
     return {
       system,
@@ -220,6 +219,7 @@ async function main(plan: Plan): Promise<number> {
         servername: 'localhost',
         caFile: fixture.caFile,
         identitiesFile: fixture.identitiesFile,
+        observerFile: fixture.observerFile,
       },
     };
   };

@@ -1,3 +1,4 @@
+export { appInProcess, type AppIdentity } from './app-identity.ts';
 export {
   compilePolicies,
   DEFAULT_POLICY,

@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { enrollInProcess, startTestServer } from '../bulwark/index.ts';
+import { appInProcess, enrollInProcess, startTestServer, type TestServer } from '../bulwark/index.ts';
 
 /**
  * One PKI and one fleet for every system under test: a Bulwark data directory in which N devices are
  * enrolled, their keys and certificates, and the server's TLS identity that bare Aedes and Mosquitto
- * reuse (same server certificate, same client CA). Enrollment is slow (tens of ms per device, mostly
+ * reuse (same server certificate, same client CA), and the observer app's identity. Enrollment is slow (tens of ms per device, mostly
  * ASN.1 in JavaScript), so the fixture is kept between runs and only ever extended.
  */
 export interface Fixture {
@@ -15,6 +15,8 @@ export interface Fixture {
   /** Pristine Bulwark data directory; copy it before starting a server on it. */
   dataDir: string;
   identitiesFile: string;
+  /** The observer app's key and certificate (`{ id, key, cert }`, id = {@link OBSERVER_APP}). */
+  observerFile: string;
   caFile: string;
   serverKeyFile: string;
   serverCertFile: string;
@@ -27,10 +29,21 @@ interface Meta {
   devices: number;
 }
 
-const FORMAT = 1;
+const FORMAT = 2;
 const ROOT = path.join(tmpdir(), 'bulwark-bench');
 
 export const deviceId = (index: number) => `bench-${String(index).padStart(5, '0')}`;
+
+/**
+ * The one subscriber of the fan-in scenario (2b). In Bulwark an app (a principal of its own, never a
+ * device) with a declared purpose and one grant, connecting with its app certificate; Mosquitto's ACL gives
+ * the same name (its certificate's CN) read access to the same filter.
+ */
+export const OBSERVER_APP = {
+  name: 'bench-observer',
+  purpose: 'analytics.reporting',
+  grants: ['subscribe devices/+/telemetry'],
+};
 
 /** The fixture is rebuilt when the store's schema changes, so a stale database is never measured. */
 function schemaHash(): string {
@@ -46,6 +59,11 @@ function schemaHash(): string {
   return hash.digest('hex').slice(0, 16);
 }
 
+async function ensureObserver(server: TestServer, file: string): Promise<void> {
+  if (existsSync(file)) return;
+  writeFileSync(file, JSON.stringify(await appInProcess(server, OBSERVER_APP)), { mode: 0o600 });
+}
+
 export async function ensureFixture(
   devices: number,
   options: { fresh: boolean; log: (line: string) => void },
@@ -55,6 +73,7 @@ export async function ensureFixture(
     dir,
     dataDir: path.join(dir, 'bulwark-data'),
     identitiesFile: path.join(dir, 'identities.json'),
+    observerFile: path.join(dir, 'observer.json'),
     caFile: path.join(dir, 'ca-chain.pem'),
     serverKeyFile: path.join(dir, 'server-key.pem'),
     serverCertFile: path.join(dir, 'server-cert.pem'),
@@ -72,7 +91,8 @@ export async function ensureFixture(
     rmSync(dir, { recursive: true, force: true });
     meta = { version: FORMAT, schemaHash: hash, devices: 0 };
   }
-  if (meta.devices >= devices && existsSync(fixture.identitiesFile)) return fixture;
+  if (meta.devices >= devices && existsSync(fixture.identitiesFile) && existsSync(fixture.observerFile))
+    return fixture;
 
   mkdirSync(dir, { recursive: true });
   const identities =
@@ -93,6 +113,7 @@ export async function ensureFixture(
       identities.push({ id, key, cert });
       if (i % 1000 === 999) options.log(`fixture: ${i + 1}/${devices} devices`);
     }
+    await ensureObserver(server, fixture.observerFile);
   } finally {
     await server.stop({ keepData: true });
   }

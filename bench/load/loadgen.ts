@@ -18,6 +18,8 @@ export interface Target {
   servername: string;
   caFile: string;
   identitiesFile: string;
+  /** The fan-in scenario's subscriber: its own identity (a Bulwark app), not one of the fleet's. */
+  observerFile: string;
 }
 
 let target: Target | undefined;
@@ -68,6 +70,19 @@ function connectOne(index: number, timeoutMs: number): Promise<BenchClient> {
     servername: target.servername,
     secureContext: contextFor(index),
     identity: identity(index),
+    index,
+    timeoutMs,
+  });
+}
+
+function connectObserver(to: Target, index: number, timeoutMs: number): Promise<BenchClient> {
+  const observerIdentity = JSON.parse(readFileSync(to.observerFile, 'utf8')) as Identity;
+  return BenchClient.connect({
+    host: to.host,
+    port: to.port,
+    servername: to.servername,
+    secureContext: deviceContext(ca, observerIdentity),
+    identity: observerIdentity,
     index,
     timeoutMs,
   });
@@ -329,10 +344,13 @@ const methods = {
     return { subscribed: fleet.length };
   },
 
-  /** One extra client that subscribes to every device's telemetry (brokers whose policy allows it). */
+  /**
+   * One extra client, with the observer identity, that subscribes to every device's telemetry; `index` only
+   * picks its source address.
+   */
   async observe(p: { target: Target; index: number; qos: 0 | 1; timeoutMs: number }) {
     useTarget(p.target);
-    observer = await connectOne(p.index, p.timeoutMs);
+    observer = await connectObserver(p.target, p.index, p.timeoutMs);
     await observer.subscribe('devices/+/telemetry', p.qos, p.timeoutMs);
     return { observer: observer.id };
   },
