@@ -267,6 +267,49 @@ function lazyPki(
   };
 }
 
+/** Detection and responses; responses act through the services (also from the CLI; the PKI loads on first use). */
+function createMonitorFor(
+  core: Core,
+  services: {
+    devices: DeviceService;
+    access: AccessService;
+    firewall: FirewallService;
+    users: UserService;
+    pki: () => Promise<PkiService>;
+  },
+) {
+  const { store, events, now, logFailure, config } = core;
+  const { devices, access, firewall, users, pki } = services;
+  return createMonitor({
+    db: store.db,
+    events,
+    now,
+    settings: config.monitor,
+    deviceInfo: async (id) => {
+      const device = await devices.find(id);
+      if (!device) return undefined;
+      return {
+        group: device.group,
+        zone: zoneOf(device, await access.listZones()),
+        quarantined: device.quarantinedAt !== null,
+      };
+    },
+    actions: {
+      quarantine: (id, reason, actor) => access.setQuarantine(id, { quarantined: true, reason }, actor),
+      revoke: async (id, _reason, actor) => {
+        await (await pki()).revokeDevice(id, actor, 'keyCompromise');
+      },
+      banAddress: async ({ address, reason, ttlMs }, actor) => {
+        await firewall.add({ kind: 'address', value: address, reason, ttlMs }, actor);
+      },
+      disableUser: async (username, _reason, actor) => {
+        await users.update(username, { disabled: true }, actor);
+      },
+    },
+    onError: (err, what) => logFailure(err, {}, `monitor: ${what}`),
+  });
+}
+
 /** Every service, each with its dependencies; `links` only in the server process. */
 async function buildPlatform(
   config: Config,
@@ -344,35 +387,7 @@ async function buildPlatform(
   });
   const pki = lazyPki(core, devices, options.manageServerCertificate ?? false);
   const apps = createAppService({ db: store.db, events, now, access, pki });
-  const monitor = createMonitor({
-    db: store.db,
-    events,
-    now,
-    settings: config.monitor,
-    deviceInfo: async (id) => {
-      const device = await devices.find(id);
-      if (!device) return undefined;
-      return {
-        group: device.group,
-        zone: zoneOf(device, await access.listZones()),
-        quarantined: device.quarantinedAt !== null,
-      };
-    },
-    // Responses act through the services (also from the CLI; the PKI loads on first use).
-    actions: {
-      quarantine: (id, reason, actor) => access.setQuarantine(id, { quarantined: true, reason }, actor),
-      revoke: async (id, _reason, actor) => {
-        await (await pki()).revokeDevice(id, actor, 'keyCompromise');
-      },
-      banAddress: async ({ address, reason, ttlMs }, actor) => {
-        await firewall.add({ kind: 'address', value: address, reason, ttlMs }, actor);
-      },
-      disableUser: async (username, _reason, actor) => {
-        await users.update(username, { disabled: true }, actor);
-      },
-    },
-    onError: (err, what) => logFailure(err, {}, `monitor: ${what}`),
-  });
+  const monitor = createMonitorFor(core, { devices, access, firewall, users, pki });
   if (core.created && config.monitor.defaultProfile) await installDefaultProfile(monitor);
   const commands = createCommands({
     events,

@@ -13,19 +13,19 @@ export interface AppCheckRequest {
   password?: { username: string; password: Buffer } | undefined;
 }
 
-export type AppDecision =
-  | {
-      ok: true;
-      app: string;
-      instance: string | null;
-      clientId: string;
-      zone: string | null;
-      purpose: string | null;
-      /** The certificate's serial, or `token:<tokenId>`. */
-      serial: string;
-      tokenId: string | null;
-    }
-  | { ok: false; code: ErrorCode; reason: string };
+/** The app instance a connection was identified as. */
+export interface IdentifiedApp {
+  app: string;
+  instance: string | null;
+  clientId: string;
+  zone: string | null;
+  purpose: string | null;
+  /** The certificate's serial, or `token:<tokenId>`. */
+  serial: string;
+  tokenId: string | null;
+}
+
+export type AppDecision = ({ ok: true } & IdentifiedApp) | { ok: false; code: ErrorCode; reason: string };
 
 type Refusal = Extract<AppDecision, { ok: false }>;
 const refuse = (code: ErrorCode, reason: string): Refusal => ({ ok: false, code, reason });

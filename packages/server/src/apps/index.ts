@@ -1,5 +1,5 @@
 export { createAppService, type AppService, type AppServiceDeps } from './app.service.ts';
-export type { AppCheckRequest, AppDecision } from './app.check.ts';
+export type { AppCheckRequest, AppDecision, IdentifiedApp } from './app.check.ts';
 export type { AppFacts } from './app.facts.ts';
 export type { AppRecord, AppStatus, AppTokenInfo, DeliveryReport } from './app.store.ts';
 export type { AppDetail, AppView, DeliveryStats } from './app.views.ts';

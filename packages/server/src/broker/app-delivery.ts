@@ -5,18 +5,11 @@
  * 10 s per client id, with the count).
  */
 import type { Emit } from './emit.ts';
+import type { DeliveryReport } from '../apps/index.ts';
 import type { AppDeliveryCounters, BrokerSession } from './stages.ts';
 
 /** One app's delivery figures (broker.appDeliveryStats(), Prometheus, apps.recordDelivery). */
-export interface AppDeliveryStats {
-  app: string;
-  messages: number;
-  bytes: number;
-  dropped: number;
-  /** Bytes waiting in the app's connections now. */
-  queuedBytes: number;
-  connections: number;
-}
+export type AppDeliveryStats = DeliveryReport;
 
 export interface AppDeliveryDeps {
   emit: Emit;

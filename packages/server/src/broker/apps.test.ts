@@ -24,13 +24,8 @@ import { createMetricsRegistry } from '../monitor/index.ts';
 import type { DeviceAccess } from '../policy/index.ts';
 import { duplexPair } from '../test-support/platform.ts';
 import { testTmpDir } from '../test-support/tmp.ts';
-import {
-  createBroker,
-  type AppCheckRequest,
-  type AppDecision,
-  type Broker,
-  type BrokerDeps,
-} from './index.ts';
+import type { AppCheckRequest, AppDecision } from '../apps/index.ts';
+import { createBroker, type Broker, type BrokerDeps } from './index.ts';
 import type { PeerIdentity } from './stages.ts';
 
 const allow = { allow: true as const, reason: 'allowed' };

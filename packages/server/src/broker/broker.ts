@@ -19,7 +19,7 @@ import type { BrokerTransforms, PeerIdentity, PublishStage } from './stages.ts';
 
 export type { BrokerLimits } from './aedes-adapter.ts';
 export type { AppDeliveryStats } from './app-delivery.ts';
-export type { AppAccessIdentity, AppCheckRequest, AppDecision, ConnectDecision } from './connect-stages.ts';
+export type { ConnectDecision } from './connect-stages.ts';
 export type { BrokerTls } from './listeners.ts';
 
 export interface BrokerDeps

@@ -1,4 +1,6 @@
 import type { ErrorCode } from '@bulwark/protocol';
+import type { AppAccessIdentity } from '../access/index.ts';
+import type { AppCheckRequest, AppDecision } from '../apps/index.ts';
 import type { Firewall } from '../firewall/index.ts';
 import type { DeviceMeter } from '../monitor/index.ts';
 import type { DeviceAccess } from '../policy/index.ts';
@@ -22,27 +24,6 @@ export type ConnectDecision =
   | ({ ok: true; kind?: 'device' } & IdentifiedDevice)
   | { ok: true; kind: 'app'; app: string; serial: string }
   | Refused;
-
-/** What the apps check asks about one app connection (a certificate, or CONNECT credentials). */
-export interface AppCheckRequest {
-  clientId: string;
-  remoteAddress: string;
-  certificate?: { serial: string; app: string };
-  password?: { username: string; password: Buffer };
-}
-
-/** The apps check's answer (apps/): the app instance, or why it is refused. */
-export type AppDecision = ({ ok: true } & IdentifiedApp) | Refused;
-
-/** What an app's access is compiled from (its facts, read when it connects and when it changes). */
-export interface AppAccessIdentity {
-  app: string;
-  instance: string | null;
-  zone: string | null;
-  purpose: string | null;
-  remoteAddress: string | null;
-  certSubject?: Record<string, string>;
-}
 
 export interface ConnectStageDeps {
   firewall: Pick<Firewall, 'certificateBan' | 'admitDevice'>;

@@ -5,9 +5,6 @@ export {
   type BrokerDeps,
   type BrokerLimits,
   type BrokerTls,
-  type AppAccessIdentity,
-  type AppCheckRequest,
-  type AppDecision,
   type AppDeliveryStats,
   type ConnectDecision,
 } from './broker.ts';

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { deviceIdOf, subjectIdOf, type AuditEntry, type EventBus } from '../events/index.ts';
 import { addressIn, type DeviceAccess } from '../policy/index.ts';
-import type { AppAccessIdentity } from './connect-stages.ts';
+import type { AppAccessIdentity } from '../access/index.ts';
 import type { DropCause } from './sessions.ts';
 import type { BrokerSession } from './stages.ts';
 

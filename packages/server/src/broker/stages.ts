@@ -5,6 +5,7 @@
  * the adapter.
  */
 import type { ErrorCode } from '@bulwark/protocol';
+import type { IdentifiedApp } from '../apps/index.ts';
 import type { DeviceMeter } from '../monitor/index.ts';
 import type { DeviceAccess } from '../policy/index.ts';
 
@@ -31,17 +32,8 @@ export interface IdentifiedDevice {
   serial: string;
 }
 
-/** The app a connection was identified as (by the identify stage, through the apps check). */
-export interface IdentifiedApp {
-  app: string;
-  instance: string | null;
-  clientId: string;
-  zone: string | null;
-  purpose: string | null;
-  /** The app certificate's serial, or `token:<tokenId>`. */
-  serial: string;
-  tokenId: string | null;
-}
+/** The app a connection was identified as (by the identify stage, through the apps door's check). */
+export type { IdentifiedApp };
 
 /** Who holds a session: a device (by its certificate) or an app instance (by its client id). */
 export type Principal =
