@@ -226,7 +226,7 @@ describe.each(testDialects)('apps on %s', (dialect) => {
     const cases = [
       [await check('Alpha!', 'alpha', a.token), 'validation_failed', /not an app's/],
       [await check('alpha/', 'alpha', a.token), 'validation_failed', /not an app's/],
-      [await check('alpha', 'beta', b.token), 'forbidden', /user name "beta" is not app alpha/],
+      [await check('alpha', 'beta', b.token), 'forbidden', /user name is not app alpha of client id "alpha"/],
       [await check('alpha', 'alpha', b.token), 'unauthenticated', /not a token of app alpha/],
       [await check('alpha', 'alpha', 'bwa_wrong'), 'unauthenticated', /not a token of app alpha/],
       [await check('alpha', 'alpha', 'hunter2'), 'unauthenticated', /not an app token/],
@@ -265,6 +265,31 @@ describe.each(testDialects)('apps on %s', (dialect) => {
       code: 'forbidden',
       reason: 'app beta is revoked',
     });
+  });
+
+  it('never puts the user name, the password or anything token-like into a refusal reason', async () => {
+    await apps.add({ name: 'alpha', purpose: 'analytics.reporting' }, 't');
+    const { token } = await apps.createToken('alpha', {}, 't');
+    const attempt = (clientId: string, username: string, password: string) =>
+      apps.checkApp({ clientId, remoteAddress: '10.0.0.1', password: { username, password: pw(password) } });
+    const decisions = [
+      // user name and password swapped: the token is the user name
+      await attempt('alpha', token, 'alpha'),
+      await attempt('alpha/1', token, 'hunter2'),
+      // the token in the client id (its instance), or as the whole client id
+      await attempt(`alpha/${token}`, 'beta', 'x'),
+      await attempt(token, 'alpha', 'x'),
+      await attempt('alpha/secret-pw', 'beta', 'secret-pw'),
+      await attempt('Alpha/secret-pw', 'alpha', 'secret-pw'),
+    ];
+    for (const decision of decisions) {
+      expect(decision.ok).toBe(false);
+      if (decision.ok) continue;
+      expect(decision.reason).not.toContain(token);
+      expect(decision.reason).not.toContain(token.slice(4, 20));
+      expect(decision.reason.toLowerCase()).not.toContain('bwa_');
+      expect(decision.reason).not.toContain('secret-pw');
+    }
   });
 
   it('revokes the app with its tokens in one transaction and event; a revoked app gets nothing new', async () => {
