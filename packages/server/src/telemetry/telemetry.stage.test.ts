@@ -97,6 +97,28 @@ describe('the telemetry broker stage', () => {
     expect(stage.counters.unstored).toBe(2);
   });
 
+  it('does not store beyond the byte bound of the queue either, and counts it', async () => {
+    const bytes = createTelemetryWriter(t.store.db, {
+      maxRows: 100,
+      maxDelayMs: 20,
+      maxQueuedRows: 100,
+      maxQueuedBytes: 2500,
+    });
+    const stage = stageWith(bytes);
+    const big = 'x'.repeat(1000);
+    for (let i = 0; i < 4; i++) stage.run(device('pump-1'), packet('devices/pump-1/telemetry', 0, big));
+    expect(bytes.stats()).toMatchObject({ queued: 2, queuedBytes: 2000, dropped: 2 });
+    expect(stage.counters.unstored).toBe(2);
+    // A small one still fits; once written, the bytes are free again.
+    stage.run(device('pump-1'), packet('devices/pump-1/telemetry', 0, '{"t":1}'));
+    expect(bytes.stats()).toMatchObject({ queued: 3, dropped: 2 });
+    await bytes.flush();
+    expect(bytes.stats()).toMatchObject({ stored: 3, queued: 0, queuedBytes: 0 });
+    stage.run(device('pump-1'), packet('devices/pump-1/telemetry', 0, big));
+    expect(bytes.stats()).toMatchObject({ queued: 1, queuedBytes: 1000, dropped: 2 });
+    await bytes.flush();
+  });
+
   it('a store out of reach delivers without storing; another failure refuses the PUBLISH', async () => {
     const lost = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
     const failing = (err: Error) => ({ add: () => Promise.reject(err) });
