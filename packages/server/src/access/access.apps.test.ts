@@ -28,7 +28,7 @@ describe.each(testDialects)('access for apps on %s', (dialect) => {
   async function setGrants(app: string, grants: string[]) {
     const parsed = grantsToPolicy(grants);
     if (!parsed.ok) throw new Error(parsed.problems.join('; '));
-    await access.putPolicy(appPolicyName(app), parsed.document, 'test');
+    await access.putAppPolicy(appPolicyName(app), parsed.document, 'test');
     await access.attach(appPolicyName(app), { kind: 'app', target: app }, 'test');
   }
 

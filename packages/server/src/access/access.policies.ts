@@ -112,13 +112,21 @@ async function writeVersion(tx: Tx, policy: { name: string; text: string; actor:
 }
 
 /** Creates or replaces a policy as a new version; returns the warnings raised on save. */
+/** Policies named `app.<name>` are apps' grants: only the apps module writes them (docs/apps.md). */
+export const APP_POLICY_PREFIX = 'app.';
+
 export async function putPolicy(
   ctx: AccessContext,
-  policy: { name: string; document: unknown },
+  policy: { name: string; document: unknown; owner?: 'apps' },
   actor: string,
 ) {
   const { name } = policy;
   checkPolicyName(name);
+  if (name.startsWith(APP_POLICY_PREFIX) && policy.owner !== 'apps')
+    throw new BulwarkError(
+      'forbidden',
+      `policy ${name}: names starting with ${APP_POLICY_PREFIX} are applications' grants, written only by the apps module (bulwark app grant / ungrant)`,
+    );
   const parsed = parsePolicyDocument(policy.document);
   if (!parsed.ok)
     throw new BulwarkError('validation_failed', `invalid policy: ${parsed.problems.join('; ')}`, {

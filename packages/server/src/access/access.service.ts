@@ -89,6 +89,9 @@ export function createAccessService(deps: AccessServiceDeps) {
     /** Creates or replaces a policy as a new version; returns the warnings raised on save. */
     putPolicy: (name: string, document: unknown, actor: string) =>
       policies.putPolicy(ctx, { name, document }, actor),
+    /** The apps module's writer of an app's grants (`app.<name>`, which `putPolicy` refuses). */
+    putAppPolicy: (name: string, document: unknown, actor: string) =>
+      policies.putPolicy(ctx, { name, document, owner: 'apps' }, actor),
     deletePolicy: (name: string, actor: string) => policies.deletePolicy(ctx, name, actor),
     /** Attaches (`attached: true`) or detaches a policy: all devices, a group, a zone, a device or an app. */
     setAttachment: (name: string, change: policies.AttachmentChange, actor: string) =>

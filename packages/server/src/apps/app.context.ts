@@ -8,7 +8,7 @@ export interface AppServiceDeps {
   events: Pick<EventBus, 'emit' | 'atomically'>;
   now: () => number;
   /** Grants are the policy `app.<name>`, attached to the app; zones are access's. */
-  access: Pick<AccessService, 'listZones' | 'listPolicies' | 'putPolicy' | 'attach' | 'detach'>;
+  access: Pick<AccessService, 'listZones' | 'listPolicies' | 'putAppPolicy' | 'attach' | 'detach'>;
   /** The PKI loads at first use (first start creates it). */
   pki: () => Promise<Pick<PkiService, 'issueAppCertificate'>>;
 }

@@ -72,9 +72,31 @@ export function grantsIn(policies: PolicyList, app: string): string[] {
 }
 
 /**
+ * A policy `app.<name>` attached to anything but that app is not the app's grants (written before access
+ * reserved the `app.` names, and attached to devices, groups, zones or another app): the app's grants never
+ * overwrite it. One attached to nothing is the app's own detached grants, taken over.
+ */
+function requireOwnPolicy(existing: PolicyList[number] | undefined, app: string): void {
+  const foreign = existing?.attachments.filter((a) => !(a.kind === 'app' && a.target === app)) ?? [];
+  if (foreign.length === 0) return;
+  const where = foreign.map((a) => `${a.kind}:${a.target}`).join(', ');
+  throw new BulwarkError(
+    'conflict',
+    `policy ${appPolicyName(app)} is attached to ${where}: it is not app ${app}'s grants and is not overwritten (detach or rename it, then grant again)`,
+  );
+}
+
+/** Refuses (conflict) when the policy `app.<name>` is attached to anything but the app: see requireOwnPolicy. */
+export async function checkGrantsPolicy(ctx: AppContext, app: string): Promise<void> {
+  const existing = (await ctx.access.listPolicies()).find((p) => p.name === appPolicyName(app));
+  requireOwnPolicy(existing, app);
+}
+
+/**
  * Writes an app's grants through the access door: the policy `app.<name>` (a new version), attached to the
  * app. No grants: the policy is detached (kept with its versions: access keeps a policy's history by name).
- * Access's events make every broker node recompile the app's sessions.
+ * Access's events make every broker node recompile the app's sessions. A policy of that name attached to
+ * anything else is refused (`requireOwnPolicy`).
  */
 export async function writeGrants(
   ctx: AppContext,
@@ -87,7 +109,8 @@ export async function writeGrants(
     if (attachedTo(existing, app)) await ctx.access.detach(name, { kind: 'app', target: app }, actor);
     return;
   }
-  await ctx.access.putPolicy(name, document, actor);
+  requireOwnPolicy(existing, app);
+  await ctx.access.putAppPolicy(name, document, actor);
   if (!attachedTo(existing, app)) await ctx.access.attach(name, { kind: 'app', target: app }, actor);
 }
 

@@ -3,7 +3,7 @@ import { subjectOf } from '../events/index.ts';
 import { revokeAppCertificates } from '../pki/index.ts';
 import { isUniqueViolation } from '../store/index.ts';
 import type { AppContext } from './app.context.ts';
-import { grantsDocument, grantsText, writeGrants } from './app.grants.ts';
+import { checkGrantsPolicy, grantsDocument, grantsText, writeGrants } from './app.grants.ts';
 import { requireActive, requireApp } from './app.lookup.ts';
 import * as store from './app.store.ts';
 
@@ -56,6 +56,7 @@ export async function addApp(ctx: AppContext, input: NewApp, actor: string): Pro
   const grants = input.grants ?? [];
   const purpose = input.purpose ?? null;
   const document = grantsDocument({ name: input.name, purpose }, grants);
+  if (document) await checkGrantsPolicy(ctx, input.name);
   const t = ctx.now();
   const app: store.AppRecord = {
     name: input.name,

@@ -169,6 +169,33 @@ describe.each(testDialects)('apps on %s', (dialect) => {
     ]);
   });
 
+  it('never overwrites a policy app.NAME attached elsewhere; access reserves app. names to the apps module', async () => {
+    const doc = {
+      version: '2026-11',
+      statements: [{ sid: 's', effect: 'allow', actions: ['mqtt:publish'], resources: ['devices/+/x'] }],
+    };
+    // Anyone but the apps module is refused an app. name, through the access door (API, CLI).
+    await expect(access.putPolicy('app.anything', doc, 'user:mallory')).rejects.toMatchObject({
+      code: 'forbidden',
+    });
+    // One written before the names were reserved, attached to a group of devices.
+    await access.putAppPolicy('app.pumps-app', doc, 'user:old');
+    await access.attach('app.pumps-app', { kind: 'group', target: 'pumps' }, 'user:old');
+    const grants = ['subscribe devices/+/telemetry'];
+    await expect(
+      apps.add({ name: 'pumps-app', purpose: 'analytics.reporting', grants }, 't'),
+    ).rejects.toThrow(/attached to group:pumps/);
+    expect(await apps.list()).toEqual([]);
+    await apps.add({ name: 'pumps-app', purpose: 'analytics.reporting' }, 't');
+    await expect(apps.grant('pumps-app', grants[0] ?? '', 't')).rejects.toMatchObject({ code: 'conflict' });
+    await expect(apps.setGrants('pumps-app', grants, 't')).rejects.toMatchObject({ code: 'conflict' });
+    const policy = (await access.listPolicies()).find((p) => p.name === 'app.pumps-app');
+    expect(policy).toMatchObject({ version: 1, attachments: [{ kind: 'group', target: 'pumps' }] });
+    // Detached, it is taken over as the app's grants.
+    await access.detach('app.pumps-app', { kind: 'group', target: 'pumps' }, 'user:old');
+    expect(await apps.grant('pumps-app', grants[0] ?? '', 't')).toEqual(grants);
+  });
+
   it('creates tokens shown once and stored hashed; checkApp accepts one, records its use at most once a minute', async () => {
     await apps.add({ name: 'dash', purpose: 'analytics.reporting' }, 't');
     const { id, token, expiresAt } = await apps.createToken('dash', {}, 'user:alice');

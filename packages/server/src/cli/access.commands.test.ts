@@ -136,7 +136,7 @@ describe("policy test --app: an app's decision, with its zone and purpose", { ti
         await p.apps.add({ name: 'nopurpose' }, 'test');
         const grants = grantsToPolicy(['subscribe devices/+/telemetry']);
         if (!grants.ok) throw new Error(grants.problems.join('; '));
-        await p.access.putPolicy('app.nopurpose', grants.document, 'test');
+        await p.access.putAppPolicy('app.nopurpose', grants.document, 'test');
         await p.access.attach('app.nopurpose', { kind: 'app', target: 'nopurpose' }, 'test');
       },
       { create: true },
