@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { est, tufPaths } from '@bulwark/protocol';
+import { BulwarkError, est, tufPaths } from '@bulwark/protocol';
 import { createAuthz, requestVisibility, type Authz } from './authz/index.ts';
 import { accessRoutes, createAccessService, type AccessService } from './access/index.ts';
 import { appRoutes, createAppService, type AppService } from './apps/index.ts';
@@ -560,7 +560,11 @@ async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker>
     checkApp: (request) => platform.apps.checkApp(request),
     accessForApp: (identity) => platform.access.accessForApp(identity),
     appFacts: async (name) => {
-      const app = await platform.apps.get(name);
+      // A deleted app (not_found) has no facts: its sessions are dropped.
+      const app = await platform.apps.get(name).catch((err: unknown) => {
+        if (err instanceof BulwarkError && err.code === 'not_found') return undefined;
+        throw err;
+      });
       return app && app.status !== 'revoked' ? { zone: app.zone, purpose: app.purpose } : undefined;
     },
     appPasswords: config.mqtt.appPasswords,

@@ -217,6 +217,7 @@ describe.each(testDialects)('apps on %s', (dialect) => {
       purpose: 'analytics.reporting',
       serial: `token:${id}`,
       tokenId: id,
+      expiresAt: null,
     });
     now += 30_000;
     await apps.checkApp({

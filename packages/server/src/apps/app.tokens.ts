@@ -63,7 +63,9 @@ export async function revokeToken(
   });
 }
 
-export type TokenCheck = { ok: true; tokenId: string } | { ok: false; reason: string };
+export type TokenCheck =
+  | { ok: true; tokenId: string; expiresAt: number | null }
+  | { ok: false; reason: string };
 
 /**
  * Whether `password` is an active token of `app`; a use is recorded (time and address), at most once a
@@ -84,5 +86,5 @@ export async function authenticateToken(
     return { ok: false, reason: `token ${row.id} has expired` };
   if (row.last_used_at === null || t - Number(row.last_used_at) >= LAST_USE_RESOLUTION_MS)
     await store.touchToken(ctx.db, { id: row.id, at: t, from: attempt.remoteAddress });
-  return { ok: true, tokenId: row.id };
+  return { ok: true, tokenId: row.id, expiresAt: row.expires_at === null ? null : Number(row.expires_at) };
 }

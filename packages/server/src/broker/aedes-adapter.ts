@@ -100,12 +100,14 @@ function peerIdentity(conn: unknown, admission: Admission): PeerIdentity {
   const subject: Record<string, string> = {};
   for (const [k, v] of Object.entries(raw)) if (typeof v === 'string') subject[k] = v;
   // A certificate with several CNs names no single device.
+  const notAfter = peer?.valid_to ? Date.parse(peer.valid_to) : Number.NaN;
   return {
     cn: typeof raw.CN === 'string' ? raw.CN : undefined,
     serial: peer?.serialNumber || undefined,
     remoteAddress,
     subject,
     anonymous: false,
+    ...(Number.isFinite(notAfter) ? { notAfter } : {}),
   };
 }
 
@@ -157,6 +159,8 @@ interface Connections {
   peers: WeakMap<Client, PeerIdentity>;
   /** aedes replaces an empty client id with a generated one before authenticate; what was sent. */
   requestedIds: WeakMap<Client, string>;
+  /** The CONNECT's clean session flag (apps must connect with a clean session). */
+  cleanSessions: WeakMap<Client, boolean>;
   /** Connections whose refusal is already recorded (aedes then reports the same close as an error too). */
   refusalRecorded: WeakSet<Client>;
 }
@@ -179,6 +183,7 @@ function refuseEarly(w: Wiring, client: Client, why: { reason: string; returnCod
 function wireConnect(w: Wiring): void {
   w.aedes.preConnect = (client, packet, callback) => {
     w.requestedIds.set(client, packet.clientId ?? '');
+    w.cleanSessions.set(client, packet.clean !== false);
     // aedes answers any level but 3 and 4 with CONNACK 0x01 before any other hook runs [MQTT-3.1.2-2]; the
     // refusal is recorded first. (MQTT 5 clients arrive here: mqtt-packet parses their CONNECT.)
     const version = packet.protocolVersion;
@@ -204,6 +209,7 @@ function wireConnect(w: Wiring): void {
       peer: w.peerOf(client),
       clientId: w.requestedIds.get(client) ?? client.id,
       startedAt: Date.now(),
+      cleanSession: w.cleanSessions.get(client) ?? true,
       ...(username !== undefined && password !== undefined
         ? { credentials: { username, password: Buffer.from(password) } }
         : {}),
@@ -241,7 +247,8 @@ function wireAuthorization(w: Wiring): void {
     if (session && isShareFilter(sub.topic) && !share) reason = 'malformed shared subscription';
     else if (session) reason = w.subscribe.run(session, { filter: share ? share.filter : sub.topic, held });
     if (session && reason === undefined) {
-      if (share) joinShare(w, client, { ...share, topic: sub.topic, qos: sub.qos });
+      // Keyed by the principal: only the instances of one app (or one device) share a group.
+      if (share) joinShare(w, client, { ...share, topic: sub.topic, qos: sub.qos, owner: session.subject });
       callback(null, sub);
       return;
     }
@@ -282,7 +289,7 @@ function wireAuthorization(w: Wiring): void {
 function joinShare(
   w: Wiring,
   client: Client,
-  share: { topic: string; group: string; filter: string; qos: 0 | 1 | 2 },
+  share: { topic: string; group: string; filter: string; qos: 0 | 1 | 2; owner: string },
 ): void {
   const { group, created } = w.shares.join(client, share.topic, share);
   if (!created) return;
@@ -381,6 +388,7 @@ export async function createAedesAdapter(deps: AedesAdapterDeps) {
     admissions: new WeakMap(),
     peers: new WeakMap(),
     requestedIds: new WeakMap(),
+    cleanSessions: new WeakMap(),
     refusalRecorded: new WeakSet(),
   };
   const w: Wiring = {
@@ -405,8 +413,12 @@ export async function createAedesAdapter(deps: AedesAdapterDeps) {
     connections.admissions.set(client, admission);
     connections.peers.set(client, peer ?? peerIdentity(client.conn, admission));
     limitPacketSize(client, deps.limits, (packet) => packetTooLarge(w, client, packet));
-    // However it ends (a takeover of a persistent session emits no clientDisconnect), it leaves its groups.
-    stream.once('close', () => emptied(w, w.shares.leaveAll(client)));
+    // However it ends (a takeover of a persistent session emits no clientDisconnect), it leaves its groups,
+    // and its pending drop count is recorded and let go.
+    stream.once('close', () => {
+      emptied(w, w.shares.leaveAll(client));
+      w.appDelivery.forget(client.id);
+    });
   }
 
   return {

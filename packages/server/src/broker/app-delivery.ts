@@ -93,6 +93,21 @@ export function createAppDelivery(deps: AppDeliveryDeps) {
       c.bytes += delivery.bytes;
       return true;
     },
+    /**
+     * A connection of this client id closed: its drops not yet recorded are recorded now, and the client id
+     * is let go (the map would otherwise keep every client id that ever had a drop).
+     */
+    forget(clientId: string): void {
+      const pending = drops.get(clientId);
+      if (!pending) return;
+      if (pending.timer) clearTimeout(pending.timer);
+      record(clientId, pending);
+      drops.delete(clientId);
+    },
+    /** Client ids with drops tracked (tests). */
+    get trackedClients(): number {
+      return drops.size;
+    },
     /** Over the bound: the share groups pass such a member over. */
     overBound: (queued: number): boolean => queued > deps.queueBytes,
     /** Per app: the counters since start, with what its live connections hold and how many there are. */

@@ -40,4 +40,47 @@ describe('broker: an app on the in-process platform', () => {
       .toEqual([['app:dashboard', 'app:dashboard']]);
     device.end(true);
   });
+
+  it("gives the broker a token's expiry and an app certificate's notAfter (the session ends then)", async () => {
+    const { apps } = t.platform;
+    await apps.add({ name: 'expiring', purpose: 'analytics.reporting' }, 'test');
+    const { token, expiresAt } = await apps.createToken('expiring', { ttlMs: 60_000 }, 'test');
+    const decision = await apps.checkApp({
+      clientId: 'expiring/1',
+      remoteAddress: '10.0.0.1',
+      password: { username: 'expiring', password: Buffer.from(token) },
+    });
+    expect(expiresAt).toEqual(expect.any(Number));
+    expect(decision).toMatchObject({ ok: true, expiresAt });
+    const byCertificate = await apps.checkApp({
+      clientId: 'expiring/2',
+      remoteAddress: '10.0.0.1',
+      certificate: { serial: 'AB', app: 'expiring', notAfter: 1_900_000_000_000 },
+    });
+    expect(byCertificate).toMatchObject({ ok: true, expiresAt: 1_900_000_000_000 });
+  });
+
+  it('drops the sessions of an app that is gone when it changes (its facts read not_found)', async () => {
+    const { apps } = t.platform;
+    await apps.add({ name: 'ephemeral', purpose: 'analytics.reporting' }, 'test');
+    const { token } = await apps.createToken('ephemeral', {}, 'test');
+    const app = await t.mqttApp({ clientId: 'ephemeral', token });
+    const closed = new Promise<void>((resolve) => app.once('close', () => resolve()));
+    // The row goes away behind the apps module's back; its next change finds nothing.
+    await t.platform.store.db.deleteFrom('apps').where('name', '=', 'ephemeral').execute();
+    await t.platform.events.emit({
+      type: 'app.updated',
+      actor: 'test',
+      subject: 'app:ephemeral',
+      data: { changes: { zone: null } },
+    });
+    await closed;
+    await expect
+      .poll(async () =>
+        (await t.platform.audit.readAfter(0, 5000))
+          .filter((e) => e.type === 'mqtt.session_dropped' && e.subject === 'app:ephemeral')
+          .map((e) => e.data),
+      )
+      .toEqual([expect.objectContaining({ reason: 'app changed' })]);
+  });
 });

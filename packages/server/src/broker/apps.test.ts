@@ -87,9 +87,14 @@ function serverTls(dir: string) {
   return { key: readFileSync(key, 'utf8'), cert: pem, ca: pem };
 }
 
-const TOKENS: Record<string, string> = { 'tok-1': 'secret-1', 'tok-2': 'secret-2' };
+const TOKENS: Record<string, string> = { 'tok-1': 'secret-1', 'tok-2': 'secret-2', 'tok-3': 'secret-3' };
+/** When token tok-3 expires (the others never do). */
+const expiry = { 'tok-3': 0 };
 
-/** The apps check, faked: app `billing` (tokens tok-1, tok-2; certificate serial AA) and nothing else. */
+/**
+ * The apps check, faked: app `billing` (tokens tok-1, tok-2, tok-3 expiring at `expiry['tok-3']`; certificate
+ * serial AA) and nothing else.
+ */
 function checkApp(request: AppCheckRequest): Promise<AppDecision> {
   const { clientId } = request;
   const [app, instance = null] = clientId.split('/');
@@ -104,6 +109,7 @@ function checkApp(request: AppCheckRequest): Promise<AppDecision> {
     if (request.password?.username !== app || tokenId === null) return Promise.resolve(refuse('bad token'));
     serial = `token:${tokenId}`;
   }
+  const expiresAt = tokenId === 'tok-3' ? expiry['tok-3'] : (request.certificate?.notAfter ?? null);
   return Promise.resolve({
     ok: true,
     app,
@@ -113,6 +119,7 @@ function checkApp(request: AppCheckRequest): Promise<AppDecision> {
     purpose: 'operations',
     serial,
     tokenId,
+    expiresAt,
   });
 }
 
@@ -124,7 +131,7 @@ interface Harness {
   accessChanged(deviceId?: string): void;
   appAccessCalls: number;
   device(id: string): Promise<MqttClient>;
-  app(clientId: string, o?: { password?: string; stall?: Stall }): Promise<MqttClient>;
+  app(clientId: string, o?: { password?: string; stall?: Stall; clean?: boolean }): Promise<MqttClient>;
   close(): Promise<void>;
 }
 
@@ -219,6 +226,7 @@ async function harness(overrides: Partial<BrokerDeps> = {}): Promise<Harness> {
         username: clientId.split('/')[0],
         password: o.password ?? 'secret-1',
         stall: o.stall,
+        ...(o.clean === undefined ? {} : { clean: o.clean }),
       });
       clients.push(client);
       return client;
@@ -376,6 +384,21 @@ describe('broker: applications', () => {
     await closed(app);
   });
 
+  it('drops an updated app whose facts cannot be read (a deleted app: not_found), failing closed', async () => {
+    h = await harness({
+      appFacts: () => Promise.reject(Object.assign(new Error('unknown app billing'), { code: 'not_found' })),
+    });
+    const app = await h.app('billing');
+    await h.events.bus.emit({
+      type: 'app.updated',
+      actor: 'cli',
+      subject: 'app:billing',
+      data: { changes: { zone: 'plant-b' } },
+    });
+    await closed(app);
+    expect(h.events.ofType('mqtt.session_dropped').at(-1)?.data.reason).toBe('app could not be read');
+  });
+
   it('splits a shared subscription between its members, each message once; a plain subscriber gets them all', async () => {
     h = await harness();
     const [a, b, plain] = [await h.app('billing/a'), await h.app('billing/b'), await h.app('billing/c')];
@@ -420,21 +443,126 @@ describe('broker: applications', () => {
     await device.subscribeAsync('devices/pump-1/commands/+');
     const received = new Promise<string>((resolve) => device.once('message', (topic) => resolve(topic)));
     const app = await h.app('billing');
-    const request = { id: 'cmd-42', issuedBy: 'app:billing', issuedAt: Date.now(), expiresAt: null };
+    const expiresAt = Date.now() + 60_000;
+    const request = { id: 'cmd-42', issuedBy: 'app:billing', issuedAt: Date.now(), expiresAt };
     await app.publishAsync('devices/pump-1/commands/reboot', JSON.stringify(request), { qos: 1 });
-    await app.publishAsync('devices/pump-1/commands/ping', 'not json', { qos: 1 });
     expect(await received).toBe('devices/pump-1/commands/reboot');
     const sent = h.events.ofType('device.command_sent');
-    expect(sent.map((e) => [e.actor, e.subject])).toEqual([
-      ['app:billing', 'device:pump-1'],
-      ['app:billing', 'device:pump-1'],
-    ]);
-    expect(sent[0]?.data).toMatchObject({ commandId: 'cmd-42', name: 'reboot', via: 'mqtt' });
-    expect(sent[1]?.data).toMatchObject({
-      name: 'ping',
-      via: 'mqtt',
-      commandId: expect.any(String) as string,
+    expect(sent.map((e) => [e.actor, e.subject])).toEqual([['app:billing', 'device:pump-1']]);
+    expect(sent[0]?.data).toMatchObject({ commandId: 'cmd-42', name: 'reboot', via: 'mqtt', expiresAt });
+  });
+
+  it('refuses an app command that is retained, malformed, issued by another, never or too late expiring, and any app publish of a result', async () => {
+    h = await harness();
+    const device = await h.device('pump-1');
+    const received: string[] = [];
+    device.on('message', (_topic, payload) => received.push(payload.toString()));
+    await device.subscribeAsync('devices/pump-1/commands/+');
+    const good = () => ({
+      id: 'c-1',
+      issuedBy: 'app:billing',
+      issuedAt: Date.now(),
+      expiresAt: Date.now() + 60_000,
     });
+    const attempts: [string, string | Record<string, unknown>, { retain?: boolean }?][] = [
+      ['devices/pump-1/commands/reboot', good(), { retain: true }],
+      ['devices/pump-1/commands/reboot', 'not json'],
+      ['devices/pump-1/commands/reboot', { id: 'c-2', issuedBy: 'app:billing' }],
+      ['devices/pump-1/commands/reboot', { ...good(), issuedBy: 'user:alice' }],
+      ['devices/pump-1/commands/reboot', { ...good(), expiresAt: null }],
+      ['devices/pump-1/commands/reboot', { ...good(), expiresAt: Date.now() + 11 * 60_000 }],
+      ['devices/pump-1/commands/reboot/result', { id: 'c-1', status: 'ok' }],
+    ];
+    for (const [topic, payload, options] of attempts) {
+      const app = await h.app('billing');
+      const closedNow = closed(app);
+      app.publish(topic, typeof payload === 'string' ? payload : JSON.stringify(payload), {
+        qos: 1,
+        retain: options?.retain ?? false,
+      });
+      await closedNow;
+    }
+    const denied = h.events.ofType('mqtt.publish_denied').map((e) => [e.subject, e.data.reason]);
+    expect(denied).toEqual([
+      ['app:billing', 'app command must not be retained'],
+      ['app:billing', 'app command is not a command request (not JSON)'],
+      ['app:billing', 'app command is not a valid command request'],
+      ['app:billing', 'app command must be issued by app:billing'],
+      ['app:billing', 'app command must expire within 10 minutes'],
+      ['app:billing', 'app command must expire within 10 minutes'],
+      ['app:billing', 'command results come from the device only'],
+    ]);
+    expect(h.events.ofType('device.command_sent')).toEqual([]);
+    // The device's own result still goes through.
+    await device.publishAsync('devices/pump-1/commands/reboot/result', '{"id":"c-1","status":"ok"}', {
+      qos: 1,
+    });
+    expect(device.connected).toBe(true);
+    expect(received).toEqual([]);
+  });
+
+  it('ends an app session when its token expires (one sweep per broker), with the reason', async () => {
+    h = await harness({ expirySweepMs: 50 });
+    expiry['tok-3'] = Date.now() + 400;
+    const expiring = await h.app('billing/e', { password: 'secret-3' });
+    const lasting = await h.app('billing/l', { password: 'secret-1' });
+    await closed(expiring);
+    expect(lasting.connected).toBe(true);
+    expect(Date.now()).toBeGreaterThanOrEqual(expiry['tok-3']);
+    expect(h.events.ofType('mqtt.session_dropped').map((e) => [e.subject, e.data])).toEqual([
+      ['app:billing', { reason: 'credential expired', trigger: 'expiry' }],
+    ]);
+  });
+
+  it('ends an app certificate session at the certificate notAfter', async () => {
+    h = await harness({ expirySweepMs: 50 });
+    const peer = {
+      remoteAddress: '10.0.0.4',
+      cn: 'billing',
+      serial: 'AA',
+      subject: { CN: 'billing', OU: 'bulwark-apps' },
+      anonymous: false,
+      notAfter: Date.now() + 300,
+    };
+    const app = await connectOver(h.broker, peer, { clientId: 'billing/cert' });
+    await closed(app);
+    expect(h.events.ofType('mqtt.session_dropped').at(-1)?.data.reason).toBe('credential expired');
+  });
+
+  it('refuses an app that asks for a persistent session (clean session 0), recorded; devices unaffected', async () => {
+    h = await harness();
+    await expect(h.app('billing/p', { clean: false }).catch(refusalOf)).resolves.toBe(5);
+    expect(h.events.ofType('mqtt.connect_refused').at(-1)?.data).toMatchObject({
+      reason: 'apps must connect with a clean session: Bulwark keeps no offline queue for apps',
+      returnCode: 5,
+    });
+    expect(h.broker.sessionCount()).toBe(0);
+    const peer = {
+      remoteAddress: '10.0.0.2',
+      cn: 'pump-7',
+      serial: 'S-7',
+      subject: { CN: 'pump-7' },
+      anonymous: false,
+    };
+    const device = await connectOver(h.broker, peer, { clientId: 'pump-7', clean: false });
+    expect(device.connected).toBe(true);
+  });
+
+  it('keeps share groups apart by principal: a device with the same group name takes nothing from the app', async () => {
+    h = await harness();
+    const app = await h.app('billing/a');
+    const device = await h.device('pump-2');
+    const got = { app: [] as string[], device: [] as string[] };
+    app.on('message', (_t, p) => got.app.push(p.toString()));
+    device.on('message', (_t, p) => got.device.push(p.toString()));
+    await app.subscribeAsync('$share/g/devices/pump-2/telemetry', { qos: 1 });
+    await device.subscribeAsync('$share/g/devices/pump-2/telemetry', { qos: 1 });
+    for (let i = 0; i < 6; i++) await device.publishAsync('devices/pump-2/telemetry', `m${i}`, { qos: 1 });
+    await until('every message to both', () => got.app.length === 6 && got.device.length === 6);
+    await app.unsubscribeAsync('$share/g/devices/pump-2/telemetry');
+    await device.publishAsync('devices/pump-2/telemetry', 'after', { qos: 1 });
+    await until('the device copy', () => got.device.includes('after'));
+    expect(got.app).not.toContain('after');
   });
 
   it('counts deliveries per app; drops (and records once) what a backed-up connection cannot take, devices unaffected', async () => {

@@ -65,6 +65,8 @@ export interface BrokerDeps
    */
   appFacts?:
     ((app: string) => Promise<{ zone: string | null; purpose: string | null } | undefined>) | undefined;
+  /** How often app sessions are checked for an expired credential (token or certificate); default 1 s. */
+  expirySweepMs?: number | undefined;
 }
 
 export const defaultBrokerLimits: BrokerLimits = Object.freeze({
@@ -125,6 +127,9 @@ export async function createBroker(deps: BrokerDeps) {
   const stopRevocations = watchRevocations({ events, sessions, refreshCrls: listeners.refreshCrls });
   const stopAccessChanges = watchAccessChanges({ ...deps, sessions });
   const stopAppChanges = watchAppChanges({ ...deps, sessions });
+  // One timer per broker, over app sessions only: a token or app certificate that ends mid-session ends it.
+  const expirySweep = setInterval(() => sessions.dropExpired(Date.now()), deps.expirySweepMs ?? 1000);
+  expirySweep.unref();
   const appDeliveryStats = () =>
     appDelivery.stats((app) => {
       const clients = sessions.clientsOfApp(app);
@@ -165,6 +170,7 @@ export async function createBroker(deps: BrokerDeps) {
       stopRevocations();
       stopAccessChanges();
       stopAppChanges();
+      clearInterval(expirySweep);
       for (const client of sessions.clients()) client.close();
       await listeners.close();
       await mqtt.shutdown();

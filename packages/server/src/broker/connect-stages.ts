@@ -120,7 +120,7 @@ async function identify(
     };
   // An app certificate identifies an app, never a device; the apps check compares it with the client id.
   if (!deps.checkApp) return noApps();
-  const certificate = { serial: decision.serial, app: decision.app };
+  const certificate = { serial: decision.serial, app: decision.app, notAfter: peer.notAfter };
   const app = await deps.checkApp({ clientId, remoteAddress: peer.remoteAddress, certificate });
   return app.ok ? { ok: true, app } : app;
 }
@@ -139,11 +139,28 @@ export function identifyStage(
       const identified = await identify(deps, context);
       if (!identified.ok) return refuse({ code: identified.code, reason: identified.reason });
       if ('device' in identified) return next({ ...context, device: identified.device });
-      const { app, instance, clientId, zone, purpose, serial, tokenId } = identified.app;
-      return next({ ...context, app: { app, instance, clientId, zone, purpose, serial, tokenId } });
+      const { app, instance, clientId, zone, purpose, serial, tokenId, expiresAt } = identified.app;
+      const identity = { app, instance, clientId, zone, purpose, serial, tokenId, expiresAt };
+      return next({ ...context, app: identity });
     },
   };
 }
+
+export const APP_CLEAN_SESSION_REQUIRED =
+  'apps must connect with a clean session: Bulwark keeps no offline queue for apps';
+
+/**
+ * An app must connect with clean session 1: a persistent session would have aedes queue every matching QoS 1
+ * and 2 message in memory while the app is away, before any authorization, without a bound and even after a
+ * revocation. Devices are not affected.
+ */
+export const appCleanSessionStage: ConnectStage = {
+  name: 'app-clean-session',
+  run(context) {
+    if (!context.app || context.cleanSession !== false) return next(context);
+    return refuse({ code: 'forbidden', reason: APP_CLEAN_SESSION_REQUIRED });
+  },
+};
 
 /** The firewall key and block of whoever the identify stage found. */
 function identityOf(
@@ -232,11 +249,12 @@ export function meterStage(deps: Pick<ConnectStageDeps, 'monitor'>): ConnectStag
   };
 }
 
-/** The connect stages in their order: firewall, identify, firewall (device), access, revocation guard, meter. */
+/** The connect stages in their order: firewall, identify, clean session (apps), firewall (device), access, revocation guard, meter. */
 export function connectStages(deps: ConnectStageDeps): readonly ConnectStage[] {
   return [
     firewallStage(deps),
     identifyStage(deps),
+    appCleanSessionStage,
     admitStage(deps),
     accessStage(deps),
     revocationGuardStage(deps),

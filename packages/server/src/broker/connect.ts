@@ -120,6 +120,7 @@ export function createConnectHandler<C extends object>(deps: ConnectHandlerDeps<
         zone: outcome.context.app.zone,
         purpose: outcome.context.app.purpose,
       },
+      expiresAt: outcome.context.app?.expiresAt ?? null,
     });
     await events.emit({
       type: 'mqtt.connected',

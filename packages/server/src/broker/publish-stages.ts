@@ -1,13 +1,18 @@
-import { randomUUID } from 'node:crypto';
-import { commandRequestSchema, DEVICE_TOPIC_ROOT } from '@bulwark/protocol';
+import {
+  COMMAND_RESULT_LEVEL,
+  commandRequestSchema,
+  DEVICE_TOPIC_ROOT,
+  type CommandRequest,
+} from '@bulwark/protocol';
 import type { Logger } from 'pino';
-import { createEventRateLimit, subjectOf } from '../events/index.ts';
+import { actorOf, createEventRateLimit, subjectOf } from '../events/index.ts';
 import type { Firewall } from '../firewall/index.ts';
 import { isConnectionLoss } from '../store/index.ts';
 import type { BrokerCounters, Emit } from './emit.ts';
 import type { RetainedStore } from './retained.ts';
 import {
   CONTINUE,
+  type BrokerSession,
   type BrokerTransforms,
   type DeliverStage,
   type PublishStage,
@@ -152,38 +157,83 @@ export function commandTopicOf(topic: string): { deviceId: string; name: string 
   return deviceId && name ? { deviceId, name } : undefined;
 }
 
-/** The command id a request carries (`id`, when the payload is a command request), else a new one. */
-function commandIdOf(payload: Buffer | string): string {
+/** Whether the topic is a command result, `devices/{id}/commands/{name}/result`. */
+export function isCommandResultTopic(topic: string): boolean {
+  const levels = topic.split('/');
+  return (
+    levels.length === 5 &&
+    levels[0] === DEVICE_TOPIC_ROOT &&
+    levels[2] === COMMANDS_LEVEL &&
+    levels[4] === COMMAND_RESULT_LEVEL
+  );
+}
+
+/** How far ahead an app's command may expire: a device must never hold one that runs for ever. */
+export const APP_COMMAND_MAX_TTL_MS = 10 * 60_000;
+
+/** The command request of an app's PUBLISH, or why it is refused. */
+function appCommandOf(
+  app: string,
+  packet: { payload: Buffer | string; retain: boolean },
+  now: number,
+): { ok: true; request: CommandRequest } | { ok: false; reason: string } {
+  // A retained command would run again on every device (re)subscription.
+  if (packet.retain) return { ok: false, reason: 'app command must not be retained' };
+  let json: unknown;
   try {
-    const parsed = commandRequestSchema.safeParse(JSON.parse(payload.toString()));
-    if (parsed.success) return parsed.data.id;
+    json = JSON.parse(packet.payload.toString());
   } catch {
-    // Not JSON: the device gets it as it is; the record names it by a new id.
+    return { ok: false, reason: 'app command is not a command request (not JSON)' };
   }
-  return randomUUID();
+  const parsed = commandRequestSchema.safeParse(json);
+  if (!parsed.success) return { ok: false, reason: 'app command is not a valid command request' };
+  const request = parsed.data;
+  if (request.issuedBy !== actorOf.app(app))
+    return { ok: false, reason: `app command must be issued by ${actorOf.app(app)}` };
+  if (request.expiresAt === null || request.expiresAt > now + APP_COMMAND_MAX_TTL_MS)
+    return { ok: false, reason: 'app command must expire within 10 minutes' };
+  if (request.expiresAt <= now) return { ok: false, reason: 'app command has already expired' };
+  return { ok: true, request };
 }
 
 /**
- * An app commanding a device over MQTT (a PUBLISH on `devices/{id}/commands/{name}` its grants allow) is
- * recorded like a command from the platform: `device.command_sent`, via `mqtt`, actor the app, subject the
- * device. Devices pass straight through (one comparison).
+ * An app commanding a device over MQTT (a PUBLISH on `devices/{id}/commands/{name}` its grants allow) must
+ * send a valid command request, issued by itself, not retained, expiring within 10 minutes; it is recorded
+ * like a command from the platform: `device.command_sent`, via `mqtt`, actor the app, subject the device.
+ * An app never publishes a command result (those come from the device), whatever its grants say. Anything
+ * else is denied (`mqtt.publish_denied`, the connection closed). Devices pass straight through.
  */
 export function commandStage(deps: Pick<PublishStageDeps, 'emit'>): PublishStage {
+  const deny = (session: BrokerSession, topic: string, reason: string): PublishVerdict => {
+    deps.emit({
+      type: 'mqtt.publish_denied',
+      actor: session.actor,
+      subject: session.subject,
+      data: { topic, reason },
+    });
+    return { kind: 'deny', reason: `publish to ${topic} denied: ${reason}` };
+  };
   return {
     name: 'command',
     run(session, packet) {
       if (session.principal.kind !== 'app') return CONTINUE;
-      const command = commandTopicOf(packet.topic);
+      const { topic } = packet;
+      if (isCommandResultTopic(topic))
+        return deny(session, topic, 'command results come from the device only');
+      const command = commandTopicOf(topic);
       if (!command) return CONTINUE;
+      const now = Date.now();
+      const checked = appCommandOf(session.principal.id, packet, now);
+      if (!checked.ok) return deny(session, topic, checked.reason);
       deps.emit({
         type: 'device.command_sent',
         actor: session.actor,
         subject: subjectOf.device(command.deviceId),
         data: {
-          commandId: commandIdOf(packet.payload),
+          commandId: checked.request.id,
           name: command.name,
-          issuedAt: Date.now(),
-          expiresAt: null,
+          issuedAt: now,
+          expiresAt: checked.request.expiresAt,
           via: 'mqtt',
         },
       });

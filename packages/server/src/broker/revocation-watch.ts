@@ -220,7 +220,15 @@ function appRecompiler(deps: AppWatchDeps) {
   async function one(app: string, trigger: string): Promise<void> {
     const live = sessions.sessionsOfApp(app);
     if (live.length === 0) return;
-    const facts = deps.appFacts ? await deps.appFacts(app) : undefined;
+    let facts: Awaited<ReturnType<NonNullable<AppWatchDeps['appFacts']>>>;
+    try {
+      facts = deps.appFacts ? await deps.appFacts(app) : undefined;
+    } catch (err) {
+      // Fail closed: sessions whose facts cannot be read are not left running on the old ones.
+      logger.error({ err, app }, 'cannot read the app; dropping its sessions');
+      sessions.dropApp(app, { reason: 'app could not be read', trigger });
+      return;
+    }
     if (!facts) {
       sessions.dropApp(app, { reason: 'app changed', trigger });
       return;

@@ -78,6 +78,31 @@ function createIndex<C extends object>() {
       set.add(client);
       byApp.set(session.principal.id, set);
     },
+    /** Connected devices (apps are not listed). */
+    deviceIds(): string[] {
+      const out: string[] = [];
+      for (const [key, client] of byKey) if (sessions.get(client)?.principal.kind === 'device') out.push(key);
+      return out;
+    },
+    /** Sessions by key, as a copy (safe to drop while iterating). */
+    list(): [string, BrokerSession][] {
+      const out: [string, BrokerSession][] = [];
+      for (const [key, client] of byKey) {
+        const s = sessions.get(client);
+        if (s) out.push([key, s]);
+      }
+      return out;
+    },
+    /** App sessions whose credential ended at or before `now`, as a copy. */
+    expired(now: number): [C, BrokerSession][] {
+      const out: [C, BrokerSession][] = [];
+      for (const clients of byApp.values())
+        for (const client of clients) {
+          const session = sessions.get(client);
+          if (session && session.expiresAt != null && session.expiresAt <= now) out.push([client, session]);
+        }
+      return out;
+    },
     /** Lets go of the client in the indexes; whether it still held its key (then the key is free). */
     unlink(client: C, session: BrokerSession): boolean {
       if (session.principal.kind === 'app') {
@@ -151,6 +176,17 @@ export function createSessionRegistry<C extends object>(deps: SessionRegistryDep
     }
   }
 
+  /**
+   * Ends every app session whose credential (token or certificate) ended at or before `now`: its expiry is
+   * checked at CONNECT, and this sweep (one timer per broker) ends a session that outlives it. Apps only.
+   */
+  function dropExpired(now: number): number {
+    const expired = index.expired(now);
+    for (const [client, session] of expired)
+      dropSession(client, session, { reason: 'credential expired', trigger: 'expiry' });
+    return expired.length;
+  }
+
   return {
     get: (client: C): BrokerSession | undefined => sessions.get(client),
     has: (client: C): boolean => sessions.has(client),
@@ -163,20 +199,9 @@ export function createSessionRegistry<C extends object>(deps: SessionRegistryDep
       return byKey.size;
     },
     /** Connected devices (apps are not listed). */
-    deviceIds(): string[] {
-      const out: string[] = [];
-      for (const [key, client] of byKey) if (sessions.get(client)?.principal.kind === 'device') out.push(key);
-      return out;
-    },
+    deviceIds: (): string[] => index.deviceIds(),
     /** Sessions by key, as a copy (safe to drop while iterating). */
-    list(): [string, BrokerSession][] {
-      const out: [string, BrokerSession][] = [];
-      for (const [key, client] of byKey) {
-        const s = sessions.get(client);
-        if (s) out.push([key, s]);
-      }
-      return out;
-    },
+    list: (): [string, BrokerSession][] => index.list(),
     /** The live sessions of an app (all its instances), as a copy. */
     sessionsOfApp(app: string): BrokerSession[] {
       const out: BrokerSession[] = [];
@@ -201,6 +226,7 @@ export function createSessionRegistry<C extends object>(deps: SessionRegistryDep
     },
     drop,
     dropApp,
+    dropExpired,
     /**
      * A new session under a key whose session is still open takes it over ([MQTT-3.1.4-2]). Done again and
      * again, that is two agents with one identity: the key is banned for a while (stored, listed, an alert)

@@ -39,49 +39,64 @@ export interface ShareGroup<C> {
   next: number;
 }
 
-/** The share groups of the broker, by `$share/{group}/{filter}` topic. */
+/**
+ * The key of a share group: its owner (the principal, `app:<name>` or `device:<id>`) and its
+ * `$share/{group}/{filter}` topic. Only the instances of one app share a group: another app, or a device,
+ * using the same group name has a group of its own and never takes their messages.
+ */
+const groupKey = (owner: string, topic: string): string => `${owner}\n${topic}`;
+
+/** The share groups of the broker, by owner and `$share/{group}/{filter}` topic. */
 export function createShareGroups<C extends object>() {
   const groups = new Map<string, ShareGroup<C>>();
-  const ofClient = new WeakMap<C, Set<string>>();
+  // Each client's groups: topic → group key.
+  const ofClient = new WeakMap<C, Map<string, string>>();
 
   return {
-    /** Adds the client to the group (again: its QoS is updated); `created` when the group is new. */
+    /**
+     * Adds the client to its owner's group (again: its QoS is updated); `created` when the group is new.
+     * `owner` is the principal the client is (`app:<name>` for every instance of an app).
+     */
     join(
       client: C,
       topic: string,
-      share: ShareFilter & { qos: 0 | 1 | 2 },
+      share: ShareFilter & { qos: 0 | 1 | 2; owner: string },
     ): { group: ShareGroup<C>; created: boolean } {
-      let group = groups.get(topic);
+      const key = groupKey(share.owner, topic);
+      let group = groups.get(key);
       const created = group === undefined;
       if (!group) {
         group = { group: share.group, filter: share.filter, members: [], next: 0 };
-        groups.set(topic, group);
+        groups.set(key, group);
       }
       const member = group.members.find((m) => m.client === client);
       if (member) member.qos = share.qos;
       else group.members.push({ client, qos: share.qos });
-      const topics = ofClient.get(client) ?? new Set<string>();
-      topics.add(topic);
+      const topics = ofClient.get(client) ?? new Map<string, string>();
+      topics.set(topic, key);
       ofClient.set(client, topics);
       return { group, created };
     },
     /** Removes the client from the group; the group when it was the last member (to unsubscribe it). */
     leave(client: C, topic: string): ShareGroup<C> | undefined {
-      ofClient.get(client)?.delete(topic);
-      const group = groups.get(topic);
+      const topics = ofClient.get(client);
+      const key = topics?.get(topic);
+      if (key === undefined) return undefined;
+      topics?.delete(topic);
+      const group = groups.get(key);
       if (!group) return undefined;
       const i = group.members.findIndex((m) => m.client === client);
       if (i < 0) return undefined;
       group.members.splice(i, 1);
       if (group.next > i) group.next -= 1;
       if (group.members.length > 0) return undefined;
-      groups.delete(topic);
+      groups.delete(key);
       return group;
     },
     /** The groups the client was in, left (on disconnect); those left empty are returned. */
     leaveAll(client: C): ShareGroup<C>[] {
       const emptied: ShareGroup<C>[] = [];
-      for (const topic of [...(ofClient.get(client) ?? [])]) {
+      for (const topic of [...(ofClient.get(client)?.keys() ?? [])]) {
         const group = this.leave(client, topic);
         if (group) emptied.push(group);
       }

@@ -23,6 +23,8 @@ export interface PeerIdentity {
    * credentials (MQTT user name and password). `cn` and `serial` are then undefined.
    */
   password?: boolean | undefined;
+  /** The client certificate's notAfter (epoch ms), when the transport verified one. */
+  notAfter?: number | undefined;
 }
 
 /** The device a connection was identified as (by the identify stage). */
@@ -56,6 +58,8 @@ export interface ConnectContext {
   readonly startedAt: number;
   /** The CONNECT's user name and password, when it carried them (app credentials). */
   readonly credentials?: { username: string; password: Buffer } | undefined;
+  /** The CONNECT's clean session flag (false: the client asks for a persistent session). */
+  readonly cleanSession?: boolean | undefined;
   readonly device?: IdentifiedDevice | undefined;
   readonly app?: IdentifiedApp | undefined;
   readonly access?: DeviceAccess | undefined;
@@ -141,6 +145,8 @@ export interface BrokerSession {
   readonly delivery?: AppDeliveryCounters | undefined;
   /** An app session's facts its access is compiled from (replaced on `app.updated`); undefined for a device. */
   appFacts?: { zone: string | null; purpose: string | null } | undefined;
+  /** When an app session's credential ends (token expiry, certificate notAfter): the session is dropped then. */
+  readonly expiresAt?: number | null | undefined;
 }
 
 /** A PUBLISH as the stages see it; `payload` and `retain` may be changed by a stage (transform, retain). */
