@@ -118,8 +118,22 @@ describe('device commands (in process)', { timeout: 60_000 }, () => {
       timeoutMs: 1_000,
       online: true,
     });
-    // Late, and an answer to a command the platform never sent (an app's, over MQTT): recorded all the same.
-    for (const id of [outcome.commandId, 'app-made-1'])
+    // Late, and an answer to a command the platform did not send (an app's, over MQTT): recorded all the same.
+    await t.platform.events.emit({
+      type: 'device.command_sent',
+      actor: 'app:ops',
+      subject: 'device:pump-3',
+      data: {
+        commandId: 'app-made-1',
+        name: 'ping',
+        issuedAt: Date.now(),
+        expiresAt: Date.now() + 60_000,
+        via: 'mqtt',
+      },
+    });
+    const before = t.platform.commands.results.rejected();
+    // A second answer to one command, and an id never sent to this device: refused, counted, not recorded.
+    for (const id of [outcome.commandId, 'app-made-1', outcome.commandId, 'made-up-1'])
       await device.client.publishAsync(
         commandTopics.result('pump-3', 'ping'),
         JSON.stringify({ id, status: 'ok' }),
@@ -129,6 +143,12 @@ describe('device commands (in process)', { timeout: 60_000 }, () => {
       );
     for (const id of [outcome.commandId, 'app-made-1'])
       await waitFor(`result ${id}`, async () => (await eventsOf('device.command_result', id)).length === 1);
+    await waitFor(
+      'the two refused results counted',
+      () => t.platform.commands.results.rejected() === before + 2,
+    );
+    expect(await eventsOf('device.command_result', 'made-up-1')).toEqual([]);
+    expect(await eventsOf('device.command_result', outcome.commandId)).toHaveLength(1);
   });
 
   it('times out saying the device is offline when it is not connected', async () => {
