@@ -64,8 +64,7 @@ export async function revokeToken(
 }
 
 export type TokenCheck =
-  | { ok: true; tokenId: string; expiresAt: number | null }
-  | { ok: false; reason: string };
+  { ok: true; tokenId: string; expiresAt: number | null } | { ok: false; reason: string };
 
 /**
  * Whether `password` is an active token of `app`; a use is recorded (time and address), at most once a
