@@ -493,6 +493,7 @@ describe('broker: applications', () => {
       ['app:billing', 'command results come from the device only'],
     ]);
     expect(h.events.ofType('device.command_sent')).toEqual([]);
+    expect(h.broker.stats().publishDenied).toContainEqual(['app_command_refused', 7]);
     // The device's own result still goes through.
     await device.publishAsync('devices/pump-1/commands/reboot/result', '{"id":"c-1","status":"ok"}', {
       qos: 1,

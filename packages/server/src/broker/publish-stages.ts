@@ -203,8 +203,11 @@ function appCommandOf(
  * An app never publishes a command result (those come from the device), whatever its grants say. Anything
  * else is denied (`mqtt.publish_denied`, the connection closed). Devices pass straight through.
  */
-export function commandStage(deps: Pick<PublishStageDeps, 'emit'>): PublishStage {
+export function commandStage(deps: Pick<PublishStageDeps, 'emit' | 'counters'>): PublishStage {
+  const denied = deps.counters.publishDenied;
   const deny = (session: BrokerSession, topic: string, reason: string): PublishVerdict => {
+    // One Prometheus label for all of them (a reason may name the app).
+    denied.set('app_command_refused', (denied.get('app_command_refused') ?? 0) + 1);
     deps.emit({
       type: 'mqtt.publish_denied',
       actor: session.actor,
