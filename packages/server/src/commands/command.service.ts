@@ -45,7 +45,11 @@ export interface CommandServiceDeps {
   now: () => number;
   /** How often a waiting process reads what other processes appended (the audit-log tail). */
   tailIntervalMs: number;
+  /** Sends waiting for their answer in this process at most (default 1,000); beyond, `send` is refused. */
+  maxWaiting?: number;
 }
+
+export const DEFAULT_MAX_WAITING = 1_000;
 
 type ResultEntry = AuditEntry<'device.command_result'>;
 
@@ -65,6 +69,8 @@ function createWaiters(events: Pick<EventBus, 'on'>) {
     waiter.resolve(entry);
   });
   return {
+    /** Sends waiting now. */
+    size: () => waiting.size,
     /** Resolves with the result, or undefined once `timeoutMs` passed without one. */
     expect(commandId: string, deviceId: string, timeoutMs: number) {
       let cancel = () => {};
@@ -131,6 +137,16 @@ function outcomeOf(commandId: string, entry: ResultEntry): CommandOutcome {
 export function createCommandService(deps: CommandServiceDeps) {
   const { events, devices, now } = deps;
   const waiters = createWaiters(events);
+  const maxWaiting = deps.maxWaiting ?? DEFAULT_MAX_WAITING;
+
+  /** Bounded before allocated: a process holds at most `maxWaiting` sends; nothing is sent beyond. */
+  const requireRoom = () => {
+    if (waiters.size() >= maxWaiting)
+      throw new BulwarkError(
+        'unavailable',
+        `too many commands are waiting for their answer in this process (${maxWaiting}): nothing was sent; try again when some have answered or timed out`,
+      );
+  };
 
   async function timedOut(input: SendCommand, commandId: string): Promise<CommandOutcome> {
     const device = await devices.find(input.deviceId);
@@ -151,6 +167,7 @@ export function createCommandService(deps: CommandServiceDeps) {
       checkName(input.name);
       checkTimeout(input.timeoutMs);
       const data = checkData(input.data);
+      requireRoom();
       await commandable(devices, input.deviceId);
       const commandId = randomUUID();
       const issuedAt = now();
@@ -159,6 +176,7 @@ export function createCommandService(deps: CommandServiceDeps) {
       encodeRequest(requestOf({ commandId, actor: input.actor, issuedAt, expiresAt, data }));
       // The answer may come from another process (the server holding the session): follow the log.
       events.startTail(deps.tailIntervalMs);
+      requireRoom();
       const wait = waiters.expect(commandId, input.deviceId, input.timeoutMs);
       try {
         await events.emit({
