@@ -76,8 +76,9 @@ export function createAgentCommands(deps: AgentCommandsDeps) {
       });
       flush();
     },
-    onMessage(topic: string, payload: Buffer): void {
-      router.handle(topic, payload).catch((err: unknown) => deps.onError(asError(err)));
+    /** A retained command (`packet.retain`) is ignored by the router, never run. */
+    onMessage(topic: string, payload: Buffer, packet?: { readonly retain?: boolean }): void {
+      router.handle(topic, payload, packet).catch((err: unknown) => deps.onError(asError(err)));
     },
     /** Aborts running handlers and waits (briefly) for their results to go out. */
     async stop(): Promise<void> {

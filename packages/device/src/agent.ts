@@ -211,9 +211,9 @@ function connect(s: State): void {
     s.firmware?.onConnect(current);
     s.commands?.onConnect(current);
   });
-  current.on('message', (topic, payload) => {
+  current.on('message', (topic, payload, packet) => {
     if (s.client !== current) return;
-    if (s.firmware?.onMessage(topic, payload) !== true) s.commands?.onMessage(topic, payload);
+    if (s.firmware?.onMessage(topic, payload) !== true) s.commands?.onMessage(topic, payload, packet);
   });
   current.on('error', (err) => {
     lastError = err;

@@ -145,6 +145,24 @@ describe('command router', () => {
     expect(sent).toEqual([]);
   });
 
+  it('never runs a retained command: ignored with a log line, nothing published', async () => {
+    const ran: string[] = [];
+    const { router, sent, errors } = setup({ reboot: (req) => void ran.push(req.id) });
+    expect(await router.handle(topic('reboot'), request(), { retain: true })).toBeUndefined();
+    expect(ran).toEqual([]);
+    expect(sent).toEqual([]);
+    expect(errors).toEqual([
+      'ignored a retained message on devices/pump-17/commands/reboot: commands are never run from retained messages',
+    ]);
+    // Not a command topic of this device: no line. Not retained: run as usual.
+    expect(await router.handle('devices/other/commands/reboot', request(), { retain: true })).toBeUndefined();
+    expect(errors).toHaveLength(1);
+    expect(await router.handle(topic('reboot'), request(), { retain: false })).toMatchObject({
+      status: 'ok',
+    });
+    expect(ran).toEqual(['c-1']);
+  });
+
   it('runs a command id once: a redelivery re-sends the earlier result', async () => {
     let runs = 0;
     const { router, sent, advance } = setup({ count: () => ++runs }, { rememberMs: 60_000 });

@@ -71,9 +71,15 @@ export interface CommandRouter {
   /**
    * Handles a message if `topic` is one of this device's command topics (`devices/{id}/commands/{name}`):
    * validates it, runs the handler and publishes the result. Resolves with the result sent, or undefined
-   * when the message is not a command of this device or was ignored.
+   * when the message is not a command of this device or was ignored. A message with the retain flag
+   * (`packet.retain`) is never run: a retained command is stale by nature and would run again at every
+   * (re)subscribe; it is ignored with a line to `onError`.
    */
-  handle(topic: string, payload: Buffer | string): Promise<CommandResult | undefined>;
+  handle(
+    topic: string,
+    payload: Buffer | string,
+    packet?: { readonly retain?: boolean | undefined },
+  ): Promise<CommandResult | undefined>;
   /** Adds or replaces the handler of `name`; returns a function that removes it. */
   register: (name: string, handler: CommandHandler) => () => void;
   /** The command names with a handler, sorted. */
@@ -127,7 +133,7 @@ interface RouterState {
  *   publish: (topic, payload) => client.publishAsync(topic, payload, { qos: 1 }).then(() => undefined),
  * });
  * client.subscribe(commandTopics.all('pump-17'), { qos: 1 });
- * client.on('message', (topic, payload) => void router.handle(topic, payload));
+ * client.on('message', (topic, payload, packet) => void router.handle(topic, payload, packet));
  * ```
  */
 export function createCommandRouter(options: CommandRouterOptions): CommandRouter {
@@ -144,7 +150,8 @@ export function createCommandRouter(options: CommandRouterOptions): CommandRoute
   };
   for (const [name, handler] of Object.entries(options.handlers ?? {})) register(s, name, handler);
   return {
-    handle: (topic, payload) => handle(s, topic, payload),
+    handle: (topic, payload, packet) =>
+      packet?.retain === true ? ignoreRetained(s, topic) : handle(s, topic, payload),
     register: (name, handler) => register(s, name, handler),
     names: () => [...s.handlers.keys()].sort(),
     async idle() {
@@ -165,6 +172,15 @@ function register(s: RouterState, name: string, handler: CommandHandler): () => 
 
 const deviceIdOf = (s: RouterState) =>
   typeof s.options.deviceId === 'string' ? s.options.deviceId : s.options.deviceId();
+
+/** A retained message on a command topic: never run, never answered (a log line through `onError`). */
+function ignoreRetained(s: RouterState, topic: string): Promise<undefined> {
+  if (commandTopics.nameOf(deviceIdOf(s), topic) !== undefined)
+    s.options.onError?.(
+      new Error(`ignored a retained message on ${topic}: commands are never run from retained messages`),
+    );
+  return Promise.resolve(undefined);
+}
 
 function handle(s: RouterState, topic: string, payload: Buffer | string): Promise<CommandResult | undefined> {
   if (s.abort.signal.aborted) return Promise.resolve(undefined);
