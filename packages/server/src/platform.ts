@@ -386,7 +386,7 @@ async function buildPlatform(
     onError: (err, channel) => logFailure(err, { channel }, 'notification delivery work failed'),
   });
   const pki = lazyPki(core, devices, options.manageServerCertificate ?? false);
-  const apps = createAppService({ db: store.db, events, now, access, pki });
+  const apps = createAppService({ db: store.db, events, now, access, devices, pki });
   const monitor = createMonitorFor(core, { devices, access, firewall, users, pki });
   if (core.created && config.monitor.defaultProfile) await installDefaultProfile(monitor);
   const commands = createCommands({

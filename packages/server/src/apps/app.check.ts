@@ -84,6 +84,12 @@ export async function checkApp(ctx: AppContext, request: AppCheckRequest): Promi
   const app = await store.getApp(ctx.db, id.app);
   if (!app) return refuse('not_found', `unknown app ${id.app}`);
   if (app.status !== 'active') return refuse('forbidden', `app ${id.app} is revoked`);
+  // A device added after the app under its name owns the bare client id: the app connects as NAME/<instance>.
+  if (id.instance === null && (await ctx.devices.find(id.app)))
+    return refuse(
+      'validation_failed',
+      `client id ${id.app} is also a device's: connect as ${id.app}/<instance>`,
+    );
   let serial: string;
   let tokenId: string | null = null;
   let expiresAt: number | null = request.certificate?.notAfter ?? null;

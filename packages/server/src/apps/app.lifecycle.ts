@@ -53,6 +53,11 @@ export async function addApp(ctx: AppContext, input: NewApp, actor: string): Pro
   checkPurpose(input.purpose);
   checkDescription(input.description);
   await checkZone(ctx, input.zone);
+  if (await ctx.devices.find(input.name))
+    throw new BulwarkError(
+      'conflict',
+      `a device has the id ${input.name}: an app of that name would share its MQTT client id; choose another name`,
+    );
   const grants = input.grants ?? [];
   const purpose = input.purpose ?? null;
   const document = grantsDocument({ name: input.name, purpose }, grants);

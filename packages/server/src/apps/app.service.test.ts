@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAccessService, type AccessService } from '../access/index.ts';
-import { createDeviceService } from '../devices/index.ts';
+import { createDeviceService, type DeviceService } from '../devices/index.ts';
 import { createAuditLog, createEventBus, type AuditLog, type EventBus } from '../events/index.ts';
 import { createSecretBox } from '../secrets/index.ts';
 import { isBusy, isUniqueViolation } from '../store/index.ts';
@@ -19,6 +19,7 @@ describe.each(testDialects)('apps on %s', (dialect) => {
   let apps: AppService;
   let now = 1_800_000_000_000;
   const issued: string[] = [];
+  let devices: DeviceService;
 
   beforeEach(async () => {
     now = 1_800_000_000_000;
@@ -31,18 +32,17 @@ describe.each(testDialects)('apps on %s', (dialect) => {
     });
     await audit.ensureAnchor();
     bus = createEventBus({ log: audit, db: t.store.db });
-    const devices = createDeviceService({
-      db: t.store.db,
-      events: bus,
-      now: () => now,
-      tokenTtlMs: 86_400_000,
-    });
+    const createDevices = () =>
+      createDeviceService({ db: t.store.db, events: bus, now: () => now, tokenTtlMs: 86_400_000 });
+    devices = createDevices();
     access = createAccessService({ db: t.store.db, events: bus, now: () => now, devices });
+    devices = createDevices();
     apps = createAppService({
       db: t.store.db,
       events: bus,
       now: () => now,
       access,
+      devices,
       pki: () =>
         Promise.resolve({
           issueAppCertificate: (request) => {
@@ -238,6 +238,30 @@ describe.each(testDialects)('apps on %s', (dialect) => {
     expect(await entries('app.token_created')).toMatchObject([
       { actor: 'user:alice', data: { tokenId: id } },
     ]);
+  });
+
+  it('keeps app names and device ids apart (one MQTT client-id space)', async () => {
+    await devices.add({ id: 'meter-1', group: null }, 't');
+    const refused = await apps
+      .add({ name: 'meter-1', purpose: 'analytics.reporting' }, 't')
+      .catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'conflict' });
+    expect(String(refused)).toMatch(/device has the id meter-1/);
+    await apps.add({ name: 'gauge', purpose: 'analytics.reporting' }, 't');
+    const token = await apps.createToken('gauge', {}, 't');
+    const check = (clientId: string) =>
+      apps.checkApp({
+        clientId,
+        remoteAddress: '10.0.0.1',
+        password: { username: 'gauge', password: pw(token.token) },
+      });
+    expect((await check('gauge')).ok).toBe(true);
+    // A device added later under the app's name owns the bare client id; the app's instances still connect.
+    await devices.add({ id: 'gauge', group: null }, 't');
+    const bare = await check('gauge');
+    expect(bare).toMatchObject({ ok: false, code: 'validation_failed' });
+    expect(bare.ok ? '' : bare.reason).toMatch(/gauge\/<instance>/);
+    expect((await check('gauge/1')).ok).toBe(true);
   });
 
   it('checkApp refuses each wrong case with its code', async () => {
