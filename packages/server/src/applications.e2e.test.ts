@@ -219,6 +219,16 @@ describe('applications: a backend reads fleet data and commands devices through 
     expect(res.status).toBe(200);
     const body = JSON.parse(res.body) as { items: { topic: string; payload: unknown; receivedAt: number }[] };
     expect(body.items.map((i) => i.payload)).toContainEqual({ level: 2 });
+    // Prometheus counts what the store wrote (and what it could not).
+    const metrics = await httpsRequest(`${s.httpsUrl}/metrics`, {
+      ca,
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(metrics.status).toBe(200);
+    const stored = /^bulwark_telemetry_stored_total (\d+)$/m.exec(metrics.body);
+    expect(Number(stored?.[1])).toBeGreaterThanOrEqual(body.items.length);
+    expect(metrics.body).toMatch(/^bulwark_telemetry_dropped_total 0$/m);
+    expect(metrics.body).toMatch(/^bulwark_command_results_rejected_total \d+$/m);
 
     // Retention: the rows received before (now − 1 h) go, the others stay, to the row.
     const all = body.items.map((i) => i.receivedAt).sort((a, b) => a - b);

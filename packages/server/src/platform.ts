@@ -712,6 +712,8 @@ async function buildHttpApps(platform: Platform, pki: PkiService, broker: Broker
     monitor: () => monitor.stats(),
     alerts: () => monitor.alerts.counts(),
     audit: () => platform.audit.head(),
+    telemetry: () => platform.telemetry.stats(),
+    commandResultsRejected: () => platform.commands.results.rejected(),
     notifications: async () =>
       (await platform.notify.stats()).map((c) => ({
         name: c.name,

@@ -27,6 +27,46 @@ export interface MetricSources {
   alerts(): Promise<{ status: string; severity: string; n: number }[]>;
   audit(): Promise<{ seq: number }>;
   notifications?(): Promise<{ name: string; delivered: number; failures: number; lag: number }[]>;
+  /** The telemetry store's writer in this process (telemetry/). */
+  telemetry?(): { stored: number; dropped: number; failed: number; queued: number; queuedBytes: number };
+  /** Device command results refused (malformed, or for no command recently sent to that device). */
+  commandResultsRejected?(): number;
+}
+
+/** The telemetry store's writer and refused command results: counters read at scrape time. */
+function storeSeries(
+  counter: (name: string, help: string, read: () => number) => unknown,
+  gauge: (meta: { name: string; help: string }, collect: (g: Gauge) => void) => unknown,
+  sources: MetricSources,
+): void {
+  if (sources.telemetry) {
+    const telemetry = () =>
+      sources.telemetry?.() ?? { stored: 0, dropped: 0, failed: 0, queued: 0, queuedBytes: 0 };
+    counter(
+      'bulwark_telemetry_stored_total',
+      'Device messages stored by the telemetry store',
+      () => telemetry().stored,
+    );
+    counter(
+      'bulwark_telemetry_dropped_total',
+      'Device messages not stored because the write queue was full (rows or bytes)',
+      () => telemetry().dropped,
+    );
+    counter(
+      'bulwark_telemetry_failed_total',
+      'Device messages not stored because their batch failed',
+      () => telemetry().failed,
+    );
+    gauge({ name: 'bulwark_telemetry_queued_bytes', help: 'Payload bytes waiting to be stored' }, (g) =>
+      g.set(telemetry().queuedBytes),
+    );
+  }
+  if (sources.commandResultsRejected)
+    counter(
+      'bulwark_command_results_rejected_total',
+      'Device command results refused: malformed, or for no command recently sent to that device',
+      () => sources.commandResultsRejected?.() ?? 0,
+    );
 }
 
 /** Per app: messages and bytes delivered, messages dropped (bounded queue), bytes waiting now. */
@@ -116,6 +156,7 @@ export function createMetricsRegistry(sources: MetricSources) {
     },
   });
   appSeries(registry, sources);
+  storeSeries(counter, gauge, sources);
   gauge({ name: 'bulwark_monitor_devices', help: 'Devices the detectors hold state for' }, (g) =>
     g.set(sources.monitor().devices),
   );
