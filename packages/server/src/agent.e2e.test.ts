@@ -34,9 +34,16 @@ describe('bulwark-agent against the real server', () => {
       expect(beat.seq).toBeGreaterThanOrEqual(0);
       const before = agent.certificate?.serialNumber;
 
+      // Connected again with the new identity (a heartbeat could still be the old connection's: its PUBACK
+      // may land after the renewal began, and revoking then would race the new connection's CONNECT).
+      const reconnected = agent.waitFor('connected', {
+        timeoutMs: 10_000,
+        filter: (c) => c.certificate.serialNumber !== before,
+      });
       const renewed = await agent.renewNow();
       expect(renewed.serialNumber).not.toBe(before);
-      await agent.waitFor('heartbeat', { timeoutMs: 5000 }); // connected again with the new identity
+      expect((await reconnected).certificate.serialNumber).toBe(renewed.serialNumber);
+      await agent.waitFor('heartbeat', { timeoutMs: 5000 });
       const entries = await s.platform.audit.readAfter(0, 1000);
       expect(
         entriesOf(entries, 'certificate.issued')
