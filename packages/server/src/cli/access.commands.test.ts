@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   compilePolicies,
   DEFAULT_POLICY,
@@ -11,7 +11,13 @@ import {
 } from '../policy/index.ts';
 import { explainDecision } from './access.commands.ts';
 import { withPlatform } from './context.ts';
-import { runCli } from './main.ts';
+import { bulwarkInProcess } from '../test-support/cli-in-process.ts';
+
+/** `bulwark …` in-process: what it printed and its exit code (stderr is checked where it matters). */
+async function bulwark(...args: string[]): Promise<{ stdout: string; code: number }> {
+  const { stdout, code } = await bulwarkInProcess(...args);
+  return { stdout, code };
+}
 
 // The example of docs/policies.md.
 const parsed = parsePolicyDocument({
@@ -97,23 +103,6 @@ describe('policy test: why a publish is denied', () => {
   });
 });
 
-/** Runs `bulwark …` in-process: what it printed and its exit code. */
-async function bulwark(...args: string[]): Promise<{ stdout: string; code: number }> {
-  let stdout = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    stdout += String(chunk);
-    return true;
-  });
-  try {
-    process.exitCode = undefined;
-    await runCli(['node', 'bulwark', ...args]);
-    return { stdout, code: Number(process.exitCode ?? 0) };
-  } finally {
-    out.mockRestore();
-    process.exitCode = undefined;
-  }
-}
-
 describe("policy test --app: an app's decision, with its zone and purpose", { timeout: 60_000 }, () => {
   let data: string;
 
@@ -198,17 +187,13 @@ describe("policy test --app: an app's decision, with its zone and purpose", { ti
   });
 
   it('refuses an unknown app, and neither or both of --device and --app', async () => {
-    const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    try {
-      for (const who of [['--app', 'ghost'], [], ['--app', 'dashboard', '--device', 'pump-1']]) {
-        const r = await bulwark('policy', 'test', ...who, '--action', 'connect', '--data', data);
-        expect(r.code).not.toBe(0);
-      }
-      const written = err.mock.calls.map((c) => String(c[0])).join('');
-      expect(written).toMatch(/ghost/);
-      expect(written).toMatch(/name either --device ID or --app NAME/);
-    } finally {
-      err.mockRestore();
+    let written = '';
+    for (const who of [['--app', 'ghost'], [], ['--app', 'dashboard', '--device', 'pump-1']]) {
+      const r = await bulwarkInProcess('policy', 'test', ...who, '--action', 'connect', '--data', data);
+      expect(r.code).not.toBe(0);
+      written += r.stderr;
     }
+    expect(written).toMatch(/ghost/);
+    expect(written).toMatch(/name either --device ID or --app NAME/);
   });
 });

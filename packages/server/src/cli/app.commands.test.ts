@@ -2,34 +2,11 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { api } from '@bulwark/protocol';
 import { withPlatform } from './context.ts';
-import { runCli } from './main.ts';
-
-/** Runs `bulwark …` in-process: what it printed and its exit code. */
-async function bulwark(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    process.exitCode = undefined;
-    await runCli(['node', 'bulwark', ...args]);
-    return { stdout, stderr, code: Number(process.exitCode ?? 0) };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-    process.exitCode = undefined;
-  }
-}
+import { bulwarkInProcess as bulwark } from '../test-support/cli-in-process.ts';
 
 /** `bulwark app …`: its --json output parses with the API contracts (and names nothing they lack). */
 describe('bulwark app', { timeout: 60_000 }, () => {

@@ -1,28 +1,17 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { api } from '@bulwark/protocol';
 import { withPlatform } from './context.ts';
-import { runCli } from './main.ts';
+import { bulwarkInProcess } from '../test-support/cli-in-process.ts';
 
 /** Runs `bulwark … --json` in-process and parses what it printed. */
 async function bulwarkJson(data: string, ...args: string[]): Promise<unknown> {
-  let stdout = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    stdout += String(chunk);
-    return true;
-  });
-  try {
-    process.exitCode = undefined;
-    await runCli(['node', 'bulwark', ...args, '--json', '--data', data]);
-    expect(process.exitCode ?? 0).toBe(0);
-  } finally {
-    out.mockRestore();
-    process.exitCode = undefined;
-  }
-  return JSON.parse(stdout);
+  const r = await bulwarkInProcess(...args, '--json', '--data', data);
+  expect(r.code).toBe(0);
+  return JSON.parse(r.stdout);
 }
 
 /** A contract's 200 answer as a strict schema: a field the contract does not name fails the check. */

@@ -6,32 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cycloneDx, releaseInput } from '../test-support/firmware.ts';
 import { withPlatform } from './context.ts';
-import { runCli } from './main.ts';
+import { bulwarkInProcess as bulwark } from '../test-support/cli-in-process.ts';
 
 const FIXTURES = fileURLToPath(new URL('../risk/fixtures/osv', import.meta.url));
-
-/** Runs `bulwark …` in-process; what it wrote and its exit code. */
-async function bulwark(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    process.exitCode = undefined;
-    await runCli(['node', 'bulwark', ...args]);
-    return { code: process.exitCode ?? 0, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-    process.exitCode = undefined;
-  }
-}
 
 describe('bulwark firmware: option values are checked where they enter', { timeout: 60_000 }, () => {
   let data: string;
