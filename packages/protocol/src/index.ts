@@ -9,3 +9,4 @@ export * from './commands.ts';
 export * from './taxonomy/taxonomy.ts';
 export * from './common.ts';
 export * from './api/index.ts';
+export * from './privacy.ts';

@@ -155,6 +155,13 @@ export interface PublishPacket {
   payload: Buffer | string;
   readonly qos: 0 | 1 | 2;
   retain: boolean;
+  /**
+   * Set by a transform stage (privacy): what the stores (telemetry store, retained messages) keep instead
+   * of `payload`; null keeps nothing. Unset: they keep `payload`.
+   */
+  kept?: Buffer | null | undefined;
+  /** Set by a transform stage (privacy): the data schema the payload matched and the subject it is about. */
+  classified?: { readonly schema: string; readonly subject: string | null } | undefined;
 }
 
 /** Go on with the next stage: one shared constant, so the common case allocates nothing. */

@@ -50,6 +50,8 @@ describe('bulwark telemetry', { timeout: 60_000 }, () => {
           device_id: 'pump-1',
           topic: 'devices/pump-1/telemetry',
           pattern: 'devices/+/telemetry',
+          subject_id: null,
+          data_schema: null,
           received_at: Date.now() - 1000 + i,
           payload: body.toString('base64'),
           bytes: body.length,

@@ -110,6 +110,20 @@ export const eventCatalog = {
   'telemetry.pattern_set': {},
   'telemetry.pattern_removed': {},
   'telemetry.retention_applied': {},
+  'privacy.schema_set': {},
+  'privacy.schema_removed': {},
+  'privacy.payload_refused': { groups: ['warning'] },
+  'privacy.subject_added': {},
+  'privacy.subject_updated': {},
+  'privacy.consent_given': {},
+  'privacy.consent_withdrawn': {},
+  'privacy.request_received': {},
+  'privacy.request_completed': {},
+  'privacy.request_overdue': { groups: ['warning'] },
+  'privacy.retention_applied': {},
+  'privacy.decrypted': {},
+  'privacy.telemetry_exported': {},
+  'privacy.pseudonym_key_rotated': {},
 } as const satisfies Record<keyof EventData, EventMeta>;
 
 /**
@@ -383,6 +397,54 @@ export interface EventData {
   'telemetry.pattern_set': { pattern: string; retentionMs: number };
   'telemetry.pattern_removed': { pattern: string; deleted: number };
   'telemetry.retention_applied': { pattern: string; deleted: number; before: number };
+  /** A data schema was stored (subject none; `name` is the schema's). `changes` lists what differs. */
+  'privacy.schema_set': {
+    name: string;
+    topic: string;
+    version: number;
+    fields: number;
+    personal: number;
+    changes: string[];
+  };
+  'privacy.schema_removed': { name: string; topic: string };
+  /** A device message did not match its topic's data schema: refused, never forwarded or stored. */
+  'privacy.payload_refused': { topic: string; schema: string; reason: string };
+  /** Subject `person:<id>` (sealed in the audit log: erased with the person). */
+  'privacy.subject_added': { kind: string; devices: string[]; users: string[] };
+  'privacy.subject_updated': { changes: Record<string, Json> };
+  'privacy.consent_given': { purpose: string; noticeVersion: string };
+  'privacy.consent_withdrawn': { purpose: string; noticeVersion: string };
+  /** Subject `request:<id>`: a data-subject request (GDPR Art. 15-18) and its deadline (Art. 12). */
+  'privacy.request_received': {
+    requestId: string;
+    kind: 'access' | 'rectification' | 'erasure' | 'restriction';
+    receivedAt: number;
+    dueAt: number;
+  };
+  /**
+   * Subject `request:<id>`. For an erasure this is the receipt: counts per module, keys destroyed and audit
+   * values erased; never the data, never the person's id.
+   */
+  'privacy.request_completed': {
+    requestId: string;
+    kind: 'access' | 'rectification' | 'erasure' | 'restriction';
+    status: 'completed' | 'rejected';
+    counts: Record<string, number>;
+    note?: string;
+  };
+  'privacy.request_overdue': {
+    requestId: string;
+    kind: 'access' | 'rectification' | 'erasure' | 'restriction';
+    receivedAt: number;
+    dueAt: number;
+  };
+  /** One store's retention run for one data schema: what was past `before` and deleted. */
+  'privacy.retention_applied': { schema: string; store: string; deleted: number; before: number };
+  /** Encrypted values were decrypted for a caller whose purpose the fields allow. */
+  'privacy.decrypted': { values: number; purpose: string; refused: number };
+  /** A de-identified telemetry export passed its k-anonymity check. */
+  'privacy.telemetry_exported': { schema: string; rows: number; k: number; quasiIdentifiers: string[] };
+  'privacy.pseudonym_key_rotated': { period: number; deletedPeriods: number };
 }
 
 export interface SecurityEvent<T extends EventType = EventType> {

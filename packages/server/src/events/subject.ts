@@ -9,6 +9,12 @@ export const subjectKinds = [
   'device',
   'user',
   'app',
+  /** A data subject (a person, privacy/): its id is personal data, sealed in the audit log. */
+  'person',
+  /** A data-subject request (privacy/). */
+  'request',
+  /** A data schema (privacy/). */
+  'data_schema',
   'address',
   'advisory',
   'alert',

@@ -583,4 +583,107 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0013_privacy': {
+    async up(db: Kysely<unknown>) {
+      // Privacy (privacy/): data schemas, data subjects and their links, consents, requests, data keys
+      // (crypto-shredding) and pseudonymisation keys; the subject and schema of stored and retained
+      // messages; personal values named by audit entries (events/), erasable without breaking the chain.
+      for (const table of ['telemetry_messages', 'retained_messages']) {
+        await db.schema.alterTable(table).addColumn('subject_id', 'text').execute();
+        await db.schema.alterTable(table).addColumn('data_schema', 'text').execute();
+      }
+      await db.schema
+        .createIndex('telemetry_messages_subject_idx')
+        .on('telemetry_messages')
+        .column('subject_id')
+        .execute();
+      await db.schema
+        .createIndex('telemetry_messages_schema_idx')
+        .on('telemetry_messages')
+        .columns(['data_schema', 'received_at'])
+        .execute();
+      await db.schema
+        .createTable('privacy_schemas')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('topic', 'text', (c) => c.notNull().unique())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('document', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('privacy_subjects')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('restricted_at', 'bigint')
+        .execute();
+      await db.schema
+        .createTable('privacy_subject_links')
+        .addColumn('subject_id', 'text', (c) => c.notNull())
+        .addColumn('link_kind', 'text', (c) => c.notNull())
+        .addColumn('ref', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('privacy_subject_links_pk', ['subject_id', 'link_kind', 'ref'])
+        .execute();
+      await db.schema
+        .createIndex('privacy_subject_links_ref_idx')
+        .on('privacy_subject_links')
+        .columns(['link_kind', 'ref'])
+        .execute();
+      await db.schema
+        .createTable('privacy_consents')
+        .addColumn('subject_id', 'text', (c) => c.notNull())
+        .addColumn('purpose', 'text', (c) => c.notNull())
+        .addColumn('notice_version', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('privacy_consents_pk', ['subject_id', 'purpose'])
+        .execute();
+      await db.schema
+        .createTable('privacy_requests')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('subject_id', 'text')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('received_at', 'bigint', (c) => c.notNull())
+        .addColumn('due_at', 'bigint', (c) => c.notNull())
+        .addColumn('completed_at', 'bigint')
+        .addColumn('overdue_at', 'bigint')
+        .addColumn('result', 'text')
+        .addColumn('note', 'text')
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('privacy_requests_status_idx')
+        .on('privacy_requests')
+        .columns(['status', 'due_at'])
+        .execute();
+      await db.schema
+        .createTable('privacy_subject_keys')
+        .addColumn('subject', 'text', (c) => c.primaryKey())
+        .addColumn('key_id', 'text', (c) => c.notNull().unique())
+        .addColumn('wrapped_key', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('privacy_pseudonym_keys')
+        .addColumn('period', 'bigint', (c) => c.primaryKey())
+        .addColumn('wrapped_key', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('audit_personal')
+        .addColumn('ref', 'text', (c) => c.primaryKey())
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('audit_personal_owner_value', ['owner', 'value'])
+        .execute();
+      await db.schema.createIndex('audit_personal_owner_idx').on('audit_personal').column('owner').execute();
+    },
+  },
 };

@@ -390,6 +390,10 @@ export interface TelemetryMessagesTable {
   /** base64 */
   payload: string;
   bytes: number;
+  /** The data subject (privacy/) the message is about, when its data schema names one. */
+  subject_id: string | null;
+  /** The data schema (privacy/) the payload matched; the payload is in the form the schema keeps. */
+  data_schema: string | null;
 }
 
 export interface RetainedMessagesTable {
@@ -401,6 +405,93 @@ export interface RetainedMessagesTable {
   /** Payload plus topic bytes: what counts against the quotas. */
   bytes: number;
   updated_at: number;
+  /** The data subject (privacy/) the message is about, when its data schema names one. */
+  subject_id: string | null;
+  /** The data schema (privacy/) the payload matched; the payload is in the form the schema keeps. */
+  data_schema: string | null;
+}
+
+/** A data schema (privacy/): classified fields of the payloads on one topic pattern. */
+export interface PrivacySchemasTable {
+  name: string;
+  topic: string;
+  version: number;
+  /** The schema document as JSON (protocol's dataSchemaDocument). */
+  document: string;
+  created_at: number;
+  updated_at: number;
+  updated_by: string;
+}
+
+/** A data subject: a person (fideslang data subject `kind`), by the id the fleet's data names them with. */
+export interface PrivacySubjectsTable {
+  id: string;
+  kind: string;
+  created_at: number;
+  updated_at: number;
+  /** GDPR Art. 18: while set, the subject's data is kept but delivered to no one. */
+  restricted_at: number | null;
+}
+
+/** A data subject's devices and user accounts. */
+export interface PrivacySubjectLinksTable {
+  subject_id: string;
+  link_kind: 'device' | 'user';
+  ref: string;
+  created_at: number;
+}
+
+/** The current consent of a subject for one purpose (its history is in the audit log). */
+export interface PrivacyConsentsTable {
+  subject_id: string;
+  purpose: string;
+  notice_version: string;
+  status: 'given' | 'withdrawn';
+  created_at: number;
+  updated_at: number;
+}
+
+/** A data-subject request and its deadline (GDPR Art. 12). */
+export interface PrivacyRequestsTable {
+  id: string;
+  /** Null once the subject was erased (the request stays as the record of what was done). */
+  subject_id: string | null;
+  kind: 'access' | 'rectification' | 'erasure' | 'restriction';
+  status: 'open' | 'completed' | 'rejected';
+  received_at: number;
+  due_at: number;
+  completed_at: number | null;
+  overdue_at: number | null;
+  /** JSON: counts per module (never the data). */
+  result: string | null;
+  note: string | null;
+  created_by: string;
+}
+
+/** A data key per subject (`person:<id>` or `device:<id>`), wrapped with the master key: erased to shred. */
+export interface PrivacySubjectKeysTable {
+  subject: string;
+  key_id: string;
+  wrapped_key: string;
+  created_at: number;
+}
+
+/** The pseudonymisation key of one period, wrapped; deleted after the kept periods (tokens unlinkable). */
+export interface PrivacyPseudonymKeysTable {
+  period: number;
+  wrapped_key: string;
+  created_at: number;
+}
+
+/**
+ * Personal values named by audit entries (events/): the entry holds a reference, this table the value and
+ * whose it is. Erasing a person deletes their rows; the hash chain covers the references, so it still verifies.
+ */
+export interface AuditPersonalTable {
+  ref: string;
+  owner: string;
+  value: string;
+  created_at: number;
 }
 
 export interface SecurityProfilesTable {
@@ -537,6 +628,14 @@ export interface Database {
   monitor_state: MonitorStateTable;
   notification_channels: NotificationChannelsTable;
   store_meta: StoreMetaTable;
+  privacy_schemas: PrivacySchemasTable;
+  privacy_subjects: PrivacySubjectsTable;
+  privacy_subject_links: PrivacySubjectLinksTable;
+  privacy_consents: PrivacyConsentsTable;
+  privacy_requests: PrivacyRequestsTable;
+  privacy_subject_keys: PrivacySubjectKeysTable;
+  privacy_pseudonym_keys: PrivacyPseudonymKeysTable;
+  audit_personal: AuditPersonalTable;
 }
 
 export type Db = Kysely<Database>;

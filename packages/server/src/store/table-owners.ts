@@ -48,6 +48,14 @@ export const tableOwners = {
   app_delivery_stats: 'apps',
   telemetry_patterns: 'telemetry',
   telemetry_messages: 'telemetry',
+  privacy_schemas: 'privacy',
+  privacy_subjects: 'privacy',
+  privacy_subject_links: 'privacy',
+  privacy_consents: 'privacy',
+  privacy_requests: 'privacy',
+  privacy_subject_keys: 'privacy',
+  privacy_pseudonym_keys: 'privacy',
+  audit_personal: 'events',
 } as const satisfies Record<keyof Database, string>;
 
 export type TableName = keyof typeof tableOwners;

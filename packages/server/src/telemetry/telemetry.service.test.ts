@@ -67,6 +67,8 @@ for (const dialect of testDialects) {
             device_id: r.device,
             topic: r.topic,
             pattern: r.pattern,
+            subject_id: null,
+            data_schema: null,
             received_at: r.at,
             payload: payload.toString('base64'),
             bytes: payload.length,

@@ -66,6 +66,8 @@ export function createTelemetryStage(
         device_id: deviceId,
         topic: packet.topic,
         pattern,
+        subject_id: null,
+        data_schema: null,
         received_at: deps.now(),
         payload: payload.toString('base64'),
         bytes: payload.length,
