@@ -14,6 +14,7 @@ import * as meta from './meta.ts';
 import * as monitor from './monitor.ts';
 import * as notify from './notify.ts';
 import * as pki from './pki.ts';
+import * as privacy from './privacy.ts';
 import * as risk from './risk.ts';
 import * as telemetry from './telemetry.ts';
 import * as users from './users.ts';
@@ -30,6 +31,7 @@ export const api = {
   monitor,
   notify,
   pki,
+  privacy,
   risk,
   telemetry,
   users,

@@ -22,6 +22,9 @@ export const permissions = [
   'metrics:read',
   'apps:read',
   'apps:write',
+  'privacy:read',
+  'privacy:write',
+  'privacy:decrypt',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
@@ -76,6 +79,7 @@ export const rolePermissions: Record<Role, readonly Permission[]> = {
     'firmware:read',
     'alerts:read',
     'apps:read',
+    'privacy:read',
   ],
   viewer: ['devices:read', 'firmware:read', 'alerts:read'],
 };
