@@ -11,7 +11,8 @@
  * ```
  */
 import { z } from 'zod';
-import { contract, noContent, pageOf, pageQuery } from './contract.ts';
+import { auditEntry } from './audit.ts';
+import { contract, pageOf, pageQuery } from './contract.ts';
 import { timeParam } from './telemetry.ts';
 import {
   dataSchemaDocumentSchema,
@@ -109,7 +110,7 @@ export const removeSchema = contract({
   tags,
   access: 'privacy:write',
   params: schemaParams,
-  response: { 204: noContent },
+  response: { 200: z.object({ name: z.string(), topic: z.string() }) },
 });
 
 export const schemaTestResult = z.object({
@@ -163,6 +164,7 @@ export const subject = z.object({
   id: z.string(),
   kind: z.string().describe('fideslang data subject, e.g. customer, employee'),
   createdAt: z.number().int(),
+  updatedAt: z.number().int(),
   restrictedAt: z
     .number()
     .int()
@@ -251,10 +253,11 @@ export const setConsent = contract({
 /** Every record each module holds about one subject (GDPR Art. 15 and 20: machine-readable). */
 export const subjectExport = z.object({
   subject: z.string(),
-  exportedAt: z.number().int(),
+  generatedAt: z.number().int(),
   modules: z
     .record(z.string(), z.array(z.record(z.string(), z.unknown())))
-    .describe('records per module (telemetry, retained, devices, users, audit, privacy, …)'),
+    .describe('records per module (telemetry, retained, devices, users, privacy): empty arrays when none'),
+  audit: z.array(auditEntry).describe('audit entries naming the subject or a user account linked to them'),
 });
 
 export const requestOutcome = z.object({
@@ -372,7 +375,12 @@ export const decrypt = contract({
     'Decrypt encrypted field values (bwenc1.…) for a purpose the fields allow; erased subjects stay unreadable',
   tags,
   access: 'privacy:decrypt',
-  body: z.object({ values: z.array(z.string().max(65_536)).min(1).max(1000), purpose }),
+  body: z.object({
+    schema: z.string().max(64).describe('the data schema the values come from'),
+    field: z.string().max(512).describe('the field they are the value of (its uses must allow the purpose)'),
+    values: z.array(z.string().max(65_536)).min(1).max(1000),
+    purpose,
+  }),
   response: {
     200: z.object({
       values: z.array(z.unknown()).describe('each clear value, or null when refused or erased'),
