@@ -141,6 +141,7 @@ export const consent = z.object({
   purpose: z.string(),
   noticeVersion: z.string().describe('the version of the privacy notice the subject was shown'),
   status: z.enum(['given', 'withdrawn']),
+  createdAt: z.number().int(),
   updatedAt: z.number().int(),
 });
 
@@ -325,11 +326,51 @@ export const completeRequest = contract({
   response: { 200: privacyRequest },
 });
 
+export const recordField = z.object({
+  path: z.string(),
+  category: z.string(),
+  personal: z.boolean(),
+  special: z.boolean(),
+  specialCondition: z.string().nullable(),
+  purposes: z
+    .array(z.string())
+    .nullable()
+    .describe('the purposes that receive the clear value; null: every consumer'),
+  lawfulBasis: z.string().nullable(),
+  retention: z.string().nullable().describe('as the schema writes it (30d)'),
+  retentionMs: z.number().int().nullable(),
+  transform: z.string().describe('what a consumer whose purpose is not allowed receives'),
+  store: z.enum(['clear', 'transformed', 'none']),
+  quasiIdentifier: z.boolean(),
+});
+
+export const recordRecipient = z.object({
+  app: z.string(),
+  purpose: z.string().nullable(),
+  status: z.string(),
+  grants: z.array(z.string()).describe("the app's grants that receive the topic"),
+  fields: z.array(z.object({ path: z.string(), receives: z.string() })),
+});
+
+export const processingActivity = z.object({
+  name: z.string(),
+  topic: z.string(),
+  description: z.string().nullable(),
+  purposes: z.array(z.string()).describe('Art. 30(1)(b)'),
+  dataSubjects: z.array(z.string()).describe('Art. 30(1)(c): categories of data subjects'),
+  personalDataCategories: z.array(z.string()).describe('Art. 30(1)(c)'),
+  fields: z.array(recordField),
+  recipients: z.array(recordRecipient).describe('Art. 30(1)(d)'),
+  retention: z.object({ ms: z.number().int().nullable(), text: z.string() }).describe('Art. 30(1)(f)'),
+  transfers: z.string().describe('Art. 30(1)(e)'),
+  securityMeasures: z.array(z.string()).describe('Art. 30(1)(g), Art. 32'),
+});
+
 /** The record of processing activities (GDPR Art. 30), generated from schemas, apps and retention. */
 export const processingRecord = z.object({
-  generatedAt: z.number().int(),
   controller: z.object({ name: z.string().nullable(), contact: z.string().nullable() }),
-  activities: z.array(z.record(z.string(), z.unknown())),
+  generatedAt: z.number().int(),
+  activities: z.array(processingActivity).describe('one per data schema'),
 });
 
 export const record = contract({
@@ -384,7 +425,8 @@ export const decrypt = contract({
   response: {
     200: z.object({
       values: z.array(z.unknown()).describe('each clear value, or null when refused or erased'),
-      refused: z.number().int(),
+      refused: z.number().int().describe('not a token, altered, or the subject refused this purpose'),
+      erased: z.number().int().describe('the key is gone: the subject was erased (crypto-shredding)'),
     }),
   },
 });
