@@ -83,3 +83,61 @@ describe.each(testDialects)('bulwark audit-log verify while the server appends (
     expect(cut.stderr).toMatch(new RegExp(`FAILED at entry ${head.seq - 2}: .*rows removed from the end`));
   }, 480_000);
 });
+
+describe.each(testDialects)('bulwark audit-log after an erasure of personal data (%s)', (dialect) => {
+  let s: TestPlatform | undefined;
+  let db: TestStore | undefined;
+  afterEach(async () => {
+    await s?.close();
+    await db?.cleanup();
+  });
+
+  it('shows personal values in the clear, then [erased], and verify passes', async () => {
+    let url: string | undefined;
+    if (dialect === 'postgres') {
+      db = await createTestStore('postgres');
+      url = db.location.url;
+    }
+    s = await createTestPlatform({ overrides: url ? { 'database.url': url } : {} });
+    const { events, audit } = s.platform;
+    await events.emit({
+      type: 'auth.sign_in_failed',
+      actor: 'anonymous@203.0.113.7',
+      subject: 'user:alice',
+      data: { address: '203.0.113.7', reason: 'bad password' },
+    });
+    await events.atomically((_tx, emit) => {
+      emit({
+        type: 'privacy.subject_added',
+        actor: 'user:bob',
+        subject: 'person:u-17',
+        data: { kind: 'customer', devices: [], users: ['alice'] },
+      });
+      return Promise.resolve();
+    });
+    type Listed = { actor: string; subject: string | null; data: Record<string, unknown> };
+    const list = async (...args: string[]) => {
+      const r = await bulwark(s!, url, ['audit-log', 'list', '--json', ...args]);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as Listed[];
+    };
+    const before = await list('--type', 'auth.sign_in_failed,privacy.subject_added');
+    expect(before.map((e) => [e.actor, e.subject, e.data.address ?? null])).toEqual([
+      ['anonymous@203.0.113.7', 'user:alice', '203.0.113.7'],
+      ['user:bob', 'person:u-17', null],
+    ]);
+    expect((await list('--subject', 'user:alice')).map((e) => e.subject)).toEqual(['user:alice']);
+
+    expect(await audit.erasePersonal(['user:alice', 'person:u-17'])).toBe(3);
+
+    const verify = await bulwark(s, url, ['audit-log', 'verify', '--json']);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });
+    const after = await list('--type', 'auth.sign_in_failed,privacy.subject_added');
+    expect(after.map((e) => [e.actor, e.subject, e.data.address ?? null])).toEqual([
+      ['anonymous@203.0.113.7', 'user:[erased]', '[erased]'],
+      ['user:bob', 'person:[erased]', null],
+    ]);
+    expect(await list('--subject', 'user:alice')).toEqual([]);
+  }, 120_000);
+});

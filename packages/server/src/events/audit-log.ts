@@ -1,4 +1,4 @@
-import type { Db, DbOrTx, AuditLogTable, Tx } from '../store/index.ts';
+import type { Db, DbOrTx, Tx } from '../store/index.ts';
 import {
   ANCHOR_PURPOSE,
   ENTRY_PURPOSE,
@@ -11,6 +11,7 @@ import type { AuditEntry, EventType, SecurityEvent } from './event-types.ts';
 import { anchorMessage, entryHashOfCanonicalData, GENESIS_HASH } from './hash-chain.ts';
 import { markHead } from './head-mark.ts';
 import { chainItemOf, claimOutbox, outboxPending, type ChainItem } from './outbox.ts';
+import { erasePersonal, readEntries, sealItems, storedFormsOf, type SealedItem } from './personal.ts';
 
 export type { AnchorMac, VerifyResult } from './audit-verify.ts';
 
@@ -32,20 +33,6 @@ const MAX_ATTEMPTS = 20;
 /** Outbox rows moved into the log per transaction. */
 const RELAY_BATCH = 500;
 
-/** The storage edge: a row's type and data were written from a typed event by `append`. */
-function toEntry(row: AuditLogTable): AuditEntry {
-  return {
-    seq: row.seq,
-    ts: row.ts,
-    type: row.type,
-    actor: row.actor,
-    subject: row.subject,
-    data: JSON.parse(row.data) as unknown,
-    prevHash: row.prev_hash,
-    hash: row.hash,
-  } as AuditEntry;
-}
-
 async function headOf(q: DbOrTx): Promise<{ seq: number; hash: string }> {
   const row = await q
     .selectFrom('audit_log')
@@ -56,15 +43,25 @@ async function headOf(q: DbOrTx): Promise<{ seq: number; hash: string }> {
   return row ?? { seq: 0, hash: GENESIS_HASH };
 }
 
-/** The new rows after the head, each hash linking to the one before. */
-function chainRows(head: { seq: number; hash: string }, ts: number, items: readonly ChainItem[]) {
+/**
+ * The new rows after the head, each hash linking to the one before. The hash covers the row as stored
+ * (personal values sealed, personal.ts), so erasing them later leaves it verifiable.
+ */
+function chainRows(head: { seq: number; hash: string }, ts: number, items: readonly SealedItem[]) {
   let { seq, hash } = head;
-  return items.map((item) => {
+  return items.map(({ stored, clear }) => {
     seq += 1;
-    const fields = { seq, ts, type: item.type, actor: item.actor, subject: item.subject, prevHash: hash };
+    const fields = {
+      seq,
+      ts,
+      type: stored.type,
+      actor: stored.actor,
+      subject: stored.subject,
+      prevHash: hash,
+    };
     // The data is stored as its canonical JSON: verification then hashes the stored bytes as they are.
-    hash = entryHashOfCanonicalData(fields, item.dataJson);
-    return { fields, dataJson: item.dataJson, hash };
+    hash = entryHashOfCanonicalData(fields, stored.dataJson);
+    return { fields, dataJson: stored.dataJson, hash, clear };
   });
 }
 
@@ -100,16 +97,28 @@ async function writeAnchor(trx: Tx, head: { seq: number; hash: string }, mac: An
     .execute();
 }
 
-/** Appends the items after the head in `trx` and moves the anchor to the new head. */
+/**
+ * Appends the items after the head in `trx` and moves the anchor to the new head. Resolves with the entries
+ * as they happened (personal values in the clear) and the hashes of the stored rows.
+ */
 async function appendInTx(deps: AuditLogDeps, trx: Tx, items: readonly ChainItem[]): Promise<AuditEntry[]> {
   if (items.length === 0) return [];
-  const rows = chainRows(await headOf(trx), deps.now(), items);
+  const ts = deps.now();
+  // Sealing first: its inserts may wait for another node's, and the head read after that is current.
+  const sealed = await sealItems(trx, items, ts);
+  const rows = chainRows(await headOf(trx), ts, sealed);
   await insertRows(trx, rows, deps.mac);
   const last = rows[rows.length - 1];
   if (last) await writeAnchor(trx, { seq: last.fields.seq, hash: last.hash }, deps.mac);
   return rows.map(
-    ({ fields, dataJson, hash }) =>
-      ({ ...fields, data: JSON.parse(dataJson) as unknown, hash }) as AuditEntry,
+    ({ fields, hash, clear }) =>
+      ({
+        ...fields,
+        actor: clear.actor,
+        subject: clear.subject,
+        data: JSON.parse(clear.dataJson) as unknown,
+        hash,
+      }) as AuditEntry,
   );
 }
 
@@ -181,7 +190,10 @@ export interface AuditQuery<T extends EventType> {
   limit: number;
 }
 
-/** Entries matching a filter, oldest first; page with `after` (the last seq seen). */
+/**
+ * Entries matching a filter, oldest first; page with `after` (the last seq seen). A `user:`/`person:` actor
+ * or subject matches its sealed entries and those written in the clear before sealing.
+ */
 async function query<T extends EventType = EventType>(
   db: Db,
   filter: AuditQuery<T>,
@@ -191,9 +203,9 @@ async function query<T extends EventType = EventType>(
   if (filter.from !== undefined) q = q.where('ts', '>=', filter.from);
   if (filter.to !== undefined) q = q.where('ts', '<', filter.to);
   if (filter.type !== undefined) q = q.where('type', '=', filter.type);
-  if (filter.actor !== undefined) q = q.where('actor', '=', filter.actor);
-  if (filter.subject !== undefined) q = q.where('subject', '=', filter.subject);
-  return (await q.execute()).map(toEntry) as AuditEntry<T>[];
+  if (filter.actor !== undefined) q = q.where('actor', 'in', await storedFormsOf(db, filter.actor));
+  if (filter.subject !== undefined) q = q.where('subject', 'in', await storedFormsOf(db, filter.subject));
+  return (await readEntries(db, await q.execute())) as AuditEntry<T>[];
 }
 
 /** Append-only, hash-chained, anchored. Appends from this process are batched into one transaction. */
@@ -225,7 +237,7 @@ export function createAuditLog(deps: AuditLogDeps) {
         .orderBy('seq', 'desc')
         .limit(1)
         .executeTakeFirst();
-      return row && (toEntry(row) as AuditEntry<T>);
+      return row && ((await readEntries(db, [row]))[0] as AuditEntry<T>);
     },
 
     async readAfter(afterSeq: number, limit = 500): Promise<AuditEntry[]> {
@@ -236,8 +248,14 @@ export function createAuditLog(deps: AuditLogDeps) {
         .orderBy('seq')
         .limit(limit)
         .execute();
-      return rows.map(toEntry);
+      return readEntries(db, rows);
     },
+
+    /**
+     * Erases the personal values of these owners (`person:<id>`, `user:<name>`, `device:<id>`) from the log:
+     * their entries stay, verify, and read `[erased]` (personal.ts). Resolves with how many values were erased.
+     */
+    erasePersonal: (owners: readonly string[]): Promise<number> => erasePersonal(db, owners),
 
     /** Walks the whole chain and checks it against the anchors (see audit-verify.ts). */
     verify: (options: VerifyOptions = {}): Promise<VerifyResult> => verifyChain(deps, options),

@@ -10,7 +10,7 @@ export const eventCatalog = {
   'pki.initialized': {},
   'pki.server_certificate_issued': {},
   'device.added': { groups: ['access'] },
-  'device.updated': { groups: ['access', 'device-access'] },
+  'device.updated': { groups: ['access', 'device-access'], personal: ['changes.attributes'] },
   'device.disabled': {},
   'device.enabled': {},
   'device.revoked': {},
@@ -29,20 +29,20 @@ export const eventCatalog = {
   'tls.handshake_failed': { groups: ['guessing', 'warning'] },
   'user.created': {},
   'user.updated': {},
-  'user.setup_completed': {},
-  'auth.sign_in_succeeded': {},
-  'auth.sign_in_failed': { groups: ['guessing', 'warning'] },
-  'auth.second_factor_succeeded': {},
-  'auth.second_factor_failed': { groups: ['warning'] },
-  'auth.locked_out': { groups: ['warning'] },
-  'auth.factor_enrolled': {},
-  'auth.factor_removed': {},
+  'user.setup_completed': { personal: ['address'] },
+  'auth.sign_in_succeeded': { personal: ['address'] },
+  'auth.sign_in_failed': { groups: ['guessing', 'warning'], personal: ['address'] },
+  'auth.second_factor_succeeded': { personal: ['address'] },
+  'auth.second_factor_failed': { groups: ['warning'], personal: ['address'] },
+  'auth.locked_out': { groups: ['warning'], personal: ['address'] },
+  'auth.factor_enrolled': { personal: ['name'] },
+  'auth.factor_removed': { personal: ['name'] },
   'auth.recovery_codes_generated': {},
   'auth.recovery_code_used': {},
   'auth.signed_out': {},
   'api_token.created': {},
   'api_token.revoked': {},
-  'api_token.used_from_new_address': {},
+  'api_token.used_from_new_address': { personal: ['address', 'previous'] },
   'policy.updated': { groups: ['access'] },
   'policy.deleted': { groups: ['access'] },
   'policy.attached': { groups: ['access'] },
@@ -139,6 +139,12 @@ export type EventGroup = (typeof eventGroups)[number];
 
 interface EventMeta {
   groups?: readonly EventGroup[];
+  /**
+   * Data fields holding personal data (dotted paths, `changes.attributes`): the audit log stores them sealed
+   * (personal.ts), so erasing their owner leaves the chain verifiable. Add paths, never remove one: entries
+   * already sealed at a path are unsealed only while the catalog names it.
+   */
+  personal?: readonly string[];
 }
 
 export type EventType = keyof typeof eventCatalog;
@@ -160,6 +166,12 @@ export function eventsIn<G extends EventGroup>(group: G): ReadonlySet<EventsIn<G
 /** Is this event type in the group? (narrows the type) */
 export function isIn<G extends EventGroup>(group: G, type: EventType): type is EventsIn<G> {
   return (eventCatalog[type] as EventMeta).groups?.includes(group) ?? false;
+}
+
+/** The data fields of an event type that hold personal data (see `EventMeta.personal`). */
+export function personalFieldsOf(type: string): readonly string[] {
+  const meta: EventMeta | undefined = (eventCatalog as Record<string, EventMeta>)[type];
+  return meta?.personal ?? [];
 }
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };

@@ -14,6 +14,8 @@ export {
   type AtomicStep,
 } from './event-bus.ts';
 export { entryHash, GENESIS_HASH } from './hash-chain.ts';
+/** What an erased personal value reads as in the audit log (`user:[erased]`, `"[erased]"`). */
+export { ERASED as ERASED_PERSONAL } from './personal.ts';
 export { createEventRateLimit, type EventRateLimit } from './rate-limit.ts';
 export { auditRoutes, streamEvents, type AuditRoutesDeps } from './audit.routes.ts';
 export {
@@ -23,6 +25,7 @@ export {
   isIn,
   isEvent,
   entriesOf,
+  personalFieldsOf,
   type EventGroup,
   type EventsIn,
 } from './event-types.ts';
