@@ -97,6 +97,7 @@ export interface PrivacyContext {
   sources(): PrivacySources;
   keys: PrivacyKeys;
   live: PrivacyLive;
+  exists?: PrivacyDeps['exists'];
   onError: (err: unknown, what: string) => void;
 }
 
