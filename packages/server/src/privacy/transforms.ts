@@ -236,6 +236,9 @@ interface ConsumerPlan {
   readonly view: readonly Action[];
   /** For a kept form: store-clear fields as for this consumer, the others as kept. */
   readonly ofKept: readonly Action[];
+  /** Every field as in the source: the output is the source object itself (no copy). */
+  readonly viewAsIs: boolean;
+  readonly keptAsIs: boolean;
 }
 
 /** Whether a consumer gets a field's clear value: its purpose allowed by the uses, consent where the basis. */
@@ -259,7 +262,13 @@ function consumerPlans(fields: readonly CompiledField[]) {
     );
     const ofKept = fields.map((f, i): Action => (f.plan.store === 'clear' ? (view[i] ?? TRANSFORM) : KEEP));
     // Consumers whose purposes give every field the same outcome share one key (and one encoded view).
-    p = { key: view.join(''), view, ofKept };
+    p = {
+      key: view.join(''),
+      view,
+      ofKept,
+      viewAsIs: view.every((a) => a === KEEP),
+      keptAsIs: ofKept.every((a) => a === KEEP),
+    };
     if (plans.size >= MAX_CONSUMER_PLANS) plans.clear();
     plans.set(memo, p);
     return p;
@@ -341,7 +350,9 @@ export function compileDataSchema(schema: DataSchema): CompiledSchema {
     subjectOf: subjectReader(schema.subject.field),
     view(message, consumer) {
       if (!transforms) return message.value;
-      return build(layout, planFor(consumer).view, { message, source: message.value });
+      const plan = planFor(consumer);
+      if (plan.viewAsIs) return message.value;
+      return build(layout, plan.view, { message, source: message.value });
     },
     viewKey: (consumer) => (transforms ? planFor(consumer).key : ''),
     kept(message) {
@@ -351,7 +362,9 @@ export function compileDataSchema(schema: DataSchema): CompiledSchema {
     },
     viewOfKept(kept, message, consumer) {
       if (!transforms) return kept;
-      return build(layout, planFor(consumer).ofKept, { message, source: kept });
+      const plan = planFor(consumer);
+      if (plan.keptAsIs) return kept;
+      return build(layout, plan.ofKept, { message, source: kept });
     },
   };
 }
@@ -362,8 +375,25 @@ export function compileDataSchema(schema: DataSchema): CompiledSchema {
 interface Candidate {
   readonly schema: CompiledSchema;
   readonly levels: readonly string[];
-  readonly wildcards: number;
-  readonly multi: boolean;
+  /** Per level: 0 a literal, 1 `+`, 2 `#`. */
+  readonly kinds: readonly number[];
+}
+
+const levelKind = (level: string) => (level === '#' ? 2 : level === '+' ? 1 : 0);
+
+/**
+ * Specificity order: level by level from the left, a literal before `+`, `+` before `#` (as a routing table
+ * prefers the longest literal prefix): `devices/d-1/+` before `devices/+/telemetry`, `devices/+/telemetry/#`
+ * before `devices/#`; then fewer wildcards, then by name (deterministic).
+ */
+function bySpecificity(a: Candidate, b: Candidate): number {
+  const n = Math.min(a.kinds.length, b.kinds.length);
+  for (let i = 0; i < n; i++) {
+    const d = (a.kinds[i] ?? 0) - (b.kinds[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  const wild = (c: Candidate) => c.kinds.filter((k) => k > 0).length;
+  return wild(a) - wild(b) || a.schema.name.localeCompare(b.schema.name);
 }
 
 function matches(levels: readonly string[], topic: readonly string[]): boolean {
@@ -376,7 +406,10 @@ function matches(levels: readonly string[], topic: readonly string[]): boolean {
   return levels.length === topic.length;
 }
 
-/** An MQTT filter matcher over compiled schemas: the most specific match (fewest wildcards) wins. */
+/**
+ * An MQTT filter matcher over compiled schemas: the most specific match wins (a literal level before `+`,
+ * `+` before `#`, compared from the left; see bySpecificity).
+ */
 export function schemaMatcher(schemas: readonly CompiledSchema[]): {
   match(topic: string): CompiledSchema | undefined;
   readonly size: number;
@@ -385,19 +418,12 @@ export function schemaMatcher(schemas: readonly CompiledSchema[]): {
   const wild: Candidate[] = [];
   for (const schema of schemas) {
     const levels = schema.topic.split('/');
-    const wildcards = levels.filter((l) => l === '+' || l === '#').length;
-    if (wildcards === 0) {
+    const kinds = levels.map(levelKind);
+    if (kinds.every((k) => k === 0)) {
       if (!exact.has(schema.topic)) exact.set(schema.topic, schema);
-    } else wild.push({ schema, levels, wildcards, multi: levels.at(-1) === '#' });
+    } else wild.push({ schema, levels, kinds });
   }
-  // Fewest wildcards first; then a `+` before a `#` (it matches fewer topics); then more levels; then by name.
-  wild.sort(
-    (a, b) =>
-      a.wildcards - b.wildcards ||
-      Number(a.multi) - Number(b.multi) ||
-      b.levels.length - a.levels.length ||
-      a.schema.name.localeCompare(b.schema.name),
-  );
+  wild.sort(bySpecificity);
   return {
     size: schemas.length,
     match(topic) {

@@ -1,0 +1,43 @@
+/** Test fixture: data schema documents for the privacy tests. */
+
+/** The example (room sensor): a subject id, a precise location, a temperature. */
+export const roomSensor = () => ({
+  name: 'room-sensor',
+  topic: 'devices/+/telemetry',
+  subject: { field: 'user_id' },
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['user_id', 'temp'],
+    properties: {
+      user_id: { type: 'string' },
+      lat: { type: 'number', minimum: -90, maximum: 90 },
+      lon: { type: 'number', minimum: -180, maximum: 180 },
+      temp: { type: 'number' },
+    },
+  },
+  fields: {
+    user_id: {
+      category: 'user.unique_id',
+      uses: ['essential.service.operations'],
+      transform: 'pseudonymise',
+      lawfulBasis: 'contract',
+      retention: '30d',
+    },
+    lat: {
+      category: 'user.location.precise',
+      uses: ['essential.service.operations'],
+      lawfulBasis: 'contract',
+      retention: '30d',
+      transform: { generalise: { grid: 1000, axis: 'latitude' } },
+    },
+    lon: {
+      category: 'user.location.precise',
+      uses: ['essential.service.operations'],
+      lawfulBasis: 'contract',
+      retention: '30d',
+      transform: { generalise: { grid: 1000, axis: 'longitude', latitudeField: 'lat' } },
+    },
+    temp: { category: 'system.operations', lawfulBasis: 'legitimate_interests' },
+  } as Record<string, Record<string, unknown>>,
+});
