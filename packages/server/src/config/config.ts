@@ -258,6 +258,29 @@ const schema = z
       })
       .strict()
       .prefault({}),
+    privacy: z
+      .object({
+        /** The period of a pseudonymisation key: a subject's tokens are equal within one, unlinkable across. */
+        pseudonymKeyPeriod: duration.default(30 * 86_400_000),
+        /** Periods whose pseudonymisation keys are kept (1: only the current one). */
+        pseudonymKeysKept: z.coerce.number().int().min(1, 'must be at least 1').max(120).default(1),
+        /** Days to answer a data-subject request (GDPR Art. 12(3): one month). */
+        requestDeadlineDays: z.coerce.number().int().min(1).max(90).default(30),
+        /** How often data past its data schema's retention is deleted from every store that holds it. */
+        retentionInterval: duration.default(3_600_000),
+        /** How often open data-subject requests are checked against their deadline. */
+        requestCheckInterval: duration.default(3_600_000),
+        /** The controller named by the record of processing activities (GDPR Art. 30(1)(a)). */
+        controller: z
+          .object({
+            name: z.string().min(1).max(200).optional(),
+            contact: z.string().min(1).max(200).optional(),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     events: z
       .object({ tailInterval: duration.default(200) })
       .strict()
