@@ -93,6 +93,8 @@ export const publishMeterStage: PublishStage = {
   },
 };
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * An allowed retained PUBLISH (or Will): kept within the device's and the broker's retained quotas, in the
  * store before the PUBACK. Over a quota it is still delivered to current subscribers but not retained, with
@@ -116,12 +118,16 @@ export function retainStage(deps: Pick<PublishStageDeps, 'retained' | 'emit' | '
     name: 'retain',
     run(session, packet) {
       if (!packet.retain) return CONTINUE;
-      const { topic, payload, qos } = packet;
+      const { topic, qos, classified } = packet;
+      // Privacy's kept form when its data schema transforms what is kept. A schema that keeps nothing
+      // (kept null) clears the topic: this message is not retained, nor is the one it replaces.
+      const payload = packet.kept === null ? EMPTY : (packet.kept ?? packet.payload);
       // Charged to the session's key: the device, or the app instance.
       const verdict = deps.retained.retain(session.key, {
         topic,
         payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload),
         qos,
+        classified,
       });
       if (verdict.ok) {
         const settle = stored(topic);

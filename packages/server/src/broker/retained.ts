@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
-import type { Db } from '../store/index.ts';
+import type { Subject, SubjectData } from '../events/index.ts';
+import type { Db, RetainedMessagesTable } from '../store/index.ts';
 
 export interface RetainedLimits {
   /** Retained messages one device may hold, and their bytes (payload + topic). */
@@ -14,11 +15,31 @@ export interface RetainedMessage {
   topic: string;
   payload: Buffer;
   qos: 0 | 1 | 2;
+  /**
+   * Set by privacy's publish stage (the packet's `classified`): the data schema the payload is the kept form
+   * of, and the data subject it is about.
+   */
+  classified?: { readonly schema: string; readonly subject: string | null } | undefined;
 }
 
-interface Entry extends RetainedMessage {
+interface Entry {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
   deviceId: string;
   bytes: number;
+  /** The data schema its payload was kept for (privacy), or null. */
+  schema: string | null;
+  /** The data subject it is about (privacy), or null. */
+  subject: string | null;
+  updatedAt: number;
+}
+
+/** What privacy's deliver stage asks about a retained message (its payload): see `classificationOf`. */
+export interface RetainedClassification {
+  readonly schema: string | null;
+  readonly subject: string | null;
+  readonly deviceId: string;
 }
 
 interface Usage {
@@ -60,6 +81,8 @@ const hasWildcard = (filter: string) => filter.includes('+') || filter.includes(
  */
 function createRetainedIndex(limits: RetainedLimits) {
   const entries = new Map<string, Entry>();
+  /** The entry a delivered payload belongs to (aedes hands deliveries the entry's payload Buffer). */
+  const byPayload = new WeakMap<Buffer, Entry>();
   const usage = new Map<string, Usage>();
   const total: Usage = { count: 0, bytes: 0 };
 
@@ -98,8 +121,21 @@ function createRetainedIndex(limits: RetainedLimits) {
       const previous = entries.get(entry.topic);
       if (previous) account(previous, -1);
       entries.set(entry.topic, entry);
+      byPayload.set(entry.payload, entry);
       account(entry, 1);
     },
+    /** Removes the entries that match; resolves with their topics. */
+    removeWhere(matches: (entry: Entry) => boolean): string[] {
+      const removed: string[] = [];
+      for (const entry of [...entries.values()])
+        if (matches(entry)) {
+          account(entry, -1);
+          entries.delete(entry.topic);
+          removed.push(entry.topic);
+        }
+      return removed;
+    },
+    entryOf: (payload: Buffer): Entry | undefined => byPayload.get(payload),
     clear(topic: string) {
       const previous = entries.get(topic);
       if (!previous) return;
@@ -155,6 +191,8 @@ function upsert(db: Db, entry: Entry, now: number) {
     payload: entry.payload.toString('base64'),
     bytes: entry.bytes,
     updated_at: now,
+    subject_id: entry.subject,
+    data_schema: entry.schema,
   };
   return db
     .insertInto('retained_messages')
@@ -166,9 +204,117 @@ function upsert(db: Db, entry: Entry, now: number) {
         payload: row.payload,
         bytes: row.bytes,
         updated_at: row.updated_at,
+        subject_id: row.subject_id,
+        data_schema: row.data_schema,
       }),
     )
     .execute();
+}
+
+function entryOf(r: RetainedMessagesTable): Entry {
+  return {
+    topic: r.topic,
+    deviceId: r.device_id,
+    qos: Number(r.qos) as 0 | 1 | 2,
+    payload: Buffer.from(r.payload, 'base64'),
+    bytes: Number(r.bytes),
+    schema: r.data_schema ?? null,
+    subject: r.subject_id ?? null,
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The payload as a JSON value when it is UTF-8 JSON, else null. */
+function jsonOf(payload: Buffer): unknown {
+  try {
+    return JSON.parse(utf8.decode(payload)) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+/** Which rows and entries hold a data subject's messages: a person's by subject, a device's by publisher. */
+function subjectFilter(subject: Subject) {
+  if (subject.kind === 'person')
+    return { column: 'subject_id' as const, id: subject.id, matches: (e: Entry) => e.subject === subject.id };
+  if (subject.kind === 'device')
+    return { column: 'device_id' as const, id: subject.id, matches: (e: Entry) => e.deviceId === subject.id };
+  return undefined;
+}
+
+/**
+ * The retained store's part in privacy: data-subject export and erasure (module `retained`), and retention
+ * per data schema. Deletions go through the write queue (after the writes accepted before them) and leave
+ * the in-memory index and its quotas as the store.
+ */
+function privacyOperations(r: {
+  db: Db;
+  index: ReturnType<typeof createRetainedIndex>;
+  queue: ReturnType<typeof createWriteQueue>;
+}) {
+  const { db, index, queue } = r;
+  const subjectData: SubjectData = {
+    module: 'retained',
+    async exportSubject(subject) {
+      const filter = subjectFilter(subject);
+      if (!filter) return [];
+      const rows = await db
+        .selectFrom('retained_messages')
+        .selectAll()
+        .where(filter.column, '=', filter.id)
+        .orderBy('topic')
+        .execute();
+      return rows.map((row) => {
+        const payload = Buffer.from(row.payload, 'base64');
+        return {
+          record: 'retained_message',
+          topic: row.topic,
+          deviceId: row.device_id,
+          qos: Number(row.qos),
+          updatedAt: Number(row.updated_at),
+          dataSchema: row.data_schema ?? null,
+          payload: jsonOf(payload),
+          payloadBase64: row.payload,
+        };
+      });
+    },
+    async eraseSubject(subject) {
+      const filter = subjectFilter(subject);
+      if (!filter) return { erased: 0 };
+      index.removeWhere(filter.matches);
+      let erased = 0;
+      await queue(async () => {
+        const res = await db
+          .deleteFrom('retained_messages')
+          .where(filter.column, '=', filter.id)
+          .executeTakeFirst();
+        erased = Number(res.numDeletedRows);
+      });
+      return { erased };
+    },
+  };
+  /** Deletes the retained messages kept for a data schema and last updated before `before`. */
+  async function deleteForSchema(schema: string, before: number): Promise<number> {
+    index.removeWhere((e) => e.schema === schema && e.updatedAt < before);
+    let deleted = 0;
+    await queue(async () => {
+      const res = await db
+        .deleteFrom('retained_messages')
+        .where('data_schema', '=', schema)
+        .where('updated_at', '<', before)
+        .executeTakeFirst();
+      deleted = Number(res.numDeletedRows);
+    });
+    return deleted;
+  }
+  return {
+    subjectData,
+    deleteForSchema,
+    /** What privacy exports, erases and applies retention to here (its sources' `retained`). */
+    privacySource: { ...subjectData, store: 'retained' as const, deleteForSchema },
+  };
 }
 
 /**
@@ -188,14 +334,7 @@ export function createRetainedStore(deps: RetainedStoreDeps) {
     async load(): Promise<number> {
       const rows = await db.selectFrom('retained_messages').selectAll().execute();
       index.reset();
-      for (const r of rows)
-        index.set({
-          topic: r.topic,
-          deviceId: r.device_id,
-          qos: Number(r.qos) as 0 | 1 | 2,
-          payload: Buffer.from(r.payload, 'base64'),
-          bytes: Number(r.bytes),
-        });
+      for (const r of rows) index.set(entryOf(r));
       return rows.length;
     },
 
@@ -204,7 +343,7 @@ export function createRetainedStore(deps: RetainedStoreDeps) {
      * memory, and in the store when `stored` settles; refused when it would go over a quota.
      */
     retain(deviceId: string, message: RetainedMessage): RetainVerdict {
-      const { topic, payload, qos } = message;
+      const { topic, payload, qos, classified } = message;
       if (payload.length === 0) {
         index.clear(topic);
         return {
@@ -215,10 +354,19 @@ export function createRetainedStore(deps: RetainedStoreDeps) {
       const bytes = payload.length + Buffer.byteLength(topic);
       const reason = index.overQuota(deviceId, topic, bytes);
       if (reason) return { ok: false, reason };
-      // A copy: the parser's buffer may be a slice of a larger read.
-      const entry: Entry = { topic, deviceId, qos, payload: Buffer.from(payload), bytes };
-      index.set(entry);
       const at = now();
+      // A copy: the parser's buffer may be a slice of a larger read.
+      const entry: Entry = {
+        topic,
+        deviceId,
+        qos,
+        payload: Buffer.from(payload),
+        bytes,
+        schema: classified?.schema ?? null,
+        subject: classified?.subject ?? null,
+        updatedAt: at,
+      };
+      index.set(entry);
       return { ok: true, stored: queue(() => upsert(db, entry, at)) };
     },
 
@@ -226,6 +374,11 @@ export function createRetainedStore(deps: RetainedStoreDeps) {
 
     /** What one device, or the broker in all, holds. */
     usage: (deviceId?: string) => index.usage(deviceId),
+
+    /** The schema, subject and publisher of a retained message, by the payload aedes delivers (privacy). */
+    classificationOf: (payload: Buffer): RetainedClassification | undefined => index.entryOf(payload),
+
+    ...privacyOperations({ db, index, queue }),
 
     /**
      * Replaces the retained part of an aedes persistence: aedes asks it for retained messages on SUBSCRIBE

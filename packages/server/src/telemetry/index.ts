@@ -3,6 +3,7 @@ export {
   EXPORT_LIMIT,
   type LivePatterns,
   type RetentionResult,
+  type SchemaRow,
   type TelemetryDeps,
   type TelemetryPattern,
   type TelemetryService,

@@ -57,7 +57,17 @@ for (const dialect of testDialects) {
       await log.ensureAnchor();
       return { log, bus: createEventBus({ log, db: store.db }) };
     };
-    const seed = (rows: { device: string; topic: string; at: number; pattern: string; payload?: string }[]) =>
+    const seed = (
+      rows: {
+        device: string;
+        topic: string;
+        at: number;
+        pattern: string;
+        payload?: string;
+        subject?: string;
+        schema?: string;
+      }[],
+    ) =>
       insertMessages(
         t.store.db,
         rows.map((r) => {
@@ -67,8 +77,8 @@ for (const dialect of testDialects) {
             device_id: r.device,
             topic: r.topic,
             pattern: r.pattern,
-            subject_id: null,
-            data_schema: null,
+            subject_id: r.subject ?? null,
+            data_schema: r.schema ?? null,
             received_at: r.at,
             payload: payload.toString('base64'),
             bytes: payload.length,
@@ -247,6 +257,97 @@ for (const dialect of testDialects) {
       });
       expect((await telemetry.query({ deviceId: 'pump-1' })).items).toEqual([]);
       expect((await telemetry.query({ deviceId: 'pump-2' })).items.length).toBe(1);
+    });
+
+    it("exports and erases a person's messages (privacy: by subject), not the device's others", async () => {
+      const p = 'devices/+/telemetry';
+      await seed([
+        {
+          device: 'pump-1',
+          topic: 'devices/pump-1/telemetry',
+          at: 1,
+          pattern: p,
+          subject: 'u-17',
+          schema: 's',
+        },
+        {
+          device: 'pump-2',
+          topic: 'devices/pump-2/telemetry',
+          at: 2,
+          pattern: p,
+          subject: 'u-17',
+          schema: 's',
+        },
+        {
+          device: 'pump-1',
+          topic: 'devices/pump-1/telemetry',
+          at: 3,
+          pattern: p,
+          subject: 'u-18',
+          schema: 's',
+        },
+        { device: 'pump-1', topic: 'devices/pump-1/telemetry', at: 4, pattern: p },
+      ]);
+      const person = { kind: 'person' as const, id: 'u-17' };
+      const exported = await telemetry.privacySource.exportSubject(person);
+      expect(exported.map((r) => [r.record, r.deviceId, r.receivedAt, r.dataSchema])).toEqual([
+        ['telemetry_message', 'pump-2', 2, 's'],
+        ['telemetry_message', 'pump-1', 1, 's'],
+      ]);
+      expect(telemetry.privacySource.module).toBe('telemetry');
+      expect(await telemetry.privacySource.eraseSubject(person, 'cli')).toEqual({ erased: 2 });
+      expect(await telemetry.subjectData.exportSubject(person)).toEqual([]);
+      expect((await telemetry.query({ deviceId: 'pump-1' })).items.map((m) => m.receivedAt)).toEqual([3, 4]);
+      expect(await telemetry.subjectData.eraseSubject({ kind: 'person', id: 'u-99' }, 'cli')).toEqual({
+        erased: 0,
+      });
+    });
+
+    it('deletes and lists the messages kept for a data schema (privacy retention and exports)', async () => {
+      const p = 'devices/+/telemetry';
+      await seed([
+        {
+          device: 'pump-1',
+          topic: 'devices/pump-1/telemetry',
+          at: 10,
+          pattern: p,
+          subject: 'u-1',
+          schema: 'a',
+        },
+        { device: 'pump-2', topic: 'devices/pump-2/telemetry', at: 20, pattern: p, schema: 'a' },
+        {
+          device: 'pump-1',
+          topic: 'devices/pump-1/telemetry',
+          at: 30,
+          pattern: p,
+          subject: 'u-1',
+          schema: 'a',
+        },
+        { device: 'pump-1', topic: 'devices/pump-1/telemetry', at: 5, pattern: p, schema: 'b' },
+        { device: 'pump-1', topic: 'devices/pump-1/telemetry', at: 6, pattern: p },
+      ]);
+      const rows = await telemetry.rowsForSchema({ schema: 'a', limit: 10 });
+      expect(rows.map((r) => [r.subjectId, r.deviceId, r.receivedAt])).toEqual([
+        ['u-1', 'pump-1', 10],
+        [null, 'pump-2', 20],
+        ['u-1', 'pump-1', 30],
+      ]);
+      expect(JSON.parse(rows[0]?.payload.toString() ?? '')).toEqual({ at: 10 });
+      expect(
+        (await telemetry.rowsForSchema({ schema: 'a', from: 15, to: 30, limit: 10 })).map(
+          (r) => r.receivedAt,
+        ),
+      ).toEqual([20]);
+      expect((await telemetry.rowsForSchema({ schema: 'a', limit: 1 })).length).toBe(1);
+      expect(telemetry.privacySource.store).toBe('telemetry');
+      expect(await telemetry.privacySource.deleteForSchema('a', 30)).toBe(2);
+      expect((await telemetry.rowsForSchema({ schema: 'a', limit: 10 })).map((r) => r.receivedAt)).toEqual([
+        30,
+      ]);
+      // Other schemas and unclassified rows are untouched (in arrival order).
+      expect((await telemetry.query({ deviceId: 'pump-1' })).items.map((m) => m.receivedAt)).toEqual([
+        30, 5, 6,
+      ]);
     });
 
     it('keeps the compiled patterns current from the events of another process', async () => {

@@ -135,22 +135,81 @@ async function applyRetention(deps: TelemetryDeps, now: number): Promise<number>
   return results.reduce((sum, r) => sum + r.deleted, 0);
 }
 
-/** The telemetry module's part of a data-subject request: a device's stored messages. */
+/**
+ * The telemetry module's part of a data-subject request: a device's stored messages (by publisher), or a
+ * person's (privacy: the messages whose data schema named them or whose device is linked to them).
+ */
 function telemetrySubjectData(deps: TelemetryDeps): SubjectData {
   return {
     module: 'telemetry',
     async exportSubject(subject: Subject) {
-      if (subject.kind !== 'device') return [];
-      const rows = await store.selectMessages(deps.db, {
-        deviceId: subject.id,
-        limit: EXPORT_LIMIT,
-        newestFirst: true,
-      });
-      return rows.map((r) => ({ record: 'telemetry_message', ...toMessage(r) }));
+      if (subject.kind !== 'device' && subject.kind !== 'person') return [];
+      const rows =
+        subject.kind === 'device'
+          ? await store.selectMessages(deps.db, {
+              deviceId: subject.id,
+              limit: EXPORT_LIMIT,
+              newestFirst: true,
+            })
+          : await store.selectMessagesOfSubject(deps.db, { subjectId: subject.id, limit: EXPORT_LIMIT });
+      return rows.map((r) => ({
+        record: 'telemetry_message',
+        ...toMessage(r),
+        deviceId: r.device_id,
+        dataSchema: r.data_schema ?? null,
+      }));
     },
     async eraseSubject(subject: Subject) {
-      if (subject.kind !== 'device') return { erased: 0 };
-      return { erased: await store.deleteMessagesOfDevice(deps.db, subject.id) };
+      if (subject.kind === 'device')
+        return { erased: await store.deleteMessagesOfDevice(deps.db, subject.id) };
+      if (subject.kind === 'person')
+        return { erased: await store.deleteMessagesOfSubject(deps.db, subject.id) };
+      return { erased: 0 };
+    },
+  };
+}
+
+/** A stored message kept for a data schema, for privacy's de-identified exports (k-anonymity). */
+export interface SchemaRow {
+  subjectId: string | null;
+  deviceId: string;
+  receivedAt: number;
+  payload: Buffer;
+}
+
+/** Privacy's operations on the messages kept for a data schema: retention and exports. */
+function schemaOperations(deps: TelemetryDeps) {
+  return {
+    /** Privacy's name for this store (retention results). */
+    store: 'telemetry' as const,
+    /**
+     * Deletes the messages kept for a data schema received before `before` (privacy's retention per
+     * schema; pattern retention goes on as before), in batches; resolves with how many.
+     */
+    async deleteForSchema(schema: string, before: number): Promise<number> {
+      let deleted = 0;
+      for (;;) {
+        const n = await deps.db
+          .transaction()
+          .execute((tx) => store.deleteSchemaBatch(tx, { schema, before, limit: RETENTION_BATCH }));
+        deleted += n;
+        if (n < RETENTION_BATCH) return deleted;
+      }
+    },
+    /** The messages kept for a data schema, oldest first, at most `limit`. */
+    async rowsForSchema(q: {
+      schema: string;
+      from?: number | undefined;
+      to?: number | undefined;
+      limit: number;
+    }): Promise<SchemaRow[]> {
+      const rows = await store.selectMessagesOfSchema(deps.db, q);
+      return rows.map((r) => ({
+        subjectId: r.subject_id ?? null,
+        deviceId: r.device_id,
+        receivedAt: Number(r.received_at),
+        payload: Buffer.from(r.payload, 'base64'),
+      }));
     },
   };
 }
@@ -219,6 +278,8 @@ function retentionTimer(deps: TelemetryDeps) {
 export function createTelemetryService(deps: TelemetryDeps) {
   const patterns = livePatterns(deps);
   const retention = retentionTimer(deps);
+  const subjectData = telemetrySubjectData(deps);
+  const schemas = schemaOperations(deps);
   const writer: TelemetryWriter = createTelemetryWriter(deps.db, {
     ...defaultWriterSettings,
     ...deps.writer,
@@ -227,7 +288,14 @@ export function createTelemetryService(deps: TelemetryDeps) {
     ...patternOperations(deps),
     query: (q: TelemetryQuery): Promise<TelemetryPage> => queryMessages(deps.db, q),
     applyRetention: (now: number) => applyRetention(deps, now),
-    subjectData: telemetrySubjectData(deps),
+    subjectData,
+    ...schemas,
+    /** What privacy exports, erases and applies retention to here (its sources' `telemetry`). */
+    privacySource: {
+      ...subjectData,
+      store: schemas.store,
+      deleteForSchema: (schema: string, before: number) => schemas.deleteForSchema(schema, before),
+    },
     patterns,
     writer,
     /** Rows stored, dropped (queue full), failed (batch failed) and waiting, in this process. */

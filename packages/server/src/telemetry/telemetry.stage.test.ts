@@ -73,6 +73,28 @@ describe('the telemetry broker stage', () => {
     expect((await stored()).length).toBe(2);
   });
 
+  it("stores privacy's kept form with its subject and schema; nothing when the schema keeps nothing", async () => {
+    const stage = stageWith(writer);
+    const kept = packet('devices/pump-1/telemetry', 1, '{"user_id":"u-17","lat":48.137154}');
+    kept.kept = Buffer.from('{"user_id":"ps1.1.x","lat":48.14}');
+    kept.classified = { schema: 'room-sensor', subject: 'u-17' };
+    expect(await settled(stage.run(device('pump-1'), kept))).toBe(CONTINUE);
+    const none = packet('devices/pump-1/telemetry', 1, '{"user_id":"u-17"}');
+    none.kept = null;
+    none.classified = { schema: 'room-sensor', subject: 'u-17' };
+    expect(stage.run(device('pump-1'), none)).toBe(CONTINUE);
+    const plain = packet('devices/pump-1/telemetry', 1, '{"on":true}');
+    plain.classified = { schema: 'plain', subject: null };
+    expect(await settled(stage.run(device('pump-1'), plain))).toBe(CONTINUE);
+    const rows = await stored();
+    expect(
+      rows.map((r) => [Buffer.from(r.payload, 'base64').toString(), r.subject_id, r.data_schema, r.bytes]),
+    ).toEqual([
+      ['{"user_id":"ps1.1.x","lat":48.14}', 'u-17', 'room-sensor', 33],
+      ['{"on":true}', null, 'plain', 11],
+    ]);
+  });
+
   it('writes in batches: a full batch at once, the rest after the delay, in arrival order', async () => {
     const stage = stageWith(writer);
     const verdicts = [1, 2, 3, 4].map((n) =>

@@ -35,7 +35,8 @@ function failureLog(deps: TelemetryStageDeps, counters: TelemetryStageCounters) 
 
 /**
  * The broker's telemetry stage (`BrokerDeps.persist`: after meter, before retain, authorized messages only):
- * a device message whose topic matches a stored pattern is written in a batch. QoS 1 and 2 wait for the
+ * a device message whose topic matches a stored pattern is written in a batch, in the form its data schema
+ * keeps (privacy's `packet.kept`, with its subject and schema; nothing when the schema keeps nothing). QoS 1 and 2 wait for the
  * batch's commit, so the PUBACK means stored; QoS 0 does not wait. As for retained messages (retainStage), a
  * store that cannot be reached never ends the session: the message is delivered, not stored, and counted;
  * any other write failure refuses the PUBLISH. With no pattern stored the stage returns at once.
@@ -60,14 +61,16 @@ export function createTelemetryStage(
       if (matcher === null) return CONTINUE;
       const pattern = matcher.match(packet.topic);
       const deviceId = pattern === undefined ? undefined : publisherOf(session);
-      if (pattern === undefined || deviceId === undefined) return CONTINUE;
-      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+      // Privacy's kept form when its data schema transforms what is kept; null: the schema keeps nothing.
+      if (pattern === undefined || deviceId === undefined || packet.kept === null) return CONTINUE;
+      const kept = packet.kept ?? packet.payload;
+      const payload = Buffer.isBuffer(kept) ? kept : Buffer.from(kept);
       const stored = deps.writer.add({
         device_id: deviceId,
         topic: packet.topic,
         pattern,
-        subject_id: null,
-        data_schema: null,
+        subject_id: packet.classified?.subject ?? null,
+        data_schema: packet.classified?.schema ?? null,
         received_at: deps.now(),
         payload: payload.toString('base64'),
         bytes: payload.length,

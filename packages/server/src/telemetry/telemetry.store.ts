@@ -80,6 +80,51 @@ export async function deleteMessagesOfDevice(q: DbOrTx, deviceId: string): Promi
   return Number(r.numDeletedRows);
 }
 
+export async function deleteMessagesOfSubject(q: DbOrTx, subjectId: string): Promise<number> {
+  const r = await q.deleteFrom('telemetry_messages').where('subject_id', '=', subjectId).executeTakeFirst();
+  return Number(r.numDeletedRows);
+}
+
+/** A data subject's messages (privacy: `person:<id>`), newest first. */
+export async function selectMessagesOfSubject(
+  q: DbOrTx,
+  m: { subjectId: string; limit: number },
+): Promise<TelemetryMessagesTable[]> {
+  return q
+    .selectFrom('telemetry_messages')
+    .selectAll()
+    .where('subject_id', '=', m.subjectId)
+    .orderBy('id', 'desc')
+    .limit(m.limit)
+    .execute();
+}
+
+/** Deletes up to `limit` rows kept for a data schema received before `before`; resolves with how many. */
+export async function deleteSchemaBatch(
+  q: DbOrTx,
+  batch: { schema: string; before: number; limit: number },
+): Promise<number> {
+  const ids = q
+    .selectFrom('telemetry_messages')
+    .select('id')
+    .where('data_schema', '=', batch.schema)
+    .where('received_at', '<', batch.before)
+    .limit(batch.limit);
+  const r = await q.deleteFrom('telemetry_messages').where('id', 'in', ids).executeTakeFirst();
+  return Number(r.numDeletedRows);
+}
+
+/** Rows kept for a data schema, in arrival order (privacy's de-identified exports). */
+export async function selectMessagesOfSchema(
+  q: DbOrTx,
+  m: { schema: string; from?: number | undefined; to?: number | undefined; limit: number },
+): Promise<TelemetryMessagesTable[]> {
+  let query = q.selectFrom('telemetry_messages').selectAll().where('data_schema', '=', m.schema);
+  if (m.from !== undefined) query = query.where('received_at', '>=', m.from);
+  if (m.to !== undefined) query = query.where('received_at', '<', m.to);
+  return query.orderBy('id', 'asc').limit(m.limit).execute();
+}
+
 /** Deletes up to `limit` rows of the pattern received before `before`; resolves with how many. */
 export async function deleteExpiredBatch(
   q: DbOrTx,
