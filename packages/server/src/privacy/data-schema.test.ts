@@ -70,6 +70,18 @@ describe('parseDataSchema', () => {
     ).toMatch(/^schema: additionalProperties must be false/);
   });
 
+  it('compiles documents with the same $id independently, also after a failed one', () => {
+    const withId = (temp: Record<string, unknown>) => {
+      const d = roomSensor();
+      (d.schema as Record<string, unknown>).$id = 'https://example.com/room';
+      d.schema.properties.temp = temp as never;
+      return d;
+    };
+    expect(() => parseDataSchema(withId({ type: 'number' }))).not.toThrow();
+    expect(() => parseDataSchema(withId({ type: 'numbr' }))).toThrow(/^schema: not a valid JSON Schema/);
+    expect(() => parseDataSchema(withId({ type: 'number', maximum: 60 }))).not.toThrow();
+  });
+
   it('accepts a draft-07 JSON Schema', () => {
     const doc = roomSensor();
     (doc.schema as Record<string, unknown>).$schema = 'http://json-schema.org/draft-07/schema#';

@@ -77,31 +77,47 @@ export function fieldPlans(schema: DataSchema): FieldPlan[] {
  */
 const validators = new WeakMap<object, ValidateFunction>();
 
+const ajvOptions = {
+  allErrors: false,
+  strict: true,
+  strictTypes: false,
+  strictTuples: false,
+  strictRequired: false,
+  allowUnionTypes: true,
+  logger: false,
+  validateFormats: true,
+} as const;
+let ajvs: { draft7: Ajv; draft2020: Ajv2020 } | undefined;
+function ajvFor(schema: JsonSchemaNode): Ajv {
+  if (!ajvs) {
+    const draft7 = new Ajv(ajvOptions);
+    const draft2020 = new Ajv2020(ajvOptions);
+    addFormats.default(draft7);
+    addFormats.default(draft2020);
+    ajvs = { draft7, draft2020 };
+  }
+  const draft = typeof schema.$schema === 'string' ? schema.$schema : '';
+  return /draft-0[67]/.test(draft) ? ajvs.draft7 : ajvs.draft2020;
+}
+
 /**
  * Compiles a payload JSON Schema. Draft 2020-12 unless `$schema` names draft-07 (or 06). ajv's strict schema
  * mode stays on (an unknown keyword such as a misspelt `minimun` is an error rather than a rule silently not
- * checked); the type and tuple hints are off and nothing is logged. Each schema gets its own ajv instance, so
- * replacing a schema frees what ajv cached for it.
+ * checked); the type and tuple hints are off and nothing is logged. One ajv instance per draft (creating one
+ * costs twenty compilations), each schema removed from it once compiled: ajv keeps nothing of a replaced schema,
+ * and two documents may use the same `$id`.
  */
 export function compileJsonSchema(schema: JsonSchemaNode): ValidateFunction {
   const known = validators.get(schema);
   if (known) return known;
-  const options = {
-    allErrors: false,
-    strict: true,
-    strictTypes: false,
-    strictTuples: false,
-    strictRequired: false,
-    allowUnionTypes: true,
-    logger: false as const,
-    validateFormats: true,
-  };
-  const draft = typeof schema.$schema === 'string' ? schema.$schema : '';
-  const ajv = /draft-0[67]/.test(draft) ? new Ajv(options) : new Ajv2020(options);
-  addFormats.default(ajv);
-  const validate = ajv.compile(schema);
-  validators.set(schema, validate);
-  return validate;
+  const ajv = ajvFor(schema);
+  try {
+    const validate = ajv.compile(schema);
+    validators.set(schema, validate);
+    return validate;
+  } finally {
+    ajv.removeSchema(schema);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
