@@ -159,6 +159,30 @@ describe('rule behaviours on counters the broker bumps', () => {
     expect(raised).toHaveLength(1);
   });
 
+  it('schema_violations: payloads refused by privacy, counted per device', () => {
+    const { engine, of } = setup();
+    const bad = { name: 'bad-payloads', metric: 'schema_violations', operator: 'gt' as const, threshold: 2 };
+    engine.setProfile('pump-1', profile({ behaviours: [{ ...bad, window: '1m' }] }), null);
+    const refused = (id: string, ts: number) =>
+      engine.onEvent(
+        entry('privacy.payload_refused', ts, `device:${id}`, {
+          topic: `devices/${id}/telemetry`,
+          schema: 'room-sensor',
+          reason: '/temp: must be number',
+        }),
+      );
+    refused('pump-1', T0 + S);
+    refused('pump-1', T0 + 2 * S);
+    refused('pump-2', T0 + 2 * S);
+    expect(of('bad-payloads')).toEqual([]);
+    refused('pump-1', T0 + 3 * S);
+    expect(of('bad-payloads')).toHaveLength(1);
+    expect(of('bad-payloads')[0]).toMatchObject({
+      deviceId: 'pump-1',
+      evidence: { metric: 'schema_violations', value: 3 },
+    });
+  });
+
   it('counts bytes too, and messages delivered to the device', () => {
     const { engine, of, publish } = setup();
     engine.setProfile(

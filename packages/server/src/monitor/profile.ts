@@ -18,6 +18,8 @@ export const numericMetrics = [
   'bytes_received',
   'message_size',
   'authorization_failures',
+  /** Payloads refused for breaking their topic's data schema (privacy). */
+  'schema_violations',
   'connection_attempts',
   'disconnects',
   'disconnect_duration',
@@ -53,6 +55,7 @@ const counted = new Set<string>([
   'bytes_sent',
   'bytes_received',
   'authorization_failures',
+  'schema_violations',
   'connection_attempts',
   'disconnects',
   'bytes_in',

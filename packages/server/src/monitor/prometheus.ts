@@ -31,6 +31,32 @@ export interface MetricSources {
   telemetry?(): { stored: number; dropped: number; failed: number; queued: number; queuedBytes: number };
   /** Device command results refused (malformed, or for no command recently sent to that device). */
   commandResultsRejected?(): number;
+  /** The broker's privacy stages (privacy/): payloads refused, deliveries withheld, views delivered. */
+  privacy?(): { refused: number; transformed: number; withheld: number };
+}
+
+/** The broker's privacy stages: counters read at scrape time. */
+function privacySeries(
+  counter: (name: string, help: string, read: () => number) => unknown,
+  sources: MetricSources,
+) {
+  if (!sources.privacy) return;
+  const privacy = () => sources.privacy?.() ?? { refused: 0, transformed: 0, withheld: 0 };
+  counter(
+    'bulwark_privacy_payloads_refused_total',
+    "Device payloads refused for breaking their topic's data schema",
+    () => privacy().refused,
+  );
+  counter(
+    'bulwark_privacy_deliveries_withheld_total',
+    "Deliveries withheld: the data subject restricted, or its consent withdrawn for the consumer's purpose",
+    () => privacy().withheld,
+  );
+  counter(
+    'bulwark_privacy_views_total',
+    "Deliveries given a view of the payload transformed for the consumer's purpose",
+    () => privacy().transformed,
+  );
 }
 
 /** The telemetry store's writer and refused command results: counters read at scrape time. */
@@ -157,6 +183,7 @@ export function createMetricsRegistry(sources: MetricSources) {
   });
   appSeries(registry, sources);
   storeSeries(counter, gauge, sources);
+  privacySeries(counter, sources);
   gauge({ name: 'bulwark_monitor_devices', help: 'Devices the detectors hold state for' }, (g) =>
     g.set(sources.monitor().devices),
   );

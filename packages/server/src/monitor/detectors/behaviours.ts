@@ -261,12 +261,15 @@ export const behaviours = defineDetector({
     'mqtt.connect_refused',
     'mqtt.publish_denied',
     'mqtt.subscribe_denied',
+    'privacy.payload_refused',
   ],
   onEvent(entry, ctx) {
     const id = deviceIdOf(entry.subject);
     if (!id) return;
     const state =
-      entry.type === 'mqtt.publish_denied' || entry.type === 'mqtt.subscribe_denied'
+      entry.type === 'mqtt.publish_denied' ||
+      entry.type === 'mqtt.subscribe_denied' ||
+      entry.type === 'privacy.payload_refused'
         ? ctx.device(id, entry.ts)
         : ctx.known(id);
     if (!state) return;
@@ -290,6 +293,10 @@ export const behaviours = defineDetector({
       case 'mqtt.connect_refused':
         observe(run, 'connection_attempts', 1);
         observe(run, 'authorization_failures', 1);
+        break;
+      case 'privacy.payload_refused':
+        // A payload that broke its topic's data schema (privacy/): refused at the broker.
+        observe(run, 'schema_violations', 1);
         break;
       default:
         observe(run, 'authorization_failures', 1);
