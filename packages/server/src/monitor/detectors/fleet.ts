@@ -92,3 +92,36 @@ export const vulnerableFirmware = defineDetector({
     });
   },
 });
+
+/**
+ * A data-subject request past its deadline (GDPR Art. 12(3): one month); resolved when it is completed or
+ * rejected. The alert names the request, never the person.
+ */
+export const privacyRequestOverdue = defineDetector({
+  name: 'privacy_request_overdue',
+  consumes: ['privacy.request_overdue', 'privacy.request_completed'],
+  onEvent(entry, ctx) {
+    const subject = entry.subject ?? '';
+    if (entry.type === 'privacy.request_completed') {
+      ctx.clear({ detector: 'privacy_request_overdue', subject, resolution: `request ${entry.data.status}` });
+      return;
+    }
+    const data = entry.data;
+    const days = Math.max(1, Math.floor((entry.ts - data.dueAt) / 86_400_000));
+    ctx.raise({
+      detector: 'privacy_request_overdue',
+      subject,
+      deviceId: null,
+      severity: 'high',
+      title: `Privacy request ${data.requestId} (${data.kind}) is past its deadline (GDPR Art. 12(3)): due ${new Date(data.dueAt).toISOString().slice(0, 10)}`,
+      at: entry.ts,
+      evidence: {
+        requestId: data.requestId,
+        kind: data.kind,
+        receivedAt: data.receivedAt,
+        dueAt: data.dueAt,
+        daysLate: days,
+      },
+    });
+  },
+});

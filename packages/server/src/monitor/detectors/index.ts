@@ -3,7 +3,7 @@ import { behaviours } from './behaviours.ts';
 import { clonedIdentity } from './cloned-identity.ts';
 import { deviceSilent } from './device-silent.ts';
 import { firmwareDowngrade } from './firmware-downgrade.ts';
-import { firewallBan, rolloutPaused, vulnerableFirmware } from './fleet.ts';
+import { firewallBan, privacyRequestOverdue, rolloutPaused, vulnerableFirmware } from './fleet.ts';
 import { createGuessingDetector } from './guessing.ts';
 import { newSourceNetwork } from './new-source-network.ts';
 import { newTopic } from './new-topic.ts';
@@ -46,6 +46,7 @@ export function createDetectors(startedAt: number) {
     firewallBan,
     rolloutPaused,
     vulnerableFirmware,
+    privacyRequestOverdue,
   ];
   return { list, baselines: baseline.baselines };
 }

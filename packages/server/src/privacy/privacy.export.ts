@@ -1,0 +1,128 @@
+import { subjectOf, type AuditEntry, type SubjectData } from '../events/index.ts';
+import type { DbOrTx } from '../store/index.ts';
+import type { PrivacyContext } from './privacy.context.ts';
+import {
+  consentOfRow,
+  consentsOf,
+  getSubjectRow,
+  linksOf,
+  listRequestRows,
+  requestOfRow,
+  subjectOfRow,
+} from './privacy.store.ts';
+
+/**
+ * GDPR Art. 15 (right of access) and Art. 20 (portability): every record Bulwark keeps about one data
+ * subject, as machine-readable JSON, module by module (the telemetry store and retained messages by the
+ * subject's id, the records of the devices and user accounts linked to them, privacy's own records) and the
+ * audit entries naming them. A subject nobody holds data about (unknown, or erased) exports empty modules.
+ */
+export interface SubjectExport {
+  /** The data subject's id (`u-17`). */
+  subject: string;
+  generatedAt: number;
+  /** Records per module (`telemetry`, `retained`, `devices`, `users`, `privacy`): empty arrays when none. */
+  modules: Record<string, Record<string, unknown>[]>;
+  /** Audit entries naming the subject (`person:<id>`) or a user account linked to them, oldest first. */
+  audit: AuditEntry[];
+}
+
+/** The devices and user accounts linked to a subject (privacy_subject_links). */
+export interface SubjectLinks {
+  devices: string[];
+  users: string[];
+}
+
+/** How many audit entries per name an export reads at most (a subject's own trail, not the fleet's). */
+const AUDIT_LIMIT = 10_000;
+
+export async function subjectLinks(db: DbOrTx, subjectId: string): Promise<SubjectLinks> {
+  const rows = await linksOf(db, subjectId);
+  return {
+    devices: rows.filter((r) => r.link_kind === 'device').map((r) => r.ref),
+    users: rows.filter((r) => r.link_kind === 'user').map((r) => r.ref),
+  };
+}
+
+/** Privacy's own records of the subject: the subject, its links, consents and requests. */
+async function privacyRecords(db: DbOrTx, subjectId: string): Promise<Record<string, unknown>[]> {
+  const subject = await getSubjectRow(db, subjectId);
+  if (!subject) return [];
+  const [links, consents, requests] = await Promise.all([
+    linksOf(db, subjectId),
+    consentsOf(db, subjectId),
+    listRequestRows(db, { subjectId }),
+  ]);
+  return [
+    { record: 'subject', ...subjectOfRow(subject) },
+    ...links.map((l) => ({ record: 'link', kind: l.link_kind, ref: l.ref, createdAt: Number(l.created_at) })),
+    ...consents.map((c) => ({ record: 'consent', ...consentOfRow(c) })),
+    ...requests.map((r) => ({ record: 'request', ...requestOfRow(r) })),
+  ];
+}
+
+/** The records of one module about several subjects of a kind, one after the other. */
+async function recordsOf(
+  source: SubjectData,
+  subjects: readonly { kind: 'person' | 'device' | 'user'; id: string }[],
+): Promise<Record<string, unknown>[]> {
+  const parts = await Promise.all(subjects.map((s) => source.exportSubject(s)));
+  return parts.flat();
+}
+
+/** Entries naming the subject, or one of its users as subject or actor; each once, in log order. */
+async function auditEntriesOf(
+  ctx: PrivacyContext,
+  subjectId: string,
+  users: readonly string[],
+): Promise<AuditEntry[]> {
+  const { audit } = ctx.sources();
+  const filters = [
+    { subject: subjectOf.person(subjectId) },
+    ...users.flatMap((u) => [{ subject: subjectOf.user(u) }, { actor: subjectOf.user(u) }]),
+  ];
+  const found = await Promise.all(filters.map((f) => audit.query({ ...f, limit: AUDIT_LIMIT })));
+  const bySeq = new Map<number, AuditEntry>();
+  for (const entry of found.flat()) bySeq.set(entry.seq, entry);
+  return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+}
+
+/** Everything Bulwark keeps about a data subject (GDPR Art. 15); empty modules when nothing. */
+export async function exportSubject(ctx: PrivacyContext, subjectId: string): Promise<SubjectExport> {
+  const sources = ctx.sources();
+  const links = await subjectLinks(ctx.db, subjectId);
+  const person = [{ kind: 'person' as const, id: subjectId }];
+  const stores = [sources.telemetry, ...(sources.retained ? [sources.retained] : [])];
+  const [stored, devices, users, privacy, audit] = await Promise.all([
+    Promise.all(stores.map(async (s) => [s.module, await recordsOf(s, person)] as const)),
+    recordsOf(
+      sources.devices,
+      links.devices.map((id) => ({ kind: 'device' as const, id })),
+    ),
+    recordsOf(
+      sources.users,
+      links.users.map((id) => ({ kind: 'user' as const, id })),
+    ),
+    privacyRecords(ctx.db, subjectId),
+    auditEntriesOf(ctx, subjectId, links.users),
+  ]);
+  return {
+    subject: subjectId,
+    generatedAt: ctx.now(),
+    modules: {
+      ...Object.fromEntries(stored),
+      [sources.devices.module]: devices,
+      [sources.users.module]: users,
+      privacy,
+    },
+    audit,
+  };
+}
+
+/** An export's size per module (a request's result and receipt: counts, never the data). */
+export function exportCounts(exported: SubjectExport): Record<string, number> {
+  return {
+    ...Object.fromEntries(Object.entries(exported.modules).map(([m, records]) => [m, records.length])),
+    audit: exported.audit.length,
+  };
+}
