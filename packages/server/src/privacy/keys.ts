@@ -261,8 +261,26 @@ export function decryptValue(
   }
 }
 
+/**
+ * Recent pseudonyms per key: the same ids come again and again (a device reports for one person), and an HMAC
+ * costs more than the rest of a message's transforms. Bounded; weak per key, so a deleted period's go with it.
+ */
+const recentPseudonyms = new WeakMap<PseudonymKey, Map<string, string>>();
+const MAX_RECENT_PSEUDONYMS = 10_000;
+
 /** `ps1.<period>.<22 chars of base64url(HMAC-SHA256(period key, canonical JSON of the value))>`. */
 export function pseudonymise(key: PseudonymKey, value: unknown): string {
-  const mac = createHmac('sha256', key.key).update(canonicalJson(value), 'utf8').digest('base64url');
-  return `${PSEUDONYM_PREFIX}${key.period}.${mac.slice(0, 22)}`;
+  const input = canonicalJson(value);
+  let recent = recentPseudonyms.get(key);
+  if (!recent) {
+    recent = new Map();
+    recentPseudonyms.set(key, recent);
+  }
+  const known = recent.get(input);
+  if (known !== undefined) return known;
+  const mac = createHmac('sha256', key.key).update(input, 'utf8').digest('base64url');
+  const token = `${PSEUDONYM_PREFIX}${key.period}.${mac.slice(0, 22)}`;
+  if (recent.size >= MAX_RECENT_PSEUDONYMS) recent.clear();
+  recent.set(input, token);
+  return token;
 }

@@ -190,6 +190,21 @@ describe('transforms', () => {
     expect(schema.view(message(schema, { key: null }), analytics)).not.toHaveProperty('user_id');
   });
 
+  it('transforms a value once per message, for every view and the kept form', () => {
+    const schema = compile((d) => {
+      d.fields.user_id = { ...d.fields.user_id, transform: 'encrypt' };
+    });
+    const key = dkey();
+    const m = message(schema, { key });
+    const token = schema.view(m, analytics).user_id;
+    expect(schema.view(m, device).user_id).toBe(token);
+    expect(schema.kept(m)?.user_id).toBe(token);
+    // another message (even with the same value) is encrypted anew
+    expect(schema.view(message(schema, { key }), analytics).user_id).not.toBe(token);
+    // another key for the same value object: computed again
+    expect(schema.view({ ...m, key: dkey() }, analytics).user_id).not.toBe(token);
+  });
+
   it('leaves a pseudonymised value out without a pseudonymisation key', () => {
     const schema = compile();
     expect(schema.view(message(schema, { pseudonymKey: null }), analytics)).not.toHaveProperty('user_id');

@@ -173,6 +173,14 @@ interface Layout {
   readonly top: ReadonlyMap<string, number>;
   /** Indexes of the fields below the top level. */
   readonly nested: readonly number[];
+  /** The transformed values of the last source (see transformed). */
+  readonly memo: { last: TransformMemo | undefined };
+}
+interface TransformMemo {
+  readonly source: Obj;
+  readonly key: DataKey | null;
+  readonly pseudonymKey: PseudonymKey | null;
+  readonly values: Outcome[];
 }
 
 /** Sets (or removes) a nested value in `out`, copying only the objects on the path (once per output). */
@@ -202,6 +210,30 @@ function setNested(
   else parent[key] = value;
 }
 
+/**
+ * A field's transformed value, computed once per source object (a message's clear value or a kept form) and
+ * shared by the outputs built from it in a row (the kept form, then each distinct consumer view): one HMAC or
+ * encryption per message rather than per output. Only the last source is remembered (a WeakMap of every
+ * message costs more than the HMAC it saves).
+ */
+function transformed(layout: Layout, i: number, ctx: TransformContext): Outcome {
+  let memo = layout.memo.last;
+  if (
+    !memo ||
+    memo.source !== ctx.source ||
+    memo.key !== ctx.message.key ||
+    memo.pseudonymKey !== ctx.message.pseudonymKey
+  ) {
+    memo = { source: ctx.source, key: ctx.message.key, pseudonymKey: ctx.message.pseudonymKey, values: [] };
+    layout.memo.last = memo;
+  }
+  if (i in memo.values) return memo.values[i];
+  const field = layout.fields[i];
+  const r = field ? field.apply(getPath(ctx.source, field.segments), ctx) : DROP;
+  memo.values[i] = r;
+  return r;
+}
+
 /** A new object: the source's members, each classified one as its action says; a missing field stays missing. */
 function build(layout: Layout, actions: readonly Action[], ctx: TransformContext): Obj {
   const src = ctx.source;
@@ -209,9 +241,8 @@ function build(layout: Layout, actions: readonly Action[], ctx: TransformContext
   for (const key of Object.keys(src)) {
     const i = layout.top.get(key);
     const action = i === undefined ? KEEP : (actions[i] ?? KEEP);
-    const field = i === undefined ? undefined : layout.fields[i];
     const r =
-      field === undefined || action === KEEP ? src[key] : action === OMIT ? DROP : field.apply(src[key], ctx);
+      i === undefined || action === KEEP ? src[key] : action === OMIT ? DROP : transformed(layout, i, ctx);
     if (r !== DROP) out[key] = r;
   }
   let copied: Set<object> | undefined;
@@ -222,7 +253,7 @@ function build(layout: Layout, actions: readonly Action[], ctx: TransformContext
     const value = getPath(src, field.segments);
     if (value === undefined) continue;
     copied ??= new Set();
-    setNested({ out, copied }, field.segments, action === OMIT ? DROP : field.apply(value, ctx));
+    setNested({ out, copied }, field.segments, action === OMIT ? DROP : transformed(layout, i, ctx));
   }
   return out;
 }
@@ -325,7 +356,7 @@ function layoutOf(schema: DataSchema, plans: readonly FieldPlan[]): Layout {
   const top = new Map<string, number>();
   const nested: number[] = [];
   fields.forEach((f, i) => (f.segments.length === 1 ? top.set(f.plan.path, i) : nested.push(i)));
-  return { fields, top, nested };
+  return { fields, top, nested, memo: { last: undefined } };
 }
 
 /** Compiles a parsed data schema (parseDataSchema's output) for the hot path. */
