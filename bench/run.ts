@@ -38,6 +38,7 @@ import {
   microBenchmarks,
   noisyNeighbour,
   observerFanIn,
+  privacyThroughput,
   soak,
 } from './scenarios/index.ts';
 
@@ -286,6 +287,14 @@ async function main(plan: Plan): Promise<number> {
   }
   if (wants('observer')) {
     for (const run of inOrder(plan.rounds)) if (alive(run)) await observerFanIn(ctx, run);
+  }
+  if (wants('privacy')) {
+    for (const run of runs) {
+      if (run.system.name !== 'bulwark' || !alive(run)) continue;
+      await waitQuiet();
+      log('privacy: fan-in to an analytics app, without and with a data schema');
+      await privacyThroughput(ctx, run);
+    }
   }
   if (solo && wants('noisy')) {
     for (const run of inOrder(plan.rounds)) {

@@ -50,6 +50,8 @@ interface Running {
   monitorSetup?(setup: MonitorSetup): Promise<{ version: number }>;
   /** Bulwark only: the detection scenario's evidence for each device, from the audit log, alerts and meters. */
   detectionEvidence?(deviceIds: string[], detector: string, from: number): Promise<DetectionEvidence[]>;
+  /** Bulwark only: puts a data schema (privacy), or removes the one of that name (`document` null). */
+  privacySchema?(name: string, document: Record<string, unknown> | null): Promise<void>;
   /** Bare Aedes only: TCP_NODELAY on connections accepted from now on. */
   setNoDelay?(on: boolean): void;
   close(): Promise<void>;
@@ -121,6 +123,13 @@ async function startBulwark(dataDir: string): Promise<Running> {
         });
       }
       return out;
+    },
+    // What `bulwark data-schema put FILE` and `bulwark data-schema remove NAME` do.
+    async privacySchema(name, document) {
+      const { privacy, events } = server.platform;
+      if (document) await privacy.putSchema(document, 'user:bench');
+      else await privacy.removeSchema(name, 'user:bench');
+      await events.flush();
     },
     close: () => server.stop({ keepData: true }),
   };
@@ -198,6 +207,12 @@ const methods = {
   async detectionEvidence(p: { deviceIds: string[]; detector: string; from: number }) {
     if (!running?.detectionEvidence) throw new Error('this broker has no monitor');
     return { evidence: await running.detectionEvidence(p.deviceIds, p.detector, p.from) };
+  },
+
+  async privacySchema(p: { name: string; document: Record<string, unknown> | null }) {
+    if (!running?.privacySchema) throw new Error('this broker has no data schemas');
+    await running.privacySchema(p.name, p.document);
+    return {};
   },
 
   setNoDelay(p: { on: boolean }) {

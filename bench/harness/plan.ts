@@ -16,6 +16,7 @@ export const scenarioNames = [
   'audit',
   'cli',
   'profile',
+  'privacy',
 ] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
@@ -222,7 +223,9 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
       audit: { singleAppends: 200, batchedEvents: 20_000, verifyEntries: 100_000 },
       cli: { runs: 10 },
       deadlineMs: 6 * 60_000,
-      scenarios: common.scenarios.filter((s) => (values.only ? true : s !== 'observer' && s !== 'profile')),
+      scenarios: common.scenarios.filter((s) =>
+        values.only ? true : s !== 'observer' && s !== 'profile' && s !== 'privacy',
+      ),
     };
   }
   return {

@@ -41,6 +41,8 @@ export interface SystemUnderTest {
   monitorSetup?(setup: MonitorSetup): Promise<void>;
   /** Bulwark: what its audit log, alerts and meters hold about each device since `from`. */
   detectionEvidence?(deviceIds: string[], detector: string, from: number): Promise<DetectionEvidence[]>;
+  /** Bulwark: puts a data schema (privacy), or removes the one of that name (`document` null). */
+  privacySchema?(name: string, document: Record<string, unknown> | null): Promise<void>;
   profileStart?(intervalUs: number): Promise<void>;
   profileStop?(file: string): Promise<void>;
   stop(): Promise<void>;
@@ -98,6 +100,9 @@ async function startNodeBroker(kind: NodeBrokerKind, fixture: Fixture): Promise<
             },
             async detectionEvidence(deviceIds: string[], detector: string, from: number) {
               return (await child.call('detectionEvidence', { deviceIds, detector, from }, 60_000)).evidence;
+            },
+            async privacySchema(name: string, document: Record<string, unknown> | null) {
+              await child.call('privacySchema', { name, document }, 60_000);
             },
           }
         : {}),

@@ -1,4 +1,4 @@
-import { readPayload } from './payload.ts';
+import { readJsonPayload, readPayload } from './payload.ts';
 
 /**
  * What one phase sent and what came back, checked message by message: a payload must be intact, reach
@@ -17,6 +17,8 @@ export class FleetTally {
   readonly inflight: Int32Array;
   private readonly lastSeq: Float64Array;
   private readonly firstSeq: Float64Array;
+  /** Payloads are JSON (the privacy scenario: transformed on the way, so read by their fields). */
+  json = false;
 
   constructor(
     /** Fixture index of the first device of this load generator. */
@@ -31,7 +33,7 @@ export class FleetTally {
 
   /** The device slot (0-based) of a verified delivery, or -1 when it does not count. */
   accept(payload: Buffer, expectedDevice: number | undefined): number {
-    const header = readPayload(payload, this.payloadSize);
+    const header = this.json ? readJsonPayload(payload) : readPayload(payload, this.payloadSize);
     if (!header) {
       this.corrupt++;
       return -1;

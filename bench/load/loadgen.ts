@@ -10,7 +10,7 @@ import type { SecureContext } from 'node:tls';
 import { BenchClient, deviceContext, ignoreTraffic, type Identity } from './client.ts';
 import { FleetTally, type TallySummary } from './fleet-stats.ts';
 import { allocPublish } from './mqtt-codec.ts';
-import { writePayload } from './payload.ts';
+import { jsonPayload, writePayload } from './payload.ts';
 
 export interface Target {
   host: string;
@@ -115,8 +115,15 @@ function publishFrom(
 ): boolean {
   const seq = (seqs[slot] as number) + 1;
   seqs[slot] = seq;
-  const { packet, payloadOffset } = allocPublish(client.topic, size, qos, qos ? client.messageId() : 0);
-  writePayload(packet, payloadOffset, size, client.index, seq, sentAt);
+  const json = tally.json ? jsonPayload(size, client.index, seq, sentAt) : undefined;
+  const { packet, payloadOffset } = allocPublish(
+    client.topic,
+    json?.length ?? size,
+    qos,
+    qos ? client.messageId() : 0,
+  );
+  if (json) json.copy(packet, payloadOffset);
+  else writePayload(packet, payloadOffset, size, client.index, seq, sentAt);
   tally.sent++;
   tally.inflight[slot] = (tally.inflight[slot] as number) + 1;
   return client.write(packet);
@@ -363,8 +370,11 @@ const methods = {
     durationMs: number;
     drainMs: number;
     payloadSize: number;
+    /** JSON readings instead of the checksummed binary payload (the privacy scenario). */
+    json?: boolean;
   }): Promise<WindowResult> {
     const tally = new FleetTally(base, seqs, p.payloadSize);
+    tally.json = p.json === true;
     let running = true;
     route(tally, p.via, (slot) => {
       if (!running) return;

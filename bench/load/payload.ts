@@ -49,3 +49,26 @@ export function readPayload(payload: Buffer, expectedSize: number): PayloadHeade
     sentAt: payload.readDoubleBE(8),
   };
 }
+
+/**
+ * A JSON payload for the privacy scenario: the issue's reading (a user id, a precise location, a
+ * temperature) with the device index, sequence and send time as fields of their own, padded with a `pad`
+ * string to `size` bytes when it is shorter. A data schema transforms it on the way, so the receiver reads
+ * it back by its fields (see {@link readJsonPayload}), not by its bytes.
+ */
+export function jsonPayload(size: number, device: number, seq: number, sentAt: number): Buffer {
+  const reading = `{"user_id":"u-${device % 100}","lat":48.137154,"lon":11.576124,"temp":21.5,"d":${device},"s":${seq},"t":${sentAt}`;
+  const pad = Math.max(0, size - reading.length - ',"pad":""}'.length);
+  return Buffer.from(`${reading},"pad":"${'x'.repeat(pad)}"}`);
+}
+
+/** The header of a JSON payload, or undefined when it is not one. */
+export function readJsonPayload(payload: Buffer): PayloadHeader | undefined {
+  try {
+    const v = JSON.parse(payload.toString()) as { d?: unknown; s?: unknown; t?: unknown };
+    if (typeof v.d !== 'number' || typeof v.s !== 'number' || typeof v.t !== 'number') return undefined;
+    return { device: v.d, seq: v.s, sentAt: v.t };
+  } catch {
+    return undefined;
+  }
+}

@@ -4,6 +4,7 @@ export { idleMemory } from './idle-memory.ts';
 export { microBenchmarks } from './micro.ts';
 export { noisyNeighbour } from './noisy-neighbour.ts';
 export { observerFanIn } from './observer-fan-in.ts';
+export { privacyThroughput } from './privacy.ts';
 export { singleInFlight } from './single-in-flight.ts';
 export { soak } from './soak.ts';
 export { cliStartup } from './cli-startup.ts';
