@@ -1,5 +1,6 @@
+import type { Logger } from 'pino';
 import { createPrivacyKeys, type PrivacyKeys } from './keys.ts';
-import type { PrivacyContext, PrivacyDeps } from './privacy.context.ts';
+import type { PrivacyContext, PrivacyDeps, PrivacySources } from './privacy.context.ts';
 import { decryptValues, type DecryptQuery } from './privacy.decrypt.ts';
 import { exportTelemetry, type TelemetryExportQuery } from './privacy.kanon.ts';
 import { createPrivacyLive, type LivePrivacy } from './privacy.live.ts';
@@ -7,6 +8,11 @@ import { processingRecord, processingRecordHtml } from './privacy.record.ts';
 import { requestOperations, type CreateRequestInput } from './privacy.requests.ts';
 import { applyRetention } from './privacy.retention.ts';
 import * as schemas from './privacy.schemas.ts';
+import {
+  createPrivacyStages,
+  type PrivacyStageCounters,
+  type RetainedClassification,
+} from './privacy.stage.ts';
 import * as subjects from './privacy.subjects.ts';
 
 export type { PrivacyDeps } from './privacy.context.ts';
@@ -113,6 +119,42 @@ function changeOperations(ctx: PrivacyContext, live: LivePrivacy) {
   };
 }
 
+/** The broker's retained store as privacy uses it: a source of subject data, and what its messages are. */
+export interface RetainedForPrivacy {
+  privacySource: NonNullable<PrivacySources['retained']>;
+  classificationOf(payload: Buffer): RetainedClassification | undefined;
+}
+
+/**
+ * The server process's broker side: the publish and deliver stages over the live view and keys (their
+ * counters for Prometheus) and the broker's retained store, which becomes a source (export, erasure,
+ * retention) once the broker is built.
+ */
+function brokerSide(ctx: Pick<PrivacyContext, 'live' | 'keys' | 'events' | 'now' | 'onError'>) {
+  let retained: RetainedForPrivacy['privacySource'] | undefined;
+  let counters: PrivacyStageCounters | undefined;
+  return {
+    retained: () => retained,
+    brokerStages: (options: { logger: Pick<Logger, 'warn' | 'error'>; retained?: RetainedForPrivacy }) => {
+      retained = options.retained?.privacySource;
+      const stages = createPrivacyStages({
+        live: ctx.live,
+        keys: ctx.keys,
+        emit: (event) => {
+          ctx.events.emit(event).catch((err: unknown) => ctx.onError(err, 'privacy event'));
+        },
+        now: ctx.now,
+        logger: options.logger,
+        retained: options.retained,
+      });
+      counters = stages.counters;
+      return stages;
+    },
+    /** Payloads refused, deliveries withheld, views delivered by this process's broker (zeros without one). */
+    stageCounters: (): PrivacyStageCounters => ({ refused: 0, transformed: 0, withheld: 0, ...counters }),
+  };
+}
+
 /**
  * Privacy (docs/privacy.md): data schemas, data subjects and consent, data-subject requests, retention, the
  * record of processing activities, de-identified exports and decryption; the live view and keys the
@@ -132,7 +174,13 @@ export function createPrivacyService(deps: PrivacyDeps) {
     keptPeriods: deps.settings.pseudonymKeysKept,
   });
   const live = createPrivacyLive({ db: deps.db, events: deps.events, keys, onError });
-  const ctx: PrivacyContext = { ...deps, keys, live, onError, sources: deps.sources };
+  const partial = { events: deps.events, now: deps.now, keys, live, onError };
+  const broker = brokerSide(partial);
+  const sources = (): PrivacySources => {
+    const retained = broker.retained();
+    return retained ? { ...deps.sources(), retained } : deps.sources();
+  };
+  const ctx: PrivacyContext = { ...deps, ...partial, sources };
   const jobs = backgroundJobs(ctx);
   const requests = requestOperations(ctx);
   return {
@@ -159,6 +207,9 @@ export function createPrivacyService(deps: PrivacyDeps) {
       return decryptValues(ctx, q, actor);
     },
     subjectData: subjects.privacySubjectData(ctx),
+    /** Server process: the broker's privacy stages (and its retained store as a source). */
+    brokerStages: broker.brokerStages,
+    stageCounters: broker.stageCounters,
     /** Loads the live view and follows its events, makes the pseudonym keys, starts the background jobs. */
     async start(): Promise<void> {
       await live.start();
