@@ -30,6 +30,7 @@ import {
   type AuditEntry,
   type AuditLog,
   type EventBus,
+  type Subject,
 } from './events/index.ts';
 import { createFirmware, firmwareRoutes, tufRoutes, type Firmware } from './firmware/index.ts';
 import { createRisk, riskRoutes, type Risk } from './risk/index.ts';
@@ -40,6 +41,12 @@ import {
   type TelemetryService,
 } from './telemetry/index.ts';
 import { createNotifyService, notifyNodeId, notifyRoutes, type NotifyService } from './notify/index.ts';
+import {
+  createPrivacyService,
+  type AuditFilter,
+  type PrivacyService,
+  type PrivacySources,
+} from './privacy/index.ts';
 import { createHttpApp, createDeviceApp, deviceListenerRedirects, type RouteEntry } from './http/index.ts';
 import {
   createMetricsRegistry,
@@ -98,6 +105,8 @@ export interface Platform {
   telemetry: TelemetryService;
   /** Commands to devices, through the audit log (any process sends; the server publishes). */
   commands: Commands;
+  /** Data schemas, data subjects and consent, GDPR requests, retention (docs/privacy.md). */
+  privacy: PrivacyService;
   /** The clock every service reads (tests pass a controllable one). */
   now: () => number;
   /** The PKI, created at first use (first start) and loaded afterwards. */
@@ -310,6 +319,61 @@ function createMonitorFor(
   });
 }
 
+/**
+ * Privacy over what the other modules hold (read when asked: export, erasure, retention, the Art. 30 record);
+ * the broker's retained store joins its sources in the server process (buildBroker).
+ */
+function createPrivacyFor(
+  core: Core,
+  services: { telemetry: TelemetryService; devices: DeviceService; users: UserService; apps: AppService },
+): PrivacyService {
+  const { config, store, box, events, now, audit, logFailure } = core;
+  const { telemetry, devices, users, apps } = services;
+  const p = config.privacy;
+  const sources = {
+    telemetry: telemetry.privacySource,
+    devices: devices.subjectData,
+    users: {
+      module: users.module,
+      exportSubject: (subject: Subject) => users.exportSubject(subject),
+      eraseSubject: (subject: Subject, actor: string) => users.eraseSubject(subject, actor),
+    },
+    apps: { list: () => apps.list() },
+    audit: {
+      query: (filter: AuditFilter) => audit.query(filter),
+      erasePersonal: (owners: readonly string[]) => audit.erasePersonal(owners),
+    },
+    telemetryRows: (q: Parameters<PrivacySources['telemetryRows']>[0]) => telemetry.rowsForSchema(q),
+  };
+  return createPrivacyService({
+    db: store.db,
+    events,
+    now,
+    box,
+    settings: {
+      pseudonymKeyPeriodMs: p.pseudonymKeyPeriod,
+      pseudonymKeysKept: p.pseudonymKeysKept,
+      requestDeadlineDays: p.requestDeadlineDays,
+      retentionIntervalMs: p.retentionInterval,
+      requestCheckIntervalMs: p.requestCheckInterval,
+      controller: { name: p.controller.name ?? null, contact: p.controller.contact ?? null },
+    },
+    sources: () => sources,
+    exists: {
+      device: async (id) => (await devices.find(id)) !== undefined,
+      user: (username) =>
+        users.get(username).then(
+          () => true,
+          (err: unknown) => {
+            if (err instanceof BulwarkError && err.code === 'not_found') return false;
+            throw err;
+          },
+        ),
+    },
+    onError: (err, what) => logFailure(err, {}, what),
+  });
+}
+
 /** Every service, each with its dependencies; `links` only in the server process. */
 async function buildPlatform(
   config: Config,
@@ -403,6 +467,7 @@ async function buildPlatform(
     now,
     onError: (err, what) => logFailure(err, {}, what),
   });
+  const privacy = createPrivacyFor(core, { telemetry, devices, users, apps });
   // The store going down and coming back becomes an alert once the store can take it (see store/outage.ts).
   const stopOutageReports = reportStoreOutages({
     store,
@@ -429,11 +494,13 @@ async function buildPlatform(
     monitor,
     telemetry,
     commands,
+    privacy,
     now,
     pki,
     async close() {
       stopOutageReports();
       await notify.stop();
+      await privacy.stop();
       // Messages still batched are written before the store closes.
       await telemetry.stop();
       await events.close();
@@ -544,6 +611,8 @@ async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker>
     },
   });
   await retained.load();
+  // Data schemas (privacy/): payloads checked and kept in the form the schema says; each consumer's view.
+  const privacy = platform.privacy.brokerStages({ logger, retained });
   return createBroker({
     tls: { key: server.keyPem, cert: server.certPem, ca: pki.chainPem() },
     port: config.mqtt.port,
@@ -570,6 +639,7 @@ async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker>
     appPasswords: config.mqtt.appPasswords,
     monitor,
     retained,
+    transforms: { publish: [privacy.publish], deliver: [privacy.deliver] },
     // Device messages of the stored topic patterns (telemetry/): after meter, before retain.
     persist: [
       createTelemetryStage({
@@ -713,6 +783,7 @@ async function buildHttpApps(platform: Platform, pki: PkiService, broker: Broker
     alerts: () => monitor.alerts.counts(),
     audit: () => platform.audit.head(),
     telemetry: () => platform.telemetry.stats(),
+    privacy: () => platform.privacy.stageCounters(),
     commandResultsRejected: () => platform.commands.results.rejected(),
     notifications: async () =>
       (await platform.notify.stats()).map((c) => ({
@@ -761,6 +832,8 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
   await monitor.start();
   // Stored topic patterns followed (for the broker stage), retention on its interval.
   await platform.telemetry.start(platform.config.telemetry.retentionInterval);
+  // Privacy's live view (for the broker stages) and keys; retention, request deadlines, key rotation.
+  await platform.privacy.start();
   // Before the broker listens: session counts left by a crash are cleared, then kept from the events.
   const stopDeviceFollow = await platform.devices.follow(events, (err) =>
     logger.error({ err }, 'device state update failed'),
@@ -784,6 +857,7 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
     stopCommands();
     stopDeviceFollow();
     await monitor.stop();
+    await platform.privacy.stop();
     await platform.firmware.stop();
     await platform.notify.stop();
   };
