@@ -156,3 +156,94 @@ describe('retained messages: bounded per device and in total, kept in the store'
     await again.endAsync();
   });
 });
+
+describe('retained messages of a topic with a data schema (privacy)', () => {
+  let s: TestServer;
+  let ca: string;
+  let device: { id: string; key: string; cert: string };
+  const reading = { user_id: 'u-17', lat: 48.137154, lon: 11.576124, temp: 21.5 };
+  const located = (axis: 'latitude' | 'longitude') => ({
+    category: 'user.location.precise',
+    uses: ['essential.service.operations'],
+    lawfulBasis: 'contract',
+    retention: '30d',
+    transform: {
+      generalise: axis === 'latitude' ? { grid: 1000, axis } : { grid: 1000, axis, latitudeField: 'lat' },
+    },
+  });
+
+  beforeAll(async () => {
+    s = await startTestServer({});
+    ca = readFileSync(s.caFile, 'utf8');
+    device = await enrollInProcess(s, 'ret-p');
+    await s.platform.privacy.putSchema(
+      {
+        name: 'room',
+        topic: 'devices/+/room',
+        subject: { field: 'user_id' },
+        schema: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            user_id: { type: 'string' },
+            lat: { type: 'number' },
+            lon: { type: 'number' },
+            temp: { type: 'number' },
+          },
+        },
+        fields: {
+          user_id: {
+            category: 'user.unique_id',
+            uses: ['essential.service.operations'],
+            transform: 'pseudonymise',
+            lawfulBasis: 'contract',
+            retention: '30d',
+          },
+          lat: located('latitude'),
+          lon: located('longitude'),
+          temp: { category: 'system.operations' },
+        },
+      },
+      'user:test',
+    );
+  });
+  afterAll(async () => s?.stop());
+
+  it('keeps the kept form with its subject and schema, and delivers it live (QoS 0, 1) and retained', async () => {
+    const d = await connectMqtt(s.mqttUrl, ca, device);
+    const live: { qos: number; payload: Record<string, unknown> }[] = [];
+    d.on('message', (_topic, payload, packet) => {
+      if (!packet.retain)
+        live.push({ qos: packet.qos, payload: JSON.parse(payload.toString()) as Record<string, unknown> });
+    });
+    await d.subscribeAsync('devices/ret-p/room', { qos: 1 });
+    await d.publishAsync('devices/ret-p/room', JSON.stringify(reading), { qos: 0 });
+    await d.publishAsync('devices/ret-p/room', JSON.stringify(reading), { qos: 1, retain: true });
+    await expect.poll(() => live.length).toBe(2);
+    // A device subscriber has no purpose: the transforms, at either QoS.
+    expect(live.map((m) => m.qos).sort()).toEqual([0, 1]);
+    for (const { payload } of live) {
+      expect(payload.user_id).toMatch(/^ps1\./);
+      expect(payload.lat).not.toBe(reading.lat);
+      expect(payload.temp).toBe(21.5);
+    }
+    await d.endAsync();
+
+    const rows = await s.platform.store.db
+      .selectFrom('retained_messages')
+      .selectAll()
+      .where('topic', '=', 'devices/ret-p/room')
+      .execute();
+    expect(rows.map((r) => [r.subject_id, r.data_schema])).toEqual([['u-17', 'room']]);
+    const kept = JSON.parse(Buffer.from(rows[0]?.payload ?? '', 'base64').toString()) as Record<
+      string,
+      unknown
+    >;
+    expect(kept).toEqual(live[0]?.payload);
+
+    const again = await connectMqtt(s.mqttUrl, ca, device);
+    const seen = await retainedSeen(again, 'devices/ret-p/room');
+    await again.endAsync();
+    expect(seen.map((m) => JSON.parse(m.slice('devices/ret-p/room='.length)) as unknown)).toEqual([kept]);
+  });
+});
