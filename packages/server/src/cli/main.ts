@@ -37,6 +37,11 @@ const commandModules: { names: string[]; load: () => Promise<Command[]> }[] = [
     names: ['telemetry'],
     load: async () => [(await import('./telemetry.commands.ts')).telemetryCommands()],
   },
+  {
+    names: ['data-schema'],
+    load: async () => [(await import('./data-schema.commands.ts')).dataSchemaCommands()],
+  },
+  { names: ['privacy'], load: async () => [(await import('./privacy.commands.ts')).privacyCommands()] },
 ];
 
 /** The program with the commands `argv` names, or all of them (help, an unknown command, no command). */
