@@ -6,6 +6,7 @@ import { createPrivacyTestContext, type PrivacyTestContext } from '../test-suppo
 import { testDialects } from '../test-support/dialects.ts';
 import { waitFor } from '../test-support/wait.ts';
 import { roomSensor } from './data-schema.fixture.ts';
+import { consentOf } from './privacy.live.ts';
 import { createPrivacyService, type PrivacyService } from './privacy.service.ts';
 
 const READING = { user_id: 'u-17', lat: 48.137154, lon: 11.576124, temp: 21.5 };
@@ -17,6 +18,20 @@ const codeOf = async (p: Promise<unknown>) => {
   );
   return err instanceof BulwarkError ? `${err.code}: ${err.message}` : String(err);
 };
+
+describe('consent by purpose', () => {
+  it('is the record of the purpose, else of its nearest ancestor', () => {
+    const consents = new Map([
+      ['analytics', 'given' as const],
+      ['analytics.reporting.ad_performance', 'withdrawn' as const],
+    ]);
+    expect(consentOf(consents, 'analytics')).toBe('given');
+    expect(consentOf(consents, 'analytics.reporting')).toBe('given');
+    expect(consentOf(consents, 'analytics.reporting.ad_performance')).toBe('withdrawn');
+    expect(consentOf(consents, 'marketing.advertising')).toBeUndefined();
+    expect(consentOf(undefined, 'analytics')).toBeUndefined();
+  });
+});
 
 for (const dialect of testDialects) {
   describe(`the privacy service on ${dialect}`, () => {
@@ -264,6 +279,37 @@ for (const dialect of testDialects) {
       expect(await privacy.subjectData.eraseSubject({ kind: 'person', id: 'u-17' }, 'user:ada')).toEqual({
         erased: 0,
       });
+    });
+  });
+
+  describe(`starting the privacy service on ${dialect}`, () => {
+    let c: PrivacyTestContext;
+    beforeEach(async () => {
+      c = await createPrivacyTestContext(dialect);
+    });
+    afterEach(async () => {
+      await c.close();
+    });
+
+    it('makes the pseudonymisation keys at start and deletes those past the kept periods, with an event', async () => {
+      // Started by the test context: this and the next period's keys exist; nothing was deleted, no event.
+      const periods = async () =>
+        (
+          await c.t.store.db.selectFrom('privacy_pseudonym_keys').select('period').orderBy('period').execute()
+        ).map((r) => Number(r.period));
+      const day = c.deps.settings.pseudonymKeyPeriodMs;
+      const first = Math.floor(c.clock.now / day);
+      expect(await periods()).toEqual([first, first + 1]);
+      expect(entriesOf(await c.log.readAfter(0, 1000), 'privacy.pseudonym_key_rotated')).toEqual([]);
+
+      // Three periods later (two kept): the first two periods' keys go; their tokens are unlinkable.
+      await c.privacy.stop();
+      c.clock.now += 3 * day;
+      await c.privacy.start();
+      expect(await periods()).toEqual([first + 3, first + 4]);
+      expect(entriesOf(await c.log.readAfter(0, 1000), 'privacy.pseudonym_key_rotated')).toMatchObject([
+        { actor: 'system', data: { period: first + 3, deletedPeriods: 2 } },
+      ]);
     });
   });
 
