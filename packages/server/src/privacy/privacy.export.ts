@@ -1,15 +1,8 @@
 import { subjectOf, type AuditEntry, type SubjectData } from '../events/index.ts';
 import type { DbOrTx } from '../store/index.ts';
 import type { PrivacyContext } from './privacy.context.ts';
-import {
-  consentOfRow,
-  consentsOf,
-  getSubjectRow,
-  linksOf,
-  listRequestRows,
-  requestOfRow,
-  subjectOfRow,
-} from './privacy.store.ts';
+import { linksOf } from './privacy.store.ts';
+import { privacySubjectData } from './privacy.subjects.ts';
 
 /**
  * GDPR Art. 15 (right of access) and Art. 20 (portability): every record Bulwark keeps about one data
@@ -44,23 +37,6 @@ export async function subjectLinks(db: DbOrTx, subjectId: string): Promise<Subje
   };
 }
 
-/** Privacy's own records of the subject: the subject, its links, consents and requests. */
-async function privacyRecords(db: DbOrTx, subjectId: string): Promise<Record<string, unknown>[]> {
-  const subject = await getSubjectRow(db, subjectId);
-  if (!subject) return [];
-  const [links, consents, requests] = await Promise.all([
-    linksOf(db, subjectId),
-    consentsOf(db, subjectId),
-    listRequestRows(db, { subjectId }),
-  ]);
-  return [
-    { record: 'subject', ...subjectOfRow(subject) },
-    ...links.map((l) => ({ record: 'link', kind: l.link_kind, ref: l.ref, createdAt: Number(l.created_at) })),
-    ...consents.map((c) => ({ record: 'consent', ...consentOfRow(c) })),
-    ...requests.map((r) => ({ record: 'request', ...requestOfRow(r) })),
-  ];
-}
-
 /** The records of one module about several subjects of a kind, one after the other. */
 async function recordsOf(
   source: SubjectData,
@@ -91,10 +67,10 @@ async function auditEntriesOf(
 export async function exportSubject(ctx: PrivacyContext, subjectId: string): Promise<SubjectExport> {
   const sources = ctx.sources();
   const links = await subjectLinks(ctx.db, subjectId);
-  const person = [{ kind: 'person' as const, id: subjectId }];
+  const person = { kind: 'person' as const, id: subjectId };
   const stores = [sources.telemetry, ...(sources.retained ? [sources.retained] : [])];
   const [stored, devices, users, privacy, audit] = await Promise.all([
-    Promise.all(stores.map(async (s) => [s.module, await recordsOf(s, person)] as const)),
+    Promise.all(stores.map(async (s) => [s.module, await s.exportSubject(person)] as const)),
     recordsOf(
       sources.devices,
       links.devices.map((id) => ({ kind: 'device' as const, id })),
@@ -103,7 +79,7 @@ export async function exportSubject(ctx: PrivacyContext, subjectId: string): Pro
       sources.users,
       links.users.map((id) => ({ kind: 'user' as const, id })),
     ),
-    privacyRecords(ctx.db, subjectId),
+    privacySubjectData(ctx).exportSubject(person),
     auditEntriesOf(ctx, subjectId, links.users),
   ]);
   return {
