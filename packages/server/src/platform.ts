@@ -43,6 +43,7 @@ import {
 import { createNotifyService, notifyNodeId, notifyRoutes, type NotifyService } from './notify/index.ts';
 import {
   createPrivacyService,
+  privacyRoutes,
   type AuditFilter,
   type PrivacyService,
   type PrivacySources,
@@ -770,6 +771,7 @@ async function buildHttpApps(platform: Platform, pki: PkiService, broker: Broker
       groupOf: async (id) => (await platform.devices.find(id))?.group,
     }),
   );
+  await app.register(privacyRoutes(platform.privacy));
   await app.register(
     commandRoutes({
       commands: platform.commands,
