@@ -115,6 +115,8 @@ function recipientsOf(
 ): RecordRecipient[] {
   const recipients: RecordRecipient[] = [];
   for (const app of apps) {
+    // A revoked app connects no more: it receives nothing.
+    if (app.status === 'revoked') continue;
     const grants = app.grants.filter((text) => {
       const parsed = parseGrant(text);
       if (!parsed.ok || !parsed.statement.actions.includes('mqtt:receive')) return false;
