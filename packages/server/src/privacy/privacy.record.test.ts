@@ -79,6 +79,7 @@ describe('the record of processing activities (GDPR Art. 30)', () => {
         status: 'active',
         grants: ['subscribe apps/billing/#'],
       },
+      { name: 'old', purpose: 'marketing', status: 'revoked', grants: ['subscribe devices/+/telemetry'] },
     );
   });
   afterAll(async () => {
