@@ -276,6 +276,18 @@ describe('privacy API', { timeout: 60_000 }, () => {
       note: 'address corrected',
     });
 
+    const restrict = api.privacy.requestOutcome.parse(
+      (
+        await call(admin, 'POST', '/api/v1/privacy/requests', { subject: 'u-31', kind: 'restriction' })
+      ).json(),
+    );
+    expect(restrict.request.status).toBe('completed');
+    const restricted = api.privacy.subjectDetail.parse(
+      (await call(auditor, 'GET', '/api/v1/privacy/subjects/u-31')).json(),
+    );
+    expect(restricted.restrictedAt).not.toBeNull();
+    expect(restricted.requests.map((r) => r.kind).sort()).toEqual(['rectification', 'restriction']);
+
     expect((await call(admin, 'GET', '/api/v1/privacy/requests/no-such-request')).statusCode).toBe(404);
     expect((await call(admin, 'POST', '/api/v1/privacy/requests/no-such-request/run')).statusCode).toBe(404);
     const noNote = await call(admin, 'POST', `/api/v1/privacy/requests/${rectify.request.id}/complete`, {
@@ -307,15 +319,44 @@ describe('privacy API', { timeout: 60_000 }, () => {
   });
 
   it('exports telemetry with its k-anonymity check, and decrypts only tokens', async () => {
-    const exported = await call(admin, 'POST', '/api/v1/privacy/telemetry-export', {
-      schema: 'room-sensor',
-      k: 2,
-    });
+    // Kept forms of three subjects: u-40 and u-41 in one 1 km cell, u-42 alone in another.
+    const stored = (subject: string, lat: number, i: number) => {
+      const body = Buffer.from(
+        JSON.stringify({ user_id: `ps1.1.${subject}`, lat, lon: 11.58, temp: 20 + i }),
+      );
+      void t.platform.telemetry.writer.add({
+        device_id: 'sensor-1',
+        topic: 'devices/sensor-1/telemetry',
+        pattern: 'devices/+/telemetry',
+        subject_id: subject,
+        data_schema: 'room-sensor',
+        received_at: Date.now() - 1000 + i,
+        payload: body.toString('base64'),
+        bytes: body.length,
+      });
+    };
+    stored('u-40', 48.136004, 0);
+    stored('u-41', 48.136004, 1);
+    await t.platform.telemetry.writer.flush();
+    const exportOf = (k: number) =>
+      call(admin, 'POST', '/api/v1/privacy/telemetry-export', { schema: 'room-sensor', k });
+    const exported = await exportOf(2);
     expect(exported.statusCode, exported.body).toBe(200);
-    expect(api.privacy.telemetryExport.response[200].strict().parse(exported.json())).toMatchObject({
-      rows: [],
-      k: 2,
-    });
+    const rows = api.privacy.telemetryExport.response[200].strict().parse(exported.json());
+    expect(rows).toMatchObject({ k: 2, classes: 1, smallestClass: 2 });
+    expect(rows.quasiIdentifiers).toEqual(expect.arrayContaining(['lat', 'lon']));
+    // Quasi-identifiers and non-personal fields only: never the pseudonym, never a subject or device id.
+    expect(rows.rows).toEqual([
+      { lat: 48.136004, lon: 11.58, temp: 20 },
+      { lat: 48.136004, lon: 11.58, temp: 21 },
+    ]);
+    const tooFew = await exportOf(3);
+    expect(tooFew.statusCode).toBe(400);
+    expect(tooFew.json<{ detail: string }>().detail).toMatch(/k-anonymity/);
+    stored('u-42', 48.2, 2);
+    await t.platform.telemetry.writer.flush();
+    expect((await exportOf(2)).statusCode).toBe(400);
+
     const unknown = await call(admin, 'POST', '/api/v1/privacy/telemetry-export', { schema: 'nope', k: 2 });
     expect(unknown.statusCode).toBe(404);
     const lowK = await call(admin, 'POST', '/api/v1/privacy/telemetry-export', {
