@@ -360,6 +360,13 @@ for (const dialect of testDialects) {
 
       await c.privacy.removeSchema('room-sensor', 'cli');
       await waitFor('the schema removed there too', () => privacy.live.empty);
+
+      // An erasure elsewhere: this process drops the data keys it cached (the erased one is gone for good).
+      await privacy.keys.loadSubjectKey('person:u-17');
+      expect(privacy.keys.subjectKey('person:u-17')).toBeDefined();
+      await c.privacy.createRequest({ subject: 'u-17', kind: 'erasure' }, 'cli');
+      await waitFor('the cached key dropped', () => privacy.keys.subjectKey('person:u-17') === undefined);
+      await waitFor('the link gone', () => privacy.live.subjectOfDevice('pump-1') === null);
     });
   });
 }
