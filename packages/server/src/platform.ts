@@ -184,6 +184,7 @@ async function openCore(config: Config, options: PlatformOptions): Promise<Core>
     db: store.db,
     onError: (err, entry) => logFailure(err, { seq: entry?.seq }, 'event subscriber failed'),
     onAtomicStep: options.onAtomicStep,
+    isBusy,
   });
   // Events a crash left in the outbox are in the audit log before any service starts.
   await events.drainOutbox();

@@ -54,7 +54,14 @@ export interface EventBusDeps {
   onError?: (err: unknown, entry?: AuditEntry) => void;
   /** Test seam: called at each step of `atomically` (the crash test ends the process there). */
   onAtomicStep?: (step: AtomicStep) => void | Promise<void>;
+  /**
+   * A transaction that failed because another process held or moved the write lock (SQLite's BUSY, a
+   * serialization failure): nothing was committed, so `atomically` runs its work again.
+   */
+  isBusy?: (err: unknown) => boolean;
 }
+
+const ATOMIC_ATTEMPTS = 10;
 
 /** Subscribers, each called for every entry; one that throws never stops the others. */
 function createHandlers(onError: EventBusDeps['onError']) {
@@ -209,15 +216,28 @@ async function runAtomically<R>(
   const db = deps.db ?? deps.log.db;
   if (!db) throw new Error('event bus: atomically needs the store');
   let recorded = 0;
-  const result = await db.transaction().execute(async (tx) => {
-    const events: SecurityEvent[] = [];
-    const value = await work(tx, (event) => {
-      events.push(event);
+  const attempt = () =>
+    db.transaction().execute(async (tx) => {
+      const events: SecurityEvent[] = [];
+      const value = await work(tx, (event) => {
+        events.push(event);
+      });
+      recorded = (await insertOutbox(tx, events)).length;
+      await deps.onAtomicStep?.('written');
+      return value;
     });
-    recorded = (await insertOutbox(tx, events)).length;
-    await deps.onAtomicStep?.('written');
-    return value;
-  });
+  let result: R;
+  for (let n = 1; ; n++) {
+    try {
+      result = await attempt();
+      break;
+    } catch (err) {
+      // A deferred SQLite transaction that read, then found another process had written, fails at once
+      // (its snapshot is stale) and no busy timeout helps: it is run again from the start.
+      if (n >= ATOMIC_ATTEMPTS || !deps.isBusy?.(err)) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(100, n * 10 + Math.random() * 10)));
+    }
+  }
   if (recorded === 0) return result;
   await deps.onAtomicStep?.('committed');
   // Once the relay has run, the outbox holds none of this commit's rows: this relay or another node's

@@ -12,10 +12,14 @@ export interface CliResult {
 }
 
 /** Runs the real `bulwark` CLI in a child process against `dataDir`. */
-export async function bulwarkCli(dataDir: string, args: string[]): Promise<CliResult> {
+export async function bulwarkCli(
+  dataDir: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CliResult> {
   try {
     const { stdout, stderr } = await run(process.execPath, [BULWARK_BIN, ...args, '--data', dataDir], {
-      env: { ...process.env, BULWARK_LOG_LEVEL: 'error' },
+      env: { ...process.env, BULWARK_LOG_LEVEL: 'error', ...env },
     });
     return { code: 0, stdout, stderr };
   } catch (err) {

@@ -75,7 +75,15 @@ export async function startTestServer(
     httpsUrl: `https://localhost:${server.httpsPort}`,
     deviceUrl: `https://localhost:${server.devicePort}`,
     mqttUrl: `mqtts://localhost:${server.mqttPort}`,
-    cli: (args) => bulwarkCli(dataDir, args),
+    // A server on PostgreSQL: the CLI's processes open the same database (its URL is not in the data directory).
+    cli: (args) =>
+      bulwarkCli(
+        dataDir,
+        args,
+        typeof overrides['database.url'] === 'string'
+          ? { BULWARK_DATABASE_URL: overrides['database.url'] }
+          : {},
+      ),
     async stop(stopOptions = {}) {
       if (stopped) return;
       stopped = true;
