@@ -151,17 +151,55 @@ describe.each(testDialects)('personal data in the audit log (%s)', (dialect) => 
       ['user:alice/token:t1', 'user:alice'],
       ['user:alice/token:t1', 'person:u-17'],
     ]);
-    expect(await audit.erasePersonal(['person:u-17'])).toBe(1);
+    // The user names linked to the person are sealed under the person (as one value); device ids stay clear.
+    expect(JSON.parse((await stored(2)).data)).toMatchObject({
+      devices: ['pump-1'],
+      users: { $personal: expect.any(String) as string },
+    });
+    expect((await audit.readAfter(1))[0]?.data).toEqual({
+      kind: 'customer',
+      devices: ['pump-1'],
+      users: ['alice'],
+    });
+    expect(await audit.erasePersonal(['person:u-17'])).toBe(2);
     expect((await audit.readAfter(1))[0]).toMatchObject({
       actor: 'user:alice/token:t1',
       subject: 'person:[erased]',
-      data: { devices: ['pump-1'], users: ['alice'] },
+      data: { devices: ['pump-1'], users: '[erased]' },
     });
     expect(await audit.erasePersonal(['user:alice'])).toBe(3);
     expect((await audit.readAfter(0)).map((e) => [e.actor, e.subject])).toEqual([
       ['user:[erased]', 'user:[erased]'],
       ['user:[erased]', 'person:[erased]'],
     ]);
+    expect((await audit.verify()).ok).toBe(true);
+  });
+
+  it("seals the user names of a person's link changes under the person; an empty list stays as it is", async () => {
+    await audit.append([
+      {
+        type: 'privacy.subject_added',
+        actor: 'user:dpo',
+        subject: 'person:u-17',
+        data: { kind: 'customer', devices: [], users: [] },
+      },
+      {
+        type: 'privacy.subject_updated',
+        actor: 'user:dpo',
+        subject: 'person:u-17',
+        data: { changes: { addUsers: ['alice', 'bob'], removeUsers: ['carol'], addDevices: ['pump-1'] } },
+      },
+    ]);
+    expect(JSON.parse((await stored(1)).data)).toEqual({ kind: 'customer', devices: [], users: [] });
+    const row = await stored(2);
+    expect(row.data).not.toMatch(/alice|bob|carol/);
+    expect((await audit.readAfter(1))[0]?.data).toEqual({
+      changes: { addUsers: ['alice', 'bob'], removeUsers: ['carol'], addDevices: ['pump-1'] },
+    });
+    expect(await audit.erasePersonal(['person:u-17'])).toBe(3);
+    expect((await audit.readAfter(1))[0]?.data).toEqual({
+      changes: { addUsers: '[erased]', removeUsers: '[erased]', addDevices: ['pump-1'] },
+    });
     expect((await audit.verify()).ok).toBe(true);
   });
 

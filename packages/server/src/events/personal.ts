@@ -94,7 +94,10 @@ interface FieldSeal {
   seal: Seal;
 }
 
-/** The declared personal fields present in the data (null carries nothing personal: left as it is). */
+/**
+ * The declared personal fields present in the data (null and an empty list carry nothing personal: left as
+ * they are). A list (the user names linked to a person) is sealed whole, as one value.
+ */
 function fieldSeals(item: ChainItem, paths: readonly string[]) {
   const owner = ownerOf(item.subject, 'subject') ?? ownerOf(item.actor, 'actor');
   // Nobody to erase it for (`system`, `anonymous@<address>`): sealing would only hide it from readers.
@@ -105,7 +108,8 @@ function fieldSeals(item: ChainItem, paths: readonly string[]) {
   for (const path of paths) {
     const slot = slotOf(root, path);
     const value = slot?.parent[slot.key];
-    if (!slot || value === null || value === undefined) continue;
+    if (!slot || value === null || value === undefined || (Array.isArray(value) && value.length === 0))
+      continue;
     fields.push({ ...slot, seal: { owner, value: canonicalJson(value) ?? 'null' } });
   }
   return fields.length ? { root, fields } : undefined;
