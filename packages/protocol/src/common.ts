@@ -51,3 +51,26 @@ export interface Page<T> {
   items: T[];
   next: string | null;
 }
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A payload's text when it is valid UTF-8, else undefined (never a text with replacement characters). */
+export function utf8Text(payload: Uint8Array | string): string | undefined {
+  if (typeof payload === 'string') return payload;
+  try {
+    return strictUtf8.decode(payload);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A payload as a JSON value when it is UTF-8 JSON, else undefined. */
+export function jsonOfPayload(payload: Uint8Array | string): unknown {
+  const text = utf8Text(payload);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}

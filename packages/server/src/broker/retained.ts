@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { jsonOfPayload } from '@bulwark/protocol';
 import type { Subject, SubjectData } from '../events/index.ts';
 import type { Db, RetainedMessagesTable } from '../store/index.ts';
 
@@ -224,16 +225,8 @@ function entryOf(r: RetainedMessagesTable): Entry {
   };
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /** The payload as a JSON value when it is UTF-8 JSON, else null. */
-function jsonOf(payload: Buffer): unknown {
-  try {
-    return JSON.parse(utf8.decode(payload)) as unknown;
-  } catch {
-    return null;
-  }
-}
+const jsonOf = (payload: Buffer): unknown => jsonOfPayload(payload) ?? null;
 
 /** Which rows and entries hold a data subject's messages: a person's by subject, a device's by publisher. */
 function subjectFilter(subject: Subject) {

@@ -40,7 +40,7 @@ export {
   type Conduit,
   type Segmentation,
 } from './zones.ts';
-export { matches, covers, intersects, isValidFilter, isValidTopic } from './topic-filter.ts';
+export { matches, levelsMatch, covers, intersects, isValidFilter, isValidTopic } from './topic-filter.ts';
 export { substitute, type PolicyContext } from './variables.ts';
 export { exportNftables, type NftablesOptions } from './nftables.ts';
 export {

@@ -25,18 +25,24 @@ export function isValidFilter(filter: string): boolean {
   });
 }
 
+/**
+ * Do a filter's levels match a topic's levels (both already split on `/`)? For matchers that split once and
+ * match many times; the `$` rule is the caller's (see {@link matches}).
+ */
+export function levelsMatch(filter: readonly string[], topic: readonly string[]): boolean {
+  for (let i = 0; i < filter.length; i++) {
+    const level = filter[i];
+    if (level === '#') return true;
+    if (i >= topic.length) return false;
+    if (level !== '+' && level !== topic[i]) return false;
+  }
+  return filter.length === topic.length;
+}
+
 /** Does `filter` match the topic name `topic`? */
 export function matches(filter: string, topic: string): boolean {
   if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    const level = f[i];
-    if (level === '#') return true;
-    if (i >= t.length) return false;
-    if (level !== '+' && level !== t[i]) return false;
-  }
-  return f.length === t.length;
+  return levelsMatch(filter.split('/'), topic.split('/'));
 }
 
 /** Is every topic matched by `specific` also matched by `general`? (Subscription no broader than the right.) */

@@ -5,6 +5,7 @@
  * stage). Topics without a schema, and schemas without transforms or subject, cost a lookup and no copy.
  */
 import type { Logger } from 'pino';
+import { jsonOfPayload } from '@bulwark/protocol';
 import {
   CONTINUE,
   type BrokerSession,
@@ -206,14 +207,10 @@ function classifyPublish(ctx: Ctx, session: BrokerSession, packet: PublishPacket
 
 /** Parses a JSON object, or undefined. */
 function jsonObject(payload: Buffer | string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(payload.toString());
-    return typeof v === 'object' && v !== null && !Array.isArray(v)
-      ? (v as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
+  const v = jsonOfPayload(payload);
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+    ? (v as Record<string, unknown>)
+    : undefined;
 }
 
 /** Keys from the cache only (delivery never waits): null when not loaded, the transform then has none. */

@@ -428,6 +428,13 @@ describe('payload checks and subjects', () => {
 
   it('refuses what is not a JSON object of the schema, saying where', () => {
     expect(schema.check('not json')).toEqual({ ok: false, reason: 'not JSON' });
+    // Invalid UTF-8 is refused, never validated as text with replacement characters.
+    const latin1 = Buffer.concat([
+      Buffer.from('{"user_id":"u-1'),
+      Buffer.from([0xff]),
+      Buffer.from('","temp":1}'),
+    ]);
+    expect(schema.check(latin1)).toEqual({ ok: false, reason: 'not UTF-8' });
     expect(schema.check('[1,2]')).toEqual({ ok: false, reason: 'not a JSON object' });
     expect(schema.check('null')).toEqual({ ok: false, reason: 'not a JSON object' });
     expect(schema.check('{"user_id":"u-17"}')).toEqual({ ok: false, reason: '/temp: is required' });

@@ -5,7 +5,9 @@ import {
   subjectIdPattern,
   type DataSchema,
   type FieldTransform,
+  utf8Text,
 } from '@bulwark/protocol';
+import { levelsMatch } from '../policy/index.ts';
 import { compileJsonSchema, fieldPlans, type FieldPlan } from './data-schema.ts';
 import { encryptValue, pseudonymise, type DataKey, type PseudonymKey } from './keys.ts';
 
@@ -322,9 +324,11 @@ function describeErrors(errors: ErrorObject[] | null | undefined): string {
 
 function payloadChecker(validate: ValidateFunction) {
   return (payload: Buffer | string): { ok: true; value: Obj } | { ok: false; reason: string } => {
+    const text = utf8Text(payload);
+    if (text === undefined) return { ok: false, reason: 'not UTF-8' };
     let value: unknown;
     try {
-      value = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
+      value = JSON.parse(text);
     } catch {
       return { ok: false, reason: 'not JSON' };
     }
@@ -427,16 +431,6 @@ function bySpecificity(a: Candidate, b: Candidate): number {
   return wild(a) - wild(b) || a.schema.name.localeCompare(b.schema.name);
 }
 
-function matches(levels: readonly string[], topic: readonly string[]): boolean {
-  for (let i = 0; i < levels.length; i++) {
-    const l = levels[i];
-    if (l === '#') return true;
-    if (i >= topic.length) return false;
-    if (l !== '+' && l !== topic[i]) return false;
-  }
-  return levels.length === topic.length;
-}
-
 /**
  * An MQTT filter matcher over compiled schemas: the most specific match wins (a literal level before `+`,
  * `+` before `#`, compared from the left; see bySpecificity).
@@ -466,7 +460,7 @@ export function schemaMatcher(schemas: readonly CompiledSchema[]): {
       for (const c of wild) {
         const first = c.levels[0];
         if (dollar && (first === '+' || first === '#')) continue;
-        if (matches(c.levels, levels)) return c.schema;
+        if (levelsMatch(c.levels, levels)) return c.schema;
       }
       return undefined;
     },

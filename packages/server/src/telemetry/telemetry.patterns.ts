@@ -1,5 +1,5 @@
 import { api, BulwarkError, deviceIdProblem, DEVICE_TOPIC_ROOT } from '@bulwark/protocol';
-import { isValidFilter } from '../policy/index.ts';
+import { isValidFilter, levelsMatch } from '../policy/index.ts';
 
 const { RETENTION_MIN_MS, RETENTION_MAX_MS } = api.telemetry;
 
@@ -42,17 +42,6 @@ interface CompiledRule {
   pattern: string;
   retentionMs: number;
   levels: readonly string[];
-}
-
-/** Matches topic levels against filter levels (`+` one level, `#` the rest and the parent) [MQTT-4.7.1]. */
-function levelsMatch(filter: readonly string[], topic: readonly string[]): boolean {
-  for (let i = 0; i < filter.length; i++) {
-    const level = filter[i];
-    if (level === '#') return true;
-    if (i >= topic.length) return false;
-    if (level !== '+' && level !== topic[i]) return false;
-  }
-  return filter.length === topic.length;
 }
 
 const PREFIX = `${DEVICE_TOPIC_ROOT}/`;

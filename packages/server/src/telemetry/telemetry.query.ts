@@ -1,4 +1,4 @@
-import { BulwarkError } from '@bulwark/protocol';
+import { BulwarkError, jsonOfPayload } from '@bulwark/protocol';
 import { isValidFilter } from '../policy/index.ts';
 import type { DbOrTx, TelemetryMessagesTable } from '../store/index.ts';
 import { filterMatches } from './telemetry.patterns.ts';
@@ -33,15 +33,8 @@ export interface TelemetryPage {
   next: string | null;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function jsonOf(payload: Buffer): unknown {
-  try {
-    return JSON.parse(utf8.decode(payload)) as unknown;
-  } catch {
-    return null;
-  }
-}
+/** The payload as a JSON value when it is UTF-8 JSON, else null. */
+const jsonOf = (payload: Buffer): unknown => jsonOfPayload(payload) ?? null;
 
 export function toMessage(row: TelemetryMessagesTable): TelemetryMessage {
   return {
