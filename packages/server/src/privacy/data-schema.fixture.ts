@@ -41,3 +41,26 @@ export const roomSensor = () => ({
     temp: { category: 'system.operations', lawfulBasis: 'legitimate_interests' },
   } as Record<string, Record<string, unknown>>,
 });
+
+/** The room sensor with a heart rate: special category (Art. 9), consent, encrypted for everyone else. */
+export const roomSensorWithHeartRate = (retention = '30d') => {
+  const doc = roomSensor();
+  return {
+    ...doc,
+    schema: {
+      ...doc.schema,
+      properties: { ...doc.schema.properties, hr: { type: 'integer', minimum: 20, maximum: 250 } },
+    },
+    fields: {
+      ...doc.fields,
+      hr: {
+        category: 'user.biometric.health',
+        specialCondition: 'explicit_consent',
+        uses: ['essential.service.operations'],
+        transform: 'encrypt',
+        lawfulBasis: 'consent',
+        retention,
+      },
+    } as Record<string, Record<string, unknown>>,
+  };
+};

@@ -1,58 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrivacyTestContext, type PrivacyTestContext } from '../test-support/privacy-context.ts';
+import { roomSensorWithHeartRate } from './data-schema.fixture.ts';
 
 const DAY = 86_400_000;
 
-/** The room sensor, with a heart rate (special category, consent) encrypted for everyone else. */
+/** The room sensor with a heart rate (kept 7 days), and a description the HTML must escape. */
 const roomSensor = {
-  name: 'room-sensor',
-  topic: 'devices/+/telemetry',
+  ...roomSensorWithHeartRate('7d'),
   description: 'Room sensors <script>alert(1)</script> & "friends"',
-  subject: { field: 'user_id', kind: 'customer' },
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['user_id', 'temp'],
-    properties: {
-      user_id: { type: 'string' },
-      lat: { type: 'number', minimum: -90, maximum: 90 },
-      lon: { type: 'number', minimum: -180, maximum: 180 },
-      temp: { type: 'number' },
-      hr: { type: 'integer', minimum: 20, maximum: 250 },
-    },
-  },
-  fields: {
-    user_id: {
-      category: 'user.unique_id',
-      uses: ['essential.service.operations'],
-      transform: 'pseudonymise',
-      lawfulBasis: 'contract',
-      retention: '30d',
-    },
-    lat: {
-      category: 'user.location.precise',
-      uses: ['essential.service.operations'],
-      transform: { generalise: { grid: 1000, axis: 'latitude' } },
-      lawfulBasis: 'contract',
-      retention: '30d',
-    },
-    lon: {
-      category: 'user.location.precise',
-      uses: ['essential.service.operations'],
-      transform: { generalise: { grid: 1000, axis: 'longitude', latitudeField: 'lat' } },
-      lawfulBasis: 'contract',
-      retention: '30d',
-    },
-    temp: { category: 'system.operations', lawfulBasis: 'legitimate_interests' },
-    hr: {
-      category: 'user.biometric.health',
-      specialCondition: 'explicit_consent',
-      uses: ['essential.service.operations'],
-      transform: 'encrypt',
-      lawfulBasis: 'consent',
-      retention: '7d',
-    },
-  },
 };
 
 describe('the record of processing activities (GDPR Art. 30)', () => {

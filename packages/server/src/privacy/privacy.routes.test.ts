@@ -3,57 +3,10 @@ import { z } from 'zod';
 import { api } from '@bulwark/protocol';
 import { encryptValue } from './keys.ts';
 import { createTestPlatform, type TestCredentials, type TestPlatform } from '../test-support/platform.ts';
+import { roomSensorWithHeartRate } from './data-schema.fixture.ts';
 
 /** The room sensor, as the API takes it (JSON). */
-const ROOM_SENSOR = {
-  name: 'room-sensor',
-  topic: 'devices/+/telemetry',
-  subject: { field: 'user_id', kind: 'customer' },
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['user_id', 'temp'],
-    properties: {
-      user_id: { type: 'string' },
-      lat: { type: 'number', minimum: -90, maximum: 90 },
-      lon: { type: 'number', minimum: -180, maximum: 180 },
-      temp: { type: 'number' },
-      hr: { type: 'integer', minimum: 20, maximum: 250 },
-    },
-  },
-  fields: {
-    user_id: {
-      category: 'user.unique_id',
-      uses: ['essential.service.operations'],
-      transform: 'pseudonymise',
-      lawfulBasis: 'contract',
-      retention: '30d',
-    },
-    lat: {
-      category: 'user.location.precise',
-      uses: ['essential.service.operations'],
-      transform: { generalise: { grid: 1000, axis: 'latitude' } },
-      lawfulBasis: 'contract',
-      retention: '30d',
-    },
-    lon: {
-      category: 'user.location.precise',
-      uses: ['essential.service.operations'],
-      transform: { generalise: { grid: 1000, axis: 'longitude', latitudeField: 'lat' } },
-      lawfulBasis: 'contract',
-      retention: '30d',
-    },
-    temp: { category: 'system.operations', lawfulBasis: 'legitimate_interests' },
-    hr: {
-      category: 'user.biometric.health',
-      specialCondition: 'explicit_consent',
-      uses: ['essential.service.operations'],
-      transform: 'encrypt',
-      lawfulBasis: 'consent',
-      retention: '30d',
-    },
-  },
-};
+const ROOM_SENSOR = roomSensorWithHeartRate();
 
 const READING = JSON.stringify({ user_id: 'u-17', lat: 48.137154, lon: 11.576124, temp: 21.5 });
 
@@ -144,7 +97,7 @@ describe('privacy API', { timeout: 60_000 }, () => {
   });
 
   it('refuses a bad schema with a 400 problem naming the field and rule, and changes nothing', async () => {
-    const { retention: _dropped, ...latWithoutRetention } = ROOM_SENSOR.fields.lat;
+    const { retention: _dropped, ...latWithoutRetention } = ROOM_SENSOR.fields.lat ?? {};
     const bad = await call(admin, 'PUT', '/api/v1/privacy/schemas/bad-sensor', {
       ...ROOM_SENSOR,
       name: 'bad-sensor',

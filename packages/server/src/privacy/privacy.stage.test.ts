@@ -15,51 +15,13 @@ import { createPrivacyKeys, decryptValue, type PrivacyKeys } from './keys.ts';
 import type { PrivacyLive } from './privacy.live.ts';
 import { createPrivacyStages, type RetainedClassification } from './privacy.stage.ts';
 import { compileDataSchema, schemaMatcher, type CompiledSchema } from './transforms.ts';
+import { roomSensor as roomSensorFixture } from './data-schema.fixture.ts';
 
 const HOUR = 3_600_000;
 const NOW = 1_800_000_000_000;
 
 /** The acceptance schema: user_id pseudonymised, lat/lon on a 1 km grid, temp clear. */
-const roomSensor = {
-  name: 'room-sensor',
-  topic: 'devices/+/telemetry',
-  subject: { field: 'user_id' },
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['user_id', 'temp'],
-    properties: {
-      user_id: { type: 'string' },
-      lat: { type: 'number', minimum: -90, maximum: 90 },
-      lon: { type: 'number', minimum: -180, maximum: 180 },
-      temp: { type: 'number' },
-    },
-  },
-  fields: {
-    user_id: {
-      category: 'user.unique_id',
-      uses: ['essential.service.operations'],
-      transform: 'pseudonymise',
-      lawfulBasis: 'contract',
-      retention: '30d',
-    },
-    lat: {
-      category: 'user.location.precise',
-      uses: ['essential.service.operations'],
-      transform: { generalise: { grid: 1000, axis: 'latitude' } },
-      lawfulBasis: 'contract',
-      retention: '30d',
-    },
-    lon: {
-      category: 'user.location.precise',
-      uses: ['essential.service.operations'],
-      transform: { generalise: { grid: 1000, axis: 'longitude', latitudeField: 'lat' } },
-      lawfulBasis: 'contract',
-      retention: '30d',
-    },
-    temp: { category: 'system.operations', lawfulBasis: 'legitimate_interests' },
-  },
-};
+const roomSensor = roomSensorFixture();
 
 /** No transforms and no subject: classified, nothing copied. */
 const plainState = {
