@@ -346,6 +346,9 @@ function createPrivacyFor(
       erasePersonal: (owners: readonly string[]) => audit.erasePersonal(owners),
     },
     telemetryRows: (q: Parameters<PrivacySources['telemetryRows']>[0]) => telemetry.rowsForSchema(q),
+    // The retained messages as stored (a process without a broker, the CLI, erases and expires them there; the
+    // server's broker follows). In the server, the broker's retained store takes its place (brokerStages).
+    retained: createRetainedStore({ db: store.db, now, limits: retainedLimitsOf(config) }).privacySource,
   };
   return createPrivacyService({
     db: store.db,
@@ -599,18 +602,20 @@ async function buildAdapters(
   return { http, broker, caChainFile };
 }
 
+const retainedLimitsOf = (config: Config) => ({
+  perDevice: config.firewall.retainedPerDevice,
+  bytesPerDevice: config.firewall.retainedBytesPerDevice,
+  total: config.firewall.retainedTotal,
+  bytesTotal: config.firewall.retainedBytesTotal,
+});
+
 async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker> {
   const { config, logger, events, monitor } = platform;
   const server = pki.serverTls();
   const retained = createRetainedStore({
     db: platform.store.db,
     now: platform.now,
-    limits: {
-      perDevice: config.firewall.retainedPerDevice,
-      bytesPerDevice: config.firewall.retainedBytesPerDevice,
-      total: config.firewall.retainedTotal,
-      bytesTotal: config.firewall.retainedBytesTotal,
-    },
+    limits: retainedLimitsOf(config),
   });
   await retained.load();
   // Data schemas (privacy/): payloads checked and kept in the form the schema says; each consumer's view.

@@ -13,7 +13,12 @@ import { createListeners, type BrokerTls, type ListenerDeps } from './listeners.
 import { createDeliverPipeline, createPublishPipeline, createSubscribePipeline } from './pipeline.ts';
 import { deliverStages, publishStages, subscribeStages } from './publish-stages.ts';
 import type { RetainedStore } from './retained.ts';
-import { watchAccessChanges, watchAppChanges, watchRevocations } from './revocation-watch.ts';
+import {
+  watchAccessChanges,
+  watchAppChanges,
+  watchRetainedDeletions,
+  watchRevocations,
+} from './revocation-watch.ts';
 import { createSessionRegistry } from './sessions.ts';
 import type { BrokerTransforms, PeerIdentity, PublishStage } from './stages.ts';
 
@@ -47,7 +52,7 @@ export interface BrokerDeps
   /** Subscribes to changes that may alter compiled access; the broker then recompiles its live sessions. */
   onAccessChange(listener: (deviceId?: string) => void): () => void;
   /** Retained messages: quotas per device and in total, kept in the store (loaded before listening). */
-  retained: Pick<RetainedStore, 'retain' | 'attach'>;
+  retained: Pick<RetainedStore, 'retain' | 'attach'> & Partial<Pick<RetainedStore, 'forgetDeleted'>>;
   /** Bounds enforced before anything is buffered (DESIGN principle 8); defaults in `defaultBrokerLimits`. */
   limits?: Partial<BrokerLimits> | undefined;
   /** Device messages the platform consumes (heartbeats, firmware reports, metrics), typed (see ingress.ts). */
@@ -127,6 +132,7 @@ export async function createBroker(deps: BrokerDeps) {
   const stopRevocations = watchRevocations({ events, sessions, refreshCrls: listeners.refreshCrls });
   const stopAccessChanges = watchAccessChanges({ ...deps, sessions });
   const stopAppChanges = watchAppChanges({ ...deps, sessions });
+  const stopRetainedDeletions = watchRetainedDeletions({ events, retained: deps.retained, logger });
   // One timer per broker, over app sessions only: a token or app certificate that ends mid-session ends it.
   const expirySweep = setInterval(() => sessions.dropExpired(Date.now()), deps.expirySweepMs ?? 1000);
   expirySweep.unref();
@@ -170,6 +176,7 @@ export async function createBroker(deps: BrokerDeps) {
       stopRevocations();
       stopAccessChanges();
       stopAppChanges();
+      stopRetainedDeletions();
       clearInterval(expirySweep);
       for (const client of sessions.clients()) client.close();
       await listeners.close();

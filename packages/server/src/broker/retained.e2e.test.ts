@@ -246,4 +246,32 @@ describe('retained messages of a topic with a data schema (privacy)', () => {
     await again.endAsync();
     expect(seen.map((m) => JSON.parse(m.slice('devices/ret-p/room='.length)) as unknown)).toEqual([kept]);
   });
+
+  it('forgets the retained message of a subject the CLI erased (another process): a new subscriber gets none', async () => {
+    const d = await connectMqtt(s.mqttUrl, ca, device);
+    await d.publishAsync('devices/ret-p/room', JSON.stringify(reading), { qos: 1, retain: true });
+    expect(await retainedSeen(d, 'devices/ret-p/room')).toHaveLength(1);
+    await d.endAsync();
+
+    const add = await s.cli(['privacy', 'subject', 'add', 'u-17']);
+    expect(add.code, add.stderr).toBe(0);
+    const erase = await s.cli(['privacy', 'request', 'erase', 'u-17', '--json']);
+    expect(erase.code, erase.stderr).toBe(0);
+    const { request } = JSON.parse(erase.stdout) as {
+      request: { status: string; result: { retained: number } };
+    };
+    expect(request).toMatchObject({ status: 'completed', result: { retained: 1 } });
+    const rows = await s.platform.store.db.selectFrom('retained_messages').selectAll().execute();
+    expect(rows.filter((r) => r.subject_id === 'u-17')).toEqual([]);
+
+    // The server follows the receipt through the audit log and drops its copy in memory.
+    await expect
+      .poll(async () => {
+        const reader = await connectMqtt(s.mqttUrl, ca, device);
+        const seen = await retainedSeen(reader, 'devices/ret-p/room', 200);
+        await reader.endAsync();
+        return seen;
+      })
+      .toEqual([]);
+  });
 });

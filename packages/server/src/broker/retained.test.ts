@@ -125,5 +125,27 @@ for (const dialect of testDialects) {
       const rows = await t.store.db.selectFrom('retained_messages').select('topic').execute();
       expect(rows.map((r) => r.topic)).toEqual(['devices/pump-1/state']);
     });
+
+    it('forgets what another process deleted from the store, not what was retained meanwhile', async () => {
+      // Another process (the CLI, with a store of its own and nothing in memory) erases u-17 and expires u-18.
+      const other = createRetainedStore({ db: t.store.db, now: () => clock, limits });
+      expect(await other.privacySource.eraseSubject({ kind: 'person', id: 'u-17' }, 'cli')).toEqual({
+        erased: 1,
+      });
+      expect(await other.deleteForSchema('room-sensor', 10_000)).toBe(1);
+      expect(topics()).toHaveLength(3);
+      // Retained here while this store follows (its write queued after the check): a new message, kept.
+      const forgetting = retained.forgetDeleted();
+      const verdict = retained.retain('pump-2', {
+        topic: 'devices/pump-2/telemetry',
+        payload: Buffer.from('{"temp":18}'),
+        qos: 1,
+      });
+      expect(await forgetting).toBe(1);
+      expect(verdict.ok && (await verdict.stored)).toBeUndefined();
+      expect(topics()).toEqual(['devices/pump-1/state', 'devices/pump-2/telemetry']);
+      expect(retained.usage('pump-1').count).toBe(1);
+      expect(await retained.forgetDeleted()).toBe(0);
+    });
   });
 }

@@ -137,6 +137,8 @@ function createRetainedIndex(limits: RetainedLimits) {
       return removed;
     },
     entryOf: (payload: Buffer): Entry | undefined => byPayload.get(payload),
+    /** The entries held now (identities: an entry replaced later is another object). */
+    snapshot: (): Set<Entry> => new Set(entries.values()),
     clear(topic: string) {
       const previous = entries.get(topic);
       if (!previous) return;
@@ -364,6 +366,22 @@ export function createRetainedStore(deps: RetainedStoreDeps) {
     },
 
     match: (filters: readonly string[]) => index.match(filters),
+
+    /**
+     * Forgets the retained messages another process deleted from the store (an erasure or a retention run by
+     * the CLI): those held when called whose topic the store no longer has once every write accepted before
+     * is done. A message retained meanwhile is another entry, kept. Resolves with how many were forgotten.
+     */
+    forgetDeleted(): Promise<number> {
+      const held = index.snapshot();
+      let forgotten = 0;
+      return queue(async () => {
+        if (held.size === 0) return;
+        const rows = await db.selectFrom('retained_messages').select('topic').execute();
+        const stored = new Set(rows.map((r) => r.topic));
+        forgotten = index.removeWhere((e) => held.has(e) && !stored.has(e.topic)).length;
+      }).then(() => forgotten);
+    },
 
     /** What one device, or the broker in all, holds. */
     usage: (deviceId?: string) => index.usage(deviceId),

@@ -257,3 +257,29 @@ export function watchAppChanges(deps: AppWatchDeps & { events: Pick<EventBus, 'o
     if (app !== undefined) apps.recompileApp(app, `audit:${entry.seq}`);
   });
 }
+
+/**
+ * Retained messages another process deleted from the store (an erasure or a retention run of the retained
+ * messages, by the CLI or another node) are forgotten here too, so they are no longer delivered: their events
+ * reach the broker from any process (the audit-log tail). Returns the unsubscribe.
+ */
+export function watchRetainedDeletions(deps: {
+  events: Pick<EventBus, 'on'>;
+  retained: { forgetDeleted?: (() => Promise<number>) | undefined };
+  logger: Pick<Logger, 'warn'>;
+}): () => void {
+  const { forgetDeleted } = deps.retained;
+  if (!forgetDeleted) return () => undefined;
+  return deps.events.on(['privacy.request_completed', 'privacy.retention_applied'], (entry) => {
+    const deleted =
+      entry.type === 'privacy.request_completed'
+        ? entry.data.kind === 'erasure' &&
+          entry.data.status === 'completed' &&
+          entry.data.counts.retained !== 0
+        : entry.data.store === 'retained' && entry.data.deleted > 0;
+    if (!deleted) return;
+    forgetDeleted().catch((err: unknown) =>
+      deps.logger.warn({ err }, 'retained messages deleted elsewhere could not be forgotten here'),
+    );
+  });
+}
