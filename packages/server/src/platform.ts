@@ -376,6 +376,7 @@ function createPrivacyFor(
         ),
     },
     onError: (err, what) => logFailure(err, {}, what),
+    compactAfterErasure: () => store.compact(),
   });
 }
 

@@ -85,6 +85,11 @@ export interface PrivacyDeps {
   };
   /** Background work failed (a reload, retention, the overdue check, key rotation). */
   onError?: (err: unknown, what: string) => void;
+  /**
+   * After an erasure: leave no copy of what was deleted readable on disk (the store's compact(): SQLite's WAL
+   * checkpointed and truncated). Resolves false when it could not finish (a reader held the WAL).
+   */
+  compactAfterErasure?: () => Promise<boolean>;
 }
 
 /** What the privacy module's use cases share. */
@@ -99,6 +104,7 @@ export interface PrivacyContext {
   live: PrivacyLive;
   exists?: PrivacyDeps['exists'];
   onError: (err: unknown, what: string) => void;
+  compactAfterErasure?: PrivacyDeps['compactAfterErasure'];
 }
 
 /** The transaction handle of `events.atomically`. */

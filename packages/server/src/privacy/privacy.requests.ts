@@ -162,6 +162,25 @@ async function restrict(ctx: PrivacyContext, row: Row, actor: string): Promise<v
   });
 }
 
+/**
+ * The erasure is done (and recorded); what it deleted must not stay readable on disk either (the SQLite
+ * WAL). A failure here is reported, not the request's: the data is gone from the database.
+ */
+async function compactAfterErasure(ctx: PrivacyContext): Promise<void> {
+  if (!ctx.compactAfterErasure) return;
+  try {
+    if (!(await ctx.compactAfterErasure()))
+      ctx.onError(
+        new Error(
+          'the write-ahead log is in use by a reader: erased pages stay in it until its next checkpoint',
+        ),
+        'privacy erasure compaction',
+      );
+  } catch (err) {
+    ctx.onError(err, 'privacy erasure compaction');
+  }
+}
+
 /** Runs an open request: access, erasure and restriction complete; a rectification stays open. */
 async function runOpen(ctx: PrivacyContext, row: Row, actor: string): Promise<RequestOutcome> {
   const subjectId = row.subject_id;
@@ -176,6 +195,7 @@ async function runOpen(ctx: PrivacyContext, row: Row, actor: string): Promise<Re
       const counts = await eraseSubject(ctx, subjectId, actor);
       // The receipt: counts only; the request row has lost the subject's id in the erasure.
       await complete(ctx, { row, status: 'completed', counts, actor });
+      await compactAfterErasure(ctx);
       return { request: await getRequest(ctx, row.id) };
     }
     case 'restriction':

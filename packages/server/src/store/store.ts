@@ -32,6 +32,13 @@ export interface Store {
   ping(): Promise<void>;
   /** Called when the store goes down or comes back. */
   onHealthChange(listener: StoreHealthListener): () => void;
+  /**
+   * After deleting something that must not stay readable on disk (an erasure): SQLite moves the WAL into
+   * the database file and truncates it (deleted content is already zeroed there: `secure_delete`); resolves
+   * with false when a reader kept part of the WAL in use. PostgreSQL: nothing to do here (VACUUM reclaims
+   * dead tuples; WAL archives and backups follow their own retention): true.
+   */
+  compact(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -91,6 +98,9 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
+    // Deleted rows and freed pages are overwritten with zeros (an erased or crypto-shredded value must not
+    // stay readable in the file); compact() then truncates the WAL, which holds older page images.
+    sqlite.pragma('secure_delete = ON');
     store = makeStore(new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), {
       dialect: 'sqlite',
       location: file,
@@ -153,6 +163,16 @@ function rootCause(err: unknown): string {
 
 const alwaysUp: StoreHealth = { state: 'up', since: Date.now() };
 
+/** `PRAGMA wal_checkpoint(TRUNCATE)`, a few times while a reader holds frames (busy), for SQLite. */
+async function checkpoint(db: Db): Promise<boolean> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const { rows } = await sql<{ busy: number }>`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db);
+    if (rows[0]?.busy === 0) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50 * (attempt + 1)));
+  }
+  return false;
+}
+
 function makeStore(
   db: Db,
   where: { dialect: DialectName; location: string },
@@ -181,6 +201,7 @@ function makeStore(
       }
     },
     onHealthChange: (listener) => availability?.onChange(listener) ?? (() => undefined),
+    compact: () => (dialect === 'sqlite' ? checkpoint(db) : Promise.resolve(true)),
     async close() {
       await availability?.close();
       await db.destroy();
