@@ -54,6 +54,7 @@ export const rolePermissions: Record<Role, readonly Permission[]> = {
     'metrics:read',
     'apps:read',
     'apps:write',
+    'privacy:read',
   ],
   operator: [
     'devices:read',

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { BulwarkError } from '@bulwark/protocol';
-import type { DataSchemaView } from '../privacy/index.ts';
+import { describeTransform, type DataSchemaView } from '../privacy/index.ts';
 import {
   common,
   iso,
@@ -35,11 +35,6 @@ export async function readSchemaDocument(file: string): Promise<unknown> {
   }
 }
 
-const shortJson = (value: unknown, max = 60): string => {
-  const text = JSON.stringify(value) ?? '';
-  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
-};
-
 const retentionText = (ms: number | null): string => {
   if (ms === null) return '-';
   const units: [number, string][] = [
@@ -51,8 +46,6 @@ const retentionText = (ms: number | null): string => {
   const unit = units.find(([size]) => ms % size === 0);
   return unit ? `${ms / unit[0]}${unit[1]}` : `${ms}ms`;
 };
-
-const transformText = (t: unknown): string => (typeof t === 'string' ? t : shortJson(t, 50));
 
 function printSchema(view: DataSchemaView): void {
   process.stdout.write(
@@ -66,7 +59,7 @@ function printSchema(view: DataSchemaView): void {
       uses: f.uses === null ? 'all' : f.uses.join(','),
       basis: f.lawfulBasis ?? '-',
       retention: retentionText(f.retentionMs),
-      transform: transformText(f.transform),
+      transform: describeTransform(f.transform),
       store: f.store,
     })),
     ['field', 'category', 'personal', 'uses', 'basis', 'retention', 'transform', 'store'],

@@ -72,8 +72,9 @@ describe('bulwark data-schema and bulwark privacy', { timeout: 90_000 }, () => {
 
     const shown = await bulwark('data-schema', 'show', 'room-sensor');
     expect(shown.stdout).toMatch(
-      /lat\s+user\.location\.precise\s+yes\s+essential\.service\.operations\s+contract\s+30d/,
+      /lat\s+user\.location\.precise\s+yes\s+essential\.service\.operations\s+contract\s+30d\s+generalise grid 1000 m latitude\s+transformed/,
     );
+    expect(shown.stdout).toMatch(/user_id\s.*\s30d\s+pseudonymise\s+transformed/);
     expect(
       api.privacy.dataSchemaView.strict().parse(await json('data-schema', 'show', 'room-sensor')),
     ).toMatchObject({

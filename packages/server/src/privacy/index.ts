@@ -14,7 +14,7 @@ export type { SubjectDetail, SubjectSummary } from './privacy.subjects.ts';
 export type { PrivacyKeys, DataKey, PseudonymKey } from './keys.ts';
 export type { CompiledSchema, Consumer, ClassifiedMessage } from './transforms.ts';
 export type { FieldPlan } from './data-schema.ts';
-export { parseDataSchema } from './data-schema.ts';
+export { describeTransform, parseDataSchema } from './data-schema.ts';
 export {
   createPrivacyStages,
   type PrivacyStageCounters,
