@@ -226,7 +226,7 @@ describe.each(testDialects)('personal data in the audit log (%s)', (dialect) => 
     expect((await audit.verify()).ok).toBe(true);
   });
 
-  it('leaves values with nobody to erase them for, and sealed or erased strings, as they are', async () => {
+  it('leaves values with nobody to erase them for as they are', async () => {
     await audit.append([
       {
         type: 'auth.locked_out',
@@ -234,12 +234,41 @@ describe.each(testDialects)('personal data in the audit log (%s)', (dialect) => 
         subject: 'address:203.0.113.7',
         data: { address: '203.0.113.7', scope: 'address', until: 1 },
       },
-      { type: 'user.updated', actor: 'user:[erased]', subject: 'user:~0123', data: { changes: {} } },
     ]);
     expect(await personalRows()).toEqual([]);
     expect((await stored(1)).data).toContain('203.0.113.7');
-    expect((await stored(2)).actor).toBe('user:[erased]');
-    expect((await audit.readAfter(1))[0]).toMatchObject({ actor: 'user:[erased]', subject: 'user:[erased]' });
+    expect((await stored(1)).actor).toBe('system');
+  });
+
+  it('seals user names that look sealed or erased: a sign-in as `~<ref>` reads back literally, not as that user', async () => {
+    await audit.append([signedIn('alice', '192.0.2.1')]);
+    const aliceRef = (await stored(1)).actor;
+    expect(aliceRef).toMatch(/^user:~[0-9a-f]{32}$/);
+    const forged = aliceRef.slice('user:'.length); // `~<alice's ref>`, typed as a user name
+    await audit.append([
+      signInFailed(forged, '203.0.113.9'),
+      { type: 'user.updated', actor: 'user:[erased]', subject: `user:${forged}`, data: { changes: {} } },
+    ]);
+    const [failed, updated] = [await stored(2), await stored(3)];
+    expect(failed.subject).toMatch(/^user:~[0-9a-f]{32}$/);
+    expect(failed.subject).not.toBe(aliceRef);
+    expect(updated.actor).not.toBe('user:[erased]');
+    expect(updated.subject).toBe(failed.subject);
+    expect(await audit.readAfter(1)).toMatchObject([
+      { subject: `user:${forged}`, data: { address: '203.0.113.9' } },
+      { actor: 'user:[erased]', subject: `user:${forged}` },
+    ]);
+    // A filter on the typed name finds its own entries, never alice's.
+    const seqs = (entries: AuditEntry[]) => entries.map((e) => e.seq);
+    expect(seqs(await audit.query({ subject: `user:${forged}`, limit: 10 }))).toEqual([2, 3]);
+    expect(seqs(await audit.query({ actor: `user:${forged}`, limit: 10 }))).toEqual([]);
+    expect(seqs(await audit.query({ actor: 'user:~0123', limit: 10 }))).toEqual([]);
+    expect(seqs(await audit.query({ actor: 'user:alice', limit: 10 }))).toEqual([1]);
+    // Erasing the typed name erases its values only; alice still reads as alice.
+    await audit.erasePersonal([`user:${forged}`]);
+    expect((await audit.readAfter(0))[0]).toMatchObject({ actor: 'user:alice', subject: 'user:alice' });
+    expect((await audit.readAfter(1))[0]).toMatchObject({ subject: 'user:[erased]' });
+    expect((await audit.verify()).ok).toBe(true);
   });
 
   it('never touches audit_personal for events without personal values', async () => {

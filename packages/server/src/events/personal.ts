@@ -40,7 +40,8 @@ function personalStringOf(value: string | null): { kind: PersonalKind; id: strin
   return { kind: subject.kind, id: subject.id };
 }
 
-const isClear = (id: string) => !id.startsWith(SEALED_MARK) && id !== ERASED;
+/** What a stored row holds for a sealed or erased value: as written by a client, it means something else. */
+const looksSealed = (id: string) => id.startsWith(SEALED_MARK) || id === ERASED;
 
 /**
  * The owner of a personal string: the user for every form of a user actor (an API token acts as
@@ -56,7 +57,7 @@ function ownerOfPersonal(kind: PersonalKind, id: string, value: string): string 
 function ownerOf(value: string | null, role: 'actor' | 'subject'): string | undefined {
   if (value === null) return undefined;
   const personal = personalStringOf(value);
-  if (personal) return isClear(personal.id) ? ownerOfPersonal(personal.kind, personal.id, value) : undefined;
+  if (personal) return ownerOfPersonal(personal.kind, personal.id, value);
   if (role === 'actor') {
     const actor = parseActor(value);
     return actor.kind === 'device' ? subjectOf.device(actor.id) : undefined;
@@ -64,10 +65,15 @@ function ownerOf(value: string | null, role: 'actor' | 'subject'): string | unde
   return parseSubject(value)?.kind === 'device' ? value : undefined;
 }
 
-/** An actor or subject to seal (a clear `user:`/`person:` string), with its seal. */
+/**
+ * An actor or subject to seal (every `user:`/`person:` string), with its seal. One that already looks sealed
+ * (`user:~<ref>`, `user:[erased]`) is sealed too: items to append are always events as they happened (never
+ * re-appended from stored rows), so such a string is a name someone typed (a sign-in as `~<ref>`), and stored
+ * as is it would read back as another user.
+ */
 function stringSeal(value: string | null) {
   const personal = value === null ? undefined : personalStringOf(value);
-  if (!value || !personal || !isClear(personal.id)) return undefined;
+  if (!value || !personal) return undefined;
   const seal: Seal = {
     owner: ownerOfPersonal(personal.kind, personal.id, value),
     value: JSON.stringify(value),
@@ -322,7 +328,11 @@ export async function storedFormsOf(q: DbOrTx, value: string): Promise<string[]>
     .where('owner', '=', seal.seal.owner)
     .where('value', '=', seal.seal.value)
     .executeTakeFirst();
-  return row ? [value, subjectOf[seal.kind](SEALED_MARK + row.ref)] : [value];
+  const sealed = row ? subjectOf[seal.kind](SEALED_MARK + row.ref) : undefined;
+  // `user:~<ref>` as stored is someone else's sealed value: only its own sealed form matches it (when it has
+  // none, a form no append stores: every `~` string is sealed).
+  if (looksSealed(personalStringOf(value)?.id ?? '')) return [sealed ?? subjectOf[seal.kind](SEALED_MARK)];
+  return sealed ? [value, sealed] : [value];
 }
 
 /**
