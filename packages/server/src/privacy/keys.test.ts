@@ -19,35 +19,53 @@ const HOUR = 3_600_000;
 describe('values', () => {
   const key: DataKey = { id: 'k1', key: randomBytes(32) };
   const keyOf = (id: string) => (id === key.id ? key : undefined);
+  const hr = { schema: 'wearable', path: 'hr' };
 
   it('encrypts and decrypts any JSON value, never the same token twice', () => {
     for (const value of ['u-17', 48.137154, true, null, { b: [1, 'x'], a: { c: null } }]) {
-      const token = encryptValue(key, value);
+      const token = encryptValue(key, value, hr);
       expect(token).toMatch(/^bwenc1\.k1\.[A-Za-z0-9_-]+$/);
       expect(keyIdOf(token)).toBe('k1');
-      expect(decryptValue(token, keyOf)).toEqual({ ok: true, value });
+      expect(decryptValue(token, keyOf, hr)).toEqual({ ok: true, value });
     }
-    expect(encryptValue(key, 'u-17')).not.toBe(encryptValue(key, 'u-17'));
+    expect(encryptValue(key, 'u-17', hr)).not.toBe(encryptValue(key, 'u-17', hr));
   });
 
   it('refuses an altered token, another key, or something that is not a token', () => {
-    const token = encryptValue(key, 'u-17');
+    const token = encryptValue(key, 'u-17', hr);
     const body = token.slice('bwenc1.k1.'.length);
     const altered = `bwenc1.k1.${body.slice(0, -2)}${body.endsWith('AA') ? 'BB' : 'AA'}`;
-    expect(decryptValue(altered, keyOf)).toMatchObject({ ok: false });
+    expect(decryptValue(altered, keyOf, hr)).toMatchObject({ ok: false });
     // the key id is bound (AAD): the same bytes under another id do not decrypt
     const moved: DataKey = { id: 'k2', key: key.key };
-    expect(decryptValue(`bwenc1.k2.${body}`, (id) => (id === 'k2' ? moved : undefined))).toMatchObject({
+    expect(decryptValue(`bwenc1.k2.${body}`, (id) => (id === 'k2' ? moved : undefined), hr)).toMatchObject({
       ok: false,
     });
-    expect(decryptValue(token, () => undefined)).toEqual({
+    expect(decryptValue(token, () => undefined, hr)).toEqual({
       ok: false,
       reason: 'the key is gone (erased) or unknown',
     });
-    expect(decryptValue('u-17', keyOf)).toEqual({ ok: false, reason: 'not an encrypted value' });
-    expect(decryptValue('bwenc1.k1.', keyOf)).toEqual({ ok: false, reason: 'not an encrypted value' });
-    expect(decryptValue('bwenc1.k1.AAAA', keyOf)).toEqual({ ok: false, reason: 'not an encrypted value' });
+    expect(decryptValue('u-17', keyOf, hr)).toEqual({ ok: false, reason: 'not an encrypted value' });
+    expect(decryptValue('bwenc1.k1.', keyOf, hr)).toEqual({ ok: false, reason: 'not an encrypted value' });
+    expect(decryptValue('bwenc1.k1.AAAA', keyOf, hr)).toEqual({
+      ok: false,
+      reason: 'not an encrypted value',
+    });
     expect(keyIdOf('ps1.3.abc')).toBeUndefined();
+  });
+
+  it('binds a token to its schema and field: named as another field or schema it does not decrypt', () => {
+    const token = encryptValue(key, 71, hr);
+    expect(decryptValue(token, keyOf, hr)).toEqual({ ok: true, value: 71 });
+    for (const other of [
+      { schema: 'wearable', path: 'note' },
+      { schema: 'room', path: 'hr' },
+      { schema: 'wearable', path: 'hr.x' },
+    ])
+      expect(decryptValue(token, keyOf, other)).toEqual({
+        ok: false,
+        reason: 'the value does not decrypt (altered, another key, or another schema or field)',
+      });
   });
 
   it('pseudonymises canonical JSON: the same value gives the same token, whatever the member order', () => {
@@ -108,9 +126,10 @@ for (const dialect of testDialects) {
       const a = keysOn(t.store);
       const b = keysOn(await t.openAnother());
       const key = await a.loadSubjectKey('person:u-17');
-      const token = encryptValue(key, { user_id: 'u-17', lat: 48.137154 });
+      const ctx = { schema: 'room', path: 'user' };
+      const token = encryptValue(key, { user_id: 'u-17', lat: 48.137154 }, ctx);
       const kb = await b.keyById(key.id);
-      expect(decryptValue(token, (id) => (id === kb?.id ? kb : undefined))).toEqual({
+      expect(decryptValue(token, (id) => (id === kb?.id ? kb : undefined), ctx)).toEqual({
         ok: true,
         value: { user_id: 'u-17', lat: 48.137154 },
       });
@@ -123,14 +142,14 @@ for (const dialect of testDialects) {
       b.forgetAll();
       const gone = await b.keyById(key.id);
       expect(gone).toBeUndefined();
-      expect(decryptValue(token, () => gone)).toEqual({
+      expect(decryptValue(token, () => gone, ctx)).toEqual({
         ok: false,
         reason: 'the key is gone (erased) or unknown',
       });
       // a new key afterwards is another key: the old tokens stay unreadable
       const fresh = await a.loadSubjectKey('person:u-17');
       expect(fresh.id).not.toBe(key.id);
-      expect(decryptValue(token, (id) => (id === fresh.id ? fresh : undefined)).ok).toBe(false);
+      expect(decryptValue(token, (id) => (id === fresh.id ? fresh : undefined), ctx).ok).toBe(false);
       expect(await a.destroy(t.store.db, [])).toBe(0);
     });
 

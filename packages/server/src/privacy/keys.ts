@@ -221,11 +221,28 @@ export function canonicalJson(value: unknown): string {
 const IV = 12;
 const TAG = 16;
 
-/** `bwenc1.<keyId>.<base64url(iv | tag | ciphertext)>`: AES-256-GCM over the value's canonical JSON, AAD the key id. */
-export function encryptValue(key: DataKey, value: unknown): string {
+/**
+ * Where an encrypted value belongs: its data schema and field path. Bound into the token (the associated
+ * data), so a token decrypts only as the field it was made for: naming another field (one whose uses or
+ * lawful basis let the caller's purpose read it) fails authentication.
+ */
+export interface EncryptionContext {
+  readonly schema: string;
+  readonly path: string;
+}
+
+/** The associated data of a token: `<keyId>|<schema>|<path>` (a schema name or path has no `|`). */
+const associatedData = (keyId: string, context: EncryptionContext): Buffer =>
+  Buffer.from(`${keyId}|${context.schema}|${context.path}`, 'utf8');
+
+/**
+ * `bwenc1.<keyId>.<base64url(iv | tag | ciphertext)>`: AES-256-GCM over the value's canonical JSON, the
+ * associated data the key id, schema and field path (see EncryptionContext).
+ */
+export function encryptValue(key: DataKey, value: unknown, context: EncryptionContext): string {
   const iv = randomBytes(IV);
   const cipher = createCipheriv('aes-256-gcm', key.key, iv);
-  cipher.setAAD(Buffer.from(key.id, 'utf8'));
+  cipher.setAAD(associatedData(key.id, context));
   const ct = Buffer.concat([cipher.update(canonicalJson(value), 'utf8'), cipher.final()]);
   return `${ENCRYPTED_VALUE_PREFIX}${key.id}.${Buffer.concat([iv, cipher.getAuthTag(), ct]).toString('base64url')}`;
 }
@@ -239,10 +256,14 @@ export function keyIdOf(token: string): string | undefined {
   return rest.slice(0, dot);
 }
 
-/** The clear value, or why not (not a token, the key is gone, the token was altered). */
+/**
+ * The clear value, or why not (not a token, the key is gone, the token was altered or made for another
+ * schema or field than `context`).
+ */
 export function decryptValue(
   token: string,
   keyOf: (id: string) => DataKey | undefined,
+  context: EncryptionContext,
 ): { ok: true; value: unknown } | { ok: false; reason: string } {
   const id = keyIdOf(token);
   if (id === undefined) return { ok: false, reason: 'not an encrypted value' };
@@ -252,12 +273,15 @@ export function decryptValue(
   if (body.length < IV + TAG) return { ok: false, reason: 'not an encrypted value' };
   try {
     const decipher = createDecipheriv('aes-256-gcm', key.key, body.subarray(0, IV));
-    decipher.setAAD(Buffer.from(id, 'utf8'));
+    decipher.setAAD(associatedData(id, context));
     decipher.setAuthTag(body.subarray(IV, IV + TAG));
     const clear = Buffer.concat([decipher.update(body.subarray(IV + TAG)), decipher.final()]);
     return { ok: true, value: JSON.parse(clear.toString('utf8')) as unknown };
   } catch {
-    return { ok: false, reason: 'the value does not decrypt (altered, or another key)' };
+    return {
+      ok: false,
+      reason: 'the value does not decrypt (altered, another key, or another schema or field)',
+    };
   }
 }
 

@@ -6,7 +6,10 @@ import { encryptValue } from './keys.ts';
 
 const OPS = 'essential.service.operations';
 
-/** A heart rate (special category, consent) encrypted for every purpose but operations. */
+/**
+ * A heart rate (special category, consent) encrypted for every purpose but operations; a note encrypted
+ * with no uses restriction (every purpose may read it clear).
+ */
 const wearable = {
   name: 'wearable',
   topic: 'devices/+/vitals',
@@ -14,7 +17,12 @@ const wearable = {
   schema: {
     type: 'object',
     additionalProperties: false,
-    properties: { user_id: { type: 'string' }, hr: { type: 'integer' }, temp: { type: 'number' } },
+    properties: {
+      user_id: { type: 'string' },
+      hr: { type: 'integer' },
+      temp: { type: 'number' },
+      note: { type: 'string' },
+    },
   },
   fields: {
     user_id: {
@@ -32,14 +40,15 @@ const wearable = {
       retention: '7d',
     },
     temp: { category: 'system.operations' },
+    note: { category: 'user.content', transform: 'encrypt', lawfulBasis: 'contract', retention: '30d' },
   },
 };
 
 for (const dialect of testDialects) {
   describe(`decryption of encrypted fields on ${dialect}`, () => {
     let p: PrivacyTestContext;
-    const token = async (owner: string, value: unknown) =>
-      encryptValue(await p.privacy.keys.loadSubjectKey(owner), value);
+    const token = async (owner: string, value: unknown, path = 'hr') =>
+      encryptValue(await p.privacy.keys.loadSubjectKey(owner), value, { schema: 'wearable', path });
     const decrypt = (values: string[], purpose = OPS, field = 'hr') =>
       p.privacy.decrypt({ schema: 'wearable', field, values, purpose }, 'user:doctor');
 
@@ -90,6 +99,20 @@ for (const dialect of testDialects) {
       await expect(decrypt([t], OPS, 'temp')).rejects.toMatchObject({ code: 'validation_failed' });
       await expect(decrypt([t], OPS, 'nope')).rejects.toMatchObject({ code: 'not_found' });
       expect(entriesOf(await p.log.readAfter(0, 1000), 'privacy.decrypted')).toEqual([]);
+    });
+
+    it('refuses a token named as another field (its schema and field are bound into it)', async () => {
+      // The heart rate may not be read for marketing; the note may: naming the note does not open the hr.
+      const hr = await token('person:u-17', 72);
+      const note = await token('person:u-17', 'call back', 'note');
+      await expect(decrypt([hr], 'marketing.advertising')).rejects.toMatchObject({ code: 'forbidden' });
+      expect(await decrypt([hr, note], 'marketing.advertising', 'note')).toEqual({
+        values: [null, 'call back'],
+        refused: 1,
+        erased: 0,
+      });
+      // A note token named as the hr does not decrypt either (for a purpose the hr allows).
+      expect(await decrypt([note, hr], OPS, 'hr')).toEqual({ values: [null, 72], refused: 1, erased: 0 });
     });
 
     it('leaves the values of an erased subject unreadable (crypto-shredding)', async () => {

@@ -8,7 +8,9 @@ import { getSchemaRow, storedSchema } from './privacy.store.ts';
 /**
  * Decryption of `encrypt`ed field values (`bwenc1.…` tokens, from the telemetry store, retained messages or
  * what an app received) for a caller that declares its purpose. A token does not say which field it came
- * from, so the caller names the schema and field: the field must encrypt and allow the purpose (its uses).
+ * from, so the caller names the schema and field: the field must encrypt and allow the purpose (its uses), and
+ * the token must have been made for that schema and field (bound into its associated data: a token of
+ * another field fails authentication and is refused).
  * Per value, the data key's owner must not be restricted (GDPR Art. 18), and a field whose lawful basis is
  * consent needs the subject's consent for the purpose. A value whose key was destroyed (the subject was
  * erased) stays unreadable: null, counted as erased.
@@ -110,7 +112,7 @@ export async function decryptValues(
       result.refused++;
       result.values.push(null);
     } else {
-      const clear = decryptValue(v, (k) => keys.get(k));
+      const clear = decryptValue(v, (k) => keys.get(k), { schema: q.schema, path: q.field });
       if (clear.ok) decrypted++;
       else result.refused++;
       result.values.push(clear.ok ? clear.value : null);

@@ -104,7 +104,7 @@ for (const dialect of testDialects) {
 
     it('erases a subject: data, key, links, audit values; the chain verifies and the receipt names counts only', async () => {
       const key = await p.privacy.keys.loadSubjectKey('person:u-17');
-      const token = encryptValue(key, 72);
+      const token = encryptValue(key, 72, { schema: 'room-sensor', path: 'hr' });
       const { request } = await p.privacy.createRequest({ subject: 'u-17', kind: 'erasure' }, 'user:dpo');
       expect(request).toMatchObject({ status: 'completed', subject: null });
       expect(request.result).toEqual({
@@ -128,7 +128,9 @@ for (const dialect of testDialects) {
       expect(p.held.users.has('user:alice')).toBe(false);
       // Crypto-shredding: what was encrypted under the subject's key is unreadable everywhere.
       expect(await p.privacy.keys.keyById(key.id)).toBeUndefined();
-      expect(decryptValue(token, () => undefined)).toMatchObject({ ok: false });
+      expect(decryptValue(token, () => undefined, { schema: 'room-sensor', path: 'hr' })).toMatchObject({
+        ok: false,
+      });
       // The log: no value of the person or their user is left, the chain verifies, the receipt is there.
       const left = await p.t.store.db
         .selectFrom('audit_personal')

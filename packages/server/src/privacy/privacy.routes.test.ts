@@ -319,7 +319,10 @@ describe('privacy API', { timeout: 60_000 }, () => {
     expect(lowK.statusCode).toBe(400);
 
     // A value encrypted under u-17's data key (consent given for essential.service.operations).
-    const token = encryptValue(await t.platform.privacy.keys.loadSubjectKey('person:u-17'), 72);
+    const token = encryptValue(await t.platform.privacy.keys.loadSubjectKey('person:u-17'), 72, {
+      schema: 'room-sensor',
+      path: 'hr',
+    });
     const decrypt = (field: string, purpose: string, values: string[]) =>
       call(admin, 'POST', '/api/v1/privacy/decrypt', { schema: 'room-sensor', field, purpose, values });
     const decrypted = await decrypt('hr', 'essential.service.operations', [token, 'not-a-token']);

@@ -282,7 +282,8 @@ describe('privacy broker stages', () => {
     const kept = JSON.parse(String(packet.kept)) as { user_id: string; steps: string };
     expect(kept.user_id).toBe('u-17');
     expect(kept.steps).toMatch(/^bwenc1\./);
-    expect(decryptValue(kept.steps, (id) => (id === key?.id ? key : undefined))).toEqual({
+    const keyOf = (id: string) => (id === key?.id ? key : undefined);
+    expect(decryptValue(kept.steps, keyOf, { schema: 'wearable', path: 'steps' })).toEqual({
       ok: true,
       value: 4200,
     });

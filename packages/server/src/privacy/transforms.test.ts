@@ -183,10 +183,15 @@ describe('transforms', () => {
     const key = dkey();
     const view = schema.view(message(schema, { key }), analytics);
     expect(view.user_id).toMatch(new RegExp(`^bwenc1\\.${key.id}\\.`));
-    expect(decryptValue(String(view.user_id), (id) => (id === key.id ? key : undefined))).toEqual({
+    const keyOf = (id: string) => (id === key.id ? key : undefined);
+    const token = String(view.user_id);
+    expect(decryptValue(token, keyOf, { schema: 'room-sensor', path: 'user_id' })).toEqual({
       ok: true,
       value: 'u-17',
     });
+    // bound to its schema and field (AAD): as another field, or the same field of another schema, it fails
+    expect(decryptValue(token, keyOf, { schema: 'room-sensor', path: 'temp' }).ok).toBe(false);
+    expect(decryptValue(token, keyOf, { schema: 'other', path: 'user_id' }).ok).toBe(false);
     expect(schema.view(message(schema, { key: null }), analytics)).not.toHaveProperty('user_id');
   });
 

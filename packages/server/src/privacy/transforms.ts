@@ -148,13 +148,17 @@ function gridTransform(
   };
 }
 
-function compileTransform(t: FieldTransform, schema: DataSchema): ApplyTransform {
+function compileTransform(t: FieldTransform, schema: DataSchema, path: string): ApplyTransform {
   if (t === 'none') return (v) => v;
   if (t === 'drop') return () => DROP;
   // Without the key the value is left out: never the clear value by mistake.
   if (t === 'pseudonymise')
     return (v, ctx) => (ctx.message.pseudonymKey ? pseudonymise(ctx.message.pseudonymKey, v) : DROP);
-  if (t === 'encrypt') return (v, ctx) => (ctx.message.key ? encryptValue(ctx.message.key, v) : DROP);
+  if (t === 'encrypt') {
+    // The token is bound to this schema and field: it decrypts only as what it is.
+    const context = { schema: schema.name, path };
+    return (v, ctx) => (ctx.message.key ? encryptValue(ctx.message.key, v, context) : DROP);
+  }
   const g = t.generalise;
   if ('grid' in g) return gridTransform(g, schema);
   if ('bucket' in g) return bucketTransform(g.bucket, g.unit);
@@ -355,7 +359,7 @@ function layoutOf(schema: DataSchema, plans: readonly FieldPlan[]): Layout {
   const fields = plans.map((plan): CompiledField => ({
     plan,
     segments: plan.path.split('.'),
-    apply: compileTransform(plan.transform, schema),
+    apply: compileTransform(plan.transform, schema, plan.path),
   }));
   const top = new Map<string, number>();
   const nested: number[] = [];
