@@ -53,6 +53,28 @@ const healthSchema = {
   },
 };
 
+/** No transforms, a subject field: only withholding needs the subject. */
+const presence = {
+  name: 'presence',
+  topic: 'devices/+/presence',
+  subject: { field: 'user_id' },
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { user_id: { type: 'string' }, here: { type: 'boolean' } },
+  },
+  fields: {
+    user_id: {
+      category: 'user.unique_id',
+      transform: 'none',
+      store: 'clear',
+      lawfulBasis: 'contract',
+      retention: '30d',
+    },
+    here: { category: 'system.operations' },
+  },
+};
+
 const READING = { user_id: 'u-17', lat: 48.137154, lon: 11.576124, temp: 21.5 };
 
 function fakeLive(schemas: CompiledSchema[]) {
@@ -144,20 +166,19 @@ describe('privacy broker stages', () => {
     events = [];
     retained = undefined;
     fake = fakeLive(
-      [roomSensor, plainState, healthSchema].map((doc) => compileDataSchema(parseDataSchema(doc))),
+      [roomSensor, plainState, healthSchema, presence].map((doc) => compileDataSchema(parseDataSchema(doc))),
     );
   });
   afterEach(async () => t.cleanup());
 
-  it('lets topics without a schema, apps, and everything when no schema exists, through untouched', () => {
+  it('lets topics without a schema, and everything when no schema exists, through untouched', () => {
     const s = stages();
     const other = publishOf('devices/sensor-1/other', 'x');
     expect(s.publish.run(device('sensor-1'), other)).toBe(CONTINUE);
     expect(other).toEqual(publishOf('devices/sensor-1/other', 'x'));
     expect(s.deliver.run(analytics, other)).toBe(other);
-    const fromApp = publishOf('devices/sensor-1/telemetry', 'not json');
-    expect(s.publish.run(app('writer', null), fromApp)).toBe(CONTINUE);
-    expect(fromApp.classified).toBeUndefined();
+    expect(s.publish.run(app('writer', null), other)).toBe(CONTINUE);
+    expect(other.classified).toBeUndefined();
     fake = fakeLive([]);
     const none = stages();
     const p = publishOf('devices/sensor-1/telemetry', 'not json');
@@ -192,6 +213,79 @@ describe('privacy broker stages', () => {
     // A device subscriber has no purpose: it gets the transforms.
     expect(json(s.deliver.run(device('display-1'), packet))).toEqual(kept);
     expect(s.counters).toMatchObject({ refused: 0, withheld: 0, transformed: 4 });
+  });
+
+  it("checks, classifies and transforms an app's publish on a schema topic like a device's", async () => {
+    const s = stages();
+    const writer = app('writer', 'essential.service.operations');
+    // Not matching the schema: refused, the event about the app.
+    expect(await publish(s, publishOf('devices/d-2/telemetry', 'not json'), writer)).toMatchObject({
+      kind: 'deny',
+    });
+    expect(events).toMatchObject([
+      {
+        type: 'privacy.payload_refused',
+        actor: 'app:writer',
+        subject: 'app:writer',
+        data: { topic: 'devices/d-2/telemetry', schema: 'room-sensor' },
+      },
+    ]);
+    expect(s.counters.refused).toBe(1);
+    // Matching: classified with its subject, the stores keep the kept form, consumers get their views.
+    const packet = publishOf('devices/d-2/telemetry', READING, true);
+    expect(await publish(s, packet, writer)).toBe(CONTINUE);
+    expect(packet.classified).toEqual({ schema: 'room-sensor', subject: 'u-17' });
+    const kept = JSON.parse(String(packet.kept)) as Record<string, unknown>;
+    expect(JSON.stringify(kept)).not.toContain('u-17');
+    expect(kept.lat).not.toBe(READING.lat);
+    expect(json(s.deliver.run(analytics, packet))).toEqual(kept);
+    expect(json(s.deliver.run(operations, packet))).toEqual(READING);
+    // Withholding applies to an app's message as to a device's.
+    fake.state.restricted.add('u-17');
+    expect(s.deliver.run(operations, packet)).toBeNull();
+  });
+
+  it("encrypts an app's message without a subject under the app's data key (app:<name>)", async () => {
+    const s = stages();
+    const packet = publishOf('devices/d-2/health', { steps: 4200 });
+    expect(await publish(s, packet, app('writer', null))).toBe(CONTINUE);
+    expect(packet.classified).toEqual({ schema: 'wearable', subject: null });
+    const key = keys.subjectKey('app:writer');
+    expect(key).toBeDefined();
+    const kept = JSON.parse(String(packet.kept)) as { steps: string };
+    const keyOf = (id: string) => (id === key?.id ? key : undefined);
+    expect(decryptValue(kept.steps, keyOf, { schema: 'wearable', path: 'steps' })).toEqual({
+      ok: true,
+      value: 4200,
+    });
+    expect(keys.subjectKey('device:writer')).toBeUndefined();
+  });
+
+  it('withholds by subject on a schema without transforms: platform and retained messages too', () => {
+    retained = new Map();
+    const s = stages();
+    // A platform publish (no publish stage ran): its subject is read from the payload at delivery.
+    const platform = {
+      topic: 'devices/d-3/presence',
+      payload: Buffer.from('{"user_id":"u-21","here":true}'),
+    };
+    expect(s.deliver.run(analytics, platform)).toBe(platform);
+    fake.state.restricted.add('u-21');
+    expect(s.deliver.run(analytics, platform)).toBeNull();
+    fake.state.consents.set('u-22|analytics.reporting', 'withdrawn');
+    const other = { topic: 'devices/d-3/presence', payload: Buffer.from('{"user_id":"u-22"}') };
+    expect(s.deliver.run(analytics, other)).toBeNull();
+    expect(s.deliver.run(operations, other)).toBe(other);
+    // Without a subject (none named, none linked): delivered as is.
+    const nobody = { topic: 'devices/d-3/presence', payload: Buffer.from('{"here":false}') };
+    expect(s.deliver.run(analytics, nobody)).toBe(nobody);
+    // A retained message (after a restart: no publish state) is withheld by the subject the store kept.
+    const stored = Buffer.from('{"on":true}');
+    retained.set(stored, { schema: 'plain-state', subject: 'u-20', deviceId: 'sensor-3' });
+    const asRetained = { topic: 'devices/sensor-3/state', payload: stored };
+    expect(s.deliver.run(analytics, asRetained)).toBe(asRetained);
+    fake.state.restricted.add('u-20');
+    expect(s.deliver.run(analytics, asRetained)).toBeNull();
   });
 
   it('pseudonymises the same subject to the same token within a period', async () => {

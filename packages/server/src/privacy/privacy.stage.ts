@@ -1,11 +1,12 @@
 /**
- * Privacy in the broker's data path (the transform points of broker/stages.ts): a device's PUBLISH on a
+ * Privacy in the broker's data path (the transform points of broker/stages.ts): a PUBLISH (a device's or an
+ * app's) on a
  * topic with a data schema is checked, its subject found and its kept form computed once (publish stage);
  * each subscriber then receives the view its purpose allows, serialized once per distinct view (deliver
  * stage). Topics without a schema, and schemas without transforms or subject, cost a lookup and no copy.
  */
 import type { Logger } from 'pino';
-import { jsonOfPayload } from '@bulwark/protocol';
+import { jsonOfPayload, parseAppClientId } from '@bulwark/protocol';
 import {
   CONTINUE,
   type BrokerSession,
@@ -15,7 +16,13 @@ import {
   type PublishStage,
   type PublishVerdict,
 } from '../broker/index.ts';
-import { createEventRateLimit, subjectOf, type SecurityEvent } from '../events/index.ts';
+import {
+  createEventRateLimit,
+  deviceIdOf,
+  subjectIdOf,
+  subjectOf,
+  type SecurityEvent,
+} from '../events/index.ts';
 import type { DataKey, PrivacyKeys, PseudonymKey } from './keys.ts';
 import type { PrivacyLive } from './privacy.live.ts';
 import type { ClassifiedMessage, CompiledSchema, Consumer } from './transforms.ts';
@@ -44,7 +51,7 @@ export interface PrivacyStageDeps {
 }
 
 export interface PrivacyStageCounters {
-  /** Device payloads refused for not matching their topic's data schema. */
+  /** Payloads (a device's or an app's) refused for not matching their topic's data schema. */
   refused: number;
   /** Deliveries that received a view (the payload transformed for the consumer's purpose). */
   transformed: number;
@@ -81,9 +88,30 @@ interface Ctx {
 const asBuffer = (payload: Buffer | string): Buffer =>
   Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
 
-/** Whose data key encrypts a message's fields: its subject's, else its publishing device's. */
-const keyOwner = (subject: string | null, deviceId: string | null): string | null =>
-  subject !== null ? subjectOf.person(subject) : deviceId !== null ? subjectOf.device(deviceId) : null;
+/**
+ * Whose data key encrypts a message's fields: its subject's (`person:<id>`), else its publisher's
+ * (`device:<id>`, or `app:<name>` for an app's publish).
+ */
+const keyOwner = (subject: string | null, publisher: string | null): string | null =>
+  subject !== null ? subjectOf.person(subject) : publisher;
+
+/** The publisher of a session's PUBLISH: `device:<id>` or `app:<name>` (every instance of the app). */
+const publisherOfSession = (session: BrokerSession): string =>
+  session.principal.kind === 'device'
+    ? subjectOf.device(session.principal.id)
+    : subjectOf.app(session.principal.id);
+
+/**
+ * The publisher of a retained message from the key it is charged to (see BrokerSession.key): a device id,
+ * or `app:<clientId>` (`NAME` or `NAME/<instance>`) for an app instance.
+ */
+function publisherOfKey(key: string | undefined): string | null {
+  if (key === undefined) return null;
+  const clientId = subjectIdOf(key, 'app');
+  if (clientId === undefined) return subjectOf.device(key);
+  const app = parseAppClientId(clientId)?.app;
+  return app === undefined ? null : subjectOf.app(app);
+}
 
 function refuse(
   ctx: Ctx,
@@ -162,15 +190,19 @@ function stateOf(s: {
   };
 }
 
-/** The subject named in the payload, else the one person linked to the device; an error when malformed. */
+/**
+ * The subject named in the payload, else the one person linked to the publishing device (an app or the
+ * platform has none); an error when malformed.
+ */
 function subjectFor(
   ctx: Ctx,
   schema: CompiledSchema,
-  m: { value: Record<string, unknown>; deviceId: string | null },
+  m: { value: Record<string, unknown>; publisher: string | null },
 ): string | null | { error: string } {
   const named = schema.subjectOf(m.value);
   if (typeof named === 'string' || typeof named === 'object') return named;
-  return m.deviceId === null ? null : ctx.deps.live.subjectOfDevice(m.deviceId);
+  const deviceId = deviceIdOf(m.publisher);
+  return deviceId === undefined ? null : ctx.deps.live.subjectOfDevice(deviceId);
 }
 
 function classifyPublish(ctx: Ctx, session: BrokerSession, packet: PublishPacket): PublishVerdict {
@@ -182,15 +214,15 @@ function classifyPublish(ctx: Ctx, session: BrokerSession, packet: PublishPacket
   if (!Buffer.isBuffer(packet.payload)) packet.payload = Buffer.from(packet.payload);
   const checked = schema.check(packet.payload);
   if (!checked.ok) return refuse(ctx, session, { topic, schema: schema.name, reason: checked.reason });
-  const deviceId = session.principal.id;
-  const subject = subjectFor(ctx, schema, { value: checked.value, deviceId });
+  const publisher = publisherOfSession(session);
+  const subject = subjectFor(ctx, schema, { value: checked.value, publisher });
   if (subject !== null && typeof subject === 'object')
     return refuse(ctx, session, { topic, schema: schema.name, reason: subject.error });
   if (!schema.transforms && subject === null) {
     packet.classified = { schema: schema.name, subject: null };
     return CONTINUE;
   }
-  const c: Classified = { schema, value: checked.value, subject, owner: keyOwner(subject, deviceId) };
+  const c: Classified = { schema, value: checked.value, subject, owner: keyOwner(subject, publisher) };
   const loading = schema.transforms ? missingKeys(ctx, schema, c.owner) : undefined;
   if (loading === undefined) return finish(ctx, packet, c);
   return {
@@ -230,20 +262,40 @@ function cachedKeys(ctx: Ctx, schema: CompiledSchema, owner: string | null) {
 function stateWithoutPublish(ctx: Ctx, schema: CompiledSchema, payload: Buffer): MessageState | null {
   const { retained, now } = ctx.deps;
   const retainedAs = retained?.classificationOf(payload);
+  const publisher = publisherOfKey(retainedAs?.deviceId);
   const at = now();
   if (retained === undefined || retainedAs?.schema === schema.name) {
     const kept = jsonObject(payload);
     if (kept === undefined) return null;
     const subject = retainedAs?.subject ?? null;
-    const keys = cachedKeys(ctx, schema, keyOwner(subject, retainedAs?.deviceId ?? null));
+    const keys = cachedKeys(ctx, schema, keyOwner(subject, publisher));
     return stateOf({ schema, subject, kept, ...keys, at });
   }
   const checked = schema.check(payload);
   if (!checked.ok) return null;
-  const subject = subjectFor(ctx, schema, { value: checked.value, deviceId: retainedAs?.deviceId ?? null });
+  const subject = subjectFor(ctx, schema, { value: checked.value, publisher });
   if (subject !== null && typeof subject === 'object') return null;
-  const keys = cachedKeys(ctx, schema, keyOwner(subject, retainedAs?.deviceId ?? null));
+  const keys = cachedKeys(ctx, schema, keyOwner(subject, publisher));
   return stateOf({ schema, subject, value: checked.value, ...keys, at });
+}
+
+/**
+ * A message with no publish state on a topic whose schema does not transform: only withholding needs its
+ * subject. A retained message's is the store's; one never classified (a platform publish, or retained before
+ * the schema existed) is checked and its subject read from the payload. Undefined: it goes as it is (no
+ * subject can be named: the schema has no subject field and the message is not a classified retained one).
+ */
+function subjectState(ctx: Ctx, schema: CompiledSchema, payload: Buffer): MessageState | null | undefined {
+  const retainedAs = ctx.deps.retained?.classificationOf(payload);
+  if (retainedAs?.schema === schema.name)
+    return retainedAs.subject === null ? undefined : stateOf({ schema, subject: retainedAs.subject });
+  if (schema.schema.subject.field === undefined) return undefined;
+  const checked = schema.check(payload);
+  if (!checked.ok) return null;
+  const publisher = publisherOfKey(retainedAs?.deviceId);
+  const subject = subjectFor(ctx, schema, { value: checked.value, publisher });
+  if (subject !== null && typeof subject === 'object') return null;
+  return subject === null ? undefined : stateOf({ schema, subject, value: checked.value });
 }
 
 /** The message's state for delivery: undefined when it goes as it is, null when it is withheld. */
@@ -253,9 +305,11 @@ function deliveryState(ctx: Ctx, packet: DeliverPacket): MessageState | null | u
   const state = ctx.states.get(payload);
   if (state !== undefined && (state.at === 0 || ctx.deps.now() - state.at < KEPT_STATE_MS)) return state;
   const schema = ctx.deps.live.match(packet.topic);
-  if (schema === undefined || !schema.transforms) return undefined;
-  const built = stateWithoutPublish(ctx, schema, payload);
-  if (built !== null) ctx.states.set(payload, built);
+  if (schema === undefined) return undefined;
+  const built = schema.transforms
+    ? stateWithoutPublish(ctx, schema, payload)
+    : subjectState(ctx, schema, payload);
+  if (built) ctx.states.set(payload, built);
   return built;
 }
 
@@ -301,7 +355,7 @@ function deliver<P extends DeliverPacket>(ctx: Ctx, session: BrokerSession, pack
 }
 
 /**
- * The publish stage (device principals only: match → check → subject → keys → kept form and state) and the
+ * The publish stage (every principal: match → check → subject → keys → kept form and state) and the
  * deliver stage (withholding, then the consumer's view), with their counters (Prometheus).
  */
 export function createPrivacyStages(deps: PrivacyStageDeps): {
@@ -319,7 +373,9 @@ export function createPrivacyStages(deps: PrivacyStageDeps): {
     publish: {
       name: 'privacy',
       run(session, packet) {
-        if (deps.live.empty || session.principal.kind !== 'device') return CONTINUE;
+        // Every principal's publish (a device's or an app's): an app with a publish grant on a schema topic
+        // is checked, classified and transformed like a device.
+        if (deps.live.empty) return CONTINUE;
         return classifyPublish(ctx, session, packet);
       },
     },
