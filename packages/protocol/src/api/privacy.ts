@@ -120,6 +120,10 @@ export const schemaTestResult = z.object({
   subject: z.string().nullable().describe('the data subject the message is about'),
   kept: z.unknown().describe('what the telemetry store and retained messages would keep (null: nothing)'),
   view: z.unknown().describe('what a consumer with this purpose would receive (null: withheld)'),
+  note: z
+    .string()
+    .optional()
+    .describe('set when pseudonyms or encrypted values are shown: made with throwaway keys, not the stored ones'),
 });
 
 export const testSchema = contract({

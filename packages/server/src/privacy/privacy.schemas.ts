@@ -3,7 +3,7 @@ import { BulwarkError, type DataSchema } from '@bulwark/protocol';
 import { subjectOf } from '../events/index.ts';
 import { isUniqueViolation, type PrivacySchemasTable } from '../store/index.ts';
 import { fieldPlans, parseDataSchema, schemaChanges, type FieldPlan } from './data-schema.ts';
-import type { DataKey } from './keys.ts';
+import type { DataKey, PseudonymKey } from './keys.ts';
 import type { PrivacyContext } from './privacy.context.ts';
 import { consentOf } from './privacy.live.ts';
 import * as store from './privacy.store.ts';
@@ -150,7 +150,12 @@ export interface SchemaTestResult {
   kept: unknown;
   /** What the consumer would receive (null: nothing). */
   view: unknown;
+  /** Set when the schema pseudonymises or encrypts: the test's tokens come from throwaway keys. */
+  note?: string;
 }
+
+const THROWAWAY_KEYS_NOTE =
+  'pseudonyms and encrypted values are made with throwaway keys: they differ from what the broker keeps and delivers';
 
 const parsedOrText = (payload: string): unknown => {
   try {
@@ -197,7 +202,9 @@ async function withheldFor(
 
 /**
  * What the broker would do with a payload on a topic: refused (and why), or what is kept and what a
- * consumer of the given purpose receives. Encrypted fields use a throwaway key (no subject key is made).
+ * consumer of the given purpose receives. Encrypted and pseudonymised fields use throwaway keys (no subject
+ * key is made; the current pseudonym key is never used): with privacy:read alone, the test must not compute
+ * the pseudonym of a candidate id and so map stored or exported pseudonyms back to people.
  */
 export async function testSchema(ctx: PrivacyContext, input: SchemaTest): Promise<SchemaTestResult> {
   const compiled = await matchStored(ctx, input.topic);
@@ -220,12 +227,10 @@ export async function testSchema(ctx: PrivacyContext, input: SchemaTest): Promis
   const purpose = input.purpose ?? null;
   const withheld = subject === null ? { consented: false } : await withheldFor(ctx, subject, purpose);
   const key: DataKey | null = compiled.encrypts ? { id: 'test', key: randomBytes(32) } : null;
-  const message = {
-    value: checked.value,
-    subject,
-    key,
-    pseudonymKey: compiled.pseudonymises ? await ctx.keys.ensurePseudonymKey(ctx.now()) : null,
-  };
+  const pseudonymKey: PseudonymKey | null = compiled.pseudonymises
+    ? { period: Math.floor(ctx.now() / ctx.settings.pseudonymKeyPeriodMs), key: randomBytes(32) }
+    : null;
+  const message = { value: checked.value, subject, key, pseudonymKey };
   const view = withheld.reason ? null : compiled.view(message, { purpose, consented: withheld.consented });
   return {
     schema: compiled.name,
@@ -234,5 +239,6 @@ export async function testSchema(ctx: PrivacyContext, input: SchemaTest): Promis
     subject,
     kept: compiled.kept(message),
     view,
+    ...(key !== null || pseudonymKey !== null ? { note: THROWAWAY_KEYS_NOTE } : {}),
   };
 }
