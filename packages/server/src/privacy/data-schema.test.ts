@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { BulwarkError } from '@bulwark/protocol';
 import { roomSensor } from './data-schema.fixture.ts';
-import { fieldPlans, parseDataSchema, schemaChanges, topicFilterProblem } from './data-schema.ts';
+import {
+  compileJsonSchema,
+  fieldPlans,
+  parseDataSchema,
+  schemaChanges,
+  topicFilterProblem,
+} from './data-schema.ts';
 
 type Doc = ReturnType<typeof roomSensor>;
 
@@ -123,6 +129,83 @@ describe('parseDataSchema', () => {
     const both = nested();
     both.fields.place = { category: 'system.operations' };
     expect(() => parseDataSchema(both)).toThrow(/^fields\.place\.room: inside fields\.place/);
+  });
+
+  it('needs an object classified in parts to be type: object, so no array or string passes unclassified', () => {
+    const located = (loc: Record<string, unknown>) => {
+      const d = roomSensor();
+      (d.schema.properties as Record<string, unknown>).loc = loc;
+      d.fields['loc.lat'] = { ...d.fields.lat, transform: 'drop' };
+      d.fields['loc.lon'] = { ...d.fields.lon, transform: 'drop' };
+      return d;
+    };
+    const coordinates = { lat: { type: 'number' }, lon: { type: 'number' } };
+    const closed = { type: 'object', properties: coordinates, additionalProperties: false };
+    const valid = parseDataSchema(located(closed));
+    const validate = compileJsonSchema(valid.schema);
+    expect(validate({ user_id: 'u-17', temp: 21, loc: [{ lat: 48.137154 }] })).toBe(false);
+    expect(validate({ user_id: 'u-17', temp: 21, loc: '48.13,11.57' })).toBe(false);
+    expect(validate({ user_id: 'u-17', temp: 21, loc: { lat: 48.137154 } })).toBe(true);
+    const { type: _type, ...untyped } = closed;
+    for (const loc of [untyped, { ...closed, type: ['object', 'array'] }, { ...closed, type: 'array' }])
+      expect(() => parseDataSchema(located(loc))).toThrow(
+        /^fields\.loc: classified in parts, so its schema must be type: object/,
+      );
+    expect(() => parseDataSchema(located({ ...closed, allOf: [{ required: ['lat'] }] }))).toThrow(
+      'schema.properties.loc: allOf is not allowed: every property must be classified in fields',
+    );
+  });
+
+  it('refuses keywords that admit or state properties outside properties, at the root', () => {
+    const root = (extra: Record<string, unknown>) => (d: Doc) => Object.assign(d.schema, extra);
+    expect(refusal(root({ patternProperties: { '^x_': {} } }))).toBe(
+      'schema: patternProperties is not allowed: every property must be classified in fields',
+    );
+    for (const keyword of [
+      'unevaluatedProperties',
+      'dependentSchemas',
+      '$ref',
+      'anyOf',
+      'oneOf',
+      'if',
+      'not',
+    ]) {
+      const value = keyword === '$ref' ? '#/$defs/x' : keyword === 'anyOf' || keyword === 'oneOf' ? [{}] : {};
+      expect(refusal(root({ [keyword]: value }))).toBe(
+        `schema: ${keyword} is not allowed: every property must be classified in fields`,
+      );
+    }
+    const refs = roomSensor();
+    Object.assign(refs.schema, {
+      $defs: { celsius: { type: 'number', minimum: -50 } },
+      propertyNames: { maxLength: 20 },
+    });
+    refs.schema.properties.temp = { $ref: '#/$defs/celsius' } as never;
+    expect(() => parseDataSchema(refs)).not.toThrow();
+  });
+
+  it(
+    'runs patterns in linear time (RE2): a catastrophic pattern cannot freeze the broker',
+    { timeout: 5000 },
+    () => {
+      const d = roomSensor();
+      d.schema.properties.user_id = { type: 'string', pattern: '^(a+)+$' } as never;
+      const validate = compileJsonSchema(parseDataSchema(d).schema);
+      // 10,000 a's and a '!': exponential backtracking for a JavaScript RegExp, linear for RE2.
+      expect(validate({ user_id: `${'a'.repeat(10_000)}!`, temp: 21 })).toBe(false);
+      expect(validate({ user_id: 'a'.repeat(10_000), temp: 21 })).toBe(true);
+    },
+  );
+
+  it('refuses a pattern RE2 cannot run (backreferences, lookarounds) with a clear message', () => {
+    expect(
+      refusal((d) => (d.schema.properties.user_id = { type: 'string', pattern: '^(a)\\1$' } as never)),
+    ).toBe(
+      'schema: pattern "^(a)\\\\1$" is not supported (invalid escape sequence: \\1): patterns run in linear time (RE2), without backreferences or lookarounds',
+    );
+    expect(
+      refusal((d) => (d.schema.properties.user_id = { type: 'string', pattern: '^u-(?=\\d)' } as never)),
+    ).toMatch(/^schema: pattern "\^u-\(\?=\\\\d\)" is not supported \(invalid perl operator/);
   });
 
   it('refuses reserved property names', () => {

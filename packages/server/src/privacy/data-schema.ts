@@ -1,6 +1,7 @@
-import { Ajv, type ValidateFunction } from 'ajv';
+import { Ajv, type CodeOptions, type ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { RE2 } from 're2-wasm';
 import {
   BulwarkError,
   dataSchemaDocumentSchema,
@@ -77,7 +78,46 @@ export function fieldPlans(schema: DataSchema): FieldPlan[] {
  */
 const validators = new WeakMap<object, ValidateFunction>();
 
+/** A `pattern` RE2 cannot run (a backreference, a lookaround): refused when the schema is put. */
+class UnsupportedPatternError extends Error {}
+
+/**
+ * RE2 instances by flags and pattern. ajv asks for a pattern's RegExp on every compilation (and keeps the first
+ * per pattern in its scope); RE2's WebAssembly objects are not garbage collected, so each pattern is built once.
+ */
+type RegExpEngine = NonNullable<CodeOptions['regExp']>;
+type RegExpLike = ReturnType<RegExpEngine>;
+const linearPatterns = new Map<string, RegExpLike>();
+
+/**
+ * ajv's RegExp engine for data schemas: `pattern` and `patternProperties` run in linear time (RE2), so a
+ * pattern such as `^(a+)+$` cannot freeze the broker on a device's payload. RE2 needs the `u` flag.
+ */
+export const linearRegExp: RegExpEngine = Object.assign(
+  (pattern: string, flags: string): RegExpLike => {
+    const u = flags.includes('u') ? flags : `${flags}u`;
+    const key = `${u}/${pattern}`;
+    const known = linearPatterns.get(key);
+    if (known) return known;
+    let rx: RE2;
+    try {
+      rx = new RE2(pattern, u);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const prefix = `Invalid regular expression: /${pattern}/${u}: `;
+      const why = message.startsWith(prefix) ? message.slice(prefix.length) : message;
+      throw new UnsupportedPatternError(
+        `pattern ${JSON.stringify(pattern)} is not supported (${why}): patterns run in linear time (RE2), without backreferences or lookarounds`,
+      );
+    }
+    linearPatterns.set(key, rx);
+    return rx;
+  },
+  { code: 'linearRegExp' },
+);
+
 const ajvOptions = {
+  code: { regExp: linearRegExp },
   allErrors: false,
   strict: true,
   strictTypes: false,
@@ -168,14 +208,46 @@ function statedTypes(node: JsonSchemaNode | undefined): string[] | undefined {
 
 const RESERVED = new Set(['__proto__', 'constructor', 'prototype']);
 
+/**
+ * Keywords that admit properties outside `properties` (patternProperties, unevaluatedProperties,
+ * dependentSchemas, dependencies) or state more of the object elsewhere (references, combinations,
+ * conditions): refused at the root and at every object classified in parts, so each property of the payload is
+ * exactly one classified field. propertyNames and dependentRequired stay allowed: they only narrow the object.
+ */
+const UNCLASSIFIABLE = [
+  'patternProperties',
+  'unevaluatedProperties',
+  'dependentSchemas',
+  'dependencies',
+  '$ref',
+  '$dynamicRef',
+  '$recursiveRef',
+  'allOf',
+  'anyOf',
+  'oneOf',
+  'not',
+  'if',
+  'then',
+  'else',
+] as const;
+
+/** A node whose properties are classified one by one: no keyword may admit or state properties elsewhere. */
+function checkClassifiable(node: JsonSchemaNode, at: string): void {
+  const keyword = UNCLASSIFIABLE.find((k) => Object.hasOwn(node, k));
+  if (keyword !== undefined)
+    throw invalid(`${at}: ${keyword} is not allowed: every property must be classified in fields`);
+}
+
 function checkRoot(schema: JsonSchemaNode): void {
   if (schema.type !== 'object') throw invalid('schema: the payload must be an object (type: object)');
   if (!isObject(schema.properties)) throw invalid('schema: the payload object needs properties');
   if (schema.additionalProperties !== false)
     throw invalid('schema: additionalProperties must be false (every field of the payload is classified)');
+  checkClassifiable(schema, 'schema');
   try {
     compileJsonSchema(schema);
   } catch (err) {
+    if (err instanceof UnsupportedPatternError) throw invalid(`schema: ${err.message}`);
     throw invalid(`schema: not a valid JSON Schema: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
@@ -193,10 +265,16 @@ function checkCoverage(node: JsonSchemaNode, prefix: string, fields: Record<stri
     const nested = Object.keys(fields).some((f) => f.startsWith(`${path}.`));
     if (!nested)
       throw invalid(`fields.${path}: the property is not classified (every field needs a category)`);
-    if (!isObject(child) || !isObject(child.properties) || child.additionalProperties !== false)
+    if (
+      !isObject(child) ||
+      child.type !== 'object' ||
+      !isObject(child.properties) ||
+      child.additionalProperties !== false
+    )
       throw invalid(
-        `fields.${path}: classified in parts, so its schema must be an object with properties and additionalProperties: false`,
+        `fields.${path}: classified in parts, so its schema must be type: object with properties and additionalProperties: false`,
       );
+    checkClassifiable(child, `schema.properties.${path.split('.').join('.properties.')}`);
     checkCoverage(child, path, fields);
   }
 }
