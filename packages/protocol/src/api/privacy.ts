@@ -123,7 +123,7 @@ export const schemaTestResult = z.object({
   note: z
     .string()
     .optional()
-    .describe('set when pseudonyms or encrypted values are shown: made with throwaway keys, not the stored ones'),
+    .describe('set when pseudonyms or encrypted values come from throwaway keys, not the stored ones'),
 });
 
 export const testSchema = contract({
