@@ -188,6 +188,21 @@ describe('bulwark data-schema and bulwark privacy', { timeout: 90_000 }, () => {
     const noNote = await bulwark('privacy', 'request', 'complete', rectify.request.id);
     expect(noNote.code).not.toBe(0);
 
+    // A restriction (Art. 18) and lifting it (Art. 18(3)).
+    const restricted = await bulwark('privacy', 'request', 'restrict', 'u-17');
+    expect(restricted.stdout).toMatch(/\(restriction\) completed/);
+    expect((await bulwark('privacy', 'subject', 'show', 'u-17')).stdout).toMatch(
+      /^subject u-17 \(customer\), restricted since /,
+    );
+    const lifted = api.privacy.subjectDetail
+      .strict()
+      .parse(await json('privacy', 'subject', 'unrestrict', 'u-17'));
+    expect(lifted.restrictedAt).toBeNull();
+    expect((await bulwark('privacy', 'subject', 'unrestrict', 'u-17')).stdout).toMatch(
+      /^subject u-17 \(customer\)\n/,
+    );
+    expect((await bulwark('privacy', 'subject', 'unrestrict', 'nobody')).code).toBe(1);
+
     const erased = api.privacy.requestOutcome
       .strict()
       .parse(await json('privacy', 'request', 'erase', 'u-17'));

@@ -138,6 +138,15 @@ function subjectCommands(): Command {
     },
   );
   subject.addCommand(subjectLinkCommand());
+  common(
+    subject
+      .command('unrestrict <id>')
+      .description("lift a subject's restriction (GDPR Art. 18(3)): their data is delivered again"),
+  ).action(async (id: string, o: CommonOptions) => {
+    const lifted = await withPlatform(o, (p) => p.privacy.liftRestriction(id, ACTOR));
+    if (o.json) return printJson(lifted);
+    printSubject(lifted);
+  });
   return subject;
 }
 

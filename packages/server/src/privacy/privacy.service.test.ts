@@ -222,6 +222,25 @@ for (const dialect of testDialects) {
       expect(entriesOf(log, 'privacy.consent_withdrawn')).toHaveLength(1);
     });
 
+    it('lifts a restriction (Art. 18(3)) with its event; the live view delivers again', async () => {
+      await privacy.addSubject({ id: 'u-17' }, 'user:ada');
+      // Not restricted: nothing to lift, no event.
+      expect(await privacy.liftRestriction('u-17', 'user:ada')).toMatchObject({ restrictedAt: null });
+      await privacy.createRequest({ subject: 'u-17', kind: 'restriction' }, 'user:ada');
+      expect(privacy.live.restricted('u-17')).toBe(true);
+      c.clock.now += 1000;
+      const lifted = await privacy.liftRestriction('u-17', 'user:ada');
+      expect(lifted).toMatchObject({ id: 'u-17', restrictedAt: null, updatedAt: c.clock.now });
+      expect(privacy.live.restricted('u-17')).toBe(false);
+      expect(
+        entriesOf(await entries(), 'privacy.subject_updated').map((e) => [e.actor, e.subject, e.data]),
+      ).toEqual([
+        ['user:ada', 'person:u-17', { changes: { restricted: true } }],
+        ['user:ada', 'person:u-17', { changes: { restricted: false } }],
+      ]);
+      expect(await codeOf(privacy.liftRestriction('u-99', 'user:ada'))).toMatch(/^not_found/);
+    });
+
     it('refuses bad subject ids, duplicates, unknown subjects; a device shared by two has no subject', async () => {
       expect(await codeOf(privacy.addSubject({ id: 'person:x' }, 'user:ada'))).toMatch(/^validation_failed/);
       expect(await codeOf(privacy.addSubject({ id: 'u 1' }, 'user:ada'))).toMatch(/^validation_failed/);

@@ -110,6 +110,8 @@ function changeOperations(ctx: PrivacyContext, live: LivePrivacy) {
     addSubject: (input: subjects.NewSubject, actor: string) => fresh(subjects.addSubject(ctx, input, actor)),
     updateSubject: (id: string, change: subjects.SubjectChange, actor: string) =>
       fresh(subjects.updateSubject(ctx, { id, change }, actor)),
+    /** Art. 18(3): the subject's data is delivered again (a restriction request set it). */
+    liftRestriction: (id: string, actor: string) => fresh(subjects.liftRestriction(ctx, id, actor)),
     setConsent: (id: string, consent: subjects.ConsentInput, actor: string) =>
       fresh(subjects.setConsent(ctx, { id, ...consent }, actor)),
     createRequest: (input: CreateRequestInput, actor: string) => fresh(requests.createRequest(input, actor)),

@@ -168,6 +168,30 @@ export async function updateSubject(
 }
 
 /**
+ * Lifts a subject's restriction (GDPR Art. 18(3): the person is told before it is lifted): their data is
+ * delivered again as the schemas and consents say. A subject not restricted is no change (no event).
+ */
+export async function liftRestriction(
+  ctx: PrivacyContext,
+  id: string,
+  actor: string,
+): Promise<SubjectDetail> {
+  const t = ctx.now();
+  await ctx.events.atomically(async (tx, emit) => {
+    const row = await requireSubject(ctx, tx, id);
+    if (row.restricted_at === null) return;
+    await store.touchSubject(tx, id, { updatedAt: t, restrictedAt: null });
+    emit({
+      type: 'privacy.subject_updated',
+      actor,
+      subject: subjectOf.person(id),
+      data: { changes: { restricted: false } },
+    });
+  });
+  return getSubject(ctx, id);
+}
+
+/**
  * Records a subject's consent for a purpose (given with the notice version shown, or withdrawn): the
  * current record per purpose is kept here, its history in the audit log. Withdrawal stops delivery of the
  * subject's data to consumers of that purpose (and the purposes below it).
