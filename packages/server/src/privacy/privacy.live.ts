@@ -1,7 +1,9 @@
+import type { DataSchema } from '@bulwark/protocol';
 import type { EventType } from '../events/index.ts';
 import type { PrivacyKeys } from './keys.ts';
 import type { PrivacyDeps } from './privacy.context.ts';
 import * as store from './privacy.store.ts';
+import { parseDataSchema } from './data-schema.ts';
 import { compileDataSchema, schemaMatcher, type CompiledSchema } from './transforms.ts';
 
 /**
@@ -74,14 +76,40 @@ type LiveDeps = Pick<PrivacyDeps, 'db' | 'events'> & {
   onError: (err: unknown, what: string) => void;
 };
 
+/**
+ * A stored schema this version no longer accepts (its rules got stricter) or cannot compile: its topic's
+ * payloads are refused, naming why (fail closed), never forwarded or stored unclassified.
+ */
+function refusing(name: string, topic: string, problem: string): CompiledSchema {
+  const reason = `data schema ${name} cannot be applied (${problem}): put it again`;
+  const schema: DataSchema = { name, topic, subject: { kind: 'customer' }, schema: {}, fields: {} };
+  const nothing = () => ({});
+  return {
+    name,
+    topic,
+    schema,
+    fields: [],
+    transforms: true,
+    encrypts: false,
+    pseudonymises: false,
+    check: () => ({ ok: false, reason }),
+    subjectOf: () => undefined,
+    view: nothing,
+    viewKey: () => '',
+    kept: () => null,
+    viewOfKept: nothing,
+  };
+}
+
 async function loadSchemas(deps: LiveDeps): Promise<SchemaState> {
   const compiled: CompiledSchema[] = [];
   for (const row of await store.listSchemaRows(deps.db)) {
     try {
-      compiled.push(compileDataSchema(store.storedSchema(row)));
+      // Validated again as a new one would be: a schema stored under older, looser rules is caught here.
+      compiled.push(compileDataSchema(parseDataSchema(JSON.parse(row.document))));
     } catch (err) {
-      // A stored schema this version cannot compile: the others still apply.
-      deps.onError(err, `data schema ${row.name} does not compile`);
+      deps.onError(err, `data schema ${row.name} cannot be applied: its topic's payloads are refused`);
+      compiled.push(refusing(row.name, row.topic, err instanceof Error ? err.message : String(err)));
     }
   }
   const matcher = schemaMatcher(compiled);
