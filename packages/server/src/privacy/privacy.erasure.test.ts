@@ -84,6 +84,7 @@ describe('erasure on SQLite leaves nothing readable on disk', () => {
       expect(await store.db.selectFrom('privacy_subject_keys').selectAll().execute()).toEqual([]);
       expect(filesHolding(t.dataDir, wrapped)).toEqual([]);
       expect(filesHolding(t.dataDir, SUBJECT)).toEqual([]);
+      expect(filesHolding(t.dataDir, 'Alice Example')).toEqual([]);
     } finally {
       dev.end(true);
     }

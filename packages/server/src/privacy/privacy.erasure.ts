@@ -13,7 +13,7 @@ import { deleteSubject, getSubjectRow } from './privacy.store.ts';
  * 2. the subject's data key is destroyed (crypto-shredding: what was encrypted under it, in any copy, is
  *    unreadable from now on);
  * 3. privacy's own rows go (consents, links, the subject); requests stay as the record of what was done,
- *    without the subject's id;
+ *    without the subject's id or their notes;
  * 4. once every event of 1-3 is in the audit log, the personal values the log holds for the subject and its
  *    users are deleted (entries keep their sealed references, so the hash chain still verifies).
  * The receipt (`privacy.request_completed` with these counts) is the caller's (the request's) to record.
@@ -74,6 +74,8 @@ async function erasePrivacyRows(
 ): Promise<{ keys: number; rows: number }> {
   const { tx, subjectId } = e;
   const keys = await ctx.keys.destroy(tx, [subjectOf.person(subjectId)]);
+  // A request's note is free text about the person ("Alice Example <alice@example.com>"): it goes with them.
+  await tx.updateTable('privacy_requests').set({ note: null }).where('subject_id', '=', subjectId).execute();
   const subject = await getSubjectRow(tx, subjectId);
   const { links, consents } = await deleteSubject(tx, subjectId);
   const subjects = subject ? 1 : 0;

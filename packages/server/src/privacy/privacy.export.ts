@@ -1,4 +1,4 @@
-import { subjectOf, type AuditEntry, type SubjectData } from '../events/index.ts';
+import { parseSubject, subjectOf, type AuditEntry, type SubjectData } from '../events/index.ts';
 import type { DbOrTx } from '../store/index.ts';
 import type { PrivacyContext } from './privacy.context.ts';
 import { linksOf } from './privacy.store.ts';
@@ -16,8 +16,22 @@ export interface SubjectExport {
   generatedAt: number;
   /** Records per module (`telemetry`, `retained`, `devices`, `users`, `privacy`): empty arrays when none. */
   modules: Record<string, Record<string, unknown>[]>;
-  /** Audit entries naming the subject (`person:<id>`) or a user account linked to them, oldest first. */
+  /** Audit entries about the subject (`person:<id>`) or a user account linked to them, oldest first. */
   audit: AuditEntry[];
+  /**
+   * Entries a linked user account authored about someone or something else, oldest first: when and what
+   * only (their subject and data would disclose others: GDPR Art. 15(4)).
+   */
+  authored: AuthoredEntry[];
+}
+
+/** What an export shows of an entry a subject's user authored about others. */
+export interface AuthoredEntry {
+  seq: number;
+  ts: number;
+  type: string;
+  /** The kind of what the entry is about (`device`, `user`…), never its id; null when about nothing. */
+  subjectKind: string | null;
 }
 
 /** The devices and user accounts linked to a subject (privacy_subject_links). */
@@ -46,21 +60,34 @@ async function recordsOf(
   return parts.flat();
 }
 
-/** Entries naming the subject, or one of its users as subject or actor; each once, in log order. */
+const bySeq = (entries: readonly AuditEntry[]) => [...new Map(entries.map((e) => [e.seq, e])).values()];
+const inLogOrder = <T extends { seq: number }>(entries: T[]) => entries.sort((a, b) => a.seq - b.seq);
+
+/**
+ * Entries about the subject or one of its users, in full; entries one of its users authored about others,
+ * reduced to when and what (each once, in log order).
+ */
 async function auditEntriesOf(
   ctx: PrivacyContext,
   subjectId: string,
   users: readonly string[],
-): Promise<AuditEntry[]> {
+): Promise<{ audit: AuditEntry[]; authored: AuthoredEntry[] }> {
   const { audit } = ctx.sources();
-  const filters = [
-    { subject: subjectOf.person(subjectId) },
-    ...users.flatMap((u) => [{ subject: subjectOf.user(u) }, { actor: subjectOf.user(u) }]),
-  ];
-  const found = await Promise.all(filters.map((f) => audit.query({ ...f, limit: AUDIT_LIMIT })));
-  const bySeq = new Map<number, AuditEntry>();
-  for (const entry of found.flat()) bySeq.set(entry.seq, entry);
-  return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+  const read = (filters: { subject?: string; actor?: string }[]) =>
+    Promise.all(filters.map((f) => audit.query({ ...f, limit: AUDIT_LIMIT }))).then((found) =>
+      bySeq(found.flat()),
+    );
+  const [about, by] = await Promise.all([
+    read(
+      [subjectOf.person(subjectId), ...users.map((u) => subjectOf.user(u))].map((subject) => ({ subject })),
+    ),
+    read(users.map((u) => ({ actor: subjectOf.user(u) }))),
+  ]);
+  const own = new Set(about.map((e) => e.seq));
+  const authored = by
+    .filter((e) => !own.has(e.seq))
+    .map((e) => ({ seq: e.seq, ts: e.ts, type: e.type, subjectKind: parseSubject(e.subject)?.kind ?? null }));
+  return { audit: inLogOrder(about), authored: inLogOrder(authored) };
 }
 
 /** Everything Bulwark keeps about a data subject (GDPR Art. 15); empty modules when nothing. */
@@ -91,7 +118,7 @@ export async function exportSubject(ctx: PrivacyContext, subjectId: string): Pro
       [sources.users.module]: users,
       privacy,
     },
-    audit,
+    ...audit,
   };
 }
 
@@ -100,5 +127,6 @@ export function exportCounts(exported: SubjectExport): Record<string, number> {
   return {
     ...Object.fromEntries(Object.entries(exported.modules).map(([m, records]) => [m, records.length])),
     audit: exported.audit.length,
+    ...(exported.authored.length > 0 && { authored: exported.authored.length }),
   };
 }

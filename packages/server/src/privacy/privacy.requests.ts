@@ -90,26 +90,27 @@ async function closeRequest(
   },
 ): Promise<void> {
   const { row } = c;
-  const note = c.note ?? row.note;
+  // The note as stored now, not as read before the request ran (an erasure has cleared it).
   const res = await tx
     .updateTable('privacy_requests')
-    .set({ status: c.status, completed_at: c.at, result: JSON.stringify(c.counts), note })
+    .set({
+      status: c.status,
+      completed_at: c.at,
+      result: JSON.stringify(c.counts),
+      ...(c.note !== undefined && { note: c.note }),
+    })
     .where('id', '=', row.id)
     .where('status', '=', 'open')
     .executeTakeFirst();
   if (Number(res.numUpdatedRows) === 0)
     throw new BulwarkError('conflict', `privacy request ${row.id} is no longer open`);
+  // No note in the event: free text may name people, and the audit log keeps it for good (the request row
+  // keeps the note, and an erasure clears it).
   emit({
     type: 'privacy.request_completed',
     actor: c.actor,
     subject: requestSubject(row.id),
-    data: {
-      requestId: row.id,
-      kind: row.kind,
-      status: c.status,
-      counts: c.counts,
-      ...(c.note !== undefined && { note: c.note }),
-    },
+    data: { requestId: row.id, kind: row.kind, status: c.status, counts: c.counts },
   });
 }
 
@@ -193,7 +194,7 @@ async function runOpen(ctx: PrivacyContext, row: Row, actor: string): Promise<Re
     }
     case 'erasure': {
       const counts = await eraseSubject(ctx, subjectId, actor);
-      // The receipt: counts only; the request row has lost the subject's id in the erasure.
+      // The receipt: counts only; the request row has lost the subject's id and note in the erasure.
       await complete(ctx, { row, status: 'completed', counts, actor });
       await compactAfterErasure(ctx);
       return { request: await getRequest(ctx, row.id) };
