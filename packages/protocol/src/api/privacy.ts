@@ -263,6 +263,16 @@ export const subjectExport = z.object({
     .record(z.string(), z.array(z.record(z.string(), z.unknown())))
     .describe('records per module (telemetry, retained, devices, users, privacy): empty arrays when none'),
   audit: z.array(auditEntry).describe('audit entries naming the subject or a user account linked to them'),
+  authored: z
+    .array(
+      z.object({
+        seq: z.number().int(),
+        ts: z.number().int(),
+        type: z.string(),
+        subjectKind: z.string().nullable(),
+      }),
+    )
+    .describe('entries a linked user authored about others: when and what only (GDPR Art. 15(4))'),
 });
 
 export const requestOutcome = z.object({
