@@ -226,7 +226,7 @@ export const addSubject = contract({
 export const updateSubject = contract({
   method: 'PATCH',
   path: '/api/v1/privacy/subjects/:id',
-  summary: "Link or unlink a data subject's devices and users",
+  summary: "Link or unlink a data subject's devices and users; lift its restriction (`restricted: false`)",
   tags,
   access: 'privacy:write',
   params: subjectParams,
@@ -235,6 +235,10 @@ export const updateSubject = contract({
     removeDevices: ids.optional(),
     addUsers: ids.optional(),
     removeUsers: ids.optional(),
+    restricted: z
+      .literal(false)
+      .optional()
+      .describe('false: lifts the restriction (GDPR Art. 18(3)); a restriction request sets it'),
   }),
   response: { 200: subjectDetail },
 });

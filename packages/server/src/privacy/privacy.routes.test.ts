@@ -240,6 +240,17 @@ describe('privacy API', { timeout: 60_000 }, () => {
     );
     expect(restricted.restrictedAt).not.toBeNull();
     expect(restricted.requests.map((r) => r.kind).sort()).toEqual(['rectification', 'restriction']);
+    // Lifted (Art. 18(3)) by PATCH with restricted false; only false is accepted (a request restricts).
+    expect(
+      (await call(admin, 'PATCH', '/api/v1/privacy/subjects/u-31', { restricted: true })).statusCode,
+    ).toBe(400);
+    expect(
+      (await call(auditor, 'PATCH', '/api/v1/privacy/subjects/u-31', { restricted: false })).statusCode,
+    ).toBe(403);
+    const lifted = api.privacy.subjectDetail.parse(
+      (await call(admin, 'PATCH', '/api/v1/privacy/subjects/u-31', { restricted: false })).json(),
+    );
+    expect(lifted.restrictedAt).toBeNull();
 
     expect((await call(admin, 'GET', '/api/v1/privacy/requests/no-such-request')).statusCode).toBe(404);
     expect((await call(admin, 'POST', '/api/v1/privacy/requests/no-such-request/run')).statusCode).toBe(404);

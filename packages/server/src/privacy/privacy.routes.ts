@@ -16,6 +16,7 @@ export type PrivacyRoutesService = Pick<
   | 'getSubject'
   | 'addSubject'
   | 'updateSubject'
+  | 'liftRestriction'
   | 'setConsent'
   | 'listRequests'
   | 'getRequest'
@@ -96,7 +97,10 @@ function subjectRoutes(app: FastifyInstance, privacy: PrivacyRoutesService): voi
   });
   app.defineRoute(contracts.updateSubject, {
     async handler({ request, params, body }) {
-      await privacy.updateSubject(params.id, body, privacyActor(request));
+      const actor = privacyActor(request);
+      const { restricted, ...links } = body;
+      await privacy.updateSubject(params.id, links, actor);
+      if (restricted === false) await privacy.liftRestriction(params.id, actor);
       return privacy.getSubject(params.id);
     },
   });
