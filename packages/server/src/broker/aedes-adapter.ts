@@ -228,6 +228,21 @@ function wireConnect(w: Wiring): void {
   };
 }
 
+/**
+ * On reconnect, aedes replays a persistent session's queue (messages queued while it was offline, and QoS 1/2
+ * messages sent but not acknowledged: `emptyQueue` in aedes' handlers/connect.js). For each stored packet it
+ * makes a per-client copy (a QoSPacket, with its own `writeCallback`), asks authorizeForward about that copy
+ * and then writes the copy itself, taking the answer only as yes or no. So the delivery stages' answer (a
+ * transformed copy: privacy's view for this subscriber) is put onto that copy, and the subscriber receives
+ * what the pipeline returned, as on a live delivery. The stored packet keeps the original until it is
+ * acknowledged: a resend goes through the stages again when it is written. A live delivery never passes a
+ * packet with its own `writeCallback` (aedes makes its QoSPacket from the answer, after the hook), and the
+ * check runs only when a stage returned a copy.
+ */
+function isQueueReplay(packet: object): boolean {
+  return Object.prototype.hasOwnProperty.call(packet, 'writeCallback');
+}
+
 /** PUBLISH, SUBSCRIBE and delivery: each through its stages (pipeline.ts). */
 function wireAuthorization(w: Wiring): void {
   w.aedes.authorizePublish = (client, packet, callback) => {
@@ -265,6 +280,8 @@ function wireAuthorization(w: Wiring): void {
     const session = w.sessions.get(client);
     if (!session) return null;
     const out = w.deliver.run(session, packet);
+    // A transformed copy for a persistent session's queue replay: aedes writes its own copy (see isQueueReplay).
+    if (out !== null && out !== packet && isQueueReplay(packet)) Object.assign(packet, out);
     // Apps only (devices pass on one comparison): counted, or dropped when the connection is over its bound.
     if (out === null || session.delivery === undefined) return out;
     const delivery = { clientId: client.id, queued: queuedOf(client), bytes: out.payload.length };
