@@ -121,9 +121,7 @@ const stepGeneralisation = z.object({ step: z.number().positive() }).strict();
 
 export const fieldTransformSchema = z.union([
   z.enum(['none', 'drop', 'pseudonymise', 'encrypt']),
-  z
-    .object({ generalise: z.union([gridGeneralisation, bucketGeneralisation, stepGeneralisation]) })
-    .strict(),
+  z.object({ generalise: z.union([gridGeneralisation, bucketGeneralisation, stepGeneralisation]) }).strict(),
 ]);
 export type FieldTransform = z.infer<typeof fieldTransformSchema>;
 

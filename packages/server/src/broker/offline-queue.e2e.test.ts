@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The privacy tests' one room-sensor fixture (a test fixture, not part of privacy's door).
-// eslint-disable-next-line no-restricted-imports
-import { roomSensor } from '../privacy/data-schema.fixture.ts';
+import { roomSensor } from '../test-support/data-schemas.ts';
 import { connectMqtt, type DeviceCreds } from '../test-support/clients.ts';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 import { sleep, waitFor } from '../test-support/wait.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BulwarkError } from '@bulwark/protocol';
-import { roomSensor } from './data-schema.fixture.ts';
+import { roomSensor } from '../test-support/data-schemas.ts';
 import {
   compileJsonSchema,
   fieldPlans,

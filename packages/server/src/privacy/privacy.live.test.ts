@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createPrivacyTestContext, type PrivacyTestContext } from '../test-support/privacy-context.ts';
-import { roomSensor } from './data-schema.fixture.ts';
+import { roomSensor } from '../test-support/data-schemas.ts';
 
 /** The live view fails closed: a stored schema it cannot apply refuses its topic's payloads. */
 describe('privacy live view: a stored schema that no longer passes', () => {

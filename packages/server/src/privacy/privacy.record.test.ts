@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrivacyTestContext, type PrivacyTestContext } from '../test-support/privacy-context.ts';
-import { roomSensorWithHeartRate } from './data-schema.fixture.ts';
+import { roomSensorWithHeartRate } from '../test-support/data-schemas.ts';
 
 const DAY = 86_400_000;
 

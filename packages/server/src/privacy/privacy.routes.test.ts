@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { api } from '@bulwark/protocol';
 import { encryptValue } from './keys.ts';
 import { createTestPlatform, type TestCredentials, type TestPlatform } from '../test-support/platform.ts';
-import { roomSensorWithHeartRate } from './data-schema.fixture.ts';
+import { roomSensorWithHeartRate } from '../test-support/data-schemas.ts';
 
 /** The room sensor, as the API takes it (JSON). */
 const ROOM_SENSOR = roomSensorWithHeartRate();

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createPrivacyTestContext, type PrivacyTestContext } from '../test-support/privacy-context.ts';
-import { roomSensor, roomSensorWithHeartRate } from './data-schema.fixture.ts';
+import { roomSensor, roomSensorWithHeartRate } from '../test-support/data-schemas.ts';
 import { pseudonymise } from './keys.ts';
 
 const READING = { user_id: 'u-17', lat: 48.137154, lon: 11.576124, temp: 21.5 };

@@ -5,7 +5,7 @@ import { isBusy, isUniqueViolation, type Store } from '../store/index.ts';
 import { createPrivacyTestContext, type PrivacyTestContext } from '../test-support/privacy-context.ts';
 import { testDialects } from '../test-support/dialects.ts';
 import { waitFor } from '../test-support/wait.ts';
-import { roomSensor } from './data-schema.fixture.ts';
+import { roomSensor } from '../test-support/data-schemas.ts';
 import { consentOf } from './privacy.live.ts';
 import { createPrivacyService, type PrivacyService } from './privacy.service.ts';
 

@@ -15,7 +15,7 @@ import { createPrivacyKeys, decryptValue, type PrivacyKeys } from './keys.ts';
 import type { PrivacyLive } from './privacy.live.ts';
 import { createPrivacyStages, type RetainedClassification } from './privacy.stage.ts';
 import { compileDataSchema, schemaMatcher, type CompiledSchema } from './transforms.ts';
-import { roomSensor as roomSensorFixture } from './data-schema.fixture.ts';
+import { roomSensor as roomSensorFixture } from '../test-support/data-schemas.ts';
 
 const HOUR = 3_600_000;
 const NOW = 1_800_000_000_000;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseDataSchema } from './data-schema.ts';
-import { roomSensor } from './data-schema.fixture.ts';
+import { roomSensor } from '../test-support/data-schemas.ts';
 import { decryptValue, type DataKey, type PseudonymKey } from './keys.ts';
 import {
   compileDataSchema,

@@ -1,4 +1,4 @@
-/** Test fixture: data schema documents for the privacy tests. */
+/** Test fixture: data schema documents (the room sensor) for the privacy and broker tests. */
 
 /** The example (room sensor): a subject id, a precise location, a temperature. */
 export const roomSensor = () => ({
