@@ -177,11 +177,12 @@ describe('agent', () => {
   });
 
   it('renews when the certificate reaches the last third of its life, not only at the periodic check', async () => {
-    // A 9 s lifetime, due 0.7-2 s from now (X.509 times are truncated to whole seconds).
-    const oldSerial = await enrolled({ notBefore: Date.now() - 4_000, notAfter: Date.now() + 5_000 });
+    // A 24 s lifetime, due 1-2 s from now (X.509 times are truncated to whole seconds), still valid 8 s
+    // after that: room for the re-enrollment on a loaded machine before the old certificate expires.
+    const oldSerial = await enrolled({ notBefore: Date.now() - 14_000, notAfter: Date.now() + 10_000 });
     const running = await start({ renewCheckIntervalMs: 60 * MINUTE });
     expect((await running.waitFor('connected')).certificate.serialNumber.toUpperCase()).toBe(oldSerial);
-    const { previous } = await running.waitFor('renewed', { timeoutMs: 5_000 });
+    const { previous } = await running.waitFor('renewed', { timeoutMs: 9_000 });
     expect(previous.serialNumber.toUpperCase()).toBe(oldSerial);
     await running.waitFor('connected');
   });
