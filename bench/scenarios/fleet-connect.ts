@@ -1,4 +1,4 @@
-import type { BenchContext, LoadgenPool, SystemRun } from '../harness/index.ts';
+import { observerIndex, type BenchContext, type LoadgenPool, type SystemRun } from '../harness/index.ts';
 import type { TallySummary } from '../load/index.ts';
 
 export type FleetParts = ReturnType<LoadgenPool['ranges']>;
@@ -57,4 +57,63 @@ export async function connectFleet(ctx: BenchContext, run: SystemRun): Promise<F
 
 export async function subscribeFleet(ctx: BenchContext, parts: FleetParts): Promise<void> {
   await ctx.pool.each(parts, 'subscribe', () => ({ qos: 1, concurrency: 100, timeoutMs: 30_000 }), 120_000);
+}
+
+/**
+ * The whole fleet on one load generator with the observer (the fixture's `bench-observer`, see 2b)
+ * subscribed to `devices/+/telemetry` at QoS 1, so that deliveries can free the publishers' windows; runs
+ * `work`, then disconnects everything.
+ */
+export async function withObservedFleet(
+  ctx: BenchContext,
+  run: SystemRun,
+  work: () => Promise<void>,
+): Promise<void> {
+  const { plan, pool } = ctx;
+  const handle = pool.first;
+  const connected = await handle.call(
+    'connect',
+    {
+      target: run.target,
+      from: 0,
+      to: plan.fleet,
+      concurrency: plan.stormConcurrency,
+      timeoutMs: 30_000,
+      maxMs: 120_000,
+    },
+    180_000,
+  );
+  try {
+    if (connected.connected !== plan.fleet) throw new Error(connected.firstError ?? 'fleet did not connect');
+    await handle.call(
+      'observe',
+      { target: run.target, index: observerIndex(plan), qos: 1, timeoutMs: 30_000 },
+      60_000,
+    );
+    await work();
+  } finally {
+    await handle.call('disconnect', { timeoutMs: 5000 }, 60_000);
+  }
+}
+
+/** One throughput run of the observed fleet (every message to the observer): the load generator's result. */
+export async function observedThroughput(ctx: BenchContext, qos: 0 | 1, json = false) {
+  const { plan, pool } = ctx;
+  const { warmupMs, durationMs, drainMs } = plan.throughput;
+  const [res] = await pool.each(
+    [{ handle: pool.first, from: 0, to: plan.fleet }],
+    'throughput',
+    () => ({
+      qos,
+      via: 'observer',
+      window: plan.window,
+      warmupMs,
+      durationMs,
+      drainMs,
+      payloadSize: plan.payloadSize,
+      ...(json ? { json: true } : {}),
+    }),
+    warmupMs + durationMs + drainMs + 60_000,
+  );
+  return res;
 }

@@ -5,10 +5,8 @@
  * app certificate (no device may read another device's topics); in Mosquitto the ACL user of that CN; bare
  * Aedes accepts anyone.
  */
-import type { BenchContext, SystemRun } from '../harness/index.ts';
-import { observerIndex } from '../harness/index.ts';
-import type { MetricSpec } from '../harness/index.ts';
-import { checkIntegrity } from './fleet-connect.ts';
+import type { BenchContext, MetricSpec, SystemRun } from '../harness/index.ts';
+import { checkIntegrity, observedThroughput, withObservedFleet } from './fleet-connect.ts';
 
 const spec = (qos: number): MetricSpec => ({
   scenario: `2b fan-in to one subscriber, QoS ${qos}`,
@@ -18,46 +16,11 @@ const spec = (qos: number): MetricSpec => ({
 });
 
 export async function observerFanIn(ctx: BenchContext, run: SystemRun): Promise<void> {
-  const { plan, pool, results, log } = ctx;
+  const { results, log } = ctx;
   const name = run.system.name;
-  // One load generator holds the whole fleet and the observer, so deliveries can free publishers' windows.
-  const handle = pool.first;
-  const part = [{ handle, from: 0, to: plan.fleet }];
-  const connected = await handle.call(
-    'connect',
-    {
-      target: run.target,
-      from: 0,
-      to: plan.fleet,
-      concurrency: plan.stormConcurrency,
-      timeoutMs: 30_000,
-      maxMs: 120_000,
-    },
-    180_000,
-  );
-  try {
-    if (connected.connected !== plan.fleet) throw new Error(connected.firstError ?? 'fleet did not connect');
-    await handle.call(
-      'observe',
-      { target: run.target, index: observerIndex(plan), qos: 1, timeoutMs: 30_000 },
-      60_000,
-    );
+  await withObservedFleet(ctx, run, async () => {
     for (const qos of [0, 1] as const) {
-      const { warmupMs, durationMs, drainMs } = plan.throughput;
-      const [res] = await pool.each(
-        part,
-        'throughput',
-        () => ({
-          qos,
-          via: 'observer',
-          window: plan.window,
-          warmupMs,
-          durationMs,
-          drainMs,
-          payloadSize: plan.payloadSize,
-        }),
-        warmupMs + durationMs + drainMs + 60_000,
-      );
+      const res = await observedThroughput(ctx, qos);
       if (!res) continue;
       checkIntegrity(ctx, run, `fan-in to one subscriber QoS ${qos}`, res.tally);
       const rate = (res.windowDelivered / res.windowMs) * 1000;
@@ -69,7 +32,5 @@ export async function observerFanIn(ctx: BenchContext, run: SystemRun): Promise<
       );
       log(`  ${name}: fan-in to one subscriber QoS ${qos} ${rate.toFixed(0)} msgs/s, lost ${res.tally.lost}`);
     }
-  } finally {
-    await handle.call('disconnect', { timeoutMs: 5000 }, 60_000);
-  }
+  });
 }

@@ -8,8 +8,7 @@
  * no data schemas); the figure is the ratio of the two rates.
  */
 import type { BenchContext, MetricSpec, SystemRun } from '../harness/index.ts';
-import { observerIndex } from '../harness/index.ts';
-import { checkIntegrity } from './fleet-connect.ts';
+import { checkIntegrity, observedThroughput, withObservedFleet } from './fleet-connect.ts';
 
 const SCHEMA_NAME = 'bench-reading';
 
@@ -69,86 +68,52 @@ const spec = (qos: number, metric: string, unit = '/s'): MetricSpec => ({
   better: 'higher',
 });
 
-/** The fleet and the observer connected; the throughput of one variant, in delivered messages a second. */
+/** The throughput of one variant with the fleet and the observer connected, in delivered messages a second. */
 async function measure(ctx: BenchContext, run: SystemRun, qos: 0 | 1, label: string): Promise<number> {
-  const { plan, pool, log } = ctx;
-  const { warmupMs, durationMs, drainMs } = plan.throughput;
-  const [res] = await pool.each(
-    [{ handle: pool.first, from: 0, to: plan.fleet }],
-    'throughput',
-    () => ({
-      qos,
-      via: 'observer',
-      window: plan.window,
-      warmupMs,
-      durationMs,
-      drainMs,
-      payloadSize: plan.payloadSize,
-      json: true,
-    }),
-    warmupMs + durationMs + drainMs + 60_000,
-  );
+  const res = await observedThroughput(ctx, qos, true);
   if (!res) throw new Error('no throughput result');
   checkIntegrity(ctx, run, `privacy ${label} QoS ${qos}`, res.tally);
   const rate = (res.windowDelivered / res.windowMs) * 1000;
-  log(`  bulwark: privacy ${label}, QoS ${qos}: ${rate.toFixed(0)} msgs/s, lost ${res.tally.lost}`);
+  ctx.log(`  bulwark: privacy ${label}, QoS ${qos}: ${rate.toFixed(0)} msgs/s, lost ${res.tally.lost}`);
   return rate;
 }
 
 export async function privacyThroughput(ctx: BenchContext, run: SystemRun): Promise<void> {
-  const { plan, pool, results } = ctx;
+  const { plan, results } = ctx;
   const { system } = run;
   if (system.name !== 'bulwark' || !system.privacySchema) return;
-  const handle = pool.first;
   let schemaPut = false;
   const setSchema = async (on: boolean) => {
     if (on === schemaPut) return;
     await system.privacySchema?.(SCHEMA_NAME, on ? benchReadingSchema : null);
     schemaPut = on;
   };
-  const connected = await handle.call(
-    'connect',
-    {
-      target: run.target,
-      from: 0,
-      to: plan.fleet,
-      concurrency: plan.stormConcurrency,
-      timeoutMs: 30_000,
-      maxMs: 120_000,
-    },
-    180_000,
-  );
   try {
-    if (connected.connected !== plan.fleet) throw new Error(connected.firstError ?? 'fleet did not connect');
-    await handle.call(
-      'observe',
-      { target: run.target, index: observerIndex(plan), qos: 1, timeoutMs: 30_000 },
-      60_000,
-    );
-    for (const qos of [0, 1] as const) {
-      // Alternating the order each round, so that drift on a shared machine cancels in the medians.
-      for (let round = 0; round < plan.rounds; round++) {
-        const rates = { without: 0, with: 0 };
-        for (const variant of round % 2 === 0
-          ? (['without', 'with'] as const)
-          : (['with', 'without'] as const)) {
-          await setSchema(variant === 'with');
-          rates[variant] = await measure(ctx, run, qos, `${variant} schema`);
+    await withObservedFleet(ctx, run, async () => {
+      for (const qos of [0, 1] as const) {
+        // Alternating the order each round, so that drift on a shared machine cancels in the medians.
+        for (let round = 0; round < plan.rounds; round++) {
+          const rates = { without: 0, with: 0 };
+          for (const variant of round % 2 === 0
+            ? (['without', 'with'] as const)
+            : (['with', 'without'] as const)) {
+            await setSchema(variant === 'with');
+            rates[variant] = await measure(ctx, run, qos, `${variant} schema`);
+          }
+          results.add(spec(qos, 'delivered msgs/s, no data schema'), 'bulwark', rates.without);
+          results.add(spec(qos, 'delivered msgs/s, 3 fields transformed'), 'bulwark', rates.with);
+          results.add(
+            {
+              ...spec(qos, 'with schema ÷ without', 'x'),
+              target: { kind: 'absolute', min: 0.9 },
+            },
+            'bulwark',
+            rates.without > 0 ? rates.with / rates.without : undefined,
+          );
         }
-        results.add(spec(qos, 'delivered msgs/s, no data schema'), 'bulwark', rates.without);
-        results.add(spec(qos, 'delivered msgs/s, 3 fields transformed'), 'bulwark', rates.with);
-        results.add(
-          {
-            ...spec(qos, 'with schema ÷ without', 'x'),
-            target: { kind: 'absolute', min: 0.9 },
-          },
-          'bulwark',
-          rates.without > 0 ? rates.with / rates.without : undefined,
-        );
       }
-    }
+    });
   } finally {
     await setSchema(false).catch(() => undefined);
-    await handle.call('disconnect', { timeoutMs: 5000 }, 60_000);
   }
 }
