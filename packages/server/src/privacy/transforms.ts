@@ -453,20 +453,35 @@ export function schemaMatcher(schemas: readonly CompiledSchema[]): {
     } else wild.push({ schema, levels, kinds });
   }
   wild.sort(bySpecificity);
+  const matchWild = (topic: string): CompiledSchema | null => {
+    // [MQTT-4.7.2-1] a filter starting with a wildcard does not match a topic starting with `$`.
+    const dollar = topic.startsWith('$');
+    const levels = topic.split('/');
+    for (const c of wild) {
+      const first = c.levels[0];
+      if (dollar && (first === '+' || first === '#')) continue;
+      if (levelsMatch(c.levels, levels)) return c.schema;
+    }
+    return null;
+  };
+  // Every publish and every delivery asks (topics without a schema included): the answer per topic is
+  // remembered, up to MATCH_CACHE_SIZE topics, so a message fanned out to many subscribers splits its topic once.
+  const cache = new Map<string, CompiledSchema | null>();
   return {
     size: schemas.length,
     match(topic) {
       const hit = exact.get(topic);
       if (hit || wild.length === 0) return hit;
-      // [MQTT-4.7.2-1] a filter starting with a wildcard does not match a topic starting with `$`.
-      const dollar = topic.startsWith('$');
-      const levels = topic.split('/');
-      for (const c of wild) {
-        const first = c.levels[0];
-        if (dollar && (first === '+' || first === '#')) continue;
-        if (levelsMatch(c.levels, levels)) return c.schema;
+      let found = cache.get(topic);
+      if (found === undefined) {
+        if (cache.size >= MATCH_CACHE_SIZE) cache.clear();
+        found = matchWild(topic);
+        cache.set(topic, found);
       }
-      return undefined;
+      return found ?? undefined;
     },
   };
 }
+
+/** Topics whose schema (or none) a matcher remembers before it starts afresh. */
+const MATCH_CACHE_SIZE = 10_000;
