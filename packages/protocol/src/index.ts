@@ -10,3 +10,4 @@ export * from './taxonomy/taxonomy.ts';
 export * from './common.ts';
 export * from './api/index.ts';
 export * from './privacy.ts';
+export * from './baseline.ts';

@@ -25,6 +25,11 @@ export const permissions = [
   'privacy:read',
   'privacy:write',
   'privacy:decrypt',
+  /** Compliance: read results and reports; run, attest and request waivers; approve waivers; the baseline. */
+  'compliance:read',
+  'compliance:write',
+  'compliance:approve',
+  'baseline:write',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
@@ -55,6 +60,9 @@ export const rolePermissions: Record<Role, readonly Permission[]> = {
     'apps:read',
     'apps:write',
     'privacy:read',
+    'compliance:read',
+    'compliance:write',
+    'compliance:approve',
   ],
   operator: [
     'devices:read',
@@ -81,6 +89,7 @@ export const rolePermissions: Record<Role, readonly Permission[]> = {
     'alerts:read',
     'apps:read',
     'privacy:read',
+    'compliance:read',
   ],
   viewer: ['devices:read', 'firmware:read', 'alerts:read'],
 };

@@ -281,6 +281,22 @@ const schema = z
       })
       .strict()
       .prefault({}),
+    compliance: z
+      .object({
+        /** How often the server runs every compliance check. */
+        interval: duration.default(3_600_000),
+        /** Off: runs only on demand and after a baseline change. */
+        scheduled: z
+          .union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')])
+          .default(true),
+        /**
+         * A directory of framework files (`<standard>.json`) that replace the built-in mapping of a standard's
+         * clauses to checks, or add one: remap a clause without a code change (docs/compliance.md).
+         */
+        frameworksDir: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
     events: z
       .object({ tailInterval: duration.default(200) })
       .strict()
@@ -312,6 +328,8 @@ export const envKeys = {
   BULWARK_FIRMWARE_MAX_ARTIFACT_SIZE: 'firmware.maxArtifactSize',
   BULWARK_LOG_LEVEL: 'logLevel',
   BULWARK_REQUIRE_2FA_FOR_ALL: 'auth.require2faForAll',
+  BULWARK_COMPLIANCE_INTERVAL: 'compliance.interval',
+  BULWARK_COMPLIANCE_FRAMEWORKS: 'compliance.frameworksDir',
   BULWARK_WEBAUTHN_RP_ID: 'auth.webauthnRpId',
   BULWARK_WEBAUTHN_ORIGINS: 'auth.webauthnOrigins',
 } as const;

@@ -124,6 +124,15 @@ export const eventCatalog = {
   'privacy.decrypted': {},
   'privacy.telemetry_exported': {},
   'privacy.pseudonym_key_rotated': {},
+  'compliance.baseline_applied': {},
+  'compliance.run_completed': {},
+  'compliance.check_regressed': { groups: ['warning'] },
+  'compliance.check_recovered': {},
+  'compliance.attestation_recorded': {},
+  'compliance.attestation_revoked': {},
+  'compliance.waiver_granted': {},
+  'compliance.waiver_revoked': {},
+  'compliance.report_generated': {},
 } as const satisfies Record<keyof EventData, EventMeta>;
 
 /**
@@ -457,6 +466,66 @@ export interface EventData {
   /** A de-identified telemetry export passed its k-anonymity check. */
   'privacy.telemetry_exported': { schema: string; rows: number; k: number; quasiIdentifiers: string[] };
   'privacy.pseudonym_key_rotated': { period: number; deletedPeriods: number };
+  /**
+   * Subject `baseline`: the organisation baseline (compliance/) was applied as `version`; `changes` is the diff
+   * from the version before (dotted paths, JSON values; `before`/`after` absent when the path was added/removed).
+   */
+  'compliance.baseline_applied': {
+    version: number;
+    name: string;
+    sha256: string;
+    changes: { path: string; before?: Json; after?: Json }[];
+  };
+  /** Subject `compliance_run:<id>`: a run finished; scores per standard (0..1, null: no applicable clause). */
+  'compliance.run_completed': {
+    runId: string;
+    trigger: 'manual' | 'schedule' | 'baseline';
+    baselineVersion: number;
+    checks: { pass: number; fail: number; error: number; waived: number };
+    scores: Record<string, number | null>;
+    regressions: string[];
+    recoveries: string[];
+  };
+  /** Subject `check:<id>`: a check that passed in the run before fails now (raises an alert). */
+  'compliance.check_regressed': {
+    runId: string;
+    check: string;
+    title: string;
+    severity: 'critical' | 'high' | 'medium' | 'low';
+    summary: string;
+    /** Clause ids per standard the check evidences. */
+    clauses: Record<string, string[]>;
+    evidence: number;
+  };
+  /** Subject `check:<id>`: a check that failed in the run before passes now (resolves the alert). */
+  'compliance.check_recovered': { runId: string; check: string; title: string };
+  /** Subject `attestation:<id>`: a manual clause attested by its owner, with evidence files. */
+  'compliance.attestation_recorded': {
+    attestationId: string;
+    standard: string;
+    clause: string;
+    owner: string;
+    reviewAt: number;
+    expiresAt: number;
+    files: { name: string; sha256: string; size: number }[];
+  };
+  'compliance.attestation_revoked': {
+    attestationId: string;
+    standard: string;
+    clause: string;
+    reason: string;
+  };
+  /** Subject `waiver:<id>`: a failing check accepted until `expiresAt`, approved by `approver`. */
+  'compliance.waiver_granted': {
+    waiverId: string;
+    check: string;
+    reason: string;
+    approver: string;
+    expiresAt: number;
+  };
+  'compliance.waiver_revoked': { waiverId: string; check: string; reason: string };
+  /** A report left the platform (who took which standard, in which form). */
+  'compliance.report_generated': { standard: string; format: 'html' | 'json' | 'oscal'; runId: string };
 }
 
 export interface SecurityEvent<T extends EventType = EventType> {

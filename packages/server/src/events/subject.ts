@@ -15,6 +15,11 @@ export const subjectKinds = [
   'request',
   /** A data schema (privacy/). */
   'data_schema',
+  /** Compliance (compliance/): a run, a check, a manual attestation, a waiver. */
+  'compliance_run',
+  'check',
+  'attestation',
+  'waiver',
   'address',
   'advisory',
   'alert',
@@ -32,7 +37,7 @@ export const subjectKinds = [
 export type SubjectKind = (typeof subjectKinds)[number];
 
 /** Subjects without an id: the platform's own parts. */
-export const singletonSubjects = ['config', 'pki', 'advisories'] as const;
+export const singletonSubjects = ['config', 'pki', 'advisories', 'baseline'] as const;
 export type SingletonSubject = (typeof singletonSubjects)[number];
 
 export type Subject = { kind: SubjectKind; id: string } | { kind: SingletonSubject; id?: undefined };

@@ -686,4 +686,88 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('audit_personal_owner_idx').on('audit_personal').column('owner').execute();
     },
   },
+  '0014_compliance': {
+    async up(db: Kysely<unknown>) {
+      // Compliance (compliance/): the organisation baseline (every version kept), runs with their results and
+      // evidence, manual attestations with their evidence files, waivers of failing checks.
+      await db.schema
+        .createTable('compliance_baselines')
+        .addColumn('version', 'integer', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('document', 'text', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('applied_at', 'bigint', (c) => c.notNull())
+        .addColumn('applied_by', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('compliance_runs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('trigger', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'bigint', (c) => c.notNull())
+        .addColumn('finished_at', 'bigint', (c) => c.notNull())
+        .addColumn('baseline_version', 'integer', (c) => c.notNull())
+        .addColumn('summary', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('compliance_runs_finished_idx')
+        .on('compliance_runs')
+        .column('finished_at')
+        .execute();
+      await db.schema
+        .createTable('compliance_results')
+        .addColumn('run_id', 'text', (c) => c.notNull())
+        .addColumn('check_id', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('severity', 'text', (c) => c.notNull())
+        .addColumn('summary', 'text', (c) => c.notNull())
+        .addColumn('examined', 'integer', (c) => c.notNull())
+        .addColumn('evidence', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('compliance_results_pk', ['run_id', 'check_id'])
+        .execute();
+      await db.schema
+        .createTable('compliance_evidence_files')
+        .addColumn('sha256', 'text', (c) => c.primaryKey())
+        .addColumn('media_type', 'text', (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('content', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('compliance_attestations')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('standard', 'text', (c) => c.notNull())
+        .addColumn('clause', 'text', (c) => c.notNull())
+        .addColumn('statement', 'text', (c) => c.notNull())
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('files', 'text', (c) => c.notNull())
+        .addColumn('review_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .execute();
+      await db.schema
+        .createIndex('compliance_attestations_clause_idx')
+        .on('compliance_attestations')
+        .columns(['standard', 'clause'])
+        .execute();
+      await db.schema
+        .createTable('compliance_waivers')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('check_id', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('approver', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .execute();
+      await db.schema
+        .createIndex('compliance_waivers_check_idx')
+        .on('compliance_waivers')
+        .column('check_id')
+        .execute();
+    },
+  },
 };

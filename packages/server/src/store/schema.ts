@@ -586,6 +586,73 @@ export interface StoreMetaTable {
   created_at: number;
 }
 
+/** Every applied version of the organisation baseline (the YAML as applied). */
+export interface ComplianceBaselinesTable {
+  version: number;
+  name: string;
+  document: string;
+  sha256: string;
+  applied_at: number;
+  applied_by: string;
+}
+
+export interface ComplianceRunsTable {
+  id: string;
+  trigger: 'manual' | 'schedule' | 'baseline';
+  started_at: number;
+  finished_at: number;
+  baseline_version: number;
+  /** JSON: counts and scores per standard (compliance/). */
+  summary: string;
+  created_by: string;
+}
+
+/** One check's outcome in one run, with its evidence snapshot (JSON list). */
+export interface ComplianceResultsTable {
+  run_id: string;
+  check_id: string;
+  status: 'pass' | 'fail' | 'error';
+  severity: string;
+  summary: string;
+  examined: number;
+  evidence: string;
+}
+
+/** Files attached to manual attestations, by content hash (base64; bounded in size). */
+export interface ComplianceEvidenceFilesTable {
+  sha256: string;
+  media_type: string;
+  size: number;
+  content: string;
+  created_at: number;
+}
+
+export interface ComplianceAttestationsTable {
+  id: string;
+  standard: string;
+  clause: string;
+  statement: string;
+  owner: string;
+  /** JSON: [{ name, sha256, size, mediaType }]. */
+  files: string;
+  review_at: number;
+  expires_at: number;
+  created_at: number;
+  created_by: string;
+  revoked_at: number | null;
+}
+
+export interface ComplianceWaiversTable {
+  id: string;
+  check_id: string;
+  reason: string;
+  approver: string;
+  expires_at: number;
+  created_at: number;
+  created_by: string;
+  revoked_at: number | null;
+}
+
 export interface Database {
   devices: DevicesTable;
   enrollment_tokens: EnrollmentTokensTable;
@@ -636,6 +703,12 @@ export interface Database {
   privacy_subject_keys: PrivacySubjectKeysTable;
   privacy_pseudonym_keys: PrivacyPseudonymKeysTable;
   audit_personal: AuditPersonalTable;
+  compliance_baselines: ComplianceBaselinesTable;
+  compliance_runs: ComplianceRunsTable;
+  compliance_results: ComplianceResultsTable;
+  compliance_evidence_files: ComplianceEvidenceFilesTable;
+  compliance_attestations: ComplianceAttestationsTable;
+  compliance_waivers: ComplianceWaiversTable;
 }
 
 export type Db = Kysely<Database>;

@@ -55,6 +55,12 @@ export const tableOwners = {
   privacy_requests: 'privacy',
   privacy_subject_keys: 'privacy',
   privacy_pseudonym_keys: 'privacy',
+  compliance_baselines: 'compliance',
+  compliance_runs: 'compliance',
+  compliance_results: 'compliance',
+  compliance_evidence_files: 'compliance',
+  compliance_attestations: 'compliance',
+  compliance_waivers: 'compliance',
   audit_personal: 'events',
 } as const satisfies Record<keyof Database, string>;
 
