@@ -79,6 +79,79 @@ describe.each(testDialects)('access facts and changes on %s', (dialect) => {
     });
   });
 
+  it('states compliance facts: statements, attachments, conduit topics, devices in no zone, app grants', async () => {
+    await devices.add({ id: 'plc-1', group: 'plc' }, 'test');
+    await devices.add({ id: 'loose-1' }, 'test');
+    await devices.add({ id: 'gone-1' }, 'test');
+    await t.store.db.updateTable('devices').set({ status: 'revoked' }).where('id', '=', 'gone-1').execute();
+    // No zone yet: every device in service is in no zone.
+    expect((await access.complianceFacts()).devicesInNoZone).toEqual(['loose-1', 'plc-1']);
+
+    await access.putZone({ name: 'control', securityLevel: 3, members: { groups: ['plc'] } }, 'test');
+    await access.putZone({ name: 'office', securityLevel: 1, members: { groups: ['office'] } }, 'test');
+    await access.putConduit(
+      { name: 'ctl-up', from: 'control', to: 'office', topics: ['alarms/#', 'state/+'], rateCap: 10 },
+      'test',
+    );
+    await access.putPolicy(
+      'fleet',
+      {
+        version: '2026-11',
+        statements: [
+          { sid: 'all', effect: 'allow', actions: ['mqtt:subscribe', 'mqtt:receive'], resources: ['#'] },
+          { sid: 'no', effect: 'deny', actions: ['mqtt:publish'], resources: ['devices/+/cmd'] },
+        ],
+      },
+      'test',
+    );
+    await access.attach('fleet', { kind: 'all', target: '*' }, 'test');
+    await access.attach('fleet', { kind: 'group', target: 'plc' }, 'test');
+    await access.attach('fleet', { kind: 'device', target: 'loose-1' }, 'test');
+    await access.putAppPolicy(
+      'app.dash',
+      {
+        version: '2026-11',
+        statements: [
+          { sid: 'g1', effect: 'allow', actions: ['mqtt:subscribe'], resources: ['devices/+/telemetry'] },
+        ],
+      },
+      'test',
+    );
+    await access.attach('app.dash', { kind: 'app', target: 'dash' }, 'test');
+
+    expect(await access.complianceFacts()).toEqual({
+      policies: [
+        {
+          name: 'fleet',
+          attachedTo: expect.arrayContaining(['*', 'group:plc', 'device:loose-1']) as unknown,
+          statements: [
+            { effect: 'allow', actions: ['mqtt:subscribe', 'mqtt:receive'], topics: ['#'] },
+            { effect: 'deny', actions: ['mqtt:publish'], topics: ['devices/+/cmd'] },
+          ],
+        },
+      ],
+      zones: [
+        { name: 'control', securityLevel: 3, devices: 1 },
+        { name: 'office', securityLevel: 1, devices: 0 },
+      ],
+      conduits: [
+        {
+          name: 'ctl-up',
+          from: 'control',
+          to: 'office',
+          direction: 'one-way',
+          topics: ['alarms/#', 'state/+'],
+          rateCap: 10,
+        },
+      ],
+      devicesInNoZone: ['loose-1'],
+      appGrants: [
+        { app: 'dash', effect: 'allow', actions: ['mqtt:subscribe'], topics: ['devices/+/telemetry'] },
+      ],
+    });
+    expect((await access.complianceFacts()).policies[0]?.attachedTo).toHaveLength(3);
+  });
+
   it('quarantines through the devices door with its event, once; refuses a revoked device', async () => {
     await devices.add({ id: 'q-1' }, 'test');
     const changed: (string | undefined)[] = [];

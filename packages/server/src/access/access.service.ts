@@ -3,7 +3,7 @@ import type { NftablesOptions } from '../policy/index.ts';
 import * as compile from './access.compile.ts';
 import type { AccessContext, AccessServiceDeps } from './access.context.ts';
 import * as devices from './access.devices.ts';
-import { accessFacts } from './access.facts.ts';
+import { accessComplianceFacts, accessFacts } from './access.facts.ts';
 import * as policies from './access.policies.ts';
 import * as segments from './access.segments.ts';
 import { createSnapshotCache, type SnapshotCache } from './access.snapshot.ts';
@@ -17,7 +17,7 @@ export {
 export type { SimulateInput, AppSimulateInput, SimulatedApp } from './access.devices.ts';
 export { attachmentKinds, type AttachmentKind } from './access.snapshot.ts';
 export type { AccessServiceDeps } from './access.context.ts';
-export type { AccessFacts } from './access.facts.ts';
+export type { AccessComplianceFacts, AccessFacts } from './access.facts.ts';
 
 /**
  * Keeps the snapshot current and tells the listeners: every access event (local, or from another process
@@ -121,6 +121,8 @@ export function createAccessService(deps: AccessServiceDeps) {
 
     /** For the compliance checks: policies, zones with security levels, conduits, devices in no zone. */
     facts: () => accessFacts(ctx),
+    /** The compliance engine's `access` source: policies with statements, zones, conduits, app grants. */
+    complianceFacts: () => accessComplianceFacts(ctx),
   };
 }
 

@@ -3,6 +3,7 @@ export {
   attachmentKinds,
   ANONYMOUS_GROUP,
   type AccessService,
+  type AccessComplianceFacts,
   type AccessIdentity,
   type AppAccessIdentity,
   type AppSimulateInput,

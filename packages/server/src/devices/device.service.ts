@@ -88,6 +88,9 @@ export function createDeviceService(deps: DeviceServiceDeps) {
     /** For the compliance checks: counts by status and state, certificates, devices not seen. */
     facts: (options?: { notSeenDays?: number | undefined }) => deviceFacts(ctx, options),
 
+    /** Devices in service per group ('' for none): the monitor's compliance facts (profiles per group). */
+    groups: () => store.countByGroup(ctx.db),
+
     /** For privacy: export and erase by data subject (kind `device`). */
     subjectData: deviceSubjectData(ctx, () => certificatesOf),
   };

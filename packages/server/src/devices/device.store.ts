@@ -197,3 +197,16 @@ export async function countWhere(
   const row = await query.executeTakeFirst();
   return Number(row?.n ?? 0);
 }
+
+/** Devices in service (registered, active, disabled) per group; a device without a group counts under ''. */
+export async function countByGroup(q: DbOrTx): Promise<{ group: string; devices: number }[]> {
+  const rows = await q
+    .selectFrom('devices')
+    .select((eb) => ['group_name', eb.fn.countAll().as('n')])
+    .where('status', 'in', ['registered', 'active', 'disabled'])
+    .groupBy('group_name')
+    .execute();
+  return rows
+    .map((r) => ({ group: r.group_name ?? '', devices: Number(r.n) }))
+    .sort((a, b) => a.group.localeCompare(b.group));
+}
