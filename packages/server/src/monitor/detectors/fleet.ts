@@ -125,3 +125,39 @@ export const privacyRequestOverdue = defineDetector({
     });
   },
 });
+
+/**
+ * A compliance check that passed in the run before fails now (compliance/); resolved when a later run finds
+ * it passing again. One alert per check (subject `check:<id>`), with the check's severity.
+ */
+export const complianceRegression = defineDetector({
+  name: 'compliance_regression',
+  consumes: ['compliance.check_regressed', 'compliance.check_recovered'],
+  onEvent(entry, ctx) {
+    const subject = entry.subject ?? '';
+    if (entry.type === 'compliance.check_recovered') {
+      ctx.clear({
+        detector: 'compliance_regression',
+        subject,
+        resolution: `check passes again (run ${entry.data.runId})`,
+      });
+      return;
+    }
+    const data = entry.data;
+    ctx.raise({
+      detector: 'compliance_regression',
+      subject,
+      deviceId: null,
+      severity: data.severity,
+      title: `Compliance check ${data.check} fails again: ${data.title} (${data.summary})`,
+      at: entry.ts,
+      evidence: {
+        runId: data.runId,
+        check: data.check,
+        summary: data.summary,
+        evidence: data.evidence,
+        clauses: data.clauses,
+      },
+    });
+  },
+});

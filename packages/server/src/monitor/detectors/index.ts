@@ -3,7 +3,13 @@ import { behaviours } from './behaviours.ts';
 import { clonedIdentity } from './cloned-identity.ts';
 import { deviceSilent } from './device-silent.ts';
 import { firmwareDowngrade } from './firmware-downgrade.ts';
-import { firewallBan, privacyRequestOverdue, rolloutPaused, vulnerableFirmware } from './fleet.ts';
+import {
+  complianceRegression,
+  firewallBan,
+  privacyRequestOverdue,
+  rolloutPaused,
+  vulnerableFirmware,
+} from './fleet.ts';
 import { createGuessingDetector } from './guessing.ts';
 import { newSourceNetwork } from './new-source-network.ts';
 import { newTopic } from './new-topic.ts';
@@ -47,6 +53,7 @@ export function createDetectors(startedAt: number) {
     rolloutPaused,
     vulnerableFirmware,
     privacyRequestOverdue,
+    complianceRegression,
   ];
   return { list, baselines: baseline.baselines };
 }
