@@ -317,6 +317,7 @@ function createMonitorFor(
         await users.update(username, { disabled: true }, actor);
       },
     },
+    groups: () => devices.groups(),
     onError: (err, what) => logFailure(err, {}, `monitor: ${what}`),
   });
 }

@@ -5,6 +5,7 @@ export {
   responsePermissions,
   type Monitor,
   type ResponseActions,
+  type MonitorComplianceFacts,
 } from './monitor.service.ts';
 export { monitorRoutes, type MonitorRoutesDeps } from './monitor.routes.ts';
 export { createMetricsRegistry, type MetricSources } from './prometheus.ts';

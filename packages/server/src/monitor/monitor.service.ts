@@ -11,6 +11,7 @@ import type { Db } from '../store/index.ts';
 import { createAlertService, type Alert, type AlertService } from './alert.service.ts';
 import { createEngine, type Engine, type Finding } from './engine.ts';
 import type { DeviceMeter } from './meter.ts';
+import { monitorComplianceFacts } from './monitor.facts.ts';
 import { loadState, saveState } from './monitor-state.ts';
 import { effectiveProfile, type EffectiveProfile, type ResponseAction } from './profile.ts';
 import { createProfileService, type ProfileService } from './profile.service.ts';
@@ -23,6 +24,7 @@ import {
 } from './responses.ts';
 
 export { responsePermissions, type ResponseActions } from './responses.ts';
+export type { MonitorComplianceFacts } from './monitor.facts.ts';
 
 export interface MonitorDeps {
   db: Db;
@@ -35,6 +37,8 @@ export interface MonitorDeps {
   ): Promise<{ group: string | null; zone: string | null; quarantined?: boolean } | undefined>;
   /** What responses do (quarantine through access, revoke through the PKI, …), bound by the composition root. */
   actions: ResponseActions;
+  /** The fleet's device groups with their devices in service (the devices door's `groups()`), for the facts. */
+  groups?: (() => Promise<{ group: string; devices: number }[]>) | undefined;
   onError(err: unknown, what: string): void;
 }
 
@@ -302,6 +306,9 @@ export function createMonitor(deps: MonitorDeps) {
       const info = await deps.deviceInfo(deviceId);
       return info === undefined ? undefined : info.group;
     },
+
+    /** The compliance engine's `monitor` source: profiles, fleet groups, alerts not resolved. */
+    complianceFacts: () => monitorComplianceFacts({ db: deps.db, profiles, groups: deps.groups }),
 
     /** Figures for Prometheus. */
     stats() {
