@@ -66,3 +66,46 @@ export function appFacts(ctx: AppContext): ModuleFacts<AppFacts> {
     },
   };
 }
+
+/**
+ * The apps module's compliance facts (the `apps` source of the compliance engine): every app with its status
+ * and purpose, and its tokens in force (not revoked, not expired) for the expiry checks.
+ */
+export interface AppComplianceFacts {
+  apps: {
+    name: string;
+    status: string;
+    purpose: string | null;
+    tokens: { id: string; createdAt: number; expiresAt: number | null; lastUsedAt: number | null }[];
+  }[];
+}
+
+export async function appComplianceFacts(ctx: Pick<AppContext, 'db' | 'now'>): Promise<AppComplianceFacts> {
+  const t = ctx.now();
+  const [apps, tokens] = await Promise.all([
+    ctx.db.selectFrom('apps').select(['name', 'status', 'purpose']).orderBy('name').execute(),
+    ctx.db
+      .selectFrom('app_tokens')
+      .select(['id', 'app', 'created_at', 'expires_at', 'last_used_at'])
+      .where('revoked_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', t)]))
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute(),
+  ]);
+  return {
+    apps: apps.map((a) => ({
+      name: a.name,
+      status: a.status,
+      purpose: a.purpose,
+      tokens: tokens
+        .filter((k) => k.app === a.name)
+        .map((k) => ({
+          id: k.id,
+          createdAt: Number(k.created_at),
+          expiresAt: k.expires_at === null ? null : Number(k.expires_at),
+          lastUsedAt: k.last_used_at === null ? null : Number(k.last_used_at),
+        })),
+    })),
+  };
+}

@@ -395,4 +395,47 @@ describe.each(testDialects)('apps on %s', (dialect) => {
     expect(exported.map((r) => r.record)).toEqual(['app', 'app_token', 'app_token', 'app_delivery']);
     expect(JSON.stringify(exported)).not.toContain('bwa_');
   });
+
+  it('states compliance facts: every app with its purpose and tokens in force; grants through access', async () => {
+    await apps.add({ name: 'p', purpose: 'analytics.reporting' }, 't');
+    await apps.add({ name: 'q' }, 't');
+    await apps.add({ name: 'r' }, 't');
+    const forever = await apps.createToken('p', {}, 't');
+    const dropped = await apps.createToken('p', {}, 't');
+    await apps.createToken('p', { ttlMs: 1000 }, 't');
+    now += 500;
+    const soon = await apps.createToken('q', { ttlMs: 1000 }, 't');
+    await apps.revokeToken('p', dropped.id, 't');
+    await apps.revoke('r', 't');
+    await apps.grant('p', 'subscribe devices/+/telemetry group:pumps', 't');
+    now += 700; // p's 1 s token expired; q's has 800 ms left
+
+    expect(await apps.complianceFacts()).toEqual({
+      apps: [
+        {
+          name: 'p',
+          status: 'active',
+          purpose: 'analytics.reporting',
+          tokens: [{ id: forever.id, createdAt: 1_800_000_000_000, expiresAt: null, lastUsedAt: null }],
+        },
+        {
+          name: 'q',
+          status: 'active',
+          purpose: null,
+          tokens: [
+            { id: soon.id, createdAt: 1_800_000_000_500, expiresAt: 1_800_000_001_500, lastUsedAt: null },
+          ],
+        },
+        { name: 'r', status: 'revoked', purpose: null, tokens: [] },
+      ],
+    });
+    expect((await access.complianceFacts()).appGrants).toEqual([
+      {
+        app: 'p',
+        effect: 'allow',
+        actions: ['mqtt:subscribe', 'mqtt:receive'],
+        topics: ['devices/+/telemetry'],
+      },
+    ]);
+  });
 });

@@ -1,7 +1,7 @@
 import { checkApp, type AppCheckRequest } from './app.check.ts';
 import { issueCertificate } from './app.certificates.ts';
 import type { AppContext, AppServiceDeps } from './app.context.ts';
-import { appFacts } from './app.facts.ts';
+import { appComplianceFacts, appFacts } from './app.facts.ts';
 import { addGrant, removeGrant, setGrants } from './app.grants.ts';
 import { addApp, revokeApp, updateApp, type AppChange, type NewApp } from './app.lifecycle.ts';
 import { appSubjectData } from './app.privacy.ts';
@@ -56,6 +56,8 @@ export function createAppService(deps: AppServiceDeps) {
     deliveryStats: (name: string) => views.deliveryStats(ctx, name),
     /** For the compliance checks. */
     facts: () => facts.facts(),
+    /** The compliance engine's `apps` source: every app with its purpose and tokens in force. */
+    complianceFacts: () => appComplianceFacts(ctx),
     subjectData: appSubjectData(ctx),
   };
 }
