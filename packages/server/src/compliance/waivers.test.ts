@@ -1,0 +1,132 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BulwarkError } from '@bulwark/protocol';
+import { createAuditLog, createEventBus, type AuditLog, type EventBus } from '../events/index.ts';
+import { createSecretBox } from '../secrets/index.ts';
+import { isBusy, isUniqueViolation } from '../store/index.ts';
+import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
+import { createWaivers, type WaiverInput, type Waivers } from './waivers.ts';
+
+const DAY = 86_400_000;
+const box = createSecretBox(randomBytes(32));
+/** Users allowed to approve (holding compliance:approve, enabled). */
+const approvers = new Set(['olga', 'ada']);
+
+async function refusal(work: Promise<unknown>): Promise<{ code: string; message: string }> {
+  try {
+    await work;
+  } catch (err) {
+    if (err instanceof BulwarkError) return { code: err.code, message: err.message };
+    throw err;
+  }
+  throw new Error('expected a refusal');
+}
+
+for (const dialect of testDialects) {
+  describe(`compliance waivers on ${dialect}`, () => {
+    let t: TestStore;
+    let audit: AuditLog;
+    let bus: EventBus;
+    let clock: number;
+    let waivers: Waivers;
+
+    const input = (over: Partial<WaiverInput> = {}): WaiverInput => ({
+      check: 'devices.not-seen',
+      reason: 'Pumps in the cellar are offline until the site reopens in March.',
+      approver: 'olga',
+      expiresAt: clock + 30 * DAY,
+      ...over,
+    });
+
+    beforeEach(async () => {
+      t = await createTestStore(dialect);
+      clock = 1000 * DAY;
+      audit = createAuditLog({
+        db: t.store.db,
+        mac: box,
+        now: () => clock,
+        isRetryable: (e) => isUniqueViolation(e) || isBusy(e),
+      });
+      await audit.ensureAnchor();
+      bus = createEventBus({ log: audit, db: t.store.db });
+      waivers = createWaivers({
+        db: t.store.db,
+        events: bus,
+        now: () => clock,
+        approvers: { canApprove: (name) => Promise.resolve(approvers.has(name)) },
+      });
+    });
+    afterEach(async () => {
+      await bus.close();
+      await t.cleanup();
+    });
+
+    it('grants a waiver with its event, lists it in force until it expires, revokes it', async () => {
+      const granted = await waivers.grant(input(), 'user:ada');
+      expect(granted).toEqual({
+        id: granted.id,
+        check: 'devices.not-seen',
+        reason: 'Pumps in the cellar are offline until the site reopens in March.',
+        approver: 'olga',
+        expiresAt: clock + 30 * DAY,
+        createdAt: clock,
+        createdBy: 'user:ada',
+        revokedAt: null,
+      });
+      const event = (await audit.readAfter(0)).find((e) => e.type === 'compliance.waiver_granted');
+      expect(event).toMatchObject({ actor: 'user:ada', subject: `waiver:${granted.id}` });
+      if (event?.type === 'compliance.waiver_granted')
+        expect(event.data).toEqual({
+          waiverId: granted.id,
+          check: 'devices.not-seen',
+          reason: granted.reason,
+          approver: 'olga',
+          expiresAt: granted.expiresAt,
+        });
+      // The CLI may ask (its actor is no user), approved by anyone who may approve.
+      clock += 1000;
+      const second = await waivers.grant(input({ check: 'accounts.dormant', approver: 'ada' }), 'cli');
+      expect((await waivers.list()).map((w) => w.check)).toEqual(['accounts.dormant', 'devices.not-seen']);
+      expect(await waivers.inForce(clock + 29 * DAY)).toHaveLength(2);
+      expect(await waivers.inForce(granted.expiresAt)).toHaveLength(1);
+      expect(await waivers.inForce(clock + 30 * DAY)).toHaveLength(0);
+
+      const revoked = await waivers.revoke(second.id, 'the accounts were removed', 'user:olga');
+      expect(revoked).toMatchObject({ id: second.id, revokedAt: clock });
+      expect((await waivers.list()).map((w) => w.id)).toEqual([granted.id]);
+      expect(await waivers.list({ includeRevoked: true })).toHaveLength(2);
+      const revokedEvent = (await audit.readAfter(0)).find((e) => e.type === 'compliance.waiver_revoked');
+      if (revokedEvent?.type !== 'compliance.waiver_revoked') throw new Error('no waiver_revoked event');
+      expect(revokedEvent.data).toEqual({
+        waiverId: second.id,
+        check: 'accounts.dormant',
+        reason: 'the accounts were removed',
+      });
+      expect(await refusal(waivers.revoke(second.id, 'again', 'cli'))).toMatchObject({ code: 'conflict' });
+      expect(await refusal(waivers.revoke('missing', 'gone', 'cli'))).toMatchObject({ code: 'not_found' });
+    });
+
+    it('refuses every rule broken, naming it, and stores nothing', async () => {
+      const cases: [Partial<WaiverInput>, string, RegExp][] = [
+        [{ check: 'pki.nothing' }, 'user:ada', /^check: no automated check "pki.nothing"/],
+        [{ reason: 'too short' }, 'user:ada', /^reason: at least 10 characters/],
+        [{ reason: 'r'.repeat(2001) }, 'user:ada', /^reason: at most 2000/],
+        [{ expiresAt: clock }, 'user:ada', /^expiresAt: must be in the future/],
+        [{ expiresAt: clock + 366 * DAY }, 'user:ada', /^expiresAt: at most 365 days/],
+        [{ approver: ' ' }, 'user:ada', /^approver: required/],
+        [{ approver: 'olga' }, 'user:olga', /^approver: another user must approve/],
+        [{ approver: 'mallory' }, 'user:ada', /^approver: mallory is not an enabled user allowed to approve/],
+      ];
+      for (const [over, actor, message] of cases) {
+        const r = await refusal(waivers.grant(input(over), actor));
+        expect(r.code).toBe('validation_failed');
+        expect(r.message).toMatch(message);
+      }
+      expect(await t.store.db.selectFrom('compliance_waivers').select('id').execute()).toEqual([]);
+      expect((await audit.readAfter(0)).map((e) => e.type)).not.toContain('compliance.waiver_granted');
+      // Exactly a year is allowed.
+      await waivers.grant(input({ expiresAt: clock + 365 * DAY }), 'user:ada');
+      expect(await waivers.list()).toHaveLength(1);
+    });
+  });
+}
