@@ -36,6 +36,17 @@ export async function activeDeviceCertificates(q: DbOrTx, deviceId: string): Pro
     .execute();
 }
 
+/** Device and application certificates not revoked (expired ones too), oldest first: the compliance facts. */
+export async function unrevokedClientCertificates(q: DbOrTx): Promise<CertificatesTable[]> {
+  return q
+    .selectFrom('certificates')
+    .selectAll()
+    .where('kind', 'in', ['device', 'app'])
+    .where('revoked_at', 'is', null)
+    .orderBy('issued_at')
+    .execute();
+}
+
 /** An application's certificates that are not revoked. */
 export async function activeAppCertificates(q: DbOrTx, app: string): Promise<CertificatesTable[]> {
   return q

@@ -6,7 +6,10 @@ import type { PkiMaterial } from './ca.ts';
 export interface PkiServiceDeps {
   db: Db;
   material: PkiMaterial;
-  devices: Pick<DeviceService, 'checkToken' | 'completeEnrollment' | 'markRevoked' | 'find' | 'lockStatus'>;
+  devices: Pick<
+    DeviceService,
+    'checkToken' | 'completeEnrollment' | 'markRevoked' | 'find' | 'lockStatus' | 'list'
+  >;
   events: Pick<EventBus, 'emit' | 'atomically'>;
   now: () => number;
   deviceCertValidityMs: number;

@@ -13,6 +13,7 @@ import {
 import { createCrls, type RevocationReason } from './crl.ts';
 import { enroll, reenroll, type EnrollInput, type ReenrollInput } from './enrollment.ts';
 import type { PkiContext, PkiServiceDeps } from './pki.context.ts';
+import { pkiFacts } from './pki.facts.ts';
 import { revokeDevice } from './revocation.ts';
 import { x509 } from './x509.ts';
 
@@ -21,6 +22,7 @@ export type { ConnectionCheck, ConnectionIdentity, DeviceConnectionCheck } from 
 export type { AppCertificate, AppCertificateRequest } from './app-certificates.ts';
 export { revocationReasons, type RevocationReason } from './crl.ts';
 export type { Issued } from './enrollment.ts';
+export type { PkiFacts, PkiCertificateFact } from './pki.facts.ts';
 
 /** The certificate authority's use cases over its deps: enrollment, revocation, CRLs, the broker's checks. */
 export function createPkiService(deps: PkiServiceDeps) {
@@ -51,6 +53,8 @@ export function createPkiService(deps: PkiServiceDeps) {
     crl: crls.crl,
     revocationListsPem: crls.revocationListsPem,
     certificateStanding: (serial: string) => certificateStanding(ctx, serial),
+    /** For the compliance checks: the CA chain, the server certificate, device and app certificates. */
+    complianceFacts: () => pkiFacts(ctx),
   };
 }
 

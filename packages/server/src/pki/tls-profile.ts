@@ -15,12 +15,18 @@ export const TLS12_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ] as const;
 
+/**
+ * The lowest TLS version every Bulwark listener accepts: what `serverTlsProfile` gives Node and what the
+ * listeners' compliance facts state (one constant, so the two cannot differ).
+ */
+export const MIN_TLS_VERSION = 'TLSv1.2' as const;
+
 /** Server-side options every listener spreads into its `tls.createServer`/`https` options. */
 export const serverTlsProfile: Pick<
   TlsOptions & SecureContextOptions,
   'minVersion' | 'ciphers' | 'honorCipherOrder' | 'ecdhCurve'
 > = Object.freeze({
-  minVersion: 'TLSv1.2',
+  minVersion: MIN_TLS_VERSION,
   ciphers: TLS12_CIPHERS.join(':'),
   honorCipherOrder: false, // every offered suite is strong; let the client pick what is fast on its hardware
   ecdhCurve: 'X25519:prime256v1:secp384r1',
