@@ -11,6 +11,7 @@ import type { SecretBox } from '../secrets/index.ts';
 import type { Db, Tx } from '../store/index.ts';
 import { createArtifactStore } from './artifact-store.ts';
 import { createFleet } from './fleet.service.ts';
+import { firmwareComplianceFacts } from './firmware.facts.ts';
 import { createReleaseService } from './release.service.ts';
 import type { NewRelease, Release } from './release.types.ts';
 import { createRolloutService } from './rollout.service.ts';
@@ -141,6 +142,8 @@ export function createFirmware(deps: FirmwareDeps) {
     /** What the fleet runs: device reports, stale devices, deployments and SBOM components (read by risk). */
     fleet,
     isSigned,
+    /** The compliance engine's `firmware` source: TUF metadata, releases, active rollouts, what devices run. */
+    complianceFacts: () => firmwareComplianceFacts(db),
 
     /** Lets the rollouts reach devices (the broker exists only in `serve`). */
     connect(publish: (deviceId: string, topic: string, payload: string) => Promise<void>) {

@@ -21,3 +21,4 @@ export { signDocument, roleOfDocument, type TufStatus } from './tuf.repository.t
 export { tufRoles, type TufRole } from './tuf.store.ts';
 export { parseSbom } from './sbom.ts';
 export type { Fleet, Deployment, StaleDevice } from './fleet.service.ts';
+export type { FirmwareComplianceFacts } from './firmware.facts.ts';
