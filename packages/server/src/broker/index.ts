@@ -33,3 +33,4 @@ export {
   type SubscribeRequest,
   type SubscribeStage,
 } from './stages.ts';
+export { listenerFacts, type ListenerFacts, type ListenerConfig } from './listener.facts.ts';
