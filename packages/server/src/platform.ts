@@ -446,7 +446,7 @@ async function buildPlatform(
     onReleaseCreated: (_release, actor) => risk.vulnerabilities.rematch(actor),
     onReleaseDiscard: (tx, releaseId) => risk.vulnerabilities.forgetRelease(tx, releaseId),
   });
-  const risk = createRisk({ db: store.db, events, now, firmware });
+  const risk = createRisk({ db: store.db, events, now, firmware, audit });
   const notify = createNotifyService({
     db: store.db,
     box,

@@ -1,4 +1,4 @@
-export { createRisk, type Risk, type RiskDeps } from './risk.service.ts';
+export { createRisk, type Risk, type RiskDeps, type VulnerabilityComplianceFacts } from './risk.service.ts';
 export { riskRoutes, type RiskRoutesDeps } from './risk.routes.ts';
 export type {
   VulnerabilityService,
