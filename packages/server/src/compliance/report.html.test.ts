@@ -55,6 +55,27 @@ describe('renderHtml', () => {
     expect(html.indexOf('id="h-failing"')).toBeLessThan(html.indexOf('id="h-passing"'));
   });
 
+  it('renders a standard without clauses or scored runs', () => {
+    const run = fixtureRun();
+    const empty = {
+      ...run,
+      standards: [
+        {
+          id: 'gdpr' as const,
+          title: 'GDPR',
+          version: '2016/679',
+          score: null,
+          counts: { pass: 0, fail: 0, error: 0, manual: 0, not_applicable: 0, waived: 0 },
+          clauses: [],
+        },
+      ],
+    };
+    const page = renderHtml(buildStandardReport(empty, 'gdpr', []));
+    expect(page).toContain('No scored runs yet');
+    expect(page).toContain('No failing clauses.');
+    expect(page).not.toMatch(/NaN|Infinity|undefined/);
+  });
+
   it('draws four charts as accessible inline SVG', () => {
     const charts = [
       ...html.matchAll(/<svg [^>]*role="img" id="([\w-]+)" aria-labelledby="([\w-]+)-t \2-d"/g),

@@ -109,6 +109,26 @@ describe('toOscal', () => {
     ]);
   });
 
+  it('validates for a standard with no clauses and a run without evidence', () => {
+    const run = fixtureRun();
+    const empty = {
+      ...run,
+      standards: [
+        {
+          id: 'gdpr' as const,
+          title: 'GDPR',
+          version: ' ',
+          score: null,
+          counts: { pass: 0, fail: 0, error: 0, manual: 0, not_applicable: 0, waived: 0 },
+          clauses: [],
+        },
+      ],
+    };
+    expect(errorsOf(JSON.parse(JSON.stringify(toOscal(buildStandardReport(empty, 'gdpr', []), empty))))).toBe(
+      '',
+    );
+  });
+
   it('is deterministic: the same run renders the same UUIDs', () => {
     expect(document()['assessment-results'].uuid).toBe(document()['assessment-results'].uuid);
     expect(nameUuid('x')).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);

@@ -347,7 +347,7 @@ export function toOscal(report: StandardReport, run: RunResult): object {
       metadata: {
         title: `Bulwark compliance assessment results: ${report.standard.title}`,
         'last-modified': iso(report.generatedAt),
-        version: `${report.standard.version} run ${run.id}`,
+        version: text(`${report.standard.version} run ${run.id}`),
         'oscal-version': OSCAL_VERSION,
         props: [prop('standard', report.standard.id), prop('standard-version', report.standard.version)],
       },
