@@ -61,6 +61,26 @@ describe.each(testDialects)('firewall facts on %s', (dialect) => {
     expect((await service.facts()).bans).toMatchObject({ active: 2, expired: 1, byKind: { device: 0 } });
   });
 
+  it('states the limits the compliance checks compare and the bans in force', async () => {
+    await service.add({ kind: 'address', value: '198.51.100.7', reason: 'scanner' }, 'test');
+    await service.add({ kind: 'device', value: 'pump-3', reason: 'stolen', ttlMs: 1000 }, 'test');
+    const d = defaultLimits;
+    expect(await service.complianceFacts()).toEqual({
+      limits: {
+        connectRate: 5,
+        maxConnectionsPerAddress: d.maxConnectionsPerAddress,
+        failureThreshold: d.failureThreshold,
+        banDurationMs: d.banDurationMs,
+        publishRate: d.publishRate,
+        maxPayloadBytes: d.maxPayloadBytes,
+        maxSubscriptions: d.maxSubscriptions,
+      },
+      activeBans: 2,
+    });
+    clock += 2000;
+    expect((await service.complianceFacts()).activeBans).toBe(1);
+  });
+
   it('stores a ban and its event together; a removal too', async () => {
     const ban = await service.add({ kind: 'device', value: 'pump-2', reason: 'stolen' }, 'user:olga');
     await service.remove(ban.id, 'user:olga');

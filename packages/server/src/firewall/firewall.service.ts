@@ -230,6 +230,38 @@ async function facts(ctx: FirewallContext): Promise<FirewallFacts> {
   };
 }
 
+/** The limits and active bans as the compliance checks read them (IEC 62443-4-2 CR 7.1, CR 2.11). */
+export interface FirewallComplianceFacts {
+  limits: {
+    connectRate: number;
+    maxConnectionsPerAddress: number;
+    failureThreshold: number;
+    banDurationMs: number;
+    publishRate: number;
+    maxPayloadBytes: number;
+    maxSubscriptions: number;
+  };
+  activeBans: number;
+}
+
+async function complianceFacts(ctx: FirewallContext): Promise<FirewallComplianceFacts> {
+  const t = ctx.now();
+  const activeBans = (await store.listBans(ctx.db)).filter((r) => toView(r, t).active).length;
+  const l = ctx.limits;
+  return {
+    limits: {
+      connectRate: l.connectRate,
+      maxConnectionsPerAddress: l.maxConnectionsPerAddress,
+      failureThreshold: l.failureThreshold,
+      banDurationMs: l.banDurationMs,
+      publishRate: l.publishRate,
+      maxPayloadBytes: l.maxPayloadBytes,
+      maxSubscriptions: l.maxSubscriptions,
+    },
+    activeBans,
+  };
+}
+
 /**
  * Stored bans (addresses/CIDRs, devices and certificates, with expiry and origin) plus the broker's
  * in-memory firewall. Every ban, also one a firewall rule imposes, is a row here and an event committed with
@@ -261,6 +293,8 @@ export function createFirewallService(deps: FirewallServiceDeps) {
     remove: (id: string, actor: string) => remove(ctx, id, actor),
     /** For the compliance checks. */
     facts: () => facts(ctx),
+    /** The limits in force and the count of active bans, as the compliance facts state them. */
+    complianceFacts: () => complianceFacts(ctx),
   };
 }
 

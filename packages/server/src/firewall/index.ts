@@ -11,6 +11,11 @@ export {
   type FirewallLimits,
   type PublishVerdict,
 } from './firewall.ts';
-export { createFirewallService, type BanView, type FirewallService } from './firewall.service.ts';
+export {
+  createFirewallService,
+  type BanView,
+  type FirewallComplianceFacts,
+  type FirewallService,
+} from './firewall.service.ts';
 export { firewallRoutes } from './firewall.routes.ts';
 export { TokenBucket } from './token-bucket.ts';
