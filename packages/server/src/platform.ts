@@ -347,6 +347,7 @@ function createPrivacyFor(
       erasePersonal: (owners: readonly string[]) => audit.erasePersonal(owners),
     },
     telemetryRows: (q: Parameters<PrivacySources['telemetryRows']>[0]) => telemetry.rowsForSchema(q),
+    telemetryPatterns: () => telemetry.patternRules(),
     // The retained messages as stored (a process without a broker, the CLI, erases and expires them there; the
     // server's broker follows). In the server, the broker's retained store takes its place (brokerStages).
     retained: createRetainedStore({ db: store.db, now, limits: retainedLimitsOf(config) }).privacySource,

@@ -1,4 +1,9 @@
-export { createPrivacyService, type PrivacyService, type PrivacyDeps } from './privacy.service.ts';
+export {
+  createPrivacyService,
+  type PrivacyService,
+  type PrivacyDeps,
+  type PrivacyComplianceFacts,
+} from './privacy.service.ts';
 export type {
   AuditFilter,
   ClassifiedStore,

@@ -68,6 +68,8 @@ export interface PrivacySources {
     erasePersonal(owners: readonly string[]): Promise<number>;
   };
   telemetryRows(q: { schema: string; from?: number; to?: number; limit: number }): Promise<TelemetryRow[]>;
+  /** The telemetry store's patterns and their retention (the compliance facts). */
+  telemetryPatterns?: (() => Promise<{ pattern: string; retentionMs: number }[]>) | undefined;
 }
 
 export interface PrivacyDeps {

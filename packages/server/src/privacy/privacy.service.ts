@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { createPrivacyKeys, type PrivacyKeys } from './keys.ts';
 import type { PrivacyContext, PrivacyDeps, PrivacySources } from './privacy.context.ts';
 import { decryptValues, type DecryptQuery } from './privacy.decrypt.ts';
+import { privacyComplianceFacts } from './privacy.facts.ts';
 import { exportTelemetry, type TelemetryExportQuery } from './privacy.kanon.ts';
 import { createPrivacyLive, type LivePrivacy } from './privacy.live.ts';
 import { processingRecord, processingRecordHtml } from './privacy.record.ts';
@@ -16,6 +17,7 @@ import {
 import * as subjects from './privacy.subjects.ts';
 
 export type { PrivacyDeps } from './privacy.context.ts';
+export type { PrivacyComplianceFacts } from './privacy.facts.ts';
 
 /** How often the pseudonymisation keys are checked (this and the next period's exist, old ones go). */
 const ROTATION_CHECK_MAX_MS = 3_600_000;
@@ -209,6 +211,8 @@ export function createPrivacyService(deps: PrivacyDeps) {
       return decryptValues(ctx, q, actor);
     },
     subjectData: subjects.privacySubjectData(ctx),
+    /** The compliance engine's `privacy` source: personal fields, open requests, controller, telemetry. */
+    complianceFacts: () => privacyComplianceFacts(ctx),
     /** Server process: the broker's privacy stages (and its retained store as a source). */
     brokerStages: broker.brokerStages,
     stageCounters: broker.stageCounters,

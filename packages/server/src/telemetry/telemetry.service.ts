@@ -286,6 +286,12 @@ export function createTelemetryService(deps: TelemetryDeps) {
   });
   return {
     ...patternOperations(deps),
+    /** The stored patterns and their retention, without counting their messages (compliance facts). */
+    patternRules: async () =>
+      (await store.listPatternRows(deps.db)).map((r) => ({
+        pattern: r.pattern,
+        retentionMs: Number(r.retention_ms),
+      })),
     query: (q: TelemetryQuery): Promise<TelemetryPage> => queryMessages(deps.db, q),
     applyRetention: (now: number) => applyRetention(deps, now),
     subjectData,
