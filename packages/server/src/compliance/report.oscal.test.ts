@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { checkIds } from './checks/types.ts';
+import { loadFrameworks } from './frameworks.ts';
+import type { ClauseResult, RunResult } from './model.ts';
 import { buildStandardReport } from './report.ts';
 import { controlToken, nameUuid, toOscal } from './report.oscal.ts';
 import { fixtureRun, fixtureTrend, HOSTILE_ID } from './report.fixture.ts';
@@ -127,6 +130,56 @@ describe('toOscal', () => {
     expect(errorsOf(JSON.parse(JSON.stringify(toOscal(buildStandardReport(empty, 'gdpr', []), empty))))).toBe(
       '',
     );
+  });
+
+  it('validates for every shipped framework, each clause id a unique token', () => {
+    const frameworks = loadFrameworks();
+    const run: RunResult = {
+      ...fixtureRun(),
+      checks: checkIds.map((id) => ({
+        id,
+        title: id,
+        severity: 'low',
+        rationale: 'r',
+        remediation: 'm',
+        needs: null,
+        status: 'pass',
+        summary: 'ok',
+        examined: 1,
+        evidence: [],
+        waiver: null,
+        clauses: {},
+      })),
+      standards: frameworks.map((f) => {
+        const clauses: ClauseResult[] = f.clauses.map((c) => ({
+          id: c.id,
+          title: c.title,
+          group: c.group,
+          level: c.level ?? null,
+          mode: c.mode,
+          status: c.mode === 'automated' ? 'pass' : c.mode,
+          waived: false,
+          checks: c.checks ?? [],
+          note: c.note ?? null,
+          guidance: c.guidance ?? null,
+          justification: c.justification ? { text: c.justification, source: 'framework' } : null,
+          attestation: null,
+        }));
+        const counts = { pass: 0, fail: 0, error: 0, manual: 0, not_applicable: 0, waived: 0 };
+        for (const c of clauses) counts[c.status] += 1;
+        return { id: f.id, title: f.title, version: f.version, score: 1, counts, clauses };
+      }),
+    };
+    expect(run.standards).toHaveLength(6);
+    for (const standard of run.standards) {
+      const doc = JSON.parse(JSON.stringify(toOscal(buildStandardReport(run, standard.id, []), run))) as Doc;
+      expect(errorsOf(doc), standard.id).toBe('');
+      const targets = doc['assessment-results'].results[0]?.findings.map((f) => f.target['target-id']) ?? [];
+      expect(new Set(targets).size, standard.id).toBe(standard.clauses.length);
+      expect(
+        targets.filter((t) => /-\d+$/.test(t) && !standard.clauses.some((c) => controlToken(c.id) === t)),
+      ).toEqual([]);
+    }
   });
 
   it('is deterministic: the same run renders the same UUIDs', () => {
