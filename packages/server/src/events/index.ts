@@ -45,3 +45,4 @@ export {
   type ModuleFacts,
 } from './subject.ts';
 export type { TxEmit } from './event-bus.ts';
+export { auditChainFacts, latestPerSubject, type AuditChainFacts } from './audit.facts.ts';
