@@ -6,14 +6,21 @@ const MINUTE = 60_000;
 
 const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
 
-/** A duration for people: the largest whole unit (`14 days`, `12 hours`, `30 minutes`, `1500 ms`). */
+const units = [
+  [DAY, 'day'],
+  [HOUR, 'hour'],
+  [MINUTE, 'minute'],
+  [1000, 'second'],
+] as const;
+
+/**
+ * A duration for people: the largest unit that counts it whole in under 100 (`14 days`, `36 hours`,
+ * `90 minutes`), else the largest unit rounded to a tenth (`1 day` for a day and a minute, `1.5 seconds`).
+ */
 export function humanDuration(ms: number): string {
-  if (ms >= DAY && ms % DAY === 0) return plural(ms / DAY, 'day');
-  if (ms >= HOUR && ms % HOUR === 0) return plural(ms / HOUR, 'hour');
-  if (ms >= MINUTE && ms % MINUTE === 0) return plural(ms / MINUTE, 'minute');
-  if (ms >= 1000 && ms % 1000 === 0) return plural(ms / 1000, 'second');
-  if (ms >= DAY) return `${Math.round((ms / DAY) * 10) / 10} days`;
-  if (ms >= HOUR) return `${Math.round((ms / HOUR) * 10) / 10} hours`;
+  for (const [size, unit] of units)
+    if (ms >= size && ms % size === 0 && (ms / size < 100 || unit === 'day')) return plural(ms / size, unit);
+  for (const [size, unit] of units) if (ms >= size) return plural(Math.round((ms / size) * 10) / 10, unit);
   return `${ms} ms`;
 }
 
