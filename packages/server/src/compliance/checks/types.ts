@@ -52,7 +52,7 @@ export interface CheckInput {
   baseline: Baseline;
   now: number;
   /** Outcomes of the checks of earlier phases (phase 2 checks read phase 1 outcomes). */
-  results: ReadonlyMap<string, CheckOutcome & { status: 'pass' | 'fail' | 'error' }>;
+  results: ReadonlyMap<string, Omit<CheckOutcome, 'status'> & { status: 'pass' | 'fail' | 'error' }>;
   /** IEC 62443 security levels and the checks each needs (from the iec-62443-3-3 framework). */
   securityLevels: readonly SecurityLevelRequirement[];
 }
