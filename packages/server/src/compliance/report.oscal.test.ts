@@ -104,6 +104,13 @@ describe('toOscal', () => {
     expect(notSeen?.subjects).toHaveLength(2);
     expect(notSeen?.['relevant-evidence']?.[0]?.description).toContain(HOSTILE_ID);
     expect(result?.observations.filter((o) => o.title.startsWith('Attestation'))).toHaveLength(2);
+    const doc = document()['assessment-results'] as unknown as {
+      'import-ap': { href: string };
+      'back-matter': { resources: { uuid: string; rlinks?: { hashes: { value: string }[] }[] }[] };
+    };
+    const resources = doc['back-matter'].resources;
+    expect(resources.map((r) => `#${r.uuid}`)).toContain(doc['import-ap'].href);
+    expect(resources.find((r) => r.rlinks)?.rlinks?.[0]?.hashes[0]?.value).toBe('a'.repeat(64));
     expect(result?.risks).toEqual([
       expect.objectContaining({
         status: 'deviation-approved',

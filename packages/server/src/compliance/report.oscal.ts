@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { Evidence } from './checks/types.ts';
-import type { CheckResult, ClauseStatus, RunResult } from './model.ts';
+import type { AttestationView, CheckResult, ClauseStatus, RunResult } from './model.ts';
 import type { ReportClause, StandardReport } from './report.ts';
 
 /**
  * A report as OSCAL 1.0.6 assessment results (NIST, https://pages.nist.gov/OSCAL/), validated in the tests
  * against the shipped schema (compliance/oscal/oscal_assessment-results_schema.json). One result per report:
  * the reviewed controls are the standard's clauses, one observation per check (its evidence objects as subjects
- * and relevant evidence) and per attestation, one finding per clause, one risk per waived check (a deviation
- * approved). UUIDs are name-based (v5): the same run, check, clause or object gets the same UUID in every
+ * and relevant evidence) and per attestation (its files as back-matter resources with their SHA-256), one finding
+ * per clause, one risk per waived check (a deviation approved). UUIDs are name-based (v5): the same run, check, clause or object gets the same UUID in every
  * rendering, as OSCAL asks ("assigned per-subject").
  */
 
@@ -88,6 +88,26 @@ interface Context {
   collected: string;
   /** The inventory items (evidence objects) by UUID, gathered from the observations. */
   items: Map<string, { uuid: string; description: string; props: Prop[] }>;
+  /** Back-matter resources (attestation evidence files) by UUID, gathered from the observations. */
+  resources: Map<string, object>;
+}
+
+/** An attestation's evidence file as a back-matter resource: where to fetch it, and its SHA-256. */
+function fileResource(ctx: Context, file: AttestationView['files'][number]): string {
+  const uuid = nameUuid(`bulwark:evidence-file:${file.sha256}`);
+  ctx.resources.set(uuid, {
+    uuid,
+    title: file.name,
+    description: `Attestation evidence: ${file.name} (${file.mediaType}, ${file.size} bytes)`,
+    rlinks: [
+      {
+        href: `/api/v1/compliance/evidence/${file.sha256}`,
+        'media-type': text(file.mediaType),
+        hashes: [{ algorithm: 'SHA-256', value: text(file.sha256) }],
+      },
+    ],
+  });
+  return uuid;
 }
 
 const TOOL_UUID = nameUuid('bulwark:component:compliance-engine');
@@ -154,7 +174,7 @@ function attestationObservation(ctx: Context, clause: ReportClause) {
   const a = clause.attestation;
   if (!a) return null;
   const files = a.files.map((f) => ({
-    href: `/api/v1/compliance/evidence/${f.sha256}`,
+    href: `#${fileResource(ctx, f)}`,
     description: `${f.name} (${f.mediaType}, ${f.size} bytes)`,
     props: [prop('sha256', f.sha256)],
   }));
@@ -338,8 +358,17 @@ export function toOscal(report: StandardReport, run: RunResult): object {
     tokens: clauseTokens(report.clauses),
     collected: iso(run.finishedAt),
     items: new Map(),
+    resources: new Map(),
   };
-  // Built before the metadata so the observations have gathered the inventory items.
+  const planUuid = nameUuid(`bulwark:assessment-plan:${report.standard.id}`);
+  ctx.resources.set(planUuid, {
+    uuid: planUuid,
+    title: `Bulwark assessment plan for ${report.standard.title}`,
+    description:
+      'Bulwark assesses continuously against its framework mapping (compliance/frameworks/<standard>.json, or the operator override); there is no separate assessment plan document.',
+    props: [prop('framework', report.standard.id)],
+  });
+  // Built before the back matter: the observations gather the resources they cite.
   const results = [result(ctx)];
   return {
     'assessment-results': {
@@ -351,13 +380,11 @@ export function toOscal(report: StandardReport, run: RunResult): object {
         'oscal-version': OSCAL_VERSION,
         props: [prop('standard', report.standard.id), prop('standard-version', report.standard.version)],
       },
-      // Bulwark assesses continuously from its framework files; there is no separate assessment plan document.
-      'import-ap': {
-        href: '#bulwark-assessment-plan',
-        remarks:
-          'Placeholder: the assessment plan is the framework mapping built into Bulwark (frameworks/<standard>.json).',
-      },
+      // OSCAL requires an assessment plan; Bulwark has none apart from its framework mapping, which the
+      // back-matter resource this points to describes.
+      'import-ap': { href: `#${planUuid}` },
       results,
+      'back-matter': { resources: [...ctx.resources.values()] },
     },
   };
 }
