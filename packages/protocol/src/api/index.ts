@@ -6,6 +6,8 @@
 import * as access from './access.ts';
 import * as apps from './apps.ts';
 import * as audit from './audit.ts';
+import * as baseline from './baseline.ts';
+import * as compliance from './compliance.ts';
 import * as devices from './devices.ts';
 import * as firmware from './firmware.ts';
 import * as firewall from './firewall.ts';
@@ -23,6 +25,8 @@ export const api = {
   access,
   apps,
   audit,
+  baseline,
+  compliance,
   devices,
   firewall,
   firmware,

@@ -115,6 +115,7 @@ for (const dialect of testDialects) {
         [{ expiresAt: clock + 366 * DAY }, 'user:ada', /^expiresAt: at most 365 days/],
         [{ approver: ' ' }, 'user:ada', /^approver: required/],
         [{ approver: 'olga' }, 'user:olga', /^approver: another user must approve/],
+        [{ approver: 'olga' }, 'user:olga/token:t-1', /^approver: another user must approve/],
         [{ approver: 'mallory' }, 'user:ada', /^approver: mallory is not an enabled user allowed to approve/],
       ];
       for (const [over, actor, message] of cases) {
