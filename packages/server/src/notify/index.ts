@@ -9,6 +9,7 @@ export {
   type TestResult,
 } from './notify.service.ts';
 export { notifyRoutes } from './notify.routes.ts';
+export { deliversAuditLog, type ExporterFact } from './notify.facts.ts';
 export {
   channelKinds,
   channelFormats,

@@ -5,6 +5,7 @@ import type { SecretBox } from '../secrets/index.ts';
 import type { Db } from '../store/index.ts';
 import { createChannelService } from './channels.ts';
 import { createDeliveryWorker } from './worker.ts';
+import { exporterFacts } from './notify.facts.ts';
 
 export { retryDelay } from './worker.ts';
 export type { ChannelInput, ChannelPatch, TestResult } from './channels.ts';
@@ -69,7 +70,12 @@ export function createNotifyService(deps: NotifyServiceDeps) {
     pollInterval: settings.pollInterval,
     onError: deps.onError,
   });
-  return { ...channels, ...worker };
+  return {
+    ...channels,
+    ...worker,
+    /** For the compliance checks: the channels that export the whole audit log, with lag and failures. */
+    exporterFacts: () => exporterFacts(deps),
+  };
 }
 
 export type NotifyService = ReturnType<typeof createNotifyService>;
