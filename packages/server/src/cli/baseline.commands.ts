@@ -4,6 +4,7 @@ import { BulwarkError } from '@bulwark/protocol';
 import {
   createBaselineService,
   describeBaselineErrors,
+  describeChange,
   type BaselineChange,
   type BaselineError,
   type BaselineService,
@@ -33,14 +34,12 @@ function errorLine(file: string, e: BaselineError): string {
   return `${where}: ${e.path ? `${e.path}: ` : ''}${e.message}`;
 }
 
-const shown = (value: unknown): string => (value === undefined ? '(absent)' : JSON.stringify(value));
-
 function printChanges(changes: readonly BaselineChange[]): void {
   if (changes.length === 0) {
     process.stdout.write('no changes\n');
     return;
   }
-  for (const c of changes) process.stdout.write(`  ${c.path}: ${shown(c.before)} -> ${shown(c.after)}\n`);
+  for (const c of changes) process.stdout.write(`  ${describeChange(c)}\n`);
 }
 
 /**

@@ -304,3 +304,15 @@ export function diffBaselines(before: Baseline, after: Baseline): BaselineChange
   }
   return changes;
 }
+
+/** A changed value as a person reads it: durations in the `14d` grammar, the rest as JSON. */
+function shownValue(path: string, value: JsonValue | undefined): string {
+  if (value === undefined) return '(absent)';
+  if (typeof value === 'number' && durationPaths.has(path)) return formatDuration(value);
+  return JSON.stringify(value);
+}
+
+/** One change as a line: `accounts.dormantAfter: 90d -> 30d`. */
+export function describeChange(change: BaselineChange): string {
+  return `${change.path}: ${shownValue(change.path, change.before)} -> ${shownValue(change.path, change.after)}`;
+}
