@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import { loadFrameworks, securityLevelRequirements } from '../frameworks.ts';
 import type { SecurityLevelRequirement } from '../model.ts';
 import { achievedLevel, reachesOtherDevices, zoneTarget } from './access.ts';
-import { FIXTURE_NOW as now, healthyBaseline, healthyFacts, securityLevelsFixture } from './fixtures.ts';
+import {
+  FIXTURE_NOW as now,
+  failingChecks,
+  healthyBaseline,
+  healthyFacts,
+  runCatalog,
+  securityLevelsFixture,
+} from './fixtures.ts';
 import { checkCatalog } from './index.ts';
 import type { CheckInput, CheckOutcome } from './types.ts';
 import { humanDuration } from './util.ts';
@@ -140,5 +148,38 @@ describe('durations for people', () => {
     [86_400_000 + 60_000, '1 day'],
   ])('%d ms → %s', (ms, text) => {
     expect(humanDuration(ms)).toBe(text);
+  });
+});
+
+describe('with the shipped IEC 62443-3-3 framework', () => {
+  const levels = securityLevelRequirements(loadFrameworks());
+
+  it('the healthy fleet reaches security level 4 in every zone', () => {
+    const outcomes = runCatalog({
+      facts: healthyFacts(now),
+      baseline: healthyBaseline(),
+      now,
+      securityLevels: levels,
+    });
+    expect(outcomes.get('zones.security-level')?.summary).toContain('measured SL 4');
+    expect(failingChecks(outcomes)).toEqual([]);
+  });
+
+  it('a plaintext listener drops every zone below level 1', () => {
+    const facts = healthyFacts(now);
+    facts.listeners.push({
+      name: 'mqtt-dev',
+      port: 1883,
+      transport: 'tcp',
+      authentication: 'none',
+      minTlsVersion: null,
+    });
+    const outcomes = runCatalog({ facts, baseline: healthyBaseline(), now, securityLevels: levels });
+    const level = outcomes.get('zones.security-level');
+    expect(level?.status).toBe('fail');
+    expect(level?.evidence.map((e) => e.id)).toEqual(['plant', 'office']);
+    expect(level?.evidence[0]?.detail).toMatch(
+      /^target SL 2, achieved SL 0: blocked by .*net\.plaintext-listener/,
+    );
   });
 });
