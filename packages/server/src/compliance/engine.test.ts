@@ -220,6 +220,17 @@ describe('the compliance engine', () => {
     expect([...calls].sort()).toEqual(['access', 'devices', 'listeners', 'pki', 'users']);
   });
 
+  it('a source that does not answer in time fails its checks, and the run ends', async () => {
+    const { sources } = sourcesOf(plaintextFacts());
+    const hanging: ComplianceSources = { ...sources, users: () => new Promise(() => undefined) };
+    const r = await evaluate(input({ sources: hanging, sourceTimeoutMs: 20 }));
+    expect(check(r, 'accounts.dormant')).toMatchObject({
+      status: 'error',
+      summary: 'could not read users: no answer within 0 s',
+    });
+    expect(check(r, 'pki.ca-expiry')?.status).toBe('pass');
+  });
+
   it('turns a check that throws into `error` with its message, and the run goes on', async () => {
     const r = await evaluate(input());
     expect(check(r, 'devices.not-seen')).toMatchObject({

@@ -23,6 +23,9 @@ import type {
 /** Evidence entries kept per check; one more entry says how many were left out. */
 export const EVIDENCE_CAP = 200;
 
+/** A fact source that has not answered by then fails (its checks are `error`), so a run always ends. */
+export const SOURCE_TIMEOUT_MS = 60_000;
+
 export interface EvaluateInput {
   sources: ComplianceSources;
   checks: readonly CheckDefinition[];
@@ -36,6 +39,8 @@ export interface EvaluateInput {
    * A `revokedAt` set, if the caller passes stored records, excludes the attestation.
    */
   attestations: readonly (AttestationView & { revokedAt?: number | null })[];
+  /** Default SOURCE_TIMEOUT_MS. */
+  sourceTimeoutMs?: number | undefined;
 }
 
 export interface Evaluation {
@@ -53,16 +58,30 @@ interface LoadedFacts {
 
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+/** `work`, or a rejection once `ms` have passed without an answer. */
+async function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${Math.round(ms / 1000)} s`)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Reads every source the checks need, in parallel; a rejected source is recorded, never thrown. */
 export async function gatherFacts(
   sources: ComplianceSources,
   wanted: Iterable<FactSource>,
+  timeoutMs = SOURCE_TIMEOUT_MS,
 ): Promise<LoadedFacts> {
   const facts: Partial<ComplianceFacts> = {};
   const failures = new Map<FactSource, string>();
   const load = async <K extends FactSource>(source: K) => {
     try {
-      facts[source] = await sources[source]();
+      facts[source] = await within(sources[source](), timeoutMs);
     } catch (err) {
       failures.set(source, messageOf(err));
     }
@@ -269,6 +288,7 @@ export async function evaluate(input: EvaluateInput): Promise<Evaluation> {
   const loaded = await gatherFacts(
     input.sources,
     input.checks.flatMap((c) => c.reads),
+    input.sourceTimeoutMs,
   );
   const outcomes = runPhases(input.checks, {
     loaded,
