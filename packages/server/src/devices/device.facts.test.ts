@@ -59,6 +59,119 @@ describe.each(testDialects)('device facts and data subjects on %s', (dialect) =>
     expect((await devices.facts({ notSeenDays: 0.5 })).notSeen).toEqual({ days: 0.5, count: 2 });
   });
 
+  it('states every device with its session state and zone, revoked devices still connected, identity conflicts', async () => {
+    let clock = now;
+    const withFacts = createDeviceService({
+      db: t.store.db,
+      events: bus,
+      now: () => clock,
+      tokenTtlMs: DAY,
+      audit,
+      facts: {
+        zones: () => Promise.resolve((d) => (d.group === 'plant' ? 'floor' : null)),
+        firmwareOf: () => Promise.resolve(undefined),
+        certificatesOf: (id) =>
+          Promise.resolve([
+            { serial: `${id}-old`, notBefore: now, notAfter: now + DAY, revokedAt: now },
+            { serial: `${id}-new`, notBefore: now, notAfter: now + DAY, revokedAt: id === 'r' ? now : null },
+          ]),
+      },
+    });
+    await withFacts.add({ id: 'a', group: 'plant' }, 'test');
+    for (const id of ['b', 'r', 'x']) await withFacts.add({ id }, 'test');
+    await t.store.db.updateTable('devices').set({ status: 'active', enrolled_at: now }).execute();
+    const online = (id: string) =>
+      t.store.db
+        .updateTable('devices')
+        .set({ sessions: 1, connected_at: now, last_seen_at: now })
+        .where('id', '=', id)
+        .execute();
+    await online('a');
+    await online('r');
+    await t.store.db
+      .updateTable('devices')
+      .set({ status: 'revoked', revoked_at: now })
+      .where('id', 'in', ['r', 'x'])
+      .execute();
+    await t.store.db
+      .transaction()
+      .execute((tx) => withFacts.markQuarantined(tx, { id: 'b', quarantined: true }));
+    const conflict = (subject: `${'device' | 'app'}:${string}`) =>
+      bus.emit({
+        type: 'mqtt.identity_conflict',
+        actor: subject,
+        subject,
+        data: {
+          remoteAddresses: ['198.51.100.1', '198.51.100.2'],
+          takeovers: 3,
+          windowMs: 60_000,
+          certSerial: '0a',
+        },
+      });
+    await conflict('device:a');
+    await conflict('device:a');
+    await conflict('app:dash');
+    await bus.flush();
+
+    const facts = await withFacts.complianceFacts({ conflictWindowMs: 3_600_000 });
+    expect(facts.devices).toEqual([
+      {
+        id: 'a',
+        group: 'plant',
+        status: 'active',
+        quarantined: false,
+        connected: true,
+        lastSeenAt: now,
+        createdAt: now,
+        zone: 'floor',
+      },
+      {
+        id: 'b',
+        group: null,
+        status: 'active',
+        quarantined: true,
+        connected: false,
+        lastSeenAt: null,
+        createdAt: now,
+        zone: null,
+      },
+      {
+        id: 'r',
+        group: null,
+        status: 'revoked',
+        quarantined: false,
+        connected: true,
+        lastSeenAt: now,
+        createdAt: now,
+        zone: null,
+      },
+      {
+        id: 'x',
+        group: null,
+        status: 'revoked',
+        quarantined: false,
+        connected: false,
+        lastSeenAt: null,
+        createdAt: now,
+        zone: null,
+      },
+    ]);
+    expect(facts.revokedButConnected).toEqual([{ deviceId: 'r', serials: ['r-old', 'r-new'] }]);
+    expect(facts.identityConflicts).toEqual([
+      { clientId: 'a', deviceId: 'a', count: 2, lastAt: now },
+      { clientId: 'dash', deviceId: null, count: 1, lastAt: now },
+    ]);
+    expect(facts.conflictWindowMs).toBe(3_600_000);
+
+    clock = now + 2 * 3_600_000; // the conflicts are older than the window now
+    expect((await withFacts.complianceFacts({ conflictWindowMs: 3_600_000 })).identityConflicts).toEqual([]);
+    // Without the other modules bound: no zones, no serials, no audit log to read conflicts from.
+    const bare = await devices.complianceFacts({ conflictWindowMs: 3_600_000 });
+    expect(bare.devices.map((d) => d.zone)).toEqual([null, null, null, null]);
+    expect(bare.revokedButConnected).toEqual([{ deviceId: 'r', serials: [] }]);
+    expect(bare.identityConflicts).toEqual([]);
+  });
+
   it('disables with its event in one step, and records quarantine only through the door', async () => {
     await devices.add({ id: 'q' }, 'test');
     await devices.setDisabled('q', { disabled: true, reason: 'stolen' }, 'user:olga');

@@ -1,7 +1,9 @@
+import { deviceIdOf, parseSubject } from '../events/index.ts';
 import {
   deviceStates,
   deviceStatuses,
   effectiveState,
+  type Device,
   type DeviceState,
   type DeviceStatus,
 } from './device.types.ts';
@@ -63,5 +65,116 @@ export async function deviceFacts(
     certificatesExpiringIn30Days: expiring,
     neverSeen,
     notSeen: { days, count: notSeen },
+  };
+}
+
+/** A device as the compliance checks read it (the consumer's `DeviceFact`, stated here). */
+export interface DeviceComplianceFact {
+  id: string;
+  group: string | null;
+  status: DeviceStatus;
+  quarantined: boolean;
+  /** At least one MQTT session open now, as the server records it (device.follow keeps the count). */
+  connected: boolean;
+  lastSeenAt: number | null;
+  createdAt: number;
+  zone: string | null;
+}
+
+/** What the devices module states per device for the compliance checks (IEC 62443-3-3 SR 1.2, SR 2.8). */
+export interface DeviceComplianceFacts {
+  devices: DeviceComplianceFact[];
+  /** Revoked devices that still hold an MQTT session, with their revoked certificates. */
+  revokedButConnected: { deviceId: string; serials: string[] }[];
+  /** Two connections claiming one identity (mqtt.identity_conflict) in the window, by client id. */
+  identityConflicts: { clientId: string; deviceId: string | null; count: number; lastAt: number }[];
+  conflictWindowMs: number;
+}
+
+const DEVICE_PAGE = 10_000;
+const CONFLICT_PAGE = 500;
+/** At most this many identity-conflict entries are read per run (each already stands for many takeovers). */
+const CONFLICT_PAGES = 100;
+
+async function allDevices(ctx: DeviceContext): Promise<Device[]> {
+  const out: Device[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const rows = await store.listDeviceRows(ctx.db, { after, limit: DEVICE_PAGE });
+    out.push(...rows.map(store.toDevice));
+    if (rows.length < DEVICE_PAGE) return out;
+    after = rows[rows.length - 1]?.id;
+  }
+}
+
+/** `mqtt.identity_conflict` entries of the window, by the client id they are about. */
+async function identityConflicts(
+  ctx: DeviceContext,
+  windowMs: number,
+): Promise<DeviceComplianceFacts['identityConflicts']> {
+  const { audit } = ctx;
+  if (!audit) return [];
+  const byClient = new Map<string, DeviceComplianceFacts['identityConflicts'][number]>();
+  let after: number | undefined;
+  for (let page = 0; page < CONFLICT_PAGES; page++) {
+    const entries = await audit.query({
+      type: 'mqtt.identity_conflict',
+      from: ctx.now() - windowMs,
+      after,
+      limit: CONFLICT_PAGE,
+    });
+    for (const entry of entries) {
+      const clientId = parseSubject(entry.subject)?.id ?? '';
+      const seen = byClient.get(clientId);
+      if (seen) {
+        seen.count += 1;
+        seen.lastAt = Math.max(seen.lastAt, entry.ts);
+      } else {
+        const deviceId = deviceIdOf(entry.subject) ?? null;
+        byClient.set(clientId, { clientId, deviceId, count: 1, lastAt: entry.ts });
+      }
+    }
+    if (entries.length < CONFLICT_PAGE) break;
+    after = entries[entries.length - 1]?.seq;
+  }
+  return [...byClient.values()].sort((a, b) => a.clientId.localeCompare(b.clientId));
+}
+
+/** Revoked devices still connected, with the serials the pki revoked (from its door, when bound). */
+async function revokedButConnected(ctx: DeviceContext, devices: readonly Device[]) {
+  const certificatesOf = ctx.facts?.certificatesOf;
+  const out: DeviceComplianceFacts['revokedButConnected'] = [];
+  for (const d of devices) {
+    if (d.status !== 'revoked' || !d.online) continue;
+    const certs = certificatesOf ? await certificatesOf(d.id) : [];
+    out.push({ deviceId: d.id, serials: certs.filter((c) => c.revokedAt !== null).map((c) => c.serial) });
+  }
+  return out;
+}
+
+/** Every device with its session state and zone, revoked devices still connected, identity conflicts. */
+export async function deviceComplianceFacts(
+  ctx: DeviceContext,
+  options: { conflictWindowMs: number },
+): Promise<DeviceComplianceFacts> {
+  const { conflictWindowMs } = options;
+  const [devices, zoneOf] = await Promise.all([
+    allDevices(ctx),
+    ctx.facts ? ctx.facts.zones() : Promise.resolve(() => null),
+  ]);
+  return {
+    devices: devices.map((d) => ({
+      id: d.id,
+      group: d.group,
+      status: d.status,
+      quarantined: d.quarantinedAt !== null,
+      connected: d.online,
+      lastSeenAt: d.lastSeenAt,
+      createdAt: d.createdAt,
+      zone: zoneOf(d),
+    })),
+    revokedButConnected: await revokedButConnected(ctx, devices),
+    identityConflicts: await identityConflicts(ctx, conflictWindowMs),
+    conflictWindowMs,
   };
 }

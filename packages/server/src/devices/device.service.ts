@@ -1,7 +1,7 @@
 import type { EventBus } from '../events/index.ts';
 import type { DbOrTx } from '../store/index.ts';
 import { requireDevice, type DeviceContext, type DeviceServiceDeps } from './device.context.ts';
-import { deviceFacts } from './device.facts.ts';
+import { deviceComplianceFacts, deviceFacts } from './device.facts.ts';
 import { follow } from './device.follow.ts';
 import * as lifecycle from './device.lifecycle.ts';
 import * as reads from './device.reads.ts';
@@ -87,6 +87,12 @@ export function createDeviceService(deps: DeviceServiceDeps) {
 
     /** For the compliance checks: counts by status and state, certificates, devices not seen. */
     facts: (options?: { notSeenDays?: number | undefined }) => deviceFacts(ctx, options),
+
+    /**
+     * For the compliance checks: every device with its session state and zone, revoked devices still
+     * connected, and identity conflicts (`mqtt.identity_conflict`) in the window.
+     */
+    complianceFacts: (options: { conflictWindowMs: number }) => deviceComplianceFacts(ctx, options),
 
     /** Devices in service per group ('' for none): the monitor's compliance facts (profiles per group). */
     groups: () => store.countByGroup(ctx.db),

@@ -9,7 +9,7 @@ export {
   type DeviceView,
   type TokenCheck,
 } from './device.service.ts';
-export type { DeviceFleetFacts } from './device.facts.ts';
+export type { DeviceFleetFacts, DeviceComplianceFact, DeviceComplianceFacts } from './device.facts.ts';
 export type { CertificateSummary, CertificatesOf } from './device.subject.ts';
 export {
   deviceStates,
