@@ -110,12 +110,13 @@ function schemaErrors(text: ParsedText, issues: z.core.$ZodIssue[]): BaselineErr
       }
       continue;
     }
+    const path = dotted(issue.path);
     const missing = issue.code === 'invalid_type' && valueAt(text.value, issue.path) === undefined;
-    errors.push({
-      path: dotted(issue.path),
-      message: missing ? 'required' : issue.message,
-      line: lineOf(doc, counter, issue.path),
-    });
+    // The schema's own messages may name the field already: the error names it once.
+    const message = issue.message.startsWith(`${path} `)
+      ? issue.message.slice(path.length + 1)
+      : issue.message;
+    errors.push({ path, message: missing ? 'required' : message, line: lineOf(doc, counter, issue.path) });
   }
   return errors.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
 }

@@ -92,7 +92,7 @@ describe('baseline documents', () => {
       [8, 'zones.targets.plant-floor'],
       [9, 'bogus'],
     ]);
-    expect(result.errors[0]?.message).toMatch(/not a duration/);
+    expect(result.errors[0]?.message).toMatch(/^"3 days" is not a duration/);
     expect(result.errors[1]?.message).toMatch(/privileged.*all/);
     expect(result.errors[2]?.message).toBe('unknown setting');
   });
