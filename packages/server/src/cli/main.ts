@@ -42,6 +42,11 @@ const commandModules: { names: string[]; load: () => Promise<Command[]> }[] = [
     load: async () => [(await import('./data-schema.commands.ts')).dataSchemaCommands()],
   },
   { names: ['privacy'], load: async () => [(await import('./privacy.commands.ts')).privacyCommands()] },
+  { names: ['baseline'], load: async () => [(await import('./baseline.commands.ts')).baselineCommands()] },
+  {
+    names: ['compliance'],
+    load: async () => [(await import('./compliance.commands.ts')).complianceCommands()],
+  },
 ];
 
 /** The program with the commands `argv` names, or all of them (help, an unknown command, no command). */

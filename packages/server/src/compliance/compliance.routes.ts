@@ -1,0 +1,200 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { api, BulwarkError, type StandardId } from '@bulwark/protocol';
+import type {} from '../http/index.ts'; // app.defineRoute
+import { fleetWide, requestScope } from '../authz/index.ts';
+import type { Compliance, ReportFormat } from './compliance.service.ts';
+import type { Framework } from './model.ts';
+import { HTML_REPORT_CSP } from './report.html.ts';
+
+/** What the compliance routes and the CLI call on the compliance service (nothing else). */
+export type ComplianceApi = Pick<
+  Compliance,
+  | 'frameworks'
+  | 'checks'
+  | 'run'
+  | 'getRun'
+  | 'listRuns'
+  | 'trend'
+  | 'report'
+  | 'attest'
+  | 'attestations'
+  | 'revokeAttestation'
+  | 'evidenceFile'
+  | 'waive'
+  | 'waivers'
+  | 'revokeWaiver'
+>;
+
+const contracts = api.compliance;
+
+/**
+ * Compliance spans the whole fleet (its evidence names devices of every group): a user limited to device
+ * groups has no access. The actor for events otherwise.
+ */
+function complianceActor(request: FastifyRequest): string {
+  const { scope, actor } = requestScope(request);
+  if (!fleetWide(scope))
+    throw new BulwarkError(
+      'forbidden',
+      'compliance evidence spans the fleet: users limited to device groups have no access',
+    );
+  return actor;
+}
+
+/** For each check, the clauses (per standard, in framework order) whose automated mapping names it. */
+function clausesOfChecks(
+  frameworks: readonly Framework[],
+): Map<string, Partial<Record<StandardId, string[]>>> {
+  const map = new Map<string, Partial<Record<StandardId, string[]>>>();
+  for (const framework of frameworks)
+    for (const clause of framework.clauses) {
+      if (clause.mode !== 'automated') continue;
+      for (const check of new Set(clause.checks ?? [])) {
+        const byStandard = map.get(check) ?? {};
+        (byStandard[framework.id] ??= []).push(clause.id);
+        map.set(check, byStandard);
+      }
+    }
+  return map;
+}
+
+/** The checks with the clauses each evidences (from the frameworks). */
+export function checkCatalogView(compliance: Pick<ComplianceApi, 'checks' | 'frameworks'>) {
+  const clauses = clausesOfChecks(compliance.frameworks());
+  return compliance.checks().map((c) => ({
+    id: c.id,
+    title: c.title,
+    severity: c.severity,
+    rationale: c.rationale,
+    remediation: c.remediation,
+    needs: c.needs ?? null,
+    reads: [...c.reads],
+    clauses: clauses.get(c.id) ?? {},
+  }));
+}
+
+/** Runs listed newest first, with the trend oldest first (a chart's order). */
+export async function runsView(compliance: Pick<ComplianceApi, 'listRuns' | 'trend'>, limit: number) {
+  const [runs, trend] = await Promise.all([compliance.listRuns({ limit }), compliance.trend({ limit })]);
+  return {
+    runs: [...runs],
+    trend: [...trend].sort((a, b) => a.finishedAt - b.finishedAt),
+  };
+}
+
+/** A file name for a report: `bulwark-<standard>-<run>.html|json|oscal.json`. */
+export function reportFileName(standard: StandardId, format: ReportFormat, runId: string): string {
+  const ext = format === 'html' ? 'html' : format === 'oscal' ? 'oscal.json' : 'json';
+  return `bulwark-${standard}-${runId.replace(/[^A-Za-z0-9._-]/g, '_')}.${ext}`;
+}
+
+function sendReport(
+  reply: FastifyReply,
+  report: { contentType: string; body: string },
+  fileName: string,
+): FastifyReply {
+  void reply.header('Content-Disposition', `attachment; filename="${fileName}"`);
+  void reply.header('X-Content-Type-Options', 'nosniff');
+  if (report.contentType.startsWith('text/html')) {
+    // One self-contained file: its one <style> block by hash, images as data: URLs, nothing else.
+    void reply.header('Content-Security-Policy', HTML_REPORT_CSP);
+    return reply.type('text/html; charset=utf-8').send(report.body);
+  }
+  return reply.type('application/json; charset=utf-8').send(report.body);
+}
+
+function runRoutes(app: FastifyInstance, compliance: ComplianceApi): void {
+  app.defineRoute(contracts.runCompliance, {
+    handler: ({ request }) => compliance.run({ trigger: 'manual', actor: complianceActor(request) }),
+  });
+  app.defineRoute(contracts.listRuns, {
+    async handler({ request, query }) {
+      complianceActor(request);
+      return runsView(compliance, query.limit);
+    },
+  });
+  app.defineRoute(contracts.getRun, {
+    async handler({ request, params }) {
+      complianceActor(request);
+      return compliance.getRun(params.id);
+    },
+  });
+  app.defineRoute(contracts.listChecks, {
+    handler({ request }) {
+      complianceActor(request);
+      return checkCatalogView(compliance);
+    },
+  });
+  app.defineRoute(contracts.listStandards, {
+    handler({ request }) {
+      complianceActor(request);
+      return compliance.frameworks();
+    },
+  });
+  app.defineRoute(contracts.getReport, {
+    async handler({ request, params, query, reply }) {
+      const actor = complianceActor(request);
+      const report = await compliance.report(
+        { standard: params.standard, format: query.format, ...(query.run ? { runId: query.run } : {}) },
+        actor,
+      );
+      return sendReport(reply, report, reportFileName(params.standard, query.format, report.runId));
+    },
+  });
+}
+
+function attestationRoutes(app: FastifyInstance, compliance: ComplianceApi): void {
+  app.defineRoute(contracts.recordAttestation, {
+    handler: ({ request, body }) => compliance.attest(body, complianceActor(request)),
+  });
+  app.defineRoute(contracts.listAttestations, {
+    async handler({ request, query }) {
+      complianceActor(request);
+      return [...(await compliance.attestations({ includeRevoked: query.includeRevoked === 'true' }))];
+    },
+  });
+  app.defineRoute(contracts.revokeAttestation, {
+    handler: ({ request, params, body }) =>
+      compliance.revokeAttestation(params.id, body.reason, complianceActor(request)),
+  });
+  app.defineRoute(contracts.getEvidenceFile, {
+    async handler({ request, params, reply }) {
+      complianceActor(request);
+      const file = await compliance.evidenceFile(params.sha256.toLowerCase());
+      // Served as a download, never rendered in the API's origin (the file is whatever its owner uploaded).
+      void reply.header('Content-Disposition', `attachment; filename="${params.sha256.toLowerCase()}"`);
+      void reply.header('X-Content-Type-Options', 'nosniff');
+      void reply.header('Content-Security-Policy', "default-src 'none'; sandbox");
+      return reply.type(file.mediaType).send(file.content);
+    },
+  });
+}
+
+function waiverRoutes(app: FastifyInstance, compliance: ComplianceApi): void {
+  app.defineRoute(contracts.grantWaiver, {
+    handler: ({ request, body }) => compliance.waive(body, complianceActor(request)),
+  });
+  app.defineRoute(contracts.listWaivers, {
+    async handler({ request, query }) {
+      complianceActor(request);
+      return [...(await compliance.waivers({ includeRevoked: query.includeRevoked === 'true' }))];
+    },
+  });
+  app.defineRoute(contracts.revokeWaiver, {
+    handler: ({ request, params, body }) =>
+      compliance.revokeWaiver(params.id, body.reason, complianceActor(request)),
+  });
+}
+
+/**
+ * `/api/v1/compliance`: runs and their results, the checks and standards, reports (HTML, JSON, OSCAL),
+ * attestations with their evidence files, and waivers (contracts in protocol's api/compliance.ts). Reads need
+ * `compliance:read`; running, attesting, waiving and revoking need `compliance:write`.
+ */
+export function complianceRoutes(compliance: ComplianceApi) {
+  return function register(app: FastifyInstance) {
+    runRoutes(app, compliance);
+    attestationRoutes(app, compliance);
+    waiverRoutes(app, compliance);
+  };
+}
