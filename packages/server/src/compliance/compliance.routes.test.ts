@@ -55,6 +55,22 @@ describe('compliance API', { timeout: 60_000 }, () => {
   const call = (who: TestCredentials, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) =>
     app.inject({ method, url, headers: who.headers, ...(payload ? { payload } : {}) });
 
+  it('describes every compliance operation in the OpenAPI document with its permission', async () => {
+    const doc = (await call(auditor, 'GET', '/api/v1/openapi.json')).json<{
+      paths: Record<string, Record<string, { 'x-permission'?: string }>>;
+    }>();
+    const operations = Object.values(contracts).filter(
+      (v) => typeof v === 'object' && 'path' in v && 'method' in v,
+    );
+    expect(operations).toHaveLength(13);
+    for (const c of operations) {
+      const path = c.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+      const operation = doc.paths[path]?.[c.method.toLowerCase()];
+      expect(operation, `${c.method} ${c.path}`).toBeDefined();
+      expect(operation?.['x-permission']).toBe(c.access);
+    }
+  });
+
   it('runs (compliance:write), lists runs with the trend, shows a run (compliance:read)', async () => {
     expect((await call(auditor, 'POST', '/api/v1/compliance/runs')).statusCode).toBe(403);
     expect((await call(operator, 'GET', '/api/v1/compliance/runs')).statusCode).toBe(403);
