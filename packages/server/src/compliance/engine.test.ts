@@ -231,6 +231,22 @@ describe('the compliance engine', () => {
     expect(check(r, 'pki.ca-expiry')?.status).toBe('pass');
   });
 
+  it("hands each source the run's baseline (the devices' conflict window)", async () => {
+    const { sources } = sourcesOf(plaintextFacts());
+    const seen: number[] = [];
+    const withContext: ComplianceSources = {
+      ...sources,
+      users: (context) => {
+        seen.push(context.baseline.devices.conflictWindow);
+        return sources.users(context);
+      },
+    };
+    const baseline = healthyBaseline();
+    baseline.devices.conflictWindow = 3_600_000;
+    await evaluate(input({ sources: withContext, baseline }));
+    expect(seen).toEqual([3_600_000]);
+  });
+
   it('turns a check that throws into `error` with its message, and the run goes on', async () => {
     const r = await evaluate(input());
     expect(check(r, 'devices.not-seen')).toMatchObject({

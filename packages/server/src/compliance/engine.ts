@@ -1,6 +1,6 @@
 import type { Baseline, StandardId } from '@bulwark/protocol';
 import type { CheckDefinition, CheckId, CheckOutcome, Evidence } from './checks/types.ts';
-import type { ComplianceFacts, ComplianceSources, FactSource } from './facts.ts';
+import type { ComplianceFacts, ComplianceSources, FactContext, FactSource } from './facts.ts';
 import { clausesByCheck, securityLevelRequirements } from './frameworks.ts';
 import type {
   AttestationView,
@@ -75,13 +75,14 @@ async function within<T>(work: Promise<T>, ms: number): Promise<T> {
 export async function gatherFacts(
   sources: ComplianceSources,
   wanted: Iterable<FactSource>,
-  timeoutMs = SOURCE_TIMEOUT_MS,
+  options: { context: FactContext; timeoutMs?: number | undefined },
 ): Promise<LoadedFacts> {
+  const timeoutMs = options.timeoutMs ?? SOURCE_TIMEOUT_MS;
   const facts: Partial<ComplianceFacts> = {};
   const failures = new Map<FactSource, string>();
   const load = async <K extends FactSource>(source: K) => {
     try {
-      facts[source] = await within(sources[source](), timeoutMs);
+      facts[source] = await within(sources[source](options.context), timeoutMs);
     } catch (err) {
       failures.set(source, messageOf(err));
     }
@@ -288,7 +289,7 @@ export async function evaluate(input: EvaluateInput): Promise<Evaluation> {
   const loaded = await gatherFacts(
     input.sources,
     input.checks.flatMap((c) => c.reads),
-    input.sourceTimeoutMs,
+    { context: { baseline: input.baseline }, timeoutMs: input.sourceTimeoutMs },
   );
   const outcomes = runPhases(input.checks, {
     loaded,

@@ -1,4 +1,4 @@
-import type { KeyType } from '@bulwark/protocol';
+import type { Baseline, KeyType } from '@bulwark/protocol';
 
 /**
  * What the compliance checks read: plain values each owning module states through its door (DESIGN.md rule 2),
@@ -219,5 +219,12 @@ export interface AppComplianceFacts {
   }[];
 }
 
+/** What a source may use to shape its facts: the baseline of the run (devices: its conflict window). */
+export interface FactContext {
+  baseline: Baseline;
+}
+
 /** Each source, read through its module's door (platform.ts builds this). */
-export type ComplianceSources = { [K in FactSource]: () => Promise<ComplianceFacts[K]> };
+export type ComplianceSources = {
+  [K in FactSource]: (context: FactContext) => Promise<ComplianceFacts[K]>;
+};

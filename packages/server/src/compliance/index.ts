@@ -11,7 +11,7 @@ export {
 } from './compliance.service.ts';
 export { KEEP_RESULTS, type RunSummary } from './runs.store.ts';
 export { checkIds, type CheckId, type CheckDefinition, type Evidence } from './checks/types.ts';
-export type { ComplianceFacts, ComplianceSources, FactSource } from './facts.ts';
+export type { ComplianceFacts, ComplianceSources, FactContext, FactSource } from './facts.ts';
 export type {
   AttestationView,
   CheckResult,
