@@ -2,6 +2,8 @@ export {
   createUserService,
   type UserService,
   type UserFacts,
+  type UserComplianceFacts,
+  type AccountComplianceFact,
   type SessionTicket,
   type SessionPrincipal,
 } from './user.service.ts';

@@ -21,6 +21,11 @@ export interface UserServiceDeps {
     /** Factor and credential management needs an authentication (second factor) at most this old. */
     stepUpWindowMs: number;
   };
+  /**
+   * The latest successful sign-in per account, keyed `user:<name>` (the audit log's `auth.sign_in_succeeded`,
+   * bound by the composition root); without it the compliance facts read no sign-in.
+   */
+  lastSignIns?: (() => Promise<ReadonlyMap<string, number>>) | undefined;
 }
 
 export const usernamePattern = /^[a-z0-9][a-z0-9_.-]{1,63}$/;

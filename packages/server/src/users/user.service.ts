@@ -5,13 +5,13 @@ import { secondFactorUseCases } from './second-factor.ts';
 import { sessionUseCases } from './sessions.ts';
 import { attemptGuard, signInUseCases } from './sign-in.ts';
 import { createUserContext, type UserServiceDeps } from './user.context.ts';
-import { userFacts } from './user.facts.ts';
+import { userComplianceFacts, userFacts } from './user.facts.ts';
 import { userSubjectData } from './user.privacy.ts';
 
 export type { UserServiceDeps } from './user.context.ts';
 export type { SessionPrincipal, SessionTicket } from './sessions.ts';
 export type { SecondFactorFailure, SecondFactorMethod } from './second-factor.ts';
-export type { UserFacts } from './user.facts.ts';
+export type { UserFacts, UserComplianceFacts, AccountComplianceFact } from './user.facts.ts';
 export { sha256 } from './user.context.ts';
 
 /** API tokens older than this are counted apart in the facts (rotation). */
@@ -38,6 +38,8 @@ export function createUserService(deps: UserServiceDeps) {
     ...apiTokenUseCases(ctx),
     ...userSubjectData(ctx),
     ...userFacts(ctx, { tokenAgeDays: TOKEN_AGE_DAYS }),
+    /** For the compliance checks: every account, the lockout and session settings, active API tokens. */
+    complianceFacts: () => userComplianceFacts(ctx),
   };
 }
 
