@@ -92,6 +92,8 @@ describe('bulwark baseline', { timeout: 90_000 }, () => {
     expect(applied.code, applied.stderr).toBe(0);
     expect(applied.stdout).toMatch(/^baseline "acme-fleet" applied as version 1\n/);
     expect(applied.stdout).toContain('  name: "bulwark-default" -> "acme-fleet"\n');
+    // Then the checks run once against it: the score per standard, the failing checks.
+    expect(applied.stdout).toMatch(/\ncompliance run \S+:\n {2}etsi-en-303-645 +\d+%\n/);
     const again = await bulwark('baseline', 'apply', acme);
     expect(again.stdout).toBe('baseline "acme-fleet" unchanged (version 1)\nno changes\n');
 

@@ -8,16 +8,23 @@ import {
   type BaselineChange,
   type BaselineError,
   type BaselineService,
+  type Compliance,
   validateBaselineText,
 } from '../compliance/index.ts';
 import type { Platform } from '../platform.ts';
 import { common, iso, printJson, printTable, withPlatform, type CommonOptions } from './context.ts';
 
-/** The baseline service of a platform. */
-function baselineOf(p: Platform): BaselineService {
-  // TODO(integrator): use `p.compliance.baseline` once the platform builds the compliance service.
-  return createBaselineService({ db: p.store.db, events: p.events, now: p.now });
+/** What the commands use of a platform; a build without the compliance service still has the baseline. */
+interface BaselinePlatform {
+  store: Platform['store'];
+  events: Platform['events'];
+  now: () => number;
+  compliance?: Pick<Compliance, 'baseline' | 'run'>;
 }
+
+/** The baseline service of a platform. */
+const baselineOf = (p: BaselinePlatform): BaselineService =>
+  p.compliance?.baseline ?? createBaselineService({ db: p.store.db, events: p.events, now: p.now });
 
 /** The text of a document given on the command line. */
 function readText(file: string): string {
@@ -103,9 +110,7 @@ function applyCommand(): Command {
         process.stdout.write(`baseline "${applied.name}" unchanged (version ${applied.version})\n`);
       else process.stdout.write(`baseline "${applied.name}" applied as version ${applied.version}\n`);
       printChanges(applied.changes);
-      // TODO(integrator): once Platform has `compliance`, run the checks against the new baseline here:
-      //   if (applied.changes.length > 0)
-      //     printRunSummary(await p.compliance.run({ trigger: 'baseline', actor: 'cli' }));
+      if (applied.changes.length > 0) await runChecks(p);
     });
   });
 }
@@ -158,6 +163,19 @@ export function printRunSummary(run: {
   const failing = run.checks.filter((c) => c.status !== 'pass');
   if (failing.length === 0) process.stdout.write('every check passes\n');
   for (const c of failing) process.stdout.write(`  ${c.status.toUpperCase()} ${c.id}: ${c.summary}\n`);
+}
+
+/** The checks against the baseline just applied (a server also runs them when it sees the event). */
+async function runChecks(p: BaselinePlatform): Promise<void> {
+  if (!p.compliance) return;
+  try {
+    printRunSummary(await p.compliance.run({ trigger: 'baseline', actor: 'cli' }));
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new BulwarkError('internal', `the baseline was applied, but the compliance run failed: ${reason}`, {
+      cause: err,
+    });
+  }
 }
 
 /** `bulwark baseline show|validate|apply|diff|history`: the organisation baseline (issue 16). */
