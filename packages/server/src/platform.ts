@@ -3,11 +3,17 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { BulwarkError, est, tufPaths } from '@bulwark/protocol';
-import { createAuthz, requestVisibility, type Authz } from './authz/index.ts';
+import { can, createAuthz, requestVisibility, type Authz } from './authz/index.ts';
 import { accessRoutes, createAccessService, type AccessService } from './access/index.ts';
 import { appRoutes, createAppService, type AppService } from './apps/index.ts';
 import { commandRoutes, createCommands, type Commands } from './commands/index.ts';
-import { createBroker, createIngressRouter, createRetainedStore, type Broker } from './broker/index.ts';
+import {
+  createBroker,
+  createIngressRouter,
+  createRetainedStore,
+  listenerFacts,
+  type Broker,
+} from './broker/index.ts';
 import { createFirewallService, firewallRoutes, type FirewallService } from './firewall/index.ts';
 import { describeConfig, type Config } from './config/index.ts';
 import { createDeviceService, deviceRoutes, type Device, type DeviceService } from './devices/index.ts';
@@ -27,12 +33,22 @@ import {
   createEventBus,
   createEventRateLimit,
   auditRoutes,
+  auditChainFacts,
+  latestPerSubject,
   type AuditEntry,
   type AuditLog,
   type EventBus,
   type Subject,
 } from './events/index.ts';
 import { createFirmware, firmwareRoutes, tufRoutes, type Firmware } from './firmware/index.ts';
+import {
+  baselineRoutes,
+  complianceRoutes,
+  createBaselineService,
+  createCompliance,
+  type Compliance,
+  type ComplianceSources,
+} from './compliance/index.ts';
 import { createRisk, riskRoutes, type Risk } from './risk/index.ts';
 import {
   createTelemetryService,
@@ -108,6 +124,8 @@ export interface Platform {
   commands: Commands;
   /** Data schemas, data subjects and consent, GDPR requests, retention (docs/privacy.md). */
   privacy: PrivacyService;
+  /** The organisation baseline, the compliance checks, runs, attestations, waivers, reports (docs/compliance.md). */
+  compliance: Compliance;
   /** The clock every service reads (tests pass a controllable one). */
   now: () => number;
   /** The PKI, created at first use (first start) and loaded afterwards. */
@@ -195,6 +213,8 @@ function createUsers(core: Core): UserService {
   const { config, store, box, events, now } = core;
   return createUserService({
     db: store.db,
+    // Accounts' last sign-in, for the compliance facts (dormant accounts).
+    lastSignIns: () => latestPerSubject(core.audit, 'auth.sign_in_succeeded'),
     box,
     events,
     now,
@@ -382,6 +402,63 @@ function createPrivacyFor(
   });
 }
 
+/** The services the compliance checks read, each through its module's door (compliance/facts.ts). */
+interface ComplianceReads {
+  devices: DeviceService;
+  users: UserService;
+  access: AccessService;
+  apps: AppService;
+  firewall: FirewallService;
+  firmware: Firmware;
+  risk: Risk;
+  monitor: Monitor;
+  notify: NotifyService;
+  privacy: PrivacyService;
+  pki: () => Promise<PkiService>;
+}
+
+/** The compliance engine over every module's facts (read when a run asks; the baseline is its own). */
+function createComplianceFor(core: Core, reads: ComplianceReads): Compliance {
+  const { config, store, events, now, audit, logFailure } = core;
+  const sources: ComplianceSources = {
+    pki: async () => (await reads.pki()).complianceFacts(),
+    listeners: () => Promise.resolve(listenerFacts(config)),
+    devices: ({ baseline }) =>
+      reads.devices.complianceFacts({ conflictWindowMs: baseline.devices.conflictWindow }),
+    users: () => reads.users.complianceFacts(),
+    audit: async () => ({
+      chain: await auditChainFacts(audit),
+      exporters: await reads.notify.exporterFacts(),
+    }),
+    monitor: () => reads.monitor.complianceFacts(),
+    access: () => reads.access.complianceFacts(),
+    firewall: () => reads.firewall.complianceFacts(),
+    firmware: () => reads.firmware.complianceFacts(),
+    vulnerabilities: () => reads.risk.complianceFacts(),
+    privacy: () => reads.privacy.complianceFacts(),
+    apps: () => reads.apps.complianceFacts(),
+  };
+  return createCompliance({
+    db: store.db,
+    events,
+    now,
+    sources,
+    baseline: createBaselineService({ db: store.db, events, now }),
+    frameworksDir: config.compliance.frameworksDir,
+    settings: { intervalMs: config.compliance.interval, scheduled: config.compliance.scheduled },
+    approvers: {
+      canApprove: async (username) => {
+        const user = await reads.users.get(username).catch((err: unknown) => {
+          if (err instanceof BulwarkError && err.code === 'not_found') return undefined;
+          throw err;
+        });
+        return user !== undefined && !user.disabled && can(user.role, 'compliance:approve');
+      },
+    },
+    onError: (err) => logFailure(err, {}, 'compliance run failed'),
+  });
+}
+
 /** Every service, each with its dependencies; `links` only in the server process. */
 async function buildPlatform(
   config: Config,
@@ -476,6 +553,9 @@ async function buildPlatform(
     onError: (err, what) => logFailure(err, {}, what),
   });
   const privacy = createPrivacyFor(core, { telemetry, devices, users, apps });
+  const compliance = createComplianceFor(core, {
+    ...{ devices, users, access, apps, firewall, firmware, risk, monitor, notify, privacy, pki },
+  });
   // The store going down and coming back becomes an alert once the store can take it (see store/outage.ts).
   const stopOutageReports = reportStoreOutages({
     store,
@@ -503,10 +583,12 @@ async function buildPlatform(
     telemetry,
     commands,
     privacy,
+    compliance,
     now,
     pki,
     async close() {
       stopOutageReports();
+      await compliance.stop();
       await notify.stop();
       await privacy.stop();
       // Messages still batched are written before the store closes.
@@ -781,6 +863,8 @@ async function buildHttpApps(platform: Platform, pki: PkiService, broker: Broker
     }),
   );
   await app.register(privacyRoutes(platform.privacy));
+  await app.register(baselineRoutes(platform.compliance.baseline));
+  await app.register(complianceRoutes(platform.compliance));
   await app.register(
     commandRoutes({
       commands: platform.commands,
@@ -845,6 +929,8 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
   await platform.telemetry.start(platform.config.telemetry.retentionInterval);
   // Privacy's live view (for the broker stages) and keys; retention, request deadlines, key rotation.
   await platform.privacy.start();
+  // Compliance runs on its schedule and after every baseline change (any process applies one).
+  platform.compliance.start();
   // Before the broker listens: session counts left by a crash are cleared, then kept from the events.
   const stopDeviceFollow = await platform.devices.follow(events, (err) =>
     logger.error({ err }, 'device state update failed'),
@@ -868,6 +954,7 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
     stopCommands();
     stopDeviceFollow();
     await monitor.stop();
+    await platform.compliance.stop();
     await platform.privacy.stop();
     await platform.firmware.stop();
     await platform.notify.stop();

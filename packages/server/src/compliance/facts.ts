@@ -63,7 +63,8 @@ export interface ListenerFact {
 export interface DeviceFact {
   id: string;
   group: string | null;
-  status: 'registered' | 'active' | 'disabled' | 'revoked' | 'decommissioned' | string;
+  /** registered, active, disabled, revoked, decommissioned (a status added later reads as itself). */
+  status: string;
   quarantined: boolean;
   /** At least one MQTT session open now (as the server records it). */
   connected: boolean;

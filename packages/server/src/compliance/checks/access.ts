@@ -58,9 +58,12 @@ const appBroadGrants: CheckDefinition = {
     'An app allowed `#` reads and commands the whole fleet: a leaked app credential becomes a fleet compromise.',
   remediation:
     'Replace the grant with topics and groups the app needs (`bulwark app ungrant <name> <grant>`, then `bulwark app grant <name> <grant>`).',
-  reads: ['access'],
+  reads: ['access', 'apps'],
   run({ facts }) {
-    const evidence: Evidence[] = facts.access.appGrants
+    // A revoked app keeps its grants on record but can no longer connect: only apps in service count.
+    const active = new Set(facts.apps.apps.filter((a) => a.status === 'active').map((a) => a.name));
+    const grants = facts.access.appGrants.filter((g) => active.has(g.app));
+    const evidence: Evidence[] = grants
       .filter((g) => g.effect === 'allow' && !connectOnly(g.actions))
       .flatMap((g) =>
         g.topics.filter(fleetWide).map((topic): Evidence => ({
@@ -71,8 +74,8 @@ const appBroadGrants: CheckDefinition = {
       );
     return outcome({
       evidence,
-      examined: facts.access.appGrants.length,
-      pass: `none of ${count(facts.access.appGrants.length, 'app grant')} covers every topic`,
+      examined: grants.length,
+      pass: `none of ${count(grants.length, 'app grant')} covers every topic`,
       fail: () => `${new Set(evidence.map((e) => e.id)).size} apps are granted every topic`,
     });
   },
