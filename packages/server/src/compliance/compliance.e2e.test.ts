@@ -6,7 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { firmwareTopics } from '@bulwark/protocol';
 import { connectMqtt } from '../test-support/clients.ts';
 import { bulwarkCli } from '../test-support/cli.ts';
-import { cycloneDx, initTuf, makeImage, releaseInput } from '../test-support/firmware.ts';
+import {
+  cycloneDx,
+  initTuf,
+  makeImage,
+  publishTargets,
+  releaseInput,
+  type OfflineKeys,
+} from '../test-support/firmware.ts';
 import { startSyslogReceiver, type SyslogReceiver } from '../test-support/notify-receivers.ts';
 import {
   enrollInProcess,
@@ -77,6 +84,7 @@ describe('security baseline and continuous compliance (issue 16 acceptance)', { 
   let sensorKey: string;
   let syslog: SyslogReceiver;
   let configPath: string;
+  let tufKeys: OfflineKeys | undefined;
   const workFile = (name: string, text: string) => {
     const file = path.join(s.dataDir, name);
     writeFileSync(file, text);
@@ -213,7 +221,7 @@ describe('security baseline and continuous compliance (issue 16 acceptance)', { 
     await signedInSession(s, 'adam', 'admin');
     await signedInSession(s, 'olga', 'operator');
     // Firmware: a signed repository, the release the device runs (its SBOM names modbus-parse 2.4.0).
-    await initTuf(s.platform);
+    tufKeys = await initTuf(s.platform);
     await shipAndRun('1.0.0', 'pkg:npm/modbus-parse@2.4.0');
     const run = await runUntil([]);
     expect(failing(run)).toEqual([]);
@@ -230,6 +238,8 @@ describe('security baseline and continuous compliance (issue 16 acceptance)', { 
     );
     const { createReadStream } = await import('node:fs');
     await s.platform.firmware.releases.upload(release.id, createReadStream(image.file), 'test');
+    // Signed into the TUF targets (what a rollout needs), as `bulwark firmware tuf sign-targets` does.
+    if (tufKeys) await publishTargets(s.platform, tufKeys);
     await sensor.publishAsync(
       firmwareTopics.state('sensor-1'),
       JSON.stringify({
@@ -398,6 +408,8 @@ describe('security baseline and continuous compliance (issue 16 acceptance)', { 
           `127.0.0.1:${syslog.port}`,
           '--transport',
           'tcp',
+          '--types',
+          '*',
         ])),
       expect: ['audit.exported'],
     },
@@ -498,16 +510,21 @@ describe('security baseline and continuous compliance (issue 16 acceptance)', { 
     '2.%i: %s — flips exactly its checks, and back when undone',
     async (_n, _name, row) => {
       const env = row.env?.();
-      await row.apply?.();
-      const after = env ? await cliRun(env) : await runUntil(row.expect);
+      let after: RunResult;
+      try {
+        await row.apply?.();
+        after = env ? await cliRun(env) : await runUntil(row.expect);
+      } finally {
+        // Undone even when the run failed, so that one row's failure does not spill into the next.
+        await row.undo?.();
+      }
       expect(failing(after)).toEqual([...row.expect].sort());
-      // Exactly the clauses those checks evidence fail, in every standard; each has evidence.
+      // Exactly the clauses those checks evidence fail, in every standard; each check has evidence.
       const clauses = clausesOf(after, row.expect);
       expect(clauses.length).toBeGreaterThan(0);
       expect(failingClauses(after)).toEqual(clauses);
       for (const id of row.expect)
         expect(after.checks.find((c) => c.id === id)?.evidence.length).toBeGreaterThan(0);
-      await row.undo?.();
       const back = env ? await cliRun() : await runUntil([]);
       expect(failing(back)).toEqual([]);
       expect(failingClauses(back)).toEqual([]);
