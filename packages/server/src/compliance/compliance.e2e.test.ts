@@ -259,6 +259,31 @@ describe('security baseline and continuous compliance (issue 16 acceptance)', { 
     throw new Error(`sensor-1 does not report ${version}`);
   }
 
+  /** Zones plant (the sensors) and office, as an operator writes them (docs/policies.md). */
+  async function putZones() {
+    await cli([
+      'zone',
+      'put',
+      '--file',
+      workFile('plant.yaml', 'name: plant\nsecurityLevel: 1\nmembers: { groups: [sensors] }\n'),
+    ]);
+    await cli([
+      'zone',
+      'put',
+      '--file',
+      workFile('office.yaml', 'name: office\nsecurityLevel: 1\nmembers: { groups: [office] }\n'),
+    ]);
+  }
+  async function putConduit(topics: string[]) {
+    const doc = `name: up\nfrom: plant\nto: office\ntopics: ${JSON.stringify(topics)}\ndirection: one-way\nrateCap: 100\n`;
+    await cli(['conduit', 'put', '--file', workFile('up.yaml', doc)]);
+  }
+  async function deleteZones() {
+    await cli(['conduit', 'delete', 'up']).catch(() => undefined);
+    await cli(['zone', 'delete', 'plant']);
+    await cli(['zone', 'delete', 'office']);
+  }
+
   /** The configuration file with a setting changed, for one CLI run. */
   const configFile = (name: string, text: string) => ({ BULWARK_CONFIG: workFile(name, `${CONFIG}${text}`) });
   const ids: Record<string, string> = {};
@@ -373,6 +398,22 @@ describe('security baseline and continuous compliance (issue 16 acceptance)', { 
       },
       undo: async () => void (await cli(['firmware', 'rollout', 'abort', ids.rollout ?? ''])),
       expect: ['firmware.staged-rollouts'],
+    },
+    {
+      name: 'two zones without a conduit between them (segmentation below its target level)',
+      apply: () => putZones(),
+      undo: () => deleteZones(),
+      // SR 5.1/5.2 fail, so the zones' measured level (IEC 62443-3-3) falls below their target SL 1.
+      expect: ['zones.security-level', 'zones.without-conduits'],
+    },
+    {
+      name: 'a conduit that lets everything through (#)',
+      apply: async () => {
+        await putZones();
+        await putConduit(['#']);
+      },
+      undo: () => deleteZones(),
+      expect: ['zones.any-to-any-conduits', 'zones.security-level'],
     },
     {
       name: 'the support period removed from the baseline',
