@@ -74,7 +74,12 @@ const listeners: ComplianceFacts['listeners'] = [
 ];
 
 function deviceFacts(now: number): ComplianceFacts['devices'] {
-  const base = { group: 'sensors', status: 'active', quarantined: false, createdAt: now - 200 * DAY };
+  const base = {
+    group: 'sensors',
+    status: 'active' as const,
+    quarantined: false,
+    createdAt: now - 200 * DAY,
+  };
   return {
     devices: [
       { ...base, id: 'sensor-1', connected: true, lastSeenAt: now - 60_000, zone: 'plant' },
