@@ -3,7 +3,7 @@ import { api, BulwarkError, type StandardId } from '@bulwark/protocol';
 import type {} from '../http/index.ts'; // app.defineRoute
 import { fleetWide, requestScope } from '../authz/index.ts';
 import type { Compliance, ReportFormat } from './compliance.service.ts';
-import type { Framework } from './model.ts';
+import { clausesByCheck } from './frameworks.ts';
 import { HTML_REPORT_CSP } from './report.html.ts';
 
 /** What the compliance routes and the CLI call on the compliance service (nothing else). */
@@ -41,26 +41,9 @@ function complianceActor(request: FastifyRequest): string {
   return actor;
 }
 
-/** For each check, the clauses (per standard, in framework order) whose automated mapping names it. */
-function clausesOfChecks(
-  frameworks: readonly Framework[],
-): Map<string, Partial<Record<StandardId, string[]>>> {
-  const map = new Map<string, Partial<Record<StandardId, string[]>>>();
-  for (const framework of frameworks)
-    for (const clause of framework.clauses) {
-      if (clause.mode !== 'automated') continue;
-      for (const check of new Set(clause.checks ?? [])) {
-        const byStandard = map.get(check) ?? {};
-        (byStandard[framework.id] ??= []).push(clause.id);
-        map.set(check, byStandard);
-      }
-    }
-  return map;
-}
-
 /** The checks with the clauses each evidences (from the frameworks). */
 export function checkCatalogView(compliance: Pick<ComplianceApi, 'checks' | 'frameworks'>) {
-  const clauses = clausesOfChecks(compliance.frameworks());
+  const clauses = clausesByCheck(compliance.frameworks());
   return compliance.checks().map((c) => ({
     id: c.id,
     title: c.title,
