@@ -92,11 +92,15 @@ const denyByDefault: CheckDefinition = {
   reads: ['access'],
   run({ facts }) {
     const everywhere = facts.access.policies.filter((p) => p.attachedTo.includes('*'));
-    const evidence: Evidence[] = everywhere
-      .filter((p) =>
-        p.statements.some((s) => s.effect === 'allow' && !connectOnly(s.actions) && s.topics.includes('#')),
-      )
-      .map((p) => ({ kind: 'policy', id: p.name, detail: 'attached to all devices and allows "#"' }));
+    // `+/#` allows every topic of two levels or more: every device topic, as `#` does.
+    const evidence: Evidence[] = everywhere.flatMap((p) => {
+      const topics = p.statements
+        .filter((s) => s.effect === 'allow' && !connectOnly(s.actions))
+        .flatMap((s) => s.topics.filter(fleetWide));
+      if (topics.length === 0) return [];
+      const shown = [...new Set(topics)].map((t) => `"${t}"`).join(' and ');
+      return [{ kind: 'policy', id: p.name, detail: `attached to all devices and allows ${shown}` }];
+    });
     return outcome({
       evidence,
       examined: everywhere.length,

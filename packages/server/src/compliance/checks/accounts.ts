@@ -1,5 +1,5 @@
 import type { AccountFact } from '../facts.ts';
-import type { CheckDefinition, Evidence } from './types.ts';
+import type { CheckDefinition, CheckInput, Evidence } from './types.ts';
 import { count, humanDuration, isoDate, outcome } from './util.ts';
 
 const privileged = new Set<AccountFact['role']>(['admin', 'security-officer']);
@@ -68,6 +68,35 @@ const secondFactorPolicy: CheckDefinition = {
   },
 };
 
+/** An account's newest use: a sign-in or one of its API tokens used (null: neither yet). */
+interface LastUse {
+  at: number;
+  how: 'sign-in' | 'token';
+  token?: string;
+}
+
+function lastUses(facts: CheckInput['facts']): Map<string, LastUse> {
+  const uses = new Map<string, LastUse>();
+  for (const a of facts.users.accounts)
+    if (a.lastSignInAt !== null) uses.set(a.username, { at: a.lastSignInAt, how: 'sign-in' });
+  for (const t of facts.users.apiTokens) {
+    const known = uses.get(t.username);
+    if (t.lastUsedAt !== null && (known === undefined || t.lastUsedAt > known.at))
+      uses.set(t.username, { at: t.lastUsedAt, how: 'token', token: t.id });
+  }
+  return uses;
+}
+
+function dormantDetail(a: AccountFact, use: LastUse | undefined, limit: number): string {
+  if (use === undefined)
+    return `never signed in nor used an API token since it was created on ${isoDate(a.createdAt)}`;
+  const last =
+    use.how === 'sign-in'
+      ? `last signed in ${isoDate(use.at)}`
+      : `last used through API token ${use.token ?? ''} on ${isoDate(use.at)}`;
+  return `${last}, more than ${humanDuration(limit)} ago`;
+}
+
 const dormant: CheckDefinition = {
   id: 'accounts.dormant',
   title: 'Dormant accounts are disabled',
@@ -79,22 +108,17 @@ const dormant: CheckDefinition = {
   run({ facts, baseline, now }) {
     const limit = baseline.accounts.dormantAfter;
     const accounts = enabled(facts.users.accounts);
+    // In use: signed in, or one of its API tokens used (an automation account never signs in).
+    const uses = lastUses(facts);
     const evidence = accounts
-      .filter((a) => (a.lastSignInAt ?? a.createdAt) < now - limit)
-      .map((a) =>
-        accountEvidence(
-          a,
-          a.lastSignInAt === null
-            ? `never signed in since it was created on ${isoDate(a.createdAt)}`
-            : `last signed in ${isoDate(a.lastSignInAt)}, more than ${humanDuration(limit)} ago`,
-        ),
-      );
+      .filter((a) => (uses.get(a.username)?.at ?? a.createdAt) < now - limit)
+      .map((a) => accountEvidence(a, dormantDetail(a, uses.get(a.username), limit)));
     return outcome({
       evidence,
       examined: accounts.length,
-      pass: `all ${count(accounts.length, 'enabled account')} signed in within ${humanDuration(limit)}`,
+      pass: `all ${count(accounts.length, 'enabled account')} signed in or used an API token within ${humanDuration(limit)}`,
       fail: (e) =>
-        `${e.length} of ${accounts.length} enabled accounts have not signed in for ${humanDuration(limit)}`,
+        `${e.length} of ${accounts.length} enabled accounts have neither signed in nor used an API token for ${humanDuration(limit)}`,
     });
   },
 };

@@ -209,6 +209,27 @@ const mutations: Mutation[] = [
     fails: { 'accounts.dormant': ['audrey'] },
   },
   {
+    name: 'an account used only through its API token (not dormant)',
+    mutate: (f) => void (at(f.users.accounts, 2).lastSignInAt = now - 200 * DAY),
+    fails: {},
+  },
+  {
+    name: 'an account whose sign-in and API token are both old',
+    mutate: (f) => {
+      at(f.users.accounts, 2).lastSignInAt = now - 200 * DAY;
+      at(f.users.apiTokens, 0).lastUsedAt = now - 100 * DAY;
+    },
+    fails: { 'accounts.dormant': ['olga'] },
+  },
+  {
+    name: 'an account whose API token was never used, not signed in for long',
+    mutate: (f) => {
+      at(f.users.accounts, 2).lastSignInAt = now - 200 * DAY;
+      at(f.users.apiTokens, 0).lastUsedAt = null;
+    },
+    fails: { 'accounts.dormant': ['olga'] },
+  },
+  {
     name: 'a shorter dormantAfter in the baseline',
     mutate: (_f, b) => void (b.accounts.dormantAfter = 30 * DAY),
     fails: { 'accounts.dormant': ['audrey'] },
@@ -343,6 +364,17 @@ const mutations: Mutation[] = [
     name: 'a policy on all devices allowing # for subscribe',
     mutate: (f) =>
       void (at(at(f.access.policies, 1).statements, 0).actions = ['mqtt:connect', 'mqtt:subscribe']),
+    fails: {
+      'access.deny-by-default': ['fleet-connect'],
+      'access.wildcard-device-grants': ['fleet-connect'],
+    },
+  },
+  {
+    name: 'a policy on all devices allowing +/# for publish',
+    mutate: (f) =>
+      void (at(f.access.policies, 1).statements = [
+        { effect: 'allow', actions: ['mqtt:connect', 'mqtt:publish'], topics: ['+/#'] },
+      ]),
     fails: {
       'access.deny-by-default': ['fleet-connect'],
       'access.wildcard-device-grants': ['fleet-connect'],
@@ -594,5 +626,28 @@ describe('each misconfiguration fails exactly the expected checks', () => {
   it('covers every check with at least one failing mutation', () => {
     const covered = new Set(mutations.flatMap((m) => Object.keys(m.fails)));
     expect(checkIds.filter((id) => !covered.has(id))).toEqual([]);
+  });
+});
+
+describe('accounts.dormant names the newest use', () => {
+  it('a sign-in, an API token, or neither', () => {
+    const facts = healthyFacts(now);
+    const baseline = healthyBaseline();
+    at(facts.users.accounts, 2).lastSignInAt = now - 200 * DAY;
+    at(facts.users.apiTokens, 0).lastUsedAt = now - 100 * DAY;
+    at(facts.users.accounts, 3).lastSignInAt = now - 120 * DAY;
+    at(facts.users.accounts, 1).lastSignInAt = null;
+    facts.users.apiTokens.push({
+      id: 'tok-old',
+      username: 'olga',
+      createdAt: now - 150 * DAY,
+      expiresAt: now + 10 * DAY,
+      lastUsedAt: now - 140 * DAY,
+    });
+    const details = runCatalog({ facts, baseline, now }).get('accounts.dormant')?.evidence;
+    const detail = (id: string) => details?.find((e) => e.id === id)?.detail;
+    expect(detail('olga')).toMatch(/last used through API token tok-ci on /);
+    expect(detail('audrey')).toMatch(/last signed in /);
+    expect(detail('sam')).toMatch(/never signed in nor used an API token/);
   });
 });
