@@ -11,8 +11,8 @@ import {
   createBroker,
   createIngressRouter,
   createRetainedStore,
-  listenerFacts,
   type Broker,
+  type ListenerFacts,
 } from './broker/index.ts';
 import { createFirewallService, firewallRoutes, type FirewallService } from './firewall/index.ts';
 import { describeConfig, type Config } from './config/index.ts';
@@ -64,7 +64,13 @@ import {
   type PrivacyService,
   type PrivacySources,
 } from './privacy/index.ts';
-import { createHttpApp, createDeviceApp, deviceListenerRedirects, type RouteEntry } from './http/index.ts';
+import {
+  createHttpApp,
+  createDeviceApp,
+  deviceListenerRedirects,
+  httpListenerFacts,
+  type RouteEntry,
+} from './http/index.ts';
 import {
   createMetricsRegistry,
   createMonitor,
@@ -417,12 +423,24 @@ interface ComplianceReads {
   pki: () => Promise<PkiService>;
 }
 
+/**
+ * The listeners the server bound at its latest start (platform.started), in the server and the CLI alike: a
+ * process that binds none has no facts of its own to give.
+ */
+async function recordedListeners(audit: AuditLog): Promise<ListenerFacts[]> {
+  const started = await audit.latest('platform.started');
+  // Entries from before listeners were recorded have none.
+  const listeners: ListenerFacts[] | undefined = started?.data.listeners;
+  if (!listeners) throw new Error('the server has not started yet: no listeners recorded');
+  return listeners;
+}
+
 /** The compliance engine over every module's facts (read when a run asks; the baseline is its own). */
 function createComplianceFor(core: Core, reads: ComplianceReads): Compliance {
   const { config, store, events, now, audit, logFailure } = core;
   const sources: ComplianceSources = {
     pki: async () => (await reads.pki()).complianceFacts(),
-    listeners: () => Promise.resolve(listenerFacts(config)),
+    listeners: () => recordedListeners(audit),
     devices: ({ baseline }) =>
       reads.devices.complianceFacts({ conflictWindowMs: baseline.devices.conflictWindow }),
     users: () => reads.users.complianceFacts(),
@@ -997,6 +1015,13 @@ async function recordConfig(platform: Platform): Promise<void> {
   });
 }
 
+/** What the listeners were given and the ports they got, as the broker and the HTTPS apps describe them. */
+function boundListeners(platform: ServerPlatform): ListenerFacts[] {
+  const { broker, http } = platform;
+  const https = [httpListenerFacts(http.app), httpListenerFacts(http.deviceApp)];
+  return [...broker.listenerFacts(), ...https.filter((l) => l !== undefined)];
+}
+
 /** Stage two: starts the background work and opens the listeners (HTTPS, device HTTPS, MQTT). */
 export async function startServer(platform: ServerPlatform): Promise<RunningServer> {
   const { config, events, broker, http, logger } = platform;
@@ -1017,7 +1042,13 @@ export async function startServer(platform: ServerPlatform): Promise<RunningServ
   await events.emit({
     type: 'platform.started',
     actor: 'system',
-    data: { mqttPort, httpsPort, store: platform.store.dialect, version: VERSION },
+    data: {
+      mqttPort,
+      httpsPort,
+      store: platform.store.dialect,
+      version: VERSION,
+      listeners: boundListeners(platform),
+    },
   });
 
   let closed = false;

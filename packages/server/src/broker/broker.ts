@@ -148,6 +148,8 @@ export async function createBroker(deps: BrokerDeps) {
     listen: () => listeners.listen(),
     /** Starts the development listener if configured; returns its port. */
     listenDev: () => listeners.listenDev(),
+    /** The listeners bound so far, as they were bound: port, transport, authentication, minimum TLS version. */
+    listenerFacts: () => listeners.listenerFacts(),
     /**
      * An in-process connection (tests): a duplex stream as if it came through mutual TLS with this identity.
      * It then goes through the same connect stages as any other.

@@ -45,9 +45,47 @@ describe('development listener (authentication: none)', () => {
     const t = await startTestServer();
     try {
       expect(t.server.devMqttPort).toBeUndefined();
+      // What the server bound, as recorded at its start: the TLS listeners only, each on the port it got.
+      const started = await t.platform.audit.latest('platform.started');
+      expect(started?.data.listeners).toEqual([
+        {
+          name: 'mqtt',
+          port: t.server.mqttPort,
+          transport: 'tls',
+          authentication: 'mutual-tls-or-app-token',
+          minTlsVersion: 'TLSv1.2',
+        },
+        {
+          name: 'https',
+          port: t.server.httpsPort,
+          transport: 'tls',
+          authentication: 'user-sign-in',
+          minTlsVersion: 'TLSv1.2',
+        },
+        {
+          name: 'https-device',
+          port: t.server.devicePort,
+          transport: 'tls',
+          authentication: 'mutual-tls',
+          minTlsVersion: 'TLSv1.2',
+        },
+      ]);
     } finally {
       await t.stop();
     }
+  });
+
+  it('is recorded at the start (platform.started) as mqtt-dev, plaintext tcp without authentication', async () => {
+    const started = await s.platform.audit.latest('platform.started');
+    const listeners = started?.data.listeners ?? [];
+    expect(listeners.map((l) => l.name)).toEqual(['mqtt', 'mqtt-dev', 'https', 'https-device']);
+    expect(listeners.find((l) => l.name === 'mqtt-dev')).toEqual({
+      name: 'mqtt-dev',
+      port: s.server.devMqttPort,
+      transport: 'tcp',
+      authentication: 'none',
+      minTlsVersion: null,
+    });
   });
 
   it('treats the client id as identity, limited to its own subtree and the anonymous group', async () => {

@@ -33,4 +33,10 @@ export {
   type SubscribeRequest,
   type SubscribeStage,
 } from './stages.ts';
-export { listenerFacts, type ListenerFacts, type ListenerConfig } from './listener.facts.ts';
+export {
+  describePlainListener,
+  describeTlsListener,
+  type CertificateFallback,
+  type ListenerFacts,
+  type TlsListener,
+} from './listener.facts.ts';

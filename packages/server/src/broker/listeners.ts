@@ -6,6 +6,12 @@ import { actorOf, createEventRateLimit, subjectOf } from '../events/index.ts';
 import type { Firewall } from '../firewall/index.ts';
 import { refuseRenegotiation, serverTlsProfile } from '../pki/index.ts';
 import type { BrokerCounters, Emit } from './emit.ts';
+import {
+  describePlainListener,
+  describeTlsListener,
+  type CertificateFallback,
+  type ListenerFacts,
+} from './listener.facts.ts';
 
 export interface BrokerTls {
   key: string;
@@ -72,6 +78,10 @@ function handshakeFailures(emit: Emit) {
   };
 }
 
+/** What the TLS listener does with a client that sends no certificate: admits it to sign in as an app, or not. */
+const withoutCertificate = (deps: ListenerDeps): CertificateFallback =>
+  deps.appPasswords !== false ? 'app-token' : undefined;
+
 const cnOf = (subject: { CN?: unknown } | undefined) =>
   typeof subject?.CN === 'string' ? subject.CN : undefined;
 
@@ -84,7 +94,7 @@ function secureConnection(deps: ListenerDeps, failed: (f: HandshakeFailure) => v
       const peer = socket.getPeerCertificate();
       // No certificate was sent (RFC 8446 §4.4.2.4; Node reports an empty peer): an app may still
       // authenticate with its credentials at CONNECT (the handshake is done, the connect deadline applies).
-      if (deps.appPasswords !== false && peer?.serialNumber === undefined) {
+      if (withoutCertificate(deps) === 'app-token' && peer?.serialNumber === undefined) {
         deps.accept(socket, 'password');
         return;
       }
@@ -215,10 +225,8 @@ export async function createListeners(deps: ListenerDeps) {
   // Revoked certificates fail the handshake itself (RFC 5280 §6.3): the CRLs are part of the secure context.
   if (deps.revocationLists) tlsOptions.crl = await deps.revocationLists();
   const failed = handshakeFailures(deps.emit);
-  const server = tls.createServer(
-    { ...tlsOptions, handshakeTimeout: deps.handshakeTimeoutMs },
-    secureConnection(deps, failed),
-  );
+  const serverOptions: tls.TlsOptions = { ...tlsOptions, handshakeTimeout: deps.handshakeTimeoutMs };
+  const server = tls.createServer(serverOptions, secureConnection(deps, failed));
   server.on('connection', admitTcp(deps));
   server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
     const remoteAddress = socket.remoteAddress ?? 'unknown';
@@ -230,17 +238,32 @@ export async function createListeners(deps: ListenerDeps) {
   const refreshCrls = crlRefresher({ server, tlsOptions, deps });
   const crlTimer = setInterval(refreshCrls, 3_600_000).unref();
   let devServer: net.Server | undefined;
+  const bound: ListenerFacts[] = [];
   return {
     refreshCrls,
     async listen(): Promise<number> {
       server.listen(deps.port, deps.host);
       await once(server, 'listening');
-      return (server.address() as AddressInfo).port;
+      const port = (server.address() as AddressInfo).port;
+      bound.push(
+        describeTlsListener({
+          name: 'mqtt',
+          port,
+          options: serverOptions,
+          withoutCertificate: withoutCertificate(deps),
+        }),
+      );
+      return port;
     },
     async listenDev(): Promise<number | undefined> {
       devServer = await listenDev(deps);
-      return devServer ? (devServer.address() as AddressInfo).port : undefined;
+      if (!devServer) return undefined;
+      const port = (devServer.address() as AddressInfo).port;
+      bound.push(describePlainListener({ name: 'mqtt-dev', port }));
+      return port;
     },
+    /** The listeners bound so far, described from what they were given (compliance, platform.started). */
+    listenerFacts: (): ListenerFacts[] => bound.map((l) => ({ ...l })),
     async close(): Promise<void> {
       clearInterval(crlTimer);
       await closeServer(server);

@@ -185,9 +185,27 @@ export function personalFieldsOf(type: string): readonly string[] {
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
 
+/** A listener a node bound at its start (platform.started), as the compliance checks read it. */
+interface StartedListener {
+  name: 'mqtt' | 'mqtt-dev' | 'https' | 'https-device';
+  /** The port the listener got. */
+  port: number;
+  transport: 'tls' | 'tcp';
+  authentication: 'mutual-tls' | 'mutual-tls-or-app-token' | 'app-token' | 'user-sign-in' | 'none';
+  /** The lowest TLS version the listener accepts (Node's default when the options set none); null for plaintext. */
+  minTlsVersion: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3' | null;
+}
+
 /** The data each event carries. Adding an event type does not compile until its data is declared. */
 export interface EventData {
-  'platform.started': { mqttPort: number; httpsPort: number; store: string; version: string };
+  /** `listeners`: what the node bound, described from the options handed to tls/https and the ports it got. */
+  'platform.started': {
+    mqttPort: number;
+    httpsPort: number;
+    store: string;
+    version: string;
+    listeners: StartedListener[];
+  };
   'platform.stopped': { reason: string };
   /** At every start: the effective settings (secrets redacted) and the keys changed since the last start. */
   'config.loaded': { source: string; settings: Record<string, Json>; changed: string[] };

@@ -5,6 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { api, BulwarkError, est, type Contract } from '@bulwark/protocol';
+import { describeTlsListener, type ListenerFacts, type TlsListener } from '../broker/index.ts';
 import { refuseRenegotiation, serverTlsProfile } from '../pki/index.ts';
 import type { RouteAccess } from './access.ts';
 import { defineRoute, installRouteDefinition } from './define-route.ts';
@@ -51,6 +52,20 @@ export const HSTS = 'max-age=31536000';
 /** Answers that may carry tokens, recovery codes, setup secrets or certificates are never stored by caches. */
 const NO_STORE_PREFIXES = ['/api/v1/', est.prefix];
 
+/** Each app's listener as built: its name, the https options handed to Node, and what stands in for a certificate. */
+const builtListeners = new WeakMap<FastifyInstance, Omit<TlsListener, 'port'>>();
+
+/**
+ * The HTTPS listener of an app built here, described from the options it was given and the port it got;
+ * undefined while it is not listening (compliance, platform.started).
+ */
+export function httpListenerFacts(app: FastifyInstance): ListenerFacts | undefined {
+  const built = builtListeners.get(app);
+  const address = app.server.address();
+  if (!built || address === null || typeof address === 'string') return undefined;
+  return describeTlsListener({ ...built, port: address.port });
+}
+
 /**
  * One HTTPS listener: the TLS profile shared by every Bulwark listener (TLS 1.3; TLS 1.2 with ECDHE and AEAD
  * only), no client-initiated renegotiation, a handshake deadline, HSTS, `no-store` on the API and EST, one
@@ -58,22 +73,25 @@ const NO_STORE_PREFIXES = ['/api/v1/', est.prefix];
  */
 async function createListener(
   options: HttpAppOptions,
+  listener: Pick<TlsListener, 'name' | 'withoutCertificate'>,
 ): Promise<{ app: FastifyInstance; routes: RouteEntry[] }> {
   const mutual = options.tls.clientCa !== undefined;
+  const https = {
+    key: options.tls.key,
+    cert: options.tls.cert,
+    ...serverTlsProfile,
+    // Node can ask for a client certificate only at the handshake (TLS 1.3 has no renegotiation), not per
+    // route: only the device listener asks. Never required there, so a refusal is a clear 401.
+    ...(mutual ? { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+    handshakeTimeout: options.tls.handshakeTimeoutMs,
+  };
   const app = Fastify({
     loggerInstance: options.logger,
-    https: {
-      key: options.tls.key,
-      cert: options.tls.cert,
-      ...serverTlsProfile,
-      // Node can ask for a client certificate only at the handshake (TLS 1.3 has no renegotiation), not per
-      // route: only the device listener asks. Never required there, so a refusal is a clear 401.
-      ...(mutual ? { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
-      handshakeTimeout: options.tls.handshakeTimeoutMs,
-    },
+    https,
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
+  builtListeners.set(app, { ...listener, options: https });
 
   const routes: RouteEntry[] = [];
   app.addHook('onRoute', (route) => {
@@ -141,7 +159,8 @@ function installProblemHandlers(app: FastifyInstance): void {
 export async function createDeviceApp(
   options: HttpAppOptions & { tls: { clientCa: string } },
 ): Promise<{ app: FastifyInstance; routes: RouteEntry[] }> {
-  const listener = await createListener(options);
+  // Without a certificate, the device routes answer 401 (the guard): the certificate is the only way in.
+  const listener = await createListener(options, { name: 'https-device' });
   installGuard(listener.app, options.guard);
   installProblemHandlers(listener.app);
   return listener;
@@ -155,7 +174,10 @@ export async function createDeviceApp(
 export async function createHttpApp(
   options: HttpAppOptions,
 ): Promise<{ app: FastifyInstance; routes: RouteEntry[] }> {
-  const { app, routes } = await createListener({ ...options, tls: { ...options.tls, clientCa: undefined } });
+  const { app, routes } = await createListener(
+    { ...options, tls: { ...options.tls, clientCa: undefined } },
+    { name: 'https', withoutCertificate: 'user-sign-in' },
+  );
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',

@@ -1,6 +1,7 @@
 export {
   createHttpApp,
   createDeviceApp,
+  httpListenerFacts,
   HSTS,
   OPENAPI_PATH,
   type HttpAppOptions,
