@@ -8,8 +8,11 @@ export interface AccessServiceDeps {
   db: Db;
   events: Pick<EventBus, 'emit' | 'on' | 'atomically'>;
   now: () => number;
-  /** The devices door: quarantine is a change to the device's row, which only the devices module writes. */
-  devices: Pick<DeviceService, 'markQuarantined'>;
+  /**
+   * The devices door: quarantine is a change to the device's row, which only the devices module writes;
+   * the devices in service (compliance facts) are its answer too.
+   */
+  devices: Pick<DeviceService, 'markQuarantined' | 'inServiceIds'>;
 }
 
 /** What every use case of the access module works with. */

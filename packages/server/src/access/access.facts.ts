@@ -1,3 +1,4 @@
+import type { DeviceService } from '../devices/index.ts';
 import type { AttachedPolicy } from '../policy/index.ts';
 import type { AccessContext } from './access.context.ts';
 import { APP_POLICY_PREFIX } from './access.policies.ts';
@@ -94,18 +95,14 @@ const statementsOf = (policy: AttachedPolicy | undefined): StatementFact[] =>
     topics: [...s.resources],
   }));
 
-const IN_SERVICE = ['registered', 'active', 'disabled'] as const;
-
+/** The devices in service come from the devices door (its one definition of "in service"). */
 export async function accessComplianceFacts(
-  ctx: Pick<AccessContext, 'cache' | 'db'>,
+  ctx: Pick<AccessContext, 'cache'> & { devices: Pick<DeviceService, 'inServiceIds'> },
 ): Promise<AccessComplianceFacts> {
-  const [snap, rows] = await Promise.all([
-    ctx.cache.current(),
-    ctx.db.selectFrom('devices').select('id').where('status', 'in', IN_SERVICE).orderBy('id').execute(),
-  ]);
+  const [snap, ids] = await Promise.all([ctx.cache.current(), ctx.devices.inServiceIds()]);
   const perZone = new Map<string, number>();
   const inNoZone: string[] = [];
-  for (const { id } of rows) {
+  for (const id of ids) {
     const zone = snap.deviceZones.get(id) ?? null;
     if (zone === null) inNoZone.push(id);
     else perZone.set(zone, (perZone.get(zone) ?? 0) + 1);

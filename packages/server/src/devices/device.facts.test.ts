@@ -165,11 +165,31 @@ describe.each(testDialects)('device facts and data subjects on %s', (dialect) =>
 
     clock = now + 2 * 3_600_000; // the conflicts are older than the window now
     expect((await withFacts.complianceFacts({ conflictWindowMs: 3_600_000 })).identityConflicts).toEqual([]);
-    // Without the other modules bound: no zones, no serials, no audit log to read conflicts from.
-    const bare = await devices.complianceFacts({ conflictWindowMs: 3_600_000 });
+    // Without the other modules bound: no zones, no serials.
+    const bare = await createDeviceService({
+      db: t.store.db,
+      events: bus,
+      now: () => clock,
+      tokenTtlMs: DAY,
+      audit,
+    }).complianceFacts({ conflictWindowMs: 3_600_000 });
     expect(bare.devices.map((d) => d.zone)).toEqual([null, null, null, null]);
     expect(bare.revokedButConnected).toEqual([{ deviceId: 'r', serials: [] }]);
     expect(bare.identityConflicts).toEqual([]);
+    // No audit log to read conflicts from: refused (the check becomes error), never "no conflicts".
+    await expect(devices.complianceFacts({ conflictWindowMs: 3_600_000 })).rejects.toThrow(/no audit log/);
+  });
+
+  it('lists the ids of the devices in service (registered, active, disabled; not revoked)', async () => {
+    for (const id of ['d', 'a', 'c', 'b', 'r']) await devices.add({ id }, 'test');
+    await t.store.db.updateTable('devices').set({ status: 'active' }).where('id', 'in', ['a', 'b']).execute();
+    await devices.setDisabled('c', { disabled: true, reason: 'maintenance' }, 'test');
+    await t.store.db
+      .updateTable('devices')
+      .set({ status: 'revoked', revoked_at: now })
+      .where('id', '=', 'r')
+      .execute();
+    expect(await devices.inServiceIds()).toEqual(['a', 'b', 'c', 'd']);
   });
 
   it('disables with its event in one step, and records quarantine only through the door', async () => {

@@ -28,7 +28,8 @@ export interface DeviceFleetFacts {
   notSeen: { days: number; count: number };
 }
 
-const inService: readonly DeviceStatus[] = ['registered', 'active', 'disabled'];
+/** Devices in service: not yet enrolled, enrolled, or disabled (revoked devices are out for good). */
+export const inService: readonly DeviceStatus[] = ['registered', 'active', 'disabled'];
 
 const zeros = <K extends string>(keys: readonly K[]) =>
   Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
@@ -107,13 +108,29 @@ async function allDevices(ctx: DeviceContext): Promise<Device[]> {
   }
 }
 
+/** The ids of the devices in service (see `inService`), sorted. */
+export async function inServiceIds(ctx: DeviceContext): Promise<string[]> {
+  const ids: string[] = [];
+  for (const status of inService) {
+    let after: string | undefined;
+    for (;;) {
+      const rows = await store.listDeviceRows(ctx.db, { status, after, limit: DEVICE_PAGE });
+      ids.push(...rows.map((r) => r.id));
+      if (rows.length < DEVICE_PAGE) break;
+      after = rows[rows.length - 1]?.id;
+    }
+  }
+  return ids.sort();
+}
+
 /** `mqtt.identity_conflict` entries of the window, by the client id they are about. */
 async function identityConflicts(
   ctx: DeviceContext,
   windowMs: number,
 ): Promise<DeviceComplianceFacts['identityConflicts']> {
   const { audit } = ctx;
-  if (!audit) return [];
+  // No audit log bound: "no conflicts" would be a pass on no data; the check becomes `error` instead.
+  if (!audit) throw new Error('devices: no audit log bound to read identity conflicts from');
   const byClient = new Map<string, DeviceComplianceFacts['identityConflicts'][number]>();
   let after: number | undefined;
   for (let page = 0; page < CONFLICT_PAGES; page++) {

@@ -1,7 +1,7 @@
 import type { EventBus } from '../events/index.ts';
 import type { DbOrTx } from '../store/index.ts';
 import { requireDevice, type DeviceContext, type DeviceServiceDeps } from './device.context.ts';
-import { deviceComplianceFacts, deviceFacts } from './device.facts.ts';
+import { deviceComplianceFacts, deviceFacts, inServiceIds } from './device.facts.ts';
 import { follow } from './device.follow.ts';
 import * as lifecycle from './device.lifecycle.ts';
 import * as reads from './device.reads.ts';
@@ -93,6 +93,9 @@ export function createDeviceService(deps: DeviceServiceDeps) {
      * connected, and identity conflicts (`mqtt.identity_conflict`) in the window.
      */
     complianceFacts: (options: { conflictWindowMs: number }) => deviceComplianceFacts(ctx, options),
+
+    /** The ids of the devices in service (registered, active or disabled), sorted: one definition of it. */
+    inServiceIds: () => inServiceIds(ctx),
 
     /** Devices in service per group ('' for none): the monitor's compliance facts (profiles per group). */
     groups: () => store.countByGroup(ctx.db),
