@@ -21,7 +21,7 @@ import {
   startTestServer,
   type TestServer,
 } from '../test-support/server.ts';
-import { sleep } from '../test-support/wait.ts';
+import { sleep, waitFor } from '../test-support/wait.ts';
 import type { RunResult } from './model.ts';
 
 /**
@@ -551,12 +551,19 @@ describe('security baseline and continuous compliance (issue 16 acceptance)', { 
     '2.%i: %s — flips exactly its checks, and back when undone',
     async (_n, _name, row) => {
       const env = row.env?.();
+      const openAlerts = async () =>
+        (await s.platform.monitor.alerts.list({ status: ['open'] }))
+          .filter((a) => a.detector === 'compliance_regression')
+          .map((a) => a.subject);
       let after: RunResult;
       try {
         await row.apply?.();
         after = env ? await cliRun(env) : await runUntil(row.expect);
+        // Each regression raised an alert through the monitor (compliance_regression) …
+        for (const id of row.expect)
+          await waitFor(`the alert of ${id}`, async () => (await openAlerts()).includes(`check:${id}`));
       } finally {
-        // Undone even when the run failed, so that one row's failure does not spill into the next.
+        // Undone even when a step failed, so that one row's failure does not spill into the next.
         await row.undo?.();
       }
       expect(failing(after)).toEqual([...row.expect].sort());
@@ -569,6 +576,12 @@ describe('security baseline and continuous compliance (issue 16 acceptance)', { 
       const back = env ? await cliRun() : await runUntil([]);
       expect(failing(back)).toEqual([]);
       expect(failingClauses(back)).toEqual([]);
+      // … resolved once the check passes again.
+      for (const id of row.expect)
+        await waitFor(
+          `the alert of ${id} resolved`,
+          async () => !(await openAlerts()).includes(`check:${id}`),
+        );
     },
   );
 });
