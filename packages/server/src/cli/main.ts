@@ -73,6 +73,10 @@ export async function buildCli(argv: readonly string[] = []): Promise<Command> {
 
 /** Runs the CLI; errors end with one line on stderr and a non-zero exit code. */
 export async function runCli(argv: string[]): Promise<void> {
+  // A reader that stops early (`bulwark … | head`) closes the pipe: the rest of the output is not wanted.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  });
   try {
     const args = commonOptionsLast(argv);
     await (await buildCli(args)).parseAsync(args);
