@@ -290,8 +290,8 @@ const schema = z
           .union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')])
           .default(true),
         /**
-         * A directory of framework files (`<standard>.json`) that replace the built-in mapping of a standard's
-         * clauses to checks, or add one: remap a clause without a code change (docs/compliance.md).
+         * A directory of framework files (`<standard>.json`, one of the six standards) that replace the built-in
+         * mapping of a standard's clauses to checks: remap a clause without a code change (docs/compliance.md).
          */
         frameworksDir: z.string().min(1).optional(),
       })
