@@ -9,7 +9,7 @@ import type { CheckResult, RunResult, StandardResult, TrendPoint } from './model
  * Compliance runs as stored: one compliance_runs row per run (its summary JSON: counts, scores, the standards'
  * clause results and what each check was at the time) and one compliance_results row per check with its
  * evidence snapshot. A run is committed with `compliance.run_completed` and the regression / recovery events
- * of the checks whose status changed since the run before, or not at all.
+ * of the checks whose status changed since their last decisive result (see `changes`), or not at all.
  *
  * Bound: the newest KEEP_RESULTS runs keep their results; older runs keep only their row with counts and
  * scores (the trend), and `getRun` says their results were pruned. Hourly runs keep about three weeks.
@@ -95,25 +95,86 @@ function newest(db: Db | Tx) {
   return db.selectFrom('compliance_runs').orderBy('finished_at', 'desc').orderBy('id', 'desc');
 }
 
-async function previousStatuses(tx: Tx): Promise<Map<string, string>> {
-  const previous = await newest(tx).select('id').limit(1).executeTakeFirst();
-  if (!previous) return new Map();
-  const rows = await tx
-    .selectFrom('compliance_results')
-    .select(['check_id', 'status'])
-    .where('run_id', '=', previous.id)
-    .execute();
-  return new Map(rows.map((r) => [r.check_id, r.status]));
+/**
+ * What regressions and recoveries compare: a check is `fail` while it fails and no waiver covers it, `pass`
+ * while it passes or a waiver in force accepts its failure (an accepted risk is no regression), and nothing
+ * (not decisive) while it is in `error`.
+ */
+type Decisive = 'pass' | 'fail';
+
+function decisive(status: CheckResult['status'], waived: boolean): Decisive | undefined {
+  if (status === 'error') return undefined;
+  return status === 'fail' && !waived ? 'fail' : 'pass';
 }
 
-/** pass → fail is a regression, fail → pass a recovery (errors and new checks are neither). */
-function changes(run: RunResult, before: Map<string, string>): SavedRun {
+/**
+ * Per check, its newest decisive status in the runs that keep their results (one query; an `error` between
+ * two runs neither hides a regression nor leaves a regression open). Whether a failure was waived is read
+ * from the summaries of the runs that decided a failure (in general only the last run).
+ */
+async function lastDecisive(tx: Tx): Promise<Map<string, Decisive>> {
+  const ranked = tx
+    .selectFrom('compliance_results as r')
+    .innerJoin('compliance_runs as c', 'c.id', 'r.run_id')
+    .where('r.status', 'in', ['pass', 'fail'])
+    .select((eb) => [
+      'r.check_id',
+      'r.status',
+      'r.run_id',
+      eb.fn
+        .agg<number>('row_number')
+        .over((ob) => ob.partitionBy('r.check_id').orderBy('c.finished_at', 'desc').orderBy('c.id', 'desc'))
+        .as('rank'),
+    ]);
+  const rows = await tx
+    .selectFrom(ranked.as('d'))
+    .select(['d.check_id', 'd.status', 'd.run_id'])
+    .where('d.rank', '=', 1)
+    .execute();
+  const waivedIn = await waivedFailures(
+    tx,
+    rows.filter((r) => r.status === 'fail').map((r) => r.run_id),
+  );
+  const out = new Map<string, Decisive>();
+  for (const r of rows) {
+    const status = decisive(r.status, waivedIn.get(r.run_id)?.has(r.check_id) ?? false);
+    if (status) out.set(r.check_id, status);
+  }
+  return out;
+}
+
+/** Per run, the checks a waiver covered at that run (their summaries hold the waiver of each check). */
+async function waivedFailures(tx: Tx, runIds: string[]): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>();
+  const ids = [...new Set(runIds)];
+  if (ids.length === 0) return out;
+  const rows = await tx
+    .selectFrom('compliance_runs')
+    .select(['id', 'summary'])
+    .where('id', 'in', ids)
+    .execute();
+  for (const row of rows) {
+    const checks = parseSummary(row.summary).checks ?? {};
+    const waived = Object.entries(checks).filter(([, meta]) => meta.waiver !== null);
+    out.set(row.id, new Set(waived.map(([id]) => id)));
+  }
+  return out;
+}
+
+/**
+ * Against each check's last decisive status (`decisive`): pass → fail is a regression, fail → pass a
+ * recovery. So pass → error → fail regresses and fail → error → pass recovers; a failure a waiver accepts
+ * raises nothing, and ends a regression (recovered: its alert closes, the report shows the waiver); when the
+ * waiver ends and the check still fails, it regresses then. New checks and errors are neither.
+ */
+function changes(run: RunResult, before: Map<string, Decisive>): SavedRun {
   const regressions: CheckId[] = [];
   const recoveries: CheckId[] = [];
   for (const c of run.checks) {
     const was = before.get(c.id);
-    if (was === 'pass' && c.status === 'fail') regressions.push(c.id);
-    if (was === 'fail' && c.status === 'pass') recoveries.push(c.id);
+    const now = decisive(c.status, c.waiver !== null);
+    if (was === 'pass' && now === 'fail') regressions.push(c.id);
+    if (was === 'fail' && now === 'pass') recoveries.push(c.id);
   }
   return { regressions, recoveries };
 }
@@ -215,7 +276,7 @@ export function saveRun(
   keepResults = KEEP_RESULTS,
 ): Promise<SavedRun> {
   return events.atomically(async (tx, emit) => {
-    const saved = changes(run, await previousStatuses(tx));
+    const saved = changes(run, await lastDecisive(tx));
     await tx
       .insertInto('compliance_runs')
       .values({
