@@ -36,17 +36,39 @@ export const evidence = z.object({
   detail: z.string(),
 });
 
+export const waiverStatuses = ['pending', 'approved'] as const;
+
 export const waiverView = z.object({
   id: z.string(),
   check: checkId,
   reason: z.string(),
-  approver: z.string(),
+  approver: z.string().describe('the user named to approve it'),
+  status: z
+    .enum(waiverStatuses)
+    .describe('pending: awaiting the approver (not in force); approved: in force until it expires'),
+  approvedAt: epochMs.nullable(),
   expiresAt: epochMs,
   createdAt: epochMs,
   createdBy: z.string(),
 });
 
-export const waiverRecord = waiverView.extend({ revokedAt: epochMs.nullable() });
+export const waiverRecord = waiverView.extend({
+  approvedBy: z
+    .string()
+    .nullable()
+    .describe('the actor who approved it (the approver, a session or a token)'),
+  revokedAt: epochMs.nullable(),
+});
+
+/** Evidence files per attestation, and the base64 length of one file (2 MiB decoded, padded). */
+export const MAX_EVIDENCE_FILES = 10;
+export const MAX_EVIDENCE_BASE64_LENGTH = 2_796_208;
+
+/** Lists of attestations and waivers: `limit` (newest first). */
+const listQuery = z.object({
+  includeRevoked: z.enum(['true', 'false']).default('false'),
+  limit: z.coerce.number().int().min(1).max(1000).default(100).describe('at most this many, newest first'),
+});
 
 export const evidenceFileView = z.object({
   name: z.string(),
@@ -260,12 +282,36 @@ export const getReport = contract({
   },
 });
 
-/** A date: epoch milliseconds or an ISO 8601 date (`2027-03-31`) or date-time. */
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+
+/**
+ * A date-only `YYYY-MM-DD` as the last millisecond of that day in UTC (`2027-03-31` → 2027-03-31T23:59:59.999Z),
+ * so an expiry or review date names the last day it still holds; NaN when not a real calendar date.
+ *
+ * @example
+ * ```ts
+ * endOfDayUtc('2027-03-31') === Date.UTC(2027, 2, 31, 23, 59, 59, 999);
+ * ```
+ */
+export function endOfDayUtc(value: string): number {
+  if (!DATE_ONLY.test(value)) return NaN;
+  const start = Date.parse(`${value}T00:00:00Z`);
+  if (!Number.isFinite(start) || new Date(start).toISOString().slice(0, 10) !== value) return NaN;
+  return start + 86_400_000 - 1;
+}
+
+/**
+ * A date: epoch milliseconds, an ISO 8601 date-time, or a date-only `YYYY-MM-DD`, which means the END of that
+ * day in UTC (23:59:59.999Z).
+ */
 const dateInput = z
   .union([z.number().int(), z.string().max(40)])
-  .describe('epoch milliseconds or an ISO 8601 date or date-time')
+  .describe(
+    'epoch milliseconds, an ISO 8601 date-time, or a date YYYY-MM-DD meaning the end of that day in UTC (23:59:59.999Z)',
+  )
   .transform((value, ctx) => {
-    const ms = typeof value === 'number' ? value : Date.parse(value);
+    const ms =
+      typeof value === 'number' ? value : DATE_ONLY.test(value) ? endOfDayUtc(value) : Date.parse(value);
     if (!Number.isSafeInteger(ms)) {
       ctx.addIssue({ code: 'custom', message: `"${value}" is not a date (epoch ms or ISO 8601)` });
       return z.NEVER;
@@ -289,10 +335,13 @@ export const recordAttestation = contract({
         z.object({
           name: z.string().min(1).max(255),
           mediaType: z.string().min(3).max(255).describe('e.g. application/pdf'),
-          content: z.string().max(2_796_208).describe('the file, base64 (at most 2 MiB decoded)'),
+          content: z
+            .string()
+            .max(MAX_EVIDENCE_BASE64_LENGTH)
+            .describe('the file, base64 (at most 2 MiB decoded)'),
         }),
       )
-      .max(10)
+      .max(MAX_EVIDENCE_FILES)
       .default([]),
     reviewAt: dateInput,
     expiresAt: dateInput,
@@ -303,10 +352,11 @@ export const recordAttestation = contract({
 export const listAttestations = contract({
   method: 'GET',
   path: '/api/v1/compliance/attestations',
-  summary: 'Attestations of manual clauses, newest first (revoked ones with includeRevoked=true)',
+  summary:
+    'Attestations of manual clauses, newest first (revoked ones with includeRevoked=true), up to limit',
   tags,
   access: 'compliance:read',
-  query: z.object({ includeRevoked: z.enum(['true', 'false']).default('false') }),
+  query: listQuery,
   response: { 200: z.array(attestationRecord) },
 });
 
@@ -337,25 +387,43 @@ export const grantWaiver = contract({
   method: 'POST',
   path: '/api/v1/compliance/waivers',
   summary:
-    'Waive a failing check until an expiry (at most a year): a reason and an approver holding compliance:approve',
+    'Ask to waive a failing check until an expiry (at most 365 days): pending until the named approver approves it',
   tags,
   access: 'compliance:write',
   body: z.object({
     check: checkId,
     reason: z.string().min(10).max(2000),
-    approver: z.string().min(1).max(128).describe('the approving user (not the one asking)'),
+    approver: z
+      .string()
+      .min(1)
+      .max(128)
+      .describe(
+        'the user who must approve it with POST …/waivers/{id}/approve: enabled, holding compliance:approve, not the one asking',
+      ),
     expiresAt: dateInput,
   }),
   response: { 201: waiverRecord },
 });
 
+export const approveWaiver = contract({
+  method: 'POST',
+  path: '/api/v1/compliance/waivers/:id/approve',
+  summary:
+    'Approve a pending waiver: only the approver it names, signed in (four eyes: not the one who asked)',
+  tags,
+  access: 'compliance:approve',
+  params: idParams,
+  response: { 200: waiverRecord },
+});
+
 export const listWaivers = contract({
   method: 'GET',
   path: '/api/v1/compliance/waivers',
-  summary: 'Waivers of failing checks, newest first (revoked ones with includeRevoked=true)',
+  summary:
+    'Waivers of failing checks, pending and approved, newest first (revoked ones with includeRevoked=true)',
   tags,
   access: 'compliance:read',
-  query: z.object({ includeRevoked: z.enum(['true', 'false']).default('false') }),
+  query: listQuery,
   response: { 200: z.array(waiverRecord) },
 });
 

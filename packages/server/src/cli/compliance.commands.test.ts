@@ -229,7 +229,7 @@ describe('bulwark compliance', { timeout: 60_000 }, () => {
     expect(await json('attestations', '--all')).toHaveLength(1);
   });
 
-  it('grants a waiver, lists and revokes it; refusals change nothing', async () => {
+  it('asks for a waiver (pending: the CLI cannot approve), lists and revokes it; refusals change nothing', async () => {
     const expires = day(Date.now() + 30 * DAY);
     const reason = 'Cellar pumps offline until March.';
     const r = await bulwark(
@@ -245,8 +245,14 @@ describe('bulwark compliance', { timeout: 60_000 }, () => {
     );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(
-      new RegExp(`^waiver \\S+ granted for devices.not-seen, approved by olga, until ${expires}`),
+      new RegExp(
+        `^waiver (\\S+) for devices.not-seen until ${expires} is pending: it awaits approval by olga through the API \\(POST /api/v1/compliance/waivers/\\1/approve\\) or the console\n$`,
+      ),
     );
+    const help = await bulwark('waive', '--help');
+    expect(help.stdout).toMatch(/pending, not in force, until the approver approves it/);
+    expect(help.stdout).toMatch(/cannot approve/);
+    expect(help.stdout).toMatch(/end of this day, UTC/);
 
     const refusals: [string[], RegExp][] = [
       [['--check', 'nope'], /^bulwark: check: no automated check "nope"/],
@@ -272,7 +278,18 @@ describe('bulwark compliance', { timeout: 60_000 }, () => {
     }
     const list = z.array(api.compliance.waiverRecord.strict()).parse(await json('waivers'));
     expect(list.map((w) => w.check)).toEqual(['devices.not-seen']);
-    expect((await bulwark('waivers')).stdout).toMatch(/devices\.not-seen\s+olga\s+\S+\s+cli/);
+    // Created from the CLI it stays pending: not in force in a run.
+    expect(list[0]).toMatchObject({ status: 'pending', approvedAt: null, createdBy: 'cli' });
+    expect(
+      await compliance
+        .run({ trigger: 'manual', actor: 'cli' })
+        .then((run) => run.checks.filter((c) => c.waiver)),
+    ).toEqual([]);
+    expect((await bulwark('waivers')).stdout).toMatch(/devices\.not-seen\s+olga\s+pending\s+\S+\s+cli/);
+    expect(await json('waivers', '--limit', '1')).toHaveLength(1);
+    const badLimit = await bulwark('waivers', '--limit', '1001');
+    expect(badLimit).toMatchObject({ code: 1 });
+    expect(badLimit.stderr).toMatch(/--limit must be a whole number from 1 to 1000/);
 
     const id = list[0]?.id ?? '';
     expect((await bulwark('revoke-waiver', id, '--reason', 'fixed')).stdout).toBe(
@@ -282,8 +299,9 @@ describe('bulwark compliance', { timeout: 60_000 }, () => {
     expect(again).toMatchObject({ code: 1, stderr: `bulwark: waiver ${id} is already revoked\n` });
   });
 
-  it('parses dates as YYYY-MM-DD only', () => {
-    expect(dateOption('--expires')('2027-03-31')).toBe(Date.UTC(2027, 2, 31));
+  it('parses dates as YYYY-MM-DD only, meaning the end of that day in UTC', () => {
+    expect(dateOption('--expires')('2027-03-31')).toBe(Date.UTC(2027, 2, 31, 23, 59, 59, 999));
+    expect(() => dateOption('--expires')('2027-02-29')).toThrow(/YYYY-MM-DD/);
     expect(() => dateOption('--expires')('31.03.2027')).toThrow(/--expires must be a date as YYYY-MM-DD/);
     expect(() => dateOption('--expires')('2027-13-01')).toThrow(/YYYY-MM-DD/);
   });

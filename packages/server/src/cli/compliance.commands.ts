@@ -1,7 +1,7 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { BulwarkError, standardIds, type StandardId } from '@bulwark/protocol';
+import { api, BulwarkError, standardIds, type StandardId } from '@bulwark/protocol';
 import {
   checkCatalogView,
   reportFileName,
@@ -42,15 +42,21 @@ const openFromPlatform: OpenCompliance = (options, work) =>
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-/** `YYYY-MM-DD` as the start of that day (UTC), naming the option in the error. */
+/**
+ * `YYYY-MM-DD` as the END of that day in UTC (23:59:59.999Z, as the API reads a date-only value): the date
+ * named is the last day it still holds. The error names the option.
+ */
 export function dateOption(name: string) {
   return (value: string): number => {
-    const ms = /^\d{4}-\d{2}-\d{2}$/.test(value) ? Date.parse(`${value}T00:00:00Z`) : NaN;
-    if (!Number.isFinite(ms) || new Date(ms).toISOString().slice(0, 10) !== value)
+    const ms = api.compliance.endOfDayUtc(value);
+    if (!Number.isFinite(ms))
       throw new BulwarkError('validation_failed', `${name} must be a date as YYYY-MM-DD, not "${value}"`);
     return ms;
   };
 }
+
+/** `--limit` of the attestation and waiver lists (the API's bounds). */
+const listLimit = intOption('--limit', 1, 1000);
 
 function standardOption(value: string): StandardId {
   const found = standardIds.find((s) => s === value);
@@ -250,12 +256,13 @@ function printWaivers(list: readonly WaiverRecord[]): void {
       id: w.id,
       check: w.check,
       approver: w.approver,
+      status: w.status,
       expires: day(w.expiresAt),
       by: w.createdBy,
       revoked: w.revokedAt === null ? '' : iso(w.revokedAt),
       reason: w.reason,
     })),
-    ['id', 'check', 'approver', 'expires', 'by', 'revoked', 'reason'],
+    ['id', 'check', 'approver', 'status', 'expires', 'by', 'revoked', 'reason'],
   );
 }
 
@@ -276,8 +283,16 @@ function attestCommand(open: OpenCompliance): Command {
     .requiredOption('--statement <text>', 'what is in place (up to 4000 characters)')
     .requiredOption('--owner <name>', 'the person or team who owns it')
     .option('--file <file>', 'an evidence file, at most 2 MiB (repeatable, up to 10)', collect)
-    .requiredOption('--review-by <date>', 'when to review it (YYYY-MM-DD)', dateOption('--review-by'))
-    .requiredOption('--expires <date>', 'when it stops counting (YYYY-MM-DD)', dateOption('--expires'))
+    .requiredOption(
+      '--review-by <date>',
+      'review it by the end of this day, UTC (YYYY-MM-DD)',
+      dateOption('--review-by'),
+    )
+    .requiredOption(
+      '--expires <date>',
+      'it counts until the end of this day, UTC (YYYY-MM-DD)',
+      dateOption('--expires'),
+    )
     .action(async (o: AttestOptions) => {
       const files = (o.file ?? []).map(readEvidenceFile);
       const input = {
@@ -306,26 +321,43 @@ interface WaiveOptions extends CommonOptions {
 }
 
 function waiveCommand(open: OpenCompliance): Command {
-  return common(new Command('waive').description('accept a failing check until a date (at most a year)'))
+  return common(
+    new Command('waive')
+      .description('ask to accept a failing check until a date (at most 365 days); pending until approved')
+      .addHelpText(
+        'after',
+        '\nThe waiver is pending, not in force, until the approver approves it, signed in as themselves:\n' +
+          'POST /api/v1/compliance/waivers/<id>/approve (or the console). The CLI has no signed-in second\n' +
+          'person, so it cannot approve (four eyes).',
+      ),
+  )
     .requiredOption('--check <id>', 'the check id, e.g. devices.not-seen')
     .requiredOption('--reason <text>', 'why the risk is accepted (at least 10 characters)')
-    .requiredOption('--approver <user>', 'the user who approves (holding compliance:approve)')
-    .requiredOption('--expires <date>', 'when it ends (YYYY-MM-DD)', dateOption('--expires'))
+    .requiredOption('--approver <user>', 'the user who must approve it (holding compliance:approve)')
+    .requiredOption(
+      '--expires <date>',
+      'it holds until the end of this day, UTC (YYYY-MM-DD)',
+      dateOption('--expires'),
+    )
     .action(async (o: WaiveOptions) => {
       const input = { check: o.check, reason: o.reason, approver: o.approver, expiresAt: o.expires };
-      const granted = await open(o, (c) => c.waive(input, ACTOR));
-      if (o.json) return printJson(granted);
+      const asked = await open(o, (c) => c.waive(input, ACTOR));
+      if (o.json) return printJson(asked);
       process.stdout.write(
-        `waiver ${granted.id} granted for ${granted.check}, approved by ${granted.approver}, until ${day(granted.expiresAt)}\n`,
+        `waiver ${asked.id} for ${asked.check} until ${day(asked.expiresAt)} is pending: it awaits approval by ` +
+          `${asked.approver} through the API (POST /api/v1/compliance/waivers/${asked.id}/approve) or the console\n`,
       );
     });
 }
 
+type ListOptions = CommonOptions & { all?: boolean; limit: number };
+
 function listAndRevokeCommands(compliance: Command, open: OpenCompliance): void {
-  common(compliance.command('attestations').description('attestations of manual clauses'))
+  common(compliance.command('attestations').description('attestations of manual clauses, newest first'))
     .option('--all', 'include revoked ones')
-    .action(async (o: CommonOptions & { all?: boolean }) => {
-      const list = await open(o, (c) => c.attestations({ includeRevoked: o.all === true }));
+    .option('--limit <n>', 'at most this many (1-1000)', listLimit, 100)
+    .action(async (o: ListOptions) => {
+      const list = await open(o, (c) => c.attestations({ includeRevoked: o.all === true, limit: o.limit }));
       if (o.json) return printJson(list);
       printAttestations(list);
     });
@@ -336,10 +368,15 @@ function listAndRevokeCommands(compliance: Command, open: OpenCompliance): void 
       if (o.json) return printJson(revoked);
       process.stdout.write(`attestation ${revoked.id} (${revoked.standard} ${revoked.clause}) revoked\n`);
     });
-  common(compliance.command('waivers').description('waivers of failing checks'))
+  common(
+    compliance
+      .command('waivers')
+      .description('waivers of failing checks, pending and approved, newest first'),
+  )
     .option('--all', 'include revoked ones')
-    .action(async (o: CommonOptions & { all?: boolean }) => {
-      const list = await open(o, (c) => c.waivers({ includeRevoked: o.all === true }));
+    .option('--limit <n>', 'at most this many (1-1000)', listLimit, 100)
+    .action(async (o: ListOptions) => {
+      const list = await open(o, (c) => c.waivers({ includeRevoked: o.all === true, limit: o.limit }));
       if (o.json) return printJson(list);
       printWaivers(list);
     });

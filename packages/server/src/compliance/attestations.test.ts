@@ -110,6 +110,7 @@ for (const dialect of testDialects) {
         'Another team',
         'Product security team',
       ]);
+      expect((await attestations.list({ limit: 1 })).map((a) => a.owner)).toEqual(['Another team']);
       expect(await attestations.inForce(clock)).toHaveLength(2);
       expect(await attestations.inForce(clock + 366 * DAY)).toHaveLength(0);
 

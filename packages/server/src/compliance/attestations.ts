@@ -53,10 +53,16 @@ export interface AttestationsDeps {
   clauseExists(standard: StandardId, clause: string): ClauseMode | undefined;
 }
 
+export interface AttestationListOptions {
+  includeRevoked?: boolean;
+  /** At most this many, newest first (default: all). */
+  limit?: number;
+}
+
 export interface Attestations {
   record(input: AttestationInput, actor: string): Promise<AttestationRecord>;
   /** Newest first; revoked ones only with includeRevoked. */
-  list(options?: { includeRevoked?: boolean }): Promise<AttestationRecord[]>;
+  list(options?: AttestationListOptions): Promise<AttestationRecord[]>;
   /** Not revoked and not expired at `now`. */
   inForce(now: number): Promise<AttestationRecord[]>;
   revoke(id: string, reason: string, actor: string): Promise<AttestationRecord>;
@@ -240,11 +246,12 @@ async function revoke(deps: AttestationsDeps, id: string, change: { reason: stri
   });
 }
 
-async function list(deps: AttestationsDeps, includeRevoked: boolean): Promise<AttestationRecord[]> {
+async function list(deps: AttestationsDeps, options: AttestationListOptions = {}) {
   let query = deps.db.selectFrom('compliance_attestations').selectAll();
-  if (!includeRevoked) query = query.where('revoked_at', 'is', null);
-  const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').execute();
-  return rows.map(toRecord);
+  if (options.includeRevoked !== true) query = query.where('revoked_at', 'is', null);
+  query = query.orderBy('created_at', 'desc').orderBy('id', 'desc');
+  if (options.limit !== undefined) query = query.limit(options.limit);
+  return (await query.execute()).map(toRecord);
 }
 
 async function file(deps: AttestationsDeps, sha256: string): Promise<EvidenceFile> {
@@ -264,9 +271,9 @@ async function file(deps: AttestationsDeps, sha256: string): Promise<EvidenceFil
 export function createAttestations(deps: AttestationsDeps): Attestations {
   return {
     record: (input, actor) => record(deps, input, actor),
-    list: (options) => list(deps, options?.includeRevoked ?? false),
+    list: (options) => list(deps, options),
     async inForce(now) {
-      return (await list(deps, false)).filter((a) => a.expiresAt > now);
+      return (await list(deps)).filter((a) => a.expiresAt > now);
     },
     revoke: (id, reason, actor) => revoke(deps, id, { reason, actor }),
     file: (sha256) => file(deps, sha256),

@@ -131,5 +131,6 @@ export function createFakeCompliance(deps: {
     waive: (input, actor) => waivers.grant(input, actor),
     waivers: (options) => waivers.list(options),
     revokeWaiver: (id, reason, actor) => waivers.revoke(id, reason, actor),
+    approveWaiver: (id, actor) => waivers.approve(id, actor),
   };
 }

@@ -10,6 +10,7 @@ import { createFakeCompliance, HTML_REPORT_CSP, type FakeCompliance } from './co
 
 const DAY = 86_400_000;
 const contracts = api.compliance;
+const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 /**
  * `/api/v1/compliance` in-process: answers shaped by the contracts, access by role, reports with their
@@ -62,7 +63,7 @@ describe('compliance API', { timeout: 60_000 }, () => {
     const operations = Object.values(contracts).filter(
       (v) => typeof v === 'object' && 'path' in v && 'method' in v,
     );
-    expect(operations).toHaveLength(13);
+    expect(operations).toHaveLength(14);
     for (const c of operations) {
       const path = c.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
       const operation = doc.paths[path]?.[c.method.toLowerCase()];
@@ -201,7 +202,43 @@ describe('compliance API', { timeout: 60_000 }, () => {
     ).toHaveLength(1);
   });
 
-  it('grants waivers approved by another user, lists and revokes them', async () => {
+  it('takes evidence files up to the contract maximum (2 MiB each); larger ones are refused naming files', async () => {
+    const body = (bytes: number, name = 'scan.bin') => ({
+      standard: 'etsi-en-303-645',
+      clause: '5.2-1',
+      statement: 'The penetration test report.',
+      owner: 'Security team',
+      files: [{ name, mediaType: 'application/pdf', content: Buffer.alloc(bytes, 7).toString('base64') }],
+      reviewAt: Date.now() + 30 * DAY,
+      expiresAt: Date.now() + 365 * DAY,
+    });
+    const full = await call(officer, 'POST', '/api/v1/compliance/attestations', body(2 * 1024 * 1024));
+    expect(full.statusCode, full.body.slice(0, 300)).toBe(201);
+    expect(contracts.attestationRecord.parse(full.json()).files[0]?.size).toBe(2 * 1024 * 1024);
+
+    const over = await call(officer, 'POST', '/api/v1/compliance/attestations', body(2 * 1024 * 1024 + 1));
+    expect(over.statusCode).toBe(400);
+    expect(over.json<{ detail: string }>().detail).toMatch(
+      /^files\[0\] \(scan\.bin\): 2097153 bytes, more than/,
+    );
+    const tooLong = await call(officer, 'POST', '/api/v1/compliance/attestations', body(2 * 1024 * 1024 + 6));
+    expect(tooLong.statusCode).toBe(400);
+    expect(tooLong.body).toMatch(/files/);
+  });
+
+  it('lists attestations and waivers up to limit (default 100, at most 1000)', async () => {
+    for (const path of ['attestations', 'waivers']) {
+      const url = `/api/v1/compliance/${path}?includeRevoked=true`;
+      const all = (await call(auditor, 'GET', url)).json<unknown[]>();
+      const one = await call(auditor, 'GET', `${url}&limit=1`);
+      expect(one.statusCode, one.body).toBe(200);
+      expect(one.json()).toEqual(all.slice(0, 1));
+      expect((await call(auditor, 'GET', `${url}&limit=1001`)).statusCode).toBe(400);
+      expect((await call(auditor, 'GET', `${url}&limit=0`)).statusCode).toBe(400);
+    }
+  });
+
+  it('asks for waivers pending the approver named, lists and revokes them', async () => {
     const body = {
       check: 'accounts.dormant',
       reason: 'Seasonal staff accounts stay until spring.',
@@ -225,7 +262,7 @@ describe('compliance API', { timeout: 60_000 }, () => {
     const granted = await call(admin, 'POST', '/api/v1/compliance/waivers', body);
     expect(granted.statusCode, granted.body).toBe(201);
     const waiver = contracts.grantWaiver.response[201].strict().parse(granted.json());
-    expect(waiver).toMatchObject({ approver: officer.username });
+    expect(waiver).toMatchObject({ approver: officer.username, status: 'pending', approvedAt: null });
     expect(waiver.createdBy).toMatch(new RegExp(`^user:${admin.username}/token:`));
     const list = z
       .array(contracts.waiverRecord.strict())
@@ -242,5 +279,42 @@ describe('compliance API', { timeout: 60_000 }, () => {
       (await call(admin, 'DELETE', `/api/v1/compliance/waivers/${waiver.id}`, { reason: 'again' }))
         .statusCode,
     ).toBe(409);
+  });
+
+  it('a waiver is approved only by the approver it names (compliance:approve), never by its creator', async () => {
+    const asked = await call(admin, 'POST', '/api/v1/compliance/waivers', {
+      check: 'accounts.dormant',
+      reason: 'Seasonal staff accounts stay until spring.',
+      approver: officer.username,
+      expiresAt: day(Date.now() + 30 * DAY),
+    });
+    expect(asked.statusCode, asked.body).toBe(201);
+    const { id, expiresAt } = contracts.waiverRecord.parse(asked.json());
+    // A date-only expiry is the end of that day, UTC.
+    expect(new Date(expiresAt).toISOString()).toMatch(/T23:59:59\.999Z$/);
+    const approve = (who: TestCredentials, waiver = id) =>
+      call(who, 'POST', `/api/v1/compliance/waivers/${waiver}/approve`);
+
+    expect((await approve(auditor)).statusCode).toBe(403); // no compliance:approve
+    const byCreator = await approve(admin); // holds compliance:approve, but asked for it and is not named
+    expect(byCreator.statusCode).toBe(403);
+    expect(byCreator.json<{ detail: string }>().detail).toMatch(/names .* to approve it, not/);
+    expect((await approve(officer, 'missing')).statusCode).toBe(404);
+    const pending = z
+      .array(contracts.waiverRecord.strict())
+      .parse((await call(auditor, 'GET', '/api/v1/compliance/waivers')).json())
+      .find((w) => w.id === id);
+    expect(pending?.status).toBe('pending');
+
+    const approved = await approve(officer);
+    expect(approved.statusCode, approved.body).toBe(200);
+    const record = contracts.approveWaiver.response[200].strict().parse(approved.json());
+    expect(record).toMatchObject({ id, status: 'approved' });
+    expect(record.approvedBy).toMatch(new RegExp(`^user:${officer.username}/token:`));
+    expect((await approve(officer)).statusCode).toBe(409);
+    const event = (await t.platform.audit.readAfter(0)).find(
+      (e) => e.type === 'compliance.waiver_approved' && e.subject === `waiver:${id}`,
+    );
+    expect(event?.actor).toBe(record.approvedBy);
   });
 });

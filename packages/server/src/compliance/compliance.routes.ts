@@ -23,9 +23,19 @@ export type ComplianceApi = Pick<
   | 'waive'
   | 'waivers'
   | 'revokeWaiver'
+  | 'approveWaiver'
 >;
 
 const contracts = api.compliance;
+
+/**
+ * An attestation may carry MAX_EVIDENCE_FILES files of MAX_EVIDENCE_BASE64_LENGTH base64 characters each (the
+ * contract's maximum, 2 MiB decoded each): its route takes that plus room for the rest of the JSON (statement,
+ * names, escapes), so an over-size file is refused by the contract or the service naming `files`, not by the
+ * global 1 MiB limit. The guard authenticates in onRequest, before any body is read.
+ */
+export const ATTESTATION_BODY_LIMIT =
+  api.compliance.MAX_EVIDENCE_FILES * (api.compliance.MAX_EVIDENCE_BASE64_LENGTH + 4096) + 256 * 1024;
 
 /**
  * Compliance spans the whole fleet (its evidence names devices of every group): a user limited to device
@@ -127,13 +137,18 @@ function runRoutes(app: FastifyInstance, compliance: ComplianceApi): void {
 }
 
 function attestationRoutes(app: FastifyInstance, compliance: ComplianceApi): void {
+  // defineRoute sets no body limit: the attestation route gets its own (see ATTESTATION_BODY_LIMIT).
+  app.addHook('onRoute', (route) => {
+    if (route.config?.contract === contracts.recordAttestation) route.bodyLimit = ATTESTATION_BODY_LIMIT;
+  });
   app.defineRoute(contracts.recordAttestation, {
     handler: ({ request, body }) => compliance.attest(body, complianceActor(request)),
   });
   app.defineRoute(contracts.listAttestations, {
     async handler({ request, query }) {
       complianceActor(request);
-      return [...(await compliance.attestations({ includeRevoked: query.includeRevoked === 'true' }))];
+      const includeRevoked = query.includeRevoked === 'true';
+      return [...(await compliance.attestations({ includeRevoked, limit: query.limit }))];
     },
   });
   app.defineRoute(contracts.revokeAttestation, {
@@ -160,8 +175,12 @@ function waiverRoutes(app: FastifyInstance, compliance: ComplianceApi): void {
   app.defineRoute(contracts.listWaivers, {
     async handler({ request, query }) {
       complianceActor(request);
-      return [...(await compliance.waivers({ includeRevoked: query.includeRevoked === 'true' }))];
+      const includeRevoked = query.includeRevoked === 'true';
+      return [...(await compliance.waivers({ includeRevoked, limit: query.limit }))];
     },
+  });
+  app.defineRoute(contracts.approveWaiver, {
+    handler: ({ request, params }) => compliance.approveWaiver(params.id, complianceActor(request)),
   });
   app.defineRoute(contracts.revokeWaiver, {
     handler: ({ request, params, body }) =>
@@ -172,7 +191,8 @@ function waiverRoutes(app: FastifyInstance, compliance: ComplianceApi): void {
 /**
  * `/api/v1/compliance`: runs and their results, the checks and standards, reports (HTML, JSON, OSCAL),
  * attestations with their evidence files, and waivers (contracts in protocol's api/compliance.ts). Reads need
- * `compliance:read`; running, attesting, waiving and revoking need `compliance:write`.
+ * `compliance:read`; running, attesting, asking for waivers and revoking need `compliance:write`; approving
+ * a waiver needs `compliance:approve` (and being the approver it names).
  */
 export function complianceRoutes(compliance: ComplianceApi) {
   return function register(app: FastifyInstance) {

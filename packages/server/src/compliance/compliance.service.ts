@@ -70,13 +70,15 @@ export interface Compliance {
   trend(options: { limit: number }): Promise<TrendPoint[]>;
   attest(input: AttestationInput, actor: string): Promise<AttestationRecord>;
   /** Attestations not revoked, newest first (revoked too with includeRevoked). */
-  attestations(options?: { includeRevoked?: boolean }): Promise<AttestationRecord[]>;
+  attestations(options?: { includeRevoked?: boolean; limit?: number }): Promise<AttestationRecord[]>;
   revokeAttestation(id: string, reason: string, actor: string): Promise<AttestationRecord>;
   evidenceFile(sha256: string): Promise<EvidenceFile>;
   waive(input: WaiverInput, actor: string): Promise<WaiverRecord>;
   /** Waivers not revoked, newest first (revoked too with includeRevoked). */
-  waivers(options?: { includeRevoked?: boolean }): Promise<WaiverRecord[]>;
+  waivers(options?: { includeRevoked?: boolean; limit?: number }): Promise<WaiverRecord[]>;
   revokeWaiver(id: string, reason: string, actor: string): Promise<WaiverRecord>;
+  /** The approver a pending waiver names approves it (four eyes); only then is it in force. */
+  approveWaiver(id: string, actor: string): Promise<WaiverRecord>;
   /**
    * A standard's report of a run (default the latest; a first run is made when there is none yet), as
    * self-contained HTML, JSON or OSCAL assessment results; emits compliance.report_generated.
@@ -290,6 +292,7 @@ export function createCompliance(deps: ComplianceDeps): Compliance {
     waive: (input, actor) => p.waivers.grant(input, actor),
     waivers: (options) => p.waivers.list(options),
     revokeWaiver: (id, reason, actor) => p.waivers.revoke(id, reason, actor),
+    approveWaiver: (id, actor) => p.waivers.approve(id, actor),
     report: (options, actor) => report({ ...p, runner }, options, actor),
     start: () => schedule.start(),
     stop: () => schedule.stop(),

@@ -146,6 +146,8 @@ const waiver = (over: Partial<WaiverView> = {}): WaiverView => ({
   check: 'net.plaintext-listener',
   reason: 'lab listener until the migration',
   approver: 'olga',
+  status: 'approved',
+  approvedAt: NOW - DAY,
   expiresAt: NOW + DAY,
   createdAt: NOW - DAY,
   createdBy: 'user:alice',

@@ -49,6 +49,9 @@ export interface WaiverView {
   check: CheckId;
   reason: string;
   approver: string;
+  /** pending: awaiting its approver (never in force); approved: in force until it expires. */
+  status: 'pending' | 'approved';
+  approvedAt: number | null;
   expiresAt: number;
   createdAt: number;
   createdBy: string;

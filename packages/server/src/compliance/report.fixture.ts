@@ -70,6 +70,8 @@ const checks: CheckResult[] = [
       check: 'accounts.dormant',
       reason: 'Break-glass account kept <on purpose>',
       approver: 'carol',
+      status: 'approved',
+      approvedAt: FIXTURE_NOW - DAY,
       expiresAt: FIXTURE_NOW + 30 * DAY,
       createdAt: FIXTURE_NOW - DAY,
       createdBy: 'alice',

@@ -61,13 +61,16 @@ for (const dialect of testDialects) {
       await t.cleanup();
     });
 
-    it('grants a waiver with its event, lists it in force until it expires, revokes it', async () => {
+    it('asks for a waiver with its event, in force once approved until it expires, revokes it', async () => {
       const granted = await waivers.grant(input(), 'user:ada');
       expect(granted).toEqual({
         id: granted.id,
         check: 'devices.not-seen',
         reason: 'Pumps in the cellar are offline until the site reopens in March.',
         approver: 'olga',
+        status: 'pending',
+        approvedAt: null,
+        approvedBy: null,
         expiresAt: clock + 30 * DAY,
         createdAt: clock,
         createdBy: 'user:ada',
@@ -83,10 +86,13 @@ for (const dialect of testDialects) {
           approver: 'olga',
           expiresAt: granted.expiresAt,
         });
-      // The CLI may ask (its actor is no user), approved by anyone who may approve.
+      // The CLI may ask (its actor is no user); the approver it names approves.
       clock += 1000;
       const second = await waivers.grant(input({ check: 'accounts.dormant', approver: 'ada' }), 'cli');
       expect((await waivers.list()).map((w) => w.check)).toEqual(['accounts.dormant', 'devices.not-seen']);
+      expect(await waivers.inForce(clock)).toEqual([]);
+      await waivers.approve(granted.id, 'user:olga');
+      await waivers.approve(second.id, 'user:ada/token:t-9');
       expect(await waivers.inForce(clock + 29 * DAY)).toHaveLength(2);
       expect(await waivers.inForce(granted.expiresAt)).toHaveLength(1);
       expect(await waivers.inForce(clock + 30 * DAY)).toHaveLength(0);
@@ -128,6 +134,111 @@ for (const dialect of testDialects) {
       // Exactly a year is allowed.
       await waivers.grant(input({ expiresAt: clock + 365 * DAY }), 'user:ada');
       expect(await waivers.list()).toHaveLength(1);
+    });
+
+    it('counts the 365 days in whole UTC days: a date-only expiry a year ahead is allowed at any hour', async () => {
+      clock += 23 * 3_600_000; // late in the day: the end of the same date next year is 365 days and 1 h away
+      const endOfDay = (days: number) => Math.floor(clock / DAY) * DAY + days * DAY + DAY - 1;
+      await waivers.grant(input({ expiresAt: endOfDay(365) }), 'user:ada');
+      expect(await refusal(waivers.grant(input({ expiresAt: endOfDay(366) }), 'user:ada'))).toMatchObject({
+        message: expect.stringMatching(/^expiresAt: at most 365 days/) as unknown,
+      });
+    });
+
+    describe('four eyes', () => {
+      const approvalEvents = async () =>
+        (await audit.readAfter(0)).filter((e) => e.type === 'compliance.waiver_approved');
+
+      it('is pending until the named approver approves it, then in force, with its event', async () => {
+        const asked = await waivers.grant(input(), 'user:ada');
+        expect(asked).toMatchObject({ status: 'pending', approvedAt: null });
+        expect(await waivers.inForce(clock)).toEqual([]);
+        clock += 1000;
+        const approved = await waivers.approve(asked.id, 'user:olga');
+        expect(approved).toMatchObject({ status: 'approved', approvedAt: clock, approvedBy: 'user:olga' });
+        expect((await waivers.inForce(clock)).map((w) => w.id)).toEqual([asked.id]);
+        expect((await waivers.list())[0]).toMatchObject({ status: 'approved', approvedAt: clock });
+        const [event] = await approvalEvents();
+        expect(event).toMatchObject({ actor: 'user:olga', subject: `waiver:${asked.id}` });
+        if (event?.type !== 'compliance.waiver_approved') throw new Error('no waiver_approved event');
+        expect(event.data).toEqual({ waiverId: asked.id, check: 'devices.not-seen', approver: 'olga' });
+        expect(await refusal(waivers.approve(asked.id, 'user:olga'))).toMatchObject({ code: 'conflict' });
+      });
+
+      it('refuses the creator (session or token), another approver, the CLI and others; nothing changes', async () => {
+        const asked = await waivers.grant(input(), 'user:ada/token:t-1');
+        const refusals: [string, string, RegExp][] = [
+          ['user:ada', 'forbidden', /names olga to approve it, not ada/],
+          ['user:ada/token:t-2', 'forbidden', /names olga to approve it, not ada/],
+          ['cli', 'forbidden', /only olga, signed in, approves/],
+          ['system', 'forbidden', /only olga, signed in, approves/],
+          ['app:olga', 'forbidden', /only olga, signed in, approves/],
+        ];
+        for (const [actor, code, message] of refusals) {
+          const r = await refusal(waivers.approve(asked.id, actor));
+          expect(r.code, actor).toBe(code);
+          expect(r.message, actor).toMatch(message);
+        }
+        expect(await refusal(waivers.approve('missing', 'user:olga'))).toMatchObject({ code: 'not_found' });
+        // A row naming its own creator as approver (the grant refuses it; the approval refuses it again).
+        await t.store.db
+          .updateTable('compliance_waivers')
+          .set({ created_by: 'user:olga/token:t-3' })
+          .where('id', '=', asked.id)
+          .execute();
+        expect(await refusal(waivers.approve(asked.id, 'user:olga'))).toMatchObject({
+          code: 'forbidden',
+          message: expect.stringMatching(/another user must approve/) as unknown,
+        });
+        expect(await waivers.inForce(clock)).toEqual([]);
+        expect((await waivers.list())[0]?.status).toBe('pending');
+        expect(await approvalEvents()).toEqual([]);
+      });
+
+      it('refuses to approve a revoked or expired waiver, or when the approver lost the right', async () => {
+        const revoked = await waivers.grant(input(), 'user:ada');
+        await waivers.revoke(revoked.id, 'no longer needed', 'user:ada');
+        expect(await refusal(waivers.approve(revoked.id, 'user:olga'))).toMatchObject({ code: 'conflict' });
+        const expiring = await waivers.grant(input({ expiresAt: clock + DAY }), 'user:ada');
+        const lost = await waivers.grant(input({ check: 'accounts.dormant' }), 'user:ada');
+        clock += DAY;
+        expect(await refusal(waivers.approve(expiring.id, 'user:olga'))).toMatchObject({
+          code: 'conflict',
+          message: expect.stringMatching(/has expired/) as unknown,
+        });
+        approvers.delete('olga');
+        try {
+          expect(await refusal(waivers.approve(lost.id, 'user:olga'))).toMatchObject({ code: 'forbidden' });
+        } finally {
+          approvers.add('olga');
+        }
+        expect(await approvalEvents()).toEqual([]);
+      });
+
+      it('lapses when its approver may no longer approve (disabled, demoted, deleted)', async () => {
+        const asked = await waivers.grant(input(), 'user:ada');
+        await waivers.approve(asked.id, 'user:olga');
+        expect(await waivers.inForce(clock)).toHaveLength(1);
+        approvers.delete('olga');
+        try {
+          expect(await waivers.inForce(clock)).toEqual([]);
+        } finally {
+          approvers.add('olga');
+        }
+        expect(await waivers.inForce(clock)).toHaveLength(1);
+      });
+    });
+
+    it('lists at most `limit`, newest first', async () => {
+      for (const check of ['devices.not-seen', 'accounts.dormant', 'pki.ca-expiry']) {
+        clock += 1000;
+        await waivers.grant(input({ check }), 'user:ada');
+      }
+      expect((await waivers.list({ limit: 2 })).map((w) => w.check)).toEqual([
+        'pki.ca-expiry',
+        'accounts.dormant',
+      ]);
+      expect(await waivers.list()).toHaveLength(3);
     });
   });
 }

@@ -131,6 +131,7 @@ export const eventCatalog = {
   'compliance.attestation_recorded': {},
   'compliance.attestation_revoked': {},
   'compliance.waiver_granted': {},
+  'compliance.waiver_approved': {},
   'compliance.waiver_revoked': {},
   'compliance.report_generated': {},
 } as const satisfies Record<keyof EventData, EventMeta>;
@@ -533,7 +534,7 @@ export interface EventData {
     clause: string;
     reason: string;
   };
-  /** Subject `waiver:<id>`: a failing check accepted until `expiresAt`, approved by `approver`. */
+  /** Subject `waiver:<id>`: asks to accept a failing check until `expiresAt`; pending until `approver` approves. */
   'compliance.waiver_granted': {
     waiverId: string;
     check: string;
@@ -541,6 +542,8 @@ export interface EventData {
     approver: string;
     expiresAt: number;
   };
+  /** Subject `waiver:<id>`: the named approver approved it (actor); in force from now until it expires. */
+  'compliance.waiver_approved': { waiverId: string; check: string; approver: string };
   'compliance.waiver_revoked': { waiverId: string; check: string; reason: string };
   /** A report left the platform (who took which standard, in which form). */
   'compliance.report_generated': { standard: string; format: 'html' | 'json' | 'oscal'; runId: string };

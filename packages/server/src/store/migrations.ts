@@ -761,6 +761,9 @@ export const migrations: Record<string, Migration> = {
         .addColumn('expires_at', 'bigint', (c) => c.notNull())
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addColumn('created_by', 'text', (c) => c.notNull())
+        // Four eyes: a waiver is pending (approved_at null) until its approver approves it.
+        .addColumn('approved_at', 'bigint')
+        .addColumn('approved_by', 'text')
         .addColumn('revoked_at', 'bigint')
         .execute();
       await db.schema

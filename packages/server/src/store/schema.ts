@@ -650,6 +650,9 @@ export interface ComplianceWaiversTable {
   expires_at: number;
   created_at: number;
   created_by: string;
+  /** Null while pending: in force only once the approver approved it. */
+  approved_at: number | null;
+  approved_by: string | null;
   revoked_at: number | null;
 }
 
