@@ -46,6 +46,7 @@ import {
   complianceRoutes,
   createBaselineService,
   createCompliance,
+  frameworkClauses,
   type Compliance,
   type ComplianceSources,
 } from './compliance/index.ts';
@@ -461,7 +462,12 @@ function createComplianceFor(core: Core, reads: ComplianceReads): Compliance {
     events,
     now,
     sources,
-    baseline: createBaselineService({ db: store.db, events, now }),
+    baseline: createBaselineService({
+      db: store.db,
+      events,
+      now,
+      clauseExists: frameworkClauses(config.compliance.frameworksDir),
+    }),
     frameworksDir: config.compliance.frameworksDir,
     settings: { intervalMs: config.compliance.interval, scheduled: config.compliance.scheduled },
     approvers: {

@@ -15,7 +15,13 @@ import {
   type Document as YamlDocument,
 } from 'yaml';
 import type { z } from 'zod';
-import { baselineDocumentSchema, DEFAULT_BASELINE_NAME, type Baseline } from '@bulwark/protocol';
+import {
+  baselineDocumentSchema,
+  DEFAULT_BASELINE_NAME,
+  standardIds,
+  type Baseline,
+  type StandardId,
+} from '@bulwark/protocol';
 
 /** One problem of a document: its dotted path (empty: the document itself) and line (1-based). */
 export interface BaselineError {
@@ -136,8 +142,33 @@ function plainValue(doc: YamlDocument): { value: unknown } | { error: BaselineEr
   }
 }
 
+/** Does a framework have this clause? (The frameworks are compliance data the caller holds.) */
+export type ClauseExists = (standard: StandardId, clause: string) => boolean;
+
+export interface BaselineTextOptions {
+  /** When given, `compliance.notApplicable` may name only clauses that exist. */
+  clauseExists?: ClauseExists | undefined;
+}
+
+/** `compliance.notApplicable` entries naming no clause of their standard (a typo leaves the clause judged). */
+function unknownClauses(text: ParsedText, baseline: Baseline, clauseExists: ClauseExists): BaselineError[] {
+  const errors: BaselineError[] = [];
+  for (const standard of standardIds) {
+    for (const clause of Object.keys(baseline.compliance.notApplicable[standard] ?? {})) {
+      if (clauseExists(standard, clause)) continue;
+      const path = ['compliance', 'notApplicable', standard, clause];
+      errors.push({
+        path: dotted(path),
+        message: `${standard} has no clause "${clause}"`,
+        line: lineOf(text.doc, text.counter, path),
+      });
+    }
+  }
+  return errors.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+}
+
 /** Parses and validates a baseline document; every problem is reported, nothing is thrown. */
-export function validateBaselineText(text: string): BaselineValidation {
+export function validateBaselineText(text: string, options: BaselineTextOptions = {}): BaselineValidation {
   if (Buffer.byteLength(text, 'utf8') > MAX_DOCUMENT_BYTES)
     return {
       ok: false,
@@ -154,8 +185,10 @@ export function validateBaselineText(text: string): BaselineValidation {
       errors: [{ path: '', message: 'the document is empty (it needs a name)', line: null }],
     };
   const parsed = baselineDocumentSchema.safeParse(plain.value);
-  if (parsed.success) return { ok: true, baseline: parsed.data };
-  return { ok: false, errors: schemaErrors({ doc, counter, value: plain.value }, parsed.error.issues) };
+  const source = { doc, counter, value: plain.value };
+  if (!parsed.success) return { ok: false, errors: schemaErrors(source, parsed.error.issues) };
+  const unknown = options.clauseExists ? unknownClauses(source, parsed.data, options.clauseExists) : [];
+  return unknown.length === 0 ? { ok: true, baseline: parsed.data } : { ok: false, errors: unknown };
 }
 
 /** Settings written as durations (`14d`): the baseline holds them in milliseconds. */

@@ -14,7 +14,7 @@ import {
   sha256Hex,
   validateBaselineText,
 } from './baseline.document.ts';
-import { createBaselineService, type BaselineService } from './baseline.service.ts';
+import { createBaselineService, frameworkClauses, type BaselineService } from './baseline.service.ts';
 
 const box = createSecretBox(randomBytes(32));
 const DAY = 86_400_000;
@@ -269,6 +269,56 @@ for (const dialect of testDialects) {
       expect(await baseline.history()).toEqual([]);
       expect(await appliedEvents()).toEqual([]);
       expect((await baseline.current()).version).toBe(0);
+    });
+
+    it('refuses not-applicable clauses its frameworks do not have, by path and line (validate, diff, apply)', async () => {
+      const withFrameworks = createBaselineService({
+        db: t.store.db,
+        events: bus,
+        now: () => clock,
+        clauseExists: frameworkClauses(undefined),
+      });
+      const doc = (clause: string) =>
+        [
+          'name: acme-fleet',
+          'compliance:',
+          '  notApplicable:',
+          '    etsi-en-303-645:',
+          `      ${clause}: "The devices take no user input at all"`,
+          '    gdpr:',
+          '      no-such-article: "Nothing personal is stored here"',
+          '',
+        ].join('\n');
+      const typo = doc('5.1-l');
+      expect(withFrameworks.validate(typo)).toEqual({
+        ok: false,
+        errors: [
+          {
+            path: 'compliance.notApplicable.etsi-en-303-645.5.1-l',
+            message: 'etsi-en-303-645 has no clause "5.1-l"',
+            line: 5,
+          },
+          {
+            path: 'compliance.notApplicable.gdpr.no-such-article',
+            message: 'gdpr has no clause "no-such-article"',
+            line: 7,
+          },
+        ],
+      });
+      await expect(withFrameworks.diff(typo)).rejects.toMatchObject({
+        code: 'validation_failed',
+        message: /line 5: compliance\.notApplicable\.etsi-en-303-645\.5\.1-l: .*no clause/,
+      });
+      await expect(withFrameworks.apply(typo, 'user:ada')).rejects.toMatchObject({
+        code: 'validation_failed',
+      });
+      expect(await withFrameworks.history()).toEqual([]);
+      // Known clauses are taken; without the frameworks (schema alone) the typo is not seen.
+      const known =
+        'name: acme-fleet\ncompliance: { notApplicable: { etsi-en-303-645: { 5.1-1: "No passwords at all here" } } }\n';
+      expect(withFrameworks.validate(known).ok).toBe(true);
+      expect(baseline.validate(typo).ok).toBe(true);
+      expect((await withFrameworks.apply(known, 'user:ada')).version).toBe(1);
     });
 
     it("follows another process's apply through the audit-log tail", async () => {

@@ -14,8 +14,11 @@ import {
   validateBaselineText,
   type BaselineChange,
   type BaselineError,
+  type BaselineTextOptions,
   type BaselineValidation,
+  type ClauseExists,
 } from './baseline.document.ts';
+import { loadFrameworks } from './frameworks.ts';
 import {
   insertBaselineRow,
   latestBaselineRow,
@@ -23,7 +26,7 @@ import {
   type BaselineRow,
 } from './baseline.store.ts';
 
-export type { BaselineChange, BaselineError, BaselineValidation } from './baseline.document.ts';
+export type { BaselineChange, BaselineError, BaselineValidation, ClauseExists } from './baseline.document.ts';
 
 /** The baseline in force. */
 export interface CurrentBaseline {
@@ -72,6 +75,18 @@ export interface BaselineServiceDeps {
   db: Db;
   events: Pick<EventBus, 'atomically' | 'on'>;
   now: () => number;
+  /**
+   * Does a framework have this clause? With it, validate, diff and apply refuse `compliance.notApplicable`
+   * entries naming no clause (a stored version is read without it: a framework file may change later).
+   */
+  clauseExists?: ClauseExists | undefined;
+}
+
+/** `clauseExists` over the frameworks in force: the built-in ones, replaced by `frameworksDir`'s files. */
+export function frameworkClauses(frameworksDir: string | undefined): ClauseExists {
+  const frameworks = loadFrameworks(frameworksDir === undefined ? {} : { dir: frameworksDir });
+  const clauses = new Map(frameworks.map((f) => [f.id, new Set(f.clauses.map((c) => c.id))]));
+  return (standard, clause) => clauses.get(standard)?.has(clause) ?? false;
 }
 
 /** The built-in baseline as version 0. */
@@ -109,8 +124,8 @@ export function describeBaselineErrors(errors: readonly BaselineError[]): string
 }
 
 /** The baseline a valid document describes, or a `validation_failed` error listing every problem. */
-export function parseOrThrow(text: string): Baseline {
-  const result = validateBaselineText(text);
+export function parseOrThrow(text: string, options: BaselineTextOptions = {}): Baseline {
+  const result = validateBaselineText(text, options);
   if (result.ok) return result.baseline;
   const count = result.errors.length === 1 ? '1 error' : `${result.errors.length} errors`;
   throw new BulwarkError(
@@ -151,6 +166,7 @@ async function applyInTransaction(
 }
 
 export function createBaselineService(deps: BaselineServiceDeps): BaselineService {
+  const options: BaselineTextOptions = { clauseExists: deps.clauseExists };
   let cached: Promise<CurrentBaseline> | undefined;
   const load = async () => {
     const row = await latestBaselineRow(deps.db);
@@ -172,13 +188,13 @@ export function createBaselineService(deps: BaselineServiceDeps): BaselineServic
 
   return {
     current,
-    validate: (text) => validateBaselineText(text),
+    validate: (text) => validateBaselineText(text, options),
     async diff(text) {
-      const after = parseOrThrow(text);
+      const after = parseOrThrow(text, options);
       return diffBaselines((await current()).baseline, after);
     },
     async apply(text, actor) {
-      const baseline = parseOrThrow(text);
+      const baseline = parseOrThrow(text, options);
       try {
         return await applyInTransaction(deps, { text, baseline, actor });
       } catch (err) {

@@ -26,6 +26,7 @@ export type {
 export {
   createBaselineService,
   describeBaselineErrors,
+  frameworkClauses,
   type BaselineChange,
   type BaselineError,
   type BaselineService,
