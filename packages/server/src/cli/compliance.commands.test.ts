@@ -121,6 +121,15 @@ describe('bulwark compliance', { timeout: 60_000 }, () => {
     return JSON.parse(r.stdout);
   };
 
+  it('refuses a report before any run in one line (exit 1) and starts none', async () => {
+    const r = await bulwark('report', '--standard', 'etsi-en-303-645', '--format', 'json');
+    expect(r).toMatchObject({ code: 1, stdout: '' });
+    expect(r.stderr).toBe(
+      'bulwark: no compliance run yet: run `bulwark compliance run` or POST /api/v1/compliance/runs first\n',
+    );
+    expect(await compliance.listRuns({ limit: 10 })).toEqual([]);
+  });
+
   it('runs the checks: a table per standard and the failing checks; --json is the run', async () => {
     const r = await bulwark('run');
     expect(r.code, r.stderr).toBe(0);

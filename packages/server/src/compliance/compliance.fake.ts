@@ -4,6 +4,7 @@ import type { Db } from '../store/index.ts';
 import { createAttestations } from './attestations.ts';
 import type { CheckDefinition } from './checks/types.ts';
 import type { ComplianceApi } from './compliance.routes.ts';
+import { NO_RUN_YET } from './compliance.service.ts';
 import type { Framework, RunResult } from './model.ts';
 import { buildStandardReport } from './report.ts';
 import { HTML_REPORT_CSP, renderHtml } from './report.html.ts';
@@ -115,7 +116,7 @@ export function createFakeCompliance(deps: {
     trend: () => Promise.resolve(fixtureTrend().reverse()),
     report(options) {
       const run = options.runId ? find(options.runId) : runsMade[0];
-      if (!run) throw new BulwarkError('not_found', 'no compliance run yet');
+      if (!run) throw new BulwarkError('conflict', NO_RUN_YET);
       const report = buildStandardReport(run, options.standard, fixtureTrend());
       const body =
         options.format === 'html'

@@ -72,6 +72,15 @@ describe('compliance API', { timeout: 60_000 }, () => {
     }
   });
 
+  it('a report before any run is a conflict (409) and starts no run', async () => {
+    const r = await call(auditor, 'GET', '/api/v1/compliance/reports/etsi-en-303-645');
+    expect(r.statusCode).toBe(409);
+    const problem = r.json<{ code: string; detail: string }>();
+    expect(problem.code).toBe('conflict');
+    expect(problem.detail).toMatch(/^no compliance run yet: run `bulwark compliance run` or POST/);
+    expect(compliance.runsMade).toEqual([]);
+  });
+
   it('runs (compliance:write), lists runs with the trend, shows a run (compliance:read)', async () => {
     expect((await call(auditor, 'POST', '/api/v1/compliance/runs')).statusCode).toBe(403);
     expect((await call(operator, 'GET', '/api/v1/compliance/runs')).statusCode).toBe(403);

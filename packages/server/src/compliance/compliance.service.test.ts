@@ -15,7 +15,7 @@ import { createBaselineService } from './baseline.service.ts';
 import { checkCatalog } from './checks/index.ts';
 import { FIXTURE_NOW, healthyFacts } from './checks/fixtures.ts';
 import type { CheckDefinition } from './checks/types.ts';
-import { createCompliance, type Compliance, type ComplianceDeps } from './compliance.service.ts';
+import { createCompliance, NO_RUN_YET, type Compliance, type ComplianceDeps } from './compliance.service.ts';
 import type { ComplianceApi } from './compliance.routes.ts';
 import type { ComplianceSources } from './facts.ts';
 import type { RunResult } from './model.ts';
@@ -296,6 +296,16 @@ describe.each(testDialects)('the compliance service (%s)', (dialect) => {
       createdBy: 'user:alice',
       baseline: { version: 1, name: 'acme-fleet' },
     });
+  });
+
+  it('a report before any run is refused (conflict) and starts no run', async () => {
+    const c = ctx.make();
+    await expect(c.report({ standard: 'gdpr', format: 'json' }, 'user:audrey')).rejects.toMatchObject({
+      code: 'conflict',
+      message: NO_RUN_YET,
+    });
+    expect(await c.listRuns({ limit: 10 })).toEqual([]);
+    expect(ofType(ctx.entries, 'compliance.report_generated')).toEqual([]);
   });
 
   it('a report of the latest run in each format, with compliance.report_generated', async () => {

@@ -80,8 +80,8 @@ export interface Compliance {
   /** The approver a pending waiver names approves it (four eyes); only then is it in force. */
   approveWaiver(id: string, actor: string): Promise<WaiverRecord>;
   /**
-   * A standard's report of a run (default the latest; a first run is made when there is none yet), as
-   * self-contained HTML, JSON or OSCAL assessment results; emits compliance.report_generated.
+   * A standard's report of a run (default the latest; none yet is a `conflict`, NO_RUN_YET: a report never
+   * starts a run), as self-contained HTML, JSON or OSCAL assessment results; emits compliance.report_generated.
    */
   report(
     options: { standard: StandardId; format: ReportFormat; runId?: string | undefined },
@@ -226,16 +226,27 @@ const contentTypes: Record<ReportFormat, string> = {
   oscal: 'application/json',
 };
 
+/** The message when a report is asked before any run. */
+export const NO_RUN_YET =
+  'no compliance run yet: run `bulwark compliance run` or POST /api/v1/compliance/runs first';
+
+/**
+ * The newest run; none yet is a `conflict`: reading a report never starts a run (a read-only auditor must not
+ * make runs, which read every module and write the audit log).
+ */
+async function latestOrRefuse(db: Db): Promise<RunResult> {
+  const latest = await runs.latestRun(db);
+  if (!latest) throw new BulwarkError('conflict', NO_RUN_YET);
+  return latest;
+}
+
 async function report(
-  parts: Parts & { runner: Runner },
+  parts: Parts,
   options: Parameters<Compliance['report']>[0],
   actor: string,
 ): ReturnType<Compliance['report']> {
   const { db, events } = parts.deps;
-  const run =
-    options.runId !== undefined
-      ? await runs.getRun(db, options.runId)
-      : ((await runs.latestRun(db)) ?? (await parts.runner.run('manual', actor)));
+  const run = options.runId !== undefined ? await runs.getRun(db, options.runId) : await latestOrRefuse(db);
   const built = buildStandardReport(
     run,
     options.standard,
@@ -293,7 +304,7 @@ export function createCompliance(deps: ComplianceDeps): Compliance {
     waivers: (options) => p.waivers.list(options),
     revokeWaiver: (id, reason, actor) => p.waivers.revoke(id, reason, actor),
     approveWaiver: (id, actor) => p.waivers.approve(id, actor),
-    report: (options, actor) => report({ ...p, runner }, options, actor),
+    report: (options, actor) => report(p, options, actor),
     start: () => schedule.start(),
     stop: () => schedule.stop(),
   };
