@@ -71,6 +71,15 @@ describe('bulwark baseline', { timeout: 90_000 }, () => {
     expect(asJson.code).toBe(1);
     const parsed = api.baseline.validateBaseline.response[200].strict().parse(JSON.parse(asJson.stdout));
     expect(parsed.errors.map((e) => e.line)).toEqual([3, 4, 5]);
+    const typo = file(
+      'typo.yaml',
+      'name: acme\ncompliance:\n  notApplicable:\n    etsi-en-303-645: { 5.1-l: "The devices take no user input" }\n',
+    );
+    const unknown = await bulwark('baseline', 'validate', typo);
+    expect(unknown).toMatchObject({ code: 1 });
+    expect(unknown.stdout).toBe(
+      `${typo}:4: compliance.notApplicable.etsi-en-303-645.5.1-l: etsi-en-303-645 has no clause "5.1-l"\n`,
+    );
     const missing = await bulwark('baseline', 'validate', path.join(dir, 'nope.yaml'));
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^bulwark: cannot read .*nope\.yaml/);

@@ -5,6 +5,7 @@ import {
   createBaselineService,
   describeBaselineErrors,
   describeChange,
+  frameworkClauses,
   type BaselineChange,
   type BaselineError,
   type BaselineService,
@@ -12,7 +13,15 @@ import {
   validateBaselineText,
 } from '../compliance/index.ts';
 import type { Platform } from '../platform.ts';
-import { common, iso, printJson, printTable, withPlatform, type CommonOptions } from './context.ts';
+import {
+  common,
+  configFrom,
+  iso,
+  printJson,
+  printTable,
+  withPlatform,
+  type CommonOptions,
+} from './context.ts';
 
 /** What the commands use of a platform; a build without the compliance service still has the baseline. */
 interface BaselinePlatform {
@@ -82,8 +91,9 @@ function validateCommand(): Command {
       .argument('<file>', 'a baseline document (YAML or JSON)')
       .description('check a baseline document without applying it; exits 1 listing every error'),
   ).action((file: string, options: CommonOptions) => {
-    // Validation needs no data directory: the document is checked against the schema alone.
-    const result = validateBaselineText(readText(file));
+    // Validation needs no data directory: the document is checked against the schema and the frameworks.
+    const clauseExists = frameworkClauses(configFrom(options).compliance.frameworksDir);
+    const result = validateBaselineText(readText(file), { clauseExists });
     if (options.json)
       printJson(
         result.ok
