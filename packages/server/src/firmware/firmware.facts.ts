@@ -21,7 +21,6 @@ export interface FirmwareComplianceFacts {
   devices: { deviceId: string; version: string; releaseId: string | null; releaseCreatedAt: number | null }[];
 }
 
-const IN_SERVICE = ['registered', 'active', 'disabled'] as const;
 const FINISHED = ['completed', 'aborted'] as const;
 
 async function metadata(db: Db): Promise<FirmwareComplianceFacts['metadata']> {
@@ -55,21 +54,25 @@ async function autoRefresh(db: Db): Promise<boolean> {
   }
 }
 
-async function deviceStates(db: Db): Promise<FirmwareComplianceFacts['devices']> {
+/** What the devices in service (the devices module says which, through its door) report they run. */
+async function deviceStates(
+  db: Db,
+  inService: ReadonlySet<string>,
+): Promise<FirmwareComplianceFacts['devices']> {
   const rows = await db
     .selectFrom('firmware_device_state as s')
-    .innerJoin('devices as d', 'd.id', 's.device_id')
     .leftJoin('firmware_releases as r', 'r.id', 's.release_id')
     .select(['s.device_id', 's.version', 's.release_id', 'r.version as release_version', 'r.created_at'])
-    .where('d.status', 'in', IN_SERVICE)
     .orderBy('s.device_id')
     .execute();
-  return rows.map((r) => ({
-    deviceId: r.device_id,
-    version: r.version ?? r.release_version ?? '',
-    releaseId: r.created_at === null ? null : r.release_id,
-    releaseCreatedAt: r.created_at === null ? null : Number(r.created_at),
-  }));
+  return rows
+    .filter((r) => inService.has(r.device_id))
+    .map((r) => ({
+      deviceId: r.device_id,
+      version: r.version ?? r.release_version ?? '',
+      releaseId: r.created_at === null ? null : r.release_id,
+      releaseCreatedAt: r.created_at === null ? null : Number(r.created_at),
+    }));
 }
 
 async function releases(
@@ -109,8 +112,11 @@ async function activeRollouts(db: Db): Promise<FirmwareComplianceFacts['activeRo
   }));
 }
 
-export async function firmwareComplianceFacts(db: Db): Promise<FirmwareComplianceFacts> {
-  const devices = await deviceStates(db);
+export async function firmwareComplianceFacts(
+  db: Db,
+  inServiceIds: () => Promise<string[]>,
+): Promise<FirmwareComplianceFacts> {
+  const devices = await deviceStates(db, new Set(await inServiceIds()));
   const [meta, refresh, rels, rollouts] = await Promise.all([
     metadata(db),
     autoRefresh(db),

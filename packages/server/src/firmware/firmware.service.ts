@@ -38,6 +38,8 @@ export interface FirmwareDeps {
   settings: FirmwareSettings;
   devices: {
     list(filter: { group?: string; status?: string; limit?: number; after?: string }): Promise<Device[]>;
+    /** Ids of the devices in service (registered, active, disabled): the devices module's definition. */
+    inServiceIds(): Promise<string[]>;
   };
   /** Which zone a device is in (the policy module's zones), for rollouts by zone. */
   zoneResolver?: (() => Promise<(device: Device) => string | null>) | undefined;
@@ -143,7 +145,7 @@ export function createFirmware(deps: FirmwareDeps) {
     fleet,
     isSigned,
     /** The compliance engine's `firmware` source: TUF metadata, releases, active rollouts, what devices run. */
-    complianceFacts: () => firmwareComplianceFacts(db),
+    complianceFacts: () => firmwareComplianceFacts(db, () => deps.devices.inServiceIds()),
 
     /** Lets the rollouts reach devices (the broker exists only in `serve`). */
     connect(publish: (deviceId: string, topic: string, payload: string) => Promise<void>) {

@@ -64,7 +64,7 @@ describe.each(testDialects)('firmware releases (%s)', (dialect) => {
       now: Date.now,
       dir,
       settings,
-      devices: { list: () => Promise.resolve([]) },
+      devices: { list: () => Promise.resolve([]), inServiceIds: () => Promise.resolve([]) },
     });
   });
   afterEach(async () => t.cleanup());
