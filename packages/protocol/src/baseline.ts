@@ -57,6 +57,17 @@ export const standardIds = [
 ] as const;
 export type StandardId = (typeof standardIds)[number];
 
+/**
+ * A framework's id: a built-in standard (`standardIds`) or a framework added as `<id>.json` in the server's
+ * `compliance.frameworksDir`. Where a value may name a custom framework it is a FrameworkId, checked against the
+ * frameworks in force where that matters (a report request, a baseline's `compliance.notApplicable`).
+ */
+export type FrameworkId = string;
+export const frameworkIdPattern = /^[a-z0-9][a-z0-9.-]{1,62}$/;
+export const frameworkId = z
+  .string()
+  .regex(frameworkIdPattern, 'must be a framework id: lower case letters, digits, . - (2..63)');
+
 const contact = z
   .string()
   .regex(/^(mailto:[^\s@]+@[^\s@]+|https:\/\/\S+)$/, 'must be a mailto: address or an https:// URL');
@@ -196,8 +207,8 @@ const audit = z
 
 /** Clauses judged not applicable to this organisation's devices, each with its justification (ETSI 4-1). */
 const notApplicable = z
-  .partialRecord(
-    z.enum(standardIds),
+  .record(
+    frameworkId,
     z.record(z.string().min(1), z.string().min(10, 'needs a justification (10+ characters)')),
   )
   .default({});

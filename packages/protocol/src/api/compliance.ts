@@ -12,13 +12,14 @@
  * ```
  */
 import { z } from 'zod';
-import { standardIds } from '../baseline.ts';
+import { frameworkId } from '../baseline.ts';
 import { contract, raw } from './contract.ts';
 import { epochMs, severity } from './shared.ts';
 
 const tags = ['compliance'] as const;
 
-export const standardId = z.enum(standardIds);
+/** A built-in standard or a framework added in the server's compliance.frameworksDir. */
+export const standardId = frameworkId;
 export const checkStatuses = ['pass', 'fail', 'error'] as const;
 export const clauseStatuses = ['pass', 'fail', 'manual', 'not_applicable', 'error'] as const;
 export const clauseModes = ['automated', 'manual', 'not_applicable'] as const;
@@ -27,7 +28,7 @@ export const reportFormats = ['html', 'json', 'oscal'] as const;
 
 const checkId = z.string().max(64).describe('an automated check id, e.g. pki.ca-expiry');
 const clausesByStandard = z
-  .partialRecord(standardId, z.array(z.string()))
+  .record(standardId, z.array(z.string()))
   .describe('clause ids per standard the check evidences');
 
 export const evidence = z.object({
@@ -159,7 +160,7 @@ export const runResult = z.object({
 export const trendPoint = z.object({
   runId: z.string(),
   finishedAt: epochMs,
-  scores: z.partialRecord(standardId, z.number().nullable()),
+  scores: z.record(standardId, z.number().nullable()),
   failing: z.number().int().describe('checks failing (not waived) in the run'),
 });
 
@@ -178,7 +179,7 @@ export const runSummary = z.object({
       waived: z.number().int(),
     })
     .describe('checks passing, failing (not waived), in error, failing but waived'),
-  scores: z.partialRecord(standardId, z.number().nullable()),
+  scores: z.record(standardId, z.number().nullable()),
   hasResults: z.boolean().describe('false once the run’s results were pruned (only recent runs keep them)'),
 });
 

@@ -186,7 +186,10 @@ describe('bulwark compliance', { timeout: 60_000 }, () => {
 
     const bad = await bulwark('report', '--standard', 'iso-9001');
     expect(bad).toMatchObject({ code: 1 });
-    expect(bad.stderr).toMatch(/--standard must be one of etsi-en-303-645, .*not "iso-9001"/);
+    expect(bad.stderr).toMatch(/no results for standard iso-9001 \(known: etsi-en-303-645, /);
+    const notAnId = await bulwark('report', '--standard', 'ISO 9001');
+    expect(notAnId).toMatchObject({ code: 1 });
+    expect(notAnId.stderr).toMatch(/--standard must be a framework id .*not "ISO 9001"/);
     expect((await bulwark('report', '--standard', 'gdpr', '--format', 'pdf')).code).toBe(1);
   });
 

@@ -1,7 +1,7 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { api, BulwarkError, standardIds, type StandardId } from '@bulwark/protocol';
+import { api, BulwarkError, frameworkIdPattern, standardIds, type FrameworkId } from '@bulwark/protocol';
 import {
   checkCatalogView,
   reportFileName,
@@ -58,14 +58,14 @@ export function dateOption(name: string) {
 /** `--limit` of the attestation and waiver lists (the API's bounds). */
 const listLimit = intOption('--limit', 1, 1000);
 
-function standardOption(value: string): StandardId {
-  const found = standardIds.find((s) => s === value);
-  if (!found)
+/** A built-in standard or a framework added in the server's frameworksDir (the server refuses an unknown one). */
+function standardOption(value: string): FrameworkId {
+  if (!frameworkIdPattern.test(value))
     throw new BulwarkError(
       'validation_failed',
-      `--standard must be one of ${standardIds.join(', ')}, not "${value}"`,
+      `--standard must be a framework id (${standardIds.join(', ')} or one added in compliance.frameworksDir), not "${value}"`,
     );
-  return found;
+  return value;
 }
 
 const pct = (score: number | null | undefined) =>
@@ -159,7 +159,7 @@ function runCommands(compliance: Command, open: OpenCompliance): void {
           trigger: r.trigger,
           baseline: `v${r.baseline.version}`,
           failing: String(r.counts.fail + r.counts.error),
-          ...Object.fromEntries(standards.map((s) => [s, pct(r.scores[s as StandardId])])),
+          ...Object.fromEntries(standards.map((s) => [s, pct(r.scores[s])])),
         })),
         ['id', 'finished', 'trigger', 'baseline', 'failing', ...standards],
       );
@@ -193,7 +193,7 @@ function runCommands(compliance: Command, open: OpenCompliance): void {
 }
 
 interface ReportOptions extends CommonOptions {
-  standard: StandardId;
+  standard: FrameworkId;
   format: ReportFormat;
   out?: string;
   run?: string;
@@ -204,7 +204,11 @@ function reportCommand(open: OpenCompliance): Command {
     new Command('report').description('a standard’s report: self-contained HTML, JSON or OSCAL'),
     false,
   )
-    .requiredOption('--standard <id>', `the standard: ${standardIds.join(', ')}`, standardOption)
+    .requiredOption(
+      '--standard <id>',
+      `the standard: ${standardIds.join(', ')} or an added framework's id`,
+      standardOption,
+    )
     .addOption(
       new Option('--format <format>', 'html, json or oscal (assessment results)')
         .choices(['html', 'json', 'oscal'])
@@ -267,7 +271,7 @@ function printWaivers(list: readonly WaiverRecord[]): void {
 }
 
 interface AttestOptions extends CommonOptions {
-  standard: StandardId;
+  standard: FrameworkId;
   clause: string;
   statement: string;
   owner: string;
@@ -278,7 +282,11 @@ interface AttestOptions extends CommonOptions {
 
 function attestCommand(open: OpenCompliance): Command {
   return common(new Command('attest').description('attest a manual clause, with evidence files'))
-    .requiredOption('--standard <id>', `the standard: ${standardIds.join(', ')}`, standardOption)
+    .requiredOption(
+      '--standard <id>',
+      `the standard: ${standardIds.join(', ')} or an added framework's id`,
+      standardOption,
+    )
     .requiredOption('--clause <id>', 'the clause id, e.g. 5.2-1')
     .requiredOption('--statement <text>', 'what is in place (up to 4000 characters)')
     .requiredOption('--owner <name>', 'the person or team who owns it')

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { BulwarkError, standardIds, type StandardId } from '@bulwark/protocol';
+import { BulwarkError, standardIds, type FrameworkId } from '@bulwark/protocol';
 import { subjectOf, type EventBus } from '../events/index.ts';
 import type { ComplianceAttestationsTable, Db, Tx } from '../store/index.ts';
 import type { AttestationView, ClauseMode } from './model.ts';
@@ -26,7 +26,7 @@ export interface EvidenceFileInput {
 }
 
 export interface AttestationInput {
-  standard: StandardId;
+  standard: FrameworkId;
   clause: string;
   statement: string;
   /** A person or a team. */
@@ -50,7 +50,9 @@ export interface AttestationsDeps {
   events: Pick<EventBus, 'atomically'>;
   now: () => number;
   /** The clause's mode in the standard's framework (undefined: no such clause). */
-  clauseExists(standard: StandardId, clause: string): ClauseMode | undefined;
+  clauseExists(standard: FrameworkId, clause: string): ClauseMode | undefined;
+  /** The frameworks in force, built-in and added (default: the built-in standards). */
+  standards?: readonly FrameworkId[] | undefined;
 }
 
 export interface AttestationListOptions {
@@ -110,9 +112,9 @@ function decodeFile(file: EvidenceFileInput, index: number): DecodedFile {
   return { name, mediaType: file.mediaType.toLowerCase(), sha256, size: content.length, content };
 }
 
-function checkClause(deps: AttestationsDeps, standard: StandardId, clause: string): void {
-  if (!(standardIds as readonly string[]).includes(standard))
-    throw invalid(`standard: one of ${standardIds.join(', ')}, not "${standard}"`);
+function checkClause(deps: AttestationsDeps, standard: FrameworkId, clause: string): void {
+  const known = deps.standards ?? standardIds;
+  if (!known.includes(standard)) throw invalid(`standard: one of ${known.join(', ')}, not "${standard}"`);
   const mode = deps.clauseExists(standard, clause);
   if (mode === undefined) throw invalid(`clause: ${standard} has no clause "${clause}"`);
   if (mode !== 'manual')
@@ -147,7 +149,7 @@ type StoredFiles = AttestationView['files'];
 function toRecord(row: ComplianceAttestationsTable): AttestationRecord {
   return {
     id: row.id,
-    standard: row.standard as StandardId,
+    standard: row.standard,
     clause: row.clause,
     statement: row.statement,
     owner: row.owner,

@@ -18,9 +18,8 @@ import type { z } from 'zod';
 import {
   baselineDocumentSchema,
   DEFAULT_BASELINE_NAME,
-  standardIds,
   type Baseline,
-  type StandardId,
+  type FrameworkId,
 } from '@bulwark/protocol';
 
 /** One problem of a document: its dotted path (empty: the document itself) and line (1-based). */
@@ -142,19 +141,34 @@ function plainValue(doc: YamlDocument): { value: unknown } | { error: BaselineEr
   }
 }
 
-/** Does a framework have this clause? (The frameworks are compliance data the caller holds.) */
-export type ClauseExists = (standard: StandardId, clause: string) => boolean;
+/**
+ * Does a framework have this clause (without a clause: is there such a framework, built-in or added)? The
+ * frameworks are compliance data the caller holds.
+ */
+export type ClauseExists = (standard: FrameworkId, clause?: string) => boolean;
 
 export interface BaselineTextOptions {
   /** When given, `compliance.notApplicable` may name only clauses that exist. */
   clauseExists?: ClauseExists | undefined;
 }
 
-/** `compliance.notApplicable` entries naming no clause of their standard (a typo leaves the clause judged). */
+/**
+ * `compliance.notApplicable` entries naming no framework in force, or no clause of their standard (a typo leaves
+ * the clause judged).
+ */
 function unknownClauses(text: ParsedText, baseline: Baseline, clauseExists: ClauseExists): BaselineError[] {
   const errors: BaselineError[] = [];
-  for (const standard of standardIds) {
-    for (const clause of Object.keys(baseline.compliance.notApplicable[standard] ?? {})) {
+  for (const [standard, clauses] of Object.entries(baseline.compliance.notApplicable)) {
+    if (!clauseExists(standard)) {
+      const path = ['compliance', 'notApplicable', standard];
+      errors.push({
+        path: dotted(path),
+        message: `no framework "${standard}" (a built-in standard or a <id>.json in compliance.frameworksDir)`,
+        line: lineOf(text.doc, text.counter, path),
+      });
+      continue;
+    }
+    for (const clause of Object.keys(clauses)) {
       if (clauseExists(standard, clause)) continue;
       const path = ['compliance', 'notApplicable', standard, clause];
       errors.push({

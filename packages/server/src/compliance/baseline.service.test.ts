@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BulwarkError, DEFAULT_BASELINE_NAME } from '@bulwark/protocol';
 import { createAuditLog, createEventBus, type AuditLog, type EventBus } from '../events/index.ts';
@@ -6,6 +7,7 @@ import { createSecretBox } from '../secrets/index.ts';
 import { isBusy, isUniqueViolation, type Store } from '../store/index.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
 import { waitFor } from '../test-support/wait.ts';
+import { acmeFrameworksDir } from './frameworks.fixture.ts';
 import {
   defaultBaseline,
   diffBaselines,
@@ -319,6 +321,42 @@ for (const dialect of testDialects) {
       expect(withFrameworks.validate(known).ok).toBe(true);
       expect(baseline.validate(typo).ok).toBe(true);
       expect((await withFrameworks.apply(known, 'user:ada')).version).toBe(1);
+    });
+
+    it('takes not-applicable clauses of an added framework and refuses an unknown framework by path', () => {
+      const dir = acmeFrameworksDir();
+      try {
+        const withAcme = createBaselineService({
+          db: t.store.db,
+          events: bus,
+          now: () => clock,
+          clauseExists: frameworkClauses(dir),
+        });
+        const doc = (standard: string) =>
+          `name: acme-fleet\ncompliance:\n  notApplicable:\n    ${standard}:\n      ACME-3: "No staff on the devices"\n`;
+        expect(withAcme.validate(doc('acme-internal')).ok).toBe(true);
+        expect(withAcme.validate(doc('acme-external'))).toEqual({
+          ok: false,
+          errors: [
+            {
+              path: 'compliance.notApplicable.acme-external',
+              message: expect.stringContaining('no framework "acme-external"') as unknown,
+              line: 4,
+            },
+          ],
+        });
+        // Without the added file, acme-internal is an unknown framework too.
+        expect(
+          createBaselineService({
+            db: t.store.db,
+            events: bus,
+            now: () => clock,
+            clauseExists: frameworkClauses(undefined),
+          }).validate(doc('acme-internal')).ok,
+        ).toBe(false);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it("follows another process's apply through the audit-log tail", async () => {

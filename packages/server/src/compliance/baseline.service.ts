@@ -82,11 +82,12 @@ export interface BaselineServiceDeps {
   clauseExists?: ClauseExists | undefined;
 }
 
-/** `clauseExists` over the frameworks in force: the built-in ones, replaced by `frameworksDir`'s files. */
+/** `clauseExists` over the frameworks in force: the built-in ones, replaced or added by `frameworksDir`'s files. */
 export function frameworkClauses(frameworksDir: string | undefined): ClauseExists {
   const frameworks = loadFrameworks(frameworksDir === undefined ? {} : { dir: frameworksDir });
   const clauses = new Map(frameworks.map((f) => [f.id, new Set(f.clauses.map((c) => c.id))]));
-  return (standard, clause) => clauses.get(standard)?.has(clause) ?? false;
+  return (standard, clause) =>
+    clause === undefined ? clauses.has(standard) : (clauses.get(standard)?.has(clause) ?? false);
 }
 
 /** The built-in baseline as version 0. */

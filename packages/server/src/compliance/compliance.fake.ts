@@ -1,4 +1,4 @@
-import { BulwarkError, type StandardId } from '@bulwark/protocol';
+import { BulwarkError, type FrameworkId } from '@bulwark/protocol';
 import type { EventBus } from '../events/index.ts';
 import type { Db } from '../store/index.ts';
 import { createAttestations } from './attestations.ts';
@@ -76,9 +76,13 @@ export function createFakeCompliance(deps: {
   now: () => number;
   approvers: string[];
 }): FakeCompliance {
-  const clauseExists = (standard: StandardId, clause: string) =>
+  const clauseExists = (standard: FrameworkId, clause: string) =>
     fakeFrameworks.find((f) => f.id === standard)?.clauses.find((c) => c.id === clause)?.mode;
-  const attestations = createAttestations({ ...deps, clauseExists });
+  const attestations = createAttestations({
+    ...deps,
+    clauseExists,
+    standards: fakeFrameworks.map((f) => f.id),
+  });
   const waivers = createWaivers({
     ...deps,
     approvers: { canApprove: (name) => Promise.resolve(deps.approvers.includes(name)) },

@@ -147,7 +147,10 @@ describe('compliance API', { timeout: 60_000 }, () => {
     expect(oscal.headers['content-disposition']).toMatch(/\.oscal\.json"$/);
     expect(oscal.json()).toHaveProperty('assessment-results');
 
-    expect((await call(auditor, 'GET', '/api/v1/compliance/reports/iso-9001')).statusCode).toBe(400);
+    const unknown = await call(auditor, 'GET', '/api/v1/compliance/reports/iso-9001');
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.body).toMatch(/iso-9001 \(known: etsi-en-303-645/);
+    expect((await call(auditor, 'GET', '/api/v1/compliance/reports/ISO_9001')).statusCode).toBe(400);
     expect((await call(auditor, 'GET', '/api/v1/compliance/reports/gdpr?format=pdf')).statusCode).toBe(400);
     expect((await call(operator, 'GET', '/api/v1/compliance/reports/gdpr')).statusCode).toBe(403);
   });

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { api, BulwarkError, type StandardId } from '@bulwark/protocol';
+import { api, BulwarkError, type FrameworkId } from '@bulwark/protocol';
 import type {} from '../http/index.ts'; // app.defineRoute
 import { fleetWide, requestScope } from '../authz/index.ts';
 import type { Compliance, ReportFormat } from './compliance.service.ts';
@@ -76,7 +76,7 @@ export async function runsView(compliance: Pick<ComplianceApi, 'listRuns' | 'tre
 }
 
 /** A file name for a report: `bulwark-<standard>-<run>.html|json|oscal.json`. */
-export function reportFileName(standard: StandardId, format: ReportFormat, runId: string): string {
+export function reportFileName(standard: FrameworkId, format: ReportFormat, runId: string): string {
   const ext = format === 'html' ? 'html' : format === 'oscal' ? 'oscal.json' : 'json';
   return `bulwark-${standard}-${runId.replace(/[^A-Za-z0-9._-]/g, '_')}.${ext}`;
 }

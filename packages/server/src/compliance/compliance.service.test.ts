@@ -11,11 +11,15 @@ import { createSecretBox } from '../secrets/index.ts';
 import { isBusy, isUniqueViolation } from '../store/index.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
 import { waitFor } from '../test-support/wait.ts';
+import { rmSync, readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
 import { createBaselineService } from './baseline.service.ts';
 import { checkCatalog } from './checks/index.ts';
 import { FIXTURE_NOW, healthyFacts } from './checks/fixtures.ts';
 import type { CheckDefinition } from './checks/types.ts';
 import { createCompliance, NO_RUN_YET, type Compliance, type ComplianceDeps } from './compliance.service.ts';
+import { acmeFrameworksDir } from './frameworks.fixture.ts';
 import type { ComplianceApi } from './compliance.routes.ts';
 import type { ComplianceSources } from './facts.ts';
 import type { RunResult } from './model.ts';
@@ -323,6 +327,43 @@ describe.each(testDialects)('the compliance service (%s)', (dialect) => {
       ['user:bob', { standard: 'gdpr', format: 'json', runId: run.id }],
       ['user:bob', { standard: 'gdpr', format: 'oscal', runId: run.id }],
     ]);
+  });
+
+  it('runs and reports a framework added in frameworksDir beside the built-in ones', async () => {
+    const dir = acmeFrameworksDir();
+    try {
+      const c = ctx.make({ frameworksDir: dir });
+      const healthy = await c.run({ trigger: 'manual', actor: 'user:alice' });
+      const acme = healthy.standards.find((s) => s.id === 'acme-internal');
+      expect(acme?.clauses.map((cl) => cl.id).sort()).toEqual(['ACME-1', 'ACME-2', 'ACME-3']);
+      expect(acme?.score).toEqual(expect.any(Number));
+      ctx.state.caExpiring = true;
+      const failing = await c.run({ trigger: 'manual', actor: 'user:alice' });
+      const summary = (await c.listRuns({ limit: 10 })).find((r) => r.id === failing.id);
+      expect(summary?.scores['acme-internal']).toBe(
+        failing.standards.find((s) => s.id === 'acme-internal')?.score,
+      );
+      expect(summary?.scores['acme-internal']).toBeLessThan(acme?.score ?? 0);
+
+      const oscal = await c.report({ standard: 'acme-internal', format: 'oscal' }, 'user:bob');
+      const schema = JSON.parse(
+        readFileSync(new URL('./oscal/oscal_assessment-results_schema.json', import.meta.url), 'utf8'),
+      ) as object;
+      const ajv = new Ajv({ allErrors: true, strict: true });
+      addFormats.default(ajv);
+      const validate = ajv.compile(schema);
+      expect(validate(JSON.parse(oscal.body)), JSON.stringify(validate.errors?.slice(0, 3))).toBe(true);
+      const json = await c.report({ standard: 'acme-internal', format: 'json' }, 'user:bob');
+      expect(JSON.parse(json.body)).toMatchObject({ standard: { id: 'acme-internal', version: '2026.1' } });
+      await expect(c.report({ standard: 'iso-9001', format: 'json' }, 'user:bob')).rejects.toMatchObject({
+        code: 'not_found',
+        message: expect.stringMatching(
+          /standard iso-9001 \(known: etsi-en-303-645, .*gdpr, acme-internal\)/,
+        ) as unknown,
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('keeps the results of the newest runs only; older runs stay in the list and the trend', async () => {

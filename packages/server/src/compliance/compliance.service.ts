@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { BulwarkError, type StandardId } from '@bulwark/protocol';
+import { BulwarkError, type FrameworkId } from '@bulwark/protocol';
 import { subjectOf, type EventBus } from '../events/index.ts';
 import type { Db } from '../store/index.ts';
 import {
@@ -84,7 +84,7 @@ export interface Compliance {
    * starts a run), as self-contained HTML, JSON or OSCAL assessment results; emits compliance.report_generated.
    */
   report(
-    options: { standard: StandardId; format: ReportFormat; runId?: string | undefined },
+    options: { standard: FrameworkId; format: ReportFormat; runId?: string | undefined },
     actor: string,
   ): Promise<{ contentType: string; body: string; runId: string }>;
   /** The schedule (when settings.scheduled) and runs after baseline changes from any process. */
@@ -270,14 +270,20 @@ async function report(
 
 function parts(deps: ComplianceDeps): Parts {
   const frameworks = loadFrameworks(deps.frameworksDir === undefined ? {} : { dir: deps.frameworksDir });
-  const clauseExists = (standard: StandardId, clause: string) =>
+  const clauseExists = (standard: FrameworkId, clause: string) =>
     frameworks.find((f) => f.id === standard)?.clauses.find((c) => c.id === clause)?.mode;
   const { db, events, now, approvers } = deps;
   return {
     deps,
     frameworks,
     checks: deps.checks ?? checkCatalog,
-    attestations: createAttestations({ db, events, now, clauseExists }),
+    attestations: createAttestations({
+      db,
+      events,
+      now,
+      clauseExists,
+      standards: frameworks.map((f) => f.id),
+    }),
     waivers: createWaivers({ db, events, now, approvers }),
   };
 }

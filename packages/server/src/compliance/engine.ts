@@ -1,4 +1,4 @@
-import type { Baseline, StandardId } from '@bulwark/protocol';
+import type { Baseline, FrameworkId } from '@bulwark/protocol';
 import type { CheckDefinition, CheckId, CheckOutcome, Evidence } from './checks/types.ts';
 import type { ComplianceFacts, ComplianceSources, FactContext, FactSource } from './facts.ts';
 import { clausesByCheck, securityLevelRequirements } from './frameworks.ts';
@@ -173,7 +173,7 @@ function checkResults(input: EvaluateInput, outcomes: Map<CheckId, Outcome>): Ch
 }
 
 interface ClauseContext {
-  standard: StandardId;
+  standard: FrameworkId;
   checks: ReadonlyMap<CheckId, CheckResult>;
   baseline: Baseline;
   now: number;
@@ -322,6 +322,6 @@ export function checkCounts(checks: readonly CheckResult[]) {
 }
 
 /** Score per standard. */
-export function scoresOf(standards: readonly StandardResult[]): Partial<Record<StandardId, number | null>> {
+export function scoresOf(standards: readonly StandardResult[]): Record<FrameworkId, number | null> {
   return Object.fromEntries(standards.map((s) => [s.id, s.score]));
 }

@@ -2,15 +2,22 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { BulwarkError, standardIds, type StandardId } from '@bulwark/protocol';
+import {
+  BulwarkError,
+  frameworkIdPattern,
+  standardIds,
+  type FrameworkId,
+  type StandardId,
+} from '@bulwark/protocol';
 import { checkIds, type CheckId } from './checks/types.ts';
 import type { Framework, FrameworkClause, SecurityLevelRequirement } from './model.ts';
 
 /**
  * Frameworks as data: one file per standard (frameworks/<standard>.json) maps each clause to the checks that
  * evidence it (automated), to an attestation (manual) or to a justification (not applicable, ETSI EN 303 645
- * 5.0-1). A directory of `<standard>.json` files (config compliance.frameworksDir) replaces built-in files, so a
- * clause can be remapped without a code change. Every file is validated before use; a bad file is an error naming
+ * 5.0-1). A directory of `<id>.json` files (config compliance.frameworksDir) replaces built-in files, so a
+ * clause can be remapped without a code change, and adds a framework when `<id>` is not a built-in standard (an id
+ * matching frameworkIdPattern, equal to the file's `id` field). Every file is validated before use; a bad file is an error naming
  * the file, the clause and the problem, never a silently wrong report.
  */
 
@@ -99,7 +106,7 @@ function toClause(raw: RawClause): FrameworkClause {
 }
 
 /** Validates one framework file's content; `expected` is the standard its file name says it holds. */
-export function parseFramework(raw: unknown, file: string, expected: StandardId): Framework {
+export function parseFramework(raw: unknown, file: string, expected: FrameworkId): Framework {
   const parsed = frameworkSchema.safeParse(raw);
   if (!parsed.success) {
     throw invalid(
@@ -141,8 +148,8 @@ function readJson(file: string): unknown {
   }
 }
 
-/** The override files of a directory, by standard (only `*.json`; any other name is an unknown standard). */
-function overrideFiles(dir: string): Map<StandardId, string> {
+/** The files of a directory, by framework id (only `*.json`): a built-in's replacement or an added framework. */
+function overrideFiles(dir: string): Map<FrameworkId, string> {
   let names: string[];
   try {
     names = readdirSync(dir).filter((name) => name.endsWith('.json'));
@@ -152,12 +159,12 @@ function overrideFiles(dir: string): Map<StandardId, string> {
       `compliance frameworks directory ${dir} cannot be read: ${(error as Error).message}`,
     );
   }
-  const files = new Map<StandardId, string>();
+  const files = new Map<FrameworkId, string>();
   for (const name of names.sort()) {
     const standard = name.slice(0, -'.json'.length);
-    if (!isStandardId(standard)) {
+    if (!frameworkIdPattern.test(standard)) {
       throw invalid(path.join(dir, name), [
-        `unknown standard "${standard}" (the file name must be one of ${standardIds.map((s) => `${s}.json`).join(', ')})`,
+        `"${standard}" is not a framework id (the file name must be <id>.json, the id lower case letters, digits, . - (2..63), e.g. ${standardIds[0]}.json)`,
       ]);
     }
     files.set(standard, path.join(dir, name));
@@ -166,17 +173,22 @@ function overrideFiles(dir: string): Map<StandardId, string> {
 }
 
 /**
- * The six frameworks, in `standardIds` order: the built-in files, each replaced by `<dir>/<standard>.json` when
- * that file exists. Throws BulwarkError('config_invalid') naming the file, the clause and the problem.
+ * The frameworks in force: the six built-in ones in `standardIds` order, each replaced by `<dir>/<standard>.json`
+ * when that file exists, then every other `<dir>/<id>.json` as an added framework, by id. Throws
+ * BulwarkError('config_invalid') naming the file, the clause and the problem.
  */
 export function loadFrameworks(options: { dir?: string } = {}): Framework[] {
-  const overrides = options.dir === undefined ? new Map<StandardId, string>() : overrideFiles(options.dir);
-  return standardIds.map((standard) => {
+  const overrides = options.dir === undefined ? new Map<FrameworkId, string>() : overrideFiles(options.dir);
+  const builtIn = standardIds.map((standard) => {
     // Read beside this module (new URL … import.meta.url) so the esbuild bundle finds the files too.
     const file =
       overrides.get(standard) ?? fileURLToPath(new URL(`./frameworks/${standard}.json`, import.meta.url));
     return parseFramework(readJson(file), file, standard);
   });
+  const added = [...overrides]
+    .filter(([id]) => !isStandardId(id))
+    .map(([id, file]) => parseFramework(readJson(file), file, id));
+  return [...builtIn, ...added];
 }
 
 /**
@@ -200,8 +212,8 @@ export function securityLevelRequirements(frameworks: readonly Framework[]): Sec
 /** For every check id, the clauses (per standard, in framework order) whose automated mapping names it. */
 export function clausesByCheck(
   frameworks: readonly Framework[],
-): Map<CheckId, Partial<Record<StandardId, string[]>>> {
-  const map = new Map<CheckId, Partial<Record<StandardId, string[]>>>(checkIds.map((id) => [id, {}]));
+): Map<CheckId, Record<FrameworkId, string[]>> {
+  const map = new Map<CheckId, Record<FrameworkId, string[]>>(checkIds.map((id) => [id, {}]));
   for (const framework of frameworks) {
     for (const clause of framework.clauses) {
       if (clause.mode !== 'automated') continue;

@@ -1,4 +1,4 @@
-import type { StandardId } from '@bulwark/protocol';
+import type { FrameworkId } from '@bulwark/protocol';
 import type { CheckId, CheckSeverity, Evidence } from './checks/types.ts';
 
 /**
@@ -30,7 +30,7 @@ export interface FrameworkClause {
 }
 
 export interface Framework {
-  id: StandardId;
+  id: FrameworkId;
   title: string;
   version: string;
   clauses: FrameworkClause[];
@@ -59,7 +59,7 @@ export interface WaiverView {
 
 export interface AttestationView {
   id: string;
-  standard: StandardId;
+  standard: FrameworkId;
   clause: string;
   statement: string;
   owner: string;
@@ -86,7 +86,7 @@ export interface CheckResult {
   /** A waiver in force for this failing check at the run. */
   waiver: WaiverView | null;
   /** Clause ids per standard this check evidences (from the frameworks). */
-  clauses: Partial<Record<StandardId, string[]>>;
+  clauses: Record<FrameworkId, string[]>;
 }
 
 /**
@@ -114,7 +114,7 @@ export interface ClauseResult {
 }
 
 export interface StandardResult {
-  id: StandardId;
+  id: FrameworkId;
   title: string;
   version: string;
   /** Applicable clauses satisfied ÷ applicable clauses (waived counts as satisfied); null: none applicable. */
@@ -139,6 +139,6 @@ export interface RunResult {
 export interface TrendPoint {
   runId: string;
   finishedAt: number;
-  scores: Partial<Record<StandardId, number | null>>;
+  scores: Record<FrameworkId, number | null>;
   failing: number;
 }

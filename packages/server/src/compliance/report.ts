@@ -1,4 +1,4 @@
-import { BulwarkError, type StandardId } from '@bulwark/protocol';
+import { BulwarkError, type FrameworkId } from '@bulwark/protocol';
 import type { CheckId, CheckSeverity } from './checks/types.ts';
 import type {
   CheckResult,
@@ -41,7 +41,7 @@ export interface ReportGroup {
 }
 
 export interface StandardReport {
-  standard: { id: StandardId; title: string; version: string };
+  standard: { id: FrameworkId; title: string; version: string };
   run: {
     id: string;
     startedAt: number;
@@ -162,12 +162,15 @@ function standardTrend(
 /** The report of `standard` in `run`; the trend is this standard's score in the given runs (any order). */
 export function buildStandardReport(
   run: RunResult,
-  standardId: StandardId,
+  standardId: FrameworkId,
   trend: readonly TrendPoint[],
 ): StandardReport {
   const standard = run.standards.find((s) => s.id === standardId);
   if (!standard) {
-    throw new BulwarkError('not_found', `run ${run.id} has no results for standard ${standardId}`);
+    throw new BulwarkError(
+      'not_found',
+      `run ${run.id} has no results for standard ${standardId} (known: ${run.standards.map((s) => s.id).join(', ')})`,
+    );
   }
   const byId = new Map<string, CheckResult>(run.checks.map((c) => [c.id, c]));
   const clauses = orderClauses(standard.clauses.map((c) => inlineChecks(c, byId)));

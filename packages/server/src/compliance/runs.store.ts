@@ -1,4 +1,4 @@
-import { BulwarkError, type StandardId } from '@bulwark/protocol';
+import { BulwarkError, type FrameworkId } from '@bulwark/protocol';
 import { subjectOf, type EventBus, type TxEmit } from '../events/index.ts';
 import type { ComplianceResultsTable, ComplianceRunsTable, Db, Tx } from '../store/index.ts';
 import { checkCounts, scoresOf } from './engine.ts';
@@ -26,7 +26,7 @@ export interface RunSummary {
   baseline: { version: number; name: string };
   /** Checks passing, failing (not waived), in error, failing but waived. */
   counts: { pass: number; fail: number; error: number; waived: number };
-  scores: Partial<Record<StandardId, number | null>>;
+  scores: Record<FrameworkId, number | null>;
   /** False once the run's results were pruned (only the newest KEEP_RESULTS runs keep them). */
   hasResults: boolean;
 }

@@ -290,8 +290,10 @@ const schema = z
           .union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')])
           .default(true),
         /**
-         * A directory of framework files (`<standard>.json`, one of the six standards) that replace the built-in
-         * mapping of a standard's clauses to checks: remap a clause without a code change (docs/compliance.md).
+         * A directory of framework files (`<id>.json`, the file's `id` equal to its name): one named after a
+         * built-in standard replaces its mapping of clauses to checks (remap a clause), any other id
+         * (/^[a-z0-9][a-z0-9.-]{1,62}$/) adds a framework, run and reported like the six; no code change
+         * (docs/compliance.md).
          */
         frameworksDir: z.string().min(1).optional(),
       })
