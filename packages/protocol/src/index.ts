@@ -11,3 +11,4 @@ export * from './common.ts';
 export * from './api/index.ts';
 export * from './privacy.ts';
 export * from './baseline.ts';
+export * from './security-reports.ts';

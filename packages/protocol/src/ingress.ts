@@ -3,6 +3,7 @@ import { COMMAND_MAX_BYTES, commandResultSchema, commandTopics } from './command
 import { firmwareStateSchema, firmwareStatusSchema, firmwareTopics } from './firmware.ts';
 import { heartbeatSchema } from './heartbeat.ts';
 import { DEVICE_METRICS_MAX_BYTES, deviceMetricsSchema } from './metrics.ts';
+import { SECURITY_REPORT_MAX_BYTES, securityTopics, signedReportSchema } from './security-reports.ts';
 import { topics } from './topics.ts';
 
 /**
@@ -39,6 +40,9 @@ export const deviceIngress = {
   metrics: { topic: topics.metrics, schema: deviceMetricsSchema, maxBytes: DEVICE_METRICS_MAX_BYTES },
   /** A device's answer to a command (`devices/{id}/commands/{name}/result`); `+` is the command name. */
   commandResult: { topic: commandTopics.results, schema: commandResultSchema, maxBytes: COMMAND_MAX_BYTES },
+  /** Signed physical-security reports (security-reports.ts): the JWS is verified by the server, not here. */
+  tamper: { topic: securityTopics.tamper, schema: signedReportSchema, maxBytes: SECURITY_REPORT_MAX_BYTES + 64 },
+  health: { topic: securityTopics.health, schema: signedReportSchema, maxBytes: SECURITY_REPORT_MAX_BYTES + 64 },
 } as const satisfies Record<string, IngressRoute>;
 
 export type IngressName = keyof typeof deviceIngress;

@@ -4,9 +4,11 @@ import { duration } from './shared.ts';
 
 /**
  * Lifecycle status: `registered` (not yet enrolled), `active`, `disabled`, `revoked` (final), `decommissioned`
- * (its data erased by a data-subject request; final).
+ * (retired: certificates revoked, its data erased, a proof in the audit log; final, its id never reused),
+ * `lost` (reported lost or stolen: certificates revoked, any reappearance alerts; `found` makes it
+ * `registered` again, still quarantined until released).
  */
-export const deviceStatuses = ['registered', 'active', 'disabled', 'revoked', 'decommissioned'] as const;
+export const deviceStatuses = ['registered', 'active', 'disabled', 'revoked', 'decommissioned', 'lost'] as const;
 /** What an operator sees: the status, or `quarantined` over the statuses quarantine restricts. */
 export const deviceStates = [...deviceStatuses, 'quarantined'] as const;
 export const revocationReasons = [
@@ -128,6 +130,50 @@ export const revoke = contract({
 });
 
 const reasonBody = z.object({ reason: z.string().max(256).optional() }).default({});
+
+export const markLost = contract({
+  method: 'POST',
+  path: '/api/v1/devices/:id/lost',
+  summary:
+    'Report the device lost or stolen: revoke its certificates, quarantine any reappearance, alert when its identity or TPM is seen again',
+  tags,
+  access: 'devices:revoke',
+  params,
+  body: z.object({ reason: z.string().max(256).optional(), stolen: z.boolean().default(false) }).default({ stolen: false }),
+  response: { 200: z.object({ revokedCertificates: z.array(z.string()) }) },
+});
+
+export const markFound = contract({
+  method: 'POST',
+  path: '/api/v1/devices/:id/found',
+  summary:
+    'A lost device is back: it becomes registered (a new enrollment token re-enrolls it) and stays quarantined until released',
+  tags,
+  access: 'devices:revoke',
+  params,
+  body: reasonBody,
+  response: { 200: device },
+});
+
+export const decommission = contract({
+  method: 'POST',
+  path: '/api/v1/devices/:id/decommission',
+  summary:
+    'Retire the device: revoke its certificates, erase its data per the privacy rules, keep a proof event; its id is never reused',
+  tags,
+  access: 'devices:revoke',
+  params,
+  body: reasonBody,
+  response: {
+    200: z.object({
+      revokedCertificates: z.array(z.string()),
+      /** Records erased, by module (devices, telemetry, retained, attestation, …). */
+      erased: z.record(z.string(), z.number().int()),
+      /** The audit entry that proves it (its sequence number and hash). */
+      proof: z.object({ seq: z.number().int(), hash: z.string() }).nullable(),
+    }),
+  },
+});
 
 export const disable = contract({
   method: 'POST',

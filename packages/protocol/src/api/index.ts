@@ -5,6 +5,7 @@
  */
 import * as access from './access.ts';
 import * as apps from './apps.ts';
+import * as attestation from './attestation.ts';
 import * as audit from './audit.ts';
 import * as baseline from './baseline.ts';
 import * as compliance from './compliance.ts';
@@ -24,6 +25,7 @@ import * as users from './users.ts';
 export const api = {
   access,
   apps,
+  attestation,
   audit,
   baseline,
   compliance,
@@ -43,3 +45,12 @@ export const api = {
 
 export * from './contract.ts';
 export { duration as durationSchema, severity as severitySchema, epochMs } from './shared.ts';
+export {
+  attestationReasons,
+  attestationStandings,
+  trustTiers,
+  type AttestationReason,
+  type AttestationStanding,
+  type PcrValues,
+  type TrustTier,
+} from './attestation.ts';

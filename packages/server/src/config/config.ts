@@ -281,6 +281,32 @@ const schema = z
       })
       .strict()
       .prefault({}),
+    attestation: z
+      .object({
+        /** The PCRs every quote must cover (tpm2-tools selection syntax). */
+        pcrs: z
+          .string()
+          .regex(
+            /^(sha1|sha256|sha384|sha512):(?:[0-9]|1[0-9]|2[0-3])(?:,(?:[0-9]|1[0-9]|2[0-3]))*$/,
+            'must be a PCR selection such as sha256:0,1,2,3,4,5,6,7',
+          )
+          .default('sha256:0,1,2,3,4,5,6,7'),
+        /** A device with a bound key and no affirming verdict younger than this is overdue (held in quarantine). */
+        maxAge: duration.default(86_400_000),
+        /** How long a nonce, and a credential-activation challenge, stays valid. */
+        nonceTtl: duration.default(300_000),
+        /** How often overdue devices are looked for. */
+        checkInterval: duration.default(60_000),
+      })
+      .strict()
+      .prefault({}),
+    physical: z
+      .object({
+        /** Two located reports further apart than this speed allows are a location jump (an alert). */
+        maxSpeedKmh: z.coerce.number().positive().max(100_000).default(900),
+      })
+      .strict()
+      .prefault({}),
     compliance: z
       .object({
         /** How often the server runs every compliance check. */

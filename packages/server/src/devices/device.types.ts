@@ -1,8 +1,10 @@
-export const deviceStatuses = ['registered', 'active', 'disabled', 'revoked', 'decommissioned'] as const;
+export const deviceStatuses = ['registered', 'active', 'disabled', 'revoked', 'decommissioned', 'lost'] as const;
 /**
  * `registered`: known, not yet enrolled. `active`: holds a certificate. `disabled`: refused until
- * enabled again. `revoked`: its certificates are revoked; final. `decommissioned`: its data was erased
- * (attributes and tokens gone, the row kept anonymised so the audit log's subject still resolves); final.
+ * enabled again. `revoked`: its certificates are revoked; final. `decommissioned`: retired, its data was erased
+ * (attributes and tokens gone, the row kept anonymised so the audit log's subject still resolves and its id is
+ * never reused); final. `lost`: reported lost or stolen, its certificates revoked; `found` makes it
+ * `registered` again (quarantined until released).
  */
 export type DeviceStatus = (typeof deviceStatuses)[number];
 

@@ -134,6 +134,24 @@ export const eventCatalog = {
   'compliance.waiver_approved': {},
   'compliance.waiver_revoked': {},
   'compliance.report_generated': {},
+  // Physical security (attestation/, issue 17).
+  'device.lost': { groups: ['access', 'device-access'] },
+  'device.found': { groups: ['access', 'device-access'] },
+  'device.decommissioned': { groups: ['access', 'device-access'] },
+  'device.lost_seen': { groups: ['warning'] },
+  'device.tamper_reported': { groups: ['warning'] },
+  'device.location_jump': { groups: ['warning'] },
+  'device.security_report_rejected': { groups: ['warning'] },
+  'attestation.key_registered': {},
+  'attestation.key_bound': { groups: ['access', 'device-access'] },
+  'attestation.key_refused': { groups: ['warning'] },
+  'attestation.key_removed': { groups: ['access', 'device-access'] },
+  'attestation.verified': { groups: ['access', 'device-access'] },
+  'attestation.failed': { groups: ['access', 'device-access', 'warning'] },
+  'attestation.overdue': { groups: ['access', 'device-access', 'warning'] },
+  'physical.site_updated': {},
+  'physical.access_granted': { personal: ['person'] },
+  'physical.access_revoked': { personal: ['person'] },
 } as const satisfies Record<keyof EventData, EventMeta>;
 
 /**
@@ -547,6 +565,85 @@ export interface EventData {
   'compliance.waiver_revoked': { waiverId: string; check: string; reason: string };
   /** A report left the platform (who took which standard, in which form). */
   'compliance.report_generated': { standard: string; format: 'html' | 'json' | 'oscal'; runId: string };
+
+  // --- physical security (attestation/, issue 17); subject `device:<id>` unless said otherwise ---
+  /** Reported lost or stolen by an operator (actor): certificates revoked, quarantined for any reappearance. */
+  'device.lost': { reason?: string; stolen: boolean; revokedCertificates: string[] };
+  /** A lost device is back: `registered` again (re-enrolls with a new token), still quarantined. */
+  'device.found': { reason?: string };
+  /**
+   * Retired: certificates revoked, data erased per module (counts), the row kept so its id is never reused.
+   * This entry is the proof (its seq and hash are answered to the operator).
+   */
+  'device.decommissioned': { reason?: string; revokedCertificates: string[]; erased: Record<string, number> };
+  /** A lost device's certificate or TPM was presented again (at most one entry a minute per device). */
+  'device.lost_seen': {
+    via: 'mqtt' | 'https' | 'tpm';
+    remoteAddress: string | null;
+    certSerial?: string;
+    suppressed?: number;
+  };
+  /**
+   * A verified tamper report, or a verified health report whose security state turned bad (secure boot off,
+   * debug port on, enclosure open): `source` says which.
+   */
+  'device.tamper_reported': {
+    reason: string;
+    source: 'tamper' | 'health';
+    detail?: string;
+    reportedAt: number;
+    seq: number;
+    /** Serial of the certificate whose key signed the report. */
+    keyId: string;
+    location?: { lat: number; lon: number };
+  };
+  /** Two located reports further apart than the configured speed allows (physical.maxSpeedKmh). */
+  'device.location_jump': {
+    from: { lat: number; lon: number; at: number };
+    to: { lat: number; lon: number; at: number };
+    distanceKm: number;
+    speedKmh: number;
+    maxSpeedKmh: number;
+  };
+  /** A tamper or health report refused: unsigned, wrong signature, foreign or revoked key, replayed, stale. */
+  'device.security_report_rejected': { kind: 'tamper' | 'health'; reason: string; suppressed?: number };
+  /** A TPM attestation key registered (pending until its credential is activated). */
+  'attestation.key_registered': { akName: string; ekHash: string; algorithm: string };
+  /** The credential was activated: the key lives in the TPM of that endorsement key. */
+  'attestation.key_bound': { akName: string; ekHash: string };
+  /** A registration or activation refused (bad key attributes, wrong secret, expired challenge, lost TPM). */
+  'attestation.key_refused': { reason: string; ekHash?: string };
+  'attestation.key_removed': { akName: string; reason: string };
+  /** An affirming or warning verdict. */
+  'attestation.verified': {
+    resultId: string;
+    tier: 'affirming' | 'warning';
+    reason: string;
+    detail: string;
+    release: string | null;
+  };
+  /** A contraindicated verdict: the device is held in quarantine by policy until it attests again. */
+  'attestation.failed': {
+    resultId: string;
+    tier: 'contraindicated';
+    reason: string;
+    detail: string;
+    release: string | null;
+    mismatchedPcrs: number[];
+  };
+  /** A device with a bound key has no affirming verdict younger than attestation.maxAge. */
+  'attestation.overdue': { lastAt: number | null; maxAgeMs: number };
+  /** Subject `site:<name>`. */
+  'physical.site_updated': { owner: string; groups: string[]; created: boolean };
+  /** Subject `site:<name>`: `person` is sealed personal data. */
+  'physical.access_granted': {
+    accessId: string;
+    person: string;
+    role: string | null;
+    reviewAt: number;
+    expiresAt: number | null;
+  };
+  'physical.access_revoked': { accessId: string; person: string; reason: string };
 }
 
 export interface SecurityEvent<T extends EventType = EventType> {

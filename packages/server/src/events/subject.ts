@@ -20,6 +20,8 @@ export const subjectKinds = [
   'check',
   'attestation',
   'waiver',
+  /** A physical site (attestation/): its owner and who may access it. */
+  'site',
   'address',
   'advisory',
   'alert',

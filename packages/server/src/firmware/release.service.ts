@@ -98,6 +98,7 @@ function releaseRow(deps: ReleaseServiceDeps, input: NewRelease, actor: string) 
     updated_at: t,
     uploaded_at: null,
     retired_at: null,
+    reference_values: null,
   };
 }
 

@@ -773,4 +773,109 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0015_attestation': {
+    async up(db: Kysely<unknown>) {
+      // Physical security (attestation/, issue 17): TPM attestation keys bound to endorsement keys, single-use
+      // nonces, verdicts, verified tamper and health reports with each device's last seq and location, and
+      // sites with who may access them. Firmware releases gain their reference PCR values (firmware/).
+      await db.schema
+        .createTable('attestation_keys')
+        .addColumn('device_id', 'text', (c) => c.primaryKey())
+        .addColumn('ek_public', 'text', (c) => c.notNull())
+        .addColumn('ek_hash', 'text', (c) => c.notNull())
+        .addColumn('ak_public', 'text', (c) => c.notNull())
+        .addColumn('ak_name', 'text', (c) => c.notNull())
+        .addColumn('algorithm', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        // The credential-activation challenge: its id, the SHA-256 of the expected secret, its deadline.
+        .addColumn('challenge_id', 'text')
+        .addColumn('challenge_hash', 'text')
+        .addColumn('challenge_expires_at', 'bigint')
+        .addColumn('registered_at', 'bigint', (c) => c.notNull())
+        .addColumn('bound_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('attestation_keys_ek_idx').on('attestation_keys').column('ek_hash').execute();
+      await db.schema
+        .createTable('attestation_nonces')
+        .addColumn('nonce', 'text', (c) => c.primaryKey())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('pcr_selection', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('used_at', 'bigint')
+        .execute();
+      await db.schema
+        .createIndex('attestation_nonces_device_idx')
+        .on('attestation_nonces')
+        .column('device_id')
+        .execute();
+      await db.schema
+        .createTable('attestation_results')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addColumn('tier', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('detail', 'text', (c) => c.notNull())
+        .addColumn('release_ref', 'text')
+        .addColumn('pcr_selection', 'text')
+        .addColumn('mismatched_pcrs', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('attestation_results_device_idx')
+        .on('attestation_results')
+        .columns(['device_id', 'at'])
+        .execute();
+      await db.schema
+        .createTable('security_reports')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('reasons', 'text', (c) => c.notNull())
+        .addColumn('seq', 'bigint', (c) => c.notNull())
+        .addColumn('reported_at', 'bigint', (c) => c.notNull())
+        .addColumn('received_at', 'bigint', (c) => c.notNull())
+        .addColumn('report', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('security_reports_device_idx')
+        .on('security_reports')
+        .columns(['device_id', 'received_at'])
+        .execute();
+      // Per device: the last accepted seq (replay protection), the last health state and location.
+      await db.schema
+        .createTable('security_report_state')
+        .addColumn('device_id', 'text', (c) => c.primaryKey())
+        .addColumn('last_seq', 'bigint', (c) => c.notNull())
+        .addColumn('health', 'text', (c) => c.notNull())
+        .addColumn('lat', 'real')
+        .addColumn('lon', 'real')
+        .addColumn('located_at', 'bigint')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('physical_sites')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('description', 'text')
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('groups', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('physical_access')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('site', 'text', (c) => c.notNull())
+        .addColumn('person', 'text', (c) => c.notNull())
+        .addColumn('role', 'text')
+        .addColumn('granted_by', 'text', (c) => c.notNull())
+        .addColumn('granted_at', 'bigint', (c) => c.notNull())
+        .addColumn('review_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('physical_access_site_idx').on('physical_access').column('site').execute();
+      // Reference values (golden PCRs) a release records when it is published: JSON {bank: {index: hex}}.
+      await db.schema.alterTable('firmware_releases').addColumn('reference_values', 'text').execute();
+    },
+  },
 };

@@ -209,6 +209,8 @@ export interface FirmwareReleasesTable {
   updated_at: number;
   uploaded_at: number | null;
   retired_at: number | null;
+  /** JSON {bank: {index: hex}}: the reference (golden) PCR values measured boot of this image yields. */
+  reference_values: string | null;
 }
 
 export interface FirmwareSbomComponentsTable {
@@ -712,6 +714,104 @@ export interface Database {
   compliance_evidence_files: ComplianceEvidenceFilesTable;
   compliance_attestations: ComplianceAttestationsTable;
   compliance_waivers: ComplianceWaiversTable;
+  attestation_keys: AttestationKeysTable;
+  attestation_nonces: AttestationNoncesTable;
+  attestation_results: AttestationResultsTable;
+  security_reports: SecurityReportsTable;
+  security_report_state: SecurityReportStateTable;
+  physical_sites: PhysicalSitesTable;
+  physical_access: PhysicalAccessTable;
+}
+
+/** A device's TPM attestation key (attestation/): `pending` until its credential is activated, then `bound`. */
+export interface AttestationKeysTable {
+  device_id: string;
+  /** base64 TPM2B_PUBLIC */
+  ek_public: string;
+  /** hex SHA-256 of the EK's TPMT_PUBLIC: the TPM's hardware identity. */
+  ek_hash: string;
+  /** base64 TPM2B_PUBLIC */
+  ak_public: string;
+  /** hex TPM name of the AK */
+  ak_name: string;
+  /** `rsa-2048`, `ecc-p256`, … */
+  algorithm: string;
+  status: 'pending' | 'bound';
+  challenge_id: string | null;
+  /** hex SHA-256 of the credential the device must return. */
+  challenge_hash: string | null;
+  challenge_expires_at: number | null;
+  registered_at: number;
+  bound_at: number | null;
+}
+
+export interface AttestationNoncesTable {
+  /** hex */
+  nonce: string;
+  device_id: string;
+  pcr_selection: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export interface AttestationResultsTable {
+  id: string;
+  device_id: string;
+  at: number;
+  tier: 'affirming' | 'warning' | 'contraindicated';
+  reason: string;
+  detail: string;
+  /** `name@version` of the release whose reference values were used. */
+  release_ref: string | null;
+  pcr_selection: string | null;
+  /** JSON number[] */
+  mismatched_pcrs: string;
+}
+
+export interface SecurityReportsTable {
+  id: string;
+  device_id: string;
+  kind: 'tamper' | 'health';
+  /** JSON string[] */
+  reasons: string;
+  seq: number;
+  reported_at: number;
+  received_at: number;
+  /** JSON: the verified report */
+  report: string;
+}
+
+export interface SecurityReportStateTable {
+  device_id: string;
+  last_seq: number;
+  /** JSON: the last health report's security fields */
+  health: string;
+  lat: number | null;
+  lon: number | null;
+  located_at: number | null;
+  updated_at: number;
+}
+
+export interface PhysicalSitesTable {
+  name: string;
+  description: string | null;
+  owner: string;
+  /** JSON string[]: device groups located at the site */
+  groups: string;
+  updated_at: number;
+  updated_by: string;
+}
+
+export interface PhysicalAccessTable {
+  id: string;
+  site: string;
+  person: string;
+  role: string | null;
+  granted_by: string;
+  granted_at: number;
+  review_at: number;
+  expires_at: number | null;
 }
 
 export type Db = Kysely<Database>;

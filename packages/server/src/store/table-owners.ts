@@ -61,6 +61,13 @@ export const tableOwners = {
   compliance_evidence_files: 'compliance',
   compliance_attestations: 'compliance',
   compliance_waivers: 'compliance',
+  attestation_keys: 'attestation',
+  attestation_nonces: 'attestation',
+  attestation_results: 'attestation',
+  security_reports: 'attestation',
+  security_report_state: 'attestation',
+  physical_sites: 'attestation',
+  physical_access: 'attestation',
   audit_personal: 'events',
 } as const satisfies Record<keyof Database, string>;
 
