@@ -47,6 +47,7 @@ const commandModules: { names: string[]; load: () => Promise<Command[]> }[] = [
     names: ['compliance'],
     load: async () => [(await import('./compliance.commands.ts')).complianceCommands()],
   },
+  { names: ['site'], load: async () => [(await import('./site.commands.ts')).siteCommands()] },
 ];
 
 /** The program with the commands `argv` names, or all of them (help, an unknown command, no command). */
