@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { attestationStandings } from './attestation.ts';
 import { contract, noContent, raw } from './contract.ts';
 
 export const attachmentKinds = ['all', 'group', 'zone', 'device', 'app'] as const;
@@ -29,6 +30,12 @@ export const decision = z.object({
   action: z.string(),
   topic: z.string().nullable(),
   zone: z.string().nullable(),
+  /** The device's attestation standing (issue 17), and the hold it puts on its access when it does. */
+  attestation: z.enum(attestationStandings).optional(),
+  held: z
+    .string()
+    .optional()
+    .describe('e.g. "held by attestation: contraindicated": only quarantine applies'),
 });
 
 export const zone = z.object({
@@ -64,6 +71,8 @@ export const deviceAccess = z.object({
   deviceId: z.string(),
   zone: z.string().nullable(),
   quarantined: z.boolean(),
+  attestation: z.enum(attestationStandings).optional(),
+  held: z.string().optional().describe('e.g. "held by attestation: overdue": only quarantine applies'),
   statements: z.array(appliedStatement),
   dropped: z.array(z.object({ policy: z.string(), statement: z.string(), reason: z.string() })),
 });
@@ -168,6 +177,10 @@ export const simulate = contract({
     action: z.enum(['connect', 'publish', 'subscribe', 'receive']),
     topic: z.string().max(1024).optional(),
     sourceAddress: z.string().max(64).optional(),
+    attestation: z
+      .enum(attestationStandings)
+      .optional()
+      .describe('a standing to try (default: the current one)'),
   }),
   response: { 200: decision },
 });

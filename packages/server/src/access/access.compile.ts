@@ -1,3 +1,4 @@
+import type { AttestationStanding } from '@bulwark/protocol';
 import {
   APP_DEFAULT_POLICY,
   compilePolicies,
@@ -5,10 +6,11 @@ import {
   QUARANTINE_POLICY,
   zoneOf,
   type AttachedPolicy,
+  type CompileInput,
   type DeviceAccess,
 } from '../policy/index.ts';
 import type { DevicesTable } from '../store/index.ts';
-import { deviceRow, isQuarantined, type AccessContext } from './access.context.ts';
+import { attestationHold, deviceRow, isQuarantined, type AccessContext } from './access.context.ts';
 import { deviceFactsOf, type Snapshot } from './access.snapshot.ts';
 
 export interface AccessIdentity {
@@ -47,9 +49,8 @@ const anonymousRow = (id: string): DevicesTable => ({
   quarantined_at: null,
 });
 
-/** The policies that apply to a device (the built-in default first, then the attached ones by name). */
-function attachedPolicies(snap: Snapshot, row: DevicesTable, zone: string | null): AttachedPolicy[] {
-  if (isQuarantined(row)) return [QUARANTINE_POLICY];
+/** The policies attached to a device (the built-in default first, then the attached ones by name). */
+function ownPolicies(snap: Snapshot, row: DevicesTable, zone: string | null): AttachedPolicy[] {
   const names = snap.attachments
     .filter(
       (a) =>
@@ -68,12 +69,43 @@ function attachedPolicies(snap: Snapshot, row: DevicesTable, zone: string | null
   ];
 }
 
-/** A device's compiled access: its attached policies (or quarantine) with its zone and segmentation. */
-export async function accessFor(ctx: AccessContext, identity: AccessIdentity): Promise<DeviceAccess> {
+/**
+ * The policies that apply to a device: its own, or only the quarantine policy when it is quarantined or held
+ * by attestation. A hold lists the statements it sets aside, with why, so `describe()` and simulate show it.
+ */
+function policiesFor(
+  snap: Snapshot,
+  device: { row: DevicesTable; zone: string | null; hold: string | undefined },
+): Pick<CompileInput, 'policies' | 'leftOut'> {
+  const { row, zone, hold } = device;
+  if (isQuarantined(row)) return { policies: [QUARANTINE_POLICY] };
+  if (!hold) return { policies: ownPolicies(snap, row, zone) };
+  const leftOut = ownPolicies(snap, row, zone).flatMap((p) =>
+    p.document.statements.map((st) => ({ policy: p.name, statement: st.sid, reason: hold })),
+  );
+  return { policies: [QUARANTINE_POLICY], leftOut };
+}
+
+/** A device's attestation standing as its access is compiled (an anonymous client has none). */
+export function standingFor(ctx: AccessContext, identity: AccessIdentity): AttestationStanding {
+  return identity.anonymous ? 'none' : ctx.attestationStanding(identity.deviceId);
+}
+
+/**
+ * A device's compiled access: its attached policies (or quarantine) with its zone and segmentation. The
+ * attestation standing is read here, once per compile (CONNECT, recompile), never per message; simulate may
+ * pass one to try.
+ */
+export async function accessFor(
+  ctx: AccessContext,
+  identity: AccessIdentity,
+  standing: AttestationStanding = standingFor(ctx, identity),
+): Promise<DeviceAccess> {
   const snap = await ctx.cache.current();
   const row = identity.anonymous ? anonymousRow(identity.deviceId) : await deviceRow(ctx, identity.deviceId);
   const attributes = JSON.parse(row.attributes) as Record<string, string>;
   const zone = zoneOf({ group: row.group_name, attributes }, snap.zones);
+  const hold = attestationHold(standing);
   return compilePolicies({
     ctx: {
       deviceId: row.id,
@@ -81,10 +113,11 @@ export async function accessFor(ctx: AccessContext, identity: AccessIdentity): P
       zone,
       attributes,
       cert: { ...(identity.certSubject ?? {}), cn: identity.certSubject?.CN ?? row.id },
-      state: isQuarantined(row) ? 'quarantined' : 'active',
+      state: isQuarantined(row) || hold ? 'quarantined' : 'active',
       sourceAddress: identity.remoteAddress,
+      attestation: standing,
     },
-    policies: attachedPolicies(snap, row, zone),
+    ...policiesFor(snap, { row, zone, hold }),
     segmentation: { zones: snap.zones, conduits: snap.conduits },
     deviceZone: (id) => snap.deviceZones.get(id),
     deviceFacts: deviceFactsOf(snap),
@@ -132,6 +165,7 @@ export async function accessForApp(ctx: AccessContext, identity: AppAccessIdenti
       cert: { ...(identity.certSubject ?? {}), cn: identity.certSubject?.CN ?? identity.app },
       state: 'active',
       sourceAddress: identity.remoteAddress,
+      attestation: 'none', // an app has no TPM: statements for `none` apply to it
     },
     policies: appPolicies(snap, identity.app),
     segmentation: { zones: snap.zones, conduits: snap.conduits },

@@ -1,4 +1,4 @@
-import { BulwarkError } from '@bulwark/protocol';
+import { BulwarkError, type AttestationStanding } from '@bulwark/protocol';
 import type { DeviceService } from '../devices/index.ts';
 import type { EventBus } from '../events/index.ts';
 import type { Db, DevicesTable } from '../store/index.ts';
@@ -13,11 +13,29 @@ export interface AccessServiceDeps {
    * the devices in service (compliance facts) are its answer too.
    */
   devices: Pick<DeviceService, 'markQuarantined' | 'inServiceIds'>;
+  /**
+   * The attestation door's `standingOf` (late-bound in platform.ts: the attestation module is built after
+   * this one). Asked when a device's access is compiled (CONNECT, recompile), never per message, so it must
+   * answer from memory. Default: `none` for every device (no attestation module, nothing held).
+   */
+  attestationStanding?: (deviceId: string) => AttestationStanding;
 }
 
 /** What every use case of the access module works with. */
 export interface AccessContext extends AccessServiceDeps {
   cache: SnapshotCache;
+  attestationStanding: (deviceId: string) => AttestationStanding;
+}
+
+/**
+ * Standings that hold a device's access (issue 17): a failed attestation, or none good within maxAge, leaves
+ * it the quarantine policy until it attests again (IEC 62443-4-2 CR 3.4, EDR 3.14).
+ */
+export const holdingStandings: readonly AttestationStanding[] = ['contraindicated', 'overdue'];
+
+/** Why a device's access is held by attestation (the text `describe()` and simulate show), or undefined. */
+export function attestationHold(standing: AttestationStanding): string | undefined {
+  return holdingStandings.includes(standing) ? `held by attestation: ${standing}` : undefined;
 }
 
 export async function deviceRow(ctx: Pick<AccessContext, 'db'>, id: string): Promise<DevicesTable> {

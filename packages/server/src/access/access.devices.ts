@@ -1,8 +1,8 @@
-import { BulwarkError } from '@bulwark/protocol';
+import { BulwarkError, type AttestationStanding } from '@bulwark/protocol';
 import { subjectOf } from '../events/index.ts';
 import type { Decision, DeviceAccess } from '../policy/index.ts';
-import { accessFor, accessForApp } from './access.compile.ts';
-import { deviceRow, isQuarantined, type AccessContext } from './access.context.ts';
+import { accessFor, accessForApp, standingFor } from './access.compile.ts';
+import { attestationHold, deviceRow, isQuarantined, type AccessContext } from './access.context.ts';
 
 /** Per-device access: quarantine, simulation, and what a device can do now. */
 
@@ -31,6 +31,8 @@ export interface SimulateInput {
   sourceAddress?: string;
   /** Client-certificate subject fields to simulate (CN defaults to the device id). */
   certSubject?: Readonly<Record<string, string>>;
+  /** An attestation standing to try (default: the device's current one). */
+  attestation?: AttestationStanding | undefined;
 }
 
 /** An app to simulate: as the apps module knows it (its zone and purpose), and which instance. */
@@ -41,7 +43,13 @@ export interface SimulatedApp {
   purpose: string | null;
 }
 
-export type AppSimulateInput = Omit<SimulateInput, 'deviceId'> & { app: SimulatedApp };
+export type AppSimulateInput = Omit<SimulateInput, 'deviceId' | 'attestation'> & { app: SimulatedApp };
+
+/** A device's attestation standing, and the hold it puts on its access (absent when none). */
+function attestationView(standing: AttestationStanding): { attestation: AttestationStanding; held?: string } {
+  const held = attestationHold(standing);
+  return held ? { attestation: standing, held } : { attestation: standing };
+}
 
 function decide(access: DeviceAccess, input: Pick<SimulateInput, 'action' | 'topic'>) {
   let decision: Decision;
@@ -68,12 +76,14 @@ function decide(access: DeviceAccess, input: Pick<SimulateInput, 'action' | 'top
 
 /** Explain a decision: allow or deny, and the statement (and policy) that decided. */
 export async function simulate(ctx: AccessContext, input: SimulateInput) {
-  const access = await accessFor(ctx, {
+  const identity = {
     deviceId: input.deviceId,
     remoteAddress: input.sourceAddress ?? null,
     certSubject: input.certSubject,
-  });
-  return { ...decide(access, input), deviceId: input.deviceId };
+  };
+  const standing = input.attestation ?? standingFor(ctx, identity);
+  const access = await accessFor(ctx, identity, standing);
+  return { ...decide(access, input), deviceId: input.deviceId, ...attestationView(standing) };
 }
 
 /** Explain an app's decision (as `simulate`), for `bulwark policy test --app`. */
@@ -90,9 +100,19 @@ export async function simulateApp(ctx: AccessContext, input: AppSimulateInput) {
   return { ...decide(access, input), app: name, instance };
 }
 
-/** What a device can do now: the statements that apply after variables and conditions, and its zone. */
+/**
+ * What a device can do now: the statements that apply after variables and conditions, its zone, and its
+ * attestation standing (with the hold, when it keeps the device to the quarantine policy).
+ */
 export async function describeAccess(ctx: AccessContext, deviceId: string) {
   const row = await deviceRow(ctx, deviceId);
-  const access = await accessFor(ctx, { deviceId, remoteAddress: null });
-  return { deviceId, zone: access.zone, quarantined: isQuarantined(row), ...access.describe() };
+  const standing = ctx.attestationStanding(deviceId);
+  const access = await accessFor(ctx, { deviceId, remoteAddress: null }, standing);
+  return {
+    deviceId,
+    zone: access.zone,
+    quarantined: isQuarantined(row),
+    ...attestationView(standing),
+    ...access.describe(),
+  };
 }

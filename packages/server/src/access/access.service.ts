@@ -1,4 +1,4 @@
-import { deviceIdOf, eventsIn, isIn, type EventBus } from '../events/index.ts';
+import { deviceIdOf, eventsIn, isIn, type AuditEntry, type EventBus } from '../events/index.ts';
 import type { NftablesOptions } from '../policy/index.ts';
 import * as compile from './access.compile.ts';
 import type { AccessContext, AccessServiceDeps } from './access.context.ts';
@@ -19,6 +19,17 @@ export { attachmentKinds, type AttachmentKind } from './access.snapshot.ts';
 export type { AccessServiceDeps } from './access.context.ts';
 export type { AccessComplianceFacts, AccessFacts } from './access.facts.ts';
 
+/** Access events that change no policy, zone or device zone: only the device's own sessions recompile. */
+const keepsSnapshot: ReadonlySet<AuditEntry['type']> = new Set<AuditEntry['type']>([
+  'device.quarantined',
+  'device.released',
+  'attestation.key_bound',
+  'attestation.key_removed',
+  'attestation.verified',
+  'attestation.failed',
+  'attestation.overdue',
+]);
+
 /**
  * Keeps the snapshot current and tells the listeners: every access event (local, or from another process
  * through the audit-log tail) may change compiled access; the `device-access` ones only that device's.
@@ -30,10 +41,11 @@ function followChanges(
 ) {
   events.on(eventsIn('access'), (entry) => {
     const id = deviceIdOf(entry.subject);
-    // The snapshot holds policies, zones and each device's zone, not quarantine (read from the device's row):
-    // a quarantine or release keeps it, a device added or changed updates its own zone, anything else reloads
-    // it. (Reloading every device for one quarantine stalled a 10,000-device broker for ~20 ms.)
-    if (entry.type === 'device.quarantined' || entry.type === 'device.released') {
+    // The snapshot holds policies, zones and each device's zone, not quarantine (read from the device's row)
+    // nor attestation standing (asked of the attestation door at compile time): a quarantine, a release or an
+    // attestation result keeps it, a device added or changed updates its own zone, anything else reloads it.
+    // (Reloading every device for one quarantine stalled a 10,000-device broker for ~20 ms.)
+    if (keepsSnapshot.has(entry.type)) {
       // unchanged
     } else if ((entry.type === 'device.updated' || entry.type === 'device.added') && id)
       cache.refreshDevice(id);
@@ -63,7 +75,11 @@ function simulator(ctx: AccessContext) {
  * them (through the audit log) and recompiles its live sessions.
  */
 export function createAccessService(deps: AccessServiceDeps) {
-  const ctx: AccessContext = { ...deps, cache: createSnapshotCache(deps.db) };
+  const ctx: AccessContext = {
+    ...deps,
+    cache: createSnapshotCache(deps.db),
+    attestationStanding: deps.attestationStanding ?? (() => 'none'),
+  };
   const listeners = new Set<(deviceId?: string) => void>();
   followChanges(deps.events, ctx.cache, listeners);
 

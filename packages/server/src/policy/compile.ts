@@ -123,6 +123,8 @@ function conditionsHold(s: Statement, ctx: PolicyContext): string | undefined {
   if (c.certificate)
     for (const [k, v] of Object.entries(c.certificate))
       if (ctx.cert[k] !== v) return `certificate ${k} does not match`;
+  const standing = ctx.attestation ?? 'none';
+  if (c.attestation && !c.attestation.includes(standing)) return `attestation standing is ${standing}`;
   return undefined;
 }
 
@@ -136,6 +138,11 @@ export interface CompileInput {
   deviceFacts?: (id: string) => DeviceFacts | undefined;
   /** Minutes since midnight UTC, for time-window conditions. */
   clock?: () => number;
+  /**
+   * Statements left out before compiling, and why (a device held by attestation gets only the quarantine
+   * policy: its own policies' statements are listed here), shown first by `describe()`.
+   */
+  leftOut?: readonly Dropped[];
 }
 
 type Dropped = { policy: string; statement: string; reason: string };
@@ -254,7 +261,7 @@ function buildProgram(input: CompileInput): Program {
     subscribeStatements: [],
     connectStatements: [],
     applied: [],
-    dropped: [],
+    dropped: [...(input.leftOut ?? [])],
     timed: false,
     targeted: false,
     app: input.ctx.principal === 'app',

@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
+import { attestationStandings } from '@bulwark/protocol';
 import { isValidFilter } from './topic-filter.ts';
 import { knownVariable, variablesIn } from './variables.ts';
 
@@ -37,6 +38,22 @@ const resource = z
       ctx.addIssue({ code: 'custom', message: 'a variable must fill a whole topic level' });
   });
 
+/**
+ * The attestation standings a statement may require (issue 17): the device's TPM verdict (`affirming`,
+ * `warning`, `contraindicated`), `overdue` (no good verdict within attestation.maxAge) or `none` (no bound
+ * key; every app). A device held by attestation (contraindicated, overdue) gets only the quarantine policy,
+ * so a statement for those standings never applies to it; the useful ones are affirming, warning and none.
+ */
+const attestationCondition = z
+  .array(
+    z.enum(attestationStandings, {
+      error: (issue) =>
+        `unknown attestation standing ${JSON.stringify(issue.input)}: must be one of ${attestationStandings.join(', ')}`,
+    }),
+  )
+  .min(1, `must name at least one attestation standing (${attestationStandings.join(', ')})`)
+  .max(attestationStandings.length);
+
 const scopeNames = z
   .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be a group, zone or device name'))
   .min(1)
@@ -70,6 +87,7 @@ export const statementSchema = z
           .optional(),
         timeWindow: z.object({ from: hhmm, to: hhmm }).strict().optional(),
         certificate: z.record(z.string().regex(/^[A-Za-z]{1,16}$/), z.string().max(256)).optional(),
+        attestation: attestationCondition.optional(),
         targets: targetsSchema.optional(),
       })
       .strict()

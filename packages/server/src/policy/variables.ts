@@ -1,3 +1,5 @@
+import type { AttestationStanding } from '@bulwark/protocol';
+
 /**
  * What a policy's variables can refer to: the principal (a device, or an app), its certificate, and its
  * connection. For an app, `deviceId` is empty and the `device.*` variables have no value.
@@ -14,6 +16,12 @@ export interface PolicyContext {
   cert: { cn: string; [field: string]: string };
   state: 'active' | 'quarantined';
   sourceAddress: string | null;
+  /**
+   * The device's attestation standing when its access is compiled (CONNECT, recompile), for statements with
+   * an `attestation` condition; absent means `none` (no bound key, and every app). Read once per compile,
+   * never per message.
+   */
+  attestation?: AttestationStanding;
 }
 
 // A variable's value is inserted only if it is one plain topic level: ASCII letters, digits, `_ . -`, not `.`
