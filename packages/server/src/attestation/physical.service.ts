@@ -8,10 +8,10 @@ import * as store from './physical.store.ts';
 /**
  * Physical sites and who may access them (issue 17, docs/physical-security.md): each site has an owner who
  * answers for its access list, the device groups located there, and one record per person allowed in, with a
- * date by which the owner reviews it again. The records are the evidence of the physical-access controls the
- * standards ask for (NIST SP 800-82 PE-2/PE-3, IEC 62443-4-2 CR 3.11 asks for physical protection around the
- * component); the compliance check physical.site-access-reviewed reads complianceFacts(). `person` is personal
- * data: sealed in the audit log (the event catalog says so) and answered to data-subject requests.
+ * date by which the owner reviews it again. The records are the evidence of the physical access control the
+ * standards ask for (NIST SP 800-82 PE-3); the compliance check physical.site-access-reviewed reads
+ * complianceFacts(). `person` is personal data: sealed in the audit log (the event catalog says so) and
+ * answered to data-subject requests.
  */
 
 export type SiteView = z.infer<typeof api.attestation.site>;
