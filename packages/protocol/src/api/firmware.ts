@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { durationMs } from '../common.ts';
+import { pcrValues } from './attestation.ts';
 import { contract, noContent, raw } from './contract.ts';
 
 /**
@@ -58,6 +59,32 @@ function textDurationMs(text: string): number | undefined {
 
 // --- releases -------------------------------------------------------------------------------------
 
+/** Digest size in bytes of each PCR bank (TPM 2.0 Library, Part 2, TPMI_ALG_HASH). */
+export const pcrDigestSizes = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 } as const;
+const pcrBanks = ['sha1', 'sha256', 'sha384', 'sha512'] as const;
+
+/**
+ * A release's reference (golden) PCR values, `{ "sha256": { "7": "<hex>" } }`: what measured boot of this
+ * image yields, compared with a device's TPM quote (RFC 9334 reference values). Each value is exactly its
+ * bank's digest size; at least one PCR.
+ */
+export const releaseReferenceValues = pcrValues.superRefine((values, ctx) => {
+  let count = 0;
+  for (const bank of pcrBanks) {
+    const size = pcrDigestSizes[bank];
+    for (const [index, hex] of Object.entries(values[bank] ?? {})) {
+      count++;
+      if (hex.length !== size * 2)
+        ctx.addIssue({
+          code: 'custom',
+          path: [bank, index],
+          message: `a ${bank} PCR value is ${size * 2} hex characters (${size} bytes), not ${hex.length}`,
+        });
+    }
+  }
+  if (count === 0) ctx.addIssue({ code: 'custom', message: 'reference values must name at least one PCR' });
+});
+
 export const release = z.object({
   id: z.string(),
   name: z.string(),
@@ -81,6 +108,11 @@ export const release = z.object({
   updatedAt: int,
   uploadedAt: int.nullable(),
   retiredAt: int.nullable(),
+  referenceValues: pcrValues
+    .nullable()
+    .describe(
+      'reference (golden) PCR values measured boot of this image yields; null when none were recorded',
+    ),
 });
 
 const releaseTags = ['firmware releases'] as const;
@@ -117,6 +149,7 @@ export const createRelease = contract({
     size: z.number().int().min(1),
     sha256: z.string().max(64),
     sbom: anyJson.optional(),
+    referenceValues: releaseReferenceValues.optional(),
   }),
   response: { 201: release },
 });

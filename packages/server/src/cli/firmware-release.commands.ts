@@ -1,6 +1,6 @@
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { BulwarkError } from '@bulwark/protocol';
+import { BulwarkError, type PcrValues } from '@bulwark/protocol';
 import { common, intOption, printJson, printTable, withPlatform, type CommonOptions } from './context.ts';
 import { ACTOR, collect, digest, readText, releaseRow } from './firmware-shared.ts';
 
@@ -12,6 +12,8 @@ interface ReleaseFlags extends CommonOptions {
   notesFile?: string;
   sbom?: string;
   filename?: string;
+  referenceValues?: string;
+  pcr?: string[];
 }
 
 const releaseOptions = (cmd: Command) =>
@@ -26,7 +28,62 @@ const releaseOptions = (cmd: Command) =>
     .option('--notes <text>', 'release notes')
     .option('--notes-file <file>', 'release notes from a file')
     .option('--sbom <file>', 'CycloneDX JSON SBOM')
-    .option('--filename <name>', 'file name devices download (default NAME-VERSION.bin)');
+    .option('--filename <name>', 'file name devices download (default NAME-VERSION.bin)')
+    .option(
+      '--reference-values <file>',
+      'reference (golden) PCR values measured boot of this image yields: JSON {"sha256": {"7": "HEX"}}',
+    )
+    .option(
+      '--pcr <bank:index=hex>',
+      'one reference PCR value, e.g. sha256:7=HEX; repeat (over --reference-values)',
+      collect,
+    );
+
+const PCR_FLAG = /^(sha1|sha256|sha384|sha512):(\d{1,2})=([0-9a-f]+)$/i;
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function readReferenceValues(file: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readText(file, 'reference values'));
+  } catch (err) {
+    if (err instanceof BulwarkError) throw err;
+    throw new BulwarkError('validation_failed', `reference values ${file} is not JSON`);
+  }
+  if (!isObject(parsed))
+    throw new BulwarkError(
+      'validation_failed',
+      `reference values ${file} must be a JSON object such as {"sha256": {"7": "HEX"}}`,
+    );
+  return parsed;
+}
+
+/**
+ * The reference values of `--reference-values FILE` then each `--pcr bank:index=hex` (a PCR given both ways
+ * takes the `--pcr` value). Undefined when neither is given; the release service checks them.
+ */
+function referenceValuesOf(flags: ReleaseFlags): Record<string, unknown> | undefined {
+  if (flags.referenceValues === undefined && !flags.pcr?.length) return undefined;
+  const values = flags.referenceValues === undefined ? {} : readReferenceValues(flags.referenceValues);
+  for (const flag of flags.pcr ?? []) {
+    const match = PCR_FLAG.exec(flag.trim());
+    if (!match)
+      throw new BulwarkError(
+        'validation_failed',
+        `--pcr "${flag}" must be BANK:INDEX=HEX with BANK sha1, sha256, sha384 or sha512 (e.g. sha256:7=3d45…)`,
+      );
+    const [, bank = '', index = '', hex = ''] = match;
+    const key = bank.toLowerCase();
+    const bankValues = values[key];
+    values[key] = {
+      ...(isObject(bankValues) ? bankValues : {}),
+      [String(Number(index))]: hex.toLowerCase(),
+    };
+  }
+  return values;
+}
 
 /** `name@version`, as a release is named everywhere. */
 function splitRef(ref: string): { name: string; version: string } {
@@ -60,6 +117,7 @@ function newRelease(ref: string, flags: ReleaseFlags, artifact: { size: number; 
     endOfSupport: flags.endOfSupport ?? '',
     releaseNotes: flags.notesFile ? readText(flags.notesFile, 'release notes') : flags.notes,
     sbom: flags.sbom ? readText(flags.sbom, 'SBOM') : undefined,
+    referenceValues: referenceValuesOf(flags),
     ...artifact,
   };
 }
@@ -82,7 +140,7 @@ function createCommand(firmware: Command): void {
     )
     .action(async (ref: string, flags: ReleaseFlags & { sha256: string; size: number }) => {
       const r = await withPlatform(flags, (p) =>
-        p.firmware.releases.create(newRelease(ref, flags, flags), ACTOR),
+        p.firmware.releases.create(newRelease(ref, flags, { size: flags.size, sha256: flags.sha256 }), ACTOR),
       );
       if (flags.json) printJson(r);
       else
@@ -150,6 +208,18 @@ function listCommand(firmware: Command): void {
     });
 }
 
+/** One line per reference PCR value (`reference sha256:7 HEX`), or a line saying there are none. */
+function referenceLines(values: PcrValues | null): string {
+  const lines = Object.entries(values ?? {}).flatMap(([bank, pcrs]) =>
+    Object.entries(pcrs ?? {})
+      .sort(([a], [b]) => Number(a) - Number(b))
+      .map(([index, hex]) => `reference ${bank}:${index} ${hex}\n`),
+  );
+  return lines.length
+    ? lines.join('')
+    : 'no reference PCR values (attestation answers no_reference_values)\n';
+}
+
 function showCommand(firmware: Command): void {
   common(
     firmware
@@ -175,6 +245,7 @@ function showCommand(firmware: Command): void {
     process.stdout.write(
       `target ${release.targetPath}, sha256 ${release.sha256}, SBOM components ${release.sbomComponents}\n`,
     );
+    process.stdout.write(referenceLines(release.referenceValues));
     printTable(
       vulnerabilities.map((v) => ({
         advisory: v.advisoryId,

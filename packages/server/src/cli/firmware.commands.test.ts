@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,6 +92,60 @@ describe('bulwark firmware: option values are checked where they enter', { timeo
       data,
     );
     expect(JSON.parse(none.stdout)).toEqual([]);
+  });
+
+  it('records reference PCR values from --reference-values FILE and --pcr, and shows them', async () => {
+    const file = path.join(data, 'golden.json');
+    writeFileSync(file, JSON.stringify({ sha256: { '0': 'a'.repeat(64), '7': 'b'.repeat(64) } }));
+    const create = (version: string, ...extra: string[]) =>
+      bulwark(
+        ...['firmware', 'create', `pump-fw@${version}`, '--hardware', 'pump-v2', '--security-version', '3'],
+        ...['--end-of-support', '2031-12-31', '--sha256', 'c'.repeat(64), '--size', '100'],
+        ...[...extra, '--json', '--data', data],
+      );
+    const run = await create('3.0.0', '--reference-values', file, '--pcr', `SHA256:07=${'D'.repeat(64)}`);
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect((JSON.parse(run.stdout) as { referenceValues: unknown }).referenceValues).toEqual({
+      sha256: { '0': 'a'.repeat(64), '7': 'd'.repeat(64) },
+    });
+    const show = await bulwark('firmware', 'show', 'pump-fw@3.0.0', '--data', data);
+    expect(show.stdout).toContain(
+      `reference sha256:0 ${'a'.repeat(64)}\nreference sha256:7 ${'d'.repeat(64)}\n`,
+    );
+    const plain = await create('3.0.1');
+    expect((JSON.parse(plain.stdout) as { referenceValues: unknown }).referenceValues).toBeNull();
+    expect((await bulwark('firmware', 'show', 'pump-fw@3.0.1', '--data', data)).stdout).toContain(
+      'no reference PCR values',
+    );
+  });
+
+  it('refuses reference values of the wrong size or shape with one line and creates nothing', async () => {
+    const base = ['firmware', 'create', 'pump-fw@4.0.0', '--hardware', 'pump-v2', '--security-version', '4'];
+    const rest = [
+      '--end-of-support',
+      '2031-12-31',
+      '--sha256',
+      'c'.repeat(64),
+      '--size',
+      '100',
+      '--data',
+      data,
+    ];
+    const short = await bulwark(...base, '--pcr', `sha256:7=${'a'.repeat(40)}`, ...rest);
+    expect(short).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        'bulwark: referenceValues.sha256.7: a sha256 PCR value is 64 hex characters (32 bytes), not 40\n',
+    });
+    const shape = await bulwark(...base, '--pcr', 'sha256-7=ab', ...rest);
+    expect(shape.code).toBe(1);
+    expect(shape.stderr).toMatch(/^bulwark: --pcr "sha256-7=ab" must be BANK:INDEX=HEX/);
+    const file = path.join(data, 'not-json.json');
+    writeFileSync(file, '{"sha256": ');
+    const notJson = await bulwark(...base, '--reference-values', file, ...rest);
+    expect(notJson).toMatchObject({ code: 1, stderr: `bulwark: reference values ${file} is not JSON\n` });
+    expect((await bulwark('firmware', 'show', 'pump-fw@4.0.0', '--data', data)).code).toBe(1);
   });
 
   it('refuses a duration outside the one grammar', async () => {

@@ -12,6 +12,7 @@ import type { Db, Tx } from '../store/index.ts';
 import { createArtifactStore } from './artifact-store.ts';
 import { createFleet } from './fleet.service.ts';
 import { firmwareComplianceFacts } from './firmware.facts.ts';
+import { referenceValuesFor } from './reference-values.ts';
 import { createReleaseService } from './release.service.ts';
 import type { NewRelease, Release } from './release.types.ts';
 import { createRolloutService } from './rollout.service.ts';
@@ -144,6 +145,11 @@ export function createFirmware(deps: FirmwareDeps) {
     /** What the fleet runs: device reports, stale devices, deployments and SBOM components (read by risk). */
     fleet,
     isSigned,
+    /**
+     * The release a device reports running (`name@version`) and its reference PCR values (null when it
+     * recorded none); undefined when the device reports no known release. Attestation's `referenceValuesFor`.
+     */
+    referenceValuesFor: (deviceId: string) => referenceValuesFor(db, deviceId),
     /** The compliance engine's `firmware` source: TUF metadata, releases, active rollouts, what devices run. */
     complianceFacts: () => firmwareComplianceFacts(db, () => deps.devices.inServiceIds()),
 

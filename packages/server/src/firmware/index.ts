@@ -20,5 +20,6 @@ export {
 export { signDocument, roleOfDocument, type TufStatus } from './tuf.repository.ts';
 export { tufRoles, type TufRole } from './tuf.store.ts';
 export { parseSbom } from './sbom.ts';
+export type { DeviceReferenceValues } from './reference-values.ts';
 export type { Fleet, Deployment, StaleDevice } from './fleet.service.ts';
 export type { FirmwareComplianceFacts } from './firmware.facts.ts';

@@ -4,6 +4,7 @@ import { BulwarkError } from '@bulwark/protocol';
 import { subjectOf, type EventBus } from '../events/index.ts';
 import { isUniqueViolation, type Db, type Tx } from '../store/index.ts';
 import type { ArtifactStore } from './artifact-store.ts';
+import { checkReferenceValues } from './reference-values.ts';
 import * as store from './release.store.ts';
 import {
   checkEndOfSupport,
@@ -72,6 +73,7 @@ function releaseRow(deps: ReleaseServiceDeps, input: NewRelease, actor: string) 
   const endOfSupport = checkEndOfSupport(input.endOfSupport, t);
   const releaseNotes = checkReleaseNotes(input.releaseNotes);
   const sha256 = checkSha256(input.sha256);
+  const referenceValues = checkReferenceValues(input.referenceValues);
   if (!Number.isSafeInteger(input.size) || input.size < 1)
     throw new BulwarkError('validation_failed', 'size must be the artifact size in bytes');
   if (input.size > deps.maxArtifactSize)
@@ -98,7 +100,7 @@ function releaseRow(deps: ReleaseServiceDeps, input: NewRelease, actor: string) 
     updated_at: t,
     uploaded_at: null,
     retired_at: null,
-    reference_values: null,
+    reference_values: referenceValues && JSON.stringify(referenceValues),
   };
 }
 

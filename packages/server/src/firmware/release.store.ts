@@ -1,4 +1,5 @@
 import type { DbOrTx, FirmwareReleasesTable, FirmwareSbomComponentsTable } from '../store/index.ts';
+import { parseStoredReferenceValues } from './reference-values.ts';
 import type { Release, ReleaseStatus } from './release.types.ts';
 
 export function toRelease(row: FirmwareReleasesTable, sbomComponents: number): Release {
@@ -22,6 +23,7 @@ export function toRelease(row: FirmwareReleasesTable, sbomComponents: number): R
     updatedAt: row.updated_at,
     uploadedAt: row.uploaded_at,
     retiredAt: row.retired_at,
+    referenceValues: parseStoredReferenceValues(row.reference_values),
   };
 }
 
@@ -44,6 +46,7 @@ const columns = [
   'updated_at',
   'uploaded_at',
   'retired_at',
+  'reference_values',
 ] as const;
 
 type Row = Omit<FirmwareReleasesTable, 'sbom'> & { has_sbom: number; components: number };

@@ -1,5 +1,5 @@
 import semver from 'semver';
-import { BulwarkError } from '@bulwark/protocol';
+import { BulwarkError, type PcrValues } from '@bulwark/protocol';
 
 export const releaseStatuses = ['draft', 'ready', 'retired'] as const;
 /** `draft`: metadata only, artifact not uploaded yet. `ready`: artifact stored and verified. `retired`: withdrawn. */
@@ -28,6 +28,8 @@ export interface Release {
   updatedAt: number;
   uploadedAt: number | null;
   retiredAt: number | null;
+  /** Reference (golden) PCR values measured boot of this image yields (attestation compares quotes with them). */
+  referenceValues: PcrValues | null;
 }
 
 export interface NewRelease {
@@ -43,6 +45,8 @@ export interface NewRelease {
   sha256: string;
   /** A CycloneDX JSON document (object or text). */
   sbom?: unknown;
+  /** `{ bank: { index: hex } }`, each value its bank's digest size (checked by `checkReferenceValues`). */
+  referenceValues?: unknown;
 }
 
 // Names and file names become path segments on disk and in URLs: one segment each, no dots-only parts.
