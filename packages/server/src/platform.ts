@@ -85,6 +85,7 @@ import {
   estReenrollRoutes,
   estRoutes,
   loadOrCreatePki,
+  revokeDeviceCertificates,
   type PkiService,
 } from './pki/index.ts';
 import { zoneOf } from './policy/index.ts';
@@ -299,6 +300,7 @@ function lazyPki(
         events,
         now,
         deviceCertValidityMs: config.pki.deviceCertValidity,
+        onError: (err, what) => core.logFailure(err, {}, `pki: ${what}`),
       }),
     );
     return pki;
@@ -510,6 +512,8 @@ async function buildPlatform(
       },
       certificatesOf: (id) => deviceCertificateSummaries(store.db, id),
     },
+    // lost / decommission revoke through pki; eraseDeviceData and auditEntryFor: devices.bindRetirement.
+    retirement: { revokeCertificates: revokeDeviceCertificates },
   });
   const access = createAccessService({ db: store.db, events, now, devices });
   const firewall = createFirewall(core);
@@ -959,6 +963,8 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
   const stopDeviceFollow = await platform.devices.follow(events, (err) =>
     logger.error({ err }, 'device state update failed'),
   );
+  // A lost device's certificate refused by the MQTT listener becomes `device.lost_seen` (pki).
+  const stopLostSeen = (await platform.pki()).followLostDevices(events);
   // Commands recorded by any process reach the device through this process's broker.
   const stopCommands = platform.commands.serve({
     publish: (topic, payload) => platform.broker.publish(topic, payload),
@@ -977,6 +983,7 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
     clearInterval(deliveryReports);
     stopCommands();
     stopDeviceFollow();
+    stopLostSeen();
     await monitor.stop();
     await platform.compliance.stop();
     await platform.privacy.stop();

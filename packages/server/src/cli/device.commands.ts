@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
 import { Command } from 'commander';
 import { BulwarkError, durationMs } from '@bulwark/protocol';
 import { formatWait, type CommandOutcome } from '../commands/index.ts';
@@ -338,6 +339,85 @@ function lifecycleCommands(device: Command): void {
   }
 }
 
+/** On a terminal, asks before something that cannot be undone; a script (no TTY) states it with --yes or not. */
+async function confirmed(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return true;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** `bulwark device` lost, found, decommission: a device leaving service (issue 17). */
+function retirementCommands(device: Command): void {
+  common(
+    device
+      .command('lost <id>')
+      .description(
+        'report the device lost or stolen: revoke its certificates, quarantine it, alert when it is seen again',
+      ),
+  )
+    .option('--stolen', 'it was stolen (recorded with the event)', false)
+    .option('--reason <text>', 'why (recorded in the audit log)')
+    .action(async (id: string, options: CommonOptions & { stolen: boolean; reason?: string }) => {
+      const lost = await withPlatform(options, (p) =>
+        p.devices.markLost(id, { reason: options.reason, stolen: options.stolen }, ACTOR),
+      );
+      if (options.json) printJson(lost);
+      else
+        process.stdout.write(
+          `device ${id} reported ${options.stolen ? 'stolen' : 'lost'} (${plural(lost.revokedCertificates.length, 'certificate')} revoked); quarantined until released\n`,
+        );
+    });
+
+  common(
+    device.command('found <id>').description('a lost device is back: registered again, still quarantined'),
+  )
+    .option('--reason <text>', 'why (recorded in the audit log)')
+    .action(async (id: string, options: CommonOptions & { reason?: string }) => {
+      const d = await withPlatform(options, (p) =>
+        p.devices.markFound(id, { reason: options.reason }, ACTOR),
+      );
+      if (options.json) printJson(d);
+      else
+        process.stdout.write(
+          `device ${id} found: ${d.status}, quarantined; next: bulwark device token ${id}, then bulwark device release ${id}\n`,
+        );
+    });
+
+  common(
+    device
+      .command('decommission <id>')
+      .description(
+        'retire the device: revoke its certificates, erase its data, keep a proof; its id is never reused',
+      ),
+  )
+    .option('--reason <text>', 'why (recorded in the audit log)')
+    .option('--yes', 'do not ask for confirmation', false)
+    .action(async (id: string, options: CommonOptions & { reason?: string; yes: boolean }) => {
+      if (!options.yes && !(await confirmed(`decommission ${id}: revoke it and erase its data for good?`)))
+        throw new BulwarkError('validation_failed', 'not confirmed: nothing changed');
+      const done = await withPlatform(options, (p) =>
+        p.devices.decommission(id, { reason: options.reason }, ACTOR),
+      );
+      if (options.json) return printJson(done);
+      const erased = Object.entries(done.erased).map(([module, n]) => `${module} ${n}`);
+      process.stdout.write(
+        [
+          `device ${id} decommissioned: ${plural(done.revokedCertificates.length, 'certificate')} revoked`,
+          `erased: ${erased.length ? erased.join(', ') : 'nothing'}`,
+          done.proof
+            ? `proof: audit entry ${done.proof.seq} (hash ${done.proof.hash})`
+            : 'proof: the audit entry is not in the log yet (bulwark audit-log list --type device.decommissioned)',
+        ].join('\n') + '\n',
+      );
+    });
+}
+
 /** `--args JSON` (the command's data; `--data` names the data directory): parsed before anything is sent. */
 function dataOption(text: string | undefined): unknown {
   if (text === undefined) return undefined;
@@ -401,13 +481,14 @@ function commandCommand(device: Command): void {
 
 export function deviceCommands(): Command {
   const device = new Command('device').description(
-    'manage devices: add, import, enrollment tokens, list, show, update, quarantine, revoke, command',
+    'manage devices: add, import, enrollment tokens, list, show, update, quarantine, revoke, lost, found, decommission, command',
   );
 
   registerCommands(device);
   readCommands(device);
   changeCommands(device);
   lifecycleCommands(device);
+  retirementCommands(device);
   commandCommand(device);
   return device;
 }

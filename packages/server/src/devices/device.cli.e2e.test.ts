@@ -143,7 +143,7 @@ describe('operating devices from the CLI', () => {
     const bad = await s.cli(['device', 'list', '--status', 'sleeping']);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim()).toMatch(
-      /^bulwark: state must be one of registered, active, disabled, revoked, decommissioned, quarantined/,
+      /^bulwark: state must be one of registered, active, disabled, revoked, decommissioned, lost, quarantined/,
     );
   }, 120_000);
 

@@ -23,10 +23,47 @@ export interface DeviceServiceDeps {
    * passes at creation; without them these read as unknown.
    */
   facts?: (DeviceFacts & { certificatesOf?: CertificatesOf | undefined }) | undefined;
+  /**
+   * What `markLost` and `decommission` need from other modules (pki, privacy, attestation, the audit log).
+   * Given here or later through the service's `bindRetirement` (the composition root binds what is built after
+   * the devices service); whatever is missing when used fails loudly ("... is not wired"), never skips.
+   */
+  retirement?: Partial<DeviceRetirementDeps> | undefined;
+}
+
+/** How a device leaves service, as functions of the modules that hold what it leaves behind. */
+export interface DeviceRetirementDeps {
+  /**
+   * pki's door `revokeDeviceCertificates`: revokes every unrevoked certificate of the device inside the
+   * caller's transaction, with a `certificate.revoked` each; resolves with their serials.
+   */
+  revokeCertificates(
+    tx: Tx,
+    emit: TxEmit,
+    revocation: {
+      deviceId: string;
+      at: number;
+      actor: string;
+      reason: 'keyCompromise' | 'cessationOfOperation';
+    },
+  ): Promise<string[]>;
+  /**
+   * Erases what every module holds about the device (privacy's telemetry and retained messages, attestation's
+   * keys and reports, the devices module's own `subjectData` erasure), counts by module. Its own transactions.
+   */
+  eraseDeviceData(deviceId: string, actor: string): Promise<Record<string, number>>;
+  /** The audit entry of this type about this subject once it is in the log (the proof), or undefined. */
+  auditEntryFor(
+    subject: string,
+    type: 'device.decommissioned',
+  ): Promise<{ seq: number; hash: string } | undefined>;
 }
 
 /** What every use case of the devices module works with. */
-export type DeviceContext = DeviceServiceDeps;
+export interface DeviceContext extends DeviceServiceDeps {
+  /** Bound at creation or later (`bindRetirement`); read at each use. */
+  retirement: Partial<DeviceRetirementDeps>;
+}
 
 export async function requireDevice(q: DbOrTx, id: string): Promise<Device> {
   const row = await store.getDeviceRow(q, id);

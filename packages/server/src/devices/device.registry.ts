@@ -35,13 +35,20 @@ function checkId(id: string): void {
   if (problem) throw new BulwarkError('validation_failed', problem);
 }
 
+/** A device id already taken; a decommissioned device's id stays taken for good. */
+function idTaken(row: Pick<DevicesTable, 'id' | 'status'>): BulwarkError {
+  return row.status === 'decommissioned'
+    ? new BulwarkError('conflict', `device ${row.id} was decommissioned; ids are never reused`)
+    : new BulwarkError('conflict', `device ${row.id} already exists`);
+}
+
 /** Inserts the row; a duplicate id is a conflict (found after the insert failed, so no race hides it). */
 async function insertNew(ctx: DeviceContext, work: () => Promise<void>, id: string): Promise<void> {
   try {
     await work();
   } catch (err) {
-    if (await store.getDeviceRow(ctx.db, id))
-      throw new BulwarkError('conflict', `device ${id} already exists`);
+    const existing = await store.getDeviceRow(ctx.db, id);
+    if (existing) throw idTaken(existing);
     throw err;
   }
 }
@@ -85,8 +92,8 @@ export async function addWithToken(
   const t = row.created_at;
   const token = newToken();
   const tokenId = randomUUID();
-  if (await store.getDeviceRow(ctx.db, input.id))
-    throw new BulwarkError('conflict', `device ${input.id} already exists`);
+  const existing = await store.getDeviceRow(ctx.db, input.id);
+  if (existing) throw idTaken(existing);
   const subject = subjectOf.device(input.id);
   await insertNew(
     ctx,

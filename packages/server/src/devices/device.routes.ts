@@ -79,6 +79,27 @@ export function deviceRoutes(deps: DeviceRoutesDeps) {
       },
     });
 
+    app.defineRoute(contracts.markLost, {
+      async handler({ request, params, body }) {
+        await visibleDevice(request, params.id);
+        return devices.markLost(params.id, body, requestScope(request).actor);
+      },
+    });
+
+    app.defineRoute(contracts.markFound, {
+      async handler({ request, params, body }) {
+        await visibleDevice(request, params.id);
+        return devices.markFound(params.id, body, requestScope(request).actor);
+      },
+    });
+
+    app.defineRoute(contracts.decommission, {
+      async handler({ request, params, body }) {
+        await visibleDevice(request, params.id);
+        return devices.decommission(params.id, body, requestScope(request).actor);
+      },
+    });
+
     for (const [c, disabled] of [
       [contracts.disable, true],
       [contracts.enable, false],

@@ -65,6 +65,13 @@ export function statusRefusal(
     return new BulwarkError('device_revoked', `device ${device.id} is revoked`);
   if (device.status === 'disabled')
     return new BulwarkError('device_disabled', `device ${device.id} is disabled: enable it first`);
+  if (device.status === 'lost')
+    return new BulwarkError(
+      'conflict',
+      `device ${device.id} is reported lost: cannot ${operation} until it is marked found`,
+    );
+  if (device.status === 'decommissioned')
+    return new BulwarkError('conflict', `device ${device.id} was decommissioned: cannot ${operation}`);
   return new BulwarkError('conflict', `device ${device.id} is ${device.status}: cannot ${operation}`);
 }
 

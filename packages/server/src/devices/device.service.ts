@@ -1,17 +1,24 @@
 import type { EventBus } from '../events/index.ts';
 import type { DbOrTx } from '../store/index.ts';
-import { requireDevice, type DeviceContext, type DeviceServiceDeps } from './device.context.ts';
+import {
+  requireDevice,
+  type DeviceContext,
+  type DeviceRetirementDeps,
+  type DeviceServiceDeps,
+} from './device.context.ts';
 import { deviceComplianceFacts, deviceFacts, inServiceIds } from './device.facts.ts';
 import { follow } from './device.follow.ts';
 import * as lifecycle from './device.lifecycle.ts';
 import * as reads from './device.reads.ts';
 import * as registry from './device.registry.ts';
+import * as retirement from './device.retirement.ts';
 import * as store from './device.store.ts';
 import { deviceSubjectData } from './device.subject.ts';
 import type { Device, DeviceOperation } from './device.types.ts';
 
 export { hashToken, requireStatus, statusRefusal } from './device.rules.ts';
-export type { DeviceServiceDeps } from './device.context.ts';
+export type { DeviceRetirementDeps, DeviceServiceDeps } from './device.context.ts';
+export type { Decommissioned } from './device.retirement.ts';
 export type { DeviceDenial, DeviceFacts, DeviceView } from './device.reads.ts';
 export type { TokenCheck } from './device.lifecycle.ts';
 
@@ -21,7 +28,7 @@ export type { TokenCheck } from './device.lifecycle.ts';
  * module's facts and data-subject answers. Each use case is a function over the same context.
  */
 export function createDeviceService(deps: DeviceServiceDeps) {
-  const ctx: DeviceContext = deps;
+  const ctx: DeviceContext = { ...deps, retirement: { ...deps.retirement } };
   const { facts } = deps;
   const certificatesOf = facts?.certificatesOf;
 
@@ -84,6 +91,33 @@ export function createDeviceService(deps: DeviceServiceDeps) {
     /** Quarantines or releases the device inside the caller's transaction (access records the event). */
     markQuarantined: (trx: DbOrTx, change: { id: string; quarantined: boolean }) =>
       lifecycle.markQuarantined(ctx, trx, change),
+
+    /**
+     * Reported lost or stolen: status `lost`, quarantined, every certificate revoked, `device.lost`, in one
+     * transaction. Needs `retirement.revokeCertificates`.
+     */
+    markLost: (id: string, input: { reason?: string | undefined; stolen: boolean }, actor: string) =>
+      retirement.markLost(ctx, { id, ...input }, actor),
+
+    /** Only from `lost`: `registered` again (re-enrolls with a new token), still quarantined; `device.found`. */
+    markFound: (id: string, input: { reason?: string | undefined }, actor: string) =>
+      retirement.markFound(ctx, { id, ...input }, actor),
+
+    /**
+     * Retires the device: certificates revoked, data erased by every module, `device.decommissioned` as the
+     * proof (its seq and hash answered, null if not relayed within 2 s); its id is never reused. Needs
+     * `retirement.revokeCertificates` and `retirement.eraseDeviceData`.
+     */
+    decommission: (id: string, input: { reason?: string | undefined }, actor: string) =>
+      retirement.decommission(ctx, { id, ...input }, actor),
+
+    /**
+     * Binds what retirement needs from modules built after this one (the composition root calls it once
+     * they exist): pki's `revokeDeviceCertificates`, the erasure across modules, the audit entry reader.
+     */
+    bindRetirement(bound: Partial<DeviceRetirementDeps>): void {
+      Object.assign(ctx.retirement, bound);
+    },
 
     /** For the compliance checks: counts by status and state, certificates, devices not seen. */
     facts: (options?: { notSeenDays?: number | undefined }) => deviceFacts(ctx, options),

@@ -1,4 +1,11 @@
-export const deviceStatuses = ['registered', 'active', 'disabled', 'revoked', 'decommissioned', 'lost'] as const;
+export const deviceStatuses = [
+  'registered',
+  'active',
+  'disabled',
+  'revoked',
+  'decommissioned',
+  'lost',
+] as const;
 /**
  * `registered`: known, not yet enrolled. `active`: holds a certificate. `disabled`: refused until
  * enabled again. `revoked`: its certificates are revoked; final. `decommissioned`: retired, its data was erased
@@ -53,7 +60,10 @@ export interface Device {
   certificateExpiresAt: number | null;
 }
 
-/** The one place that says which device states allow which operation. */
+/**
+ * The one place that says which device states allow which operation. `lost` allows none of the device's
+ * own operations (connect, enroll, reenroll, a new token): only `markFound` and `decommission`.
+ */
 const allowedStatuses = {
   issueToken: ['registered', 'active'],
   enroll: ['registered', 'active'],
@@ -61,6 +71,11 @@ const allowedStatuses = {
   connect: ['active'],
   setDisabled: ['registered', 'active', 'disabled'],
   revoke: ['registered', 'active', 'disabled'],
+  /** Reported lost or stolen: a device in service (a revoked or retired one has nothing left to revoke). */
+  markLost: ['registered', 'active', 'disabled'],
+  markFound: ['lost'],
+  /** Retired from any status but retired: a lost, stolen or revoked device is decommissioned too. */
+  decommission: ['registered', 'active', 'disabled', 'revoked', 'lost'],
 } as const satisfies Record<string, readonly DeviceStatus[]>;
 export type DeviceOperation = keyof typeof allowedStatuses;
 

@@ -6,6 +6,8 @@ export {
   type DeviceDenial,
   type DeviceFacts,
   type DeviceService,
+  type DeviceRetirementDeps,
+  type Decommissioned,
   type DeviceView,
   type TokenCheck,
 } from './device.service.ts';

@@ -9,6 +9,8 @@ export interface ConnectionIdentity {
   clientId: string;
   certSerial: string | undefined;
   certCn: string | undefined;
+  /** The peer's address, when the listener passes it (a lost device seen again names where from). */
+  remoteAddress?: string | undefined;
 }
 
 /** A device certificate's answer (also what the device-only listeners accept). */
@@ -47,7 +49,11 @@ function cnProblem(id: ConnectionIdentity): Refusal | undefined {
 }
 
 /** The broker's identity check for a CONNECT over mutual TLS: a device's certificate, or an app's. */
-export async function checkConnection(ctx: PkiContext, id: ConnectionIdentity): Promise<ConnectionCheck> {
+export async function checkConnection(
+  ctx: PkiContext,
+  id: ConnectionIdentity,
+  via: 'mqtt' | 'https' = 'mqtt',
+): Promise<ConnectionCheck> {
   const problem = identityProblem(id);
   if (problem || !id.certSerial)
     return problem ?? refuse('unauthenticated', 'no verified client certificate');
@@ -62,20 +68,25 @@ export async function checkConnection(ctx: PkiContext, id: ConnectionIdentity): 
   if (mismatch) return mismatch;
   if (!cert || cert.kind !== 'device' || cert.device_id !== id.certCn || !cert.device_id)
     return refuse('forbidden', 'certificate was not issued to this device');
-  if (cert.revoked_at !== null)
+  if (cert.revoked_at !== null) {
+    ctx.lostSeen.seen({ serial: cert.serial, via, remoteAddress: id.remoteAddress });
     return refuse('device_revoked', `certificate revoked (${cert.revocation_reason ?? 'unspecified'})`);
+  }
   const device = await ctx.devices.find(cert.device_id);
   if (!device) return refuse('not_found', 'unknown device');
   if (!statusAllows(device.status, 'connect')) return refuse('forbidden', `device is ${device.status}`);
   return { ok: true, deviceId: device.id, group: device.group, serial: cert.serial };
 }
 
-/** For listeners only devices use (the TUF repository, EST): an application's certificate is refused. */
+/**
+ * For listeners only devices use (the TUF repository, EST, attestation), all HTTPS: an application's
+ * certificate is refused; a lost device's certificate is recorded as seen via https.
+ */
 export async function checkDeviceConnection(
   ctx: PkiContext,
   id: ConnectionIdentity,
 ): Promise<DeviceConnectionCheck> {
-  const check = await checkConnection(ctx, id);
+  const check = await checkConnection(ctx, id, 'https');
   if (check.ok && check.kind === 'app')
     return refuse('forbidden', 'an application certificate does not identify a device');
   return check;

@@ -180,6 +180,8 @@ export async function reenroll(ctx: PkiContext, input: ReenrollInput): Promise<I
     const id = current.device_id;
     deviceId = id;
     actor = actorOf.device(id);
+    if (current.revoked_at !== null)
+      ctx.lostSeen.seen({ serial: current.serial, via: 'https', remoteAddress: input.remoteAddress });
     requireValid(ctx, current);
     const device = await ctx.devices.find(id);
     if (!device) throw new BulwarkError('device_revoked', 'device no longer exists');

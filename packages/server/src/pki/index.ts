@@ -19,3 +19,5 @@ export { normalizeSerial, x509 } from './x509.ts';
 export { serverTlsProfile, refuseRenegotiation, TLS12_CIPHERS, MIN_TLS_VERSION } from './tls-profile.ts';
 export { deviceCertificateSummaries, appCertificateSummaries } from './cert.store.ts';
 export { revokeAppCertificates, APP_CERT_OU } from './app-certificates.ts';
+export { revokeDeviceCertificates } from './revocation.ts';
+export { certificateForReport } from './lost-seen.ts';

@@ -1,4 +1,4 @@
-import { createEventRateLimit } from '../events/index.ts';
+import { createEventRateLimit, type EventBus } from '../events/index.ts';
 import {
   issueAppCertificate,
   revokeAppCertificates,
@@ -12,6 +12,7 @@ import {
 } from './connection.ts';
 import { createCrls, type RevocationReason } from './crl.ts';
 import { enroll, reenroll, type EnrollInput, type ReenrollInput } from './enrollment.ts';
+import { certificateForReport, createLostSeen } from './lost-seen.ts';
 import type { PkiContext, PkiServiceDeps } from './pki.context.ts';
 import { pkiFacts } from './pki.facts.ts';
 import { revokeDevice } from './revocation.ts';
@@ -27,7 +28,9 @@ export type { PkiFacts, PkiCertificateFact } from './pki.facts.ts';
 /** The certificate authority's use cases over its deps: enrollment, revocation, CRLs, the broker's checks. */
 export function createPkiService(deps: PkiServiceDeps) {
   const { material } = deps;
-  const ctx: PkiContext = { ...deps, refusals: createEventRateLimit({ max: 20, windowMs: 60_000 }) };
+  const base = { ...deps, refusals: createEventRateLimit({ max: 20, windowMs: 60_000 }) };
+  const lostSeen = createLostSeen(base);
+  const ctx: PkiContext = { ...base, lostSeen };
   const chain = [material.issuing.cert, material.root.cert];
   const crls = createCrls(deps);
   return {
@@ -53,6 +56,14 @@ export function createPkiService(deps: PkiServiceDeps) {
     crl: crls.crl,
     revocationListsPem: crls.revocationListsPem,
     certificateStanding: (serial: string) => certificateStanding(ctx, serial),
+    /**
+     * In the server: a lost device's certificate refused by the MQTT listener (`tls.handshake_failed` with its
+     * serial) becomes `device.lost_seen` via mqtt (the device listener's checks record it via https). Returns
+     * the unsubscribe.
+     */
+    followLostDevices: (bus: Pick<EventBus, 'on'>) => lostSeen.follow(bus),
+    /** A device certificate by serial with its public key and standing (attestation's signed reports). */
+    certificateForReport: (_deviceId: string, serial: string) => certificateForReport(deps.db, serial),
     /** For the compliance checks: the CA chain, the server certificate, device and app certificates. */
     complianceFacts: () => pkiFacts(ctx),
   };
