@@ -85,18 +85,15 @@ export function parseSignature(bytes: Buffer): QuoteSignature {
 
 /** r || s, each left-padded to the curve's size (IEEE P1363), or undefined when one is too long. */
 function p1363(sig: { r: Buffer; s: Buffer }, size: number): Buffer | undefined {
-  const strip = (b: Buffer) =>
-    b.subarray(
-      Math.max(
-        0,
-        b.findIndex((x) => x !== 0),
-      ),
-    );
-  const r = sig.r.every((x) => x === 0) ? Buffer.alloc(0) : strip(sig.r);
-  const s = sig.s.every((x) => x === 0) ? Buffer.alloc(0) : strip(sig.s);
-  if (r.length > size || s.length > size) return undefined;
-  const pad = (b: Buffer) => Buffer.concat([Buffer.alloc(size - b.length), b]);
-  return Buffer.concat([pad(r), pad(s)]);
+  const parts: Buffer[] = [];
+  for (const value of [sig.r, sig.s]) {
+    let start = 0;
+    while (value.length - start > size && value[start] === 0) start++; // a TPM may send a leading zero
+    const bytes = value.subarray(start);
+    if (bytes.length > size) return undefined;
+    parts.push(Buffer.alloc(size - bytes.length), bytes);
+  }
+  return Buffer.concat(parts);
 }
 
 const curveSizes: Record<string, number> = { prime256v1: 32, secp384r1: 48 };

@@ -183,6 +183,10 @@ describe('tpm2_quote → parseQuote, verifyQuoteSignature, pcrDigest', () => {
     expect(verifyQuoteSignature({ ak, attest, signature })).toBe(true);
     await tool('tpm2_checkquote', `-u ak.pub -m m -s s -f pcrs -g sha256 -q ${nonce.toString('hex')}`);
     expect(verifyQuoteSignature({ ak, attest: flip(attest, 40), signature })).toBe(false);
+    writeFileSync(join(tpm.dir, 'm'), flip(attest, 40));
+    await expect(
+      tool('tpm2_checkquote', `-u ak.pub -m m -s s -f pcrs -g sha256 -q ${nonce.toString('hex')}`),
+    ).rejects.toThrow();
     expect(verifyQuoteSignature({ ak, attest, signature: flip(signature, -1) })).toBe(false);
     expect(verifyQuoteSignature({ ak: akRsa, attest, signature })).toBe(false);
   });

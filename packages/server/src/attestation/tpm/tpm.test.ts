@@ -261,6 +261,11 @@ describe('malformed input throws TpmFormatError naming the field', () => {
     expectFormatError(verify(SIGNATURE.subarray(0, 10)), /TPMT_SIGNATURE\.signature\.signatureR: truncated/);
     expectFormatError(verify(Buffer.concat([SIGNATURE, hex('00')])), /TPMT_SIGNATURE\.end/);
     expect(verify(patched(SIGNATURE, 6, '00'))()).toBe(false);
+    // r with a leading zero byte (33 bytes) is the same number: it still verifies
+    const padded = Buffer.concat([SIGNATURE.subarray(0, 4), hex('0021'), hex('00'), SIGNATURE.subarray(6)]);
+    expect(verify(padded)()).toBe(true);
+    const tooLong = Buffer.concat([SIGNATURE.subarray(0, 4), hex('0021'), hex('01'), SIGNATURE.subarray(6)]);
+    expect(verify(tooLong)()).toBe(false);
   });
 });
 
