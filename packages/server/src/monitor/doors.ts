@@ -9,6 +9,7 @@ export {
   subjectIdOf,
   subjectOf,
   type AuditEntry,
+  type EventData,
   type EventType,
 } from '../events/index.ts';
 export { addressIn } from '../policy/index.ts';

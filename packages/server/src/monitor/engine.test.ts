@@ -775,6 +775,38 @@ describe('built-in detectors', () => {
     expect(of('device_silent').map((f) => f.subject)).toEqual(['device:slow-1']);
   });
 
+  it('device_silent: a profile attached to a group sets the heartbeat expectation of that group only', () => {
+    const { engine, of, publish, tickEvery } = setup({ silentAfterMs: 30 * M });
+    const profiles = [
+      securityProfile('default', {}),
+      securityProfile('meters', { builtins: { device_silent: { after: '2m' } } }, [
+        { kind: 'group', target: 'meters' },
+      ]),
+    ];
+    const resolve = (deviceId: string, group: string | null) =>
+      engine.setProfile(deviceId, effectiveProfile(profiles, { deviceId, group }), group);
+    resolve('meter-1', 'meters');
+    resolve('pump-1', 'pumps');
+    resolve('lone-1', null);
+    for (const id of ['meter-1', 'pump-1', 'lone-1']) publish(id, 1, T0 + 500);
+    tickEvery(T0 + S, T0 + 2 * M, 10 * S);
+    expect(of('device_silent')).toEqual([]);
+    tickEvery(T0 + 2 * M + 10 * S, T0 + 20 * M, 10 * S);
+    expect(of('device_silent')).toEqual([
+      expect.objectContaining({
+        subject: 'device:meter-1',
+        title: 'meter-1 has been silent for more than 120 s',
+        evidence: expect.objectContaining({ allowedMs: 2 * M }) as unknown,
+      }),
+    ]);
+    tickEvery(T0 + 20 * M + 10 * S, T0 + 31 * M, 10 * S);
+    expect(of('device_silent').map((f) => f.subject)).toEqual([
+      'device:meter-1',
+      'device:pump-1',
+      'device:lone-1',
+    ]);
+  });
+
   it('payload_flood: once per episode on throttling, cleared after 60 s within quota', () => {
     const { engine, of, clearedOf, publish, tickEvery } = setup();
     publish('flood-1', 300, T0 + 500, 512);

@@ -120,8 +120,15 @@ describe.each(testDialects)('monitor compliance facts on %s', (dialect) => {
           'payload_flood',
           'firmware_downgrade',
           'baseline_anomaly',
+          'tamper_report',
+          'location_jump',
+          'attestation_failed',
+          'lost_device_seen',
         ],
-        responses: [{ detector: 'payload_flood', action: 'quarantine' }],
+        responses: [
+          { detector: 'payload_flood', action: 'quarantine' },
+          { detector: 'tamper_report', action: 'quarantine' },
+        ],
       },
       {
         name: 'pumps',
@@ -135,6 +142,10 @@ describe.each(testDialects)('monitor compliance facts on %s', (dialect) => {
           'payload_flood',
           'firmware_downgrade',
           'baseline_anomaly',
+          'tamper_report',
+          'location_jump',
+          'attestation_failed',
+          'lost_device_seen',
           'burst',
         ],
         responses: [

@@ -184,6 +184,10 @@ export const builtinDetectors = [
   'payload_flood',
   'firmware_downgrade',
   'baseline_anomaly',
+  'tamper_report',
+  'location_jump',
+  'attestation_failed',
+  'lost_device_seen',
 ] as const;
 export type BuiltinDetector = (typeof builtinDetectors)[number];
 
@@ -234,6 +238,23 @@ export const builtinsSchema = z
       .strict()
       .prefault({}),
     baseline_anomaly: z
+      .object({ enabled: z.boolean().default(true) })
+      .strict()
+      .prefault({}),
+    /** Physical security (issue 17): signed tamper/health reports, location, TPM attestation, lost devices. */
+    tamper_report: z
+      .object({ enabled: z.boolean().default(true) })
+      .strict()
+      .prefault({}),
+    location_jump: z
+      .object({ enabled: z.boolean().default(true) })
+      .strict()
+      .prefault({}),
+    attestation_failed: z
+      .object({ enabled: z.boolean().default(true) })
+      .strict()
+      .prefault({}),
+    lost_device_seen: z
       .object({ enabled: z.boolean().default(true) })
       .strict()
       .prefault({}),

@@ -14,6 +14,7 @@ import { createGuessingDetector } from './guessing.ts';
 import { newSourceNetwork } from './new-source-network.ts';
 import { newTopic } from './new-topic.ts';
 import { payloadFlood } from './payload-flood.ts';
+import { attestationFailed, createTamperReportDetector, locationJump, lostDeviceSeen } from './physical.ts';
 import { createTopicScanDetector } from './topic-scan.ts';
 import { unusualHour } from './unusual-hour.ts';
 
@@ -54,6 +55,10 @@ export function createDetectors(startedAt: number) {
     vulnerableFirmware,
     privacyRequestOverdue,
     complianceRegression,
+    createTamperReportDetector(),
+    locationJump,
+    attestationFailed,
+    lostDeviceSeen,
   ];
   return { list, baselines: baseline.baselines };
 }
