@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMqtt, exec, rawMqtt, workDir } from '../test-support/clients.ts';
-import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
+import { apiToken, enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 
 type Creds = { id: string; key: string; cert: string };
 type Case = [
@@ -351,6 +351,47 @@ describe('policy engine and segmentation on the live broker', () => {
     expect(described.dropped).toEqual(
       expect.arrayContaining([expect.objectContaining({ statement: 'line-status' })]),
     );
+    // An attestation standing to try: a contraindicated device is held to the quarantine policy (issue 17).
+    const held = await s.cli([
+      'policy',
+      'test',
+      '--device',
+      'pump-1',
+      '--action',
+      'publish',
+      '--topic',
+      'devices/pump-1/telemetry',
+      '--attestation',
+      'contraindicated',
+    ]);
+    expect(held.stdout).toMatch(/^DENY publish devices\/pump-1\/telemetry: no_matching_statement/);
+    expect(held.stdout).toContain(
+      'statement own-topics of policy device-default does not apply to this device: held by attestation: contraindicated',
+    );
+    const token = await apiToken(s, 'explainer');
+    const res = await s.server.app.inject({
+      method: 'POST',
+      url: '/api/v1/policies/simulate',
+      payload: {
+        deviceId: 'pump-1',
+        action: 'publish',
+        topic: 'devices/pump-1/quarantine/x',
+        attestation: 'overdue',
+      },
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(res.json()).toMatchObject({
+      allow: true,
+      policy: 'quarantine',
+      attestation: 'overdue',
+      held: 'held by attestation: overdue',
+    });
+    const view = await s.server.app.inject({
+      method: 'GET',
+      url: '/api/v1/devices/pump-1/access',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(view.json()).toMatchObject({ attestation: 'none', quarantined: false });
   });
 
   it('keeps users limited to device groups away from fleet-wide rules', async () => {

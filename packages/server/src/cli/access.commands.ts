@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { BulwarkError } from '@bulwark/protocol';
+import { attestationStandings, BulwarkError, type AttestationStanding } from '@bulwark/protocol';
 import { covers, formatTargets, intersects, matches } from '../policy/index.ts';
 import { common, printJson, printTable, readDocument, withPlatform, type CommonOptions } from './context.ts';
 
@@ -69,11 +69,24 @@ interface PolicyTestOptions extends CommonOptions {
   topic?: string;
   from?: string;
   cert?: Record<string, string>;
+  attestation?: string;
 }
 
 const simulatedActions = ['connect', 'publish', 'subscribe', 'receive'] as const;
 const isSimulatedAction = (a: string): a is (typeof simulatedActions)[number] =>
   (simulatedActions as readonly string[]).includes(a);
+
+const isStanding = (s: string): s is AttestationStanding =>
+  (attestationStandings as readonly string[]).includes(s);
+
+/** `--attestation STANDING`: a standing to try for a device (default: its current one). */
+function attestationOption(value: string | undefined): AttestationStanding | undefined {
+  if (value === undefined || isStanding(value)) return value;
+  throw new BulwarkError(
+    'validation_failed',
+    `--attestation must be one of ${attestationStandings.join(', ')}`,
+  );
+}
 
 /** The decision `policy test` asks for: a device's, or an app's as the apps module knows the app. */
 async function simulateFor(options: PolicyTestOptions): Promise<Simulated & { note?: string }> {
@@ -84,8 +97,11 @@ async function simulateFor(options: PolicyTestOptions): Promise<Simulated & { no
     throw new BulwarkError('validation_failed', 'name either --device ID or --app NAME');
   const asked = { action, topic: options.topic, sourceAddress: options.from, certSubject: options.cert };
   const { app: name, instance = null } = options;
+  const standing = attestationOption(options.attestation);
   if (name === undefined)
-    return withPlatform(options, (p) => p.access.simulate({ ...asked, deviceId: options.device ?? '' }));
+    return withPlatform(options, (p) =>
+      p.access.simulate({ ...asked, deviceId: options.device ?? '', attestation: standing }),
+    );
   return withPlatform(options, async (p) => {
     const app = await p.apps.get(name);
     const d = await p.access.simulate({
@@ -108,6 +124,10 @@ function policyTestCommand(policy: Command): void {
     .requiredOption('--action <action>', 'connect, publish, subscribe or receive')
     .option('--topic <topic>', 'topic (publish, receive) or filter (subscribe)')
     .option('--from <address>', 'source address, for conditions on it')
+    .option(
+      '--attestation <standing>',
+      `a device's attestation standing to try (${attestationStandings.join(', ')})`,
+    )
     .option(
       '--cert <field=value>',
       'a client-certificate subject field, for conditions on it (repeatable), e.g. O=Acme',
