@@ -333,11 +333,8 @@ const defaultProfileDocument = {
   description:
     'Made at first start: the built-in detectors at their defaults, and a device that floods or reports ' +
     'tampering is quarantined until an operator releases it. Change, detach or delete it as you see fit.',
-  responses: [
-    { action: 'quarantine', detectors: ['payload_flood'], mode: 'automatic' },
-    // A signed tamper report (enclosure opened, secure boot off, debug port on): IEC 62443-4-2 CR 3.11.
-    { action: 'quarantine', detectors: ['tamper_report'], mode: 'automatic' },
-  ],
+  // tamper_report: a signed tamper report (enclosure opened, secure boot off, debug port on), IEC 62443-4-2 CR 3.11.
+  responses: [{ action: 'quarantine', detectors: ['payload_flood', 'tamper_report'], mode: 'automatic' }],
 };
 
 /** Puts the default profile and attaches it to all devices (once, when the store is created). */
