@@ -401,7 +401,12 @@ async function submitQuote(ctx: Ctx, deviceId: string, input: QuoteInput): Promi
         detail: 'the nonce was already used: a replayed quote',
         mismatchedPcrs: [],
       };
-    const result: AttestationResultView = { id: randomUUID(), deviceId, at: now, ...verdict };
+    const result: AttestationResultView = {
+      id: store.sortableId('ar', now),
+      deviceId,
+      at: now,
+      ...verdict,
+    };
     await store.insertResult(tx, result);
     const common = {
       resultId: result.id,

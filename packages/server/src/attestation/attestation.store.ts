@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { attestationReasons, type api, type AttestationReason, type TrustTier } from '@bulwark/protocol';
 import type {
@@ -21,6 +22,21 @@ export type ReportRow = SecurityReportsTable;
 export type ReportStateRow = SecurityReportStateTable;
 /** A verdict as the API shows it. */
 export type AttestationResultView = z.output<typeof api.attestation.attestationResult>;
+
+const node = randomBytes(4).toString('hex');
+let lastMs = 0;
+let counter = 0;
+
+/**
+ * Ids that sort in the order they were made: strictly in this process (the time, never going back, and a
+ * counter), across processes by time (as telemetry and outbox ids). `at` is the service's clock.
+ */
+export function sortableId(prefix: 'ar' | 'sr', at: number): string {
+  const t = Math.max(at, lastMs);
+  counter = t === lastMs ? counter + 1 : 0;
+  lastMs = t;
+  return `${prefix}_${t.toString(36).padStart(9, '0')}-${counter.toString(36).padStart(6, '0')}-${node}`;
+}
 
 /** How many outstanding nonces a device may hold (older ones are dropped when it asks for more). */
 export const MAX_OUTSTANDING_NONCES = 8;

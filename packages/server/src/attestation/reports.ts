@@ -1,4 +1,4 @@
-import { createPublicKey, randomUUID } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import {
   SECURITY_REPORT_MAX_SKEW_MS,
@@ -251,7 +251,7 @@ async function record(deps: ReportsDeps, a: Accepted): Promise<boolean> {
     );
     if (!advanced) return false;
     await store.insertReport(tx, {
-      id: randomUUID(),
+      id: store.sortableId('sr', now),
       device_id: deviceId,
       kind: report.kind,
       reasons: JSON.stringify(reasons),
