@@ -3,12 +3,19 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createAuditLog, createEventBus, subjectOf, type AuditLog, type EventBus } from '../events/index.ts';
+import {
+  createAuditLog,
+  createEventBus,
+  subjectOf,
+  type AuditLog,
+  type EventBus,
+  type Subject,
+} from '../events/index.ts';
 import { revokeDeviceCertificates } from '../pki/index.ts';
 import { createSecretBox } from '../secrets/index.ts';
 import { isBusy, isUniqueViolation, type Db } from '../store/index.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
-import { createDeviceService, statusAllows, type DeviceService } from './index.ts';
+import { createDeviceService, eraseAcross, statusAllows, type DeviceService } from './index.ts';
 
 const now = 1_800_000_000_000;
 
@@ -155,15 +162,16 @@ describe.each(testDialects)('device retirement on %s', (dialect) => {
     expect(await unrevoked(t.store.db, 'x-1')).toEqual(['b1']);
 
     const erasedFor: string[] = [];
-    devices.bindRetirement({
-      eraseDeviceData: async (id, actor) => {
-        erasedFor.push(id);
-        const own = await devices.subjectData.eraseSubject({ kind: 'device', id }, actor);
-        return { devices: own.erased, telemetry: 7 };
+    const telemetry = {
+      module: 'telemetry',
+      eraseSubject: (subject: Subject) => {
+        erasedFor.push(`${subject.kind}:${subject.id}`);
+        return Promise.resolve({ erased: 7 });
       },
-    });
+    };
+    devices.bindRetirement({ eraseDeviceData: eraseAcross([telemetry, devices.subjectData]) });
     const done = await devices.decommission('x-1', { reason: 'end of life' }, 'alice');
-    expect(erasedFor).toEqual(['x-1']);
+    expect(erasedFor).toEqual(['device:x-1']);
     expect(done.revokedCertificates).toEqual(['b1']);
     expect(done.erased).toEqual({ devices: 2, telemetry: 7 });
     const [entry] = await eventsOf('device.decommissioned', 'x-1');

@@ -1,5 +1,5 @@
 import { BulwarkError } from '@bulwark/protocol';
-import { subjectOf } from '../events/index.ts';
+import { subjectOf, type SubjectData } from '../events/index.ts';
 import {
   atomically,
   requireDevice,
@@ -94,6 +94,24 @@ export interface Decommissioned {
   revokedCertificates: string[];
   erased: Record<string, number>;
   proof: { seq: number; hash: string } | null;
+}
+
+/**
+ * `eraseDeviceData` from the modules' data-subject answers, run in the order given (the devices module's own
+ * last: it marks the row `decommissioned`), with the records erased counted by module. A module that fails
+ * stops the erasure: the device is not decommissioned yet, and running it again completes it.
+ */
+export function eraseAcross(
+  sources: readonly Pick<SubjectData, 'module' | 'eraseSubject'>[],
+): DeviceRetirementDeps['eraseDeviceData'] {
+  return async (deviceId, actor) => {
+    const erased: Record<string, number> = {};
+    for (const source of sources) {
+      const { erased: n } = await source.eraseSubject({ kind: 'device', id: deviceId }, actor);
+      erased[source.module] = (erased[source.module] ?? 0) + n;
+    }
+    return erased;
+  };
 }
 
 /** Polls for the proof entry: the event is durable once `atomically` resolves, the relay may lag a little. */

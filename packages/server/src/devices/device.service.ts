@@ -18,7 +18,7 @@ import type { Device, DeviceOperation } from './device.types.ts';
 
 export { hashToken, requireStatus, statusRefusal } from './device.rules.ts';
 export type { DeviceRetirementDeps, DeviceServiceDeps } from './device.context.ts';
-export type { Decommissioned } from './device.retirement.ts';
+export { eraseAcross, type Decommissioned } from './device.retirement.ts';
 export type { DeviceDenial, DeviceFacts, DeviceView } from './device.reads.ts';
 export type { TokenCheck } from './device.lifecycle.ts';
 

@@ -1,5 +1,6 @@
 export {
   createDeviceService,
+  eraseAcross,
   hashToken,
   requireStatus,
   statusRefusal,
