@@ -9,9 +9,10 @@ import {
   subjectOf,
   type EventBus,
   type SubjectData,
+  type TxEmit,
 } from '../events/index.ts';
 import type { Logger } from '../logger.ts';
-import type { Db } from '../store/index.ts';
+import type { Db, Tx } from '../store/index.ts';
 import * as store from './attestation.store.ts';
 import type { AttestationResultView } from './attestation.store.ts';
 import { dueAt, standingOf, verifyQuote, type StandingState } from './attestation.verify.ts';
@@ -160,10 +161,10 @@ function createStandings(deps: AttestationDeps): Standings {
 async function committing<R>(
   ctx: Ctx,
   deviceId: string,
-  work: Parameters<Ctx['deps']['events']['atomically']>[0],
-) {
+  work: (tx: Tx, emit: TxEmit) => Promise<R>,
+): Promise<R> {
   try {
-    return (await ctx.deps.events.atomically(work)) as R;
+    return await ctx.deps.events.atomically(work);
   } catch (err) {
     await ctx.standings.reload(deviceId).catch(() => undefined);
     throw err;
@@ -218,6 +219,12 @@ async function refuseKey(
   });
 }
 
+const boundConflict = (deviceId: string) =>
+  new BulwarkError(
+    'conflict',
+    `device ${deviceId} already has a bound attestation key: remove the key first (bulwark device attestation remove)`,
+  );
+
 function makeChallenge(ek: TpmPublic, akName: Buffer) {
   const credential = randomBytes(32);
   try {
@@ -243,11 +250,7 @@ async function registerKey(
     throw invalid(`akPublic: not an attestation key: ${problems.join('; ')}`);
   }
   const existing = await store.getKey(ctx.deps.db, deviceId);
-  if (existing?.status === 'bound')
-    throw new BulwarkError(
-      'conflict',
-      `device ${deviceId} already has a bound attestation key: remove the key first (bulwark device attestation remove)`,
-    );
+  if (existing?.status === 'bound') throw boundConflict(deviceId);
   const name = tpmName(ak);
   const { credential, blobs } = makeChallenge(ek, name);
   const now = ctx.deps.now();
@@ -266,7 +269,8 @@ async function registerKey(
     bound_at: null,
   };
   await ctx.deps.events.atomically(async (tx, emit) => {
-    await store.putPendingKey(tx, row);
+    // A key bound meanwhile (another request of the device) is kept: the insert finds its row.
+    if (!(await store.putPendingKey(tx, row))) throw boundConflict(deviceId);
     emit({
       type: 'attestation.key_registered',
       actor: actorOf.device(deviceId),

@@ -47,10 +47,19 @@ export function getKey(db: DbOrTx, deviceId: string): Promise<KeyRow | undefined
   return db.selectFrom('attestation_keys').selectAll().where('device_id', '=', deviceId).executeTakeFirst();
 }
 
-/** A new pending key replaces whatever pending key the device had. */
-export async function putPendingKey(tx: DbOrTx, row: KeyRow): Promise<void> {
-  await tx.deleteFrom('attestation_keys').where('device_id', '=', row.device_id).execute();
-  await tx.insertInto('attestation_keys').values(row).execute();
+/** A new pending key replaces whatever pending key the device had; false (nothing written) when it has a bound one. */
+export async function putPendingKey(tx: DbOrTx, row: KeyRow): Promise<boolean> {
+  await tx
+    .deleteFrom('attestation_keys')
+    .where('device_id', '=', row.device_id)
+    .where('status', '=', 'pending')
+    .execute();
+  const r = await tx
+    .insertInto('attestation_keys')
+    .values(row)
+    .onConflict((oc) => oc.column('device_id').doNothing())
+    .executeTakeFirst();
+  return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
 }
 
 export async function bindKey(tx: DbOrTx, deviceId: string, at: number): Promise<void> {
