@@ -1,7 +1,8 @@
 // The attestation service against a software TPM (swtpm driven by tpm2-tools), on each store dialect.
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CompactSign } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BulwarkError, type PcrValues } from '@bulwark/protocol';
 import { createAuditLog, createEventBus, type AuditEntry, type EventBus } from '../events/index.ts';
@@ -14,6 +15,8 @@ import { deviceRows } from './attestation.store.ts';
 import { credentialFile } from './tpm/index.ts';
 
 const T0 = 1_800_000_000_000;
+const reportKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const reportKeyPem = reportKey.publicKey.export({ type: 'spki', format: 'pem' }).toString();
 
 /** The code and message a use case was refused with. */
 async function refusal(work: Promise<unknown>): Promise<[string, string]> {
@@ -116,7 +119,10 @@ describe.each(testDialects)('attestation service with swtpm (%s)', { timeout: 12
         maxSpeedKmh: 900,
       },
       referenceValuesFor: () => Promise.resolve(reference),
-      certificateForReport: () => Promise.resolve(undefined),
+      certificateForReport: (deviceId, serial) =>
+        Promise.resolve(
+          serial === '01AA' ? { publicKeyPem: reportKeyPem, revoked: false, deviceId: 'pump-1' } : undefined,
+        ),
       deviceStatus: (id) => Promise.resolve(statuses.get(id)),
     });
 
@@ -424,11 +430,24 @@ describe.each(testDialects)('attestation service with swtpm (%s)', { timeout: 12
     await attest('pump-1');
     await service.challenge('pump-1');
     await bind('pump-2');
+    // A signed health report through the service's ingress handler: a report row and the device's state row.
+    const health = { kind: 'health', deviceId: 'pump-1', ts: clock, seq: 1, secureBoot: true };
+    const jws = await new CompactSign(Buffer.from(JSON.stringify(health)))
+      .setProtectedHeader({ alg: 'ES256', kid: '01AA' })
+      .sign(reportKey.privateKey);
+    await service.reports.health.accept('pump-1', { jws }, undefined);
+    expect(await service.listReports({ device: 'pump-1', limit: 10 })).toHaveLength(1);
     expect(
       (await service.subjectData.exportSubject({ kind: 'device', id: 'pump-1' })).map((r) => r.table),
-    ).toEqual(['attestation_keys', 'attestation_nonces', 'attestation_results']);
+    ).toEqual([
+      'attestation_keys',
+      'attestation_nonces',
+      'attestation_results',
+      'security_reports',
+      'security_report_state',
+    ]);
     expect(await service.subjectData.eraseSubject({ kind: 'device', id: 'pump-1' }, 'system')).toEqual({
-      erased: 3,
+      erased: 5,
     });
     expect(await deviceRows(t.store.db, 'pump-1')).toEqual([]);
     expect(service.standingOf('pump-1')).toBe('none');
