@@ -61,6 +61,19 @@ describe('PKI service: revocation is final and the CRL stays fresh', () => {
     await expect(p.devices.issueToken('race-1', 'test')).rejects.toMatchObject({ code: 'device_revoked' });
   });
 
+  it('answers a device certificate by serial with its public key and standing (signed reports)', async () => {
+    const pki = await p.pki();
+    const issued = await enrolled('report-1');
+    const serial = issued.certificate.serialNumber;
+    const spki = Buffer.from(issued.certificate.publicKey.rawData).toString('base64');
+    const answer = await pki.certificateForReport('report-1', serial.toUpperCase());
+    expect(answer).toMatchObject({ revoked: false, deviceId: 'report-1' });
+    expect(answer?.publicKeyPem.replace(/-----[A-Z ]+-----|\s/g, '')).toBe(spki);
+    await pki.revokeDevice('report-1', 'test');
+    expect(await pki.certificateForReport('report-1', serial)).toMatchObject({ revoked: true });
+    expect(await pki.certificateForReport('report-1', 'abcdef')).toBeUndefined();
+  });
+
   it('issues no certificate to a device revoked while it re-enrolls', async () => {
     const pki = await p.pki();
     for (let i = 0; i < 5; i++) {
