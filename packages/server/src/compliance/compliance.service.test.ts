@@ -83,6 +83,8 @@ function sourcesOf(state: Ctx['state'], now: () => number): ComplianceSources {
     vulnerabilities: () => Promise.resolve(facts().vulnerabilities),
     privacy: () => Promise.resolve(facts().privacy),
     apps: () => Promise.resolve(facts().apps),
+    attestation: () => Promise.resolve(facts().attestation),
+    physical: () => Promise.resolve(facts().physical),
   };
 }
 

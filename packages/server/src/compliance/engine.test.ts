@@ -34,6 +34,8 @@ function sourcesOf(facts: ComplianceFacts, failing: Partial<Record<FactSource, s
     vulnerabilities: source('vulnerabilities'),
     privacy: source('privacy'),
     apps: source('apps'),
+    attestation: source('attestation'),
+    physical: source('physical'),
   };
   return { sources, calls };
 }
@@ -323,6 +325,27 @@ describe('the compliance engine', () => {
       expect(m?.attestation).toMatchObject({ expired, owner: 'security team' });
       expect(m?.attestation).not.toHaveProperty('revokedAt');
     }
+  });
+
+  it('makes the checks reading an optional source left unbound `error` (attestation, physical)', async () => {
+    const { attestation: _attestation, ...sources } = sourcesOf(healthyFacts(NOW)).sources;
+    const r = await evaluate({
+      sources,
+      checks: checkCatalog,
+      frameworks: [],
+      baseline: healthyBaseline(),
+      now: NOW,
+      waivers: [],
+      attestations: [],
+    });
+    const erring = r.checks.filter((c) => c.status === 'error');
+    expect(erring.map((c) => c.id)).toEqual([
+      'attestation.no-contraindicated',
+      'attestation.keys-bound',
+      'physical.reports-verified',
+    ]);
+    expect(erring[0]?.summary).toBe('could not read attestation: no attestation source is bound');
+    expect(check(r, 'physical.site-access-reviewed')?.status).toBe('pass');
   });
 
   it('a standard with no applicable clause has score null', async () => {

@@ -1,6 +1,12 @@
 import type { Baseline, FrameworkId } from '@bulwark/protocol';
 import type { CheckDefinition, CheckId, CheckOutcome, Evidence } from './checks/types.ts';
-import type { ComplianceFacts, ComplianceSources, FactContext, FactSource } from './facts.ts';
+import {
+  everySource,
+  type ComplianceFacts,
+  type ComplianceSources,
+  type FactContext,
+  type FactSource,
+} from './facts.ts';
 import { clausesByCheck, securityLevelRequirements } from './frameworks.ts';
 import type {
   AttestationView,
@@ -80,9 +86,10 @@ export async function gatherFacts(
   const timeoutMs = options.timeoutMs ?? SOURCE_TIMEOUT_MS;
   const facts: Partial<ComplianceFacts> = {};
   const failures = new Map<FactSource, string>();
+  const readers = everySource(sources);
   const load = async <K extends FactSource>(source: K) => {
     try {
-      facts[source] = await within(sources[source](options.context), timeoutMs);
+      facts[source] = await within(readers[source](options.context), timeoutMs);
     } catch (err) {
       failures.set(source, messageOf(err));
     }

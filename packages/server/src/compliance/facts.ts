@@ -1,6 +1,7 @@
 import type { Baseline } from '@bulwark/protocol';
 import type { AccessComplianceFacts } from '../access/index.ts';
 import type { AppComplianceFacts } from '../apps/index.ts';
+import type { AttestationComplianceFacts, PhysicalComplianceFacts } from '../attestation/index.ts';
 import type { ListenerFacts } from '../broker/index.ts';
 import type { DeviceComplianceFact, DeviceComplianceFacts } from '../devices/index.ts';
 import type { AuditChainFacts } from '../events/index.ts';
@@ -32,6 +33,10 @@ export interface ComplianceFacts {
   vulnerabilities: VulnerabilityComplianceFacts;
   privacy: PrivacyComplianceFacts;
   apps: AppComplianceFacts;
+  /** TPM attestation keys and standings, refused security reports (attestation/). */
+  attestation: AttestationComplianceFacts;
+  /** Physical sites and their access records (attestation/ physical sites). */
+  physical: PhysicalComplianceFacts;
 }
 export type FactSource = keyof ComplianceFacts;
 
@@ -41,6 +46,9 @@ export interface AuditComplianceFacts {
   exporters: ExporterFact[];
 }
 
+/** Subjects in the facts (a certificate's `owner`) are read with the one parser (events/subject.ts). */
+export { deviceIdOf } from '../events/index.ts';
+
 /** Names the checks use for single objects of the modules' facts. */
 export type CertificateFact = PkiCertificateFact;
 export type ListenerFact = ListenerFacts;
@@ -49,10 +57,12 @@ export type AccountFact = AccountComplianceFact;
 export type {
   AccessComplianceFacts,
   AppComplianceFacts,
+  AttestationComplianceFacts,
   DeviceComplianceFacts,
   FirewallComplianceFacts,
   FirmwareComplianceFacts,
   MonitorComplianceFacts,
+  PhysicalComplianceFacts,
   PrivacyComplianceFacts,
   UserComplianceFacts,
   VulnerabilityComplianceFacts,
@@ -63,7 +73,28 @@ export interface FactContext {
   baseline: Baseline;
 }
 
+/**
+ * Sources a platform may leave unbound (bound by the composition root once the module exists, e.g. not in a
+ * tool that builds no attestation service): the checks reading an unbound source are `error`, never pass.
+ */
+export type OptionalFactSource = Extract<FactSource, 'attestation' | 'physical'>;
+
+export type FactReader<K extends FactSource> = (context: FactContext) => Promise<ComplianceFacts[K]>;
+
 /** Each source, read through its module's door (platform.ts builds this). */
 export type ComplianceSources = {
-  [K in FactSource]: (context: FactContext) => Promise<ComplianceFacts[K]>;
+  [K in Exclude<FactSource, OptionalFactSource>]: FactReader<K>;
+} & {
+  [K in OptionalFactSource]?: FactReader<K> | undefined;
 };
+
+const unbound = (source: FactSource) => () => Promise.reject(new Error(`no ${source} source is bound`));
+
+/** Every source, an unbound optional one answering with the error that makes its checks `error`. */
+export function everySource(sources: ComplianceSources): { [K in FactSource]: FactReader<K> } {
+  return {
+    ...sources,
+    attestation: sources.attestation ?? unbound('attestation'),
+    physical: sources.physical ?? unbound('physical'),
+  };
+}

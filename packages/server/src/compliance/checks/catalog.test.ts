@@ -91,6 +91,14 @@ describe('check catalog', () => {
         telemetryPatterns: [],
       },
       apps: { apps: [] },
+      attestation: {
+        keys: { bound: 0, pending: 0, oldestPendingAt: null },
+        standings: { affirming: 0, warning: 0, contraindicated: 0, overdue: 0, none: 0 },
+        contraindicated: [],
+        overdue: [],
+        reportsRejected: 0,
+      },
+      physical: { sites: [], groupsWithoutSite: [] },
     };
     const outcomes = runCatalog({
       facts,

@@ -95,6 +95,17 @@ function deviceFacts(now: number): ComplianceFacts['devices'] {
         zone: 'office',
         createdAt: now - DAY,
       },
+      // Retired: its certificate was revoked with it (pki lists no active one).
+      {
+        ...base,
+        id: 'sensor-9',
+        status: 'decommissioned',
+        quarantined: false,
+        connected: false,
+        lastSeenAt: now - 20 * DAY,
+        zone: 'plant',
+        createdAt: now - 300 * DAY,
+      },
     ],
     revokedButConnected: [],
     identityConflicts: [],
@@ -151,10 +162,18 @@ const monitorFacts = (now: number): ComplianceFacts['monitor'] => ({
     {
       name: 'default',
       attachedTo: ['*'],
-      detectors: ['auth_failures', 'message_flood', 'identity_conflict'],
-      responses: [{ detector: 'message_flood', action: 'quarantine' }],
+      detectors: ['auth_failures', 'message_flood', 'identity_conflict', 'tamper_report'],
+      responses: [
+        { detector: 'message_flood', action: 'quarantine' },
+        { detector: 'tamper_report', action: 'quarantine' },
+      ],
     },
-    { name: 'sensors-strict', attachedTo: ['group:sensors'], detectors: ['device_silent'], responses: [] },
+    {
+      name: 'sensors-strict',
+      attachedTo: ['group:sensors'],
+      detectors: ['device_silent', 'tamper_report'],
+      responses: [],
+    },
   ],
   groups: [
     { group: 'sensors', devices: 2 },
@@ -287,9 +306,34 @@ const appFacts = (now: number): ComplianceFacts['apps'] => ({
   ],
 });
 
+const attestationFacts = (now: number): ComplianceFacts['attestation'] => ({
+  // sensor-1 attests; a key registered an hour ago awaits its credential activation (not yet a failure).
+  keys: { bound: 1, pending: 1, oldestPendingAt: now - HOUR },
+  standings: { affirming: 1, warning: 0, contraindicated: 0, overdue: 0, none: 1 },
+  contraindicated: [],
+  overdue: [],
+  reportsRejected: 0,
+});
+
+const physicalFacts = (): ComplianceFacts['physical'] => ({
+  sites: [
+    {
+      name: 'plant-hall-1',
+      owner: 'facility-manager',
+      groups: ['sensors'],
+      access: 3,
+      overdueReviews: 0,
+      expired: 0,
+      overdue: [],
+    },
+  ],
+  groupsWithoutSite: [],
+});
+
 /**
  * A small, well-run fleet: two connected sensors and one awaiting enrolment, two zones joined by a capped
- * conduit, an enabled audit exporter, current firmware with SBOMs, a staged rollout. Every check passes on it
+ * conduit, an enabled audit exporter, current firmware with SBOMs, a staged rollout, a sensor that attests,
+ * tamper reports answered by quarantine, one site whose access is reviewed. Every check passes on it
  * with `healthyBaseline()`.
  */
 export function healthyFacts(now: number): ComplianceFacts {
@@ -306,6 +350,8 @@ export function healthyFacts(now: number): ComplianceFacts {
     vulnerabilities: vulnerabilityFacts(now),
     privacy: privacyFacts(now),
     apps: appFacts(now),
+    attestation: attestationFacts(now),
+    physical: physicalFacts(),
   };
 }
 

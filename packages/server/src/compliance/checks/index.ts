@@ -6,6 +6,7 @@ import { firewallChecks } from './firewall.ts';
 import { firmwareChecks, orgChecks } from './firmware.ts';
 import { monitorChecks } from './monitor.ts';
 import { netChecks } from './net.ts';
+import { attestationChecks, physicalChecks } from './physical.ts';
 import { pkiChecks } from './pki.ts';
 import { appChecks, privacyChecks } from './privacy.ts';
 import { checkIds, type CheckDefinition } from './types.ts';
@@ -24,6 +25,8 @@ const byId = new Map<string, CheckDefinition>(
     ...orgChecks,
     ...privacyChecks,
     ...appChecks,
+    ...attestationChecks,
+    ...physicalChecks,
   ].map((c) => [c.id, c]),
 );
 

@@ -309,7 +309,11 @@ const mutations: Mutation[] = [
   {
     name: 'the default detection profile deleted',
     mutate: (f) => void (f.monitor.profiles = f.monitor.profiles.slice(1)),
-    fails: { 'monitor.group-profiles': ['(no group)', 'sensors'], 'monitor.automatic-response': ['*'] },
+    fails: {
+      'monitor.group-profiles': ['(no group)', 'sensors'],
+      'monitor.automatic-response': ['*'],
+      'physical.tamper-response': ['*'],
+    },
   },
   {
     name: 'a group requiring a profile that does not exist',
@@ -320,12 +324,13 @@ const mutations: Mutation[] = [
   {
     name: 'a required profile with every detector off',
     mutate: (f) => void (at(f.monitor.profiles, 0).detectors = []),
-    fails: { 'monitor.group-profiles': ['(no group)', 'sensors'] },
+    // tamper_report is off too: the profile no longer turns tamper reports into alerts anywhere.
+    fails: { 'monitor.group-profiles': ['(no group)', 'sensors'], 'physical.tamper-response': ['default'] },
   },
   {
     name: 'no automatic response',
     mutate: (f) => void (at(f.monitor.profiles, 0).responses = []),
-    fails: { 'monitor.automatic-response': ['default'] },
+    fails: { 'monitor.automatic-response': ['default'], 'physical.tamper-response': ['default'] },
   },
   {
     name: 'a critical alert open for two days',
@@ -606,6 +611,98 @@ const mutations: Mutation[] = [
     name: 'an app token that never expires',
     mutate: (f) => void (at(at(f.apps.apps, 0).tokens, 0).expiresAt = null),
     fails: { 'apps.token-expiry': ['apptok-1'] },
+  },
+  // physical security and attestation
+  {
+    name: 'a device contraindicated and one overdue',
+    mutate: (f) => {
+      f.attestation.standings = { affirming: 0, warning: 0, contraindicated: 1, overdue: 1, none: 1 };
+      f.attestation.contraindicated = ['sensor-1'];
+      f.attestation.overdue = ['sensor-2'];
+    },
+    fails: { 'attestation.no-contraindicated': ['sensor-1', 'sensor-2'] },
+  },
+  {
+    name: 'more held devices than the facts list',
+    mutate: (f) => {
+      f.attestation.standings = { affirming: 0, warning: 0, contraindicated: 23, overdue: 0, none: 1 };
+      f.attestation.contraindicated = Array.from({ length: 20 }, (_, i) => `pump-${i + 10}`);
+    },
+    fails: {
+      'attestation.no-contraindicated': [
+        ...Array.from({ length: 20 }, (_, i) => `pump-${i + 10}`),
+        '…',
+      ].sort(),
+    },
+  },
+  {
+    name: 'an attestation key pending for two days',
+    mutate: (f) => void (f.attestation.keys.oldestPendingAt = now - 2 * DAY),
+    fails: { 'attestation.keys-bound': ['pending'] },
+  },
+  {
+    name: 'tamper reports raise alerts but nothing contains the device',
+    mutate: (f) =>
+      void (at(f.monitor.profiles, 0).responses = [{ detector: 'message_flood', action: 'quarantine' }]),
+    fails: { 'physical.tamper-response': ['default'] },
+  },
+  {
+    name: 'a tamper report only notifies',
+    mutate: (f) =>
+      void (at(f.monitor.profiles, 0).responses = [
+        { detector: 'message_flood', action: 'quarantine' },
+        { detector: 'tamper_report', action: 'notify' },
+      ]),
+    fails: { 'physical.tamper-response': ['default'] },
+  },
+  {
+    name: 'one response quarantining on every detector (*)',
+    mutate: (f) => void (at(f.monitor.profiles, 0).responses = [{ detector: '*', action: 'quarantine' }]),
+    fails: {},
+  },
+  {
+    name: 'a group profile turning tamper_report off',
+    mutate: (f) => void (at(f.monitor.profiles, 1).detectors = ['device_silent']),
+    fails: { 'physical.tamper-response': ['sensors-strict'] },
+  },
+  {
+    name: 'a lost device whose certificate was not revoked, and a decommissioned one',
+    mutate: (f) => {
+      // A lost device is held in quarantine until found (devices.quarantined lists it).
+      Object.assign(at(f.devices.devices, 1), { status: 'lost', quarantined: true, connected: false });
+      f.pki.activeCertificates.push({
+        ...at(f.pki.activeCertificates, 0),
+        serial: '1009',
+        subject: 'CN=sensor-9',
+        publicKeySha256: 'spki-1009',
+        owner: 'device:sensor-9',
+      });
+    },
+    fails: { 'physical.lost-revoked': ['1002', '1009'], 'devices.quarantined': ['sensor-2'] },
+  },
+  {
+    name: 'site access past its review date',
+    mutate: (f) => {
+      const site = at(f.physical.sites, 0);
+      site.overdueReviews = 1;
+      site.overdue = [{ id: 'acc-7', role: 'maintenance', reviewAt: now - 3 * DAY }];
+    },
+    fails: { 'physical.site-access-reviewed': ['acc-7'] },
+  },
+  {
+    name: 'a site without an owner',
+    mutate: (f) => void (at(f.physical.sites, 0).owner = ''),
+    fails: { 'physical.site-access-reviewed': ['plant-hall-1'] },
+  },
+  {
+    name: 'no site recorded (the baseline does not require sites)',
+    mutate: (f) => void (f.physical = { sites: [], groupsWithoutSite: ['sensors'] }),
+    fails: {},
+  },
+  {
+    name: 'two security reports refused',
+    mutate: (f) => void (f.attestation.reportsRejected = 2),
+    fails: { 'physical.reports-verified': ['rejected'] },
   },
 ];
 

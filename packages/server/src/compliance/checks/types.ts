@@ -30,7 +30,11 @@ export interface Evidence {
     | 'telemetry_pattern'
     | 'request'
     | 'app'
-    | 'baseline';
+    | 'baseline'
+    | 'attestation_key'
+    | 'security_report'
+    | 'site'
+    | 'site_access';
   /** The object's id (device id, serial, username, listener name, baseline path …). */
   id: string;
   /** What about it, in one line (`expires 2027-01-03, within the 14-day window`). */
@@ -146,5 +150,12 @@ export const checkIds = [
   'privacy.unclassified-telemetry',
   'apps.purpose-declared',
   'apps.token-expiry',
+  // physical security and attestation
+  'attestation.no-contraindicated',
+  'attestation.keys-bound',
+  'physical.tamper-response',
+  'physical.lost-revoked',
+  'physical.site-access-reviewed',
+  'physical.reports-verified',
 ] as const;
 export type CheckId = (typeof checkIds)[number];
