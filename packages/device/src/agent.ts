@@ -1,6 +1,7 @@
 import mqtt from 'mqtt';
 import { BulwarkError, topics, type FirmwareStatus, type Heartbeat } from '@bulwark/protocol';
 import { createAgentCommands, type AgentCommands } from './agent-commands.ts';
+import { scheduleAttestation, type AttestOutcome, type AttestSchedule } from './attest.ts';
 import { createBackoff, type Backoff, type BackoffOptions } from './backoff.ts';
 import { certificateInfo, type CertificateInfo } from './certificate.ts';
 import type { CommandHandler, CommandOutcome } from './commands.ts';
@@ -9,6 +10,8 @@ import { buildHeartbeat } from './heartbeat.ts';
 import { asError, createEmitter, type Emitter } from './emitter.ts';
 import { openIdentityStore, type DeviceIdentity, type IdentityStore } from './identity-store.ts';
 import { DEFAULT_RENEW_THRESHOLD, renewIdentity, renewalDue } from './renewal.ts';
+import { createSecurityReporter, type SecurityReporter } from './security-reports.ts';
+import type { Tpm } from './tpm.ts';
 import { defaultMqttUrl, parseMqttUrl } from './urls.ts';
 
 /** Source of the current time, epoch ms. */
@@ -35,6 +38,8 @@ export interface AgentEvents {
   firmware: FirmwareStatus;
   /** A command was answered (its result published on `devices/{id}/commands/{name}/result`). */
   command: CommandOutcome;
+  /** A TPM attestation verdict (with `attestation` options). */
+  attestation: AttestOutcome;
   /** Something failed; the agent keeps running and retries. Never thrown, only reported. */
   error: Error;
 }
@@ -72,10 +77,12 @@ export interface AgentOptions {
   readonly commands?: Readonly<Record<string, CommandHandler>> | undefined;
   /** What the `reboot` command runs, after its result is sent. Without it, `reboot` is refused. */
   readonly reboot?: (() => void | Promise<void>) | undefined;
+  /** TPM 2.0 remote attestation over HTTPS (off unless given): now, then every `everyMs`. */
+  readonly attestation?: { readonly tpm: Tpm; readonly everyMs: number } | undefined;
 }
 
-/** A running device agent. */
-export interface Agent {
+/** A running device agent; `reportTamper`/`reportHealth` sign and publish over its connection. */
+export interface Agent extends SecurityReporter {
   readonly deviceId: string;
   readonly mqttUrl: string;
   /** True while a session with the broker is up. */
@@ -396,6 +403,13 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     });
   const commands = commandsOf(s, options);
   s.commands = commands;
+  const reporter = createSecurityReporter({
+    dir: options.dir,
+    identity: () => s.identity,
+    client: () => s.client,
+    now: () => s.clock.now(),
+  });
+  const attestation = attestationOf(s, options);
 
   // Renew first if due at start, so the agent does not connect only to reconnect right after.
   void renewIfDue(s).then(() => {
@@ -420,8 +434,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     renewNow: () => renew(s),
     firmware: s.firmware,
     onCommand: commands.router.register,
+    reportTamper: reporter.reportTamper,
+    reportHealth: reporter.reportHealth,
     stop() {
-      stopping ??= stopAgent(s);
+      stopping ??= (attestation?.stop() ?? Promise.resolve()).then(() => stopAgent(s));
       return stopping;
     },
   };
@@ -444,6 +460,20 @@ function commandsOf(s: State, options: AgentOptions): AgentCommands {
     client: () => s.client,
     onResult: (outcome) => s.events.emit('command', outcome),
     onError: (err) => s.events.emit('error', err),
+  });
+}
+
+/** Attestation runs over HTTPS, beside the MQTT session: a device held by attestation can still attest. */
+function attestationOf(s: State, options: AgentOptions): AttestSchedule | undefined {
+  if (options.attestation === undefined) return undefined;
+  return scheduleAttestation({
+    dir: options.dir,
+    tpm: options.attestation.tpm,
+    everyMs: options.attestation.everyMs,
+    identity: () => s.identity,
+    now: () => s.clock.now(),
+    onResult: (outcome) => s.events.emit('attestation', outcome),
+    onError: (err) => s.events.emit('error', new Error(`attestation failed: ${err.message}`, { cause: err })),
   });
 }
 

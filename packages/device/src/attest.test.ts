@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { api, BulwarkError, type PcrValues } from '@bulwark/protocol';
+import { startAgent } from './agent.ts';
 import { ATTESTATION_STATE_FILE, attest, scheduleAttestation, type AttestOutcome } from './attest.ts';
-import type { DeviceIdentity } from './identity-store.ts';
+import { main as agentCli } from './cli.ts';
+import { openIdentityStore, type DeviceIdentity } from './identity-store.ts';
 import {
   createTestCa,
   issueLocalhostCert,
@@ -43,6 +45,8 @@ function fakeVerifier(swtpm: Swtpm, work: string) {
     challengeId: '',
     nonces: new Set<string>(),
     registrations: 0,
+    /** A verdict to give instead of checking (a verifier with other reference values). */
+    verdict: undefined as 'pcr_mismatch' | undefined,
   };
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' });
@@ -117,7 +121,7 @@ function fakeVerifier(swtpm: Swtpm, work: string) {
         return json(res, 200, { nonce, pcrSelection: SELECTION, expiresAt: Date.now() + 300_000 });
       }
       case '/attestation/quote': {
-        const reason = await verify(attestation.submitQuote.body.parse(body));
+        const reason = state.verdict ?? (await verify(attestation.submitQuote.body.parse(body)));
         return json(res, 200, {
           id: randomUUID(),
           deviceId: 'pump-17',
@@ -244,6 +248,36 @@ describe('attest (swtpm and a verifier playing the device contracts)', () => {
       expect((err as Error).message).toMatch(/HTTP 403 forbidden: device pump-17 is lost/);
     } finally {
       await refusing.close();
+    }
+  });
+
+  it('`bulwark-agent attest` prints the verdict; exit 1 when contraindicated', async () => {
+    await openIdentityStore(dir).save(identity);
+    const io = () => {
+      const out = { stdout: '', stderr: '' };
+      return {
+        out,
+        io: { stdout: (t: string) => (out.stdout += t), stderr: (t: string) => (out.stderr += t) },
+      };
+    };
+    const good = io();
+    expect(await agentCli(['attest', '--dir', dir, '--tcti', swtpm.tcti], good.io)).toBe(0);
+    expect(good.out.stdout).toBe('TPM registered; attestation affirming (ok): ok\n');
+    verifier.state.verdict = 'pcr_mismatch';
+    const bad = io();
+    expect(await agentCli(['attest', '--dir', dir, '--tcti', swtpm.tcti, '--json'], bad.io)).toBe(1);
+    expect(JSON.parse(bad.out.stdout)).toMatchObject({ tier: 'contraindicated', reason: 'pcr_mismatch' });
+    expect(bad.out.stderr).toBe('error: attestation contraindicated: pcr_mismatch\n');
+  });
+
+  it('the agent attests at start when given a TPM, beside its MQTT session', async () => {
+    await openIdentityStore(dir).save({ ...identity, mqttUrl: 'mqtts://127.0.0.1:1' });
+    const agent = await startAgent({ dir, attestation: { tpm, everyMs: 3_600_000 } });
+    try {
+      const outcome = await agent.waitFor('attestation', { timeoutMs: 20_000 });
+      expect(outcome).toMatchObject({ registered: true, result: { tier: 'affirming' } });
+    } finally {
+      await agent.stop();
     }
   });
 

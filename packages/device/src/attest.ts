@@ -275,6 +275,12 @@ export async function attest(options: AttestOptions): Promise<AttestOutcome> {
   return { result, registered };
 }
 
+/** `attestation affirming (ok): detail`, the line `attest` and `run` print per verdict. */
+export function describeVerdict({ result, registered }: AttestOutcome): string {
+  const release = result.release === null ? '' : ` [release ${result.release}]`;
+  return `${registered ? 'TPM registered; ' : ''}attestation ${result.tier} (${result.reason}): ${result.detail}${release}`;
+}
+
 /** Forgets the registration (the next attestation registers again). */
 export async function forgetAttestationState(dir: string): Promise<void> {
   await rm(join(dir, ATTESTATION_STATE_FILE), { force: true });

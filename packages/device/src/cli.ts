@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { deviceIdProblem } from '@bulwark/protocol';
+import { deviceIdProblem, tamperReasons, type TamperReason } from '@bulwark/protocol';
 import { startAgent, type Agent } from './agent.ts';
+import { attest, describeVerdict, scheduleAttestation, type AttestOutcome } from './attest.ts';
 import { BUILTIN_COMMANDS } from './builtin-commands.ts';
 import type { CommandHandler } from './commands.ts';
 import { checkExecutable, execCommandHandler, parseExecMapping, runRebootCommand } from './exec-command.ts';
@@ -10,6 +11,15 @@ import { normalizeFingerprint } from './certificate.ts';
 import { parseDuration } from './duration.ts';
 import { enrollDevice, ROOT_FINGERPRINT_COMMAND } from './enroll.ts';
 import { keyTypes, type KeyType } from './keys.ts';
+import { describeReport, locationOf, parseOnOff, sendSecurityReport } from './security-reports.ts';
+import {
+  akAlgorithms,
+  createTpm,
+  DEFAULT_AK_HANDLE,
+  DEFAULT_EK_HANDLE,
+  parseTpmHandle,
+  type AkAlgorithm,
+} from './tpm.ts';
 import { parseMqttUrl, parseServerUrl } from './urls.ts';
 import { AGENT_VERSION } from './version.ts';
 
@@ -55,6 +65,8 @@ interface RunFlags {
   tufRoot?: string;
   exec?: ExecMapping[];
   rebootCommand?: string;
+  tcti?: string;
+  attestEvery: number;
 }
 
 /**
@@ -84,6 +96,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
 
   enrollCommand(program, io);
   runCommand(program, io);
+  attestCommand(program, io);
+  reportCommand(program, io);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -209,8 +223,22 @@ function runCommand(program: Command, io: CliIo): void {
         'without it "reboot" is refused',
       argument(nonEmpty),
     )
+    .option(
+      '--tcti <tcti>',
+      'attest with this TPM (tpm2-tools TCTI, e.g. device:/dev/tpmrm0) now and every --attest-every',
+      argument(nonEmpty),
+    )
+    .addOption(
+      new Option('--attest-every <duration>', 'time between two attestations (with --tcti)')
+        .argParser(argument(parseDuration))
+        .default(3_600_000, '1h'),
+    )
     .action(async (flags: RunFlags) => {
       const agent = await startAgent({
+        attestation:
+          flags.tcti === undefined
+            ? undefined
+            : { tpm: createTpm({ tcti: flags.tcti }), everyMs: flags.attestEvery },
         dir: flags.dir,
         mqttUrl: flags.mqtt,
         heartbeatIntervalMs: flags.heartbeatInterval,
@@ -224,6 +252,183 @@ function runCommand(program: Command, io: CliIo): void {
       await agent.stop();
       line(io.stdout, 'stopped');
     });
+}
+
+interface AttestFlags {
+  dir: string;
+  tcti?: string;
+  every?: number;
+  ekHandle: number;
+  akHandle: number;
+  akAlgorithm: AkAlgorithm;
+  json?: boolean;
+}
+
+/** `bulwark-agent attest`: TPM 2.0 remote attestation, once or on a schedule. */
+function attestCommand(program: Command, io: CliIo): void {
+  program
+    .command('attest')
+    .description(
+      "prove this device's boot state with its TPM 2.0: register the TPM once (credential activation), " +
+        'then quote the PCRs the server asks for over its fresh nonce. Prints the verdict; exit 1 when ' +
+        'contraindicated',
+    )
+    .requiredOption(
+      '--dir <dir>',
+      'identity directory written by "enroll" (attestation.json is kept there)',
+      argument(nonEmpty),
+    )
+    .option(
+      '--tcti <tcti>',
+      'tpm2-tools TCTI, e.g. swtpm:host=127.0.0.1,port=2321 (default: $TPM2TOOLS_TCTI, else device:/dev/tpmrm0)',
+      argument(nonEmpty),
+    )
+    .option(
+      '--every <duration>',
+      'attest now, then at this interval until stopped (e.g. 1h)',
+      argument(parseDuration),
+    )
+    .addOption(
+      new Option('--ek-handle <handle>', 'persistent handle of the endorsement key')
+        .argParser(argument(parseTpmHandle))
+        .default(DEFAULT_EK_HANDLE, '0x81010001'),
+    )
+    .addOption(
+      new Option('--ak-handle <handle>', 'persistent handle of the attestation key')
+        .argParser(argument(parseTpmHandle))
+        .default(DEFAULT_AK_HANDLE, '0x81010002'),
+    )
+    .addOption(
+      new Option('--ak-algorithm <type>', 'attestation key type, when it is created')
+        .choices(akAlgorithms)
+        .default('ecc'),
+    )
+    .option('--json', 'print each verdict as JSON')
+    .action(async (flags: AttestFlags) => {
+      const tpm = createTpm({
+        tcti: flags.tcti,
+        ekHandle: flags.ekHandle,
+        akHandle: flags.akHandle,
+        akAlgorithm: flags.akAlgorithm,
+      });
+      const print = (outcome: AttestOutcome) =>
+        line(io.stdout, flags.json ? JSON.stringify(outcome.result) : describeVerdict(outcome));
+      if (flags.every === undefined) {
+        const outcome = await attest({ dir: flags.dir, tpm });
+        print(outcome);
+        if (outcome.result.tier === 'contraindicated')
+          throw new Error(`attestation contraindicated: ${outcome.result.reason}`);
+        return;
+      }
+      const schedule = scheduleAttestation({
+        dir: flags.dir,
+        tpm,
+        everyMs: flags.every,
+        onResult: print,
+        onError: (err) => line(io.stderr, `warning: attestation failed: ${err.message}`),
+      });
+      await stopRequested(io.stopSignal);
+      await schedule.stop();
+    });
+}
+
+interface ReportFlags {
+  dir: string;
+  mqtt?: string;
+  lat?: number;
+  lon?: number;
+  json?: boolean;
+}
+
+/** `bulwark-agent report tamper|health`: one signed report over MQTT, then exit. */
+function reportCommand(program: Command, io: CliIo): void {
+  const report = program
+    .command('report')
+    .description(
+      'sign a security report with the device key, publish it (QoS 1) with the device identity and exit',
+    );
+  const common = (command: Command) =>
+    command
+      .requiredOption(
+        '--dir <dir>',
+        'identity directory written by "enroll" (security-seq.json is kept there)',
+        argument(nonEmpty),
+      )
+      .option('--mqtt <url>', 'broker URL, mqtts://host:port (default: from enroll)', argument(parseMqttUrl))
+      .option('--lat <degrees>', 'latitude where the device is, -90..90 (with --lon)', argument(finiteNumber))
+      .option(
+        '--lon <degrees>',
+        'longitude where the device is, -180..180 (with --lat)',
+        argument(finiteNumber),
+      )
+      .option('--json', 'print the report sent as JSON');
+  const send = async (flags: ReportFlags, body: Parameters<typeof sendSecurityReport>[0]['report']) => {
+    const sent = await sendSecurityReport({ dir: flags.dir, mqttUrl: flags.mqtt, report: body });
+    line(io.stdout, flags.json ? JSON.stringify(sent) : describeReport(sent));
+  };
+  common(
+    report
+      .command('tamper')
+      .description('report a physical or boot integrity event (devices/{id}/security/tamper)'),
+  )
+    .addOption(new Option('--reason <reason>', 'what happened').choices(tamperReasons).makeOptionMandatory())
+    .option('--detail <text>', 'what the device knows about it (at most 512 characters)')
+    .action((flags: ReportFlags & { reason: TamperReason; detail?: string }) =>
+      send(flags, {
+        kind: 'tamper',
+        reason: flags.reason,
+        detail: flags.detail,
+        location: locationOf(flags),
+      }),
+    );
+  common(
+    report
+      .command('health')
+      .description("report the device's physical and boot state (devices/{id}/security/health)"),
+  )
+    .option('--secure-boot <on|off>', 'whether secure boot is enforced', argument(parseOnOff))
+    .option(
+      '--debug-port <on|off>',
+      'whether a debug port (JTAG, SWD, serial console) is enabled',
+      argument(parseOnOff),
+    )
+    .addOption(
+      new Option('--enclosure <state>', 'whether the enclosure is closed').choices(['open', 'closed']),
+    )
+    .option('--boot-count <n>', 'boots since manufacture', argument(wholeNumber))
+    .option('--last-boot-reason <reason>', 'why the device last rebooted (power-on, watchdog, update, …)')
+    .action((flags: ReportFlags & HealthFlags) => send(flags, { kind: 'health', health: healthOf(flags) }));
+}
+
+interface HealthFlags {
+  secureBoot?: boolean;
+  debugPort?: boolean;
+  enclosure?: 'open' | 'closed';
+  bootCount?: number;
+  lastBootReason?: string;
+}
+
+function healthOf(flags: ReportFlags & HealthFlags) {
+  return {
+    secureBoot: flags.secureBoot,
+    debugPortEnabled: flags.debugPort,
+    enclosureClosed: flags.enclosure === undefined ? undefined : flags.enclosure === 'closed',
+    bootCount: flags.bootCount,
+    lastBootReason: flags.lastBootReason,
+    location: locationOf(flags),
+  };
+}
+
+function finiteNumber(text: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n)) throw new Error('must be a number');
+  return n;
+}
+
+function wholeNumber(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new Error('must be a whole number of 0 or more');
+  return n;
 }
 
 /** Firmware updates when the device names its hardware id. */
@@ -287,6 +492,7 @@ function report(agent: Agent, io: CliIo, verbose: boolean): void {
       `command ${name} ${id}: ${status}${message === undefined ? '' : ` (${message})`}${repeated ? ' (repeated)' : ''}`,
     ),
   );
+  agent.on('attestation', (outcome) => line(io.stdout, describeVerdict(outcome)));
   agent.on('error', (err) => line(io.stderr, `warning: ${err.message}`));
   if (verbose) agent.on('heartbeat', (beat) => line(io.stdout, `heartbeat ${JSON.stringify(beat)}`));
 }

@@ -16,7 +16,11 @@
  * });
  * agent.on('heartbeat', (beat) => console.log(beat.seq));
  * agent.onCommand('blink', async () => led.blink()); // resolve: ok; throw: failed
+ * await agent.reportTamper('enclosure-opened', 'lid switch'); // signed with the device key (JWS)
  * ```
+ *
+ * TPM 2.0 remote attestation (tpm2-tools): `await attest({ dir, tpm: createTpm({ tcti }) })`, or
+ * `startAgent({ …, attestation: { tpm, everyMs } })` to attest on a schedule.
  *
  * @packageDocumentation
  */
@@ -67,3 +71,49 @@ export { createFirmwareAgent } from './firmware-agent.ts';
 export type { AgentFirmwareOptions, FirmwareAgent } from './firmware-agent.ts';
 export { MtlsFetcher } from './tuf-fetcher.ts';
 export type { MtlsFetcherOptions } from './tuf-fetcher.ts';
+export {
+  ATTESTATION_STATE_FILE,
+  attest,
+  describeVerdict,
+  forgetAttestationState,
+  scheduleAttestation,
+} from './attest.ts';
+export type {
+  AttestationResultView,
+  AttestationState,
+  AttestOptions,
+  AttestOutcome,
+  AttestSchedule,
+  AttestScheduleOptions,
+} from './attest.ts';
+export {
+  akAlgorithms,
+  createTpm,
+  credentialFile,
+  DEFAULT_AK_HANDLE,
+  DEFAULT_EK_HANDLE,
+  DEFAULT_TCTI,
+  parsePcrRead,
+  parseTpmHandle,
+} from './tpm.ts';
+export type { AkAlgorithm, CredentialBlobs, Tpm, TpmKeys, TpmOptions, TpmQuote } from './tpm.ts';
+export {
+  createSecurityReporter,
+  openReportSequence,
+  REPORT_SEQUENCE_FILE,
+  reportHealth,
+  reportTamper,
+  sendSecurityReport,
+  signerOf,
+  signSecurityReport,
+} from './security-reports.ts';
+export type {
+  HealthInput,
+  ReportContext,
+  ReportSequence,
+  ReportSigner,
+  SecurityReporter,
+  SecurityReporterDeps,
+  SendReportOptions,
+  TamperInput,
+} from './security-reports.ts';

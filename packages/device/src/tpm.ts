@@ -80,6 +80,21 @@ const isBank = (name: string | undefined): name is Bank => banks.some((bank) => 
 const BANK = '(?:sha1|sha256|sha384|sha512)';
 const SELECTION = new RegExp(`^${BANK}:\\d{1,2}(?:,\\d{1,2})*(?:\\+${BANK}:\\d{1,2}(?:,\\d{1,2})*)*$`);
 
+/** A persistent handle (TPM 2.0 Part 2 §7.4: 0x81000000-0x81FFFFFF), from `0x81010002` or decimal. */
+export function parseTpmHandle(text: string): number {
+  const value = /^0x[0-9a-f]{1,8}$/i.test(text)
+    ? parseInt(text, 16)
+    : /^\d{1,10}$/.test(text)
+      ? Number(text)
+      : NaN;
+  if (!(value >= 0x81000000 && value <= 0x81ffffff))
+    throw new BulwarkError(
+      'validation_failed',
+      `"${text}" is not a persistent handle (0x81000000-0x81FFFFFF)`,
+    );
+  return value;
+}
+
 /** A tpm2-tools PCR selection (`sha256:0,1,2+sha1:7`), checked before it reaches a command line. */
 export function assertPcrSelection(selection: string): string {
   const pcrs = selection.split(/[:,+]/).filter((part) => /^\d+$/.test(part));
