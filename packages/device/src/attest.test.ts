@@ -202,6 +202,9 @@ describe('attest (swtpm and a verifier playing the device contracts)', () => {
       '/attestation/quote',
     ]);
     expect(device.requests.every((r) => r.clientCertSerial !== undefined)).toBe(true);
+    const challenge = device.requests.find((r) => r.path === '/attestation/challenge');
+    expect(challenge?.headers).toMatchObject({ 'content-length': '0' });
+    expect(challenge?.headers['content-type']).toBeUndefined();
 
     const second = await attest({ dir, tpm, identity });
     expect(second).toMatchObject({ registered: false, result: { tier: 'affirming' } });

@@ -91,7 +91,8 @@ async function send(session: Session, url: URL, body: unknown): Promise<HttpsRes
     return await httpsRequest({
       method: 'POST',
       url,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      // A POST without a body says so (content-length 0), so that no content type is expected.
+      headers: body === undefined ? { 'content-length': '0' } : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
       ca: session.identity.caPem,
       key: session.identity.keyPem,
