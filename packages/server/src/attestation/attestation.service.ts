@@ -7,6 +7,7 @@ import {
   createEventRateLimit,
   deviceIdOf,
   subjectOf,
+  type AuditEntry,
   type EventBus,
   type SubjectData,
   type TxEmit,
@@ -125,6 +126,8 @@ interface Standings {
   all(): IterableIterator<[string, StandingState]>;
   /** Devices already told overdue (attestation.overdue once per transition). */
   overdueNotified: Set<string>;
+  /** Markers of the changes this process applied itself (see followOthers), until their event arrives. */
+  local: Set<string>;
 }
 
 function createStandings(deps: AttestationDeps): Standings {
@@ -153,6 +156,7 @@ function createStandings(deps: AttestationDeps): Standings {
     },
     all: () => map.entries(),
     overdueNotified: new Set(),
+    local: new Set(),
   };
   return s;
 }
@@ -321,6 +325,7 @@ async function activateKey(ctx: Ctx, deviceId: string, input: { challengeId: str
       subject: subjectOf.device(deviceId),
       data: { akName: row.ak_name, ekHash: row.ek_hash },
     });
+    ctx.standings.local.add(`attestation.key_bound:${deviceId}:${row.ak_name}`);
     ctx.standings.set(deviceId, { boundAt: now, last: undefined, lastGoodAt: undefined });
   });
   return { status: 'bound' as const, akName: row.ak_name };
@@ -364,7 +369,7 @@ function keyOf(row: store.KeyRow | undefined) {
 
 function nextStanding(
   prev: StandingState | undefined,
-  result: AttestationResultView,
+  result: { tier: TrustTier; at: number },
 ): StandingState | undefined {
   if (!prev || prev.boundAt === undefined) return prev;
   return {
@@ -428,6 +433,7 @@ async function submitQuote(ctx: Ctx, deviceId: string, input: QuoteInput): Promi
     else emit({ type: 'attestation.verified', ...who, data: { ...common, tier: result.tier } });
     if (keyRow?.status === 'bound')
       ctx.standings.set(deviceId, nextStanding(ctx.standings.state(deviceId), result));
+    ctx.standings.local.add(`r:${result.id}`);
     return result;
   });
 }
@@ -469,6 +475,7 @@ async function removeKey(ctx: Ctx, input: { deviceId: string; reason: string; ac
       subject: subjectOf.device(deviceId),
       data: { akName: row.ak_name, reason },
     });
+    ctx.standings.local.add(`attestation.key_removed:${deviceId}:${row.ak_name}`);
     ctx.standings.set(deviceId, undefined);
     return true;
   });
@@ -533,18 +540,44 @@ function subjectData(ctx: Ctx): SubjectData {
   };
 }
 
-/** Other processes (the CLI removing a key, another node's verdicts) change standings: read them back. */
+type StandingEntry = AuditEntry<
+  'attestation.key_bound' | 'attestation.key_removed' | 'attestation.verified' | 'attestation.failed'
+>;
+
+/** What identifies a standing change in its event, so this process knows the ones it made itself. */
+function markerOf(entry: StandingEntry, deviceId: string): string {
+  if (entry.type === 'attestation.verified' || entry.type === 'attestation.failed')
+    return `r:${entry.data.resultId}`;
+  return `${entry.type}:${deviceId}:${entry.data.akName}`;
+}
+
+/**
+ * Other processes (the CLI removing a key, another node's verdicts) change standings: applied from their
+ * events as they arrive, in log order and synchronously, so a recompile triggered by the same event reads the
+ * new standing. The changes this process made were applied in their transaction and are skipped.
+ */
 function followOthers(ctx: Ctx): () => void {
-  return ctx.deps.events.on(
+  const { standings } = ctx;
+  const offStanding = ctx.deps.events.on(
     ['attestation.key_bound', 'attestation.key_removed', 'attestation.verified', 'attestation.failed'],
     (entry) => {
       const id = deviceIdOf(entry.subject);
-      if (id !== undefined)
-        ctx.standings
-          .reload(id)
-          .catch((err: unknown) => ctx.deps.logger.warn({ err }, 'attestation standing reload failed'));
+      if (id === undefined || standings.local.delete(markerOf(entry, id))) return;
+      if (entry.type === 'attestation.key_bound')
+        standings.set(id, { boundAt: entry.ts, last: undefined, lastGoodAt: undefined });
+      else if (entry.type === 'attestation.key_removed') standings.set(id, undefined);
+      else standings.set(id, nextStanding(standings.state(id), { tier: entry.data.tier, at: entry.ts }));
     },
   );
+  // A decommissioned device's rows are erased (subjectData), perhaps by another process.
+  const offErased = ctx.deps.events.on('device.decommissioned', (entry) => {
+    const id = deviceIdOf(entry.subject);
+    if (id !== undefined) standings.set(id, undefined);
+  });
+  return () => {
+    offStanding();
+    offErased();
+  };
 }
 
 /**

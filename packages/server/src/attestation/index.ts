@@ -14,6 +14,8 @@ export {
   attestationDeviceRoutes,
   type AttestationRoutesDeps,
   type AttestationDeviceRoutesDeps,
+  type DeviceCheck,
+  type PeerOf,
 } from './attestation.routes.ts';
 export {
   createPhysicalSites,
