@@ -41,8 +41,16 @@ export const deviceIngress = {
   /** A device's answer to a command (`devices/{id}/commands/{name}/result`); `+` is the command name. */
   commandResult: { topic: commandTopics.results, schema: commandResultSchema, maxBytes: COMMAND_MAX_BYTES },
   /** Signed physical-security reports (security-reports.ts): the JWS is verified by the server, not here. */
-  tamper: { topic: securityTopics.tamper, schema: signedReportSchema, maxBytes: SECURITY_REPORT_MAX_BYTES + 64 },
-  health: { topic: securityTopics.health, schema: signedReportSchema, maxBytes: SECURITY_REPORT_MAX_BYTES + 64 },
+  tamper: {
+    topic: securityTopics.tamper,
+    schema: signedReportSchema,
+    maxBytes: SECURITY_REPORT_MAX_BYTES + 64,
+  },
+  health: {
+    topic: securityTopics.health,
+    schema: signedReportSchema,
+    maxBytes: SECURITY_REPORT_MAX_BYTES + 64,
+  },
 } as const satisfies Record<string, IngressRoute>;
 
 export type IngressName = keyof typeof deviceIngress;

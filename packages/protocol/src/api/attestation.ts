@@ -67,7 +67,7 @@ const hex = (max: number) =>
     .regex(/^(?:[0-9a-f]{2})+$/, 'must be lower-case hex');
 
 /** PCR values by bank and index: `{ "sha256": { "0": "<hex>", "7": "<hex>" } }`. */
-export const pcrValues = z.record(
+export const pcrValues = z.partialRecord(
   z.enum(['sha1', 'sha256', 'sha384', 'sha512']),
   z.record(z.string().regex(/^(?:[0-9]|1[0-9]|2[0-3])$/, 'PCR index must be 0-23'), hex(128)),
 );
@@ -107,7 +107,8 @@ export const registerKey = contract({
 export const activateKey = contract({
   method: 'POST',
   path: '/attestation/keys/activate',
-  summary: 'Prove the attestation key lives in the TPM of the endorsement key: return the activated credential',
+  summary:
+    'Prove the attestation key lives in the TPM of the endorsement key: return the activated credential',
   tags: deviceTags,
   access: 'device-credentials',
   body: z.object({ challengeId: z.string().max(64), secret: base64 }).strict(),
@@ -252,7 +253,9 @@ export const listReports = contract({
 
 // --- sites and physical access -------------------------------------------------------------------
 
-const siteName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'site names are 1-64 of A-Z a-z 0-9 _ . -');
+const siteName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'site names are 1-64 of A-Z a-z 0-9 _ . -');
 
 export const siteAccess = z.object({
   id: z.string(),

@@ -8,7 +8,14 @@ import { duration } from './shared.ts';
  * `lost` (reported lost or stolen: certificates revoked, any reappearance alerts; `found` makes it
  * `registered` again, still quarantined until released).
  */
-export const deviceStatuses = ['registered', 'active', 'disabled', 'revoked', 'decommissioned', 'lost'] as const;
+export const deviceStatuses = [
+  'registered',
+  'active',
+  'disabled',
+  'revoked',
+  'decommissioned',
+  'lost',
+] as const;
 /** What an operator sees: the status, or `quarantined` over the statuses quarantine restricts. */
 export const deviceStates = [...deviceStatuses, 'quarantined'] as const;
 export const revocationReasons = [
@@ -139,7 +146,9 @@ export const markLost = contract({
   tags,
   access: 'devices:revoke',
   params,
-  body: z.object({ reason: z.string().max(256).optional(), stolen: z.boolean().default(false) }).default({ stolen: false }),
+  body: z
+    .object({ reason: z.string().max(256).optional(), stolen: z.boolean().default(false) })
+    .default({ stolen: false }),
   response: { 200: z.object({ revokedCertificates: z.array(z.string()) }) },
 });
 

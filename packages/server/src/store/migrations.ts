@@ -794,7 +794,11 @@ export const migrations: Record<string, Migration> = {
         .addColumn('registered_at', 'bigint', (c) => c.notNull())
         .addColumn('bound_at', 'bigint')
         .execute();
-      await db.schema.createIndex('attestation_keys_ek_idx').on('attestation_keys').column('ek_hash').execute();
+      await db.schema
+        .createIndex('attestation_keys_ek_idx')
+        .on('attestation_keys')
+        .column('ek_hash')
+        .execute();
       await db.schema
         .createTable('attestation_nonces')
         .addColumn('nonce', 'text', (c) => c.primaryKey())
