@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { BulwarkError, est, tufPaths } from '@bulwark/protocol';
+import { api, BulwarkError, est, tufPaths } from '@bulwark/protocol';
 import { can, createAuthz, requestVisibility, type Authz } from './authz/index.ts';
 import { accessRoutes, createAccessService, type AccessService } from './access/index.ts';
 import { appRoutes, createAppService, type AppService } from './apps/index.ts';
@@ -16,7 +16,22 @@ import {
 } from './broker/index.ts';
 import { createFirewallService, firewallRoutes, type FirewallService } from './firewall/index.ts';
 import { describeConfig, type Config } from './config/index.ts';
-import { createDeviceService, deviceRoutes, type Device, type DeviceService } from './devices/index.ts';
+import {
+  createDeviceService,
+  deviceRoutes,
+  eraseAcross,
+  type Device,
+  type DeviceService,
+} from './devices/index.ts';
+import {
+  attestationDeviceRoutes,
+  attestationRoutes,
+  createAttestationService,
+  createPhysicalSites,
+  physicalRoutes,
+  type AttestationService,
+  type PhysicalSites,
+} from './attestation/index.ts';
 import {
   authRoutes,
   createThrottle,
@@ -132,6 +147,10 @@ export interface Platform {
   commands: Commands;
   /** Data schemas, data subjects and consent, GDPR requests, retention (docs/privacy.md). */
   privacy: PrivacyService;
+  /** TPM attestation and signed tamper and health reports (docs/physical-security.md). */
+  attestation: AttestationService;
+  /** Sites and who may enter them (docs/physical-security.md). */
+  physical: PhysicalSites;
   /** The organisation baseline, the compliance checks, runs, attestations, waivers, reports (docs/compliance.md). */
   compliance: Compliance;
   /** The clock every service reads (tests pass a controllable one). */
@@ -351,16 +370,54 @@ function createMonitorFor(
   });
 }
 
+/** Physical security: sites and their access records, TPM attestation and signed tamper and health reports. */
+function createPhysicalFor(
+  core: Core,
+  services: { devices: DeviceService; firmware: Firmware; pki: () => Promise<PkiService> },
+): { physical: PhysicalSites; attestation: AttestationService } {
+  const { config, store, events, now, logger } = core;
+  const { devices, firmware, pki } = services;
+  const physical = createPhysicalSites({
+    db: store.db,
+    events,
+    now,
+    deviceGroups: async () => (await devices.groups()).map((g) => g.group).filter((g) => g !== ''),
+  });
+  const attestation = createAttestationService({
+    db: store.db,
+    events,
+    now,
+    logger,
+    settings: {
+      pcrs: config.attestation.pcrs,
+      maxAgeMs: config.attestation.maxAge,
+      nonceTtlMs: config.attestation.nonceTtl,
+      checkIntervalMs: config.attestation.checkInterval,
+      maxSpeedKmh: config.physical.maxSpeedKmh,
+    },
+    referenceValuesFor: (id) => firmware.referenceValuesFor(id),
+    certificateForReport: async (id, serial) => (await pki()).certificateForReport(id, serial),
+    deviceStatus: async (id) => (await devices.find(id))?.status,
+  });
+  return { physical, attestation };
+}
+
 /**
  * Privacy over what the other modules hold (read when asked: export, erasure, retention, the Art. 30 record);
  * the broker's retained store joins its sources in the server process (buildBroker).
  */
 function createPrivacyFor(
   core: Core,
-  services: { telemetry: TelemetryService; devices: DeviceService; users: UserService; apps: AppService },
+  services: {
+    telemetry: TelemetryService;
+    devices: DeviceService;
+    users: UserService;
+    apps: AppService;
+    physical: PhysicalSites;
+  },
 ): PrivacyService {
   const { config, store, box, events, now, audit, logFailure } = core;
-  const { telemetry, devices, users, apps } = services;
+  const { telemetry, devices, users, apps, physical } = services;
   const p = config.privacy;
   const sources = {
     telemetry: telemetry.privacySource,
@@ -370,6 +427,7 @@ function createPrivacyFor(
       exportSubject: (subject: Subject) => users.exportSubject(subject),
       eraseSubject: (subject: Subject, actor: string) => users.eraseSubject(subject, actor),
     },
+    persons: [physical.subjectData],
     apps: { list: () => apps.list() },
     audit: {
       query: (filter: AuditFilter) => audit.query(filter),
@@ -423,6 +481,8 @@ interface ComplianceReads {
   monitor: Monitor;
   notify: NotifyService;
   privacy: PrivacyService;
+  attestation: Pick<AttestationService, 'complianceFacts'>;
+  physical: Pick<PhysicalSites, 'complianceFacts'>;
   pki: () => Promise<PkiService>;
 }
 
@@ -458,6 +518,8 @@ function createComplianceFor(core: Core, reads: ComplianceReads): Compliance {
     vulnerabilities: () => reads.risk.complianceFacts(),
     privacy: () => reads.privacy.complianceFacts(),
     apps: () => reads.apps.complianceFacts(),
+    attestation: () => reads.attestation.complianceFacts(),
+    physical: () => reads.physical.complianceFacts(),
   };
   return createCompliance({
     db: store.db,
@@ -515,7 +577,9 @@ async function buildPlatform(
     // lost / decommission revoke through pki; eraseDeviceData and auditEntryFor: devices.bindRetirement.
     retirement: { revokeCertificates: revokeDeviceCertificates },
   });
-  const access = createAccessService({ db: store.db, events, now, devices });
+  // Read as access compiles, once the attestation module below exists.
+  const attestationStanding = (id: string) => attestation.standingOf(id);
+  const access = createAccessService({ db: store.db, events, now, devices, attestationStanding });
   const firewall = createFirewall(core);
   const users = createUsers(core);
   // Device groups for visibility, looked up briefly cached (wall clock: the cache is not behaviour).
@@ -580,9 +644,14 @@ async function buildPlatform(
     now,
     onError: (err, what) => logFailure(err, {}, what),
   });
-  const privacy = createPrivacyFor(core, { telemetry, devices, users, apps });
+  const { physical, attestation } = createPhysicalFor(core, { devices, firmware, pki });
+  const privacy = createPrivacyFor(core, { telemetry, devices, users, apps, physical });
+  // A decommissioned device's data, module by module (its messages, its attestation, its own row last).
+  const deviceModules = () => [...privacy.deviceStores(), attestation.subjectData, devices.subjectData];
+  devices.bindRetirement({ eraseDeviceData: (id, actor) => eraseAcross(deviceModules())(id, actor) });
   const compliance = createComplianceFor(core, {
     ...{ devices, users, access, apps, firewall, firmware, risk, monitor, notify, privacy, pki },
+    ...{ attestation, physical },
   });
   // The store going down and coming back becomes an alert once the store can take it (see store/outage.ts).
   const stopOutageReports = reportStoreOutages({
@@ -611,11 +680,14 @@ async function buildPlatform(
     telemetry,
     commands,
     privacy,
+    attestation,
+    physical,
     compliance,
     now,
     pki,
     async close() {
       stopOutageReports();
+      attestation.stop();
       await compliance.stop();
       await notify.stop();
       await privacy.stop();
@@ -790,6 +862,9 @@ async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker>
           reject: (deviceId, problem) => monitor.rejectReport(deviceId, problem),
         },
         commandResult: platform.commands.results,
+        // Signed tamper and health reports (attestation/): verified, recorded, turned into events.
+        tamper: platform.attestation.reports.tamper,
+        health: platform.attestation.reports.health,
       },
       onError: (err, deviceId, route) => logger.error({ err, deviceId, route }, 'device report failed'),
     }),
@@ -836,6 +911,12 @@ async function buildDeviceApp(platform: Platform, pki: PkiService): Promise<Fast
       checkDevice: (identity) => pki.checkDevice(identity),
     }),
   );
+  await deviceApp.app.register(
+    attestationDeviceRoutes({
+      attestation: platform.attestation,
+      checkDevice: (identity) => pki.checkDevice(identity),
+    }),
+  );
   await deviceApp.app.ready();
   return deviceApp.app;
 }
@@ -858,6 +939,13 @@ async function buildHttpApps(platform: Platform, pki: PkiService, broker: Broker
         { method: 'POST', url: est.simplereenroll },
         { method: 'GET', url: `${tufPaths.metadata}:name` },
         { method: 'GET', url: `${tufPaths.targets}*` },
+        // TPM attestation (the agent calls the main URL and follows the redirect with its certificate).
+        ...[
+          api.attestation.registerKey,
+          api.attestation.activateKey,
+          api.attestation.challenge,
+          api.attestation.submitQuote,
+        ].map((c) => ({ method: c.method, url: c.path })),
       ],
       // The device listener's port once it listens (port 0 picks one).
       () => listeningPort(deviceApp) ?? config.https.devicePort,
@@ -891,6 +979,13 @@ async function buildHttpApps(platform: Platform, pki: PkiService, broker: Broker
     }),
   );
   await app.register(privacyRoutes(platform.privacy));
+  await app.register(
+    attestationRoutes({
+      attestation: platform.attestation,
+      groupOf: async (id) => (await platform.devices.find(id))?.group,
+    }),
+  );
+  await app.register(physicalRoutes(platform.physical));
   await app.register(baselineRoutes(platform.compliance.baseline));
   await app.register(complianceRoutes(platform.compliance));
   await app.register(
@@ -957,6 +1052,8 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
   await platform.telemetry.start(platform.config.telemetry.retentionInterval);
   // Privacy's live view (for the broker stages) and keys; retention, request deadlines, key rotation.
   await platform.privacy.start();
+  // Attestation standings loaded before the broker compiles any access; overdue devices swept.
+  await platform.attestation.start();
   // Compliance runs on its schedule and after every baseline change (any process applies one).
   platform.compliance.start();
   // Before the broker listens: session counts left by a crash are cleared, then kept from the events.
@@ -984,6 +1081,7 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
     stopCommands();
     stopDeviceFollow();
     stopLostSeen();
+    platform.attestation.stop();
     await monitor.stop();
     await platform.compliance.stop();
     await platform.privacy.stop();

@@ -11,6 +11,7 @@ export interface DeviceCheck {
     clientId: string;
     certSerial: string | undefined;
     certCn: string | undefined;
+    remoteAddress?: string;
   }): Promise<{ ok: true; deviceId: string } | { ok: false; reason: string }>;
 }
 
@@ -53,6 +54,7 @@ async function authenticateDevice(
     clientId: peer.cn ?? '',
     certSerial: peer.serial,
     certCn: peer.cn,
+    remoteAddress: request.ip,
   });
   if (!result.ok)
     throw new BulwarkError(

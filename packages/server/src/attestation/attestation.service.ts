@@ -226,7 +226,7 @@ async function refuseKey(
 const boundConflict = (deviceId: string) =>
   new BulwarkError(
     'conflict',
-    `device ${deviceId} already has a bound attestation key: remove the key first (bulwark device attestation remove)`,
+    `device ${deviceId} already has a bound attestation key: remove the key first (DELETE /api/v1/attestation/devices/${deviceId}/key)`,
   );
 
 function makeChallenge(ek: TpmPublic, akName: Buffer) {

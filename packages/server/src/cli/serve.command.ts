@@ -84,7 +84,7 @@ export function serveCommand(): Command {
         [
           `Bulwark ${VERSION} is running`,
           `  HTTPS (API, EST):  https://localhost:${server.httpsPort}`,
-          `  device listener:   https://localhost:${server.devicePort}  (mutual TLS: EST re-enrollment, firmware repository; ${server.httpsPort} redirects there)`,
+          `  device listener:   https://localhost:${server.devicePort}  (mutual TLS: EST re-enrollment, firmware repository, TPM attestation; ${server.httpsPort} redirects there)`,
           `  MQTT over TLS:     mqtts://localhost:${server.mqttPort}  (client certificate required)`,
           `  Store:             ${platform.store.dialect} ${platform.store.location}`,
           `  CA chain:          ${rel}  (also: npx bulwark pki ca-chain, or GET /.well-known/est/cacerts)`,

@@ -291,7 +291,7 @@ const schema = z
             'must be a PCR selection such as sha256:0,1,2,3,4,5,6,7',
           )
           .default('sha256:0,1,2,3,4,5,6,7'),
-        /** A device with a bound key and no affirming verdict younger than this is overdue (held in quarantine). */
+        /** A device with a bound key and no good (affirming or warning) verdict younger than this is overdue (held). */
         maxAge: duration.default(86_400_000),
         /** How long a nonce, and a credential-activation challenge, stays valid. */
         nonceTtl: duration.default(300_000),

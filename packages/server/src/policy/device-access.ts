@@ -30,8 +30,9 @@ export const DEFAULT_POLICY: AttachedPolicy = {
 };
 
 /**
- * What a quarantined device keeps: its quarantine subtree, and its commands (it receives them on
- * `devices/{id}/commands/+` and answers on `…/commands/{name}/result`) so it can still be told what to do.
+ * What a quarantined device keeps: its quarantine subtree, its commands (it receives them on
+ * `devices/{id}/commands/+` and answers on `…/commands/{name}/result`) so it can still be told what to do,
+ * and its signed security reports (`devices/{id}/security/tamper` and `…/health`).
  */
 export const QUARANTINE_POLICY: AttachedPolicy = {
   name: 'quarantine',
@@ -57,6 +58,13 @@ export const QUARANTINE_POLICY: AttachedPolicy = {
         effect: 'allow',
         actions: ['mqtt:publish'],
         resources: ['devices/${device.id}/commands/+/result'],
+      },
+      // Signed tamper and health reports still arrive (verified before they count): a held device says why.
+      {
+        sid: 'quarantine-security-reports',
+        effect: 'allow',
+        actions: ['mqtt:publish'],
+        resources: ['devices/${device.id}/security/+'],
       },
     ],
   },

@@ -61,6 +61,8 @@ export interface PrivacySources {
   retained?: SubjectData & ClassifiedStore;
   devices: SubjectData;
   users: SubjectData;
+  /** Other modules' records about a person, by subject id (the physical sites' access records). */
+  persons?: readonly SubjectData[];
   apps: { list(): Promise<PrivacyApp[]> };
   audit: {
     query(filter: AuditFilter): Promise<AuditEntry[]>;

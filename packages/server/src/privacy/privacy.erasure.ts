@@ -27,7 +27,7 @@ export async function eraseSubject(
   const links = await subjectLinks(ctx.db, subjectId);
   const counts: Record<string, number> = {};
   const person = { kind: 'person' as const, id: subjectId };
-  for (const store of [sources.telemetry, sources.retained]) {
+  for (const store of [sources.telemetry, sources.retained, ...(sources.persons ?? [])]) {
     if (store) counts[store.module] = (await store.eraseSubject(person, actor)).erased;
   }
   let users = 0;

@@ -95,7 +95,11 @@ export async function exportSubject(ctx: PrivacyContext, subjectId: string): Pro
   const sources = ctx.sources();
   const links = await subjectLinks(ctx.db, subjectId);
   const person = { kind: 'person' as const, id: subjectId };
-  const stores = [sources.telemetry, ...(sources.retained ? [sources.retained] : [])];
+  const stores = [
+    sources.telemetry,
+    ...(sources.retained ? [sources.retained] : []),
+    ...(sources.persons ?? []),
+  ];
   const [stored, devices, users, privacy, audit] = await Promise.all([
     Promise.all(stores.map(async (s) => [s.module, await s.exportSubject(person)] as const)),
     recordsOf(

@@ -1,3 +1,4 @@
+import type { SubjectData } from '../events/index.ts';
 import type { Logger } from 'pino';
 import { createPrivacyKeys, type PrivacyKeys } from './keys.ts';
 import type { PrivacyContext, PrivacyDeps, PrivacySources } from './privacy.context.ts';
@@ -211,6 +212,14 @@ export function createPrivacyService(deps: PrivacyDeps) {
       return decryptValues(ctx, q, actor);
     },
     subjectData: subjects.privacySubjectData(ctx),
+    /**
+     * The stores that keep a device's messages (telemetry, and in the server the broker's retained store), as
+     * they stand now: a decommissioned device's data is erased through them (devices' retirement).
+     */
+    deviceStores: (): SubjectData[] => {
+      const { telemetry, retained } = sources();
+      return retained ? [telemetry, retained] : [telemetry];
+    },
     /** The compliance engine's `privacy` source: personal fields, open requests, controller, telemetry. */
     complianceFacts: () => privacyComplianceFacts(ctx),
     /** Server process: the broker's privacy stages (and its retained store as a source). */

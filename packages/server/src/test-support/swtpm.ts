@@ -19,6 +19,8 @@ export interface Swtpm {
   dir: string;
   /** Runs a tpm2-tools binary (`tpm2_quote`, …) against this TPM; rejects with its stderr on failure. */
   run(tool: string, args: string[], opts?: RunOptions): Promise<{ stdout: Buffer; stderr: string }>;
+  /** Power-cycles the TPM: PCRs start over, persistent objects (an AK at 0x81…) and the EK seed stay. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -96,16 +98,9 @@ function runTool(
     });
 }
 
-/**
- * Starts a software TPM 2.0 (swtpm, TCP) in a temporary directory and runs `tpm2_startup -c` on it. One per
- * test file (beforeAll/afterAll): a start costs a few hundred milliseconds.
- */
-export async function startSwtpm(): Promise<Swtpm> {
-  const dir = mkdtempSync(join(testTmpDir(), 'bulwark-swtpm-'));
-  const state = join(dir, 'state');
-  const port = await freePortPair();
+/** One swtpm process on `port` (control on `port + 1`) over the state directory, listening when it resolves. */
+async function launch(port: number, state: string): Promise<{ stop(): Promise<void> }> {
   let errText = '';
-  mkdirSync(state);
   const child = spawn(
     'swtpm',
     [
@@ -130,19 +125,58 @@ export async function startSwtpm(): Promise<Swtpm> {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       await Promise.race([exited, sleep(5_000)]);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
     }
-    rmSync(dir, { recursive: true, force: true });
   };
   try {
     await waitForPort(port, child, () => errText);
     await waitForPort(port + 1, child, () => errText);
-    const tcti = swtpmTcti(port);
-    const run = runTool(tcti, dir);
-    await run('tpm2_startup', ['-c']);
-    return { tcti, dir, run, stop };
+    return { stop };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/**
+ * Starts a software TPM 2.0 (swtpm, TCP) in a temporary directory and runs `tpm2_startup -c` on it. One per
+ * test file (beforeAll/afterAll): a start costs a few hundred milliseconds.
+ */
+export async function startSwtpm(): Promise<Swtpm> {
+  const dir = mkdtempSync(join(testTmpDir(), 'bulwark-swtpm-'));
+  const state = join(dir, 'state');
+  mkdirSync(state);
+  const port = await freePortPair();
+  const tcti = swtpmTcti(port);
+  const run = runTool(tcti, dir);
+  let current: { stop(): Promise<void> } | undefined;
+  const stop = async (): Promise<void> => {
+    await current?.stop();
+    current = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const boot = async (): Promise<void> => {
+    current = await launch(port, state);
+    await run('tpm2_startup', ['-c']);
+  };
+  try {
+    await boot();
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    tcti,
+    dir,
+    run,
+    stop,
+    // A reboot: the process ends, a new one starts over the same state; PCRs are reset, persistent keys stay.
+    async restart() {
+      await current?.stop();
+      await boot();
+    },
+  };
 }
