@@ -15,6 +15,7 @@
  */
 import { z } from 'zod';
 import { contract } from './contract.ts';
+import { subjectId } from './privacy.ts';
 import { epochMs } from './shared.ts';
 
 const deviceTags = ['attestation'] as const;
@@ -262,11 +263,13 @@ export const siteAccess = z.object({
   site: z.string(),
   /** Who may enter (a person or a badge holder's name, as the owner records it). */
   person: z.string(),
+  /** The privacy data subject this record is about (GDPR export and erasure find it by this id), or null. */
+  subject: z.string().nullable(),
   /** What for: maintenance, cleaning, … */
   role: z.string().nullable(),
   grantedBy: z.string(),
   grantedAt: epochMs,
-  /** When the owner must review it again; past due fails the compliance check physical.access-reviewed. */
+  /** When the owner must review it again; past due fails the compliance check physical.site-access-reviewed. */
   reviewAt: epochMs,
   expiresAt: epochMs.nullable(),
 });
@@ -319,6 +322,8 @@ export const grantAccess = contract({
   body: z
     .object({
       person: z.string().min(1).max(128),
+      /** The person's data-subject id (`bulwark privacy subject …`), so their requests reach this record. */
+      subject: subjectId.optional(),
       role: z.string().max(64).optional(),
       /** Epoch ms or a duration from now (`90d`). */
       reviewAt: z.union([z.number().int(), z.string().max(40)]),

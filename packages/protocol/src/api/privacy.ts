@@ -25,7 +25,8 @@ import {
 const tags = ['privacy'] as const;
 
 const purpose = z.string().max(128).describe('a fideslang data use, e.g. analytics.reporting');
-const subjectId = z
+/** A data subject's id (privacy's subjects; other modules link records to it). */
+export const subjectId = z
   .string()
   .max(128)
   .regex(subjectIdPattern, 'a subject id: 1-128 characters of A-Z a-z 0-9 _ . @ + -, no : ~ / or spaces');

@@ -141,6 +141,7 @@ for (const dialect of testDialects) {
       expect(rest).toEqual({
         site: 'plant-1',
         person: 'Grace Hopper',
+        subject: null,
         role: 'maintenance',
         grantedBy: 'user:ada',
         grantedAt: clock,
@@ -279,6 +280,28 @@ for (const dialect of testDialects) {
       expect(await sites.subjectData.eraseSubject(grace, 'cli')).toEqual({ erased: 2 });
       expect(await sites.subjectData.exportSubject(grace)).toEqual([]);
       expect((await sites.list()).flatMap((s) => s.access.map((a) => a.person))).toEqual(['Alan']);
+    });
+
+    it("links a record to the person's data-subject id, which their requests reach; refuses a malformed id", async () => {
+      await sites.put('plant-1', { owner: 'Ada' }, 'user:ada');
+      const granted = await sites.grant(
+        'plant-1',
+        { person: 'Grace Hopper', subject: 'emp-1906', reviewAt: '30d' },
+        'user:ada',
+      );
+      expect(granted).toMatchObject({ person: 'Grace Hopper', subject: 'emp-1906' });
+      // The log names the subject id only: the name stays in the record, which the request erases.
+      const logged = (await entries()).filter((e) => e.type === 'physical.access_granted');
+      expect(logged.at(-1)?.data).toMatchObject({ accessId: granted.id, subject: 'emp-1906' });
+      expect(JSON.stringify(logged.at(-1))).not.toContain('Grace');
+      await sites.grant('plant-1', { person: 'Alan Turing', reviewAt: '30d' }, 'user:ada');
+      await expect(
+        sites.grant('plant-1', { person: 'Eve', subject: 'has spaces', reviewAt: '30d' }, 'user:ada'),
+      ).rejects.toThrow(/subject: "has spaces" is not a subject id/);
+      const subject = { kind: 'person', id: 'emp-1906' } as const;
+      expect((await sites.subjectData.exportSubject(subject)).map((r) => r.person)).toEqual(['Grace Hopper']);
+      expect(await sites.subjectData.eraseSubject(subject, 'cli')).toEqual({ erased: 1 });
+      expect((await sites.get('plant-1')).access.map((a) => a.person)).toEqual(['Alan Turing']);
     });
   });
 }

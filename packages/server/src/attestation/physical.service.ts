@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { api, BulwarkError, durationMs } from '@bulwark/protocol';
+import { api, BulwarkError, durationMs, subjectIdPattern } from '@bulwark/protocol';
 import { subjectOf, type EventBus, type Subject, type SubjectData } from '../events/index.ts';
 import type { Db } from '../store/index.ts';
 import * as store from './physical.store.ts';
@@ -28,6 +28,8 @@ export interface SiteInput {
 
 export interface GrantInput {
   person: string;
+  /** The person's privacy data-subject id, when they have one. */
+  subject?: string | undefined;
   role?: string | undefined;
   reviewAt: WhenInput;
   expiresAt?: WhenInput | undefined;
@@ -140,6 +142,7 @@ function toAccess(row: store.AccessRow): SiteAccessView {
     id: row.id,
     site: row.site,
     person: row.person,
+    subject: row.subject,
     role: row.role,
     grantedBy: row.granted_by,
     grantedAt: Number(row.granted_at),
@@ -212,6 +215,14 @@ async function put(
 }
 
 /** The access record to insert: every refusal names the field, before anything is written. */
+/** A data-subject id as privacy's subjects have them (the same pattern), or null when none is given. */
+function subjectOrNull(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  if (!subjectIdPattern.test(value))
+    throw invalid(`subject: "${value}" is not a subject id (1-128 of A-Z a-z 0-9 _ . @ + -, no spaces)`);
+  return value;
+}
+
 function accessRow(now: number, { site, input, actor }: GrantArgs): store.AccessRow {
   const reviewAt = resolveWhen(input.reviewAt, 'reviewAt', now);
   const expiresAt = input.expiresAt === undefined ? null : resolveWhen(input.expiresAt, 'expiresAt', now);
@@ -222,12 +233,18 @@ function accessRow(now: number, { site, input, actor }: GrantArgs): store.Access
     id: randomUUID(),
     site,
     person: text(input.person, 'person', 128),
+    subject: subjectOrNull(input.subject),
     role: optionalText(input.role, 'role', 64),
     granted_by: actor,
     granted_at: now,
     review_at: reviewAt,
     expires_at: expiresAt,
   };
+}
+
+/** Who an access event names: the data subject's id when the record has one (the name stays out of the log). */
+function whoIn(row: Pick<store.AccessRow, 'person' | 'subject'>): { person: string } | { subject: string } {
+  return row.subject === null ? { person: row.person } : { subject: row.subject };
 }
 
 interface GrantArgs {
@@ -253,7 +270,7 @@ async function grant(deps: PhysicalSitesDeps, args: GrantArgs) {
       subject: subjectOf.site(site),
       data: {
         accessId: row.id,
-        person: row.person,
+        ...whoIn(row),
         role: row.role,
         reviewAt: row.review_at,
         expiresAt: row.expires_at,
@@ -280,7 +297,7 @@ async function revoke(deps: PhysicalSitesDeps, { site, id, actor, ...args }: Rev
       type: 'physical.access_revoked',
       actor,
       subject: subjectOf.site(site),
-      data: { accessId: row.id, person: row.person, reason },
+      data: { accessId: row.id, ...whoIn(row), reason },
     });
     return { removed: true };
   });

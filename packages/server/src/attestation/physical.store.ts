@@ -82,12 +82,15 @@ export async function accessRowsOfPerson(db: DbOrTx, person: string): Promise<Ac
   return db
     .selectFrom('physical_access')
     .selectAll()
-    .where('person', '=', person)
+    .where((eb) => eb.or([eb('person', '=', person), eb('subject', '=', person)]))
     .orderBy('granted_at')
     .execute();
 }
 
 export async function deleteAccessOfPerson(db: DbOrTx, person: string): Promise<number> {
-  const result = await db.deleteFrom('physical_access').where('person', '=', person).executeTakeFirst();
+  const result = await db
+    .deleteFrom('physical_access')
+    .where((eb) => eb.or([eb('person', '=', person), eb('subject', '=', person)]))
+    .executeTakeFirst();
   return Number(result.numDeletedRows);
 }

@@ -116,6 +116,7 @@ interface GrantOptions extends CommonOptions {
   reviewAt: number | string;
   expiresAt?: number | string;
   role?: string;
+  subject?: string;
 }
 
 function grantCommand(): Command {
@@ -130,9 +131,14 @@ function grantCommand(): Command {
         whenOption,
       )
       .option('--role <role>', 'what for: maintenance, cleaning, …')
+      .option(
+        '--subject <id>',
+        "the person's privacy data-subject id (their GDPR requests reach this record)",
+      )
       .option('--expires-at <when>', 'the access ends then (same forms as --review-at)', whenOption),
   ).action(async (site: string, person: string, options: GrantOptions) => {
-    const input = { person, role: options.role, reviewAt: options.reviewAt, expiresAt: options.expiresAt };
+    const { role, subject, reviewAt, expiresAt } = options;
+    const input = { person, subject, role, reviewAt, expiresAt };
     const access = await openSites(options, (s) => s.grant(site, input, 'cli'));
     if (options.json) return printJson(access);
     const expires = access.expiresAt === null ? '' : `, expires ${day(access.expiresAt)}`;

@@ -635,15 +635,19 @@ export interface EventData {
   'attestation.overdue': { lastAt: number | null; maxAgeMs: number };
   /** Subject `site:<name>`. */
   'physical.site_updated': { owner: string; groups: string[]; created: boolean };
-  /** Subject `site:<name>`: `person` is sealed personal data. */
+  /**
+   * Subject `site:<name>`: `person` is sealed personal data; a record linked to a data subject names only the
+   * subject id (`subject`), never the person's name.
+   */
   'physical.access_granted': {
     accessId: string;
-    person: string;
+    person?: string;
+    subject?: string;
     role: string | null;
     reviewAt: number;
     expiresAt: number | null;
   };
-  'physical.access_revoked': { accessId: string; person: string; reason: string };
+  'physical.access_revoked': { accessId: string; person?: string; subject?: string; reason: string };
 }
 
 export interface SecurityEvent<T extends EventType = EventType> {

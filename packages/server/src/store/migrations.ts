@@ -871,6 +871,7 @@ export const migrations: Record<string, Migration> = {
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('site', 'text', (c) => c.notNull())
         .addColumn('person', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text')
         .addColumn('role', 'text')
         .addColumn('granted_by', 'text', (c) => c.notNull())
         .addColumn('granted_at', 'bigint', (c) => c.notNull())

@@ -807,6 +807,8 @@ export interface PhysicalAccessTable {
   id: string;
   site: string;
   person: string;
+  /** The privacy data subject the record is about (GDPR requests find it by this id), or null. */
+  subject: string | null;
   role: string | null;
   granted_by: string;
   granted_at: number;
