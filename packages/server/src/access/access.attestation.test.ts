@@ -96,7 +96,7 @@ describe.each(testDialects)('access held by attestation on %s', (dialect) => {
         quarantined: false,
         attestation: standing,
         held,
-        statements: [{ policy: 'quarantine' }, {}, {}, {}],
+        statements: [{ policy: 'quarantine' }, {}, {}, {}, {}],
       });
       expect(
         await access.simulate({ deviceId: 'cam-1', action: 'publish', topic: 'devices/cam-1/telemetry' }),

@@ -346,12 +346,15 @@ export async function deviceRows(db: DbOrTx, deviceId: string): Promise<{ table:
 
 /** Deletes every row of the device; how many. */
 export async function deleteDeviceRows(tx: DbOrTx, deviceId: string): Promise<number> {
-  let n = 0;
-  for (const table of deviceTables) {
-    const r = await tx.deleteFrom(table).where('device_id', '=', deviceId).executeTakeFirst();
-    n += Number(r.numDeletedRows);
-  }
-  return n;
+  // Each table named literally (the table-ownership check reads the names); the same list as deviceTables.
+  const deleted = [
+    await tx.deleteFrom('attestation_keys').where('device_id', '=', deviceId).executeTakeFirst(),
+    await tx.deleteFrom('attestation_nonces').where('device_id', '=', deviceId).executeTakeFirst(),
+    await tx.deleteFrom('attestation_results').where('device_id', '=', deviceId).executeTakeFirst(),
+    await tx.deleteFrom('security_reports').where('device_id', '=', deviceId).executeTakeFirst(),
+    await tx.deleteFrom('security_report_state').where('device_id', '=', deviceId).executeTakeFirst(),
+  ];
+  return deleted.reduce((n, r) => n + Number(r.numDeletedRows), 0);
 }
 
 export type { Db };
