@@ -1,21 +1,18 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { CompactSign } from 'jose';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollDevice } from '@bulwark/device';
 import { api, firmwareTopics, securityTopics, type PcrValues } from '@bulwark/protocol';
+import { agentCli } from '../test-support/cli.ts';
 import { connectMqtt, httpsRequest } from '../test-support/clients.ts';
 import { makeImage } from '../test-support/firmware.ts';
 import { startTestServer, type TestServer } from '../test-support/server.ts';
 import { startSwtpm, type Swtpm } from '../test-support/swtpm.ts';
 import { sleep, waitFor } from '../test-support/wait.ts';
 
-const run = promisify(execFile);
-const AGENT_BIN = path.resolve(import.meta.dirname, '../../../device/bin/bulwark-agent.js');
 const SELECTION = 'sha256:0,1,2,3,4,5,6,7';
 
 interface Identity {
@@ -41,19 +38,7 @@ describe('physical security (issue 17 acceptance)', { timeout: 120_000 }, () => 
   let ca: string;
   const clients: MqttClient[] = [];
 
-  const agent = async (args: string[]) => {
-    try {
-      const { stdout, stderr } = await run(process.execPath, [AGENT_BIN, ...args], { timeout: 120_000 });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as { code?: number; stdout?: string; stderr?: string };
-      return {
-        code: typeof e.code === 'number' ? e.code : 1,
-        stdout: e.stdout ?? '',
-        stderr: e.stderr ?? '',
-      };
-    }
-  };
+  const agent = agentCli;
   const cli = async (args: string[]) => {
     const r = await s.cli(args);
     if (r.code !== 0) throw new Error(`bulwark ${args.join(' ')} exited ${r.code}: ${r.stderr}${r.stdout}`);
