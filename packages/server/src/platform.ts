@@ -498,6 +498,23 @@ async function recordedListeners(audit: AuditLog): Promise<ListenerFacts[]> {
   return listeners;
 }
 
+/**
+ * Signed security reports refused since the server's latest start, from the audit log (the server and the CLI
+ * read the same count; a rate-limited refusal entry carries how many it stands for).
+ */
+async function refusedReportsSinceStart(audit: AuditLog): Promise<number> {
+  const started = await audit.latest('platform.started');
+  let after = started?.seq ?? 0;
+  let refused = 0;
+  for (;;) {
+    const page = await audit.query({ type: 'device.security_report_rejected', after, limit: 1000 });
+    for (const entry of page) refused += 1 + (entry.data.suppressed ?? 0);
+    const last = page.at(-1);
+    if (!last || page.length < 1000) return refused;
+    after = last.seq;
+  }
+}
+
 /** The compliance engine over every module's facts (read when a run asks; the baseline is its own). */
 function createComplianceFor(core: Core, reads: ComplianceReads): Compliance {
   const { config, store, events, now, audit, logFailure } = core;
@@ -518,7 +535,10 @@ function createComplianceFor(core: Core, reads: ComplianceReads): Compliance {
     vulnerabilities: () => reads.risk.complianceFacts(),
     privacy: () => reads.privacy.complianceFacts(),
     apps: () => reads.apps.complianceFacts(),
-    attestation: () => reads.attestation.complianceFacts(),
+    attestation: async () => ({
+      ...(await reads.attestation.complianceFacts()),
+      reportsRejected: await refusedReportsSinceStart(audit),
+    }),
     physical: () => reads.physical.complianceFacts(),
   };
   return createCompliance({
@@ -687,7 +707,7 @@ async function buildPlatform(
     pki,
     async close() {
       stopOutageReports();
-      attestation.stop();
+      await attestation.stop();
       await compliance.stop();
       await notify.stop();
       await privacy.stop();
@@ -1081,7 +1101,7 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
     stopCommands();
     stopDeviceFollow();
     stopLostSeen();
-    platform.attestation.stop();
+    await platform.attestation.stop();
     await monitor.stop();
     await platform.compliance.stop();
     await platform.privacy.stop();

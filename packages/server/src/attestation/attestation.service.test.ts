@@ -165,7 +165,7 @@ describe.each(testDialects)('attestation service with swtpm (%s)', { timeout: 12
     await service.start();
   });
   afterEach(async () => {
-    service.stop();
+    await service.stop();
     await bus.close();
     await t.cleanup();
   });
@@ -432,7 +432,7 @@ describe.each(testDialects)('attestation service with swtpm (%s)', { timeout: 12
       'contraindicated',
       'contraindicated',
     ]);
-    again.stop();
+    await again.stop();
   });
 
   it('erasing the device removes every row of it, and nothing of another device', async () => {

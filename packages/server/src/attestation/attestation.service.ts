@@ -100,7 +100,13 @@ export interface AttestationService {
   complianceFacts(): Promise<AttestationComplianceFacts>;
   /** Loads the standings, then sweeps every checkInterval (resolves once loaded). */
   start(): Promise<void>;
-  stop(): void;
+  /**
+   * A process that does not start the service (the CLI) reads the standings once from the store, so its
+   * simulations and compliance facts see who is held; the server's are kept live by start().
+   */
+  load(): Promise<void>;
+  /** Stops the sweeps and the event follower; resolves once a sweep under way has finished. */
+  stop(): Promise<void>;
   /** One sweep now: drops expired nonces, emits `attestation.overdue` for devices that became overdue. */
   sweep(): Promise<void>;
 }
@@ -594,8 +600,15 @@ export function createAttestationService(deps: AttestationDeps): AttestationServ
   const reports = createSecurityReports(deps);
   let timer: NodeJS.Timeout | undefined;
   let unfollow: (() => void) | undefined;
-  const runSweep = () =>
-    sweep(ctx).catch((err: unknown) => deps.logger.error({ err }, 'attestation sweep failed'));
+  let loaded: Promise<void> | undefined;
+  let sweeping: Promise<void> | undefined;
+  const runSweep = () => {
+    sweeping ??= sweep(ctx)
+      .catch((err: unknown) => deps.logger.error({ err }, 'attestation sweep failed'))
+      .finally(() => (sweeping = undefined));
+    return sweeping;
+  };
+  const load = () => (loaded ??= ctx.standings.loadAll());
   return {
     registerKey: (id, input) => registerKey(ctx, id, input),
     activateKey: (id, input) => activateKey(ctx, id, input),
@@ -608,18 +621,24 @@ export function createAttestationService(deps: AttestationDeps): AttestationServ
     standingOf: (id) => ctx.standings.get(id),
     reports: reports.handlers,
     subjectData: subjectData(ctx),
-    complianceFacts: () => complianceFacts(ctx, reports.rejectedCount()),
+    complianceFacts: async () => {
+      await load();
+      return complianceFacts(ctx, reports.rejectedCount());
+    },
+    load,
     async start() {
       unfollow ??= followOthers(ctx);
-      await ctx.standings.loadAll();
+      loaded = ctx.standings.loadAll();
+      await loaded;
       timer ??= setInterval(() => void runSweep(), deps.settings.checkIntervalMs);
       timer.unref();
     },
-    stop() {
+    async stop() {
       if (timer) clearInterval(timer);
       timer = undefined;
       unfollow?.();
       unfollow = undefined;
+      await sweeping;
     },
     sweep: () => sweep(ctx),
   };

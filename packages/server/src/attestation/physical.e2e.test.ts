@@ -365,6 +365,16 @@ describe('physical security (issue 17 acceptance)', { timeout: 120_000 }, () => 
     const check = run.checks.find((c) => c.id === 'physical.reports-verified');
     expect(check?.status).toBe('fail');
     expect(check?.summary).toMatch(/[2-9]\d* /);
+    // The CLI runs the checks in its own process and reads the same: refusals from the audit log, standings
+    // from the store.
+    const fromCli = JSON.parse(await cli(['compliance', 'run', '--json'])) as typeof run;
+    for (const id of ['physical.reports-verified', 'attestation.no-contraindicated']) {
+      const [server, local] = [run, fromCli].map((r) => r.checks.find((c) => c.id === id));
+      expect({ status: local?.status, summary: local?.summary }).toEqual({
+        status: server?.status,
+        summary: server?.summary,
+      });
+    }
   });
 
   it('4: a lost device seen again alerts naming it; a decommissioned one leaves no personal data and a proof', async () => {

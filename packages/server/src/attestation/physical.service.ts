@@ -242,9 +242,9 @@ function accessRow(now: number, { site, input, actor }: GrantArgs): store.Access
   };
 }
 
-/** Who an access event names: the data subject's id when the record has one (the name stays out of the log). */
-function whoIn(row: Pick<store.AccessRow, 'person' | 'subject'>): { person: string } | { subject: string } {
-  return row.subject === null ? { person: row.person } : { subject: row.subject };
+/** Who an access event names: the person, unless the record is linked to a data subject (then no one). */
+function whoIn(row: Pick<store.AccessRow, 'person' | 'subject'>): { person?: string } {
+  return row.subject === null ? { person: row.person } : {};
 }
 
 interface GrantArgs {
@@ -328,7 +328,10 @@ async function complianceFacts(deps: PhysicalSitesDeps): Promise<PhysicalComplia
   return { sites, groupsWithoutSite: groups.filter((g) => !located.has(g)) };
 }
 
-/** A person's access records (module `physical-sites`): exported as recorded, erased by deletion. */
+/**
+ * A person's access records (module `physical-sites`): exported as recorded, erased by deletion, each with
+ * its `physical.access_revoked` (naming no one) in the same transaction.
+ */
 function subjectData(deps: PhysicalSitesDeps): SubjectData {
   return {
     module: 'physical-sites',
@@ -337,9 +340,21 @@ function subjectData(deps: PhysicalSitesDeps): SubjectData {
       const rows = await store.accessRowsOfPerson(deps.db, subject.id);
       return rows.map((r) => ({ record: 'site_access', ...toAccess(r) }));
     },
-    async eraseSubject(subject: Subject) {
+    async eraseSubject(subject: Subject, actor: string) {
       if (subject.kind !== 'person') return { erased: 0 };
-      return { erased: await store.deleteAccessOfPerson(deps.db, subject.id) };
+      return deps.events.atomically(async (tx, emit) => {
+        const rows = await store.accessRowsOfPerson(tx, subject.id);
+        for (const row of rows) {
+          await store.deleteAccessRow(tx, row.id);
+          emit({
+            type: 'physical.access_revoked',
+            actor,
+            subject: subjectOf.site(row.site),
+            data: { accessId: row.id, reason: 'data-subject erasure' },
+          });
+        }
+        return { erased: rows.length };
+      });
     },
   };
 }

@@ -1,4 +1,5 @@
-import type { DbOrTx, PhysicalAccessTable, PhysicalSitesTable } from '../store/index.ts';
+import type { ExpressionBuilder } from 'kysely';
+import type { Database, DbOrTx, PhysicalAccessTable, PhysicalSitesTable } from '../store/index.ts';
 
 /**
  * The tables of physical sites and who may access them (owner: the attestation module, this file only).
@@ -77,20 +78,11 @@ export async function deleteAccessRow(db: DbOrTx, id: string): Promise<boolean> 
   return Number(result.numDeletedRows) > 0;
 }
 
+/** A subject's records: linked to the id, or unlinked and recorded under exactly that name. */
+const ofPerson = (id: string) => (eb: ExpressionBuilder<Database, 'physical_access'>) =>
+  eb.or([eb('subject', '=', id), eb.and([eb('subject', 'is', null), eb('person', '=', id)])]);
+
 /** The records naming a person (a data-subject request). */
 export async function accessRowsOfPerson(db: DbOrTx, person: string): Promise<AccessRow[]> {
-  return db
-    .selectFrom('physical_access')
-    .selectAll()
-    .where((eb) => eb.or([eb('person', '=', person), eb('subject', '=', person)]))
-    .orderBy('granted_at')
-    .execute();
-}
-
-export async function deleteAccessOfPerson(db: DbOrTx, person: string): Promise<number> {
-  const result = await db
-    .deleteFrom('physical_access')
-    .where((eb) => eb.or([eb('person', '=', person), eb('subject', '=', person)]))
-    .executeTakeFirst();
-  return Number(result.numDeletedRows);
+  return db.selectFrom('physical_access').selectAll().where(ofPerson(person)).orderBy('granted_at').execute();
 }

@@ -99,9 +99,11 @@ async function simulateFor(options: PolicyTestOptions): Promise<Simulated & { no
   const { app: name, instance = null } = options;
   const standing = attestationOption(options.attestation);
   if (name === undefined)
-    return withPlatform(options, (p) =>
-      p.access.simulate({ ...asked, deviceId: options.device ?? '', attestation: standing }),
-    );
+    return withPlatform(options, async (p) => {
+      // The device's standing as the server holds it (unless --attestation names one to try).
+      await p.attestation.load();
+      return p.access.simulate({ ...asked, deviceId: options.device ?? '', attestation: standing });
+    });
   return withPlatform(options, async (p) => {
     const app = await p.apps.get(name);
     const d = await p.access.simulate({

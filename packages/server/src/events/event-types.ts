@@ -636,18 +636,18 @@ export interface EventData {
   /** Subject `site:<name>`. */
   'physical.site_updated': { owner: string; groups: string[]; created: boolean };
   /**
-   * Subject `site:<name>`: `person` is sealed personal data; a record linked to a data subject names only the
-   * subject id (`subject`), never the person's name.
+   * Subject `site:<name>`: `person` is sealed personal data; a record linked to a data subject names neither
+   * the person nor the subject id (the record, which an erasure deletes, holds the link).
    */
   'physical.access_granted': {
     accessId: string;
     person?: string;
-    subject?: string;
     role: string | null;
     reviewAt: number;
     expiresAt: number | null;
   };
-  'physical.access_revoked': { accessId: string; person?: string; subject?: string; reason: string };
+  /** `person` as on the grant; none when the record was linked to a data subject or erased with them. */
+  'physical.access_revoked': { accessId: string; person?: string; reason: string };
 }
 
 export interface SecurityEvent<T extends EventType = EventType> {

@@ -64,7 +64,7 @@ export const QUARANTINE_POLICY: AttachedPolicy = {
         sid: 'quarantine-security-reports',
         effect: 'allow',
         actions: ['mqtt:publish'],
-        resources: ['devices/${device.id}/security/+'],
+        resources: ['devices/${device.id}/security/tamper', 'devices/${device.id}/security/health'],
       },
     ],
   },

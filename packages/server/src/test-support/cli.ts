@@ -18,11 +18,14 @@ async function runProgram(bin: string, args: string[], options: ExecFileOptions 
     const { stdout, stderr } = await run(process.execPath, [bin, ...args], { ...options, encoding: 'utf8' });
     return { code: 0, stdout, stderr };
   } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
+    const e = err as { code?: number; signal?: string; message?: string; stdout?: string; stderr?: string };
+    // Killed (the timeout) or never started: say so, since the program itself printed nothing about it.
+    const why =
+      typeof e.code === 'number' ? '' : `${e.signal ? `killed by ${e.signal}: ` : ''}${e.message ?? ''}\n`;
     return {
       code: typeof e.code === 'number' ? e.code : 1,
       stdout: e.stdout ?? '',
-      stderr: e.stderr ?? '',
+      stderr: `${e.stderr ?? ''}${why}`,
     };
   }
 }
