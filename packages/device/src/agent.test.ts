@@ -181,8 +181,12 @@ describe('agent', () => {
     // after that: room for the re-enrollment on a loaded machine before the old certificate expires.
     const oldSerial = await enrolled({ notBefore: Date.now() - 14_000, notAfter: Date.now() + 10_000 });
     const running = await start({ renewCheckIntervalMs: 60 * MINUTE });
+    // Listened for from the start: on a loaded machine the first connect can take longer than the 1-2 s
+    // until the renewal is due, and a renewal done before a late listener would be missed.
+    const renewed = running.waitFor('renewed', { timeoutMs: 12_000 });
+    renewed.catch(() => undefined); // awaited below; a failure above must not leave it unhandled
     expect((await running.waitFor('connected')).certificate.serialNumber.toUpperCase()).toBe(oldSerial);
-    const { previous } = await running.waitFor('renewed', { timeoutMs: 9_000 });
+    const { previous } = await renewed;
     expect(previous.serialNumber.toUpperCase()).toBe(oldSerial);
     await running.waitFor('connected');
   });
