@@ -48,6 +48,7 @@ const commandModules: { names: string[]; load: () => Promise<Command[]> }[] = [
     load: async () => [(await import('./compliance.commands.ts')).complianceCommands()],
   },
   { names: ['site'], load: async () => [(await import('./site.commands.ts')).siteCommands()] },
+  { names: ['risk'], load: async () => [(await import('./risk.commands.ts')).riskCommands()] },
 ];
 
 /** The program with the commands `argv` names, or all of them (help, an unknown command, no command). */

@@ -14,3 +14,4 @@ export {
   type AdvisorySeverity,
 } from './severity.ts';
 export { parseAdvisories, type Advisory } from './osv.ts';
+export { scoreCvss, scoreCvssBatch, type CvssScore, type CvssVersion } from './cvss.ts';
