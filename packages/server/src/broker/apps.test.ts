@@ -345,7 +345,15 @@ describe('broker: applications', () => {
       ['app:billing', expect.objectContaining({ reason: 'token revoked' })],
       ['app:billing', expect.objectContaining({ reason: 'app revoked' })],
     ]);
-    await expect(h.app('billing/one', { password: 'secret-2' })).resolves.toBeDefined(); // the fake apps check still admits
+    // The fake apps check still admits. Once in a loaded full run the first attempt was refused as "app revoked
+    // while connecting" (the revocation guard: blocked at or after the check started); a client retries.
+    let again: MqttClient | undefined;
+    for (let attempt = 0; attempt < 5 && !again; attempt++)
+      again = await h.app('billing/one', { password: 'secret-2' }).catch(async () => {
+        await new Promise((r) => setTimeout(r, 200));
+        return undefined;
+      });
+    expect(again?.connected).toBe(true);
   });
 
   it('recompiles app sessions on any access change', async () => {
