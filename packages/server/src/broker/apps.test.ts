@@ -345,8 +345,9 @@ describe('broker: applications', () => {
       ['app:billing', expect.objectContaining({ reason: 'token revoked' })],
       ['app:billing', expect.objectContaining({ reason: 'app revoked' })],
     ]);
-    // The fake apps check still admits. Once in a loaded full run the first attempt was refused as "app revoked
-    // while connecting" (the revocation guard: blocked at or after the check started); a client retries.
+    // The fake apps check still admits. Over the in-memory connection the new check can start in the very
+    // millisecond of the revocation, which the guard cannot order and refuses ("app revoked while connecting",
+    // blocked at or after the start): a client retries.
     let again: MqttClient | undefined;
     for (let attempt = 0; attempt < 5 && !again; attempt++)
       again = await h.app('billing/one', { password: 'secret-2' }).catch(async () => {
