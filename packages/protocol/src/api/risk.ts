@@ -101,3 +101,35 @@ export const importAdvisories = contract({
     200: z.object({ imported: z.number().int(), unchanged: z.number().int(), matches: z.number().int() }),
   },
 });
+
+/** One vector's scores (risk/cvss.ts): the groups it defines, the most specific score and its rating. */
+export const cvssScore = z.object({
+  vector: z.string().describe("in the specification's metric order, X values left out"),
+  version: z.enum(['3.0', '3.1', '4.0']),
+  base: z.number(),
+  temporal: z.number().nullable().describe('3.x temporal, 4.0 CVSS-BT; null when no such metric is given'),
+  environmental: z.number().nullable().describe('3.x environmental, 4.0 CVSS-BE or CVSS-BTE'),
+  score: z.number().describe('the most specific score the vector defines'),
+  severity: advisorySeverity,
+  kind: z.string().describe('base, temporal, environmental; 4.0: CVSS-B, CVSS-BT, CVSS-BE, CVSS-BTE'),
+});
+
+export const scoreCvss = contract({
+  method: 'POST',
+  path: '/api/v1/risk/cvss',
+  summary: 'Score CVSS 3.0, 3.1 and 4.0 vectors as FIRST specifies; a refused vector is named with why',
+  tags,
+  access: 'compliance:read',
+  body: z.object({ vectors: z.array(z.string().max(512)).min(1).max(10_000) }).strict(),
+  response: {
+    200: z.object({
+      scores: z.array(
+        z.union([
+          cvssScore.extend({ index: z.number().int() }),
+          z.object({ index: z.number().int(), vector: z.string(), error: z.string() }),
+        ]),
+      ),
+      refused: z.number().int(),
+    }),
+  },
+});

@@ -3,6 +3,7 @@ import { api } from '@bulwark/protocol';
 import type {} from '../http/index.ts'; // app.defineRoute
 import { requestScope } from '../authz/index.ts';
 import type { Risk } from './risk.service.ts';
+import { scoreCvssBatch } from './cvss.ts';
 
 const contracts = api.risk;
 
@@ -35,6 +36,18 @@ function readRoutes(app: FastifyInstance, deps: RiskRoutesDeps) {
   });
 }
 
+/** CVSS scores: computation only, nothing stored. */
+function cvssRoute(app: FastifyInstance) {
+  app.defineRoute(contracts.scoreCvss, {
+    handler: ({ body }) => {
+      const scores = scoreCvssBatch(body.vectors).map((r, index) =>
+        r.ok ? { index, ...r.result } : { index, vector: r.vector, error: r.error },
+      );
+      return { scores, refused: scores.filter((s) => 'error' in s).length };
+    },
+  });
+}
+
 function importRoute(app: FastifyInstance, deps: RiskRoutesDeps) {
   // defineRoute sets no body limit: this plugin's routes get theirs here (only the import needs more).
   app.addHook('onRoute', (route) => {
@@ -51,5 +64,6 @@ export function riskRoutes(deps: RiskRoutesDeps) {
   return function register(app: FastifyInstance) {
     readRoutes(app, deps);
     importRoute(app, deps);
+    cvssRoute(app);
   };
 }
