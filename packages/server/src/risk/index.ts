@@ -15,3 +15,21 @@ export {
 } from './severity.ts';
 export { parseAdvisories, type Advisory } from './osv.ts';
 export { scoreCvss, scoreCvssBatch, type CvssScore, type CvssVersion } from './cvss.ts';
+export {
+  feasibilityFromAttackPotential,
+  feasibilityFromAttackVector,
+  feasibilityFromCvss,
+  impactOf,
+  riskValue,
+  attackPotentialFactors,
+  feasibilityLevels,
+  impactCategories,
+  impactLevels,
+  treatments,
+  type AttackPotentialFactor,
+  type AttackPotentialRating,
+  type Feasibility,
+  type ImpactCategory,
+  type ImpactLevel,
+  type Treatment,
+} from './tara-method.ts';
