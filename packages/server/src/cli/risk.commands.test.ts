@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -51,5 +52,35 @@ describe('bulwark risk cvss', () => {
     expect(bad.stderr).toMatch(/a JSON file must be an array of vector strings/);
     const none = await bulwarkInProcess('risk', 'cvss');
     expect(none.stderr).toMatch(/name at least one vector, or --file FILE/);
+  });
+
+  it('rates the sample TARA, prints its threats and writes the HTML report; a bad document names the field', async () => {
+    const sample = fileURLToPath(
+      new URL('../../../../docs/examples/pump-controller.tara.yaml', import.meta.url),
+    );
+    const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-tara-'));
+    const html = path.join(dir, 'tara.html');
+    const r = await bulwarkInProcess('risk', 'tara', sample, '--html', html);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ID\s+ASSET\s+THREAT\s+FEASIBILITY\s+IMPACT\s+RISK\s+TREATMENT\n/);
+    expect(r.stdout).toMatch(/TS3\s+firmware\s+.*\s+high\s+severe\s+5\s+reduce\n/);
+    expect(readFileSync(html, 'utf8')).toContain('<h1>TARA: PC-200 dosing-pump controller</h1>');
+    const json = await bulwarkInProcess('risk', 'tara', sample, '--json');
+    expect((JSON.parse(json.stdout) as { risks: object }).risks).toEqual({
+      '1': 0,
+      '2': 1,
+      '3': 0,
+      '4': 1,
+      '5': 1,
+    });
+    writeFileSync(
+      path.join(dir, 'bad.yaml'),
+      readFileSync(sample, 'utf8').replace('safety: severe, operational: major', ''),
+    );
+    const bad = await bulwarkInProcess('risk', 'tara', path.join(dir, 'bad.yaml'));
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(
+      /damageScenarios\.0\.impact: impact: rate at least one of safety, financial, operational, privacy/,
+    );
   });
 });

@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { BulwarkError } from '@bulwark/protocol';
-import { scoreCvssBatch } from '../risk/index.ts';
-import { printJson, printTable } from './context.ts';
+import { checkIds } from '../compliance/index.ts';
+import { evaluateTara, scoreCvssBatch, taraHtml } from '../risk/index.ts';
+import { printJson, printTable, readDocument } from './context.ts';
 
 interface CvssOptions {
   file?: string;
@@ -94,7 +95,51 @@ function cvssCommand(): Command {
     });
 }
 
+interface TaraOptions {
+  html?: string;
+  json?: boolean;
+}
+
+/**
+ * `bulwark risk tara FILE [--html OUT] [--json]`: rates a TARA document (YAML or JSON; docs/risk.md) and prints
+ * its threat scenarios with feasibility, impact, risk and treatment, or writes the HTML report.
+ */
+function taraCommand(): Command {
+  return new Command('tara')
+    .description(
+      'rate an ISO/SAE 21434 TARA document (YAML or JSON): feasibility, impact, risk value, treatment',
+    )
+    .argument('<file>', 'the TARA document')
+    .option(
+      '--html <file>',
+      'write the HTML report (damage and threat scenarios, feasibility, risk, treatment per asset)',
+    )
+    .option('--json', 'print the rated work products as JSON')
+    .action((file: string, options: TaraOptions) => {
+      const known = new Set<string>(checkIds);
+      const result = evaluateTara(readDocument(file), (id) => known.has(id));
+      if (options.html) writeFileSync(options.html, taraHtml(result, Date.now()));
+      if (options.json) return printJson(result);
+      printTable(
+        result.threatScenarios.map((t) => ({
+          id: t.id,
+          asset: t.asset,
+          threat: t.title,
+          feasibility: t.feasibility,
+          impact: t.impact,
+          risk: String(t.risk),
+          treatment: t.treatment.option,
+        })),
+        ['id', 'asset', 'threat', 'feasibility', 'impact', 'risk', 'treatment'],
+      );
+      if (options.html) process.stdout.write(`report written to ${options.html}\n`);
+    });
+}
+
 /** `bulwark risk …`: risk assessment (docs/risk.md). */
 export function riskCommands(): Command {
-  return new Command('risk').description('risk assessment: CVSS scores').addCommand(cvssCommand());
+  return new Command('risk')
+    .description('risk assessment: CVSS scores, TARA ratings')
+    .addCommand(cvssCommand())
+    .addCommand(taraCommand());
 }

@@ -43,3 +43,4 @@ export {
 } from './compliance.routes.ts';
 export type { AttestationRecord, AttestationInput } from './attestations.ts';
 export type { WaiverRecord, WaiverInput } from './waivers.ts';
+export { escapeHtml } from './report.html.ts';

@@ -33,3 +33,11 @@ export {
   type ImpactLevel,
   type Treatment,
 } from './tara-method.ts';
+export {
+  evaluateTara,
+  taraDocument,
+  type TaraDocument,
+  type TaraResult,
+  type TaraPathResult,
+} from './tara.ts';
+export { taraHtml, TARA_REPORT_CSP } from './tara.html.ts';
