@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '@bulwark/protocol';
-import { createHttpApp } from '../http/index.ts';
-import { createLogger } from '../logger.ts';
-import { createTestPlatform, type TestCredentials, type TestPlatform } from '../test-support/platform.ts';
+import {
+  createTestPlatform,
+  routeTestApp,
+  type TestCredentials,
+  type TestPlatform,
+} from '../test-support/platform.ts';
 import {
   attestationDeviceRoutes,
   attestationRoutes,
@@ -67,13 +70,7 @@ describe('attestation API', { timeout: 60_000 }, () => {
 
   beforeAll(async () => {
     t = await createTestPlatform({ background: false });
-    const server = (await t.platform.pki()).serverTls();
-    ({ app } = await createHttpApp({
-      tls: { key: server.keyPem, cert: server.certPem, handshakeTimeoutMs: 5000 },
-      logger: createLogger('silent'),
-      version: 'test',
-      guard: { users: t.platform.users },
-    }));
+    app = await routeTestApp(t);
     await app.register(
       attestationDeviceRoutes({
         attestation: device,

@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '@bulwark/protocol';
-import { createHttpApp } from '../http/index.ts';
-import { createLogger } from '../logger.ts';
-import { createTestPlatform, type TestCredentials, type TestPlatform } from '../test-support/platform.ts';
+import {
+  createTestPlatform,
+  routeTestApp,
+  type TestCredentials,
+  type TestPlatform,
+} from '../test-support/platform.ts';
 import { physicalRoutes } from './physical.routes.ts';
 import { createPhysicalSites } from './physical.service.ts';
 
@@ -18,14 +21,7 @@ describe('physical sites API', { timeout: 60_000 }, () => {
 
   beforeAll(async () => {
     t = await createTestPlatform({ background: false });
-    // The routes on an app of their own (the platform's guard and problem handlers), over the platform's store.
-    const server = (await t.platform.pki()).serverTls();
-    ({ app } = await createHttpApp({
-      tls: { key: server.keyPem, cert: server.certPem, handshakeTimeoutMs: 5000 },
-      logger: createLogger('silent'),
-      version: 'test',
-      guard: { users: t.platform.users },
-    }));
+    app = await routeTestApp(t);
     const { store, events, now } = t.platform;
     await app.register(physicalRoutes(createPhysicalSites({ db: store.db, events, now })));
     officer = await t.signIn('security-officer');

@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, DEFAULT_BASELINE_NAME } from '@bulwark/protocol';
-import { createHttpApp } from '../http/index.ts';
-import { createLogger } from '../logger.ts';
-import { createTestPlatform, type TestCredentials, type TestPlatform } from '../test-support/platform.ts';
+import {
+  createTestPlatform,
+  routeTestApp,
+  type TestCredentials,
+  type TestPlatform,
+} from '../test-support/platform.ts';
 import { baselineRoutes } from './baseline.routes.ts';
 import { createBaselineService } from './baseline.service.ts';
 
@@ -23,14 +26,7 @@ describe('baseline API', { timeout: 60_000 }, () => {
 
   beforeAll(async () => {
     t = await createTestPlatform({ background: false });
-    // The routes on an app of their own (the platform's guard and problem handlers), over the platform's store.
-    const server = (await t.platform.pki()).serverTls();
-    ({ app } = await createHttpApp({
-      tls: { key: server.keyPem, cert: server.certPem, handshakeTimeoutMs: 5000 },
-      logger: createLogger('silent'),
-      version: 'test',
-      guard: { users: t.platform.users },
-    }));
+    app = await routeTestApp(t);
     const { store, events, now } = t.platform;
     await app.register(baselineRoutes(createBaselineService({ db: store.db, events, now })));
     admin = await t.signIn('admin');

@@ -3,8 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { api } from '@bulwark/protocol';
-import { createHttpApp } from '../http/index.ts';
-import { createTestPlatform, type TestCredentials, type TestPlatform } from '../test-support/platform.ts';
+import {
+  createTestPlatform,
+  routeTestApp,
+  type TestCredentials,
+  type TestPlatform,
+} from '../test-support/platform.ts';
 import { complianceRoutes } from './compliance.routes.ts';
 import { createFakeCompliance, HTML_REPORT_CSP, type FakeCompliance } from './compliance.fake.ts';
 
@@ -28,13 +32,7 @@ describe('compliance API', { timeout: 60_000 }, () => {
 
   beforeAll(async () => {
     t = await createTestPlatform({ background: false });
-    const server = (await t.platform.pki()).serverTls();
-    ({ app } = await createHttpApp({
-      tls: { key: server.keyPem, cert: server.certPem, handshakeTimeoutMs: 5000 },
-      logger: t.platform.logger,
-      version: 'test',
-      guard: { users: t.platform.users },
-    }));
+    app = await routeTestApp(t);
     admin = await t.signIn('admin');
     officer = await t.signIn('security-officer');
     auditor = await t.signIn('auditor');

@@ -23,7 +23,7 @@ import type { FastifyInstance } from 'fastify';
 import mqtt, { type MqttClient } from 'mqtt';
 import { testConfig, type Config } from '../config/index.ts';
 import type { PeerIdentity } from '../broker/index.ts';
-import type { RouteEntry } from '../http/index.ts';
+import { createHttpApp, type RouteEntry } from '../http/index.ts';
 import { createLogger } from '../logger.ts';
 import { createServerPlatform, startBackground, type Platform, type ServerPlatform } from '../platform.ts';
 import { SESSION_COOKIE } from '../users/index.ts';
@@ -296,4 +296,19 @@ export function connectInMemory(
     });
     client.once('close', () => reject(new Error('closed before CONNACK')));
   });
+}
+
+/**
+ * An HTTPS app of its own for route tests (the platform's session guard and problem handlers, the platform's
+ * server certificate), over the test platform's users; register the routes under test on it.
+ */
+export async function routeTestApp(t: TestPlatform): Promise<FastifyInstance> {
+  const server = (await t.platform.pki()).serverTls();
+  const { app } = await createHttpApp({
+    tls: { key: server.keyPem, cert: server.certPem, handshakeTimeoutMs: 5000 },
+    logger: createLogger('silent'),
+    version: 'test',
+    guard: { users: t.platform.users },
+  });
+  return app;
 }
