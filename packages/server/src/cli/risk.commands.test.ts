@@ -50,6 +50,16 @@ describe('bulwark risk cvss', () => {
     const bad = await bulwarkInProcess('risk', 'cvss', '--file', path.join(dir, 'v.json'));
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/a JSON file must be an array of vector strings/);
+    // A file saved on Windows: a byte-order mark and CRLF line ends.
+    writeFileSync(
+      path.join(dir, 'windows.txt'),
+      '\uFEFFCVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H\r\nCVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:N/A:N\r\n',
+    );
+    const windows = await bulwarkInProcess('risk', 'cvss', '--file', path.join(dir, 'windows.txt'), '--json');
+    expect(windows.code, windows.stderr).toBe(0);
+    expect(
+      (JSON.parse(windows.stdout) as { scores: { score: number }[] }).scores.map((s) => s.score),
+    ).toEqual([9.8, 5.3]);
     const none = await bulwarkInProcess('risk', 'cvss');
     expect(none.stderr).toMatch(/name at least one vector, or --file FILE/);
   });

@@ -14,7 +14,7 @@ interface CvssOptions {
 function vectorsOf(file: string): { where: string; vector: string }[] {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readFileSync(file, 'utf8').replace(/^\uFEFF/, ''); // a byte-order mark is not part of the first vector
   } catch (err) {
     throw new BulwarkError('validation_failed', `--file ${file}: ${(err as Error).message}`);
   }
