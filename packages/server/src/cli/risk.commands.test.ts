@@ -90,7 +90,7 @@ describe('bulwark risk cvss', () => {
     const bad = await bulwarkInProcess('risk', 'tara', path.join(dir, 'bad.yaml'));
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(
-      /damageScenarios\.0\.impact: impact: rate at least one of safety, financial, operational, privacy/,
+      /damageScenarios\.0\.impact: rate at least one of safety, financial, operational, privacy/,
     );
   });
 });

@@ -118,7 +118,13 @@ function taraCommand(): Command {
     .action((file: string, options: TaraOptions) => {
       const known = new Set<string>(checkIds);
       const result = evaluateTara(readDocument(file), (id) => known.has(id));
-      if (options.html) writeFileSync(options.html, taraHtml(result, Date.now()));
+      if (options.html) {
+        try {
+          writeFileSync(options.html, taraHtml(result, Date.now()));
+        } catch (err) {
+          throw new BulwarkError('validation_failed', `--html ${options.html}: ${(err as Error).message}`);
+        }
+      }
       if (options.json) return printJson(result);
       printTable(
         result.threatScenarios.map((t) => ({

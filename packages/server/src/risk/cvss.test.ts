@@ -145,9 +145,12 @@ describe('CVSS scores', () => {
       severity: 'critical',
       kind: 'base',
     });
-    // Metrics in any order and `X` values are accepted; the vector comes back in the specification's order.
+    // 3.x metrics in any order; `X` values are accepted and left out of the vector that comes back.
+    expect(scoreCvss('CVSS:3.1/A:H/I:H/C:H/S:U/UI:N/PR:N/AC:L/AV:N/E:X').vector).toBe(
+      'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H',
+    );
     expect(
-      scoreCvss('CVSS:4.0/E:U/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/CR:X/U:Red'),
+      scoreCvss('CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/E:U/CR:X/U:Red'),
     ).toMatchObject({
       vector: 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/E:U/U:Red',
       base: 9.3,
@@ -188,6 +191,8 @@ describe('CVSS scores', () => {
         /SI:S: S \(safety\) is a value of MSI/,
       ],
       ['CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/E:F', /E:F: E takes A, P, U/],
+      // 4.0 §7: any order other than the specification's is invalid.
+      ['CVSS:4.0/E:U/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N', /AV is out of order/],
     ];
     for (const [vector, message] of cases) expect(() => scoreCvss(vector), vector).toThrow(message);
   });

@@ -97,6 +97,7 @@ function parse(vector: string): { version: CvssVersion; metrics: Map<string, str
   const version = prefix[1] as CvssVersion;
   const grammar = grammarOf(version);
   const metrics = new Map<string, string>();
+  let last = -1;
   for (const part of vector.slice(prefix[0].length).split('/')) {
     const [name, value, extra] = part.split(':');
     if (!name || value === undefined || value === '' || extra !== undefined)
@@ -109,6 +110,14 @@ function parse(vector: string): { version: CvssVersion; metrics: Map<string, str
         `${name}:${value}: ${name} takes ${[...allowed].filter((v) => v !== 'X').join(', ')}`,
       );
     if (metrics.has(name)) throw invalid(vector, `${name} is given twice`);
+    // 4.0 (specification §7): metrics in the order of its Table 23, any other order is invalid; 3.x: any order.
+    const position = grammar.order.indexOf(name);
+    if (version === '4.0' && position < last)
+      throw invalid(
+        vector,
+        `${name} is out of order (CVSS 4.0 metrics go in the order ${grammar.order.join('/')})`,
+      );
+    last = position;
     // 4.0: Safety is a consequence an assessor adds (MSI, MSA), never a base value (the library's lists allow it).
     if (version === '4.0' && value === 'S' && ['SC', 'SI', 'SA'].includes(name))
       throw invalid(vector, `${name}:S: S (safety) is a value of MSI and MSA only`);

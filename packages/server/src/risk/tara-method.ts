@@ -60,13 +60,13 @@ const invalid = (message: string) => new BulwarkError('validation_failed', messa
 export function impactOf(ratings: Partial<Record<string, string>>): ImpactLevel {
   const given = Object.entries(ratings).filter(([, v]) => v !== undefined) as [string, string][];
   if (given.length === 0)
-    throw invalid(`impact: rate at least one of ${impactCategories.join(', ')} (${impactLevels.join(', ')})`);
+    throw invalid(`rate at least one of ${impactCategories.join(', ')} (${impactLevels.join(', ')})`);
   let worst = impactLevels.length;
   for (const [category, rating] of given) {
     if (!impactCategories.includes(category as ImpactCategory))
-      throw invalid(`impact.${category}: not an impact category (${impactCategories.join(', ')})`);
+      throw invalid(`${category}: not an impact category (${impactCategories.join(', ')})`);
     const index = impactLevels.indexOf(rating as ImpactLevel);
-    if (index < 0) throw invalid(`impact.${category}: "${rating}" is not one of ${impactLevels.join(', ')}`);
+    if (index < 0) throw invalid(`${category}: "${rating}" is not one of ${impactLevels.join(', ')}`);
     worst = Math.min(worst, index);
   }
   return impactLevels[worst] as ImpactLevel;
@@ -86,17 +86,17 @@ export function feasibilityFromAttackPotential(
   const table = method.attackPotential.factors;
   let points = 0;
   for (const factor of Object.keys(table)) {
-    const value = factors[factor];
+    const value = Object.hasOwn(factors, factor) ? factors[factor] : undefined;
     const values = table[factor] ?? {};
     if (value === undefined)
       throw invalid(`attack potential: ${factor} missing (${Object.keys(values).join(', ')})`);
-    const p = values[value];
+    const p = Object.hasOwn(values, value) ? values[value] : undefined;
     if (p === undefined)
       throw invalid(`attack potential: ${factor} "${value}" is not one of ${Object.keys(values).join(', ')}`);
     points += p;
   }
   for (const factor of Object.keys(factors))
-    if (!(factor in table))
+    if (!Object.hasOwn(table, factor))
       throw invalid(`attack potential: ${factor} is not a factor (${Object.keys(table).join(', ')})`);
   const band = method.attackPotential.bands.find(
     (b) => points >= b.from && (b.to === null || points <= b.to),
@@ -125,6 +125,12 @@ export function feasibilityFromCvss(vector: string): { exploitability: number; f
   if (scored.version === '4.0')
     throw invalid(
       'feasibility by CVSS exploitability needs a CVSS 3.x vector (4.0 has no exploitability sub-score)',
+    );
+  // Exploitability is rated from the base metrics: a modified one (MAV, …) would be silently ignored.
+  const modified = scored.vector.split('/').filter((part) => /^M[A-Z]+:/.test(part));
+  if (modified.length > 0)
+    throw invalid(
+      `rate the path with base metrics only: ${modified.join(', ')} would not change its exploitability`,
     );
   const parsed = new (scored.version === '3.0' ? Cvss3P0 : Cvss3P1)(scored.vector);
   const weights = new Map([...parsed.getComponents()].map(([c, v]) => [c.shortName, v]));

@@ -61,11 +61,11 @@ describe('TARA documents', () => {
     const cases: [(doc: ReturnType<typeof sample>) => void, RegExp][] = [
       [
         (d) => ((d.damageScenarios[0] as { impact: object }).impact = {}),
-        /damageScenarios\.0\.impact: impact: rate at least one/,
+        /damageScenarios\.0\.impact: rate at least one/,
       ],
       [
         (d) => ((d.damageScenarios[1] as { impact: object }).impact = { safety: 'awful' }),
-        /damageScenarios\.1\.impact: impact\.safety: "awful" is not one of/,
+        /damageScenarios\.1\.impact: safety: "awful" is not one of/,
       ],
       [
         (d) => ((d.threatScenarios[0] as { damage: string[] }).damage = ['DS9']),
