@@ -57,6 +57,11 @@ export interface AttestationDeps {
   certificateForReport: ReportsDeps['certificateForReport'];
   /** devices door: the device's status. */
   deviceStatus(deviceId: string): Promise<string | undefined>;
+  /**
+   * audit door: signed reports refused since the server's latest start, as the audit log holds them (so the
+   * server and the CLI state the same count). Left out: this process's own count.
+   */
+  refusedReportsSinceStart?(): Promise<number>;
   /** devices door: which device (other than this one) is lost and has this EK hash; by default from the keys. */
   lostDeviceWithEk?(ekHash: string, except: string): Promise<string | undefined>;
 }
@@ -623,7 +628,7 @@ export function createAttestationService(deps: AttestationDeps): AttestationServ
     subjectData: subjectData(ctx),
     complianceFacts: async () => {
       await load();
-      return complianceFacts(ctx, reports.rejectedCount());
+      return complianceFacts(ctx, (await deps.refusedReportsSinceStart?.()) ?? reports.rejectedCount());
     },
     load,
     async start() {

@@ -1,11 +1,7 @@
-export const deviceStatuses = [
-  'registered',
-  'active',
-  'disabled',
-  'revoked',
-  'decommissioned',
-  'lost',
-] as const;
+import { api } from '@bulwark/protocol';
+
+/** The lifecycle statuses, as the API contract lists them (one list). */
+export const deviceStatuses = api.devices.deviceStatuses;
 /**
  * `registered`: known, not yet enrolled. `active`: holds a certificate. `disabled`: refused until
  * enabled again. `revoked`: its certificates are revoked; final. `decommissioned`: retired, its data was erased
@@ -17,10 +13,10 @@ export type DeviceStatus = (typeof deviceStatuses)[number];
 
 /**
  * What an operator sees: the lifecycle status, except that quarantine shows over the statuses it restricts.
- * A new status (`lost`, `decommissioned` with the physical-security work) is one line in `deviceStatuses`:
+ * A new status is one line in the contract's `deviceStatuses`:
  * it outranks quarantine unless it is added to `quarantineShowsOver` too.
  */
-export const deviceStates = [...deviceStatuses, 'quarantined'] as const;
+export const deviceStates = api.devices.deviceStates;
 export type DeviceState = (typeof deviceStates)[number];
 const quarantineShowsOver: readonly DeviceStatus[] = ['registered', 'active'];
 
