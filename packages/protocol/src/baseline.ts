@@ -180,6 +180,17 @@ const zones = z
   .strict()
   .prefault({});
 
+/** The risk register: how often each risk is re-assessed, and what change of a live risk value alerts. */
+const risk = z
+  .object({
+    /** A risk not re-assessed (reviewed, or its TARA saved again) for this long is due: a reminder alert. */
+    reassessEvery: duration('risk.reassessEvery').default(365 * 86_400_000),
+    /** A live value this many levels (1-4) or more above the assessed value raises an alert. */
+    alertOnIncrease: z.number().int().min(1).max(4).default(1),
+  })
+  .strict()
+  .prefault({});
+
 /** The broker's flood limits may be at most these (per address and per device). */
 const firewall = z
   .object({
@@ -227,6 +238,7 @@ export const baselineDocumentSchema = z
     monitoring,
     retention,
     zones,
+    risk,
     firewall,
     audit,
     disclosure: z

@@ -19,6 +19,7 @@ import * as notify from './notify.ts';
 import * as pki from './pki.ts';
 import * as privacy from './privacy.ts';
 import * as risk from './risk.ts';
+import * as riskRegister from './risk-register.ts';
 import * as telemetry from './telemetry.ts';
 import * as users from './users.ts';
 
@@ -39,6 +40,7 @@ export const api = {
   pki,
   privacy,
   risk,
+  riskRegister,
   telemetry,
   users,
 } as const;

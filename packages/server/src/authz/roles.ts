@@ -30,6 +30,9 @@ export const permissions = [
   'compliance:write',
   'compliance:approve',
   'baseline:write',
+  /** Risk: read assets, TARAs and the register; save TARAs, annotate assets, manage risks and feeds. */
+  'risk:read',
+  'risk:write',
 ] as const;
 export type Permission = (typeof permissions)[number];
 
@@ -63,6 +66,8 @@ export const rolePermissions: Record<Role, readonly Permission[]> = {
     'compliance:read',
     'compliance:write',
     'compliance:approve',
+    'risk:read',
+    'risk:write',
   ],
   operator: [
     'devices:read',
@@ -90,6 +95,7 @@ export const rolePermissions: Record<Role, readonly Permission[]> = {
     'apps:read',
     'privacy:read',
     'compliance:read',
+    'risk:read',
   ],
   viewer: ['devices:read', 'firmware:read', 'alerts:read'],
 };

@@ -224,6 +224,7 @@ const durationPaths: ReadonlySet<string> = new Set([
   'monitoring.alertMaxAge',
   'retention.personalDataMax',
   'retention.telemetryMax',
+  'risk.reassessEvery',
   'compliance.attestationMaxAge',
 ]);
 
@@ -277,6 +278,7 @@ const sectionComments: Readonly<Record<string, string>> = {
   monitoring: ' Security profiles each group needs ("*": every group); open alerts that fail when old.',
   retention: ' Longest retention of personal data and of stored telemetry.',
   zones: ' IEC 62443 target security levels (1..4): the default, and per zone name.',
+  risk: ' The risk register: how often a risk is re-assessed, and how many levels a live rise may take before it alerts.',
   firewall: ' The broker flood limits may be at most these.',
   audit: ' The audit log must be exported (SIEM, syslog, webhook) and may lag at most this many entries.',
   disclosure:

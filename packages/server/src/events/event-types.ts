@@ -152,6 +152,17 @@ export const eventCatalog = {
   'physical.site_updated': {},
   'physical.access_granted': { personal: ['person'] },
   'physical.access_revoked': { personal: ['person'] },
+  'risk.asset_updated': {},
+  'risk.asset_deleted': {},
+  'risk.tara_saved': {},
+  'risk.created': {},
+  'risk.updated': {},
+  'risk.reviewed': {},
+  'risk.changed': {},
+  'risk.raised': { groups: ['warning'] },
+  'risk.lowered': {},
+  'risk.review_due': { groups: ['warning'] },
+  'risk.feed_imported': {},
 } as const satisfies Record<keyof EventData, EventMeta>;
 
 /**
@@ -648,6 +659,34 @@ export interface EventData {
   };
   /** `person` as on the grant; none when the record was linked to a data subject or erased with them. */
   'physical.access_revoked': { accessId: string; person?: string; reason: string };
+  /** An asset's owner, description or requirements were set (a manual asset created or changed). */
+  'risk.asset_updated': { kind: string; created: boolean; changes: string[] };
+  'risk.asset_deleted': { kind: string };
+  /** A TARA was saved (rated); its threat scenarios created, updated or closed register risks. */
+  'risk.tara_saved': {
+    item: string;
+    version: number;
+    threats: number;
+    created: number;
+    updated: number;
+    closed: number;
+  };
+  /** A register risk was created (from a TARA threat scenario, a zone's security-level gap, or by hand). */
+  'risk.created': { title: string; source: string; risk: number };
+  /** Owner, treatment, due date or status changed by a person (or a TARA re-save). */
+  'risk.updated': { changes: string[]; status: string; note?: string };
+  /** A person re-assessed the risk: the next review is due after the baseline interval. */
+  'risk.reviewed': { reviewDueAt: number; note: string };
+  /** The live value moved (a vulnerability, a failing check, an open alert, a zone gap). */
+  'risk.changed': { from: number; to: number; base: number; factors: string[] };
+  /** The live value rose the baseline's threshold or more above the assessed one. */
+  'risk.raised': { title: string; from: number; to: number; base: number; factors: string[] };
+  /** It fell back below the threshold. */
+  'risk.lowered': { title: string; from: number; to: number; base: number };
+  /** The risk is due for re-assessment (the baseline's risk.reassessEvery passed since the last one). */
+  'risk.review_due': { title: string; reviewDueAt: number; owner: string | null };
+  /** An offline feed was imported: the CISA KEV catalog or FIRST EPSS scores. */
+  'risk.feed_imported': { feed: 'kev' | 'epss'; entries: number; version: string | null; source: string };
 }
 
 export interface SecurityEvent<T extends EventType = EventType> {

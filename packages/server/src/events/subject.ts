@@ -22,6 +22,11 @@ export const subjectKinds = [
   'waiver',
   /** A physical site (attestation/): its owner and who may access it. */
   'site',
+  /** Risk (risk/): a register risk, an asset, a TARA, an offline feed. */
+  'risk',
+  'asset',
+  'tara',
+  'feed',
   'address',
   'advisory',
   'alert',

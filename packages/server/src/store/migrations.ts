@@ -883,4 +883,89 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('firmware_releases').addColumn('reference_values', 'text').execute();
     },
   },
+  '0016_risk': {
+    async up(db: Kysely<unknown>) {
+      // Asset annotations: owner, requirements and description of an inventory asset, or a manual asset.
+      await db.schema
+        .createTable('risk_assets')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('owner', 'text')
+        .addColumn('description', 'text')
+        .addColumn('requirements', 'text', (c) => c.notNull())
+        .addColumn('groups', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('risk_taras')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('item', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('document', 'text', (c) => c.notNull())
+        .addColumn('result', 'text', (c) => c.notNull())
+        .addColumn('saved_at', 'bigint', (c) => c.notNull())
+        .addColumn('saved_by', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('risk_register')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('source_key', 'text', (c) => c.notNull().unique())
+        .addColumn('title', 'text', (c) => c.notNull())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('assets', 'text', (c) => c.notNull())
+        .addColumn('owner', 'text')
+        .addColumn('treatment', 'text', (c) => c.notNull())
+        .addColumn('controls', 'text', (c) => c.notNull())
+        .addColumn('checks', 'text', (c) => c.notNull())
+        .addColumn('due', 'text')
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('impact', 'text', (c) => c.notNull())
+        .addColumn('base_feasibility', 'text', (c) => c.notNull())
+        .addColumn('base_risk', 'integer', (c) => c.notNull())
+        .addColumn('feasibility', 'text', (c) => c.notNull())
+        .addColumn('risk', 'integer', (c) => c.notNull())
+        .addColumn('raised', 'integer', (c) => c.notNull())
+        .addColumn('factors', 'text', (c) => c.notNull())
+        .addColumn('assessed_at', 'bigint', (c) => c.notNull())
+        .addColumn('review_due_at', 'bigint', (c) => c.notNull())
+        .addColumn('reminded_at', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('risk_history')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('risk_id', 'text', (c) => c.notNull())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('change', 'text', (c) => c.notNull())
+        .addColumn('from_risk', 'integer')
+        .addColumn('to_risk', 'integer')
+        .addColumn('detail', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('risk_history_risk_idx').on('risk_history').columns(['risk_id', 'at']).execute();
+      // Offline feeds: the CISA Known Exploited Vulnerabilities catalog and FIRST EPSS scores, by CVE id.
+      await db.schema
+        .createTable('risk_kev')
+        .addColumn('cve', 'text', (c) => c.primaryKey())
+        .addColumn('vendor', 'text', (c) => c.notNull())
+        .addColumn('product', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('date_added', 'text', (c) => c.notNull())
+        .addColumn('due_date', 'text')
+        .addColumn('ransomware', 'text')
+        .addColumn('imported_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('risk_epss')
+        .addColumn('cve', 'text', (c) => c.primaryKey())
+        .addColumn('score', 'real', (c) => c.notNull())
+        .addColumn('percentile', 'real', (c) => c.notNull())
+        .addColumn('score_date', 'text')
+        .addColumn('imported_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

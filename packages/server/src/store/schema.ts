@@ -659,6 +659,12 @@ export interface ComplianceWaiversTable {
 }
 
 export interface Database {
+  risk_assets: RiskAssetsTable;
+  risk_taras: RiskTarasTable;
+  risk_register: RiskRegisterTable;
+  risk_history: RiskHistoryTable;
+  risk_kev: RiskKevTable;
+  risk_epss: RiskEpssTable;
   devices: DevicesTable;
   enrollment_tokens: EnrollmentTokensTable;
   certificates: CertificatesTable;
@@ -814,6 +820,105 @@ export interface PhysicalAccessTable {
   granted_at: number;
   review_at: number;
   expires_at: number | null;
+}
+
+/** An inventory asset's annotations (owner, requirements), or a manual asset (kind `manual`). */
+export interface RiskAssetsTable {
+  /** `<kind>:<name>`, e.g. `zone:plant-a`, `firmware:pc200-fw`, `manual:historian` */
+  id: string;
+  kind: string;
+  name: string;
+  owner: string | null;
+  description: string | null;
+  /** JSON { confidentiality, integrity, availability, authenticity }: low | medium | high */
+  requirements: string;
+  /** JSON string[]: device groups a manual asset covers */
+  groups: string;
+  updated_at: number;
+  updated_by: string;
+}
+
+export interface RiskTarasTable {
+  id: string;
+  item: string;
+  version: number;
+  /** The TARA document as saved (JSON). */
+  document: string;
+  /** Its evaluation (JSON TaraResult). */
+  result: string;
+  saved_at: number;
+  saved_by: string;
+}
+
+export interface RiskRegisterTable {
+  /** R-<n> */
+  id: string;
+  /** What the risk comes from: `tara:<tara>/<threat>`, `zone:<zone>`, `manual:<id>` (one risk each). */
+  source_key: string;
+  title: string;
+  /** JSON: the source (kind, tara and threat, zone) */
+  source: string;
+  /** JSON string[]: inventory asset ids in scope */
+  assets: string;
+  owner: string | null;
+  treatment: string;
+  /** JSON string[] */
+  controls: string;
+  /** JSON string[]: compliance check ids implementing the treatment */
+  checks: string;
+  /** YYYY-MM-DD */
+  due: string | null;
+  /** open | treating | accepted | closed */
+  status: string;
+  impact: string;
+  base_feasibility: string;
+  base_risk: number;
+  feasibility: string;
+  risk: number;
+  /** 1 while the live value is raised by the threshold or more above the assessed one (an alert is open). */
+  raised: number;
+  /** JSON RiskFactor[]: the live inputs that moved the feasibility */
+  factors: string;
+  assessed_at: number;
+  review_due_at: number;
+  reminded_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface RiskHistoryTable {
+  id: string;
+  risk_id: string;
+  at: number;
+  actor: string;
+  /** created | assessed | raised | lowered | updated | reviewed | closed | reopened */
+  change: string;
+  from_risk: number | null;
+  to_risk: number | null;
+  /** JSON: what changed */
+  detail: string;
+}
+
+export interface RiskKevTable {
+  cve: string;
+  vendor: string;
+  product: string;
+  name: string;
+  /** YYYY-MM-DD */
+  date_added: string;
+  due_date: string | null;
+  /** Known | Unknown */
+  ransomware: string | null;
+  imported_at: number;
+}
+
+export interface RiskEpssTable {
+  cve: string;
+  /** Probability of exploitation in the next 30 days, 0..1 */
+  score: number;
+  percentile: number;
+  score_date: string | null;
+  imported_at: number;
 }
 
 export type Db = Kysely<Database>;

@@ -69,6 +69,12 @@ export const tableOwners = {
   physical_sites: 'attestation',
   physical_access: 'attestation',
   audit_personal: 'events',
+  risk_assets: 'risk',
+  risk_taras: 'risk',
+  risk_register: 'risk',
+  risk_history: 'risk',
+  risk_kev: 'risk',
+  risk_epss: 'risk',
 } as const satisfies Record<keyof Database, string>;
 
 export type TableName = keyof typeof tableOwners;
