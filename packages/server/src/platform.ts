@@ -58,6 +58,7 @@ import {
 import { createFirmware, firmwareRoutes, tufRoutes, type Firmware } from './firmware/index.ts';
 import {
   baselineRoutes,
+  checkIds,
   complianceRoutes,
   createBaselineService,
   createCompliance,
@@ -517,6 +518,56 @@ async function refusedReportsSinceStart(audit: AuditLog): Promise<number> {
 }
 
 /** The compliance engine over every module's facts (read when a run asks; the baseline is its own). */
+/** Risk: vulnerabilities of what runs, and the register over the live inventory (read through the doors). */
+function createRiskFor(
+  core: Core,
+  reads: {
+    devices: DeviceService;
+    access: AccessService;
+    firmware: Firmware;
+    zoneResolver: () => Promise<(device: Device) => string | null>;
+    later: () => { privacy: PrivacyService; compliance: Compliance; monitor: Monitor };
+  },
+): Risk {
+  const { store, events, now, audit, logFailure } = core;
+  const { devices, access, firmware, zoneResolver, later } = reads;
+  return createRisk({
+    db: store.db,
+    events,
+    now,
+    firmware,
+    audit,
+    register: {
+      inventory: {
+        devices: async () => {
+          const [list, zoneOfDevice] = await Promise.all([devices.inService(), zoneResolver()]);
+          return list.map((d) => ({
+            id: d.id,
+            group: d.group,
+            model: d.attributes.model ?? null,
+            zone: zoneOfDevice(d),
+          }));
+        },
+        zones: () => access.listZones(),
+        conduits: () => access.listConduits(),
+        dataCategories: async () => {
+          const byCategory = new Map<string, Set<string>>();
+          for (const schema of (await later().privacy.complianceFacts()).schemas)
+            for (const f of schema.personalFields)
+              byCategory.set(f.category, (byCategory.get(f.category) ?? new Set()).add(schema.name));
+          return [...byCategory].map(([category, schemas]) => ({ category, schemas: [...schemas].sort() }));
+        },
+        releases: () => firmware.releases.list({ limit: 100_000 }),
+      },
+      baseline: async () => (await later().compliance.baseline.current()).baseline,
+      checkExists: (id) => (checkIds as readonly string[]).includes(id),
+      measuredLevel: () => later().compliance.measuredLevel(),
+      openAlerts: () => later().monitor.alerts.list({ status: ['open', 'acknowledged'], limit: 1000 }),
+      onError: (err) => logFailure(err, {}, 'risk register work failed'),
+    },
+  });
+}
+
 function createComplianceFor(core: Core, reads: ComplianceReads): Compliance {
   const { config, store, events, now, audit, logFailure } = core;
   const sources: ComplianceSources = {
@@ -634,7 +685,11 @@ async function buildPlatform(
     onReleaseCreated: (_release, actor) => risk.vulnerabilities.rematch(actor),
     onReleaseDiscard: (tx, releaseId) => risk.vulnerabilities.forgetRelease(tx, releaseId),
   });
-  const risk = createRisk({ db: store.db, events, now, firmware, audit });
+  // The register reads what later services hold when it evaluates, once every service below exists.
+  const risk = createRiskFor(core, {
+    ...{ devices, access, firmware, zoneResolver },
+    later: () => ({ privacy, compliance, monitor }),
+  });
   const notify = createNotifyService({
     db: store.db,
     box,
@@ -649,17 +704,12 @@ async function buildPlatform(
   const monitor = createMonitorFor(core, { devices, access, firewall, users, pki });
   if (core.created && config.monitor.defaultProfile) await installDefaultProfile(monitor);
   const commands = createCommands({
-    events,
-    devices,
-    now,
-    tailIntervalMs: config.events.tailInterval,
+    ...{ events, devices, now, tailIntervalMs: config.events.tailInterval },
     onRejected: (deviceId, problem, suppressed) =>
       logger.warn({ deviceId, problem, suppressed }, 'command result refused'),
   });
   const telemetry = createTelemetryService({
-    db: store.db,
-    events,
-    now,
+    ...{ db: store.db, events, now },
     onError: (err, what) => logFailure(err, {}, what),
   });
   const { physical, attestation } = createPhysicalFor(core, { devices, firmware, pki });

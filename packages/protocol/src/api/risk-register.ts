@@ -138,7 +138,8 @@ const date = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date, YYYY-MM-DD');
 export const assets = contract({
   method: 'GET',
   path: '/api/v1/risk/assets',
-  summary: 'Assets: device models, firmware, zones, conduits and data categories from the inventory, and manual assets',
+  summary:
+    'Assets: device models, firmware, zones, conduits and data categories from the inventory, and manual assets',
   tags,
   access: 'risk:read',
   query: z.object({ kind: z.enum(assetKinds).optional() }),

@@ -48,13 +48,31 @@ export const advisory = z.object({
   withdrawn: z.number().int().nullable(),
 });
 
+/** From the offline feeds (risk feeds): in the CISA KEV catalog; FIRST's EPSS probability of exploitation. */
+const knownExploited = z.boolean();
+const epss = z.number().min(0).max(1).nullable();
+
 export const exposedDevice = z.object({
   deviceId: z.string(),
   group: z.string().nullable(),
   release: z.object({ id: z.string(), name: z.string(), version: z.string() }).nullable(),
   worstSeverity: advisorySeverity,
   worstScore: z.number().nullable(),
-  advisories: z.array(z.object({ id: z.string(), severity: advisorySeverity, score: z.number().nullable() })),
+  knownExploited: knownExploited.describe('one of its advisories is known exploited (CISA KEV)'),
+  epss: epss.describe(
+    'the highest EPSS score (30-day exploitation probability) of its advisories; null: none scored',
+  ),
+  advisories: z.array(
+    z.object({
+      id: z.string(),
+      severity: advisorySeverity,
+      score: z.number().nullable(),
+      knownExploited: knownExploited.describe(
+        'one of its CVE ids (id or aliases) is in the CISA KEV catalog',
+      ),
+      epss: epss.describe('the highest EPSS score of its CVE ids; null: none scored'),
+    }),
+  ),
 });
 
 export const releaseVulnerabilities = contract({
@@ -83,7 +101,8 @@ export const advisories = contract({
 export const exposure = contract({
   method: 'GET',
   path: '/api/v1/firmware/exposure',
-  summary: 'Devices running releases with known vulnerabilities, worst severity first',
+  summary:
+    'Devices running releases with known vulnerabilities: known exploited (CISA KEV) first, then worst severity, then EPSS',
   tags,
   access: 'firmware:read',
   query: z.object({ minSeverity: advisorySeverity.optional() }),
@@ -131,6 +150,59 @@ export const scoreCvss = contract({
         ]),
       ),
       refused: z.number().int(),
+    }),
+  },
+});
+
+const feedTags = ['risk feeds'] as const;
+
+export const importKev = contract({
+  method: 'POST',
+  path: '/api/v1/risk/feeds/kev',
+  summary:
+    "Import the CISA Known Exploited Vulnerabilities catalog (its JSON as published): checked against CISA's schema, all or nothing; replaces the stored catalog",
+  tags: feedTags,
+  access: 'risk:write',
+  body: anyJson,
+  response: {
+    200: z.object({
+      entries: z.number().int(),
+      version: z.string().describe('the catalogVersion'),
+    }),
+  },
+});
+
+/** The body is the CSV itself (`text/csv`), or FIRST's `.csv.gz` as `application/gzip`: no JSON body schema. */
+export const importEpss = contract({
+  method: 'POST',
+  path: '/api/v1/risk/feeds/epss',
+  summary:
+    'Import FIRST EPSS scores (the daily CSV as published; Content-Type: text/csv, or application/gzip for the .csv.gz): all or nothing; replaces the stored scores',
+  tags: feedTags,
+  access: 'risk:write',
+  response: {
+    200: z.object({
+      entries: z.number().int(),
+      version: z.string().nullable().describe('the EPSS model version (null: the file does not say)'),
+      scoreDate: z.string().nullable().describe('the day scored, YYYY-MM-DD'),
+    }),
+  },
+});
+
+export const feedsStatus = contract({
+  method: 'GET',
+  path: '/api/v1/risk/feeds',
+  summary: 'The offline feeds imported: CISA KEV and FIRST EPSS entries, when imported, the EPSS score date',
+  tags: feedTags,
+  access: 'risk:read',
+  response: {
+    200: z.object({
+      kev: z.object({ entries: z.number().int(), importedAt: z.number().int().nullable() }),
+      epss: z.object({
+        entries: z.number().int(),
+        importedAt: z.number().int().nullable(),
+        scoreDate: z.string().nullable(),
+      }),
     }),
   },
 });

@@ -4,6 +4,7 @@ import { BulwarkError } from '@bulwark/protocol';
 import { checkIds } from '../compliance/index.ts';
 import { evaluateTara, scoreCvssBatch, taraHtml } from '../risk/index.ts';
 import { printJson, printTable, readDocument } from './context.ts';
+import { feedsCommand } from './risk-feeds.commands.ts';
 
 interface CvssOptions {
   file?: string;
@@ -147,5 +148,6 @@ export function riskCommands(): Command {
   return new Command('risk')
     .description('risk assessment: CVSS scores, TARA ratings')
     .addCommand(cvssCommand())
-    .addCommand(taraCommand());
+    .addCommand(taraCommand())
+    .addCommand(feedsCommand());
 }

@@ -10,12 +10,12 @@ import {
   type EvidenceFile,
 } from './attestations.ts';
 import type { BaselineService } from './baseline.service.ts';
-import { checkCatalog } from './checks/index.ts';
-import type { CheckDefinition } from './checks/types.ts';
+import { achievedLevel, checkCatalog } from './checks/index.ts';
+import type { CheckDefinition, CheckId } from './checks/types.ts';
 import { evaluate } from './engine.ts';
 import type { ComplianceSources } from './facts.ts';
-import { loadFrameworks } from './frameworks.ts';
-import type { Framework, RunResult, TrendPoint } from './model.ts';
+import { loadFrameworks, securityLevelRequirements } from './frameworks.ts';
+import type { CheckStatus, Framework, RunResult, TrendPoint } from './model.ts';
 import { buildStandardReport } from './report.ts';
 import { renderHtml } from './report.html.ts';
 import { toOscal } from './report.oscal.ts';
@@ -54,12 +54,27 @@ export interface ComplianceDeps {
   firstRunDelayMs?: number;
 }
 
+export interface MeasuredLevel {
+  runId: string;
+  measuredAt: number;
+  achieved: number;
+  /** The checks (not passing) that block each level 1-4. */
+  blocking: Record<1 | 2 | 3 | 4, CheckId[]>;
+  /** Check statuses of the run, by check id. */
+  statuses: Record<string, CheckStatus>;
+}
+
 export interface Compliance {
   baseline: BaselineService;
   frameworks(): Framework[];
   /** The checks a run runs (the catalog), in its order. */
   checks(): readonly CheckDefinition[];
   run(options: { trigger: RunTrigger; actor: string }): Promise<RunResult>;
+  /**
+   * The measured IEC 62443 security level (SL-A) of the latest run: the highest level whose required checks all
+   * passed, and what blocks each level; null before the first run. Targets per zone: `zoneTarget`.
+   */
+  measuredLevel(): Promise<MeasuredLevel | null>;
   /** The newest run, null before the first. */
   latestRun(): Promise<RunResult | null>;
   /** A run with its results (not_found when unknown or pruned). */
@@ -299,6 +314,22 @@ export function createCompliance(deps: ComplianceDeps): Compliance {
     checks: () => p.checks,
     run: ({ trigger, actor }) => runner.run(trigger, actor),
     latestRun: () => runs.latestRun(db),
+    measuredLevel: async () => {
+      const run = await runs.latestRun(db);
+      if (!run) return null;
+      const results = new Map(run.checks.map((c) => [c.id, { status: c.status }]));
+      const { achieved, blocking } = achievedLevel({
+        results,
+        securityLevels: securityLevelRequirements(p.frameworks),
+      });
+      return {
+        runId: run.id,
+        measuredAt: run.finishedAt,
+        achieved,
+        blocking: { 1: blocking(1), 2: blocking(2), 3: blocking(3), 4: blocking(4) },
+        statuses: Object.fromEntries(run.checks.map((c) => [c.id, c.status])),
+      };
+    },
     getRun: (id) => runs.getRun(db, id),
     listRuns: (options) => runs.listRuns(db, options),
     trend: (options) => runs.trend(db, options),

@@ -6,6 +6,7 @@ export {
   createCompliance,
   type Compliance,
   type ComplianceDeps,
+  type MeasuredLevel,
   type ReportFormat,
   type RunTrigger,
 } from './compliance.service.ts';
@@ -44,3 +45,4 @@ export {
 export type { AttestationRecord, AttestationInput } from './attestations.ts';
 export type { WaiverRecord, WaiverInput } from './waivers.ts';
 export { escapeHtml } from './report.html.ts';
+export { zoneTarget } from './checks/index.ts';

@@ -108,6 +108,11 @@ async function allDevices(ctx: DeviceContext): Promise<Device[]> {
   }
 }
 
+/** The devices in service (see `inService`), with their attributes. */
+export async function devicesInService(ctx: DeviceContext): Promise<Device[]> {
+  return (await allDevices(ctx)).filter((d) => inService.includes(d.status));
+}
+
 /** The ids of the devices in service (see `inService`), sorted. */
 export async function inServiceIds(ctx: DeviceContext): Promise<string[]> {
   const ids: string[] = [];

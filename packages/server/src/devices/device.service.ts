@@ -6,7 +6,7 @@ import {
   type DeviceRetirementDeps,
   type DeviceServiceDeps,
 } from './device.context.ts';
-import { deviceComplianceFacts, deviceFacts, inServiceIds } from './device.facts.ts';
+import { deviceComplianceFacts, deviceFacts, devicesInService, inServiceIds } from './device.facts.ts';
 import { follow } from './device.follow.ts';
 import * as lifecycle from './device.lifecycle.ts';
 import * as reads from './device.reads.ts';
@@ -130,6 +130,8 @@ export function createDeviceService(deps: DeviceServiceDeps) {
 
     /** The ids of the devices in service (registered, active or disabled), sorted: one definition of it. */
     inServiceIds: () => inServiceIds(ctx),
+    /** The devices in service with their attributes (risk's inventory: device models). */
+    inService: () => devicesInService(ctx),
 
     /** Devices in service per group ('' for none): the monitor's compliance facts (profiles per group). */
     groups: () => store.countByGroup(ctx.db),

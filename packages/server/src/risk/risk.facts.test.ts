@@ -10,6 +10,7 @@ import { createFirmware, type Firmware } from '../firmware/index.ts';
 import { createSecretBox } from '../secrets/index.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
 import { cycloneDx, releaseInput } from '../test-support/firmware.ts';
+import { registerReads, registerWorld } from './register.fixture.ts';
 import { createRisk, type Risk } from './index.ts';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/osv', import.meta.url));
@@ -28,11 +29,12 @@ describe.each(testDialects)('vulnerability compliance facts (%s)', (dialect) => 
     t = await createTestStore(dialect);
     logged = [];
     clock = Date.parse('2026-01-01T00:00:00Z');
-    const emitter: Pick<EventBus, 'emit' | 'atomically'> = {
+    const emitter: Pick<EventBus, 'emit' | 'atomically' | 'on'> = {
       emit: (event) => {
         logged.push({ event, ts: clock });
         return Promise.resolve({} as AuditEntry);
       },
+      on: () => () => undefined,
       async atomically(work) {
         const batch: SecurityEvent[] = [];
         const result = await t.store.db.transaction().execute((tx) => work(tx, (e) => void batch.push(e)));
@@ -70,7 +72,10 @@ describe.each(testDialects)('vulnerability compliance facts (%s)', (dialect) => 
         return Promise.resolve(found && ({ ...found.event, ts: found.ts } as unknown as AuditEntry<T>));
       },
     };
-    risk = createRisk({ db: t.store.db, events: emitter, now: () => clock, firmware, audit });
+    risk = createRisk({
+      ...{ db: t.store.db, events: emitter, now: () => clock, firmware, audit },
+      register: registerReads(registerWorld(), firmware),
+    });
     for (const id of ['dev-1', 'dev-2', 'dev-3']) await devices.add({ id, group: 'pumps' }, 'test');
   });
   afterEach(async () => t.cleanup());

@@ -49,6 +49,14 @@ export const taraDocument = z
             name: text(200),
             owner: text(200),
             properties: z.array(property).min(1),
+            /** The inventory asset it is (`firmware:pc200-fw`, `zone:plant-a`, …): live facts move its risks. */
+            ref: z
+              .string()
+              .regex(
+                /^(model|firmware|zone|conduit|data|manual):\S{1,256}$/,
+                'an inventory asset id: <kind>:<name>, kind one of model, firmware, zone, conduit, data, manual',
+              )
+              .optional(),
           })
           .strict(),
       )
@@ -112,7 +120,15 @@ export interface TaraPathResult {
 export interface TaraResult {
   item: string;
   description: string | null;
-  assets: { id: string; name: string; owner: string; properties: string[]; risk: number | null }[];
+  assets: {
+    id: string;
+    name: string;
+    owner: string;
+    properties: string[];
+    /** The inventory asset it is, if named. */
+    ref: string | null;
+    risk: number | null;
+  }[];
   damageScenarios: {
     id: string;
     title: string;
@@ -270,7 +286,7 @@ export function evaluateTara(input: unknown, checkExists: (id: string) => boolea
     description: doc.description ?? null,
     assets: doc.assets.map((a) => {
       const own = threats.filter((t) => t.asset === a.id).map((t) => t.risk);
-      return { ...a, risk: own.length ? Math.max(...own) : null };
+      return { ...a, ref: a.ref ?? null, risk: own.length ? Math.max(...own) : null };
     }),
     damageScenarios: [...damage.values()].map((d) => ({
       id: d.id,

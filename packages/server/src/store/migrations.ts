@@ -938,6 +938,7 @@ export const migrations: Record<string, Migration> = {
         .createTable('risk_history')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('risk_id', 'text', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
         .addColumn('at', 'bigint', (c) => c.notNull())
         .addColumn('actor', 'text', (c) => c.notNull())
         .addColumn('change', 'text', (c) => c.notNull())
@@ -945,7 +946,11 @@ export const migrations: Record<string, Migration> = {
         .addColumn('to_risk', 'integer')
         .addColumn('detail', 'text', (c) => c.notNull())
         .execute();
-      await db.schema.createIndex('risk_history_risk_idx').on('risk_history').columns(['risk_id', 'at']).execute();
+      await db.schema
+        .createIndex('risk_history_risk_idx')
+        .on('risk_history')
+        .columns(['risk_id', 'seq'])
+        .execute();
       // Offline feeds: the CISA Known Exploited Vulnerabilities catalog and FIRST EPSS scores, by CVE id.
       await db.schema
         .createTable('risk_kev')

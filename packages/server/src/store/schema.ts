@@ -889,6 +889,8 @@ export interface RiskRegisterTable {
 export interface RiskHistoryTable {
   id: string;
   risk_id: string;
+  /** 1, 2, … per risk: the order of its history. */
+  seq: number;
   at: number;
   actor: string;
   /** created | assessed | raised | lowered | updated | reviewed | closed | reopened */

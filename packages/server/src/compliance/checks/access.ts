@@ -236,7 +236,10 @@ function levelChecks(securityLevels: CheckInput['securityLevels']): Map<number, 
 }
 
 /** The highest security level whose checks all passed in phase 1 (0 when level 1's do not), and what blocks each level. */
-export function achievedLevel(input: Pick<CheckInput, 'results' | 'securityLevels'>): {
+export function achievedLevel(input: {
+  results: ReadonlyMap<string, { status: string }>;
+  securityLevels: CheckInput['securityLevels'];
+}): {
   achieved: number;
   blocking: (level: number) => CheckId[];
 } {

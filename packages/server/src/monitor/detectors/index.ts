@@ -15,6 +15,7 @@ import { newSourceNetwork } from './new-source-network.ts';
 import { newTopic } from './new-topic.ts';
 import { payloadFlood } from './payload-flood.ts';
 import { attestationFailed, createTamperReportDetector, locationJump, lostDeviceSeen } from './physical.ts';
+import { riskRaised, riskReviewDue } from './risk.ts';
 import { createTopicScanDetector } from './topic-scan.ts';
 import { unusualHour } from './unusual-hour.ts';
 
@@ -59,6 +60,8 @@ export function createDetectors(startedAt: number) {
     locationJump,
     attestationFailed,
     lostDeviceSeen,
+    riskRaised,
+    riskReviewDue,
   ];
   return { list, baselines: baseline.baselines };
 }
