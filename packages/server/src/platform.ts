@@ -66,7 +66,7 @@ import {
   type Compliance,
   type ComplianceSources,
 } from './compliance/index.ts';
-import { createRisk, riskRoutes, type Risk } from './risk/index.ts';
+import { createRisk, registerRoutes, riskRoutes, type Risk } from './risk/index.ts';
 import {
   createTelemetryService,
   createTelemetryStage,
@@ -1039,6 +1039,7 @@ async function buildHttpApps(platform: Platform, pki: PkiService, broker: Broker
       releaseId: async (ref) => (await platform.firmware.releases.get(ref)).id,
     }),
   );
+  await app.register(registerRoutes(platform.risk.register));
   await app.register(notifyRoutes(platform.notify));
   await app.register(
     telemetryRoutes({
@@ -1124,6 +1125,8 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
   await platform.attestation.start();
   // Compliance runs on its schedule and after every baseline change (any process applies one).
   platform.compliance.start();
+  // The register follows the fleet: after relevant events (coalesced) and on its interval (reminders).
+  platform.risk.register.start(platform.config.risk.reassessInterval);
   // Before the broker listens: session counts left by a crash are cleared, then kept from the events.
   const stopDeviceFollow = await platform.devices.follow(events, (err) =>
     logger.error({ err }, 'device state update failed'),
@@ -1152,6 +1155,7 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
     await platform.attestation.stop();
     await monitor.stop();
     await platform.compliance.stop();
+    await platform.risk.register.stop();
     await platform.privacy.stop();
     await platform.firmware.stop();
     await platform.notify.stop();

@@ -3,7 +3,13 @@ import { Command } from 'commander';
 import { BulwarkError } from '@bulwark/protocol';
 import { checkIds } from '../compliance/index.ts';
 import { evaluateTara, scoreCvssBatch, taraHtml } from '../risk/index.ts';
-import { printJson, printTable, readDocument } from './context.ts';
+import { common, printJson, printTable, readDocument, type CommonOptions } from './context.ts';
+import {
+  openRegister,
+  riskRegisterCommands,
+  saveTaraFile,
+  type OpenRegister,
+} from './risk-register.commands.ts';
 import { feedsCommand } from './risk-feeds.commands.ts';
 
 interface CvssOptions {
@@ -96,17 +102,19 @@ function cvssCommand(): Command {
     });
 }
 
-interface TaraOptions {
+interface TaraOptions extends CommonOptions {
   html?: string;
   json?: boolean;
+  save?: string;
 }
 
 /**
- * `bulwark risk tara FILE [--html OUT] [--json]`: rates a TARA document (YAML or JSON; docs/risk.md) and prints
- * its threat scenarios with feasibility, impact, risk and treatment, or writes the HTML report.
+ * `bulwark risk tara FILE [--html OUT] [--json] [--save ID]`: rates a TARA document (YAML or JSON; docs/risk.md)
+ * and prints its threat scenarios with feasibility, impact, risk and treatment, or writes the HTML report;
+ * `--save` keeps it with the fleet (its threat scenarios become register risks; asset refs must exist).
  */
-function taraCommand(): Command {
-  return new Command('tara')
+function taraCommand(open: OpenRegister): Command {
+  return common(new Command('tara'), false)
     .description(
       'rate an ISO/SAE 21434 TARA document (YAML or JSON): feasibility, impact, risk value, treatment',
     )
@@ -116,9 +124,11 @@ function taraCommand(): Command {
       'write the HTML report (damage and threat scenarios, feasibility, risk, treatment per asset)',
     )
     .option('--json', 'print the rated work products as JSON')
-    .action((file: string, options: TaraOptions) => {
+    .option('--save <id>', 'save it with the fleet under this id: its threat scenarios become register risks')
+    .action(async (file: string, options: TaraOptions) => {
       const known = new Set<string>(checkIds);
       const result = evaluateTara(readDocument(file), (id) => known.has(id));
+      const saved = options.save ? await saveTaraFile(open, { file, id: options.save, options }) : null;
       if (options.html) {
         try {
           writeFileSync(options.html, taraHtml(result, Date.now()));
@@ -126,7 +136,7 @@ function taraCommand(): Command {
           throw new BulwarkError('validation_failed', `--html ${options.html}: ${(err as Error).message}`);
         }
       }
-      if (options.json) return printJson(result);
+      if (options.json) return printJson(saved ? { ...result, saved } : result);
       printTable(
         result.threatScenarios.map((t) => ({
           id: t.id,
@@ -140,14 +150,20 @@ function taraCommand(): Command {
         ['id', 'asset', 'threat', 'feasibility', 'impact', 'risk', 'treatment'],
       );
       if (options.html) process.stdout.write(`report written to ${options.html}\n`);
+      if (saved)
+        process.stdout.write(
+          `saved as TARA ${saved.tara.id} version ${saved.tara.version}: ${saved.risks.created} risks created, ${saved.risks.updated} updated, ${saved.risks.closed} closed (bulwark risk register)\n`,
+        );
     });
 }
 
 /** `bulwark risk …`: risk assessment (docs/risk.md). */
-export function riskCommands(): Command {
-  return new Command('risk')
-    .description('risk assessment: CVSS scores, TARA ratings')
+export function riskCommands(open: OpenRegister = openRegister): Command {
+  const risk = new Command('risk')
+    .description('risk assessment: CVSS scores, TARAs, assets, the live risk register, zone levels, feeds')
     .addCommand(cvssCommand())
-    .addCommand(taraCommand())
+    .addCommand(taraCommand(open))
     .addCommand(feedsCommand());
+  for (const command of riskRegisterCommands(open)) risk.addCommand(command);
+  return risk;
 }

@@ -325,6 +325,13 @@ const schema = z
       })
       .strict()
       .prefault({}),
+    risk: z
+      .object({
+        /** How often the server re-evaluates the register besides after each relevant event (and sends reminders). */
+        reassessInterval: duration.default(300_000),
+      })
+      .strict()
+      .prefault({}),
     events: z
       .object({ tailInterval: duration.default(200) })
       .strict()

@@ -62,7 +62,7 @@ export function kevEntries(): Record<string, unknown>[] {
 
 /** FIRST's daily file: the comment line, the header, one CVE a line. */
 export function epssCsv(
-  rows: string[],
+  rows: readonly string[],
   comment = '#model_version:v2023.03.01,score_date:2024-03-01T00:00:00+0000',
 ) {
   return [...(comment ? [comment] : []), 'cve,epss,percentile', ...rows, ''].join('\n');

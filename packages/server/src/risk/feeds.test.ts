@@ -7,7 +7,7 @@ const ROWS = [
   'CVE-2021-44228,0.97565,0.99996',
   'CVE-2019-10744,0.01243,0.85178',
   'CVE-2023-1234567,0.00043,0.05',
-];
+] as const;
 
 describe('KEV catalog', () => {
   it('reads a catalog as CISA publishes it', () => {
@@ -42,8 +42,12 @@ describe('KEV catalog', () => {
       /^vulnerabilities\.2\.dateAdded: must be a date, YYYY-MM-DD/,
     ],
     ['a date in another format', [{ dueDate: '12/24/2021' }], /^vulnerabilities\.0\.dueDate: must be a date/],
-    ['a missing required field', [{}, { dueDate: undefined }], /^vulnerabilities\.1\.dueDate: /],
-    ['a missing vendor', [{}, {}, { vendorProject: undefined }], /^vulnerabilities\.2\.vendorProject: /],
+    ['a missing due date', [{}, { dueDate: undefined }], /^vulnerabilities\.1\.dueDate: is required$/],
+    [
+      'a missing vendor',
+      [{}, {}, { vendorProject: undefined }],
+      /^vulnerabilities\.2\.vendorProject: is required$/,
+    ],
     [
       'a ransomware use neither Known nor Unknown',
       [{ knownRansomwareCampaignUse: 'Yes' }],
@@ -66,13 +70,16 @@ describe('KEV catalog', () => {
   });
 
   it('refuses a catalog whose head is wrong', () => {
-    expect(() => parseKev(kevCatalog(undefined, { catalogVersion: undefined }))).toThrow(/^catalogVersion: /);
+    expect(() => parseKev(kevCatalog(undefined, { catalogVersion: undefined }))).toThrow(
+      /^catalogVersion: is required$/,
+    );
     expect(() => parseKev(kevCatalog(undefined, { dateReleased: '2024-09-21' }))).toThrow(
       /^dateReleased: must be a date-time/,
     );
     expect(() => parseKev(kevCatalog(undefined, { count: '3' }))).toThrow(/^count: /);
     expect(() => parseKev(kevCatalog(undefined, { vulnerabilities: {} }))).toThrow(/^vulnerabilities: /);
-    expect(() => parseKev([kevCatalog()])).toThrow(/^a KEV catalog: /);
+    expect(() => parseKev([kevCatalog()])).toThrow(/^a KEV catalog: Invalid input: expected object/);
+    expect(() => parseKev(null)).toThrow(/^a KEV catalog: /);
   });
 
   it('refuses a count that is not the number of entries', () => {

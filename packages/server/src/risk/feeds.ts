@@ -74,12 +74,25 @@ const kevSchema = z.object({
   vulnerabilities: z.array(kevVulnerability),
 });
 
+/** The value at a zod issue's path in the input (undefined: absent). */
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
 /** The first problem, named by its path (`vulnerabilities.12.cveID: …`), and how many more there are. */
-function firstIssue(error: z.ZodError, what: string): BulwarkError {
+function firstIssue(error: z.ZodError, input: unknown): BulwarkError {
   const [issue, ...rest] = error.issues;
-  const where = issue?.path.map(String).join('.') || what;
+  const path = issue?.path ?? [];
+  const where = path.map(String).join('.') || 'a KEV catalog';
+  const missing = path.length > 0 && valueAt(input, path) === undefined;
+  const what = missing ? 'is required' : (issue?.message ?? 'not a KEV catalog');
   const more = rest.length > 0 ? ` (and ${rest.length} more problem${rest.length === 1 ? '' : 's'})` : '';
-  return refused(`${where}: ${issue?.message ?? `not ${what}`}${more}`);
+  return refused(`${where}: ${what}${more}`);
 }
 
 /**
@@ -89,7 +102,7 @@ function firstIssue(error: z.ZodError, what: string): BulwarkError {
  */
 export function parseKev(json: unknown): KevCatalog {
   const parsed = kevSchema.safeParse(json);
-  if (!parsed.success) throw firstIssue(parsed.error, 'a KEV catalog');
+  if (!parsed.success) throw firstIssue(parsed.error, json);
   const { catalogVersion, dateReleased, count, vulnerabilities } = parsed.data;
   if (count !== vulnerabilities.length)
     throw refused(`count: says ${count} vulnerabilities, the catalog lists ${vulnerabilities.length}`);

@@ -791,6 +791,8 @@ export function createRegister(deps: RegisterDeps) {
       return (await getRisk(deps, updated.id)).risk;
     },
     review: (id: string, note: string, actor: string) => reviewRisk(deps, { id, note, actor }),
+    /** The baseline's risk settings (re-assessment interval, alert threshold). */
+    riskSettings: async () => (await deps.baseline()).risk,
     /** Re-evaluates the register now (also run after relevant events and every `intervalMs` in the server). */
     reassess: () => runner.now(),
     zones: async (): Promise<ZoneLevel[]> => {
