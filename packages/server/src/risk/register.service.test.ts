@@ -12,6 +12,7 @@ import { createFirmware, type Firmware } from '../firmware/index.ts';
 import { createSecretBox } from '../secrets/index.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
 import { cycloneDx, releaseInput } from '../test-support/firmware.ts';
+import { epssCsv, kevCatalog, kevEntry } from './feeds.fixtures.ts';
 import { registerReads, registerWorld, type RegisterWorld } from './register.fixture.ts';
 import { createRisk, type Risk } from './index.ts';
 
@@ -319,6 +320,38 @@ describe.each(testDialects)('the risk register (%s)', (dialect) => {
       ['raised', 2, 5],
       ['created', null, 2],
     ]);
+  });
+
+  it('a high advisory on deployed firmware moves nothing until CISA lists it as known exploited', async () => {
+    const mid = await release('1.1.0', ['pkg:npm/lodash@4.17.15']); // GHSA-35jh-r3h4-6jhm (high 7.2) only
+    await runs('dev-1', mid.targetPath, '1.1.0');
+    await risk.register.saveTara(
+      'pc-200',
+      sampleTara((d) => {
+        const ts3 = d.threatScenarios[2];
+        if (ts3) ts3.attackPaths = [{ description: 'Replay over JTAG', attackVector: 'physical' }];
+      }),
+      'user:ana',
+    );
+    await risk.vulnerabilities.importFrom(FIXTURES, 'test');
+    await risk.register.reassess();
+    expect((await byThreat()).TS3).toMatchObject({ risk: 2, factors: [] });
+    await risk.feeds.importKevJson(kevCatalog([kevEntry('CVE-2021-23337')]), 'test', 'kev.json');
+    await risk.feeds.importEpssText(epssCsv(['CVE-2021-23337,0.01230,0.80000']), 'test', 'epss.csv');
+    await risk.register.reassess();
+    expect((await byThreat()).TS3).toMatchObject({
+      risk: 5,
+      raised: true,
+      factors: [
+        {
+          kind: 'known-exploited',
+          ref: 'GHSA-35jh-r3h4-6jhm',
+          detail:
+            'high 7.2 (environmental 7.2 in zone plant); on pump-fw@1.1.0: 1 device; known exploited (CISA KEV); EPSS 0.012',
+          feasibility: 'high',
+        },
+      ],
+    });
   });
 
   it('a failing treatment check and an open alert in scope each raise feasibility one level', async () => {

@@ -51,11 +51,6 @@ export interface OpenAlert {
   detector: string;
 }
 
-export interface FeedReads {
-  knownExploited(cves: readonly string[]): Promise<Map<string, unknown>>;
-  epss(cves: readonly string[]): Promise<Map<string, { score: number; percentile: number }>>;
-}
-
 export interface RegisterDeps extends AssetDeps {
   events: Pick<EventBus, 'atomically' | 'emit' | 'on'>;
   /** The baseline in force (risk.reassessEvery, risk.alertOnIncrease, zone targets). */
@@ -66,8 +61,8 @@ export interface RegisterDeps extends AssetDeps {
   measuredLevel(): Promise<MeasuredLevel | null>;
   /** Alerts not resolved (from monitor). */
   openAlerts(): Promise<OpenAlert[]>;
-  vulnerabilities: Pick<VulnerabilityService, 'exposure' | 'advisories'>;
-  feeds: FeedReads;
+  /** Exposure of deployed devices (with KEV and EPSS from the feeds) and each release's advisories. */
+  vulnerabilities: Pick<VulnerabilityService, 'exposure' | 'forRelease'>;
   onError?: ((err: unknown) => void) | undefined;
 }
 
@@ -99,42 +94,34 @@ export const REASSESS_ON: readonly EventType[] = [
   'risk.asset_deleted',
 ];
 
-const cveIds = (ids: readonly string[]) => ids.filter((id) => /^CVE-\d{4}-\d{4,}$/.test(id));
-
 /** The live facts the register reads, gathered once per evaluation. */
 async function gatherFacts(deps: RegisterDeps, snapshot: InventorySnapshot, baseline: Baseline) {
-  const [scope, requirements, exposure, advisories, measured, alerts] = await Promise.all([
+  const [scope, requirements, exposure, measured, alerts] = await Promise.all([
     assetScopes(deps, snapshot),
     requirementsOf(deps),
     deps.vulnerabilities.exposure(),
-    deps.vulnerabilities.advisories({ limit: 10_000 }),
     deps.measuredLevel(),
     deps.openAlerts(),
   ]);
-  const advisoryInfo = new Map(advisories.map((a) => [a.id, a]));
-  const names = (id: string) => [id, ...(advisoryInfo.get(id)?.aliases ?? [])];
-  const exposedIds = [...new Set(exposure.flatMap((d) => d.advisories.map((a) => a.id)))];
-  const cves = cveIds(exposedIds.flatMap(names));
-  const [kev, epss] = await Promise.all([deps.feeds.knownExploited(cves), deps.feeds.epss(cves)]);
+  // The vectors of the advisories affecting deployed releases (a few releases, each read once).
+  const vectors = new Map<string, string | null>();
+  const releases = new Set(exposure.flatMap((d) => (d.release ? [d.release.id] : [])));
+  for (const id of releases)
+    for (const v of await deps.vulnerabilities.forRelease(id)) vectors.set(v.advisoryId, v.cvssVector);
   const byDevice = new Map<string, ExposedAdvisory[]>();
-  for (const d of exposure) {
+  for (const d of exposure)
     byDevice.set(
       d.deviceId,
-      d.advisories.map((a) => {
-        const all = names(a.id);
-        const scores = all.map((n) => epss.get(n)?.score).filter((s): s is number => s !== undefined);
-        return {
-          advisory: a.id,
-          severity: a.severity,
-          score: a.score,
-          vector: advisoryInfo.get(a.id)?.cvssVector ?? null,
-          knownExploited: all.some((n) => kev.has(n)),
-          epss: scores.length ? Math.max(...scores) : null,
-          release: d.release ? `${d.release.name}@${d.release.version}` : 'unknown release',
-        };
-      }),
+      d.advisories.map((a) => ({
+        advisory: a.id,
+        severity: a.severity,
+        score: a.score,
+        vector: vectors.get(a.id) ?? null,
+        knownExploited: a.knownExploited,
+        epss: a.epss,
+        release: d.release ? `${d.release.name}@${d.release.version}` : 'unknown release',
+      })),
     );
-  }
   const zones = await zoneLevels(deps, { snapshot, baseline, measured });
   const gaps = new Map(zones.map((z) => [z.zone, z]));
   const alertsByDevice = new Map<string, OpenAlert[]>();

@@ -29,7 +29,7 @@ export function createRisk(deps: RiskDeps) {
   return {
     vulnerabilities,
     /** Assets, TARAs, zone security levels and the live risk register. */
-    register: createRegister({ ...deps, ...deps.register, vulnerabilities, feeds }),
+    register: createRegister({ ...deps, ...deps.register, vulnerabilities }),
     /** Offline threat-intelligence feeds: the CISA KEV catalog and FIRST EPSS scores. */
     feeds,
     /** The compliance engine's `vulnerabilities` source: advisories known, last import, fleet exposures. */
