@@ -589,6 +589,7 @@ function createComplianceFor(core: Core, reads: ComplianceReads): Compliance {
     apps: () => reads.apps.complianceFacts(),
     attestation: () => reads.attestation.complianceFacts(),
     physical: () => reads.physical.complianceFacts(),
+    risk: () => reads.risk.register.complianceFacts(),
   };
   return createCompliance({
     db: store.db,

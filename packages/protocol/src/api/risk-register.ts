@@ -133,7 +133,13 @@ export const taraSummary = z.object({
 const taraId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lower case letters, digits, . _ - (max 63)');
 const anyJson = z.record(z.string(), z.unknown());
 const riskIdParams = z.object({ id: z.string().max(40) });
-const date = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date, YYYY-MM-DD');
+const date = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, 'a date, YYYY-MM-DD')
+  .refine((d) => {
+    const t = Date.parse(`${d}T00:00:00Z`);
+    return Number.isFinite(t) && new Date(t).toISOString().startsWith(d);
+  }, 'not a date of the calendar');
 
 export const assets = contract({
   method: 'GET',

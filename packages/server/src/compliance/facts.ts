@@ -11,7 +11,7 @@ import type { MonitorComplianceFacts } from '../monitor/index.ts';
 import type { ExporterFact } from '../notify/index.ts';
 import type { PkiCertificateFact, PkiFacts } from '../pki/index.ts';
 import type { PrivacyComplianceFacts } from '../privacy/index.ts';
-import type { VulnerabilityComplianceFacts } from '../risk/index.ts';
+import type { RiskComplianceFacts, VulnerabilityComplianceFacts } from '../risk/index.ts';
 import type { AccountComplianceFact, UserComplianceFacts } from '../users/index.ts';
 
 /**
@@ -37,6 +37,8 @@ export interface ComplianceFacts {
   attestation: AttestationComplianceFacts;
   /** Physical sites and their access records (attestation/ physical sites). */
   physical: PhysicalComplianceFacts;
+  /** Saved TARAs and the risk register (risk/). */
+  risk: RiskComplianceFacts;
 }
 export type FactSource = keyof ComplianceFacts;
 
@@ -64,6 +66,7 @@ export type {
   MonitorComplianceFacts,
   PhysicalComplianceFacts,
   PrivacyComplianceFacts,
+  RiskComplianceFacts,
   UserComplianceFacts,
   VulnerabilityComplianceFacts,
 };
@@ -77,7 +80,7 @@ export interface FactContext {
  * Sources a platform may leave unbound (bound by the composition root once the module exists, e.g. not in a
  * tool that builds no attestation service): the checks reading an unbound source are `error`, never pass.
  */
-export type OptionalFactSource = Extract<FactSource, 'attestation' | 'physical'>;
+export type OptionalFactSource = Extract<FactSource, 'attestation' | 'physical' | 'risk'>;
 
 export type FactReader<K extends FactSource> = (context: FactContext) => Promise<ComplianceFacts[K]>;
 
@@ -96,5 +99,6 @@ export function everySource(sources: ComplianceSources): { [K in FactSource]: Fa
     ...sources,
     attestation: sources.attestation ?? unbound('attestation'),
     physical: sources.physical ?? unbound('physical'),
+    risk: sources.risk ?? unbound('risk'),
   };
 }

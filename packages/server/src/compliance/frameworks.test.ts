@@ -66,8 +66,18 @@ describe('built-in frameworks', () => {
       return !clauses['etsi-en-303-645']?.length && !clauses['iec-62443-3-3']?.length;
     });
     // Physical access to sites is in neither (IEC 62443-2-1's and NIST's domain): it evidences NIST PE-3 only.
-    expect(unmapped).toEqual(['physical.site-access-reviewed']);
+    // Risk assessment is ISO/SAE 21434 clause 15's and NIST RA-3's (IEC 62443-3-2, not 3-3).
+    expect(unmapped).toEqual([
+      'physical.site-access-reviewed',
+      'risk.tara-recorded',
+      'risk.treatment-current',
+    ]);
     expect(byCheck.get('physical.site-access-reviewed')).toEqual({ 'nist-800-82': ['PE-3'] });
+    expect(byCheck.get('risk.tara-recorded')).toEqual({
+      'iso-21434': ['15.3', '15.4', '15.5', '15.6', '15.7', '15.8', '15.9'],
+      'nist-800-82': ['RA-3'],
+    });
+    expect(byCheck.get('risk.treatment-current')).toEqual({ 'iso-21434': ['15.9'], 'nist-800-82': ['RA-3'] });
   });
 
   it('gives every clause the fields of its mode', () => {

@@ -44,6 +44,6 @@ export { taraHtml, TARA_REPORT_CSP } from './tara.html.ts';
 export { registerHtml, REGISTER_REPORT_CSP, type RegisterReport } from './register.html.ts';
 export { registerReport } from './register.report.ts';
 export { registerRoutes } from './register.routes.ts';
-export type { Register, ZoneLevel, TaraSummary } from './register.service.ts';
+export type { Register, RiskComplianceFacts, ZoneLevel, TaraSummary } from './register.service.ts';
 export type { Asset, RiskInventory } from './assets.ts';
 export type { RegisterRisk } from './register.store.ts';

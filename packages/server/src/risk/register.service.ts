@@ -67,6 +67,47 @@ export interface RegisterDeps extends AssetDeps {
 }
 
 export type ZoneLevel = z.infer<typeof api.riskRegister.zoneLevel>;
+
+/** The register's compliance facts (the `risk` source): saved TARAs and every register risk. */
+export interface RiskComplianceFacts {
+  taras: { id: string; version: number; savedAt: number }[];
+  risks: {
+    id: string;
+    title: string;
+    status: RiskStatus;
+    owner: string | null;
+    /** The end of the due date's day (UTC), or null. */
+    dueAt: number | null;
+    risk: number;
+    baseRisk: number;
+    raised: boolean;
+    reviewDueAt: number;
+  }[];
+}
+
+/** The end (23:59:59.999 UTC) of a YYYY-MM-DD date: the date named is the last day it still holds. */
+const endOfDay = (date: string) => Date.parse(`${date}T23:59:59.999Z`);
+
+async function complianceFacts(deps: Pick<RegisterDeps, 'db'>): Promise<RiskComplianceFacts> {
+  const [taras, risks] = await Promise.all([
+    deps.db.selectFrom('risk_taras').select(['id', 'version', 'saved_at']).orderBy('id').execute(),
+    listRegister(deps),
+  ]);
+  return {
+    taras: taras.map((t) => ({ id: t.id, version: Number(t.version), savedAt: Number(t.saved_at) })),
+    risks: risks.map((r) => ({
+      id: r.id,
+      title: r.title,
+      status: r.status,
+      owner: r.owner,
+      dueAt: r.due === null ? null : endOfDay(r.due),
+      risk: r.risk,
+      baseRisk: r.baseRisk,
+      raised: r.raised,
+      reviewDueAt: r.reviewDueAt,
+    })),
+  };
+}
 export type TaraSummary = z.infer<typeof api.riskRegister.taraSummary>;
 export type RiskChange = z.infer<typeof api.riskRegister.updateRisk.body>;
 
@@ -778,6 +819,8 @@ export function createRegister(deps: RegisterDeps) {
       return (await getRisk(deps, updated.id)).risk;
     },
     review: (id: string, note: string, actor: string) => reviewRisk(deps, { id, note, actor }),
+    /** The compliance engine's `risk` source: saved TARAs and the register. */
+    complianceFacts: () => complianceFacts(deps),
     /** The baseline's risk settings (re-assessment interval, alert threshold). */
     riskSettings: async () => (await deps.baseline()).risk,
     /** Re-evaluates the register now (also run after relevant events and every `intervalMs` in the server). */

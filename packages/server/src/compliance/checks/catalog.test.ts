@@ -35,6 +35,7 @@ describe('check catalog', () => {
       'org.support-period',
       'org.disclosure-contact',
       'privacy.controller-named',
+      'risk.tara-recorded',
     ]);
   });
 
@@ -99,6 +100,7 @@ describe('check catalog', () => {
         reportsRejected: 0,
       },
       physical: { sites: [], groupsWithoutSite: [] },
+      risk: { taras: [], risks: [] },
     };
     const outcomes = runCatalog({
       facts,
@@ -111,6 +113,7 @@ describe('check catalog', () => {
       'org.support-period',
       'org.disclosure-contact',
       'privacy.controller-named',
+      'risk.tara-recorded',
     ]);
   });
 });

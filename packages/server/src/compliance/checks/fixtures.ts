@@ -330,6 +330,34 @@ const physicalFacts = (): ComplianceFacts['physical'] => ({
   groupsWithoutSite: [],
 });
 
+const riskFacts = (now: number): ComplianceFacts['risk'] => ({
+  taras: [{ id: 'sensor-node', version: 2, savedAt: now - 30 * DAY }],
+  risks: [
+    {
+      id: 'R-1',
+      title: 'Tampering with the sensor enclosure',
+      status: 'treating',
+      owner: 'device-engineering',
+      dueAt: now + 60 * DAY,
+      risk: 3,
+      baseRisk: 3,
+      raised: false,
+      reviewDueAt: now + 300 * DAY,
+    },
+    {
+      id: 'R-2',
+      title: 'Reading telemetry on the plant network',
+      status: 'closed',
+      owner: null,
+      dueAt: null,
+      risk: 2,
+      baseRisk: 2,
+      raised: false,
+      reviewDueAt: now - DAY,
+    },
+  ],
+});
+
 /**
  * A small, well-run fleet: two connected sensors and one awaiting enrolment, two zones joined by a capped
  * conduit, an enabled audit exporter, current firmware with SBOMs, a staged rollout, a sensor that attests,
@@ -352,6 +380,7 @@ export function healthyFacts(now: number): ComplianceFacts {
     apps: appFacts(now),
     attestation: attestationFacts(now),
     physical: physicalFacts(),
+    risk: riskFacts(now),
   };
 }
 

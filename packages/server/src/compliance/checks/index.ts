@@ -9,6 +9,7 @@ import { netChecks } from './net.ts';
 import { attestationChecks, physicalChecks } from './physical.ts';
 import { pkiChecks } from './pki.ts';
 import { appChecks, privacyChecks } from './privacy.ts';
+import { riskChecks } from './risk.ts';
 import { checkIds, type CheckDefinition } from './types.ts';
 
 const byId = new Map<string, CheckDefinition>(
@@ -27,6 +28,7 @@ const byId = new Map<string, CheckDefinition>(
     ...appChecks,
     ...attestationChecks,
     ...physicalChecks,
+    ...riskChecks,
   ].map((c) => [c.id, c]),
 );
 

@@ -704,6 +704,37 @@ const mutations: Mutation[] = [
     mutate: (f) => void (f.attestation.reportsRejected = 2),
     fails: { 'physical.reports-verified': ['rejected'] },
   },
+  // risk
+  {
+    name: 'no TARA saved with the fleet',
+    mutate: (f) => void (f.risk.taras = []),
+    fails: { 'risk.tara-recorded': ['none'] },
+  },
+  {
+    name: 'an open risk past its re-assessment date (a closed one is not counted)',
+    mutate: (f) => void (at(f.risk.risks, 0).reviewDueAt = now - DAY),
+    fails: { 'risk.tara-recorded': ['R-1'] },
+  },
+  {
+    name: 'an open risk without an owner',
+    mutate: (f) => void (at(f.risk.risks, 0).owner = null),
+    fails: { 'risk.treatment-current': ['R-1'] },
+  },
+  {
+    name: 'an open risk past its due date',
+    mutate: (f) => void (at(f.risk.risks, 0).dueAt = now - DAY),
+    fails: { 'risk.treatment-current': ['R-1'] },
+  },
+  {
+    name: 'an open risk raised by live facts since its assessment',
+    mutate: (f) => void Object.assign(at(f.risk.risks, 0), { risk: 5, raised: true }),
+    fails: { 'risk.treatment-current': ['R-1'] },
+  },
+  {
+    name: 'a raised risk its owner accepted at the higher value',
+    mutate: (f) => void Object.assign(at(f.risk.risks, 0), { risk: 5, raised: true, status: 'accepted' }),
+    fails: {},
+  },
 ];
 
 describe('each misconfiguration fails exactly the expected checks', () => {

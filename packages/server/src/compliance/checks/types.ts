@@ -34,7 +34,9 @@ export interface Evidence {
     | 'attestation_key'
     | 'security_report'
     | 'site'
-    | 'site_access';
+    | 'site_access'
+    | 'tara'
+    | 'risk';
   /** The object's id (device id, serial, username, listener name, baseline path …). */
   id: string;
   /** What about it, in one line (`expires 2027-01-03, within the 14-day window`). */
@@ -157,5 +159,8 @@ export const checkIds = [
   'physical.lost-revoked',
   'physical.site-access-reviewed',
   'physical.reports-verified',
+  // risk assessment (ISO/SAE 21434 clause 15, NIST SP 800-82 RA-3)
+  'risk.tara-recorded',
+  'risk.treatment-current',
 ] as const;
 export type CheckId = (typeof checkIds)[number];
