@@ -135,7 +135,7 @@ const anyJson = z.record(z.string(), z.unknown());
 const riskIdParams = z.object({ id: z.string().max(40) });
 const date = z
   .string()
-  .regex(/^\d{4}-\d{2}-\d{2}$/, 'a date, YYYY-MM-DD')
+  .regex(/^\d{4}-\d{2}-\d{2}$/, { message: 'a date, YYYY-MM-DD', abort: true })
   .refine((d) => {
     const t = Date.parse(`${d}T00:00:00Z`);
     return Number.isFinite(t) && new Date(t).toISOString().startsWith(d);
@@ -245,6 +245,23 @@ export const registerReport = contract({
   tags,
   access: 'risk:read',
   response: { 200: raw('text/html', 'The register report') },
+});
+
+export const registerReportJson = contract({
+  method: 'GET',
+  path: '/api/v1/risk/register/report.json',
+  summary:
+    "The register report's data: every risk, the zones' security levels, recent history, the baseline's settings",
+  tags,
+  access: 'risk:read',
+  response: {
+    200: z.object({
+      risks: z.array(registerRisk),
+      zones: z.array(zoneLevel),
+      history: z.record(z.string(), z.array(riskHistoryEntry)),
+      baseline: z.object({ reassessEvery: z.number().int(), alertOnIncrease: z.number().int() }),
+    }),
+  },
 });
 
 export const getRisk = contract({

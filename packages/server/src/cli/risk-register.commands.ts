@@ -142,7 +142,7 @@ const arrow = (r: Risk) =>
 
 function registerList(open: OpenRegister): Command {
   return common(new Command('register'))
-    .description('the risk register, highest live risk first (--html for the report)')
+    .description('the risk register, highest live risk first (--html: the report of the whole register)')
     .addOption(new Option('--status <status>', 'only this status').choices(c.riskStatuses))
     .option('--min-risk <n>', 'only risks of at least this live value (1-5)', (v) => {
       const n = Number(v);

@@ -615,6 +615,16 @@ describe('risk register API', { timeout: 60_000 }, () => {
       expect(r.body).toContain('Maria');
       expect(r.body).toContain('mutual TLS verified on every listener');
     });
+
+    it('serves the same report as JSON, against its contract', async () => {
+      const r = await call(auditor, 'GET', '/api/v1/risk/register/report.json');
+      expect(r.statusCode, r.body).toBe(200);
+      const report = api.riskRegister.registerReportJson.response[200].parse(r.json());
+      expect(report.risks.map((x) => x.id).sort()).toEqual(['R-1', 'R-2', 'R-3']);
+      expect(report.zones.map((z) => z.zone)).toEqual(['plant']);
+      expect(report.baseline).toEqual({ reassessEvery: 365 * 86_400_000, alertOnIncrease: 1 });
+      expect(report.history['R-1']?.at(-1)?.change).toBe('created');
+    });
   });
 
   describe('access', () => {
@@ -626,6 +636,7 @@ describe('risk register API', { timeout: 60_000 }, () => {
       '/api/v1/risk/register',
       '/api/v1/risk/register/R-1',
       '/api/v1/risk/register/report.html',
+      '/api/v1/risk/register/report.json',
       '/api/v1/risk/zones',
     ];
     const writes: [method: 'PUT' | 'PATCH' | 'POST' | 'DELETE', url: string, body?: object][] = [

@@ -99,6 +99,12 @@ function registerRoutesOf(app: FastifyInstance, register: Register) {
       });
     },
   });
+  app.defineRoute(contracts.registerReportJson, {
+    handler: ({ request }) => {
+      fleetActor(request);
+      return registerReport(register);
+    },
+  });
   app.defineRoute(contracts.getRisk, {
     handler: ({ request, params }) => {
       fleetActor(request);
