@@ -452,6 +452,11 @@ describe.each(testDialects)('the risk register (%s)', (dialect) => {
     world.measured = { ...world.measured, achieved: 2 };
     await risk.register.reassess();
     expect((await risk.register.get(gap?.id ?? '')).risk).toMatchObject({ status: 'open', risk: 4 });
+    // The zone deleted: its gap risk is closed (and its alert lowered).
+    world.zones = [];
+    await risk.register.reassess();
+    expect((await risk.register.get(gap?.id ?? '')).risk).toMatchObject({ status: 'closed', raised: false });
+    expect(typesOf('risk.lowered')).toHaveLength(2);
   });
 
   it('reminds once when a risk is due for re-assessment; a review sets the next date', async () => {

@@ -111,6 +111,9 @@ async function complianceFacts(deps: Pick<RegisterDeps, 'db'>): Promise<RiskComp
 export type TaraSummary = z.infer<typeof api.riskRegister.taraSummary>;
 export type RiskChange = z.infer<typeof api.riskRegister.updateRisk.body>;
 
+/** Events within this window are one re-evaluation (an alert storm re-reads the inventory once a second at most). */
+const REASSESS_DEBOUNCE_MS = 1000;
+
 /** Detectors whose alerts are the register's own: they never move a risk. */
 const OWN_DETECTORS = new Set(['risk_raised', 'risk_review_due']);
 const ALERT_SEVERITIES = new Set(['medium', 'high', 'critical']);
@@ -287,6 +290,16 @@ async function syncZoneRisks(
   input: { zones: ZoneLevel[]; baseline: Baseline; actor: string },
 ) {
   const { zones, baseline, actor } = input;
+  // A zone deleted from the segmentation takes its gap risk with it.
+  const present = new Set(zones.map((z) => `zone:${z.zone}`));
+  const orphans = await deps.db
+    .selectFrom('risk_register')
+    .selectAll()
+    .where('source_key', 'like', 'zone:%')
+    .where('status', '!=', 'closed')
+    .execute();
+  for (const row of orphans.filter((r) => !present.has(r.source_key)))
+    await setStatus(deps, { row, status: 'closed', actor, note: `${row.source_key} no longer exists` });
   for (const z of zones) {
     const key = `zone:${z.zone}`;
     const row = await rowByKey(deps.db, key);
@@ -794,7 +807,7 @@ export function createRegister(deps: RegisterDeps) {
     debounce = setTimeout(() => {
       debounce = undefined;
       runner.soon();
-    }, 250);
+    }, REASSESS_DEBOUNCE_MS);
     debounce.unref();
   };
   return {
