@@ -137,7 +137,7 @@ describe('bulwark compliance', { timeout: 60_000 }, () => {
     expect(first).not.toBe('');
     expect(r.stdout).toMatch(/STANDARD\s+SCORE\s+FAILING\s+MANUAL\s+PASS\s+WAIVED\s+N\/A/);
     expect(r.stdout).toMatch(/etsi-en-303-645\s+\d+(\.\d)?%\s+\d+/);
-    expect(r.stdout).toMatch(/failing checks \(59 of 59\):/);
+    expect(r.stdout).toMatch(/failing checks \(61 of 61\):/);
     expect(r.stdout).toMatch(/pki\.ca-expiry\s+error\s+\w+\s+could not read pki: no facts in this test/);
     const run = api.compliance.runCompliance.response[200].strict().parse(await json('run'));
     expect(run).toMatchObject({ createdBy: 'cli', trigger: 'manual' });
@@ -146,7 +146,7 @@ describe('bulwark compliance', { timeout: 60_000 }, () => {
     const runs = api.compliance.listRuns.response[200].strict().parse(await json('runs'));
     expect(runs.runs.map((x) => x.id)).toEqual([run.id, first]);
     expect(runs.trend.map((x) => x.runId)).toEqual([first, run.id]);
-    expect((await bulwark('runs')).stdout).toMatch(new RegExp(`${run.id}\\s+\\S+\\s+manual\\s+v0\\s+59\\s`));
+    expect((await bulwark('runs')).stdout).toMatch(new RegExp(`${run.id}\\s+\\S+\\s+manual\\s+v0\\s+61\\s`));
 
     const shown = await bulwark('show', first);
     expect(shown.stdout).toMatch(new RegExp(`^run ${first} `));
@@ -156,7 +156,7 @@ describe('bulwark compliance', { timeout: 60_000 }, () => {
     expect(missing.stderr).toMatch(/^bulwark: .*run-9.*\n$/);
 
     const checks = z.array(api.compliance.checkDefinition.strict()).parse(await json('checks'));
-    expect(checks).toHaveLength(59);
+    expect(checks).toHaveLength(61);
     expect(checks.find((c) => c.id === 'org.disclosure-contact')).toMatchObject({ needs: 'operator' });
     expect(checks.find((c) => c.id === 'pki.ca-expiry')?.clauses['etsi-en-303-645']?.length).toBeGreaterThan(
       0,

@@ -1,19 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { parse as parseYaml, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { api, baselineDocumentSchema, BulwarkError } from '@bulwark/protocol';
-import { checkIds, type MeasuredLevel } from '../compliance/index.ts';
-import { createDeviceService } from '../devices/index.ts';
-import type { AuditEntry, EventBus, SecurityEvent } from '../events/index.ts';
-import { createFirmware } from '../firmware/index.ts';
-import { createRisk, type Risk, type RiskDeps } from '../risk/index.ts';
-import { createSecretBox } from '../secrets/index.ts';
+import { api, BulwarkError } from '@bulwark/protocol';
+import type { Risk } from '../risk/index.ts';
 import { createTestStore, type TestStore } from '../test-support/dialects.ts';
-import { cycloneDx, releaseInput } from '../test-support/firmware.ts';
+import { plantWorld, riskTestbed, type RegisterWorld, type RiskTestbed } from '../test-support/risk.ts';
 import { testTmpDir } from '../test-support/tmp.ts';
 import type { CommonOptions } from './context.ts';
 import type { OpenRegister } from './risk-register.commands.ts';
@@ -27,35 +21,6 @@ interface TaraDoc {
   assets: { id: string; ref?: string }[];
 }
 
-/** What the register reads from the other modules and the test sets (firmware stays the real service's). */
-interface World {
-  zones: { name: string; securityLevel: number }[];
-  measured: MeasuredLevel | null;
-}
-
-/** The register's reads over `world`: two pumps in zone plant, the default baseline, no alerts. */
-function registerReads(
-  world: World,
-  firmware: { releases: { list(filter: { limit: number }): Promise<{ name: string; version: string }[]> } },
-): RiskDeps['register'] {
-  const known = new Set<string>(checkIds);
-  const baseline = baselineDocumentSchema.parse({ name: 'test' });
-  const devices = ['dev-1', 'dev-2'].map((id) => ({ id, group: 'pumps', model: 'PC-200', zone: 'plant' }));
-  return {
-    inventory: {
-      devices: () => Promise.resolve(devices),
-      zones: () => Promise.resolve(world.zones),
-      conduits: () => Promise.resolve([]),
-      dataCategories: () => Promise.resolve([]),
-      releases: () => firmware.releases.list({ limit: 100_000 }),
-    },
-    baseline: () => Promise.resolve(baseline),
-    checkExists: (id) => known.has(id),
-    measuredLevel: () => Promise.resolve(world.measured),
-    openAlerts: () => Promise.resolve([]),
-  };
-}
-
 /**
  * `bulwark risk assets|asset|tara --save|taras|register|show|update|review|reassess|zones` in process over a real
  * register (a SQLite store, the real firmware service, the inventory and compliance reads of a world the test
@@ -64,63 +29,16 @@ function registerReads(
 describe('bulwark risk (the register)', { timeout: 60_000 }, () => {
   let t: TestStore;
   let risk: Risk;
-  const world: World = { zones: [{ name: 'plant', securityLevel: 2 }], measured: null };
+  let world: RegisterWorld;
   let dir: string;
-  const clock = Date.parse('2026-01-01T00:00:00Z');
-  const events: SecurityEvent[] = [];
+  let clock: RiskTestbed['clock'];
 
   beforeAll(async () => {
     t = await createTestStore('sqlite');
     dir = mkdtempSync(path.join(testTmpDir(), 'bulwark-cli-register-'));
-    const emitter: Pick<EventBus, 'emit' | 'atomically' | 'on'> = {
-      emit: (e) => {
-        events.push(e);
-        return Promise.resolve({} as AuditEntry);
-      },
-      on: () => () => undefined,
-      async atomically(work) {
-        const batch: SecurityEvent[] = [];
-        const result = await t.store.db.transaction().execute((tx) => work(tx, (e) => void batch.push(e)));
-        events.push(...batch);
-        return result;
-      },
-    };
-    const devices = createDeviceService({
-      db: t.store.db,
-      events: emitter,
-      now: () => clock,
-      tokenTtlMs: DAY,
-    });
-    const firmware = createFirmware({
-      db: t.store.db,
-      box: createSecretBox(randomBytes(32)),
-      events: emitter,
-      now: () => clock,
-      dir: mkdtempSync(path.join(dir, 'firmware-')),
-      settings: {
-        maxArtifactSize: 1024,
-        deviceTimeout: DAY,
-        maxAge: 180 * DAY,
-        rootExpiry: 365 * DAY,
-        targetsExpiry: 90 * DAY,
-        snapshotExpiry: 7 * DAY,
-        timestampExpiry: DAY,
-      },
-      devices,
-      onReleaseCreated: (_release, actor) => risk.vulnerabilities.rematch(actor),
-    });
-    risk = createRisk({
-      ...{ db: t.store.db, events: emitter, now: () => clock, firmware },
-      register: registerReads(world, firmware),
-    });
-    for (const id of ['dev-1', 'dev-2']) await devices.add({ id, group: 'pumps' }, 'test');
-    await firmware.releases.create(
-      releaseInput(
-        { size: 100, sha256: randomBytes(32).toString('hex') },
-        { version: '1.0.0', sbom: cycloneDx(['pkg:npm/lodash@4.17.21']), endOfSupport: clock + 400 * DAY },
-      ),
-      'test',
-    );
+    const bed = await riskTestbed(t, { world: plantWorld() });
+    ({ risk, clock, world } = bed);
+    await bed.release('1.0.0', ['pkg:npm/lodash@4.17.21']);
   });
   afterAll(async () => {
     await risk?.register.stop();
@@ -295,7 +213,7 @@ describe('bulwark risk (the register)', { timeout: 60_000 }, () => {
         id: 'pc-200',
         item: 'PC-200 dosing-pump controller',
         version: 1,
-        savedAt: clock,
+        savedAt: clock.now,
         savedBy: 'cli',
         threats: 3,
         risks: { '1': 0, '2': 1, '3': 0, '4': 1, '5': 1 },
@@ -406,7 +324,7 @@ describe('bulwark risk (the register)', { timeout: 60_000 }, () => {
     expect(history[0]).toMatchObject({
       change: 'reviewed',
       actor: 'cli',
-      detail: { note: 'port disabled in production builds', reviewDueAt: clock + 365 * DAY },
+      detail: { note: 'port disabled in production builds', reviewDueAt: clock.now + 365 * DAY },
     });
     expect(await refused('review', 'R-1', '--note', '   ')).toMatch(/^bulwark: note: /);
   });
@@ -416,7 +334,7 @@ describe('bulwark risk (the register)', { timeout: 60_000 }, () => {
     expect(r).toEqual({ code: 0, stdout: '3 risks examined: 0 changed, 0 raised, 0 lowered\n', stderr: '' });
     world.measured = {
       runId: 'cr_1',
-      measuredAt: clock,
+      measuredAt: clock.now,
       achieved: 2,
       blocking: { 1: [], 2: [], 3: ['net.tls-version'], 4: ['net.tls-version'] },
       statuses: { 'net.tls-version': 'fail' },
@@ -443,7 +361,7 @@ describe('bulwark risk (the register)', { timeout: 60_000 }, () => {
     world.zones = [{ name: 'plant', securityLevel: 3 }];
     world.measured = {
       runId: 'cr_2',
-      measuredAt: clock,
+      measuredAt: clock.now,
       achieved: 1,
       blocking: {
         1: [],
@@ -466,7 +384,7 @@ describe('bulwark risk (the register)', { timeout: 60_000 }, () => {
         gap: 2,
         blocking: ['zones.conduit-rate-caps', 'net.tls-version'],
         devices: 2,
-        measuredAt: clock,
+        measuredAt: clock.now,
       },
     ]);
   });

@@ -38,6 +38,7 @@ const OPERATOR_CHECKS = [
   'firmware.advisories-imported',
   'org.disclosure-contact',
   'org.support-period',
+  'risk.tara-recorded',
 ];
 
 /**
@@ -228,6 +229,19 @@ describe('security baseline and continuous compliance (issue 16 acceptance)', { 
     // A data schema and an account setup the rows below change.
     await cli(['data-schema', 'put', workFile('room.yaml', ROOM_SCHEMA)]);
     await cli(['app', 'add', 'ops', '--purpose', 'essential.service.operations']);
+    // The product's TARA, saved with the fleet (its treatments cite no check: the rows below flip checks, and
+    // a failing check a treatment cites would raise its risk and flip risk.treatment-current as well).
+    const tara = readFileSync(
+      path.join(import.meta.dirname, '../../../../docs/examples/pump-controller.tara.yaml'),
+      'utf8',
+    );
+    await cli([
+      'risk',
+      'tara',
+      workFile('pc-200.tara.yaml', tara.replace(/^\s+checks: .*\n/gm, '')),
+      '--save',
+      'pc-200',
+    ]);
     await signedInSession(s, 'alice', 'admin');
     await signedInSession(s, 'adam', 'admin');
     await signedInSession(s, 'olga', 'operator');

@@ -36,6 +36,7 @@ function sourcesOf(facts: ComplianceFacts, failing: Partial<Record<FactSource, s
     apps: source('apps'),
     attestation: source('attestation'),
     physical: source('physical'),
+    risk: source('risk'),
   };
   return { sources, calls };
 }
@@ -327,7 +328,7 @@ describe('the compliance engine', () => {
     }
   });
 
-  it('makes the checks reading an optional source left unbound `error` (attestation, physical)', async () => {
+  it('makes the checks reading an optional source left unbound `error` (attestation, physical, risk)', async () => {
     const { attestation: _attestation, ...sources } = sourcesOf(healthyFacts(NOW)).sources;
     const r = await evaluate({
       sources,

@@ -1,17 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createDeviceService } from '../devices/index.ts';
 import type { AuditEntry, EventBus, SecurityEvent } from '../events/index.ts';
-import { createFirmware, type Firmware } from '../firmware/index.ts';
-import { createSecretBox } from '../secrets/index.ts';
 import type { Db } from '../store/index.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
-import { cycloneDx, releaseInput } from '../test-support/firmware.ts';
+import { riskTestbed, type RiskTestbed } from '../test-support/risk.ts';
 import { epssCsv, kevCatalog, kevEntries, kevEntry } from './feeds.fixtures.ts';
 import { createFeeds, type Feeds } from './feeds.service.ts';
 import { FEED_MAX_BYTES } from './feeds.ts';
@@ -225,46 +221,15 @@ describe.each(testDialects)('offline feeds (%s)', (dialect) => {
   );
 
   describe('exposure', () => {
-    let firmware: Firmware;
+    let bed: RiskTestbed;
 
     beforeEach(async () => {
-      const events = recorded.events;
-      const devices = createDeviceService({ db: t.store.db, events, now: () => clock, tokenTtlMs: DAY });
-      firmware = createFirmware({
-        db: t.store.db,
-        box: createSecretBox(randomBytes(32)),
-        events,
-        now: () => clock,
-        dir: mkdtempSync(path.join(tmpdir(), 'bulwark-feeds-fw-')),
-        settings: {
-          maxArtifactSize: 1024,
-          deviceTimeout: DAY,
-          maxAge: 180 * DAY,
-          rootExpiry: 365 * DAY,
-          targetsExpiry: 90 * DAY,
-          snapshotExpiry: 7 * DAY,
-          timestampExpiry: DAY,
-        },
-        devices,
-      });
-      for (const id of ['dev-1', 'dev-2', 'dev-3']) await devices.add({ id, group: 'pumps' }, 'test');
+      bed = await riskTestbed(t, { deviceIds: ['dev-1', 'dev-2', 'dev-3'] });
     });
 
     async function runs(deviceId: string, version: string, purls: string[]) {
-      const r = await firmware.releases.create(
-        releaseInput(
-          { size: 100, sha256: randomBytes(32).toString('hex') },
-          { version, sbom: cycloneDx(purls), endOfSupport: clock + 400 * DAY },
-        ),
-        'test',
-      );
-      await firmware.fleet.recordState(deviceId, {
-        hardwareId: 'pump-v2',
-        target: r.targetPath,
-        version,
-        securityVersion: 1,
-        ts: clock,
-      });
+      const r = await bed.release(version, purls);
+      await bed.runs(deviceId, r.targetPath, version);
     }
 
     it('ranks devices with a known-exploited advisory first, and shows EPSS per advisory and device', async () => {
@@ -277,7 +242,7 @@ describe.each(testDialects)('offline feeds (%s)', (dialect) => {
         db: t.store.db,
         events: recorded.events,
         now: () => clock,
-        firmware,
+        firmware: bed.firmware,
         feeds,
       });
       await vulnerabilities.importFrom(OSV, 'test');

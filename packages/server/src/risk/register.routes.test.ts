@@ -1,27 +1,20 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '@bulwark/protocol';
-import { createDeviceService } from '../devices/index.ts';
-import type { AuditEntry, EventBus, SecurityEvent } from '../events/index.ts';
-import { createFirmware, type Firmware } from '../firmware/index.ts';
-import { createSecretBox } from '../secrets/index.ts';
+import type { SecurityEvent } from '../events/index.ts';
 import { createTestStore, type TestStore } from '../test-support/dialects.ts';
-import { cycloneDx, releaseInput } from '../test-support/firmware.ts';
 import {
   createTestPlatform,
   routeTestApp,
   type TestCredentials,
   type TestPlatform,
 } from '../test-support/platform.ts';
-import { testTmpDir } from '../test-support/tmp.ts';
-import { registerReads, registerWorld, type RegisterWorld } from './register.fixture.ts';
+import { plantWorld, riskTestbed, type RegisterWorld, type RiskTestbed } from '../test-support/risk.ts';
 import { registerRoutes } from './register.routes.ts';
-import { createRisk, type Risk } from './index.ts';
+import type { Risk } from './index.ts';
 
 const SAMPLE = fileURLToPath(new URL('../../../../docs/examples/pump-controller.tara.yaml', import.meta.url));
 const DAY = 86_400_000;
@@ -74,11 +67,10 @@ describe('risk register API', { timeout: 60_000 }, () => {
   let t: TestPlatform;
   let app: FastifyInstance;
   let store: TestStore;
-  let firmware: Firmware;
   let risk: Risk;
   let world: RegisterWorld;
-  let clock: number;
-  const events: SecurityEvent[] = [];
+  let clock: RiskTestbed['clock'];
+  let events: SecurityEvent[];
   let officer: TestCredentials;
   let auditor: TestCredentials;
   let viewer: TestCredentials;
@@ -88,62 +80,9 @@ describe('risk register API', { timeout: 60_000 }, () => {
     t = await createTestPlatform({ background: false });
     app = await routeTestApp(t);
     store = await createTestStore('sqlite');
-    clock = Date.parse('2026-01-01T00:00:00Z');
-    const emitter: Pick<EventBus, 'emit' | 'atomically' | 'on'> = {
-      emit: (e) => {
-        events.push(e);
-        return Promise.resolve({} as AuditEntry);
-      },
-      on: () => () => undefined,
-      async atomically(work) {
-        const batch: SecurityEvent[] = [];
-        const result = await store.store.db
-          .transaction()
-          .execute((tx) => work(tx, (e) => void batch.push(e)));
-        events.push(...batch);
-        return result;
-      },
-    };
-    const devices = createDeviceService({
-      db: store.store.db,
-      events: emitter,
-      now: () => clock,
-      tokenTtlMs: DAY,
-    });
-    firmware = createFirmware({
-      db: store.store.db,
-      box: createSecretBox(randomBytes(32)),
-      events: emitter,
-      now: () => clock,
-      dir: mkdtempSync(path.join(testTmpDir(), 'bulwark-register-routes-')),
-      settings: {
-        maxArtifactSize: 1024,
-        deviceTimeout: DAY,
-        maxAge: 180 * DAY,
-        rootExpiry: 365 * DAY,
-        targetsExpiry: 90 * DAY,
-        snapshotExpiry: 7 * DAY,
-        timestampExpiry: DAY,
-      },
-      devices,
-      onReleaseCreated: (_release, actor) => risk.vulnerabilities.rematch(actor),
-    });
-    world = registerWorld({
-      devices: ['dev-1', 'dev-2'].map((id) => ({ id, group: 'pumps', model: 'PC-200', zone: 'plant' })),
-      zones: [{ name: 'plant', securityLevel: 2 }],
-    });
-    risk = createRisk({
-      ...{ db: store.store.db, events: emitter, now: () => clock, firmware },
-      register: registerReads(world, firmware),
-    });
-    for (const id of ['dev-1', 'dev-2']) await devices.add({ id, group: 'pumps' }, 'test');
-    await firmware.releases.create(
-      releaseInput(
-        { size: 100, sha256: randomBytes(32).toString('hex') },
-        { version: '1.0.0', sbom: cycloneDx(['pkg:npm/lodash@4.17.21']), endOfSupport: clock + 400 * DAY },
-      ),
-      'test',
-    );
+    const bed = await riskTestbed(store, { world: plantWorld() });
+    ({ risk, events, clock, world } = bed);
+    await bed.release('1.0.0', ['pkg:npm/lodash@4.17.21']);
     await app.register(registerRoutes(risk.register));
     await app.ready();
     officer = await t.signIn('security-officer');
@@ -212,7 +151,7 @@ describe('risk register API', { timeout: 60_000 }, () => {
         devices: 2,
         detail: 'zone security level 2; 2 devices',
         present: true,
-        updatedAt: clock,
+        updatedAt: clock.now,
       });
       // A second change keeps what the first set.
       const again = c.putAsset.response[200].parse(
@@ -302,7 +241,13 @@ describe('risk register API', { timeout: 60_000 }, () => {
       const saved = await call(officer, 'PUT', '/api/v1/risk/taras/pc-200', sampleTara());
       const body = c.saveTara.response[200].strict().parse(ok(saved));
       expect(body.risks).toEqual({ created: 3, updated: 0, closed: 0 });
-      expect(body.tara).toMatchObject({ id: 'pc-200', item: ITEM, version: 1, threats: 3, savedAt: clock });
+      expect(body.tara).toMatchObject({
+        id: 'pc-200',
+        item: ITEM,
+        version: 1,
+        threats: 3,
+        savedAt: clock.now,
+      });
       expect(body.tara.savedBy).toMatch(new RegExp(`^user:${officer.username}`));
       expect(body.tara.risks).toEqual({ '1': 0, '2': 1, '3': 0, '4': 1, '5': 1 });
       expect(events.filter((e) => e.type === 'risk.tara_saved').map((e) => e.data)).toEqual([
@@ -440,7 +385,7 @@ describe('risk register API', { timeout: 60_000 }, () => {
         baseRisk: 5,
         raised: false,
         factors: [],
-        reviewDueAt: clock + 365 * DAY,
+        reviewDueAt: clock.now + 365 * DAY,
       });
       expect((await listRegister('?minRisk=4')).map((r) => r.id)).toEqual(['R-3', 'R-1']);
       expect((await listRegister('?status=open')).map((r) => r.id)).toEqual(['R-3', 'R-1', 'R-2']);
@@ -463,7 +408,7 @@ describe('risk register API', { timeout: 60_000 }, () => {
       });
       expect(shown.history).toEqual([
         {
-          at: clock,
+          at: clock.now,
           actor: expect.stringMatching(new RegExp(`^user:${officer.username}`)) as unknown,
           change: 'created',
           from: null,
@@ -476,7 +421,7 @@ describe('risk register API', { timeout: 60_000 }, () => {
     });
 
     it("changes a risk's owner, due date and status; the history grows and the register shows it", async () => {
-      clock += DAY;
+      clock.now += DAY;
       const patched = await call(officer, 'PATCH', '/api/v1/risk/register/R-1', {
         owner: 'Maria',
         due: '2026-03-01',
@@ -493,7 +438,7 @@ describe('risk register API', { timeout: 60_000 }, () => {
         ['updated', { owner: 'Maria', due: '2026-03-01', note: 'port to be disabled' }],
         ['created', { source: 'tara:pc-200/TS1' }],
       ]);
-      expect(history[0]?.at).toBe(clock);
+      expect(history[0]?.at).toBe(clock.now);
       const row = (await listRegister()).find((r) => r.id === 'R-1');
       expect(row).toMatchObject({ owner: 'Maria', due: '2026-03-01', status: 'treating' });
       expect((await listRegister('?status=treating')).map((r) => r.id)).toEqual(['R-1']);
@@ -530,19 +475,19 @@ describe('risk register API', { timeout: 60_000 }, () => {
     });
 
     it('records a review: the next one is due after the baseline interval', async () => {
-      clock += DAY;
+      clock.now += DAY;
       const reviewed = await call(officer, 'POST', '/api/v1/risk/register/R-2/review', {
         note: 'mutual TLS verified on every listener',
       });
       const risk = c.reviewRisk.response[200].strict().parse(ok(reviewed));
-      expect(risk).toMatchObject({ id: 'R-2', assessedAt: clock, reviewDueAt: clock + 365 * DAY });
+      expect(risk).toMatchObject({ id: 'R-2', assessedAt: clock.now, reviewDueAt: clock.now + 365 * DAY });
       const { history } = c.getRisk.response[200].parse(
         ok(await call(auditor, 'GET', '/api/v1/risk/register/R-2')),
       );
       expect(history.map((h) => h.change)).toEqual(['reviewed', 'created']);
       expect(history[0]?.detail).toEqual({
         note: 'mutual TLS verified on every listener',
-        reviewDueAt: clock + 365 * DAY,
+        reviewDueAt: clock.now + 365 * DAY,
       });
       const blank = problem(
         await call(officer, 'POST', '/api/v1/risk/register/R-2/review', { note: '  ' }),
@@ -563,7 +508,7 @@ describe('risk register API', { timeout: 60_000 }, () => {
       expect(quiet).toEqual({ examined: 3, changed: 0, raised: 0, lowered: 0 });
       world.measured = {
         runId: 'cr_1',
-        measuredAt: clock,
+        measuredAt: clock.now,
         achieved: 2,
         blocking: { 1: [], 2: [], 3: ['net.tls-version'], 4: ['net.tls-version'] },
         statuses: { 'net.tls-version': 'fail', 'net.device-mutual-tls': 'pass' },
@@ -587,7 +532,7 @@ describe('risk register API', { timeout: 60_000 }, () => {
       const zones = async () =>
         c.zones.response[200].strict().parse(ok(await call(auditor, 'GET', '/api/v1/risk/zones'))).zones;
       expect(await zones()).toEqual([
-        { zone: 'plant', target: 2, achieved: 2, gap: 0, blocking: [], devices: 2, measuredAt: clock },
+        { zone: 'plant', target: 2, achieved: 2, gap: 0, blocking: [], devices: 2, measuredAt: clock.now },
       ]);
       world.zones = [{ name: 'plant', securityLevel: 3 }];
       expect(await zones()).toEqual([
@@ -598,7 +543,7 @@ describe('risk register API', { timeout: 60_000 }, () => {
           gap: 1,
           blocking: ['net.tls-version'],
           devices: 2,
-          measuredAt: clock,
+          measuredAt: clock.now,
         },
       ]);
     });

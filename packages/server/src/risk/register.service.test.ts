@@ -1,20 +1,13 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BulwarkError } from '@bulwark/protocol';
-import { createDeviceService } from '../devices/index.ts';
-import type { AuditEntry, EventBus, SecurityEvent } from '../events/index.ts';
-import { createFirmware, type Firmware } from '../firmware/index.ts';
-import { createSecretBox } from '../secrets/index.ts';
+import type { SecurityEvent } from '../events/index.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
-import { cycloneDx, releaseInput } from '../test-support/firmware.ts';
+import { plantWorld, riskTestbed, type RegisterWorld, type RiskTestbed } from '../test-support/risk.ts';
 import { epssCsv, kevCatalog, kevEntry } from './feeds.fixtures.ts';
-import { registerReads, registerWorld, type RegisterWorld } from './register.fixture.ts';
-import { createRisk, type Risk } from './index.ts';
+import type { Risk } from './index.ts';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/osv', import.meta.url));
 const SAMPLE = fileURLToPath(new URL('../../../../docs/examples/pump-controller.tara.yaml', import.meta.url));
@@ -46,81 +39,19 @@ async function refusal(work: Promise<unknown>): Promise<BulwarkError> {
 
 describe.each(testDialects)('the risk register (%s)', (dialect) => {
   let t: TestStore;
-  let firmware: Firmware;
   let risk: Risk;
   let events: SecurityEvent[];
-  let clock: number;
+  let clock: RiskTestbed['clock'];
   let world: RegisterWorld;
+  let release: RiskTestbed['release'];
+  let runs: RiskTestbed['runs'];
 
   beforeEach(async () => {
     t = await createTestStore(dialect);
-    events = [];
-    clock = Date.parse('2026-01-01T00:00:00Z');
-    const emitter: Pick<EventBus, 'emit' | 'atomically' | 'on'> = {
-      emit: (e) => {
-        events.push(e);
-        return Promise.resolve({} as AuditEntry);
-      },
-      on: () => () => undefined,
-      async atomically(work) {
-        const batch: SecurityEvent[] = [];
-        const result = await t.store.db.transaction().execute((tx) => work(tx, (e) => void batch.push(e)));
-        events.push(...batch);
-        return result;
-      },
-    };
-    const devices = createDeviceService({
-      db: t.store.db,
-      events: emitter,
-      now: () => clock,
-      tokenTtlMs: DAY,
-    });
-    firmware = createFirmware({
-      db: t.store.db,
-      box: createSecretBox(randomBytes(32)),
-      events: emitter,
-      now: () => clock,
-      dir: mkdtempSync(path.join(tmpdir(), 'bulwark-register-')),
-      settings: {
-        maxArtifactSize: 1024,
-        deviceTimeout: DAY,
-        maxAge: 180 * DAY,
-        rootExpiry: 365 * DAY,
-        targetsExpiry: 90 * DAY,
-        snapshotExpiry: 7 * DAY,
-        timestampExpiry: DAY,
-      },
-      devices,
-      onReleaseCreated: (_release, actor) => risk.vulnerabilities.rematch(actor),
-    });
-    world = registerWorld({
-      devices: ['dev-1', 'dev-2'].map((id) => ({ id, group: 'pumps', model: 'PC-200', zone: 'plant' })),
-      zones: [{ name: 'plant', securityLevel: 2 }],
-    });
-    risk = createRisk({
-      ...{ db: t.store.db, events: emitter, now: () => clock, firmware },
-      register: registerReads(world, firmware),
-    });
-    for (const id of ['dev-1', 'dev-2']) await devices.add({ id, group: 'pumps' }, 'test');
+    ({ risk, events, clock, world, release, runs } = await riskTestbed(t, { world: plantWorld() }));
   });
   afterEach(async () => t.cleanup());
 
-  const release = (version: string, purls: string[]) =>
-    firmware.releases.create(
-      releaseInput(
-        { size: 100, sha256: randomBytes(32).toString('hex') },
-        { version, sbom: cycloneDx(purls), endOfSupport: clock + 400 * DAY },
-      ),
-      'test',
-    );
-  const runs = (deviceId: string, target: string, version: string) =>
-    firmware.fleet.recordState(deviceId, {
-      hardwareId: 'pump-v2',
-      target,
-      version,
-      securityVersion: 1,
-      ts: clock,
-    });
   const byThreat = async () =>
     Object.fromEntries(
       (await risk.register.list()).map((r) => [
@@ -201,7 +132,7 @@ describe.each(testDialects)('the risk register (%s)', (dialect) => {
       checks: ['firmware.staged-rollouts', 'firmware.known-vulnerabilities'],
       status: 'open',
       raised: false,
-      reviewDueAt: clock + 365 * DAY,
+      reviewDueAt: clock.now + 365 * DAY,
     });
     const ts1 = r.TS1?.id ?? '';
     await risk.register.update(
@@ -210,7 +141,7 @@ describe.each(testDialects)('the risk register (%s)', (dialect) => {
       'user:ana',
     );
 
-    clock += DAY;
+    clock.now += DAY;
     const again = await risk.register.saveTara(
       'pc-200',
       sampleTara((doc) => {
@@ -361,7 +292,7 @@ describe.each(testDialects)('the risk register (%s)', (dialect) => {
     expect((await byThreat()).TS2).toMatchObject({ feasibility: 'medium', risk: 2 });
     world.measured = {
       runId: 'cr_1',
-      measuredAt: clock,
+      measuredAt: clock.now,
       achieved: 1,
       blocking: { 1: [], 2: ['net.tls-version'], 3: ['net.tls-version'], 4: ['net.tls-version'] },
       statuses: { 'net.tls-version': 'fail', 'net.device-mutual-tls': 'pass' },
@@ -406,7 +337,7 @@ describe.each(testDialects)('the risk register (%s)', (dialect) => {
     world.baseline = { ...world.baseline, zones: { ...world.baseline.zones, targets: { plant: 3 } } };
     world.measured = {
       runId: 'cr_1',
-      measuredAt: clock,
+      measuredAt: clock.now,
       achieved: 1,
       blocking: {
         1: [],
@@ -424,7 +355,7 @@ describe.each(testDialects)('the risk register (%s)', (dialect) => {
         gap: 2,
         blocking: ['zones.conduit-rate-caps', 'net.tls-version'],
         devices: 2,
-        measuredAt: clock,
+        measuredAt: clock.now,
       },
     ]);
     await risk.register.reassess();
@@ -463,16 +394,16 @@ describe.each(testDialects)('the risk register (%s)', (dialect) => {
     world.baseline = { ...world.baseline, risk: { reassessEvery: 30 * DAY, alertOnIncrease: 1 } };
     await release('1.0.0', ['pkg:npm/lodash@4.17.21']);
     await risk.register.saveTara('pc-200', sampleTara(), 'user:ana');
-    clock += 31 * DAY;
+    clock.now += 31 * DAY;
     await risk.register.reassess();
     await risk.register.reassess();
     expect(typesOf('risk.review_due')).toHaveLength(3);
     const id = (await byThreat()).TS1?.id ?? '';
     expect((await refusal(risk.register.review(id, '  ', 'user:ana'))).message).toMatch(/^note: /);
     const reviewed = await risk.register.review(id, 'port disabled in production builds', 'user:ana');
-    expect(reviewed.reviewDueAt).toBe(clock + 30 * DAY);
+    expect(reviewed.reviewDueAt).toBe(clock.now + 30 * DAY);
     expect(typesOf('risk.reviewed').map((e) => e.data)).toEqual([
-      { reviewDueAt: clock + 30 * DAY, note: 'port disabled in production builds' },
+      { reviewDueAt: clock.now + 30 * DAY, note: 'port disabled in production builds' },
     ]);
   });
 
