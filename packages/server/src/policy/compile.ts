@@ -1,7 +1,7 @@
 import type { PolicyAction, PolicyDocument, Statement, Targets } from './document.ts';
 import { addressIn } from './document.ts';
 import { reachOf, targetsHold, type DeviceFacts, type Reach } from './targets.ts';
-import { covers, intersects, isValidFilter, isValidTopic } from './topic-filter.ts';
+import { intersects, isValidFilter, isValidTopic } from './topic-filter.ts';
 import { substitute, type PolicyContext } from './variables.ts';
 import { conduitFor, ownerOf, type Segmentation } from './zones.ts';
 
@@ -49,7 +49,12 @@ export interface AppliedStatement {
 }
 
 interface Compiled {
-  index: number;
+  /**
+   * Its place in the principal's policies: statements earlier in the list decide first. A statement compiled
+   * once for every connection (static) counts from its policy's start (`Part.base`); a statement compiled per
+   * connection (dynamic) holds its whole rank (base 0).
+   */
+  ordinal: number;
   policy: string;
   sid: string;
   effect: 'allow' | 'deny';
@@ -95,21 +100,109 @@ function insert(root: TrieNode, st: Compiled): void {
   node.end.push(st);
 }
 
-/** A lookup in progress: the topic's levels and where matches go (reused, no allocation per lookup). */
-interface Query {
-  levels: string[];
-  out: Compiled[];
+/** Statements per action, in tries, and the connect statements: one policy's static part, or a connection's own. */
+interface Part {
+  /** Added to a statement's ordinal for its rank (see `Compiled.ordinal`). */
+  base: number;
+  tries: Record<TrieAction, TrieNode>;
+  connect: Compiled[];
 }
 
-function collect(node: TrieNode, i: number, q: Query): void {
-  for (const s of node.hash) q.out.push(s); // '#' also matches the parent level
-  if (i === q.levels.length) {
-    for (const s of node.end) q.out.push(s);
+type TrieAction = Exclude<PolicyAction, 'mqtt:connect'>;
+
+/** The first deny and the first allow a decision has seen so far (one per program, reset per decision). */
+interface Best {
+  deny: Compiled | undefined;
+  denyRank: number;
+  allow: Compiled | undefined;
+  allowRank: number;
+  /** Subscribe: an allow statement overlaps the filter (whether or not it covers it). */
+  overlapsAllow: boolean;
+}
+
+const newPart = (base: number): Part => ({
+  base,
+  tries: { 'mqtt:publish': new TrieNode(), 'mqtt:subscribe': new TrieNode(), 'mqtt:receive': new TrieNode() },
+  connect: [],
+});
+
+/** A walk of a trie: the topic's or filter's levels, and what to do with each statement found. */
+interface Walk {
+  levels: readonly string[];
+  visit: (s: Compiled) => void;
+}
+
+/** Statements of `node`'s trie whose filter matches the topic `levels` from level `i` [MQTT-4.7.1-2]. */
+function visitMatching(node: TrieNode, w: Walk, i: number): void {
+  const { levels, visit } = w;
+  for (const s of node.hash) visit(s); // '#' also matches the parent level
+  if (i === levels.length) {
+    for (const s of node.end) visit(s);
     return;
   }
-  const child = node.children.get(q.levels[i] as string);
-  if (child) collect(child, i + 1, q);
-  if (node.plus) collect(node.plus, i + 1, q); // [MQTT-4.7.2-1]
+  const child = node.children.get(levels[i] as string);
+  if (child) visitMatching(child, w, i + 1);
+  if (node.plus) visitMatching(node.plus, w, i + 1); // [MQTT-4.7.2-1]
+}
+
+const isEmpty = (n: TrieNode) =>
+  n.children.size === 0 && !n.plus && n.hash.length === 0 && n.end.length === 0;
+
+/** Every statement of the trie below `node` (its own end and '#' lists excluded: the caller has them). */
+function visitBelow(node: TrieNode, top: boolean, visit: (s: Compiled) => void): void {
+  const all = (n: TrieNode) => {
+    for (const s of n.hash) visit(s);
+    for (const s of n.end) visit(s);
+    for (const c of n.children.values()) all(c);
+    if (n.plus) all(n.plus);
+  };
+  // A filter starting with a wildcard matches no `$` topic, so a statement under `$…` cannot overlap it.
+  for (const [key, c] of node.children) if (!(top && key.charCodeAt(0) === 36)) all(c);
+  if (node.plus) all(node.plus);
+}
+
+/**
+ * Statements whose filter has a topic in common with the filter `levels` (from level `i`): `intersects` of
+ * topic-filter.ts as a walk of the trie, O(depth) for a filter without wildcards.
+ */
+function visitIntersecting(node: TrieNode, w: Walk, i: number): void {
+  const { levels, visit } = w;
+  for (const s of node.hash) visit(s);
+  if (i === levels.length) {
+    for (const s of node.end) visit(s);
+    return;
+  }
+  const level = levels[i] as string;
+  if (level === '#') {
+    for (const s of node.end) visit(s); // '#' also matches the parent level
+    visitBelow(node, i === 0, visit);
+    return;
+  }
+  if (level === '+') {
+    for (const [key, c] of node.children)
+      if (!(i === 0 && key.charCodeAt(0) === 36)) visitIntersecting(c, w, i + 1);
+  } else {
+    const child = node.children.get(level);
+    if (child) visitIntersecting(child, w, i + 1);
+  }
+  if (node.plus) visitIntersecting(node.plus, w, i + 1);
+}
+
+/** Statements whose filter covers the filter `levels` (every topic it matches): `covers` as a trie walk. */
+function visitCovering(node: TrieNode, w: Walk, i: number): void {
+  const { levels, visit } = w;
+  for (const s of node.hash) visit(s); // '…/#' covers anything from here, the parent level and a '#' too
+  if (i === levels.length) {
+    for (const s of node.end) visit(s);
+    return;
+  }
+  const level = levels[i] as string;
+  if (level === '#') return; // only a '#' covers a '#'
+  if (level !== '+') {
+    const child = node.children.get(level);
+    if (child) visitCovering(child, w, i + 1);
+  }
+  if (node.plus) visitCovering(node.plus, w, i + 1); // '+' covers one level, or a '+'
 }
 
 const minutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3));
@@ -147,14 +240,18 @@ export interface CompileInput {
 
 type Dropped = { policy: string; statement: string; reason: string };
 
-/** A compiled device access: statements in tries per action, caches per action. */
+/** A compiled device access: statements in tries per action (shared static parts and its own), caches per action. */
 interface Program {
   input: CompileInput;
   clock: () => number;
-  tries: Record<Exclude<PolicyAction, 'mqtt:connect'>, TrieNode>;
-  subscribeStatements: Compiled[];
-  connectStatements: Compiled[];
-  applied: AppliedStatement[];
+  /** The policies' static parts (compiled once for every connection), then this connection's own statements. */
+  parts: Part[];
+  /** This connection's own statements (variables, conditions, or an app's): base 0, ordinal = rank. */
+  own: Part;
+  /** What applies of this connection's own statements, each with its rank (describe() lists all in policy order). */
+  applied: { rank: number; statement: AppliedStatement }[];
+  /** The static statements that apply, per policy, listed only when describe() asks (compiling stays O(own)). */
+  sharedApplied: { base: number; list: StaticPolicy['applied'] }[];
   dropped: Dropped[];
   /** A statement has a time window: decisions depend on the clock and are not cached. */
   timed: boolean;
@@ -163,8 +260,12 @@ interface Program {
   /** The principal is an app (wildcard subscriptions are checked per message, see `subscribe`). */
   app: boolean;
   facts: (id: string) => DeviceFacts | undefined;
-  index: number;
-  query: Query;
+  best: Best;
+  /** The topic's device, for statements with targets (set per decision when the program has any). */
+  reach: Reach | undefined;
+  /** The base of the part being walked, and the topic walk (one per program: no allocation per decision). */
+  base: number;
+  walk: Walk;
   caches: { 'mqtt:publish': Map<string, Decision>; 'mqtt:receive': Map<string, Decision> };
   subscribeCache: Map<string, Decision>;
 }
@@ -199,7 +300,49 @@ function withoutPurpose(p: Program, s: Statement, resources: readonly string[]):
   return resources.some((r) => intersects(r, 'devices/#'));
 }
 
-function addStatement(p: Program, s: Statement, policy: AttachedPolicy): void {
+const decisionOf = (s: Statement, policy: string): Decision =>
+  Object.freeze({
+    allow: s.effect === 'allow',
+    reason: s.effect === 'allow' ? 'allowed' : 'denied_by_statement',
+    statement: s.sid,
+    policy,
+  });
+
+/** Puts a statement's resources into a part's tries, per action (one compiled object per resource and action). */
+function place(
+  part: Part,
+  st: { s: Statement; policy: string; ordinal: number; resources: readonly string[] },
+  extra: { timeWindow: { from: number; to: number } | undefined; targets: Targets | undefined },
+): void {
+  const { s, policy, ordinal } = st;
+  const decision = decisionOf(s, policy);
+  // One object literal in one field order for every compiled statement: the decision loops read them by
+  // the hundred thousand, and objects of one shape keep those reads fast (a spread would not).
+  const compiled = (resource: string): Compiled => ({
+    ordinal,
+    policy,
+    sid: s.sid,
+    effect: s.effect,
+    resource,
+    timeWindow: extra.timeWindow,
+    targets: extra.targets,
+    decision,
+  });
+  for (const action of s.actions) {
+    if (action === 'mqtt:connect') {
+      // Targets limit a statement to device topics: a connect has none, so it does not apply.
+      if (!extra.targets) part.connect.push(compiled('#'));
+      continue;
+    }
+    for (const resource of st.resources) insert(part.tries[action], compiled(resource));
+  }
+}
+
+/** Ranks: policy position × RANK_SPAN + the statement's place in its policy (a document holds ≤ 10,000). */
+const RANK_SPAN = 1 << 20;
+
+function addStatement(p: Program, s: Statement, at: { policy: AttachedPolicy; rank: number }): void {
+  const { policy, rank } = at;
   const why = conditionsHold(s, p.input.ctx);
   if (why) {
     p.dropped.push({ policy: policy.name, statement: s.sid, reason: why });
@@ -212,66 +355,112 @@ function addStatement(p: Program, s: Statement, policy: AttachedPolicy): void {
   }
   const targets = s.conditions?.targets;
   if (targets) p.targeted = true;
-  const applied = { policy: policy.name, sid: s.sid, effect: s.effect, actions: [...s.actions], resources };
-  p.applied.push(targets ? { ...applied, targets } : applied);
+  p.applied.push({ rank, statement: appliedOf(s, policy.name, resources) });
   const window = s.conditions?.timeWindow;
   const timeWindow = window && { from: minutes(window.from), to: minutes(window.to) };
   if (timeWindow) p.timed = true;
-  const decision: Decision = Object.freeze({
-    allow: s.effect === 'allow',
-    reason: s.effect === 'allow' ? 'allowed' : 'denied_by_statement',
-    statement: s.sid,
-    policy: policy.name,
-  });
-  // One object literal in one field order for every compiled statement: the decision loops read them by
-  // the hundred thousand, and objects of one shape keep those reads fast (a spread would not).
-  const compiled = (resource: string): Compiled => ({
-    index: p.index++,
-    policy: policy.name,
-    sid: s.sid,
-    effect: s.effect,
-    resource,
-    timeWindow,
-    targets,
-    decision,
-  });
-  for (const action of s.actions) {
-    if (action === 'mqtt:connect') {
-      // Targets limit a statement to device topics: a connect has none, so it does not apply.
-      if (!targets) p.connectStatements.push(compiled('#'));
-      continue;
+  place(p.own, { s, policy: policy.name, ordinal: rank, resources }, { timeWindow, targets });
+}
+
+const appliedOf = (s: Statement, policy: string, resources: string[]): AppliedStatement => {
+  const applied = { policy, sid: s.sid, effect: s.effect, actions: [...s.actions], resources };
+  const targets = s.conditions?.targets;
+  return targets ? { ...applied, targets } : applied;
+};
+
+/**
+ * A statement the same for every device: no condition and no variable. Such statements are compiled once per
+ * policy document and shared by every connection (an app's are always its own: a purpose may drop them).
+ */
+const isStatic = (s: Statement) =>
+  (s.conditions === undefined || Object.keys(s.conditions).length === 0) &&
+  s.resources.every((r) => !r.includes('${'));
+
+/** One policy's static statements: their tries, and what describe() lists for them. */
+interface StaticPolicy {
+  tries: Record<TrieAction, TrieNode>;
+  connect: Compiled[];
+  applied: { ordinal: number; statement: AppliedStatement }[];
+  count: number;
+  /** The statements compiled per connection (conditions or variables), by their place in the document. */
+  dynamic: number[];
+}
+
+/** Per policy document and name, its static part (documents are immutable; a new version is a new object). */
+const staticParts = new WeakMap<PolicyDocument, Map<string, StaticPolicy>>();
+
+function staticPolicy(policy: AttachedPolicy): StaticPolicy {
+  let byName = staticParts.get(policy.document);
+  if (!byName) staticParts.set(policy.document, (byName = new Map<string, StaticPolicy>()));
+  const known = byName.get(policy.name);
+  if (known) return known;
+  const part = newPart(0);
+  const built: StaticPolicy = {
+    tries: part.tries,
+    connect: part.connect,
+    applied: [],
+    count: 0,
+    dynamic: [],
+  };
+  policy.document.statements.forEach((s, ordinal) => {
+    if (!isStatic(s)) {
+      built.dynamic.push(ordinal);
+      return;
     }
-    for (const resource of resources) {
-      const statement = compiled(resource);
-      insert(p.tries[action], statement);
-      if (action === 'mqtt:subscribe') p.subscribeStatements.push(statement);
-    }
-  }
+    const resources = s.resources.filter((r) => isValidFilter(r));
+    built.applied.push({ ordinal, statement: appliedOf(s, policy.name, resources) });
+    place(
+      part,
+      { s, policy: policy.name, ordinal, resources },
+      { timeWindow: undefined, targets: undefined },
+    );
+    built.count += 1;
+  });
+  byName.set(policy.name, built);
+  return built;
 }
 
 function buildProgram(input: CompileInput): Program {
+  const own = newPart(0);
   const p: Program = {
     input,
     clock: input.clock ?? (() => Math.floor((Date.now() % 86_400_000) / 60_000)),
-    tries: {
-      'mqtt:publish': new TrieNode(),
-      'mqtt:subscribe': new TrieNode(),
-      'mqtt:receive': new TrieNode(),
-    },
-    subscribeStatements: [],
-    connectStatements: [],
+    parts: [],
+    own,
     applied: [],
+    sharedApplied: [],
     dropped: [...(input.leftOut ?? [])],
     timed: false,
     targeted: false,
     app: input.ctx.principal === 'app',
     facts: input.deviceFacts ?? (() => undefined),
-    index: 0,
-    query: { levels: [], out: [] },
+    best: { deny: undefined, denyRank: 0, allow: undefined, allowRank: 0, overlapsAllow: false },
+    reach: undefined,
+    base: 0,
+    walk: { levels: [], visit: () => undefined },
     caches: { 'mqtt:publish': new Map(), 'mqtt:receive': new Map() },
     subscribeCache: new Map(),
   };
-  for (const policy of input.policies) for (const s of policy.document.statements) addStatement(p, s, policy);
+  input.policies.forEach((policy, position) => {
+    const base = position * RANK_SPAN;
+    const shared = p.app ? undefined : staticPolicy(policy);
+    if (!shared) {
+      policy.document.statements.forEach((s, ordinal) =>
+        addStatement(p, s, { policy, rank: base + ordinal }),
+      );
+      return;
+    }
+    if (shared.count > 0) {
+      p.parts.push({ base, tries: shared.tries, connect: shared.connect });
+      p.sharedApplied.push({ base, list: shared.applied });
+    }
+    for (const ordinal of shared.dynamic) {
+      const s = policy.document.statements[ordinal];
+      if (s) addStatement(p, s, { policy, rank: base + ordinal });
+    }
+  });
+  p.parts.push(own);
+  p.walk.visit = (s) => consider(p, s);
   return p;
 }
 
@@ -283,36 +472,37 @@ function active(p: Program, s: Compiled): boolean {
     : m >= s.timeWindow.from || m < s.timeWindow.to;
 }
 
-function pick(p: Program, matched: readonly Compiled[]): Decision {
-  let deny: Compiled | undefined;
-  let allow: Compiled | undefined;
-  for (const s of matched) {
-    if (!active(p, s)) continue;
-    if (s.effect === 'deny') {
-      if (!deny || s.index < deny.index) deny = s;
-    } else if (!allow || s.index < allow.index) allow = s;
-  }
-  return deny?.decision ?? allow?.decision ?? DENY_NO_MATCH;
-}
-
 /** Does a matched statement apply to the topic's device? (Only statements with targets can fail this.) */
 function applies(p: Program, s: Compiled, reach: Reach): boolean {
   if (!s.targets) return true;
   return reach.kind === 'device' && targetsHold(s.targets, reach.id, p.facts);
 }
 
-/** `pick` for a program with targets: a statement whose targets leave out the topic's device is skipped. */
-function pickTargeted(p: Program, matched: readonly Compiled[], levels: readonly string[]): Decision {
-  const reach = reachOf(levels);
-  let deny: Compiled | undefined;
-  let allow: Compiled | undefined;
-  for (const s of matched) {
-    if (!active(p, s) || !applies(p, s, reach)) continue;
-    if (s.effect === 'deny') {
-      if (!deny || s.index < deny.index) deny = s;
-    } else if (!allow || s.index < allow.index) allow = s;
+function resetBest(b: Best): void {
+  b.deny = undefined;
+  b.denyRank = Infinity;
+  b.allow = undefined;
+  b.allowRank = Infinity;
+  b.overlapsAllow = false;
+}
+
+/** Deny wins over allow; among each, the statement earliest in the policies decides. */
+const decided = (b: Best): Decision => b.deny?.decision ?? b.allow?.decision ?? DENY_NO_MATCH;
+
+/** Takes a matched statement into account: its rank is the part's base (`p.base`) plus its ordinal. */
+function consider(p: Program, s: Compiled): void {
+  if (!active(p, s) || (p.reach && !applies(p, s, p.reach))) return;
+  const rank = p.base + s.ordinal;
+  const b = p.best;
+  if (s.effect === 'deny') {
+    if (rank < b.denyRank) {
+      b.deny = s;
+      b.denyRank = rank;
+    }
+  } else if (rank < b.allowRank) {
+    b.allow = s;
+    b.allowRank = rank;
   }
-  return deny?.decision ?? allow?.decision ?? DENY_NO_MATCH;
 }
 
 /** Zone rule: a topic owned by another zone needs a conduit in the right direction. */
@@ -345,6 +535,21 @@ function remember(cache: Map<string, Decision>, key: string, decision: Decision)
   return decision;
 }
 
+/** The statements matching a topic, across the parts: O(topic depth) per part. */
+function decideTopic(p: Program, action: 'mqtt:publish' | 'mqtt:receive', topic: string): Decision {
+  const levels = topic.split('/');
+  p.walk.levels = levels;
+  p.reach = p.targeted ? reachOf(levels) : undefined;
+  resetBest(p.best);
+  for (const part of p.parts) {
+    const trie = part.tries[action];
+    if (isEmpty(trie)) continue;
+    p.base = part.base;
+    visitMatching(trie, p.walk, 0);
+  }
+  return decided(p.best);
+}
+
 function lookup(p: Program, action: 'mqtt:publish' | 'mqtt:receive', topic: string): Decision {
   const cache = p.caches[action];
   const hit = cache.get(topic);
@@ -354,12 +559,7 @@ function lookup(p: Program, action: 'mqtt:publish' | 'mqtt:receive', topic: stri
   else if (topic.charCodeAt(0) === 36 /* $ */) decision = DENY_RESERVED;
   else {
     decision = zoneCheck(p, topic, action === 'mqtt:publish' ? 'publish' : 'receive') ?? DENY_NO_MATCH;
-    if (decision === DENY_NO_MATCH) {
-      p.query.levels = topic.split('/');
-      p.query.out.length = 0;
-      collect(p.tries[action], 0, p.query);
-      decision = p.targeted ? pickTargeted(p, p.query.out, p.query.levels) : pick(p, p.query.out);
-    }
+    if (decision === DENY_NO_MATCH) decision = decideTopic(p, action, topic);
   }
   return p.timed ? decision : remember(cache, topic, decision);
 }
@@ -375,22 +575,50 @@ function appliesToFilter(p: Program, s: Compiled, reach: Reach): boolean {
   return p.app === (s.effect === 'allow');
 }
 
-/** A subscription must be covered by an allowed filter and overlap no denied one. */
+/**
+ * A subscription must be covered by an allowed filter and overlap no denied one: two walks of each part's
+ * subscribe trie (the filters intersecting it, the filters covering it), O(filter depth) for a filter without
+ * wildcards, never a scan of every statement.
+ */
 function subscribeStatementsDecide(p: Program, filter: string): Decision {
-  let deny: Compiled | undefined;
-  let allow: Compiled | undefined;
-  let statements = p.subscribeStatements;
-  if (p.targeted) {
-    const reach = reachOf(filter.split('/'));
-    statements = statements.filter((s) => appliesToFilter(p, s, reach));
+  const levels = filter.split('/');
+  const reach = p.targeted ? reachOf(levels) : undefined;
+  const b = p.best;
+  resetBest(b);
+  const applicable = (s: Compiled) => !reach || appliesToFilter(p, s, reach);
+  let base = 0;
+  const overlapping: Walk = {
+    levels,
+    visit: (s) => {
+      if (!applicable(s)) return;
+      if (s.effect === 'allow') {
+        b.overlapsAllow = true;
+        return;
+      }
+      const rank = base + s.ordinal;
+      if (active(p, s) && rank < b.denyRank) {
+        b.deny = s;
+        b.denyRank = rank;
+      }
+    },
+  };
+  const covering: Walk = {
+    levels,
+    visit: (s) => {
+      if (s.effect !== 'allow' || !applicable(s) || !active(p, s)) return;
+      const rank = base + s.ordinal;
+      if (rank < b.allowRank) {
+        b.allow = s;
+        b.allowRank = rank;
+      }
+    },
+  };
+  for (const part of p.parts) {
+    base = part.base;
+    visitIntersecting(part.tries['mqtt:subscribe'], overlapping, 0);
+    visitCovering(part.tries['mqtt:subscribe'], covering, 0);
   }
-  for (const s of statements) {
-    if (!active(p, s)) continue;
-    if (s.effect === 'deny' && intersects(s.resource, filter) && (!deny || s.index < deny.index)) deny = s;
-    if (s.effect === 'allow' && covers(s.resource, filter) && (!allow || s.index < allow.index)) allow = s;
-  }
-  const overlapsAllow = statements.some((s) => s.effect === 'allow' && intersects(s.resource, filter));
-  return deny?.decision ?? allow?.decision ?? (overlapsAllow ? DENY_NOT_COVERED : DENY_NO_MATCH);
+  return b.deny?.decision ?? b.allow?.decision ?? (b.overlapsAllow ? DENY_NOT_COVERED : DENY_NO_MATCH);
 }
 
 function subscribe(p: Program, filter: string): Decision {
@@ -406,24 +634,47 @@ function subscribe(p: Program, filter: string): Decision {
   return p.timed ? decision : remember(p.subscribeCache, filter, decision);
 }
 
+function connect(p: Program): Decision {
+  p.reach = undefined;
+  resetBest(p.best);
+  for (const part of p.parts) {
+    p.base = part.base;
+    for (const s of part.connect) consider(p, s);
+  }
+  return decided(p.best);
+}
+
 /**
  * Compiles the policies attached to a device (or an app) into per-action tries. Deny wins over allow; no
- * match is deny. A publish or delivery decision is a trie lookup, cached per topic (a cache hit allocates
- * nothing); a subscription must be covered by an allowed filter and overlap no denied one. Zones come first:
- * a topic in another zone's namespace needs a conduit. A statement with `targets` applies only to topics of
- * the devices it names (checked after the trie lookup, only when some statement has targets). For an app, a
- * subscription that may reach any device is checked against zones and targets per message, on delivery.
+ * match is deny. Statements without variables or conditions are compiled once per policy document and shared
+ * by every device's connection; the rest (and all of an app's) per connection. A publish or delivery decision
+ * is a walk of the tries, O(topic depth), cached per topic (a cache hit allocates nothing); a subscription
+ * must be covered by an allowed filter and overlap no denied one, found by walking the same tries. Zones come
+ * first: a topic in another zone's namespace needs a conduit. A statement with `targets` applies only to
+ * topics of the devices it names (checked as the walk finds it, only when some statement has targets). For
+ * an app, a subscription that may reach any device is checked against zones and targets per message, on
+ * delivery.
  */
 export function compilePolicies(input: CompileInput): DeviceAccess {
   const p = buildProgram(input);
   return {
     deviceId: input.ctx.deviceId,
     zone: input.ctx.zone,
-    connect: () => pick(p, p.connectStatements),
+    connect: () => connect(p),
     publish: (topic) => lookup(p, 'mqtt:publish', topic),
     receive: (topic) => lookup(p, 'mqtt:receive', topic).allow,
     receiveDecision: (topic) => lookup(p, 'mqtt:receive', topic),
     subscribe: (filter) => subscribe(p, filter),
-    describe: () => ({ statements: p.applied, dropped: p.dropped }),
+    describe: () => ({
+      statements: [
+        ...p.applied,
+        ...p.sharedApplied.flatMap(({ base, list }) =>
+          list.map((a) => ({ rank: base + a.ordinal, statement: a.statement })),
+        ),
+      ]
+        .sort((a, b) => a.rank - b.rank)
+        .map((a) => a.statement),
+      dropped: p.dropped,
+    }),
   };
 }
