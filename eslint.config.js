@@ -1,10 +1,18 @@
 // @ts-check
 import js from '@eslint/js';
+import reactHooks from 'eslint-plugin-react-hooks';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['**/node_modules/**', '.bulwark/**', 'coverage/**', 'packages/*/bin/**', 'packages/*/dist/**'],
+    ignores: [
+      '**/node_modules/**',
+      '.bulwark/**',
+      'coverage/**',
+      'packages/*/bin/**',
+      'packages/*/dist/**',
+      'packages/console/.dist-*/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
@@ -51,7 +59,7 @@ export default tseslint.config(
   },
   {
     // Small units (issue 13): a factory closure holding a whole service counts as one function.
-    files: ['packages/*/src/**/*.ts'],
+    files: ['packages/*/src/**/*.{ts,tsx}'],
     ignores: ['**/*.test.ts', '**/test-support/**'],
     rules: {
       'max-lines-per-function': ['error', { max: 150 }],
@@ -81,6 +89,28 @@ export default tseslint.config(
           selector:
             "TSAsExpression > MemberExpression[property.name='data'][object.name=/^(e|entry|event)$/]",
           message: 'Event data is typed by its event type: narrow on entry.type, do not cast.',
+        },
+      ],
+    },
+  },
+  {
+    // The web console runs in a browser and talks to the HTTP API only (DESIGN.md): no Node.js modules, no server
+    // code; only @bulwark/protocol's contracts. Hooks are checked by the React team's rules.
+    files: ['packages/console/src/**/*.{ts,tsx}'],
+    ...reactHooks.configs.flat['recommended-latest'],
+  },
+  {
+    files: ['packages/console/src/**/*.{ts,tsx}'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*', '@bulwark/server', '@bulwark/device', '**/server/**', '**/device/**'],
+              message: 'The console talks to the HTTP API only.',
+            },
+          ],
         },
       ],
     },

@@ -13,11 +13,15 @@
 //   ownImportMeta): the bundle is built in place, beside node_modules and the sources.
 // Run by `npm install`/`npm ci` (the root `prepare` script), `npm run build`, and before every test run
 // (vitest globalSetup), so that tests which spawn the commands never run stale code.
+//
+// It also builds the web console (packages/console/build.js, Vite) into packages/console/dist, which the
+// server serves at `/`.
 /* global process, URL -- Node.js globals (scripts run on Node, outside the TypeScript project) */
 import { build } from 'esbuild';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildConsole } from '@bulwark/console/build.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -105,7 +109,8 @@ function nodeInterop(code) {
   return code.replace(/__toESM\((require_[\w$]+\(\))\)/g, '__toESM($1, 1)');
 }
 
-export async function buildAll({ quiet = false } = {}) {
+/** The command bundles (esbuild). */
+export async function buildBundles({ quiet = false } = {}) {
   const started = Date.now();
   await Promise.all(
     targets.map(async ({ entry, outfile }) => {
@@ -144,6 +149,11 @@ export async function buildAll({ quiet = false } = {}) {
   );
   if (!quiet)
     process.stdout.write(`built ${targets.map((t) => t.outfile).join(', ')} in ${Date.now() - started} ms\n`);
+}
+
+/** The command bundles and the web console, side by side. */
+export async function buildAll({ quiet = false } = {}) {
+  await Promise.all([buildBundles({ quiet }), buildConsole({ quiet })]);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

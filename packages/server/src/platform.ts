@@ -7,6 +7,7 @@ import { can, createAuthz, requestVisibility, type Authz } from './authz/index.t
 import { accessRoutes, createAccessService, type AccessService } from './access/index.ts';
 import { appRoutes, createAppService, type AppService } from './apps/index.ts';
 import { commandRoutes, createCommands, type Commands } from './commands/index.ts';
+import { CONSOLE_DIST, consoleRoutes } from './console/index.ts';
 import {
   createBroker,
   createIngressRouter,
@@ -994,13 +995,16 @@ async function buildHttpApps(platform: Platform, pki: PkiService, broker: Broker
   const { config, logger, events, monitor } = platform;
   const server = pki.serverTls();
   const deviceApp = await buildDeviceApp(platform, pki);
+  const webConsole = consoleRoutes({ dir: CONSOLE_DIST });
   const { app, routes } = await createHttpApp({
     tls: { key: server.keyPem, cert: server.certPem, handshakeTimeoutMs: config.https.handshakeTimeout },
     logger,
     version: VERSION,
     guard: { users: platform.users },
     onTlsError: tlsErrorReporter(platform),
+    notFound: webConsole.fallback,
   });
+  await app.register(webConsole.register);
   await app.register(estRoutes(pki));
   await app.register(
     deviceListenerRedirects(

@@ -23,3 +23,27 @@ export function deviceListenerRedirect(method: HttpMethod, path: string) {
     response: { 308: { empty: true, description: 'Permanent Redirect to the device listener (Location)' } },
   });
 }
+
+/**
+ * The web console's page (packages/console, built into its dist/ by `npm run build`): `/` and every client-side
+ * route a browser navigates to (a GET that accepts text/html and is no API, EST, PKI or metrics path) answer
+ * this one HTML file under a strict Content-Security-Policy.
+ */
+export const consolePage = contract({
+  method: 'GET',
+  path: '/',
+  summary: 'The web console (HTML); 503 problem+json `unavailable` when it was not built (`npm run build`)',
+  tags: ['console'],
+  access: 'public',
+  response: { 200: raw('text/html', 'the console page') },
+});
+
+/** The console's scripts, styles and images: content-hashed names, cached for a year. */
+export const consoleAsset = contract({
+  method: 'GET',
+  path: '/assets/*',
+  summary: "One of the console's built files (content-hashed name, immutable)",
+  tags: ['console'],
+  access: 'public',
+  response: { 200: raw('application/octet-stream', 'a script, style sheet or image of the console', true) },
+});

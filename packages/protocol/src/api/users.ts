@@ -208,6 +208,11 @@ export const currentSession = contract({
       csrfToken: z.string().optional(),
       twoFactorRequired: z.boolean(),
       twoFactor,
+      permissions: z
+        .array(z.string())
+        .describe(
+          "what the role allows (a token's own role): a client shows only the actions these permit; the server checks each call",
+        ),
     }),
   },
 });

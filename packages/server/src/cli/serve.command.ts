@@ -84,6 +84,7 @@ export function serveCommand(): Command {
         [
           `Bulwark ${VERSION} is running`,
           `  HTTPS (API, EST):  https://localhost:${server.httpsPort}`,
+          `  Web console:       https://localhost:${server.httpsPort}/  (sign in: docs/console.md)`,
           `  device listener:   https://localhost:${server.devicePort}  (mutual TLS: EST re-enrollment, firmware repository, TPM attestation; ${server.httpsPort} redirects there)`,
           `  MQTT over TLS:     mqtts://localhost:${server.mqttPort}  (client certificate required)`,
           `  Store:             ${platform.store.dialect} ${platform.store.location}`,

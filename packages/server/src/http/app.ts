@@ -1,6 +1,6 @@
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
@@ -32,7 +32,14 @@ export interface HttpAppOptions {
   version: string;
   /** Called when a TLS handshake fails (untrusted client, old protocol version, timeout…). */
   onTlsError?: (remoteAddress: string, reason: string) => void;
+  /**
+   * Asked first for a path no route serves: true when it answered (the console's page for a browser's
+   * navigation to a client-side route), false to leave the 404 problem+json.
+   */
+  notFound?: NotFoundFallback;
 }
+
+export type NotFoundFallback = (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
 
 export interface RouteEntry {
   method: string;
@@ -127,7 +134,7 @@ async function createListener(
 }
 
 /** Error and not-found handlers: last, after the routes' own plugins. */
-function installProblemHandlers(app: FastifyInstance): void {
+function installProblemHandlers(app: FastifyInstance, notFound?: NotFoundFallback): void {
   app.setErrorHandler((err, request, reply) => {
     const e = fromFrameworkError(err);
     if (e.code === 'internal') request.log.error({ err: e.cause ?? err }, 'request failed');
@@ -143,12 +150,13 @@ function installProblemHandlers(app: FastifyInstance): void {
     void reply.status(problem.status).type('application/problem+json').send(problem);
   });
 
-  app.setNotFoundHandler((request, reply) => {
+  app.setNotFoundHandler(async (request, reply) => {
+    if (notFound && (await notFound(request, reply))) return reply;
     const problem = toProblem(
       new BulwarkError('not_found', `no route for ${request.method} ${request.url}`),
       request.url,
     );
-    void reply.status(404).type('application/problem+json').send(problem);
+    return reply.status(404).type('application/problem+json').send(problem);
   });
 }
 
@@ -221,7 +229,7 @@ export async function createHttpApp(
   });
 
   installGuard(app, options.guard);
-  installProblemHandlers(app);
+  installProblemHandlers(app, options.notFound);
 
   // Serialized here: the document is what @fastify/swagger made, with no schema of its own to encode through.
   defineRoute(app, api.meta.openapi, {

@@ -6,6 +6,7 @@ export {
   OPENAPI_PATH,
   type HttpAppOptions,
   type HttpTls,
+  type NotFoundFallback,
   type RouteEntry,
 } from './app.ts';
 export { toProblem, fromFrameworkError, type Problem } from './problem.ts';

@@ -259,8 +259,24 @@ describe('routes, permissions and roles', () => {
     ).toBe(true);
   });
 
+  it('answers / and a browser navigation to a client-side route with the web console under its CSP (issue 20)', async () => {
+    for (const [url, headers] of [
+      ['/', {}],
+      ['/devices', { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' }],
+    ] as const) {
+      const res = await s.server.app.inject({ method: 'GET', url, headers });
+      expect({ url, status: res.statusCode, type: res.headers['content-type'] }).toEqual({
+        url,
+        status: 200,
+        type: 'text/html; charset=utf-8',
+      });
+      expect(res.body).toMatch(/<script type="module" crossorigin src="\/assets\/[\w-]+\.js"><\/script>/);
+      expect(res.headers['content-security-policy']).toMatch(/^default-src 'none'; script-src 'self'; /);
+    }
+  });
+
   it('answers an unknown path 404 problem+json, signed in or not; a route without declared access cannot be registered', async () => {
-    for (const url of ['/', '/nope', '/api/v1/nope', '/api/v1/devices/x/nope', '/.well-known/est/nope']) {
+    for (const url of ['/nope', '/api/v1/nope', '/api/v1/devices/x/nope', '/.well-known/est/nope']) {
       for (const headers of [{}, { authorization: `Bearer ${tokens.get('viewer')}` }]) {
         const res = await s.server.app.inject({ method: 'GET', url, headers });
         expect({ url, status: res.statusCode, type: res.headers['content-type'] }).toEqual({

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { api, BulwarkError, parseDurationMs } from '@bulwark/protocol';
+import { rolePermissions } from '../authz/index.ts';
 import type { RequestPrincipal } from '../http/index.ts';
 import { clearSessionCookie, setSessionCookie } from './session-cookie.ts';
 import type { SessionTicket, UserService } from './user.service.ts';
@@ -48,6 +49,8 @@ function signInRoutes(app: FastifyInstance, users: UserService): void {
         csrfToken: p.csrfToken,
         twoFactorRequired: user.twoFactorRequired,
         twoFactor: user.twoFactor,
+        // The console shows only what the role may do (issue 20); every call is still checked by the guard.
+        permissions: [...rolePermissions[p.role]],
       };
     },
   });

@@ -1,0 +1,227 @@
+import { useCallback, useState } from 'react';
+import { api } from '@bulwark/protocol';
+import { call, messageOf } from '../api.ts';
+import { Bars } from '../components/bars.tsx';
+import { Badge, Loaded } from '../components/status.tsx';
+import {
+  allDevices,
+  countBy,
+  deviceStates,
+  riskTone,
+  severitiesWorstFirst,
+  severityTone,
+  standardName,
+  stateTone,
+  type Alert,
+  type Device,
+  type Risk,
+} from '../fleet.ts';
+import { percent, plural } from '../format.ts';
+import { Link } from '../router.tsx';
+import { useAllows } from '../session.ts';
+import { useLoad } from '../use-load.ts';
+
+const REFRESH_MS = 30_000;
+
+const loadOpenAlerts = () => call(api.monitor.listAlerts, { query: { status: 'open', limit: 1000 } });
+const loadLatestRun = () => call(api.compliance.listRuns, { query: { limit: 1 } });
+const loadRisks = () => call(api.riskRegister.register);
+
+function Tile(props: { to: string; value: number; label: [one: string, many: string]; tone: string }) {
+  return (
+    <Link to={props.to} className={`tile ${props.value > 0 ? props.tone : 'tone-calm'}`}>
+      <span className="tile-value">{props.value.toLocaleString('en')}</span>
+      <span className="tile-label">{props.value === 1 ? props.label[0] : props.label[1]}</span>
+    </Link>
+  );
+}
+
+/** Exception first: what needs someone now, each a link to where it is handled. */
+function Attention(props: { devices?: Device[]; alerts?: Alert[] }) {
+  const urgent = (props.alerts ?? []).filter(
+    (a) => a.severity === 'critical' || a.severity === 'high',
+  ).length;
+  const quarantined = (props.devices ?? []).filter((d) => d.state === 'quarantined').length;
+  return (
+    <section aria-label="Needs attention" className="tiles">
+      <Tile
+        to="/alerts"
+        value={props.alerts?.length ?? 0}
+        label={['open alert', 'open alerts']}
+        tone="tone-medium"
+      />
+      <Tile
+        to="/alerts"
+        value={urgent}
+        label={['critical or high', 'critical or high']}
+        tone="tone-critical"
+      />
+      <Tile
+        to="/devices"
+        value={quarantined}
+        label={['quarantined device', 'quarantined devices']}
+        tone="tone-high"
+      />
+    </section>
+  );
+}
+
+function DevicesCard(props: { devices: Device[]; truncated: boolean }) {
+  const byState = countBy(props.devices, (d) => d.state);
+  const online = props.devices.filter((d) => d.online).length;
+  return (
+    <section className="panel" aria-labelledby="devices-by-state">
+      <h2 id="devices-by-state">Devices by state</h2>
+      <p className="headline" data-testid="device-count">
+        {plural(props.devices.length, 'device')}
+        {props.truncated ? '+' : ''} <span className="muted">· {online.toLocaleString('en')} online</span>
+      </p>
+      <Bars
+        label="Devices by state"
+        empty="No devices yet: add one with `bulwark device add`."
+        bars={deviceStates
+          .filter((s) => (byState.get(s) ?? 0) > 0 || s === 'active')
+          .map((s) => ({ key: s, label: s, value: byState.get(s) ?? 0, tone: stateTone[s] }))}
+      />
+    </section>
+  );
+}
+
+function AlertsCard(props: { alerts: Alert[] }) {
+  const bySeverity = countBy(props.alerts, (a) => a.severity);
+  return (
+    <section className="panel" aria-labelledby="alerts-by-severity">
+      <h2 id="alerts-by-severity">Open alerts by severity</h2>
+      <p className="headline">{plural(props.alerts.length, 'open alert')}</p>
+      <Bars
+        label="Open alerts by severity"
+        bars={severitiesWorstFirst.map((s) => ({
+          key: s,
+          label: s,
+          value: bySeverity.get(s) ?? 0,
+          tone: severityTone(s),
+        }))}
+      />
+    </section>
+  );
+}
+
+function ComplianceCard() {
+  const runs = useLoad(loadLatestRun, REFRESH_MS);
+  const mayRun = useAllows(api.compliance.runCompliance);
+  const [running, setRunning] = useState<string>();
+  const { reload } = runs;
+  const runNow = useCallback(() => {
+    setRunning('Running the checks…');
+    call(api.compliance.runCompliance).then(
+      () => {
+        setRunning(undefined);
+        reload();
+      },
+      (e: unknown) => setRunning(`The run failed: ${messageOf(e)}`),
+    );
+  }, [reload]);
+  return (
+    <section className="panel" aria-labelledby="compliance-scores">
+      <h2 id="compliance-scores">Compliance score per standard</h2>
+      <Loaded what="compliance runs" data={runs.data} error={runs.error}>
+        {({ runs: [latest] }) =>
+          latest ? (
+            <>
+              <p className="headline">
+                {plural(latest.counts.fail, 'failing check')}{' '}
+                <span className="muted">· latest run {new Date(latest.finishedAt).toLocaleString('en')}</span>
+              </p>
+              <Bars
+                label="Compliance score per standard"
+                max={1}
+                bars={Object.entries(latest.scores).map(([id, score]) => ({
+                  key: id,
+                  label: standardName(id),
+                  value: score ?? 0,
+                  text: percent(score),
+                  tone:
+                    score === null
+                      ? 'tone-muted'
+                      : score >= 0.9
+                        ? 'tone-ok'
+                        : score >= 0.6
+                          ? 'tone-medium'
+                          : 'tone-critical',
+                }))}
+              />
+            </>
+          ) : (
+            <p className="muted">No compliance run yet.</p>
+          )
+        }
+      </Loaded>
+      {mayRun ? (
+        <p>
+          <button type="button" onClick={runNow} disabled={running === 'Running the checks…'}>
+            Run the checks now
+          </button>{' '}
+          {running ? <span role="status">{running}</span> : null}
+        </p>
+      ) : null}
+    </section>
+  );
+}
+
+function RisksCard() {
+  const register = useLoad(loadRisks, REFRESH_MS);
+  return (
+    <section className="panel" aria-labelledby="top-risks">
+      <h2 id="top-risks">Top live risks</h2>
+      <Loaded what="the risk register" data={register.data} error={register.error}>
+        {({ risks }) => <TopRisks risks={risks.filter((r) => r.status !== 'closed').slice(0, 5)} />}
+      </Loaded>
+      <p>
+        <Link to="/risk">The whole register</Link>
+      </p>
+    </section>
+  );
+}
+
+function TopRisks(props: { risks: Risk[] }) {
+  if (props.risks.length === 0) return <p className="muted">No open risks in the register.</p>;
+  return (
+    <ol className="top-risks">
+      {props.risks.map((r) => (
+        <li key={r.id}>
+          <Badge tone={riskTone(r.risk)}>risk {r.risk}</Badge> <span>{r.title}</span>
+          {r.raised ? <Badge tone="tone-critical">raised</Badge> : null}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+/** The fleet at a glance: what needs attention, devices, alerts, compliance and risk. */
+export function Overview() {
+  const devices = useLoad(allDevices, REFRESH_MS);
+  const mayReadAlerts = useAllows(api.monitor.listAlerts);
+  const alerts = useLoad(mayReadAlerts ? loadOpenAlerts : noAlerts, REFRESH_MS);
+  const mayReadCompliance = useAllows(api.compliance.listRuns);
+  const mayReadRisk = useAllows(api.riskRegister.register);
+  return (
+    <>
+      <h1>Overview</h1>
+      <Attention devices={devices.data?.devices} alerts={alerts.data?.alerts} />
+      <div className="grid">
+        <Loaded what="devices" data={devices.data} error={devices.error}>
+          {(d) => <DevicesCard devices={d.devices} truncated={d.truncated} />}
+        </Loaded>
+        {mayReadAlerts ? (
+          <Loaded what="alerts" data={alerts.data} error={alerts.error}>
+            {(a) => <AlertsCard alerts={a.alerts} />}
+          </Loaded>
+        ) : null}
+        {mayReadCompliance ? <ComplianceCard /> : null}
+        {mayReadRisk ? <RisksCard /> : null}
+      </div>
+    </>
+  );
+}
+
+const noAlerts = () => Promise.resolve({ alerts: [] as Alert[] });
