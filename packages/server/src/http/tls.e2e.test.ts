@@ -180,9 +180,14 @@ describe('HTTPS listeners: TLS profile and HTTP posture', () => {
     ]);
     expect(signIn.status).toBe(401);
     expect(signIn.headers['cache-control']).toBe('no-store');
-    const unknown = await curlHead(`${s.httpsUrl}/`);
+    const unknown = await curlHead(`${s.httpsUrl}/api/v1/nope`);
     expect(unknown.status).toBe(404);
     expect(unknown.headers['strict-transport-security']).toBe('max-age=31536000');
+    // The console's page has them too, with its own strict policy.
+    const page = await curlHead(`${s.httpsUrl}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers['strict-transport-security']).toBe('max-age=31536000');
+    expect(page.headers['content-security-policy']).toMatch(/^default-src 'none'; script-src 'self';/);
     const device = await curlHead(`${s.deviceUrl}${est.simplereenroll}`, [
       '-H',
       `Content-Type: ${est.csrContentType}`,
