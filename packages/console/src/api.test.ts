@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { api } from '@bulwark/protocol';
-import { ApiError, call, onSessionEnded, setCsrfToken } from './api.ts';
+import { ApiError, call, hrefOf, onSessionEnded, setCsrfToken } from './api.ts';
 import { signInError } from './pages/sign-in.tsx';
 
 interface Sent {
@@ -56,6 +56,15 @@ describe('the console API client', () => {
     expect(headers.get('x-csrf-token')).toBe('csrf-123');
     expect(headers.get('content-type')).toBe('application/json');
     expect(sent[0]?.init.body).toBe('{"reason":"keyCompromise"}');
+  });
+
+  it('builds a download link from the contract (a report of one run)', () => {
+    expect(
+      hrefOf(api.compliance.getReport, {
+        params: { standard: 'etsi-en-303-645' },
+        query: { format: 'oscal', run: 'run 1' },
+      }),
+    ).toBe('/api/v1/compliance/reports/etsi-en-303-645?format=oscal&run=run+1');
   });
 
   it('refuses an answer that does not match the contract', async () => {

@@ -83,17 +83,26 @@ async function problemOf(res: Response): Promise<ApiError> {
 const signedInAccess = (c: Contract) => c.access !== 'public' && c.access !== 'second-factor';
 
 /**
- * Calls one operation of the API by its contract (`api.<area>.<op>`) and reads the answer with the contract's
- * own 200 schema: the console sees exactly what the contract promises, or an error.
+ * The address of an operation with its inputs, for what the browser fetches itself: a download link (a report),
+ * built from the contract like every call.
  *
  * @example
- * const { devices } = await call(api.devices.list, { query: { limit: 100 } });
+ * hrefOf(api.compliance.getReport, { params: { standard: 'gdpr' }, query: { format: 'oscal' } });
+ * // '/api/v1/compliance/reports/gdpr?format=oscal'
  */
-export async function call<C extends JsonContract>(
+export function hrefOf<C extends Contract>(c: C, input: CallInput<C> = {}): string {
+  return urlOf(c, input);
+}
+
+/**
+ * Sends one operation's request and answers its response when it succeeded; a problem becomes an ApiError, and
+ * a 401 while signed in tells the console that the session ended.
+ */
+export async function send<C extends Contract>(
   c: C,
-  input: CallInput<C> = {},
-): Promise<z.output<C['response'][200]>> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+  input: CallInput<C> & { accept?: string; headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Response> {
+  const headers: Record<string, string> = { accept: input.accept ?? 'application/json', ...input.headers };
   let body: string | undefined;
   if (c.method !== 'GET') {
     headers['content-type'] = 'application/json';
@@ -106,12 +115,28 @@ export async function call<C extends JsonContract>(
     body,
     credentials: 'same-origin',
     cache: 'no-store',
+    signal: input.signal,
   });
   if (!res.ok) {
     const error = await problemOf(res);
     if (res.status === 401 && signedInAccess(c)) for (const listener of sessionEndedListeners) listener();
     throw error;
   }
+  return res;
+}
+
+/**
+ * Calls one operation of the API by its contract (`api.<area>.<op>`) and reads the answer with the contract's
+ * own 200 schema: the console sees exactly what the contract promises, or an error.
+ *
+ * @example
+ * const { devices } = await call(api.devices.list, { query: { limit: 100 } });
+ */
+export async function call<C extends JsonContract>(
+  c: C,
+  input: CallInput<C> = {},
+): Promise<z.output<C['response'][200]>> {
+  const res = await send(c, input);
   return c.response[200].parse(await res.json()) as z.output<C['response'][200]>;
 }
 

@@ -4,7 +4,10 @@ import { ApiError, call, onSessionEnded, setCsrfToken } from './api.ts';
 import { navItems, Shell } from './components/shell.tsx';
 import { ErrorNote, Loading } from './components/status.tsx';
 import { Alerts } from './pages/alerts.tsx';
+import { AuditLog } from './pages/audit.tsx';
+import { Compliance } from './pages/compliance.tsx';
 import { Devices } from './pages/devices.tsx';
+import { Firmware } from './pages/firmware.tsx';
 import { Overview } from './pages/overview.tsx';
 import { RiskPage } from './pages/risk.tsx';
 import { SignIn } from './pages/sign-in.tsx';
@@ -21,7 +24,10 @@ const pages: Record<string, () => ReactNode> = {
   '/': () => <Overview />,
   '/alerts': () => <Alerts />,
   '/devices': () => <Devices />,
+  '/firmware': () => <Firmware />,
+  '/compliance': () => <Compliance />,
   '/risk': () => <RiskPage />,
+  '/audit': () => <AuditLog />,
 };
 
 function Page(props: { info: SessionInfo }) {

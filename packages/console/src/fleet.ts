@@ -54,6 +54,10 @@ const standardNames: Record<string, string> = {
 
 export const standardName = (id: string) => standardNames[id] ?? id;
 
+/** The colour class of a compliance score (0..1; null: no clause applies). */
+export const scoreTone = (score: number | null) =>
+  score === null ? 'tone-muted' : score >= 0.9 ? 'tone-ok' : score >= 0.6 ? 'tone-medium' : 'tone-critical';
+
 /** The colour class of a risk value (1-5). */
 export const riskTone = (risk: number) =>
   risk >= 5 ? 'tone-critical' : risk >= 4 ? 'tone-high' : risk >= 3 ? 'tone-medium' : 'tone-low';

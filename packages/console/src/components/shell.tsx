@@ -14,7 +14,10 @@ export const navItems: readonly NavItem[] = [
   { to: '/', label: 'Overview', needs: api.devices.list },
   { to: '/alerts', label: 'Alerts', needs: api.monitor.listAlerts },
   { to: '/devices', label: 'Devices', needs: api.devices.list },
+  { to: '/firmware', label: 'Firmware', needs: api.firmware.listReleases },
+  { to: '/compliance', label: 'Compliance', needs: api.compliance.listRuns },
   { to: '/risk', label: 'Risk', needs: api.riskRegister.register },
+  { to: '/audit', label: 'Audit log', needs: api.audit.query },
 ];
 
 /** The frame of every signed-in page: the navigation the role may use, who is signed in, sign-out. */

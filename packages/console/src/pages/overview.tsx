@@ -8,6 +8,7 @@ import {
   countBy,
   deviceStates,
   riskTone,
+  scoreTone,
   severitiesWorstFirst,
   severityTone,
   standardName,
@@ -140,14 +141,7 @@ function ComplianceCard() {
                   label: standardName(id),
                   value: score ?? 0,
                   text: percent(score),
-                  tone:
-                    score === null
-                      ? 'tone-muted'
-                      : score >= 0.9
-                        ? 'tone-ok'
-                        : score >= 0.6
-                          ? 'tone-medium'
-                          : 'tone-critical',
+                  tone: scoreTone(score),
                 }))}
               />
             </>
@@ -156,14 +150,17 @@ function ComplianceCard() {
           )
         }
       </Loaded>
-      {mayRun ? (
-        <p>
-          <button type="button" onClick={runNow} disabled={running === 'Running the checks…'}>
-            Run the checks now
-          </button>{' '}
-          {running ? <span role="status">{running}</span> : null}
-        </p>
-      ) : null}
+      <p>
+        {mayRun ? (
+          <>
+            <button type="button" onClick={runNow} disabled={running === 'Running the checks…'}>
+              Run the checks now
+            </button>{' '}
+            {running ? <span role="status">{running}</span> : null}{' '}
+          </>
+        ) : null}
+        <Link to="/compliance">Failing checks, trend and reports</Link>
+      </p>
     </section>
   );
 }

@@ -18,7 +18,8 @@ export const auditEntry = z.object({
 export const query = contract({
   method: 'GET',
   path: '/api/v1/audit',
-  summary: 'Query the audit log by time, type, actor and subject (keyset pagination with `after`)',
+  summary:
+    'Query the audit log by time, type (or type prefix), actor and subject, oldest or newest first (keyset pagination: `next` is the cursor for `after`, or for `before` with order=desc)',
   tags,
   access: 'audit:read',
   query: z.object({
@@ -27,10 +28,30 @@ export const query = contract({
     type: eventType.optional(),
     actor: z.string().max(256).optional(),
     subject: z.string().max(256).optional(),
-    after: z.coerce.number().int().min(0).optional().describe('the last seq seen'),
+    typePrefix: z
+      .string()
+      .max(64)
+      .optional()
+      .describe('event types starting with this, e.g. "device." or "auth.sign_in" (with `type`: both hold)'),
+    after: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('entries after this seq: oldest first, the last seq seen'),
+    before: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('entries before this seq: with order=desc, the last seq seen'),
+    order: z
+      .enum(['asc', 'desc'])
+      .default('asc')
+      .describe('asc: oldest first (page with `after`); desc: newest first (page with `before`)'),
     limit: z.coerce.number().int().min(1).max(1000).default(100),
   }),
-  // The one page shape, with the sequence number as cursor.
+  // The one page shape, with the sequence number as cursor (the last seq of the page, in its order).
   response: { 200: z.object({ entries: z.array(auditEntry), next: z.number().int().nullable() }) },
 });
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,61 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 import { SESSION_COOKIE, totpCode } from '../users/index.ts';
+import { CHROMIUM, haveChromium, nav, watched } from './browser.fixture.ts';
 import { CONSOLE_CSP } from './index.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
 const TARA = fileURLToPath(new URL('../../../../docs/examples/pump-controller.tara.yaml', import.meta.url));
 const PASSWORD = 'Correct-Horse-Battery-Staple-42';
 const VIEWER_PASSWORD = 'Viewer-Passphrase-Long-Enough-7';
-
-/**
- * Chromium logs each refused fetch ("Failed to load resource: … 401") as a console error. The sign-in steps
- * answer 401 by design (not signed in yet, a wrong password, a wrong code): those, and only those, are expected.
- */
-const EXPECTED_REFUSAL =
-  /^Failed to load resource: the server responded with a status of 401 .*\/api\/v1\/auth\/(session|sign-in|second-factor)$/;
-
-/** While the test ends a session behind the browser's back, the next API call's 401 is expected too. */
-const SESSION_GONE = /^Failed to load resource: the server responded with a status of 401 .*\/api\/v1\//;
-
-/** What went wrong in a browser context: console errors, uncaught errors, CSP violations. */
-interface Watch {
-  problems: string[];
-  refusals: string[];
-  sessionEnding: boolean;
-}
-
-async function watched(browser: Browser, colorScheme: 'light' | 'dark' = 'light') {
-  const context = await browser.newContext({
-    ignoreHTTPSErrors: true, // the test CA; the certificate itself is tested in http/tls.e2e.test.ts
-    viewport: { width: 1280, height: 860 },
-    colorScheme,
-  });
-  const watch: Watch = { problems: [], refusals: [], sessionEnding: false };
-  // Bindings and init scripts come through the DevTools protocol, outside the page's CSP: they only watch.
-  await context.exposeFunction('bulwarkViolation', (text: string) => watch.problems.push(`CSP: ${text}`));
-  await context.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) =>
-      (window as unknown as { bulwarkViolation(t: string): void }).bulwarkViolation(
-        `${e.violatedDirective} blocked ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`,
-      ),
-    );
-  });
-  context.on('console', (m) => {
-    const text = `${m.text()} ${m.location().url}`.trim();
-    const expected = EXPECTED_REFUSAL.test(text) || (watch.sessionEnding && SESSION_GONE.test(text));
-    if (m.type() === 'error' && expected) watch.refusals.push(text);
-    else if (m.type() === 'error' || /Content.Security.Policy/i.test(text))
-      watch.problems.push(`console: ${text}`);
-  });
-  context.on('weberror', (e) => watch.problems.push(`page error: ${e.error().message}`));
-  return { context, watch };
-}
-
-/** A link of the main navigation (tiles and text elsewhere also link to the pages). */
-const nav = (page: Page, name: string) =>
-  page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
 
 describe.skipIf(!haveChromium)(
   `the web console in Debian's chromium (${haveChromium ? CHROMIUM : 'skipped: /usr/bin/chromium is missing'})`,

@@ -184,25 +184,38 @@ export interface AuditQuery<T extends EventType> {
   from?: number | undefined;
   to?: number | undefined;
   type?: T | undefined;
+  /** Any of these types (an empty list matches nothing). */
+  types?: readonly T[] | undefined;
   actor?: string | undefined;
   subject?: string | undefined;
   after?: number | undefined;
+  before?: number | undefined;
+  /** `asc` (default): oldest first, paged with `after`; `desc`: newest first, paged with `before`. */
+  order?: 'asc' | 'desc' | undefined;
   limit: number;
 }
 
 /**
- * Entries matching a filter, oldest first; page with `after` (the last seq seen). A `user:`/`person:` actor
- * or subject matches its sealed entries and those written in the clear before sealing.
+ * Entries matching a filter, oldest first (page with `after`, the last seq seen) or newest first (`order:
+ * 'desc'`, page with `before`). A `user:`/`person:` actor or subject matches its sealed entries and those
+ * written in the clear before sealing.
  */
 async function query<T extends EventType = EventType>(
   db: Db,
   filter: AuditQuery<T>,
 ): Promise<AuditEntry<T>[]> {
-  let q = db.selectFrom('audit_log').selectAll().orderBy('seq').limit(filter.limit);
+  if (filter.types?.length === 0) return [];
+  let q = db
+    .selectFrom('audit_log')
+    .selectAll()
+    .orderBy('seq', filter.order ?? 'asc')
+    .limit(filter.limit);
   if (filter.after !== undefined) q = q.where('seq', '>', filter.after);
+  if (filter.before !== undefined) q = q.where('seq', '<', filter.before);
   if (filter.from !== undefined) q = q.where('ts', '>=', filter.from);
   if (filter.to !== undefined) q = q.where('ts', '<', filter.to);
   if (filter.type !== undefined) q = q.where('type', '=', filter.type);
+  if (filter.types !== undefined) q = q.where('type', 'in', filter.types);
   if (filter.actor !== undefined) q = q.where('actor', 'in', await storedFormsOf(db, filter.actor));
   if (filter.subject !== undefined) q = q.where('subject', 'in', await storedFormsOf(db, filter.subject));
   return (await readEntries(db, await q.execute())) as AuditEntry<T>[];

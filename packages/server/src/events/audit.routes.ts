@@ -24,12 +24,22 @@ function eventTypeOf(type: string | undefined): EventType | undefined {
   return type;
 }
 
+/** The catalog's event types starting with a prefix (`device.`, `auth.sign_in`), or undefined without one. */
+function typesWithPrefix(prefix: string | undefined): EventType[] | undefined {
+  return prefix === undefined ? undefined : eventTypes.filter((t) => t.startsWith(prefix));
+}
+
 /** The audit log over HTTP: query, verify, and the live event stream (Server-Sent Events). */
 export function auditRoutes(deps: AuditRoutesDeps) {
   return function register(app: FastifyInstance) {
     app.defineRoute(api.audit.query, {
       async handler({ request, query }) {
-        const raw = await deps.log.query({ ...query, type: eventTypeOf(query.type) });
+        const { typePrefix, ...filter } = query;
+        const raw = await deps.log.query({
+          ...filter,
+          type: eventTypeOf(query.type),
+          types: typesWithPrefix(typePrefix),
+        });
         const entries: AuditEntry[] = [];
         for (const e of raw) if (await deps.visible(request, e)) entries.push(e);
         return { entries, next: raw.length === query.limit ? (raw[raw.length - 1]?.seq ?? null) : null };
