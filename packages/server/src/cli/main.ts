@@ -49,6 +49,7 @@ const commandModules: { names: string[]; load: () => Promise<Command[]> }[] = [
   },
   { names: ['site'], load: async () => [(await import('./site.commands.ts')).siteCommands()] },
   { names: ['risk'], load: async () => [(await import('./risk.commands.ts')).riskCommands()] },
+  { names: ['simulate'], load: async () => [(await import('./simulate.command.ts')).simulateCommand()] },
 ];
 
 /** The program with the commands `argv` names, or all of them (help, an unknown command, no command). */
