@@ -146,3 +146,15 @@ export function messageOf(error: unknown): string {
   if (error instanceof Error) return `Unexpected answer: ${error.message}`;
   return 'Something went wrong.';
 }
+
+/** An operation whose 201 answer is JSON (a created API token): its secret is shown once, so it is parsed too. */
+export type CreatedContract = Contract & { readonly response: { readonly 201: z.ZodType } };
+
+/** As `call`, for an operation that answers 201 Created with JSON. */
+export async function callCreated<C extends CreatedContract>(
+  c: C,
+  input: CallInput<C> = {},
+): Promise<z.output<C['response'][201]>> {
+  const res = await send(c, input);
+  return c.response[201].parse(await res.json()) as z.output<C['response'][201]>;
+}

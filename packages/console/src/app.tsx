@@ -6,11 +6,14 @@ import { ErrorNote, Loading } from './components/status.tsx';
 import { Alerts } from './pages/alerts.tsx';
 import { AuditLog } from './pages/audit.tsx';
 import { Compliance } from './pages/compliance.tsx';
+import { DevicePage } from './pages/device.tsx';
 import { Devices } from './pages/devices.tsx';
 import { Firmware } from './pages/firmware.tsx';
 import { Overview } from './pages/overview.tsx';
+import { PoliciesPage } from './pages/policies.tsx';
 import { RiskPage } from './pages/risk.tsx';
 import { SignIn } from './pages/sign-in.tsx';
+import { UsersPage } from './pages/users.tsx';
 import { Link, usePath } from './router.tsx';
 import { allows, SessionContext, type Session, type SessionInfo } from './session.ts';
 
@@ -28,20 +31,52 @@ const pages: Record<string, () => ReactNode> = {
   '/compliance': () => <Compliance />,
   '/risk': () => <RiskPage />,
   '/audit': () => <AuditLog />,
+  '/policies': () => <PoliciesPage />,
+  '/users': () => <UsersPage />,
 };
+
+interface Route {
+  /** The navigation entry the page belongs to: its permission gates the page too. */
+  item: (typeof navItems)[number];
+  title: string;
+  render: () => ReactNode;
+}
+
+/** A path segment decoded, or undefined when it is not valid percent-encoding (a typed address). */
+function decodedOrUndefined(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The page at a path: one of the navigation's, or a device (`/devices/<id>`, under Devices). */
+function routeOf(path: string): Route | undefined {
+  const device = /^\/devices\/([^/]+)$/.exec(path);
+  if (device?.[1]) {
+    const id = decodedOrUndefined(device[1]);
+    if (id === undefined) return undefined;
+    const item = navItems.find((i) => i.to === '/devices');
+    return item && { item, title: id, render: () => <DevicePage key={id} id={id} /> };
+  }
+  const item = navItems.find((i) => i.to === path);
+  const render = pages[path];
+  return item && render && { item, title: item.label, render };
+}
 
 function Page(props: { info: SessionInfo }) {
   const path = usePath();
-  const item = navItems.find((i) => i.to === path);
-  const render = pages[path];
+  const route = routeOf(path);
   const first = useRef(true);
+  const title = route?.title;
   useEffect(() => {
-    document.title = `${item?.label ?? 'Not found'} · Bulwark`;
+    document.title = `${title ?? 'Not found'} · Bulwark`;
     // Keyboard and screen-reader users land on the new page's content, not on the link they followed.
     if (!first.current) document.getElementById('main')?.focus();
     first.current = false;
-  }, [item]);
-  if (!item || !render) {
+  }, [title]);
+  if (!route) {
     return (
       <>
         <h1>Not found</h1>
@@ -51,9 +86,9 @@ function Page(props: { info: SessionInfo }) {
       </>
     );
   }
-  if (!allows(props.info, item.needs))
+  if (!allows(props.info, route.item.needs))
     return <p className="error">Your role ({props.info.role}) does not allow this page.</p>;
-  return render();
+  return route.render();
 }
 
 async function loadSession(): Promise<SessionInfo | undefined> {

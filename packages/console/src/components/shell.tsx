@@ -17,6 +17,8 @@ export const navItems: readonly NavItem[] = [
   { to: '/firmware', label: 'Firmware', needs: api.firmware.listReleases },
   { to: '/compliance', label: 'Compliance', needs: api.compliance.listRuns },
   { to: '/risk', label: 'Risk', needs: api.riskRegister.register },
+  { to: '/policies', label: 'Policies', needs: api.access.listPolicies },
+  { to: '/users', label: 'Users', needs: api.users.listUsers },
   { to: '/audit', label: 'Audit log', needs: api.audit.query },
 ];
 

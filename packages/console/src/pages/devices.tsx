@@ -5,6 +5,7 @@ import { Confirm } from '../components/confirm.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
 import { allDevices, deviceStates, stateTone, type Device, type DeviceState } from '../fleet.ts';
 import { ago, dateTime } from '../format.ts';
+import { Link } from '../router.tsx';
 import { useAllows } from '../session.ts';
 import { useLoad } from '../use-load.ts';
 
@@ -61,7 +62,9 @@ function DeviceRow(props: { device: Device; mayRevoke: boolean; onRevoke: (d: De
   const d = props.device;
   return (
     <tr>
-      <th scope="row">{d.id}</th>
+      <th scope="row">
+        <Link to={`/devices/${encodeURIComponent(d.id)}`}>{d.id}</Link>
+      </th>
       <td>
         <Badge tone={stateTone[d.state]}>{d.state}</Badge>
       </td>

@@ -1,0 +1,279 @@
+import { useCallback, useState, type FormEvent } from 'react';
+import type { z } from 'zod';
+import { api } from '@bulwark/protocol';
+import { call, callCreated, messageOf, send } from '../api.ts';
+import { Confirm } from '../components/confirm.tsx';
+import { Badge, Loaded } from '../components/status.tsx';
+import { ago, dateTime } from '../format.ts';
+import { useSession } from '../session.ts';
+import { useLoad } from '../use-load.ts';
+
+type User = z.output<typeof api.users.user>;
+type Token = z.output<typeof api.users.apiToken>;
+type Role = (typeof api.users.roles)[number];
+type Created = z.output<(typeof api.users.createToken.response)[201]>;
+const expiries = ['1d', '7d', '30d', '90d', '365d'] as const;
+
+const loadUsers = () => call(api.users.listUsers);
+/** The tokens with when they were read (whether one has expired is judged at that time). */
+const loadTokens = async () => ({ tokens: await call(api.users.listTokens), at: Date.now() });
+
+function secondFactor(u: User): string {
+  const factors = [
+    ...(u.twoFactor.totp ? ['TOTP'] : []),
+    ...(u.twoFactor.webauthn > 0 ? [`${u.twoFactor.webauthn} passkey(s)`] : []),
+  ];
+  if (factors.length === 0) return u.twoFactorRequired ? 'none (required)' : 'none';
+  return `${factors.join(', ')} · ${u.twoFactor.recoveryCodesLeft} recovery codes`;
+}
+
+function Users(props: { users: User[] }) {
+  return (
+    <table className="data">
+      <caption>Users</caption>
+      <thead>
+        <tr>
+          <th scope="col">User</th>
+          <th scope="col">Role</th>
+          <th scope="col">Second factor</th>
+          <th scope="col">Device groups</th>
+          <th scope="col">Account</th>
+          <th scope="col">Created</th>
+        </tr>
+      </thead>
+      <tbody>
+        {props.users.map((u) => (
+          <tr key={u.username}>
+            <th scope="row">{u.username}</th>
+            <td>{u.role}</td>
+            <td>{secondFactor(u)}</td>
+            <td>{u.groups === null ? 'all' : u.groups.join(', ') || 'none'}</td>
+            <td>
+              {u.disabled ? (
+                <Badge tone="tone-muted">disabled</Badge>
+              ) : u.setupPending ? (
+                <Badge tone="tone-info">setup pending</Badge>
+              ) : (
+                'active'
+              )}
+            </td>
+            <td>{dateTime(u.createdAt)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function CreateToken(props: { role: Role; onCreated: (t: Created) => void }) {
+  const roles = api.users.roles.slice(api.users.roles.indexOf(props.role));
+  const [name, setName] = useState('');
+  const [role, setRole] = useState<Role>(props.role);
+  const [expiresIn, setExpiresIn] = useState<string>('30d');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  const { onCreated } = props;
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    callCreated(api.users.createToken, { body: { name, role, expiresIn } })
+      .then(
+        (t) => {
+          setName('');
+          onCreated(t);
+        },
+        (err: unknown) => setError(messageOf(err)),
+      )
+      .finally(() => setBusy(false));
+  };
+  return (
+    <form className="inline-form" onSubmit={submit} aria-label="New API token">
+      <div className="field">
+        <label htmlFor="token-name">Token name</label>
+        <input
+          id="token-name"
+          required
+          maxLength={64}
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+        />
+      </div>
+      <div className="field">
+        <label htmlFor="token-role">Role</label>
+        <select id="token-role" value={role} onChange={(e) => setRole(e.target.value as Role)}>
+          {roles.map((r) => (
+            <option key={r} value={r}>
+              {r}
+            </option>
+          ))}
+        </select>
+      </div>
+      <div className="field">
+        <label htmlFor="token-expiry">Expires in</label>
+        <select id="token-expiry" value={expiresIn} onChange={(e) => setExpiresIn(e.target.value)}>
+          {expiries.map((x) => (
+            <option key={x} value={x}>
+              {x}
+            </option>
+          ))}
+        </select>
+      </div>
+      <div className="actions">
+        <button type="submit" disabled={busy}>
+          Create token
+        </button>
+      </div>
+      {error ? (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      ) : null}
+    </form>
+  );
+}
+
+function TokenRow(props: { token: Token; now: number; onRevoke: (t: Token) => void }) {
+  const t = props.token;
+  const expired = t.expiresAt <= props.now;
+  return (
+    <tr>
+      <th scope="row">{t.name}</th>
+      <td>{t.role}</td>
+      <td>{dateTime(t.createdAt)}</td>
+      <td>{dateTime(t.expiresAt)}</td>
+      <td>{t.lastUsedAt === null ? 'never' : `${ago(t.lastUsedAt)} from ${t.lastUsedAddress ?? '?'}`}</td>
+      <td>{t.revoked ? <Badge tone="tone-muted">revoked</Badge> : expired ? 'expired' : 'active'}</td>
+      <td>
+        {t.revoked || expired ? null : (
+          <button
+            type="button"
+            className="danger"
+            onClick={() => props.onRevoke(t)}
+            aria-label={`Revoke token ${t.name}`}
+          >
+            Revoke
+          </button>
+        )}
+      </td>
+    </tr>
+  );
+}
+
+/** The signed-in user's own API tokens: create one (its secret shown once), revoke one. */
+function Tokens() {
+  const session = useSession();
+  const tokens = useLoad(loadTokens);
+  const [created, setCreated] = useState<Created>();
+  const [revoking, setRevoking] = useState<Token>();
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState<string>();
+  const { reload } = tokens;
+  const onCreated = useCallback(
+    (t: Created) => {
+      setCreated(t);
+      setMessage(undefined);
+      reload();
+    },
+    [reload],
+  );
+  const cancel = useCallback(() => setRevoking(undefined), []);
+  const revoke = () => {
+    if (!revoking) return;
+    setBusy(true);
+    send(api.users.revokeToken, { params: { id: revoking.id } })
+      .then(
+        () => setMessage(`Token ${revoking.name} revoked.`),
+        (e: unknown) => setMessage(`Could not revoke ${revoking.name}: ${messageOf(e)}`),
+      )
+      .finally(() => {
+        setBusy(false);
+        setRevoking(undefined);
+        if (created?.id === revoking.id) setCreated(undefined);
+        reload();
+      });
+  };
+  return (
+    <section className="panel spaced" aria-label="Your API tokens">
+      <h2>Your API tokens</h2>
+      <p className="muted small">
+        A token acts with its role (no larger than yours) until it expires or is revoked. Creating or revoking
+        one needs a recent second factor: sign in again when asked.
+      </p>
+      <CreateToken role={session.info.role} onCreated={onCreated} />
+      {created ? (
+        <div className="notice" role="status" aria-label="New token">
+          <p>
+            Token <strong>{created.name}</strong> ({created.role}, expires {dateTime(created.expiresAt)}).
+            Copy it now: it is not shown again.
+          </p>
+          <code className="secret" aria-label="Token secret">
+            {created.token}
+          </code>
+          <div className="actions">
+            <button type="button" onClick={() => setCreated(undefined)}>
+              Done
+            </button>
+          </div>
+        </div>
+      ) : null}
+      <p role="status" className="status-line">
+        {message}
+      </p>
+      <Loaded what="your tokens" data={tokens.data} error={tokens.error}>
+        {({ tokens: list, at }) =>
+          list.length === 0 ? (
+            <p className="muted">You have no API tokens.</p>
+          ) : (
+            <table className="data">
+              <caption className="visually-hidden">Your API tokens</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Role</th>
+                  <th scope="col">Created</th>
+                  <th scope="col">Expires</th>
+                  <th scope="col">Last used</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">
+                    <span className="visually-hidden">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((t) => (
+                  <TokenRow key={t.id} token={t} now={at} onRevoke={setRevoking} />
+                ))}
+              </tbody>
+            </table>
+          )
+        }
+      </Loaded>
+      {revoking ? (
+        <Confirm
+          title={`Revoke token ${revoking.name}?`}
+          confirmLabel={busy ? 'Revoking…' : `Revoke ${revoking.name}`}
+          busy={busy}
+          onConfirm={revoke}
+          onCancel={cancel}
+        >
+          <p>Anything using it is refused from now on.</p>
+        </Confirm>
+      ) : null}
+    </section>
+  );
+}
+
+/** Users with their role and second factor; the signed-in user's own API tokens. */
+export function UsersPage() {
+  const users = useLoad(loadUsers, 60_000);
+  return (
+    <>
+      <h1>Users and tokens</h1>
+      <Loaded what="users" data={users.data} error={users.error}>
+        {(list) => <Users users={list} />}
+      </Loaded>
+      <Tokens />
+    </>
+  );
+}

@@ -1,0 +1,236 @@
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
+import { totpCode } from '../users/index.ts';
+import { CHROMIUM, haveChromium, nav, signInOnPage, watched } from './browser.fixture.ts';
+
+const ADMIN_PASSWORD = 'Correct-Horse-Battery-Staple-42';
+const AUDITOR_PASSWORD = 'Auditor-Passphrase-Long-Enough-8';
+const VIEWER_PASSWORD = 'Viewer-Passphrase-Long-Enough-9';
+
+/**
+ * The device page, policies and zones, users and tokens, and the alert queue meeting a real detector, in Debian's
+ * Chromium: an admin quarantines and releases a device (the platform agrees), simulates a decision, creates and
+ * revokes an API token (its secret shown once) and sees a tamper report become an alert on the open Alerts page;
+ * an auditor reads the same pages with no control to change anything.
+ */
+describe.skipIf(!haveChromium)(
+  `the device, policies and users pages in Debian's chromium (${haveChromium ? CHROMIUM : 'skipped'})`,
+  { timeout: 240_000 },
+  () => {
+    let s: TestServer;
+    let browser: Browser;
+    let adminTotp = '';
+    const artifacts = process.env.BULWARK_ARTIFACTS ?? mkdtempSync(path.join(tmpdir(), 'bulwark-console-'));
+    const shot = (page: Page, name: string) =>
+      page.screenshot({ path: path.join(artifacts, `console-${name}.png`), fullPage: true });
+
+    async function account(username: string, role: 'admin' | 'auditor' | 'viewer', password: string) {
+      const users = s.platform.users;
+      const { setupSecret } = await users.create({ username, role }, 'test');
+      const ticket = await users.completeSetup({ username, setupSecret, password, address: '127.0.0.1' });
+      if (role !== 'admin') return '';
+      const enrolling = await users.resolveSession(ticket.id);
+      if (!enrolling) throw new Error('no session after setup');
+      const { secret } = await users.beginTotp(enrolling);
+      await users.confirmTotp(enrolling, totpCode(secret, Date.now()), '127.0.0.1');
+      return secret;
+    }
+
+    beforeAll(async () => {
+      mkdirSync(artifacts, { recursive: true });
+      s = await startTestServer();
+      adminTotp = await account('ada', 'admin', ADMIN_PASSWORD);
+      await account('otto', 'auditor', AUDITOR_PASSWORD);
+      await account('vic', 'viewer', VIEWER_PASSWORD);
+      for (const id of ['pump-1', 'pump-2', 'pump-3']) await enrollInProcess(s, id, 'pumps');
+      await s.platform.access.putZone(
+        { name: 'plant', securityLevel: 2, members: { groups: ['pumps'] } },
+        'test',
+      );
+      await s.platform.access.putZone(
+        { name: 'office', securityLevel: 1, members: { groups: ['office'] } },
+        'test',
+      );
+      await s.platform.access.putConduit(
+        {
+          name: 'up',
+          from: 'plant',
+          to: 'office',
+          topics: ['telemetry/#'],
+          direction: 'one-way',
+          rateCap: 100,
+        },
+        'test',
+      );
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    });
+    afterAll(async () => {
+      await browser?.close();
+      await s?.stop();
+    });
+
+    it('lets an admin quarantine and release a device, simulate a decision, manage tokens, and see a detector alert arrive', async () => {
+      const { context, watch } = await watched(browser);
+      const page = await context.newPage();
+      await page.goto(`${s.httpsUrl}/devices`);
+      await signInOnPage(page, {
+        username: 'ada',
+        password: ADMIN_PASSWORD,
+        // The enrolment used this step's code (a code works once); the next step is within the allowed drift.
+        totp: () => totpCode(adminTotp, Date.now() + 30_000),
+      });
+
+      // Device page, from the list: identity, effective access and why, its audit trail.
+      await page.getByRole('link', { name: 'pump-1', exact: true }).click();
+      await page.getByRole('heading', { name: 'pump-1', level: 1 }).waitFor();
+      const identity = page.getByRole('region', { name: 'Identity' });
+      await identity.getByText('pumps', { exact: true }).waitFor();
+      await identity.getByText('plant', { exact: true }).waitFor();
+      const access = page.getByRole('region', { name: 'Effective access now' });
+      const statements = access.getByRole('table', { name: 'Statements that apply now' });
+      await statements.waitFor();
+      expect(await statements.getByRole('row').count()).toBeGreaterThan(1);
+      await page.getByRole('region', { name: 'Audit trail' }).getByText('device.added').first().waitFor();
+
+      // Quarantine (Escape cancels once), then release; the platform agrees each time.
+      await page.getByRole('button', { name: 'Quarantine', exact: true }).click();
+      const dialog = page.getByRole('dialog', { name: 'Quarantine pump-1?' });
+      await dialog.waitFor();
+      await page.keyboard.press('Escape');
+      await dialog.waitFor({ state: 'detached' });
+      expect((await s.platform.access.describeAccess('pump-1')).quarantined).toBe(false);
+      await page.getByRole('button', { name: 'Quarantine', exact: true }).click();
+      await page.getByRole('button', { name: 'Quarantine pump-1', exact: true }).click();
+      await page.getByRole('status').filter({ hasText: 'pump-1 quarantined.' }).waitFor();
+      expect((await s.platform.access.describeAccess('pump-1')).quarantined).toBe(true);
+      await access.getByText(/^quarantined/).waitFor();
+      await shot(page, 'device-quarantined');
+      await page.getByRole('button', { name: 'Release', exact: true }).click();
+      await page.getByRole('button', { name: 'Release pump-1', exact: true }).click();
+      await page.getByRole('status').filter({ hasText: 'pump-1 released from quarantine.' }).waitFor();
+      expect((await s.platform.access.describeAccess('pump-1')).quarantined).toBe(false);
+      await page.getByRole('button', { name: 'Quarantine', exact: true }).waitFor();
+      for (const name of ['Mark lost', 'Decommission', 'Revoke'])
+        await page.getByRole('button', { name, exact: true }).waitFor();
+
+      // Policies: zones and conduits, and a simulated decision naming its deciding statement.
+      await nav(page, 'Policies').click();
+      await page.getByRole('heading', { name: 'Policies and zones', level: 1 }).waitFor();
+      const zones = page.getByRole('table', { name: 'Zones (IEC 62443-3-2)' });
+      expect(await zones.getByRole('row').filter({ hasText: 'plant' }).textContent()).toMatch(/SL 2.*3$/);
+      await page.getByRole('table', { name: 'Conduits' }).getByText('plant → office').waitFor();
+      await page.getByLabel('Device id').fill('pump-3');
+      await page.getByLabel('Action').selectOption('publish');
+      await page.getByLabel('Topic').fill('devices/pump-3/telemetry');
+      await page.getByRole('button', { name: 'Simulate' }).click();
+      const decision = page.getByRole('status', { name: 'Decision' });
+      await decision.getByText('allowed', { exact: true }).waitFor();
+      const expected = await s.platform.access.simulate({
+        deviceId: 'pump-3',
+        action: 'publish',
+        topic: 'devices/pump-3/telemetry',
+      });
+      expect(expected.statement).toBeTruthy();
+      await decision.getByText(`${expected.policy}/${expected.statement}`).waitFor();
+      await shot(page, 'policies');
+
+      // Users and tokens: the secret is shown once; revoking it is confirmed; the platform agrees.
+      await nav(page, 'Users').click();
+      await page.getByRole('heading', { name: 'Users and tokens', level: 1 }).waitFor();
+      const users = page.getByRole('table', { name: 'Users' });
+      await users.getByRole('row').filter({ hasText: 'otto' }).getByText('auditor').waitFor();
+      await users.getByRole('row').filter({ hasText: 'ada' }).getByText(/^TOTP/).waitFor();
+      await page.getByLabel('Token name').fill('ci-reader');
+      await page.getByLabel('Role').selectOption('auditor');
+      await page.getByRole('button', { name: 'Create token' }).click();
+      const secret = (await page.getByLabel('Token secret').textContent()) ?? '';
+      expect(secret.length).toBeGreaterThan(20);
+      const tokenRow = page.getByRole('row').filter({ hasText: 'ci-reader' });
+      await tokenRow.getByText('active').waitFor();
+      const withToken = await s.server.app.inject({
+        url: '/api/v1/audit?limit=1',
+        headers: { authorization: `Bearer ${secret}` },
+      });
+      expect(withToken.statusCode).toBe(200);
+      await page.getByRole('button', { name: 'Done' }).click();
+      expect(await page.getByText(secret).count()).toBe(0); // shown once
+      await tokenRow.getByRole('button', { name: 'Revoke token ci-reader' }).click();
+      await page.getByRole('button', { name: 'Revoke ci-reader', exact: true }).click();
+      await page.getByRole('status').filter({ hasText: 'Token ci-reader revoked.' }).waitFor();
+      await tokenRow.getByText('revoked').waitFor();
+      const afterRevoke = await s.server.app.inject({
+        url: '/api/v1/audit?limit=1',
+        headers: { authorization: `Bearer ${secret}` },
+      });
+      expect(afterRevoke.statusCode).toBe(401);
+      await shot(page, 'users');
+
+      // Alerts: a tamper report (as the attestation module records a verified one) becomes a detector alert,
+      // which the open page shows at its next refresh.
+      await nav(page, 'Alerts').click();
+      await page.getByRole('heading', { name: 'Alerts', level: 1 }).waitFor();
+      await page.getByText('No alerts here. All quiet.').waitFor();
+      await s.platform.events.emit({
+        type: 'device.tamper_reported',
+        actor: 'device:pump-2',
+        subject: 'device:pump-2',
+        data: { reason: 'enclosure-opened', source: 'tamper', reportedAt: Date.now(), seq: 1, keyId: '0a1b' },
+      });
+      await page
+        .getByRole('row')
+        .filter({ hasText: 'pump-2 reported tampering: enclosure-opened' })
+        .getByText('tamper_report')
+        .waitFor({ timeout: 40_000 });
+      const [alert] = await s.platform.monitor.alerts.list({ detector: 'tamper_report', deviceId: 'pump-2' });
+      expect(alert?.status).toBe('open');
+      await shot(page, 'alerts-detector');
+
+      expect(watch.problems).toEqual([]);
+      await context.close();
+    });
+
+    it('shows an auditor the device, policies and users pages without any control to change them', async () => {
+      const { context, watch } = await watched(browser);
+      const page = await context.newPage();
+      await page.goto(`${s.httpsUrl}/devices/pump-3`);
+      await signInOnPage(page, { username: 'otto', password: AUDITOR_PASSWORD });
+      await page.getByRole('heading', { name: 'pump-3', level: 1 }).waitFor();
+      await page.getByRole('region', { name: 'Effective access now' }).getByRole('table').waitFor();
+      await page.getByRole('region', { name: 'Attestation' }).getByText('Standing').waitFor();
+      await page.getByRole('region', { name: 'Audit trail' }).getByText('device.added').first().waitFor();
+      for (const name of ['Quarantine', 'Release', 'Mark lost', 'Decommission', 'Revoke'])
+        expect(await page.getByRole('button', { name, exact: true }).count()).toBe(0);
+      await shot(page, 'auditor-device');
+
+      await nav(page, 'Policies').click();
+      await page.getByText('Read-only: your role does not change policies.').waitFor();
+      await nav(page, 'Users').click();
+      await page.getByRole('table', { name: 'Users' }).getByText('ada', { exact: true }).waitFor();
+      expect(watch.problems).toEqual([]);
+      await context.close();
+    });
+
+    it('offers a viewer neither Policies nor Users, and a device page without actions', async () => {
+      const { context, watch } = await watched(browser);
+      const page = await context.newPage();
+      await page.goto(`${s.httpsUrl}/users`);
+      await signInOnPage(page, { username: 'vic', password: VIEWER_PASSWORD });
+      await page.getByText('Your role (viewer) does not allow this page.').waitFor();
+      await nav(page, 'Devices').waitFor();
+      expect(await nav(page, 'Policies').count()).toBe(0);
+      expect(await nav(page, 'Users').count()).toBe(0);
+      await nav(page, 'Devices').click();
+      await page.getByRole('link', { name: 'pump-3', exact: true }).click();
+      await page.getByRole('heading', { name: 'pump-3', level: 1 }).waitFor();
+      await page.getByRole('region', { name: 'Effective access now' }).getByRole('table').waitFor();
+      expect(await page.getByRole('region', { name: 'Audit trail' }).count()).toBe(0);
+      expect(await page.getByRole('button', { name: 'Quarantine', exact: true }).count()).toBe(0);
+      expect(watch.problems).toEqual([]);
+      await context.close();
+    });
+  },
+);
