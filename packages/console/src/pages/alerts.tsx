@@ -1,6 +1,7 @@
 import { useCallback, useState } from 'react';
 import { api } from '@bulwark/protocol';
 import { call, messageOf } from '../api.ts';
+import { LabelledSelect } from '../components/fields.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
 import { severityTone, type Alert } from '../fleet.ts';
 import { ago, dateTime } from '../format.ts';
@@ -85,14 +86,13 @@ export function Alerts() {
     <>
       <h1>Alerts</h1>
       <div className="toolbar">
-        <label htmlFor="alert-view">Show</label>
-        <select id="alert-view" value={view} onChange={(e) => setView(e.target.value as View)}>
-          {Object.entries(views).map(([key, v]) => (
-            <option key={key} value={key}>
-              {v.label}
-            </option>
-          ))}
-        </select>
+        <LabelledSelect
+          id="alert-view"
+          label="Show"
+          value={view}
+          options={Object.entries(views).map(([key, v]) => ({ value: key as View, label: v.label }))}
+          onChange={setView}
+        />
         <p role="status" className="status-line">
           {message}
         </p>

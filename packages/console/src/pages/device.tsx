@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { api } from '@bulwark/protocol';
 import { call, messageOf, send } from '../api.ts';
 import { Confirm } from '../components/confirm.tsx';
+import { ErrorLine } from '../components/fields.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
 import { severityTone, stateTone } from '../fleet.ts';
 import { ago, dateTime } from '../format.ts';
@@ -101,11 +102,7 @@ function ActionDialog(props: {
       onCancel={props.onCancel}
     >
       <p>{a.explain}</p>
-      {error ? (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      ) : null}
+      <ErrorLine error={error} />
     </Confirm>
   );
 }

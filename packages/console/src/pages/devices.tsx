@@ -2,6 +2,7 @@ import { useCallback, useState } from 'react';
 import { api } from '@bulwark/protocol';
 import { call, messageOf } from '../api.ts';
 import { Confirm } from '../components/confirm.tsx';
+import { ErrorLine, LabelledSelect, SelectField } from '../components/fields.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
 import { allDevices, deviceStates, stateTone, type Device, type DeviceState } from '../fleet.ts';
 import { ago, dateTime } from '../format.ts';
@@ -39,21 +40,14 @@ function RevokeDialog(props: { device: Device; onDone: (message: string) => void
         Its certificates are revoked and its live session is dropped within a second. This cannot be undone:
         the device must be registered and enrolled again.
       </p>
-      <div className="field">
-        <label htmlFor="revoke-reason">Reason (RFC 5280)</label>
-        <select id="revoke-reason" value={reason} onChange={(e) => setReason(e.target.value as Reason)}>
-          {api.devices.revocationReasons.map((r) => (
-            <option key={r} value={r}>
-              {r}
-            </option>
-          ))}
-        </select>
-      </div>
-      {error ? (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      ) : null}
+      <SelectField
+        id="revoke-reason"
+        label="Reason (RFC 5280)"
+        value={reason}
+        options={api.devices.revocationReasons}
+        onChange={setReason}
+      />
+      <ErrorLine error={error} />
     </Confirm>
   );
 }
@@ -138,19 +132,13 @@ export function Devices() {
     <>
       <h1>Devices</h1>
       <div className="toolbar">
-        <label htmlFor="device-state">State</label>
-        <select
+        <LabelledSelect
           id="device-state"
+          label="State"
           value={state}
-          onChange={(e) => setState(e.target.value as DeviceState | 'all')}
-        >
-          <option value="all">all</option>
-          {deviceStates.map((s) => (
-            <option key={s} value={s}>
-              {s}
-            </option>
-          ))}
-        </select>
+          options={['all', ...deviceStates]}
+          onChange={setState}
+        />
         <p role="status" className="status-line">
           {message}
         </p>

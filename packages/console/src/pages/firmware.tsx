@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { api } from '@bulwark/protocol';
 import { call, messageOf } from '../api.ts';
 import { Confirm } from '../components/confirm.tsx';
+import { InputField } from '../components/fields.tsx';
 import { StackedBar, StackedCounts, type Segment } from '../components/stacked.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
 import { ago, date, dateTime, plural } from '../format.ts';
@@ -242,10 +243,13 @@ function AbortDialog(props: { rollout: Rollout; onAbort: (reason: string) => voi
       onCancel={props.onCancel}
     >
       <p>Devices not updated yet are skipped. Devices already updated keep the new firmware.</p>
-      <div className="field">
-        <label htmlFor="abort-reason">Reason (recorded in the audit log)</label>
-        <input id="abort-reason" value={reason} maxLength={256} onChange={(e) => setReason(e.target.value)} />
-      </div>
+      <InputField
+        id="abort-reason"
+        label="Reason (recorded in the audit log)"
+        value={reason}
+        maxLength={256}
+        onChange={setReason}
+      />
     </Confirm>
   );
 }

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import type { z } from 'zod';
 import { api } from '@bulwark/protocol';
 import { call, messageOf } from '../api.ts';
+import { ErrorLine, InputField, SelectField } from '../components/fields.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
 import { allDevices } from '../fleet.ts';
 import { dateTime, plural } from '../format.ts';
@@ -172,39 +173,27 @@ function Simulate() {
   };
   return (
     <form className="simulate" onSubmit={submit}>
-      <div className="field">
-        <label htmlFor="sim-device">Device id</label>
-        <input id="sim-device" required value={deviceId} onChange={(e) => setDeviceId(e.target.value)} />
-      </div>
-      <div className="field">
-        <label htmlFor="sim-action">Action</label>
-        <select id="sim-action" value={action} onChange={(e) => setAction(e.target.value as SimulatedAction)}>
-          {simulatedActions.map((a) => (
-            <option key={a} value={a}>
-              {a}
-            </option>
-          ))}
-        </select>
-      </div>
-      <div className="field">
-        <label htmlFor="sim-topic">Topic</label>
-        <input
-          id="sim-topic"
-          value={topic}
-          disabled={action === 'connect'}
-          onChange={(e) => setTopic(e.target.value)}
-        />
-      </div>
+      <InputField id="sim-device" label="Device id" required value={deviceId} onChange={setDeviceId} />
+      <SelectField
+        id="sim-action"
+        label="Action"
+        value={action}
+        options={simulatedActions}
+        onChange={setAction}
+      />
+      <InputField
+        id="sim-topic"
+        label="Topic"
+        value={topic}
+        disabled={action === 'connect'}
+        onChange={setTopic}
+      />
       <div className="actions">
         <button type="submit" disabled={busy}>
           Simulate
         </button>
       </div>
-      {error ? (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      ) : null}
+      <ErrorLine error={error} />
       {decision ? <DecisionView d={decision} /> : null}
     </form>
   );

@@ -2,6 +2,7 @@ import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import type { z } from 'zod';
 import { api } from '@bulwark/protocol';
 import { ApiError, call, messageOf, setCsrfToken } from '../api.ts';
+import { ErrorLine } from '../components/fields.tsx';
 
 type Ticket = z.output<(typeof api.users.signIn.response)[200]>;
 type Step = 'password' | 'setup' | 'code' | 'enrol';
@@ -68,11 +69,7 @@ function Card(props: { title: string; error: string | undefined; notice?: string
             {props.notice}
           </p>
         ) : null}
-        {props.error ? (
-          <p className="error" role="alert">
-            {props.error}
-          </p>
-        ) : null}
+        <ErrorLine error={props.error} />
         {props.children}
       </section>
     </main>

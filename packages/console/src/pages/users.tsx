@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { api } from '@bulwark/protocol';
 import { call, callCreated, messageOf, send } from '../api.ts';
 import { Confirm } from '../components/confirm.tsx';
+import { ErrorLine, InputField, SelectField } from '../components/fields.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
 import { ago, dateTime } from '../format.ts';
 import { useSession } from '../session.ts';
@@ -89,46 +90,28 @@ function CreateToken(props: { role: Role; onCreated: (t: Created) => void }) {
   };
   return (
     <form className="inline-form" onSubmit={submit} aria-label="New API token">
-      <div className="field">
-        <label htmlFor="token-name">Token name</label>
-        <input
-          id="token-name"
-          required
-          maxLength={64}
-          value={name}
-          onChange={(e) => setName(e.target.value)}
-        />
-      </div>
-      <div className="field">
-        <label htmlFor="token-role">Role</label>
-        <select id="token-role" value={role} onChange={(e) => setRole(e.target.value as Role)}>
-          {roles.map((r) => (
-            <option key={r} value={r}>
-              {r}
-            </option>
-          ))}
-        </select>
-      </div>
-      <div className="field">
-        <label htmlFor="token-expiry">Expires in</label>
-        <select id="token-expiry" value={expiresIn} onChange={(e) => setExpiresIn(e.target.value)}>
-          {expiries.map((x) => (
-            <option key={x} value={x}>
-              {x}
-            </option>
-          ))}
-        </select>
-      </div>
+      <InputField
+        id="token-name"
+        label="Token name"
+        required
+        maxLength={64}
+        value={name}
+        onChange={setName}
+      />
+      <SelectField id="token-role" label="Role" value={role} options={roles} onChange={setRole} />
+      <SelectField
+        id="token-expiry"
+        label="Expires in"
+        value={expiresIn}
+        options={expiries}
+        onChange={setExpiresIn}
+      />
       <div className="actions">
         <button type="submit" disabled={busy}>
           Create token
         </button>
       </div>
-      {error ? (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      ) : null}
+      <ErrorLine error={error} />
     </form>
   );
 }

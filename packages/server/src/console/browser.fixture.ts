@@ -1,5 +1,9 @@
-import { existsSync } from 'node:fs';
-import type { Browser, Page } from 'playwright-core';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { TestServer } from '../test-support/server.ts';
+import { totpCode } from '../users/index.ts';
 
 /**
  * What the console's browser tests share: Debian's Chromium (never a downloaded browser), a browser context that
@@ -8,6 +12,41 @@ import type { Browser, Page } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const haveChromium = existsSync(CHROMIUM);
+
+export const launchChromium = () => chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+
+/** The passwords of the accounts the browser tests make. */
+export const ADMIN_PASSWORD = 'Correct-Horse-Battery-Staple-42';
+export const AUDITOR_PASSWORD = 'Auditor-Passphrase-Long-Enough-8';
+export const VIEWER_PASSWORD = 'Viewer-Passphrase-Long-Enough-9';
+
+/**
+ * Where the screenshots go, kept after the run (on disk, not in /dev/shm: they are for a person to look at), and a
+ * function that takes one of a whole page. `dir` is the test's BULWARK_ARTIFACTS, or a fresh folder.
+ */
+export function screenshots(dir: string | undefined) {
+  const artifacts = dir ?? mkdtempSync(path.join(tmpdir(), 'bulwark-console-'));
+  mkdirSync(artifacts, { recursive: true });
+  return (page: Page, name: string) =>
+    page.screenshot({ path: path.join(artifacts, `console-${name}.png`), fullPage: true });
+}
+
+/** Makes an account with its password; an admin also enrols TOTP, and its secret is returned. */
+export async function account(
+  s: TestServer,
+  who: { username: string; role: 'admin' | 'auditor' | 'viewer'; password: string },
+): Promise<string | undefined> {
+  const { username, role, password } = who;
+  const users = s.platform.users;
+  const { setupSecret } = await users.create({ username, role }, 'test');
+  const ticket = await users.completeSetup({ username, setupSecret, password, address: '127.0.0.1' });
+  if (role !== 'admin') return undefined;
+  const enrolling = await users.resolveSession(ticket.id);
+  if (!enrolling) throw new Error('no session after setup');
+  const { secret } = await users.beginTotp(enrolling);
+  await users.confirmTotp(enrolling, totpCode(secret, Date.now()), '127.0.0.1');
+  return secret;
+}
 
 /**
  * Chromium logs each refused fetch ("Failed to load resource: … 401") as a console error. The sign-in steps

@@ -1,15 +1,20 @@
-import { mkdirSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 import { totpCode } from '../users/index.ts';
-import { CHROMIUM, haveChromium, nav, signInOnPage, watched } from './browser.fixture.ts';
-
-const ADMIN_PASSWORD = 'Correct-Horse-Battery-Staple-42';
-const AUDITOR_PASSWORD = 'Auditor-Passphrase-Long-Enough-8';
-const VIEWER_PASSWORD = 'Viewer-Passphrase-Long-Enough-9';
+import {
+  ADMIN_PASSWORD,
+  AUDITOR_PASSWORD,
+  CHROMIUM,
+  VIEWER_PASSWORD,
+  account,
+  haveChromium,
+  launchChromium,
+  nav,
+  screenshots,
+  signInOnPage,
+  watched,
+} from './browser.fixture.ts';
 
 /**
  * The device page, policies and zones, users and tokens, and the alert queue meeting a real detector, in Debian's
@@ -24,28 +29,13 @@ describe.skipIf(!haveChromium)(
     let s: TestServer;
     let browser: Browser;
     let adminTotp = '';
-    const artifacts = process.env.BULWARK_ARTIFACTS ?? mkdtempSync(path.join(tmpdir(), 'bulwark-console-'));
-    const shot = (page: Page, name: string) =>
-      page.screenshot({ path: path.join(artifacts, `console-${name}.png`), fullPage: true });
-
-    async function account(username: string, role: 'admin' | 'auditor' | 'viewer', password: string) {
-      const users = s.platform.users;
-      const { setupSecret } = await users.create({ username, role }, 'test');
-      const ticket = await users.completeSetup({ username, setupSecret, password, address: '127.0.0.1' });
-      if (role !== 'admin') return '';
-      const enrolling = await users.resolveSession(ticket.id);
-      if (!enrolling) throw new Error('no session after setup');
-      const { secret } = await users.beginTotp(enrolling);
-      await users.confirmTotp(enrolling, totpCode(secret, Date.now()), '127.0.0.1');
-      return secret;
-    }
+    const shot = screenshots(process.env.BULWARK_ARTIFACTS);
 
     beforeAll(async () => {
-      mkdirSync(artifacts, { recursive: true });
       s = await startTestServer();
-      adminTotp = await account('ada', 'admin', ADMIN_PASSWORD);
-      await account('otto', 'auditor', AUDITOR_PASSWORD);
-      await account('vic', 'viewer', VIEWER_PASSWORD);
+      adminTotp = (await account(s, { username: 'ada', role: 'admin', password: ADMIN_PASSWORD })) ?? '';
+      await account(s, { username: 'otto', role: 'auditor', password: AUDITOR_PASSWORD });
+      await account(s, { username: 'vic', role: 'viewer', password: VIEWER_PASSWORD });
       for (const id of ['pump-1', 'pump-2', 'pump-3']) await enrollInProcess(s, id, 'pumps');
       await s.platform.access.putZone(
         { name: 'plant', securityLevel: 2, members: { groups: ['pumps'] } },
@@ -66,7 +56,7 @@ describe.skipIf(!haveChromium)(
         },
         'test',
       );
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+      browser = await launchChromium();
     });
     afterAll(async () => {
       await browser?.close();

@@ -1,18 +1,25 @@
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cycloneDx, initTuf, releaseInput, makeImage, shipRelease } from '../test-support/firmware.ts';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 import { totpCode } from '../users/index.ts';
-import { CHROMIUM, haveChromium, nav, signInOnPage, watched } from './browser.fixture.ts';
+import {
+  ADMIN_PASSWORD,
+  AUDITOR_PASSWORD,
+  CHROMIUM,
+  VIEWER_PASSWORD,
+  account,
+  haveChromium,
+  launchChromium,
+  nav,
+  screenshots,
+  signInOnPage,
+  watched,
+} from './browser.fixture.ts';
 
 const ADVISORY = fileURLToPath(new URL('../risk/fixtures/osv/GHSA-35jh-r3h4-6jhm.json', import.meta.url));
-const ADMIN_PASSWORD = 'Correct-Horse-Battery-Staple-42';
-const AUDITOR_PASSWORD = 'Auditor-Passphrase-Long-Enough-8';
-const VIEWER_PASSWORD = 'Viewer-Passphrase-Long-Enough-9';
 const PUMPS = ['pump-1', 'pump-2', 'pump-3', 'pump-4'];
 
 /**
@@ -29,21 +36,7 @@ describe.skipIf(!haveChromium)(
     let browser: Browser;
     let adminTotp: string;
     let rolloutId: string;
-    const artifacts = process.env.BULWARK_ARTIFACTS ?? mkdtempSync(path.join(tmpdir(), 'bulwark-console-'));
-    const shot = (page: Page, name: string) =>
-      page.screenshot({ path: path.join(artifacts, `console-${name}.png`), fullPage: true });
-
-    async function account(username: string, role: 'admin' | 'auditor' | 'viewer', password: string) {
-      const users = s.platform.users;
-      const { setupSecret } = await users.create({ username, role }, 'test');
-      const ticket = await users.completeSetup({ username, setupSecret, password, address: '127.0.0.1' });
-      if (role !== 'admin') return undefined;
-      const enrolling = await users.resolveSession(ticket.id);
-      if (!enrolling) throw new Error('no session after setup');
-      const { secret } = await users.beginTotp(enrolling);
-      await users.confirmTotp(enrolling, totpCode(secret, Date.now()), '127.0.0.1');
-      return secret;
-    }
+    const shot = screenshots(process.env.BULWARK_ARTIFACTS);
 
     /** A rollout of pump-fw 1.0.0 to the pumps in two phases: in the first, one device updated and one failed. */
     async function rolloutWithProgress(targetPath: string): Promise<string> {
@@ -79,11 +72,10 @@ describe.skipIf(!haveChromium)(
     }
 
     beforeAll(async () => {
-      mkdirSync(artifacts, { recursive: true });
       s = await startTestServer();
-      adminTotp = (await account('ada', 'admin', ADMIN_PASSWORD)) ?? '';
-      await account('otto', 'auditor', AUDITOR_PASSWORD);
-      await account('vic', 'viewer', VIEWER_PASSWORD);
+      adminTotp = (await account(s, { username: 'ada', role: 'admin', password: ADMIN_PASSWORD })) ?? '';
+      await account(s, { username: 'otto', role: 'auditor', password: AUDITOR_PASSWORD });
+      await account(s, { username: 'vic', role: 'viewer', password: VIEWER_PASSWORD });
       for (const id of PUMPS) await enrollInProcess(s, id, 'pumps');
       // Firmware: signed pump-fw 1.0.0 with an SBOM (lodash 4.17.20 has a known advisory), a draft valve-fw.
       const keys = await initTuf(s.platform);
@@ -99,7 +91,7 @@ describe.skipIf(!haveChromium)(
       // Compliance: two runs, so that there is a trend.
       await s.platform.compliance.run({ trigger: 'manual', actor: 'test' });
       await s.platform.compliance.run({ trigger: 'manual', actor: 'test' });
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+      browser = await launchChromium();
     });
     afterAll(async () => {
       await browser?.close();

@@ -1,13 +1,11 @@
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 import { SESSION_COOKIE, totpCode } from '../users/index.ts';
-import { CHROMIUM, haveChromium, nav, watched } from './browser.fixture.ts';
+import { CHROMIUM, haveChromium, launchChromium, nav, screenshots, watched } from './browser.fixture.ts';
 import { CONSOLE_CSP } from './index.ts';
 
 const TARA = fileURLToPath(new URL('../../../../docs/examples/pump-controller.tara.yaml', import.meta.url));
@@ -22,13 +20,9 @@ describe.skipIf(!haveChromium)(
     let browser: Browser;
     let totpSecret: string;
     let recoveryCodes: string[];
-    // Kept after the run (on disk, not in /dev/shm): the screenshots are for a person to look at.
-    const artifacts = process.env.BULWARK_ARTIFACTS ?? mkdtempSync(path.join(tmpdir(), 'bulwark-console-'));
-    const shot = (page: Page, name: string) =>
-      page.screenshot({ path: path.join(artifacts, `console-${name}.png`), fullPage: true });
+    const shot = screenshots(process.env.BULWARK_ARTIFACTS);
 
     beforeAll(async () => {
-      mkdirSync(artifacts, { recursive: true });
       s = await startTestServer();
       const users = s.platform.users;
       // An administrator as `bulwark admin create` and the first sign-in make one: password, then TOTP enrolled.
@@ -65,7 +59,7 @@ describe.skipIf(!haveChromium)(
         at: Date.now(),
       });
       await s.platform.risk.register.saveTara('pump', parseYaml(readFileSync(TARA, 'utf8')), 'test');
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+      browser = await launchChromium();
     });
     afterAll(async () => {
       await browser?.close();
