@@ -1,4 +1,4 @@
-import { useCallback, useState } from 'react';
+import { useCallback, useEffect, useRef, useState, type RefObject } from 'react';
 import { api } from '@bulwark/protocol';
 import { call, messageOf } from '../api.ts';
 import { LabelledSelect } from '../components/fields.tsx';
@@ -6,6 +6,7 @@ import { Badge, Loaded } from '../components/status.tsx';
 import { severityTone, type Alert } from '../fleet.ts';
 import { ago, dateTime } from '../format.ts';
 import { useAllows } from '../session.ts';
+import { follow, type FollowState } from '../sse.ts';
 import { useLoad } from '../use-load.ts';
 
 const views = {
@@ -55,14 +56,55 @@ function AlertRow(props: {
   );
 }
 
-/** The alert queue, newest first: acknowledge with one click. */
+/** How often the list is read again when the alert stream is not live (not allowed, connecting, broken). */
+const FALLBACK_REFRESH_MS = 15_000;
+/** The stream's events reload the list at most this often. */
+const COALESCE_MS = 1_000;
+
+/**
+ * Follows the alert stream while `mayFollow`, calling `reload` (at most once every COALESCE_MS) when an alert
+ * changes; returns whether the stream is live, so the caller can fall back to polling when it is not.
+ */
+function useAlertStream(mayFollow: boolean, reload: RefObject<() => void>): boolean {
+  const [state, setState] = useState<FollowState>();
+  useEffect(() => {
+    if (!mayFollow) return;
+    let timer: number | undefined;
+    const stop = follow(api.monitor.alertStream, {
+      schema: api.audit.auditEntry,
+      onEvent: () => {
+        if (timer !== undefined) return;
+        timer = window.setTimeout(() => {
+          timer = undefined;
+          reload.current();
+        }, COALESCE_MS);
+      },
+      onState: (next) => setState(next),
+    });
+    return () => {
+      stop();
+      window.clearTimeout(timer);
+    };
+  }, [mayFollow, reload]);
+  return mayFollow && state === 'live';
+}
+
+/** The alert queue, newest first, live when the alert stream may be followed: acknowledge with one click. */
 export function Alerts() {
   const [view, setView] = useState<View>('active');
   const load = useCallback(
     () => call(api.monitor.listAlerts, { query: { status: views[view].status, limit: 500 } }),
     [view],
   );
-  const alerts = useLoad(load, 15_000);
+  const mayFollow = useAllows(api.monitor.alertStream);
+  const reloadOnEvent = useRef<() => void>(() => undefined);
+  const live = useAlertStream(mayFollow, reloadOnEvent);
+  // Polled only while the stream is not live; becoming live reads the list again, so nothing raised before the
+  // stream connected is missed.
+  const alerts = useLoad(load, live ? undefined : FALLBACK_REFRESH_MS);
+  useEffect(() => {
+    reloadOnEvent.current = alerts.reload;
+  }, [alerts.reload]);
   const mayAcknowledge = useAllows(api.monitor.acknowledge);
   const [busy, setBusy] = useState(false);
   const [message, setMessage] = useState<string>();
