@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Command, CommanderError } from 'commander';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { api, BulwarkError } from '@bulwark/protocol';
+import { api } from '@bulwark/protocol';
 import {
   createBaselineService,
   createCompliance,
@@ -16,6 +15,7 @@ import { createSecretBox } from '../secrets/index.ts';
 import { isBusy, isUniqueViolation } from '../store/index.ts';
 import { createTestStore, type TestStore } from '../test-support/dialects.ts';
 import { testTmpDir } from '../test-support/tmp.ts';
+import { commandInProcess } from '../test-support/cli-in-process.ts';
 import { complianceCommands, dateOption, type OpenCompliance } from './compliance.commands.ts';
 
 const DAY = 86_400_000;
@@ -84,37 +84,7 @@ describe('bulwark compliance', { timeout: 60_000 }, () => {
   const open: OpenCompliance = (_options, work) => work(compliance);
 
   /** Runs `bulwark compliance …args` as runCli does: one line `bulwark: reason` and exit 1 on error. */
-  async function bulwark(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-    let stdout = '';
-    let stderr = '';
-    const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-      stdout += String(chunk);
-      return true;
-    });
-    const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-      stderr += String(chunk);
-      return true;
-    });
-    let code = 0;
-    try {
-      const program = new Command('bulwark').exitOverride().addCommand(complianceCommands(open));
-      for (const cmd of program.commands) {
-        cmd.exitOverride();
-        for (const sub of cmd.commands) sub.exitOverride();
-      }
-      await program.parseAsync(['node', 'bulwark', 'compliance', ...args]);
-    } catch (e) {
-      if (e instanceof CommanderError) code = e.exitCode;
-      else {
-        stderr += `bulwark: ${BulwarkError.from(e).message}\n`;
-        code = 1;
-      }
-    } finally {
-      out.mockRestore();
-      err.mockRestore();
-    }
-    return { stdout, stderr, code };
-  }
+  const bulwark = (...args: string[]) => commandInProcess(complianceCommands(open), ['compliance', ...args]);
   const json = async (...args: string[]): Promise<unknown> => {
     const r = await bulwark(...args, '--json');
     expect(r.code, r.stderr).toBe(0);

@@ -1,13 +1,13 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
 import { parse as parseYaml, stringify } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { api, BulwarkError } from '@bulwark/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '@bulwark/protocol';
 import type { Risk } from '../risk/index.ts';
 import { createTestStore, type TestStore } from '../test-support/dialects.ts';
 import { plantWorld, riskTestbed, type RegisterWorld, type RiskTestbed } from '../test-support/risk.ts';
+import { commandInProcess } from '../test-support/cli-in-process.ts';
 import { testTmpDir } from '../test-support/tmp.ts';
 import type { CommonOptions } from './context.ts';
 import type { OpenRegister } from './risk-register.commands.ts';
@@ -52,39 +52,7 @@ describe('bulwark risk (the register)', { timeout: 60_000 }, () => {
   };
 
   /** Runs `bulwark risk …args` as runCli does: one line `bulwark: reason` and exit 1 on error. */
-  async function bulwark(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-    let stdout = '';
-    let stderr = '';
-    const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-      stdout += String(chunk);
-      return true;
-    });
-    const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-      stderr += String(chunk);
-      return true;
-    });
-    let code = 0;
-    try {
-      const program = new Command('bulwark').addCommand(riskCommands(open));
-      const override = (cmd: Command): void => {
-        cmd.exitOverride();
-        cmd.commands.forEach(override);
-      };
-      override(program);
-      await program.parseAsync(['node', 'bulwark', 'risk', ...args]);
-    } catch (e) {
-      if (e instanceof CommanderError) code = e.exitCode;
-      else {
-        const b = BulwarkError.from(e);
-        stderr += `bulwark: ${b.code === 'internal' ? (e as Error).message : b.message}\n`;
-        code = 1;
-      }
-    } finally {
-      out.mockRestore();
-      err.mockRestore();
-    }
-    return { stdout, stderr, code };
-  }
+  const bulwark = (...args: string[]) => commandInProcess(riskCommands(open), ['risk', ...args]);
   const json = async (...args: string[]): Promise<unknown> => {
     const r = await bulwark(...args, '--json');
     expect(r.code, r.stderr).toBe(0);
