@@ -1,7 +1,7 @@
 import { useCallback, useState } from 'react';
 import { api } from '@bulwark/protocol';
 import { call, messageOf } from '../api.ts';
-import { Bars } from '../components/bars.tsx';
+import { Bars, type Bar } from '../components/bars.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
 import {
   allDevices,
@@ -103,6 +103,87 @@ function AlertsCard(props: { alerts: Alert[] }) {
           tone: severityTone(s),
         }))}
       />
+    </section>
+  );
+}
+
+/** The `top` most frequent values (a null counts as `none`), the rest summed as `other`. */
+function topBars(values: readonly (string | null)[], none: string, top = 6): Bar[] {
+  const counts = countBy(values, (v) => v ?? none);
+  const sorted = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const bars: Bar[] = sorted
+    .slice(0, top)
+    .map(([key, value]) => ({ key, label: key, value, tone: key === none ? 'tone-muted' : 'tone-info' }));
+  const rest = sorted.slice(top).reduce((sum, [, value]) => sum + value, 0);
+  if (rest > 0) bars.push({ key: '\u0000other', label: 'other', value: rest, tone: 'tone-muted' });
+  return bars;
+}
+
+/** Where the fleet is (zones) and what it runs (firmware versions), most devices first. */
+function SpreadCard(props: { devices: Device[] }) {
+  const live = props.devices.filter((d) => d.state !== 'decommissioned');
+  return (
+    <section className="panel" aria-labelledby="devices-spread">
+      <h2 id="devices-spread">Devices by zone and firmware</h2>
+      <h3>Zone</h3>
+      <Bars
+        label="Devices by zone"
+        empty="No devices yet."
+        bars={topBars(
+          live.map((d) => d.zone),
+          'no zone',
+        )}
+      />
+      <h3>Firmware</h3>
+      <Bars
+        label="Devices by firmware version"
+        empty="No devices yet."
+        bars={topBars(
+          live.map((d) => d.firmwareVersion),
+          'not reported',
+        )}
+      />
+    </section>
+  );
+}
+
+/** What an alert's responses did, as an operator reads it: `quarantine (automatic)`, `ban (failed)`. */
+function responsesText(alert: Alert): string {
+  return alert.responsesRun
+    .map((r) => `${r.action}${r.automatic ? ' (automatic)' : ''}${r.ok ? '' : ' (failed)'}`)
+    .join(', ');
+}
+
+/** The open alerts seen most recently, with what was done about each (automatic responses too). */
+function LatestAlerts(props: { alerts: Alert[] }) {
+  const latest = [...props.alerts].sort((a, b) => b.lastSeen - a.lastSeen).slice(0, 5);
+  return (
+    <section className="panel" aria-labelledby="latest-alerts">
+      <h2 id="latest-alerts">Latest alerts</h2>
+      {latest.length === 0 ? (
+        <p className="muted">No open alerts.</p>
+      ) : (
+        <ul className="latest-alerts">
+          {latest.map((a) => (
+            <li key={a.id}>
+              <Badge tone={severityTone(a.severity)}>{a.severity}</Badge> <span>{a.title}</span>
+              {a.deviceId ? (
+                <>
+                  {' '}
+                  <Link to={`/devices/${encodeURIComponent(a.deviceId)}`}>{a.deviceId}</Link>
+                </>
+              ) : null}
+              <span className="muted"> · {new Date(a.lastSeen).toLocaleTimeString('en')}</span>
+              {a.responsesRun.length > 0 ? (
+                <div className="responses">Response: {responsesText(a)}</div>
+              ) : null}
+            </li>
+          ))}
+        </ul>
+      )}
+      <p>
+        <Link to="/alerts">The alerts queue</Link>
+      </p>
     </section>
   );
 }
@@ -211,9 +292,15 @@ export function Overview() {
         </Loaded>
         {mayReadAlerts ? (
           <Loaded what="alerts" data={alerts.data} error={alerts.error}>
-            {(a) => <AlertsCard alerts={a.alerts} />}
+            {(a) => (
+              <>
+                <AlertsCard alerts={a.alerts} />
+                <LatestAlerts alerts={a.alerts} />
+              </>
+            )}
           </Loaded>
         ) : null}
+        {devices.data ? <SpreadCard devices={devices.data.devices} /> : null}
         {mayReadCompliance ? <ComplianceCard /> : null}
         {mayReadRisk ? <RisksCard /> : null}
       </div>
