@@ -376,14 +376,22 @@ const isStatic = (s: Statement) =>
   (s.conditions === undefined || Object.keys(s.conditions).length === 0) &&
   s.resources.every((r) => !r.includes('${'));
 
-/** One policy's static statements: their tries, and what describe() lists for them. */
+/** A static statement as placed: what `place` needs to put it into another part's tries (a merged part). */
+interface Placed {
+  s: Statement;
+  policy: string;
+  ordinal: number;
+  resources: readonly string[];
+}
+
+/** One policy's static statements and what describe() lists for them (their tries: `mergedPart`). */
 interface StaticPolicy {
-  tries: Record<TrieAction, TrieNode>;
-  connect: Compiled[];
   applied: { ordinal: number; statement: AppliedStatement }[];
   count: number;
   /** The statements compiled per connection (conditions or variables), by their place in the document. */
   dynamic: number[];
+  /** The static statements, to build a merged part for a list of policies (see `mergedPart`). */
+  placed: Placed[];
 }
 
 /** Per policy document and name, its static part (documents are immutable; a new version is a new object). */
@@ -394,13 +402,11 @@ function staticPolicy(policy: AttachedPolicy): StaticPolicy {
   if (!byName) staticParts.set(policy.document, (byName = new Map<string, StaticPolicy>()));
   const known = byName.get(policy.name);
   if (known) return known;
-  const part = newPart(0);
   const built: StaticPolicy = {
-    tries: part.tries,
-    connect: part.connect,
     applied: [],
     count: 0,
     dynamic: [],
+    placed: [],
   };
   policy.document.statements.forEach((s, ordinal) => {
     if (!isStatic(s)) {
@@ -409,15 +415,43 @@ function staticPolicy(policy: AttachedPolicy): StaticPolicy {
     }
     const resources = s.resources.filter((r) => isValidFilter(r));
     built.applied.push({ ordinal, statement: appliedOf(s, policy.name, resources) });
-    place(
-      part,
-      { s, policy: policy.name, ordinal, resources },
-      { timeWindow: undefined, targets: undefined },
-    );
+    built.placed.push({ s, policy: policy.name, ordinal, resources });
     built.count += 1;
   });
   byName.set(policy.name, built);
   return built;
+}
+
+const NO_EXTRA = { timeWindow: undefined, targets: undefined } as const;
+
+/**
+ * The static parts of a list of policies merged into one part (base 0, each statement ranked by its policy's
+ * base plus its ordinal), so a decision walks one trie instead of one per policy. Built once per distinct list
+ * (the first connection with those policies at those places) and kept in WeakMaps keyed by each policy's static
+ * part in turn: when any of them is let go (a new version), the merged part goes with it.
+ */
+interface MergeNode {
+  merged: Part | undefined;
+  next: WeakMap<StaticPolicy, Map<number, MergeNode>>;
+}
+
+const mergeRoot: MergeNode = { merged: undefined, next: new WeakMap() };
+
+function mergedPart(list: readonly { base: number; shared: StaticPolicy }[]): Part {
+  let node = mergeRoot;
+  for (const { base, shared } of list) {
+    let byBase = node.next.get(shared);
+    if (!byBase) node.next.set(shared, (byBase = new Map()));
+    let child = byBase.get(base);
+    if (!child) byBase.set(base, (child = { merged: undefined, next: new WeakMap() }));
+    node = child;
+  }
+  if (node.merged) return node.merged;
+  const part = newPart(0);
+  for (const { base, shared } of list)
+    for (const placed of shared.placed) place(part, { ...placed, ordinal: base + placed.ordinal }, NO_EXTRA);
+  node.merged = part;
+  return part;
 }
 
 function buildProgram(input: CompileInput): Program {
@@ -441,6 +475,7 @@ function buildProgram(input: CompileInput): Program {
     caches: { 'mqtt:publish': new Map(), 'mqtt:receive': new Map() },
     subscribeCache: new Map(),
   };
+  const statics: { base: number; shared: StaticPolicy }[] = [];
   input.policies.forEach((policy, position) => {
     const base = position * RANK_SPAN;
     const shared = p.app ? undefined : staticPolicy(policy);
@@ -451,7 +486,7 @@ function buildProgram(input: CompileInput): Program {
       return;
     }
     if (shared.count > 0) {
-      p.parts.push({ base, tries: shared.tries, connect: shared.connect });
+      statics.push({ base, shared });
       p.sharedApplied.push({ base, list: shared.applied });
     }
     for (const ordinal of shared.dynamic) {
@@ -459,6 +494,12 @@ function buildProgram(input: CompileInput): Program {
       if (s) addStatement(p, s, { policy, rank: base + ordinal });
     }
   });
+  // One static policy is walked as it is; several, as one merged part (one walk per decision, not one per policy).
+  const [first] = statics;
+  if (statics.length === 1 && first) {
+    // Ranked from the policy's start (base 0) and shared wherever the policy is in the list.
+    p.parts.push({ ...mergedPart([{ base: 0, shared: first.shared }]), base: first.base });
+  } else if (statics.length > 1) p.parts.push(mergedPart(statics));
   p.parts.push(own);
   p.walk.visit = (s) => consider(p, s);
   return p;
