@@ -28,6 +28,10 @@ export interface ConnectOptions {
   /** The device's position in the fixture; carried in every payload it sends. */
   index: number;
   timeoutMs: number;
+  /** A TLS session from an earlier connection to offer for resumption (RFC 8446 §2.2), as a reconnecting device does. */
+  session?: Buffer | undefined;
+  /** Called with each session (TLS 1.3 ticket) the broker issues, to resume with next time. */
+  onSession?: ((session: Buffer) => void) | undefined;
 }
 
 /**
@@ -87,7 +91,10 @@ export class BenchClient {
         socket: tcp,
         servername: options.servername,
         secureContext: options.secureContext,
+        ...(options.session ? { session: options.session } : {}),
       });
+      const { onSession } = options;
+      if (onSession) socket.on('session', (session: Buffer) => onSession(session));
       const client = new BenchClient(socket, options.identity, options.index);
       let settled = false;
       const fail = (err: Error) => {
@@ -139,6 +146,11 @@ export class BenchClient {
   }
 
   /** Negotiated TLS version and cipher, for the report. */
+  /** The TLS handshake resumed an earlier session (no certificate exchange). */
+  get resumed(): boolean {
+    return this.socket.isSessionReused();
+  }
+
   tlsInfo(): string {
     return `${this.socket.getProtocol() ?? '?'} ${this.socket.getCipher()?.name ?? '?'}`;
   }

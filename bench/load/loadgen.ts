@@ -35,6 +35,8 @@ let flooder: BenchClient | undefined;
 let soaking:
   { flood: FleetTally; qos1: FleetTally; floodMs: number; qos1Ms: number; stalled: number } | undefined;
 const contexts = new Map<number, SecureContext>();
+/** The latest TLS session each device was issued, by fixture index (for a reconnect storm that resumes). */
+const sessions = new Map<number, Buffer>();
 /** Set by `steadyStop`: the running `steady` schedule ends at its next tick. */
 let steadyStopRequested = false;
 
@@ -62,7 +64,7 @@ function contextFor(index: number): SecureContext {
   return context;
 }
 
-function connectOne(index: number, timeoutMs: number): Promise<BenchClient> {
+function connectOne(index: number, timeoutMs: number, resume = false): Promise<BenchClient> {
   if (!target) throw new Error('no target');
   return BenchClient.connect({
     host: target.host,
@@ -72,6 +74,8 @@ function connectOne(index: number, timeoutMs: number): Promise<BenchClient> {
     identity: identity(index),
     index,
     timeoutMs,
+    session: resume ? sessions.get(index) : undefined,
+    onSession: (session) => sessions.set(index, session),
   });
 }
 
@@ -288,8 +292,12 @@ const methods = {
     concurrency: number;
     timeoutMs: number;
     maxMs: number;
+    /** Offer each device's last TLS session (a reconnect storm): the result counts the handshakes resumed. */
+    resume?: boolean;
   }) {
     useTarget(p.target);
+    // Sessions are the broker's: a new target (another system, or a restarted one) starts without any.
+    if (!p.resume) sessions.clear();
     if (fleet.length > 0) throw new Error('fleet already connected');
     base = p.from;
     const count = p.to - p.from;
@@ -307,7 +315,7 @@ const methods = {
         const i = next++;
         const t0 = performance.now();
         try {
-          clients[i] = await connectOne(p.from + i, p.timeoutMs);
+          clients[i] = await connectOne(p.from + i, p.timeoutMs, p.resume === true);
           connectMs[i] = performance.now() - t0;
         } catch (err) {
           failed++;
@@ -323,6 +331,7 @@ const methods = {
     seqs = new Float64Array(count);
     const connected = fleet.length;
     const tls = fleet[0]?.tlsInfo() ?? '';
+    const resumed = fleet.filter((c) => c.resumed).length;
     if (connected !== count) {
       // Keep the slot layout dense: a fleet with holes is not measured.
       await methods.disconnect({ timeoutMs: 2000 });
@@ -336,6 +345,7 @@ const methods = {
       connectMs: connectMs.filter((v) => !Number.isNaN(v)),
       elu: busy,
       tls,
+      resumed,
     };
   },
 
