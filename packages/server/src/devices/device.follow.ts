@@ -52,6 +52,9 @@ export async function follow(
   };
   return bus.on(followed, (entry) => {
     pending.push(entry);
-    if (!draining) void drain();
+    if (draining) return;
+    // After this turn of the event loop: the entries of one audit batch arrive one by one, all in this turn.
+    draining = true;
+    setImmediate(() => void drain());
   });
 }
