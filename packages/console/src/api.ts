@@ -28,10 +28,20 @@ export class ApiError extends Error {
 
 let csrfToken: string | undefined;
 const sessionEndedListeners = new Set<() => void>();
+const sessionCallListeners = new Set<(startedAt: number) => void>();
 
 /** Cookie-authenticated writes carry the session's CSRF token (X-CSRF-Token); set at every sign-in step. */
 export function setCsrfToken(token: string | undefined): void {
   csrfToken = token;
+}
+
+/**
+ * Called with the time a call as the session started, whenever the server answered it as that session (anything
+ * but 401): each such call restarts the session's idle time on the server.
+ */
+export function onSessionCall(listener: (startedAt: number) => void): () => void {
+  sessionCallListeners.add(listener);
+  return () => sessionCallListeners.delete(listener);
 }
 
 /** Called when a call made while signed in is refused as not signed in (the session expired or was ended). */
@@ -109,6 +119,7 @@ export async function send<C extends Contract>(
     if (csrfToken) headers['x-csrf-token'] = csrfToken;
     body = JSON.stringify(input.body ?? {});
   }
+  const startedAt = Date.now();
   const res = await fetch(urlOf(c, input), {
     method: c.method,
     headers,
@@ -117,6 +128,8 @@ export async function send<C extends Contract>(
     cache: 'no-store',
     signal: input.signal,
   });
+  if (c.access !== 'public' && res.status !== 401)
+    for (const listener of sessionCallListeners) listener(startedAt);
   if (!res.ok) {
     const error = await problemOf(res);
     if (res.status === 401 && signedInAccess(c)) for (const listener of sessionEndedListeners) listener();

@@ -1,9 +1,15 @@
 import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { api } from '@bulwark/protocol';
 import { ApiError, call, onSessionEnded, setCsrfToken } from './api.ts';
-import { navItems, Shell } from './components/shell.tsx';
+import { SessionTimeout } from './components/session-timeout.tsx';
+import { accountItem, navItems, Shell } from './components/shell.tsx';
 import { ErrorNote, Loading } from './components/status.tsx';
+import { AccountPage } from './pages/account.tsx';
+import { AlertPage } from './pages/alert.tsx';
 import { Alerts } from './pages/alerts.tsx';
+import { AppPage } from './pages/application.tsx';
+import { ApprovalsPage } from './pages/approvals.tsx';
+import { AppsPage } from './pages/apps.tsx';
 import { AuditLog } from './pages/audit.tsx';
 import { Compliance } from './pages/compliance.tsx';
 import { DevicePage } from './pages/device.tsx';
@@ -11,7 +17,8 @@ import { Devices } from './pages/devices.tsx';
 import { Firmware } from './pages/firmware.tsx';
 import { Overview } from './pages/overview.tsx';
 import { PoliciesPage } from './pages/policies.tsx';
-import { RiskPage } from './pages/risk.tsx';
+import { PrivacyPage } from './pages/privacy.tsx';
+import { RiskDetail, RiskPage } from './pages/risk.tsx';
 import { SignIn } from './pages/sign-in.tsx';
 import { UsersPage } from './pages/users.tsx';
 import { Link, usePath } from './router.tsx';
@@ -27,13 +34,24 @@ const pages: Record<string, () => ReactNode> = {
   '/': () => <Overview />,
   '/alerts': () => <Alerts />,
   '/devices': () => <Devices />,
+  '/approvals': () => <ApprovalsPage />,
   '/firmware': () => <Firmware />,
   '/compliance': () => <Compliance />,
   '/risk': () => <RiskPage />,
   '/audit': () => <AuditLog />,
   '/policies': () => <PoliciesPage />,
   '/users': () => <UsersPage />,
+  '/apps': () => <AppsPage />,
+  '/privacy': () => <PrivacyPage />,
 };
+
+/** The page of one thing of a list (`/devices/<id>`, `/apps/<name>`): the list's navigation entry gates it. */
+const detailPages: readonly { list: string; render: (id: string) => ReactNode }[] = [
+  { list: '/devices', render: (id) => <DevicePage key={id} id={id} /> },
+  { list: '/alerts', render: (id) => <AlertPage key={id} id={id} /> },
+  { list: '/apps', render: (name) => <AppPage key={name} name={name} /> },
+  { list: '/risk', render: (id) => <RiskDetail key={id} id={id} /> },
+];
 
 interface Route {
   /** The navigation entry the page belongs to: its permission gates the page too. */
@@ -51,14 +69,20 @@ function decodedOrUndefined(segment: string): string | undefined {
   }
 }
 
-/** The page at a path: one of the navigation's, or a device (`/devices/<id>`, under Devices). */
+/**
+ * The page at a path: one of the navigation's, a device or an app (`/devices/<id>`, `/apps/<name>`, under their
+ * list), or your account.
+ */
 function routeOf(path: string): Route | undefined {
-  const device = /^\/devices\/([^/]+)$/.exec(path);
-  if (device?.[1]) {
-    const id = decodedOrUndefined(device[1]);
+  if (path === accountItem.to)
+    return { item: accountItem, title: accountItem.label, render: () => <AccountPage /> };
+  const [, list, segment] = /^(\/[^/]+)\/([^/]+)$/.exec(path) ?? [];
+  const detail = detailPages.find((d) => d.list === list);
+  if (detail && segment) {
+    const id = decodedOrUndefined(segment);
     if (id === undefined) return undefined;
-    const item = navItems.find((i) => i.to === '/devices');
-    return item && { item, title: id, render: () => <DevicePage key={id} id={id} /> };
+    const item = navItems.find((i) => i.to === detail.list);
+    return item && { item, title: id, render: () => detail.render(id) };
   }
   const item = navItems.find((i) => i.to === path);
   const render = pages[path];
@@ -132,6 +156,10 @@ export function App() {
         setCsrfToken(undefined);
         setState({ kind: 'signed-out', notice: 'You are signed out.' });
       },
+      signedOut(notice) {
+        setCsrfToken(undefined);
+        setState({ kind: 'signed-out', notice });
+      },
     };
   }, [state]);
 
@@ -141,6 +169,7 @@ export function App() {
   return (
     <SessionContext.Provider value={session}>
       <Shell>
+        <SessionTimeout idleMs={state.info.idleTimeoutMs} />
         <Page info={state.info} />
       </Shell>
     </SessionContext.Provider>

@@ -8,6 +8,8 @@ export type SessionInfo = z.output<(typeof api.users.currentSession.response)[20
 export interface Session {
   info: SessionInfo;
   signOut: () => Promise<void>;
+  /** The session was ended by an action of the page (sign out everywhere): the sign-in page with this notice. */
+  signedOut: (notice: string) => void;
 }
 
 export const SessionContext = createContext<Session | undefined>(undefined);

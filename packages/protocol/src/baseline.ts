@@ -216,6 +216,21 @@ const audit = z
   .strict()
   .prefault({});
 
+/**
+ * Dual control (four eyes) over dangerous bulk actions on devices (revoke, quarantine, release, lost,
+ * decommission many at once; IEC 62443-3-3 SR 2.1 RE 4, NIST SP 800-53 AC-5): a bulk action selecting at least
+ * `bulkDevices` devices waits for a second person holding the same permission to approve it; below that it runs at
+ * once. `0` turns dual control off (every bulk action runs at once); `1` asks for approval of every bulk action.
+ * A pending request not approved within `expireAfter` expires.
+ */
+const approvals = z
+  .object({
+    bulkDevices: z.number().int().min(0).max(1_000_000).default(10),
+    expireAfter: duration('approvals.expireAfter').default(24 * 3_600_000),
+  })
+  .strict()
+  .prefault({});
+
 /** Clauses judged not applicable to this organisation's devices, each with its justification (ETSI 4-1). */
 const notApplicable = z
   .record(
@@ -241,6 +256,7 @@ export const baselineDocumentSchema = z
     risk,
     firewall,
     audit,
+    approvals,
     disclosure: z
       .object({
         /** Where security researchers report vulnerabilities (ETSI EN 303 645 5.2-1). */

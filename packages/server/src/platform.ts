@@ -75,6 +75,7 @@ import {
   type TelemetryService,
 } from './telemetry/index.ts';
 import { createNotifyService, notifyNodeId, notifyRoutes, type NotifyService } from './notify/index.ts';
+import { bulkRoutes, createBulkOperations, type BulkOperations } from './operations/index.ts';
 import {
   createPrivacyService,
   privacyRoutes,
@@ -155,6 +156,8 @@ export interface Platform {
   physical: PhysicalSites;
   /** The organisation baseline, the compliance checks, runs, attestations, waivers, reports (docs/compliance.md). */
   compliance: Compliance;
+  /** Bulk device actions under dual control (docs/operations.md). */
+  operations: BulkOperations;
   /** The clock every service reads (tests pass a controllable one). */
   now: () => number;
   /** The PKI, created at first use (first start) and loaded afterwards. */
@@ -367,6 +370,14 @@ function createMonitorFor(
         await users.update(username, { disabled: true }, actor);
       },
     },
+    isActiveUser: (username) =>
+      users.get(username).then(
+        (user) => !user.disabled,
+        (err: unknown) => {
+          if (err instanceof BulwarkError && err.code === 'not_found') return false;
+          throw err;
+        },
+      ),
     groups: () => devices.groups(),
     onError: (err, what) => logFailure(err, {}, `monitor: ${what}`),
   });
@@ -618,6 +629,24 @@ function createComplianceFor(core: Core, reads: ComplianceReads): Compliance {
   });
 }
 
+/** Bulk device actions: each device through its own service; the threshold from the baseline in force. */
+function createOperationsFor(
+  core: Core,
+  services: {
+    devices: DeviceService;
+    access: AccessService;
+    pki: () => Promise<PkiService>;
+    compliance: Compliance;
+  },
+): BulkOperations {
+  const { devices, access, pki, compliance } = services;
+  return createBulkOperations({
+    ...{ db: core.store.db, events: core.events, now: core.now, devices, access },
+    revoke: async (id, actor, reason) => (await pki()).revokeDevice(id, actor, reason),
+    approvals: async () => (await compliance.baseline.current()).baseline.approvals,
+  });
+}
+
 /** Every service, each with its dependencies; `links` only in the server process. */
 async function buildPlatform(
   config: Config,
@@ -753,6 +782,7 @@ async function buildPlatform(
     attestation,
     physical,
     compliance,
+    operations: createOperationsFor(core, { devices, access, pki, compliance }),
     now,
     pki,
     async close() {
@@ -1036,6 +1066,7 @@ async function buildHttpApps(platform: Platform, pki: PkiService, broker: Broker
   await app.register(firewallRoutes(platform.firewall));
   await app.register(appRoutes(platform.apps));
   await app.register(accessRoutes(platform.access, async (id) => (await platform.devices.find(id))?.group));
+  await app.register(bulkRoutes(platform.operations));
   await app.register(auditRoutes({ log: platform.audit, bus: events, visible: entryVisibility(platform) }));
   await app.register(firmwareRoutes({ firmware: platform.firmware }));
   await app.register(
@@ -1152,8 +1183,15 @@ async function startServices(platform: ServerPlatform): Promise<() => Promise<vo
       .recordDelivery(node, stats)
       .catch((err: unknown) => logger.error({ err }, 'cannot record app delivery figures'));
   }, 10_000).unref();
+  // Bulk device actions left unapproved expire on time (reads and decisions expire them too).
+  const bulkExpiry = setInterval(() => {
+    platform.operations
+      .expireDue()
+      .catch((err: unknown) => logger.error({ err }, 'cannot expire bulk device actions'));
+  }, 60_000).unref();
   return async () => {
     clearInterval(deliveryReports);
+    clearInterval(bulkExpiry);
     stopCommands();
     stopDeviceFollow();
     stopLostSeen();

@@ -2,6 +2,7 @@ import type { ReactNode } from 'react';
 import { api, type Contract } from '@bulwark/protocol';
 import { Link } from '../router.tsx';
 import { allows, useSession } from '../session.ts';
+import { ThemeToggle } from './theme.tsx';
 
 interface NavItem {
   to: string;
@@ -14,13 +15,19 @@ export const navItems: readonly NavItem[] = [
   { to: '/', label: 'Overview', needs: api.devices.list },
   { to: '/alerts', label: 'Alerts', needs: api.monitor.listAlerts },
   { to: '/devices', label: 'Devices', needs: api.devices.list },
+  { to: '/approvals', label: 'Approvals', needs: api.operations.listBulk },
   { to: '/firmware', label: 'Firmware', needs: api.firmware.listReleases },
   { to: '/compliance', label: 'Compliance', needs: api.compliance.listRuns },
   { to: '/risk', label: 'Risk', needs: api.riskRegister.register },
   { to: '/policies', label: 'Policies', needs: api.access.listPolicies },
+  { to: '/apps', label: 'Apps', needs: api.apps.list },
+  { to: '/privacy', label: 'Privacy', needs: api.privacy.listRequests },
   { to: '/users', label: 'Users', needs: api.users.listUsers },
   { to: '/audit', label: 'Audit log', needs: api.audit.query },
 ];
+
+/** The signed-in user's own page (factors, recovery codes, sessions), linked from their name: any session has it. */
+export const accountItem: NavItem = { to: '/account', label: 'Your account', needs: api.users.listPasskeys };
 
 /** The frame of every signed-in page: the navigation the role may use, who is signed in, sign-out. */
 export function Shell(props: { children: ReactNode }) {
@@ -44,8 +51,10 @@ export function Shell(props: { children: ReactNode }) {
         </nav>
         <div className="who">
           <span>
-            {session.info.username} <span className="muted">({session.info.role})</span>
+            <Link to={accountItem.to}>{session.info.username}</Link>{' '}
+            <span className="muted">({session.info.role})</span>
           </span>
+          <ThemeToggle />
           <button type="button" onClick={() => void session.signOut()}>
             Sign out
           </button>

@@ -1,10 +1,21 @@
-import { useCallback, useState, type ReactNode } from 'react';
+import { useCallback, useState, type FormEvent, type ReactNode } from 'react';
 import type { z } from 'zod';
-import { api } from '@bulwark/protocol';
+import { api, commandNameProblem } from '@bulwark/protocol';
 import { call, messageOf, send } from '../api.ts';
 import { Confirm } from '../components/confirm.tsx';
-import { ErrorLine } from '../components/fields.tsx';
+import { EffectiveAccess } from '../components/effective-access.tsx';
+import { Facts, Section } from '../components/facts.tsx';
+import { ErrorLine, InputField, SelectField } from '../components/fields.tsx';
+import { RateChart } from '../components/rate-chart.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import {
+  commandsFrom,
+  metricLabels,
+  metricNames,
+  metricWindows,
+  rateSteps,
+  type CommandOutcome,
+} from '../device-activity.ts';
 import { severityTone, stateTone } from '../fleet.ts';
 import { ago, dateTime } from '../format.ts';
 import { Link } from '../router.tsx';
@@ -12,7 +23,6 @@ import { useAllows } from '../session.ts';
 import { useLoad } from '../use-load.ts';
 
 type Detail = z.output<(typeof api.devices.show.response)[200]>;
-type Access = z.output<typeof api.access.deviceAccess>;
 type Attestation = z.output<typeof api.attestation.deviceAttestation>;
 
 /** The lifecycle statuses after which no action applies (the device must be registered again). */
@@ -134,34 +144,289 @@ function Identity(props: { d: Detail }) {
   return <Facts label="Identity" rows={rows} />;
 }
 
-function Facts(props: { label: string; rows: [string, ReactNode][] }) {
+const certificateTone: Record<string, string> = {
+  valid: 'tone-ok',
+  'not-yet-valid': 'tone-info',
+  expired: 'tone-medium',
+  revoked: 'tone-critical',
+};
+
+/** Every certificate the device was issued, newest first, with its state now; revoked and expired ones too. */
+function Certificates(props: { d: Detail }) {
+  const { id } = props.d;
+  const load = useCallback(() => call(api.devices.certificates, { params: { id } }), [id]);
+  const certs = useLoad(load, 60_000);
+  const d = props.d;
   return (
-    <dl className="facts" aria-label={props.label}>
-      {props.rows.map(([k, v]) => (
-        <div key={k}>
-          <dt>{k}</dt>
-          <dd>{v}</dd>
-        </div>
-      ))}
-    </dl>
+    <>
+      <Facts
+        label="Certificate summary"
+        rows={[
+          [
+            'Newest valid certificate expires',
+            d.certificateExpiresAt === null
+              ? 'no valid certificate'
+              : `${dateTime(d.certificateExpiresAt)} (${ago(d.certificateExpiresAt)})`,
+          ],
+          ['Device revoked', d.revokedAt === null ? 'no' : dateTime(d.revokedAt)],
+        ]}
+      />
+      <Loaded what="its certificates" data={certs.data} error={certs.error}>
+        {({ certificates }) =>
+          certificates.length === 0 ? (
+            <p className="muted">No certificate issued yet (not enrolled).</p>
+          ) : (
+            <table className="data compact">
+              <caption className="visually-hidden">Certificates, newest first</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Serial</th>
+                  <th scope="col">Valid from</th>
+                  <th scope="col">Valid until</th>
+                  <th scope="col">State</th>
+                </tr>
+              </thead>
+              <tbody>
+                {certificates.map((c) => (
+                  <tr key={c.serial}>
+                    <td>
+                      <code className="serial">{c.serial}</code>
+                    </td>
+                    <td>{dateTime(c.notBefore)}</td>
+                    <td>{dateTime(c.notAfter)}</td>
+                    <td>
+                      <Badge tone={certificateTone[c.state] ?? 'tone-muted'}>{c.state}</Badge>
+                      {c.revokedAt === null ? null : (
+                        <div className="muted small">{dateTime(c.revokedAt)}</div>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )
+        }
+      </Loaded>
+    </>
   );
 }
 
-function Certificates(props: { d: Detail }) {
-  const d = props.d;
+/** What the monitor measured: a small chart per rate over the last hour, and the totals since it started. */
+function Metrics(props: { id: string }) {
+  const { id } = props;
+  const load = useCallback(() => call(api.monitor.deviceMetricsOf, { params: { id } }), [id]);
+  const metrics = useLoad(load, 15_000);
   return (
-    <Facts
-      label="Certificates"
-      rows={[
-        [
-          'Newest valid certificate expires',
-          d.certificateExpiresAt === null
-            ? 'no valid certificate'
-            : `${dateTime(d.certificateExpiresAt)} (${ago(d.certificateExpiresAt)})`,
-        ],
-        ['Revoked', d.revokedAt === null ? 'no' : dateTime(d.revokedAt)],
-      ]}
-    />
+    <Loaded what="its metrics" data={metrics.data} error={metrics.error}>
+      {(m) => {
+        const windows = metricWindows.safeParse(m.windows);
+        if (m.totals === null || !windows.success)
+          return (
+            <p className="muted">
+              Nothing measured yet: the device has not connected since the server started.
+            </p>
+          );
+        const totals = m.totals;
+        return (
+          <>
+            <div className="rate-charts">
+              {metricNames.map((name, i) => (
+                <RateChart
+                  key={name}
+                  label={metricLabels[name]}
+                  steps={rateSteps(windows.data, name)}
+                  series={i}
+                />
+              ))}
+            </div>
+            <p className="muted small">
+              Since the server started: {totals.messagesSent.toLocaleString('en')} messages sent (
+              {totals.bytesSent.toLocaleString('en')} bytes), {totals.messagesReceived.toLocaleString('en')}{' '}
+              received ({totals.bytesReceived.toLocaleString('en')} bytes).
+              {m.openDetectors.length > 0
+                ? ` Detectors with an open alert: ${m.openDetectors.join(', ')}.`
+                : ''}
+            </p>
+          </>
+        );
+      }}
+    </Loaded>
+  );
+}
+
+const outcomeTone: Record<CommandOutcome, string> = {
+  waiting: 'tone-info',
+  ok: 'tone-ok',
+  failed: 'tone-critical',
+  refused: 'tone-high',
+  timeout: 'tone-medium',
+};
+
+/** The device's latest commands from its audit trail (the commands module keeps them there, nowhere else). */
+function RecentCommands(props: { id: string }) {
+  const { id } = props;
+  const load = useCallback(
+    () =>
+      call(api.audit.query, {
+        query: { subject: `device:${id}`, typePrefix: 'device.command_', order: 'desc', limit: 60 },
+      }),
+    [id],
+  );
+  const audit = useLoad(load, 30_000);
+  return (
+    <Loaded what="its commands" data={audit.data} error={audit.error}>
+      {({ entries }) => {
+        const commands = commandsFrom(entries).slice(0, 20);
+        return commands.length === 0 ? (
+          <p className="muted">No command sent recently.</p>
+        ) : (
+          <table className="data compact">
+            <caption className="visually-hidden">Recent commands, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Sent</th>
+                <th scope="col">Command</th>
+                <th scope="col">By</th>
+                <th scope="col">Outcome</th>
+              </tr>
+            </thead>
+            <tbody>
+              {commands.map((c) => (
+                <tr key={c.commandId}>
+                  <td title={dateTime(c.sentAt)}>{ago(c.sentAt)}</td>
+                  <td>
+                    <code>{c.name}</code>
+                  </td>
+                  <td>{c.by}</td>
+                  <td>
+                    <Badge tone={outcomeTone[c.outcome]}>{c.outcome}</Badge>
+                    {c.message ? <span className="muted small"> {c.message}</span> : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        );
+      }}
+    </Loaded>
+  );
+}
+
+const waits = ['10s', '30s', '1m'] as const;
+type Wait = (typeof waits)[number];
+type Outcome = z.output<(typeof api.devices.command.response)[200]>;
+
+/** What the form holds, checked before anything is sent: the name, and the data as JSON. */
+function checkCommand(name: string, data: string): { error: string } | { name: string; data: unknown } {
+  const problem = commandNameProblem(name);
+  if (problem) return { error: `Command name: ${problem}.` };
+  if (data.trim() === '') return { name, data: undefined };
+  try {
+    return { name, data: JSON.parse(data) as unknown };
+  } catch {
+    return { error: 'Data: not valid JSON.' };
+  }
+}
+
+/** Sends the device a command after a confirmation, waits for its answer and shows how it ended. */
+function SendCommand(props: { id: string; onSent: () => void }) {
+  const { id, onSent } = props;
+  const [name, setName] = useState('');
+  const [data, setData] = useState('');
+  const [wait, setWait] = useState<Wait>('30s');
+  const [error, setError] = useState<string>();
+  const [pending, setPending] = useState<{ name: string; data: unknown }>();
+  const [busy, setBusy] = useState(false);
+  const [outcome, setOutcome] = useState<Outcome & { name: string }>();
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    const checked = checkCommand(name.trim(), data);
+    if ('error' in checked) return setError(checked.error);
+    setError(undefined);
+    setPending(checked);
+  };
+  const cancel = useCallback(() => setPending(undefined), []);
+  const confirm = () => {
+    if (!pending) return;
+    setBusy(true);
+    call(api.devices.command, {
+      params: { id },
+      body: {
+        name: pending.name,
+        timeout: wait,
+        ...(pending.data === undefined ? {} : { data: pending.data }),
+      },
+    })
+      .then(
+        (answer) => setOutcome({ ...answer, name: pending.name }),
+        (err: unknown) => setError(messageOf(err)),
+      )
+      .finally(() => {
+        setBusy(false);
+        setPending(undefined);
+        onSent();
+      });
+  };
+  return (
+    <form className="inline-form" onSubmit={submit} aria-label="Send a command">
+      <InputField
+        id="command-name"
+        label="Command"
+        required
+        value={name}
+        onChange={setName}
+        placeholder="ping"
+      />
+      <div className="field grow">
+        <label htmlFor="command-data">Data (JSON, optional)</label>
+        <textarea id="command-data" rows={1} value={data} onChange={(e) => setData(e.target.value)} />
+      </div>
+      <SelectField
+        id="command-wait"
+        label="Wait for the answer"
+        value={wait}
+        options={waits}
+        onChange={setWait}
+      />
+      <div className="actions">
+        <button type="submit" disabled={busy}>
+          {busy ? 'Waiting for the answer…' : 'Send command'}
+        </button>
+      </div>
+      <ErrorLine error={error} />
+      <p role="status" className="command-outcome">
+        {outcome ? (
+          <>
+            <code>{outcome.name}</code>: <Badge tone={outcomeTone[outcome.status]}>{outcome.status}</Badge>{' '}
+            {outcome.message ?? ''}
+            {outcome.result === undefined ? null : (
+              <code className="result"> {JSON.stringify(outcome.result)}</code>
+            )}
+          </>
+        ) : null}
+      </p>
+      {pending ? (
+        <Confirm
+          title={`Send ${pending.name} to ${id}?`}
+          confirmLabel={busy ? 'Sending…' : `Send ${pending.name}`}
+          busy={busy}
+          onConfirm={confirm}
+          onCancel={cancel}
+        >
+          <p>
+            The device receives it on{' '}
+            <code>
+              devices/{id}/commands/{pending.name}
+            </code>{' '}
+            and acts on it; the console waits up to {wait} for its answer. The command and its outcome are
+            recorded in the audit log.
+          </p>
+          {pending.data === undefined ? null : (
+            <pre className="command-data">{JSON.stringify(pending.data, null, 2)}</pre>
+          )}
+        </Confirm>
+      ) : null}
+    </form>
   );
 }
 
@@ -175,64 +440,6 @@ function Firmware(props: { d: Detail }) {
         ['Reported', d.firmwareReportedAt === null ? 'never' : dateTime(d.firmwareReportedAt)],
       ]}
     />
-  );
-}
-
-function EffectiveAccess(props: { access: Access }) {
-  const a = props.access;
-  return (
-    <>
-      <p>
-        {a.quarantined ? (
-          <Badge tone="tone-high">quarantined: only its quarantine and command topics</Badge>
-        ) : (
-          <>
-            Zone <strong>{a.zone ?? 'none'}</strong>
-          </>
-        )}
-        {a.held ? <span className="error"> {a.held}</span> : null}
-      </p>
-      {a.statements.length === 0 ? (
-        <p className="muted">No statement applies: everything is denied (deny by default).</p>
-      ) : (
-        <table className="data">
-          <caption>Statements that apply now</caption>
-          <thead>
-            <tr>
-              <th scope="col">Policy</th>
-              <th scope="col">Statement</th>
-              <th scope="col">Effect</th>
-              <th scope="col">Actions</th>
-              <th scope="col">Topics</th>
-            </tr>
-          </thead>
-          <tbody>
-            {a.statements.map((s) => (
-              <tr key={`${s.policy}/${s.sid}`}>
-                <td>{s.policy}</td>
-                <td>{s.sid}</td>
-                <td>
-                  <Badge tone={s.effect === 'allow' ? 'tone-ok' : 'tone-critical'}>{s.effect}</Badge>
-                </td>
-                <td>{s.actions.join(', ')}</td>
-                <td>
-                  <code>{s.resources.join(' ')}</code>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-      {a.dropped.length > 0 ? (
-        <ul aria-label="Statements that do not apply">
-          {a.dropped.map((x) => (
-            <li key={`${x.policy}/${x.statement}`}>
-              {x.policy}/{x.statement}: <span className="muted">{x.reason}</span>
-            </li>
-          ))}
-        </ul>
-      ) : null}
-    </>
   );
 }
 
@@ -269,7 +476,8 @@ function DeviceAlerts(props: { id: string }) {
           <ul className="plain" aria-label="Recent alerts">
             {list.map((a) => (
               <li key={a.id}>
-                <Badge tone={severityTone(a.severity)}>{a.severity}</Badge> {a.title}{' '}
+                <Badge tone={severityTone(a.severity)}>{a.severity}</Badge>{' '}
+                <Link to={`/alerts/${encodeURIComponent(a.id)}`}>{a.title}</Link>{' '}
                 <span className="muted">
                   · {a.status} · {ago(a.lastSeen)}
                 </span>
@@ -319,16 +527,10 @@ function DeviceAudit(props: { id: string }) {
   );
 }
 
-function Section(props: { title: string; children: ReactNode }) {
-  return (
-    <section className="panel spaced" aria-label={props.title}>
-      <h2>{props.title}</h2>
-      {props.children}
-    </section>
-  );
-}
-
-/** One device: identity, certificates, firmware, effective access and why, attestation, alerts, audit trail. */
+/**
+ * One device: identity, certificates, firmware, attestation, effective access and why, metrics, commands, alerts,
+ * audit trail, and the actions its state and the role allow.
+ */
 export function DevicePage(props: { id: string }) {
   const { id } = props;
   const loadDevice = useCallback(() => call(api.devices.show, { params: { id } }), [id]);
@@ -339,6 +541,10 @@ export function DevicePage(props: { id: string }) {
   const attestation = useLoad(loadAttestation, 60_000);
   const mayReadAlerts = useAllows(api.monitor.listAlerts);
   const mayReadAudit = useAllows(api.audit.query);
+  const maySendCommand = useAllows(api.devices.command);
+  const [commandsShown, setCommandsShown] = useState(0);
+  // Read again after each command sent, so the list shows it with its outcome at once.
+  const commandSent = useCallback(() => setCommandsShown((n) => n + 1), []);
   const allowed: Record<Action, boolean> = {
     quarantine: useAllows(api.access.quarantine),
     release: useAllows(api.access.release),
@@ -407,6 +613,15 @@ export function DevicePage(props: { id: string }) {
                   {(a) => <EffectiveAccess access={a} />}
                 </Loaded>
               </Section>
+              <Section title="Metrics">
+                <Metrics id={id} />
+              </Section>
+              {mayReadAudit || maySendCommand ? (
+                <Section title="Commands">
+                  {maySendCommand ? <SendCommand id={id} onSent={commandSent} /> : null}
+                  {mayReadAudit ? <RecentCommands key={commandsShown} id={id} /> : null}
+                </Section>
+              ) : null}
               {d.recentDenials.length > 0 ? (
                 <Section title="Recent refusals">
                   <ul className="plain">

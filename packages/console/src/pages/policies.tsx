@@ -2,10 +2,12 @@ import { useState, type FormEvent } from 'react';
 import type { z } from 'zod';
 import { api } from '@bulwark/protocol';
 import { call, messageOf } from '../api.ts';
+import { EffectiveAccess, type Access } from '../components/effective-access.tsx';
 import { ErrorLine, InputField, SelectField } from '../components/fields.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
 import { allDevices } from '../fleet.ts';
 import { dateTime, plural } from '../format.ts';
+import { Link } from '../router.tsx';
 import { useAllows } from '../session.ts';
 import { useLoad } from '../use-load.ts';
 
@@ -102,6 +104,12 @@ function Zones(props: { data: Segmentation }) {
 
 function Conduits(props: { data: Segmentation }) {
   if (props.data.conduits.length === 0) return <p className="muted">No conduits defined.</p>;
+  const levels = new Map(props.data.zones.map((z) => [z.name, z.securityLevel]));
+  // A conduit joins two zones: the levels on each side say what the conduit must protect (IEC 62443-3-2 ZCR 3).
+  const levelOf = (zone: string) => {
+    const level = levels.get(zone);
+    return level === undefined ? 'SL ?' : `SL ${level}`;
+  };
   return (
     <table className="data">
       <caption>Conduits</caption>
@@ -109,6 +117,7 @@ function Conduits(props: { data: Segmentation }) {
         <tr>
           <th scope="col">Conduit</th>
           <th scope="col">From → to</th>
+          <th scope="col">Security levels</th>
           <th scope="col">Topics</th>
           <th scope="col">Rate cap</th>
         </tr>
@@ -119,6 +128,9 @@ function Conduits(props: { data: Segmentation }) {
             <th scope="row">{c.name}</th>
             <td>
               {c.from} {c.direction === 'two-way' ? '↔' : '→'} {c.to}
+            </td>
+            <td>
+              {levelOf(c.from)} {c.direction === 'two-way' ? '↔' : '→'} {levelOf(c.to)}
             </td>
             <td>
               <code>{c.topics.join(' ')}</code>
@@ -199,6 +211,48 @@ function Simulate() {
   );
 }
 
+/** What a device may do now and why: its zone, the statements that apply and those dropped, with reasons. */
+function Explain() {
+  const [deviceId, setDeviceId] = useState('');
+  const [access, setAccess] = useState<Access>();
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    const id = deviceId.trim();
+    if (id === '') return setError('Device to explain: name a device.');
+    setBusy(true);
+    setError(undefined);
+    call(api.access.describeAccess, { params: { id } })
+      .then(setAccess, (err: unknown) => {
+        setAccess(undefined);
+        setError(messageOf(err));
+      })
+      .finally(() => setBusy(false));
+  };
+  return (
+    <>
+      <form className="simulate" onSubmit={submit} aria-label="Explain a device's access">
+        <InputField id="explain-device" label="Device to explain" value={deviceId} onChange={setDeviceId} />
+        <div className="actions">
+          <button type="submit" disabled={busy}>
+            Explain
+          </button>
+        </div>
+        <ErrorLine error={error} />
+      </form>
+      {access ? (
+        <div className="explained" aria-label={`Access of ${access.deviceId}`} role="region">
+          <p>
+            <Link to={`/devices/${encodeURIComponent(access.deviceId)}`}>{access.deviceId}</Link>
+          </p>
+          <EffectiveAccess access={access} />
+        </div>
+      ) : null}
+    </>
+  );
+}
+
 /** Policies with their attachments, zones and conduits, and a simulator; changes go through the API and CLI. */
 export function PoliciesPage() {
   const data = useLoad(loadSegmentation, 60_000);
@@ -211,17 +265,23 @@ export function PoliciesPage() {
           ? 'Policies, zones and conduits change through the API (PUT /api/v1/policies/:name, /zones/:name, /conduits/:name); this page reads them.'
           : 'Read-only: your role does not change policies.'}
       </p>
-      <section className="panel spaced" aria-label="Simulate">
-        <h2>Simulate a decision</h2>
-        <Simulate />
-      </section>
+      <div className="grid">
+        <section className="panel" aria-label="Simulate">
+          <h2>Simulate a decision</h2>
+          <Simulate />
+        </section>
+        <section className="panel" aria-label="Explain">
+          <h2>Explain a device's access</h2>
+          <Explain />
+        </section>
+      </div>
       <Loaded what="policies" data={data.data} error={data.error}>
         {(d) => (
-          <>
+          <div className="stack">
             <Policies data={d} />
             <Zones data={d} />
             <Conduits data={d} />
-          </>
+          </div>
         )}
       </Loaded>
     </>

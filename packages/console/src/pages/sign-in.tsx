@@ -3,19 +3,30 @@ import type { z } from 'zod';
 import { api } from '@bulwark/protocol';
 import { ApiError, call, messageOf, setCsrfToken } from '../api.ts';
 import { ErrorLine } from '../components/fields.tsx';
+import type { SessionInfo } from '../session.ts';
+import { passkeyPromptError, passkeysSupported, registerPasskey, verifyWithPasskey } from '../webauthn.ts';
 
-type Ticket = z.output<(typeof api.users.signIn.response)[200]>;
-type Step = 'password' | 'setup' | 'code' | 'enrol';
+export type Ticket = z.output<(typeof api.users.signIn.response)[200]>;
+type Step = 'password' | 'setup' | 'code' | 'passkey' | 'enrol';
+/** The account's second factors, as the session answer tells them. */
+export type Factors = SessionInfo['twoFactor'];
 
 /** What a person should read for a refused sign-in step (the API's own detail otherwise). */
 export function signInError(error: unknown, step: Step): string {
+  const prompt = step === 'passkey' ? passkeyPromptError(error) : undefined;
+  if (prompt) return prompt;
   if (!(error instanceof ApiError)) return messageOf(error);
   if (error.code === 'rate_limited') {
     const minutes = error.retryAfterS ? Math.max(1, Math.ceil(error.retryAfterS / 60)) : undefined;
     return `Locked out after too many failed attempts. Try again ${minutes ? `in ${minutes} minute${minutes === 1 ? '' : 's'}` : 'later'}.`;
   }
   if (error.code === 'invalid_credentials' && step === 'password') return 'Wrong username or password.';
-  if (error.code === 'invalid_credentials' || (error.code === 'validation_failed' && step !== 'password'))
+  if (error.code === 'invalid_credentials' && step === 'passkey')
+    return 'That passkey was not accepted. Try again, or use a code.';
+  if (
+    (error.code === 'invalid_credentials' || error.code === 'validation_failed') &&
+    (step === 'code' || step === 'enrol')
+  )
     return 'Wrong code, or a code already used. Enter the current code from your authenticator app.';
   if (error.code === 'token_invalid' || error.code === 'token_expired')
     return 'That setup secret is wrong or has expired. Ask an administrator for a new one.';
@@ -185,27 +196,54 @@ function SetupStep(props: { onTicket: (t: Ticket) => void; onBack: () => void })
   );
 }
 
-function CodeStep(props: { onTicket: (t: Ticket) => void; onRestart: (message: string) => void }) {
+/**
+ * The second factor, at sign-in or to confirm it is you again (step-up): "Use your passkey" when the account has
+ * one, and a TOTP code or a recovery code. `onTicket` gets the session with its new id; `onExpired` is told when
+ * the session waiting for this step is gone.
+ */
+export function SecondFactorForm(props: {
+  factors: Factors | undefined;
+  onTicket: (t: Ticket) => void;
+  onExpired: (message: string) => void;
+  submitLabel: string;
+}) {
+  const { factors, onExpired } = props;
+  const hasTotp = factors?.totp ?? true;
   const [code, setCode] = useState('');
-  const [recovery, setRecovery] = useState(false);
+  const [recovery, setRecovery] = useState(!hasTotp);
   const { busy, error, run } = useStep(props.onTicket);
-  const { onRestart } = props;
+  const passkey = (factors?.webauthn ?? 0) > 0 && passkeysSupported();
+  const expiring = async (action: () => Promise<Ticket>) => {
+    try {
+      return await action();
+    } catch (err) {
+      // The half-signed-in session expired: start again from the password.
+      if (err instanceof ApiError && err.code === 'unauthenticated')
+        onExpired('Sign-in took too long. Enter your password again.');
+      throw err;
+    }
+  };
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const body = recovery ? { recoveryCode: code.trim() } : { code: code.replace(/\s/g, '') };
-    void run('code', async () => {
-      try {
-        return await call(api.users.secondFactor, { body });
-      } catch (err) {
-        // The half-signed-in session expired: start again from the password.
-        if (err instanceof ApiError && err.code === 'unauthenticated')
-          onRestart('Sign-in took too long. Enter your password again.');
-        throw err;
-      }
-    });
+    void run('code', () => expiring(() => call(api.users.secondFactor, { body })));
   };
   return (
-    <Card title="Second factor" error={error}>
+    <>
+      <ErrorLine error={error} />
+      {passkey ? (
+        <>
+          <button
+            type="button"
+            className="primary"
+            disabled={busy}
+            onClick={() => void run('passkey', () => expiring(verifyWithPasskey))}
+          >
+            Use your passkey
+          </button>
+          <p className="muted small">Or enter a code:</p>
+        </>
+      ) : null}
       <form onSubmit={submit}>
         <Field
           id="code"
@@ -214,22 +252,87 @@ function CodeStep(props: { onTicket: (t: Ticket) => void; onRestart: (message: s
           autoComplete="one-time-code"
           inputMode={recovery ? 'text' : 'numeric'}
           onChange={setCode}
-          first
+          first={!passkey}
         />
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Checking…' : 'Sign in'}
+        <button type="submit" className={passkey ? undefined : 'primary'} disabled={busy}>
+          {busy ? 'Checking…' : props.submitLabel}
         </button>
       </form>
-      <p>
-        <button type="button" className="link" onClick={() => setRecovery(!recovery)}>
-          {recovery ? 'Use a code from the app' : 'Use a recovery code instead'}
-        </button>
-      </p>
+      {hasTotp ? (
+        <p>
+          <button type="button" className="link" onClick={() => setRecovery(!recovery)}>
+            {recovery ? 'Use a code from the app' : 'Use a recovery code instead'}
+          </button>
+        </p>
+      ) : null}
+    </>
+  );
+}
+
+function CodeStep(props: { onTicket: (t: Ticket) => void; onRestart: (message: string) => void }) {
+  // The session waiting for its second factor says which factors the account has (a passkey, TOTP).
+  const [factors, setFactors] = useState<Factors | null>();
+  useEffect(() => {
+    call(api.users.currentSession).then(
+      (info) => setFactors(info.twoFactor),
+      () => setFactors(null), // not known: offer the codes, and the step itself says what is wrong
+    );
+  }, []);
+  return (
+    <Card title="Second factor" error={undefined}>
+      {factors === undefined ? (
+        <p className="muted" role="status">
+          Loading…
+        </p>
+      ) : (
+        <SecondFactorForm
+          factors={factors ?? undefined}
+          onTicket={props.onTicket}
+          onExpired={props.onRestart}
+          submitLabel="Sign in"
+        />
+      )}
     </Card>
   );
 }
 
-type Totp = z.output<(typeof api.users.beginTotp.response)[200]>;
+/** New recovery codes, shown once. */
+export function RecoveryCodeList(props: { codes: readonly string[] }) {
+  return (
+    <>
+      <p>Each works once if you lose your authenticator. They are not shown again.</p>
+      <ul className="codes" aria-label="Recovery codes">
+        {props.codes.map((c) => (
+          <li key={c}>
+            <code>{c}</code>
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
+export type Totp = z.output<(typeof api.users.beginTotp.response)[200]>;
+
+/** A TOTP secret being enrolled: its QR code, the secret to type by hand and the otpauth URI. */
+export function TotpSecret(props: { totp: Totp }) {
+  const { totp } = props;
+  return (
+    <>
+      <img
+        className="qr"
+        alt="QR code of your TOTP secret"
+        src={`data:image/svg+xml;charset=utf-8,${encodeURIComponent(totp.qrSvg)}`}
+      />
+      <p>
+        Or enter this secret by hand: <code className="secret">{totp.secret}</code>
+      </p>
+      <p className="small secret">
+        Its otpauth URI: <code>{totp.otpauthUri}</code>
+      </p>
+    </>
+  );
+}
 
 function EnrolStep(props: { onDone: () => void }) {
   const [totp, setTotp] = useState<Totp>();
@@ -249,17 +352,19 @@ function EnrolStep(props: { onDone: () => void }) {
       return confirmed.session;
     });
   };
+  // A passkey instead of TOTP: the first factor brings the recovery codes and makes the session active.
+  const enrolPasskey = () =>
+    void run('passkey', async () => {
+      const registered = await registerPasskey('Passkey');
+      setCodes(registered.recoveryCodes ?? []);
+      if (!registered.session)
+        throw new ApiError({ status: 500, code: 'internal', detail: 'the server gave no session' });
+      return registered.session;
+    });
   if (codes) {
     return (
       <Card title="Save your recovery codes" error={undefined}>
-        <p>Each works once if you lose your authenticator. They are not shown again.</p>
-        <ul className="codes">
-          {codes.map((c) => (
-            <li key={c}>
-              <code>{c}</code>
-            </li>
-          ))}
-        </ul>
+        <RecoveryCodeList codes={codes} />
         <button type="button" className="primary" onClick={props.onDone}>
           I have saved them
         </button>
@@ -269,18 +374,7 @@ function EnrolStep(props: { onDone: () => void }) {
   return (
     <Card title="Set up two-factor sign-in" error={error}>
       <p>Your role needs a second factor. Scan this code with an authenticator app, then enter its code.</p>
-      {totp ? (
-        <>
-          <img
-            className="qr"
-            alt="QR code of your TOTP secret"
-            src={`data:image/svg+xml;charset=utf-8,${encodeURIComponent(totp.qrSvg)}`}
-          />
-          <p>
-            Or enter this secret by hand: <code className="secret">{totp.secret}</code>
-          </p>
-        </>
-      ) : null}
+      {totp ? <TotpSecret totp={totp} /> : null}
       <form onSubmit={submit}>
         <Field
           id="enrol-code"
@@ -295,6 +389,15 @@ function EnrolStep(props: { onDone: () => void }) {
           Confirm
         </button>
       </form>
+      {passkeysSupported() ? (
+        <p>
+          Or{' '}
+          <button type="button" className="link" onClick={enrolPasskey} disabled={busy}>
+            register a passkey instead
+          </button>{' '}
+          (a security key, or this device&apos;s own).
+        </p>
+      ) : null}
     </Card>
   );
 }

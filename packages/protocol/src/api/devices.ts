@@ -88,6 +88,27 @@ export const show = contract({
   response: { 200: deviceDetail },
 });
 
+/** A certificate's state now: `valid`, `revoked`, or `expired` (past its notAfter), or not valid yet. */
+export const certificateStates = ['valid', 'not-yet-valid', 'expired', 'revoked'] as const;
+
+export const deviceCertificate = z.object({
+  serial: z.string().describe('hex, as in the CRL and the audit log'),
+  notBefore: z.number().int(),
+  notAfter: z.number().int(),
+  revokedAt: time,
+  state: z.enum(certificateStates).describe('revoked over expired: a revoked certificate stays revoked'),
+});
+
+export const certificates = contract({
+  method: 'GET',
+  path: '/api/v1/devices/:id/certificates',
+  summary: "The device's certificates, newest first, revoked and expired ones too (no key material)",
+  tags,
+  access: 'devices:read',
+  params,
+  response: { 200: z.object({ certificates: z.array(deviceCertificate) }) },
+});
+
 export const add = contract({
   method: 'POST',
   path: '/api/v1/devices',

@@ -16,6 +16,7 @@ import * as health from './health.ts';
 import * as meta from './meta.ts';
 import * as monitor from './monitor.ts';
 import * as notify from './notify.ts';
+import * as operations from './operations.ts';
 import * as pki from './pki.ts';
 import * as privacy from './privacy.ts';
 import * as risk from './risk.ts';
@@ -37,6 +38,7 @@ export const api = {
   meta,
   monitor,
   notify,
+  operations,
   pki,
   privacy,
   risk,

@@ -7,6 +7,15 @@ export const alertStatuses = ['open', 'acknowledged', 'resolved'] as const;
 export const responseActions = ['quarantine', 'revoke', 'ban_address', 'disable_user', 'notify'] as const;
 export const profileAttachmentKinds = ['all', 'group', 'zone', 'device'] as const;
 
+/** The permission an operator needs, besides alerts:write, to run each response by hand (`respond`). */
+export const responsePermissions = {
+  quarantine: 'devices:quarantine',
+  revoke: 'devices:revoke',
+  ban_address: 'policies:write',
+  disable_user: 'users:write',
+  notify: 'alerts:write',
+} as const satisfies Record<(typeof responseActions)[number], string>;
+
 const tags = ['alerts'] as const;
 const profileTags = ['security profiles'] as const;
 const idParams = z.object({ id: z.string().max(64) });
@@ -73,10 +82,28 @@ export const listAlerts = contract({
     detector: z.string().max(64).optional(),
     device: z.string().max(64).optional(),
     subject: z.string().max(128).optional(),
+    assignee: z.string().min(1).max(64).optional().describe('alerts assigned to this user'),
     limit: z.coerce.number().int().min(1).max(1000).default(100),
-    before: z.coerce.number().int().optional().describe('paging: alerts last seen before this time'),
+    before: z.coerce
+      .number()
+      .int()
+      .optional()
+      .describe('alerts last seen before this time (to page, use `cursor`: alerts sharing a millisecond)'),
+    cursor: z
+      .string()
+      .max(200)
+      .optional()
+      .describe('paging: the `next` of the previous page; the alerts after it, in the same order'),
   }),
-  response: { 200: z.object({ alerts: z.array(alert) }) },
+  response: {
+    200: z.object({
+      alerts: z.array(alert),
+      next: z
+        .string()
+        .optional()
+        .describe('when the page is full: the `cursor` of the next page (opaque; none on the last page)'),
+    }),
+  },
 });
 
 export const alertStream = contract({

@@ -208,6 +208,13 @@ export const currentSession = contract({
       csrfToken: z.string().optional(),
       twoFactorRequired: z.boolean(),
       twoFactor,
+      idleTimeoutMs: z
+        .number()
+        .int()
+        .optional()
+        .describe(
+          'a session ends after this long without a call (auth.sessionIdle); every call as the session restarts it. Absent for an API token',
+        ),
       permissions: z
         .array(z.string())
         .describe(

@@ -11,7 +11,17 @@ const commandModules: { names: string[]; load: () => Promise<Command[]> }[] = [
   { names: ['serve'], load: async () => [(await import('./serve.command.ts')).serveCommand()] },
   { names: ['init'], load: async () => [(await import('./init.command.ts')).initCommand()] },
   { names: ['admin'], load: async () => [(await import('./admin.commands.ts')).adminCommands()] },
-  { names: ['device'], load: async () => [(await import('./device.commands.ts')).deviceCommands()] },
+  {
+    // `bulwark devices bulk …` reads as well as `bulwark device bulk …`.
+    names: ['device', 'devices'],
+    load: async () => {
+      const [devices, operations] = await Promise.all([
+        import('./device.commands.ts'),
+        import('./operations.commands.ts'),
+      ]);
+      return [devices.deviceCommands().addCommand(operations.bulkCommand()).alias('devices')];
+    },
+  },
   { names: ['app'], load: async () => [(await import('./app.commands.ts')).appCommands()] },
   { names: ['firmware'], load: async () => [(await import('./firmware.commands.ts')).firmwareCommands()] },
   {
@@ -20,6 +30,10 @@ const commandModules: { names: string[]; load: () => Promise<Command[]> }[] = [
       const m = await import('./access.commands.ts');
       return [m.policyCommands(), ...m.segmentationCommands()];
     },
+  },
+  {
+    names: ['operations'],
+    load: async () => [(await import('./operations.commands.ts')).operationsCommands()],
   },
   { names: ['ban'], load: async () => [(await import('./ban.commands.ts')).banCommands()] },
   { names: ['notify'], load: async () => [(await import('./notify.commands.ts')).notifyCommands()] },

@@ -226,6 +226,7 @@ const durationPaths: ReadonlySet<string> = new Set([
   'retention.telemetryMax',
   'risk.reassessEvery',
   'compliance.attestationMaxAge',
+  'approvals.expireAfter',
 ]);
 
 const durationUnits = [
@@ -281,6 +282,8 @@ const sectionComments: Readonly<Record<string, string>> = {
   risk: ' The risk register: how often a risk is re-assessed, and how many levels a live rise may take before it alerts.',
   firewall: ' The broker flood limits may be at most these.',
   audit: ' The audit log must be exported (SIEM, syslog, webhook) and may lag at most this many entries.',
+  approvals:
+    ' Dual control: a bulk device action selecting at least bulkDevices devices waits for a second person\n (0: off); a request not approved within expireAfter expires.',
   disclosure:
     ' Vulnerability disclosure (ETSI EN 303 645 5.2-1), e.g.\n   contact: mailto:security@example.com\n   policyUrl: https://example.com/security',
   product:

@@ -152,6 +152,30 @@ describe.skipIf(!haveChromium)(
       ).toBeGreaterThan(1);
       await shot(page, 'risk');
 
+      // The saved TARA with its report, and one risk: give it an owner and a due date, record a review.
+      const taras = page.getByRole('table', { name: 'Saved threat analyses and risk assessments' });
+      await taras.getByRole('row').filter({ hasText: 'pump' }).waitFor();
+      const report = await page.request.get(
+        `${s.httpsUrl}${await taras.getByRole('link', { name: /TARA pump report/ }).getAttribute('href')}`,
+      );
+      expect(report.status()).toBe(200);
+      expect(await report.text()).toMatch(/<html[\s\S]*pump/i);
+      await page.getByRole('link', { name: 'R-1', exact: true }).click();
+      await page.getByRole('heading', { name: /^R-1: / }).waitFor();
+      await page.getByLabel('Owner').fill('Ada Lovelace');
+      await page.getByLabel('Due').fill('2027-03-31');
+      await page.getByLabel('Note for the history (optional)').fill('owner named in the console');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+      const saved = await s.platform.risk.register.get('R-1');
+      expect([saved?.risk.owner, saved?.risk.due]).toEqual(['Ada Lovelace', '2027-03-31']);
+      await page.getByLabel('What was re-assessed').fill('TS1 re-read against the new enclosure');
+      await page.getByRole('button', { name: 'Record the review' }).click();
+      const history = page.getByRole('table', { name: "The risk's history, newest first" });
+      await history.getByRole('row').filter({ hasText: 'TS1 re-read against the new enclosure' }).waitFor();
+      await shot(page, 'risk-detail');
+      await nav(page, 'Risk').click();
+
       // A reload on a client-side route stays there (the server answers the page), still signed in.
       await page.reload();
       await page.getByRole('heading', { name: 'Risk', level: 1 }).waitFor();

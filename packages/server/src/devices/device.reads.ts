@@ -1,6 +1,7 @@
 import { BulwarkError } from '@bulwark/protocol';
 import { subjectOf, type AuditEntry, type AuditLog } from '../events/index.ts';
 import { requireDevice, type DeviceContext } from './device.context.ts';
+import type { CertificateSummary, CertificatesOf } from './device.subject.ts';
 import type { Device } from './device.types.ts';
 
 /** What the operator reads about devices: views with other modules' facts, and recent refusals. */
@@ -123,4 +124,26 @@ export async function show(
   const [device] = await views(facts, [await requireDevice(ctx.db, query.id)]);
   if (!device) throw new BulwarkError('not_found', `device ${query.id} does not exist`);
   return { ...device, recentDenials: await denials(ctx, query) };
+}
+
+/** What a certificate is now: revoked over everything (it stays revoked), then by its validity period. */
+export type CertificateState = 'valid' | 'not-yet-valid' | 'expired' | 'revoked';
+
+export function certificateState(c: CertificateSummary, at: number): CertificateState {
+  if (c.revokedAt !== null) return 'revoked';
+  if (at < c.notBefore) return 'not-yet-valid';
+  // As enrollment judges it (pki requireValid): at notAfter the certificate no longer serves.
+  return at >= c.notAfter ? 'expired' : 'valid';
+}
+
+/** The device's certificates with their state now, newest first (pki's summaries: no key material). */
+export async function certificates(
+  ctx: DeviceContext,
+  certificatesOf: CertificatesOf | undefined,
+  id: string,
+): Promise<(CertificateSummary & { state: CertificateState })[]> {
+  await requireDevice(ctx.db, id);
+  if (!certificatesOf) throw new BulwarkError('internal', 'device certificates are not wired');
+  const at = ctx.now();
+  return (await certificatesOf(id)).reverse().map((c) => ({ ...c, state: certificateState(c, at) }));
 }

@@ -44,6 +44,12 @@ export function deviceRoutes(deps: DeviceRoutesDeps) {
       handler: async ({ request, params }) => devices.show((await visibleDevice(request, params.id)).id),
     });
 
+    app.defineRoute(contracts.certificates, {
+      handler: async ({ request, params }) => ({
+        certificates: await devices.certificates((await visibleDevice(request, params.id)).id),
+      }),
+    });
+
     app.defineRoute(contracts.add, {
       async handler({ request, body }) {
         const { actor, visible } = requestScope(request);

@@ -45,6 +45,9 @@ export function createDeviceService(deps: DeviceServiceDeps) {
     /** One device with its zone and firmware, and its latest refusals. */
     show: (id: string, limit = 10) => reads.show(ctx, facts, { id, limit }),
 
+    /** The device's certificates (revoked and expired too) with their state now, newest first. */
+    certificates: (id: string) => reads.certificates(ctx, certificatesOf, id),
+
     add: (input: { id: string; group?: string | null | undefined }, actor: string) =>
       registry.add(ctx, input, actor),
 

@@ -163,6 +163,12 @@ export const eventCatalog = {
   'risk.lowered': {},
   'risk.review_due': { groups: ['warning'] },
   'risk.feed_imported': {},
+  'operations.requested': {},
+  'operations.approved': {},
+  'operations.rejected': {},
+  'operations.cancelled': {},
+  'operations.expired': {},
+  'operations.executed': {},
 } as const satisfies Record<keyof EventData, EventMeta>;
 
 /**
@@ -687,6 +693,36 @@ export interface EventData {
   'risk.review_due': { title: string; reviewDueAt: number; owner: string | null };
   /** An offline feed was imported: the CISA KEV catalog or FIRST EPSS scores. */
   'risk.feed_imported': { feed: 'kev' | 'epss'; entries: number; version: string | null; source: string };
+  /**
+   * A bulk device action was asked (subject `operation:<id>`): its selection resolved to `deviceIds`, and
+   * whether it waits for a second person (at or above the baseline's approvals.bulkDevices) or runs at once.
+   */
+  'operations.requested': {
+    action: string;
+    selection: string;
+    count: number;
+    deviceIds: string[];
+    needsApproval: boolean;
+    threshold: number;
+    reason?: string;
+  };
+  /** A second person (not the requester) approved it: it runs now. */
+  'operations.approved': { action: string; count: number; requestedBy: string; note?: string };
+  /** A second person refused it: nothing runs. */
+  'operations.rejected': { action: string; count: number; requestedBy: string; note?: string };
+  /** Its requester withdrew it: nothing runs. */
+  'operations.cancelled': { action: string; count: number; note?: string };
+  /** Nobody approved it in time (the baseline's approvals.expireAfter): nothing runs. */
+  'operations.expired': { action: string; count: number; requestedBy: string };
+  /** It ran: how many devices it changed, left as they were, or failed on (each device has its own event). */
+  'operations.executed': {
+    action: string;
+    count: number;
+    ok: number;
+    skipped: number;
+    failed: number;
+    failedIds: string[];
+  };
 }
 
 export interface SecurityEvent<T extends EventType = EventType> {

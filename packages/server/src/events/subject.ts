@@ -27,6 +27,8 @@ export const subjectKinds = [
   'asset',
   'tara',
   'feed',
+  /** A bulk device action awaiting or after a second person's approval (operations/). */
+  'operation',
   'address',
   'advisory',
   'alert',

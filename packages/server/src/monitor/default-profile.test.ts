@@ -54,6 +54,7 @@ describe.each(testDialects)('the default security profile on %s', (dialect) => {
         banAddress: () => Promise.reject(new Error('not expected')),
         disableUser: () => Promise.reject(new Error('not expected')),
       },
+      isActiveUser: () => Promise.resolve(false),
       groups: () => Promise.resolve([]),
       onError: (err) => {
         throw err;

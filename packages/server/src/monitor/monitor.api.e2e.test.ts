@@ -197,6 +197,20 @@ describe('monitor API: profiles, responses, alert lifecycle, stream and /metrics
       status: 'acknowledged',
       acknowledgedBy: expect.stringMatching(/^user:alice/) as string,
     });
+    // Only to a user who exists and is not disabled: anyone else is refused, naming the field.
+    await s.platform.users.create({ username: 'bob', role: 'operator' }, 'test');
+    await s.platform.users.create({ username: 'dora', role: 'operator' }, 'test');
+    await s.platform.users.update('dora', { disabled: true }, 'test');
+    for (const who of ['mallory', 'dora']) {
+      const refused = await api('POST', `/api/v1/alerts/${id}/assign`, { assignee: who });
+      expect(refused.status).toBe(400);
+      expect(refused.body).toMatchObject({
+        code: 'validation_failed',
+        detail: `assignee: no active user ${who}`,
+      });
+    }
+    expect((await api('GET', `/api/v1/alerts/${id}`)).body.assignee).toBeNull();
+    expect(await s.platform.audit.query({ type: 'alert.assigned', limit: 10 })).toEqual([]);
     expect((await api('POST', `/api/v1/alerts/${id}/assign`, { assignee: 'bob' })).body).toMatchObject({
       assignee: 'bob',
     });
@@ -309,5 +323,37 @@ describe('monitor API: profiles, responses, alert lifecycle, stream and /metrics
     expect(res.text).toMatch(/^bulwark_audit_log_entries \d+/m);
     expect(res.text).toMatch(/^bulwark_process_resident_memory_bytes \d+/m);
     expect((await api('GET', '/metrics', undefined, viewer)).status).toBe(403);
+  });
+
+  it('pages alerts with the cursor it hands out, never skipping ones that share a millisecond', async () => {
+    const at = Date.now() - 60_000;
+    for (let i = 0; i < 45; i++)
+      await s.platform.monitor.alerts.raise({
+        detector: 'paging',
+        subject: `address:10.9.0.${i}`,
+        deviceId: null,
+        severity: 'low',
+        title: `paging ${i}`,
+        evidence: {},
+        at,
+      });
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const res = await api(
+        'GET',
+        `/api/v1/alerts?detector=paging&limit=10${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
+      expect(res.status).toBe(200);
+      ids.push(...(res.body.alerts as { id: string }[]).map((a) => a.id));
+      cursor = res.body.next as string | undefined;
+      pages += 1;
+    } while (cursor && pages < 10);
+    expect(pages).toBe(5);
+    expect(new Set(ids).size).toBe(45);
+    const bad = await api('GET', '/api/v1/alerts?cursor=nonsense');
+    expect(bad.status).toBe(400);
+    expect(String(bad.body.detail)).toMatch(/^cursor: /);
   });
 });

@@ -38,6 +38,7 @@ describe.each(testDialects)('monitor compliance facts on %s', (dialect) => {
         banAddress: () => Promise.resolve(),
         disableUser: () => Promise.resolve(),
       },
+      isActiveUser: () => Promise.resolve(false),
       groups: () => devices.groups(),
       onError: (err) => {
         throw err;
@@ -177,6 +178,7 @@ describe.each(testDialects)('monitor compliance facts on %s', (dialect) => {
         banAddress: () => Promise.resolve(),
         disableUser: () => Promise.resolve(),
       },
+      isActiveUser: () => Promise.resolve(false),
       onError: () => undefined,
     });
     await expect(bare.complianceFacts()).rejects.toThrow(/groups/);

@@ -3,7 +3,7 @@ import { api, BulwarkError } from '@bulwark/protocol';
 import { streamEvents, type AuditEntry, type AuditLog, type EventBus } from '../events/index.ts';
 import type {} from '../http/index.ts'; // app.defineRoute
 import { can, createAuthz, fleetActor, requestScope, requestVisibility } from '../authz/index.ts';
-import { alertStatuses, type Alert } from './alert.service.ts';
+import { alertStatuses, cursorText, parseCursor, type Alert } from './alert.service.ts';
 import type { Monitor } from './monitor.service.ts';
 import { responsePermissions } from './monitor.service.ts';
 import type { SecurityProfile } from './profile.ts';
@@ -61,18 +61,20 @@ function alertRoutes(app: FastifyInstance, deps: MonitorRoutesDeps): void {
 
   app.defineRoute(contracts.listAlerts, {
     async handler({ request, query }) {
-      const alerts = await monitor.alerts.list({
+      const page = await monitor.alerts.page({
         status: alertStatusesOf(query.status),
         severity: query.severity,
         minSeverity: query.minSeverity,
         detector: query.detector,
         deviceId: query.device,
         subject: query.subject,
+        assignee: query.assignee,
         limit: query.limit,
         before: query.before,
+        after: query.cursor === undefined ? undefined : parseCursor(query.cursor),
         groups: requestScope(request).groups,
       });
-      return { alerts: alerts.map(view) };
+      return { alerts: page.alerts.map(view), ...(page.next ? { next: cursorText(page.next) } : {}) };
     },
   });
 

@@ -28,7 +28,8 @@ export type { MonitorComplianceFacts } from './monitor.facts.ts';
 
 export interface MonitorDeps {
   db: Db;
-  events: Pick<EventBus, 'emit' | 'subscribe'>;
+  /** Changes commit with their events (`atomically`); `emit` only for events that change nothing here. */
+  events: Pick<EventBus, 'emit' | 'subscribe' | 'atomically'>;
   now: () => number;
   settings: { tickInterval: number; saveInterval: number; baselineInterval: number; silentAfter: number };
   /** The device's group and zone (for profile attachments); undefined for an unknown device. */
@@ -37,6 +38,8 @@ export interface MonitorDeps {
   ): Promise<{ group: string | null; zone: string | null; quarantined?: boolean } | undefined>;
   /** What responses do (quarantine through access, revoke through the PKI, …), bound by the composition root. */
   actions: ResponseActions;
+  /** Whether the user exists and is not disabled (the users door): alerts are assigned only to such users. */
+  isActiveUser(username: string): Promise<boolean>;
   /** The fleet's device groups with their devices in service (the devices door's `groups()`), for the facts. */
   groups?: (() => Promise<{ group: string; devices: number }[]>) | undefined;
   onError(err: unknown, what: string): void;
@@ -197,6 +200,7 @@ function createParts(deps: MonitorDeps): Parts {
     now,
     groupOf: async (id) => (await deps.deviceInfo(id))?.group,
     isQuarantined: async (id) => (await deps.deviceInfo(id))?.quarantined === true,
+    isActiveUser: (username) => deps.isActiveUser(username),
   });
   const resolved = { global: effectiveProfile([], {}), devices: new Map<string, EffectiveProfile>() };
   // The engine reports to the parts through `sink`, which needs them: bound once they exist.
@@ -224,7 +228,6 @@ function createParts(deps: MonitorDeps): Parts {
     rejected: createEventRateLimit({ max: 5, windowMs: 60_000 }),
     responder: {
       alerts,
-      events,
       now,
       actions: deps.actions,
       counters,

@@ -36,7 +36,7 @@ export function parseProfileDocument(input: unknown) {
 
 export interface ProfileServiceDeps {
   db: Db;
-  events: Pick<EventBus, 'emit' | 'subscribe'>;
+  events: Pick<EventBus, 'subscribe' | 'atomically'>;
   now: () => number;
 }
 
@@ -108,54 +108,56 @@ export function createProfileService(deps: ProfileServiceDeps) {
       if (!n.success) throw new BulwarkError('validation_failed', describeIssues(n.error));
       const { document } = parseProfileDocument(input);
       const at = now();
-      const existing = await db
-        .selectFrom('security_profiles')
-        .selectAll()
-        .where('name', '=', name)
-        .executeTakeFirst();
-      const version = (existing?.version ?? 0) + 1;
-      if (existing)
-        await db
-          .updateTable('security_profiles')
-          .set({ document: JSON.stringify(input), version, updated_at: at, updated_by: actor })
-          .where('id', '=', existing.id)
-          .execute();
-      else
-        await db
-          .insertInto('security_profiles')
-          .values({
-            id: randomUUID(),
-            name,
-            document: JSON.stringify(input),
-            version,
-            created_at: at,
-            updated_at: at,
-            updated_by: actor,
-          })
-          .execute();
-      cache = undefined;
-      await events.emit({
-        type: 'monitor.profile_updated',
-        actor,
-        subject: subjectOf.profile(name),
-        data: { version, behaviours: document.behaviours.length },
+      await events.atomically(async (tx, emit) => {
+        const existing = await tx
+          .selectFrom('security_profiles')
+          .selectAll()
+          .where('name', '=', name)
+          .executeTakeFirst();
+        const version = (existing?.version ?? 0) + 1;
+        if (existing)
+          await tx
+            .updateTable('security_profiles')
+            .set({ document: JSON.stringify(input), version, updated_at: at, updated_by: actor })
+            .where('id', '=', existing.id)
+            .execute();
+        else
+          await tx
+            .insertInto('security_profiles')
+            .values({
+              id: randomUUID(),
+              name,
+              document: JSON.stringify(input),
+              version,
+              created_at: at,
+              updated_at: at,
+              updated_by: actor,
+            })
+            .execute();
+        emit({
+          type: 'monitor.profile_updated',
+          actor,
+          subject: subjectOf.profile(name),
+          data: { version, behaviours: document.behaviours.length },
+        });
       });
+      cache = undefined;
       return find(name);
     },
 
     async remove(name: string, actor: string): Promise<void> {
       const profile = await find(name);
-      await db.transaction().execute(async (trx) => {
-        await trx.deleteFrom('security_profile_attachments').where('profile_id', '=', profile.id).execute();
-        await trx.deleteFrom('security_profiles').where('id', '=', profile.id).execute();
+      await events.atomically(async (tx, emit) => {
+        await tx.deleteFrom('security_profile_attachments').where('profile_id', '=', profile.id).execute();
+        await tx.deleteFrom('security_profiles').where('id', '=', profile.id).execute();
+        emit({
+          type: 'monitor.profile_deleted',
+          actor,
+          subject: subjectOf.profile(name),
+          data: { version: profile.version },
+        });
       });
       cache = undefined;
-      await events.emit({
-        type: 'monitor.profile_deleted',
-        actor,
-        subject: subjectOf.profile(name),
-        data: { version: profile.version },
-      });
     },
 
     async attach(
@@ -170,25 +172,27 @@ export function createProfileService(deps: ProfileServiceDeps) {
       if (!/^[A-Za-z0-9*][A-Za-z0-9_.:-]{0,63}$/.test(t))
         throw new BulwarkError('validation_failed', 'target must be a group, zone or device id');
       const profile = await find(name);
-      if (detach)
-        await db
-          .deleteFrom('security_profile_attachments')
-          .where('profile_id', '=', profile.id)
-          .where('kind', '=', kind)
-          .where('target', '=', t)
-          .execute();
-      else if (!profile.attachments.some((a) => a.kind === kind && a.target === t))
-        await db
-          .insertInto('security_profile_attachments')
-          .values({ profile_id: profile.id, kind, target: t, created_at: now() })
-          .execute();
-      cache = undefined;
-      await events.emit({
-        type: detach ? 'monitor.profile_detached' : 'monitor.profile_attached',
-        actor,
-        subject: subjectOf.profile(name),
-        data: { kind, target: t },
+      await events.atomically(async (tx, emit) => {
+        if (detach)
+          await tx
+            .deleteFrom('security_profile_attachments')
+            .where('profile_id', '=', profile.id)
+            .where('kind', '=', kind)
+            .where('target', '=', t)
+            .execute();
+        else if (!profile.attachments.some((a) => a.kind === kind && a.target === t))
+          await tx
+            .insertInto('security_profile_attachments')
+            .values({ profile_id: profile.id, kind, target: t, created_at: now() })
+            .execute();
+        emit({
+          type: detach ? 'monitor.profile_detached' : 'monitor.profile_attached',
+          actor,
+          subject: subjectOf.profile(name),
+          data: { kind, target: t },
+        });
       });
+      cache = undefined;
       return find(name);
     },
   };

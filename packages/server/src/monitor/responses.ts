@@ -1,6 +1,6 @@
-import { BulwarkError } from '@bulwark/protocol';
-import { subjectIdOf, type EventBus } from '../events/index.ts';
-import type { Alert, AlertService } from './alert.service.ts';
+import { api, BulwarkError } from '@bulwark/protocol';
+import { subjectIdOf } from '../events/index.ts';
+import type { Alert, AlertResponse, AlertService, ResponseEvent } from './alert.service.ts';
 import { severityRank, type EffectiveProfile, type ResponseAction } from './profile.ts';
 
 /** What responses can do: functions the composition root binds to the access, pki, firewall and user services. */
@@ -11,20 +11,14 @@ export interface ResponseActions {
   disableUser(username: string, reason: string, actor: string): Promise<void>;
 }
 
-/** The permission an operator needs to run each response by hand. */
-export const responsePermissions = {
-  quarantine: 'devices:quarantine',
-  revoke: 'devices:revoke',
-  ban_address: 'policies:write',
-  disable_user: 'users:write',
-  notify: 'alerts:write',
-} as const satisfies Record<ResponseAction, string>;
+/** The permission an operator needs to run each response by hand (the contract's, which the console reads too). */
+export const responsePermissions = api.monitor.responsePermissions;
 
 const DEFAULT_BAN_MS = 3_600_000;
 
 export interface ResponderDeps {
+  /** Keeps the run with the alert and records its event, in one transaction. */
   alerts: Pick<AlertService, 'recordResponse'>;
-  events: Pick<EventBus, 'emit'>;
   now: () => number;
   actions: ResponseActions;
   /** Where the device is connected from now, or last was (the engine's view). */
@@ -92,24 +86,27 @@ async function perform(deps: ResponderDeps, alert: Alert, run: ResponseRun): Pro
   }
 }
 
-/**
- * Runs one response for an alert: recorded with the alert and as an event, whether it worked or not. A
- * failed automatic response is only recorded; a failed manual one is also thrown to the operator.
- */
-export async function execute(deps: ResponderDeps, alert: Alert, run: ResponseRun): Promise<void> {
-  const { action, automatic, actor } = run;
-  try {
-    const detail = await perform(deps, alert, run);
-    deps.counters.responses += 1;
-    await deps.alerts.recordResponse(alert.id, {
-      at: deps.now(),
-      action,
-      automatic,
-      actor,
-      ok: true,
-      detail,
-    });
-    await deps.events.emit({
+/** The response kept with the alert and its event, for a run that worked (`detail`) or failed (`reason`). */
+function recordOf(
+  alert: Alert,
+  run: ResponseRun & { at: number },
+  outcome: { ok: true; detail: string | undefined } | { ok: false; reason: string },
+): { response: AlertResponse; event: ResponseEvent } {
+  const { action, automatic, actor, at } = run;
+  if (!outcome.ok)
+    return {
+      response: { at, action, automatic, actor, ok: false, detail: outcome.reason },
+      event: {
+        type: 'response.failed',
+        actor,
+        subject: alert.subject,
+        data: { alertId: alert.id, action, automatic, reason: outcome.reason },
+      },
+    };
+  const { detail } = outcome;
+  return {
+    response: { at, action, automatic, actor, ok: true, detail },
+    event: {
       type: 'response.executed',
       actor,
       subject: alert.subject,
@@ -122,25 +119,29 @@ export async function execute(deps: ResponderDeps, alert: Alert, run: ResponseRu
         title: alert.title,
         ...(detail ? { detail } : {}),
       },
-    });
+    },
+  };
+}
+
+/**
+ * Runs one response for an alert: recorded with the alert and as an event (one transaction), whether it
+ * worked or not. A failed automatic response is only recorded; a failed manual one is also thrown to the
+ * operator.
+ */
+export async function execute(deps: ResponderDeps, alert: Alert, run: ResponseRun): Promise<void> {
+  const record = (outcome: Parameters<typeof recordOf>[2]) => {
+    const { response, event } = recordOf(alert, { ...run, at: deps.now() }, outcome);
+    return deps.alerts.recordResponse(alert.id, response, event);
+  };
+  try {
+    const detail = await perform(deps, alert, run);
+    deps.counters.responses += 1;
+    await record({ ok: true, detail });
   } catch (err) {
     deps.counters.responseFailures += 1;
     const reason = (err instanceof Error ? err.message : String(err)).slice(0, 300);
-    await deps.alerts.recordResponse(alert.id, {
-      at: deps.now(),
-      action,
-      automatic,
-      actor,
-      ok: false,
-      detail: reason,
-    });
-    await deps.events.emit({
-      type: 'response.failed',
-      actor,
-      subject: alert.subject,
-      data: { alertId: alert.id, action, automatic, reason },
-    });
-    if (!automatic) throw err;
+    await record({ ok: false, reason });
+    if (!run.automatic) throw err;
   }
 }
 

@@ -973,4 +973,47 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0017_operations': {
+    async up(db: Kysely<unknown>) {
+      // Bulk device actions under dual control (operations/): pending requests, decisions, per-device results.
+      await db.schema
+        .createTable('bulk_operations')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('selection', 'text', (c) => c.notNull())
+        .addColumn('device_ids', 'text', (c) => c.notNull())
+        .addColumn('device_groups', 'text', (c) => c.notNull())
+        .addColumn('count', 'integer', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('revocation_reason', 'text')
+        .addColumn('stolen', 'integer', (c) => c.notNull())
+        .addColumn('requested_by', 'text', (c) => c.notNull())
+        .addColumn('requested_at', 'bigint', (c) => c.notNull())
+        .addColumn('needs_approval', 'integer', (c) => c.notNull())
+        .addColumn('threshold', 'integer', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .addColumn('decided_by', 'text')
+        .addColumn('decided_at', 'bigint')
+        .addColumn('decision_note', 'text')
+        .addColumn('executed_at', 'bigint')
+        .addColumn('results', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('bulk_operations_status_idx')
+        .on('bulk_operations')
+        .columns(['status', 'requested_at'])
+        .execute();
+    },
+  },
+  '0018_users_totp_pending': {
+    async up(db: Kysely<unknown>) {
+      // A TOTP enrolment's secret waits apart until a code of it is confirmed (users/): starting enrolment
+      // again never switches off the TOTP an account has. An enrolment begun before this migration (its
+      // secret stored but never enabled) becomes pending.
+      await db.schema.alterTable('users').addColumn('totp_pending_secret', 'text').execute();
+      await sql`update users set totp_pending_secret = totp_secret, totp_secret = null
+        where totp_enabled = 0 and totp_secret is not null`.execute(db);
+    },
+  },
 };

@@ -97,6 +97,8 @@ export interface UsersTable {
   setup_expires_at: number | null;
   /** Sealed with the master key. */
   totp_secret: string | null;
+  /** A TOTP enrolment's new secret (sealed), until a code of it is confirmed and it replaces `totp_secret`. */
+  totp_pending_secret: string | null;
   totp_enabled: number;
   totp_last_step: number | null;
   disabled_at: number | null;
@@ -659,6 +661,7 @@ export interface ComplianceWaiversTable {
 }
 
 export interface Database {
+  bulk_operations: BulkOperationsTable;
   risk_assets: RiskAssetsTable;
   risk_taras: RiskTarasTable;
   risk_register: RiskRegisterTable;
@@ -921,6 +924,37 @@ export interface RiskEpssTable {
   percentile: number;
   score_date: string | null;
   imported_at: number;
+}
+
+/** A bulk device action and its dual-control state (operations/). */
+export interface BulkOperationsTable {
+  id: string;
+  /** revoke | quarantine | release | lost | decommission */
+  action: string;
+  /** pending | running | executed | rejected | cancelled | expired */
+  status: string;
+  /** JSON: how the devices were chosen ({ kind: ids } | { kind: group, group } | { kind: zone, zone }) */
+  selection: string;
+  /** JSON string[]: the devices it resolved to when requested (what runs) */
+  device_ids: string;
+  /** JSON string[]: their groups when requested ('' for none), for who may see the request */
+  device_groups: string;
+  count: number;
+  reason: string | null;
+  revocation_reason: string | null;
+  /** 1 when a lost device was reported stolen */
+  stolen: number;
+  requested_by: string;
+  requested_at: number;
+  needs_approval: number;
+  threshold: number;
+  expires_at: number | null;
+  decided_by: string | null;
+  decided_at: number | null;
+  decision_note: string | null;
+  executed_at: number | null;
+  /** JSON: per device { deviceId, outcome, message? }, once executed */
+  results: string;
 }
 
 export type Db = Kysely<Database>;

@@ -75,6 +75,7 @@ export const tableOwners = {
   risk_history: 'risk',
   risk_kev: 'risk',
   risk_epss: 'risk',
+  bulk_operations: 'operations',
 } as const satisfies Record<keyof Database, string>;
 
 export type TableName = keyof typeof tableOwners;

@@ -60,6 +60,7 @@ export function accountUseCases(ctx: UserContext) {
       setup_secret_hash: sha256(secret),
       setup_expires_at: setupExpiresAt,
       totp_secret: null,
+      totp_pending_secret: null,
       totp_enabled: 0,
       totp_last_step: null,
       disabled_at: null,
@@ -136,6 +137,7 @@ export function accountUseCases(ctx: UserContext) {
           password_hash: null,
           totp_enabled: 0,
           totp_secret: null,
+          totp_pending_secret: null,
           updated_at: t,
         })
         .where('id', '=', row.id)

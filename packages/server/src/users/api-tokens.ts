@@ -66,26 +66,28 @@ export function apiTokenUseCases(ctx: UserContext) {
     const t = now();
     const id = randomUUID();
     const expiresAt = t + input.expiresInMs;
-    await db
-      .insertInto('api_tokens')
-      .values({
-        id,
-        user_id: principal.userId,
-        name,
-        role,
-        token_hash: sha256(token),
-        created_at: t,
-        expires_at: expiresAt,
-        last_used_at: null,
-        last_used_address: null,
-        revoked_at: null,
-      })
-      .execute();
-    await events.emit({
-      type: 'api_token.created',
-      actor: principalActor(principal),
-      subject: subjectOf.user(principal.username),
-      data: { tokenId: id, name, role, expiresAt },
+    await events.atomically(async (tx, emit) => {
+      await tx
+        .insertInto('api_tokens')
+        .values({
+          id,
+          user_id: principal.userId,
+          name,
+          role,
+          token_hash: sha256(token),
+          created_at: t,
+          expires_at: expiresAt,
+          last_used_at: null,
+          last_used_address: null,
+          revoked_at: null,
+        })
+        .execute();
+      emit({
+        type: 'api_token.created',
+        actor: principalActor(principal),
+        subject: subjectOf.user(principal.username),
+        data: { tokenId: id, name, role, expiresAt },
+      });
     });
     return { id, name, role, token, expiresAt };
   }
@@ -100,41 +102,45 @@ export function apiTokenUseCases(ctx: UserContext) {
     return rows.map(tokenInfo);
   }
 
+  /** Revokes one of the principal's active tokens, committed with its event. */
   async function revokeToken(principal: Principal, id: string): Promise<void> {
-    const res = await db
-      .updateTable('api_tokens')
-      .set({ revoked_at: now() })
-      .where('id', '=', id)
-      .where('user_id', '=', principal.userId)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    if (Number(res.numUpdatedRows) !== 1) throw new BulwarkError('not_found', `no active token ${id}`);
-    await events.emit({
-      type: 'api_token.revoked',
-      actor: principalActor(principal),
-      subject: subjectOf.user(principal.username),
-      data: { tokenId: id },
+    await events.atomically(async (tx, emit) => {
+      const res = await tx
+        .updateTable('api_tokens')
+        .set({ revoked_at: now() })
+        .where('id', '=', id)
+        .where('user_id', '=', principal.userId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) !== 1) throw new BulwarkError('not_found', `no active token ${id}`);
+      emit({
+        type: 'api_token.revoked',
+        actor: principalActor(principal),
+        subject: subjectOf.user(principal.username),
+        data: { tokenId: id },
+      });
     });
   }
 
-  /** Records last use, and flags use from a new address. */
+  /** Records last use, and flags use from a new address (the new address commits with its event). */
   async function noteUse(row: ApiTokensTable, username: string, address: string): Promise<void> {
     const t = now();
-    if (row.last_used_address !== address || t - (row.last_used_at ?? 0) > LAST_USED_RESOLUTION_MS) {
-      await db
+    const previous = row.last_used_address;
+    if (previous === address && t - (row.last_used_at ?? 0) <= LAST_USED_RESOLUTION_MS) return;
+    await events.atomically(async (tx, emit) => {
+      await tx
         .updateTable('api_tokens')
         .set({ last_used_at: t, last_used_address: address })
         .where('id', '=', row.id)
         .execute();
-    }
-    if (row.last_used_address !== null && row.last_used_address !== address) {
-      await events.emit({
-        type: 'api_token.used_from_new_address',
-        actor: principalActor({ username, via: 'token', tokenId: row.id }),
-        subject: subjectOf.user(username),
-        data: { tokenId: row.id, address, previous: row.last_used_address },
-      });
-    }
+      if (previous !== null && previous !== address)
+        emit({
+          type: 'api_token.used_from_new_address',
+          actor: principalActor({ username, via: 'token', tokenId: row.id }),
+          subject: subjectOf.user(username),
+          data: { tokenId: row.id, address, previous },
+        });
+    });
   }
 
   /** Resolves `Authorization: Bearer bwt_…` to its principal. */

@@ -49,6 +49,8 @@ function signInRoutes(app: FastifyInstance, users: UserService): void {
         csrfToken: p.csrfToken,
         twoFactorRequired: user.twoFactorRequired,
         twoFactor: user.twoFactor,
+        // The console warns before an idle session ends (IEC 62443-3-3 SR 2.5, session lock after inactivity).
+        idleTimeoutMs: p.via === 'session' ? users.sessionIdleMs : undefined,
         // The console shows only what the role may do (issue 20); every call is still checked by the guard.
         permissions: [...rolePermissions[p.role]],
       };

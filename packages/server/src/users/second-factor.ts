@@ -1,6 +1,6 @@
 import { BulwarkError } from '@bulwark/protocol';
-import { subjectOf } from '../events/index.ts';
-import type { UsersTable } from '../store/index.ts';
+import { subjectOf, type TxEmit } from '../events/index.ts';
+import type { Tx, UsersTable } from '../store/index.ts';
 import type { AttemptGuard } from './sign-in.ts';
 import type { SessionPrincipal, SessionTicket, SessionUseCases } from './sessions.ts';
 import { matchTotp } from './totp.ts';
@@ -52,66 +52,78 @@ export function freshSessionCheck(ctx: Pick<UserContext, 'now' | 'settings'>) {
   };
 }
 
+/**
+ * Consumes a second factor inside the transaction that records it (the TOTP step, the recovery code, the
+ * passkey's signature counter): answers why it is refused, or undefined once consumed. A refusal writes
+ * nothing.
+ */
+export type FactorClaim<P> = (tx: Tx, emit: TxEmit) => Promise<P | undefined>;
+
 /** The second sign-in step (and step-up): TOTP or a recovery code here, passkeys through webauthn/. */
 export function secondFactorUseCases(
   ctx: UserContext,
   parts: { sessions: Pick<SessionUseCases, 'rotate'>; guard: AttemptGuard },
 ) {
-  const { db, box, events, throttle, now } = ctx;
+  const { box, events, throttle, now } = ctx;
   const { sessions, guard } = parts;
 
-  /** A failed second-factor attempt: an event, and a failure in the throttle (as a wrong TOTP code). */
+  /** A failed second-factor attempt: its event and a failure in the throttle (as a wrong TOTP code), together. */
   async function failSecondFactor(failure: SecondFactorFailure): Promise<void> {
     const { principal, address, method, reason } = failure;
     const actor = subjectOf.user(principal.username);
-    await events.emit({
-      type: 'auth.second_factor_failed',
-      actor,
-      subject: actor,
-      data: { address, method, reason },
-    });
     await guard.recordFailure({
       keys: factorKeys(principal, address),
       username: principal.username,
       address,
       reason: `second factor: ${reason}`,
-      emitFailure: false,
+      event: { type: 'auth.second_factor_failed', actor, subject: actor, data: { address, method, reason } },
     });
   }
 
-  /** A passed second factor: clears the throttle, records it, and rotates the session to `active`. */
-  async function passSecondFactor(
+  /**
+   * A second factor, consumed by `claim` and, when it passes, recorded in the same transaction: the throttle
+   * cleared, the event, and the session rotated to `active`. A refusal of `claim` changes nothing and is
+   * answered as `{ refused }` (the caller records the failure).
+   */
+  async function passSecondFactor<P>(
     principal: SessionPrincipal,
-    address: string,
-    method: SecondFactorMethod,
-  ): Promise<SessionTicket> {
-    await throttle.succeed(factorKeys(principal, address));
-    const actor = subjectOf.user(principal.username);
-    await events.emit({
-      type: 'auth.second_factor_succeeded',
-      actor,
-      subject: actor,
-      data: { address, method },
+    pass: { address: string; method: SecondFactorMethod; claim: FactorClaim<P> },
+  ): Promise<SessionTicket | { refused: P }> {
+    const { address, method, claim } = pass;
+    return events.atomically(async (tx, emit) => {
+      const refused = await claim(tx, emit);
+      if (refused !== undefined) return { refused };
+      await throttle.succeed(factorKeys(principal, address), tx);
+      const actor = subjectOf.user(principal.username);
+      emit({ type: 'auth.second_factor_succeeded', actor, subject: actor, data: { address, method } });
+      return sessions.rotate(tx, principal, { state: 'active', address });
     });
-    return sessions.rotate(principal, 'active', address);
   }
 
   /** A TOTP code, each time step accepted once: the step must be later than the last one accepted. */
-  async function checkTotp(row: UsersTable, code: string): Promise<string | undefined> {
+  async function checkTotp(tx: Tx, row: UsersTable, code: string): Promise<string | undefined> {
     if (row.totp_enabled !== 1 || !row.totp_secret) return 'wrong code';
     const step = matchTotp(box.open(row.totp_secret, `totp/${row.id}`).toString(), code.trim(), now());
     if (step === undefined) return 'wrong code';
-    const res = await db
+    const res = await tx
       .updateTable('users')
       .set({ totp_last_step: step })
       .where('id', '=', row.id)
+      // The secret that matched is still the account's (a re-enrolment may have replaced it meanwhile).
+      .where('totp_secret', '=', row.totp_secret)
       .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', step)]))
       .executeTakeFirst();
     return Number(res.numUpdatedRows) === 1 ? undefined : 'code already used';
   }
 
-  async function useRecoveryCode(row: UsersTable, code: string): Promise<string | undefined> {
-    const res = await db
+  /** A recovery code, used once: marked used with its event. */
+  async function useRecoveryCode(
+    tx: Tx,
+    emit: TxEmit,
+    presented: { row: UsersTable; code: string },
+  ): Promise<string | undefined> {
+    const { row, code } = presented;
+    const res = await tx
       .updateTable('recovery_codes')
       .set({ used_at: now() })
       .where('user_id', '=', row.id)
@@ -120,8 +132,8 @@ export function secondFactorUseCases(
       .executeTakeFirst();
     if (Number(res.numUpdatedRows) !== 1) return 'wrong code';
     const actor = subjectOf.user(row.username);
-    const remaining = (await ctx.factorsOf(row.id, row)).recoveryCodesLeft;
-    await events.emit({ type: 'auth.recovery_code_used', actor, subject: actor, data: { remaining } });
+    const remaining = (await ctx.factorsOf(row.id, row, tx)).recoveryCodesLeft;
+    emit({ type: 'auth.recovery_code_used', actor, subject: actor, data: { remaining } });
     return undefined;
   }
 
@@ -135,12 +147,16 @@ export function secondFactorUseCases(
     const row = await ctx.byId(principal.userId);
     if (!row) throw new BulwarkError('unauthenticated', 'session user no longer exists');
     const method = input.recoveryCode !== undefined ? 'recovery_code' : 'totp';
-    let problem: string | undefined = 'wrong code';
-    if (method === 'totp' && typeof input.code === 'string') problem = await checkTotp(row, input.code);
-    else if (method === 'recovery_code' && typeof input.recoveryCode === 'string')
-      problem = await useRecoveryCode(row, input.recoveryCode);
-    if (problem !== undefined) {
-      await failSecondFactor({ principal, address, method, reason: problem });
+    const { code, recoveryCode } = input;
+    const claim: FactorClaim<string> = (tx, emit) => {
+      if (method === 'totp' && typeof code === 'string') return checkTotp(tx, row, code);
+      if (method === 'recovery_code' && typeof recoveryCode === 'string')
+        return useRecoveryCode(tx, emit, { row, code: recoveryCode });
+      return Promise.resolve('wrong code');
+    };
+    const passed = await passSecondFactor(principal, { address, method, claim });
+    if ('refused' in passed) {
+      await failSecondFactor({ principal, address, method, reason: passed.refused });
       throw new BulwarkError(
         'invalid_credentials',
         method === 'totp'
@@ -148,7 +164,7 @@ export function secondFactorUseCases(
           : 'the recovery code is wrong or already used',
       );
     }
-    return passSecondFactor(principal, address, method);
+    return passed;
   }
 
   return {

@@ -1,5 +1,6 @@
 import { principalActor } from '../authz/index.ts';
 import { subjectOf } from '../events/index.ts';
+import type { DbOrTx } from '../store/index.ts';
 import { sha256, random, groupsOf, roleOf, type UserContext } from './user.context.ts';
 import type { Principal, SessionState } from './user.types.ts';
 
@@ -21,7 +22,12 @@ const LAST_SEEN_RESOLUTION_MS = 10_000;
 export function sessionUseCases(ctx: UserContext) {
   const { db, events, now, settings } = ctx;
 
-  async function newSession(userId: string, state: SessionState, address: string): Promise<SessionTicket> {
+  /** A new session, written through `tx` (the transaction of the authentication step that opens it). */
+  async function newSession(
+    tx: DbOrTx,
+    opened: { userId: string; state: SessionState; address: string },
+  ): Promise<SessionTicket> {
+    const { userId, state, address } = opened;
     const id = random('', 32);
     const t = now();
     const ticket: SessionTicket = {
@@ -30,7 +36,7 @@ export function sessionUseCases(ctx: UserContext) {
       csrfToken: random('', 24),
       expiresAt: t + settings.sessionAbsoluteMs,
     };
-    await db
+    await tx
       .insertInto('sessions')
       .values({
         id_hash: sha256(id),
@@ -47,14 +53,14 @@ export function sessionUseCases(ctx: UserContext) {
     return ticket;
   }
 
-  /** Replaces the session with a new id in a new state (rotation at every privilege step). */
+  /** Replaces the session with a new id in a new state (rotation at every privilege step), through `tx`. */
   async function rotate(
+    tx: DbOrTx,
     current: SessionPrincipal,
-    state: SessionState,
-    address: string,
+    next: { state: SessionState; address: string },
   ): Promise<SessionTicket> {
-    await db.deleteFrom('sessions').where('id_hash', '=', current.sessionIdHash).execute();
-    return newSession(current.userId, state, address);
+    await tx.deleteFrom('sessions').where('id_hash', '=', current.sessionIdHash).execute();
+    return newSession(tx, { userId: current.userId, ...next });
   }
 
   /** Resolves a session cookie; enforces idle and absolute timeouts and slides the idle window. */
@@ -89,23 +95,25 @@ export function sessionUseCases(ctx: UserContext) {
     };
   }
 
-  /** Ends the caller's session, or with `everywhere` every session of the account. */
+  /** Ends the caller's session, or with `everywhere` every session of the account; committed with its event. */
   async function signOut(
     principal: Principal & { sessionIdHash?: string },
     everywhere: boolean,
   ): Promise<number> {
-    let query = db.deleteFrom('sessions').where('user_id', '=', principal.userId);
-    // Without `everywhere`, only the caller's own session ends (an API token has none to end).
-    if (!everywhere) query = query.where('id_hash', '=', principal.sessionIdHash ?? '');
-    const res = await query.executeTakeFirst();
-    const n = Number(res.numDeletedRows);
-    await events.emit({
-      type: 'auth.signed_out',
-      actor: principalActor(principal),
-      subject: subjectOf.user(principal.username),
-      data: { everywhere, sessions: n },
+    return events.atomically(async (tx, emit) => {
+      let query = tx.deleteFrom('sessions').where('user_id', '=', principal.userId);
+      // Without `everywhere`, only the caller's own session ends (an API token has none to end).
+      if (!everywhere) query = query.where('id_hash', '=', principal.sessionIdHash ?? '');
+      const res = await query.executeTakeFirst();
+      const n = Number(res.numDeletedRows);
+      emit({
+        type: 'auth.signed_out',
+        actor: principalActor(principal),
+        subject: subjectOf.user(principal.username),
+        data: { everywhere, sessions: n },
+      });
+      return n;
     });
-    return n;
   }
 
   return { newSession, rotate, resolveSession, signOut };

@@ -1,6 +1,12 @@
 import { BulwarkError } from '@bulwark/protocol';
-import { actorOf, createEventRateLimit, subjectOf } from '../events/index.ts';
-import type { UsersTable } from '../store/index.ts';
+import {
+  actorOf,
+  createEventRateLimit,
+  subjectOf,
+  type SecurityEvent,
+  type TxEmit,
+} from '../events/index.ts';
+import type { Tx, UsersTable } from '../store/index.ts';
 import { checkNewPassword, dummyHash, hashPassword, verifyPassword } from './password.ts';
 import type { SessionTicket, SessionUseCases } from './sessions.ts';
 import { roleOf, sameHash, sha256, usernamePattern, type UserContext } from './user.context.ts';
@@ -12,8 +18,8 @@ export interface Failure {
   username: string;
   address: string;
   reason: string;
-  /** False when the caller has already recorded its own event (a second-factor failure). */
-  emitFailure?: boolean;
+  /** The event that records the failure, when not sign-in's `auth.sign_in_failed` (a second-factor failure). */
+  event?: SecurityEvent;
 }
 
 /** Back-off and lockout (per account name and per source address) in front of every guessable secret. */
@@ -30,26 +36,30 @@ export function attemptGuard(ctx: Pick<UserContext, 'events' | 'throttle' | 'now
     }
   }
 
+  /** Counts a failure in the throttle, committed with its event and the lockouts it caused. */
   async function recordFailure(failure: Failure): Promise<void> {
     const { keys, address, reason } = failure;
     const subject = subjectOf.user(String(failure.username).toLowerCase());
-    if (failure.emitFailure !== false)
-      await events.emit({
-        type: 'auth.sign_in_failed',
-        actor: actorOf.anonymous(address),
-        subject,
-        data: { address, reason },
-      });
-    const { lockedNow } = await throttle.fail(keys);
-    for (const key of lockedNow) {
-      const scope = key.startsWith('account:') ? 'account' : 'address';
-      await events.emit({
-        type: 'auth.locked_out',
-        actor: 'system',
-        subject: scope === 'account' ? subject : subjectOf.address(address),
-        data: { address, scope, until: (await throttle.blockedUntil([key])) ?? now() },
-      });
-    }
+    await events.atomically(async (tx, emit) => {
+      emit(
+        failure.event ?? {
+          type: 'auth.sign_in_failed',
+          actor: actorOf.anonymous(address),
+          subject,
+          data: { address, reason },
+        },
+      );
+      const { lockedNow } = await throttle.fail(keys, tx);
+      for (const { key, until } of lockedNow) {
+        const scope = key.startsWith('account:') ? 'account' : 'address';
+        emit({
+          type: 'auth.locked_out',
+          actor: 'system',
+          subject: scope === 'account' ? subject : subjectOf.address(address),
+          data: { address, scope, until },
+        });
+      }
+    });
   }
 
   return { refuseIfBlocked, recordFailure };
@@ -64,7 +74,7 @@ export function signInUseCases(
   ctx: UserContext,
   parts: { sessions: Pick<SessionUseCases, 'newSession'>; guard: AttemptGuard },
 ) {
-  const { db, events, throttle, now, requires2fa } = ctx;
+  const { events, throttle, now, requires2fa } = ctx;
   const { sessions, guard } = parts;
   /** Sign-ins the back-off refused, recorded at a bounded rate per address. */
   const throttledSignIns = createEventRateLimit({ max: 30, windowMs: 60_000 });
@@ -75,14 +85,26 @@ export function signInUseCases(
     return requires2fa(roleOf(row)) ? 'enrolment' : 'active';
   }
 
-  /** A successful sign-in step: its event, and a session in the state that comes next. */
+  /**
+   * A successful sign-in step, in the transaction of the change it makes: the throttle's counts cleared, its
+   * event, and a session in the state that comes next.
+   */
   async function signedIn(
-    row: UsersTable,
-    step: { address: string; method: 'password' | 'setup'; next: SessionState },
+    tx: Tx,
+    emit: TxEmit,
+    step: {
+      row: UsersTable;
+      keys: string[];
+      address: string;
+      method: 'password' | 'setup';
+      next: SessionState;
+    },
   ) {
+    const { row, keys, ...data } = step;
+    await throttle.succeed(keys, tx);
     const user = subjectOf.user(row.username);
-    await events.emit({ type: 'auth.sign_in_succeeded', actor: user, subject: user, data: step });
-    return sessions.newSession(row.id, step.next, step.address);
+    emit({ type: 'auth.sign_in_succeeded', actor: user, subject: user, data });
+    return sessions.newSession(tx, { userId: row.id, state: step.next, address: step.address });
   }
 
   async function setupAccount(input: { username: string; setupSecret: string; address: string }) {
@@ -121,31 +143,30 @@ export function signInUseCases(
     }
     await checkNewPassword(input.password, row.username, [row.previous_password_hash]);
     const passwordHash = await hashPassword(input.password);
-    const updated = await db
-      .updateTable('users')
-      .set({
-        password_hash: passwordHash,
-        setup_secret_hash: null,
-        setup_expires_at: null,
-        updated_at: now(),
-      })
-      .where('id', '=', row.id)
-      .where('setup_secret_hash', '=', row.setup_secret_hash)
-      .executeTakeFirst();
-    if (Number(updated.numUpdatedRows) !== 1)
-      throw new BulwarkError('invalid_credentials', 'the setup secret has already been used');
-    await throttle.succeed(keys);
-    const user = subjectOf.user(row.username);
-    await events.emit({
-      type: 'user.setup_completed',
-      actor: user,
-      subject: user,
-      data: { address: input.address },
-    });
-    return signedIn(row, {
-      address: input.address,
-      method: 'setup',
-      next: requires2fa(roleOf(row)) ? 'enrolment' : 'active',
+    const setupSecretHash = row.setup_secret_hash;
+    return events.atomically(async (tx, emit) => {
+      const updated = await tx
+        .updateTable('users')
+        .set({
+          password_hash: passwordHash,
+          setup_secret_hash: null,
+          setup_expires_at: null,
+          updated_at: now(),
+        })
+        .where('id', '=', row.id)
+        .where('setup_secret_hash', '=', setupSecretHash)
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows) !== 1)
+        throw new BulwarkError('invalid_credentials', 'the setup secret has already been used');
+      const user = subjectOf.user(row.username);
+      emit({ type: 'user.setup_completed', actor: user, subject: user, data: { address: input.address } });
+      return signedIn(tx, emit, {
+        row,
+        keys,
+        address: input.address,
+        method: 'setup',
+        next: requires2fa(roleOf(row)) ? 'enrolment' : 'active',
+      });
     });
   }
 
@@ -186,8 +207,10 @@ export function signInUseCases(
       await guard.recordFailure({ keys, username: name, address: input.address, reason });
       throw new BulwarkError('invalid_credentials', 'user name or password is wrong');
     }
-    await throttle.succeed(keys);
-    return signedIn(row, { address: input.address, method: 'password', next: await stateAfterPassword(row) });
+    const next = await stateAfterPassword(row);
+    return events.atomically((tx, emit) =>
+      signedIn(tx, emit, { row, keys, address: input.address, method: 'password', next }),
+    );
   }
 
   return { completeSetup, signIn };

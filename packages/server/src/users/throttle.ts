@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Db } from '../store/index.ts';
+import type { Db, DbOrTx, Tx } from '../store/index.ts';
 
 export interface ThrottleOptions {
   db: Db;
@@ -13,8 +13,8 @@ export interface ThrottleOptions {
 }
 
 export interface ThrottleFailure {
-  /** Keys that reached the lockout threshold with this failure. */
-  lockedNow: string[];
+  /** Keys that reached the lockout threshold with this failure, and until when each is locked. */
+  lockedNow: { key: string; until: number }[];
 }
 
 /**
@@ -45,10 +45,14 @@ export function createThrottle(options: ThrottleOptions) {
       return until > t ? until : undefined;
     },
 
-    async fail(keys: readonly string[]): Promise<ThrottleFailure> {
+    /**
+     * Counts a failure against each key. In `tx` when given (the failure's events commit with the counts),
+     * else in a transaction of its own.
+     */
+    async fail(keys: readonly string[], tx?: Tx): Promise<ThrottleFailure> {
       const t = now();
-      const lockedNow: string[] = [];
-      await db.transaction().execute(async (trx) => {
+      const lockedNow: ThrottleFailure['lockedNow'] = [];
+      const count = async (trx: Tx) => {
         for (const key of keys) {
           const row = await trx
             .selectFrom('auth_throttle')
@@ -60,7 +64,8 @@ export function createThrottle(options: ThrottleOptions) {
           let lockedUntil = 0;
           if (failures >= options.threshold) {
             lockedUntil = t + options.lockoutMs;
-            if (failures === options.threshold || (row?.locked_until ?? 0) < t) lockedNow.push(key);
+            if (failures === options.threshold || (row?.locked_until ?? 0) < t)
+              lockedNow.push({ key, until: lockedUntil });
           } else if (failures >= options.backoffAfter) {
             lockedUntil = t + options.backoffBaseMs * 2 ** (failures - options.backoffAfter);
           }
@@ -72,12 +77,15 @@ export function createThrottle(options: ThrottleOptions) {
             )
             .execute();
         }
-      });
+      };
+      if (tx) await count(tx);
+      else await db.transaction().execute(count);
       return { lockedNow };
     },
 
-    async succeed(keys: readonly string[]): Promise<void> {
-      await db.deleteFrom('auth_throttle').where('key', 'in', keys).execute();
+    /** Clears the keys' counts (through `q`, the transaction of the success that clears them). */
+    async succeed(keys: readonly string[], q: DbOrTx = db): Promise<void> {
+      await q.deleteFrom('auth_throttle').where('key', 'in', keys).execute();
     },
 
     /** Removes entries that are neither locked nor recent (housekeeping). */

@@ -96,17 +96,18 @@ export function createUserContext(deps: UserServiceDeps) {
   const byId = (id: string, q: DbOrTx = db) =>
     q.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
 
-  async function factorsOf(userId: string, row?: UsersTable): Promise<Factors> {
+  /** The account's factors, read through `q` (inside a change, its transaction). */
+  async function factorsOf(userId: string, row?: UsersTable, q: DbOrTx = db): Promise<Factors> {
     const u =
-      row ?? (await db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirstOrThrow());
-    const webauthn = await db
+      row ?? (await q.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirstOrThrow());
+    const webauthn = await q
       .selectFrom('webauthn_credentials')
-      .select(db.fn.countAll<number>().as('n'))
+      .select(q.fn.countAll<number>().as('n'))
       .where('user_id', '=', userId)
       .executeTakeFirst();
-    const codes = await db
+    const codes = await q
       .selectFrom('recovery_codes')
-      .select(db.fn.countAll<number>().as('n'))
+      .select(q.fn.countAll<number>().as('n'))
       .where('user_id', '=', userId)
       .where('used_at', 'is', null)
       .executeTakeFirst();
@@ -117,8 +118,8 @@ export function createUserContext(deps: UserServiceDeps) {
     };
   }
 
-  const hasFactor = async (userId: string, row?: UsersTable): Promise<boolean> => {
-    const f = await factorsOf(userId, row);
+  const hasFactor = async (userId: string, row?: UsersTable, q: DbOrTx = db): Promise<boolean> => {
+    const f = await factorsOf(userId, row, q);
     return f.totp || f.webauthn > 0;
   };
 

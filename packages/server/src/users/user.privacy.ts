@@ -49,7 +49,7 @@ export function userSubjectData(ctx: UserContext): SubjectData {
         createdAt: row.created_at,
         updatedAt: row.updated_at,
       },
-      { record: 'totp', enabled: row.totp_enabled === 1 },
+      { record: 'totp', enabled: row.totp_enabled === 1, enrolmentPending: row.totp_pending_secret !== null },
       ...passkeys.map((p) => ({
         record: 'passkey',
         id: p.id,
@@ -94,6 +94,7 @@ export function userSubjectData(ctx: UserContext): SubjectData {
           setup_secret_hash: null,
           setup_expires_at: null,
           totp_secret: null,
+          totp_pending_secret: null,
           totp_enabled: 0,
           totp_last_step: null,
           disabled_at: row.disabled_at ?? t,

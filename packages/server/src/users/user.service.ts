@@ -34,6 +34,8 @@ export function createUserService(deps: UserServiceDeps) {
     ...secondFactor,
     ...enrolmentUseCases(ctx, { sessions, requireFreshSession: secondFactor.requireFreshSession }),
     resolveSession: sessions.resolveSession,
+    /** How long a session lives without a call (auth.sessionIdle): clients warn before it ends. */
+    sessionIdleMs: deps.settings.sessionIdleMs,
     signOut: sessions.signOut,
     ...apiTokenUseCases(ctx),
     ...userSubjectData(ctx),

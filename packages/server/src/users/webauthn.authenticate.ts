@@ -5,6 +5,7 @@ import type {
 } from '@simplewebauthn/server';
 import { BulwarkError } from '@bulwark/protocol';
 import type { WebauthnCredentialsTable } from '../store/index.ts';
+import type { FactorClaim } from './second-factor.ts';
 import type { SessionPrincipal, SessionTicket } from './sessions.ts';
 import { CHALLENGE_TTL_MS, checkClientData } from './webauthn.challenge.ts';
 import {
@@ -121,31 +122,36 @@ export function authenticationUseCases(ctx: WebauthnContext) {
     return verification.authenticationInfo.newCounter;
   }
 
-  /** Everything an assertion must pass; undefined when it passed (the credential's counter is moved on). */
+  /** Everything an assertion must pass: the credential and its authenticator's new counter, or the refusal. */
   async function assess(
     principal: SessionPrincipal,
     response: AuthenticationResponseJSON,
-  ): Promise<Refusal | undefined> {
+  ): Promise<{ row: WebauthnCredentialsTable; counter: number } | Refusal> {
     const found = await credentialFor(principal, response);
     if ('reason' in found) return found;
     const counter = await verifySignature(response, found);
     if (typeof counter !== 'number') return counter;
-    const problem = counterProblem(counter, found.row.counter);
-    if (problem) return problem;
-    const updated = await db
-      .updateTable('webauthn_credentials')
-      .set({ counter, last_used_at: now() })
-      .where('id', '=', found.row.id)
-      .where('counter', '=', found.row.counter)
-      .executeTakeFirst();
-    if (Number(updated.numUpdatedRows) !== 1)
-      return refusal('concurrent use of the credential', 'it was used at the same moment elsewhere');
-    return undefined;
+    return counterProblem(counter, found.row.counter) ?? { row: found.row, counter };
   }
+
+  /** Moves the credential's counter on, in the transaction of the pass; refused if another use moved it first. */
+  const claimCounter =
+    (row: WebauthnCredentialsTable, counter: number): FactorClaim<Refusal> =>
+    async (tx) => {
+      const updated = await tx
+        .updateTable('webauthn_credentials')
+        .set({ counter, last_used_at: now() })
+        .where('id', '=', row.id)
+        .where('counter', '=', row.counter)
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows) === 1) return undefined;
+      return refusal('concurrent use of the credential', 'it was used at the same moment elsewhere');
+    };
 
   /**
    * The second sign-in step with a passkey. Every refusal is a second-factor failure (event and throttle, as
-   * a wrong TOTP code) and leaves the session waiting for its factor; success rotates it to `active`.
+   * a wrong TOTP code) and leaves the session waiting for its factor; success moves the credential's counter
+   * on and rotates the session to `active`, committed with its event.
    */
   async function verifyAuthentication(
     principal: SessionPrincipal,
@@ -153,14 +159,23 @@ export function authenticationUseCases(ctx: WebauthnContext) {
     address: string,
   ): Promise<SessionTicket> {
     await users.refuseIfThrottled(principal, address);
-    const refused = await assess(principal, response);
-    if (refused) {
+    const assessed = await assess(principal, response);
+    const passed =
+      'reason' in assessed
+        ? { refused: assessed }
+        : await users.passSecondFactor(principal, {
+            address,
+            method: 'webauthn',
+            claim: claimCounter(assessed.row, assessed.counter),
+          });
+    if ('refused' in passed) {
+      const { refused } = passed;
       await users.failSecondFactor({ principal, address, method: 'webauthn', reason: refused.reason });
       throw new BulwarkError('invalid_credentials', `the passkey was not accepted: ${refused.message}`, {
         cause: refused.cause,
       });
     }
-    return users.passSecondFactor(principal, address, 'webauthn');
+    return passed;
   }
 
   return { authenticationOptions, verifyAuthentication };

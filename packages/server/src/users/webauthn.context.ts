@@ -10,7 +10,7 @@ export const simpleWebauthn = () => (library ??= import('@simplewebauthn/server'
 
 export interface WebauthnServiceDeps {
   db: Db;
-  events: Pick<EventBus, 'emit'>;
+  events: Pick<EventBus, 'atomically'>;
   users: Pick<
     UserService,
     'requires2fa' | 'refuseIfThrottled' | 'failSecondFactor' | 'passSecondFactor' | 'completeEnrolment'

@@ -7,7 +7,7 @@ import { toInfo, type WebauthnContext, type WebauthnCredentialInfo } from './web
 
 /** A user's passkeys: listed, removed. */
 export function credentialUseCases(ctx: WebauthnContext) {
-  const { db, events, users, now } = ctx;
+  const { events, users, now } = ctx;
 
   /** In the transaction of a removal: the passkey, unless it is the last factor of someone who must have one. */
   async function removable(trx: Tx, userId: string, id: string): Promise<WebauthnCredentialsTable> {
@@ -28,7 +28,7 @@ export function credentialUseCases(ctx: WebauthnContext) {
     if (!row) throw new BulwarkError('not_found', 'you have no passkey with this id');
     const left = await trx
       .selectFrom('webauthn_credentials')
-      .select(db.fn.countAll<number>().as('n'))
+      .select(trx.fn.countAll<number>().as('n'))
       .where('user_id', '=', userId)
       .executeTakeFirst();
     // The user's own role decides, not a token's narrower one.
@@ -46,18 +46,17 @@ export function credentialUseCases(ctx: WebauthnContext) {
       return (await ctx.credentialsOf(principal.userId)).map(toInfo);
     },
 
-    /** Removes one of the user's passkeys, unless it is the last factor of someone who must have one. */
+    /** Removes one of the user's passkeys (committed with its event), unless it is someone's last required factor. */
     async remove(principal: Principal, id: string): Promise<void> {
-      const removed = await db.transaction().execute(async (trx) => {
-        const row = await removable(trx, principal.userId, id);
-        await trx.deleteFrom('webauthn_credentials').where('id', '=', row.id).execute();
-        return row;
-      });
-      await events.emit({
-        type: 'auth.factor_removed',
-        actor: principalActor(principal),
-        subject: subjectOf.user(principal.username),
-        data: { factor: 'webauthn', name: removed.name },
+      await events.atomically(async (tx, emit) => {
+        const row = await removable(tx, principal.userId, id);
+        await tx.deleteFrom('webauthn_credentials').where('id', '=', row.id).execute();
+        emit({
+          type: 'auth.factor_removed',
+          actor: principalActor(principal),
+          subject: subjectOf.user(principal.username),
+          data: { factor: 'webauthn', name: row.name },
+        });
       });
     },
   };

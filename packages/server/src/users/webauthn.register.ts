@@ -4,7 +4,7 @@ import type {
   RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import { BulwarkError } from '@bulwark/protocol';
-import { isUniqueViolation, type WebauthnCredentialsTable } from '../store/index.ts';
+import { isUniqueViolation, type Tx, type WebauthnCredentialsTable } from '../store/index.ts';
 import type { SessionPrincipal, SessionTicket } from './sessions.ts';
 import { CHALLENGE_TTL_MS, checkClientData } from './webauthn.challenge.ts';
 import {
@@ -22,7 +22,7 @@ type Verification = Awaited<ReturnType<typeof SimpleWebauthn.verifyRegistrationR
 
 /** Registering a passkey, from a session allowed to enrol factors. */
 export function registrationUseCases(ctx: WebauthnContext) {
-  const { db, users, now, settings, challenges } = ctx;
+  const { users, now, settings, challenges } = ctx;
 
   /** Options for `navigator.credentials.create()`; the challenge is kept on the session. */
   async function registrationOptions(
@@ -74,9 +74,9 @@ export function registrationUseCases(ctx: WebauthnContext) {
     return verification.registrationInfo;
   }
 
-  async function store(row: WebauthnCredentialsTable): Promise<void> {
+  async function store(tx: Tx, row: WebauthnCredentialsTable): Promise<void> {
     try {
-      await db.insertInto('webauthn_credentials').values(row).execute();
+      await tx.insertInto('webauthn_credentials').values(row).execute();
     } catch (err) {
       if (isUniqueViolation(err))
         throw new BulwarkError('conflict', 'this passkey is already registered', { cause: err });
@@ -113,8 +113,12 @@ export function registrationUseCases(ctx: WebauthnContext) {
       created_at: now(),
       last_used_at: null,
     };
-    await store(row);
-    const done = await users.completeEnrolment(principal, { factor: 'webauthn', name: row.name }, address);
+    // The passkey commits with its event, the recovery codes and the session's rotation, or not at all.
+    const done = await users.completeEnrolment(principal, {
+      factor: { factor: 'webauthn', name: row.name },
+      address,
+      store: (tx) => store(tx, row),
+    });
     return { credential: toInfo(row), ...done };
   }
 
