@@ -1,0 +1,30 @@
+/**
+ * Bulwark's own MQTT 3.1.1 and 5.0 broker core (issue 19): a standalone engine behind hooks. See README.md.
+ */
+export {
+  createBrokerCore,
+  type BrokerCore,
+  type BrokerCoreOptions,
+  type CoreStats,
+  type ServerMessage,
+} from './broker-core.ts';
+export { RC, V3_CONNACK, v3ConnackOf } from './reason-codes.ts';
+export { createMemorySessionStore } from './session-store.ts';
+export { filterMatches, validTopicFilter, validTopicName } from './topic-trie.ts';
+export type {
+  AuthStep,
+  AuthVerdict,
+  ConnectVerdict,
+  Connection,
+  CoreDelivery,
+  CoreHooks,
+  CoreLimits,
+  CorePublish,
+  CoreRetained,
+  DisconnectInfo,
+  MessageProperties,
+  QoS,
+  SessionState,
+  SessionStore,
+  Subscription,
+} from './types.ts';

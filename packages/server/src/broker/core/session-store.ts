@@ -1,0 +1,30 @@
+import type { SessionState, SessionStore } from './types.ts';
+
+/** Sessions in memory: lost on restart, like aedes' default persistence. */
+export function createMemorySessionStore(): SessionStore {
+  const sessions = new Map<string, SessionState>();
+  return {
+    get: (clientId) => sessions.get(clientId),
+    set: (state) => void sessions.set(state.clientId, state),
+    delete: (clientId) => void sessions.delete(clientId),
+    values: () => sessions.values(),
+    get size() {
+      return sessions.size;
+    },
+  };
+}
+
+/** A new, empty session: maps and queues are created when first needed (an idle session stays small). */
+export function newSessionState(clientId: string, expirySec: number): SessionState {
+  return {
+    clientId,
+    subscriptions: undefined,
+    queue: undefined,
+    queuedBytes: 0,
+    inflight: undefined,
+    received: undefined,
+    nextPacketId: 1,
+    expirySec,
+    drops: 0,
+  };
+}
