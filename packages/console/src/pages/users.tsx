@@ -4,9 +4,10 @@ import { api } from '@bulwark/protocol';
 import { call, callCreated, messageOf, send } from '../api.ts';
 import { Confirm } from '../components/confirm.tsx';
 import { ErrorLine, InputField, SelectField } from '../components/fields.tsx';
+import { OneTimeSecret } from '../components/one-time-secret.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
 import { ago, dateTime } from '../format.ts';
-import { useSession } from '../session.ts';
+import { useAllows, useSession } from '../session.ts';
 import { useLoad } from '../use-load.ts';
 
 type User = z.output<typeof api.users.user>;
@@ -28,7 +29,149 @@ function secondFactor(u: User): string {
   return `${factors.join(', ')} · ${u.twoFactor.recoveryCodesLeft} recovery codes`;
 }
 
-function Users(props: { users: User[] }) {
+/** Device groups as typed: empty is every group (null), else a comma-separated list. */
+const groupsOf = (text: string): string[] | null => {
+  const list = text
+    .split(',')
+    .map((g) => g.trim())
+    .filter((g) => g !== '');
+  return list.length === 0 ? null : list;
+};
+const groupsText = (groups: string[] | null) => (groups === null ? '' : groups.join(', '));
+
+/** A one-time setup secret: the user exchanges it for a password and a second factor at first sign-in. */
+interface SetupShown {
+  username: string;
+  setupSecret: string;
+  setupExpiresAt: number;
+  why: 'created' | 'reset';
+}
+
+function SetupSecret(props: { setup: SetupShown; onDone: () => void }) {
+  const { setup } = props;
+  return (
+    <OneTimeSecret label="Setup secret" secret={setup.setupSecret} onDone={props.onDone}>
+      <p>
+        {setup.why === 'created' ? 'Created' : 'Reset'} <strong>{setup.username}</strong>. Give them this
+        one-time setup secret through a channel you trust; at {window.location.origin}/ they choose &ldquo;Set
+        up your account&rdquo;, a password and a second factor. It works once, until{' '}
+        {dateTime(setup.setupExpiresAt)}, and is not shown again.
+      </p>
+    </OneTimeSecret>
+  );
+}
+
+function AddUser(props: { onCreated: (s: SetupShown) => void }) {
+  const [username, setUsername] = useState('');
+  const [role, setRole] = useState<Role>('viewer');
+  const [groups, setGroups] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  const { onCreated } = props;
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    callCreated(api.users.createUser, { body: { username: username.trim(), role, groups: groupsOf(groups) } })
+      .then(
+        (created) => {
+          setUsername('');
+          setGroups('');
+          onCreated({ ...created, username: created.user.username, why: 'created' });
+        },
+        (err: unknown) => setError(messageOf(err)),
+      )
+      .finally(() => setBusy(false));
+  };
+  return (
+    <form className="inline-form" onSubmit={submit} aria-label="Add a user">
+      <InputField
+        id="new-username"
+        label="Username"
+        required
+        maxLength={64}
+        value={username}
+        onChange={setUsername}
+      />
+      <SelectField
+        id="new-role"
+        label="Role of the new user"
+        value={role}
+        options={api.users.roles}
+        onChange={setRole}
+      />
+      <InputField
+        id="new-groups"
+        label="Device groups (comma-separated; empty: all)"
+        maxLength={2000}
+        value={groups}
+        onChange={setGroups}
+      />
+      <div className="actions">
+        <button type="submit" disabled={busy}>
+          Add user
+        </button>
+      </div>
+      <ErrorLine error={error} />
+    </form>
+  );
+}
+
+/** Role, device groups and whether the account is disabled (the user's sessions end on any change). */
+function EditUser(props: { user: User; onDone: (message?: string) => void }) {
+  const { user, onDone } = props;
+  const [role, setRole] = useState<Role>(user.role);
+  const [groups, setGroups] = useState(groupsText(user.groups));
+  const [disabled, setDisabled] = useState(user.disabled);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    call(api.users.updateUser, {
+      params: { username: user.username },
+      body: { role, groups: groupsOf(groups), disabled },
+    })
+      .then(
+        () => onDone(`${user.username} updated; their sessions were ended.`),
+        (err: unknown) => setError(messageOf(err)),
+      )
+      .finally(() => setBusy(false));
+  };
+  return (
+    <form className="panel spaced" onSubmit={submit} aria-label={`Edit ${user.username}`}>
+      <h2>Edit {user.username}</h2>
+      <SelectField id="edit-role" label="Role" value={role} options={api.users.roles} onChange={setRole} />
+      <InputField
+        id="edit-groups"
+        label="Device groups (comma-separated; empty: all)"
+        maxLength={2000}
+        value={groups}
+        onChange={setGroups}
+      />
+      <div className="field">
+        <label>
+          <input type="checkbox" checked={disabled} onChange={(e) => setDisabled(e.target.checked)} /> Account
+          disabled
+        </label>
+      </div>
+      <ErrorLine error={error} />
+      <div className="actions">
+        <button type="button" onClick={() => onDone()}>
+          Cancel
+        </button>
+        <button type="submit" disabled={busy}>
+          Save changes
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function Users(props: { users: User[]; onEdit?: (u: User) => void; onReset?: (u: User) => void }) {
+  const { onEdit, onReset } = props;
+  const actions = onEdit !== undefined && onReset !== undefined;
   return (
     <table className="data">
       <caption>Users</caption>
@@ -40,6 +183,11 @@ function Users(props: { users: User[] }) {
           <th scope="col">Device groups</th>
           <th scope="col">Account</th>
           <th scope="col">Created</th>
+          {actions ? (
+            <th scope="col">
+              <span className="visually-hidden">Actions</span>
+            </th>
+          ) : null}
         </tr>
       </thead>
       <tbody>
@@ -59,6 +207,21 @@ function Users(props: { users: User[] }) {
               )}
             </td>
             <td>{dateTime(u.createdAt)}</td>
+            {actions ? (
+              <td className="row-actions">
+                <button type="button" onClick={() => onEdit(u)} aria-label={`Edit ${u.username}`}>
+                  Edit
+                </button>{' '}
+                <button
+                  type="button"
+                  className="danger"
+                  onClick={() => onReset(u)}
+                  aria-label={`Reset ${u.username}`}
+                >
+                  Reset
+                </button>
+              </td>
+            ) : null}
           </tr>
         ))}
       </tbody>
@@ -98,7 +261,7 @@ function CreateToken(props: { role: Role; onCreated: (t: Created) => void }) {
         value={name}
         onChange={setName}
       />
-      <SelectField id="token-role" label="Role" value={role} options={roles} onChange={setRole} />
+      <SelectField id="token-role" label="Token role" value={role} options={roles} onChange={setRole} />
       <SelectField
         id="token-expiry"
         label="Expires in"
@@ -185,20 +348,12 @@ function Tokens() {
       </p>
       <CreateToken role={session.info.role} onCreated={onCreated} />
       {created ? (
-        <div className="notice" role="status" aria-label="New token">
+        <OneTimeSecret label="New token" secret={created.token} onDone={() => setCreated(undefined)}>
           <p>
             Token <strong>{created.name}</strong> ({created.role}, expires {dateTime(created.expiresAt)}).
             Copy it now: it is not shown again.
           </p>
-          <code className="secret" aria-label="Token secret">
-            {created.token}
-          </code>
-          <div className="actions">
-            <button type="button" onClick={() => setCreated(undefined)}>
-              Done
-            </button>
-          </div>
-        </div>
+        </OneTimeSecret>
       ) : null}
       <p role="status" className="status-line">
         {message}
@@ -247,14 +402,96 @@ function Tokens() {
   );
 }
 
-/** Users with their role and second factor; the signed-in user's own API tokens. */
+/** Adds, edits and resets users (users:write); every change is the server's to allow and is audited. */
+function ManagedUsers(props: { users: User[]; reload: () => void }) {
+  const { reload } = props;
+  const [setup, setSetup] = useState<SetupShown>();
+  const [editing, setEditing] = useState<User>();
+  const [resetting, setResetting] = useState<User>();
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState<string>();
+  const cancelReset = useCallback(() => setResetting(undefined), []);
+  const onCreated = useCallback(
+    (shown: SetupShown) => {
+      setSetup(shown);
+      setMessage(undefined);
+      reload();
+    },
+    [reload],
+  );
+  const reset = () => {
+    if (!resetting) return;
+    const { username } = resetting;
+    setBusy(true);
+    call(api.users.resetUser, { params: { username } })
+      .then(
+        (answer) => {
+          setSetup({ ...answer, username, why: 'reset' });
+          setMessage(undefined);
+        },
+        (e: unknown) => setMessage(`Could not reset ${username}: ${messageOf(e)}`),
+      )
+      .finally(() => {
+        setBusy(false);
+        setResetting(undefined);
+        reload();
+      });
+  };
+  return (
+    <>
+      <AddUser onCreated={onCreated} />
+      {setup ? <SetupSecret setup={setup} onDone={() => setSetup(undefined)} /> : null}
+      <p role="status" className="status-line">
+        {message}
+      </p>
+      <Users
+        users={props.users}
+        onEdit={(u) => {
+          setMessage(undefined);
+          setEditing(u);
+        }}
+        onReset={setResetting}
+      />
+      {editing ? (
+        <EditUser
+          key={editing.username}
+          user={editing}
+          onDone={(done) => {
+            setEditing(undefined);
+            if (done) {
+              setMessage(done);
+              reload();
+            }
+          }}
+        />
+      ) : null}
+      {resetting ? (
+        <Confirm
+          title={`Reset ${resetting.username}?`}
+          confirmLabel={busy ? 'Resetting…' : `Reset ${resetting.username}`}
+          busy={busy}
+          onConfirm={reset}
+          onCancel={cancelReset}
+        >
+          <p>
+            Their password, second factors and recovery codes are removed and their sessions end; they set the
+            account up again with the new one-time secret.
+          </p>
+        </Confirm>
+      ) : null}
+    </>
+  );
+}
+
+/** Users with their role and second factor (added, edited and reset by those allowed); your own API tokens. */
 export function UsersPage() {
   const users = useLoad(loadUsers, 60_000);
+  const mayWrite = useAllows(api.users.createUser);
   return (
     <>
       <h1>Users and tokens</h1>
       <Loaded what="users" data={users.data} error={users.error}>
-        {(list) => <Users users={list} />}
+        {(list) => (mayWrite ? <ManagedUsers users={list} reload={users.reload} /> : <Users users={list} />)}
       </Loaded>
       <Tokens />
     </>

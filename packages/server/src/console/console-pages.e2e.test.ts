@@ -135,9 +135,9 @@ describe.skipIf(!haveChromium)(
       await users.getByRole('row').filter({ hasText: 'otto' }).getByText('auditor').waitFor();
       await users.getByRole('row').filter({ hasText: 'ada' }).getByText(/^TOTP/).waitFor();
       await page.getByLabel('Token name').fill('ci-reader');
-      await page.getByLabel('Role').selectOption('auditor');
+      await page.getByLabel('Token role').selectOption('auditor');
       await page.getByRole('button', { name: 'Create token' }).click();
-      const secret = (await page.getByLabel('Token secret').textContent()) ?? '';
+      const secret = (await page.getByLabel('New token: secret').textContent()) ?? '';
       expect(secret.length).toBeGreaterThan(20);
       const tokenRow = page.getByRole('row').filter({ hasText: 'ci-reader' });
       await tokenRow.getByText('active').waitFor();
@@ -158,6 +158,31 @@ describe.skipIf(!haveChromium)(
       });
       expect(afterRevoke.statusCode).toBe(401);
       await shot(page, 'users');
+
+      // Users: add one (its one-time setup secret works once), change its role and disable it, reset it.
+      await page.getByLabel('Username').fill('eve');
+      await page.getByLabel('Role of the new user').selectOption('viewer');
+      await page.getByLabel('Device groups (comma-separated; empty: all)').fill('pumps');
+      await page.getByRole('button', { name: 'Add user' }).click();
+      const setupSecret = (await page.getByLabel('Setup secret: secret').textContent()) ?? '';
+      const eve = await s.platform.users.get('eve');
+      expect([eve?.role, eve?.groups, eve?.setupPending]).toEqual(['viewer', ['pumps'], true]);
+      await page.getByRole('button', { name: 'Done' }).click();
+      await users.getByRole('button', { name: 'Edit eve' }).click();
+      const edit = page.getByRole('form', { name: 'Edit eve' });
+      await edit.getByLabel('Role', { exact: true }).selectOption('auditor');
+      await edit.getByLabel('Account disabled').check();
+      await edit.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('status').filter({ hasText: 'eve updated' }).waitFor();
+      const edited = await s.platform.users.get('eve');
+      expect([edited?.role, edited?.disabled]).toEqual(['auditor', true]);
+      await users.getByRole('row').filter({ hasText: 'eve' }).getByText('disabled').waitFor();
+      await users.getByRole('button', { name: 'Reset eve' }).click();
+      await page.getByRole('button', { name: 'Reset eve', exact: true }).last().click();
+      const newSecret = (await page.getByLabel('Setup secret: secret').textContent()) ?? '';
+      expect(newSecret).not.toBe(setupSecret);
+      expect(newSecret.length).toBeGreaterThan(20);
+      await page.getByRole('button', { name: 'Done' }).click();
 
       // Alerts: a tamper report (as the attestation module records a verified one) becomes a detector alert,
       // which the open page shows within seconds: it follows the alert stream (the 15 s refresh is only its fallback).
@@ -200,6 +225,9 @@ describe.skipIf(!haveChromium)(
       await page.getByText('Read-only: your role does not change policies.').waitFor();
       await nav(page, 'Users').click();
       await page.getByRole('table', { name: 'Users' }).getByText('ada', { exact: true }).waitFor();
+      // An auditor reads users but changes none: no add, edit or reset control.
+      expect(await page.getByRole('button', { name: 'Add user' }).count()).toBe(0);
+      expect(await page.getByRole('button', { name: /^(Edit|Reset) / }).count()).toBe(0);
       expect(watch.problems).toEqual([]);
       await context.close();
     });
