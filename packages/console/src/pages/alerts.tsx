@@ -1,6 +1,7 @@
-import { useCallback, useEffect, useRef, useState, type RefObject } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { z } from 'zod';
 import { api, severities } from '@bulwark/protocol';
+import { FALLBACK_REFRESH_MS, useAlertStream } from '../alert-stream.ts';
 import { call, messageOf } from '../api.ts';
 import { LabelledSelect } from '../components/fields.tsx';
 import { Pager, SavedFilterControls, usePaging } from '../components/list-tools.tsx';
@@ -9,7 +10,6 @@ import { severitiesWorstFirst, severityTone, type Alert } from '../fleet.ts';
 import { ago, dateTime } from '../format.ts';
 import { Link } from '../router.tsx';
 import { useAllows, useSession } from '../session.ts';
-import { follow, type FollowState } from '../sse.ts';
 import { useLoad } from '../use-load.ts';
 
 const views = {
@@ -96,39 +96,6 @@ function AlertRow(props: {
       </td>
     </tr>
   );
-}
-
-/** How often the list is read again when the alert stream is not live (not allowed, connecting, broken). */
-const FALLBACK_REFRESH_MS = 15_000;
-/** The stream's events reload the list at most this often. */
-const COALESCE_MS = 1_000;
-
-/**
- * Follows the alert stream while `mayFollow`, calling `reload` (at most once every COALESCE_MS) when an alert
- * changes; returns whether the stream is live, so the caller can fall back to polling when it is not.
- */
-function useAlertStream(mayFollow: boolean, reload: RefObject<() => void>): boolean {
-  const [state, setState] = useState<FollowState>();
-  useEffect(() => {
-    if (!mayFollow) return;
-    let timer: number | undefined;
-    const stop = follow(api.monitor.alertStream, {
-      schema: api.audit.auditEntry,
-      onEvent: () => {
-        if (timer !== undefined) return;
-        timer = window.setTimeout(() => {
-          timer = undefined;
-          reload.current();
-        }, COALESCE_MS);
-      },
-      onState: (next) => setState(next),
-    });
-    return () => {
-      stop();
-      window.clearTimeout(timer);
-    };
-  }, [mayFollow, reload]);
-  return mayFollow && state === 'live';
 }
 
 function Filters(props: { filter: AlertFilter; onChange: (f: AlertFilter) => void }) {

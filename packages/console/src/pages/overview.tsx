@@ -1,5 +1,6 @@
-import { useCallback, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { api } from '@bulwark/protocol';
+import { useAlertStream } from '../alert-stream.ts';
 import { call, messageOf } from '../api.ts';
 import { Bars, type Bar } from '../components/bars.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
@@ -277,9 +278,21 @@ function TopRisks(props: { risks: Risk[] }) {
 
 /** The fleet at a glance: what needs attention, devices, alerts, compliance and risk. */
 export function Overview() {
-  const devices = useLoad(allDevices, REFRESH_MS);
   const mayReadAlerts = useAllows(api.monitor.listAlerts);
-  const alerts = useLoad(mayReadAlerts ? loadOpenAlerts : noAlerts, REFRESH_MS);
+  // An alert raised, answered (a quarantine) or closed reads the alerts and the devices again at once; the
+  // 30 s refresh is for the rest, and for both while the alert stream is not live.
+  const onAlert = useRef<() => void>(() => undefined);
+  const live = useAlertStream(useAllows(api.monitor.alertStream), onAlert);
+  const devices = useLoad(allDevices, REFRESH_MS);
+  const alerts = useLoad(mayReadAlerts ? loadOpenAlerts : noAlerts, live ? undefined : REFRESH_MS);
+  const { reload: reloadDevices } = devices;
+  const { reload: reloadAlerts } = alerts;
+  useEffect(() => {
+    onAlert.current = () => {
+      reloadAlerts();
+      reloadDevices();
+    };
+  }, [reloadAlerts, reloadDevices]);
   const mayReadCompliance = useAllows(api.compliance.listRuns);
   const mayReadRisk = useAllows(api.riskRegister.register);
   return (

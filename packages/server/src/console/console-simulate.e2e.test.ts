@@ -72,8 +72,7 @@ describe.skipIf(!haveChromium)(
         return a?.responsesRun.some((r) => r.action === 'quarantine' && r.ok && r.automatic) && a;
       });
 
-      // The overview reads again every 30 s; a reload shows it now.
-      await page.reload();
+      // The overview follows the alert stream: no reload needed.
       const latest = page.getByRole('region', { name: 'Latest alerts' });
       const alert = latest.getByRole('listitem').filter({ hasText: 'sim-0001 reported tampering' });
       await alert.waitFor();
