@@ -145,6 +145,19 @@ export function createBrokerCore<S>(options: BrokerCoreOptions<S>) {
       const c = internal(conn);
       return c.writableLength + (c.state?.queuedBytes ?? 0);
     },
+    /**
+     * Tests only (leak checks of the fuzzer): what the core still holds, and one tick of its timer wheel for
+     * tests that drive the clock (`now`).
+     */
+    internals() {
+      return {
+        live: ctx.live.size,
+        wills: ctx.wills.size,
+        expiries: ctx.expiries.size,
+        timers: ctx.wheel.size,
+        tick: () => ctx.wheel.tick(),
+      };
+    },
     stats(): CoreStats {
       const dropsByClient: Record<string, number> = {};
       for (const state of ctx.store.values())

@@ -106,7 +106,7 @@ function onBadFrame<S>(
 ): void {
   if (frame.kind === 'malformed') return conn.violate(RC.malformed, `malformed packet: ${frame.reason}`);
   ctx.counters.packetsTooLarge += 1;
-  const reason = `packet of ${frame.length} bytes exceeds the limit of ${frame.limit}`;
+  const reason = `${PACKET_NAMES[frame.type] ?? 'packet'} announces ${frame.length} bytes, limit ${frame.limit}`;
   ctx.hooks.error?.(conn, new Error(reason));
   // §3.1.2.11.4, §4.13: DISCONNECT 0x95 on MQTT 5, before any of the body is read; a close on 3.1.1.
   const connected = conn.protocolVersion === 5 && conn.phase === 'connected';
@@ -115,6 +115,26 @@ function onBadFrame<S>(
     reasonCode: RC.packetTooLarge,
   });
 }
+
+/** Packet type names by the fixed header's type (§2.1.2), for the reasons of refusals. */
+const PACKET_NAMES = [
+  'RESERVED',
+  'CONNECT',
+  'CONNACK',
+  'PUBLISH',
+  'PUBACK',
+  'PUBREC',
+  'PUBREL',
+  'PUBCOMP',
+  'SUBSCRIBE',
+  'SUBACK',
+  'UNSUBSCRIBE',
+  'UNSUBACK',
+  'PINGREQ',
+  'PINGRESP',
+  'DISCONNECT',
+  'AUTH',
+] as const;
 
 /** Writes of one event-loop turn leave in one go per socket (corked until then). */
 function createFlusher() {

@@ -50,7 +50,11 @@ export class Framer {
       const byte = this.byteAt(header);
       header += 1;
       length += (byte & 0x7f) * multiplier;
-      if ((byte & 0x80) === 0) break;
+      if ((byte & 0x80) === 0) {
+        // [MQTT-1.5.5-1]: the fewest bytes; a last byte of 0 after a continuation adds nothing (fuzzer-found).
+        if (byte === 0 && header > 2) return { kind: 'malformed', reason: 'remaining length not minimal' };
+        break;
+      }
       // §1.5.5: at most four bytes; a continuation bit on the fourth is malformed.
       if (header === 5) return { kind: 'malformed', reason: 'remaining length longer than 4 bytes' };
       multiplier *= 128;

@@ -244,7 +244,7 @@ function shareKey<S>(ctx: CoreContext<S>, session: S, group: string): string {
 function askSubscribe<S>(
   ctx: CoreContext<S>,
   conn: CoreConnection<S>,
-  request: { filter: string; held: number },
+  request: { filter: string; held: number; topic: string },
 ): string | undefined {
   try {
     return ctx.hooks.subscribe(conn.session as S, request);
@@ -267,12 +267,17 @@ function subscribeOne<S>(
   const share = shared ? parseSharedFilter(request.topic) : undefined;
   const filter = share ? share.filter : request.topic;
   // [MQTT-4.7.1-1, 4.7.1-2, 4.8.2-1, 4.8.2-2]: a malformed filter is refused (0x8F; 0x80 on 3.1.1).
-  if ((shared && !share) || !validTopicFilter(filter)) return { code: v5 ? RC.topicFilterInvalid : 0x80 };
+  if ((shared && !share) || !validTopicFilter(filter)) {
+    const reason = shared && !share ? 'malformed shared subscription' : 'invalid topic filter';
+    ctx.hooks.filterRefused?.(session, { topic: request.topic, reason });
+    return { code: v5 ? RC.topicFilterInvalid : 0x80 };
+  }
   // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error.
   if (share && v5 && request.nl === true)
     return { code: RC.protocolError, reason: 'no local on a shared subscription' };
   // §3.9.3: a refusal is 0x87 Not authorized on MQTT 5, 0x80 Failure on 3.1.1.
-  if (askSubscribe(ctx, conn, { filter, held: state.subscriptions?.size ?? 0 }) !== undefined)
+  const held = state.subscriptions?.size ?? 0;
+  if (askSubscribe(ctx, conn, { filter, held, topic: request.topic }) !== undefined)
     return { code: v5 ? RC.notAuthorized : 0x80 };
   const existed = state.subscriptions?.has(request.topic) ?? false;
   const subscription: Subscription = {
@@ -299,6 +304,8 @@ export function handleSubscribe<S>(
   const v5 = conn.protocolVersion === 5;
   const messageId = packet.messageId ?? 0;
   if (messageId === 0) return conn.violate(RC.protocolError, 'SUBSCRIBE without a packet identifier');
+  // [MQTT-3.8.3-2] (3.1.1: 3.8.3-3): at least one filter (fuzzer-found: an empty SUBACK cannot be encoded).
+  if (packet.subscriptions.length === 0) return conn.violate(RC.protocolError, 'SUBSCRIBE without a filter');
   const id = v5 ? packet.properties?.subscriptionIdentifier : undefined;
   if (v5 && duplicateProperty(packet.properties))
     return conn.violate(RC.protocolError, 'duplicate SUBSCRIBE property');
@@ -363,6 +370,9 @@ export function handleUnsubscribe<S>(
   const state = conn.state as SessionState;
   const messageId = packet.messageId ?? 0;
   if (messageId === 0) return conn.violate(RC.protocolError, 'UNSUBSCRIBE without a packet identifier');
+  // [MQTT-3.10.3-2]: at least one filter.
+  if (packet.unsubscriptions.length === 0)
+    return conn.violate(RC.protocolError, 'UNSUBSCRIBE without a filter');
   const codes = packet.unsubscriptions.map((topic) => {
     const sub = state.subscriptions?.get(topic);
     if (!sub) return RC.noSubscriptionExisted;

@@ -190,7 +190,15 @@ function sendNow<S>(ctx: CoreContext<S>, conn: CoreConnection<S>, pending: Pendi
   const out = askDeliver(ctx, conn, message);
   if (out === null) return 'withheld';
   const cache = out === message && ctx.fanout.message === message ? ctx.fanout.cache : undefined;
-  const encoded = encodeFor(conn, { pending, out, now, cache });
+  let encoded: EncodedPublish;
+  try {
+    encoded = encodeFor(conn, { pending, out, now, cache });
+  } catch (err) {
+    // A copy the codec cannot write (a deliver hook's bad property) is withheld like a hook that throws,
+    // never a throw into the publisher's handler (fuzzer-found).
+    ctx.hooks.error?.(conn, err instanceof Error ? err : new Error(String(err)));
+    return 'withheld';
+  }
   // [MQTT-3.1.2-24, 3.1.2-25]: a packet larger than the client's Maximum Packet Size is discarded as if sent.
   if (encoded.bytes.length > conn.clientMaxPacketSize) {
     ctx.counters.droppedTooLarge += 1;

@@ -3,7 +3,8 @@
  * except topics and filters under `forbidden/`; deliveries under `withheld/` withheld and under `upper/`
  * transformed), a retained store in memory, and a raw client speaking bytes from mqtt-packet.
  */
-import { createServer, connect as tcpConnect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, connect as tcpConnect, type AddressInfo, type Server } from 'node:net';
+import type { Duplex } from 'node:stream';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { createBrokerCore, type BrokerCoreOptions } from './broker-core.ts';
 import { filterMatches } from './topic-trie.ts';
@@ -142,7 +143,7 @@ export class RawClient {
   private readonly parser;
 
   private constructor(
-    private readonly socket: Socket,
+    private readonly socket: Duplex,
     readonly version: 4 | 5,
   ) {
     this.parser = mqttPacket.parser({ protocolVersion: version });
@@ -159,8 +160,10 @@ export class RawClient {
     });
   }
 
-  static async open(port: number, version: 4 | 5 = 4): Promise<RawClient> {
-    const socket = tcpConnect(port, '127.0.0.1');
+  /** A TCP connection to the port, or the client end of an in-memory stream (see fuzz-harness.ts). */
+  static async open(target: number | Duplex, version: 4 | 5 = 4): Promise<RawClient> {
+    if (typeof target !== 'number') return new RawClient(target, version);
+    const socket = tcpConnect(target, '127.0.0.1');
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
@@ -170,7 +173,7 @@ export class RawClient {
 
   /** Opens a connection and sends CONNECT; resolves with the CONNACK. */
   static async connected(
-    port: number,
+    target: number | Duplex,
     clientId: string,
     options: {
       version?: 4 | 5;
@@ -181,7 +184,7 @@ export class RawClient {
     } = {},
   ): Promise<RawClient> {
     const version = options.version ?? 4;
-    const client = await RawClient.open(port, version);
+    const client = await RawClient.open(target, version);
     client.send({
       cmd: 'connect',
       protocolId: 'MQTT',

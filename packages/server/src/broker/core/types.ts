@@ -78,8 +78,13 @@ export interface CoreHooks<S> {
   auth?(conn: Connection<S>, step: AuthStep): Promise<AuthVerdict>;
   /** Every PUBLISH (and will) before it is routed: `done(null)` accepts, an error refuses (as PublishPipeline.run). */
   publish(session: S, packet: CorePublish, done: (err: Error | null) => void): void;
-  /** Each filter of a SUBSCRIBE (the inner filter of a shared one): undefined grants, a reason refuses. */
-  subscribe(session: S, request: { filter: string; held: number }): string | undefined;
+  /**
+   * Each filter of a SUBSCRIBE (`filter`: the inner filter of a shared one; `topic`: as subscribed, `$share/…`
+   * included): undefined grants, a reason refuses.
+   */
+  subscribe(session: S, request: { filter: string; held: number; topic: string }): string | undefined;
+  /** A filter the core refused itself (malformed, invalid): so that every refusal can be recorded. */
+  filterRefused?(session: S, refused: { topic: string; reason: string }): void;
   /** Each message to each subscriber, when written: the message, a copy to send instead, or null to withhold. */
   deliver(session: S, packet: CoreDelivery): CoreDelivery | null;
   retained: {
