@@ -929,6 +929,8 @@ async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker>
       return app && app.status !== 'revoked' ? { zone: app.zone, purpose: app.purpose } : undefined;
     },
     appPasswords: config.mqtt.appPasswords,
+    // The MQTT engine: aedes, or Bulwark's own core (broker/core/), behind the same stages.
+    core: config.mqtt.core,
     monitor,
     retained,
     transforms: { publish: [privacy.publish], deliver: [privacy.deliver] },

@@ -1,37 +1,28 @@
 /**
  * The one file that knows aedes: it wires every aedes hook (deny by default, CONVENTIONS "Boundaries") to
- * the broker's stages and sessions. A broker core other than aedes replaces this file and keeps the rest.
+ * the broker's stages and sessions. Bulwark's own core has its adapter beside it (core-adapter.ts, config
+ * `mqtt.core`); both share adapter.ts.
  */
 import type { Duplex } from 'node:stream';
-import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client } from 'aedes';
 import { connackCodes } from '@bulwark/protocol';
-import type { Logger } from 'pino';
-import type { AppDelivery } from './app-delivery.ts';
-import type { createEarlyRefusals, createConnectHandler } from './connect.ts';
-import type { BrokerCounters, Emit } from './emit.ts';
-import type { IngressRouter } from './ingress.ts';
+import {
+  deliverTo,
+  packetTooLarge,
+  peerIdentity,
+  raiseHighWaterMark,
+  subscribeDenied,
+  type AdapterDeps,
+  type BrokerLimits,
+  type MqttAdapter,
+} from './adapter.ts';
 import type { Admission } from './listeners.ts';
-import type { createDeliverPipeline, createPublishPipeline, createSubscribePipeline } from './pipeline.ts';
 import { connackError, refusal } from './refusal.ts';
 import type { RetainedStore } from './retained.ts';
-import type { SessionRegistry } from './sessions.ts';
 import { createShareGroups, isShareFilter, parseShare, type ShareGroup } from './shared-subscriptions.ts';
 import type { BrokerSession, PeerIdentity } from './stages.ts';
 
-export interface BrokerLimits {
-  /** Largest MQTT packet other than CONNECT (remaining length), refused at its fixed header. */
-  maxPacketBytes: number;
-  /** Largest CONNECT (remaining length), refused at its fixed header: a client id, a Will and credentials. */
-  maxConnectBytes: number;
-  /** A TLS handshake not finished within this is closed (stalled ClientHellos, bare TCP connections). */
-  handshakeTimeoutMs: number;
-  /** A connection whose CONNECT has not arrived within this is closed (`mqtt.connect_refused`, connect_timeout). */
-  connectTimeoutMs: number;
-  /** Bytes an app connection may hold unsent; beyond, messages to it are dropped and counted (app-delivery.ts). */
-  appQueueBytes: number;
-}
+export type { BrokerLimits } from './adapter.ts';
 
 /** The part of mqtt-packet's Parser the size check touches (aedes keeps one per client as `client._parser`). */
 interface PacketParser {
@@ -79,38 +70,6 @@ function connectErrorReason(err: Error & { code?: unknown }): string | undefined
   return `malformed: ${err.message}`;
 }
 
-/**
- * The identity the transport established: the verified client certificate, or none (development listener;
- * a TLS client without a certificate, which must authenticate with app credentials).
- */
-function peerIdentity(conn: unknown, admission: Admission): PeerIdentity {
-  const socket = conn as Partial<TLSSocket>;
-  const remoteAddress = socket.remoteAddress ?? 'unknown';
-  if (admission === 'insecure' || admission === 'password' || typeof socket.getPeerCertificate !== 'function')
-    return {
-      cn: undefined,
-      serial: undefined,
-      remoteAddress,
-      subject: {},
-      anonymous: admission === 'insecure',
-      ...(admission === 'password' ? { password: true } : {}),
-    };
-  const peer = socket.getPeerCertificate();
-  const raw = (peer?.subject ?? {}) as unknown as Record<string, string | string[]>;
-  const subject: Record<string, string> = {};
-  for (const [k, v] of Object.entries(raw)) if (typeof v === 'string') subject[k] = v;
-  // A certificate with several CNs names no single device.
-  const notAfter = peer?.valid_to ? Date.parse(peer.valid_to) : Number.NaN;
-  return {
-    cn: typeof raw.CN === 'string' ? raw.CN : undefined,
-    serial: peer?.serialNumber || undefined,
-    remoteAddress,
-    subject,
-    anonymous: false,
-    ...(Number.isFinite(notAfter) ? { notAfter } : {}),
-  };
-}
-
 function transportOf(client: Client): BrokerSession['transport'] {
   const conn = client.conn as unknown as { pause?: () => void; resume?: () => void };
   return { pause: () => conn.pause?.(), resume: () => conn.resume?.() };
@@ -120,16 +79,6 @@ function transportOf(client: Client): BrokerSession['transport'] {
 const queuedOf = (client: Client): number =>
   (client.conn as unknown as { writableLength?: number }).writableLength ?? 0;
 
-/**
- * An app connection buffers up to the app queue bound without aedes waiting for 'drain' (which would hold
- * the message, and after enough of them every other subscriber's, for up to its drain timeout): beyond the
- * bound, messages to it are dropped (app-delivery.ts). Node reads the high-water mark at every write.
- */
-function raiseHighWaterMark(client: Client, bytes: number): void {
-  const state = (client.conn as unknown as { _writableState?: { highWaterMark: number } })._writableState;
-  if (state && state.highWaterMark < bytes) state.highWaterMark = bytes;
-}
-
 /** The parts of an aedes Client that shared delivery uses (not in aedes' types). */
 interface Deliverable {
   deliverQoS(packet: object, callback: () => void): void;
@@ -137,21 +86,8 @@ interface Deliverable {
 
 type Deliver = (packet: AedesPublishPacket, callback: () => void) => void;
 
-export interface AedesAdapterDeps {
-  limits: BrokerLimits;
-  sessions: SessionRegistry<Client>;
-  handleConnect: ReturnType<typeof createConnectHandler<Client>>;
-  refuseEarly: ReturnType<typeof createEarlyRefusals>;
-  publish: ReturnType<typeof createPublishPipeline>;
-  subscribe: ReturnType<typeof createSubscribePipeline>;
-  deliver: ReturnType<typeof createDeliverPipeline>;
+export interface AedesAdapterDeps extends AdapterDeps<Client> {
   retained: Pick<RetainedStore, 'attach'>;
-  ingress?: IngressRouter | undefined;
-  /** App delivery counters and the app queue bound. */
-  appDelivery: AppDelivery;
-  emit: Emit;
-  counters: BrokerCounters;
-  logger: Logger;
 }
 
 interface Connections {
@@ -217,7 +153,7 @@ function wireConnect(w: Wiring): void {
     w.handleConnect(client, context, transportOf(client)).then(
       (err) => {
         if (err === null && w.sessions.get(client)?.principal.kind === 'app')
-          raiseHighWaterMark(client, w.limits.appQueueBytes);
+          raiseHighWaterMark(client.conn, w.limits.appQueueBytes);
         callback(err as unknown as AuthenticateError | null, err === null);
       },
       (err: unknown) => {
@@ -267,11 +203,11 @@ function wireAuthorization(w: Wiring): void {
       callback(null, sub);
       return;
     }
-    w.emit({
-      type: 'mqtt.subscribe_denied',
-      actor: session ? session.actor : `client:${client.id}`,
-      subject: session?.subject,
-      data: { topic: sub.topic, reason: reason ?? 'no_session' },
+    subscribeDenied(w.emit, {
+      session,
+      clientId: client.id,
+      topic: sub.topic,
+      reason: reason ?? 'no_session',
     });
     // §3.9.3: refuse this filter with return code 0x80 in the SUBACK; never grant and filter later.
     callback(null, null);
@@ -279,13 +215,10 @@ function wireAuthorization(w: Wiring): void {
   w.aedes.authorizeForward = (client, packet) => {
     const session = w.sessions.get(client);
     if (!session) return null;
-    const out = w.deliver.run(session, packet);
+    const out = deliverTo(w, { session, packet, clientId: client.id, queued: () => queuedOf(client) });
     // A transformed copy for a persistent session's queue replay: aedes writes its own copy (see isQueueReplay).
     if (out !== null && out !== packet && isQueueReplay(packet)) Object.assign(packet, out);
-    // Apps only (devices pass on one comparison): counted, or dropped when the connection is over its bound.
-    if (out === null || session.delivery === undefined) return out;
-    const delivery = { clientId: client.id, queued: queuedOf(client), bytes: out.payload.length };
-    return w.appDelivery.admit(session, delivery) ? out : null;
+    return out;
   };
   const { ingress } = w;
   if (ingress)
@@ -379,14 +312,6 @@ function wireLifecycle(w: Wiring): void {
   });
 }
 
-/** A packet announced more than its limit (see limitPacketSize); the connection is being closed. */
-function packetTooLarge(w: Wiring, client: Client, packet: OversizedPacket): void {
-  w.counters.packetsTooLarge += 1;
-  const reason = `packet_too_large: ${packet.cmd.toUpperCase()} announces ${packet.length} bytes, limit ${packet.limit}`;
-  // With a session, it ends here like a drop: no further publish or delivery while the socket closes.
-  if (!w.sessions.end(client, reason)) void refuseEarly(w, client, { reason });
-}
-
 /**
  * MQTT 3.1.1 on aedes. Every aedes hook is wired (deny by default): the certificate is the identity, the
  * client id must equal it, and each publish, subscribe and delivery goes through the stages.
@@ -425,11 +350,16 @@ export async function createAedesAdapter(deps: AedesAdapterDeps) {
   wireLifecycle(w);
 
   /** Hands a connection to aedes, with the packet-size check in its parser. */
-  function accept(stream: Socket | Duplex, admission: Admission, peer?: PeerIdentity): void {
+  function accept(stream: Duplex, admission: Admission, peer?: PeerIdentity): void {
     const client = aedes.handle(stream);
     connections.admissions.set(client, admission);
     connections.peers.set(client, peer ?? peerIdentity(client.conn, admission));
-    limitPacketSize(client, deps.limits, (packet) => packetTooLarge(w, client, packet));
+    limitPacketSize(client, deps.limits, ({ cmd, length, limit }) =>
+      packetTooLarge(w, client, {
+        peer: w.peerOf(client),
+        detail: `${cmd.toUpperCase()} announces ${length} bytes, limit ${limit}`,
+      }),
+    );
     // However it ends (a takeover of a persistent session emits no clientDisconnect), it leaves its groups,
     // and its pending drop count is recorded and let go.
     stream.once('close', () => {
@@ -438,7 +368,7 @@ export async function createAedesAdapter(deps: AedesAdapterDeps) {
     });
   }
 
-  return {
+  const adapter: MqttAdapter<Client> = {
     accept,
     close: (client: Client) => client.close(),
     /** Bytes written to the client's connection and not yet sent (app queue figures). */
@@ -454,4 +384,5 @@ export async function createAedesAdapter(deps: AedesAdapterDeps) {
     },
     shutdown: () => new Promise<void>((resolve) => aedes.close(() => resolve())),
   };
+  return adapter;
 }

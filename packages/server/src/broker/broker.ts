@@ -3,9 +3,11 @@ import type { Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { EventBus } from '../events/index.ts';
 import type { Firewall } from '../firewall/index.ts';
-import { createAedesAdapter, type BrokerLimits } from './aedes-adapter.ts';
+import type { AdapterDeps, BrokerLimits, MqttAdapter, MqttCore } from './adapter.ts';
+import { createAedesAdapter } from './aedes-adapter.ts';
 import { createAppDelivery } from './app-delivery.ts';
 import { createConnectHandler, createEarlyRefusals } from './connect.ts';
+import { createCoreAdapter, type CoreAdapterDeps, type CoreConnection } from './core-adapter.ts';
 import { connectStages, type ConnectStageDeps } from './connect-stages.ts';
 import { createCounters, createEmit } from './emit.ts';
 import type { IngressRouter } from './ingress.ts';
@@ -22,7 +24,8 @@ import {
 import { createSessionRegistry } from './sessions.ts';
 import type { BrokerTransforms, PeerIdentity, PublishStage } from './stages.ts';
 
-export type { BrokerLimits } from './aedes-adapter.ts';
+export type { BrokerLimits, MqttCore } from './adapter.ts';
+export { mqttCores } from './adapter.ts';
 export type { AppDeliveryStats } from './app-delivery.ts';
 export type { ConnectDecision } from './connect-stages.ts';
 export type { BrokerTls } from './listeners.ts';
@@ -52,7 +55,14 @@ export interface BrokerDeps
   /** Subscribes to changes that may alter compiled access; the broker then recompiles its live sessions. */
   onAccessChange(listener: (deviceId?: string) => void): () => void;
   /** Retained messages: quotas per device and in total, kept in the store (loaded before listening). */
-  retained: Pick<RetainedStore, 'retain' | 'attach'> & Partial<Pick<RetainedStore, 'forgetDeleted'>>;
+  retained: Pick<RetainedStore, 'retain' | 'attach'> &
+    Partial<Pick<RetainedStore, 'forgetDeleted'>> &
+    CoreAdapterDeps['retained'];
+  /**
+   * The MQTT engine (config `mqtt.core`): aedes (MQTT 3.1.1, the default for now) or Bulwark's own core
+   * (MQTT 3.1.1 and 5.0, core/), behind the same stages.
+   */
+  core?: MqttCore | undefined;
   /** Bounds enforced before anything is buffered (DESIGN principle 8); defaults in `defaultBrokerLimits`. */
   limits?: Partial<BrokerLimits> | undefined;
   /** Device messages the platform consumes (heartbeats, firmware reports, metrics), typed (see ingress.ts). */
@@ -87,20 +97,38 @@ export const defaultBrokerLimits: BrokerLimits = Object.freeze({
 /**
  * MQTT 3.1.1 over mutual TLS: the listeners (listeners.ts), connect stages (connect-stages.ts), the publish,
  * subscribe and delivery pipelines (publish-stages.ts, pipeline.ts), live sessions (sessions.ts) and the
- * watchers that end or recompile them (revocation-watch.ts), over aedes (aedes-adapter.ts). See README.md.
+ * watchers that end or recompile them (revocation-watch.ts), over aedes (aedes-adapter.ts) or, with
+ * `core: 'bulwark'`, Bulwark's own MQTT 3.1.1 and 5.0 core (core-adapter.ts). See README.md.
  */
-export async function createBroker(deps: BrokerDeps) {
+export function createBroker(deps: BrokerDeps) {
+  const { retained } = deps;
+  return deps.core === 'bulwark'
+    ? assembleBroker<CoreConnection>(deps, (a) => createCoreAdapter({ ...a, retained }))
+    : assembleBroker<Client>(deps, (a) => createAedesAdapter({ ...a, retained }));
+}
+
+/** The broker's parts around one MQTT engine's adapter (`C`: the engine's connection). */
+async function assembleBroker<C extends object>(
+  deps: BrokerDeps,
+  makeAdapter: (deps: AdapterDeps<C>) => MqttAdapter<C> | Promise<MqttAdapter<C>>,
+) {
   const { logger, events, firewall } = deps;
   const limits: BrokerLimits = { ...defaultBrokerLimits, ...deps.limits };
   const emit = createEmit(events, logger);
   const counters = createCounters();
-  const sessions = createSessionRegistry<Client>({ firewall, emit, close: (client) => client.close() });
+  // The adapter is made after the registry it is given; a session is dropped only once it is running.
+  const engine: { adapter?: MqttAdapter<C> } = {};
+  const sessions = createSessionRegistry<C>({
+    firewall,
+    emit,
+    close: (client, cause) => engine.adapter?.close(client, cause),
+  });
   const stageDeps = { firewall, retained: deps.retained, emit, counters, logger };
   const appDelivery = createAppDelivery({ emit, queueBytes: limits.appQueueBytes });
-  const mqtt = await createAedesAdapter({
+  const mqtt = await makeAdapter({
     limits,
     sessions,
-    handleConnect: createConnectHandler<Client>({
+    handleConnect: createConnectHandler<C>({
       stages: connectStages({
         ...deps,
         appPasswords: deps.appPasswords !== false,
@@ -115,13 +143,13 @@ export async function createBroker(deps: BrokerDeps) {
     publish: createPublishPipeline(publishStages(stageDeps, deps.transforms, deps.persist)),
     subscribe: createSubscribePipeline(subscribeStages(stageDeps)),
     deliver: createDeliverPipeline(deliverStages(deps.transforms)),
-    retained: deps.retained,
     ingress: deps.ingress,
     appDelivery,
     emit,
     counters,
     logger,
   });
+  engine.adapter = mqtt;
   const listeners = await createListeners({
     ...deps,
     handshakeTimeoutMs: limits.handshakeTimeoutMs,
@@ -180,11 +208,11 @@ export async function createBroker(deps: BrokerDeps) {
       stopAppChanges();
       stopRetainedDeletions();
       clearInterval(expirySweep);
-      for (const client of sessions.clients()) client.close();
+      for (const client of sessions.clients()) mqtt.close(client);
       await listeners.close();
       await mqtt.shutdown();
     },
   };
 }
 
-export type Broker = Awaited<ReturnType<typeof createBroker>>;
+export type Broker = Awaited<ReturnType<typeof assembleBroker>>;

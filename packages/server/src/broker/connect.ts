@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { actorOf, createEventRateLimit, subjectOf, type EventBus } from '../events/index.ts';
 import type { Firewall } from '../firewall/index.ts';
-import { connackError, connackOf } from './refusal.ts';
+import { connackError, connackOf, type ConnackError } from './refusal.ts';
 import { appKey, type SessionRegistry } from './sessions.ts';
 import {
   runConnectStages,
@@ -67,13 +67,14 @@ export interface ConnectHandlerDeps<C extends object> {
 
 /**
  * Runs the connect stages for one CONNECT and registers the session they admit. Resolves with null (CONNACK
- * 0) or the error whose `returnCode` aedes sends; a throw is the caller's CONNACK 3.
+ * 0) or the error whose `returnCode` (3.1.1) or `reasonCode` (MQTT 5) the engine sends; a throw is the
+ * caller's CONNACK 3 (0x88).
  */
 export function createConnectHandler<C extends object>(deps: ConnectHandlerDeps<C>) {
   const { events, sessions } = deps;
 
   /** Every refusal is durable before the CONNACK that reports it. */
-  async function refuse(peer: PeerIdentity, refusal: ConnectRefusal): Promise<Error> {
+  async function refuse(peer: PeerIdentity, refusal: ConnectRefusal): Promise<ConnackError> {
     // Charged to the certificate that was presented, never to the address (Principle 9).
     if (!refusal.banned && peer.serial) deps.firewall.recordRefusal(peer.serial);
     await events.emit({
@@ -88,14 +89,14 @@ export function createConnectHandler<C extends object>(deps: ConnectHandlerDeps<
       },
     });
     // [MQTT-3.2.2-5]: a non-zero CONNACK, then the connection is closed.
-    return connackError(refusal.reason, refusal.code);
+    return connackError(refusal.reason, refusal.code, { banned: refusal.banned === true });
   }
 
   return async function handleConnect(
     client: C,
     context: ConnectContext,
     transport: BrokerSession['transport'],
-  ): Promise<Error | null> {
+  ): Promise<ConnackError | null> {
     const outcome = await runConnectStages(deps.stages, context);
     if (!outcome.ok) return refuse(context.peer, outcome.refusal);
     const { access, meter } = outcome.context;
@@ -104,7 +105,7 @@ export function createConnectHandler<C extends object>(deps: ConnectHandlerDeps<
       return refuse(context.peer, { code: 'internal', reason: 'access could not be compiled' });
     const { peer } = context;
     if (sessions.takenOver(client, who, peer.remoteAddress))
-      return connackError(`${who.principal.kind} banned: cloned identity`, 'forbidden');
+      return connackError(`${who.principal.kind} banned: cloned identity`, 'forbidden', { banned: true });
     const delivery = who.principal.kind === 'app' ? deps.appCounters?.(who.principal.id) : undefined;
     sessions.register(client, {
       ...who,

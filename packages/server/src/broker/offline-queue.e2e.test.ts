@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The privacy tests' one room-sensor fixture (a test fixture, not part of privacy's door).
 import { roomSensor } from '../test-support/data-schemas.ts';
@@ -32,18 +32,36 @@ describe('persistent sessions: queued and resent messages pass the delivery stag
   let reader: Pick<DeviceCreds, 'id' | 'key' | 'cert'>;
   const open: MqttClient[] = [];
 
-  const connectReader = async (extra: Parameters<typeof connectMqtt>[3] = {}) => {
-    const client = await connectMqtt(s.mqttUrl, ca, reader, { clean: false, ...extra });
-    open.push(client);
-    return client;
-  };
+  /** Messages arriving on each reader, as text, from its first byte (a broker may send them with CONNACK). */
+  const received = new WeakMap<MqttClient, string[]>();
+  /**
+   * The reader with a persistent session. Its 'message' listener is added before CONNACK: messages queued for
+   * the session may arrive in the same read as CONNACK, before a client awaiting 'connect' could add one
+   * (Bulwark's core sends them at once, aedes a few ticks later).
+   */
+  const connectReader = (extra: mqtt.IClientOptions = {}) =>
+    new Promise<MqttClient>((resolve, reject) => {
+      const got: string[] = [];
+      const client = mqtt.connect(s.mqttUrl, {
+        ca,
+        key: reader.key,
+        cert: reader.cert,
+        clientId: reader.id,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        connectTimeout: 5000,
+        clean: false,
+        ...extra,
+      });
+      received.set(client, got);
+      open.push(client);
+      client.on('message', (_topic, payload) => got.push(payload.toString()));
+      client.once('connect', () => resolve(client));
+      client.once('error', reject);
+    });
 
-  /** Messages arriving on a client, as text. */
-  const collect = (client: MqttClient) => {
-    const got: string[] = [];
-    client.on('message', (_topic, payload) => got.push(payload.toString()));
-    return got;
-  };
+  /** Messages arriving on a reader, as text. */
+  const collect = (client: MqttClient) => received.get(client) ?? [];
 
   beforeAll(async () => {
     s = await startTestServer({});

@@ -32,8 +32,11 @@ export const appKey = (clientId: string): string => subjectOf.app(clientId);
 export interface SessionRegistryDeps<C extends object> {
   firewall: Pick<Firewall, 'forgetDevice' | 'recordTakeover' | 'limits'>;
   emit: Emit;
-  /** Ends the client's connection (the transport's own close). */
-  close(client: C): void;
+  /**
+   * Ends the client's connection (the transport's own close); the cause lets an engine that can say why (an
+   * MQTT 5 DISCONNECT reason code) say it.
+   */
+  close(client: C, cause: DropCause): void;
 }
 
 type Takeover = Pick<BrokerSession, 'key' | 'serial' | 'actor' | 'subject'>;
@@ -146,7 +149,7 @@ export function createSessionRegistry<C extends object>(deps: SessionRegistryDep
 
   function dropSession(client: C, session: BrokerSession, cause: DropCause): void {
     forget(client, session);
-    deps.close(client);
+    deps.close(client, cause);
     emit({
       type: 'mqtt.session_dropped',
       actor: 'system',

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from './index.ts';
+import { loadConfig, testConfig } from './index.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-config-'));
 
@@ -10,6 +10,7 @@ describe('configuration', () => {
   it('has working defaults with no file and no environment', () => {
     const c = loadConfig({ env: {} });
     expect(c.mqtt.port).toBe(8883);
+    expect(c.mqtt.core).toBe('aedes');
     expect(c.https.port).toBe(8443);
     expect(c.dataDir).toBe(path.resolve('.bulwark'));
     expect(c.database.url).toBeUndefined();
@@ -43,6 +44,24 @@ describe('configuration', () => {
     expect(c.pki.hostnames).toEqual(['a.example', '10.0.0.5']);
   });
 
+  it('testConfig takes BULWARK_MQTT_CORE from the environment (npm run test:core), and no other variable', () => {
+    const saved = { core: process.env.BULWARK_MQTT_CORE, port: process.env.BULWARK_MQTT_PORT };
+    process.env.BULWARK_MQTT_CORE = 'bulwark';
+    process.env.BULWARK_MQTT_PORT = '1234';
+    try {
+      const c = testConfig({ dataDir: '/tmp/x' });
+      expect(c.mqtt.core).toBe('bulwark');
+      expect(c.mqtt.port).toBe(8883);
+    } finally {
+      for (const [name, value] of [
+        ['BULWARK_MQTT_CORE', saved.core],
+        ['BULWARK_MQTT_PORT', saved.port],
+      ] as const)
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+    }
+  });
+
   it.each([
     [{ BULWARK_MQTT_PORT: 'abc' }, /mqtt\.port \(from BULWARK_MQTT_PORT\): must be a port number/],
     [{ BULWARK_HTTPS_PORT: '70000' }, /https\.port \(from BULWARK_HTTPS_PORT\): must be between 0 and 65535/],
@@ -57,6 +76,10 @@ describe('configuration', () => {
     ],
     [{ BULWARK_LOG_LEVEL: 'loud' }, /logLevel \(from BULWARK_LOG_LEVEL\)/],
     [{ BULWARK_HOSTNAMES: 'bad host!' }, /pki\.hostnames/],
+    [
+      { BULWARK_MQTT_CORE: 'mosquitto' },
+      /mqtt\.core \(from BULWARK_MQTT_CORE\): must be "aedes" or "bulwark"/,
+    ],
   ])('names the key, the variable and what is allowed: %o', (env, message) => {
     expect(() => loadConfig({ env })).toThrow(message);
   });

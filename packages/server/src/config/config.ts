@@ -92,6 +92,11 @@ const schema = z
         /** Bytes an app connection may hold unsent; beyond, messages to it are dropped and counted. */
         appQueueSize: byteSize.default(8 * 1024 * 1024),
         /**
+         * The MQTT engine: `aedes` (MQTT 3.1.1; the default for now) or `bulwark`, Bulwark's own MQTT 3.1.1
+         * and 5.0 core (issue 19), behind the same connect, publish, subscribe and delivery stages.
+         */
+        core: z.enum(['aedes', 'bulwark'], { error: 'must be "aedes" or "bulwark"' }).default('aedes'),
+        /**
          * For development and protocol-conformance testing only: a plaintext listener without
          * authentication (the client id is the identity, policy group `anonymous`). Never on by default;
          * setting its port (file, BULWARK_MQTT_DEV_PORT or --mqtt-dev-port) is the explicit choice.
@@ -354,6 +359,7 @@ export const envKeys = {
   BULWARK_MQTT_PORT: 'mqtt.port',
   BULWARK_MQTT_DEV_PORT: 'mqtt.devListener.port',
   BULWARK_MQTT_HANDSHAKE_TIMEOUT: 'mqtt.handshakeTimeout',
+  BULWARK_MQTT_CORE: 'mqtt.core',
   BULWARK_HTTPS_PORT: 'https.port',
   BULWARK_DEVICE_PORT: 'https.devicePort',
   BULWARK_HOSTNAMES: 'pki.hostnames',
@@ -464,9 +470,17 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/** Configuration for tests and embedded use: defaults plus the given values, no environment. */
+/**
+ * Variables tests take from the environment: `BULWARK_MQTT_CORE=bulwark` runs every test server's broker on
+ * Bulwark's own MQTT core (`npm run test:core`). Nothing else leaks in.
+ */
+const testEnvKeys = ['BULWARK_MQTT_CORE'] as const;
+
+/** Configuration for tests and embedded use: defaults plus the given values, no environment but testEnvKeys. */
 export function testConfig(overrides: Record<string, unknown>): Config {
-  return loadConfig({ env: {}, overrides });
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of testEnvKeys) if (process.env[name] !== undefined) env[name] = process.env[name];
+  return loadConfig({ env, overrides });
 }
 
 /** The settings worth recording, flattened to dotted keys, with secrets left out. */

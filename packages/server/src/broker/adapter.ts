@@ -1,0 +1,150 @@
+/**
+ * What the two MQTT engines' adapters share (aedes-adapter.ts, core-adapter.ts): their contract with
+ * createBroker, the limits, the peer identity a transport established, and the steps both take the same way
+ * (delivery with the app bound, a refused filter's event, an oversized packet).
+ */
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { AppDelivery } from './app-delivery.ts';
+import type { createConnectHandler, createEarlyRefusals } from './connect.ts';
+import type { BrokerCounters, Emit } from './emit.ts';
+import type { IngressRouter } from './ingress.ts';
+import type { Admission } from './listeners.ts';
+import type { createDeliverPipeline, createPublishPipeline, createSubscribePipeline } from './pipeline.ts';
+import type { DropCause, SessionRegistry } from './sessions.ts';
+import type { BrokerSession, DeliverPacket, PeerIdentity } from './stages.ts';
+
+/** The MQTT engines createBroker can run on (config `mqtt.core`). */
+export const mqttCores = ['aedes', 'bulwark'] as const;
+export type MqttCore = (typeof mqttCores)[number];
+
+export interface BrokerLimits {
+  /** Largest MQTT packet other than CONNECT (remaining length), refused at its fixed header. */
+  maxPacketBytes: number;
+  /** Largest CONNECT (remaining length), refused at its fixed header: a client id, a Will and credentials. */
+  maxConnectBytes: number;
+  /** A TLS handshake not finished within this is closed (stalled ClientHellos, bare TCP connections). */
+  handshakeTimeoutMs: number;
+  /** A connection whose CONNECT has not arrived within this is closed (`mqtt.connect_refused`, connect_timeout). */
+  connectTimeoutMs: number;
+  /** Bytes an app connection may hold unsent; beyond, messages to it are dropped and counted (app-delivery.ts). */
+  appQueueBytes: number;
+}
+
+/** What an adapter is given: the stages, the sessions, and where it records what happens. */
+export interface AdapterDeps<C extends object> {
+  limits: BrokerLimits;
+  sessions: SessionRegistry<C>;
+  handleConnect: ReturnType<typeof createConnectHandler<C>>;
+  refuseEarly: ReturnType<typeof createEarlyRefusals>;
+  publish: ReturnType<typeof createPublishPipeline>;
+  subscribe: ReturnType<typeof createSubscribePipeline>;
+  deliver: ReturnType<typeof createDeliverPipeline>;
+  ingress?: IngressRouter | undefined;
+  /** App delivery counters and the app queue bound. */
+  appDelivery: AppDelivery;
+  emit: Emit;
+  counters: BrokerCounters;
+  logger: Logger;
+}
+
+/** What createBroker asks of an adapter, whichever engine is behind it. */
+export interface MqttAdapter<C extends object> {
+  /** Takes a connection; `peer` when the caller established the identity itself (in-process streams). */
+  accept(stream: Duplex, admission: Admission, peer?: PeerIdentity): void;
+  /** Ends the connection; the cause of a dropped session, for an engine that can tell the client why. */
+  close(client: C, cause?: DropCause): void;
+  /** Bytes waiting for the client (app queue figures). */
+  queuedOf(client: C): number;
+  /** Publishes from the server (QoS 1); deliveries still pass each subscriber's delivery stages. */
+  publish(topic: string, payload: string): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * The identity the transport established: the verified client certificate, or none (development listener;
+ * a TLS client without a certificate, which must authenticate with app credentials).
+ */
+export function peerIdentity(conn: unknown, admission: Admission): PeerIdentity {
+  const socket = conn as Partial<TLSSocket>;
+  const remoteAddress = socket.remoteAddress ?? 'unknown';
+  if (admission === 'insecure' || admission === 'password' || typeof socket.getPeerCertificate !== 'function')
+    return {
+      cn: undefined,
+      serial: undefined,
+      remoteAddress,
+      subject: {},
+      anonymous: admission === 'insecure',
+      ...(admission === 'password' ? { password: true } : {}),
+    };
+  const peer = socket.getPeerCertificate();
+  const raw = (peer?.subject ?? {}) as unknown as Record<string, string | string[]>;
+  const subject: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) if (typeof v === 'string') subject[k] = v;
+  // A certificate with several CNs names no single device.
+  const notAfter = peer?.valid_to ? Date.parse(peer.valid_to) : Number.NaN;
+  return {
+    cn: typeof raw.CN === 'string' ? raw.CN : undefined,
+    serial: peer?.serialNumber || undefined,
+    remoteAddress,
+    subject,
+    anonymous: false,
+    ...(Number.isFinite(notAfter) ? { notAfter } : {}),
+  };
+}
+
+/**
+ * An app connection buffers up to the app queue bound without the engine waiting for 'drain' (which would
+ * hold the message, and after enough of them every other subscriber's): beyond the bound, messages to it are
+ * dropped (app-delivery.ts). Node reads the high-water mark at every write.
+ */
+export function raiseHighWaterMark(stream: unknown, bytes: number): void {
+  const state = (stream as { _writableState?: { highWaterMark: number } })._writableState;
+  if (state && state.highWaterMark < bytes) state.highWaterMark = bytes;
+}
+
+/**
+ * One message to one subscriber: the delivery stages' answer, then, for an app, the queue bound (counted, or
+ * dropped when its connection holds more than the bound). Devices pass the bound on one comparison.
+ */
+export function deliverTo<P extends DeliverPacket>(
+  deps: Pick<AdapterDeps<object>, 'deliver' | 'appDelivery'>,
+  delivery: { session: BrokerSession; packet: P; clientId: string; queued: () => number },
+): P | null {
+  const { session } = delivery;
+  const out = deps.deliver.run(session, delivery.packet);
+  if (out === null || session.delivery === undefined) return out;
+  const queued = delivery.queued();
+  return deps.appDelivery.admit(session, { clientId: delivery.clientId, queued, bytes: out.payload.length })
+    ? out
+    : null;
+}
+
+/** A refused filter is an event (§3.9.3: the SUBACK says 0x80, or 0x87 on MQTT 5). */
+export function subscribeDenied(
+  emit: Emit,
+  refused: { session: BrokerSession | undefined; clientId: string; topic: string; reason: string },
+): void {
+  const { session } = refused;
+  emit({
+    type: 'mqtt.subscribe_denied',
+    actor: session ? session.actor : `client:${refused.clientId}`,
+    subject: session?.subject,
+    data: { topic: refused.topic, reason: refused.reason },
+  });
+}
+
+/**
+ * A packet announced more than its limit; the connection is being closed. With a session, it ends here like
+ * a drop (no further publish or delivery while the socket closes); without, it is an early refusal.
+ */
+export function packetTooLarge<C extends object>(
+  deps: Pick<AdapterDeps<C>, 'counters' | 'sessions' | 'refuseEarly'>,
+  client: C,
+  refused: { peer: PeerIdentity; /** `PUBLISH announces 300000 bytes, limit 262144` */ detail: string },
+): void {
+  deps.counters.packetsTooLarge += 1;
+  const reason = `packet_too_large: ${refused.detail}`;
+  if (!deps.sessions.end(client, reason)) void deps.refuseEarly(refused.peer, reason);
+}

@@ -1,0 +1,223 @@
+/**
+ * The broker on Bulwark's own MQTT 3.1.1 and 5.0 core (core/, issue 19; config `mqtt.core: bulwark`): the
+ * core's hooks wired to the same stages, sessions and events as aedes-adapter.ts. Packet sizes, share groups,
+ * bounded queues and replays are the core's; refusals reach MQTT 5 clients as reason codes.
+ */
+import type { Duplex } from 'node:stream';
+import type { IConnectPacket } from 'mqtt-packet';
+import {
+  deliverTo,
+  packetTooLarge,
+  peerIdentity,
+  raiseHighWaterMark,
+  subscribeDenied,
+  type AdapterDeps,
+  type MqttAdapter,
+} from './adapter.ts';
+import {
+  createBrokerCore,
+  RC,
+  v3ConnackOf,
+  type Connection,
+  type CoreHooks,
+  type CoreLimits,
+} from './core/index.ts';
+import type { Admission } from './listeners.ts';
+import { refusal, type ConnackError } from './refusal.ts';
+import type { RetainedMessage } from './retained.ts';
+import type { DropCause } from './sessions.ts';
+import type { BrokerSession, ConnectContext, PeerIdentity } from './stages.ts';
+
+export type CoreConnection = Connection<BrokerSession>;
+
+export interface CoreAdapterDeps extends AdapterDeps<CoreConnection> {
+  /** The retained store answers SUBSCRIBE; storing is the retain stage's (it knows the publisher's quota). */
+  retained: { match(filters: readonly string[]): Iterable<RetainedMessage> };
+}
+
+/** What the adapter keeps with each connection (the core's `meta`). */
+interface ConnMeta {
+  admission: Admission;
+  peer: PeerIdentity;
+}
+
+/**
+ * The core's own bounds, beyond BrokerLimits. aedes kept persistent sessions and their queues in memory
+ * without a bound; the core bounds both (DESIGN principle 8).
+ */
+const coreBounds = {
+  /** QoS 1/2 PUBLISHes a client may have unacknowledged at the server (MQTT 5 Receive Maximum). */
+  receiveMaximum: 100,
+  /** Messages waiting for one client (offline, or behind its in-flight window); beyond, counted drops. */
+  maxQueuedMessages: 1000,
+  /** A persistent session (3.1.1 clean session 0, MQTT 5 session expiry) is kept at most a week offline. */
+  maxSessionExpirySec: 7 * 86_400,
+  topicAliasMaximum: 16,
+} as const;
+
+/** The DISCONNECT reason code (MQTT 5, §3.14.2.1) of a session the broker ends. */
+function disconnectCodeOf(cause: DropCause | undefined): number {
+  // Without a cause, the broker is closing (createBroker's close).
+  if (cause === undefined) return RC.serverShuttingDown;
+  // A policy that no longer lets it connect, an app whose facts changed: an operator acted.
+  if (cause.trigger === 'policy change') return 0x98; // Administrative action
+  // Revoked, disabled, banned, a credential that expired: it is no longer authorized.
+  return RC.notAuthorized;
+}
+
+const metaOf = (conn: CoreConnection) => conn.meta as ConnMeta;
+
+/** The core's reason for a packet over its limit (core/dispatch.ts): `PUBLISH announces N bytes, limit L`. */
+const TOO_LARGE = /^[A-Z]+ announces \d+ bytes, limit \d+$/;
+
+/**
+ * A connection closed before it had a session, in the words the broker records (docs/broker.md), with the
+ * 3.1.1 return code when a CONNACK told the client.
+ */
+function earlyRefusal(why: { reason: string; reasonCode: number }): { reason: string; returnCode?: number } {
+  const { reason, reasonCode } = why;
+  if (reasonCode === RC.maximumConnectTime) return { reason: 'connect_timeout' };
+  if (reasonCode === RC.unsupportedProtocolVersion)
+    return { reason: `${reason} (MQTT 3.1.1 and 5.0 only)`, returnCode: 1 };
+  if (reason === 'first packet is not CONNECT') return { reason: `${reason} [MQTT-3.1.0-1]` };
+  if (reason.startsWith('malformed CONNECT: ')) return { reason: `malformed: ${reason.slice(19)}` };
+  if (reason.startsWith('connect refused by the protocol checks'))
+    return { reason: `${reason} (0x${reasonCode.toString(16)})`, returnCode: v3ConnackOf(reasonCode) };
+  return { reason };
+}
+
+/**
+ * The ConnectContext of a CONNECT: the client id as sent, credentials, and whether the client asks for a
+ * session that outlives the connection (3.1.1 clean session 0; MQTT 5 Clean Start 0 or a session expiry).
+ */
+function contextOf(packet: IConnectPacket, peer: PeerIdentity): ConnectContext {
+  const persistent =
+    packet.clean === false ||
+    (packet.protocolVersion === 5 && (packet.properties?.sessionExpiryInterval ?? 0) > 0);
+  const { username, password } = packet;
+  return {
+    peer,
+    clientId: packet.clientId,
+    startedAt: Date.now(),
+    cleanSession: !persistent,
+    ...(username !== undefined && password !== undefined
+      ? { credentials: { username, password: Buffer.from(password) } }
+      : {}),
+  };
+}
+
+interface Wiring extends CoreAdapterDeps {
+  /** The connection of each session (hooks get the session; the registry is keyed by the connection). */
+  connOf: WeakMap<BrokerSession, CoreConnection>;
+  /** The core's `queuedBytes`, once it is made (the hooks are made first). */
+  queuedBytes: (conn: CoreConnection) => number;
+}
+
+/** CONNECT: the connect stages (connect.ts), their refusal as the MQTT 5 reason code with its reason. */
+async function connect(w: Wiring, conn: CoreConnection, packet: IConnectPacket) {
+  const { admission, peer } = metaOf(conn);
+  // [MQTT-3.2.2-5]: the certificate's standing could not be checked; the client retries later.
+  if (admission === 'unchecked')
+    return { ok: false as const, reasonCode: RC.serverUnavailable, reasonString: 'server unavailable' };
+  const transport = { pause: () => conn.pause(), resume: () => conn.resume() };
+  let err: ConnackError | null;
+  try {
+    err = await w.handleConnect(conn, contextOf(packet, peer), transport);
+  } catch (cause) {
+    w.logger.error({ err: cause }, 'connection check failed');
+    return { ok: false as const, reasonCode: RC.serverUnavailable, reasonString: 'server unavailable' };
+  }
+  const session = err === null ? w.sessions.get(conn) : undefined;
+  if (!session) {
+    const refused = err ?? { reasonCode: RC.notAuthorized, message: 'session ended while connecting' };
+    return { ok: false as const, reasonCode: refused.reasonCode, reasonString: refused.message };
+  }
+  w.connOf.set(session, conn);
+  if (session.principal.kind === 'app') raiseHighWaterMark(conn.stream, w.limits.appQueueBytes);
+  return { ok: true as const, session };
+}
+
+function hooksOf(w: Wiring): CoreHooks<BrokerSession> {
+  const { ingress } = w;
+  return {
+    connect: (conn, packet) => connect(w, conn, packet),
+    publish(session, packet, done) {
+      // A dropped session (revoked, banned, too large a packet) publishes nothing more, its will included.
+      if (!session.active) return done(refusal('session ended'));
+      if (!ingress || session.principal.kind !== 'device') return w.publish.run(session, packet, done);
+      // After the publish stages let it through; the device id is the session's, never read from the topic.
+      const deviceId = session.principal.id;
+      w.publish.run(session, packet, (err) => {
+        done(err);
+        if (err === null) ingress.dispatch(deviceId, packet.topic, packet.payload);
+      });
+    },
+    subscribe(session, request) {
+      const reason = session.active ? w.subscribe.run(session, request) : 'no_session';
+      if (reason !== undefined)
+        subscribeDenied(w.emit, { session, clientId: session.key, topic: request.topic, reason });
+      return reason;
+    },
+    filterRefused: (session, refused) =>
+      subscribeDenied(w.emit, { session, clientId: session.key, ...refused }),
+    deliver(session, packet) {
+      const conn = w.connOf.get(session);
+      if (!session.active || !conn) return null;
+      const clientId = conn.clientId ?? session.key;
+      return deliverTo(w, { session, packet, clientId, queued: () => w.queuedBytes(conn) });
+    },
+    retained: { lookup: (filters) => w.retained.match(filters) },
+    // Share groups are kept per principal: only the instances of one app (or one device) share a group.
+    shareScope: (session) => session.subject,
+    disconnected(session, info) {
+      const conn = w.connOf.get(session);
+      if (!conn) return;
+      if (info.reasonCode === RC.packetTooLarge && TOO_LARGE.test(info.reason))
+        packetTooLarge(w, conn, { peer: metaOf(conn).peer, detail: info.reason });
+      w.sessions.disconnected(conn);
+      if (conn.clientId !== undefined) w.appDelivery.forget(conn.clientId);
+    },
+    rejected(conn, why) {
+      const { peer } = metaOf(conn);
+      if (why.reasonCode === RC.packetTooLarge && TOO_LARGE.test(why.reason))
+        return packetTooLarge(w, conn, { peer, detail: why.reason });
+      const early = earlyRefusal(why);
+      void w.refuseEarly(peer, early.reason, early.returnCode);
+    },
+    error: (conn, err) =>
+      w.logger.debug({ clientId: conn.clientId, err: err.message }, 'mqtt connection error'),
+  };
+}
+
+/**
+ * MQTT 3.1.1 and 5.0 on Bulwark's core: the certificate is the identity, the client id must equal it, and
+ * each publish, subscribe and delivery goes through the stages (deny by default: every hook is wired).
+ */
+export function createCoreAdapter(deps: CoreAdapterDeps): MqttAdapter<CoreConnection> {
+  const w: Wiring = { ...deps, connOf: new WeakMap(), queuedBytes: () => 0 };
+  const limits: CoreLimits = {
+    maxPacketBytes: deps.limits.maxPacketBytes,
+    maxConnectBytes: deps.limits.maxConnectBytes,
+    connectTimeoutMs: deps.limits.connectTimeoutMs,
+    ...coreBounds,
+  };
+  const started = createBrokerCore<BrokerSession>({
+    hooks: hooksOf(w),
+    limits,
+    onTimerError: (err) => deps.logger.error({ err }, 'broker core timer failed'),
+  });
+  w.queuedBytes = (conn) => started.queuedBytes(conn);
+
+  return {
+    accept(stream: Duplex, admission: Admission, peer?: PeerIdentity): void {
+      // Read once when the connection is taken: once a socket is closed, its address and certificate can no
+      // longer be read for the event that records why.
+      const meta: ConnMeta = { admission, peer: peer ?? peerIdentity(stream, admission) };
+      started.accept(stream, meta);
+    },
+    close: (conn: CoreConnection, cause?: DropCause) => started.close(conn, disconnectCodeOf(cause)),
+    queuedOf: (conn: CoreConnection) => started.queuedBytes(conn),
+    publish: (topic: string, payload: string) => started.publish({ topic, payload, qos: 1 }),
+    shutdown: () => started.shutdown(),
+  };
+}
