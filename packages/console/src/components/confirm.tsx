@@ -1,19 +1,11 @@
 import { useEffect, useRef, type ReactNode } from 'react';
 
 /**
- * A modal confirmation (the native <dialog>: focus moves into it and stays there, Escape cancels). Shown while
- * mounted; `onConfirm` runs the action, `onCancel` closes without doing anything.
+ * Shows the <dialog> it is given as a modal while mounted (focus moves into it and stays there) and closes it
+ * when unmounted; Escape calls `onCancel` (the caller unmounts it) instead of closing it behind React's back.
  */
-export function Confirm(props: {
-  title: string;
-  children: ReactNode;
-  confirmLabel: string;
-  busy?: boolean;
-  onConfirm: () => void;
-  onCancel: () => void;
-}) {
+export function useModal(onCancel: () => void) {
   const ref = useRef<HTMLDialogElement>(null);
-  const { onCancel } = props;
   useEffect(() => {
     const dialog = ref.current;
     if (!dialog) return;
@@ -28,6 +20,22 @@ export function Confirm(props: {
       dialog.close();
     };
   }, [onCancel]);
+  return ref;
+}
+
+/**
+ * A modal confirmation (the native <dialog>: focus moves into it and stays there, Escape cancels). Shown while
+ * mounted; `onConfirm` runs the action, `onCancel` closes without doing anything.
+ */
+export function Confirm(props: {
+  title: string;
+  children: ReactNode;
+  confirmLabel: string;
+  busy?: boolean;
+  onConfirm: () => void;
+  onCancel: () => void;
+}) {
+  const ref = useModal(props.onCancel);
   return (
     <dialog ref={ref} className="confirm" aria-labelledby="confirm-title">
       <h2 id="confirm-title">{props.title}</h2>

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { api } from '@bulwark/protocol';
 import { Badge } from './status.tsx';
+import { ColumnHeads } from './table.tsx';
 
 export type Access = z.output<typeof api.access.deviceAccess>;
 
@@ -29,15 +30,7 @@ export function EffectiveAccess(props: { access: Access }) {
         <div className="table-scroll">
           <table className="data">
             <caption>Statements that apply now</caption>
-            <thead>
-              <tr>
-                <th scope="col">Policy</th>
-                <th scope="col">Statement</th>
-                <th scope="col">Effect</th>
-                <th scope="col">Actions</th>
-                <th scope="col">Topics</th>
-              </tr>
-            </thead>
+            <ColumnHeads columns={['Policy', 'Statement', 'Effect', 'Actions', 'Topics']} />
             <tbody>
               {a.statements.map((s) => (
                 <tr key={`${s.policy}/${s.sid}`}>

@@ -1,10 +1,11 @@
-import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
+import { useCallback, useState, type FormEvent } from 'react';
 import type { z } from 'zod';
 import { api } from '@bulwark/protocol';
 import { ApiError, call, messageOf, send } from '../api.ts';
-import { Confirm } from '../components/confirm.tsx';
+import { Confirm, useModal } from '../components/confirm.tsx';
 import { ErrorLine, InputField } from '../components/fields.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import { ago, dateTime, plural } from '../format.ts';
 import { useSession, type SessionInfo } from '../session.ts';
 import { useLoad } from '../use-load.ts';
@@ -31,23 +32,8 @@ const canStepUp = (f: Factors) => f.totp || f.webauthn > 0 || f.recoveryCodesLef
 
 /** The one dialog of a step-up: the second factor again (TOTP, recovery code or passkey), or cancel. */
 function StepUpDialog(props: { factors: Factors; onVerified: () => void; onCancel: () => void }) {
-  const ref = useRef<HTMLDialogElement>(null);
+  const ref = useModal(props.onCancel);
   const session = useSession();
-  const { onCancel } = props;
-  useEffect(() => {
-    const dialog = ref.current;
-    if (!dialog) return;
-    dialog.showModal();
-    const cancel = (e: Event) => {
-      e.preventDefault();
-      onCancel();
-    };
-    dialog.addEventListener('cancel', cancel);
-    return () => {
-      dialog.removeEventListener('cancel', cancel);
-      dialog.close();
-    };
-  }, [onCancel]);
   // The session itself is gone: asking for it again shows the sign-in page (onSessionEnded).
   const expired = () => void call(api.users.currentSession).catch(() => undefined);
   return (
@@ -224,16 +210,7 @@ function PasskeyRows(props: { passkeys: Passkey[]; onRemove: (p: Passkey) => voi
   return (
     <table className="data">
       <caption className="visually-hidden">Your passkeys</caption>
-      <thead>
-        <tr>
-          <th scope="col">Name</th>
-          <th scope="col">Added</th>
-          <th scope="col">Last used</th>
-          <th scope="col">
-            <span className="visually-hidden">Actions</span>
-          </th>
-        </tr>
-      </thead>
+      <ColumnHeads columns={['Name', 'Added', 'Last used']} actions />
       <tbody>
         {props.passkeys.map((p) => (
           <tr key={p.id}>

@@ -6,6 +6,8 @@ import { Confirm } from '../components/confirm.tsx';
 import { Facts, Section } from '../components/facts.tsx';
 import { ErrorLine } from '../components/fields.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
+import { useAction } from '../components/use-action.ts';
 import { severityTone, type Alert } from '../fleet.ts';
 import { ago, dateTime } from '../format.ts';
 import { Link } from '../router.tsx';
@@ -86,15 +88,7 @@ function ResponsesTaken(props: { a: Alert }) {
   return (
     <table className="data compact">
       <caption className="visually-hidden">Responses taken, oldest first</caption>
-      <thead>
-        <tr>
-          <th scope="col">When</th>
-          <th scope="col">Response</th>
-          <th scope="col">How</th>
-          <th scope="col">By</th>
-          <th scope="col">Outcome</th>
-        </tr>
-      </thead>
+      <ColumnHeads columns={['When', 'Response', 'How', 'By', 'Outcome']} />
       <tbody>
         {runs.map((r) => (
           <tr key={`${r.at}-${r.action}`}>
@@ -117,24 +111,19 @@ function ResponsesTaken(props: { a: Alert }) {
 function Notes(props: { a: Alert; mayWrite: boolean; onChanged: (message: string) => void }) {
   const { a, onChanged } = props;
   const [text, setText] = useState('');
-  const [error, setError] = useState<string>();
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, run } = useAction();
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const note = text.trim();
     if (note === '') return setError('Note: write something to add.');
     if (note.length > 2000) return setError('Note: at most 2,000 characters.');
-    setBusy(true);
-    setError(undefined);
-    call(api.monitor.note, { params: { id: a.id }, body: { text: note } })
-      .then(
-        () => {
-          setText('');
-          onChanged('Note added.');
-        },
-        (err: unknown) => setError(messageOf(err)),
-      )
-      .finally(() => setBusy(false));
+    run(
+      () => call(api.monitor.note, { params: { id: a.id }, body: { text: note } }),
+      () => {
+        setText('');
+        onChanged('Note added.');
+      },
+    );
   };
   return (
     <>
@@ -194,14 +183,7 @@ function History(props: { a: Alert }) {
         ) : (
           <table className="data compact">
             <caption className="visually-hidden">History, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Event</th>
-                <th scope="col">By</th>
-                <th scope="col">Details</th>
-              </tr>
-            </thead>
+            <ColumnHeads columns={['When', 'Event', 'By', 'Details']} />
             <tbody>
               {mine.map((e) => (
                 <tr key={e.seq}>
@@ -296,21 +278,15 @@ function Assign(props: { a: Alert; onDone: (message: string) => void }) {
   );
   const users = useLoad(loadUsers);
   const [name, setName] = useState('');
-  const [error, setError] = useState<string>();
-  const [busy, setBusy] = useState(false);
-  const assign = (assignee: string | null) => {
-    setBusy(true);
-    setError(undefined);
-    call(api.monitor.assign, { params: { id: a.id }, body: { assignee } })
-      .then(
-        () => {
-          setName('');
-          onDone(assignee === null ? 'Alert unassigned.' : `Assigned to ${assignee}.`);
-        },
-        (err: unknown) => setError(messageOf(err)),
-      )
-      .finally(() => setBusy(false));
-  };
+  const { busy, error, setError, run } = useAction();
+  const assign = (assignee: string | null) =>
+    run(
+      () => call(api.monitor.assign, { params: { id: a.id }, body: { assignee } }),
+      () => {
+        setName('');
+        onDone(assignee === null ? 'Alert unassigned.' : `Assigned to ${assignee}.`);
+      },
+    );
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const username = name.trim();

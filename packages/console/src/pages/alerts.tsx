@@ -6,6 +6,7 @@ import { call, messageOf } from '../api.ts';
 import { LabelledSelect } from '../components/fields.tsx';
 import { Pager, SavedFilterControls, usePaging } from '../components/list-tools.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import { severitiesWorstFirst, severityTone, type Alert } from '../fleet.ts';
 import { ago, dateTime } from '../format.ts';
 import { Link } from '../router.tsx';
@@ -225,21 +226,17 @@ export function Alerts() {
               <div className="table-scroll">
                 <table className="data">
                   <caption className="visually-hidden">Alerts, newest first</caption>
-                  <thead>
-                    <tr>
-                      <th scope="col">Severity</th>
-                      <th scope="col">Alert</th>
-                      <th scope="col" className="num">
-                        Times
-                      </th>
-                      <th scope="col">Last seen</th>
-                      <th scope="col">Status</th>
-                      <th scope="col">Assignee</th>
-                      <th scope="col">
-                        <span className="visually-hidden">Actions</span>
-                      </th>
-                    </tr>
-                  </thead>
+                  <ColumnHeads
+                    columns={[
+                      'Severity',
+                      'Alert',
+                      { label: 'Times', num: true },
+                      'Last seen',
+                      'Status',
+                      'Assignee',
+                    ]}
+                    actions
+                  />
                   <tbody>
                     {paging.slice(list).map((a) => (
                       <AlertRow

@@ -16,6 +16,7 @@ import {
 } from '../components/form-errors.tsx';
 import { CopyButton, OneTimeSecret } from '../components/one-time-secret.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import { ago, dateTime } from '../format.ts';
 import { Link } from '../router.tsx';
 import { useAllows } from '../session.ts';
@@ -298,18 +299,7 @@ function Tokens(props: { app: Detail; at: number; mayWrite: boolean; onChanged: 
       ) : (
         <table className="data">
           <caption className="visually-hidden">Tokens of {app.name}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Token</th>
-              <th scope="col">Created</th>
-              <th scope="col">Expires</th>
-              <th scope="col">Last used</th>
-              <th scope="col">Status</th>
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <ColumnHeads columns={['Token', 'Created', 'Expires', 'Last used', 'Status']} actions />
           <tbody>
             {app.tokens.map((t) => (
               <tr key={t.id}>
@@ -446,14 +436,7 @@ function Certificates(props: { app: Detail; at: number; mayWrite: boolean; onCha
       ) : (
         <table className="data">
           <caption className="visually-hidden">Certificates of {app.name}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Serial</th>
-              <th scope="col">Valid from</th>
-              <th scope="col">Valid until</th>
-              <th scope="col">Status</th>
-            </tr>
-          </thead>
+          <ColumnHeads columns={['Serial', 'Valid from', 'Valid until', 'Status']} />
           <tbody>
             {app.certificates.map((c) => (
               <tr key={c.serial}>

@@ -4,6 +4,7 @@ import { call, messageOf } from '../api.ts';
 import { Confirm } from '../components/confirm.tsx';
 import { ErrorLine, InputField } from '../components/fields.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import { ago, dateTime } from '../format.ts';
 import { allows, useSession, type SessionInfo } from '../session.ts';
 import { useLoad } from '../use-load.ts';
@@ -161,17 +162,9 @@ function RecentTable(props: { ops: BulkOperation[] }) {
   return (
     <table className="data">
       <caption className="visually-hidden">Recent bulk actions</caption>
-      <thead>
-        <tr>
-          <th scope="col">Action</th>
-          <th scope="col">Devices</th>
-          <th scope="col">Status</th>
-          <th scope="col">Requested by</th>
-          <th scope="col">Decided by</th>
-          <th scope="col">Outcome</th>
-          <th scope="col">When</th>
-        </tr>
-      </thead>
+      <ColumnHeads
+        columns={['Action', 'Devices', 'Status', 'Requested by', 'Decided by', 'Outcome', 'When']}
+      />
       <tbody>
         {ops.map((o) => (
           <tr key={o.id}>

@@ -12,6 +12,7 @@ import {
   type FieldRule,
 } from '../components/form-errors.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import { date, dateTime } from '../format.ts';
 import { Link, navigate } from '../router.tsx';
 import { useAllows } from '../session.ts';
@@ -86,24 +87,18 @@ function AppTable(props: { list: AppList }) {
   return (
     <table className="data">
       <caption>Applications</caption>
-      <thead>
-        <tr>
-          <th scope="col">Name</th>
-          <th scope="col">Purpose</th>
-          <th scope="col">Zone</th>
-          <th scope="col">Status</th>
-          <th scope="col" className="num">
-            Grants
-          </th>
-          <th scope="col" className="num">
-            Active tokens
-          </th>
-          <th scope="col" className="num">
-            Connections
-          </th>
-          <th scope="col">Created</th>
-        </tr>
-      </thead>
+      <ColumnHeads
+        columns={[
+          'Name',
+          'Purpose',
+          'Zone',
+          'Status',
+          { label: 'Grants', num: true },
+          { label: 'Active tokens', num: true },
+          { label: 'Connections', num: true },
+          'Created',
+        ]}
+      />
       <tbody>
         {apps.map((a: App) => (
           <tr key={a.name}>

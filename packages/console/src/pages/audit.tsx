@@ -11,6 +11,7 @@ import {
   type AuditList,
 } from '../audit-entries.ts';
 import { ErrorNote, Loaded, Loading } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import { ago, dateTime, plural } from '../format.ts';
 import { useAllows } from '../session.ts';
 import { follow, type FollowState } from '../sse.ts';
@@ -232,18 +233,7 @@ function EntryTable(props: { entries: readonly AuditEntry[] }) {
   return (
     <table className="data audit">
       <caption className="visually-hidden">Audit log entries, newest first</caption>
-      <thead>
-        <tr>
-          <th scope="col" className="num">
-            #
-          </th>
-          <th scope="col">When</th>
-          <th scope="col">Type</th>
-          <th scope="col">Actor</th>
-          <th scope="col">Subject</th>
-          <th scope="col">Data</th>
-        </tr>
-      </thead>
+      <ColumnHeads columns={[{ label: '#', num: true }, 'When', 'Type', 'Actor', 'Subject', 'Data']} />
       <tbody>
         {props.entries.map((e) => (
           <EntryRow key={e.seq} entry={e} />

@@ -4,6 +4,7 @@ import { api, severities } from '@bulwark/protocol';
 import { call, hrefOf, messageOf } from '../api.ts';
 import { Bars } from '../components/bars.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import { TrendChart } from '../components/trend.tsx';
 import { scoreTone, severityTone, standardName } from '../fleet.ts';
 import { date, dateTime, percent, plural } from '../format.ts';
@@ -78,21 +79,15 @@ function Reports(props: { run: Run }) {
   return (
     <table className="data">
       <caption className="visually-hidden">Reports per standard</caption>
-      <thead>
-        <tr>
-          <th scope="col">Standard</th>
-          <th scope="col" className="num">
-            Score
-          </th>
-          <th scope="col" className="num">
-            Failing clauses
-          </th>
-          <th scope="col" className="num">
-            Manual
-          </th>
-          <th scope="col">Report</th>
-        </tr>
-      </thead>
+      <ColumnHeads
+        columns={[
+          'Standard',
+          { label: 'Score', num: true },
+          { label: 'Failing clauses', num: true },
+          { label: 'Manual', num: true },
+          'Report',
+        ]}
+      />
       <tbody>
         {props.run.standards.map((s) => (
           <tr key={s.id}>
@@ -145,13 +140,7 @@ function FailingCheck(props: { check: Check }) {
                 Evidence: {plural(c.evidence.length, 'object')}
                 {c.examined >= c.evidence.length ? ` of ${c.examined.toLocaleString('en')} examined` : ''}
               </caption>
-              <thead>
-                <tr>
-                  <th scope="col">Kind</th>
-                  <th scope="col">Object</th>
-                  <th scope="col">Detail</th>
-                </tr>
-              </thead>
+              <ColumnHeads columns={['Kind', 'Object', 'Detail']} />
               <tbody>
                 {c.evidence.map((e, i) => (
                   <tr key={`${e.kind}:${e.id}:${i}`}>

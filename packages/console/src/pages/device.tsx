@@ -8,6 +8,7 @@ import { Facts, Section } from '../components/facts.tsx';
 import { ErrorLine, InputField, SelectField } from '../components/fields.tsx';
 import { RateChart } from '../components/rate-chart.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import {
   commandsFrom,
   metricLabels,
@@ -178,14 +179,7 @@ function Certificates(props: { d: Detail }) {
           ) : (
             <table className="data compact">
               <caption className="visually-hidden">Certificates, newest first</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Serial</th>
-                  <th scope="col">Valid from</th>
-                  <th scope="col">Valid until</th>
-                  <th scope="col">State</th>
-                </tr>
-              </thead>
+              <ColumnHeads columns={['Serial', 'Valid from', 'Valid until', 'State']} />
               <tbody>
                 {certificates.map((c) => (
                   <tr key={c.serial}>
@@ -282,14 +276,7 @@ function RecentCommands(props: { id: string }) {
         ) : (
           <table className="data compact">
             <caption className="visually-hidden">Recent commands, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Sent</th>
-                <th scope="col">Command</th>
-                <th scope="col">By</th>
-                <th scope="col">Outcome</th>
-              </tr>
-            </thead>
+            <ColumnHeads columns={['Sent', 'Command', 'By', 'Outcome']} />
             <tbody>
               {commands.map((c) => (
                 <tr key={c.commandId}>
@@ -504,13 +491,7 @@ function DeviceAudit(props: { id: string }) {
         ) : (
           <table className="data">
             <caption className="visually-hidden">Audit trail, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">Event</th>
-                <th scope="col">Actor</th>
-              </tr>
-            </thead>
+            <ColumnHeads columns={['Time', 'Event', 'Actor']} />
             <tbody>
               {entries.map((e) => (
                 <tr key={e.seq}>

@@ -6,6 +6,7 @@ import { Confirm } from '../components/confirm.tsx';
 import { InputField } from '../components/fields.tsx';
 import { StackedBar, StackedCounts, type Segment } from '../components/stacked.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import { ago, date, dateTime, plural } from '../format.ts';
 import { useAllows } from '../session.ts';
 import { useLoad } from '../use-load.ts';
@@ -75,22 +76,18 @@ function ReleaseTable(props: { releases: Release[]; vulnerabilities: Map<string,
   return (
     <table className="data">
       <caption className="visually-hidden">Firmware releases, newest first</caption>
-      <thead>
-        <tr>
-          <th scope="col">Release</th>
-          <th scope="col">Version</th>
-          <th scope="col">Status</th>
-          <th scope="col">Signed</th>
-          <th scope="col" className="num">
-            Security version
-          </th>
-          <th scope="col" className="num">
-            SBOM components
-          </th>
-          <th scope="col">Known vulnerabilities</th>
-          <th scope="col">Created</th>
-        </tr>
-      </thead>
+      <ColumnHeads
+        columns={[
+          'Release',
+          'Version',
+          'Status',
+          'Signed',
+          { label: 'Security version', num: true },
+          { label: 'SBOM components', num: true },
+          'Known vulnerabilities',
+          'Created',
+        ]}
+      />
       <tbody>
         {props.releases.map((r) => (
           <tr key={r.id}>

@@ -5,6 +5,7 @@ import { call, messageOf } from '../api.ts';
 import { EffectiveAccess, type Access } from '../components/effective-access.tsx';
 import { ErrorLine, InputField, SelectField } from '../components/fields.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import { allDevices } from '../fleet.ts';
 import { dateTime, plural } from '../format.ts';
 import { Link } from '../router.tsx';
@@ -33,16 +34,7 @@ function Policies(props: { data: Segmentation }) {
   return (
     <table className="data">
       <caption>Policies</caption>
-      <thead>
-        <tr>
-          <th scope="col">Name</th>
-          <th scope="col" className="num">
-            Version
-          </th>
-          <th scope="col">Attached to</th>
-          <th scope="col">Updated</th>
-        </tr>
-      </thead>
+      <ColumnHeads columns={['Name', { label: 'Version', num: true }, 'Attached to', 'Updated']} />
       <tbody>
         {props.data.policies.map((p) => (
           <tr key={p.name}>
@@ -70,16 +62,7 @@ function Zones(props: { data: Segmentation }) {
   return (
     <table className="data">
       <caption>Zones (IEC 62443-3-2)</caption>
-      <thead>
-        <tr>
-          <th scope="col">Zone</th>
-          <th scope="col">Security level</th>
-          <th scope="col">Members</th>
-          <th scope="col" className="num">
-            Devices
-          </th>
-        </tr>
-      </thead>
+      <ColumnHeads columns={['Zone', 'Security level', 'Members', { label: 'Devices', num: true }]} />
       <tbody>
         {props.data.zones.map((z) => (
           <tr key={z.name}>
@@ -113,15 +96,7 @@ function Conduits(props: { data: Segmentation }) {
   return (
     <table className="data">
       <caption>Conduits</caption>
-      <thead>
-        <tr>
-          <th scope="col">Conduit</th>
-          <th scope="col">From → to</th>
-          <th scope="col">Security levels</th>
-          <th scope="col">Topics</th>
-          <th scope="col">Rate cap</th>
-        </tr>
-      </thead>
+      <ColumnHeads columns={['Conduit', 'From → to', 'Security levels', 'Topics', 'Rate cap']} />
       <tbody>
         {props.data.conduits.map((c) => (
           <tr key={c.name}>

@@ -3,8 +3,10 @@ import { api } from '@bulwark/protocol';
 import { call, hrefOf } from '../api.ts';
 import { Facts } from '../components/facts.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import { dateTime } from '../format.ts';
 import { useLoad } from '../use-load.ts';
+import { fieldColumns } from './privacy-schemas.tsx';
 
 type Activity = z.output<typeof api.privacy.processingActivity>;
 
@@ -17,18 +19,7 @@ function ActivityFields(props: { activity: Activity }) {
   return (
     <table className="data">
       <caption className="visually-hidden">Data processed by {a.name}</caption>
-      <thead>
-        <tr>
-          <th scope="col">Field</th>
-          <th scope="col">Category</th>
-          <th scope="col">Personal</th>
-          <th scope="col">Purposes in clear</th>
-          <th scope="col">Lawful basis</th>
-          <th scope="col">Retention</th>
-          <th scope="col">Others receive</th>
-          <th scope="col">Kept</th>
-        </tr>
-      </thead>
+      <ColumnHeads columns={fieldColumns} />
       <tbody>
         {a.fields.map((f) => (
           <tr key={f.path}>
@@ -61,15 +52,7 @@ function Recipients(props: { activity: Activity }) {
   return (
     <table className="data">
       <caption className="visually-hidden">Recipients of {a.name}</caption>
-      <thead>
-        <tr>
-          <th scope="col">Recipient (app)</th>
-          <th scope="col">Purpose</th>
-          <th scope="col">Status</th>
-          <th scope="col">Grants</th>
-          <th scope="col">Receives</th>
-        </tr>
-      </thead>
+      <ColumnHeads columns={['Recipient (app)', 'Purpose', 'Status', 'Grants', 'Receives']} />
       <tbody>
         {a.recipients.map((r) => (
           <tr key={r.app}>

@@ -11,6 +11,7 @@ import {
   type FieldErrors,
 } from '../components/form-errors.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import { dateTime } from '../format.ts';
 import { useLoad } from '../use-load.ts';
 
@@ -19,6 +20,18 @@ type FieldPlan = z.output<typeof api.privacy.fieldPlan>;
 type TestResult = z.output<typeof api.privacy.schemaTestResult>;
 
 const loadSchemas = () => call(api.privacy.listSchemas);
+
+/** The columns of a data schema's fields, in the Privacy page's schemas and in the record of processing. */
+export const fieldColumns = [
+  'Field',
+  'Category',
+  'Personal',
+  'Purposes in clear',
+  'Lawful basis',
+  'Retention',
+  'Others receive',
+  'Kept',
+] as const;
 
 /** A retention as a person reads it: 30 days, 12 hours, 45 minutes. */
 export function retentionText(ms: number | null): string {
@@ -46,18 +59,7 @@ function FieldsTable(props: { schema: Schema }) {
   return (
     <table className="data">
       <caption>Fields of {s.name}</caption>
-      <thead>
-        <tr>
-          <th scope="col">Field</th>
-          <th scope="col">Category</th>
-          <th scope="col">Personal</th>
-          <th scope="col">Purposes in clear</th>
-          <th scope="col">Lawful basis</th>
-          <th scope="col">Retention</th>
-          <th scope="col">Others receive</th>
-          <th scope="col">Kept</th>
-        </tr>
-      </thead>
+      <ColumnHeads columns={fieldColumns} />
       <tbody>
         {s.fields.map((f: FieldPlan) => (
           <tr key={f.path}>
@@ -102,25 +104,17 @@ function SchemaTable(props: {
   return (
     <table className="data">
       <caption className="visually-hidden">Data schemas</caption>
-      <thead>
-        <tr>
-          <th scope="col">Schema</th>
-          <th scope="col">Topic</th>
-          <th scope="col" className="num">
-            Version
-          </th>
-          <th scope="col" className="num">
-            Fields
-          </th>
-          <th scope="col" className="num">
-            Personal
-          </th>
-          <th scope="col" className="num">
-            Special
-          </th>
-          <th scope="col">Changed</th>
-        </tr>
-      </thead>
+      <ColumnHeads
+        columns={[
+          'Schema',
+          'Topic',
+          { label: 'Version', num: true },
+          { label: 'Fields', num: true },
+          { label: 'Personal', num: true },
+          { label: 'Special', num: true },
+          'Changed',
+        ]}
+      />
       <tbody>
         {props.schemas.map((s) => (
           <tr key={s.name}>

@@ -12,6 +12,7 @@ import {
   type FieldErrors,
 } from '../components/form-errors.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import { date, dateTime, plural } from '../format.ts';
 import { useAllows } from '../session.ts';
 import { useLoad } from '../use-load.ts';
@@ -388,20 +389,10 @@ function Requests(props: { onChanged: () => void }) {
           ) : (
             <table className="data">
               <caption className="visually-hidden">Data-subject requests, newest first</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Request</th>
-                  <th scope="col">Kind</th>
-                  <th scope="col">Subject</th>
-                  <th scope="col">Received</th>
-                  <th scope="col">Due</th>
-                  <th scope="col">Deadline</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">
-                    <span className="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
+              <ColumnHeads
+                columns={['Request', 'Kind', 'Subject', 'Received', 'Due', 'Deadline', 'Status']}
+                actions
+              />
               <tbody>
                 {list.map((r) => (
                   <RequestRow key={r.id} request={r} now={at} mayWrite={mayWrite} onAct={setActing} />
@@ -481,16 +472,7 @@ function Subjects() {
             <>
               <table className="data">
                 <caption className="visually-hidden">Data subjects</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Subject</th>
-                    <th scope="col">Kind</th>
-                    <th scope="col">Devices</th>
-                    <th scope="col">Users</th>
-                    <th scope="col">Restricted</th>
-                    <th scope="col">Consents</th>
-                  </tr>
-                </thead>
+                <ColumnHeads columns={['Subject', 'Kind', 'Devices', 'Users', 'Restricted', 'Consents']} />
                 <tbody>
                   {list.map((s) => (
                     <SubjectRow key={s.id} subject={s} />

@@ -5,6 +5,7 @@ import { call, hrefOf, messageOf } from '../api.ts';
 import { Facts } from '../components/facts.tsx';
 import { ErrorLine, InputField, SelectField } from '../components/fields.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
 import { riskTone, type Risk } from '../fleet.ts';
 import { date, dateTime } from '../format.ts';
 import { Link } from '../router.tsx';
@@ -70,18 +71,9 @@ function RegisterTable(props: { risks: Risk[] }) {
   return (
     <table className="data">
       <caption className="visually-hidden">The risk register, highest live risk first</caption>
-      <thead>
-        <tr>
-          <th scope="col">Risk</th>
-          <th scope="col">Title</th>
-          <th scope="col">Status</th>
-          <th scope="col">Impact</th>
-          <th scope="col">Feasibility</th>
-          <th scope="col">Treatment</th>
-          <th scope="col">Owner</th>
-          <th scope="col">Review due</th>
-        </tr>
-      </thead>
+      <ColumnHeads
+        columns={['Risk', 'Title', 'Status', 'Impact', 'Feasibility', 'Treatment', 'Owner', 'Review due']}
+      />
       <tbody>
         {props.risks.map((r) => (
           <tr key={r.id}>
@@ -121,16 +113,7 @@ function Taras(props: { taras: Tara[] }) {
   return (
     <table className="data">
       <caption className="visually-hidden">Saved threat analyses and risk assessments</caption>
-      <thead>
-        <tr>
-          <th scope="col">TARA</th>
-          <th scope="col">Item</th>
-          <th scope="col">Version</th>
-          <th scope="col">Threat scenarios</th>
-          <th scope="col">Saved</th>
-          <th scope="col">Report</th>
-        </tr>
-      </thead>
+      <ColumnHeads columns={['TARA', 'Item', 'Version', 'Threat scenarios', 'Saved', 'Report']} />
       <tbody>
         {props.taras.map((t) => (
           <tr key={t.id}>
@@ -173,16 +156,7 @@ function ZoneLevels(props: { zones: ZoneLevel[] }) {
   return (
     <table className="data">
       <caption className="visually-hidden">Target and achieved security level per zone</caption>
-      <thead>
-        <tr>
-          <th scope="col">Zone</th>
-          <th scope="col">SL-T</th>
-          <th scope="col">SL-A</th>
-          <th scope="col">Gap</th>
-          <th scope="col">Devices</th>
-          <th scope="col">Holding it back</th>
-        </tr>
-      </thead>
+      <ColumnHeads columns={['Zone', 'SL-T', 'SL-A', 'Gap', 'Devices', 'Holding it back']} />
       <tbody>
         {props.zones.map((z) => (
           <tr key={z.zone}>
@@ -284,15 +258,7 @@ function History(props: { history: HistoryEntry[] }) {
   return (
     <table className="data">
       <caption className="visually-hidden">The risk's history, newest first</caption>
-      <thead>
-        <tr>
-          <th scope="col">When</th>
-          <th scope="col">Who</th>
-          <th scope="col">Change</th>
-          <th scope="col">Risk</th>
-          <th scope="col">Detail</th>
-        </tr>
-      </thead>
+      <ColumnHeads columns={['When', 'Who', 'Change', 'Risk', 'Detail']} />
       <tbody>
         {[...props.history]
           .sort((a, b) => b.at - a.at)

@@ -6,6 +6,8 @@ import { Confirm } from '../components/confirm.tsx';
 import { ErrorLine, InputField, SelectField } from '../components/fields.tsx';
 import { OneTimeSecret } from '../components/one-time-secret.tsx';
 import { Badge, Loaded } from '../components/status.tsx';
+import { ColumnHeads } from '../components/table.tsx';
+import { useAction } from '../components/use-action.ts';
 import { ago, dateTime } from '../format.ts';
 import { useAllows, useSession } from '../session.ts';
 import { useLoad } from '../use-load.ts';
@@ -65,23 +67,21 @@ function AddUser(props: { onCreated: (s: SetupShown) => void }) {
   const [username, setUsername] = useState('');
   const [role, setRole] = useState<Role>('viewer');
   const [groups, setGroups] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string>();
+  const { busy, error, run } = useAction();
   const { onCreated } = props;
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    callCreated(api.users.createUser, { body: { username: username.trim(), role, groups: groupsOf(groups) } })
-      .then(
-        (created) => {
-          setUsername('');
-          setGroups('');
-          onCreated({ ...created, username: created.user.username, why: 'created' });
-        },
-        (err: unknown) => setError(messageOf(err)),
-      )
-      .finally(() => setBusy(false));
+    run(
+      () =>
+        callCreated(api.users.createUser, {
+          body: { username: username.trim(), role, groups: groupsOf(groups) },
+        }),
+      (created) => {
+        setUsername('');
+        setGroups('');
+        onCreated({ ...created, username: created.user.username, why: 'created' });
+      },
+    );
   };
   return (
     <form className="inline-form" onSubmit={submit} aria-label="Add a user">
@@ -123,21 +123,17 @@ function EditUser(props: { user: User; onDone: (message?: string) => void }) {
   const [role, setRole] = useState<Role>(user.role);
   const [groups, setGroups] = useState(groupsText(user.groups));
   const [disabled, setDisabled] = useState(user.disabled);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string>();
+  const { busy, error, run } = useAction();
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    call(api.users.updateUser, {
-      params: { username: user.username },
-      body: { role, groups: groupsOf(groups), disabled },
-    })
-      .then(
-        () => onDone(`${user.username} updated; their sessions were ended.`),
-        (err: unknown) => setError(messageOf(err)),
-      )
-      .finally(() => setBusy(false));
+    run(
+      () =>
+        call(api.users.updateUser, {
+          params: { username: user.username },
+          body: { role, groups: groupsOf(groups), disabled },
+        }),
+      () => onDone(`${user.username} updated; their sessions were ended.`),
+    );
   };
   return (
     <form className="panel spaced" onSubmit={submit} aria-label={`Edit ${user.username}`}>
@@ -175,21 +171,10 @@ function Users(props: { users: User[]; onEdit?: (u: User) => void; onReset?: (u:
   return (
     <table className="data">
       <caption>Users</caption>
-      <thead>
-        <tr>
-          <th scope="col">User</th>
-          <th scope="col">Role</th>
-          <th scope="col">Second factor</th>
-          <th scope="col">Device groups</th>
-          <th scope="col">Account</th>
-          <th scope="col">Created</th>
-          {actions ? (
-            <th scope="col">
-              <span className="visually-hidden">Actions</span>
-            </th>
-          ) : null}
-        </tr>
-      </thead>
+      <ColumnHeads
+        columns={['User', 'Role', 'Second factor', 'Device groups', 'Account', 'Created']}
+        actions={actions}
+      />
       <tbody>
         {props.users.map((u) => (
           <tr key={u.username}>
@@ -234,22 +219,17 @@ function CreateToken(props: { role: Role; onCreated: (t: Created) => void }) {
   const [name, setName] = useState('');
   const [role, setRole] = useState<Role>(props.role);
   const [expiresIn, setExpiresIn] = useState<string>('30d');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string>();
+  const { busy, error, run } = useAction();
   const { onCreated } = props;
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    callCreated(api.users.createToken, { body: { name, role, expiresIn } })
-      .then(
-        (t) => {
-          setName('');
-          onCreated(t);
-        },
-        (err: unknown) => setError(messageOf(err)),
-      )
-      .finally(() => setBusy(false));
+    run(
+      () => callCreated(api.users.createToken, { body: { name, role, expiresIn } }),
+      (t) => {
+        setName('');
+        onCreated(t);
+      },
+    );
   };
   return (
     <form className="inline-form" onSubmit={submit} aria-label="New API token">
@@ -365,19 +345,7 @@ function Tokens() {
           ) : (
             <table className="data">
               <caption className="visually-hidden">Your API tokens</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">Last used</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">
-                    <span className="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
+              <ColumnHeads columns={['Name', 'Role', 'Created', 'Expires', 'Last used', 'Status']} actions />
               <tbody>
                 {list.map((t) => (
                   <TokenRow key={t.id} token={t} now={at} onRevoke={setRevoking} />

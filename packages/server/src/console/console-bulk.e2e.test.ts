@@ -1,18 +1,17 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ADMIN_PASSWORD,
   CHROMIUM,
-  account,
   haveChromium,
   launchChromium,
   nav,
   screenshots,
-  signInOnPage,
-  watched,
+  signInAs,
+  signedInPage,
+  type SignIn,
+  type Watch,
 } from './browser.fixture.ts';
 import { startTestServer, type TestServer } from '../test-support/server.ts';
-import { totpCode } from '../users/index.ts';
 
 const line = Array.from({ length: 12 }, (_, i) => `line-${String(i + 1).padStart(2, '0')}`);
 const spares = ['spare-1', 'spare-2', 'spare-3'];
@@ -30,13 +29,12 @@ describe.skipIf(!haveChromium)(
   () => {
     let s: TestServer;
     let browser: Browser;
-    const totp: Record<string, string> = {};
+    const admins: Record<string, SignIn> = {};
     const shot = screenshots(process.env.BULWARK_ARTIFACTS);
 
     beforeAll(async () => {
       s = await startTestServer();
-      for (const username of ['ada', 'bob'])
-        totp[username] = (await account(s, { username, role: 'admin', password: ADMIN_PASSWORD })) ?? '';
+      for (const username of ['ada', 'bob']) admins[username] = await signInAs(s, 'admin', username);
       for (const id of line) await s.platform.devices.add({ id, group: 'line' }, 'test');
       for (const id of spares) await s.platform.devices.add({ id, group: 'spares' }, 'test');
       await s.platform.access.putZone(
@@ -50,17 +48,11 @@ describe.skipIf(!haveChromium)(
       await s?.stop();
     });
 
-    async function signedIn(username: string, path: string): Promise<{ page: Page; problems: string[] }> {
-      const { context, watch } = await watched(browser);
-      const page = await context.newPage();
-      await page.goto(`${s.httpsUrl}${path}`);
-      await signInOnPage(page, {
-        username,
-        password: ADMIN_PASSWORD,
-        // The enrolment used this step's code (a code works once); the next step is within the allowed drift.
-        totp: () => totpCode(totp[username] ?? '', Date.now() + 30_000),
-      });
-      return { page, problems: watch.problems };
+    async function signedIn(username: string, path: string): Promise<{ page: Page; watch: Watch }> {
+      const who = admins[username];
+      if (!who) throw new Error(`no admin ${username}`);
+      const { watch, page } = await signedInPage(browser, `${s.httpsUrl}${path}`, { as: who });
+      return { page, watch };
     }
 
     const quarantined = async (ids: readonly string[]) =>
@@ -146,8 +138,8 @@ describe.skipIf(!haveChromium)(
       expect(await quarantined(spares)).toEqual([true, true, true]);
       await shot(page, 'bulk-ran');
 
-      expect(ada.problems).toEqual([]);
-      expect(bob.problems).toEqual([]);
+      expect(ada.watch.problems).toEqual([]);
+      expect(bob.watch.problems).toEqual([]);
     });
   },
 );

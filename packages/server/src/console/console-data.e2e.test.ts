@@ -5,19 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMqtt } from '../test-support/clients.ts';
 import { roomSensor } from '../test-support/data-schemas.ts';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
-import { totpCode } from '../users/index.ts';
 import {
-  ADMIN_PASSWORD,
-  AUDITOR_PASSWORD,
   CHROMIUM,
-  VIEWER_PASSWORD,
-  account,
+  accounts,
   haveChromium,
   launchChromium,
   nav,
+  notOfferedToViewer,
   screenshots,
-  signInOnPage,
-  watched,
+  signedInPage,
+  type SignIn,
 } from './browser.fixture.ts';
 
 const DAY_MS = 86_400_000;
@@ -42,7 +39,7 @@ describe.skipIf(!haveChromium)(
     let s: TestServer;
     let browser: Browser;
     let ca: string;
-    let adminTotp = '';
+    let people: Record<'admin' | 'auditor' | 'viewer', SignIn>;
     let overdueId = '';
     /** The platform's clock runs this far from the real one (a request received long ago). */
     let shift = 0;
@@ -61,9 +58,7 @@ describe.skipIf(!haveChromium)(
       overdueId = old.request.id;
       expect(await s.platform.privacy.checkOverdue(Date.now())).toBe(1);
 
-      adminTotp = (await account(s, { username: 'ada', role: 'admin', password: ADMIN_PASSWORD })) ?? '';
-      await account(s, { username: 'otto', role: 'auditor', password: AUDITOR_PASSWORD });
-      await account(s, { username: 'vic', role: 'viewer', password: VIEWER_PASSWORD });
+      people = await accounts(s);
       await s.platform.access.putZone(
         { name: 'plant', securityLevel: 2, members: { groups: ['pumps'] } },
         'test',
@@ -96,15 +91,15 @@ describe.skipIf(!haveChromium)(
       new Promise<void>((resolve) => (c.connected ? c.once('close', () => resolve()) : resolve()));
 
     it('lets an admin add an app, grant it, issue a token that works over MQTT, revoke it, and run privacy requests', async () => {
-      const { context, watch } = await watched(browser);
-      await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.httpsUrl });
-      const page = await context.newPage();
-      await page.goto(`${s.httpsUrl}/apps`);
-      await signInOnPage(page, {
-        username: 'ada',
-        password: ADMIN_PASSWORD,
-        totp: () => totpCode(adminTotp, Date.now() + 30_000),
+      // The two refusals provoked below (the misspelt purpose, the misspelt grant scope), once each.
+      const { context, watch, page } = await signedInPage(browser, `${s.httpsUrl}/apps`, {
+        as: people.admin,
+        refusals: [
+          { method: 'POST', path: '/api/v1/apps', status: 400 },
+          { method: 'PUT', path: '/api/v1/apps/dashboard/grants', status: 400 },
+        ],
       });
+      await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.httpsUrl });
       await page.getByRole('heading', { name: 'Applications', level: 1 }).waitFor();
       await page.getByText('No applications yet.').waitFor();
 
@@ -316,22 +311,15 @@ describe.skipIf(!haveChromium)(
       expect(await page.getByRole('button', { name: 'Save grants' }).count()).toBe(0);
 
       pump.end(true);
-      // Chromium logs every refused call as a console error: the two refusals provoked above (the misspelt
-      // purpose, the misspelt grant scope) are expected, once each; nothing else is.
-      const refused =
-        /^console: Failed to load resource: the server responded with a status of 400 \(Bad Request\) /;
-      expect(watch.problems.map((p) => p.replace(refused, 'refused: ').replace(s.httpsUrl, ''))).toEqual([
-        'refused: /api/v1/apps',
-        'refused: /api/v1/apps/dashboard/grants',
-      ]);
+      expect(watch.declared).toEqual(['POST /api/v1/apps 400', 'PUT /api/v1/apps/dashboard/grants 400']);
+      expect(watch.problems).toEqual([]);
       await context.close();
     });
 
     it('shows an auditor the applications and privacy without any control to change them', async () => {
-      const { context, watch } = await watched(browser);
-      const page = await context.newPage();
-      await page.goto(`${s.httpsUrl}/apps/dashboard`);
-      await signInOnPage(page, { username: 'otto', password: AUDITOR_PASSWORD });
+      const { context, watch, page } = await signedInPage(browser, `${s.httpsUrl}/apps/dashboard`, {
+        as: people.auditor,
+      });
       await page.getByRole('heading', { name: 'dashboard', level: 1 }).waitFor();
       await page
         .getByRole('list', { name: 'Grants' })
@@ -362,14 +350,10 @@ describe.skipIf(!haveChromium)(
     });
 
     it('offers a viewer neither Apps nor Privacy', async () => {
-      const { context, watch } = await watched(browser);
-      const page = await context.newPage();
-      await page.goto(`${s.httpsUrl}/privacy`);
-      await signInOnPage(page, { username: 'vic', password: VIEWER_PASSWORD });
-      await page.getByText('Your role (viewer) does not allow this page.').waitFor();
-      await nav(page, 'Devices').waitFor();
-      expect(await nav(page, 'Apps').count()).toBe(0);
-      expect(await nav(page, 'Privacy').count()).toBe(0);
+      const { context, watch, page } = await signedInPage(browser, `${s.httpsUrl}/privacy`, {
+        as: people.viewer,
+      });
+      await notOfferedToViewer(page, ['Apps', 'Privacy']);
       await page.goto(`${s.httpsUrl}/apps/dashboard`);
       await page.getByText('Your role (viewer) does not allow this page.').waitFor();
       // A device's page, under the same routing as an app's, is the viewer's to read.

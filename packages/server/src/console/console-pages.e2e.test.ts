@@ -1,19 +1,16 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
-import { totpCode } from '../users/index.ts';
 import {
-  ADMIN_PASSWORD,
-  AUDITOR_PASSWORD,
   CHROMIUM,
-  VIEWER_PASSWORD,
-  account,
+  accounts,
   haveChromium,
   launchChromium,
   nav,
+  notOfferedToViewer,
   screenshots,
-  signInOnPage,
-  watched,
+  signedInPage,
+  type SignIn,
 } from './browser.fixture.ts';
 
 /**
@@ -28,14 +25,12 @@ describe.skipIf(!haveChromium)(
   () => {
     let s: TestServer;
     let browser: Browser;
-    let adminTotp = '';
+    let people: Record<'admin' | 'auditor' | 'viewer', SignIn>;
     const shot = screenshots(process.env.BULWARK_ARTIFACTS);
 
     beforeAll(async () => {
       s = await startTestServer();
-      adminTotp = (await account(s, { username: 'ada', role: 'admin', password: ADMIN_PASSWORD })) ?? '';
-      await account(s, { username: 'otto', role: 'auditor', password: AUDITOR_PASSWORD });
-      await account(s, { username: 'vic', role: 'viewer', password: VIEWER_PASSWORD });
+      people = await accounts(s);
       for (const id of ['pump-1', 'pump-2', 'pump-3']) await enrollInProcess(s, id, 'pumps');
       await s.platform.access.putZone(
         { name: 'plant', securityLevel: 2, members: { groups: ['pumps'] } },
@@ -64,14 +59,8 @@ describe.skipIf(!haveChromium)(
     });
 
     it('lets an admin quarantine and release a device, simulate a decision, manage tokens, and see a detector alert arrive', async () => {
-      const { context, watch } = await watched(browser);
-      const page = await context.newPage();
-      await page.goto(`${s.httpsUrl}/devices`);
-      await signInOnPage(page, {
-        username: 'ada',
-        password: ADMIN_PASSWORD,
-        // The enrolment used this step's code (a code works once); the next step is within the allowed drift.
-        totp: () => totpCode(adminTotp, Date.now() + 30_000),
+      const { context, watch, page } = await signedInPage(browser, `${s.httpsUrl}/devices`, {
+        as: people.admin,
       });
 
       // Device page, from the list: identity, effective access and why, its audit trail.
@@ -209,10 +198,9 @@ describe.skipIf(!haveChromium)(
     });
 
     it('shows an auditor the device, policies and users pages without any control to change them', async () => {
-      const { context, watch } = await watched(browser);
-      const page = await context.newPage();
-      await page.goto(`${s.httpsUrl}/devices/pump-3`);
-      await signInOnPage(page, { username: 'otto', password: AUDITOR_PASSWORD });
+      const { context, watch, page } = await signedInPage(browser, `${s.httpsUrl}/devices/pump-3`, {
+        as: people.auditor,
+      });
       await page.getByRole('heading', { name: 'pump-3', level: 1 }).waitFor();
       await page.getByRole('region', { name: 'Effective access now' }).getByRole('table').waitFor();
       await page.getByRole('region', { name: 'Attestation' }).getByText('Standing').waitFor();
@@ -233,14 +221,10 @@ describe.skipIf(!haveChromium)(
     });
 
     it('offers a viewer neither Policies nor Users, and a device page without actions', async () => {
-      const { context, watch } = await watched(browser);
-      const page = await context.newPage();
-      await page.goto(`${s.httpsUrl}/users`);
-      await signInOnPage(page, { username: 'vic', password: VIEWER_PASSWORD });
-      await page.getByText('Your role (viewer) does not allow this page.').waitFor();
-      await nav(page, 'Devices').waitFor();
-      expect(await nav(page, 'Policies').count()).toBe(0);
-      expect(await nav(page, 'Users').count()).toBe(0);
+      const { context, watch, page } = await signedInPage(browser, `${s.httpsUrl}/users`, {
+        as: people.viewer,
+      });
+      await notOfferedToViewer(page, ['Policies', 'Users']);
       await nav(page, 'Devices').click();
       await page.getByRole('link', { name: 'pump-3', exact: true }).click();
       await page.getByRole('heading', { name: 'pump-3', level: 1 }).waitFor();

@@ -6,16 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandRequestSchema, commandTopics } from '@bulwark/protocol';
 import { connectMqtt } from '../test-support/clients.ts';
 import { apiToken, enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
-import { totpCode } from '../users/index.ts';
 import {
-  ADMIN_PASSWORD,
   CHROMIUM,
-  account,
+  accounts,
   haveChromium,
   launchChromium,
   screenshots,
-  signInOnPage,
+  signedInPage,
   watched,
+  type SignIn,
 } from './browser.fixture.ts';
 
 const require = createRequire(import.meta.url);
@@ -75,7 +74,7 @@ describe.skipIf(!haveChromium)(
   () => {
     let s: TestServer;
     let browser: Browser;
-    let adminTotp = '';
+    let people: Record<'admin' | 'auditor', SignIn>;
     let pump1: { id: string; key: string; cert: string };
     let device: MqttClient | undefined;
     let alertId = '';
@@ -85,8 +84,7 @@ describe.skipIf(!haveChromium)(
 
     beforeAll(async () => {
       s = await startTestServer({ 'monitor.tickInterval': 200, 'monitor.defaultProfile': true });
-      adminTotp = (await account(s, { username: 'ada', role: 'admin', password: ADMIN_PASSWORD })) ?? '';
-      await account(s, { username: 'otto', role: 'auditor', password: 'Auditor-Passphrase-Long-Enough-8' });
+      people = await accounts(s, ['admin', 'auditor']);
       pump1 = await enrollInProcess(s, 'pump-1', 'pumps');
       await enrollInProcess(s, 'pump-2', 'pumps');
       await s.platform.access.putZone(
@@ -137,14 +135,8 @@ describe.skipIf(!haveChromium)(
     });
 
     it('lets an admin take an alert, filter the queue to their own, note it and see it in the detail', async () => {
-      const { context, watch } = await watched(browser);
-      const page = await context.newPage();
-      await page.goto(`${s.httpsUrl}/alerts`);
-      await signInOnPage(page, {
-        username: 'ada',
-        password: ADMIN_PASSWORD,
-        // The enrolment used this step's code (a code works once); the next step is within the allowed drift.
-        totp: () => totpCode(adminTotp, Date.now() + 30_000),
+      const { context, watch, page } = await signedInPage(browser, `${s.httpsUrl}/alerts`, {
+        as: people.admin,
       });
       signedIn = await context.cookies();
       await page.getByRole('heading', { name: 'Alerts', level: 1 }).waitFor();
@@ -284,7 +276,7 @@ describe.skipIf(!haveChromium)(
     });
 
     it('remembers the theme chosen in the top bar over the system preference', async () => {
-      const { context, watch } = await watched(browser, 'dark');
+      const { context, watch } = await watched(browser, { colorScheme: 'dark' });
       const page = await context.newPage();
       await context.addCookies(signedIn);
       await page.goto(`${s.httpsUrl}/`);

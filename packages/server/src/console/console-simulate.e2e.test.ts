@@ -2,16 +2,14 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../test-support/server.ts';
 import { waitFor } from '../test-support/wait.ts';
-import { totpCode } from '../users/index.ts';
 import {
-  ADMIN_PASSWORD,
   CHROMIUM,
-  account,
   haveChromium,
   launchChromium,
   screenshots,
-  signInOnPage,
-  watched,
+  signInAs,
+  signedInPage,
+  type SignIn,
 } from './browser.fixture.ts';
 
 /**
@@ -26,12 +24,12 @@ describe.skipIf(!haveChromium)(
   () => {
     let s: TestServer;
     let browser: Browser;
-    let adminTotp = '';
+    let ada: SignIn;
     const shot = screenshots(process.env.BULWARK_ARTIFACTS);
 
     beforeAll(async () => {
       s = await startTestServer({ 'monitor.defaultProfile': true }); // as a new installation has it
-      adminTotp = (await account(s, { username: 'ada', role: 'admin', password: ADMIN_PASSWORD })) ?? '';
+      ada = await signInAs(s, 'admin');
       browser = await launchChromium();
     });
     afterAll(async () => {
@@ -56,15 +54,7 @@ describe.skipIf(!haveChromium)(
         '--attack',
         'tamper',
       ]);
-      const { context, watch } = await watched(browser);
-      const page = await context.newPage();
-      await page.goto(s.httpsUrl);
-      await signInOnPage(page, {
-        username: 'ada',
-        password: ADMIN_PASSWORD,
-        // The enrolment used this step's code (a code works once); the next step is within the allowed drift.
-        totp: () => totpCode(adminTotp, Date.now() + 30_000),
-      });
+      const { context, watch, page } = await signedInPage(browser, s.httpsUrl, { as: ada });
 
       // The platform's own record first: the detector's alert with the default profile's quarantine.
       await waitFor('the tamper alert and its quarantine', async () => {

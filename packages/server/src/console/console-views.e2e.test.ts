@@ -4,19 +4,15 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cycloneDx, initTuf, releaseInput, makeImage, shipRelease } from '../test-support/firmware.ts';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
-import { totpCode } from '../users/index.ts';
 import {
-  ADMIN_PASSWORD,
-  AUDITOR_PASSWORD,
   CHROMIUM,
-  VIEWER_PASSWORD,
-  account,
+  accounts,
   haveChromium,
   launchChromium,
   nav,
   screenshots,
-  signInOnPage,
-  watched,
+  signedInPage,
+  type SignIn,
 } from './browser.fixture.ts';
 
 const ADVISORY = fileURLToPath(new URL('../risk/fixtures/osv/GHSA-35jh-r3h4-6jhm.json', import.meta.url));
@@ -34,7 +30,7 @@ describe.skipIf(!haveChromium)(
   () => {
     let s: TestServer;
     let browser: Browser;
-    let adminTotp: string;
+    let people: Record<'admin' | 'auditor' | 'viewer', SignIn>;
     let rolloutId: string;
     const shot = screenshots(process.env.BULWARK_ARTIFACTS);
 
@@ -73,9 +69,7 @@ describe.skipIf(!haveChromium)(
 
     beforeAll(async () => {
       s = await startTestServer();
-      adminTotp = (await account(s, { username: 'ada', role: 'admin', password: ADMIN_PASSWORD })) ?? '';
-      await account(s, { username: 'otto', role: 'auditor', password: AUDITOR_PASSWORD });
-      await account(s, { username: 'vic', role: 'viewer', password: VIEWER_PASSWORD });
+      people = await accounts(s);
       for (const id of PUMPS) await enrollInProcess(s, id, 'pumps');
       // Firmware: signed pump-fw 1.0.0 with an SBOM (lodash 4.17.20 has a known advisory), a draft valve-fw.
       const keys = await initTuf(s.platform);
@@ -99,10 +93,9 @@ describe.skipIf(!haveChromium)(
     });
 
     it('shows an auditor compliance, the audit log (live) and firmware, with no control to change anything', async () => {
-      const { context, watch } = await watched(browser);
-      const page = await context.newPage();
-      await page.goto(`${s.httpsUrl}/compliance`);
-      await signInOnPage(page, { username: 'otto', password: AUDITOR_PASSWORD });
+      const { context, watch, page } = await signedInPage(browser, `${s.httpsUrl}/compliance`, {
+        as: people.auditor,
+      });
 
       // Compliance: a score per standard, the trend of two runs, failing checks with evidence, reports.
       await page.getByRole('heading', { name: 'Compliance', level: 1 }).waitFor();
@@ -183,14 +176,8 @@ describe.skipIf(!haveChromium)(
     });
 
     it('lets an admin run the checks, download a report, and pause, resume and abort the rollout', async () => {
-      const { context, watch } = await watched(browser);
-      const page = await context.newPage();
-      await page.goto(`${s.httpsUrl}/compliance`);
-      // The enrolment used the current step: the next one, within the ±1 step the server accepts.
-      await signInOnPage(page, {
-        username: 'ada',
-        password: ADMIN_PASSWORD,
-        totp: () => totpCode(adminTotp, Date.now() + 30_000),
+      const { context, watch, page } = await signedInPage(browser, `${s.httpsUrl}/compliance`, {
+        as: people.admin,
       });
 
       // Compliance: Run now adds a run to the trend; the HTML report downloads.
@@ -259,10 +246,10 @@ describe.skipIf(!haveChromium)(
     });
 
     it('offers a viewer Firmware but not Compliance or the audit log', async () => {
-      const { context, watch } = await watched(browser, 'dark');
-      const page = await context.newPage();
-      await page.goto(`${s.httpsUrl}/firmware`);
-      await signInOnPage(page, { username: 'vic', password: VIEWER_PASSWORD });
+      const { context, watch, page } = await signedInPage(browser, `${s.httpsUrl}/firmware`, {
+        as: people.viewer,
+        colorScheme: 'dark',
+      });
       await page
         .getByRole('table', { name: 'Firmware releases, newest first' })
         .getByText('pump-fw')

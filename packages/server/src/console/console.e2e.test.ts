@@ -5,7 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 import { SESSION_COOKIE, totpCode } from '../users/index.ts';
-import { CHROMIUM, haveChromium, launchChromium, nav, screenshots, watched } from './browser.fixture.ts';
+import {
+  CHROMIUM,
+  haveChromium,
+  launchChromium,
+  nav,
+  passwordStep,
+  screenshots,
+  setUpOnPage,
+  watched,
+} from './browser.fixture.ts';
 import { CONSOLE_CSP } from './index.ts';
 
 const TARA = fileURLToPath(new URL('../../../../docs/examples/pump-controller.tara.yaml', import.meta.url));
@@ -224,11 +233,7 @@ describe.skipIf(!haveChromium)(
       const { context, watch } = await watched(browser);
       const page = await context.newPage();
       await page.goto(`${s.httpsUrl}/`);
-      await page.getByRole('button', { name: 'Set up your account with a setup secret' }).click();
-      await page.getByLabel('Username').fill('sol');
-      await page.getByLabel('Setup secret').fill(setupSecret);
-      await page.getByLabel('New password').fill('Another-Long-Passphrase-99');
-      await page.getByRole('button', { name: 'Set password' }).click();
+      await setUpOnPage(page, { username: 'sol', setupSecret, password: 'Another-Long-Passphrase-99' });
       // The role needs a second factor: enrol TOTP before anything else.
       await page.getByRole('img', { name: 'QR code of your TOTP secret' }).waitFor();
       const secret = (await page.locator('code.secret').textContent()) ?? '';
@@ -245,12 +250,10 @@ describe.skipIf(!haveChromium)(
     });
 
     it('shows a viewer no control its role may not use: no Revoke, no Acknowledge, no Risk page', async () => {
-      const { context, watch } = await watched(browser, 'dark');
+      const { context, watch } = await watched(browser, { colorScheme: 'dark' });
       const page = await context.newPage();
       await page.goto(`${s.httpsUrl}/devices`);
-      await page.getByLabel('Username').fill('vic');
-      await page.getByLabel('Password').fill(VIEWER_PASSWORD);
-      await page.getByRole('button', { name: 'Continue' }).click();
+      await passwordStep(page, { username: 'vic', password: VIEWER_PASSWORD });
       // A viewer needs no second factor: straight in, on the page asked for.
       await page.getByRole('heading', { name: 'Devices', level: 1 }).waitFor();
       await page.getByRole('rowheader', { name: 'pump-1' }).waitFor();

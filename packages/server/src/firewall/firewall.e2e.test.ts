@@ -107,9 +107,12 @@ describe('broker firewall on the live broker', () => {
         ),
       )
       .toBe('refused');
-    expect(
-      (await s.platform.audit.query({ type: 'firewall.connection_refused', limit: 10 })).length,
-    ).toBeGreaterThan(0);
+    // Refused at once; the listener records it without waiting for the audit log.
+    await expect
+      .poll(
+        async () => (await s.platform.audit.query({ type: 'firewall.connection_refused', limit: 10 })).length,
+      )
+      .toBeGreaterThan(0);
     await s.platform.firewall.remove(ban.id, 'test');
     const back = await connectMqtt(s.mqttUrl, ca, d);
     await back.endAsync();

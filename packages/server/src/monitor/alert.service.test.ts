@@ -1,15 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createAuditLog,
-  createEventBus,
-  type AtomicStep,
-  type AuditLog,
-  type EventBus,
-  type EventType,
-} from '../events/index.ts';
-import { createSecretBox } from '../secrets/index.ts';
-import { isBusy, isUniqueViolation } from '../store/index.ts';
+import type { AuditLog, EventBus, EventType } from '../events/index.ts';
+import { createAuditedEvents } from '../test-support/audited-events.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
 import {
   createAlertService,
@@ -44,37 +35,17 @@ describe.each(testDialects)('alerts on %s', (dialect) => {
   let audit: AuditLog;
   let bus: EventBus;
   let alerts: AlertService;
-  /** The step of `atomically` at which the next change fails (once), as a crash or a failed write would. */
-  let failAt: AtomicStep | undefined;
+  let events: Awaited<ReturnType<typeof createAuditedEvents>>;
   const users = new Map<string, 'active' | 'disabled'>();
   const groups = new Map<string, string>();
-
-  const newBus = () =>
-    createEventBus({
-      log: audit,
-      db: t.store.db,
-      isBusy,
-      onAtomicStep: (step) => {
-        if (step !== failAt) return;
-        failAt = undefined;
-        throw new Error(`failed at ${step}`);
-      },
-    });
 
   /** The audit log's entries of a type, oldest first. */
   const eventsOf = <T extends EventType>(type: T) => audit.query({ type, limit: 10_000 });
 
   beforeEach(async () => {
     t = await createTestStore(dialect);
-    failAt = undefined;
-    audit = createAuditLog({
-      db: t.store.db,
-      mac: createSecretBox(randomBytes(32)),
-      now: () => Date.now(),
-      isRetryable: (e) => isUniqueViolation(e) || isBusy(e),
-    });
-    await audit.ensureAnchor();
-    bus = newBus();
+    events = await createAuditedEvents(t.store.db, { now: () => Date.now(), retryBusy: true });
+    ({ audit, bus } = events);
     users.clear();
     users.set('bob', 'active');
     users.set('dora', 'disabled');
@@ -94,7 +65,7 @@ describe.each(testDialects)('alerts on %s', (dialect) => {
   });
 
   it('raises an alert with its alert.raised; a failure after the write keeps neither', async () => {
-    failAt = 'written';
+    events.failOnceAt('written');
     await expect(alerts.raise(finding('device:pump-1'))).rejects.toThrow('failed at written');
     expect(await alerts.list()).toEqual([]);
     expect(await eventsOf('alert.raised')).toEqual([]);
@@ -121,7 +92,7 @@ describe.each(testDialects)('alerts on %s', (dialect) => {
     ];
     for (const [type, change, changed] of changes) {
       const before = await alerts.get(alert.id);
-      failAt = 'written';
+      events.failOnceAt('written');
       await expect(change(), type).rejects.toThrow('failed at written');
       expect(await alerts.get(alert.id), type).toEqual(before);
       expect(await eventsOf(type), type).toEqual([]);
@@ -132,13 +103,13 @@ describe.each(testDialects)('alerts on %s', (dialect) => {
 
   it('keeps a change a crash interrupted after its commit with its event, relayed at the next start', async () => {
     const { alert } = await alerts.raise(finding('device:pump-1'));
-    failAt = 'committed';
+    events.failOnceAt('committed');
     await expect(alerts.acknowledge(alert.id, 'user:alice')).rejects.toThrow('failed at committed');
     expect((await alerts.get(alert.id)).status).toBe('acknowledged');
     expect(await eventsOf('alert.acknowledged')).toEqual([]);
     // The next start relays what the outbox holds: the change is never without its event.
     await bus.close();
-    bus = newBus();
+    bus = events.newBus();
     await bus.drainOutbox();
     const acknowledged = await eventsOf('alert.acknowledged');
     expect(acknowledged.map((e) => [e.actor, e.data])).toEqual([
@@ -149,7 +120,7 @@ describe.each(testDialects)('alerts on %s', (dialect) => {
 
   it('resolves by itself with alert.resolved, and not when the transaction fails', async () => {
     const { alert } = await alerts.raise(finding('device:pump-1'));
-    failAt = 'written';
+    events.failOnceAt('written');
     await expect(alerts.autoResolve('burst', 'device:pump-1', 'quiet again')).rejects.toThrow();
     expect((await alerts.get(alert.id)).status).toBe('open');
     expect(await alerts.autoResolve('burst', 'device:pump-1', 'quiet again')).toMatchObject({
@@ -181,7 +152,7 @@ describe.each(testDialects)('alerts on %s', (dialect) => {
     const run = { action: 'quarantine', automatic: true, actor: 'system' } as const;
     // Its record fails after the write: the run is not kept as done, nor announced as done; it is recorded
     // (with response.failed) as a run that failed for that reason.
-    failAt = 'written';
+    events.failOnceAt('written');
     await execute(responder, alert, run);
     expect((await alerts.get(alert.id)).responsesRun).toEqual([
       {
@@ -299,17 +270,17 @@ describe.each(testDialects)('alerts on %s', (dialect) => {
   it('keeps a security profile change with its event, or neither', async () => {
     const profiles = createProfileService({ db: t.store.db, events: bus, now: () => T0 });
     const doc = { behaviours: [], responses: [] };
-    failAt = 'written';
+    events.failOnceAt('written');
     await expect(profiles.put('pumps', doc, 'user:alice')).rejects.toThrow('failed at written');
     await expect(profiles.get('pumps')).rejects.toMatchObject({ code: 'not_found' });
     expect(await eventsOf('monitor.profile_updated')).toEqual([]);
     await profiles.put('pumps', doc, 'user:alice');
-    failAt = 'written';
+    events.failOnceAt('written');
     await expect(
       profiles.attach('pumps', { kind: 'group', target: 'pumps' }, 'user:alice'),
     ).rejects.toThrow();
     expect((await profiles.get('pumps')).attachments).toEqual([]);
-    failAt = 'written';
+    events.failOnceAt('written');
     await expect(profiles.remove('pumps', 'user:alice')).rejects.toThrow();
     expect((await profiles.get('pumps')).version).toBe(1);
     expect(await eventsOf('monitor.profile_attached')).toEqual([]);

@@ -1,9 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDeviceService, type DeviceService } from '../devices/index.ts';
-import { createAuditLog, createEventBus, type EventBus } from '../events/index.ts';
-import { createSecretBox } from '../secrets/index.ts';
-import { isBusy, isUniqueViolation } from '../store/index.ts';
+import type { EventBus } from '../events/index.ts';
+import { createAuditedEvents } from '../test-support/audited-events.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
 import { createMonitor, installDefaultProfile, type Monitor } from './index.ts';
 
@@ -17,14 +15,7 @@ describe.each(testDialects)('monitor compliance facts on %s', (dialect) => {
 
   beforeEach(async () => {
     t = await createTestStore(dialect);
-    const audit = createAuditLog({
-      db: t.store.db,
-      mac: createSecretBox(randomBytes(32)),
-      now: () => now,
-      isRetryable: (e) => isUniqueViolation(e) || isBusy(e),
-    });
-    await audit.ensureAnchor();
-    bus = createEventBus({ log: audit, db: t.store.db });
+    ({ bus } = await createAuditedEvents(t.store.db, { now: () => now }));
     devices = createDeviceService({ db: t.store.db, events: bus, now: () => now, tokenTtlMs: 86_400_000 });
     monitor = createMonitor({
       db: t.store.db,

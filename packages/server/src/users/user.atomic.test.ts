@@ -1,25 +1,40 @@
-import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createAuditLog,
-  createEventBus,
-  type AtomicStep,
-  type AuditLog,
-  type EventBus,
-  type EventType,
-} from '../events/index.ts';
-import { createSecretBox } from '../secrets/index.ts';
-import { isBusy, isUniqueViolation } from '../store/index.ts';
+import type { AtomicStep, AuditLog, EventBus, EventType } from '../events/index.ts';
+import { createAuditedEvents } from '../test-support/audited-events.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
+import type { DialectName } from '../store/index.ts';
 import type { SessionPrincipal } from './sessions.ts';
-import { createThrottle } from './throttle.ts';
+import {
+  activeUser as setUpUser,
+  createTestUserService,
+  sessionOf,
+  TEST_PASSWORD as password,
+} from './test-harness.ts';
 import { totpCode, TOTP_PERIOD } from './totp.ts';
-import { createUserService, type UserService } from './user.service.ts';
+import type { UserService } from './user.service.ts';
 
 const DAY = 86_400_000;
 const STEP = TOTP_PERIOD * 1000;
-const password = 'a sufficiently long passphrase';
 const address = '10.0.0.1';
+const T0 = 1_800_000_000_000;
+
+/** A users service over a fresh store, audit log and event bus on `dialect`, with the test's clock. */
+async function openUsers(
+  dialect: DialectName,
+  now: () => number,
+  options: Pick<Parameters<typeof createTestUserService>[0], 'throttle' | 'settings'> = {},
+) {
+  const t = await createTestStore(dialect);
+  const events = await createAuditedEvents(t.store.db, { now });
+  const users = createTestUserService({
+    db: t.store.db,
+    box: events.box,
+    events: events.bus,
+    now,
+    ...options,
+  });
+  return { t, events, audit: events.audit, bus: events.bus, users };
+}
 
 /**
  * Every change of the users module commits with its audit event (DESIGN.md rule 1): a crash after the change
@@ -31,69 +46,20 @@ describe.each(testDialects)('users: every change commits with its event (%s)', (
   let audit: AuditLog;
   let bus: EventBus;
   let users: UserService;
-  let now = 1_800_000_000_000;
-  let crashAt: AtomicStep | undefined;
+  let now = T0;
+  let events: Awaited<ReturnType<typeof createAuditedEvents>>;
 
   beforeEach(async () => {
-    t = await createTestStore(dialect);
-    now = 1_800_000_000_000;
-    crashAt = undefined;
-    const db = t.store.db;
-    const box = createSecretBox(randomBytes(32));
-    audit = createAuditLog({
-      db,
-      mac: box,
-      now: () => now,
-      isRetryable: (e) => isUniqueViolation(e) || isBusy(e),
-    });
-    await audit.ensureAnchor();
-    bus = createEventBus({
-      log: audit,
-      db,
-      onAtomicStep: (step) => {
-        if (step === crashAt) {
-          crashAt = undefined;
-          throw new Error(`crashed at ${step}`);
-        }
-      },
-    });
-    users = createUserService({
-      db,
-      box,
-      events: bus,
-      now: () => now,
-      throttle: createThrottle({
-        db,
-        now: () => now,
-        threshold: 5,
-        lockoutMs: 600_000,
-        backoffAfter: 3,
-        backoffBaseMs: 1000,
-      }),
-      settings: {
-        require2faForAll: false,
-        sessionIdleMs: 1_800_000,
-        sessionAbsoluteMs: 43_200_000,
-        setupSecretTtlMs: DAY,
-        stepUpWindowMs: 300_000,
-      },
-    });
+    now = T0;
+    ({ t, events, audit, bus, users } = await openUsers(dialect, () => now));
   });
   afterEach(async () => {
     await bus.close();
     await t.cleanup();
   });
 
-  async function session(id: string): Promise<SessionPrincipal> {
-    const principal = await users.resolveSession(id);
-    if (!principal) throw new Error('no session');
-    return principal;
-  }
-
-  async function activeUser(username: string): Promise<SessionPrincipal> {
-    const { setupSecret } = await users.create({ username, role: 'viewer' }, 'test');
-    return session((await users.completeSetup({ username, setupSecret, password, address })).id);
-  }
+  const session = (id: string): Promise<SessionPrincipal> => sessionOf(users, id);
+  const activeUser = (username: string) => setUpUser(users, { username, role: 'viewer' }, address);
 
   /** The audit log's entries of these types, oldest first. */
   async function logged(...types: EventType[]) {
@@ -103,9 +69,9 @@ describe.each(testDialects)('users: every change commits with its event (%s)', (
 
   /** Runs `change` with a crash at `step` of its transaction; it must fail with the crash. */
   async function crashing<R>(step: AtomicStep, change: () => Promise<R>) {
-    crashAt = step;
-    await expect(change()).rejects.toThrow(`crashed at ${step}`);
-    expect(crashAt).toBeUndefined(); // the change did reach the seam
+    events.failOnceAt(step);
+    await expect(change()).rejects.toThrow(`failed at ${step}`);
+    expect(events.failurePending()).toBe(false); // the change did reach the seam
   }
 
   it('leaves neither an API token nor its event when the creation crashes before its commit, and both after it', async () => {
@@ -237,60 +203,22 @@ describe.each(testDialects)('users: TOTP re-enrolment (%s)', (dialect) => {
   let audit: AuditLog;
   let bus: EventBus;
   let users: UserService;
-  let now = 1_800_000_000_000;
-  let crash = false;
+  let now = T0;
+  let events: Awaited<ReturnType<typeof createAuditedEvents>>;
 
   beforeEach(async () => {
-    t = await createTestStore(dialect);
-    now = 1_800_000_000_000;
-    const db = t.store.db;
-    const box = createSecretBox(randomBytes(32));
-    audit = createAuditLog({
-      db,
-      mac: box,
-      now: () => now,
-      isRetryable: (e) => isUniqueViolation(e) || isBusy(e),
-    });
-    await audit.ensureAnchor();
-    bus = createEventBus({
-      log: audit,
-      db,
-      onAtomicStep: (step) => {
-        if (crash && step === 'written') throw new Error('crashed at written');
-      },
-    });
-    users = createUserService({
-      db,
-      box,
-      events: bus,
-      now: () => now,
-      throttle: createThrottle({
-        db,
-        now: () => now,
-        threshold: 10,
-        lockoutMs: 600_000,
-        backoffAfter: 5,
-        backoffBaseMs: 1000,
-      }),
-      settings: {
-        require2faForAll: true,
-        sessionIdleMs: 1_800_000,
-        sessionAbsoluteMs: 43_200_000,
-        setupSecretTtlMs: DAY,
-        stepUpWindowMs: 300_000,
-      },
-    });
+    now = T0;
+    ({ t, events, audit, bus, users } = await openUsers(dialect, () => now, {
+      throttle: { threshold: 10, backoffAfter: 5 },
+      settings: { require2faForAll: true },
+    }));
   });
   afterEach(async () => {
     await bus.close();
     await t.cleanup();
   });
 
-  async function session(id: string): Promise<SessionPrincipal> {
-    const principal = await users.resolveSession(id);
-    if (!principal) throw new Error('no session');
-    return principal;
-  }
+  const session = (id: string): Promise<SessionPrincipal> => sessionOf(users, id);
 
   /** A password sign-in, then the second step with this TOTP code (a new time step each time). */
   async function signInWith(code: (at: number) => string) {
@@ -303,10 +231,7 @@ describe.each(testDialects)('users: TOTP re-enrolment (%s)', (dialect) => {
     (await audit.readAfter(0, 1000)).filter((e) => e.type === 'auth.factor_enrolled').map((e) => e.data);
 
   it('keeps the old TOTP working until a code of the new secret is confirmed, then switches with its event', async () => {
-    const { setupSecret } = await users.create({ username: 'tess', role: 'admin' }, 'test');
-    const setup = await session(
-      (await users.completeSetup({ username: 'tess', setupSecret, password, address })).id,
-    );
+    const setup = await setUpUser(users, { username: 'tess', role: 'admin' }, address);
     const { secret: first } = await users.beginTotp(setup);
     const { session: ticket } = await users.confirmTotp(setup, totpCode(first, now), address);
     const active = await session(ticket?.id ?? '');
@@ -332,11 +257,10 @@ describe.each(testDialects)('users: TOTP re-enrolment (%s)', (dialect) => {
     await expect(users.confirmTotp(active, '000000', address)).rejects.toMatchObject({
       code: 'validation_failed',
     });
-    crash = true;
+    events.failOnceAt('written');
     await expect(users.confirmTotp(active, totpCode(second, now), address)).rejects.toThrow(
-      'crashed at written',
+      'failed at written',
     );
-    crash = false;
     expect(await enrolled()).toHaveLength(1);
     await expect(signInWith((at) => totpCode(first, at))).resolves.toMatchObject({ state: 'active' });
 
@@ -362,10 +286,7 @@ describe.each(testDialects)('users: TOTP re-enrolment (%s)', (dialect) => {
   });
 
   it('confirms only the latest secret when enrolment is started twice', async () => {
-    const { setupSecret } = await users.create({ username: 'tess', role: 'admin' }, 'test');
-    const setup = await session(
-      (await users.completeSetup({ username: 'tess', setupSecret, password, address })).id,
-    );
+    const setup = await setUpUser(users, { username: 'tess', role: 'admin' }, address);
     const { secret: superseded } = await users.beginTotp(setup);
     const { secret: latest } = await users.beginTotp(setup);
     await expect(users.confirmTotp(setup, totpCode(superseded, now), address)).rejects.toMatchObject({

@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AuditEntry, EventBus, SecurityEvent } from '../events/index.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
-import { createThrottle } from './throttle.ts';
+import { activeUser as setUpUser, createTestUserService, TEST_PASSWORD as password } from './test-harness.ts';
 import { totpCode } from './totp.ts';
-import { createUserService, type UserService } from './user.service.ts';
+import type { UserService } from './user.service.ts';
 
 const DAY = 86_400_000;
 
@@ -24,41 +24,18 @@ describe.each(testDialects)('users: facts for compliance, export and erasure by 
       },
       atomically: (work) => db.transaction().execute((tx) => work(tx, (event) => recorded.push(event))),
     };
-    users = createUserService({
+    users = createTestUserService({
       db,
       box: { seal: (b) => b.toString('base64'), open: (s) => Buffer.from(s, 'base64') },
       events,
       now: () => now,
-      throttle: createThrottle({
-        db,
-        now: () => now,
-        threshold: 10,
-        lockoutMs: 900_000,
-        backoffAfter: 3,
-        backoffBaseMs: 1000,
-      }),
-      settings: {
-        require2faForAll: false,
-        sessionIdleMs: 1_800_000,
-        sessionAbsoluteMs: 43_200_000,
-        setupSecretTtlMs: DAY,
-        stepUpWindowMs: 300_000,
-      },
+      throttle: { threshold: 10, lockoutMs: 900_000 },
     });
   });
   afterEach(async () => t.cleanup());
 
-  const password = 'a sufficiently long passphrase';
-  async function activeUser(username: string, role: 'viewer' | 'operator' | 'admin') {
-    const { setupSecret } = await users.create(
-      { username, role, groups: role === 'operator' ? ['north'] : null },
-      'test',
-    );
-    const ticket = await users.completeSetup({ username, setupSecret, password, address: '10.0.0.1' });
-    const principal = await users.resolveSession(ticket.id);
-    if (!principal) throw new Error('no session');
-    return principal;
-  }
+  const activeUser = (username: string, role: 'viewer' | 'operator' | 'admin') =>
+    setUpUser(users, { username, role, groups: role === 'operator' ? ['north'] : null });
 
   it('states accounts by role, accounts without a second factor, API tokens by age, lockout and session settings', async () => {
     const viewer = await activeUser('vera', 'viewer');

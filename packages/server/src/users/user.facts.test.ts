@@ -1,25 +1,15 @@
-import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createAuditLog,
-  createEventBus,
-  latestPerSubject,
-  type AuditLog,
-  type EventBus,
-} from '../events/index.ts';
-import { createSecretBox } from '../secrets/index.ts';
-import { isBusy, isUniqueViolation } from '../store/index.ts';
+import { latestPerSubject, type EventBus } from '../events/index.ts';
+import { createAuditedEvents } from '../test-support/audited-events.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
-import { createThrottle } from './throttle.ts';
+import { activeUser as setUpUser, createTestUserService, TEST_PASSWORD as password } from './test-harness.ts';
 import { totpCode } from './totp.ts';
-import { createUserService, type UserService } from './user.service.ts';
+import type { UserService } from './user.service.ts';
 
 const DAY = 86_400_000;
-const password = 'a sufficiently long passphrase';
 
 describe.each(testDialects)('users: compliance facts per account (%s)', (dialect) => {
   let t: TestStore;
-  let audit: AuditLog;
   let bus: EventBus;
   let users: UserService;
   let now = 1_800_000_000_000;
@@ -27,37 +17,16 @@ describe.each(testDialects)('users: compliance facts per account (%s)', (dialect
   beforeEach(async () => {
     t = await createTestStore(dialect);
     now = 1_800_000_000_000;
-    const db = t.store.db;
-    const box = createSecretBox(randomBytes(32));
-    audit = createAuditLog({
-      db,
-      mac: box,
-      now: () => now,
-      isRetryable: (e) => isUniqueViolation(e) || isBusy(e),
-    });
-    await audit.ensureAnchor();
-    bus = createEventBus({ log: audit, db });
-    users = createUserService({
-      db,
-      box,
+    const events = await createAuditedEvents(t.store.db, { now: () => now });
+    bus = events.bus;
+    users = createTestUserService({
+      db: t.store.db,
+      box: events.box,
       events: bus,
       now: () => now,
-      throttle: createThrottle({
-        db,
-        now: () => now,
-        threshold: 7,
-        lockoutMs: 600_000,
-        backoffAfter: 3,
-        backoffBaseMs: 1000,
-      }),
-      settings: {
-        require2faForAll: true,
-        sessionIdleMs: 1_800_000,
-        sessionAbsoluteMs: 43_200_000,
-        setupSecretTtlMs: DAY,
-        stepUpWindowMs: 300_000,
-      },
-      lastSignIns: () => latestPerSubject(audit, 'auth.sign_in_succeeded'),
+      throttle: { threshold: 7 },
+      settings: { require2faForAll: true },
+      lastSignIns: () => latestPerSubject(events.audit, 'auth.sign_in_succeeded'),
     });
   });
   afterEach(async () => {
@@ -65,13 +34,8 @@ describe.each(testDialects)('users: compliance facts per account (%s)', (dialect
     await t.cleanup();
   });
 
-  async function activeUser(username: string, role: 'viewer' | 'admin' | 'security-officer') {
-    const { setupSecret } = await users.create({ username, role }, 'test');
-    const ticket = await users.completeSetup({ username, setupSecret, password, address: '10.0.0.1' });
-    const principal = await users.resolveSession(ticket.id);
-    if (!principal) throw new Error('no session');
-    return principal;
-  }
+  const activeUser = (username: string, role: 'viewer' | 'admin' | 'security-officer') =>
+    setUpUser(users, { username, role });
 
   it('states each account, its second factor and last sign-in, the settings and the active API tokens', async () => {
     const created = now;
