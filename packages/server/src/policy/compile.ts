@@ -441,7 +441,7 @@ function mergedPart(list: readonly { base: number; shared: StaticPolicy }[]): Pa
   let node = mergeRoot;
   for (const { base, shared } of list) {
     let byBase = node.next.get(shared);
-    if (!byBase) node.next.set(shared, (byBase = new Map()));
+    if (!byBase) node.next.set(shared, (byBase = new Map<number, MergeNode>()));
     let child = byBase.get(base);
     if (!child) byBase.set(base, (child = { merged: undefined, next: new WeakMap() }));
     node = child;
