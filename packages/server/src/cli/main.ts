@@ -88,12 +88,15 @@ export async function buildCli(argv: readonly string[] = []): Promise<Command> {
   return program;
 }
 
+/** A reader that stops early (`bulwark … | head`) closes the pipe: the rest of the output is not wanted. */
+function onStdoutError(err: NodeJS.ErrnoException): void {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+}
+
 /** Runs the CLI; errors end with one line on stderr and a non-zero exit code. */
 export async function runCli(argv: string[]): Promise<void> {
-  // A reader that stops early (`bulwark … | head`) closes the pipe: the rest of the output is not wanted.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  });
+  // Once per process: tests run the CLI many times in one process, and a listener per run would pile up.
+  if (!process.stdout.listeners('error').includes(onStdoutError)) process.stdout.on('error', onStdoutError);
   try {
     const args = commonOptionsLast(argv);
     await (await buildCli(args)).parseAsync(args);
