@@ -105,20 +105,17 @@ export function raiseHighWaterMark(stream: unknown, bytes: number): void {
 }
 
 /**
- * One message to one subscriber: the delivery stages' answer, then, for an app, the queue bound (counted, or
- * dropped when its connection holds more than the bound). Devices pass the bound on one comparison.
+ * An app's delivery past its queue bound: counted, or dropped (null) when its connection holds more than the
+ * bound. Called only for apps (`session.delivery` set), after the delivery stages let the message through, so
+ * a device's delivery allocates nothing here.
  */
-export function deliverTo<P extends DeliverPacket>(
-  deps: Pick<AdapterDeps<object>, 'deliver' | 'appDelivery'>,
-  delivery: { session: BrokerSession; packet: P; clientId: string; queued: () => number },
+export function admitForApp<P extends DeliverPacket>(
+  deps: Pick<AdapterDeps<object>, 'appDelivery'>,
+  session: BrokerSession,
+  delivery: { out: P; clientId: string; queued: number },
 ): P | null {
-  const { session } = delivery;
-  const out = deps.deliver.run(session, delivery.packet);
-  if (out === null || session.delivery === undefined) return out;
-  const queued = delivery.queued();
-  return deps.appDelivery.admit(session, { clientId: delivery.clientId, queued, bytes: out.payload.length })
-    ? out
-    : null;
+  const { out, clientId, queued } = delivery;
+  return deps.appDelivery.admit(session, { clientId, queued, bytes: out.payload.length }) ? out : null;
 }
 
 /** A refused filter is an event (§3.9.3: the SUBACK says 0x80, or 0x87 on MQTT 5). */

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client } from 'aedes';
 import { connackCodes } from '@bulwark/protocol';
 import {
-  deliverTo,
+  admitForApp,
   packetTooLarge,
   peerIdentity,
   raiseHighWaterMark,
@@ -215,7 +215,11 @@ function wireAuthorization(w: Wiring): void {
   w.aedes.authorizeForward = (client, packet) => {
     const session = w.sessions.get(client);
     if (!session) return null;
-    const out = deliverTo(w, { session, packet, clientId: client.id, queued: () => queuedOf(client) });
+    const delivered = w.deliver.run(session, packet);
+    const out =
+      delivered === null || session.delivery === undefined
+        ? delivered
+        : admitForApp(w, session, { out: delivered, clientId: client.id, queued: queuedOf(client) });
     // A transformed copy for a persistent session's queue replay: aedes writes its own copy (see isQueueReplay).
     if (out !== null && out !== packet && isQueueReplay(packet)) Object.assign(packet, out);
     return out;

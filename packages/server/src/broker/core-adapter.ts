@@ -6,7 +6,7 @@
 import type { Duplex } from 'node:stream';
 import type { IConnectPacket } from 'mqtt-packet';
 import {
-  deliverTo,
+  admitForApp,
   packetTooLarge,
   peerIdentity,
   raiseHighWaterMark,
@@ -163,8 +163,13 @@ function hooksOf(w: Wiring): CoreHooks<BrokerSession> {
     deliver(session, packet) {
       const conn = w.connOf.get(session);
       if (!session.active || !conn) return null;
-      const clientId = conn.clientId ?? session.key;
-      return deliverTo(w, { session, packet, clientId, queued: () => w.queuedBytes(conn) });
+      const out = w.deliver.run(session, packet);
+      if (out === null || session.delivery === undefined) return out;
+      return admitForApp(w, session, {
+        out,
+        clientId: conn.clientId ?? session.key,
+        queued: w.queuedBytes(conn),
+      });
     },
     retained: { lookup: (filters) => w.retained.match(filters) },
     // Share groups are kept per principal: only the instances of one app (or one device) share a group.

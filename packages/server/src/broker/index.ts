@@ -8,7 +8,9 @@ export {
   type AppDeliveryStats,
   type ConnectDecision,
 } from './broker.ts';
-export { createRetainedStore, filterMatches, type RetainedStore, type RetainedLimits } from './retained.ts';
+export { createRetainedStore, type RetainedStore, type RetainedLimits } from './retained.ts';
+/** Whether a topic filter matches a topic name ([MQTT-4.7.1-2], [MQTT-4.7.2-1]), as the broker routes. */
+export { filterMatches } from './core/index.ts';
 export {
   createIngressRouter,
   type IngressHandler,

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { jsonOfPayload } from '@bulwark/protocol';
 import type { Subject, SubjectData } from '../events/index.ts';
 import type { Db, RetainedMessagesTable } from '../store/index.ts';
+import { filterMatches } from './core/index.ts';
 
 export interface RetainedLimits {
   /** Retained messages one device may hold, and their bytes (payload + topic). */
@@ -55,24 +56,6 @@ export interface RetainedStoreDeps {
 }
 
 export type RetainVerdict = { ok: true; stored: Promise<void> } | { ok: false; reason: string };
-
-/**
- * Does an MQTT topic filter match a topic name? `+` is one level, a trailing `#` the rest (the parent level
- * too, [MQTT-4.7.1-2]); wildcards at the first level never match topics starting with `$` [MQTT-4.7.2-1].
- */
-export function filterMatches(filter: string, topic: string): boolean {
-  if (filter === topic) return true;
-  if ((filter.startsWith('+') || filter.startsWith('#')) && topic.startsWith('$')) return false;
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    const level = f[i];
-    if (level === '#') return i === f.length - 1;
-    if (i >= t.length) return false;
-    if (level !== '+' && level !== t[i]) return false;
-  }
-  return f.length === t.length;
-}
 
 const hasWildcard = (filter: string) => filter.includes('+') || filter.includes('#');
 
