@@ -42,13 +42,9 @@ import {
   soak,
 } from './scenarios/index.ts';
 
-/** The MQTT engine Bulwark runs on in this run (the test servers read BULWARK_MQTT_CORE, see docs/broker.md). */
-const bulwarkCore =
-  process.env.BULWARK_MQTT_CORE === 'bulwark' ? "Bulwark's own MQTT core" : 'the Aedes core';
-
 const descriptions: Record<SystemName, string> = {
-  bulwark: `the real server on ${bulwarkCore}: mTLS, certificate checked against the store at CONNECT, per-message policy on publish, subscribe and delivery, durable audit of connects and denials`,
-  aedes: 'bare, the Aedes Bulwark runs on, same TLS listener settings and broker options, no hooks',
+  bulwark: `the real server on Bulwark's own MQTT core: mTLS, certificate checked against the store at CONNECT, per-message policy on publish, subscribe and delivery, durable audit of connects and denials`,
+  aedes: 'bare Aedes (the engine Bulwark ran on before its own core), same TLS listener settings, no hooks',
   mosquitto:
     'require_certificate, use_identity_as_username, ACL pattern readwrite devices/%u/#, persistence off',
 };

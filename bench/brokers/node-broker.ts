@@ -1,6 +1,6 @@
 /**
  * A broker under test that runs on Node, in its own process: Bulwark (the real server, everything on)
- * or bare Aedes (same Aedes version, same TLS listener settings, no hooks at all).
+ * or bare Aedes (the engine Bulwark ran on before its own core; same TLS listener settings, no hooks at all).
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -135,7 +135,7 @@ async function startBulwark(dataDir: string): Promise<Running> {
   };
 }
 
-/** The Aedes Bulwark is built on, with Bulwark's broker options and TLS listener, and no hooks. */
+/** Aedes, the engine Bulwark ran on before its own core: its broker options, Bulwark's TLS listener, no hooks. */
 async function startAedes(tlsFiles: { key: string; cert: string; ca: string }): Promise<Running> {
   const aedes = await Aedes.createBroker({
     connectTimeout: 10_000,

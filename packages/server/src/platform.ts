@@ -12,6 +12,7 @@ import {
   createBroker,
   createIngressRouter,
   createRetainedStore,
+  createSqlSessionJournal,
   type Broker,
   type ListenerFacts,
 } from './broker/index.ts';
@@ -903,6 +904,9 @@ async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker>
     limits: retainedLimitsOf(config),
   });
   await retained.load();
+  // Persistent MQTT sessions (clean session 0, MQTT 5 session expiry): kept in the store across restarts.
+  const sessionStore = createSqlSessionJournal({ db: platform.store.db, logger, now: platform.now });
+  const restored = await sessionStore.load();
   // Data schemas (privacy/): payloads checked and kept in the form the schema says; each consumer's view.
   const privacy = platform.privacy.brokerStages({ logger, retained });
   return createBroker({
@@ -929,10 +933,9 @@ async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker>
       return app && app.status !== 'revoked' ? { zone: app.zone, purpose: app.purpose } : undefined;
     },
     appPasswords: config.mqtt.appPasswords,
-    // The MQTT engine: aedes, or Bulwark's own core (broker/core/), behind the same stages.
-    core: config.mqtt.core,
     monitor,
     retained,
+    durableSessions: { journal: sessionStore.journal, restored, close: () => sessionStore.close() },
     transforms: { publish: [privacy.publish], deliver: [privacy.deliver] },
     // Device messages of the stored topic patterns (telemetry/): after meter, before retain.
     persist: [
@@ -950,6 +953,12 @@ async function buildBroker(platform: Platform, pki: PkiService): Promise<Broker>
       handshakeTimeoutMs: config.mqtt.handshakeTimeout,
       connectTimeoutMs: config.mqtt.connectTimeout,
       appQueueBytes: config.mqtt.appQueueSize,
+      // The core's bounds on sessions, their queues, flow control, topic aliases and keep alive.
+      receiveMaximum: config.mqtt.receiveMaximum,
+      maxQueuedMessages: config.mqtt.maxQueuedMessages,
+      maxSessionExpirySec: config.mqtt.maxSessionExpiry,
+      topicAliasMaximum: config.mqtt.topicAliasMaximum,
+      keepAliveMaxSec: config.mqtt.maxKeepAlive,
     },
     revocationLists: () => pki.revocationListsPem(),
     certificateStanding: (serial) => pki.certificateStanding(serial),

@@ -1,12 +1,13 @@
 /**
- * What the two MQTT engines' adapters share (aedes-adapter.ts, core-adapter.ts): their contract with
- * createBroker, the limits, the peer identity a transport established, and the steps both take the same way
- * (delivery with the app bound, a refused filter's event, an oversized packet).
+ * The MQTT adapter's contract with createBroker (core-adapter.ts: Bulwark's own core behind the stages), the
+ * limits, the peer identity a transport established, and the steps of delivery with the app bound, a refused
+ * filter's event and an oversized packet.
  */
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AppDelivery } from './app-delivery.ts';
+import type { CoreStats } from './core/index.ts';
 import type { createConnectHandler, createEarlyRefusals } from './connect.ts';
 import type { BrokerCounters, Emit } from './emit.ts';
 import type { IngressRouter } from './ingress.ts';
@@ -14,10 +15,6 @@ import type { Admission } from './listeners.ts';
 import type { createDeliverPipeline, createPublishPipeline, createSubscribePipeline } from './pipeline.ts';
 import type { DropCause, SessionRegistry } from './sessions.ts';
 import type { BrokerSession, DeliverPacket, PeerIdentity } from './stages.ts';
-
-/** The MQTT engines createBroker can run on (config `mqtt.core`). */
-export const mqttCores = ['aedes', 'bulwark'] as const;
-export type MqttCore = (typeof mqttCores)[number];
 
 export interface BrokerLimits {
   /** Largest MQTT packet other than CONNECT (remaining length), refused at its fixed header. */
@@ -30,6 +27,16 @@ export interface BrokerLimits {
   connectTimeoutMs: number;
   /** Bytes an app connection may hold unsent; beyond, messages to it are dropped and counted (app-delivery.ts). */
   appQueueBytes: number;
+  /** QoS 1/2 PUBLISHes a client may have unacknowledged at the server (MQTT 5 Receive Maximum). */
+  receiveMaximum: number;
+  /** Messages waiting for one client (offline, or behind its in-flight window); beyond, counted drops. */
+  maxQueuedMessages: number;
+  /** The longest a persistent session (3.1.1 clean session 0, MQTT 5 session expiry) is kept offline. */
+  maxSessionExpirySec: number;
+  /** Topic aliases an MQTT 5 client may use towards the server (0: none). */
+  topicAliasMaximum: number;
+  /** The longest keep alive granted (MQTT 5 Server Keep Alive); undefined: the client's own. */
+  keepAliveMaxSec?: number | undefined;
 }
 
 /** What an adapter is given: the stages, the sessions, and where it records what happens. */
@@ -49,16 +56,18 @@ export interface AdapterDeps<C extends object> {
   logger: Logger;
 }
 
-/** What createBroker asks of an adapter, whichever engine is behind it. */
+/** What createBroker asks of the MQTT adapter. */
 export interface MqttAdapter<C extends object> {
   /** Takes a connection; `peer` when the caller established the identity itself (in-process streams). */
   accept(stream: Duplex, admission: Admission, peer?: PeerIdentity): void;
-  /** Ends the connection; the cause of a dropped session, for an engine that can tell the client why. */
+  /** Ends the connection; the cause of a dropped session tells an MQTT 5 client why (DISCONNECT reason code). */
   close(client: C, cause?: DropCause): void;
   /** Bytes waiting for the client (app queue figures). */
   queuedOf(client: C): number;
   /** Publishes from the server (QoS 1); deliveries still pass each subscriber's delivery stages. */
   publish(topic: string, payload: string): Promise<void>;
+  /** The core's counters (Prometheus `bulwark_mqtt_*`) and drops per client id (`mqtt.delivery_dropped`). */
+  stats(): CoreStats;
   shutdown(): Promise<void>;
 }
 

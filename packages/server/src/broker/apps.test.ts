@@ -18,7 +18,6 @@ import {
   type EventType,
   type SecurityEvent,
 } from '../events/index.ts';
-import { testConfig } from '../config/index.ts';
 import { createFirewall } from '../firewall/index.ts';
 import { createLogger } from '../logger.ts';
 import { createMetricsRegistry } from '../monitor/index.ts';
@@ -185,11 +184,8 @@ async function harness(overrides: Partial<BrokerDeps> = {}): Promise<Harness> {
       onAccessChange: (listener) => ((accessListener = listener), () => undefined),
       retained: {
         retain: () => ({ ok: true, stored: Promise.resolve() }),
-        attach: () => undefined,
         match: () => [],
       },
-      // The engine under test (BULWARK_MQTT_CORE, as every test server: see npm run test:core).
-      core: testConfig({}).mqtt.core,
       checkConnection: ({ certCn, certSerial }) =>
         Promise.resolve(
           certSerial === 'AA'

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testConfig } from '../config/index.ts';
 import { connectMqtt, rawMqtt } from '../test-support/clients.ts';
 import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 import { entriesOf } from '../events/index.ts';
@@ -57,12 +56,8 @@ describe('broker: MQTT 3.1.1 over mutual TLS', () => {
   });
 
   it('[MQTT-3.1.2-2] answers an unsupported protocol level with 0x01 and closes', async () => {
-    // aedes speaks 3.1.1 (and 3.1) and refuses 5; Bulwark's own core speaks 3.1.1 and 5 and refuses 3.1.
-    const unsupported =
-      testConfig({}).mqtt.core === 'bulwark'
-        ? { protocolId: 'MQIsdp', protocolVersion: 3 }
-        : { protocolVersion: 5, properties: {} };
-    const r = await raw(a, [connect('dev-a', unsupported)]);
+    // The broker speaks 3.1.1 and 5 and refuses 3.1 (level 3, MQIsdp).
+    const r = await raw(a, [connect('dev-a', { protocolId: 'MQIsdp', protocolVersion: 3 })]);
     expect(r.packets[0]).toMatchObject({ cmd: 'connack' });
     expect((r.packets[0] as { returnCode?: number; reasonCode?: number }).returnCode ?? 1).toBe(1);
     expect(r.closed).toBe(true);

@@ -1,13 +1,12 @@
 import type { Duplex } from 'node:stream';
-import type { Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { EventBus } from '../events/index.ts';
 import type { Firewall } from '../firewall/index.ts';
-import type { AdapterDeps, BrokerLimits, MqttAdapter, MqttCore } from './adapter.ts';
-import { createAedesAdapter } from './aedes-adapter.ts';
+import type { AdapterDeps, BrokerLimits, MqttAdapter } from './adapter.ts';
 import { createAppDelivery } from './app-delivery.ts';
 import { createConnectHandler, createEarlyRefusals } from './connect.ts';
 import { createCoreAdapter, type CoreAdapterDeps, type CoreConnection } from './core-adapter.ts';
+import type { CoreStats } from './core/index.ts';
 import { connectStages, type ConnectStageDeps } from './connect-stages.ts';
 import { createCounters, createEmit } from './emit.ts';
 import type { IngressRouter } from './ingress.ts';
@@ -21,11 +20,11 @@ import {
   watchRetainedDeletions,
   watchRevocations,
 } from './revocation-watch.ts';
-import { createSessionRegistry } from './sessions.ts';
+import { createSessionDropReports } from './session-drops.ts';
+import { appKey, createSessionRegistry } from './sessions.ts';
 import type { BrokerTransforms, PeerIdentity, PublishStage } from './stages.ts';
 
-export type { BrokerLimits, MqttCore } from './adapter.ts';
-export { mqttCores } from './adapter.ts';
+export type { BrokerLimits } from './adapter.ts';
 export type { AppDeliveryStats } from './app-delivery.ts';
 export type { ConnectDecision } from './connect-stages.ts';
 export type { BrokerTls } from './listeners.ts';
@@ -55,14 +54,11 @@ export interface BrokerDeps
   /** Subscribes to changes that may alter compiled access; the broker then recompiles its live sessions. */
   onAccessChange(listener: (deviceId?: string) => void): () => void;
   /** Retained messages: quotas per device and in total, kept in the store (loaded before listening). */
-  retained: Pick<RetainedStore, 'retain' | 'attach'> &
+  retained: Pick<RetainedStore, 'retain'> &
     Partial<Pick<RetainedStore, 'forgetDeleted'>> &
     CoreAdapterDeps['retained'];
-  /**
-   * The MQTT engine (config `mqtt.core`): aedes (MQTT 3.1.1, the default for now) or Bulwark's own core
-   * (MQTT 3.1.1 and 5.0, core/), behind the same stages.
-   */
-  core?: MqttCore | undefined;
+  /** Persistent MQTT sessions in the store (mqtt-sessions.ts), loaded before listening. */
+  durableSessions?: CoreAdapterDeps['durableSessions'];
   /** Bounds enforced before anything is buffered (DESIGN principle 8); defaults in `defaultBrokerLimits`. */
   limits?: Partial<BrokerLimits> | undefined;
   /** Device messages the platform consumes (heartbeats, firmware reports, metrics), typed (see ingress.ts). */
@@ -82,6 +78,8 @@ export interface BrokerDeps
     ((app: string) => Promise<{ zone: string | null; purpose: string | null } | undefined>) | undefined;
   /** How often app sessions are checked for an expired credential (token or certificate); default 1 s. */
   expirySweepMs?: number | undefined;
+  /** How often at most a client id's dropped messages are recorded (`mqtt.delivery_dropped`); default 10 s. */
+  dropEventWindowMs?: number | undefined;
 }
 
 export const defaultBrokerLimits: BrokerLimits = Object.freeze({
@@ -92,22 +90,32 @@ export const defaultBrokerLimits: BrokerLimits = Object.freeze({
   handshakeTimeoutMs: 10_000,
   connectTimeoutMs: 10_000,
   appQueueBytes: 8 * 1024 * 1024,
+  // The core's own bounds (config mqtt.*): a persistent session and its queue are bounded (DESIGN principle 8).
+  receiveMaximum: 100,
+  maxQueuedMessages: 1000,
+  maxSessionExpirySec: 7 * 86_400,
+  topicAliasMaximum: 16,
+  keepAliveMaxSec: undefined,
 });
 
 /**
- * MQTT 3.1.1 over mutual TLS: the listeners (listeners.ts), connect stages (connect-stages.ts), the publish,
- * subscribe and delivery pipelines (publish-stages.ts, pipeline.ts), live sessions (sessions.ts) and the
- * watchers that end or recompile them (revocation-watch.ts), over aedes (aedes-adapter.ts) or, with
- * `core: 'bulwark'`, Bulwark's own MQTT 3.1.1 and 5.0 core (core-adapter.ts). See README.md.
+ * MQTT 3.1.1 and 5.0 over mutual TLS: the listeners (listeners.ts), connect stages (connect-stages.ts), the
+ * publish, subscribe and delivery pipelines (publish-stages.ts, pipeline.ts), live sessions (sessions.ts) and
+ * the watchers that end or recompile them (revocation-watch.ts), on Bulwark's own MQTT core (core/, wired in
+ * core-adapter.ts). See README.md.
  */
 export function createBroker(deps: BrokerDeps) {
-  const { retained } = deps;
-  return deps.core === 'bulwark'
-    ? assembleBroker<CoreConnection>(deps, (a) => createCoreAdapter({ ...a, retained }))
-    : assembleBroker<Client>(deps, (a) => createAedesAdapter({ ...a, retained }));
+  const { retained, durableSessions } = deps;
+  return assembleBroker<CoreConnection>(deps, (a) => createCoreAdapter({ ...a, retained, durableSessions }));
 }
 
-/** The broker's parts around one MQTT engine's adapter (`C`: the engine's connection). */
+/** The core's figures for Prometheus: its counters and gauges, without the per-client drops (events). */
+function coreFigures(stats: CoreStats): Omit<CoreStats, 'dropsByClient'> {
+  const { dropsByClient: _perClient, ...figures } = stats;
+  return figures;
+}
+
+/** The broker's parts around the MQTT adapter (`C`: its connection). */
 async function assembleBroker<C extends object>(
   deps: BrokerDeps,
   makeAdapter: (deps: AdapterDeps<C>) => MqttAdapter<C> | Promise<MqttAdapter<C>>,
@@ -164,6 +172,13 @@ async function assembleBroker<C extends object>(
   // One timer per broker, over app sessions only: a token or app certificate that ends mid-session ends it.
   const expirySweep = setInterval(() => sessions.dropExpired(Date.now()), deps.expirySweepMs ?? 1000);
   expirySweep.unref();
+  const sessionDrops = createSessionDropReports({
+    emit,
+    dropsByClient: () => mqtt.stats().dropsByClient,
+    liveSubjectOf: (clientId) =>
+      (sessions.sessionOf(clientId) ?? sessions.sessionOf(appKey(clientId)))?.subject,
+    windowMs: deps.dropEventWindowMs,
+  });
   const appDeliveryStats = () =>
     appDelivery.stats((app) => {
       const clients = sessions.clientsOfApp(app);
@@ -192,6 +207,7 @@ async function assembleBroker<C extends object>(
       packetsTooLarge: counters.packetsTooLarge,
       publishDenied: [...counters.publishDenied],
       apps: appDeliveryStats(),
+      mqtt: coreFigures(mqtt.stats()),
     }),
     /**
      * Per app: messages, bytes and drops since start, bytes waiting in its connections and how many it has
@@ -208,6 +224,7 @@ async function assembleBroker<C extends object>(
       stopAppChanges();
       stopRetainedDeletions();
       clearInterval(expirySweep);
+      sessionDrops.stop();
       for (const client of sessions.clients()) mqtt.close(client);
       await listeners.close();
       await mqtt.shutdown();

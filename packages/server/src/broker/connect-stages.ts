@@ -150,9 +150,9 @@ export const APP_CLEAN_SESSION_REQUIRED =
   'apps must connect with a clean session: Bulwark keeps no offline queue for apps';
 
 /**
- * An app must connect with clean session 1: a persistent session would have aedes queue every matching QoS 1
- * and 2 message in memory while the app is away, before any authorization, without a bound and even after a
- * revocation. Devices are not affected.
+ * An app must connect with clean session 1: Bulwark keeps no offline queue for apps (a persistent session
+ * would queue every matching QoS 1 and 2 message while the app is away, and keep it across a revocation of
+ * the app or its token). Devices are not affected.
  */
 export const appCleanSessionStage: ConnectStage = {
   name: 'app-clean-session',

@@ -67,7 +67,7 @@ export interface ConnectHandlerDeps<C extends object> {
 
 /**
  * Runs the connect stages for one CONNECT and registers the session they admit. Resolves with null (CONNACK
- * 0) or the error whose `returnCode` (3.1.1) or `reasonCode` (MQTT 5) the engine sends; a throw is the
+ * 0) or the error whose `reasonCode` the core sends (a 3.1.1 client gets its return code); a throw is the
  * caller's CONNACK 3 (0x88).
  */
 export function createConnectHandler<C extends object>(deps: ConnectHandlerDeps<C>) {

@@ -4,25 +4,31 @@ import mqtt, { type IConnackPacket, type MqttClient, type Packet } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entriesOf, type EventType } from '../events/index.ts';
 import { exec, workDir } from '../test-support/clients.ts';
-import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
+import { apiToken, enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
 import { waitFor } from '../test-support/wait.ts';
 
 /**
- * What only Bulwark's own core (config `mqtt.core: bulwark`) gives: MQTT 5 over mutual TLS, with Bulwark's
- * refusals as reason codes (CONNACK, SUBACK, PUBACK, DISCONNECT) and their reason strings. The real server,
- * real certificates, mqtt.js and mosquitto_sub.
+ * MQTT 5 over mutual TLS on Bulwark's own core: Bulwark's refusals as reason codes (CONNACK, SUBACK, PUBACK,
+ * DISCONNECT) and their reason strings, the configured bounds, Response Information, and a session's drops
+ * (events and /metrics). The real server, real certificates, mqtt.js and mosquitto_sub.
  */
 
 type Creds = { id: string; key: string; cert: string };
 
-describe('broker on the bulwark core: MQTT 5 over mutual TLS', () => {
+describe('broker: MQTT 5 over mutual TLS', () => {
   let s: TestServer;
   let ca: string;
   let dir: string;
   const open: MqttClient[] = [];
 
   beforeAll(async () => {
-    s = await startTestServer({ 'mqtt.core': 'bulwark' });
+    // Bounds other than the defaults, to see that the configured ones are those the core applies.
+    s = await startTestServer({
+      'mqtt.receiveMaximum': 20,
+      'mqtt.topicAliasMaximum': 4,
+      'mqtt.maxQueuedMessages': 3,
+      'mqtt.maxKeepAlive': '2m',
+    });
     ca = readFileSync(s.caFile, 'utf8');
     dir = workDir();
   }, 60_000);
@@ -79,9 +85,11 @@ describe('broker on the bulwark core: MQTT 5 over mutual TLS', () => {
     expect(connack).toMatchObject({ cmd: 'connack', reasonCode: 0, sessionPresent: false });
     expect(connack.properties).toMatchObject({
       maximumPacketSize: firewall.maxPayloadBytes + 4 * firewall.maxTopicLength + 4,
-      receiveMaximum: 100,
-      topicAliasMaximum: 16,
+      receiveMaximum: 20, // mqtt.receiveMaximum
+      topicAliasMaximum: 4, // mqtt.topicAliasMaximum
     });
+    // mqtt.js asks for a keep alive of 60 s, within mqtt.maxKeepAlive: no Server Keep Alive.
+    expect(connack.properties?.serverKeepAlive).toBeUndefined();
     expect(s.server.broker.connectedDevices()).toContain('v5-props');
     // The session is the device's: it publishes on its own topics like a 3.1.1 client.
     await client.publishAsync('devices/v5-props/telemetry', '{"t":1}', { qos: 1 });
@@ -219,5 +227,65 @@ describe('broker on the bulwark core: MQTT 5 over mutual TLS', () => {
     expect((await takenOver).reasonCode).toBe(0x8e);
     expect(s.server.broker.connectedDevices()).toContain('v5-twice');
     await second.client.endAsync();
+  });
+  it('grants at most mqtt.maxKeepAlive: a longer keep alive, or none, is answered with Server Keep Alive', async () => {
+    const dev = await enrollInProcess(s, 'v5-keepalive');
+    for (const keepalive of [600, 0]) {
+      const { client, connack } = await connect5(dev, { keepalive });
+      expect(connack.reasonCode).toBe(0);
+      expect(connack.properties?.serverKeepAlive).toBe(120);
+      await client.endAsync();
+    }
+  });
+
+  it('sends Response Information to a client that asks (§3.2.2.3.15): a subtree its policy lets it subscribe to', async () => {
+    const dev = await enrollInProcess(s, 'v5-resp');
+    const asked = await connect5(dev, { properties: { requestResponseInformation: true } });
+    const base = asked.connack.properties?.responseInformation;
+    expect(base).toBe('devices/v5-resp/responses');
+    const suback = next(asked.client, 'suback');
+    asked.client.subscribe(`${base}/#`, { qos: 1 }, () => undefined);
+    expect((await suback).granted).toEqual([1]);
+    await asked.client.endAsync();
+    // Not asked (Request Response Information 0, the default): none [MQTT-3.1.2-28].
+    const plain = await connect5(dev);
+    expect(plain.connack.properties?.responseInformation).toBeUndefined();
+    await plain.client.endAsync();
+  });
+
+  it('drops what is over mqtt.maxQueuedMessages for an offline session, records it, and counts it in /metrics', async () => {
+    const token = await apiToken(s, 'v5-drops-admin');
+    const metric = async (pattern: RegExp) => {
+      const res = await s.server.app.inject({
+        method: 'GET',
+        url: '/metrics',
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return Number(pattern.exec(res.body)?.[1] ?? 0);
+    };
+    const queueFull = () => metric(/^bulwark_mqtt_dropped_messages_total\{reason="queue_full"\} (\d+)/m);
+    const before = await queueFull();
+    const dev = await enrollInProcess(s, 'v5-drops');
+    const persistent = { clean: false, properties: { sessionExpiryInterval: 300 } };
+    const first = await connect5(dev, persistent);
+    const suback = next(first.client, 'suback');
+    first.client.subscribe('devices/v5-drops/commands/#', { qos: 1 }, () => undefined);
+    expect((await suback).granted).toEqual([1]);
+    await first.client.endAsync();
+    // Five QoS 1 messages for the offline session: three are kept (mqtt.maxQueuedMessages), two dropped.
+    for (let i = 1; i <= 5; i += 1) await s.server.broker.publish(`devices/v5-drops/commands/c${i}`, `m${i}`);
+    const dropped = await waitFor('the drop event', async () => {
+      const e = await recorded('mqtt.delivery_dropped', 'device:v5-drops');
+      return e.length > 0 ? e : undefined;
+    });
+    expect(dropped[0]?.data).toEqual({ dropped: 2, windowMs: 10_000, clientId: 'v5-drops' });
+    expect((await queueFull()) - before).toBe(2);
+    expect(await metric(/^bulwark_mqtt_messages_received_total (\d+)/m)).toBeGreaterThan(0);
+    // Back online, the session gets the three that were kept, in order.
+    const again = await connect5(dev, persistent);
+    const got = () => again.packets.flatMap((p) => (p.cmd === 'publish' ? [String(p.payload)] : []));
+    await waitFor('the kept messages', () => got().length >= 3);
+    expect(got()).toEqual(['m1', 'm2', 'm3']);
+    await again.client.endAsync();
   });
 });

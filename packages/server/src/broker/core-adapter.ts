@@ -1,7 +1,7 @@
 /**
- * The broker on Bulwark's own MQTT 3.1.1 and 5.0 core (core/, issue 19; config `mqtt.core: bulwark`): the
- * core's hooks wired to the same stages, sessions and events as aedes-adapter.ts. Packet sizes, share groups,
- * bounded queues and replays are the core's; refusals reach MQTT 5 clients as reason codes.
+ * The broker on Bulwark's own MQTT 3.1.1 and 5.0 core (core/, issue 19): the core's hooks wired to the
+ * stages, sessions and events. Packet sizes, share groups, bounded queues and replays are the core's;
+ * refusals reach MQTT 5 clients as reason codes.
  */
 import type { Duplex } from 'node:stream';
 import type { IConnectPacket } from 'mqtt-packet';
@@ -21,6 +21,8 @@ import {
   type Connection,
   type CoreHooks,
   type CoreLimits,
+  type PersistedSession,
+  type SessionJournal,
 } from './core/index.ts';
 import type { Admission } from './listeners.ts';
 import { refusal, type ConnackError } from './refusal.ts';
@@ -33,6 +35,18 @@ export type CoreConnection = Connection<BrokerSession>;
 export interface CoreAdapterDeps extends AdapterDeps<CoreConnection> {
   /** The retained store answers SUBSCRIBE; storing is the retain stage's (it knows the publisher's quota). */
   retained: { match(filters: readonly string[]): Iterable<RetainedMessage> };
+  /**
+   * Persistent sessions in the store (mqtt-sessions.ts): the journal, and the sessions it kept at the last
+   * run, given back to the core before the first connection. Without it they live in memory only.
+   */
+  durableSessions?:
+    | {
+        journal: SessionJournal;
+        restored: readonly PersistedSession[];
+        /** Writes what the journal still holds (at shutdown, after the connections are closed). */
+        close(): Promise<void>;
+      }
+    | undefined;
 }
 
 /** What the adapter keeps with each connection (the core's `meta`). */
@@ -42,18 +56,25 @@ interface ConnMeta {
 }
 
 /**
- * The core's own bounds, beyond BrokerLimits. aedes kept persistent sessions and their queues in memory
- * without a bound; the core bounds both (DESIGN principle 8).
+ * The core's settings beyond BrokerLimits (whose bounds on sessions, queues, flow control, topic aliases and
+ * keep alive come from config `mqtt.*`).
  */
 const coreBounds = {
-  /** QoS 1/2 PUBLISHes a client may have unacknowledged at the server (MQTT 5 Receive Maximum). */
-  receiveMaximum: 100,
-  /** Messages waiting for one client (offline, or behind its in-flight window); beyond, counted drops. */
-  maxQueuedMessages: 1000,
-  /** A persistent session (3.1.1 clean session 0, MQTT 5 session expiry) is kept at most a week offline. */
-  maxSessionExpirySec: 7 * 86_400,
-  topicAliasMaximum: 16,
+  /** Topic aliases towards MQTT 5 clients that allow them (§3.3.2.3.4): shorter PUBLISHes on repeated topics. */
+  topicAliasesOut: true,
 } as const;
+
+/**
+ * The Response Information of a session (§3.2.2.3.15): the basis of its response topics, under its own
+ * subtree of the default policies (`devices/{id}/#`, `apps/{name}/#`), and only while its access lets it
+ * subscribe there (a quarantined device: none).
+ */
+function responseInformationOf(session: BrokerSession): string | undefined {
+  const { principal } = session;
+  const base =
+    principal.kind === 'device' ? `devices/${principal.id}/responses` : `apps/${principal.id}/responses`;
+  return session.active && session.access.subscribe(`${base}/#`).allow ? base : undefined;
+}
 
 /** The DISCONNECT reason code (MQTT 5, §3.14.2.1) of a session the broker ends. */
 function disconnectCodeOf(cause: DropCause | undefined): number {
@@ -134,7 +155,9 @@ async function connect(w: Wiring, conn: CoreConnection, packet: IConnectPacket) 
   }
   w.connOf.set(session, conn);
   if (session.principal.kind === 'app') raiseHighWaterMark(conn.stream, w.limits.appQueueBytes);
-  return { ok: true as const, session };
+  // An app instance's session is `app:<client id>` in the core too: a device whose id equals an app's name
+  // never takes the app's session over, nor the app the device's.
+  return { ok: true as const, session, sessionKey: session.key };
 }
 
 function hooksOf(w: Wiring): CoreHooks<BrokerSession> {
@@ -174,6 +197,7 @@ function hooksOf(w: Wiring): CoreHooks<BrokerSession> {
     retained: { lookup: (filters) => w.retained.match(filters) },
     // Share groups are kept per principal: only the instances of one app (or one device) share a group.
     shareScope: (session) => session.subject,
+    responseInformation: responseInformationOf,
     disconnected(session, info) {
       const conn = w.connOf.get(session);
       if (!conn) return;
@@ -200,17 +224,25 @@ function hooksOf(w: Wiring): CoreHooks<BrokerSession> {
  */
 export function createCoreAdapter(deps: CoreAdapterDeps): MqttAdapter<CoreConnection> {
   const w: Wiring = { ...deps, connOf: new WeakMap(), queuedBytes: () => 0 };
+  const { limits: bounds } = deps;
   const limits: CoreLimits = {
-    maxPacketBytes: deps.limits.maxPacketBytes,
-    maxConnectBytes: deps.limits.maxConnectBytes,
-    connectTimeoutMs: deps.limits.connectTimeoutMs,
+    maxPacketBytes: bounds.maxPacketBytes,
+    maxConnectBytes: bounds.maxConnectBytes,
+    connectTimeoutMs: bounds.connectTimeoutMs,
+    receiveMaximum: bounds.receiveMaximum,
+    maxQueuedMessages: bounds.maxQueuedMessages,
+    maxSessionExpirySec: bounds.maxSessionExpirySec,
+    topicAliasMaximum: bounds.topicAliasMaximum,
+    keepAliveMaxSec: bounds.keepAliveMaxSec,
     ...coreBounds,
   };
   const started = createBrokerCore<BrokerSession>({
     hooks: hooksOf(w),
     limits,
+    journal: deps.durableSessions?.journal,
     onTimerError: (err) => deps.logger.error({ err }, 'broker core timer failed'),
   });
+  if (deps.durableSessions) started.restore(deps.durableSessions.restored);
   w.queuedBytes = (conn) => started.queuedBytes(conn);
 
   return {
@@ -223,6 +255,10 @@ export function createCoreAdapter(deps: CoreAdapterDeps): MqttAdapter<CoreConnec
     close: (conn: CoreConnection, cause?: DropCause) => started.close(conn, disconnectCodeOf(cause)),
     queuedOf: (conn: CoreConnection) => started.queuedBytes(conn),
     publish: (topic: string, payload: string) => started.publish({ topic, payload, qos: 1 }),
-    shutdown: () => started.shutdown(),
+    stats: () => started.stats(),
+    shutdown: async () => {
+      await started.shutdown();
+      await deps.durableSessions?.close();
+    },
   };
 }

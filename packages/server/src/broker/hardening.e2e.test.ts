@@ -5,7 +5,6 @@ import net from 'node:net';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testConfig } from '../config/index.ts';
 import { entriesOf, type AuditEntry, type EventType } from '../events/index.ts';
 import { connectMqtt, exec, rawMqtt, workDir } from '../test-support/clients.ts';
 import { apiToken, enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
@@ -259,17 +258,15 @@ describe('broker hardening: sizes, handshakes, revocation in TLS, refused CONNEC
 
   it('records a CONNECT of an unsupported protocol level and malformed CONNECTs as mqtt.connect_refused', async () => {
     const before = (await events(s, 'mqtt.connect_refused')).length;
-    // aedes refuses MQTT 5; Bulwark's own core speaks it and refuses MQTT 3.1 (level 3, MQIsdp) instead.
-    const ownCore = testConfig({}).mqtt.core === 'bulwark';
+    // The broker speaks MQTT 3.1.1 and 5, and refuses MQTT 3.1 (level 3, MQIsdp).
     const refused = await new Promise<number | undefined>((resolve) => {
       const client = mqtt.connect(s.mqttUrl, {
         ca,
         key: dev.key,
         cert: dev.cert,
         clientId: 'big-1',
-        ...(ownCore
-          ? { protocolId: 'MQIsdp' as const, protocolVersion: 3 as const }
-          : { protocolVersion: 5 as const }),
+        protocolId: 'MQIsdp',
+        protocolVersion: 3,
         reconnectPeriod: 0,
         connectTimeout: 5000,
       });
@@ -298,11 +295,10 @@ describe('broker hardening: sizes, handshakes, revocation in TLS, refused CONNEC
     });
     expect(reasons).toEqual(
       expect.arrayContaining([
-        expect.objectContaining(
-          ownCore
-            ? { reason: 'unsupported protocol level 3 (MQTT 3.1.1 and 5.0 only)', returnCode: 1 }
-            : { reason: 'unsupported protocol version 5 (MQTT 3.1.1 only)', returnCode: 1 },
-        ),
+        expect.objectContaining({
+          reason: 'unsupported protocol level 3 (MQTT 3.1.1 and 5.0 only)',
+          returnCode: 1,
+        }),
         expect.objectContaining({ reason: expect.stringMatching(/^malformed: .*protocol/i) as string }),
         expect.objectContaining({ reason: 'first packet is not CONNECT [MQTT-3.1.0-1]' }),
       ]),

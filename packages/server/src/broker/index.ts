@@ -9,6 +9,7 @@ export {
   type ConnectDecision,
 } from './broker.ts';
 export { createRetainedStore, type RetainedStore, type RetainedLimits } from './retained.ts';
+export { createSqlSessionJournal, type SqlSessionJournal } from './mqtt-sessions.ts';
 /** Whether a topic filter matches a topic name ([MQTT-4.7.1-2], [MQTT-4.7.2-1]), as the broker routes. */
 export { filterMatches } from './core/index.ts';
 export {

@@ -111,7 +111,7 @@ function secureConnection(deps: ListenerDeps, failed: (f: HandshakeFailure) => v
       deps.accept(socket, 'verified');
       return;
     }
-    // Nothing reads the socket until aedes has it: what the client sends meanwhile waits in the kernel.
+    // Nothing reads the socket until the broker core has it: what the client sends meanwhile waits in the kernel.
     const { serialNumber: serial, subject } = socket.getPeerCertificate();
     standing(serial)
       .then((verdict) => {

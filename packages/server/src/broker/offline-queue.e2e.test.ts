@@ -9,7 +9,7 @@ import { sleep, waitFor } from '../test-support/wait.ts';
 
 /**
  * A device subscriber with a persistent session (clean session 0) gets what the delivery stages return for it
- * (privacy's view: a pseudonym, a generalised latitude) also for the messages aedes keeps for it: those
+ * (privacy's view: a pseudonym, a generalised latitude) also for the messages the broker keeps for it: those
  * queued while it was offline, and those sent but not acknowledged, resent when it reconnects.
  */
 
@@ -37,7 +37,7 @@ describe('persistent sessions: queued and resent messages pass the delivery stag
   /**
    * The reader with a persistent session. Its 'message' listener is added before CONNACK: messages queued for
    * the session may arrive in the same read as CONNACK, before a client awaiting 'connect' could add one
-   * (Bulwark's core sends them at once, aedes a few ticks later).
+   * (the core sends them right after the CONNACK, in the same write).
    */
   const connectReader = (extra: mqtt.IClientOptions = {}) =>
     new Promise<MqttClient>((resolve, reject) => {

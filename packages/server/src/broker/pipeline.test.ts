@@ -4,6 +4,7 @@ import type { DeviceAccess } from '../policy/index.ts';
 import { connectStages, type ConnectDecision, type ConnectStageDeps } from './connect-stages.ts';
 import { createIngressRouter, isDeviceTopic, parseIngress } from './ingress.ts';
 import { createDeliverPipeline, createPublishPipeline } from './pipeline.ts';
+import { v3ConnackOf } from './core/index.ts';
 import { connackError } from './refusal.ts';
 import {
   CONTINUE,
@@ -188,7 +189,8 @@ describe('connect stages', () => {
     expect(denied).toMatchObject({ connack: 5, reason: 'connect denied: quarantined' });
     const revoked = await refusal(deps({ blockedSince: (_d, since) => since === 1000 }));
     expect(revoked).toMatchObject({ connack: 5, reason: 'device revoked or disabled while connecting' });
-    expect(connackError('server unavailable', 'unavailable').returnCode).toBe(3);
+    // 0x88 Server unavailable; a 3.1.1 client gets return code 3 [MQTT-3.2.2-5].
+    expect(v3ConnackOf(connackError('server unavailable', 'unavailable').reasonCode)).toBe(3);
   });
 });
 

@@ -68,9 +68,7 @@ export const connackV5Of = (code: ErrorCode, banned = false): number =>
 
 /** A refused CONNECT. */
 export type ConnackError = Error & {
-  /** The 3.1.1 return code (2-5): aedes reads it off the error [MQTT-3.2.2-5]. */
-  returnCode: ConnackCode;
-  /** The MQTT 5 reason code (core-adapter.ts). */
+  /** The MQTT 5 reason code; a 3.1.1 client gets its return code (core's v3ConnackOf) [MQTT-3.2.2-5]. */
   reasonCode: number;
 };
 
@@ -79,8 +77,5 @@ export function connackError(
   code: ErrorCode,
   options: { banned?: boolean } = {},
 ): ConnackError {
-  return Object.assign(refusal(reason), {
-    returnCode: connackOf(code),
-    reasonCode: connackV5Of(code, options.banned),
-  });
+  return Object.assign(refusal(reason), { reasonCode: connackV5Of(code, options.banned) });
 }

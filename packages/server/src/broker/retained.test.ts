@@ -58,7 +58,7 @@ for (const dialect of testDialects) {
         ['devices/pump-1/telemetry', 'u-17', 'room-sensor', 1000],
         ['devices/pump-2/telemetry', 'u-18', 'room-sensor', 2000],
       ]);
-      // After a restart too: the classification of the payload aedes delivers.
+      // After a restart too: the classification of the payload the core delivers.
       const reloaded = createRetainedStore({ db: t.store.db, now: () => clock, limits });
       expect(await reloaded.load()).toBe(3);
       const [message] = [...reloaded.match(['devices/pump-1/telemetry'])];

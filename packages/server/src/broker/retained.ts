@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import { jsonOfPayload } from '@bulwark/protocol';
 import type { Subject, SubjectData } from '../events/index.ts';
 import type { Db, RetainedMessagesTable } from '../store/index.ts';
@@ -65,7 +64,7 @@ const hasWildcard = (filter: string) => filter.includes('+') || filter.includes(
  */
 function createRetainedIndex(limits: RetainedLimits) {
   const entries = new Map<string, Entry>();
-  /** The entry a delivered payload belongs to (aedes hands deliveries the entry's payload Buffer). */
+  /** The entry a delivered payload belongs to (the core hands retained deliveries the entry's payload Buffer). */
   const byPayload = new WeakMap<Buffer, Entry>();
   const usage = new Map<string, Usage>();
   const total: Usage = { count: 0, bytes: 0 };
@@ -348,6 +347,10 @@ export function createRetainedStore(deps: RetainedStoreDeps) {
       return { ok: true, stored: queue(() => upsert(db, entry, at)) };
     },
 
+    /**
+     * The retained messages matching any of the filters: the core asks on SUBSCRIBE (each then still passes
+     * the subscriber's delivery stages). Storing is the retain stage's, where the publisher's quota is known.
+     */
     match: (filters: readonly string[]) => index.match(filters),
 
     /**
@@ -369,25 +372,10 @@ export function createRetainedStore(deps: RetainedStoreDeps) {
     /** What one device, or the broker in all, holds. */
     usage: (deviceId?: string) => index.usage(deviceId),
 
-    /** The schema, subject and publisher of a retained message, by the payload aedes delivers (privacy). */
+    /** The schema, subject and publisher of a retained message, by the payload the core delivers (privacy). */
     classificationOf: (payload: Buffer): RetainedClassification | undefined => index.entryOf(payload),
 
     ...privacyOperations({ db, index, queue }),
-
-    /**
-     * Replaces the retained part of an aedes persistence: aedes asks it for retained messages on SUBSCRIBE
-     * (each then still passes the subscriber's delivery stages); storing is done by the broker's retain
-     * stage, where the publishing device and its quota are known.
-     */
-    attach(persistence: {
-      storeRetained: unknown;
-      createRetainedStream: unknown;
-      createRetainedStreamCombi: unknown;
-    }) {
-      persistence.storeRetained = () => Promise.resolve();
-      persistence.createRetainedStream = (filter: string) => Readable.from(index.match([filter]));
-      persistence.createRetainedStreamCombi = (filters: string[]) => Readable.from(index.match(filters));
-    },
   };
 }
 

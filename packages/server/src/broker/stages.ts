@@ -1,8 +1,7 @@
 /**
  * The broker's seam: what happens to a connection, a PUBLISH, a SUBSCRIBE and a delivery is a list of small
  * stages over these interfaces, compiled into arrays once when the broker is created. None of them knows
- * aedes (see aedes-adapter.ts, the one file that does); a future broker core keeps these lists and swaps
- * the adapter.
+ * the MQTT engine: core-adapter.ts wires them to Bulwark's own core (core/).
  */
 import type { ErrorCode } from '@bulwark/protocol';
 import type { IdentifiedApp } from '../apps/index.ts';
@@ -52,7 +51,7 @@ export type Principal =
 /** What the connect stages know about one CONNECT; each stage may add to it. */
 export interface ConnectContext {
   readonly peer: PeerIdentity;
-  /** The client id the CONNECT carried (aedes replaces an empty one; this is what was sent). */
+  /** The client id the CONNECT carried, as sent (empty when the client left it to the server). */
   readonly clientId: string;
   /** When handling began: a revocation at or after this refuses the connection. */
   readonly startedAt: number;

@@ -10,7 +10,14 @@ describe('configuration', () => {
   it('has working defaults with no file and no environment', () => {
     const c = loadConfig({ env: {} });
     expect(c.mqtt.port).toBe(8883);
-    expect(c.mqtt.core).toBe('aedes');
+    // The broker core's bounds (DESIGN principle 8).
+    expect(c.mqtt).toMatchObject({
+      receiveMaximum: 100,
+      maxQueuedMessages: 1000,
+      maxSessionExpiry: 7 * 86_400,
+      topicAliasMaximum: 16,
+    });
+    expect(c.mqtt.maxKeepAlive).toBeUndefined();
     expect(c.https.port).toBe(8443);
     expect(c.dataDir).toBe(path.resolve('.bulwark'));
     expect(c.database.url).toBeUndefined();
@@ -44,22 +51,61 @@ describe('configuration', () => {
     expect(c.pki.hostnames).toEqual(['a.example', '10.0.0.5']);
   });
 
-  it('testConfig takes BULWARK_MQTT_CORE from the environment (npm run test:core), and no other variable', () => {
-    const saved = { core: process.env.BULWARK_MQTT_CORE, port: process.env.BULWARK_MQTT_PORT };
-    process.env.BULWARK_MQTT_CORE = 'bulwark';
+  it('testConfig takes nothing from the environment', () => {
+    const saved = process.env.BULWARK_MQTT_PORT;
     process.env.BULWARK_MQTT_PORT = '1234';
     try {
-      const c = testConfig({ dataDir: '/tmp/x' });
-      expect(c.mqtt.core).toBe('bulwark');
-      expect(c.mqtt.port).toBe(8883);
+      expect(testConfig({ dataDir: '/tmp/x' }).mqtt.port).toBe(8883);
     } finally {
-      for (const [name, value] of [
-        ['BULWARK_MQTT_CORE', saved.core],
-        ['BULWARK_MQTT_PORT', saved.port],
-      ] as const)
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
+      if (saved === undefined) delete process.env.BULWARK_MQTT_PORT;
+      else process.env.BULWARK_MQTT_PORT = saved;
     }
+  });
+
+  it('reads the broker core bounds, in whole seconds where MQTT counts seconds', () => {
+    const file = path.join(dir, 'bounds.yaml');
+    writeFileSync(
+      file,
+      'mqtt:\n  receiveMaximum: 20\n  maxQueuedMessages: 50000\n  maxSessionExpiry: 1d\n' +
+        '  topicAliasMaximum: 0\n  maxKeepAlive: 5m\n',
+    );
+    expect(loadConfig({ file, env: {} }).mqtt).toMatchObject({
+      receiveMaximum: 20,
+      maxQueuedMessages: 50_000,
+      maxSessionExpiry: 86_400,
+      topicAliasMaximum: 0,
+      maxKeepAlive: 300,
+    });
+  });
+
+  it.each([
+    ['receiveMaximum: 0', /mqtt\.receiveMaximum: must be between 1 and 65535 \(MQTT 5 Receive Maximum\)/],
+    ['receiveMaximum: 70000', /mqtt\.receiveMaximum: must be between 1 and 65535/],
+    ['maxQueuedMessages: many', /mqtt\.maxQueuedMessages: must be a number/],
+    ['maxQueuedMessages: 0', /mqtt\.maxQueuedMessages: must be between 1 and 1000000/],
+    [
+      'maxSessionExpiry: 1500ms',
+      /mqtt\.maxSessionExpiry: must be whole seconds between 1 s and 4294967294 s/,
+    ],
+    ['maxSessionExpiry: soon', /mqtt\.maxSessionExpiry: must be a positive duration/],
+    ['topicAliasMaximum: -1', /mqtt\.topicAliasMaximum: must be between 0 and 65535/],
+    ['maxKeepAlive: 1d', /mqtt\.maxKeepAlive: must be whole seconds between 1 s and 65535 s/],
+  ])('refuses a broker core bound out of range, naming the key: %s', (line, message) => {
+    const file = path.join(dir, 'bad-bound.yaml');
+    writeFileSync(file, `mqtt:\n  ${line}\n`);
+    expect(() => loadConfig({ file, env: {} })).toThrow(message);
+  });
+
+  it('refuses mqtt.core, naming the key: the own core is the only engine', () => {
+    const file = path.join(dir, 'core.yaml');
+    for (const engine of ['aedes', 'bulwark']) {
+      writeFileSync(file, `mqtt:\n  core: ${engine}\n  prot: 1\n`);
+      const refused = () => loadConfig({ file, env: {} });
+      expect(refused).toThrow(/mqtt\.core: removed: Bulwark's own MQTT 3\.1\.1 and 5\.0 core is the only/);
+      // Other unknown keys beside it are still named as such.
+      expect(refused).toThrow(/mqtt: unknown key\(s\) prot$/);
+    }
+    expect(() => loadConfig({ env: {}, overrides: { 'mqtt.core': 'aedes' } })).toThrow(/mqtt\.core: removed/);
   });
 
   it.each([
@@ -76,10 +122,6 @@ describe('configuration', () => {
     ],
     [{ BULWARK_LOG_LEVEL: 'loud' }, /logLevel \(from BULWARK_LOG_LEVEL\)/],
     [{ BULWARK_HOSTNAMES: 'bad host!' }, /pki\.hostnames/],
-    [
-      { BULWARK_MQTT_CORE: 'mosquitto' },
-      /mqtt\.core \(from BULWARK_MQTT_CORE\): must be "aedes" or "bulwark"/,
-    ],
   ])('names the key, the variable and what is allowed: %o', (env, message) => {
     expect(() => loadConfig({ env })).toThrow(message);
   });

@@ -20,6 +20,20 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return ms;
 });
 
+/** A duration in whole seconds (the unit MQTT counts these in), within the protocol's bounds. */
+const seconds = (bounds: { min: number; max: number }) =>
+  duration.transform((ms, ctx) => {
+    const sec = ms / 1000;
+    if (!Number.isInteger(sec) || sec < bounds.min || sec > bounds.max) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be whole seconds between ${bounds.min} s and ${bounds.max} s, such as 60s, 15m or 7d`,
+      });
+      return z.NEVER;
+    }
+    return sec;
+  });
+
 const byteUnits: Record<string, number> = {
   '': 1,
   k: 1e3,
@@ -92,10 +106,42 @@ const schema = z
         /** Bytes an app connection may hold unsent; beyond, messages to it are dropped and counted. */
         appQueueSize: byteSize.default(8 * 1024 * 1024),
         /**
-         * The MQTT engine: `aedes` (MQTT 3.1.1; the default for now) or `bulwark`, Bulwark's own MQTT 3.1.1
-         * and 5.0 core (issue 19), behind the same connect, publish, subscribe and delivery stages.
+         * QoS 1 and 2 PUBLISHes a client may have unacknowledged at the server (MQTT 5 Receive Maximum, sent
+         * in the CONNACK; a client over it is disconnected with 0x93).
          */
-        core: z.enum(['aedes', 'bulwark'], { error: 'must be "aedes" or "bulwark"' }).default('aedes'),
+        receiveMaximum: z.coerce
+          .number({ error: 'must be a number' })
+          .int('must be an integer')
+          .min(1, 'must be between 1 and 65535 (MQTT 5 Receive Maximum)')
+          .max(65_535, 'must be between 1 and 65535 (MQTT 5 Receive Maximum)')
+          .default(100),
+        /**
+         * Messages waiting for one client (offline, or behind its in-flight window); beyond, they are dropped
+         * and counted (`mqtt.delivery_dropped`).
+         */
+        maxQueuedMessages: z.coerce
+          .number({ error: 'must be a number' })
+          .int('must be an integer')
+          .min(1, 'must be between 1 and 1000000')
+          .max(1_000_000, 'must be between 1 and 1000000')
+          .default(1000),
+        /**
+         * The longest a persistent session (3.1.1 clean session 0, MQTT 5 session expiry) is kept offline; a
+         * longer session expiry a client asks for is cut to this.
+         */
+        maxSessionExpiry: seconds({ min: 1, max: 0xfffffffe }).default(7 * 86_400),
+        /** Topic aliases an MQTT 5 client may use towards the server (0: none). */
+        topicAliasMaximum: z.coerce
+          .number({ error: 'must be a number' })
+          .int('must be an integer')
+          .min(0, 'must be between 0 and 65535 (0: no topic aliases)')
+          .max(65_535, 'must be between 0 and 65535 (0: no topic aliases)')
+          .default(16),
+        /**
+         * The longest keep alive granted: a client asking for more (or for none, 0) is told this one (MQTT 5
+         * Server Keep Alive). Unset: the client's own keep alive.
+         */
+        maxKeepAlive: seconds({ min: 1, max: 65_535 }).optional(),
         /**
          * For development and protocol-conformance testing only: a plaintext listener without
          * authentication (the client id is the identity, policy group `anonymous`). Never on by default;
@@ -359,7 +405,6 @@ export const envKeys = {
   BULWARK_MQTT_PORT: 'mqtt.port',
   BULWARK_MQTT_DEV_PORT: 'mqtt.devListener.port',
   BULWARK_MQTT_HANDSHAKE_TIMEOUT: 'mqtt.handshakeTimeout',
-  BULWARK_MQTT_CORE: 'mqtt.core',
   BULWARK_HTTPS_PORT: 'https.port',
   BULWARK_DEVICE_PORT: 'https.devicePort',
   BULWARK_HOSTNAMES: 'pki.hostnames',
@@ -426,6 +471,23 @@ function readFile(file: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+/** Keys Bulwark no longer reads, each refused with what to do instead (rather than as an unknown key). */
+const removedKeys: Record<string, string> = {
+  'mqtt.core':
+    "removed: Bulwark's own MQTT 3.1.1 and 5.0 core is the only MQTT engine (aedes is gone); delete this key",
+};
+
+/** The problems of a mapping's unknown keys: a removed key says so by its full name, the rest are listed. */
+function unknownKeys(parent: string, keys: readonly string[]): string[] {
+  const full = (k: string) => (parent ? `${parent}.${k}` : k);
+  const removed = keys.filter((k) => removedKeys[full(k)] !== undefined);
+  const unknown = keys.filter((k) => removedKeys[full(k)] === undefined);
+  return [
+    ...removed.map((k) => `${full(k)}: ${removedKeys[full(k)]}`),
+    ...(unknown.length > 0 ? [`${parent || '(root)'}: unknown key(s) ${unknown.join(', ')}`] : []),
+  ];
+}
+
 /**
  * Builds the configuration once: defaults < file < BULWARK_* environment < flags. Any invalid value
  * stops start-up with a message naming the key (and the variable that set it) and what is allowed.
@@ -445,12 +507,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
 
   const result = schema.safeParse(raw);
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
+    const problems = result.error.issues.flatMap((issue) => {
       const key = issue.path.join('.');
+      if (issue.code === 'unrecognized_keys') return unknownKeys(key, issue.keys);
       const from = keyToEnv[key] && env[keyToEnv[key]] !== undefined ? ` (from ${keyToEnv[key]})` : '';
-      const message =
-        issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.message;
-      return `${key || '(root)'}${from}: ${message}`;
+      return [`${key || '(root)'}${from}: ${issue.message}`];
     });
     throw new BulwarkError('config_invalid', `invalid configuration: ${problems.join('; ')}`);
   }
@@ -470,17 +531,9 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/**
- * Variables tests take from the environment: `BULWARK_MQTT_CORE=bulwark` runs every test server's broker on
- * Bulwark's own MQTT core (`npm run test:core`). Nothing else leaks in.
- */
-const testEnvKeys = ['BULWARK_MQTT_CORE'] as const;
-
-/** Configuration for tests and embedded use: defaults plus the given values, no environment but testEnvKeys. */
+/** Configuration for tests and embedded use: defaults plus the given values, nothing from the environment. */
 export function testConfig(overrides: Record<string, unknown>): Config {
-  const env: NodeJS.ProcessEnv = {};
-  for (const name of testEnvKeys) if (process.env[name] !== undefined) env[name] = process.env[name];
-  return loadConfig({ env, overrides });
+  return loadConfig({ env: {}, overrides });
 }
 
 /** The settings worth recording, flattened to dotted keys, with secrets left out. */

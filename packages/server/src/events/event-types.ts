@@ -26,6 +26,7 @@ export const eventCatalog = {
   'mqtt.session_dropped': {},
   'mqtt.identity_conflict': {},
   'mqtt.retained_refused': { groups: ['warning'] },
+  'mqtt.delivery_dropped': { groups: ['warning'] },
   'tls.handshake_failed': { groups: ['guessing', 'warning'] },
   'user.created': {},
   'user.updated': {},
@@ -291,6 +292,11 @@ export interface EventData {
   };
   /** A retained PUBLISH over the device's or the broker's retained quota: delivered, not retained. */
   'mqtt.retained_refused': { topic: string; bytes: number; reason: string; suppressed?: number };
+  /**
+   * Messages the broker dropped for one session since the last such event (at most one per `windowMs` per
+   * client id): its queue full, too large for the client, or expired while waiting.
+   */
+  'mqtt.delivery_dropped': { dropped: number; windowMs: number; clientId: string };
   'tls.handshake_failed': {
     listener: 'mqtt' | 'https';
     remoteAddress: string;

@@ -30,3 +30,35 @@ describe('Prometheus series', () => {
     expect((await createMetricsRegistry(base).expose()).body).not.toMatch(/bulwark_privacy_/);
   });
 });
+
+describe('MQTT core series', () => {
+  it('its gauges and counters, drops by reason, read at scrape time', async () => {
+    const figures = {
+      connections: 3,
+      sessions: 5,
+      subscriptions: 7,
+      connectionsAccepted: 11,
+      messagesReceived: 100,
+      messagesSent: 250,
+      droppedQueueFull: 4,
+      droppedTooLarge: 1,
+      droppedExpired: 2,
+      malformed: 6,
+      protocolErrors: 8,
+    };
+    const metrics = createMetricsRegistry({ ...base, broker: () => ({ sessions: 2, mqtt: figures }) });
+    figures.messagesSent += 5;
+    const { body } = await metrics.expose();
+    expect(body).toMatch(/^bulwark_mqtt_connections 3$/m);
+    expect(body).toMatch(/^bulwark_mqtt_sessions 5$/m);
+    expect(body).toMatch(/^bulwark_mqtt_subscriptions 7$/m);
+    expect(body).toMatch(/^bulwark_mqtt_connections_accepted_total 11$/m);
+    expect(body).toMatch(/^bulwark_mqtt_messages_received_total 100$/m);
+    expect(body).toMatch(/^bulwark_mqtt_messages_sent_total 255$/m);
+    expect(body).toMatch(/^bulwark_mqtt_dropped_messages_total\{reason="queue_full"\} 4$/m);
+    expect(body).toMatch(/^bulwark_mqtt_dropped_messages_total\{reason="too_large"\} 1$/m);
+    expect(body).toMatch(/^bulwark_mqtt_dropped_messages_total\{reason="expired"\} 2$/m);
+    expect(body).toMatch(/^bulwark_mqtt_malformed_packets_total 6$/m);
+    expect(body).toMatch(/^bulwark_mqtt_protocol_errors_total 8$/m);
+  });
+});

@@ -12,6 +12,8 @@ export interface MetricSources {
     publishDenied?: [string, number][];
     /** Delivery to each app (apps are few and named by operators: a bounded label set). */
     apps?: { app: string; messages: number; bytes: number; dropped: number; queuedBytes: number }[];
+    /** Bulwark's MQTT core (broker/core/): what it holds now and its counters since start. */
+    mqtt?: MqttCoreFigures;
   };
   monitor(): {
     devices: number;
@@ -33,6 +35,85 @@ export interface MetricSources {
   commandResultsRejected?(): number;
   /** The broker's privacy stages (privacy/): payloads refused, deliveries withheld, views delivered. */
   privacy?(): { refused: number; transformed: number; withheld: number };
+}
+
+/** What the MQTT core holds now and counts since start (its drops per client id are events, not labels). */
+export interface MqttCoreFigures {
+  connections: number;
+  sessions: number;
+  subscriptions: number;
+  connectionsAccepted: number;
+  messagesReceived: number;
+  messagesSent: number;
+  droppedQueueFull: number;
+  droppedTooLarge: number;
+  droppedExpired: number;
+  malformed: number;
+  protocolErrors: number;
+}
+
+/** The MQTT core: gauges and counters read at scrape time. */
+function mqttSeries(
+  series: {
+    registry: Registry;
+    counter: (name: string, help: string, read: () => number) => unknown;
+    gauge: (meta: { name: string; help: string }, collect: (g: Gauge) => void) => unknown;
+  },
+  sources: MetricSources,
+): void {
+  const { registry, counter, gauge } = series;
+  const core = () => sources.broker().mqtt;
+  gauge({ name: 'bulwark_mqtt_connections', help: 'Open MQTT connections' }, (g) =>
+    g.set(core()?.connections ?? 0),
+  );
+  gauge(
+    {
+      name: 'bulwark_mqtt_sessions',
+      help: 'MQTT sessions the broker holds: connected, and persistent sessions kept offline',
+    },
+    (g) => g.set(core()?.sessions ?? 0),
+  );
+  gauge({ name: 'bulwark_mqtt_subscriptions', help: 'MQTT subscriptions held' }, (g) =>
+    g.set(core()?.subscriptions ?? 0),
+  );
+  counter(
+    'bulwark_mqtt_connections_accepted_total',
+    'MQTT connections taken by the broker (after TLS and the firewall)',
+    () => core()?.connectionsAccepted ?? 0,
+  );
+  counter(
+    'bulwark_mqtt_messages_received_total',
+    'PUBLISH packets received from MQTT clients',
+    () => core()?.messagesReceived ?? 0,
+  );
+  counter(
+    'bulwark_mqtt_messages_sent_total',
+    'PUBLISH packets sent to MQTT clients',
+    () => core()?.messagesSent ?? 0,
+  );
+  new Counter({
+    name: 'bulwark_mqtt_dropped_messages_total',
+    help: "Messages dropped for a session, by reason: queue_full (mqtt.maxQueuedMessages), too_large (over the client's Maximum Packet Size), expired (message expiry)",
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const figures = core();
+      this.inc({ reason: 'queue_full' }, figures?.droppedQueueFull ?? 0);
+      this.inc({ reason: 'too_large' }, figures?.droppedTooLarge ?? 0);
+      this.inc({ reason: 'expired' }, figures?.droppedExpired ?? 0);
+    },
+  });
+  counter(
+    'bulwark_mqtt_malformed_packets_total',
+    'MQTT packets that could not be parsed (the connection was closed, 0x81 on MQTT 5)',
+    () => core()?.malformed ?? 0,
+  );
+  counter(
+    'bulwark_mqtt_protocol_errors_total',
+    'MQTT protocol violations by clients (the connection was closed, 0x82 and others on MQTT 5)',
+    () => core()?.protocolErrors ?? 0,
+  );
 }
 
 /** The broker's privacy stages: counters read at scrape time. */
@@ -182,6 +263,7 @@ export function createMetricsRegistry(sources: MetricSources) {
     },
   });
   appSeries(registry, sources);
+  mqttSeries({ registry, counter, gauge }, sources);
   storeSeries(counter, gauge, sources);
   privacySeries(counter, sources);
   gauge({ name: 'bulwark_monitor_devices', help: 'Devices the detectors hold state for' }, (g) =>

@@ -1016,4 +1016,48 @@ export const migrations: Record<string, Migration> = {
         where totp_enabled = 0 and totp_secret is not null`.execute(db);
     },
   },
+  '0019_mqtt_sessions': {
+    async up(db: Kysely<unknown>) {
+      // Persistent MQTT sessions (broker/mqtt-sessions.ts): survive a restart, and a QoS 1/2 message is
+      // acknowledged to its publisher once it is here for every persistent session it was routed to.
+      await db.schema
+        .createTable('mqtt_sessions')
+        .addColumn('client_id', 'text', (c) => c.primaryKey())
+        // null: never expires
+        .addColumn('expiry_sec', 'bigint')
+        .addColumn('subscriptions', 'text', (c) => c.notNull())
+        // null: connected when last written
+        .addColumn('disconnected_at', 'bigint')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // A message once, however many sessions keep it; the payload as base64 (portable text).
+      await db.schema
+        .createTable('mqtt_messages')
+        .addColumn('id', 'bigint', (c) => c.primaryKey())
+        .addColumn('topic', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('qos', 'integer', (c) => c.notNull())
+        .addColumn('retain', 'integer', (c) => c.notNull())
+        .addColumn('properties', 'text')
+        .addColumn('expires_at', 'bigint')
+        .addColumn('origin', 'text')
+        .execute();
+      await db.schema
+        .createTable('mqtt_session_messages')
+        .addColumn('client_id', 'text', (c) => c.notNull())
+        .addColumn('message_id', 'bigint', (c) => c.notNull())
+        .addColumn('qos', 'integer', (c) => c.notNull())
+        .addColumn('retain', 'integer', (c) => c.notNull())
+        .addColumn('subscription_ids', 'text')
+        .addColumn('packet_id', 'integer')
+        .addColumn('phase', 'text')
+        .addPrimaryKeyConstraint('mqtt_session_messages_pk', ['client_id', 'message_id'])
+        .execute();
+      await db.schema
+        .createIndex('mqtt_session_messages_message_idx')
+        .on('mqtt_session_messages')
+        .column('message_id')
+        .execute();
+    },
+  },
 };

@@ -400,6 +400,44 @@ export interface TelemetryMessagesTable {
   data_schema: string | null;
 }
 
+/** A persistent MQTT session (broker/mqtt-sessions.ts). */
+export interface MqttSessionsTable {
+  client_id: string;
+  /** Session expiry interval; null: never. */
+  expiry_sec: number | null;
+  /** JSON: the core's Subscription objects. */
+  subscriptions: string;
+  /** When its last connection ended; null while connected. */
+  disconnected_at: number | null;
+  updated_at: number;
+}
+
+/** A QoS 1/2 message kept for one or more persistent sessions. */
+export interface MqttMessagesTable {
+  id: number;
+  topic: string;
+  /** base64 */
+  payload: string;
+  qos: number;
+  retain: number;
+  /** JSON: MQTT 5 message properties (correlation data as base64). */
+  properties: string | null;
+  expires_at: number | null;
+  origin: string | null;
+}
+
+/** A message kept for a session: queued, or (QoS 2) sent with its packet id. */
+export interface MqttSessionMessagesTable {
+  client_id: string;
+  message_id: number;
+  qos: number;
+  retain: number;
+  /** JSON array of subscription identifiers. */
+  subscription_ids: string | null;
+  packet_id: number | null;
+  phase: string | null;
+}
+
 export interface RetainedMessagesTable {
   topic: string;
   device_id: string;
@@ -703,6 +741,9 @@ export interface Database {
   firmware_rollout_devices: FirmwareRolloutDevicesTable;
   bans: BansTable;
   retained_messages: RetainedMessagesTable;
+  mqtt_sessions: MqttSessionsTable;
+  mqtt_messages: MqttMessagesTable;
+  mqtt_session_messages: MqttSessionMessagesTable;
   security_profiles: SecurityProfilesTable;
   security_profile_attachments: SecurityProfileAttachmentsTable;
   alerts: AlertsTable;

@@ -2,12 +2,12 @@
  * Bulwark's MQTT 3.1.1 and 5.0 broker core: connections, sessions, routing and the protocol rules, behind
  * hooks (types.ts) that mirror the broker's stages. It knows nothing of devices, policies or events.
  */
-import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { Packet } from './codec.ts';
 import { CoreConnection } from './connection.ts';
 import type { CoreContext, CoreCounters, TrieSub } from './context.ts';
 import { createConnectionOwner } from './dispatch.ts';
+import { restoreSessions } from './durability.ts';
 import { routeMessage } from './outbound.ts';
 import { RC } from './reason-codes.ts';
 import { createMemorySessionStore } from './session-store.ts';
@@ -18,7 +18,9 @@ import type {
   CoreHooks,
   CoreLimits,
   MessageProperties,
+  PersistedSession,
   QoS,
+  SessionJournal,
   SessionState,
   SessionStore,
 } from './types.ts';
@@ -28,6 +30,11 @@ export interface BrokerCoreOptions<S> {
   limits: CoreLimits;
   /** Where sessions live between connections (default: in memory). */
   sessions?: SessionStore | undefined;
+  /**
+   * Where persistent sessions are made durable (durability.ts): a QoS 1/2 PUBLISH routed to one is
+   * acknowledged once the journal wrote it. Without one, persistent sessions live as long as the process.
+   */
+  journal?: SessionJournal | undefined;
   /** The clock (epoch ms); tests pass their own. */
   now?: (() => number) | undefined;
   /** The shared timer's granularity in ms (default 250): keep alive and deadlines fire within one tick. */
@@ -59,6 +66,7 @@ function createContext<S>(options: BrokerCoreOptions<S>): CoreContext<S> {
     hooks: options.hooks,
     limits: options.limits,
     store: options.sessions ?? createMemorySessionStore(),
+    journal: options.journal,
     trie: new TopicTrie<SessionState, TrieSub>(),
     wheel: new TimerWheel(options.tickMs ?? 250, now, options.onTimerError),
     live: new Map(),
@@ -112,6 +120,13 @@ export function createBrokerCore<S>(options: BrokerCoreOptions<S>) {
       conn.timer.deadline = ctx.now() + ctx.limits.connectTimeoutMs;
       ctx.wheel.schedule(conn.timer);
       return conn;
+    },
+    /**
+     * Gives back the persistent sessions a journal kept (call before the first connection): their
+     * subscriptions, queued and in-flight messages and expiry. Resolves with how many were restored.
+     */
+    restore(sessions: Iterable<PersistedSession>): number {
+      return restoreSessions(ctx, sessions);
     },
     /** Publishes from the server to the matching subscribers; resolved once routed. */
     publish(message: ServerMessage): Promise<void> {
@@ -175,9 +190,10 @@ export function createBrokerCore<S>(options: BrokerCoreOptions<S>) {
       shuttingDown = true;
       const open = [...ctx.conns];
       const closing = open.map((conn) => {
+        // 'close' only: `once` would reject when a reset socket emits 'error' first.
         const closed = conn.stream.destroyed
           ? Promise.resolve()
-          : once(conn.stream, 'close').then(() => undefined);
+          : new Promise<void>((resolve) => conn.stream.once('close', () => resolve()));
         const why = { reason: 'server shutting down', reasonCode: RC.serverShuttingDown };
         conn.end(disconnectFor(conn, RC.serverShuttingDown), why);
         return closed;

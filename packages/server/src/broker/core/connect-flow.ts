@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IAuthPacket, IConnackPacket, IConnectPacket } from 'mqtt-packet';
-import { duplicateProperty } from './codec.ts';
+import { CLIENT_ID_PROBLEM, duplicateProperty, malformedConnect } from './codec.ts';
 import type { CoreConnection } from './connection.ts';
 import type { CoreContext } from './context.ts';
 import { cancelExpiry, cancelPendingWill, endSession, startKeepAlive } from './lifecycle.ts';
@@ -45,6 +45,25 @@ export function refuseConnect<S>(
   );
 }
 
+/**
+ * A CONNECT with a string that is not well-formed UTF-8 or holds U+0000 [MQTT-1.5.4-1, 1.5.4-2] (client id,
+ * user name, will topic, a string property) is malformed: the connection is closed [MQTT-3.1.4-1], after a
+ * CONNACK 0x81 on MQTT 5 (§3.1.4, §4.13.1). 3.1.1 closes it [MQTT-1.5.3-1, 1.5.3-2 (3.1.1)] and has no return
+ * code for a malformed packet; a client id it cannot take is the one it names: 0x02 first [MQTT-3.1.3-9 (3.1.1)].
+ */
+function refuseMalformed<S>(ctx: CoreContext<S>, conn: CoreConnection<S>, problem: string): void {
+  ctx.counters.malformed += 1;
+  const reason = `malformed CONNECT: ${problem}`;
+  ctx.hooks.error?.(conn, new Error(reason));
+  const connack: IConnackPacket | undefined =
+    conn.protocolVersion === 5
+      ? { cmd: 'connack', sessionPresent: false, reasonCode: RC.malformed }
+      : problem.startsWith(CLIENT_ID_PROBLEM)
+        ? { cmd: 'connack', sessionPresent: false, returnCode: V3_CONNACK.identifierRejected }
+        : undefined;
+  conn.end(connack, { reason, reasonCode: RC.malformed });
+}
+
 /** The protocol-level checks of a CONNECT; a reason code to refuse with, 'close', or undefined. */
 function checkConnect(packet: IConnectPacket): number | 'close' | undefined {
   const v5 = packet.protocolVersion === 5;
@@ -75,6 +94,8 @@ export function handleConnect<S>(ctx: CoreContext<S>, conn: CoreConnection<S>, p
     return;
   }
   conn.protocolVersion = packet.protocolVersion === 5 ? 5 : 4;
+  const malformed = malformedConnect(packet);
+  if (malformed !== undefined) return refuseMalformed(ctx, conn, malformed);
   const problem = checkConnect(packet);
   if (problem === 'close')
     return conn.end(undefined, { reason: 'invalid will topic', reasonCode: RC.topicNameInvalid });
@@ -85,6 +106,8 @@ export function handleConnect<S>(ctx: CoreContext<S>, conn: CoreConnection<S>, p
     conn.clientReceiveMaximum = props?.receiveMaximum ?? 65535;
     conn.clientMaxPacketSize = props?.maximumPacketSize ?? Infinity;
     conn.problemInformation = props?.requestProblemInformation !== false;
+    // [MQTT-3.3.2-11]: topic aliases towards the client only up to its Topic Alias Maximum (absent: none).
+    conn.clientTopicAliasMaximum = ctx.limits.topicAliasesOut ? (props?.topicAliasMaximum ?? 0) : 0;
   }
   // [MQTT-3.1.3-6, 3.1.3-7]: an empty client id gets one assigned (returned to a v5 client, 3.2.2.3.7).
   conn.clientId = packet.clientId === '' ? `auto-${randomUUID()}` : packet.clientId;
@@ -276,6 +299,7 @@ function connackProperties<S>(
     assigned: boolean;
     serverKeepAlive: number | undefined;
     authData: Buffer | undefined;
+    responseInformation: string | undefined;
   },
 ): IConnackPacket['properties'] {
   const { limits } = ctx;
@@ -293,7 +317,28 @@ function connackProperties<S>(
     // [MQTT-4.12.0-5]: the CONNECT's authentication method, in a successful CONNACK too.
     ...(conn.authMethod !== undefined ? { authenticationMethod: conn.authMethod } : {}),
     ...(grant.authData ? { authenticationData: grant.authData } : {}),
+    ...(grant.responseInformation !== undefined ? { responseInformation: grant.responseInformation } : {}),
   };
+}
+
+/**
+ * Response Information for CONNACK (§3.2.2.3.15): only when the client asked with Request Response
+ * Information 1 (§3.1.2.11.7: 0, the default, means none is sent), and the embedder has one for its session.
+ */
+function responseInformationFor<S>(
+  ctx: CoreContext<S>,
+  conn: CoreConnection<S>,
+  packet: IConnectPacket,
+): string | undefined {
+  if (packet.properties?.requestResponseInformation !== true || !ctx.hooks.responseInformation)
+    return undefined;
+  try {
+    return ctx.hooks.responseInformation(conn.session as S);
+  } catch (err) {
+    // A hook that throws costs the client its Response Information, never its connection.
+    ctx.hooks.error?.(conn, err instanceof Error ? err : new Error(String(err)));
+    return undefined;
+  }
 }
 
 async function finishConnect<S>(
@@ -314,7 +359,7 @@ async function finishConnect<S>(
     return refuseConnect(conn, verdict);
   }
   conn.session = verdict.session;
-  const clientId = conn.clientId ?? '';
+  const clientId = verdict.sessionKey ?? conn.clientId ?? '';
   const v5 = conn.protocolVersion === 5;
   const clean = packet.clean !== false;
   takeOver(ctx, conn, clientId);
@@ -333,6 +378,7 @@ async function finishConnect<S>(
       assigned: packet.clientId === '',
       serverKeepAlive,
       authData: request.authData,
+      responseInformation: responseInformationFor(ctx, conn, packet),
     };
     const properties = connackProperties(ctx, conn, grant);
     conn.send({ cmd: 'connack', sessionPresent, reasonCode: RC.success, properties });

@@ -6,7 +6,7 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { IConnectPacket } from 'mqtt-packet';
-import { encode, type Packet, type ProtocolVersion } from './codec.ts';
+import { encode, type Packet, type ProtocolVersion, type TopicAliasUse } from './codec.ts';
 import { Framer, type Frame, type FrameLimits } from './framing.ts';
 import type { WheelEntry } from './timer-wheel.ts';
 import type { Connection, CoreMessage, SessionState } from './types.ts';
@@ -58,6 +58,10 @@ export class CoreConnection<S = unknown> implements Connection<S> {
   problemInformation = true;
   /** Topic aliases this client set (v5, inbound): alias → topic. */
   aliases: Map<number, string> | undefined;
+  /** The client's Topic Alias Maximum (v5; 0: the server sends no aliases to it) [MQTT-3.3.2-11]. */
+  clientTopicAliasMaximum = 0;
+  /** Topic aliases the server set towards this client (outbound): topic → its alias, the topic left out. */
+  aliasesOut: Map<string, TopicAliasUse> | undefined;
   /** QoS 1 PUBLISHes being handled (PUBACK not yet sent): counted against the server's Receive Maximum. */
   pendingQos1 = 0;
   /** Whether the session expiry at CONNECT was 0 (a DISCONNECT may then not raise it, §3.14.2.2.2). */

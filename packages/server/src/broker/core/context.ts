@@ -7,6 +7,7 @@ import type {
   CoreHooks,
   CoreLimits,
   CoreMessage,
+  SessionJournal,
   SessionState,
   SessionStore,
   Subscription,
@@ -39,6 +40,8 @@ export interface CoreContext<S> {
   readonly hooks: CoreHooks<S>;
   readonly limits: CoreLimits;
   readonly store: SessionStore;
+  /** Where persistent sessions are made durable (absent: they live in memory only). */
+  readonly journal: SessionJournal | undefined;
   readonly trie: TopicTrie<SessionState, TrieSub>;
   readonly wheel: TimerWheel;
   /** The connected connection of each client id. */

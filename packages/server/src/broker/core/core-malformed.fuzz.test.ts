@@ -142,6 +142,49 @@ const mutation = (v: Version): fc.Arbitrary<Mutation> =>
             : packet(0xa2, u16(1), noProps(v), str(bad)),
       code: 0x81,
     })),
+    // [MQTT-1.5.4-2] U+0000 in a topic name or filter (malformed, not 0x90 / 0x8F); [MQTT-1.5.4-1, 1.5.4-2] in a
+    // user property of a PUBLISH or SUBSCRIBE; §2.2.2.2 a property of another packet type in a PUBLISH.
+    fc
+      .tuple(fc.constantFrom([0x00], [0xff], [0xc3, 0x28]), fc.constantFrom('publish', 'subscribe'))
+      .map(([bad, where]) => {
+        const nul = Buffer.from(bad);
+        const pair = Buffer.concat([
+          Buffer.from([0x26]),
+          str(Buffer.concat([Buffer.from('k'), nul])),
+          str('v'),
+        ]);
+        const props = Buffer.from([pair.length]);
+        return {
+          kind: `malformed string in ${where} (user property)`,
+          bytes:
+            where === 'publish'
+              ? packet(0x30, str('fuzz/a'), props, pair, Buffer.from('x'))
+              : packet(0x82, u16(1), props, pair, str('fuzz/#'), Buffer.from([0])),
+          code: 0x81,
+          v5only: true,
+        };
+      }),
+    fc.constantFrom(0x30, 0x82, 0xa2).map((first) => ({
+      kind: 'U+0000 in a topic name or filter',
+      bytes:
+        first === 0x30
+          ? packet(first, str('fuzz/\u0000'), Buffer.from([0]), Buffer.from('x'))
+          : packet(
+              first,
+              u16(1),
+              Buffer.from([0]),
+              str('fuzz/\u0000'),
+              Buffer.from(first === 0x82 ? [0] : []),
+            ),
+      code: 0x81,
+      v5only: true,
+    })),
+    fc.constant({
+      kind: 'session expiry interval in a PUBLISH',
+      bytes: packet(0x30, str('fuzz/a'), Buffer.from([5, 0x11, 0, 0, 0, 5]), Buffer.from('x')),
+      code: 0x81,
+      v5only: true,
+    }),
     // §2.2.2.2 a property that may appear once, twice.
     fc.tuple(singleProperty, topic).map(([prop, t]) => ({
       kind: 'duplicate property',

@@ -1,7 +1,15 @@
 import fc from 'fast-check';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
-import { encodePublish, parsePacket, publishFrames } from './codec.ts';
+import {
+  duplicateProperty,
+  encodePublish,
+  parsePacket,
+  publishFrames,
+  publishSize,
+  type PublishPacket,
+  type PublishProperties,
+} from './codec.ts';
 import { Framer, type Frame } from './framing.ts';
 import {
   chunked,
@@ -79,7 +87,18 @@ describe('fuzz: framing and codec against mqtt-packet', () => {
             expect(frame.type).toBe((encoded[i]?.[0] ?? 0) >> 4);
             const parsed = parsePacket(frame.bytes, version);
             if (!parsed.ok) throw new Error(`packet ${i} (${packets[i]?.cmd}): ${parsed.reason}`);
-            expect(parsed.packet).toEqual(expected[i]);
+            // The own PUBLISH parser keeps user properties in order too: compared as mqtt-packet groups them.
+            // A two-byte PUBACK or PUBCOMP (the codec's fast path) carries only what it means: its packet id.
+            const oracle = expected[i] as Packet & {
+              messageId?: number;
+              reasonCode?: number;
+              properties?: object;
+            };
+            if (isShortAck(parsed.packet)) {
+              expect(parsed.packet).toEqual({ cmd: oracle.cmd, messageId: oracle.messageId });
+              expect(oracle.reasonCode ?? 0).toBe(0);
+              expect(Object.keys(oracle.properties ?? {})).toEqual([]);
+            } else expect(asMqttPacketReadsIt(parsed.packet)).toEqual(expected[i]);
             // The arbitraries make what they say (a check of the oracle's input, not of the core).
             const sent = packets[i] as Packet & { messageId?: number; topic?: string };
             expect(parsed.packet).toMatchObject({
@@ -186,8 +205,365 @@ describe('fuzz: framing and codec against mqtt-packet', () => {
         const none = { ...rest, properties: { ...rest.properties, userProperties: undefined } };
         const bare = Buffer.concat(publishFrames(encodePublish(stripped, version), id, dup));
         expect([...bare]).toEqual([...Buffer.concat(publishFrames(encodePublish(none, version), id, dup))]);
+        if (version === 4) return;
+        // §3.3.2.3.4: a subscriber with a topic alias shares the encoding too; its frames are what mqtt-packet
+        // generates with the alias first among the properties, and the topic left out when the alias stands for it.
+        const { topicAlias: _alias, ...props } = rest.properties ?? {};
+        const plain = encodePublish({ ...rest, properties: props }, version);
+        for (const [alias, withTopic] of [
+          [1 + (id % 0xfffe), true],
+          [1 + (id % 7), false],
+        ] as const) {
+          const use = { ...plain, alias: { alias, withTopic } };
+          const frames = publishFrames(use, id, dup);
+          const aliased = generate(
+            {
+              ...packet,
+              topic: withTopic ? packet.topic : '',
+              dup: rest.qos > 0 && dup,
+              ...(rest.qos > 0 ? { messageId: id } : {}),
+              properties: { topicAlias: alias, ...props },
+            },
+            version,
+          );
+          expect([...Buffer.concat(frames)]).toEqual([...aliased]);
+          expect(publishSize(use)).toBe(aliased.length);
+          // The other properties and the payload are the shared encoding's bytes, not a copy.
+          expect(frames[1]?.buffer).toBe(plain.bytes.buffer);
+          expect(frames[1]?.byteOffset).toBe(plain.bytes.byteOffset + plain.propsStart);
+        }
       }),
       fuzzParams(process.env, 300, 0x19_04),
     );
   });
+});
+
+// ---- the own PUBLISH codec --------------------------------------------------------------------------------------
+
+type Pairs = readonly (readonly [string, string])[];
+
+/** User properties grouped by name as mqtt-packet's parser does it (a repeated name whose first value is '' loses it). */
+function mqttPacketGrouping(list: Pairs): Record<string, string | string[]> {
+  const out = Object.create(null) as Record<string, string | string[]>;
+  for (const [name, value] of list) {
+    const had = out[name];
+    out[name] = had ? (Array.isArray(had) ? [...had, value] : [had, value]) : value;
+  }
+  return out;
+}
+
+/** Grouped by name, every value kept: what the core's hooks see as `userProperties`. */
+function grouped(list: Pairs): Record<string, string | string[]> {
+  const out = Object.create(null) as Record<string, string | string[]>;
+  for (const [name, value] of list) {
+    const had = out[name];
+    out[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
+  }
+  return out;
+}
+
+/** A packet the codec parsed as mqtt-packet's parser reads it: user properties grouped its way, no ordered list. */
+/** What the codec's fast path gives for a PUBACK or PUBCOMP of a packet id alone (codec.ts parsePacket). */
+const isShortAck = (packet: Packet): boolean =>
+  (packet.cmd === 'puback' || packet.cmd === 'pubcomp') && Object.keys(packet).length === 2;
+
+function asMqttPacketReadsIt(packet: Packet): Packet {
+  if (packet.cmd !== 'publish' || !packet.properties) return packet;
+  const { userPropertyList, ...props } = packet.properties as PublishProperties;
+  return {
+    ...packet,
+    properties: userPropertyList ? { ...props, userProperties: mqttPacketGrouping(userPropertyList) } : props,
+  };
+}
+
+/** User properties with names that repeat and interleave (a=1, b=2, a=3), any Unicode but U+0000. */
+const orderedPairs = fc.array(
+  fc.tuple(
+    fc.oneof(fc.constantFrom('a', 'b', 'c'), fc.string({ unit: 'grapheme', maxLength: 4 })),
+    fc.string({ unit: 'grapheme', maxLength: 6 }),
+  ),
+  { minLength: 1, maxLength: 6 },
+);
+
+/** A well-formed PUBLISH with its user properties in a given order (v5), and its packet id. */
+const orderedPublish = fc.constantFrom<Version>(4, 5).chain((version) =>
+  fc.record({
+    version: fc.constant(version),
+    packet: publishPacket(version),
+    pairs: version === 5 ? fc.option(orderedPairs, { nil: undefined }) : fc.constant(undefined),
+  }),
+);
+
+/** The PUBLISH bytes of a packet with an ordered list: the own encoder (mqtt-packet cannot interleave names). */
+function orderedBytes(
+  packet: Packet & { cmd: 'publish' },
+  pairs: Pairs | undefined,
+  version: Version,
+): Buffer {
+  const { cmd: _cmd, dup, messageId, ...rest } = packet;
+  const properties = pairs
+    ? { ...rest.properties, userProperties: grouped(pairs), userPropertyList: pairs }
+    : rest.properties;
+  const encoded = encodePublish({ ...rest, properties }, version);
+  return Buffer.concat(publishFrames(encoded, messageId ?? 0, dup));
+}
+
+/** The core's verdict on a client's PUBLISH: 0 accepted, 0x81 malformed, 0x82 protocol error (as checkPublish). */
+type Verdict = { code: 0 | 0x81 | 0x82; reason: string; packet?: Packet & { cmd: 'publish' } };
+
+function ourVerdict(bytes: Buffer, version: Version): Verdict {
+  const parsed = parsePacket(bytes, version);
+  if (!parsed.ok) return { code: 0x81, reason: parsed.reason };
+  const packet = parsed.packet as Packet & { cmd: 'publish' };
+  const repeated = duplicateProperty(packet.properties);
+  if (repeated) return { code: 0x82, reason: `repeated ${repeated}`, packet };
+  // [MQTT-3.3.4-6]: a client sends no subscription identifier.
+  if (packet.properties?.subscriptionIdentifier !== undefined)
+    return { code: 0x82, reason: 'subscription identifier', packet };
+  return { code: 0, reason: '', packet };
+}
+
+/** mqtt-packet's verdict: its parser's errors are malformed, a repeated property (an array) a protocol error. */
+function theirVerdict(bytes: Buffer, version: Version): Verdict {
+  const parser = mqttPacket.parser({ protocolVersion: version });
+  let packet: (Packet & { cmd: 'publish' }) | undefined;
+  let error: Error | undefined;
+  parser.on('packet', (p: Packet) => {
+    if (p.cmd === 'publish') packet = p;
+  });
+  parser.on('error', (e: Error) => (error ??= e));
+  try {
+    parser.parse(bytes);
+  } catch (err) {
+    error = err as Error;
+  }
+  if (error || !packet) return { code: 0x81, reason: error?.message ?? 'no packet' };
+  const props = packet.properties ?? {};
+  if (Object.entries(props).some(([name, value]) => name !== 'userProperties' && Array.isArray(value)))
+    return { code: 0x82, reason: 'repeated property', packet };
+  if (props.subscriptionIdentifier !== undefined)
+    return { code: 0x82, reason: 'subscription identifier', packet };
+  return { code: 0, reason: '', packet };
+}
+
+/** Every string of a PUBLISH as mqtt-packet decoded it (U+FFFD where the bytes were not UTF-8). */
+function stringsOf(packet: Packet & { cmd: 'publish' }): string[] {
+  const p = packet.properties ?? {};
+  const user = Object.entries(p.userProperties ?? {}).flatMap(([n, v]) => [n, ...[v].flat()]);
+  return [packet.topic, p.contentType, p.responseTopic, ...user].filter((s) => typeof s === 'string');
+}
+
+const PUBLISH_PROPERTIES = new Set([
+  'payloadFormatIndicator',
+  'messageExpiryInterval',
+  'contentType',
+  'responseTopic',
+  'correlationData',
+  'subscriptionIdentifier',
+  'topicAlias',
+  'userProperties',
+]);
+
+/**
+ * Where the own parser is stricter than mqtt-packet, each what the spec calls malformed, with what mqtt-packet's
+ * reading shows of it (undefined: nothing cheap to check, the reason is the evidence).
+ */
+const STRICTER: { reason: RegExp; evidence?: (theirs: Packet & { cmd: 'publish' }) => boolean }[] = [
+  // [MQTT-1.5.4-1]: mqtt-packet decodes ill-formed UTF-8 into U+FFFD.
+  { reason: /is not UTF-8$/, evidence: (t) => stringsOf(t).some((s) => s.includes('\ufffd')) },
+  // [MQTT-1.5.4-2]: U+0000 in a UTF-8 string.
+  { reason: /contains U\+0000$/, evidence: (t) => stringsOf(t).some((s) => s.includes('\u0000')) },
+  // §2.2.2.2: an identifier not valid for PUBLISH (mqtt-packet reads any property in any packet).
+  {
+    reason: /is not a PUBLISH property$/,
+    evidence: (t) => Object.keys(t.properties ?? {}).some((k) => !PUBLISH_PROPERTIES.has(k)),
+  },
+  // §2.3.1: a packet identifier cut short (mqtt-packet reads -1).
+  { reason: /^packet identifier missing$/, evidence: (t) => t.messageId === -1 },
+  // §2.2.2.1: a property that runs past its block (mqtt-packet reads on into the payload), a block past
+  // the packet, a property length not in the fewest bytes [MQTT-1.5.5-1].
+  { reason: / cut short$|^properties longer than the packet$|^property length malformed$/ },
+];
+
+/** A well-formed PUBLISH's bytes, changed in its body (the remaining length then told the truth, as framed). */
+const mutation = fc.oneof(
+  fc.record({
+    how: fc.constant('bit flips' as const),
+    at: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }),
+  }),
+  fc.record({
+    how: fc.constant('byte set' as const),
+    at: fc.nat(),
+    value: fc.constantFrom(
+      0x00,
+      0xff,
+      0xc3,
+      0x80,
+      0x7f,
+      0x01,
+      0x02,
+      0x03,
+      0x0b,
+      0x11,
+      0x15,
+      0x23,
+      0x26,
+      0x2a,
+    ),
+  }),
+  fc.record({
+    how: fc.constant('inserted' as const),
+    at: fc.nat(),
+    bytes: fc.array(fc.nat(255), { minLength: 1, maxLength: 4 }),
+  }),
+  fc.record({ how: fc.constant('deleted' as const), at: fc.nat(), n: fc.integer({ min: 1, max: 4 }) }),
+  fc.record({ how: fc.constant('truncated' as const), at: fc.nat() }),
+  fc.constant({ how: 'QoS 3' as const }),
+  // §2.2.2.2: a property of another packet type (session expiry, receive maximum, reason string, server
+  // reference) put first in the property block, whose length then counts it (v5; 3.1.1: bytes inserted).
+  fc.record({
+    how: fc.constant('foreign property' as const),
+    property: fc.constantFrom(
+      [0x11, 0, 0, 0, 5],
+      [0x21, 0, 10],
+      [0x1f, 0, 1, 0x61],
+      [0x1c, 0, 1, 0x62],
+      [0x24, 1],
+    ),
+  }),
+);
+
+/** Where a PUBLISH body's property length is (v5): after the topic name and the packet id. */
+function propertiesAt(body: Buffer, qos: number): number {
+  return body.length < 2 ? body.length : 2 + body.readUInt16BE(0) + (qos > 0 ? 2 : 0);
+}
+
+function mutate(bytes: Buffer, m: MutationOf): Buffer {
+  const { size } = header(bytes);
+  let first = bytes[0] ?? 0;
+  let body = Buffer.from(bytes.subarray(size));
+  const at = (n: number) => (body.length === 0 ? 0 : n % body.length);
+  switch (m.how) {
+    case 'bit flips':
+      for (const bit of m.at) {
+        const i = at(Math.floor(bit / 8));
+        if (i < body.length) body[i] = (body[i] ?? 0) ^ (1 << (bit % 8));
+      }
+      break;
+    case 'byte set':
+      if (body.length > 0) body[at(m.at)] = m.value;
+      break;
+    case 'inserted':
+      body = Buffer.concat([body.subarray(0, at(m.at)), Buffer.from(m.bytes), body.subarray(at(m.at))]);
+      break;
+    case 'deleted':
+      body = Buffer.concat([body.subarray(0, at(m.at)), body.subarray(at(m.at) + m.n)]);
+      break;
+    case 'truncated':
+      body = body.subarray(0, at(m.at));
+      break;
+    case 'QoS 3':
+      first |= 0x06;
+      break;
+    case 'foreign property': {
+      const at = propertiesAt(body, (first >> 1) & 3);
+      const length = body[at];
+      // A one-byte property length (the arbitraries' blocks are short): the property, and the length counting it.
+      if (length === undefined || length + m.property.length > 127) break;
+      const block = Buffer.from([length + m.property.length, ...m.property]);
+      body = Buffer.concat([body.subarray(0, at), block, body.subarray(at + 1)]);
+      break;
+    }
+  }
+  const length: number[] = [];
+  let x = body.length;
+  do {
+    length.push((x % 128) | (x >= 128 ? 0x80 : 0));
+    x = Math.floor(x / 128);
+  } while (x > 0);
+  return Buffer.concat([Buffer.from([first, ...length]), body]);
+}
+type MutationOf = typeof mutation extends fc.Arbitrary<infer M> ? M : never;
+
+/**
+ * Issue 19, the own PUBLISH codec (PUBLISH is the hot path; every other packet stays on mqtt-packet): against
+ * mqtt-packet for well-formed PUBLISHes (the same meaning, user properties in the order sent), and for
+ * mutated ones (the same malformed verdicts; stricter only where mqtt-packet misses what the spec calls malformed).
+ */
+describe('fuzz: the own PUBLISH codec against mqtt-packet', () => {
+  it(
+    '[MQTT-3.3.2-17, 3.3.2-18] a well-formed PUBLISH means what mqtt-packet reads, user properties in the order sent, and encodes back to its bytes',
+    () => {
+      fc.assert(
+        fc.property(orderedPublish, ({ version, packet, pairs }) => {
+          const bytes = orderedBytes(packet, pairs, version);
+          const ours = parsePacket(bytes, version);
+          if (!ours.ok) throw new Error(ours.reason);
+          const [theirs] = oracle([bytes], version);
+          expect(asMqttPacketReadsIt(ours.packet)).toEqual(theirs);
+          const again = ours.packet as PublishPacket;
+          const props = again.properties;
+          const sent =
+            pairs ??
+            Object.entries(packet.properties?.userProperties ?? {}).flatMap(([n, v]) =>
+              [v].flat().map((x) => [n, x] as const),
+            );
+          // In the order sent, every value kept (mqtt-packet drops a repeated name's first value when it is '').
+          expect(props?.userPropertyList ?? []).toEqual(sent);
+          expect(props?.userProperties ?? {}).toEqual(sent.length > 0 ? grouped(sent) : {});
+          // Parsed and encoded again: the same bytes (the order survives a hop through the broker).
+          const { cmd: _c, dup, messageId, ...rest } = again;
+          const out = Buffer.concat(publishFrames(encodePublish(rest, version), messageId ?? 0, dup));
+          expect([...out]).toEqual([...bytes]);
+          // Names already grouped: exactly what mqtt-packet generates from the record.
+          const flat = Object.entries(grouped(sent)).flatMap(([n, v]) => [v].flat().map((x) => [n, x]));
+          if (JSON.stringify(flat) === JSON.stringify(sent)) {
+            const { userPropertyList: _l, ...record } = props ?? {};
+            const generated = generate({ ...again, ...(props ? { properties: record } : {}) }, version);
+            if (generated.length > 0) expect([...generated]).toEqual([...bytes]);
+          }
+        }),
+        fuzzParams(process.env, 400, 0x19_05),
+      );
+    },
+    fuzzTimeout(process.env, 30_000),
+  );
+
+  it(
+    '§4.13 a mutated PUBLISH gets the verdict mqtt-packet gives it (0x81 malformed, 0x82 repeated property), stricter only where the spec calls it malformed',
+    () => {
+      const seen = new Map<string, number>();
+      const count = (kind: string) => seen.set(kind, (seen.get(kind) ?? 0) + 1);
+      fc.assert(
+        fc.property(orderedPublish, mutation, ({ version, packet, pairs }, m) => {
+          const bytes = mutate(orderedBytes(packet, pairs, version), m);
+          const ours = ourVerdict(bytes, version);
+          const theirs = theirVerdict(bytes, version);
+          count(`${theirs.code}→${ours.code}`);
+          if (theirs.code === 0x81) return void expect(ours.code, ours.reason).toBe(0x81);
+          if (theirs.code === 0x82) return void expect([0x81, 0x82], ours.reason).toContain(ours.code);
+          if (ours.code === 0 && ours.packet && theirs.packet)
+            return void expect(asMqttPacketReadsIt(ours.packet)).toEqual(theirs.packet);
+          // mqtt-packet accepted what the own parser refuses: only for what the spec calls malformed.
+          const stricter = STRICTER.find((s) => s.reason.test(ours.reason));
+          if (ours.code === 0x82) {
+            // mqtt-packet keeps only the last of a repeated property whose first value is falsy (fuzzer-found).
+            expect(ours.reason).toMatch(/^repeated property 0x/);
+            return void count('repeated, first value falsy');
+          }
+          expect(stricter, `ours: ${ours.reason}`).toBeDefined();
+          if (stricter?.evidence && theirs.packet)
+            expect(stricter.evidence(theirs.packet), `ours: ${ours.reason}`).toBe(true);
+          count(`stricter: ${ours.reason.replace(/^.* (is|contains|cut)/, '$1')}`);
+        }),
+        fuzzParams(process.env, 2000, 0x19_06),
+      );
+      // The mutations reach every verdict (counts in the output on failure).
+      const kinds = [...seen.keys()].join(', ');
+      for (const kind of ['0→0', '129→129', '0→129', '130→130']) expect(kinds).toContain(kind);
+      expect(kinds).toMatch(/stricter: is not UTF-8/);
+      expect(kinds).toMatch(/stricter: .*not a PUBLISH property/);
+    },
+    fuzzTimeout(process.env, 60_000),
+  );
 });

@@ -13,8 +13,10 @@ import type {
 import { duplicateProperty } from './codec.ts';
 import type { CoreConnection } from './connection.ts';
 import type { CoreContext } from './context.ts';
+import { acknowledge } from './durability.ts';
 import { deliverTo, drain, routeMessage } from './outbound.ts';
 import { RC } from './reason-codes.ts';
+import { forget, journalOf } from './session-store.ts';
 import {
   filterMatches,
   isSharedFilter,
@@ -31,7 +33,10 @@ import type {
   Subscription,
 } from './types.ts';
 
-/** The properties a PUBLISH passes on to subscribers (topic alias and subscription ids are per hop). */
+/**
+ * The properties a PUBLISH passes on to subscribers (topic alias and subscription ids are per hop); the
+ * codec's `userPropertyList` goes along, so user properties go out in the order they came [MQTT-3.3.2-18].
+ */
 function messageProperties(props: IPublishPacket['properties']): MessageProperties | undefined {
   if (!props) return undefined;
   const rest: MessageProperties = { ...props };
@@ -90,7 +95,10 @@ export function handlePublish<S>(ctx: CoreContext<S>, conn: CoreConnection<S>, p
   if (typeof topic !== 'string') return conn.violate(topic.code, topic.reason);
   const packetId = packet.messageId ?? 0;
   // [MQTT-4.3.3-9]: a QoS 2 PUBLISH whose PUBREL has not come yet is not delivered again; PUBREC again.
-  if (qos === 2 && state.received?.has(packetId)) return conn.send({ cmd: 'pubrec', messageId: packetId });
+  // Its PUBREC waits like the first one (mark 0: for all the journal recorded), since the first PUBLISH's
+  // routing may not be durable yet: the publisher would send PUBREL and forget a message not yet safe.
+  if (qos === 2 && state.received?.has(packetId))
+    return acknowledge(ctx, conn, { packet: { cmd: 'pubrec', messageId: packetId }, mark: 0 });
   // [MQTT-3.3.4-7], §3.3.4: more QoS 1 and 2 PUBLISHes unacknowledged than the server's Receive Maximum.
   if (v5 && qos > 0 && (state.received?.size ?? 0) + conn.pendingQos1 >= ctx.limits.receiveMaximum)
     return conn.violate(RC.receiveMaximumExceeded, 'receive maximum exceeded');
@@ -99,10 +107,10 @@ export function handlePublish<S>(ctx: CoreContext<S>, conn: CoreConnection<S>, p
   // §3.3.2.3.2: a payload announced as UTF-8 that is not (the server may check; Bulwark does).
   if (properties?.payloadFormatIndicator === true && !isUtf8(payload)) {
     if (qos === 0) return conn.violate(RC.payloadFormatInvalid, 'payload is not UTF-8');
-    return conn.send({
-      cmd: qos === 1 ? 'puback' : 'pubrec',
-      messageId: packetId,
-      reasonCode: RC.payloadFormatInvalid,
+    const refused = { cmd: qos === 1 ? ('puback' as const) : ('pubrec' as const), messageId: packetId };
+    return acknowledge(ctx, conn, {
+      packet: { ...refused, reasonCode: RC.payloadFormatInvalid },
+      mark: undefined,
     });
   }
   const publish: CorePublish = { topic, payload, qos, retain: packet.retain, properties };
@@ -145,12 +153,14 @@ function accepted<S>(
       conn.violate(RC.notAuthorized, `publish refused: ${err.message}`);
       return;
     }
-    conn.send({
-      cmd: publish.qos === 1 ? 'puback' : 'pubrec',
+    const packet = {
+      cmd: publish.qos === 1 ? ('puback' as const) : ('pubrec' as const),
       messageId: packetId,
       reasonCode: RC.notAuthorized,
       ...(conn.problemInformation ? { properties: { reasonString: err.message } } : {}),
-    });
+    };
+    // Behind the acknowledgements still waiting for the journal, in order.
+    acknowledge(ctx, conn, { packet, mark: undefined });
     return;
   }
   ctx.counters.messagesReceived += 1;
@@ -163,7 +173,8 @@ function accepted<S>(
     retain: publish.retain,
     properties: publish.properties,
     expiresAt: expiry !== undefined ? ctx.now() + expiry * 1000 : undefined,
-    origin: conn.clientId,
+    // The session's key (the client id unless the embedder namespaces it), as No Local compares it.
+    origin: (conn.state as SessionState).clientId,
   };
   // [MQTT-3.3.1-5]: a retained PUBLISH replaces the topic's retained message (an empty payload removes it).
   if (message.retain)
@@ -173,14 +184,16 @@ function accepted<S>(
       qos: message.qos,
       properties: message.properties,
     });
+  const mark = publish.qos > 0 ? ctx.journal?.recorded : undefined;
   routeMessage(ctx, message);
   if (conn.closed) return;
-  // §4.3.2, §4.3.3: the acknowledgement once the message is accepted (PUBREC: the id is kept until PUBREL).
-  if (publish.qos === 1) conn.send({ cmd: 'puback', messageId: packetId });
+  // §4.3.2, §4.3.3: the acknowledgement once the message is accepted (PUBREC: the id is kept until PUBREL),
+  // and durable in every persistent session it was routed to (durability.ts).
+  if (publish.qos === 1) acknowledge(ctx, conn, { packet: { cmd: 'puback', messageId: packetId }, mark });
   else if (publish.qos === 2) {
     const state = conn.state as SessionState;
     (state.received ??= new Set()).add(packetId);
-    conn.send({ cmd: 'pubrec', messageId: packetId });
+    acknowledge(ctx, conn, { packet: { cmd: 'pubrec', messageId: packetId }, mark });
   }
 }
 
@@ -196,7 +209,10 @@ export function handleAck<S>(
   switch (packet.cmd) {
     case 'puback': {
       const entry = state.inflight?.get(id);
-      if (entry?.qos === 1) state.inflight?.delete(id);
+      if (entry?.qos === 1) {
+        state.inflight?.delete(id);
+        forget(ctx, state, entry);
+      }
       break;
     }
     case 'pubrec': {
@@ -207,9 +223,12 @@ export function handleAck<S>(
         return;
       }
       // §4.3.3: a PUBREC with a reason code of 0x80 or more ends the flow; otherwise PUBREL.
-      if ((packet.reasonCode ?? 0) >= 0x80) state.inflight?.delete(id);
-      else {
+      if ((packet.reasonCode ?? 0) >= 0x80) {
+        state.inflight?.delete(id);
+        forget(ctx, state, entry);
+      } else {
         entry.phase = 'pubrel';
+        journalOf(ctx, state)?.inflight(state.clientId, entry.message, id, 'pubrel');
         conn.send({ cmd: 'pubrel', messageId: id });
         return;
       }
@@ -217,7 +236,10 @@ export function handleAck<S>(
     }
     case 'pubcomp': {
       const entry = state.inflight?.get(id);
-      if (entry?.phase === 'pubrel') state.inflight?.delete(id);
+      if (entry?.phase === 'pubrel') {
+        state.inflight?.delete(id);
+        forget(ctx, state, entry);
+      }
       break;
     }
     case 'pubrel': {
@@ -326,6 +348,8 @@ export function handleSubscribe<S>(
     )
       wantRetained.push(sub);
   }
+  if (granted.some((code) => code < 0x80))
+    journalOf(ctx, conn.state as SessionState)?.session(conn.state as SessionState, true);
   // [MQTT-3.8.4-1, 3.8.4-2]: SUBACK with the same packet id, one code per filter [MQTT-3.9.3-1].
   conn.send({ cmd: 'suback', messageId, granted });
   if (wantRetained.length > 0) sendRetained(ctx, conn.state as SessionState, wantRetained);
@@ -380,6 +404,7 @@ export function handleUnsubscribe<S>(
     ctx.trie.remove(state, sub.filter, sub.share);
     return RC.success;
   });
+  if (codes.includes(RC.success)) journalOf(ctx, state)?.session(state, true);
   // [MQTT-3.10.4-4, 3.10.4-5]: UNSUBACK with the same packet id; reason codes on MQTT 5 (§3.11.3).
   conn.send(
     conn.protocolVersion === 5

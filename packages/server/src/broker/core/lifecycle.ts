@@ -63,7 +63,11 @@ export function endSession<S>(ctx: CoreContext<S>, state: SessionState): void {
   state.queuedBytes = 0;
   state.inflight = undefined;
   state.received = undefined;
-  if (ctx.store.get(clientId) === state) ctx.store.delete(clientId);
+  if (ctx.store.get(clientId) === state) {
+    ctx.store.delete(clientId);
+    // Whatever its expiry was, the journal forgets it (one that began at 0 was never kept: a no-op there).
+    ctx.journal?.ended(clientId);
+  }
   cancelExpiry(ctx, clientId);
   // [MQTT-3.1.3-9]: the will is published when its delay passes or the session ends, whichever first.
   const will = ctx.wills.get(clientId);
@@ -137,10 +141,17 @@ function scheduleExpiry<S>(ctx: CoreContext<S>, state: SessionState): void {
     endSession(ctx, state);
     return;
   }
+  // The journal keeps when it went offline: a restart counts its expiry from then.
+  ctx.journal?.session(state, false);
+  scheduleExpiryFrom(ctx, state, ctx.now());
+}
+
+/** The session ends `expirySec` after `from` (when its last connection ended), unless it is back before. */
+export function scheduleExpiryFrom<S>(ctx: CoreContext<S>, state: SessionState, from: number): void {
   if (!Number.isFinite(state.expirySec)) return;
   const { clientId } = state;
   const entry = {
-    deadline: ctx.now() + state.expirySec * 1000,
+    deadline: from + state.expirySec * 1000,
     fire: () => {
       ctx.expiries.delete(clientId);
       if (!ctx.live.has(clientId) && ctx.store.get(clientId) === state) endSession(ctx, state);
@@ -154,8 +165,10 @@ function scheduleExpiry<S>(ctx: CoreContext<S>, state: SessionState): void {
 export function connectionClosed<S>(ctx: CoreContext<S>, conn: CoreConnection<S>): void {
   ctx.conns.delete(conn);
   ctx.wheel.cancel(conn.timer);
-  const { state, session, clientId } = conn;
+  const { state, session } = conn;
   const why = conn.endReason ?? { reason: 'connection lost', reasonCode: RC.unspecified };
+  // The session's key: its client id, unless the connect hook namespaced it (ConnectVerdict.sessionKey).
+  const clientId = state?.clientId;
   if (!state || clientId === undefined || ctx.live.get(clientId) !== conn) {
     if (session !== undefined) ctx.hooks.disconnected(session, { ...why, will: null });
     else if (!conn.endedByPeer && !conn.refusedByHook) ctx.hooks.rejected?.(conn, why);

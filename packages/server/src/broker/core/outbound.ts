@@ -3,10 +3,19 @@
  * merged), flow control (the client's Receive Maximum), the bounded session queue, and encoding once per
  * variant for all subscribers of a message.
  */
-import { encodePublish, publishFrames, type EncodedPublish } from './codec.ts';
+import {
+  encodePublish,
+  publishFrames,
+  publishSize,
+  withTopicAlias,
+  type EncodedPublish,
+  type PublishProperties,
+  type TopicAliasUse,
+} from './codec.ts';
 import type { CoreConnection } from './connection.ts';
 import type { CoreContext, TrieSub } from './context.ts';
 import { Deque } from './deque.ts';
+import { forget, journalOf } from './session-store.ts';
 import type { ShareGroup } from './topic-trie.ts';
 import type {
   CoreDelivery,
@@ -115,8 +124,21 @@ function deliverShared<S>(ctx: CoreContext<S>, group: ShareGroup<TrieSub>, messa
   }
 }
 
-/** A message for one session: sent now when its connection can take it, else queued (bounded). */
+/**
+ * A message for one session: sent now when its connection can take it, else queued (bounded). A QoS 1 or 2
+ * message for a persistent session is journaled as kept first, and done with at once when it was not (the
+ * journal's batch cancels the pair).
+ */
 export function deliverTo<S>(ctx: CoreContext<S>, state: SessionState, pending: Pending): Outcome {
+  const journal = pending.qos > 0 ? journalOf(ctx, state) : undefined;
+  if (!journal) return place(ctx, state, pending);
+  journal.kept(state.clientId, pending);
+  const outcome = place(ctx, state, pending);
+  if (outcome === 'dropped' || outcome === 'withheld') journal.done(state.clientId, pending.message);
+  return outcome;
+}
+
+function place<S>(ctx: CoreContext<S>, state: SessionState, pending: Pending): Outcome {
   const conn = liveConnection(ctx, state);
   if (!conn) {
     // QoS 0 messages are not kept for an offline session (optional session state, §4.1).
@@ -150,6 +172,7 @@ function enqueue<S>(ctx: CoreContext<S>, state: SessionState, pending: Pending):
     state.drops += 1;
     if (!evicted) return 'dropped';
     state.queuedBytes -= evicted.message.payload.length;
+    forget(ctx, state, evicted);
   }
   queue.push(pending);
   state.queuedBytes += pending.message.payload.length;
@@ -168,7 +191,8 @@ export function drain<S>(ctx: CoreContext<S>, state: SessionState): void {
     if (head.qos > 0 && inflightFull(conn, state)) break;
     queue.shift();
     state.queuedBytes -= head.message.payload.length;
-    sendNow(ctx, conn, head);
+    const outcome = sendNow(ctx, conn, head);
+    if (outcome === 'dropped' || outcome === 'withheld') forget(ctx, state, head);
   }
 }
 
@@ -200,7 +224,7 @@ function sendNow<S>(ctx: CoreContext<S>, conn: CoreConnection<S>, pending: Pendi
     return 'withheld';
   }
   // [MQTT-3.1.2-24, 3.1.2-25]: a packet larger than the client's Maximum Packet Size is discarded as if sent.
-  if (encoded.bytes.length > conn.clientMaxPacketSize) {
+  if (publishSize(encoded) > conn.clientMaxPacketSize) {
     ctx.counters.droppedTooLarge += 1;
     state.drops += 1;
     return 'dropped';
@@ -213,6 +237,9 @@ function sendNow<S>(ctx: CoreContext<S>, conn: CoreConnection<S>, pending: Pendi
       packetId,
       resend ? pending : { ...pending, packetId, phase: 'publish' },
     );
+    // A QoS 2 message keeps its packet id across a restart (exactly once); QoS 1 gets a new one.
+    if (pending.qos === 2 && !resend)
+      journalOf(ctx, state)?.inflight(state.clientId, message, packetId, 'publish');
   }
   // [MQTT-3.3.1-1]: DUP on a resend, [MQTT-3.3.1-2] never on QoS 0.
   for (const frame of publishFrames(encoded, packetId, resend)) conn.write(frame);
@@ -252,6 +279,10 @@ interface EncodeRequest {
   cache: EncodingCache | undefined;
 }
 
+/**
+ * This subscriber's encoding: the one shared by every subscriber of its variant (encoded on the first), and
+ * with its topic alias when it has one (publishFrames then writes its own few header bytes).
+ */
 function encodeFor(conn: CoreConnection<unknown>, request: EncodeRequest): EncodedPublish {
   const { pending, out, now, cache } = request;
   const version = conn.version;
@@ -262,34 +293,60 @@ function encodeFor(conn: CoreConnection<unknown>, request: EncodeRequest): Encod
   const key = cache
     ? `${version}|${pending.qos}|${pending.retain ? 1 : 0}|${ids ? ids.join(',') : ''}|${remaining ?? ''}`
     : undefined;
-  const hit = key === undefined ? undefined : cache?.get(key);
-  if (hit) return hit;
-  const properties = version === 5 ? outboundProperties(out.properties, remaining, ids) : undefined;
-  const encoded = encodePublish(
-    {
-      topic: out.topic,
-      payload: out.payload,
-      qos: pending.qos,
-      retain: pending.retain,
-      ...(properties ? { properties } : {}),
-    },
-    version,
-  );
-  if (key !== undefined) cache?.set(key, encoded);
-  return encoded;
+  let encoded = key === undefined ? undefined : cache?.get(key);
+  if (!encoded) {
+    const properties = version === 5 ? outboundProperties(out.properties, remaining, ids) : undefined;
+    encoded = encodePublish(
+      { topic: out.topic, payload: out.payload, qos: pending.qos, retain: pending.retain, properties },
+      version,
+    );
+    if (key !== undefined) cache?.set(key, encoded);
+  }
+  const alias = conn.clientTopicAliasMaximum > 0 ? topicAliasFor(conn, out.topic, encoded) : undefined;
+  return alias ? withTopicAlias(encoded, alias) : encoded;
 }
 
-/** Properties forwarded unaltered [MQTT-3.3.2-15, 3.3.2-16, 3.3.2-17, 3.3.2-18, 3.3.2-20], expiry and ids set. */
+/**
+ * The topic alias of this subscriber's PUBLISH (§3.3.2.3.4), for an MQTT 5 client whose CONNECT set a Topic
+ * Alias Maximum (and `limits.topicAliasesOut`): the alias of a topic already sent on this connection, the
+ * topic left out; or a new alias from 1 up to the client's maximum [MQTT-3.3.2-8, 3.3.2-11], sent with the
+ * topic, which sets it; beyond, the topic in full (no replacement: a client's maximum is usually its hot set).
+ * Aliases live as long as the connection (§3.3.2.3.4, [MQTT-3.3.2-7]): a reconnect starts afresh. An alias is
+ * set only by a PUBLISH that fits the client's Maximum Packet Size (one dropped would leave the client
+ * without it), and only for topics longer than its 3 bytes.
+ */
+function topicAliasFor(
+  conn: CoreConnection<unknown>,
+  topic: string,
+  encoded: EncodedPublish,
+): TopicAliasUse | undefined {
+  const aliases = (conn.aliasesOut ??= new Map<string, TopicAliasUse>());
+  const known = aliases.get(topic);
+  if (known) return known;
+  if (aliases.size >= conn.clientTopicAliasMaximum) return undefined;
+  if (encoded.bytes.readUInt16BE(encoded.topicAt) <= 3) return undefined;
+  const alias = aliases.size + 1;
+  const use = { alias, withTopic: true };
+  if (publishSize(withTopicAlias(encoded, use)) > conn.clientMaxPacketSize) return undefined;
+  aliases.set(topic, { alias, withTopic: false });
+  return use;
+}
+
+/**
+ * Properties forwarded unaltered [MQTT-3.3.2-15, 3.3.2-16, 3.3.2-17, 3.3.2-18, 3.3.2-20], user properties in
+ * their order; expiry and subscription ids set for this subscriber. A topic alias is per hop: never forwarded.
+ */
 function outboundProperties(
   properties: MessageProperties | undefined,
   remaining: number | undefined,
   ids: number[] | undefined,
-): object | undefined {
+): PublishProperties | undefined {
   if (!properties && remaining === undefined && !ids) return undefined;
   return {
     ...properties,
     ...(remaining !== undefined ? { messageExpiryInterval: remaining } : {}),
-    ...(ids ? { subscriptionIdentifier: ids.length === 1 ? ids[0] : ids } : {}),
+    topicAlias: undefined,
+    subscriptionIdentifier: ids ? (ids.length === 1 ? ids[0] : ids) : undefined,
   };
 }
 
@@ -298,6 +355,10 @@ function outboundProperties(
  * PUBRELs again [MQTT-4.4.0-1], in their original order, then the queue.
  */
 export function resumeSession<S>(ctx: CoreContext<S>, conn: CoreConnection<S>, state: SessionState): void {
+  // A kept session resumed with expiry 0 now ends with this connection (or a crash): the journal forgets it
+  // (a no-op for one it never kept), so that a restart does not bring it back.
+  if (state.expirySec > 0) ctx.journal?.session(state, true);
+  else ctx.journal?.ended(state.clientId);
   const inflight = state.inflight;
   if (inflight)
     for (const entry of [...inflight.values()]) {
@@ -307,7 +368,8 @@ export function resumeSession<S>(ctx: CoreContext<S>, conn: CoreConnection<S>, s
       }
       // Withheld, expired or too large now: then it is done with, as if acknowledged.
       inflight.delete(entry.packetId);
-      sendNow(ctx, conn, { ...entry, phase: 'publish' });
+      const outcome = sendNow(ctx, conn, { ...entry, phase: 'publish' });
+      if (outcome === 'dropped' || outcome === 'withheld') forget(ctx, state, entry);
     }
   drain(ctx, state);
 }

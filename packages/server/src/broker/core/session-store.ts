@@ -1,4 +1,5 @@
-import type { SessionState, SessionStore } from './types.ts';
+import type { CoreContext } from './context.ts';
+import type { CoreMessage, SessionJournal, SessionState, SessionStore } from './types.ts';
 
 /** Sessions in memory: lost on restart, like aedes' default persistence. */
 export function createMemorySessionStore(): SessionStore {
@@ -27,4 +28,18 @@ export function newSessionState(clientId: string, expirySec: number): SessionSta
     expirySec,
     drops: 0,
   };
+}
+
+/** The journal when this session's changes are kept (a session expiry above 0); else undefined. */
+export function journalOf<S>(ctx: CoreContext<S>, state: SessionState): SessionJournal | undefined {
+  return state.expirySec > 0 ? ctx.journal : undefined;
+}
+
+/** A kept message is done with for this session (acknowledged, dropped, withheld, expired). */
+export function forget<S>(
+  ctx: CoreContext<S>,
+  state: SessionState,
+  kept: { message: CoreMessage; qos: number },
+): void {
+  if (kept.qos > 0) journalOf(ctx, state)?.done(state.clientId, kept.message);
 }

@@ -8,7 +8,14 @@ import type { Duplex } from 'node:stream';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { createBrokerCore, type BrokerCoreOptions } from './broker-core.ts';
 import { filterMatches } from './topic-trie.ts';
-import type { Connection, CoreHooks, CoreLimits, CoreRetained, DisconnectInfo } from './types.ts';
+import type {
+  Connection,
+  CoreHooks,
+  CoreLimits,
+  CoreRetained,
+  DisconnectInfo,
+  SessionJournal,
+} from './types.ts';
 
 export interface TestSession {
   clientId: string;
@@ -23,6 +30,7 @@ export const testLimits: CoreLimits = {
   maxQueuedMessages: 100,
   maxSessionExpirySec: 3600,
   topicAliasMaximum: 5,
+  topicAliasesOut: true,
 };
 
 export interface Harness {
@@ -51,6 +59,8 @@ export async function startCore(
     limits?: Partial<CoreLimits>;
     hooks?: Partial<CoreHooks<TestSession>>;
     now?: BrokerCoreOptions<TestSession>['now'];
+    /** Persistent sessions made durable (see broker/mqtt-sessions.test.ts). */
+    journal?: SessionJournal;
   } = {},
 ): Promise<Harness> {
   const retained = new Map<string, CoreRetained>();
@@ -103,6 +113,7 @@ export async function startCore(
     hooks,
     limits: { ...testLimits, ...options.limits },
     now: options.now,
+    journal: options.journal,
     tickMs: 50,
   });
   const server: Server = createServer((socket) =>

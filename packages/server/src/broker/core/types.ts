@@ -16,7 +16,14 @@ export interface MessageProperties {
   contentType?: string;
   responseTopic?: string;
   correlationData?: Buffer;
+  /** The user properties by name (a repeated name: its values in order, as an array). */
   userProperties?: Record<string, string | string[]>;
+  /**
+   * The same user properties in the order they were sent, which is the order they are forwarded in
+   * [MQTT-3.3.2-17, 3.3.2-18]. `userProperties` decides: the list is used only while it holds exactly what
+   * `userProperties` holds, so a copy whose `userProperties` was changed is sent in its own order.
+   */
+  userPropertyList?: readonly (readonly [name: string, value: string])[];
 }
 
 /**
@@ -49,7 +56,12 @@ export interface CoreRetained {
 }
 
 export type ConnectVerdict<S> =
-  | { ok: true; session: S }
+  /**
+   * `sessionKey`: the key of the session in the core (takeover, session state, no local), when the embedder
+   * keeps kinds of clients apart (Bulwark: an app instance `app:<client id>`, never a device's id);
+   * default the client id.
+   */
+  | { ok: true; session: S; sessionKey?: string | undefined }
   /** `reasonCode` is an MQTT 5 CONNACK reason code; 3.1.1 clients get its return code (v3ConnackOf). */
   | { ok: false; reasonCode: number; reasonString?: string | undefined };
 
@@ -107,6 +119,11 @@ export interface CoreHooks<S> {
   error?(conn: Connection<S>, err: Error): void;
   /** The namespace of share group names (e.g. the principal): groups of different scopes never meet. */
   shareScope?(session: S): string;
+  /**
+   * The Response Information a v5 client that sets Request Response Information to 1 gets in its CONNACK
+   * (§3.1.2.11.7, §3.2.2.3.15): the basis of its response topics. Undefined (or no hook): none is sent.
+   */
+  responseInformation?(session: S): string | undefined;
 }
 
 export interface CoreLimits {
@@ -123,6 +140,8 @@ export interface CoreLimits {
   maxSessionExpirySec: number;
   /** Topic aliases a client may use inbound (0: none). */
   topicAliasMaximum: number;
+  /** Whether the server uses topic aliases towards a v5 client whose CONNECT allows them (§3.3.2.3.4). */
+  topicAliasesOut: boolean;
   /** Longest keep alive granted: larger (or 0) is answered with Server Keep Alive (v5). */
   keepAliveMaxSec?: number | undefined;
 }
@@ -198,6 +217,42 @@ export interface SessionState {
   expirySec: number;
   /** Messages dropped for this session (queue full, too large, expired). */
   drops: number;
+}
+
+/**
+ * What a durable session store is told about persistent sessions (those with a session expiry above 0):
+ * each change is recorded at once, in order, and written in batches (group commit). The core acknowledges
+ * a QoS 1 or 2 PUBLISH whose routing recorded a change only once `durable()` resolves, so a message
+ * acknowledged to its publisher survives a crash of the server (kill -9) in every persistent session it
+ * was routed to.
+ */
+export interface SessionJournal {
+  /** A session's lasting facts: at connect (connected) and when its connection ends; subscriptions changed. */
+  session(state: SessionState, connected: boolean): void;
+  /** The session ended (expired, cleaned, or 0 at disconnect): it and everything kept for it go. */
+  ended(clientId: string): void;
+  /** A QoS 1 or 2 message is kept for the session (queued, or sent and awaiting its acknowledgement). */
+  kept(clientId: string, pending: Pending): void;
+  /** A kept QoS 2 message was sent with this packet id, or reached PUBREL (`pubrel`). */
+  inflight(clientId: string, message: CoreMessage, packetId: number, phase: Inflight['phase']): void;
+  /** A kept message is done with: acknowledged, dropped, expired, withheld. */
+  done(clientId: string, message: CoreMessage): void;
+  /** How many changes were recorded since start: routing that changes it must wait for `durable()`. */
+  readonly recorded: number;
+  /** Resolves once every change recorded before the call is durable (retried while the store is down). */
+  durable(): Promise<void>;
+}
+
+/** A persistent session as a journal gives it back at start (`core.restore`). */
+export interface PersistedSession {
+  clientId: string;
+  /** Infinity: never expires. */
+  expirySec: number;
+  subscriptions: Subscription[];
+  /** When its last connection ended; undefined when it was connected as the server stopped. */
+  disconnectedAt: number | undefined;
+  /** What was kept for it, in order: QoS 2 messages sent before the stop carry their packet id and phase. */
+  pending: (Pending & { packetId?: number | undefined; phase?: Inflight['phase'] | undefined })[];
 }
 
 /** Where sessions are kept between connections: the memory store now, SQL stores later. */
