@@ -2,17 +2,18 @@
  * Persistent MQTT sessions in the store (SQLite or PostgreSQL): the core's SessionJournal (core/types.ts).
  * Changes are recorded in memory as the core makes them and written in one transaction per batch (group
  * commit: whatever was recorded while the previous batch was written goes in the next). Within a batch a
- * message kept and done with cancels out, and a session that ended drops what was recorded for it. A batch that fails (the store is down) is retried with
- * back-off and nothing recorded is dropped: the acknowledgements waiting for it wait.
+ * message kept and done with cancels out, and a session that ended drops what was recorded for it. A batch
+ * that fails (the store is down) is retried with back-off and nothing recorded is dropped: the
+ * acknowledgements waiting for it wait. A batch is idempotent: written again after a COMMIT whose answer was
+ * lost, it changes nothing more.
  *
  * Tables (0019): `mqtt_sessions` (one row per session), `mqtt_messages` (a message once, however many
  * sessions keep it) and `mqtt_session_messages` (what each session keeps, in message id order).
  */
 import type { Logger } from 'pino';
-import type { Db } from '../store/index.ts';
+import type { Db, Tx } from '../store/index.ts';
 import type {
   CoreMessage,
-  Inflight,
   MessageProperties,
   Pending,
   PersistedSession,
@@ -122,16 +123,232 @@ function sessionRow(state: SessionState, disconnectedAt: number | null, now: num
   };
 }
 
+/** What the batch holds for one client id (made when first needed). */
+function clientChanges(b: Batch, clientId: string): ClientChanges {
+  let c = b.clients.get(clientId);
+  if (!c) {
+    c = { ended: false, session: undefined, kept: new Map(), inflight: new Map(), done: new Set() };
+    b.clients.set(clientId, c);
+  }
+  return c;
+}
+
+function messageRow(id: number, message: CoreMessage): MessageRow {
+  return {
+    id,
+    topic: message.topic,
+    payload: message.payload.toString('base64'),
+    qos: message.qos,
+    retain: message.retain ? 1 : 0,
+    properties: propertiesJson(message.properties),
+    expires_at: message.expiresAt ?? null,
+    origin: message.origin ?? null,
+  };
+}
+
+function keptRow(clientId: string, id: number, pending: Pending): KeptRow {
+  return {
+    client_id: clientId,
+    message_id: id,
+    qos: pending.qos,
+    retain: pending.retain ? 1 : 0,
+    subscription_ids: pending.subscriptionIds ? JSON.stringify(pending.subscriptionIds) : null,
+    packet_id: null,
+    phase: null,
+  };
+}
+
+/** Sessions that ended: they and what they kept go (their messages may be orphans now). */
+async function deleteEnded(trx: Tx, b: Batch, orphans: Set<number>): Promise<void> {
+  const ended = [...b.clients].filter(([, c]) => c.ended).map(([id]) => id);
+  for (const part of chunks(ended)) {
+    const rows = await trx
+      .selectFrom('mqtt_session_messages')
+      .select('message_id')
+      .where('client_id', 'in', part)
+      .execute();
+    for (const r of rows) orphans.add(Number(r.message_id));
+    await trx.deleteFrom('mqtt_session_messages').where('client_id', 'in', part).execute();
+    await trx.deleteFrom('mqtt_sessions').where('client_id', 'in', part).execute();
+  }
+}
+
+async function upsertSessions(trx: Tx, b: Batch): Promise<void> {
+  const sessions = [...b.clients.values()].flatMap((c) => (c.session ? [c.session] : []));
+  for (const part of chunks(sessions))
+    await trx
+      .insertInto('mqtt_sessions')
+      .values(part)
+      .onConflict((oc) =>
+        oc.column('client_id').doUpdateSet((eb) => ({
+          expiry_sec: eb.ref('excluded.expiry_sec'),
+          subscriptions: eb.ref('excluded.subscriptions'),
+          disconnected_at: eb.ref('excluded.disconnected_at'),
+          updated_at: eb.ref('excluded.updated_at'),
+        })),
+      )
+      .execute();
+}
+
+/** New messages, and what each session keeps. */
+async function insertKept(trx: Tx, b: Batch): Promise<void> {
+  const messages = [...b.messages.values()].map((m) => m.row);
+  // A message first kept in a batch being written when this one was made may be there already.
+  for (const part of chunks(messages))
+    await trx
+      .insertInto('mqtt_messages')
+      .values(part)
+      .onConflict((oc) => oc.column('id').doNothing())
+      .execute();
+  const kept = [...b.clients.values()].flatMap((c) => [...c.kept.values()]);
+  // A batch is written again when its COMMIT's answer was lost (the connection dropped): it may be there.
+  for (const part of chunks(kept))
+    await trx
+      .insertInto('mqtt_session_messages')
+      .values(part)
+      .onConflict((oc) =>
+        oc.columns(['client_id', 'message_id']).doUpdateSet((eb) => ({
+          qos: eb.ref('excluded.qos'),
+          retain: eb.ref('excluded.retain'),
+          subscription_ids: eb.ref('excluded.subscription_ids'),
+          packet_id: eb.ref('excluded.packet_id'),
+          phase: eb.ref('excluded.phase'),
+        })),
+      )
+      .execute();
+}
+
+/** Packet ids and phases of messages kept in an earlier batch, and those done with. */
+async function updateKept(trx: Tx, b: Batch, orphans: Set<number>): Promise<void> {
+  for (const [clientId, c] of b.clients) {
+    for (const [messageId, set] of c.inflight)
+      await trx
+        .updateTable('mqtt_session_messages')
+        .set(set)
+        .where('client_id', '=', clientId)
+        .where('message_id', '=', messageId)
+        .execute();
+    if (c.done.size === 0) continue;
+    const done = [...c.done];
+    for (const id of done) orphans.add(id);
+    for (const part of chunks(done))
+      await trx
+        .deleteFrom('mqtt_session_messages')
+        .where('client_id', '=', clientId)
+        .where('message_id', 'in', part)
+        .execute();
+  }
+}
+
+/** A message no session keeps any more goes. */
+async function deleteOrphans(trx: Tx, orphans: Set<number>): Promise<void> {
+  for (const part of chunks([...orphans]))
+    await trx
+      .deleteFrom('mqtt_messages')
+      .where('id', 'in', part)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('mqtt_session_messages')
+              .select('mqtt_session_messages.message_id')
+              .whereRef('mqtt_session_messages.message_id', '=', 'mqtt_messages.id'),
+          ),
+        ),
+      )
+      .execute();
+}
+
+/** One batch in one transaction, in the order ended, sessions, kept, packet ids and done, orphans. */
+function writeBatch(db: Db, b: Batch): Promise<void> {
+  return db.transaction().execute(async (trx) => {
+    const orphans = new Set<number>();
+    await deleteEnded(trx, b, orphans);
+    await upsertSessions(trx, b);
+    await insertKept(trx, b);
+    await updateKept(trx, b, orphans);
+    await deleteOrphans(trx, orphans);
+  });
+}
+
+/** What the journal remembers of the store: message ids, messages written, sessions with a row. */
+interface JournalMemory {
+  readonly ids: WeakMap<CoreMessage, number>;
+  /** Messages whose row was committed (or read at load). */
+  readonly stored: WeakSet<CoreMessage>;
+  /** Client ids with a row in mqtt_sessions (or one on its way): only these have anything to forget. */
+  readonly known: Set<string>;
+  nextId: number;
+}
+
+function messageOf(r: MessageRow): CoreMessage {
+  return {
+    topic: r.topic,
+    payload: Buffer.from(r.payload, 'base64'),
+    qos: Number(r.qos) as QoS,
+    retain: Number(r.retain) === 1,
+    properties: propertiesOf(r.properties),
+    expiresAt: r.expires_at === null ? undefined : Number(r.expires_at),
+    origin: r.origin ?? undefined,
+  };
+}
+
+function pendingOf(r: KeptRow, message: CoreMessage): PersistedSession['pending'][number] {
+  return {
+    message,
+    qos: Number(r.qos) as QoS,
+    retain: Number(r.retain) === 1,
+    subscriptionIds: r.subscription_ids ? (JSON.parse(r.subscription_ids) as number[]) : undefined,
+    ...(r.packet_id !== null ? { packetId: Number(r.packet_id) } : {}),
+    ...(r.phase === 'publish' || r.phase === 'pubrel' ? { phase: r.phase } : {}),
+  };
+}
+
+/** The sessions in the store with what they keep, in message id order; the memory learns their ids. */
+async function readSessions(db: Db, memory: JournalMemory): Promise<PersistedSession[]> {
+  const sessions = await db.selectFrom('mqtt_sessions').selectAll().orderBy('client_id').execute();
+  const rows = await db
+    .selectFrom('mqtt_session_messages')
+    .selectAll()
+    .orderBy('client_id')
+    .orderBy('message_id')
+    .execute();
+  const messageRows = await db.selectFrom('mqtt_messages').selectAll().execute();
+  const messages = new Map<number, CoreMessage>();
+  for (const r of messageRows) {
+    const id = Number(r.id);
+    const message = messageOf(r);
+    memory.nextId = Math.max(memory.nextId, id + 1);
+    memory.ids.set(message, id);
+    memory.stored.add(message);
+    messages.set(id, message);
+  }
+  const pendingBy = new Map<string, PersistedSession['pending']>();
+  for (const r of rows) {
+    const message = messages.get(Number(r.message_id));
+    if (!message) continue;
+    const list = pendingBy.get(r.client_id) ?? [];
+    pendingBy.set(r.client_id, list);
+    list.push(pendingOf(r, message));
+  }
+  return sessions.map((s) => {
+    memory.known.add(s.client_id);
+    return {
+      clientId: s.client_id,
+      expirySec: s.expiry_sec === null ? Infinity : Number(s.expiry_sec),
+      subscriptions: JSON.parse(s.subscriptions) as Subscription[],
+      disconnectedAt: s.disconnected_at === null ? undefined : Number(s.disconnected_at),
+      pending: pendingBy.get(s.client_id) ?? [],
+    };
+  });
+}
+
 export function createSqlSessionJournal(deps: SqlSessionJournalDeps) {
   const { db, logger } = deps;
   const now = deps.now ?? Date.now;
   const retry = deps.retryMs ?? { min: 100, max: 5000 };
-  const ids = new WeakMap<CoreMessage, number>();
-  /** Messages whose row was committed (or read at load). */
-  const stored = new WeakSet<CoreMessage>();
-  /** Client ids with a row in mqtt_sessions (or one on its way): only these have anything to forget. */
-  const known = new Set<string>();
-  let nextId = 1;
+  const memory: JournalMemory = { ids: new WeakMap(), stored: new WeakSet(), known: new Set(), nextId: 1 };
+  const { ids, stored, known } = memory;
   let recorded = 0;
   let batch = newBatch();
   let writing: Batch | undefined;
@@ -139,14 +356,7 @@ export function createSqlSessionJournal(deps: SqlSessionJournalDeps) {
   let closed = false;
   let failures = 0;
 
-  function changesOf(clientId: string): ClientChanges {
-    let c = batch.clients.get(clientId);
-    if (!c) {
-      c = { ended: false, session: undefined, kept: new Map(), inflight: new Map(), done: new Set() };
-      batch.clients.set(clientId, c);
-    }
-    return c;
-  }
+  const changesOf = (clientId: string) => clientChanges(batch, clientId);
 
   function schedule(): void {
     recorded += 1;
@@ -161,78 +371,23 @@ export function createSqlSessionJournal(deps: SqlSessionJournalDeps) {
     if (m && --m.refs === 0) batch.messages.delete(id);
   }
 
-  async function write(b: Batch): Promise<void> {
-    await db.transaction().execute(async (trx) => {
-      const ended = [...b.clients].filter(([, c]) => c.ended).map(([id]) => id);
-      const orphans = new Set<number>();
-      for (const part of chunks(ended)) {
-        const rows = await trx
-          .selectFrom('mqtt_session_messages')
-          .select('message_id')
-          .where('client_id', 'in', part)
-          .execute();
-        for (const r of rows) orphans.add(Number(r.message_id));
-        await trx.deleteFrom('mqtt_session_messages').where('client_id', 'in', part).execute();
-        await trx.deleteFrom('mqtt_sessions').where('client_id', 'in', part).execute();
+  /** Writes `b`, retried with back-off until it is written (or the journal is closed). */
+  async function writeUntilDone(b: Batch): Promise<void> {
+    for (;;) {
+      try {
+        await writeBatch(db, b);
+        for (const m of b.messages.values()) stored.add(m.message);
+        if (failures > 0) logger.warn({ failures }, 'mqtt session store: writing again');
+        failures = 0;
+        return;
+      } catch (err) {
+        failures += 1;
+        if (failures === 1) logger.error({ err }, 'mqtt session store: a batch failed, retrying');
+        if (closed) return;
+        const wait = Math.min(retry.max, retry.min * 2 ** Math.min(failures - 1, 10));
+        await new Promise((r) => setTimeout(r, wait));
       }
-      const sessions = [...b.clients.values()].flatMap((c) => (c.session ? [c.session] : []));
-      for (const part of chunks(sessions))
-        await trx
-          .insertInto('mqtt_sessions')
-          .values(part)
-          .onConflict((oc) =>
-            oc.column('client_id').doUpdateSet((eb) => ({
-              expiry_sec: eb.ref('excluded.expiry_sec'),
-              subscriptions: eb.ref('excluded.subscriptions'),
-              disconnected_at: eb.ref('excluded.disconnected_at'),
-              updated_at: eb.ref('excluded.updated_at'),
-            })),
-          )
-          .execute();
-      const messages = [...b.messages.values()].map((m) => m.row);
-      // A message first kept in a batch being written when this one was made may be there already.
-      for (const part of chunks(messages))
-        await trx
-          .insertInto('mqtt_messages')
-          .values(part)
-          .onConflict((oc) => oc.column('id').doNothing())
-          .execute();
-      const kept = [...b.clients.values()].flatMap((c) => [...c.kept.values()]);
-      for (const part of chunks(kept)) await trx.insertInto('mqtt_session_messages').values(part).execute();
-      for (const [clientId, c] of b.clients) {
-        for (const [messageId, set] of c.inflight)
-          await trx
-            .updateTable('mqtt_session_messages')
-            .set(set)
-            .where('client_id', '=', clientId)
-            .where('message_id', '=', messageId)
-            .execute();
-        if (c.done.size === 0) continue;
-        const done = [...c.done];
-        for (const id of done) orphans.add(id);
-        for (const part of chunks(done))
-          await trx
-            .deleteFrom('mqtt_session_messages')
-            .where('client_id', '=', clientId)
-            .where('message_id', 'in', part)
-            .execute();
-      }
-      // A message no session keeps any more goes.
-      for (const part of chunks([...orphans]))
-        await trx
-          .deleteFrom('mqtt_messages')
-          .where('id', 'in', part)
-          .where(({ not, exists, selectFrom }) =>
-            not(
-              exists(
-                selectFrom('mqtt_session_messages')
-                  .select('mqtt_session_messages.message_id')
-                  .whereRef('mqtt_session_messages.message_id', '=', 'mqtt_messages.id'),
-              ),
-            ),
-          )
-          .execute();
-    });
+    }
   }
 
   async function writeNext(): Promise<void> {
@@ -246,21 +401,7 @@ export function createSqlSessionJournal(deps: SqlSessionJournalDeps) {
     }
     writing = b;
     batch = newBatch();
-    for (;;) {
-      try {
-        await write(b);
-        for (const m of b.messages.values()) stored.add(m.message);
-        if (failures > 0) logger.warn({ failures }, 'mqtt session store: writing again');
-        failures = 0;
-        break;
-      } catch (err) {
-        failures += 1;
-        if (failures === 1) logger.error({ err }, 'mqtt session store: a batch failed, retrying');
-        if (closed) break;
-        const wait = Math.min(retry.max, retry.min * 2 ** Math.min(failures - 1, 10));
-        await new Promise((r) => setTimeout(r, wait));
-      }
-    }
+    await writeUntilDone(b);
     writing = undefined;
     b.resolve();
     if (batch.clients.size > 0 || batch.messages.size > 0) await writeNext();
@@ -290,39 +431,17 @@ export function createSqlSessionJournal(deps: SqlSessionJournalDeps) {
       const { message } = pending;
       let id = ids.get(message);
       if (id === undefined) {
-        id = nextId++;
+        id = memory.nextId++;
         ids.set(message, id);
       }
-      if (!stored.has(message) && !batch.messages.has(id)) {
-        batch.messages.set(id, {
-          message,
-          refs: 0,
-          row: {
-            id,
-            topic: message.topic,
-            payload: message.payload.toString('base64'),
-            qos: message.qos,
-            retain: message.retain ? 1 : 0,
-            properties: propertiesJson(message.properties),
-            expires_at: message.expiresAt ?? null,
-            origin: message.origin ?? null,
-          },
-        });
-      }
+      if (!stored.has(message) && !batch.messages.has(id))
+        batch.messages.set(id, { message, refs: 0, row: messageRow(id, message) });
       const fresh = batch.messages.get(id);
       if (fresh) fresh.refs += 1;
-      changesOf(clientId).kept.set(id, {
-        client_id: clientId,
-        message_id: id,
-        qos: pending.qos,
-        retain: pending.retain ? 1 : 0,
-        subscription_ids: pending.subscriptionIds ? JSON.stringify(pending.subscriptionIds) : null,
-        packet_id: null,
-        phase: null,
-      });
+      changesOf(clientId).kept.set(id, keptRow(clientId, id, pending));
       schedule();
     },
-    inflight(clientId, message, packetId, phase) {
+    inflight(clientId, message, { packetId, phase }) {
       const id = ids.get(message);
       if (id === undefined) return;
       const c = changesOf(clientId);
@@ -354,61 +473,7 @@ export function createSqlSessionJournal(deps: SqlSessionJournalDeps) {
     journal,
 
     /** The sessions kept at the last run, with their messages (call once, before the broker accepts). */
-    async load(): Promise<PersistedSession[]> {
-      const sessions = await db.selectFrom('mqtt_sessions').selectAll().orderBy('client_id').execute();
-      const rows = await db
-        .selectFrom('mqtt_session_messages')
-        .selectAll()
-        .orderBy('client_id')
-        .orderBy('message_id')
-        .execute();
-      const messageRows = await db.selectFrom('mqtt_messages').selectAll().execute();
-      const messages = new Map<number, CoreMessage>();
-      let maxId = 0;
-      for (const r of messageRows) {
-        const id = Number(r.id);
-        maxId = Math.max(maxId, id);
-        const message: CoreMessage = {
-          topic: r.topic,
-          payload: Buffer.from(r.payload, 'base64'),
-          qos: Number(r.qos) as QoS,
-          retain: Number(r.retain) === 1,
-          properties: propertiesOf(r.properties),
-          expiresAt: r.expires_at === null ? undefined : Number(r.expires_at),
-          origin: r.origin ?? undefined,
-        };
-        ids.set(message, id);
-        stored.add(message);
-        messages.set(id, message);
-      }
-      nextId = maxId + 1;
-      const pendingBy = new Map<string, PersistedSession['pending']>();
-      for (const r of rows) {
-        const message = messages.get(Number(r.message_id));
-        if (!message) continue;
-        const list = pendingBy.get(r.client_id) ?? [];
-        pendingBy.set(r.client_id, list);
-        const pending: Pending & { packetId?: number; phase?: Inflight['phase'] } = {
-          message,
-          qos: Number(r.qos) as QoS,
-          retain: Number(r.retain) === 1,
-          subscriptionIds: r.subscription_ids ? (JSON.parse(r.subscription_ids) as number[]) : undefined,
-          ...(r.packet_id !== null ? { packetId: Number(r.packet_id) } : {}),
-          ...(r.phase === 'publish' || r.phase === 'pubrel' ? { phase: r.phase } : {}),
-        };
-        list.push(pending);
-      }
-      return sessions.map((s) => {
-        known.add(s.client_id);
-        return {
-          clientId: s.client_id,
-          expirySec: s.expiry_sec === null ? Infinity : Number(s.expiry_sec),
-          subscriptions: JSON.parse(s.subscriptions) as Subscription[],
-          disconnectedAt: s.disconnected_at === null ? undefined : Number(s.disconnected_at),
-          pending: pendingBy.get(s.client_id) ?? [],
-        };
-      });
-    },
+    load: (): Promise<PersistedSession[]> => readSessions(db, memory),
 
     /** What waits to be written (Prometheus, tests). */
     stats() {

@@ -110,9 +110,22 @@ export class CoreConnection<S = unknown> implements Connection<S> {
     return this.protocolVersion ?? 4;
   }
 
+  /**
+   * Acknowledgements waiting for the session journal reached the bound (durability.ts): packets wait in the
+   * kernel until they are sent, so a client that ignores its window (3.1.1 has none) cannot pile them up.
+   */
+  private backlogged = false;
+
+  backlog(on: boolean): void {
+    if (this.backlogged === on) return;
+    this.backlogged = on;
+    if (on) this.stream.pause();
+    else this.pump();
+  }
+
   /** Handles buffered packets one at a time until one is asynchronous (the owner calls `hold`). */
   pump(): void {
-    while (!this.busy && !this.paused && this.phase !== 'closed') {
+    while (!this.busy && !this.paused && !this.backlogged && this.phase !== 'closed') {
       const frame = this.framer.next();
       if (frame === undefined) break;
       if (frame.kind !== 'packet') {
@@ -133,7 +146,7 @@ export class CoreConnection<S = unknown> implements Connection<S> {
       return;
     }
     // Stop reading while a packet is being handled: what arrives meanwhile waits in the kernel.
-    if (this.busy || this.paused) this.stream.pause();
+    if (this.busy || this.paused || this.backlogged) this.stream.pause();
     else this.stream.resume();
   }
 

@@ -8,7 +8,7 @@ import type { CoreContext } from './context.ts';
 import { Deque } from './deque.ts';
 import { endSession, scheduleExpiryFrom } from './lifecycle.ts';
 import { newSessionState } from './session-store.ts';
-import type { Pending, PersistedSession, SessionJournal } from './types.ts';
+import type { Pending, PersistedSession } from './types.ts';
 
 interface WaitingAck {
   readonly packet: Packet;
@@ -18,11 +18,12 @@ interface WaitingAck {
 /** Acknowledgements waiting for the journal, per connection, in the order the PUBLISHes came. */
 const waiting = new WeakMap<CoreConnection<unknown>, WaitingAck[]>();
 
-function sendReady(conn: CoreConnection<unknown>, acks: WaitingAck[]): void {
+function sendReady(conn: CoreConnection<unknown>, acks: WaitingAck[], bound: number): void {
   while (acks.length > 0 && acks[0]?.ready) {
     const ack = acks.shift() as WaitingAck;
     conn.send(ack.packet);
   }
+  if (acks.length < bound) conn.backlog(false);
   if (acks.length === 0) waiting.delete(conn);
 }
 
@@ -47,13 +48,16 @@ export function acknowledge<S>(
   const entry: WaitingAck = { packet: ack.packet, ready: !durable };
   acks.push(entry);
   const list = acks;
-  if (!durable) return sendReady(conn, list);
+  // At most the server's Receive Maximum wait: then the connection is not read until they go out.
+  const bound = ctx.limits.receiveMaximum;
+  if (!durable) return sendReady(conn, list, bound);
+  if (list.length >= bound) conn.backlog(true);
   // The journal retries while its store is down: the acknowledgement waits (the publisher's window fills and
   // it stops sending), it is never sent for a message that is not durable.
-  void (journal as SessionJournal).durable().then(
+  void journal.durable().then(
     () => {
       entry.ready = true;
-      if (!conn.closed) sendReady(conn, list);
+      if (!conn.closed) sendReady(conn, list, bound);
     },
     (err: unknown) => {
       ctx.hooks.error?.(conn, err instanceof Error ? err : new Error(String(err)));

@@ -197,6 +197,35 @@ function accepted<S>(
   }
 }
 
+/**
+ * A PUBREC for a QoS 2 message sent (§4.3.3): PUBREL (its phase journaled), or, with a reason code of 0x80 or
+ * more, the end of the flow. True when the flow ended (a slot in the client's window is free).
+ */
+function handlePubrec<S>(
+  ctx: CoreContext<S>,
+  conn: CoreConnection<S>,
+  packet: { id: number; reasonCode: number | undefined },
+): boolean {
+  const state = conn.state as SessionState;
+  const { id } = packet;
+  const entry = state.inflight?.get(id);
+  if (!entry || entry.qos !== 2) {
+    // §3.6.2.1: no such message in flight.
+    const v5 = conn.protocolVersion === 5;
+    conn.send({ cmd: 'pubrel', messageId: id, ...(v5 ? { reasonCode: RC.packetIdNotFound } : {}) });
+    return false;
+  }
+  if ((packet.reasonCode ?? 0) >= 0x80) {
+    state.inflight?.delete(id);
+    forget(ctx, state, entry);
+    return true;
+  }
+  entry.phase = 'pubrel';
+  journalOf(ctx, state)?.inflight(state.clientId, entry.message, { packetId: id, phase: 'pubrel' });
+  conn.send({ cmd: 'pubrel', messageId: id });
+  return false;
+}
+
 /** PUBACK, PUBREC, PUBREL and PUBCOMP: the QoS 1 and 2 flows (§4.3.2, §4.3.3). */
 export function handleAck<S>(
   ctx: CoreContext<S>,
@@ -215,25 +244,9 @@ export function handleAck<S>(
       }
       break;
     }
-    case 'pubrec': {
-      const entry = state.inflight?.get(id);
-      if (!entry || entry.qos !== 2) {
-        // §3.6.2.1: no such message in flight.
-        conn.send({ cmd: 'pubrel', messageId: id, ...(v5 ? { reasonCode: RC.packetIdNotFound } : {}) });
-        return;
-      }
-      // §4.3.3: a PUBREC with a reason code of 0x80 or more ends the flow; otherwise PUBREL.
-      if ((packet.reasonCode ?? 0) >= 0x80) {
-        state.inflight?.delete(id);
-        forget(ctx, state, entry);
-      } else {
-        entry.phase = 'pubrel';
-        journalOf(ctx, state)?.inflight(state.clientId, entry.message, id, 'pubrel');
-        conn.send({ cmd: 'pubrel', messageId: id });
-        return;
-      }
+    case 'pubrec':
+      if (!handlePubrec(ctx, conn, { id, reasonCode: packet.reasonCode })) return;
       break;
-    }
     case 'pubcomp': {
       const entry = state.inflight?.get(id);
       if (entry?.phase === 'pubrel') {

@@ -239,7 +239,7 @@ function sendNow<S>(ctx: CoreContext<S>, conn: CoreConnection<S>, pending: Pendi
     );
     // A QoS 2 message keeps its packet id across a restart (exactly once); QoS 1 gets a new one.
     if (pending.qos === 2 && !resend)
-      journalOf(ctx, state)?.inflight(state.clientId, message, packetId, 'publish');
+      journalOf(ctx, state)?.inflight(state.clientId, message, { packetId, phase: 'publish' });
   }
   // [MQTT-3.3.1-1]: DUP on a resend, [MQTT-3.3.1-2] never on QoS 0.
   for (const frame of publishFrames(encoded, packetId, resend)) conn.write(frame);

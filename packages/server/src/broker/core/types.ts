@@ -234,7 +234,7 @@ export interface SessionJournal {
   /** A QoS 1 or 2 message is kept for the session (queued, or sent and awaiting its acknowledgement). */
   kept(clientId: string, pending: Pending): void;
   /** A kept QoS 2 message was sent with this packet id, or reached PUBREL (`pubrel`). */
-  inflight(clientId: string, message: CoreMessage, packetId: number, phase: Inflight['phase']): void;
+  inflight(clientId: string, message: CoreMessage, at: { packetId: number; phase: Inflight['phase'] }): void;
   /** A kept message is done with: acknowledged, dropped, expired, withheld. */
   done(clientId: string, message: CoreMessage): void;
   /** How many changes were recorded since start: routing that changes it must wait for `durable()`. */
