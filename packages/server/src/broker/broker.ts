@@ -105,8 +105,11 @@ export const defaultBrokerLimits: BrokerLimits = Object.freeze({
  * core-adapter.ts). See README.md.
  */
 export function createBroker(deps: BrokerDeps) {
-  const { retained, durableSessions } = deps;
-  return assembleBroker<CoreConnection>(deps, (a) => createCoreAdapter({ ...a, retained, durableSessions }));
+  // The apps check and the event bus also serve MQTT 5 re-authentication (enhanced-auth.ts).
+  const { retained, durableSessions, checkApp, events } = deps;
+  return assembleBroker<CoreConnection>(deps, (a) =>
+    createCoreAdapter({ ...a, retained, durableSessions, checkApp, events }),
+  );
 }
 
 /** The core's figures for Prometheus: its counters and gauges, without the per-client drops (events). */

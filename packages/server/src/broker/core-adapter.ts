@@ -24,6 +24,7 @@ import {
   type PersistedSession,
   type SessionJournal,
 } from './core/index.ts';
+import { credentialsOf, createEnhancedAuth, methodRefusal, type EnhancedAuthDeps } from './enhanced-auth.ts';
 import type { Admission } from './listeners.ts';
 import { refusal, type ConnackError } from './refusal.ts';
 import type { RetainedMessage } from './retained.ts';
@@ -32,7 +33,8 @@ import type { BrokerSession, ConnectContext, PeerIdentity } from './stages.ts';
 
 export type CoreConnection = Connection<BrokerSession>;
 
-export interface CoreAdapterDeps extends AdapterDeps<CoreConnection> {
+export interface CoreAdapterDeps
+  extends AdapterDeps<CoreConnection>, Pick<EnhancedAuthDeps<CoreConnection>, 'checkApp' | 'events'> {
   /** The retained store answers SUBSCRIBE; storing is the retain stage's (it knows the publisher's quota). */
   retained: { match(filters: readonly string[]): Iterable<RetainedMessage> };
   /**
@@ -108,22 +110,21 @@ function earlyRefusal(why: { reason: string; reasonCode: number }): { reason: st
 }
 
 /**
- * The ConnectContext of a CONNECT: the client id as sent, credentials, and whether the client asks for a
- * session that outlives the connection (3.1.1 clean session 0; MQTT 5 Clean Start 0 or a session expiry).
+ * The ConnectContext of a CONNECT: the client id as sent, credentials (user name and password, or an app
+ * token as `bulwark-app-token` Authentication Data), and whether the client asks for a session that outlives
+ * the connection (3.1.1 clean session 0; MQTT 5 Clean Start 0 or a session expiry).
  */
 function contextOf(packet: IConnectPacket, peer: PeerIdentity): ConnectContext {
   const persistent =
     packet.clean === false ||
     (packet.protocolVersion === 5 && (packet.properties?.sessionExpiryInterval ?? 0) > 0);
-  const { username, password } = packet;
+  const credentials = credentialsOf(packet);
   return {
     peer,
     clientId: packet.clientId,
     startedAt: Date.now(),
     cleanSession: !persistent,
-    ...(username !== undefined && password !== undefined
-      ? { credentials: { username, password: Buffer.from(password) } }
-      : {}),
+    ...(credentials ? { credentials } : {}),
   };
 }
 
@@ -132,6 +133,8 @@ interface Wiring extends CoreAdapterDeps {
   connOf: WeakMap<BrokerSession, CoreConnection>;
   /** The core's `queuedBytes`, once it is made (the hooks are made first). */
   queuedBytes: (conn: CoreConnection) => number;
+  /** MQTT 5 enhanced authentication: `bulwark-app-token` and re-authentication (enhanced-auth.ts). */
+  enhancedAuth: ReturnType<typeof createEnhancedAuth<CoreConnection>>;
 }
 
 /** CONNECT: the connect stages (connect.ts), their refusal as the MQTT 5 reason code with its reason. */
@@ -140,6 +143,12 @@ async function connect(w: Wiring, conn: CoreConnection, packet: IConnectPacket) 
   // [MQTT-3.2.2-5]: the certificate's standing could not be checked; the client retries later.
   if (admission === 'unchecked')
     return { ok: false as const, reasonCode: RC.serverUnavailable, reasonString: 'server unavailable' };
+  // An authentication method other than an app's token, or from a certificate holder (MQTT 5 §4.12).
+  const badMethod = methodRefusal(packet, admission);
+  if (badMethod) {
+    await w.refuseEarly(peer, badMethod.reason, v3ConnackOf(badMethod.reasonCode));
+    return { ok: false as const, reasonCode: badMethod.reasonCode, reasonString: badMethod.reason };
+  }
   const transport = { pause: () => conn.pause(), resume: () => conn.resume() };
   let err: ConnackError | null;
   try {
@@ -164,6 +173,7 @@ function hooksOf(w: Wiring): CoreHooks<BrokerSession> {
   const { ingress } = w;
   return {
     connect: (conn, packet) => connect(w, conn, packet),
+    auth: (conn, step) => w.enhancedAuth.auth(conn, step),
     publish(session, packet, done) {
       // A dropped session (revoked, banned, too large a packet) publishes nothing more, its will included.
       if (!session.active) return done(refusal('session ended'));
@@ -203,6 +213,7 @@ function hooksOf(w: Wiring): CoreHooks<BrokerSession> {
       if (!conn) return;
       if (info.reasonCode === RC.packetTooLarge && TOO_LARGE.test(info.reason))
         packetTooLarge(w, conn, { peer: metaOf(conn).peer, detail: info.reason });
+      w.enhancedAuth.ended(session, info);
       w.sessions.disconnected(conn);
       if (conn.clientId !== undefined) w.appDelivery.forget(conn.clientId);
     },
@@ -223,7 +234,12 @@ function hooksOf(w: Wiring): CoreHooks<BrokerSession> {
  * each publish, subscribe and delivery goes through the stages (deny by default: every hook is wired).
  */
 export function createCoreAdapter(deps: CoreAdapterDeps): MqttAdapter<CoreConnection> {
-  const w: Wiring = { ...deps, connOf: new WeakMap(), queuedBytes: () => 0 };
+  const w: Wiring = {
+    ...deps,
+    connOf: new WeakMap(),
+    queuedBytes: () => 0,
+    enhancedAuth: createEnhancedAuth<CoreConnection>(deps),
+  };
   const { limits: bounds } = deps;
   const limits: CoreLimits = {
     maxPacketBytes: bounds.maxPacketBytes,

@@ -45,7 +45,26 @@ type Takeover = Pick<BrokerSession, 'key' | 'serial' | 'actor' | 'subject'>;
  * What a re-authentication replaces in an app session (readonly to the stages: only the registry changes
  * them): the token it holds, the serial revocations match (`token:<id>`) and the expiry the sweep reads.
  */
-type Renewable = { -readonly [K in 'principal' | 'serial' | 'expiresAt']: BrokerSession[K] };
+type Renewable = {
+  -readonly [K in keyof Pick<BrokerSession, 'principal' | 'serial' | 'expiresAt'>]: BrokerSession[K];
+};
+
+type RenewedToken = { tokenId: string; expiresAt: number | null };
+
+/**
+ * An app session re-authenticated (MQTT 5 AUTH, enhanced-auth.ts) with another token of its app: from now
+ * on it is that token's session: revoking it (not the old one) ends the session, and its expiry is the one
+ * the sweep reads. Undefined when it is no live app session authenticated by a token.
+ */
+function renewToken(session: BrokerSession | undefined, token: RenewedToken): BrokerSession | undefined {
+  const principal = session?.principal;
+  if (!session?.active || principal?.kind !== 'app' || principal.tokenId === null) return undefined;
+  const renewable: Renewable = session;
+  renewable.principal = { ...principal, tokenId: token.tokenId };
+  renewable.serial = `token:${token.tokenId}`;
+  renewable.expiresAt = token.expiresAt;
+  return session;
+}
 
 /** A takeover counted by the firewall; when it makes a clone, the event and the ban's reason. */
 function recordConflict(
@@ -249,21 +268,8 @@ export function createSessionRegistry<C extends object>(deps: SessionRegistryDep
       if (conflict) drop(next.key, { reason: conflict, trigger: 'firewall' });
       return conflict !== undefined;
     },
-    /**
-     * An app session re-authenticated with another token of its app (MQTT 5 AUTH, enhanced-auth.ts): from now
-     * on it is that token's session: revoking it (not the old one) ends the session, and its expiry is the one
-     * the sweep reads. Undefined when the client has no live app session authenticated by a token.
-     */
-    reauthenticated(client: C, token: { tokenId: string; expiresAt: number | null }): BrokerSession | undefined {
-      const session = sessions.get(client);
-      const principal = session?.principal;
-      if (!session?.active || principal?.kind !== 'app' || principal.tokenId === null) return undefined;
-      const renewed: Renewable = session;
-      renewed.principal = { ...principal, tokenId: token.tokenId };
-      renewed.serial = `token:${token.tokenId}`;
-      renewed.expiresAt = token.expiresAt;
-      return session;
-    },
+    /** An app session re-authenticated with another token of its app (see `renewToken`). */
+    reauthenticated: (client: C, token: RenewedToken) => renewToken(sessions.get(client), token),
     /** The session ends now, like a drop, with its own event (a packet over the size limit). */
     end(client: C, reason: string): BrokerSession | undefined {
       const session = sessions.get(client);

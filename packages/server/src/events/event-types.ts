@@ -19,6 +19,7 @@ export const eventCatalog = {
   'certificate.issued': {},
   'certificate.revoked': {},
   'mqtt.connected': {},
+  'mqtt.reauthenticated': {},
   'mqtt.disconnected': {},
   'mqtt.connect_refused': { groups: ['guessing', 'warning'] },
   'mqtt.publish_denied': { groups: ['warning'] },
@@ -270,6 +271,8 @@ export interface EventData {
   };
   'certificate.revoked': { serial: string; reason: string };
   'mqtt.connected': { remoteAddress: string; certSerial: string };
+  /** An app session re-authenticated (MQTT 5 AUTH) with another token of its app: it now holds that token. */
+  'mqtt.reauthenticated': { clientId: string; tokenId: string };
   'mqtt.disconnected': { remoteAddress: string; reason: string };
   'mqtt.connect_refused': {
     remoteAddress: string;
