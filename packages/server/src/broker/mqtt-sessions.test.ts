@@ -412,6 +412,56 @@ describe.each(testDialects)('persistent MQTT sessions in the store (%s)', (diale
     expect(rows.messages).toEqual([]);
   }, 60_000);
 
+  it('a QoS 2 PUBLISH received before a restart and sent again after it is not delivered twice', async () => {
+    const a = await node(t.store.db);
+    const reader2 = await connect(a, 'q2-reader', { protocolVersion: 4, clean: false });
+    await reader2.client.subscribeAsync('once/#', { qos: 2 });
+    await leave(a, reader2, 'q2-reader');
+    const options = { version: 5 as const, clean: false, properties: { sessionExpiryInterval: 600 } };
+    const pub = await raw(a, 'q2-writer', options);
+    pub.send({
+      cmd: 'publish',
+      topic: 'once/t',
+      payload: 'x',
+      qos: 2,
+      messageId: 7,
+      retain: false,
+      dup: false,
+    });
+    // PUBREC only once the message and the received packet id are durable.
+    expect(await pub.next('pubrec')).toMatchObject({ messageId: 7 });
+
+    // The PUBREC was lost with the server: the publisher sends the PUBLISH again, then its PUBREL [MQTT-4.3.3].
+    const b = await restart(a);
+    const again = await raw(b, 'q2-writer', options);
+    again.send({
+      cmd: 'publish',
+      topic: 'once/t',
+      payload: 'x',
+      qos: 2,
+      messageId: 7,
+      retain: false,
+      dup: true,
+    });
+    expect(await again.next('pubrec')).toMatchObject({ messageId: 7 });
+    again.send({ cmd: 'pubrel', messageId: 7 });
+    const comp = await again.next('pubcomp');
+    // Known: PUBCOMP Success, not 0x92 (packet identifier not found).
+    expect(comp.reasonCode ?? 0).toBe(0);
+    const back = await connect(b, 'q2-reader', { protocolVersion: 4, clean: false });
+    await waitFor('the message', () => back.messages.length > 0 || undefined);
+    await sleep(300);
+    expect(back.messages.map((m) => m.payload)).toEqual(['x']);
+    await b.journal.durable();
+    // PUBREL done: the publisher's session keeps no received id.
+    const stored = await reader
+      .selectFrom('mqtt_sessions')
+      .select('received')
+      .where('client_id', '=', 'q2-writer')
+      .executeTakeFirst();
+    expect(stored?.received ?? null).toBeNull();
+  }, 60_000);
+
   it('the PUBACK comes once the rows are committed, and acknowledgements keep the order of the PUBLISHes', async () => {
     const gate = gated(t.store.db);
     const a = await node(gate.db);

@@ -35,6 +35,7 @@ interface SessionRow {
   client_id: string;
   expiry_sec: number | null;
   subscriptions: string;
+  received: string | null;
   disconnected_at: number | null;
   updated_at: number;
 }
@@ -118,6 +119,7 @@ function sessionRow(state: SessionState, disconnectedAt: number | null, now: num
     client_id: state.clientId,
     expiry_sec: Number.isFinite(state.expirySec) ? state.expirySec : null,
     subscriptions: JSON.stringify([...(state.subscriptions?.values() ?? [])]),
+    received: state.received && state.received.size > 0 ? JSON.stringify([...state.received]) : null,
     disconnected_at: disconnectedAt,
     updated_at: now,
   };
@@ -183,6 +185,7 @@ async function upsertSessions(trx: Tx, b: Batch): Promise<void> {
         oc.column('client_id').doUpdateSet((eb) => ({
           expiry_sec: eb.ref('excluded.expiry_sec'),
           subscriptions: eb.ref('excluded.subscriptions'),
+          received: eb.ref('excluded.received'),
           disconnected_at: eb.ref('excluded.disconnected_at'),
           updated_at: eb.ref('excluded.updated_at'),
         })),
@@ -337,6 +340,7 @@ async function readSessions(db: Db, memory: JournalMemory): Promise<PersistedSes
       clientId: s.client_id,
       expirySec: s.expiry_sec === null ? Infinity : Number(s.expiry_sec),
       subscriptions: JSON.parse(s.subscriptions) as Subscription[],
+      received: s.received ? (JSON.parse(s.received) as number[]) : [],
       disconnectedAt: s.disconnected_at === null ? undefined : Number(s.disconnected_at),
       pending: pendingBy.get(s.client_id) ?? [],
     };

@@ -1026,6 +1026,8 @@ export const migrations: Record<string, Migration> = {
         // null: never expires
         .addColumn('expiry_sec', 'bigint')
         .addColumn('subscriptions', 'text', (c) => c.notNull())
+        // JSON: inbound QoS 2 packet ids whose PUBREL has not come (PUBREC sent): not delivered twice
+        .addColumn('received', 'text')
         // null: connected when last written
         .addColumn('disconnected_at', 'bigint')
         .addColumn('updated_at', 'bigint', (c) => c.notNull())

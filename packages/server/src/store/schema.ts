@@ -407,6 +407,8 @@ export interface MqttSessionsTable {
   expiry_sec: number | null;
   /** JSON: the core's Subscription objects. */
   subscriptions: string;
+  /** JSON: inbound QoS 2 packet ids whose PUBREL has not come (null: none). */
+  received: string | null;
   /** When its last connection ended; null while connected. */
   disconnected_at: number | null;
   updated_at: number;

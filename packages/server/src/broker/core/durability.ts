@@ -83,6 +83,7 @@ export function restoreSessions<S>(ctx: CoreContext<S>, sessions: Iterable<Persi
       state.subscriptions?.set(sub.topic, sub);
       ctx.trie.add({ owner: state, filter: sub.filter, share: sub.share, subscription: sub });
     }
+    if (kept.received.length > 0) state.received = new Set(kept.received);
     let lastId = 0;
     for (const entry of kept.pending) {
       const { packetId, phase, ...pending } = entry;

@@ -193,6 +193,8 @@ function accepted<S>(
   else if (publish.qos === 2) {
     const state = conn.state as SessionState;
     (state.received ??= new Set()).add(packetId);
+    // Journaled with the message: after a restart, the PUBLISH sent again is answered, not routed again.
+    journalOf(ctx, state)?.session(state, true);
     acknowledge(ctx, conn, { packet: { cmd: 'pubrec', messageId: packetId }, mark });
   }
 }
@@ -257,6 +259,7 @@ export function handleAck<S>(
     }
     case 'pubrel': {
       const known = state.received?.delete(id) ?? false;
+      if (known) journalOf(ctx, state)?.session(state, true);
       // §4.3.3: PUBCOMP, with 0x92 (packet identifier not found) on MQTT 5 when the id is unknown.
       conn.send({
         cmd: 'pubcomp',

@@ -249,6 +249,8 @@ export interface PersistedSession {
   /** Infinity: never expires. */
   expirySec: number;
   subscriptions: Subscription[];
+  /** Inbound QoS 2 packet ids whose PUBREL has not come: a PUBLISH sent again with one is not routed again. */
+  received: number[];
   /** When its last connection ended; undefined when it was connected as the server stopped. */
   disconnectedAt: number | undefined;
   /** What was kept for it, in order: QoS 2 messages sent before the stop carry their packet id and phase. */
