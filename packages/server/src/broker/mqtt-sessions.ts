@@ -11,7 +11,13 @@
  * sessions keep it) and `mqtt_session_messages` (what each session keeps, in message id order).
  */
 import type { Logger } from 'pino';
-import type { Db, Tx } from '../store/index.ts';
+import type {
+  Db,
+  MqttMessagesTable,
+  MqttSessionMessagesTable,
+  MqttSessionsTable,
+  Tx,
+} from '../store/index.ts';
 import type {
   CoreMessage,
   MessageProperties,
@@ -31,35 +37,10 @@ export interface SqlSessionJournalDeps {
   retryMs?: { min: number; max: number };
 }
 
-interface SessionRow {
-  client_id: string;
-  expiry_sec: number | null;
-  subscriptions: string;
-  received: string | null;
-  disconnected_at: number | null;
-  updated_at: number;
-}
-
-interface KeptRow {
-  client_id: string;
-  message_id: number;
-  qos: number;
-  retain: number;
-  subscription_ids: string | null;
-  packet_id: number | null;
-  phase: string | null;
-}
-
-interface MessageRow {
-  id: number;
-  topic: string;
-  payload: string;
-  qos: number;
-  retain: number;
-  properties: string | null;
-  expires_at: number | null;
-  origin: string | null;
-}
+// Rows as the store's tables have them (store/schema.ts).
+type SessionRow = MqttSessionsTable;
+type KeptRow = MqttSessionMessagesTable;
+type MessageRow = MqttMessagesTable;
 
 /** What a batch holds for one client id, applied in this order: ended, session, kept, inflight, done. */
 interface ClientChanges {
