@@ -124,6 +124,10 @@ describe.each(testDialects)('kill -9 under QoS 1 load (%s)', (dialect) => {
     let killed = false;
     // mqtt.js leaves the publishes of a client whose server died unsettled: the pump stops at the close.
     const closed = new Promise<void>((resolve) => sensor.once('close', () => resolve()));
+    const why: string[] = [];
+    sensor.on('error', (err) => why.push(`error: ${err.message}`));
+    sensor.on('disconnect', (packet) => why.push(`disconnect ${packet.reasonCode ?? ''}`));
+    sensor.on('close', () => why.push(`closed after ${acked.size} acknowledged, ${n} sent`));
     // QoS 1 as fast as the client's window allows, until the server dies; fewer than the 1,000 messages a
     // session may have waiting (beyond, drops are counted by design).
     const pump = (async () => {
@@ -137,7 +141,9 @@ describe.each(testDialects)('kill -9 under QoS 1 load (%s)', (dialect) => {
         if (i % 20 === 0) await Promise.race([sent.catch(() => undefined), closed]);
       }
     })();
-    await waitFor('acknowledged load', () => acked.size >= 300, 60_000);
+    await waitFor('acknowledged load', () => acked.size >= 300, 120_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}: ${why.join('; ') || 'the sensor is still connected'}`);
+    });
     first.child.kill('SIGKILL');
     killed = true;
     await once(first.child, 'exit');
@@ -164,5 +170,5 @@ describe.each(testDialects)('kill -9 under QoS 1 load (%s)', (dialect) => {
     });
     // Nothing more than was published arrives.
     expect(Math.max(...after.offline, ...after.online)).toBeLessThanOrEqual(n);
-  }, 180_000);
+  }, 240_000);
 });
