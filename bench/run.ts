@@ -33,6 +33,7 @@ import {
   cliStartup,
   detectionLatency,
   detectionNotApplicable,
+  fanOut,
   fleetRound,
   idleMemory,
   microBenchmarks,
@@ -285,7 +286,21 @@ async function main(plan: Plan): Promise<number> {
     }
   }
   if (wants('observer')) {
-    for (const run of inOrder(plan.rounds)) if (alive(run)) await observerFanIn(ctx, run);
+    for (const run of inOrder(plan.rounds)) {
+      if (!alive(run)) continue;
+      await waitQuiet();
+      log(`fan-in to one subscriber: ${run.system.name}`);
+      await observerFanIn(ctx, run);
+    }
+  }
+  if (wants('fanout')) {
+    const { publishers, subscribers } = plan.fanout;
+    for (const run of inOrder(plan.rounds)) {
+      if (!alive(run)) continue;
+      await waitQuiet();
+      log(`fan-out: ${run.system.name}, ${publishers} devices to ${subscribers} subscribers`);
+      await fanOut(ctx, run);
+    }
   }
   if (wants('privacy')) {
     for (const run of runs) {

@@ -11,3 +11,4 @@ export {
   testConfig,
   type TestServer,
 } from './bulwark.ts';
+export { bulwarkJson } from './cli.ts';

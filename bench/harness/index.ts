@@ -17,7 +17,14 @@ export {
 } from './plan.ts';
 export { MachineSampler, ProcessSampler, readRss } from './proc-stats.ts';
 export { sampleWallTimes, summarizeProfile, type CpuProfile, type ProfileSummary } from './profile.ts';
-export { buildReport, writeReport, type NamedProfile, type Report, type SystemInfo } from './report.ts';
+export {
+  buildReport,
+  writeReport,
+  writeResultFiles,
+  type NamedProfile,
+  type Report,
+  type SystemInfo,
+} from './report.ts';
 export { Results, type MetricSpec, type Target as MetricTarget } from './results.ts';
 export { summarize, percentile, median, type LatencySummary } from './stats.ts';
 export { startSystem, systemNames, type SystemName, type SystemUnderTest } from './systems.ts';

@@ -8,6 +8,7 @@ export const scenarioNames = [
   'latency',
   'single',
   'observer',
+  'fanout',
   'memory',
   'soak',
   'noisy',
@@ -36,6 +37,14 @@ export interface Plan {
   window: number;
   throughput: { warmupMs: number; durationMs: number; drainMs: number };
   latency: { loadFraction: number; warmupMs: number; durationMs: number; drainMs: number };
+  /**
+   * Fan-out (2c): `publishers` devices (the first of the fleet) publish to their own topic, and `subscribers`
+   * instances of the observer identity subscribe to each of those topics. A device keeps `window` messages
+   * in flight (a message is in flight until every subscriber has it) and sends at most one every
+   * `minIntervalMs`, under Bulwark's default per-device publish quota of 100/s (its firewall would otherwise,
+   * rightly, throttle it); the throughput windows are `throughput`'s.
+   */
+  fanout: { publishers: number; subscribers: number; window: number; minIntervalMs: number };
   /**
    * One message in flight; `minIntervalMs` keeps the pinging device under 100 messages/s, Bulwark's
    * default per-device publish quota (its firewall would otherwise throttle it, and rightly so).
@@ -182,6 +191,10 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
     fleetRatePerDevice: 1,
     warmupMs: 1500,
   });
+  // Each device at most 90 messages/s (under the default quota of 100/s), so 100 of them offer 9,090 messages/s:
+  // 454,000 deliveries/s to 50 subscribers, 909,000 to 100. Each subscriber holds 100 subscriptions, one per
+  // publisher: Bulwark's default per-client maximum (firewall.maxSubscriptions).
+  const fanout = (subscribers: number) => ({ publishers: 100, subscribers, window: 1, minIntervalMs: 11 });
   const common = {
     systems: list(values.systems, systemNames, 'system') ?? [...systemNames],
     scenarios: list(values.only, scenarioNames, 'scenario') ?? [...scenarioNames],
@@ -206,6 +219,7 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
       throughput: { warmupMs: 500, durationMs: 2000, drainMs: 3000 },
       latency: { loadFraction: 0.5, warmupMs: 500, durationMs: 2000, drainMs: 3000 },
       single: { count: 200, warmup: 10, maxMs: 2500, minIntervalMs: 11 },
+      fanout: fanout(50),
       // Measured on the fleet itself, right after the connection storm on a fresh broker.
       memoryConnections: 1000,
       soak: {
@@ -223,9 +237,7 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
       audit: { singleAppends: 200, batchedEvents: 20_000, verifyEntries: 100_000 },
       cli: { runs: 10 },
       deadlineMs: 6 * 60_000,
-      scenarios: common.scenarios.filter((s) =>
-        values.only ? true : s !== 'observer' && s !== 'profile' && s !== 'privacy',
-      ),
+      scenarios: common.scenarios.filter((s) => (values.only ? true : s !== 'profile' && s !== 'privacy')),
     };
   }
   return {
@@ -236,6 +248,7 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
     throughput: { warmupMs: 1000, durationMs: 5000, drainMs: 5000 },
     latency: { loadFraction: 0.5, warmupMs: 1000, durationMs: 5000, drainMs: 5000 },
     single: { count: 1000, warmup: 20, maxMs: 12_000, minIntervalMs: 11 },
+    fanout: fanout(100),
     memoryConnections: 10_000,
     soak: {
       // Under Bulwark's default per-device burst (200): the soak is about the broker's queues, not its firewall.
@@ -262,7 +275,8 @@ export function parsePlan(argv: string[]): Plan | { help: string } {
  * flapping for Bulwark's firewall), the noisy neighbour's flooder (a device that never published
  * before, so it starts with a full burst allowance), and the detection scenario's offenders (devices the
  * broker has never seen: their behaviour window opens when they connect, so a burst right after the
- * connection never straddles two windows).
+ * connection never straddles two windows). The fan-out scenario's subscribers are no devices: they come
+ * from the source addresses of the positions right after the fixture, one each (`fixtureSize(plan) + n`).
  */
 export const pingerIndex = (plan: Plan) => plan.fleet;
 export const observerIndex = (plan: Plan) => plan.fleet + 1;

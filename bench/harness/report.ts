@@ -230,20 +230,27 @@ export function toMarkdown(report: Report): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Writes `<mode>.json` and `<mode>.md` (formatted like the rest of the repository). */
+/** Writes `<name>.json` and `<name>.md` in `outDir`, formatted like the rest of the repository. */
+export async function writeResultFiles(
+  outDir: string,
+  name: string,
+  data: unknown,
+  markdownText: string,
+): Promise<{ json: string; md: string; markdown: string }> {
+  mkdirSync(outDir, { recursive: true });
+  const json = path.join(outDir, `${name}.json`);
+  const md = path.join(outDir, `${name}.md`);
+  const options = (await prettier.resolveConfig(json)) ?? {};
+  const markdown = await prettier.format(markdownText, { ...options, parser: 'markdown' });
+  writeFileSync(json, await prettier.format(JSON.stringify(data), { ...options, parser: 'json' }));
+  writeFileSync(md, markdown);
+  return { json, md, markdown };
+}
+
+/** Writes `<mode>.json` and `<mode>.md`. */
 export async function writeReport(
   report: Report,
   outDir: string,
 ): Promise<{ json: string; md: string; markdown: string }> {
-  mkdirSync(outDir, { recursive: true });
-  const json = path.join(outDir, `${report.mode}.json`);
-  const md = path.join(outDir, `${report.mode}.md`);
-  const options = (await prettier.resolveConfig(json)) ?? {};
-  const markdown = await prettier.format(`# Bulwark benchmark\n\n${toMarkdown(report)}`, {
-    ...options,
-    parser: 'markdown',
-  });
-  writeFileSync(json, await prettier.format(JSON.stringify(report), { ...options, parser: 'json' }));
-  writeFileSync(md, markdown);
-  return { json, md, markdown };
+  return writeResultFiles(outDir, report.mode, report, `# Bulwark benchmark\n\n${toMarkdown(report)}`);
 }

@@ -28,6 +28,8 @@ export interface SystemUnderTest {
   readonly version: string;
   readonly port: number;
   readonly pid: number;
+  /** Bulwark: its data directory (a copy of the fixture's), for the `bulwark` CLI beside the running server. */
+  readonly dataDir?: string;
   /** Undefined while running; why it stopped otherwise. */
   exitStatus(): string | undefined;
   stderrTail(): string;
@@ -82,6 +84,7 @@ async function startNodeBroker(kind: NodeBrokerKind, fixture: Fixture): Promise<
       version,
       port: started.port,
       pid: child.pid,
+      ...(runDir ? { dataDir: runDir } : {}),
       exitStatus: () => child.exitStatus(),
       stderrTail: () => child.stderrTail(),
       async gc() {

@@ -32,6 +32,15 @@ export interface ConnectOptions {
   session?: Buffer | undefined;
   /** Called with each session (TLS 1.3 ticket) the broker issues, to resume with next time. */
   onSession?: ((session: Buffer) => void) | undefined;
+  /** MQTT client id when it is not the identity's id (an app instance: `NAME/<instance>`). */
+  clientId?: string | undefined;
+  /** Clean session (default true); false keeps the session and its subscriptions while offline. */
+  clean?: boolean | undefined;
+  /**
+   * Traffic handlers from the first packet on: a broker sends what it queued for a persistent session right
+   * after the CONNACK, often in the same read, before the caller could set {@link BenchClient.events}.
+   */
+  events?: ClientEvents | undefined;
 }
 
 /**
@@ -66,7 +75,10 @@ export class BenchClient {
   private nextId = 0;
   private readonly reader: PacketReader;
   private subackWaiter: ((granted: number) => void) | undefined;
+  private unsubackWaiter: (() => void) | undefined;
   private connackWaiter: ((returnCode: number) => void) | undefined;
+  /** The CONNACK said the broker kept a session for this client id (clean session 0). */
+  sessionPresent = false;
 
   private constructor(
     private readonly socket: TLSSocket,
@@ -96,6 +108,7 @@ export class BenchClient {
       const { onSession } = options;
       if (onSession) socket.on('session', (session: Buffer) => onSession(session));
       const client = new BenchClient(socket, options.identity, options.index);
+      if (options.events) client.events = options.events;
       let settled = false;
       const fail = (err: Error) => {
         if (settled) return;
@@ -115,8 +128,8 @@ export class BenchClient {
             cmd: 'connect',
             protocolId: 'MQTT',
             protocolVersion: 4,
-            clean: true,
-            clientId: options.identity.id,
+            clean: options.clean ?? true,
+            clientId: options.clientId ?? options.identity.id,
             keepalive: 0,
           }),
         );
@@ -160,7 +173,14 @@ export class BenchClient {
     return this.nextId;
   }
 
-  subscribe(filter: string, qos: 0 | 1, timeoutMs: number): Promise<number> {
+  async subscribe(filter: string, qos: 0 | 1, timeoutMs: number): Promise<number> {
+    const granted = await this.trySubscribe(filter, qos, timeoutMs);
+    if (granted === 0x80) throw new Error(`${this.id}: subscription to ${filter} refused`);
+    return granted;
+  }
+
+  /** SUBSCRIBE to one filter: the SUBACK's return code (0x80 when the broker refused it). One at a time. */
+  trySubscribe(filter: string, qos: 0 | 1, timeoutMs: number): Promise<number> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.subackWaiter = undefined;
@@ -169,12 +189,39 @@ export class BenchClient {
       this.subackWaiter = (granted) => {
         clearTimeout(timer);
         this.subackWaiter = undefined;
-        if (granted === 0x80) reject(new Error(`${this.id}: subscription to ${filter} refused`));
-        else resolve(granted);
+        resolve(granted);
       };
       this.socket.write(
         generate({ cmd: 'subscribe', messageId: this.messageId(), subscriptions: [{ topic: filter, qos }] }),
       );
+    });
+  }
+
+  /** UNSUBSCRIBE from one filter; resolves at the UNSUBACK. One at a time. */
+  unsubscribe(filter: string, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.unsubackWaiter = undefined;
+        reject(new Error(`${this.id}: no UNSUBACK within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.unsubackWaiter = () => {
+        clearTimeout(timer);
+        this.unsubackWaiter = undefined;
+        resolve();
+      };
+      this.socket.write(
+        generate({ cmd: 'unsubscribe', messageId: this.messageId(), unsubscriptions: [filter] }),
+      );
+    });
+  }
+
+  /** Closes the connection without DISCONNECT, as a device that loses power or coverage does. */
+  drop(): Promise<void> {
+    this.closing = true;
+    if (this.socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.socket.once('close', () => resolve());
+      this.socket.destroy();
     });
   }
 
@@ -245,7 +292,10 @@ export class BenchClient {
       this.events.puback(this, body.readUInt16BE(0));
     } else if (type === packetTypes.suback) {
       this.subackWaiter?.(body[2] as number);
+    } else if (type === packetTypes.unsuback) {
+      this.unsubackWaiter?.();
     } else if (type === packetTypes.connack) {
+      this.sessionPresent = ((body[0] as number) & 1) === 1;
       this.connackWaiter?.(body[1] as number);
     }
   }

@@ -2,7 +2,9 @@ import { readJsonPayload, readPayload } from './payload.ts';
 
 /**
  * What one phase sent and what came back, checked message by message: a payload must be intact, reach
- * the device it was meant for, and arrive once and in order (per publisher).
+ * the device it was meant for, and arrive once and in order (per publisher, and per receiver when every
+ * message has several: the fan-out scenario's subscribers). `sent` counts messages published, `delivered`
+ * and `inflight` count deliveries, so each message sent is owed once to each of the `receivers`.
  */
 export class FleetTally {
   sent = 0;
@@ -25,14 +27,21 @@ export class FleetTally {
     readonly base: number,
     seqs: Float64Array,
     readonly payloadSize: number,
+    /** Deliveries each message sent is owed (subscribers of every publisher's topic); 1 by default. */
+    readonly receivers = 1,
   ) {
     this.inflight = new Int32Array(seqs.length);
-    this.lastSeq = Float64Array.from(seqs);
+    // Per receiver, the last sequence it was delivered from each device.
+    this.lastSeq = new Float64Array(seqs.length * receivers);
+    for (let r = 0; r < receivers; r++) this.lastSeq.set(seqs, r * seqs.length);
     this.firstSeq = Float64Array.from(seqs);
   }
 
-  /** The device slot (0-based) of a verified delivery, or -1 when it does not count. */
-  accept(payload: Buffer, expectedDevice: number | undefined): number {
+  /**
+   * The device slot (0-based) of a verified delivery, or -1 when it does not count; `receiver` (0-based,
+   * below `receivers`) is who got it.
+   */
+  accept(payload: Buffer, expectedDevice: number | undefined, receiver = 0): number {
     const header = this.json ? readJsonPayload(payload) : readPayload(payload, this.payloadSize);
     if (!header) {
       this.corrupt++;
@@ -52,11 +61,12 @@ export class FleetTally {
       this.stale++;
       return -1;
     }
-    if (header.seq <= (this.lastSeq[slot] as number)) {
+    const last = receiver * this.firstSeq.length + slot;
+    if (header.seq <= (this.lastSeq[last] as number)) {
       this.outOfOrder++;
       return -1;
     }
-    this.lastSeq[slot] = header.seq;
+    this.lastSeq[last] = header.seq;
     this.delivered++;
     this.inflight[slot] = (this.inflight[slot] as number) - 1;
     return slot;
@@ -73,7 +83,7 @@ export class FleetTally {
       sent: this.sent,
       delivered: this.delivered,
       acked: this.acked,
-      lost: Math.max(0, this.sent - this.delivered),
+      lost: Math.max(0, this.sent * this.receivers - this.delivered),
       corrupt: this.corrupt,
       misrouted: this.misrouted,
       outOfOrder: this.outOfOrder,

@@ -7,10 +7,11 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { serve } from '../ipc/index.ts';
 import type { SecureContext } from 'node:tls';
-import { BenchClient, deviceContext, ignoreTraffic, type Identity } from './client.ts';
+import { BenchClient, deviceContext, ignoreTraffic, type ClientEvents, type Identity } from './client.ts';
 import { FleetTally, type TallySummary } from './fleet-stats.ts';
 import { allocPublish } from './mqtt-codec.ts';
 import { jsonPayload, writePayload } from './payload.ts';
+import { mixedSoakMethods } from './soak-mixed.ts';
 
 export interface Target {
   host: string;
@@ -30,6 +31,8 @@ let base = 0;
 /** Last sequence number each fleet device used (continues across phases). */
 let seqs = new Float64Array(0);
 let observer: BenchClient | undefined;
+/** The fan-out scenario's subscribers: instances of the observer identity, each on every fleet device's topic. */
+let observers: BenchClient[] = [];
 /** The noisy neighbour's flooding device (its own connection, outside the fleet). */
 let flooder: BenchClient | undefined;
 let soaking:
@@ -64,7 +67,12 @@ function contextFor(index: number): SecureContext {
   return context;
 }
 
-function connectOne(index: number, timeoutMs: number, resume = false): Promise<BenchClient> {
+function connectOne(
+  index: number,
+  timeoutMs: number,
+  resume = false,
+  options: { clean?: boolean; events?: ClientEvents } = {},
+): Promise<BenchClient> {
   if (!target) throw new Error('no target');
   return BenchClient.connect({
     host: target.host,
@@ -76,20 +84,34 @@ function connectOne(index: number, timeoutMs: number, resume = false): Promise<B
     timeoutMs,
     session: resume ? sessions.get(index) : undefined,
     onSession: (session) => sessions.set(index, session),
+    clean: options.clean,
+    events: options.events,
+  });
+}
+
+/** A client with an identity of its own (an app: `{ id, key, cert }` in `file`); `index` picks its source address. */
+function connectIdentity(
+  file: string,
+  index: number,
+  timeoutMs: number,
+  clientId?: string,
+): Promise<BenchClient> {
+  if (!target) throw new Error('no target');
+  const own = JSON.parse(readFileSync(file, 'utf8')) as Identity;
+  return BenchClient.connect({
+    host: target.host,
+    port: target.port,
+    servername: target.servername,
+    secureContext: deviceContext(ca, own),
+    identity: own,
+    index,
+    timeoutMs,
+    clientId,
   });
 }
 
 function connectObserver(to: Target, index: number, timeoutMs: number): Promise<BenchClient> {
-  const observerIdentity = JSON.parse(readFileSync(to.observerFile, 'utf8')) as Identity;
-  return BenchClient.connect({
-    host: to.host,
-    port: to.port,
-    servername: to.servername,
-    secureContext: deviceContext(ca, observerIdentity),
-    identity: observerIdentity,
-    index,
-    timeoutMs,
-  });
+  return connectIdentity(to.observerFile, index, timeoutMs);
 }
 
 function elu() {
@@ -129,14 +151,14 @@ function publishFrom(
   if (json) json.copy(packet, payloadOffset);
   else writePayload(packet, payloadOffset, size, client.index, seq, sentAt);
   tally.sent++;
-  tally.inflight[slot] = (tally.inflight[slot] as number) + 1;
+  tally.inflight[slot] = (tally.inflight[slot] as number) + tally.receivers;
   return client.write(packet);
 }
 
 /** Routes a fleet's deliveries into a tally; `onDelivered` runs for each verified one. */
 function route(
   tally: FleetTally,
-  via: 'own' | 'observer',
+  via: 'own' | 'observer' | 'fanout',
   onDelivered: (slot: number, payload: Buffer, qos: number) => void,
 ): void {
   for (const client of fleet) {
@@ -173,11 +195,61 @@ function route(
       puback: () => undefined,
     };
   }
+  if (via === 'fanout') {
+    observers.forEach((subscriber, receiver) => {
+      subscriber.events = {
+        publish: (_c, qos, _id, topic, payload) => {
+          const slot = tally.accept(payload, undefined, receiver);
+          if (slot < 0) return;
+          if (!topic.equals((fleet[slot] as BenchClient).topic)) {
+            tally.misrouted++;
+            return;
+          }
+          onDelivered(slot, payload, qos);
+        },
+        puback: () => undefined,
+      };
+    });
+  }
 }
 
 function quiet(): void {
   for (const client of fleet) client.events = ignoreTraffic;
   if (observer) observer.events = ignoreTraffic;
+  for (const subscriber of observers) subscriber.events = ignoreTraffic;
+}
+
+/**
+ * The fan-out scenario's publishing loop for one device: it sends its next message once fewer than `window`
+ * of its messages are still owed to a subscriber (each is owed once to each of the `tally.receivers`), and
+ * never sooner than `minIntervalMs` after its previous one (under a per-device publish quota).
+ */
+function fanoutPump(
+  tally: FleetTally,
+  p: { qos: 0 | 1; window: number; payloadSize: number; minIntervalMs: number },
+  running: () => boolean,
+): (slot: number) => void {
+  const lastSent = new Float64Array(fleet.length).fill(-Infinity);
+  const waiting = new Uint8Array(fleet.length);
+  const pump = (slot: number): void => {
+    const client = fleet[slot] as BenchClient;
+    if (!running() || waiting[slot] || !client.connected) return;
+    if ((tally.inflight[slot] as number) > (p.window - 1) * tally.receivers) return;
+    const now = performance.now();
+    const wait = (lastSent[slot] as number) + p.minIntervalMs - now;
+    if (wait > 0) {
+      waiting[slot] = 1;
+      setTimeout(() => {
+        waiting[slot] = 0;
+        pump(slot);
+      }, wait);
+      return;
+    }
+    lastSent[slot] = now;
+    publishFrom(client, slot, p.qos, p.payloadSize, tally, now);
+    pump(slot); // the rest of its window, at the capped rate
+  };
+  return pump;
 }
 
 function connectedCount(): number {
@@ -363,18 +435,55 @@ const methods = {
 
   /**
    * One extra client, with the observer identity, that subscribes to every device's telemetry; `index` only
-   * picks its source address.
+   * picks its source address. With `instances` (the fan-out scenario): that many clients of the observer
+   * identity instead, client ids `<id>/<n>` (an app's instances in Bulwark), the n-th from the source address
+   * of `index + n`, each subscribed to the own topic of every device of the connected fleet.
    */
-  async observe(p: { target: Target; index: number; qos: 0 | 1; timeoutMs: number }) {
+  async observe(p: {
+    target: Target;
+    index: number;
+    qos: 0 | 1;
+    timeoutMs: number;
+    instances?: number;
+    /** Instances connecting (and subscribing) at once. */
+    concurrency?: number;
+  }) {
     useTarget(p.target);
-    observer = await connectObserver(p.target, p.index, p.timeoutMs);
-    await observer.subscribe('devices/+/telemetry', p.qos, p.timeoutMs);
-    return { observer: observer.id };
+    if (p.instances === undefined) {
+      observer = await connectObserver(p.target, p.index, p.timeoutMs);
+      await observer.subscribe('devices/+/telemetry', p.qos, p.timeoutMs);
+      return { observer: observer.id, instances: 1 };
+    }
+    if (fleet.length === 0) throw new Error('observe: connect the publishing devices first');
+    if (observers.length > 0) throw new Error('observe: subscribers already connected');
+    const count = p.instances;
+    const topics = fleet.map((c) => c.topic.toString());
+    const { id } = JSON.parse(readFileSync(p.target.observerFile, 'utf8')) as Identity;
+    const connected: BenchClient[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < count) {
+        const n = next++;
+        const client = await connectIdentity(p.target.observerFile, p.index + n, p.timeoutMs, `${id}/${n}`);
+        connected.push(client);
+        for (const topic of topics) await client.subscribe(topic, p.qos, p.timeoutMs);
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(p.concurrency ?? 10, count) }, worker));
+    } catch (err) {
+      await Promise.all(connected.map((c) => c.disconnect(1000)));
+      throw err;
+    }
+    observers = connected;
+    return { observer: id, instances: observers.length };
   },
 
   async throughput(p: {
     qos: 0 | 1;
-    via: 'own' | 'observer';
+    /** Who gets each message: its device, the observer, or every fan-out subscriber (see `observe`). */
+    via: 'own' | 'observer' | 'fanout';
+    /** Messages in flight per device; in a fan-out, a message is in flight until every subscriber has it. */
     window: number;
     warmupMs: number;
     durationMs: number;
@@ -382,16 +491,33 @@ const methods = {
     payloadSize: number;
     /** JSON readings instead of the checksummed binary payload (the privacy scenario). */
     json?: boolean;
+    /** Fan-out only: at least this long between two messages of one device (a per-device quota). */
+    minIntervalMs?: number;
   }): Promise<WindowResult> {
-    const tally = new FleetTally(base, seqs, p.payloadSize);
+    const fanout = p.via === 'fanout';
+    if (fanout && observers.length === 0)
+      throw new Error('throughput: no fan-out subscribers (observe first)');
+    const tally = new FleetTally(base, seqs, p.payloadSize, fanout ? observers.length : 1);
     tally.json = p.json === true;
     let running = true;
-    route(tally, p.via, (slot) => {
-      if (!running) return;
-      const client = fleet[slot] as BenchClient;
-      if (client.connected) publishFrom(client, slot, p.qos, p.payloadSize, tally, performance.now());
-    });
+    const pump = fanout
+      ? fanoutPump(tally, { ...p, minIntervalMs: p.minIntervalMs ?? 0 }, () => running)
+      : undefined;
+    route(
+      tally,
+      p.via,
+      pump ??
+        ((slot) => {
+          if (!running) return;
+          const client = fleet[slot] as BenchClient;
+          if (client.connected) publishFrom(client, slot, p.qos, p.payloadSize, tally, performance.now());
+        }),
+    );
     for (let slot = 0; slot < fleet.length; slot++) {
+      if (pump) {
+        pump(slot);
+        continue;
+      }
       const client = fleet[slot] as BenchClient;
       for (let k = 0; k < p.window; k++) publishFrom(client, slot, p.qos, p.payloadSize, tally, 0);
     }
@@ -415,7 +541,7 @@ const methods = {
       windowStart,
       windowEnd,
       elu: loadElu,
-      dropped: fleet.length - connectedCount(),
+      dropped: fleet.length - connectedCount() + observers.filter((c) => !c.connected).length,
       drained,
     };
   },
@@ -965,17 +1091,23 @@ const methods = {
   },
 
   async disconnect(p: { timeoutMs: number }) {
-    const all = [...fleet, ...(observer ? [observer] : []), ...(flooder ? [flooder] : [])];
+    const all = [...fleet, ...(observer ? [observer] : []), ...observers, ...(flooder ? [flooder] : [])];
     const dropped = all.filter((c) => !c.connected).length;
     await Promise.all(all.map((c) => c.disconnect(p.timeoutMs)));
     fleet = [];
     observer = undefined;
+    observers = [];
     flooder = undefined;
     seqs = new Float64Array(0);
     return { closed: all.length, dropped };
   },
 };
 
-export type LoadgenApi = typeof methods;
+const all = {
+  ...methods,
+  ...mixedSoakMethods({ useTarget, connectDevice: connectOne, connectIdentity, identity }),
+};
 
-serve(methods);
+export type LoadgenApi = typeof all;
+
+serve(all);

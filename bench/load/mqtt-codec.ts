@@ -3,7 +3,14 @@
  * not on packet objects. CONNECT, SUBSCRIBE and DISCONNECT (cold) go through mqtt-packet.
  */
 
-export const packetTypes = { connack: 2, publish: 3, puback: 4, suback: 9, pingresp: 13 } as const;
+export const packetTypes = {
+  connack: 2,
+  publish: 3,
+  puback: 4,
+  suback: 9,
+  unsuback: 11,
+  pingresp: 13,
+} as const;
 
 /** Bytes the remaining-length field takes (§2.2.3: 1-4 bytes, 7 bits each). */
 function lengthBytes(length: number): number {

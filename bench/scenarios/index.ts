@@ -1,4 +1,5 @@
 export { detectionLatency, detectionNotApplicable } from './detection-latency.ts';
+export { fanOut } from './fanout.ts';
 export { fleetRound } from './fleet.ts';
 export { idleMemory } from './idle-memory.ts';
 export { microBenchmarks } from './micro.ts';

@@ -13,6 +13,8 @@ const spec = (qos: number): MetricSpec => ({
   metric: 'delivered msgs/s',
   unit: '/s',
   better: 'higher',
+  // Issue 19: fan-in to one app at least Mosquitto's.
+  target: { kind: 'ratio', peer: 'mosquitto', min: 1.0 },
 });
 
 export async function observerFanIn(ctx: BenchContext, run: SystemRun): Promise<void> {

@@ -225,9 +225,12 @@ describe('broker core: publish and subscribe', () => {
       dup: false,
     });
     expect(await c.next('pubrec')).toMatchObject({ messageId: 8, reasonCode: 0x87 });
+    const errorsBefore = h.core.stats().protocolErrors;
     c.send({ cmd: 'publish', topic: 'forbidden/t', payload: 'x', qos: 0, retain: false, dup: false });
     expect(await c.next('disconnect')).toMatchObject({ reasonCode: 0x87 });
     await c.whenClosed();
+    // A refusal by the embedder is not the client breaking the protocol (bulwark_mqtt_protocol_errors_total).
+    expect(h.core.stats().protocolErrors).toBe(errorsBefore);
   });
 
   it('an asynchronous publish hook keeps the order of what the client sent', async () => {

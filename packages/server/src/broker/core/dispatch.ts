@@ -23,7 +23,10 @@ function violation<S>(
   why: { code: number; reason: string },
 ): void {
   if (why.code === RC.malformed) ctx.counters.malformed += 1;
-  else ctx.counters.protocolErrors += 1;
+  // A refusal by the embedder (0x87, e.g. a PUBLISH its policy denies) or a failure of the server's own
+  // (0x80, 0x83) is not the client breaking the protocol.
+  else if (why.code !== RC.notAuthorized && why.code !== 0x80 && why.code !== 0x83)
+    ctx.counters.protocolErrors += 1;
   ctx.hooks.error?.(conn, new Error(why.reason));
   const disconnect: Packet | undefined =
     conn.protocolVersion === 5 && conn.phase === 'connected'
