@@ -28,7 +28,7 @@ export async function observerFanIn(ctx: BenchContext, run: SystemRun): Promise<
       const rate = (res.windowDelivered / res.windowMs) * 1000;
       results.add(spec(qos), name, rate);
       results.add(
-        { ...spec(qos), metric: 'lost after drain', unit: 'msgs', better: 'lower' },
+        { scenario: spec(qos).scenario, metric: 'lost after drain', unit: 'msgs', better: 'lower' },
         name,
         res.tally.lost,
       );
