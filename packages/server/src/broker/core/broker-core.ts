@@ -7,6 +7,7 @@ import type { Packet } from './codec.ts';
 import { CoreConnection } from './connection.ts';
 import type { CoreContext, CoreCounters, TrieSub } from './context.ts';
 import { createConnectionOwner } from './dispatch.ts';
+import { createLocalBus, joinBus, type ClusterBus } from './cluster-bus.ts';
 import { restoreSessions } from './durability.ts';
 import { routeMessage } from './outbound.ts';
 import { RC } from './reason-codes.ts';
@@ -16,6 +17,7 @@ import { TopicTrie, validTopicName } from './topic-trie.ts';
 import type {
   Connection,
   CoreHooks,
+  CoreMessage,
   CoreLimits,
   MessageProperties,
   PersistedSession,
@@ -35,6 +37,8 @@ export interface BrokerCoreOptions<S> {
    * acknowledged once the journal wrote it. Without one, persistent sessions live as long as the process.
    */
   journal?: SessionJournal | undefined;
+  /** The cluster bus (cluster-bus.ts); default the local bus of a single node. */
+  bus?: ClusterBus | undefined;
   /** The clock (epoch ms); tests pass their own. */
   now?: (() => number) | undefined;
   /** The shared timer's granularity in ms (default 250): keep alive and deadlines fire within one tick. */
@@ -67,6 +71,7 @@ function createContext<S>(options: BrokerCoreOptions<S>): CoreContext<S> {
     limits: options.limits,
     store: options.sessions ?? createMemorySessionStore(),
     journal: options.journal,
+    bus: options.bus ?? createLocalBus(),
     trie: new TopicTrie<SessionState, TrieSub>(),
     wheel: new TimerWheel(options.tickMs ?? 250, now, options.onTimerError),
     live: new Map(),
@@ -99,6 +104,8 @@ function disconnectFor(conn: CoreConnection<unknown>, reasonCode: number | undef
 export function createBrokerCore<S>(options: BrokerCoreOptions<S>) {
   const ctx = createContext(options);
   const owner = createConnectionOwner(ctx);
+  // Messages accepted on other nodes are routed here like this node's own (each subscriber's deliver hook runs).
+  const leaveBus = joinBus(ctx, ctx.bus, (message) => routeMessage(ctx, message));
   let shuttingDown = false;
 
   function internal(conn: Connection<S>): CoreConnection<S> {
@@ -134,14 +141,16 @@ export function createBrokerCore<S>(options: BrokerCoreOptions<S>) {
         return Promise.reject(new TypeError(`topic: '${message.topic}' is not a valid topic name`));
       const expiry = message.properties?.messageExpiryInterval;
       try {
-        routeMessage(ctx, {
+        const routed: CoreMessage = {
           topic: message.topic,
           payload: Buffer.isBuffer(message.payload) ? message.payload : Buffer.from(message.payload),
           qos: message.qos ?? 1,
           retain: false,
           properties: message.properties,
           expiresAt: expiry !== undefined ? ctx.now() + expiry * 1000 : undefined,
-        });
+        };
+        routeMessage(ctx, routed);
+        ctx.bus.publish(routed);
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
@@ -202,6 +211,7 @@ export function createBrokerCore<S>(options: BrokerCoreOptions<S>) {
       const lingering = new Promise<void>((resolve) => setTimeout(resolve, 2500).unref());
       await Promise.race([Promise.all(closing), lingering]);
       for (const conn of open) conn.stream.destroy();
+      leaveBus();
       ctx.wheel.stop();
       ctx.wills.clear();
       ctx.expiries.clear();

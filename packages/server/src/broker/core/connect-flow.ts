@@ -237,6 +237,8 @@ async function askConnect<S>(
 
 /** [MQTT-3.1.4-3]: a connection with the same client id is taken over (DISCONNECT 0x8E on MQTT 5). */
 function takeOver<S>(ctx: CoreContext<S>, conn: CoreConnection<S>, clientId: string): void {
+  // On the other nodes too (cluster-bus.ts).
+  ctx.bus.claim(clientId);
   const previous = ctx.live.get(clientId);
   if (!previous || previous === conn) return;
   if (previous.session !== undefined) ctx.hooks.sessionTakenOver?.(previous.session);

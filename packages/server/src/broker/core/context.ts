@@ -1,4 +1,5 @@
 /** What the parts of the core share: built once by createBrokerCore and passed to each handler. */
+import type { ClusterBus } from './cluster-bus.ts';
 import type { EncodedPublish } from './codec.ts';
 import type { CoreConnection } from './connection.ts';
 import type { TimerWheel, WheelEntry } from './timer-wheel.ts';
@@ -40,6 +41,8 @@ export interface CoreContext<S> {
   readonly hooks: CoreHooks<S>;
   readonly limits: CoreLimits;
   readonly store: SessionStore;
+  /** What the other broker nodes are told (a single node: the local bus, which tells no one). */
+  readonly bus: ClusterBus;
   /** Where persistent sessions are made durable (absent: they live in memory only). */
   readonly journal: SessionJournal | undefined;
   readonly trie: TopicTrie<SessionState, TrieSub>;

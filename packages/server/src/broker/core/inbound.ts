@@ -186,6 +186,7 @@ function accepted<S>(
     });
   const mark = publish.qos > 0 ? ctx.journal?.recorded : undefined;
   routeMessage(ctx, message);
+  ctx.bus.publish(message);
   if (conn.closed) return;
   // §4.3.2, §4.3.3: the acknowledgement once the message is accepted (PUBREC: the id is kept until PUBREL),
   // and durable in every persistent session it was routed to (durability.ts).

@@ -8,6 +8,7 @@ export {
   type CoreStats,
   type ServerMessage,
 } from './broker-core.ts';
+export { createLocalBus, InProcessHub, type ClusterBus, type ClusterHandlers } from './cluster-bus.ts';
 export { RC, V3_CONNACK, v3ConnackOf } from './reason-codes.ts';
 export { createMemorySessionStore } from './session-store.ts';
 export { filterMatches, validTopicFilter, validTopicName } from './topic-trie.ts';

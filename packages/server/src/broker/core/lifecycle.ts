@@ -37,6 +37,7 @@ export function publishWill<S>(ctx: CoreContext<S>, will: { session: S; message:
         properties: out.properties,
       });
     routeMessage(ctx, out);
+    ctx.bus.publish(out);
   });
 }
 

@@ -7,6 +7,7 @@ import { createServer, connect as tcpConnect, type AddressInfo, type Server } fr
 import type { Duplex } from 'node:stream';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { createBrokerCore, type BrokerCoreOptions } from './broker-core.ts';
+import type { ClusterBus } from './cluster-bus.ts';
 import { filterMatches } from './topic-trie.ts';
 import type {
   Connection,
@@ -61,6 +62,8 @@ export async function startCore(
     now?: BrokerCoreOptions<TestSession>['now'];
     /** Persistent sessions made durable (see broker/mqtt-sessions.test.ts). */
     journal?: SessionJournal;
+    /** The cluster bus (cluster-bus.test.ts: nodes on an in-process hub). */
+    bus?: ClusterBus;
   } = {},
 ): Promise<Harness> {
   const retained = new Map<string, CoreRetained>();
@@ -114,6 +117,7 @@ export async function startCore(
     limits: { ...testLimits, ...options.limits },
     now: options.now,
     journal: options.journal,
+    bus: options.bus,
     tickMs: 50,
   });
   const server: Server = createServer((socket) =>
