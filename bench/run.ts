@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
+  boundedRun,
   buildReport,
   describeMachine,
   ensureFixture,
@@ -51,15 +52,7 @@ const descriptions: Record<SystemName, string> = {
 };
 
 const started = new Date();
-const log = (line: string) => {
-  const s = ((Date.now() - started.getTime()) / 1000).toFixed(0).padStart(4);
-  process.stderr.write(`[bench ${s}s] ${line}\n`);
-};
-
-const cleanups: (() => Promise<void>)[] = [];
-async function cleanup(): Promise<void> {
-  for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
-}
+const { log, cleanup, onCleanup, run: runBounded } = boundedRun('bench');
 
 async function profileBulwark(ctx: BenchContext, run: SystemRun): Promise<NamedProfile[]> {
   const { plan, pool } = ctx;
@@ -141,9 +134,9 @@ async function main(plan: Plan): Promise<number> {
   }
   const fixture = await ensureFixture(fixtureSize(plan), { fresh: plan.freshFixture, log });
   const pool = LoadgenPool.start(plan.loadgens);
-  cleanups.push(() => pool.stop());
+  onCleanup(() => pool.stop());
   const machineLoad = new MachineSampler();
-  cleanups.push(() => Promise.resolve(machineLoad.stop()));
+  onCleanup(() => Promise.resolve(machineLoad.stop()));
   machineLoad.track(process.pid);
   for (const h of pool.handles) machineLoad.track(h.pid);
   // The noisy neighbour's flooder and the detection scenario's offenders run in a process of their own,
@@ -151,7 +144,7 @@ async function main(plan: Plan): Promise<number> {
   const detecting = plan.scenarios.includes('detection') && plan.systems.includes('bulwark');
   const solo = plan.scenarios.includes('noisy') || detecting ? startLoadgen('solo') : undefined;
   if (solo) {
-    cleanups.push(() => solo.kill(3000));
+    onCleanup(() => solo.kill(3000));
     machineLoad.track(solo.pid);
   }
   const ctx: BenchContext = {
@@ -233,7 +226,7 @@ async function main(plan: Plan): Promise<number> {
     await stopRun(run);
     Object.assign(run, await launch(run.system.name));
   };
-  cleanups.push(async () => {
+  onCleanup(async () => {
     for (const run of runs) await stopRun(run);
   });
   for (const name of plan.systems) {
@@ -374,26 +367,4 @@ try {
   process.exit(2);
 }
 
-const deadline = setTimeout(() => {
-  log(`over the ${plan.deadlineMs / 60_000} min limit: stopping`);
-  void cleanup().finally(() => process.exit(3));
-}, plan.deadlineMs);
-deadline.unref();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    log(`${signal}: stopping`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-main(plan).then(
-  (code) => {
-    clearTimeout(deadline);
-    process.exitCode = code;
-  },
-  async (err: unknown) => {
-    log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    await cleanup();
-    process.exit(1);
-  },
-);
+runBounded(() => main(plan), plan.deadlineMs);

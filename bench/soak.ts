@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  boundedRun,
   describeMachine,
   ensureFixture,
   LoadgenPool,
@@ -77,16 +78,7 @@ function parsePlan(argv: string[]): SoakPlan | { help: string } {
   };
 }
 
-const started = new Date();
-const log = (line: string) => {
-  const s = ((Date.now() - started.getTime()) / 1000).toFixed(0).padStart(4);
-  process.stderr.write(`[soak ${s}s] ${line}\n`);
-};
-
-const cleanups: (() => Promise<void>)[] = [];
-async function cleanup(): Promise<void> {
-  for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
-}
+const { log, cleanup, onCleanup, run: runBounded } = boundedRun('soak');
 
 const fmt = (v: number | undefined, digits = 0) =>
   v === undefined || !Number.isFinite(v)
@@ -287,9 +279,9 @@ async function main(plan: SoakPlan): Promise<number> {
   );
   const fixture = await ensureFixture(layout.devices, { fresh: false, log });
   const pool = LoadgenPool.start(1);
-  cleanups.push(() => pool.stop());
+  onCleanup(() => pool.stop());
   const machineLoad = new MachineSampler(1000);
-  cleanups.push(() => Promise.resolve(machineLoad.stop()));
+  onCleanup(() => Promise.resolve(machineLoad.stop()));
   machineLoad.track(process.pid);
   for (const h of pool.handles) machineLoad.track(h.pid);
   const system = await startSystem('bulwark', fixture, undefined, OBSERVER_APP.name);
@@ -305,7 +297,7 @@ async function main(plan: SoakPlan): Promise<number> {
       observerFile: fixture.observerFile,
     },
   };
-  cleanups.push(async () => {
+  onCleanup(async () => {
     run.broker.stop();
     await system.stop();
   });
@@ -341,26 +333,4 @@ try {
 
 // Every loop is bounded; past this the harness stops everything it started and fails.
 const deadlineMs = (plan.minutes + 15) * 60_000;
-const deadline = setTimeout(() => {
-  log(`over the ${deadlineMs / 60_000} min limit: stopping`);
-  void cleanup().finally(() => process.exit(3));
-}, deadlineMs);
-deadline.unref();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    log(`${signal}: stopping`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-main(plan).then(
-  (code) => {
-    clearTimeout(deadline);
-    process.exitCode = code;
-  },
-  async (err: unknown) => {
-    log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    await cleanup();
-    process.exit(1);
-  },
-);
+runBounded(() => main(plan), deadlineMs);

@@ -1,4 +1,5 @@
 export type { BenchContext, SystemRun } from './context.ts';
+export { boundedRun } from './bounded-run.ts';
 export { deviceId, ensureFixture, OBSERVER_APP, type Fixture } from './fixture.ts';
 export { LoadgenPool, startLoadgen, type LoadgenHandle } from './loadgen-pool.ts';
 export { describeMachine, type Machine } from './machine.ts';
