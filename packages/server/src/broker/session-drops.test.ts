@@ -62,6 +62,16 @@ describe('mqtt.delivery_dropped', () => {
     h.reports.stop();
   });
 
+  it('names the app of an app instance whose session is gone by its key (app:<client id>), never a device', () => {
+    const h = harness();
+    h.counts['app:billing/b'] = 3;
+    h.reports.sweep();
+    expect(h.events).toEqual([
+      { subject: 'app:billing', data: { dropped: 3, windowMs: 10_000, clientId: 'app:billing/b' } },
+    ]);
+    h.reports.stop();
+  });
+
   it('records what a session that ended had left, lets its client id go, and counts a new session from 0', () => {
     const h = harness();
     h.counts['pump-3'] = 4;

@@ -5,7 +5,7 @@
  * per client id, with the count since the last one. One timer per broker, off the hot path: it reads the
  * counts every second, so the first drops of a client are recorded within a second.
  */
-import { subjectOf } from '../events/index.ts';
+import { subjectIdOf, subjectOf } from '../events/index.ts';
 import type { Emit } from './emit.ts';
 
 export interface SessionDropDeps {
@@ -29,6 +29,16 @@ interface Seen {
   lastEventAt: number;
 }
 
+/**
+ * The subject of a session key the registry no longer holds: an app instance's key is `app:<client id>`
+ * (`app:billing/a` → `app:billing`, its app), anything else a device id.
+ */
+function subjectOfKey(key: string): string {
+  const clientId = subjectIdOf(key, 'app');
+  if (clientId === undefined) return subjectOf.device(key);
+  return subjectOf.app(clientId.split('/')[0] ?? clientId);
+}
+
 export function createSessionDropReports(deps: SessionDropDeps) {
   const windowMs = deps.windowMs ?? 10_000;
   const now = deps.now ?? Date.now;
@@ -40,7 +50,7 @@ export function createSessionDropReports(deps: SessionDropDeps) {
     deps.emit({
       type: 'mqtt.delivery_dropped',
       actor: 'system',
-      subject: deps.liveSubjectOf(clientId) ?? subjectOf.device(clientId),
+      subject: deps.liveSubjectOf(clientId) ?? subjectOfKey(clientId),
       data: { dropped, windowMs, clientId },
     });
     entry.reported = entry.latest;
