@@ -145,6 +145,35 @@ describe('development listener (authentication: none)', () => {
     expect(nul.packets[0]).toMatchObject({ cmd: 'connack', returnCode: 2 });
   });
 
+  it('refuses MQTT 5 enhanced authentication with 0x8C: this listener authenticates no one', async () => {
+    const socket = net.connect(s.server.devMqttPort ?? 0, '127.0.0.1');
+    await once(socket, 'connect');
+    const parser = mqttPacket.parser({ protocolVersion: 5 });
+    const received: mqttPacket.Packet[] = [];
+    parser.on('packet', (p) => received.push(p));
+    socket.on('data', (d: Buffer) => parser.parse(d));
+    const packet = {
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 5,
+      clean: true,
+      clientId: 'lab-auth',
+      keepalive: 30,
+      properties: { authenticationMethod: 'bulwark-app-token', authenticationData: Buffer.from('x') },
+    } as mqttPacket.IConnectPacket;
+    socket.write(mqttPacket.generate(packet, { protocolVersion: 5 }));
+    await new Promise((r) => setTimeout(r, 300));
+    socket.destroy();
+    expect(received[0]).toMatchObject({
+      cmd: 'connack',
+      reasonCode: 0x8c,
+      properties: {
+        reasonString:
+          'bulwark-app-token is for the TLS listener: the development listener authenticates no one',
+      },
+    });
+  });
+
   it('is set from the command line (--mqtt-dev-port) and the environment (BULWARK_MQTT_DEV_PORT)', async () => {
     expect(loadConfig({ env: { BULWARK_MQTT_DEV_PORT: '1884' } }).mqtt.devListener).toEqual({
       port: 1884,

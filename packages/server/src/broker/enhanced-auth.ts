@@ -55,7 +55,10 @@ export function methodRefusal(
   if (admission !== 'password')
     return {
       reasonCode: RC.badAuthenticationMethod,
-      reason: `${APP_TOKEN_METHOD} is for apps without a client certificate: a certificate is the only credential of its holder`,
+      reason:
+        admission === 'insecure'
+          ? `${APP_TOKEN_METHOD} is for the TLS listener: the development listener authenticates no one`
+          : `${APP_TOKEN_METHOD} is for apps without a client certificate: a certificate is the only credential of its holder`,
     };
   if (packet.password !== undefined)
     return {
