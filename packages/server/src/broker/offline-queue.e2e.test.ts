@@ -4,7 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The privacy tests' one room-sensor fixture (a test fixture, not part of privacy's door).
 import { roomSensor } from '../test-support/data-schemas.ts';
 import { connectMqtt, type DeviceCreds } from '../test-support/clients.ts';
-import { enrollInProcess, startTestServer, type TestServer } from '../test-support/server.ts';
+import {
+  enrollInProcess,
+  letReadTelemetry,
+  startTestServer,
+  type TestServer,
+} from '../test-support/server.ts';
 import { sleep, waitFor } from '../test-support/wait.ts';
 
 /**
@@ -68,22 +73,7 @@ describe('persistent sessions: queued and resent messages pass the delivery stag
     ca = readFileSync(s.caFile, 'utf8');
     await s.platform.privacy.putSchema(roomSensor(), 'test');
     // The reader may read every device's telemetry (the default policy gives a device its own topics only).
-    await s.platform.access.putPolicy(
-      'read-telemetry',
-      {
-        version: '2026-11',
-        statements: [
-          {
-            sid: 'read',
-            effect: 'allow',
-            actions: ['mqtt:subscribe', 'mqtt:receive'],
-            resources: ['devices/+/telemetry'],
-          },
-        ],
-      },
-      'test',
-    );
-    await s.platform.access.attach('read-telemetry', { kind: 'device', target: 'reader-1' }, 'test');
+    await letReadTelemetry(s, ['reader-1']);
     reader = await enrollInProcess(s, 'reader-1');
     sensor = await connectMqtt(s.mqttUrl, ca, await enrollInProcess(s, 'sensor-1'));
     open.push(sensor);

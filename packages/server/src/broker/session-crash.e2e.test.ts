@@ -6,7 +6,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { connectMqtt, type DeviceCreds } from '../test-support/clients.ts';
 import { createTestStore, testDialects, type TestStore } from '../test-support/dialects.ts';
-import { enrollInProcess, startTestServer } from '../test-support/server.ts';
+import { enrollInProcess, letReadTelemetry, startTestServer } from '../test-support/server.ts';
 import { testTmpDir } from '../test-support/tmp.ts';
 import { waitFor } from '../test-support/wait.ts';
 
@@ -85,23 +85,7 @@ describe.each(testDialects)('kill -9 under QoS 1 load (%s)', (dialect) => {
 
     // Set up in process: devices, and a policy that lets the readers read the sensor's telemetry.
     const setup = await startTestServer(databaseUrl ? { 'database.url': databaseUrl } : {}, { dataDir });
-    await setup.platform.access.putPolicy(
-      'read-telemetry',
-      {
-        version: '2026-11',
-        statements: [
-          {
-            sid: 'read',
-            effect: 'allow',
-            actions: ['mqtt:subscribe', 'mqtt:receive'],
-            resources: ['devices/+/telemetry'],
-          },
-        ],
-      },
-      'test',
-    );
-    for (const reader of ['offline-1', 'online-1'])
-      await setup.platform.access.attach('read-telemetry', { kind: 'device', target: reader }, 'test');
+    await letReadTelemetry(setup, ['offline-1', 'online-1']);
     const offline = await enrollInProcess(setup, 'offline-1');
     const online = await enrollInProcess(setup, 'online-1');
     const sensorCreds = await enrollInProcess(setup, 'sensor-1');

@@ -117,3 +117,27 @@ export async function enrollInProcess(
   const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.replace(/.{1,64}/g, '$&\n')}-----END PRIVATE KEY-----\n`;
   return { id, key, cert: issued.certificate.toString('pem') };
 }
+
+/**
+ * Lets these devices read every device's telemetry (policy `read-telemetry`, attached to each): the default
+ * policy gives a device its own topics only.
+ */
+export async function letReadTelemetry(s: { platform: Platform }, readers: string[]): Promise<void> {
+  await s.platform.access.putPolicy(
+    'read-telemetry',
+    {
+      version: '2026-11',
+      statements: [
+        {
+          sid: 'read',
+          effect: 'allow',
+          actions: ['mqtt:subscribe', 'mqtt:receive'],
+          resources: ['devices/+/telemetry'],
+        },
+      ],
+    },
+    'test',
+  );
+  for (const reader of readers)
+    await s.platform.access.attach('read-telemetry', { kind: 'device', target: reader }, 'test');
+}
